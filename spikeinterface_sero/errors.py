@@ -1,0 +1,41 @@
+"""The project's exceptions.
+
+Every failure a user can cause (a bad file, a wrong parameter, a model folder that does not verify) is
+raised as a :class:`SeroError` subclass whose message says what is wrong and what to do about it.  The CLI
+prints that message on one line and exits non-zero; Python callers can catch :class:`SeroError`.
+"""
+
+from __future__ import annotations
+
+
+class SeroError(Exception):
+    """Base class of every error spikeinterface-sero raises on purpose."""
+
+
+class AbfError(SeroError):
+    """The file cannot be read as an Axon Binary Format recording (not ABF, truncated, corrupt,
+    unsupported acquisition mode)."""
+
+
+class ChannelError(SeroError):
+    """No suitable current channel, or the requested channel does not exist."""
+
+
+class SamplingRateError(SeroError):
+    """The recording's sampling rate cannot give 160 samples over 4 ms."""
+
+
+class DataError(SeroError):
+    """The data are unusable: empty, constant, NaN/inf, wrong shape."""
+
+
+class SnippetError(SeroError):
+    """Snippets are not in the form the model needs (160 samples at 40 kHz, trigger at 40)."""
+
+
+class ModelError(SeroError):
+    """A model folder or model file is missing, does not verify, or is not the published architecture."""
+
+
+class TrainingError(SeroError):
+    """Training data or options are unusable."""
