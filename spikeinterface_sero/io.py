@@ -1,0 +1,257 @@
+"""Reading Axon .abf recordings into SpikeInterface, the way the method needs them.
+
+:func:`read_abf` wraps SpikeInterface's ``read_axon`` (Neo's ``AxonRawIO``) and returns a lazy
+recording that
+
+* keeps every sweep (episode) as a segment, with Neo's ``t_start`` for each;
+* keeps only current channels (pA, nA, A, fA), chosen automatically or by ``channel=``;
+* reports current in **pA**: ``get_traces(return_in_uV=True)`` gives pA (SpikeInterface keeps
+  non-voltage data in its "uV" slots; the ``physical_unit`` property says ``"pA"``);
+* runs at exactly 40 kHz, resampled with ``spikeinterface.preprocessing.resample`` when the file was
+  recorded at another rate (refusing rates below 20 kHz unless ``allow_low_rate=True``);
+* carries a dummy probe, so that ``create_sorting_analyzer`` accepts it.
+
+Every problem with the file is raised as one :class:`~spikeinterface_sero.errors.SeroError` subclass
+whose message says what is wrong and what to do.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from .constants import MIN_SAMPLING_FREQUENCY, SAMPLING_FREQUENCY
+from .errors import AbfError, ChannelError, DataError, SamplingRateError
+
+__all__ = ["read_abf", "abf_channels", "CURRENT_UNITS_TO_PA", "validate_recording"]
+
+#: factor that turns a value in the key unit into pA
+CURRENT_UNITS_TO_PA = {"pA": 1.0, "nA": 1e3, "uA": 1e6, "µA": 1e6, "mA": 1e9, "A": 1e12, "fA": 1e-3}
+_SUPPORTED_MODES = {1: "event-driven variable-length", 2: "event-driven fixed-length", 3: "gap-free",
+                    5: "episodic stimulation"}
+_ALL_MODES = {**_SUPPORTED_MODES, 4: "high-speed oscilloscope"}
+_VALIDATE_CHUNK = 4_000_000  # samples per channel read at once when validating
+
+
+def _check_signature(path: Path) -> int:
+    """Return the ABF major version (1 or 2) from the file signature, or raise AbfError."""
+    if not path.exists():
+        raise AbfError(f"{path}: no such file. Check the path.")
+    if path.is_dir():
+        raise AbfError(f"{path} is a folder, not an .abf file. Pass the .abf files inside it.")
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+    except OSError as e:
+        raise AbfError(f"{path}: cannot be opened ({e.strerror}). Check the file permissions.") from None
+    if len(head) < 12:
+        raise AbfError(f"{path}: only {len(head)} bytes long, far too short to be an ABF file; "
+                       "the file is truncated or empty. Copy it again from the acquisition computer.")
+    sig = head[:4]
+    if sig == b"ABF2":
+        return 2
+    if sig == b"ABF ":
+        return 1
+    raise AbfError(f"{path.name} is not an Axon Binary Format file (its first bytes are {sig!r}, an ABF file "
+                   "starts with 'ABF ' or 'ABF2'). Export the recording from Clampfit as .abf, or read it "
+                   "with the matching spikeinterface.extractors reader and pass the recording instead.")
+
+
+def _open_axon(path: Path):
+    """read_axon with every reader failure turned into one AbfError."""
+    from spikeinterface.extractors import read_axon
+
+    version = _check_signature(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            rec = read_axon(str(path))
+    except MemoryError:
+        raise AbfError(f"{path.name}: its header asks for an impossible amount of memory; the file is "
+                       "corrupt. Copy it again from the acquisition computer.") from None
+    except Exception as e:  # Neo raises many types for bad headers: report them as one error
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        if "Mode" in msg and "not currently supported" in msg:
+            mode = msg.split()[1] if len(msg.split()) > 1 else "?"
+            try:
+                mode_name = _ALL_MODES.get(int(mode), "unknown")
+            except ValueError:
+                mode_name = "unknown"
+            raise AbfError(
+                f"{path.name}: acquisition mode {mode} ({mode_name}) is not supported; supported modes are "
+                + ", ".join(f"{k} ({v})" for k, v in _SUPPORTED_MODES.items())
+                + ". Re-record or convert the file to gap-free or episodic mode in Clampfit.") from None
+        raise AbfError(f"{path.name}: the ABF{version} file is truncated or corrupt and cannot be read "
+                       f"({type(e).__name__}: {msg}). Copy it again from the acquisition computer.") from None
+    return rec
+
+
+def abf_channels(path) -> pandas.DataFrame:  # noqa: F821
+    """Table of the channels of an .abf file: id, name, unit, whether it is a current channel."""
+    import pandas as pd
+
+    rec = _open_axon(Path(path))
+    units = [str(u) for u in rec.get_property("physical_unit")]
+    return pd.DataFrame({
+        "channel_id": [str(c) for c in rec.channel_ids],
+        "channel_name": [str(n) for n in rec.get_property("channel_name")],
+        "unit": units,
+        "is_current": [u in CURRENT_UNITS_TO_PA for u in units],
+    })
+
+
+def _describe_channels(rec) -> str:
+    ids = [str(c) for c in rec.channel_ids]
+    names = [str(n) for n in rec.get_property("channel_name")]
+    units = [str(u) or "no unit" for u in rec.get_property("physical_unit")]
+    return ", ".join(f"id {i} '{n}' [{u}]" for i, n, u in zip(ids, names, units))
+
+
+def _select_channels(rec, channel, path: Path) -> list[str]:
+    ids = [str(c) for c in rec.channel_ids]
+    names = [str(n) for n in rec.get_property("channel_name")]
+    units = [str(u) for u in rec.get_property("physical_unit")]
+    if channel is None:
+        chosen = [i for i, u in zip(ids, units) if u in CURRENT_UNITS_TO_PA]
+        if not chosen:
+            raise ChannelError(
+                f"{path.name} has no current channel (pA, nA or A); its channels are: {_describe_channels(rec)}. "
+                "This method needs the loose-seal cell-attached current; if a channel holds current under a "
+                "wrong unit label, fix the label in Clampfit, or pick a channel with channel=<id or name> "
+                "(CLI: --channel) and allow_any_unit=True.")
+        return chosen
+    wanted = list(channel) if isinstance(channel, (list, tuple)) else [channel]
+    chosen = []
+    for w in wanted:
+        w = str(w)
+        if w in ids:
+            chosen.append(w)
+        elif w in names:
+            chosen.append(ids[names.index(w)])
+        elif w.strip() in [n.strip() for n in names]:
+            chosen.append(ids[[n.strip() for n in names].index(w.strip())])
+        else:
+            raise ChannelError(f"{path.name} has no channel '{w}'; its channels are: {_describe_channels(rec)}. "
+                               "Pass one of these ids or names as channel= (CLI: --channel).")
+    return list(dict.fromkeys(chosen))
+
+
+def validate_recording(recording, name: str = "recording", chunk_size: int = _VALIDATE_CHUNK) -> None:
+    """Raise DataError when a channel is empty, constant, or holds NaN/inf. Reads the data in chunks."""
+    n_ch = recording.get_num_channels()
+    ids = [str(c) for c in recording.channel_ids]
+    lo = np.full(n_ch, np.inf)
+    hi = np.full(n_ch, -np.inf)
+    total = 0
+    for seg in range(recording.get_num_segments()):
+        n = recording.get_num_samples(segment_index=seg)
+        total += n
+        for start in range(0, n, chunk_size):
+            tr = recording.get_traces(segment_index=seg, start_frame=start, end_frame=min(n, start + chunk_size),
+                                      return_in_uV=False)
+            if tr.dtype.kind == "f":
+                bad = ~np.isfinite(tr)
+                if bad.any():
+                    ch, = np.flatnonzero(bad.any(axis=0))[:1]
+                    first = int(np.flatnonzero(bad[:, ch])[0]) + start
+                    raise DataError(
+                        f"{name}: channel {ids[ch]} holds {int(bad[:, ch].sum())} NaN/inf samples (first in sweep "
+                        f"{seg} at sample {first}). The file is damaged or was saved with gaps; cut the bad "
+                        "stretch out in Clampfit or pick another channel.")
+            lo = np.minimum(lo, tr.min(axis=0))
+            hi = np.maximum(hi, tr.max(axis=0))
+    if total == 0:
+        raise DataError(f"{name}: the recording holds no samples. Check that the acquisition actually ran.")
+    const = np.flatnonzero(hi <= lo)
+    if const.size:
+        raise DataError(
+            f"{name}: channel {ids[const[0]]} is constant ({lo[const[0]]:g} in raw units over all "
+            f"{total} samples): nothing was recorded on it (amplifier off, saturated or disconnected). "
+            "Pick another channel with channel=<id>.")
+
+
+def _snap_rate(rec, target: float) -> None:
+    """Relabel a rate that equals ``target`` up to float rounding (e.g. 1/(12.5 µs × 2 channels), or a
+    resampling ratio applied to 50000.00000000001 Hz) as exactly ``target``."""
+    fs = rec.sampling_frequency
+    if fs != target and abs(fs - target) < 1e-6 * target:
+        rec._sampling_frequency = float(target)
+        for seg in rec._recording_segments:
+            if getattr(seg, "sampling_frequency", None) is not None:
+                seg.sampling_frequency = float(target)
+
+
+def read_abf(path, channel=None, *, allow_low_rate: bool = False, allow_any_unit: bool = False,
+             validate: bool = True):
+    """Read an Axon .abf file as a SpikeInterface recording of cell-attached current in pA at 40 kHz.
+
+    Parameters
+    ----------
+    path : str or Path
+        The .abf file (ABF1 or ABF2; gap-free, episodic or event-driven).
+    channel : str, int, list or None
+        Channel id (``"0"``) or name (``"IN 0"``), or a list of them. ``None`` keeps every current
+        channel (pA, nA, A): each is one cell.
+    allow_low_rate : bool
+        Accept (and upsample) recordings below 20 kHz. The 4 ms shape at 40 kHz cannot be recovered from
+        them, so results on such data are approximate.
+    allow_any_unit : bool
+        Accept a named channel whose unit is not a current (for mislabelled channels); its values are
+        used as they are and labelled pA.
+    validate : bool
+        Scan the data once for empty, constant or NaN/inf channels (raises DataError).
+
+    Returns
+    -------
+    recording : spikeinterface BaseRecording
+        Values in pA (``return_in_uV=True``), 40 kHz, one segment per sweep, dummy probe attached.
+        Annotations: ``abf_path``, ``abf_version``, ``original_sampling_frequency``, ``resampled``.
+    """
+    path = Path(path)
+    rec = _open_axon(path)
+    info = rec.neo_reader._axon_info
+    version = float(info.get("fFileVersionNumber", 0.0))
+    chosen = _select_channels(rec, channel, path)
+    all_ids = [str(c) for c in rec.channel_ids]
+    units = {i: str(u) for i, u in zip(all_ids, rec.get_property("physical_unit"))}
+    for c in chosen:
+        if units[c] not in CURRENT_UNITS_TO_PA and not allow_any_unit:
+            raise ChannelError(
+                f"{path.name}: channel {c} is in '{units[c] or 'no unit'}', not a current; this method needs the "
+                f"cell-attached current (pA). Channels: {_describe_channels(rec)}. If the unit label is wrong, "
+                "pass allow_any_unit=True (CLI: --any-unit).")
+    rec = rec.select_channels([c for c in rec.channel_ids if str(c) in chosen])
+    # SpikeInterface stores non-voltage data with gain_to_uV = the neo gain in the file's unit: rescale to pA.
+    factors = np.array([CURRENT_UNITS_TO_PA.get(units[str(c)], 1.0) for c in rec.channel_ids])
+    rec.set_channel_gains(rec.get_channel_gains() * factors)
+    rec.set_channel_offsets(rec.get_channel_offsets() * factors)
+    rec.set_property("physical_unit", ["pA"] * rec.get_num_channels())
+    rec.set_property("original_unit", [units[str(c)] for c in rec.channel_ids])
+    n_ch = rec.get_num_channels()
+    rec.set_dummy_probe_from_locations(np.c_[np.arange(n_ch) * 100.0, np.zeros(n_ch)])
+
+    fs = float(rec.sampling_frequency)
+    if not np.isfinite(fs) or fs <= 0:
+        raise AbfError(f"{path.name}: the header gives an invalid sampling rate ({fs}); the file is corrupt.")
+    if fs < MIN_SAMPLING_FREQUENCY - 1e-6 and not allow_low_rate:
+        raise SamplingRateError(
+            f"{path.name} was sampled at {fs:g} Hz; the method needs the 4 ms spike shape at 40 kHz and rates below "
+            f"{MIN_SAMPLING_FREQUENCY:g} Hz cannot give it (spikes are narrower than what this rate resolves). "
+            "Record at 40 kHz; to run anyway on an approximate upsampled shape pass allow_low_rate=True "
+            "(CLI: --allow-low-rate).")
+    if validate:
+        validate_recording(rec, name=path.name)
+    resampled = abs(fs - SAMPLING_FREQUENCY) > 1e-3
+    if resampled:
+        import spikeinterface.preprocessing as spre
+
+        rec = spre.scale_to_uV(rec)  # float32 pA, so resampling does not requantise
+        min_len = min(rec.get_num_samples(s) for s in range(rec.get_num_segments()))
+        margin_ms = max(1.0, min(100.0, 0.5 * 1000.0 * min_len / fs))
+        rec = spre.resample(rec, int(SAMPLING_FREQUENCY), margin_ms=margin_ms)
+    _snap_rate(rec, SAMPLING_FREQUENCY)
+    rec.annotate(abf_path=str(path.resolve()), abf_version=round(version, 4), original_sampling_frequency=fs,
+                 resampled=bool(resampled))
+    return rec
