@@ -1,0 +1,180 @@
+"""Trigger detection and 160-sample snippets on synthetic traces with spikes at known places."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import FS, make_trace, numpy_recording
+
+from spikeinterface_sero.errors import SeroError, SnippetError
+from spikeinterface_sero.snippets import (
+    DetectionParams,
+    create_analyzer,
+    load_npz,
+    read_snippet_csv_folder,
+    recording_to_snippets,
+    save_npz,
+    snippets_from_analyzer,
+    snippets_to_sorting,
+    write_snippet_csv_folder,
+)
+
+SPIKES = np.array([0.05, 0.31, 0.77, 1.2, 1.9, 2.45, 3.1, 3.33, 4.0, 4.6])
+
+
+def reference_triggers(x, fs, spike_times, offset=-35.0, drift=15.0, thr=-50.0):
+    """Brute force: first sample at or below threshold relative to the *true* baseline, per spike."""
+    t = np.arange(x.size) / fs
+    d = x - (offset + drift * np.sin(2 * np.pi * 0.3 * t))
+    out = []
+    for ts in spike_times:
+        lo, hi = int((ts - 0.001) * fs), int((ts + 0.001) * fs)
+        below = d[lo:hi] <= thr
+        out.append(lo + int(np.flatnonzero(below & ~np.r_[False, below[:-1]])[0]))
+    return np.array(out)
+
+
+def test_triggers_recovered_exactly_with_window_and_alignment():
+    x = make_trace(spike_times_s=SPIKES, noise_pa=1.0)
+    rec = numpy_recording(x)
+    sn = recording_to_snippets(rec)
+    expected = reference_triggers(x, FS, SPIKES)
+    np.testing.assert_array_equal(sn.trigger_samples, expected)
+    assert sn.waveforms.shape == (len(SPIKES), 160)
+    assert sn.waveforms.dtype == np.float32
+    # the snippet keeps the raw current: it is exactly the trace around each trigger, trigger at index 40
+    for k, s in enumerate(expected):
+        np.testing.assert_array_equal(sn.waveforms[k], x[s - 40: s + 120])
+    t = expected / FS
+    base = -35.0 + 15.0 * np.sin(2 * np.pi * 0.3 * t)
+    assert np.all(sn.waveforms[:, 40] - base <= -50) and np.all(sn.waveforms[:, 39] - base > -50)
+    assert sn.n_dropped_edge == {"cell": 0} and sn.n_detected == {"cell": len(SPIKES)}
+
+
+def test_border_spikes_are_dropped_and_counted_not_padded():
+    spikes = np.r_[0.0004, SPIKES[1:-1], 5.0 - 0.0015]  # first: < 1 ms before its trigger; last: < 3 ms after
+    x = make_trace(spike_times_s=spikes, noise_pa=1.0)
+    sn = recording_to_snippets(numpy_recording(x))
+    assert len(sn) == len(spikes) - 2
+    assert sn.n_dropped_edge == {"cell": 2}
+    assert not np.any(sn.waveforms == 0.0)
+
+
+def test_baseline_tracking_handles_holding_offset_and_drift():
+    # holding current of -45 pA with noise: a fixed 0 pA baseline fires on noise, the local baseline does not
+    x = make_trace(spike_times_s=SPIKES, noise_pa=3.0, offset_pa=-45.0, drift_pa=30.0)
+    fixed = recording_to_snippets(numpy_recording(x), baseline_window_ms=None)
+    local = recording_to_snippets(numpy_recording(x))
+    assert len(local) == len(SPIKES)
+    assert len(fixed) > 3 * len(SPIKES)
+
+
+def test_dead_time_one_spike_one_trigger():
+    x = make_trace(spike_times_s=SPIKES, noise_pa=0.5)
+    # add a second dip 0.6 ms after each spike's trigger that crosses again: same spike within dead time
+    for ts in SPIKES:
+        i = int((ts + 0.0006) * FS)
+        x[i: i + 3] -= 150.0
+    assert len(recording_to_snippets(numpy_recording(x), dead_time_ms=2.0)) == len(SPIKES)
+    assert len(recording_to_snippets(numpy_recording(x), dead_time_ms=0.0)) > len(SPIKES)
+
+
+def test_mad_threshold_and_positive_polarity():
+    x = make_trace(spike_times_s=SPIKES, noise_pa=2.0)
+    sn = recording_to_snippets(numpy_recording(x), mad_multiplier=5.0)
+    assert len(sn) == len(SPIKES)
+    assert -15.0 < sn.thresholds_pa["cell"] < -5.0  # 5 x 2 pA noise
+    neg = recording_to_snippets(numpy_recording(x))
+    inv = recording_to_snippets(numpy_recording(-x), threshold=50.0, polarity="positive")
+    np.testing.assert_array_equal(inv.trigger_samples, neg.trigger_samples)
+    np.testing.assert_array_equal(inv.waveforms, -neg.waveforms)
+
+
+@pytest.mark.parametrize("kwargs", [dict(threshold=50.0), dict(threshold=-50.0, polarity="positive"),
+                                    dict(polarity="up"), dict(mad_multiplier=-1.0), dict(threshold=0.0)])
+def test_bad_detection_parameters_raise_project_error(kwargs):
+    with pytest.raises(SeroError):
+        DetectionParams(**kwargs)
+
+
+@pytest.mark.parametrize("fs", [20_000.0, 50_000.0])
+def test_other_rates_resampled_give_same_triggers_within_one_sample(fs):
+    import spikeinterface.preprocessing as spre
+
+    ref = recording_to_snippets(numpy_recording(make_trace(spike_times_s=SPIKES, noise_pa=0.0)))
+    rec = numpy_recording(make_trace(fs=fs, spike_times_s=SPIKES, noise_pa=0.0), fs=fs)
+    rec40 = spre.resample(rec, 40000)
+    sn = recording_to_snippets(rec40)
+    assert sn.waveforms.shape == (len(SPIKES), 160)
+    assert np.max(np.abs(sn.trigger_samples - ref.trigger_samples)) <= 1
+
+
+def test_rate_other_than_40k_is_refused():
+    rec = numpy_recording(make_trace(fs=20_000.0, spike_times_s=SPIKES), fs=20_000.0)
+    with pytest.raises(SnippetError, match="40 kHz"):
+        recording_to_snippets(rec)
+
+
+def test_cap_per_cell_is_reproducible_and_keeps_all_triggers():
+    spikes = np.arange(0.02, 4.98, 0.05)
+    rec = numpy_recording(make_trace(spike_times_s=spikes, noise_pa=1.0))
+    a = recording_to_snippets(rec, max_spikes_per_cell=10, seed=1)
+    b = recording_to_snippets(rec, max_spikes_per_cell=10, seed=1)
+    c = recording_to_snippets(rec, max_spikes_per_cell=10, seed=2)
+    assert len(a) == 10 and len(a.all_trigger_samples) == len(spikes)
+    np.testing.assert_array_equal(a.trigger_samples, b.trigger_samples)
+    assert not np.array_equal(a.trigger_samples, c.trigger_samples)
+    assert set(a.trigger_samples) <= set(a.all_trigger_samples)
+
+
+def test_multi_segment_multi_channel_and_analyzer_waveforms_match():
+    seg0 = np.c_[make_trace(duration_s=2.0, spike_times_s=[0.3, 1.1], seed=1),
+                 make_trace(duration_s=2.0, spike_times_s=[0.5], seed=2)]
+    seg1 = np.c_[make_trace(duration_s=1.5, spike_times_s=[0.2, 0.9, 1.3], seed=3),
+                 make_trace(duration_s=1.5, spike_times_s=[], seed=4)]
+    rec = numpy_recording([seg0, seg1])
+    sn = recording_to_snippets(rec)
+    assert sorted(sn.cells) == ["cell_ch0", "cell_ch1"]
+    assert sn.n_detected == {"cell_ch0": 5, "cell_ch1": 1}
+    assert np.bincount(sn.segment_index[sn.unit_ids == "0"]).tolist() == [2, 3]
+    sorting = snippets_to_sorting(sn, rec)
+    analyzer = create_analyzer(sorting, rec)
+    wf = analyzer.get_extension("waveforms").get_data()
+    assert wf.shape == (6, 160, 2)
+    back = snippets_from_analyzer(analyzer)
+    order = np.lexsort((back.trigger_samples, back.segment_index, back.unit_ids))
+    ref = np.lexsort((sn.trigger_samples, sn.segment_index, sn.unit_ids))
+    np.testing.assert_array_equal(back.waveforms[order], sn.waveforms[ref])
+    np.testing.assert_array_equal(back.cell_ids[order], sn.cell_ids[ref])
+
+
+def test_csv_round_trip_is_exact(tmp_path):
+    x = make_trace(spike_times_s=SPIKES, noise_pa=2.0)
+    sn = recording_to_snippets(numpy_recording(x))
+    assert write_snippet_csv_folder(sn, tmp_path) == len(SPIKES)
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names[0].startswith("cell_trigger_") and names[0].endswith(".csv")
+    lines = (tmp_path / names[0]).read_text().splitlines()
+    assert len(lines) == 161 and lines[0].count(",") == 1
+    X, cells, samples = read_snippet_csv_folder(tmp_path)
+    np.testing.assert_array_equal(X, sn.waveforms)  # bit-exact
+    assert list(cells) == ["cell"] * len(SPIKES)
+    np.testing.assert_array_equal(samples, sn.trigger_samples)
+    with pytest.raises(SeroError, match="exists"):
+        write_snippet_csv_folder(sn, tmp_path)
+
+
+def test_csv_reader_rejects_malformed_file(tmp_path):
+    (tmp_path / "A1_trigger_100.csv").write_text("t,i\n" + "\n".join("0,1" for _ in range(150)))
+    with pytest.raises(SnippetError, match="160-row"):
+        read_snippet_csv_folder(tmp_path)
+    with pytest.warns(UserWarning, match="Skipped 1"), pytest.raises(SnippetError, match="no"):
+        read_snippet_csv_folder(tmp_path, on_bad="skip")
+
+
+def test_npz_round_trip(tmp_path):
+    sn = recording_to_snippets(numpy_recording(make_trace(spike_times_s=SPIKES)))
+    back = load_npz(save_npz(sn, tmp_path / "s.npz"))
+    np.testing.assert_array_equal(back.waveforms, sn.waveforms)
+    np.testing.assert_array_equal(back.trigger_samples, sn.trigger_samples)
+    assert back.detection == sn.detection and list(back.cell_ids) == list(sn.cell_ids)
