@@ -6,5 +6,29 @@ extension with SpikeInterface.
 
 from ._version import __version__
 from .errors import SeroError
+from .io import abf_channels, read_abf
+from .snippets import (
+    Snippets,
+    abf_to_analyzer,
+    abf_to_snippets,
+    read_snippet_csv_folder,
+    recording_to_analyzer,
+    recording_to_snippets,
+    snippets_from_analyzer,
+    write_snippet_csv_folder,
+)
 
-__all__ = ["__version__", "SeroError"]
+__all__ = [
+    "__version__",
+    "SeroError",
+    "read_abf",
+    "abf_channels",
+    "Snippets",
+    "abf_to_snippets",
+    "abf_to_analyzer",
+    "recording_to_snippets",
+    "recording_to_analyzer",
+    "snippets_from_analyzer",
+    "read_snippet_csv_folder",
+    "write_snippet_csv_folder",
+]

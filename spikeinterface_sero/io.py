@@ -17,6 +17,7 @@ whose message says what is wrong and what to do.
 
 from __future__ import annotations
 
+import logging
 import warnings
 from pathlib import Path
 
@@ -64,7 +65,10 @@ def _open_axon(path: Path):
     from spikeinterface.extractors import read_axon
 
     version = _check_signature(path)
+    neo_logger = logging.getLogger("neo")
+    old_level = neo_logger.level
     try:
+        neo_logger.setLevel(logging.ERROR)  # header quirks Neo works around are not the user's problem
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             rec = read_axon(str(path))
@@ -85,6 +89,8 @@ def _open_axon(path: Path):
                 + ". Re-record or convert the file to gap-free or episodic mode in Clampfit.") from None
         raise AbfError(f"{path.name}: the ABF{version} file is truncated or corrupt and cannot be read "
                        f"({type(e).__name__}: {msg}). Copy it again from the acquisition computer.") from None
+    finally:
+        neo_logger.setLevel(old_level)
     return rec
 
 

@@ -1,0 +1,175 @@
+"""The ``sero`` command. Thin: every subcommand calls the public Python API and prints a readable table.
+
+Exit status: 0 on success, 1 when some input files failed (the others were processed), 2 on a usage or
+input error (one line on stderr saying what is wrong and what to do).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from . import __version__
+from .errors import SeroError
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def _expand_inputs(items: list[str]) -> list[Path]:
+    """Files as given; folders are expanded to the .abf files inside them (sorted)."""
+    out: list[Path] = []
+    for it in items:
+        p = Path(it)
+        if p.is_dir():
+            found = sorted(q for q in p.rglob("*") if q.suffix.lower() == ".abf" and q.is_file())
+            if not found:
+                raise SeroError(f"{p} holds no .abf files.")
+            out.extend(found)
+        else:
+            out.append(p)
+    return out
+
+
+def _progress(iterable, total: int, desc: str, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, total=total, desc=desc, unit="file", disable=not enabled or total < 2, file=sys.stderr)
+
+
+def _detection_kwargs(args) -> dict:
+    kw = dict(polarity=args.polarity, dead_time_ms=args.dead_time_ms)
+    if args.mad is not None:
+        kw["mad_multiplier"] = args.mad
+    else:
+        kw["threshold"] = args.threshold if args.threshold is not None else (-50.0 if args.polarity == "negative"
+                                                                                 else 50.0)
+    return kw
+
+
+def _add_detection_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("detection (the paper: downward crossing of -50 pA from the local baseline)")
+    g.add_argument("--channel", action="append", default=None,
+                   help="channel id or name to use (repeatable); default: every current channel")
+    g.add_argument("--threshold", type=float, default=None, help="threshold in pA from the baseline (default -50)")
+    g.add_argument("--mad", type=float, default=None, metavar="K",
+                   help="noise-relative threshold: K x MAD noise instead of --threshold")
+    g.add_argument("--polarity", choices=["negative", "positive"], default="negative",
+                   help="'positive' for inverted recordings")
+    g.add_argument("--dead-time-ms", type=float, default=2.0, help="one trigger per spike within this time")
+    g.add_argument("--max-spikes", type=int, default=None, help="cap on spikes per cell (paper: 700)")
+    g.add_argument("--seed", type=int, default=0, help="seed for the spike cap")
+    g.add_argument("--allow-low-rate", action="store_true", help="accept recordings below 20 kHz (approximate)")
+    g.add_argument("--any-unit", action="store_true", help="accept a named channel whose unit is not a current")
+
+
+def _channel_arg(args):
+    if not args.channel:
+        return None
+    return args.channel[0] if len(args.channel) == 1 else args.channel
+
+
+# ---------------------------------------------------------------------------------------------------- snippets
+def cmd_snippets(args) -> int:
+    import numpy as np
+
+    from .snippets import Snippets, abf_to_snippets, save_npz, write_snippet_csv_folder
+
+    files = _expand_inputs(args.files)
+    out = Path(args.out)
+    fmt = args.format or ("npz" if out.suffix.lower() == ".npz" else "csv")
+    parts, failed = [], []
+    for f in _progress(files, len(files), "snippets", not args.quiet):
+        try:
+            parts.append(abf_to_snippets(f, channel=_channel_arg(args), max_spikes_per_cell=args.max_spikes,
+                                         seed=args.seed, allow_low_rate=args.allow_low_rate,
+                                         allow_any_unit=args.any_unit, **_detection_kwargs(args)))
+        except SeroError as e:
+            failed.append((f, str(e)))
+    rows = []
+    for sn in parts:
+        for c in sn.n_detected:
+            rows.append((Path(sn.source).name if sn.source else "-", c, int((sn.cell_ids == c).sum()),
+                         sn.n_dropped_edge.get(c, 0), sn.thresholds_pa.get(c, float("nan"))))
+    if parts:
+        if fmt == "npz":
+            cat = Snippets(
+                waveforms=np.concatenate([p.waveforms for p in parts]),
+                trigger_samples=np.concatenate([p.trigger_samples for p in parts]),
+                segment_index=np.concatenate([p.segment_index for p in parts]),
+                unit_ids=np.concatenate([p.unit_ids for p in parts]),
+                cell_ids=np.concatenate([p.cell_ids for p in parts]),
+                detection=parts[0].detection,
+                n_dropped_edge={k: v for p in parts for k, v in p.n_dropped_edge.items()},
+                n_detected={k: v for p in parts for k, v in p.n_detected.items()},
+                thresholds_pa={k: v for p in parts for k, v in p.thresholds_pa.items()},
+                source=";".join(str(p.source) for p in parts))
+            save_npz(cat, out)
+        else:
+            for p in parts:
+                write_snippet_csv_folder(p, out, overwrite=args.overwrite)
+    _print_table(["file", "cell", "snippets", "dropped_at_edge", "threshold_pA"], rows)
+    for f, msg in failed:
+        print(f"FAILED {f}: {msg}", file=sys.stderr)
+    total = sum(len(p) for p in parts)
+    print(f"{total} snippets from {len(parts)} file(s) written to {out} ({fmt})"
+          + (f"; {len(failed)} file(s) failed" if failed else ""))
+    return 1 if failed else 0
+
+
+def _print_table(header: list[str], rows: list[tuple]) -> None:
+    def fmt(v):
+        if isinstance(v, float):
+            return f"{v:.3g}"
+        return str(v)
+
+    cells = [[fmt(v) for v in r] for r in rows]
+    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(header)]
+    print("  ".join(h.ljust(w) for h, w in zip(header, widths)))
+    for r in cells:
+        print("  ".join(v.ljust(w) for v, w in zip(r, widths)))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sero", description="Serotonergic / non-serotonergic classification of cell-attached action currents "
+                                 "(Corradetti et al. 2024) on SpikeInterface.")
+    parser.add_argument("--version", action="version", version=f"spikeinterface-sero {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("snippets", help="cut 160-point snippets from .abf files (npz or the authors' CSV folder)")
+    p.add_argument("files", nargs="+", help=".abf files or folders of them")
+    p.add_argument("--out", required=True, help="output .npz file, or a folder for per-spike CSV files")
+    p.add_argument("--format", choices=["npz", "csv"], default=None, help="default: npz if --out ends in .npz")
+    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_detection_args(p)
+    p.set_defaults(func=cmd_snippets)
+
+    for extra in _EXTRA_COMMANDS:
+        extra(sub)
+    return parser
+
+
+_EXTRA_COMMANDS: list = []
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except SeroError as e:
+        print(f"sero {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
