@@ -1,0 +1,9 @@
+"""Fixture factories: a writer of real .abf files and a simulator of dorsal-raphe loose-seal recordings.
+
+Imports only the package's stage-0 modules (``constants``, ``errors``) so that tests and examples of every
+stage can use it.
+"""
+
+from .abf_writer import AbfWriteError, abf_sampling_rate, int16_scaling, write_abf
+
+__all__ = ["AbfWriteError", "abf_sampling_rate", "int16_scaling", "write_abf"]

@@ -1,0 +1,678 @@
+"""Write real Axon Binary Format (.abf) files, for test fixtures and simulated datasets.
+
+:func:`write_abf` writes ABF 2 (``version=2``, the default; the layout pCLAMP 10/11 writes) or ABF 1.83
+(``version=1``) files that Neo's ``AxonRawIO`` and ``spikeinterface.extractors.read_axon`` read back with
+the same sampling rate, units, channel names, number of segments and values.  The code is written from the
+published layout of the format (Neo's ``axonrawio.py`` field tables, pyABF's documentation of the ABF 2
+sections); it only writes what readers use, plus enough ordinary values (ADC range, resolution, DAC
+entries, creator name) for other readers such as pyABF to open the file.
+
+Layouts
+-------
+ABF 2 (``"ABF2"``, version 2.9.0.0): block 0 holds the 76-byte file header and the section index (18
+entries of ``uint32 block, uint32 bytes, int64 count``); then one block each for the protocol section,
+the ADC section (128 bytes per channel), the DAC section (256 bytes per DAC, one DAC per channel), the
+strings section (``"SSCH"`` header then NUL-terminated strings: creator, protocol path, each ADC's name
+and unit, each DAC's name and unit), the data section (channels interleaved, ``int16`` or ``float32``,
+little-endian) and, for episodic files, the synch array (``int32 start, int32 length`` per sweep).
+The sampling rate is stored as ``fADCSequenceInterval`` (µs, float32) and read as
+``1e6 / interval``, so any rate whose interval is exactly representable in float32 (40, 20, 10, 50,
+25, 100 kHz, ...) reads back exactly, whatever the number of channels; other rates come back within
+float32 rounding (30 kHz reads as 30000.0011 Hz).  :func:`abf_sampling_rate` tells the rate Neo will report.
+
+ABF 1.83 (``"ABF "``): a 6144-byte (12-block) header with fields at fixed offsets, then data, then the
+synch array.  The extended 6144-byte header is used on purpose: Neo and pyABF read ABF 1 fields up to byte
+~5300 (``nTelegraphEnable`` at 4512, ``fTelegraphAdditGain`` at 4576, ``sProtocolPath`` at 4898), so a
+2048-byte header would let them read those fields from the first data samples (a known pitfall of
+pyABF's ABF 1.3 writer, see ``shared/abf/SOURCES.md`` §7).  The rate is read as
+``1 / (fADCSampleInterval * n_channels * 1e-6)``, which is exact for 10, 20 and 40 kHz with 1, 2 or 4
+channels but not with 3 channels, nor for 25/50/100 kHz (off by ~1e-16 relative); names are limited to 10 and units to 8 characters (ABF 1 fixed fields), 16 channels
+at most.
+
+Data formats
+------------
+``"float32"`` (``nDataFormat = 1``): samples are stored as given; readers apply gain 1, offset 0, so the
+values read back are bit-identical, NaN and inf included.
+
+``"int16"`` (``nDataFormat = 0``, what Clampex writes): each channel gets its own gain and offset
+(:func:`int16_scaling`): offset = the mid-range of the channel (as float32), gain = range / 65000 per
+count (a constant channel gets an arbitrary small gain and reads back exactly as its value rounded to
+float32).  Values read back differ from the input by at most half a quantisation step (``gain / 2``)
+plus float32 rounding.  ``int16_gain`` / ``int16_offset`` force a gain/offset (e.g. 0.0305 pA, the LSB of
+many real recordings); values outside the int16 range then raise unless ``clip=True`` (which saturates
+like a real digitiser).  NaN / inf cannot be stored as int16 and raise.
+
+Modes
+-----
+``"gap-free"`` (nOperationMode 3, one Neo segment), ``"episodic"`` (5, equal-length sweeps, one segment
+per sweep) and ``"event-driven"`` (1, variable-length sweeps, one segment per sweep).  Sweep start times
+(``sweep_t_starts``, seconds) are stored in the synch array in samples (``fSynchTimeUnit = 0``), so Neo
+reports ``round(t * fs) / fs``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import struct
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import AbfError
+
+__all__ = ["AbfWriteError", "write_abf", "int16_scaling", "abf_sampling_rate"]
+
+BLOCKSIZE = 512
+_ADC_RANGE = 10.0  # V, the usual Digidata input range
+_ADC_RESOLUTION = 32768
+_COUNTS_SPAN = 65000.0  # counts used for a channel's full range (leaves a margin below 65535)
+_CREATOR = "spikeinterface-sero"
+_MODES = {"gap-free": 3, "episodic": 5, "event-driven": 1}
+_ABF1_HEADER_BLOCKS = 12  # 6144 bytes, the ABF 1.8 extended header
+
+
+class AbfWriteError(AbfError, ValueError):
+    """The data or options cannot be written as an ABF file (also a ``ValueError``)."""
+
+
+# --------------------------------------------------------------------------------------------------
+# helpers that tell what readers will see
+# --------------------------------------------------------------------------------------------------
+def _f32(x: float) -> float:
+    return float(np.float32(x))
+
+
+def _rate_as_read(interval_us: float, n_channels: int, version: int) -> float:
+    """Neo's formula: ABF 2 ``1e6 / fADCSequenceInterval``; ABF 1 ``1 / (fADCSampleInterval * n * 1e-6)``."""
+    if version == 2:
+        return 1.0e6 / interval_us
+    return 1.0 / (interval_us * n_channels * 1.0e-6)
+
+
+def _best_interval_us(fs: float, n_channels: int, version: int) -> float:
+    """The float32 interval (µs) whose rate, as Neo computes it, is closest to ``fs``."""
+    period = 1e6 / fs if version == 2 else 1e6 / (fs * n_channels)
+    v = np.float32(period)
+    cands = [v]
+    lo = hi = v
+    for _ in range(3):
+        lo = np.nextafter(lo, np.float32(-np.inf))
+        hi = np.nextafter(hi, np.float32(np.inf))
+        cands += [lo, hi]
+    return float(min(cands, key=lambda c: (abs(_rate_as_read(float(c), n_channels, version) - fs), c != v)))
+
+
+def abf_sampling_rate(sampling_frequency: float, n_channels: int = 1, version: int = 2) -> float:
+    """The sampling rate (Hz) Neo's AxonRawIO will report for a file written with these settings.
+
+    ABF 2 stores the per-channel interval; ABF 1 stores the interval between successive (multiplexed)
+    samples, so the float32 rounding differs.  Equals ``sampling_frequency`` exactly for 40 kHz (ABF 2 any
+    channel count; ABF 1 with 1, 2 or 4 channels), 10, 20, 25, 50 kHz, ...
+    """
+    interval = _best_interval_us(float(sampling_frequency), n_channels, version)
+    return _rate_as_read(interval, n_channels, version)
+
+
+def int16_scaling(
+    channel_data, gain: float | None = None, offset: float | None = None
+) -> tuple[float, float]:
+    """``(gain, offset)`` that :func:`write_abf` uses for one channel in int16 format, exactly as Neo will
+    compute them from the header (value = count * gain + offset).
+
+    Default: offset = mid-range of the finite data (as float32), gain = range / 65000 per count.
+    """
+    g, o, _ = _int16_params(channel_data, gain, offset)
+    return g, o
+
+
+def _int16_params(channel_data, gain, offset) -> tuple[float, float, float]:
+    x = np.asarray(channel_data, dtype=np.float64).ravel()
+    finite = x[np.isfinite(x)]
+    if offset is None:
+        offset = 0.0 if finite.size == 0 else 0.5 * (float(finite.max()) + float(finite.min()))
+    offset = _f32(offset)
+    if gain is None:
+        span = 0.0 if finite.size == 0 else float(finite.max() - finite.min())
+        gain = span / _COUNTS_SPAN
+        if not gain > 0:
+            gain = max(abs(offset), 1.0) * 1e-4
+    if not (np.isfinite(gain) and gain > 0):
+        raise AbfWriteError(f"int16 gain must be a positive finite number, got {gain!r}.")
+    scale = np.float32(_ADC_RANGE / (_ADC_RESOLUTION * gain))  # fInstrumentScaleFactor
+    if not np.isfinite(scale) or scale == 0:
+        raise AbfWriteError(f"int16 gain {gain!r} cannot be stored in the ABF header (float32 overflow).")
+    # the reader's arithmetic: fADCRange / fInstrumentScaleFactor / fSignalGain / fADCProgGain / lADCRes
+    gain_read = _ADC_RANGE / float(scale) / 1.0 / 1.0 / _ADC_RESOLUTION
+    return gain_read, offset, float(scale)
+
+
+# --------------------------------------------------------------------------------------------------
+# input normalisation
+# --------------------------------------------------------------------------------------------------
+def _as_sweeps(data, mode: str) -> list[np.ndarray]:
+    """Return a list of 2-D float arrays (n_samples_i, n_channels)."""
+    if mode == "gap-free":
+        if isinstance(data, (list, tuple)):
+            if len(data) != 1:
+                raise AbfWriteError(
+                    f"mode='gap-free' takes one array (n_samples,) or (n_samples, n_channels); got a list of "
+                    f"{len(data)} sweeps. Use mode='episodic' for several sweeps."
+                )
+            data = data[0]
+        arr = np.asarray(data)
+        if arr.ndim == 1:
+            arr = arr[:, None]
+        if arr.ndim != 2:
+            raise AbfWriteError(
+                f"mode='gap-free' takes an array (n_samples,) or (n_samples, n_channels); got shape {arr.shape}."
+            )
+        sweeps = [arr]
+    else:
+        if isinstance(data, np.ndarray):
+            if data.ndim != 3:
+                raise AbfWriteError(
+                    f"mode='{mode}' takes an array (n_sweeps, n_samples, n_channels) or a list of "
+                    f"(n_samples_i, n_channels) arrays; got an array of shape {data.shape}."
+                )
+            sweeps = [data[i] for i in range(data.shape[0])]
+        else:
+            sweeps = []
+            for s in data:
+                a = np.asarray(s)
+                if a.ndim == 1:
+                    a = a[:, None]
+                if a.ndim != 2:
+                    raise AbfWriteError(
+                        f"each sweep must be (n_samples,) or (n_samples, n_channels); got {a.shape}."
+                    )
+                sweeps.append(a)
+        if not sweeps:
+            raise AbfWriteError("no sweeps to write.")
+    n_ch = {s.shape[1] for s in sweeps}
+    if len(n_ch) != 1:
+        raise AbfWriteError(f"all sweeps must have the same number of channels; got {sorted(n_ch)}.")
+    for s in sweeps:
+        if s.shape[0] == 0 or s.shape[1] == 0:
+            raise AbfWriteError(
+                f"empty data (shape {s.shape}); an ABF file needs at least one sample per channel."
+            )
+        if not (np.issubdtype(s.dtype, np.number) or s.dtype == bool):
+            raise AbfWriteError(f"data must be numeric, got dtype {s.dtype}.")
+        if np.iscomplexobj(s):
+            raise AbfWriteError("complex data cannot be written to ABF.")
+    if mode == "episodic" and len({s.shape[0] for s in sweeps}) != 1:
+        raise AbfWriteError(
+            "mode='episodic' needs sweeps of equal length; use mode='event-driven' for variable-length sweeps."
+        )
+    return sweeps
+
+
+def _per_channel(value, n_ch: int, name: str, default) -> list:
+    if value is None:
+        return [default(i) if callable(default) else default for i in range(n_ch)]
+    if isinstance(value, (str, bytes)) or np.isscalar(value):
+        return [value] * n_ch
+    value = list(value)
+    if len(value) != n_ch:
+        raise AbfWriteError(f"{name} has {len(value)} entries but the data have {n_ch} channel(s).")
+    return value
+
+
+def _encode(s: str, what: str) -> bytes:
+    if "\x00" in s:
+        raise AbfWriteError(f"{what} {s!r} contains a NUL character.")
+    try:
+        return s.encode("latin-1")  # ABF files are Windows-1252/latin-1: µ = 0xB5, ° = 0xB0
+    except UnicodeEncodeError:
+        return s.encode("utf-8")
+
+
+# --------------------------------------------------------------------------------------------------
+# writer
+# --------------------------------------------------------------------------------------------------
+def write_abf(
+    path,
+    data,
+    sampling_frequency: float,
+    *,
+    units: str | Sequence[str] = "pA",
+    channel_names: Sequence[str] | None = None,
+    data_format: str = "int16",
+    mode: str = "gap-free",
+    sweep_t_starts: Sequence[float] | None = None,
+    version: int = 2,
+    int16_gain: float | Sequence[float] | None = None,
+    int16_offset: float | Sequence[float] | None = None,
+    clip: bool = False,
+    rec_datetime: _dt.datetime | None = None,
+    protocol_path: str = "",
+) -> Path:
+    """Write ``data`` to ``path`` as a real Axon Binary Format file and return the path.
+
+    Parameters
+    ----------
+    path : str or Path
+        Output file (parent folders are created).
+    data : array or list of arrays
+        ``mode="gap-free"``: ``(n_samples,)`` or ``(n_samples, n_channels)``.
+        ``mode="episodic"`` / ``"event-driven"``: ``(n_sweeps, n_samples, n_channels)`` or a list of
+        ``(n_samples_i, n_channels)`` (or ``(n_samples_i,)``) sweeps; episodic sweeps must have equal length.
+    sampling_frequency : float
+        Per-channel rate in Hz (see :func:`abf_sampling_rate` for what Neo reports).
+    units : str or list of str
+        Physical unit of each channel ("pA", "nA", "A", "mV", "" ...).
+    channel_names : list of str, optional
+        Default ``"IN 0"``, ``"IN 1"``, ... (Clampex's names). An empty name is read by Neo as ``"ch<i>"``.
+    data_format : "int16" or "float32"
+        int16: quantised with a per-channel gain (values within gain/2); float32: bit-exact.
+    mode : "gap-free", "episodic" or "event-driven"
+    sweep_t_starts : list of float, optional
+        Start time (s) of each sweep; default: sweeps back to back.
+    version : 1 or 2
+        ABF 1.83 or ABF 2.9 layout.
+    int16_gain, int16_offset : float or list, optional
+        Force the int16 scaling of each channel (value = count * gain + offset).
+    clip : bool
+        With int16, saturate values outside the int16 range instead of raising.
+    rec_datetime : datetime, optional
+        Recording start written in the header (default: no date).
+    protocol_path : str
+        Stored as the protocol path (default empty).
+
+    Raises
+    ------
+    AbfWriteError (an ``AbfError`` and ``ValueError``) for data or options that cannot be written.
+    """
+    if mode not in _MODES:
+        raise AbfWriteError(f"mode must be one of {sorted(_MODES)}, got {mode!r}.")
+    if data_format not in ("int16", "float32"):
+        raise AbfWriteError(f"data_format must be 'int16' or 'float32', got {data_format!r}.")
+    if version not in (1, 2):
+        raise AbfWriteError(f"version must be 1 (ABF 1.83) or 2 (ABF 2.9), got {version!r}.")
+    fs = float(sampling_frequency)
+    if not (np.isfinite(fs) and fs > 0):
+        raise AbfWriteError(
+            f"sampling_frequency must be a positive number of Hz, got {sampling_frequency!r}."
+        )
+
+    sweeps = _as_sweeps(data, mode)
+    n_ch = sweeps[0].shape[1]
+    n_sweeps = len(sweeps)
+    lengths = [s.shape[0] for s in sweeps]
+    if version == 1 and n_ch > 16:
+        raise AbfWriteError(f"ABF 1 holds at most 16 channels, got {n_ch}; use version=2.")
+
+    units_l = [str(u) for u in _per_channel(units, n_ch, "units", "pA")]
+    names_l = [str(n) for n in _per_channel(channel_names, n_ch, "channel_names", lambda i: f"IN {i}")]
+    if version == 1:
+        for n in names_l:
+            if len(_encode(n, "channel name")) > 10:
+                raise AbfWriteError(
+                    f"ABF 1 channel names hold 10 characters; {n!r} is longer. Use version=2."
+                )
+        for u in units_l:
+            if len(_encode(u, "unit")) > 8:
+                raise AbfWriteError(f"ABF 1 units hold 8 characters; {u!r} is longer. Use version=2.")
+
+    # ---- sweep start times (in samples) ----
+    if mode == "gap-free":
+        if sweep_t_starts is not None:
+            raise AbfWriteError("sweep_t_starts is only for mode='episodic' or 'event-driven'.")
+        starts = [0]
+    else:
+        if sweep_t_starts is None:
+            starts = list(np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64))
+        else:
+            if len(sweep_t_starts) != n_sweeps:
+                raise AbfWriteError(
+                    f"sweep_t_starts has {len(sweep_t_starts)} entries for {n_sweeps} sweeps."
+                )
+            t = np.asarray(sweep_t_starts, dtype=np.float64)
+            if not np.all(np.isfinite(t)) or np.any(t < 0):
+                raise AbfWriteError("sweep_t_starts must be finite and >= 0 seconds.")
+            starts = [int(v) for v in np.round(t * fs)]
+        if max(starts) > np.iinfo(np.int32).max:
+            raise AbfWriteError(
+                "a sweep starts too late to be stored in the ABF synch array (int32 samples)."
+            )
+
+    # ---- scaling and raw samples ----
+    interleaved = np.concatenate(sweeps, axis=0)  # (total_samples_per_channel, n_ch)
+    if interleaved.size > np.iinfo(np.int32).max:
+        raise AbfWriteError("too many samples for one ABF file (more than 2**31).")
+    offsets = [0.0] * n_ch
+    scales = [1.0] * n_ch  # fInstrumentScaleFactor
+    if data_format == "float32":
+        raw = np.ascontiguousarray(interleaved, dtype="<f4")
+        item = 4
+    else:
+        x = interleaved.astype(np.float64)
+        if not np.all(np.isfinite(x)):
+            raise AbfWriteError("NaN or inf samples cannot be stored as int16; use data_format='float32'.")
+        g_in = _per_channel(int16_gain, n_ch, "int16_gain", None)
+        o_in = _per_channel(int16_offset, n_ch, "int16_offset", None)
+        raw = np.empty(x.shape, dtype="<i2")
+        for c in range(n_ch):
+            g, o, scales[c] = _int16_params(x[:, c], g_in[c], o_in[c])
+            counts = np.round((x[:, c] - o) / g)
+            if not clip and (counts.min() < -32768 or counts.max() > 32767):
+                raise AbfWriteError(
+                    f"channel {c}: values exceed the int16 range with gain {g:g} and offset {o:g}; "
+                    "choose a larger int16_gain, or pass clip=True to saturate."
+                )
+            raw[:, c] = np.clip(counts, -32768, 32767)
+            offsets[c] = o
+        item = 2
+    raw_bytes = raw.tobytes()
+    total = interleaved.size  # samples, all channels
+
+    if rec_datetime is None:
+        date_int, time_ms = 0, 0
+    else:
+        date_int = rec_datetime.year * 10000 + rec_datetime.month * 100 + rec_datetime.day
+        time_ms = int(
+            round(
+                (rec_datetime.hour * 3600 + rec_datetime.minute * 60 + rec_datetime.second) * 1000
+                + rec_datetime.microsecond / 1000
+            )
+        )
+
+    synch = None
+    if mode != "gap-free":
+        synch = np.empty(n_sweeps, dtype=[("start", "<i4"), ("length", "<i4")])
+        synch["start"] = starts
+        synch["length"] = [n * n_ch for n in lengths]
+
+    common = dict(
+        fs=fs,
+        n_ch=n_ch,
+        n_sweeps=n_sweeps,
+        lengths=lengths,
+        mode=mode,
+        data_format=data_format,
+        units=units_l,
+        names=names_l,
+        scales=scales,
+        offsets=offsets,
+        total=total,
+        item=item,
+        raw_bytes=raw_bytes,
+        synch=synch,
+        date_int=date_int,
+        time_ms=time_ms,
+        protocol_path=protocol_path,
+    )
+    blob = _abf2_bytes(**common) if version == 2 else _abf1_bytes(**common)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(blob)
+    return path
+
+
+def _pad(b: bytes | bytearray) -> bytes:
+    rem = len(b) % BLOCKSIZE
+    return bytes(b) + (b"\x00" * (BLOCKSIZE - rem) if rem else b"")
+
+
+def _n_blocks(n_bytes: int) -> int:
+    return max(1, -(-n_bytes // BLOCKSIZE))
+
+
+def _episode_fields(mode, n_ch, lengths, total):
+    if mode == "gap-free":
+        per_ep = 256 * n_ch  # Clampex's gap-free acquisition chunk
+        return per_ep, -(-total // per_ep)
+    return max(lengths) * n_ch, len(lengths)
+
+
+def _abf1_bytes(
+    *,
+    fs,
+    n_ch,
+    n_sweeps,
+    lengths,
+    mode,
+    data_format,
+    units,
+    names,
+    scales,
+    offsets,
+    total,
+    item,
+    raw_bytes,
+    synch,
+    date_int,
+    time_ms,
+    protocol_path,
+) -> bytes:
+    h = bytearray(_ABF1_HEADER_BLOCKS * BLOCKSIZE)
+    interval = _best_interval_us(fs, n_ch, 1)
+    per_ep, n_ep = _episode_fields(mode, n_ch, lengths, total)
+    data_blocks = _n_blocks(total * item)
+    synch_ptr = _ABF1_HEADER_BLOCKS + data_blocks if synch is not None else 0
+
+    def put(fmt, off, *vals):
+        struct.pack_into("<" + fmt, h, off, *vals)
+
+    put("4s", 0, b"ABF ")
+    put("f", 4, 1.83)  # fFileVersionNumber
+    put("h", 8, _MODES[mode])  # nOperationMode
+    put("i", 10, total)  # lActualAcqLength
+    put("h", 14, 0)  # nNumPointsIgnored
+    put("i", 16, n_ep)  # lActualEpisodes
+    put("i", 20, date_int)  # lFileStartDate
+    put("i", 24, time_ms // 1000)  # lFileStartTime (s)
+    put("f", 32, 1.83)  # fHeaderVersionNumber
+    put("h", 36, 1)  # nFileType (ABF)
+    put("i", 40, _ABF1_HEADER_BLOCKS)  # lDataSectionPtr
+    put("i", 92, synch_ptr)  # lSynchArrayPtr
+    put("i", 96, 0 if synch is None else n_sweeps)  # lSynchArraySize
+    put("h", 100, 0 if data_format == "int16" else 1)  # nDataFormat
+    put("h", 102, 1)  # nSimultaneousScan
+    put("h", 120, n_ch)  # nADCNumChannels
+    put("f", 122, interval)  # fADCSampleInterval (µs between multiplexed samples)
+    put("f", 130, 0.0)  # fSynchTimeUnit: synch array in samples
+    put("f", 134, _f32(sum(lengths) / fs))  # fSecondsPerRun
+    put("i", 138, per_ep)  # lNumSamplesPerEpisode
+    put("i", 142, 0)  # lPreTriggerSamples
+    put("i", 146, n_ep if mode != "gap-free" else 1)  # lEpisodesPerRun
+    put("i", 150, 1)  # lRunsPerTrial
+    put("i", 154, 1)  # lNumberOfTrials
+    put("f", 244, _ADC_RANGE)  # fADCRange
+    put("f", 248, _ADC_RANGE)  # fDACRange
+    put("i", 252, _ADC_RESOLUTION)  # lADCResolution
+    put("i", 256, _ADC_RESOLUTION)  # lDACResolution
+    put("16s", 294, _CREATOR.encode()[:16])  # sCreatorInfo
+    put("h", 366, time_ms % 1000)  # nFileStartMillisecs
+    for i in range(16):
+        put("h", 378 + 2 * i, i)  # nADCPtoLChannelMap
+        put("h", 410 + 2 * i, i if i < n_ch else -1)  # nADCSamplingSeq
+        put("10s", 442 + 10 * i, _encode(names[i], "channel name").ljust(10) if i < n_ch else b" " * 10)
+        put("8s", 602 + 8 * i, _encode(units[i], "unit").ljust(8) if i < n_ch else b" " * 8)
+        put("f", 730 + 4 * i, 1.0)  # fADCProgrammableGain
+        put("f", 794 + 4 * i, 1.0)  # fADCDisplayAmplification
+        put("f", 922 + 4 * i, scales[i] if i < n_ch else 1.0)  # fInstrumentScaleFactor
+        put("f", 986 + 4 * i, offsets[i] if i < n_ch else 0.0)  # fInstrumentOffset
+        put("f", 1050 + 4 * i, 1.0)  # fSignalGain
+        put("f", 1114 + 4 * i, 0.0)  # fSignalOffset
+        put("h", 4512 + 2 * i, 0)  # nTelegraphEnable
+        put("f", 4576 + 4 * i, 1.0)  # fTelegraphAdditGain
+    for i in range(4):
+        put("10s", 1306 + 10 * i, f"Cmd {i}".encode().ljust(10))  # sDACChannelName
+        put("8s", 1346 + 8 * i, b"mV".ljust(8))  # sDACChannelUnits
+    put("384s", 4898, _encode(protocol_path, "protocol path")[:384].ljust(384))  # sProtocolPath
+    blob = bytes(h) + _pad(raw_bytes)
+    if synch is not None:
+        blob += _pad(synch.tobytes())
+    return blob
+
+
+def _abf2_bytes(
+    *,
+    fs,
+    n_ch,
+    n_sweeps,
+    lengths,
+    mode,
+    data_format,
+    units,
+    names,
+    scales,
+    offsets,
+    total,
+    item,
+    raw_bytes,
+    synch,
+    date_int,
+    time_ms,
+    protocol_path,
+) -> bytes:
+    interval = _best_interval_us(fs, n_ch, 2)
+    per_ep, n_ep = _episode_fields(mode, n_ch, lengths, total)
+    n_dac = n_ch
+
+    # ---- strings: index 0 is the empty string (readers split after the last double NUL) ----
+    pool: list[bytes] = []
+
+    def sidx(s: str, what: str) -> int:
+        b = _encode(s, what)
+        if not b:
+            return 0
+        pool.append(b)
+        return len(pool)
+
+    creator_i = sidx(_CREATOR, "creator")
+    protocol_i = sidx(protocol_path, "protocol path")
+    adc_idx = [(sidx(names[c], "channel name"), sidx(units[c], "unit")) for c in range(n_ch)]
+    dac_idx = [(sidx(f"Cmd {d}", "DAC name"), sidx("mV", "DAC unit")) for d in range(n_dac)]
+    body = b"".join(s + b"\x00" for s in pool)
+    strings = bytearray(44)
+    struct.pack_into(
+        "<4sIIII", strings, 0, b"SSCH", 1, len(pool), max([len(s) for s in pool] + [0]) + 1, len(body)
+    )
+    strings = bytes(strings) + body
+
+    # ---- section placement ----
+    protocol = bytearray(BLOCKSIZE)
+    adc = bytearray(128 * n_ch)
+    dac = bytearray(256 * n_dac)
+    blk = 1
+    place = {}
+    for name, size in (
+        ("ProtocolSection", len(protocol)),
+        ("ADCSection", len(adc)),
+        ("DACSection", len(dac)),
+        ("StringsSection", len(strings)),
+        ("DataSection", total * item),
+    ):
+        place[name] = blk
+        blk += _n_blocks(size)
+    if synch is not None:
+        place["SynchArraySection"] = blk
+
+    # ---- protocol section ----
+    def pp(fmt, off, *vals):
+        struct.pack_into("<" + fmt, protocol, off, *vals)
+
+    pp("h", 0, _MODES[mode])  # nOperationMode
+    pp("f", 2, interval)  # fADCSequenceInterval (µs per channel)
+    pp("f", 14, 0.0)  # fSynchTimeUnit: synch array in samples
+    pp("f", 18, _f32(sum(lengths) / fs))  # fSecondsPerRun
+    pp("i", 22, per_ep)  # lNumSamplesPerEpisode
+    pp("i", 26, 0)  # lPreTriggerSamples
+    pp("i", 30, n_ep if mode != "gap-free" else 1)  # lEpisodesPerRun
+    pp("i", 34, 1)  # lRunsPerTrial
+    pp("i", 38, 1)  # lNumberOfTrials
+    if mode != "gap-free" and n_sweeps > 1 and synch is not None:
+        pp("f", 62, _f32((synch["start"][1] - synch["start"][0]) / fs))  # fEpisodeStartToStart
+    pp("i", 86, per_ep)  # lSamplesPerTrace
+    pp("f", 110, _ADC_RANGE)  # fADCRange
+    pp("f", 114, _ADC_RANGE)  # fDACRange
+    pp("i", 118, _ADC_RESOLUTION)  # lADCResolution
+    pp("i", 122, _ADC_RESOLUTION)  # lDACResolution
+    pp("h", 198, 16)  # nDigitizerADCs
+    pp("h", 200, max(4, n_dac))  # nDigitizerDACs
+    pp("h", 202, 8)  # nDigitizerTotalDigitalOuts
+    pp("h", 204, 4)  # nDigitizerSynchDigitalOuts
+
+    # ---- ADC section ----
+    for c in range(n_ch):
+        o = 128 * c
+        struct.pack_into("<hhhf", adc, o, c, 0, 0, 1.0)  # nADCNum, nTelegraphEnable, Instrument, AdditGain
+        struct.pack_into("<hh", adc, o + 24, c, c)  # nADCPtoLChannelMap, nADCSamplingSeq
+        struct.pack_into("<fff", adc, o + 28, 1.0, 1.0, 0.0)  # ProgrammableGain, DisplayAmp, DisplayOffset
+        # fInstrumentScaleFactor, fInstrumentOffset, fSignalGain, fSignalOffset
+        struct.pack_into("<ffff", adc, o + 40, scales[c], offsets[c], 1.0, 0.0)
+        struct.pack_into("<ff", adc, o + 56, 100000.0, 0.0)  # fSignalLowpassFilter, fSignalHighpassFilter
+        struct.pack_into("<f", adc, o + 66, 100000.0)  # fPostProcessLowpassFilter
+        struct.pack_into("<ii", adc, o + 74, *adc_idx[c])  # lADCChannelNameIndex, lADCUnitsIndex
+
+    # ---- DAC section ----
+    for d in range(n_dac):
+        o = 256 * d
+        struct.pack_into("<hh", dac, o, d, 0)  # nDACNum
+        # fInstrumentHoldingLevel, fDACScaleFactor, fDACHoldingLevel, fDACCalibrationFactor
+        struct.pack_into("<ffff", dac, o + 4, 0.0, 20.0, 0.0, 1.0)
+        struct.pack_into("<ii", dac, o + 24, *dac_idx[d])
+
+    # ---- header and section index ----
+    header = bytearray(BLOCKSIZE)
+    guid = hashlib.md5(raw_bytes[: 1 << 20] + repr((fs, names, units, lengths)).encode()).digest()
+    for fmt, off, val in (
+        ("4s", 0, b"ABF2"),
+        ("4B", 4, (0, 0, 9, 2)),  # fFileVersionNumber 2.9.0.0 (bytes are build, bugfix, minor, major)
+        ("I", 8, BLOCKSIZE),  # uFileInfoSize
+        ("I", 12, n_ep if mode != "gap-free" else 0),  # lActualEpisodes
+        ("I", 16, date_int),  # uFileStartDate
+        ("I", 20, time_ms),  # uFileStartTimeMS
+        ("H", 28, 1),  # nFileType
+        ("H", 30, 0 if data_format == "int16" else 1),  # nDataFormat
+        ("H", 32, 1),  # nSimultaneousScan
+        ("16s", 40, guid),  # FileGUID
+        ("4B", 56, (0, 0, 1, 0)),  # uCreatorVersion 0.1.0.0
+        ("I", 60, creator_i),  # uCreatorNameIndex
+        ("I", 72, protocol_i),  # uProtocolPathIndex
+    ):
+        struct.pack_into("<" + fmt, header, off, *(val if isinstance(val, tuple) else (val,)))
+    section_names = [
+        "ProtocolSection",
+        "ADCSection",
+        "DACSection",
+        "EpochSection",
+        "ADCPerDACSection",
+        "EpochPerDACSection",
+        "UserListSection",
+        "StatsRegionSection",
+        "MathSection",
+        "StringsSection",
+        "DataSection",
+        "TagSection",
+        "ScopeSection",
+        "DeltaSection",
+        "VoiceTagSection",
+        "SynchArraySection",
+        "AnnotationSection",
+        "StatsSection",
+    ]
+    entries = {
+        "ProtocolSection": (BLOCKSIZE, 1),
+        "ADCSection": (128, n_ch),
+        "DACSection": (256, n_dac),
+        "StringsSection": (len(strings), len(pool)),
+        "DataSection": (item, total),
+    }
+    if synch is not None:
+        entries["SynchArraySection"] = (8, n_sweeps)
+    for s, name in enumerate(section_names):
+        if name in entries:
+            nbytes, count = entries[name]
+            struct.pack_into("<IIq", header, 76 + 16 * s, place[name], nbytes, count)
+
+    blob = bytearray(header)
+    for part in (protocol, adc, dac, strings, raw_bytes):
+        blob += _pad(part)
+    if synch is not None:
+        blob += _pad(synch.tobytes())
+    return bytes(blob)
