@@ -180,25 +180,54 @@ def _running_median(x: np.ndarray, width: int) -> np.ndarray:
     return median_filter(x, size=(width, 1), mode="nearest")
 
 
-def _pass_baseline(recording, seg: int, block: int, chunk: int, return_in_uV: bool = True):
-    """Block medians (n_blocks, n_ch) and per-block robust noise (n_blocks, n_ch) for one segment."""
+def _pass_baseline(recording, seg: int, block: int, chunk: int, want_noise: bool):
+    """Block medians (n_blocks, n_ch) and, if wanted, per-block robust noise (n_blocks, n_ch) of a segment."""
     n = recording.get_num_samples(segment_index=seg)
     meds, sds = [], []
     for start in range(0, n, chunk):
         tr = recording.get_traces(segment_index=seg, start_frame=start, end_frame=min(n, start + chunk),
-                                  return_in_uV=return_in_uV)
+                                  return_in_uV=True)
         nb = tr.shape[0] // block
         if nb:
             b = tr[: nb * block].reshape(nb, block, -1)[:, ::_DECIMATE, :].astype(np.float32)
             m = np.median(b, axis=1)
             meds.append(m)
-            sds.append(np.median(np.abs(b - m[:, None, :]), axis=1) / 0.6745)
+            if want_noise:
+                sds.append(np.median(np.abs(b - m[:, None, :]), axis=1) / 0.6745)
         rest = tr[nb * block:]
         if rest.shape[0]:
             m = np.median(rest, axis=0, keepdims=True).astype(np.float32)
             meds.append(m)
-            sds.append(np.median(np.abs(rest - m), axis=0, keepdims=True) / 0.6745)
-    return np.concatenate(meds), np.concatenate(sds)
+            if want_noise:
+                sds.append(np.median(np.abs(rest - m), axis=0, keepdims=True) / 0.6745)
+    return np.concatenate(meds), (np.concatenate(sds) if want_noise else None)
+
+
+def _interp_baseline(knots: np.ndarray, block: int, lo: int, hi: int) -> np.ndarray:
+    """Baseline for samples [lo, hi): linear interpolation between block medians placed at block centres
+    ``j * block + block // 2`` (flat before the first and after the last centre). Between two centres lie
+    exactly ``block`` samples, so each stretch is one broadcast multiply-add."""
+    nb, n_ch = knots.shape
+    h = block // 2
+    knots = knots.astype(np.float32)
+    out = np.empty((hi - lo, n_ch), np.float32)
+    i_first, i_last = h, (nb - 1) * block + h  # first and last centre
+    # flat parts
+    a = min(max(lo, 0), hi)
+    b = min(max(i_first, lo), hi)
+    out[a - lo: b - lo] = knots[0]
+    a = max(i_last, lo)
+    if a < hi:
+        out[a - lo:] = knots[-1]
+    # ramps between centre j and j+1 cover samples [j*block + h, (j+1)*block + h)
+    s0, s1 = max(lo, i_first), min(hi, i_last)
+    if s1 > s0:
+        j0, j1 = (s0 - h) // block, (s1 - 1 - h) // block + 1
+        frac = (np.arange(block, dtype=np.float32) / block)[None, :, None]
+        ramp = (knots[j0:j1, None, :] + (knots[j0 + 1:j1 + 1] - knots[j0:j1])[:, None, :] * frac).reshape(-1, n_ch)
+        start = j0 * block + h
+        out[s0 - lo: s1 - lo] = ramp[s0 - start: s1 - start]
+    return out
 
 
 def recording_to_snippets(recording, params: DetectionParams | None = None, *, max_spikes_per_cell: int | None = None,
@@ -239,7 +268,7 @@ def recording_to_snippets(recording, params: DetectionParams | None = None, *, m
         if params.baseline_window_ms is None and params.mad_multiplier is None:
             base_blocks.append(None)
             continue
-        m, s = _pass_baseline(recording, seg, block, chunk)
+        m, s = _pass_baseline(recording, seg, block, chunk, want_noise=params.mad_multiplier is not None)
         noise.append(s)
         if params.baseline_window_ms is not None:
             width = int(round(params.baseline_window_ms / _BLOCK_MS)) | 1
@@ -269,8 +298,6 @@ def recording_to_snippets(recording, params: DetectionParams | None = None, *, m
         except Exception:
             t_starts.append(0.0)
         bb = base_blocks[seg]
-        if bb is not None:
-            centers = np.minimum(np.arange(bb.shape[0]) * block + block / 2.0, n - 1)
         last_trig = np.full(n_ch, -(10**12), dtype=np.int64)
         for start in range(0, n, chunk):
             end = min(n, start + chunk)
@@ -278,12 +305,8 @@ def recording_to_snippets(recording, params: DetectionParams | None = None, *, m
             hi = min(n, end + NAFTER)
             tr = recording.get_traces(segment_index=seg, start_frame=lo, end_frame=hi, return_in_uV=True)
             tr = np.asarray(tr, dtype=np.float32)
-            idx = np.arange(lo, hi)
             if bb is not None:
-                base = np.empty_like(tr)
-                for c in range(n_ch):
-                    base[:, c] = np.interp(idx, centers, bb[:, c])
-                e = sign * (tr - base)
+                e = sign * (tr - _interp_baseline(bb, block, lo, hi))
             else:
                 e = sign * tr
             above = e >= level[None, :].astype(np.float32)
