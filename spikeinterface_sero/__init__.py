@@ -6,6 +6,7 @@ extension with SpikeInterface.
 
 from ._version import __version__
 from .errors import SeroError
+from .extension import ComputeSerotonergic, compute_serotonergic, load_sorting_analyzer
 from .io import abf_channels, read_abf
 from .snippets import (
     Snippets,
@@ -21,6 +22,9 @@ from .snippets import (
 __all__ = [
     "__version__",
     "SeroError",
+    "ComputeSerotonergic",
+    "compute_serotonergic",
+    "load_sorting_analyzer",
     "read_abf",
     "abf_channels",
     "Snippets",

@@ -1,0 +1,146 @@
+"""Sharing the result: Phy folders, NWB files, CSV / JSON tables.
+
+* :func:`export_to_phy` runs SpikeInterface's own ``export_to_phy`` with the sero sorting properties as
+  ``cluster_sero_label.tsv``, ``cluster_sero_probability.tsv`` and ``cluster_sero_type.tsv``; Phy shows them
+  as columns, and ``spikeinterface.extractors.read_phy`` returns them as properties.
+* :func:`write_nwb` writes an NWB file whose Units table carries the sero columns, the spike times and the
+  mean 160-point action current with its unit (picoamperes, not volts), readable by pynwb.
+* :func:`results_table` / :func:`write_table` give the per-cell result as a DataFrame, CSV or JSON.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .constants import SAMPLING_FREQUENCY
+from .errors import SeroError
+
+__all__ = ["results_table", "write_table", "export_to_phy", "write_nwb", "PHY_PROPERTIES"]
+
+PHY_PROPERTIES = ("sero_label", "sero_probability", "sero_type")
+
+
+def _sero_ext(analyzer):
+    if not analyzer.has_extension("serotonergic"):
+        raise SeroError("The analyzer has no 'serotonergic' extension yet: run analyzer.compute('serotonergic') "
+                        "(import spikeinterface_sero first).")
+    return analyzer.get_extension("serotonergic")
+
+
+def results_table(analyzer, *, file: str | None = None) -> pd.DataFrame:
+    """One row per unit (cell): channel, cell id, the serotonergic result and firing features."""
+    units = _sero_ext(analyzer).get_data().copy()
+    cell_prop = analyzer.sorting.get_property("cell_id")
+    out = pd.DataFrame(index=units.index)
+    if file is not None:
+        out["file"] = file
+    out["channel"] = [str(u) for u in units.index]
+    if cell_prop is not None:
+        lookup = {str(u): str(c) for u, c in zip(analyzer.unit_ids, cell_prop)}
+        out["cell_id"] = [lookup.get(str(u), str(u)) for u in units.index]
+    out = pd.concat([out, units], axis=1)
+    out.index.name = "unit_id"
+    return out.reset_index(drop=True)
+
+
+def write_table(table: pd.DataFrame, path) -> Path:
+    """Write a results table as CSV (``.csv``/``.tsv``) or JSON records (``.json``), by the suffix."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    suffix = path.suffix.lower()
+    if suffix == ".json":
+        records = json.loads(table.to_json(orient="records", double_precision=15))
+        path.write_text(json.dumps(records, indent=1) + "\n")
+    elif suffix in (".csv", ".tsv"):
+        table.to_csv(path, index=False, sep="\t" if suffix == ".tsv" else ",")
+    else:
+        raise SeroError(f"{path.name}: unknown table format; use a .csv, .tsv or .json file name.")
+    return path
+
+
+def export_to_phy(analyzer, output_folder, *, compute_pc_features: bool = False, copy_binary: bool = True,
+                  remove_if_exists: bool = False, verbose: bool = False, **kwargs) -> Path:
+    """SpikeInterface's ``export_to_phy`` with the sero properties written as ``cluster_<name>.tsv``."""
+    from spikeinterface.exporters import export_to_phy as _export
+
+    _sero_ext(analyzer)
+    if not analyzer.has_extension("templates"):
+        analyzer.compute("templates")
+    copy_binary = copy_binary and (analyzer.has_recording() or analyzer.has_temporary_recording())
+    _export(analyzer, output_folder, compute_pc_features=compute_pc_features, copy_binary=copy_binary,
+            remove_if_exists=remove_if_exists, additional_properties=list(PHY_PROPERTIES), verbose=verbose,
+            **kwargs)
+    return Path(output_folder)
+
+
+def write_nwb(analyzer, path, *, session_description: str = "Loose-seal cell-attached recording, serotonergic "
+              "classification by spikeinterface-sero", identifier: str | None = None, session_start_time=None,
+              overwrite: bool = False) -> Path:
+    """Write the Units table (spike times, sero columns, mean action current in picoamperes) to an NWB file."""
+    import datetime
+    import uuid
+
+    from pynwb import NWBHDF5IO, NWBFile
+    from pynwb.misc import Units
+
+    from ._version import __version__
+
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise SeroError(f"{path} exists; pass overwrite=True (CLI: --overwrite) or choose another name.")
+    units = _sero_ext(analyzer).get_data()
+    if session_start_time is None:
+        session_start_time = datetime.datetime.now(datetime.UTC)
+    nwb = NWBFile(session_description=session_description, identifier=identifier or str(uuid.uuid4()),
+                  session_start_time=session_start_time,
+                  notes=f"Units classified with spikeinterface-sero {__version__}; model: "
+                        f"{_sero_ext(analyzer).params.get('model_description', '')}")
+    fs = float(analyzer.sampling_frequency)
+    nwb.units = Units(name="units", description="cells with serotonergic classification", waveform_rate=fs,
+                      waveform_unit="picoamperes")
+    columns = {
+        "sero_label": "serotonergic or non_serotonergic (CNN ensemble consensus, Corradetti et al. 2024)",
+        "sero_probability": "P(serotonergic) of the cell: mean consensus over its spikes",
+        "sero_probability_low": "lower end of the 95 % bootstrap interval of sero_probability",
+        "sero_probability_high": "upper end of the 95 % bootstrap interval of sero_probability",
+        "sero_type": "typical/atypical: whether the CNN agrees with the classical criteria",
+        "firing_rate_hz": "mean firing rate (Hz, Elephant)",
+        "cv_isi": "coefficient of variation of inter-spike intervals",
+        "udi_ms": "upstroke-downstroke interval of the mean action current (ms)",
+    }
+    for name, desc in columns.items():
+        nwb.add_unit_column(name=name, description=desc)
+    templates = _mean_waveforms(analyzer)
+    t_starts = [float(analyzer.sorting.get_start_time(s)) if hasattr(analyzer.sorting, "get_start_time") else 0.0
+                for s in range(analyzer.get_num_segments())]
+    for i, u in enumerate(analyzer.unit_ids):
+        times = np.concatenate([
+            analyzer.sorting.get_unit_spike_train(u, segment_index=s) / fs + t_starts[s]
+            for s in range(analyzer.get_num_segments())]) if analyzer.get_num_segments() else np.zeros(0)
+        row = units.loc[u]
+        values = {}
+        for name in columns:
+            v = row[name]
+            values[name] = str(v) if name in ("sero_label", "sero_type") else float(v) if pd.notna(v) else float("nan")
+        nwb.add_unit(spike_times=np.sort(times), waveform_mean=templates[i], id=i, **values)
+    with NWBHDF5IO(str(path), "w") as io:
+        io.write(nwb)
+    return path
+
+
+def _mean_waveforms(analyzer) -> np.ndarray:
+    """(n_units, n_samples, 1): each unit's mean snippet on its own channel, in pA."""
+    from .snippets import snippets_from_analyzer
+
+    sn = snippets_from_analyzer(analyzer)
+    n = sn.waveforms.shape[1] if sn.waveforms.ndim == 2 else int(round(4e-3 * SAMPLING_FREQUENCY))
+    out = np.full((len(analyzer.unit_ids), n, 1), np.nan, dtype=np.float32)
+    for i, u in enumerate(analyzer.unit_ids):
+        m = sn.unit_ids == str(u)
+        if m.any():
+            out[i, :, 0] = sn.waveforms[m].mean(axis=0)
+    return out

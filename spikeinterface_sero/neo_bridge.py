@@ -1,0 +1,195 @@
+"""Neo in, Neo out: annotate SpikeTrains with the serotonergic result, and build analyzers from Neo objects.
+
+* :func:`annotate_spiketrains` takes Neo SpikeTrains carrying 160-sample waveforms at 40 kHz (or a Neo
+  Block read from an .abf, whose current signals are detected first) and returns them annotated with
+  ``sero_label`` and ``sero_probability`` (plus the interval and spike count), and the per-spike
+  probability as the array annotation ``sero_p_ser``: ready for Elephant.
+* :func:`recording_from_neo` and :func:`analyzer_from_neo` go the other way: a Neo Block (or its
+  AnalogSignals, plus SpikeTrains if you have them) becomes the SortingAnalyzer the extension runs on.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .constants import NAFTER, NBEFORE, SAMPLING_FREQUENCY, SNIPPET_LENGTH
+from .errors import ChannelError, SeroError, SnippetError
+
+__all__ = ["annotate_spiketrains", "spiketrains_from_snippets", "recording_from_neo", "analyzer_from_neo"]
+
+
+def _current_signals(segment, channel=None):
+    from .io import CURRENT_UNITS_TO_PA
+
+    found = []
+    for sig in segment.analogsignals:
+        unit = sig.units.dimensionality.string
+        names = list(sig.array_annotations.get("channel_names", [sig.name] * sig.shape[1]))
+        ids = [str(i) for i in sig.array_annotations.get("channel_ids", range(sig.shape[1]))]
+        for c in range(sig.shape[1]):
+            if channel is not None and str(channel) not in (ids[c], str(names[c]).strip()):
+                continue
+            if channel is None and unit not in CURRENT_UNITS_TO_PA:
+                continue
+            found.append((sig, c, ids[c], unit))
+    return found
+
+
+def recording_from_neo(block, channel=None, *, allow_low_rate: bool = False):
+    """A 40 kHz SpikeInterface recording in pA (one segment per Neo segment) from a Neo Block's current
+    signals (every current channel, or the one named by ``channel``)."""
+    import spikeinterface.preprocessing as spre
+    from spikeinterface.core import NumpyRecording
+
+    from .constants import MIN_SAMPLING_FREQUENCY
+    from .errors import SamplingRateError
+    from .io import CURRENT_UNITS_TO_PA, _snap_rate
+
+    traces, fs, ids = [], None, None
+    for seg in block.segments:
+        sigs = _current_signals(seg, channel)
+        if not sigs:
+            units = sorted({s.units.dimensionality.string for s in seg.analogsignals})
+            raise ChannelError(f"The Neo block has no current signal{'' if channel is None else f' named {channel!r}'}"
+                               f" (units present: {', '.join(units) or 'none'}). Pass channel=<id or name>.")
+        cols = [np.asarray(sig[:, c].magnitude, dtype=np.float64)[:, 0] * CURRENT_UNITS_TO_PA.get(u, 1.0)
+                for sig, c, _, u in sigs]
+        n = min(len(c) for c in cols)
+        traces.append(np.stack([c[:n] for c in cols], axis=1).astype(np.float32))
+        fs = float(sigs[0][0].sampling_rate.rescale("Hz").magnitude)
+        ids = [i for _, _, i, _ in sigs]
+    if fs < MIN_SAMPLING_FREQUENCY and not allow_low_rate:
+        raise SamplingRateError(f"The Neo signals run at {fs:g} Hz, below {MIN_SAMPLING_FREQUENCY:g} Hz; pass "
+                                "allow_low_rate=True to upsample anyway (approximate shapes).")
+    rec = NumpyRecording(traces, fs, channel_ids=np.array(ids))
+    rec.set_property("physical_unit", ["pA"] * len(ids))
+    rec.set_dummy_probe_from_locations(np.c_[np.arange(len(ids)) * 100.0, np.zeros(len(ids))])
+    if abs(fs - SAMPLING_FREQUENCY) > 1e-3:
+        rec = spre.resample(rec, int(SAMPLING_FREQUENCY))
+    _snap_rate(rec, SAMPLING_FREQUENCY)
+    name = block.file_origin or block.name
+    if name:
+        from pathlib import Path
+
+        rec.annotate(abf_path=str(Path(str(name))))
+    return rec
+
+
+def analyzer_from_neo(block, channel=None, *, spiketrains=None, allow_low_rate: bool = False, **detection_kwargs):
+    """A SortingAnalyzer from a Neo Block: its current signals become the recording; the spikes are the
+    given SpikeTrains (one list per segment, or a flat list whose ``segment`` is set), or, without them,
+    the paper's threshold crossings (``detection_kwargs`` as in :func:`recording_to_snippets`)."""
+    from spikeinterface.core import NumpySorting
+
+    from .snippets import create_analyzer, recording_to_analyzer
+
+    rec = recording_from_neo(block, channel, allow_low_rate=allow_low_rate)
+    if spiketrains is None:
+        return recording_to_analyzer(rec, **detection_kwargs)
+    per_seg = [[] for _ in range(rec.get_num_segments())]
+    for st in spiketrains:
+        seg_index = block.segments.index(st.segment) if st.segment in block.segments else 0
+        per_seg[seg_index].append(st)
+    samples, labels = [], []
+    unit_ids = list(dict.fromkeys(str(st.annotations.get("cell_id", st.name or "unit")) for st in spiketrains))
+    for s, sts in enumerate(per_seg):
+        t0 = float(block.segments[s].t_start.rescale("s").magnitude)
+        samp = [np.round((st.times.rescale("s").magnitude - t0) * SAMPLING_FREQUENCY).astype(np.int64) for st in sts]
+        lab = [np.full(len(x), str(st.annotations.get("cell_id", st.name or "unit"))) for x, st in zip(samp, sts)]
+        samples.append(np.concatenate(samp) if samp else np.zeros(0, np.int64))
+        labels.append(np.concatenate(lab) if lab else np.zeros(0, str))
+    sorting = NumpySorting.from_samples_and_labels(samples, labels, SAMPLING_FREQUENCY, unit_ids=np.array(unit_ids))
+    return create_analyzer(sorting, rec)
+
+
+def spiketrains_from_snippets(snippets, block=None):
+    """Neo SpikeTrains (one per cell and segment) carrying the snippets as waveforms ((n, 1, 160) pA,
+    ``left_sweep`` = 1 ms); attached to ``block``'s segments when a block is given."""
+    import neo
+    import quantities as pq
+
+    fs = snippets.sampling_frequency
+    out = []
+    n_seg = max(len(snippets.segment_durations_s), int(snippets.segment_index.max()) + 1 if len(snippets) else 1)
+    t_starts = list(snippets.segment_t_starts_s) or [0.0] * n_seg
+    durations = list(snippets.segment_durations_s) or [
+        (snippets.trigger_samples.max() + NAFTER) / fs if len(snippets) else 0.0] * n_seg
+    for cell in dict.fromkeys(list(snippets.n_detected) or snippets.cells):
+        for s in range(n_seg):
+            m = (snippets.cell_ids == cell) & (snippets.segment_index == s)
+            times = snippets.trigger_samples[m] / fs + t_starts[s]
+            st = neo.SpikeTrain(times * pq.s, t_start=t_starts[s] * pq.s, t_stop=(t_starts[s] + durations[s]) * pq.s,
+                                waveforms=snippets.waveforms[m][:, None, :] * pq.pA, sampling_rate=fs * pq.Hz,
+                                left_sweep=(NBEFORE / fs) * pq.s, name=str(cell), cell_id=str(cell))
+            if block is not None and s < len(block.segments):
+                block.segments[s].spiketrains.append(st)
+                st.segment = block.segments[s]
+            out.append(st)
+    return out
+
+
+def annotate_spiketrains(spiketrains, model_folder=None, *, trust_model: bool = False, channel=None,
+                         n_boot: int = 1000, seed: int = 0, **detection_kwargs):
+    """Annotate Neo SpikeTrains with the serotonergic result of their cell.
+
+    ``spiketrains``: a list of ``neo.SpikeTrain`` whose ``waveforms`` are (n, 1, 160) (or (n, 160)) at
+    40 kHz with the trigger at 1 ms (``left_sweep``), or a ``neo.Block`` read from an .abf (its current
+    signals are detected first, and the new SpikeTrains are attached to its segments). SpikeTrains of one
+    cell (same ``cell_id`` annotation, or same name) are classified together.
+
+    Each SpikeTrain gets the annotations ``sero_label``, ``sero_probability``, ``sero_probability_low``,
+    ``sero_probability_high``, ``sero_n_spikes`` (of the cell) and the array annotation ``sero_p_ser``
+    (per spike). Returns the list of SpikeTrains.
+    """
+    import neo
+
+    from .model import cell_decisions, load_model
+
+    if isinstance(spiketrains, neo.Block):
+        from .snippets import recording_to_snippets
+
+        block = spiketrains
+        rec = recording_from_neo(block, channel)
+        sn = recording_to_snippets(rec, **detection_kwargs)
+        spiketrains = spiketrains_from_snippets(sn, block)
+    spiketrains = list(spiketrains)
+    if not spiketrains:
+        raise SeroError("No SpikeTrains to annotate.")
+    waves, owners = [], []
+    for i, st in enumerate(spiketrains):
+        if st.waveforms is None or len(st) == 0:
+            waves.append(np.zeros((0, SNIPPET_LENGTH), np.float32))
+            owners.append(np.zeros(0, np.int64))
+            continue
+        w = np.asarray(st.waveforms.rescale("pA").magnitude if hasattr(st.waveforms, "rescale") else st.waveforms)
+        w = w[:, 0, :] if w.ndim == 3 else w
+        rate = float(st.sampling_rate.rescale("Hz").magnitude)
+        left = float(st.left_sweep.rescale("s").magnitude) if st.left_sweep is not None else None
+        if w.shape[1] != SNIPPET_LENGTH or abs(rate - SAMPLING_FREQUENCY) > 1e-3 or (
+                left is not None and abs(left * SAMPLING_FREQUENCY - NBEFORE) > 0.5):
+            raise SnippetError(
+                f"SpikeTrain {st.name or i}: waveforms are {w.shape[1]} samples at {rate:g} Hz (left_sweep "
+                f"{left}); the model needs 160 samples at 40 kHz with the trigger at 1 ms. Detect from the "
+                "signal instead: annotate_spiketrains(neo_block).")
+        waves.append(w.astype(np.float32))
+        owners.append(np.full(len(w), i))
+    X = np.concatenate(waves)
+    owner = np.concatenate(owners)
+    cell_of = [str(st.annotations.get("cell_id", st.name or i)) for i, st in enumerate(spiketrains)]
+    ensemble = load_model(model_folder, trust=trust_model)
+    consensus = ensemble.predict(X) if len(X) else np.zeros((0, 2), np.float32)
+    p = consensus[:, 0] / np.maximum(consensus.sum(axis=1), 1e-12) if len(X) else np.zeros(0)
+    cells = np.array([cell_of[i] for i in owner], dtype=str)
+    table = cell_decisions(consensus, cells, n_boot=n_boot, seed=seed) if len(X) else None
+    for i, st in enumerate(spiketrains):
+        c = cell_of[i]
+        if table is not None and c in table.index:
+            r = table.loc[c]
+            st.annotate(sero_label=str(r["sero_label"]), sero_probability=float(r["sero_probability"]),
+                        sero_probability_low=float(r["sero_probability_low"]),
+                        sero_probability_high=float(r["sero_probability_high"]), sero_n_spikes=int(r["n_spikes"]),
+                        sero_model_is_demo=bool(ensemble.is_demo))
+        else:
+            st.annotate(sero_label="undetermined", sero_probability=float("nan"), sero_n_spikes=0)
+        st.array_annotate(sero_p_ser=np.asarray(p[owner == i], dtype=np.float64))
+    return spiketrains
