@@ -4,7 +4,11 @@ Importing the package is light (no TensorFlow) and registers the ``serotonergic`
 extension with SpikeInterface.
 """
 
-from ._version import __version__
+import os as _os
+
+_os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ start-up chatter, not the user's business
+
+from ._version import __version__  # noqa: E402
 from .errors import SeroError
 from .extension import ComputeSerotonergic, compute_serotonergic, load_sorting_analyzer
 from .io import abf_channels, read_abf

@@ -118,6 +118,92 @@ def cmd_snippets(args) -> int:
     return 1 if failed else 0
 
 
+# ---------------------------------------------------------------------------------------------------- classify
+_SHOW = ["file", "channel", "n_spikes", "sero_label", "sero_probability", "sero_type", "firing_rate_hz", "cv_isi",
+         "udi_ms"]
+
+
+def _print_results(table) -> None:
+    rows = []
+    for _, r in table.iterrows():
+        if r["error"]:
+            rows.append((Path(str(r["file"])).name, "-", "-", "ERROR", "-", "-", "-", "-", "-"))
+            continue
+        p, lo, hi = r["sero_probability"], r["sero_probability_low"], r["sero_probability_high"]
+        prob = f"{p:.2f} [{lo:.2f}-{hi:.2f}]" if p == p else "-"
+        rows.append((Path(str(r["file"])).name, r["channel"], int(r["n_spikes"]), r["sero_label"], prob,
+                     r["sero_type"], f"{r['firing_rate_hz']:.2f}", f"{r['cv_isi']:.2f}", f"{r['udi_ms']:.2f}"))
+    _print_table(["file", "channel", "spikes", "label", "P(SER) [95% CI]", "type", "rate_Hz", "CV_ISI", "UDI_ms"],
+                 rows)
+
+
+def _classify_kwargs(args) -> dict:
+    det = _detection_kwargs(args)
+    return dict(model_folder=args.model, channel=_channel_arg(args), threshold=det.get("threshold", -50.0),
+                mad_multiplier=det.get("mad_multiplier"), polarity=args.polarity, dead_time_ms=args.dead_time_ms,
+                max_spikes_per_cell=args.max_spikes, seed=args.seed, allow_low_rate=args.allow_low_rate,
+                allow_any_unit=args.any_unit, method=args.method, trust_model=args.trust_model)
+
+
+def cmd_classify(args) -> int:
+    from .export import write_table
+    from .pipeline import classify_files
+
+    files = _expand_inputs(args.files)
+    kwargs = _classify_kwargs(args)
+    if args.report:
+        kwargs["report_dir"] = args.report
+    table = classify_files(files, n_jobs=args.n_jobs, engine=args.engine, scheduler=args.scheduler,
+                           progress=not args.quiet, **kwargs)
+    if args.out:
+        write_table(table, args.out)
+    if args.report:
+        from .report import write_summary_html
+
+        write_summary_html(table, args.report)
+    _print_results(table)
+    n_err = int((table["error"] != "").sum())
+    demo = table["model"].astype(str).str.startswith("DEMO").any()
+    if demo:
+        print("NOTE: labels from the bundled DEMONSTRATION model (trained on simulated recordings) - not for "
+              "scientific conclusions; pass --model DIR with a real model.")
+    if n_err:
+        for _, r in table[table["error"] != ""].iterrows():
+            print(f"FAILED {r['file']}: {r['error']}", file=sys.stderr)
+    print(f"{len(table) - n_err} cell(s) from {len(files)} file(s)" + (f"; {n_err} file(s) failed" if n_err else "")
+          + (f"; results in {args.out}" if args.out else "") + (f"; report in {args.report}" if args.report else ""))
+    return 1 if n_err else 0
+
+
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default=None, metavar="DIR",
+                   help="model folder (default: the bundled demonstration model, simulated data only)")
+    p.add_argument("--method", choices=["cnn", "criteria"], default="cnn",
+                   help="'criteria' = classical criteria only (wide, slow, regular)")
+    p.add_argument("--trust-model", action="store_true",
+                   help="allow a model that needs arbitrary code (Lambda layers) to load")
+
+
+# ---------------------------------------------------------------------------------------------------- import
+def cmd_import_models(args) -> int:
+    from .model import import_models, load_model
+
+    choose = None
+    if args.choose:
+        choose = {}
+        for item in args.choose:
+            if "=" in item:
+                k, v = item.split("=", 1)
+                choose[int(k)] = v
+            else:
+                choose = item
+                break
+    out = import_models(args.src, args.out, choose=choose, overwrite=args.overwrite)
+    ens = load_model(out)
+    print(f"imported {len(ens.kernels)} member(s), kernels {', '.join(map(str, ens.kernels))}, into {out}")
+    return 0
+
+
 def _print_table(header: list[str], rows: list[tuple]) -> None:
     def fmt(v):
         if isinstance(v, float):
@@ -147,6 +233,27 @@ def build_parser() -> argparse.ArgumentParser:
     _add_detection_args(p)
     p.set_defaults(func=cmd_snippets)
 
+    p = sub.add_parser("classify", help="the main job: label every cell of .abf files serotonergic or not")
+    p.add_argument("files", nargs="+", help=".abf files or folders of them")
+    p.add_argument("--out", default=None, help="results table (.csv, .tsv or .json)")
+    p.add_argument("--report", default=None, metavar="DIR", help="write per-cell plots and an HTML summary here")
+    p.add_argument("--n-jobs", type=int, default=1, help="files processed in parallel on this machine")
+    p.add_argument("--engine", choices=["loop", "joblib", "dask"], default=None,
+                   help="batch engine (as SpikeInterface's run_sorter_jobs); default from --n-jobs/--scheduler")
+    p.add_argument("--scheduler", default=None, help="dask.distributed scheduler address, with --engine dask")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_model_args(p)
+    _add_detection_args(p)
+    p.set_defaults(func=cmd_classify)
+
+    p = sub.add_parser("import-models", help="import the authors' published members (.keras, .h5, SavedModel)")
+    p.add_argument("src", help="folder of ModConvBinNormN<k> members (e.g. ModelsDNN/BioModelDNN_BALANCED)")
+    p.add_argument("--out", required=True, help="model folder to write")
+    p.add_argument("--choose", action="append", default=None, metavar="K=FILE|SESSION",
+                   help="which file to use when a kernel has several (e.g. 27=ModConvBinNormN27-v199.keras, or v199)")
+    p.add_argument("--overwrite", action="store_true")
+    p.set_defaults(func=cmd_import_models)
+
     for extra in _EXTRA_COMMANDS:
         extra(sub)
     return parser
@@ -155,12 +262,37 @@ def build_parser() -> argparse.ArgumentParser:
 _EXTRA_COMMANDS: list = []
 
 
+def _quiet_import_tensorflow() -> None:
+    """Import TensorFlow with its C++ start-up log lines (oneDNN, CUDA probing) kept off the terminal: they
+    are printed before any log level applies. A failing import still raises its Python exception."""
+    if "tensorflow" in sys.modules:
+        return
+    try:
+        saved = os.dup(2)
+    except OSError:
+        return
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            import tensorflow  # noqa: F401
+    except Exception:
+        pass  # the real import later raises with its message visible
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+_NEEDS_TF = {"classify", "demo", "train", "evaluate", "import-models", "watch", "gradcam"}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    if args.command in _NEEDS_TF and not (args.command == "classify" and getattr(args, "method", "") == "criteria"):
+        _quiet_import_tensorflow()
     try:
         return int(args.func(args) or 0)
     except SeroError as e:

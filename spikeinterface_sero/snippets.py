@@ -404,7 +404,9 @@ def snippets_to_sorting(snippets: Snippets, recording):
     sorting = NumpySorting.from_samples_and_labels(samples_list, labels_list, recording.sampling_frequency,
                                                    unit_ids=np.array(unit_ids))
     stem = _recording_stem(recording)
-    sorting.set_property("cell_id", [cell_id(stem, u, len(unit_ids)) for u in unit_ids])
+    cells = [cell_id(stem, u, len(unit_ids)) for u in unit_ids]
+    sorting.set_property("cell_id", cells)
+    sorting.set_property("n_dropped_edge", np.array([int(snippets.n_dropped_edge.get(c, 0)) for c in cells]))
     return sorting
 
 
