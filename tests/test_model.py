@@ -1,0 +1,380 @@
+"""Tests of spikeinterface_sero.model: the member network, fused inference, cell decisions, model folders,
+import of the published Keras-2 members, Grad-CAM."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from conftest import SHARED_MODELS  # noqa: E402
+
+from spikeinterface_sero import model as M  # noqa: E402
+from spikeinterface_sero.errors import DataError, ModelError, SnippetError  # noqa: E402
+
+SMALL_KERNELS = (20, 25, 31)
+
+
+def spikes(n: int, seed: int = 0) -> np.ndarray:
+    """Biphasic action currents of varied width/amplitude plus noise, (n, 160) float32 pA."""
+    rng = np.random.default_rng(seed)
+    x = np.arange(160)
+    w = rng.uniform(4, 14, (n, 1))
+    cur = -rng.uniform(60, 250, (n, 1)) * np.exp(-(((x - 44) / w) ** 2))
+    cur += rng.uniform(10, 60, (n, 1)) * np.exp(-(((x - 44 - 2.5 * w) / (1.5 * w)) ** 2))
+    return (cur + rng.normal(0, 5, (n, 160))).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def small():
+    return M.random_ensemble(SMALL_KERNELS, seed=3)
+
+
+@pytest.fixture(scope="module")
+def saved_small(small, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("models") / "small"
+    M.save_model(small, folder, description="test ensemble", training={"data": "none (random weights)"},
+                 metrics={"spike_accuracy": 0.5})
+    return folder
+
+
+@pytest.fixture(scope="module")
+def formats_dir():
+    if not (SHARED_MODELS / "formats").is_dir():
+        pytest.skip("../shared/models/keras2-tf2.15/formats is not present on this machine")
+    return SHARED_MODELS / "formats"
+
+
+# ---------------------------------------------------------------------------------------------- member
+def test_member_parameter_count_and_layers():
+    m = M.build_member(20)
+    assert m.count_params() == 45_218
+    names = [type(layer).__name__ for layer in m.layers]
+    assert names == ["LayerNormalization", "Conv2D", "MaxPooling2D", "Conv2D", "MaxPooling2D", "Flatten",
+                     "Dropout", "Dense"]
+    assert m.layers[0].gamma.shape == (160,)
+    assert M.check_member_architecture(m) == 20
+    assert tuple(m.inputs[0].shape) == (None, 160, 2, 1)
+
+
+def test_every_kernel_builds_and_runs():
+    x = M.to_member_input(spikes(2))
+    for k in range(1, 32):
+        m = M.build_member(k)
+        assert M.member_kernel(m) == k
+        y = np.asarray(m(x, training=False))
+        assert y.shape == (2, 2) and np.all((y >= 0) & (y <= 1))
+    for bad in (0, 32, 2.5, "x"):
+        with pytest.raises(ModelError):
+            M.build_member(bad)
+
+
+def test_member_input_layout():
+    x = spikes(3)
+    mi = M.to_member_input(x)
+    assert mi.shape == (3, 160, 2, 1) and mi.dtype == np.float32
+    np.testing.assert_array_equal(mi[:, :, 1, 0], x)
+    np.testing.assert_allclose(mi[0, :, 0, 0], np.arange(160) / 40000.0, rtol=1e-6)
+    np.testing.assert_array_equal(M.to_member_input(x[:, :, None]), mi)
+
+
+@pytest.mark.parametrize("bad", [np.zeros((5, 159)), np.zeros(160), np.zeros((5, 160, 2, 1)), np.zeros((160, 5)),
+                                 np.zeros((5, 160, 2)), np.array([["a"] * 160])])
+def test_wrong_snippet_shape_refused(small, bad):
+    with pytest.raises(SnippetError, match=r"\(n, 160\)"):
+        small.predict(bad)
+
+
+def test_nan_refused(small):
+    x = spikes(4)
+    x[2, 10] = np.nan
+    with pytest.raises(DataError, match="NaN"):
+        small.predict_members(x)
+    with pytest.raises(DataError):
+        M.to_member_input(np.full((1, 160), np.inf))
+
+
+# -------------------------------------------------------------------------------------------- inference
+def test_fused_matches_naive_predict(small):
+    assert small.fused and small.kernels == SMALL_KERNELS
+    x = np.concatenate([spikes(150, seed=1), np.random.default_rng(2).normal(0, 40, (50, 160))]).astype(np.float32)
+    x[-1] = 0.0  # a flat snippet
+    x[-2] = np.random.default_rng(3).normal(0, 0.02, 160)  # variance below LayerNorm's epsilon (1e-3)
+    naive = M.predict_members_naive(small, x, batch_size=64)
+    fused = small.predict_members(x, batch_size=64)  # several batches, one partial
+    assert fused.shape == (200, 3, 2) and fused.dtype == np.float32
+    assert np.abs(fused - naive).max() < 1e-5
+    assert np.std(naive) > 1e-3  # random members do give different outputs
+    cons = small.predict(x)
+    np.testing.assert_allclose(cons, naive.mean(axis=1), atol=1e-5)
+    p = small.p_ser(x)
+    np.testing.assert_allclose(p, cons[:, 0] / cons.sum(axis=1), atol=1e-6)
+    assert small.predict_members(x[:0]).shape == (0, 3, 2)
+
+
+def test_fused_uses_each_members_weights(small):
+    # The members differ, so a bug that reuses one member's constants would make two columns equal.
+    y = small.predict_members(spikes(20, seed=5))
+    assert np.abs(y[:, 0] - y[:, 1]).max() > 1e-3 and np.abs(y[:, 1] - y[:, 2]).max() > 1e-3
+
+
+# ------------------------------------------------------------------------------------------ cell decisions
+def test_cell_decisions_rule_and_columns():
+    cons = np.array([[0.9, 0.1], [0.8, 0.3], [0.2, 0.7],  # cell A: mean (0.633, 0.367) -> SER
+                     [0.4, 0.6], [0.45, 0.5],  # cell B: NSER
+                     [0.3, 0.3]])  # cell C: one spike, tie -> NSER (paper: SER only when m0 > m1)
+    ids = np.array(["A", "A", "A", "B", "B", "C"])
+    df = M.cell_decisions(cons, ids)
+    assert list(df.index) == ["A", "B", "C"]
+    assert list(df.columns) == ["sero_label", "sero_probability", "sero_probability_low", "sero_probability_high",
+                                "n_spikes", "fraction_spikes_ser"]
+    assert df.loc["A", "sero_label"] == "serotonergic"
+    assert df.loc["B", "sero_label"] == "non_serotonergic"
+    assert df.loc["C", "sero_label"] == "non_serotonergic"
+    m = cons[:3].mean(axis=0)
+    assert df.loc["A", "sero_probability"] == pytest.approx(m[0] / m.sum())
+    assert df.loc["A", "fraction_spikes_ser"] == pytest.approx(2 / 3)
+    assert df.loc["B", "fraction_spikes_ser"] == 0.0
+    assert list(df["n_spikes"]) == [3, 2, 1]
+    assert (df.loc["C", "sero_probability_low"], df.loc["C", "sero_probability_high"]) == (0.0, 1.0)
+    # not a majority vote: mean of vectors decides even when most spikes vote the other way
+    cons2 = np.array([[0.55, 0.45], [0.55, 0.45], [0.0, 1.0]])
+    df2 = M.cell_decisions(cons2, ["x", "x", "x"])
+    assert df2.loc["x", "sero_label"] == "non_serotonergic" and df2.loc["x", "fraction_spikes_ser"] > 0.5
+
+
+def test_cell_interval_contains_estimate_and_narrows():
+    rng = np.random.default_rng(0)
+
+    def cell(n):
+        c0 = np.clip(rng.normal(0.6, 0.25, n), 0.0, 1.0)
+        return np.c_[c0, 1.0 - c0]
+
+    few, many = cell(8), cell(800)
+    df = M.cell_decisions(np.concatenate([few, many]), ["few"] * 8 + ["many"] * 800, n_boot=1000, seed=1)
+    for cid in ("few", "many"):
+        r = df.loc[cid]
+        assert r.sero_probability_low <= r.sero_probability <= r.sero_probability_high
+        assert 0.0 <= r.sero_probability_low < r.sero_probability_high <= 1.0
+    width = df.sero_probability_high - df.sero_probability_low
+    assert width["many"] < 0.35 * width["few"]
+    # seeded and per cell: same interval whatever the other cells are
+    df_again = M.cell_decisions(many, ["many"] * 800, n_boot=1000, seed=1)
+    assert df_again.loc["many", "sero_probability_low"] == df.loc["many", "sero_probability_low"]
+
+
+def test_cell_decisions_validation():
+    with pytest.raises(DataError):
+        M.cell_decisions(np.zeros((3, 3)), ["a"] * 3)
+    with pytest.raises(DataError):
+        M.cell_decisions(np.zeros((3, 2)), ["a"] * 2)
+    with pytest.raises(DataError):
+        M.cell_decisions(np.array([[np.nan, 0.1]]), ["a"])
+    assert len(M.cell_decisions(np.zeros((0, 2)), [])) == 0
+
+
+# ------------------------------------------------------------------------------------------ model folders
+def test_save_load_roundtrip(small, saved_small):
+    info = json.loads((saved_small / "model_info.json").read_text())
+    assert info["label_conversion"] == {"0": "serotonergic", "1": "non_serotonergic"}
+    assert info["kernels"] == list(SMALL_KERNELS) and info["demo"] is False
+    assert info["input"]["sampling_frequency_hz"] == 40000 and info["input"]["samples_before"] == 40
+    assert {m["file"] for m in info["members"]} == {f"member_k{k}.keras" for k in SMALL_KERNELS}
+    assert all(len(m["sha256"]) == 64 for m in info["members"])
+    assert set(info["versions"]) >= {"tensorflow", "keras", "spikeinterface_sero"}
+    card = (saved_small / "README.md").read_text()
+    assert "spike_accuracy" in card and "Limits" in card and "none (random weights)" in card
+
+    ens = M.load_model(saved_small)
+    assert ens.kernels == SMALL_KERNELS and not ens.is_demo and ens.fused
+    assert ens.info["description"] == "test ensemble"
+    for a, b in zip(small.members, ens.members):
+        for wa, wb in zip(a.get_weights(), b.get_weights()):
+            np.testing.assert_array_equal(wa, wb)
+    x = spikes(40, seed=7)
+    np.testing.assert_array_equal(ens.predict_members(x), small.predict_members(x))
+    assert M.load_model(saved_small) is ens  # cached
+    with pytest.raises(ModelError, match="not empty"):
+        M.save_model(small, saved_small)
+
+
+def test_checksum_tamper_refused(small, saved_small, tmp_path):
+    folder = tmp_path / "tampered"
+    shutil.copytree(saved_small, folder)
+    with open(folder / "member_k25.keras", "ab") as f:
+        f.write(b"\0")
+    with pytest.raises(ModelError, match=r"checksum mismatch for member_k25\.keras"):
+        M.load_model(folder)
+    (folder / "member_k25.keras").unlink()
+    with pytest.raises(ModelError, match="missing"):
+        M.load_model(folder)
+
+
+def test_overwrite_guard(small, tmp_path):
+    other = tmp_path / "not_a_model"
+    other.mkdir()
+    (other / "notes.txt").write_text("precious")
+    with pytest.raises(ModelError, match="not a model folder"):
+        M.save_model(small, other, overwrite=True)
+    assert (other / "notes.txt").read_text() == "precious"
+
+
+def test_lambda_member_needs_trust(tmp_path):
+    import keras
+
+    base = M.build_member(20)
+    layers = [keras.Input((160, 2, 1))] + [keras.layers.Lambda(lambda t: t * 1.0, name="scale")] + list(base.layers)
+    odd = keras.Sequential(layers, name="odd")
+    ens = M.Ensemble([odd])
+    assert not ens.fused
+    folder = M.save_model(ens, tmp_path / "lambda")
+    with pytest.raises(ModelError, match="trust=True"):
+        M.load_model(folder)
+    trusted = M.load_model(folder, trust=True)
+    x = spikes(10)
+    np.testing.assert_allclose(trusted.predict_members(x)[:, 0], np.asarray(base(M.to_member_input(x))), atol=1e-6)
+
+
+def test_demo_model_missing_says_so():
+    if (M.demo_model_folder() / "model_info.json").is_file():
+        ens = M.load_model()
+        assert ens.is_demo
+    else:
+        with pytest.raises(ModelError, match="demo model"):
+            M.load_model()
+
+
+# ------------------------------------------------------------------------------- import of published members
+@pytest.mark.parametrize("suffix", [".keras", ".h5", ""], ids=["keras", "hdf5", "savedmodel"])
+def test_import_reproduces_tf215_predictions(formats_dir, tmp_path, suffix):
+    ref = np.load(formats_dir / "reference_predictions.npz")
+    out = M.import_models(formats_dir, tmp_path / "imported",
+                          choose={20: f"ModConvBinNormN20{suffix}", 27: f"ModConvBinNormN27{suffix}"})
+    assert sorted(p.name for p in out.iterdir()) == ["README.md", "member_k20.keras", "member_k27.keras",
+                                                      "model_info.json"]
+    ens = M.load_model(out)
+    assert ens.kernels == (20, 27) and ens.fused
+    assert str(formats_dir) in ens.info["description"]
+    X = ref["X"]
+    pm = ens.predict_members(X[..., 1, 0])
+    for i, (k, member) in enumerate(zip(ens.kernels, ens.members)):
+        np.testing.assert_allclose(np.asarray(member(X, training=False)), ref[f"k{k}"], atol=1e-6)
+        np.testing.assert_allclose(pm[:, i], ref[f"k{k}"], atol=1e-6)
+
+
+def test_import_published_biomodel_folder(tmp_path):
+    src = SHARED_MODELS / "BioModelDNN_BALANCED"
+    if not src.is_dir():
+        pytest.skip("../shared/models/keras2-tf2.15/BioModelDNN_BALANCED is not present on this machine")
+    ref = np.load(src / "reference_predictions.npz")
+    ens = M.load_model(M.import_models(src, tmp_path / "bio"))
+    assert ens.kernels == tuple(range(20, 32))
+    pm = ens.predict_members(ref["X"][..., 1, 0])
+    for i, k in enumerate(ens.kernels):
+        np.testing.assert_allclose(pm[:, i], ref[f"k{k}"], atol=1e-6)
+    assert ens.predict(ref["X"][..., 1, 0]).shape == (64, 2)
+
+
+def test_import_duplicates_and_sessions(formats_dir, tmp_path):
+    with pytest.raises(ModelError, match=r"several files for kernel 20: .*ModConvBinNormN20\.h5"):
+        M.import_models(formats_dir, tmp_path / "dup")
+    # synthetic-model sessions: two -v<session> files per kernel, resolved by a session string
+    src = tmp_path / "ModelsDNN"
+    src.mkdir()
+    for s in ("v198", "v199"):
+        shutil.copy(formats_dir / "ModConvBinNormN27.keras", src / f"ModConvBinNormN27-{s}.keras")
+    with pytest.raises(ModelError, match=r"ModConvBinNormN27-v198\.keras, ModConvBinNormN27-v199\.keras"):
+        M.import_models(src, tmp_path / "s0")
+    out = M.import_models(src, tmp_path / "s1", choose="v199")
+    assert json.loads((out / "model_info.json").read_text())["source"]["files"] == {"27": "ModConvBinNormN27-v199.keras"}
+    out = M.import_models(src, tmp_path / "s2", choose={27: "ModConvBinNormN27-v198.keras"})
+    assert M.load_model(out).kernels == (27,)
+    with pytest.raises(ModelError, match="matches none"):
+        M.import_models(src, tmp_path / "s3", choose="v5")
+
+
+def test_import_reads_kernel_from_weights_and_checks_architecture(formats_dir, tmp_path):
+    import keras
+
+    src = tmp_path / "renamed"
+    src.mkdir()
+    shutil.copy(formats_dir / "ModConvBinNormN20.keras", src / "my_model.keras")  # kernel only in the weights
+    assert M.load_model(M.import_models(src, tmp_path / "ok")).kernels == (20,)
+    shutil.copy(formats_dir / "ModConvBinNormN20.keras", src / "ModConvBinNormN24.keras")  # lying name
+    with pytest.raises(ModelError, match="kernel"):
+        M.import_models(src, tmp_path / "bad", choose={20: "my_model.keras"})
+
+    wrong = tmp_path / "wrong"
+    wrong.mkdir()
+    m = keras.Sequential([keras.Input((160, 1, 1)), keras.layers.LayerNormalization(axis=[1]),
+                          keras.layers.Conv2D(32, (20, 1), activation="relu"), keras.layers.Flatten(),
+                          keras.layers.Dense(2, activation="sigmoid")])
+    m.save(wrong / "ModConvBinNormN20.keras")
+    with pytest.raises(ModelError, match="160, 2, 1"):
+        M.import_models(wrong, tmp_path / "w")
+    m2 = keras.Sequential([keras.Input((160, 2, 1)), keras.layers.LayerNormalization(axis=[1]),
+                           keras.layers.Conv2D(32, (20, 1), activation="tanh"), keras.layers.MaxPooling2D((2, 1)),
+                           keras.layers.Conv2D(64, (20, 1), activation="relu"), keras.layers.MaxPooling2D((2, 2)),
+                           keras.layers.Flatten(), keras.layers.Dropout(0.5), keras.layers.Dense(2, activation="sigmoid")])
+    m2.save(wrong / "ModConvBinNormN20.keras")
+    with pytest.raises(ModelError, match="relu"):
+        M.import_models(wrong, tmp_path / "w2")
+
+
+# ------------------------------------------------------------------------------------------------ Grad-CAM
+def test_gradcam_shapes_and_values(small):
+    x = spikes(5, seed=9)
+    cams = M.gradcam(small.members[0], x, class_index=0)
+    assert set(cams) == {"conv2d", "conv2d_1"}
+    for cam in cams.values():
+        assert cam.shape == (5, 160) and np.isfinite(cam).all()
+        assert cam.min() >= 0.0 and cam.max() <= 1.0 + 1e-9
+    ens_cams = M.gradcam(small, x, class_index=1, layers=["conv2d_1"])
+    assert list(ens_cams) == ["conv2d_1"] and ens_cams["conv2d_1"].shape == (5, 160)
+    assert np.isfinite(ens_cams["conv2d_1"]).all()
+    assert M.gradcam(small.members[2], np.zeros((1, 160)))["conv2d"].shape == (1, 160)
+    with pytest.raises(ModelError):
+        M.gradcam(small, x, layers=["dense"])
+
+
+def test_gradcam_localises_the_decisive_samples():
+    # A member whose output depends only on samples 100-119 through conv1: the conv2d map must peak there.
+    m = M.build_member(1)
+    w = [np.asarray(v) for v in m.get_weights()]
+    w[0][:], w[1][:] = 1.0, 0.0  # LayerNorm gamma, beta
+    w[2][:] = 0.0
+    w[2][0, 0, 0, 0] = 1.0  # conv1 channel 0 = normalised input
+    w[3][:] = 0.0
+    w[4][:] = 0.0
+    w[4][0, 0, 0, 0] = 1.0  # conv2 channel 0 = conv1 channel 0
+    w[5][:] = 0.0
+    w[6][:] = 0.0
+    for t in range(25, 30):  # k = 1: pooled step t covers samples 4t..4t+3, so 25-29 = samples 100-119
+        w[6][t * 64, 0] = 1.0
+    w[7][:] = 0.0
+    m.set_weights(w)
+    x = np.full((1, 160), -1.0, np.float32)
+    x[0, 100:120] = 50.0
+    cam = M.gradcam(m, x, layers="conv2d")["conv2d"][0]
+    assert 100 <= int(np.argmax(cam)) < 120
+    assert cam[100:120].mean() > 5 * cam[:90].mean()
+
+
+def test_plot_gradcam(small):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    x = spikes(1, seed=4)
+    cams = M.gradcam(small.members[0], x)
+    ax = M.plot_gradcam(x[0], cams)
+    assert ax.get_xlabel().startswith("time") and len(ax.lines) == 1
+    ax2 = M.plot_gradcam(x[0], cams["conv2d"][0])
+    assert ax2 is not ax
+    plt.close("all")
