@@ -252,3 +252,210 @@ def test_header_date_and_errors(tmp_path):
         write_abf(tmp_path / "x.abf", np.zeros((100, 2)), 40_000, units=["pA"])
     with pytest.raises(AbfWriteError, match="episodic"):
         write_abf(tmp_path / "x.abf", [np.zeros(100), np.zeros(100)], 40_000)
+
+
+# ------------------------------------------------------------------------------------------------ simulator
+from spikeinterface_sero.datasets import (  # noqa: E402
+    CELL_TYPES,
+    SimulatorError,
+    dataset_table,
+    simulate_dataset,
+    simulate_drn_recording,
+    spike_waveform,
+)
+
+UDI_RANGE = {
+    "serotonergic": (1.0, 2.0),
+    "atypical_serotonergic": (0.6, 1.1),
+    "non_serotonergic": (0.3, 0.8),
+}
+
+
+def _mean_spike_udi_ms(sim):
+    """UDI of the mean spike: trough -> highest point after it, within 3 ms (the paper's window)."""
+    fs = sim.sampling_frequency
+    x = sim.traces.astype(np.float64)
+    pre, post = int(1.5e-3 * fs), int(3e-3 * fs)
+    peaks = sim.peak_samples[(sim.peak_samples > pre) & (sim.peak_samples < x.size - post)]
+    snips = np.stack([x[p - pre : p + post] for p in peaks])
+    snips -= np.median(snips[:, : int(0.5e-3 * fs)], axis=1, keepdims=True)
+    m = snips.mean(axis=0)
+    i0 = int(np.argmin(m))
+    return (int(np.argmax(m[i0:])) * 1000.0 / fs), m
+
+
+@pytest.mark.parametrize("cell_type", CELL_TYPES)
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_simulated_cell_matches_its_parameters(cell_type, seed):
+    sim = simulate_drn_recording(cell_type, duration_s=40.0, seed=seed)
+    p = sim.params
+    assert sim.traces.dtype == np.float32 and sim.traces.shape == (40 * 40_000,)
+    assert sim.sampling_frequency == 40_000.0
+    assert sim.label == ("non_serotonergic" if cell_type == "non_serotonergic" else "serotonergic")
+    # spike count follows the drawn rate
+    expected = p["firing_rate_hz"] * 40.0
+    assert abs(len(sim.peak_samples) - expected) <= 0.25 * expected + 3
+    assert p["n_spikes"] == len(sim.peak_samples) == len(sim.spike_samples)
+    # never closer than the refractory period (peak samples may move by one sample with the jitter)
+    assert np.diff(sim.peak_samples).min() >= p["refractory_ms"] * 40 - 2
+    # triggers come shortly before the negative peaks
+    lead = sim.peak_samples - sim.spike_samples
+    assert lead.min() >= 0 and lead.max() <= 40
+    # the spike width (UDI) of the mean spike is the drawn one, inside the type's range
+    lo, hi = UDI_RANGE[cell_type]
+    assert lo <= p["udi_ms"] <= hi
+    udi, mean_spike = _mean_spike_udi_ms(sim)
+    # a broad SER positive phase is flat, so noise moves its maximum: tolerance grows with the width
+    tol = 0.1 + 0.1 * p["udi_ms"]
+    assert udi == pytest.approx(p["udi_ms"], abs=tol)
+    assert lo - tol <= udi <= hi + tol
+    # negative-going, well beyond the -50 pA trigger level
+    assert mean_spike.min() < -60 and 0 < mean_spike.max() < -mean_spike.min()
+
+
+def test_firing_statistics_by_type():
+    stats = {ct: [simulate_drn_recording(ct, 20.0, seed=s).params for s in range(6)] for ct in CELL_TYPES}
+    ser = stats["serotonergic"]
+    nser = stats["non_serotonergic"]
+    assert all(0.4 <= p["firing_rate_hz"] <= 3.0 and p["cv_isi"] < 0.5 for p in ser)
+    assert all(3.0 <= p["firing_rate_hz"] <= 15.0 and 0.5 <= p["cv_isi"] <= 1.2 for p in nser)
+    assert all(2.0 <= p["firing_rate_hz"] <= 8.0 for p in stats["atypical_serotonergic"])
+    assert all(
+        80 <= p["amplitude_pa"] <= 600 and 3 <= p["noise_sd_pa"] <= 10 for v in stats.values() for p in v
+    )
+    assert np.median([p["measured_cv_isi"] for p in ser]) < np.median([p["measured_cv_isi"] for p in nser])
+
+
+def test_atypical_keeps_a_serotonergic_shape_signature():
+    """At the same UDI, atypical SER spikes repolarise more slowly (asymmetric positive phase) than NSER
+    spikes: the simulator's documented modelling assumption."""
+    t = np.arange(-1.0, 3.0, 0.01)
+
+    def asymmetry(w):
+        i0 = int(np.argmin(w))
+        i1 = i0 + int(np.argmax(w[i0:]))
+        half = 0.5 * w[i1]
+        decay = np.argmax(w[i1:] < half)
+        rise = np.argmax(w[i0:i1][::-1] < half)
+        return decay / rise
+
+    aty = [asymmetry(spike_waveform(t, "atypical_serotonergic", seed=s, udi_ms=0.7)) for s in range(12)]
+    nser = [asymmetry(spike_waveform(t, "non_serotonergic", seed=s, udi_ms=0.7)) for s in range(12)]
+    assert np.median(aty) > 1.3 * np.median(nser)
+    w = spike_waveform(t, "serotonergic", seed=0, amplitude_pa=250.0, udi_ms=1.5)
+    assert w.min() == pytest.approx(-250.0, rel=1e-3)
+    assert (int(np.argmax(w[np.argmin(w) :]))) * 0.01 == pytest.approx(1.5, abs=0.011)
+
+
+def test_reproducible_and_seed_dependent():
+    a = simulate_drn_recording("ser", 5.0, seed=42)
+    b = simulate_drn_recording("serotonergic", 5.0, seed=42)
+    c = simulate_drn_recording("serotonergic", 5.0, seed=43)
+    assert np.array_equal(a.traces, b.traces) and np.array_equal(a.peak_samples, b.peak_samples)
+    assert a.params == b.params
+    assert not np.array_equal(a.traces, c.traces)
+    assert a.params["udi_ms"] != c.params["udi_ms"]
+
+
+def test_overrides_and_clean_trace():
+    sim = simulate_drn_recording(
+        "nser",
+        4.0,
+        seed=1,
+        noise_sd_pa=0,
+        drift_pa=0,
+        hum_pa=0,
+        holding_pa=-20.0,
+        firing_rate_hz=5.0,
+        amplitude_pa=300.0,
+        amplitude_jitter=0.0,
+        shape_jitter=0.0,
+        udi_ms=0.5,
+    )
+    x = sim.traces
+    assert sim.params["firing_rate_hz"] == 5.0 and sim.params["udi_ms"] == 0.5
+    assert np.median(x) == pytest.approx(-20.0, abs=0.5)
+    # -20 pA holding - 300 pA peak; the sampled trough misses the continuous one by <= half a sample
+    assert np.all((x[sim.peak_samples] >= -320.5) & (x[sim.peak_samples] <= -270.0))
+    udi, _ = _mean_spike_udi_ms(sim)
+    assert udi == pytest.approx(0.5, abs=0.026)
+    with pytest.raises(SimulatorError, match="unknown simulator parameter"):
+        simulate_drn_recording("ser", 1.0, seed=0, firing_rate=2.0)
+    with pytest.raises(SimulatorError, match="cell_type"):
+        simulate_drn_recording("pyramidal", 1.0)
+    with pytest.raises(ValueError):
+        simulate_drn_recording("ser", 1.0, udi_ms=-1.0)
+    silent = simulate_drn_recording("ser", 1.0, seed=0, firing_rate_hz=0.0)
+    assert silent.peak_samples.size == 0 and np.isfinite(silent.traces).all()
+
+
+def test_other_sampling_rate():
+    sim = simulate_drn_recording("ser", 10.0, sampling_frequency=20_000.0, seed=3, firing_rate_hz=2.0)
+    assert sim.traces.size == 200_000 and sim.sampling_frequency == 20_000.0
+    udi, _ = _mean_spike_udi_ms(sim)
+    assert udi == pytest.approx(sim.params["udi_ms"], abs=0.2)
+
+
+def test_simulation_is_fast():
+    import time
+
+    simulate_drn_recording("nser", 1.0, seed=0)  # warm imports
+    # CPU time of this process (not wall time), so other jobs on the machine do not make it flaky;
+    # measured ~0.2 s for 60 s at 40 kHz with 900 spikes
+    t0 = time.process_time()
+    sim = simulate_drn_recording("non_serotonergic", 60.0, seed=0, firing_rate_hz=15.0)
+    assert time.process_time() - t0 < 1.0
+    assert sim.traces.size == 2_400_000
+
+
+def test_to_recording_with_sorting_analyzer():
+    import spikeinterface.core as sc
+
+    sim = simulate_drn_recording("ser", 20.0, seed=5, firing_rate_hz=2.0)
+    rec = sim.to_recording()
+    assert rec.get_num_channels() == 1 and list(rec.channel_ids) == ["0"]
+    assert list(rec.get_property("physical_unit")) == ["pA"]
+    assert rec.get_channel_gains()[0] == 1.0 and rec.get_channel_offsets()[0] == 0.0
+    assert rec.has_probe()
+    assert np.array_equal(rec.get_traces(return_in_uV=True)[:, 0], sim.traces)
+    sorting = sc.NumpySorting.from_samples_and_labels(
+        [sim.peak_samples],
+        [np.zeros(sim.peak_samples.size, dtype=int)],
+        rec.sampling_frequency,
+        unit_ids=["0"],
+    )
+    analyzer = sc.create_sorting_analyzer(sorting, rec, format="memory", sparse=False)
+    analyzer.compute(["random_spikes", "templates"], verbose=False)
+    template = analyzer.get_extension("templates").get_templates(unit_ids=["0"])[0, :, 0]
+    baseline = np.median(sim.traces)
+    assert template.min() - baseline == pytest.approx(-sim.params["amplitude_pa"], rel=0.2)
+
+
+def test_simulate_dataset_writes_abf_and_labels(tmp_path):
+    import pandas as pd
+
+    counts = {"serotonergic": 3, "atypical_serotonergic": 1, "non_serotonergic": 3}
+    recs = simulate_dataset(counts, duration_s=3.0, seed=7, out_dir=tmp_path, n_groups=3, data_format="int16")
+    assert len(recs) == 7
+    labels = pd.read_csv(tmp_path / "labels.csv", dtype=str)
+    assert list(labels.columns) == ["file", "label", "channel", "group", "cell_type"]
+    assert sorted(labels["cell_type"].value_counts().to_dict().items()) == sorted(counts.items())
+    assert set(labels["label"]) == {"serotonergic", "non_serotonergic"}
+    assert (labels["channel"] == "0").all()
+    assert labels["group"].nunique() == 3
+    for _, grp in labels.groupby("group"):
+        assert set(grp["label"]) == {"serotonergic", "non_serotonergic"}  # every day has both kinds
+    for rec, row in zip(recs, labels.itertuples()):
+        assert rec.file == tmp_path / row.file and rec.group == row.group and rec.label == row.label
+        si_rec = _si_read(rec.file)
+        assert si_rec.get_sampling_frequency() == 40_000.0
+        assert list(si_rec.get_property("physical_unit")) == ["pA"]
+        got = si_rec.get_traces(return_in_uV=True)[:, 0].astype(np.float64)
+        assert np.abs(got - rec.traces).max() <= _int16_tol(rec.traces)
+    assert (tmp_path / "params.csv").is_file()
+    table = dataset_table(recs)
+    assert list(table.columns[:5]) == ["file", "label", "channel", "group", "cell_type"]
+    # deterministic
+    again = simulate_dataset(counts, duration_s=3.0, seed=7, n_groups=3)
+    assert all(np.array_equal(a.traces, b.traces) for a, b in zip(recs, again))
+    assert [a.cell_id for a in again] == [r.cell_id for r in recs]

@@ -5,5 +5,28 @@ stage can use it.
 """
 
 from .abf_writer import AbfWriteError, abf_sampling_rate, int16_scaling, write_abf
+from .simulator import (
+    CELL_TYPES,
+    SimulatedRecording,
+    SimulatorError,
+    dataset_table,
+    draw_cell_params,
+    simulate_dataset,
+    simulate_drn_recording,
+    spike_waveform,
+)
 
-__all__ = ["AbfWriteError", "abf_sampling_rate", "int16_scaling", "write_abf"]
+__all__ = [
+    "AbfWriteError",
+    "abf_sampling_rate",
+    "int16_scaling",
+    "write_abf",
+    "CELL_TYPES",
+    "SimulatedRecording",
+    "SimulatorError",
+    "dataset_table",
+    "draw_cell_params",
+    "simulate_dataset",
+    "simulate_drn_recording",
+    "spike_waveform",
+]

@@ -1,0 +1,676 @@
+"""Simulated loose-seal cell-attached recordings of dorsal raphe (DRN) neurons.
+
+The simulator makes a ground-truth trace (pA, negative-going action currents) for one cell of one of three
+kinds: a typical serotonergic (SER) neuron, an *atypical* SER neuron (SER by label, but with spike width and
+firing close to non-SER cells), and a non-serotonergic (NSER) neuron.  It is a fixture factory for tests,
+examples and training-pipeline checks; **it is not a biophysical model** and its numbers are not data.
+Sources, the reasons for each choice and what is assumed are in ``docs/simulator.md``; in short:
+
+* Action current shape.  In loose-seal cell-attached recording the patch current during an action
+  potential is dominated by the capacitive current, roughly proportional to ``-dV/dt``: a fast negative
+  peak at the fastest rise of the action potential (Na⁺ inflow, upstroke) and a smaller, slower positive
+  phase at its fastest repolarisation (downstroke).  The upstroke-downstroke interval (UDI) is the time
+  from the negative peak to the positive peak (Corradetti et al. 2024, repository README: "spike width
+  measured by the interval between spike upstroke and downstroke (UDI)"; the -50 pA trigger and the
+  biphasic, negative-first shape are from the same source).  Each spike is a sum of smooth lobes: an
+  asymmetric negative lobe, an asymmetric positive lobe whose peak sits exactly ``udi_ms`` after the
+  negative peak (the lobe position is solved numerically), and optional small components (pre-phase,
+  upstroke shoulder, slow positive after-phase, late undershoot).
+* Typical SER: broad spikes (UDI 1.0-2.0 ms; Vandermaelen & Aghajanian 1983 report 1.5-3 ms extracellular
+  SER spikes), slow (0.4-3 Hz) and regular (CV of ISIs < 0.5; Mlinar et al. 2016: CV < 0.5 in ~97 % of
+  SER neurons under α1-adrenergic stimulation).
+* NSER: narrow (UDI 0.3-0.8 ms), faster (3-15 Hz) and irregular (CV 0.5-1.2).
+* Atypical SER: UDI 0.6-1.1 ms, 2-8 Hz, CV 0.2-0.8, i.e. overlapping NSER on the classical criteria, but
+  keeping a SER *shape signature* a shape classifier can learn: an inflection (shoulder) on the upstroke,
+  a slow, asymmetric repolarisation (the positive lobe decays 1.6-2.5x slower than it rises) and a long,
+  low positive after-phase.  **This signature is a modelling assumption of this simulator, not a published
+  finding.**
+* Background: coloured noise (white + 1/f below a knee frequency, low-pass filtered like an amplifier's
+  output filter), slow drift (random walk + slow sinusoid), a holding-current offset and mains hum (50 Hz
+  and two harmonics).  Spikes never come closer than ``refractory_ms`` (>= 5 ms).
+
+Everything is vectorised: 60 s at 40 kHz takes ~0.2 s.  Results are deterministic given ``seed``.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..constants import DEFAULT_THRESHOLD_PA, LABELS, SAMPLING_FREQUENCY
+from ..errors import TrainingError
+
+__all__ = [
+    "CELL_TYPES",
+    "SimulatorError",
+    "SimulatedRecording",
+    "simulate_drn_recording",
+    "simulate_dataset",
+    "dataset_table",
+    "spike_waveform",
+    "draw_cell_params",
+]
+
+SER, NSER = LABELS
+CELL_TYPES = ("serotonergic", "atypical_serotonergic", "non_serotonergic")
+_ALIASES = {
+    "ser": "serotonergic",
+    "serotonergic": "serotonergic",
+    "typical_serotonergic": "serotonergic",
+    "typical": "serotonergic",
+    "atypical": "atypical_serotonergic",
+    "atypical_ser": "atypical_serotonergic",
+    "atypical_serotonergic": "atypical_serotonergic",
+    "nser": "non_serotonergic",
+    "non_serotonergic": "non_serotonergic",
+    "non-serotonergic": "non_serotonergic",
+}
+_LABEL_OF = {"serotonergic": SER, "atypical_serotonergic": SER, "non_serotonergic": NSER}
+
+# Window of one rendered spike, relative to its negative peak (ms).  Long enough for the slowest
+# after-phase; spikes closer than this simply add up (they are >= refractory_ms apart).
+_WIN_BEFORE_MS = 1.5
+_WIN_AFTER_MS = 9.0
+
+
+class SimulatorError(TrainingError, ValueError):
+    """Bad simulator options (unknown cell type or parameter, impossible value); also a ``ValueError``."""
+
+
+# --------------------------------------------------------------------------------------------------
+# parameter distributions
+# --------------------------------------------------------------------------------------------------
+def _loguniform(rng, lo, hi):
+    return float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
+
+
+def _draw_firing(rng, cell_type):
+    if cell_type == "serotonergic":
+        rate = float(np.clip(rng.lognormal(np.log(1.2), 0.45), 0.4, 3.0))
+        cv = rng.uniform(0.08, 0.45)
+    elif cell_type == "atypical_serotonergic":
+        rate = _loguniform(rng, 2.0, 8.0)
+        cv = rng.uniform(0.2, 0.8)
+    else:
+        rate = _loguniform(rng, 3.0, 15.0)
+        cv = rng.uniform(0.5, 1.2)
+    return rate, float(cv)
+
+
+def _draw_shape(rng, cell_type, udi_override=None):
+    """Shape parameters; the lobe widths scale with the UDI (the drawn one, or ``udi_override``)."""
+    u = rng.uniform
+    lo, hi = {"serotonergic": (1.0, 2.0), "atypical_serotonergic": (0.6, 1.1)}.get(cell_type, (0.3, 0.8))
+    udi = u(lo, hi)
+    if udi_override is not None:
+        udi = float(udi_override)
+    if cell_type == "serotonergic":
+        rise = u(0.08, 0.14)
+        p = dict(
+            udi_ms=udi,
+            rise_ms=rise,
+            fall_ms=rise * u(1.3, 2.0),
+            pos_ratio=u(0.2, 0.45),
+            pos_rise_ms=udi * u(0.3, 0.42),
+            pos_decay_ms=udi * u(0.6, 0.9),
+            shoulder=u(0.15, 0.35),
+            shoulder_lead_ms=rise * u(2.2, 3.0),
+            after_phase=u(0.15, 0.35),
+            after_tau_ms=u(0.8, 1.6),
+            prephase=u(0.0, 0.08),
+            undershoot=u(0.0, 0.03),
+        )
+    elif cell_type == "atypical_serotonergic":
+        rise = u(0.05, 0.09)
+        p = dict(
+            udi_ms=udi,
+            rise_ms=rise,
+            fall_ms=rise * u(1.3, 2.0),
+            pos_ratio=u(0.25, 0.5),
+            pos_rise_ms=udi * u(0.3, 0.4),
+            pos_decay_ms=udi * u(0.3, 0.4) * u(1.6, 2.5),
+            shoulder=u(0.15, 0.35),
+            shoulder_lead_ms=rise * u(2.2, 3.0),
+            after_phase=u(0.15, 0.35),
+            after_tau_ms=u(0.8, 1.6),
+            prephase=u(0.0, 0.08),
+            undershoot=u(0.0, 0.03),
+        )
+    else:
+        rise = u(0.035, 0.07)
+        pr = udi * u(0.35, 0.5)
+        p = dict(
+            udi_ms=udi,
+            rise_ms=rise,
+            fall_ms=rise * u(1.0, 1.5),
+            pos_ratio=u(0.35, 0.8),
+            pos_rise_ms=pr,
+            pos_decay_ms=pr * u(0.9, 1.3),
+            shoulder=u(0.0, 0.05),
+            shoulder_lead_ms=rise * u(2.2, 3.0),
+            after_phase=u(0.0, 0.08),
+            after_tau_ms=u(0.3, 0.8),
+            prephase=u(0.0, 0.08),
+            undershoot=u(0.03, 0.12),
+        )
+    return {k: float(v) for k, v in p.items()}
+
+
+def _draw_background(rng, sampling_frequency):
+    return dict(
+        noise_sd_pa=float(rng.uniform(3.0, 10.0)),
+        noise_knee_hz=_loguniform(rng, 50.0, 500.0),
+        lowpass_hz=float(min(rng.uniform(5000.0, 10000.0), 0.45 * sampling_frequency)),
+        drift_pa=float(rng.uniform(5.0, 40.0)),
+        drift_period_s=float(rng.uniform(10.0, 60.0)),
+        hum_pa=float(rng.uniform(0.0, 5.0)),
+        hum_hz=50.0,
+        holding_pa=float(rng.uniform(-100.0, 100.0)),
+    )
+
+
+def draw_cell_params(
+    cell_type: str = "serotonergic", sampling_frequency: float = SAMPLING_FREQUENCY, seed=None, **overrides
+) -> dict[str, Any]:
+    """Draw the parameters of one simulated cell (firing, spike shape, background); see
+    :func:`simulate_drn_recording` for their meaning.  ``overrides`` replace drawn values."""
+    ct = _cell_type(cell_type)
+    rng = np.random.default_rng(seed)
+    rate, cv = _draw_firing(rng, ct)
+    params: dict[str, Any] = dict(firing_rate_hz=rate, cv_isi=cv, refractory_ms=5.0)
+    params.update(amplitude_pa=_loguniform(rng, 80.0, 600.0), amplitude_jitter=0.10, shape_jitter=0.03)
+    params.update(_draw_shape(rng, ct, overrides.get("udi_ms")))
+    params.update(_draw_background(rng, sampling_frequency))
+    unknown = sorted(set(overrides) - set(params))
+    if unknown:
+        raise SimulatorError(
+            f"unknown simulator parameter(s) {unknown}; valid names are: {', '.join(sorted(params))}."
+        )
+    params.update(
+        {k: (float(v) if isinstance(v, (int, float, np.number)) else v) for k, v in overrides.items()}
+    )
+    _check_params(params, sampling_frequency)
+    return params
+
+
+def _check_params(p, fs):
+    def need(cond, msg):
+        if not cond:
+            raise SimulatorError(msg)
+
+    need(p["firing_rate_hz"] >= 0, f"firing_rate_hz must be >= 0, got {p['firing_rate_hz']}.")
+    need(p["refractory_ms"] >= 0, "refractory_ms must be >= 0.")
+    if p["firing_rate_hz"] > 0:
+        need(
+            1000.0 / p["firing_rate_hz"] > p["refractory_ms"],
+            f"firing_rate_hz={p['firing_rate_hz']} leaves no room for refractory_ms={p['refractory_ms']}.",
+        )
+    need(p["cv_isi"] > 0, "cv_isi must be > 0.")
+    need(0.05 <= p["udi_ms"] <= 3.0, f"udi_ms must lie in [0.05, 3.0] ms, got {p['udi_ms']}.")
+    for k in ("rise_ms", "fall_ms", "pos_rise_ms", "pos_decay_ms", "after_tau_ms", "shoulder_lead_ms"):
+        need(p[k] > 0, f"{k} must be > 0, got {p[k]}.")
+    for k in ("amplitude_pa", "pos_ratio"):
+        need(p[k] > 0, f"{k} must be > 0, got {p[k]}.")
+    for k in (
+        "noise_sd_pa",
+        "drift_pa",
+        "hum_pa",
+        "amplitude_jitter",
+        "shape_jitter",
+        "shoulder",
+        "after_phase",
+        "prephase",
+        "undershoot",
+    ):
+        need(p[k] >= 0, f"{k} must be >= 0, got {p[k]}.")
+    need(p["lowpass_hz"] > 0 and p["noise_knee_hz"] >= 0, "lowpass_hz must be > 0, noise_knee_hz >= 0.")
+    need(p["hum_hz"] > 0 and p["drift_period_s"] > 0, "hum_hz and drift_period_s must be > 0.")
+
+
+def _cell_type(cell_type: str) -> str:
+    key = str(cell_type).strip().lower().replace(" ", "_")
+    if key not in _ALIASES:
+        raise SimulatorError(f"cell_type must be one of {', '.join(CELL_TYPES)}; got {cell_type!r}.")
+    return _ALIASES[key]
+
+
+# --------------------------------------------------------------------------------------------------
+# spike waveform
+# --------------------------------------------------------------------------------------------------
+def _half_gauss(t, centre, left, right):
+    s = np.where(t < centre, left, right)
+    return np.exp(-0.5 * ((t - centre) / s) ** 2)
+
+
+def _waveform(t_ms, p, pos_centre, pos_ratio=None):
+    """Unnormalised action current (negative lobe amplitude ~1) at times ``t_ms`` (ms) from the
+    negative peak; broadcasts over leading dimensions of ``t_ms`` / ``pos_ratio``."""
+    r = p["pos_ratio"] if pos_ratio is None else pos_ratio
+    w = -_half_gauss(t_ms, 0.0, p["rise_ms"], p["fall_ms"])
+    if p["shoulder"] > 0:  # inflection on the upstroke (earlier, smaller negative component)
+        w = w - p["shoulder"] * np.exp(-0.5 * ((t_ms + p["shoulder_lead_ms"]) / (1.2 * p["rise_ms"])) ** 2)
+    if p["prephase"] > 0:  # small positive capacitive pre-phase
+        w = w + p["prephase"] * np.exp(-0.5 * ((t_ms + 0.35) / 0.15) ** 2)
+    w = w + r * _half_gauss(t_ms, pos_centre, p["pos_rise_ms"], p["pos_decay_ms"])
+    if p["after_phase"] > 0:  # slow positive after-phase, rising with the repolarisation
+        dt = np.maximum(t_ms - pos_centre, 0.0)
+        onset = 1.0 / (1.0 + np.exp(-(t_ms - pos_centre) / max(p["pos_rise_ms"] * 0.5, 1e-3)))
+        w = w + r * p["after_phase"] * onset * np.exp(-dt / p["after_tau_ms"])
+    if p["undershoot"] > 0:  # small late negative phase (after-hyperpolarisation recovery)
+        c = pos_centre + 2.0 * p["pos_decay_ms"] + 0.3
+        w = w - p["undershoot"] * np.exp(-0.5 * ((t_ms - c) / max(p["pos_decay_ms"], 0.2)) ** 2)
+    return w
+
+
+def _udi_of(w, dt_ms):
+    i0 = int(np.argmin(w))
+    return (i0 + int(np.argmax(w[i0:]))) * dt_ms - i0 * dt_ms, i0
+
+
+def _solve_shape(p, dt_ms=0.0025):
+    """Place the positive lobe so that the waveform's trough-to-positive-peak interval equals
+    ``udi_ms``; return (pos_centre, trough_offset_ms, norm) where norm makes the trough -1."""
+    t = np.arange(-_WIN_BEFORE_MS, _WIN_AFTER_MS, dt_ms)
+    target = p["udi_ms"]
+    centre = target
+    for _ in range(30):
+        w = _waveform(t, p, centre)
+        udi, i0 = _udi_of(w, dt_ms)
+        err = target - udi
+        if abs(err) <= dt_ms:
+            break
+        centre = max(centre + err, 0.02)
+    w = _waveform(t, p, centre)
+    i0 = int(np.argmin(w))
+    return centre, float(t[i0]), float(-w[i0])
+
+
+def spike_waveform(t_ms, cell_type: str = "serotonergic", seed=None, **params) -> np.ndarray:
+    """The noise-free action current (pA) of a simulated cell at times ``t_ms`` (ms, 0 = negative peak).
+
+    Parameters are drawn as in :func:`simulate_drn_recording` (``seed``), ``params`` override them; the
+    trough is ``-amplitude_pa`` and the positive peak comes ``udi_ms`` after it.
+    """
+    p = draw_cell_params(cell_type, seed=seed, **params)
+    centre, off, norm = _solve_shape(p)
+    t = np.asarray(t_ms, dtype=float)
+    return (p["amplitude_pa"] / norm) * _waveform(t + off, p, centre)
+
+
+# --------------------------------------------------------------------------------------------------
+# spike trains and background
+# --------------------------------------------------------------------------------------------------
+def _spike_times(rng, rate, cv, refractory_s, t_lo, t_hi):
+    """Renewal process: ISI = refractory + gamma, mean 1/rate, CV (of the whole ISI) = cv."""
+    if rate <= 0 or t_hi <= t_lo:
+        return np.empty(0)
+    mean = 1.0 / rate
+    free = mean - refractory_s
+    sd = cv * mean
+    shape = (free / sd) ** 2
+    scale = sd**2 / free
+    span = t_hi - t_lo
+    n = int(span * rate * 1.3 + 10 * np.sqrt(span * rate + 1) + 10)
+    isi = refractory_s + rng.gamma(shape, scale, size=n)
+    first = t_lo + rng.uniform(0.0, 1.0) * isi[0]  # stationary start (approximately)
+    times = first + np.concatenate([[0.0], np.cumsum(isi[1:])])
+    while times[-1] < t_hi:  # rare: draw more
+        more = refractory_s + rng.gamma(shape, scale, size=n)
+        times = np.concatenate([times, times[-1] + np.cumsum(more)])
+    return times[times < t_hi]
+
+
+def _coloured_noise(rng, n, fs, sd, knee_hz, lowpass_hz):
+    import scipy.fft as sfft
+
+    if sd <= 0 or n < 2:
+        return np.zeros(n, dtype=np.float32)
+    white = rng.standard_normal(n, dtype=np.float32)
+    spec = sfft.rfft(white, workers=2)
+    f = np.fft.rfftfreq(n, 1.0 / fs).astype(np.float32)
+    f[0] = f[1] if n > 1 else 1.0
+    fmin = max(0.5, fs / n)
+    gain = np.sqrt(1.0 + knee_hz / np.maximum(f, fmin))  # white + 1/f power below the knee
+    gain /= np.sqrt(1.0 + (f / lowpass_hz) ** 8)  # 4-pole low-pass (amplifier output filter)
+    gain[0] = 0.0
+    spec *= gain.astype(np.float32)
+    x = sfft.irfft(spec, n=n, workers=2)
+    s = float(np.std(x))
+    return (x * np.float32(sd / s)).astype(np.float32) if s > 0 else np.zeros(n, dtype=np.float32)
+
+
+def _drift(rng, n, fs, amp, period_s):
+    if amp <= 0 or n < 2:
+        return np.zeros(n, dtype=np.float32)
+    dur = n / fs
+    step = 0.1  # s, coarse grid of the random walk
+    m = int(np.ceil(dur / step)) + 2
+    walk = np.cumsum(rng.standard_normal(m))
+    walk -= np.linspace(walk[0], walk[-1], m)  # a bridge: no net trend over the recording
+    walk_sd = float(np.std(walk))
+    if walk_sd > 0:
+        walk *= 0.7 * amp / walk_sd
+    tc = np.arange(m) * step
+    slow = 0.7 * amp * np.sin(2 * np.pi * tc / period_s + rng.uniform(0, 2 * np.pi))
+    return np.interp(np.arange(n) / fs, tc, walk + slow).astype(np.float32)
+
+
+def _hum(rng, n, fs, amp, f0):
+    if amp <= 0:
+        return np.zeros(n, dtype=np.float32)
+    amps = amp * np.array([1.0, rng.uniform(0.1, 0.5), rng.uniform(0.05, 0.3)])
+    phases = rng.uniform(0, 2 * np.pi, 3)
+    period = fs / f0
+    m = int(round(period)) if abs(period - round(period)) < 1e-9 else n  # one period, then tile
+    k = np.arange(min(m, n), dtype=np.float64)
+    one = sum(
+        a * np.sin(2 * np.pi * f0 * (h + 1) * k / fs + ph) for h, (a, ph) in enumerate(zip(amps, phases))
+    )
+    one = one.astype(np.float32)
+    return np.tile(one, n // one.size + 1)[:n] if one.size < n else one
+
+
+# --------------------------------------------------------------------------------------------------
+# result object
+# --------------------------------------------------------------------------------------------------
+@dataclass
+class SimulatedRecording:
+    """One simulated cell.
+
+    Attributes
+    ----------
+    traces : (n_samples,) float32, pA
+    sampling_frequency : Hz
+    spike_samples : int64 array; ground-truth trigger of each spike: the first sample at which the
+        noise-free action current is at or below ``DEFAULT_THRESHOLD_PA`` (-50 pA) relative to its
+        baseline (or half its peak, for a spike smaller than 50 pA)
+    peak_samples : int64 array; the sample of each spike's negative peak (noise-free)
+    cell_type : "serotonergic", "atypical_serotonergic" or "non_serotonergic"
+    label : "serotonergic" or "non_serotonergic"
+    params : the drawn parameters (see :func:`simulate_drn_recording`) plus ``n_spikes``,
+        ``measured_rate_hz`` and ``measured_cv_isi`` of the ground-truth train
+    cell_id, group, file : set by :func:`simulate_dataset`
+    """
+
+    traces: np.ndarray
+    sampling_frequency: float
+    spike_samples: np.ndarray
+    peak_samples: np.ndarray
+    cell_type: str
+    label: str
+    params: dict[str, Any] = field(default_factory=dict)
+    cell_id: str = "sim"
+    group: str | None = None
+    file: Path | None = None
+
+    @property
+    def duration_s(self) -> float:
+        return self.traces.size / self.sampling_frequency
+
+    @property
+    def spike_times_s(self) -> np.ndarray:
+        """Ground-truth negative-peak times in seconds."""
+        return self.peak_samples / self.sampling_frequency
+
+    def to_recording(self):
+        """A SpikeInterface ``NumpyRecording`` (one channel, id ``"0"``, pA, gain 1, offset 0, dummy probe)."""
+        from spikeinterface.core import NumpyRecording
+
+        rec = NumpyRecording([self.traces[:, None]], self.sampling_frequency, channel_ids=["0"])
+        rec.set_channel_gains(1.0)
+        rec.set_channel_offsets(0.0)
+        rec.set_property("physical_unit", ["pA"])
+        rec.set_property("gain_to_physical_unit", [1.0])
+        rec.set_property("offset_to_physical_unit", [0.0])
+        rec.set_property("channel_name", ["IN 0"])
+        rec.set_dummy_probe_from_locations(np.zeros((1, 2)))
+        rec.annotate(cell_type=self.cell_type, label=self.label, cell_id=self.cell_id)
+        return rec
+
+    def to_abf(
+        self, path, *, data_format: str = "int16", version: int = 2, rec_datetime: _dt.datetime | None = None
+    ) -> Path:
+        """Write the trace as a one-channel gap-free .abf ("IN 0", pA); see :func:`write_abf`."""
+        from .abf_writer import write_abf
+
+        return write_abf(
+            path,
+            self.traces,
+            self.sampling_frequency,
+            units="pA",
+            channel_names=["IN 0"],
+            data_format=data_format,
+            version=version,
+            rec_datetime=rec_datetime,
+        )
+
+
+# --------------------------------------------------------------------------------------------------
+# simulation
+# --------------------------------------------------------------------------------------------------
+def simulate_drn_recording(
+    cell_type: str = "serotonergic",
+    duration_s: float = 30.0,
+    sampling_frequency: float = SAMPLING_FREQUENCY,
+    seed=None,
+    **overrides,
+) -> SimulatedRecording:
+    """Simulate a gap-free loose-seal cell-attached recording of one DRN neuron.
+
+    Parameters
+    ----------
+    cell_type : "serotonergic", "atypical_serotonergic" or "non_serotonergic" (aliases "ser",
+        "atypical", "nser")
+    duration_s, sampling_frequency : length (s) and rate (Hz) of the trace
+    seed : int, numpy Generator or None; the same seed gives the same recording
+    **overrides : fix any drawn parameter:
+
+        * firing: ``firing_rate_hz``, ``cv_isi`` (CV of the inter-spike intervals), ``refractory_ms``
+        * spike: ``amplitude_pa`` (mean negative peak, positive number), ``amplitude_jitter`` (sd of the
+          log spike-to-spike amplitude, 0.10), ``shape_jitter`` (sd of the per-spike time scale, 0.03),
+          ``udi_ms``, ``rise_ms``/``fall_ms`` (widths of the negative lobe before/after its peak),
+          ``pos_ratio`` (positive/negative lobe amplitude), ``pos_rise_ms``/``pos_decay_ms``,
+          ``shoulder``/``shoulder_lead_ms`` (upstroke inflection), ``after_phase``/``after_tau_ms``
+          (slow positive after-phase), ``prephase``, ``undershoot`` (relative amplitudes)
+        * background: ``noise_sd_pa`` (rms of the coloured noise), ``noise_knee_hz`` (1/f corner),
+          ``lowpass_hz``, ``drift_pa``, ``drift_period_s``, ``hum_pa``, ``hum_hz`` (50), ``holding_pa``
+
+    Returns
+    -------
+    SimulatedRecording
+    """
+    fs = float(sampling_frequency)
+    if not (np.isfinite(fs) and fs > 0):
+        raise SimulatorError(
+            f"sampling_frequency must be a positive number of Hz, got {sampling_frequency!r}."
+        )
+    if not (np.isfinite(duration_s) and duration_s > 0):
+        raise SimulatorError(f"duration_s must be > 0, got {duration_s!r}.")
+    ct = _cell_type(cell_type)
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    p = draw_cell_params(ct, fs, seed=rng, **overrides)
+    n = int(round(duration_s * fs))
+
+    # ---- spike train (negative-peak times, s) ----
+    before_s, after_s = _WIN_BEFORE_MS / 1000.0, _WIN_AFTER_MS / 1000.0
+    times = _spike_times(
+        rng, p["firing_rate_hz"], p["cv_isi"], p["refractory_ms"] / 1000.0, before_s, n / fs - after_s
+    )
+    k = times.size
+
+    # ---- spikes, rendered analytically (sub-sample timing, per-spike jitter) ----
+    centre, trough_off, norm = _solve_shape(p)
+    traces = np.zeros(n, dtype=np.float64)
+    spike_samples = np.empty(0, dtype=np.int64)
+    peak_samples = np.empty(0, dtype=np.int64)
+    if k:
+        amp = p["amplitude_pa"] / norm * np.exp(p["amplitude_jitter"] * rng.standard_normal(k))
+        scale = np.clip(1.0 + p["shape_jitter"] * rng.standard_normal(k), 0.85, 1.15)
+        ratio = p["pos_ratio"] * np.clip(1.0 + 0.5 * p["shape_jitter"] * rng.standard_normal(k), 0.8, 1.2)
+        w0 = int(np.ceil(_WIN_BEFORE_MS * 1.2 * fs / 1000.0))
+        w1 = int(np.ceil(_WIN_AFTER_MS * 1.2 * fs / 1000.0))
+        pos = times * fs  # continuous sample position of each negative peak
+        first = np.floor(pos).astype(np.int64) - w0
+        idx = first[:, None] + np.arange(w0 + w1)[None, :]
+        t_ms = (idx - pos[:, None]) * (1000.0 / fs) / scale[:, None] + trough_off
+        waves = amp[:, None] * _waveform(t_ms, p, centre, ratio[:, None])
+        valid = (idx >= 0) & (idx < n)
+        traces += np.bincount(idx[valid], weights=waves[valid], minlength=n)
+        peak_samples = idx[np.arange(k), np.argmin(waves, axis=1)]
+        thr = np.minimum(DEFAULT_THRESHOLD_PA, 0.5 * waves.min(axis=1))
+        spike_samples = idx[np.arange(k), np.argmax(waves <= thr[:, None], axis=1)]
+
+    # ---- background ----
+    traces += _coloured_noise(
+        rng, n, fs, p["noise_sd_pa"], p["noise_knee_hz"], min(p["lowpass_hz"], 0.49 * fs)
+    )
+    traces += _drift(rng, n, fs, p["drift_pa"], p["drift_period_s"])
+    traces += _hum(rng, n, fs, p["hum_pa"], p["hum_hz"])
+    traces += p["holding_pa"]
+
+    isi = np.diff(times)
+    p.update(
+        n_spikes=int(k),
+        measured_rate_hz=float(k / (n / fs)),
+        measured_cv_isi=float(isi.std() / isi.mean()) if isi.size > 1 else float("nan"),
+    )
+    return SimulatedRecording(
+        traces=traces.astype(np.float32),
+        sampling_frequency=fs,
+        spike_samples=spike_samples.astype(np.int64),
+        peak_samples=peak_samples.astype(np.int64),
+        cell_type=ct,
+        label=_LABEL_OF[ct],
+        params=p,
+    )
+
+
+def _seed_sequence(seed) -> np.random.SeedSequence:
+    if isinstance(seed, np.random.SeedSequence):
+        return seed
+    if isinstance(seed, np.random.Generator):
+        return np.random.SeedSequence(int(seed.integers(0, 2**63 - 1)))
+    return np.random.SeedSequence(seed)
+
+
+_DEFAULT_COUNTS = {"serotonergic": 6, "atypical_serotonergic": 2, "non_serotonergic": 6}
+_DAY_KEYS = ("noise_sd_pa", "noise_knee_hz", "lowpass_hz", "hum_pa")
+
+
+def simulate_dataset(
+    n_cells_per_type: dict[str, int] | None = None,
+    duration_s: float = 30.0,
+    sampling_frequency: float = SAMPLING_FREQUENCY,
+    seed=None,
+    out_dir=None,
+    *,
+    n_groups: int = 3,
+    data_format: str = "int16",
+    abf_version: int = 2,
+    **overrides,
+) -> list[SimulatedRecording]:
+    """Simulate several cells over ``n_groups`` simulated recording days.
+
+    Cells of every type are spread over the days (round-robin after shuffling).  A day sets the
+    background every cell of that day shares, up to ±15 %: noise level, 1/f corner, low-pass filter and
+    mains-hum amplitude, so that a split by day (group) differs from a split by cell.  With ``out_dir``,
+    writes one gap-free .abf per cell (``<group>_c<NNN>.abf``, one pA channel "IN 0", ``data_format``
+    int16 or float32, recording date = the day) and ``labels.csv`` with columns
+    ``file,label,channel,group,cell_type`` (plus ``params.csv`` with every drawn parameter).
+
+    ``overrides`` are passed to :func:`simulate_drn_recording` for every cell.  Returns the recordings in
+    file order, with ``cell_id``, ``group`` and ``file`` set.
+    """
+    counts = dict(_DEFAULT_COUNTS if n_cells_per_type is None else n_cells_per_type)
+    counts = {_cell_type(k): int(v) for k, v in counts.items()}
+    if any(v < 0 for v in counts.values()) or sum(counts.values()) == 0:
+        raise SimulatorError(
+            f"n_cells_per_type needs non-negative counts and at least one cell; got {counts}."
+        )
+    if int(n_groups) < 1:
+        raise SimulatorError(f"n_groups must be >= 1, got {n_groups}.")
+    n_groups = int(n_groups)
+    root = _seed_sequence(seed)
+    day_ss, assign_ss, *cell_ss = root.spawn(2 + sum(counts.values()))
+
+    day_rng = np.random.default_rng(day_ss)
+    days = [
+        {k: v for k, v in _draw_background(day_rng, sampling_frequency).items() if k in _DAY_KEYS}
+        for _ in range(n_groups)
+    ]
+    base = _dt.datetime(2024, 1, 8, 10, 0, 0)
+    day_names = [f"day{g + 1:02d}" for g in range(n_groups)]
+
+    assign_rng = np.random.default_rng(assign_ss)
+    plan = []  # (cell_type, group index)
+    g_next = 0
+    for ct in CELL_TYPES:
+        for _ in range(counts.get(ct, 0)):
+            plan.append((ct, g_next % n_groups))
+            g_next += 1
+    order = assign_rng.permutation(len(plan))
+    plan = [plan[i] for i in order]
+    plan.sort(key=lambda x: x[1])  # file order: by day
+
+    out = Path(out_dir) if out_dir is not None else None
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+    recs: list[SimulatedRecording] = []
+    for i, ((ct, g), ss) in enumerate(zip(plan, cell_ss)):
+        rng = np.random.default_rng(ss)
+        day = {k: v * float(rng.uniform(0.85, 1.15)) for k, v in days[g].items()}
+        day["lowpass_hz"] = min(day["lowpass_hz"], 0.45 * sampling_frequency)
+        kw = {**day, **overrides}
+        rec = simulate_drn_recording(ct, duration_s, sampling_frequency, seed=rng, **kw)
+        rec.group = day_names[g]
+        rec.cell_id = f"{day_names[g]}_c{i + 1:03d}"
+        if out is not None:
+            rec.file = rec.to_abf(
+                out / f"{rec.cell_id}.abf",
+                data_format=data_format,
+                version=abf_version,
+                rec_datetime=base + _dt.timedelta(days=g, minutes=5 * i),
+            )
+        recs.append(rec)
+
+    if out is not None:
+        with open(out / "labels.csv", "w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["file", "label", "channel", "group", "cell_type"])
+            for r in recs:
+                w.writerow([r.file.name, r.label, "0", r.group, r.cell_type])
+        keys = sorted({k for r in recs for k in r.params})
+        with open(out / "params.csv", "w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["file", "cell_id", "group", "cell_type", "label", *keys])
+            for r in recs:
+                w.writerow(
+                    [r.file.name, r.cell_id, r.group, r.cell_type, r.label, *[r.params.get(k) for k in keys]]
+                )
+    return recs
+
+
+def dataset_table(recordings):
+    """A pandas DataFrame with one row per recording: ``file, label, channel, group, cell_type, cell_id``
+    and the drawn parameters."""
+    import pandas as pd
+
+    rows = []
+    for r in recordings:
+        rows.append(
+            dict(
+                file=r.file.name if r.file is not None else None,
+                label=r.label,
+                channel="0",
+                group=r.group,
+                cell_type=r.cell_type,
+                cell_id=r.cell_id,
+                **r.params,
+            )
+        )
+    return pd.DataFrame(rows)
