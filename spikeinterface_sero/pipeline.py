@@ -89,9 +89,10 @@ def classify_file(path, *, model_folder=None, channel=None, threshold: float = D
             from .report import write_cell_reports
 
             write_cell_reports(analyzer, report_dir, file=str(path))
+        table = _tidy(table)
         return (table, analyzer) if return_analyzer else table
     except SeroError as e:
-        row = _error_row(path, str(e))
+        row = _tidy(_error_row(path, str(e)))
         return (row, None) if return_analyzer else row
 
 
@@ -132,4 +133,14 @@ def classify_files(paths, *, n_jobs: int = 1, engine: str | None = None, schedul
         finally:
             if client is not scheduler:
                 client.close()
-    return pd.concat(parts, ignore_index=True)
+    return _tidy(pd.concat(parts, ignore_index=True))
+
+
+def _tidy(table: pd.DataFrame) -> pd.DataFrame:
+    """Counts as integers (empty for error rows), text columns as text."""
+    for col in ("n_spikes", "n_dropped_edge"):
+        table[col] = pd.to_numeric(table[col], errors="coerce").round().astype("Int64")
+    for col in ("file", "channel", "cell_id", "sero_label", "sero_type", "criteria_label", "sero_domain",
+                "sero_method", "model", "error"):
+        table[col] = table[col].astype(object).where(table[col].notna(), "")
+    return table

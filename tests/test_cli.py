@@ -1,0 +1,88 @@
+"""The `sero` command: snippets, classify, import-models; exit codes and one-line errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import FS, make_trace
+
+from spikeinterface_sero.cli import main
+from spikeinterface_sero.datasets.abf_writer import write_abf
+from spikeinterface_sero.snippets import load_npz, read_snippet_csv_folder
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("abf")
+    a = write_abf(d / "A240101#001.abf", make_trace(duration_s=3.0, spike_times_s=[0.2, 0.9, 1.5, 2.2, 2.8]), FS,
+                  data_format="float32")
+    b = write_abf(d / "A240101#002.abf", make_trace(duration_s=3.0, spike_times_s=[0.5, 1.1, 2.6], seed=3), FS)
+    bad = d / "broken.abf"
+    bad.write_bytes(b"ABF2" + bytes(100))
+    return a, b, bad
+
+
+@pytest.fixture(scope="module")
+def model_folder(tmp_path_factory):
+    from spikeinterface_sero.model import random_ensemble, save_model
+
+    folder = tmp_path_factory.mktemp("m") / "tiny"
+    save_model(random_ensemble((20, 25), seed=1), folder, description="random weights for tests", demo=False)
+    return str(folder)
+
+
+def test_snippets_npz_and_csv(files, tmp_path, capsys):
+    a, b, _ = files
+    assert main(["snippets", str(a), str(b), "--out", str(tmp_path / "s.npz"), "--quiet"]) == 0
+    sn = load_npz(tmp_path / "s.npz")
+    assert len(sn) == 8 and sn.waveforms.shape == (8, 160)
+    assert sorted(set(sn.cell_ids)) == ["A240101#001", "A240101#002"]
+    out = capsys.readouterr().out
+    assert "A240101#001" in out and "8 snippets" in out
+    assert main(["snippets", str(a), "--out", str(tmp_path / "csv"), "--quiet"]) == 0
+    X, cells, _ = read_snippet_csv_folder(tmp_path / "csv")
+    np.testing.assert_array_equal(X, sn.waveforms[sn.cell_ids == "A240101#001"])
+
+
+def test_classify_writes_rows_and_error_rows(files, model_folder, tmp_path, capsys):
+    a, b, bad = files
+    out = tmp_path / "results.csv"
+    rc = main(["classify", str(a), str(bad), str(b), "--model", model_folder, "--out", str(out), "--quiet"])
+    assert rc == 1  # one file failed, the others were processed
+    t = pd.read_csv(out, keep_default_na=False)
+    for col in ("file", "channel", "n_spikes", "sero_label", "sero_probability", "sero_type", "firing_rate_hz",
+                "cv_isi", "udi_ms"):
+        assert col in t.columns
+    assert t["file"].str.endswith(("A240101#001.abf", "broken.abf", "A240101#002.abf")).all()
+    good = t[t["error"] == ""]
+    assert good["sero_label"].isin(["serotonergic", "non_serotonergic"]).all()
+    assert good["n_spikes"].astype(int).tolist() == [5, 3]
+    assert "truncated or corrupt" in t.loc[t["error"] != "", "error"].iloc[0]
+    captured = capsys.readouterr()
+    assert "FAILED" in captured.err and "broken.abf" in captured.err
+
+
+def test_classify_criteria_method(files, tmp_path):
+    a, _, _ = files
+    assert main(["classify", str(a), "--method", "criteria", "--out", str(tmp_path / "r.json"), "--quiet"]) == 0
+    t = pd.read_json(tmp_path / "r.json")
+    assert t["sero_label"].iloc[0] == t["criteria_label"].iloc[0]
+
+
+def test_usage_errors_are_one_line(tmp_path, capsys):
+    assert main(["snippets", str(tmp_path), "--out", str(tmp_path / "x.npz")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "holds no .abf files" in err
+    assert main(["classify", str(tmp_path / "nope.abf"), "--threshold", "50", "--quiet", "--method", "criteria"]) == 1
+    with pytest.raises(SystemExit):
+        main(["--version"])
+
+
+def test_import_models_cli(shared_models, tmp_path, capsys):
+    out = tmp_path / "published"
+    assert main(["import-models", str(shared_models / "formats"), "--out", str(out)]) == 2
+    assert "ModConvBinNormN20" in capsys.readouterr().err  # two files for one kernel: refused, listed
+    assert main(["import-models", str(shared_models / "BioModelDNN_BALANCED"), "--out", str(out)]) == 0
+    assert "12 member(s)" in capsys.readouterr().out
+    assert (out / "model_info.json").exists()
