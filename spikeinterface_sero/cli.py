@@ -204,6 +204,29 @@ def cmd_import_models(args) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------------------------------- demo
+def cmd_demo(args) -> int:
+    from .demo import run_demo
+
+    counts = {"serotonergic": args.cells, "atypical_serotonergic": args.cells, "non_serotonergic": args.cells}
+    table = run_demo(args.out, n_cells_per_type=counts, duration_s=args.duration, seed=args.seed,
+                     model_folder=args.model, report=not args.no_report, n_jobs=args.n_jobs)
+    rows = []
+    for _, r in table.iterrows():
+        p, lo, hi = r["sero_probability"], r["sero_probability_low"], r["sero_probability_high"]
+        rows.append((Path(str(r["file"])).name, r["true_cell_type"], r["sero_label"],
+                     f"{p:.2f} [{lo:.2f}-{hi:.2f}]" if p == p else "-", r["sero_type"], r["n_spikes"],
+                     f"{r['firing_rate_hz']:.2f}", f"{r['udi_ms']:.2f}", "yes" if r["correct"] else "NO"))
+    _print_table(["file", "simulated as", "label", "P(SER) [95% CI]", "type", "spikes", "rate_Hz", "UDI_ms",
+                  "correct"], rows)
+    n_ok = int(table["correct"].sum())
+    print(f"{n_ok}/{len(table)} simulated cells labelled correctly. Results: {Path(args.out) / 'results.csv'}"
+          + ("" if args.no_report else f"; report: {Path(args.out) / 'report' / 'index.html'}"))
+    print("NOTE: simulated recordings and the bundled DEMONSTRATION model (trained on simulated data): this shows "
+          "the workflow and is not for scientific conclusions.")
+    return 0
+
+
 def _print_table(header: list[str], rows: list[tuple]) -> None:
     def fmt(v):
         if isinstance(v, float):
@@ -253,6 +276,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="which file to use when a kernel has several (e.g. 27=ModConvBinNormN27-v199.keras, or v199)")
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=cmd_import_models)
+
+    p = sub.add_parser("demo", help="simulate recordings, classify them with the bundled demo model, report")
+    p.add_argument("--out", default="sero_demo_output", help="output folder (default: sero_demo_output)")
+    p.add_argument("--cells", type=int, default=2, help="cells per type (typical SER, atypical SER, NSER)")
+    p.add_argument("--duration", type=float, default=30.0, help="seconds per simulated recording")
+    p.add_argument("--seed", type=int, default=2024)
+    p.add_argument("--model", default=None, metavar="DIR", help="model folder (default: the bundled demo model)")
+    p.add_argument("--n-jobs", type=int, default=1)
+    p.add_argument("--no-report", action="store_true")
+    p.set_defaults(func=cmd_demo)
 
     for extra in _EXTRA_COMMANDS:
         extra(sub)
