@@ -10,7 +10,18 @@ import warnings
 import numpy as np
 import pytest
 
-from spikeinterface_sero.datasets import AbfWriteError, abf_sampling_rate, int16_scaling, write_abf
+from spikeinterface_sero.datasets import (
+    CELL_TYPES,
+    AbfWriteError,
+    SimulatorError,
+    abf_sampling_rate,
+    dataset_table,
+    int16_scaling,
+    simulate_dataset,
+    simulate_drn_recording,
+    spike_waveform,
+    write_abf,
+)
 from spikeinterface_sero.errors import AbfError
 
 EPS32 = float(np.finfo(np.float32).eps)
@@ -255,15 +266,6 @@ def test_header_date_and_errors(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------------ simulator
-from spikeinterface_sero.datasets import (  # noqa: E402
-    CELL_TYPES,
-    SimulatorError,
-    dataset_table,
-    simulate_dataset,
-    simulate_drn_recording,
-    spike_waveform,
-)
-
 UDI_RANGE = {
     "serotonergic": (1.0, 2.0),
     "atypical_serotonergic": (0.6, 1.1),
