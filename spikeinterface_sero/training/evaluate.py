@@ -1,0 +1,364 @@
+"""Evaluation of an ensemble on labelled spikes: spike- and cell-level confusion matrices (with the
+normalisation stated), accuracy, balanced accuracy, ROC AUC, each member alone, and calibration.
+
+Conventions (written into every report):
+
+* classes: 0 = serotonergic (SER), 1 = non-serotonergic (NSER); SER is the *positive* class, as in the
+  paper ("serotonergic cells as 0");
+* confusion matrices: rows = true class, columns = predicted class, ``[[TP, FN], [FP, TN]]``;
+* ``row_normalised`` (sklearn ``normalize='true'``): each row over its sum, the diagonal is **recall**:
+  ``[0][0]`` = TPR (sensitivity, SER recall), ``[1][1]`` = TNR (specificity, NSER recall);
+* ``column_normalised`` (sklearn ``normalize='pred'``): each column over its sum, the diagonal is
+  **precision**: ``[0][0]`` = PPV, ``[1][1]`` = NPV. The authors' notebook computed
+  ``confusion_matrix(true, pred, normalize='pred')``, so the numbers it called TPR/TNR are these
+  PPV/NPV;
+* spike decision: serotonergic when consensus[0] > consensus[1]; P(SER) = c0 / (c0 + c1); cell decision:
+  :func:`spikeinterface_sero.model.cell_decisions` (mean consensus over the cell's spikes);
+* calibration: of P(SER) against the true SER frequency, ``n_bins`` equal-width bins; expected calibration
+  error ECE = sum over bins of (bin count / n) * |frac SER - mean P(SER)|, in [0, 1].
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..constants import LABELS
+from ..errors import TrainingError
+from .data import SpikeDataset
+
+NORMALISATION_NOTE = {
+    "rows": "true class (0 serotonergic, 1 non_serotonergic)",
+    "columns": "predicted class (0 serotonergic, 1 non_serotonergic)",
+    "positive_class": "serotonergic",
+    "counts": "[[TP, FN], [FP, TN]] with serotonergic as the positive class",
+    "row_normalised": "each row divided by its sum (sklearn normalize='true'): diagonal = recall; "
+    "[0][0] = TPR (sensitivity, SER recall), [0][1] = FNR, [1][0] = FPR, [1][1] = TNR (specificity, NSER recall)",
+    "column_normalised": "each column divided by its sum (sklearn normalize='pred'): diagonal = precision; "
+    "[0][0] = PPV (precision of SER calls), [1][1] = NPV (precision of NSER calls). The authors' notebook "
+    "used normalize='pred' and reported these numbers as TPR/TNR: they are PPV/NPV.",
+}
+
+
+def _f(v):
+    """float or None (JSON has no NaN)."""
+    if v is None:
+        return None
+    v = float(v)
+    return v if math.isfinite(v) else None
+
+
+def decide(consensus) -> np.ndarray:
+    """Spike decision from (n, 2) consensus: 0 (serotonergic) when c0 > c1, else 1."""
+    c = np.asarray(consensus)
+    return np.where(c[:, 0] > c[:, 1], 0, 1).astype(np.int64)
+
+
+def p_ser_of(consensus) -> np.ndarray:
+    """P(serotonergic) = c0 / (c0 + c1) (0.5 where both are 0)."""
+    c = np.asarray(consensus, dtype=np.float64)
+    s = c[:, 0] + c[:, 1]
+    return np.where(s > 0, c[:, 0] / np.where(s > 0, s, 1.0), 0.5)
+
+
+def confusion(y_true, y_pred) -> dict:
+    """Raw counts, row-normalised (recall) and column-normalised (precision) 2x2 matrices, with the rates
+    named. Rows = true class, columns = predicted class; serotonergic (0) is positive."""
+    from sklearn.metrics import confusion_matrix
+
+    y_true = np.asarray(y_true, dtype=np.int64)
+    y_pred = np.asarray(y_pred, dtype=np.int64)
+    cm = confusion_matrix(y_true, y_pred, labels=[0, 1]).astype(np.int64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rows = cm / cm.sum(axis=1, keepdims=True)
+        cols = cm / cm.sum(axis=0, keepdims=True)
+    (tp, fn), (fp, tn) = cm.tolist()
+
+    def ratio(a, b):
+        return _f(a / b) if b else None
+
+    return {
+        "counts": cm.tolist(),
+        "row_normalised": [[_f(v) for v in r] for r in rows],
+        "column_normalised": [[_f(v) for v in r] for r in cols],
+        "rates": {
+            "TPR": ratio(tp, tp + fn), "TNR": ratio(tn, tn + fp), "FPR": ratio(fp, fp + tn),
+            "FNR": ratio(fn, fn + tp), "PPV": ratio(tp, tp + fp), "NPV": ratio(tn, tn + fn),
+        },
+        "normalisation": dict(NORMALISATION_NOTE),
+    }
+
+
+def calibration(y_ser, p_ser, n_bins: int = 10) -> dict:
+    """Reliability of P(SER): per equal-width bin the count, mean P(SER) and observed SER fraction;
+    expected calibration error (ECE, in [0, 1]); and sklearn's ``calibration_curve`` output."""
+    from sklearn.calibration import calibration_curve
+
+    y_ser = np.asarray(y_ser, dtype=np.float64)
+    p = np.clip(np.asarray(p_ser, dtype=np.float64), 0.0, 1.0)
+    n = len(p)
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    idx = np.clip(np.digitize(p, edges[1:-1], right=True), 0, n_bins - 1)  # sklearn's binning
+    bins, ece = [], 0.0
+    for b in range(n_bins):
+        sel = idx == b
+        nb = int(sel.sum())
+        mp = float(p[sel].mean()) if nb else None
+        fy = float(y_ser[sel].mean()) if nb else None
+        if nb:
+            ece += nb / n * abs(fy - mp)
+        bins.append({"lo": float(edges[b]), "hi": float(edges[b + 1]), "n": nb, "mean_p_ser": mp, "frac_ser": fy})
+    out = {"ece": _f(ece) if n else None, "n_bins": int(n_bins), "bins": bins,
+           "what": "P(serotonergic) against the observed fraction of serotonergic spikes/cells"}
+    if n and len(np.unique(y_ser)) == 2:
+        prob_true, prob_pred = calibration_curve(y_ser, p, n_bins=n_bins, strategy="uniform")
+        out["calibration_curve"] = {"prob_true": prob_true.tolist(), "prob_pred": prob_pred.tolist()}
+    return out
+
+
+def _scores(y, pred, p_ser) -> dict:
+    from sklearn.metrics import accuracy_score, balanced_accuracy_score, roc_auc_score
+
+    y = np.asarray(y)
+    out = {"n": int(len(y)), "accuracy": _f(accuracy_score(y, pred)) if len(y) else None}
+    two = len(np.unique(y)) == 2
+    with np.errstate(all="ignore"):
+        out["balanced_accuracy"] = _f(balanced_accuracy_score(y, pred)) if two else None
+        out["roc_auc"] = _f(roc_auc_score((y == 0).astype(int), p_ser)) if two else None
+    return out
+
+
+def _bce(onehot, probs) -> float:
+    """Keras' binary cross-entropy of the 2-unit outputs (mean over units and samples)."""
+    p = np.clip(np.asarray(probs, dtype=np.float64), 1e-7, 1 - 1e-7)
+    t = np.asarray(onehot, dtype=np.float64)
+    return float(np.mean(-(t * np.log(p) + (1 - t) * np.log(1 - p))))
+
+
+def evaluate_predictions(member_outputs, dataset: SpikeDataset, *, kernels=None, n_bins: int = 10,
+                         n_boot: int = 200, per_kernel: bool = True) -> dict:
+    """:func:`evaluate` from precomputed member outputs ``(n, m, 2)`` (e.g. ``Ensemble.predict_members``)."""
+    from ..model import cell_decisions
+
+    P = np.asarray(member_outputs, dtype=np.float64)
+    if P.ndim != 3 or P.shape[0] != len(dataset) or P.shape[2] != 2:
+        raise TrainingError(f"member outputs have shape {P.shape}; expected ({len(dataset)}, m, 2)")
+    y = dataset.y
+    onehot = dataset.onehot()
+    consensus = P.mean(axis=1)
+    pred = decide(consensus)
+    p = p_ser_of(consensus)
+    spike = _scores(y, pred, p)
+    spike["bce"] = _f(_bce(onehot, consensus)) if len(y) else None
+    spike.update(confusion(y, pred))
+    spike["calibration"] = calibration(y == 0, p, n_bins=n_bins)
+
+    cells = cell_decisions(consensus, dataset.cell, n_boot=max(10, int(n_boot)))
+    true_cell = dataset.cells["y"].reindex(cells.index.astype(str)).to_numpy(dtype=np.int64)
+    cell_pred = np.where(cells["sero_label"].to_numpy() == LABELS[0], 0, 1)
+    cell_p = cells["sero_probability"].to_numpy(dtype=np.float64)
+    cell = _scores(true_cell, cell_pred, cell_p)
+    cell.update(confusion(true_cell, cell_pred))
+    cell["calibration"] = calibration(true_cell == 0, cell_p, n_bins=n_bins)
+    cell_table = cells.copy()
+    cell_table.insert(0, "true_label", [LABELS[int(v)] for v in true_cell])
+    cell_table.insert(1, "correct", cell_pred == true_cell)
+    if dataset.has_groups:
+        cell_table.insert(2, "group", dataset.cells["group"].reindex(cells.index.astype(str)).to_numpy())
+
+    result = {
+        "dataset": dataset.summary(),
+        "labels": {"0": LABELS[0], "1": LABELS[1]},
+        "positive_class": LABELS[0],
+        "decision": {
+            "spike": "serotonergic when mean member output[0] > output[1]; P(SER) = c0 / (c0 + c1)",
+            "cell": "mean of the spike consensus over the cell's spikes; serotonergic when mean[0] > mean[1]",
+        },
+        "n_members": int(P.shape[1]),
+        "kernels": None if kernels is None else [int(k) for k in kernels],
+        "spike": spike,
+        "cell": cell,
+        "cells": cell_table,
+    }
+    if per_kernel:
+        rows = []
+        codes, uniq = pd.factorize(dataset.cell)
+        counts = np.bincount(codes, minlength=len(uniq))
+        tc = dataset.cells["y"].reindex(pd.Index(uniq).astype(str)).to_numpy(dtype=np.int64)
+        for j in range(P.shape[1]):
+            Pj = P[:, j, :]
+            pj = decide(Pj)
+            s = _scores(y, pj, p_ser_of(Pj))
+            cm = np.zeros((len(uniq), 2))
+            np.add.at(cm, codes, Pj)
+            cm /= counts[:, None]
+            cp = decide(cm)
+            c = _scores(tc, cp, p_ser_of(cm))
+            rows.append({
+                "kernel": None if kernels is None else int(list(kernels)[j]),
+                "spike_accuracy": s["accuracy"], "spike_balanced_accuracy": s["balanced_accuracy"],
+                "spike_roc_auc": s["roc_auc"], "spike_bce": _f(_bce(onehot, Pj)) if len(y) else None,
+                "cell_accuracy": c["accuracy"], "cell_balanced_accuracy": c["balanced_accuracy"],
+            })
+        result["per_kernel"] = rows
+    return result
+
+
+def evaluate(ensemble, dataset: SpikeDataset, out_dir=None, *, batch_size: int = 4096, n_bins: int = 10,
+             n_boot: int = 200, per_kernel: bool = True, title: str | None = None) -> dict:
+    """Evaluate ``ensemble`` on a labelled dataset; with ``out_dir`` also write the report
+    (``report.json``, ``per_kernel.csv``, ``cells.csv`` and PNG plots).
+
+    Returns a dict: ``spike`` and ``cell`` (n, accuracy, balanced_accuracy, roc_auc, counts,
+    row_normalised (recall: TPR/TNR), column_normalised (precision: PPV/NPV), rates, normalisation notes,
+    calibration with ECE), ``per_kernel`` (each member alone), ``cells`` (a DataFrame of per-cell
+    decisions; a list of records in the JSON), ``dataset`` and ``files`` (when written).
+    """
+    if not isinstance(dataset, SpikeDataset):
+        raise TrainingError(f"evaluate needs a SpikeDataset, got {type(dataset).__name__}")
+    if not len(dataset):
+        raise TrainingError("the evaluation set is empty")
+    P = ensemble.predict_members(dataset.X, batch_size=batch_size)
+    result = evaluate_predictions(P, dataset, kernels=getattr(ensemble, "kernels", None), n_bins=n_bins,
+                                  n_boot=n_boot, per_kernel=per_kernel)
+    info = getattr(ensemble, "info", {}) or {}
+    result["model"] = {"folder": info.get("folder"), "name": info.get("name"), "demo": bool(info.get("demo", False))}
+    if out_dir is not None:
+        write_report(result, out_dir, title=title)
+    return result
+
+
+def to_jsonable(result: dict) -> dict:
+    """The result with the per-cell DataFrame as records (what ``report.json`` holds)."""
+    out = dict(result)
+    cells = out.get("cells")
+    if isinstance(cells, pd.DataFrame):
+        out["cells"] = json.loads(cells.reset_index().to_json(orient="records"))
+    return json.loads(json.dumps(out, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)))
+
+
+def write_report(result: dict, out_dir, *, title: str | None = None) -> dict:
+    """Write ``report.json``, ``per_kernel.csv``, ``cells.csv`` and the plots (confusion matrices with
+    their normalisation in the titles, reliability diagram, ROC, per-kernel accuracy) to ``out_dir``.
+    Returns {name: path}."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = {}
+    if isinstance(result.get("cells"), pd.DataFrame):
+        result["cells"].to_csv(out_dir / "cells.csv")
+        files["cells.csv"] = str(out_dir / "cells.csv")
+    if result.get("per_kernel"):
+        pd.DataFrame(result["per_kernel"]).to_csv(out_dir / "per_kernel.csv", index=False)
+        files["per_kernel.csv"] = str(out_dir / "per_kernel.csv")
+    files.update(_plots(result, out_dir, title=title))
+    files["report.json"] = str(out_dir / "report.json")
+    result["files"] = {k: Path(v).name for k, v in files.items()}
+    (out_dir / "report.json").write_text(json.dumps(to_jsonable(result), indent=1) + "\n", encoding="utf-8")
+    return files
+
+
+def _plots(result: dict, out_dir: Path, *, title: str | None = None) -> dict:
+    from matplotlib.figure import Figure  # no pyplot: no global backend state, Agg canvas for savefig
+
+    def subplots(*args, **kwargs):
+        fig = Figure(figsize=kwargs.pop("figsize"))
+        return fig, fig.subplots(*args, **kwargs)
+
+    files = {}
+    short = ["SER", "NSER"]
+    suffix = f" ({title})" if title else ""
+    for level in ("spike", "cell"):
+        r = result[level]
+        fig, axes = subplots(1, 3, figsize=(12, 3.8))
+        panels = [
+            ("counts", "counts", "d"),
+            ("row_normalised", "row-normalised = recall\n(diagonal: TPR, TNR)", ".3f"),
+            ("column_normalised", "column-normalised = precision\n(diagonal: PPV, NPV; = the authors' normalize='pred')", ".3f"),
+        ]
+        for ax, (key, name, fmt) in zip(axes, panels):
+            m = np.array([[np.nan if v is None else v for v in row] for row in r[key]], dtype=float)
+            shown = m / max(1.0, np.nanmax(m)) if key == "counts" else m
+            ax.imshow(np.nan_to_num(shown), cmap="Blues", vmin=0, vmax=1)
+            for i in range(2):
+                for j in range(2):
+                    v = m[i, j]
+                    txt = "-" if not np.isfinite(v) else (f"{int(v)}" if fmt == "d" else f"{v:{fmt}}")
+                    ax.text(j, i, txt, ha="center", va="center",
+                            color="white" if np.isfinite(shown[i, j]) and shown[i, j] > 0.6 else "black")
+            ax.set_xticks([0, 1], short)
+            ax.set_yticks([0, 1], short)
+            ax.set_xlabel("predicted")
+            ax.set_ylabel("true")
+            ax.set_title(name, fontsize=9)
+        acc = r.get("accuracy")
+        bacc = r.get("balanced_accuracy")
+        fig.suptitle(f"{level}-level confusion{suffix}: n = {r['n']}, accuracy "
+                     f"{'-' if acc is None else f'{acc:.3f}'}, balanced {'-' if bacc is None else f'{bacc:.3f}'}")
+        fig.tight_layout()
+        p = out_dir / f"confusion_{level}.png"
+        fig.savefig(p, dpi=110)
+        files[p.name] = str(p)
+
+    fig, axes = subplots(1, 2, figsize=(10, 4.2))
+    for ax, level in zip(axes, ("spike", "cell")):
+        cal = result[level]["calibration"]
+        xs = [b["mean_p_ser"] for b in cal["bins"] if b["n"]]
+        ys = [b["frac_ser"] for b in cal["bins"] if b["n"]]
+        ns = [b["n"] for b in cal["bins"] if b["n"]]
+        ax.plot([0, 1], [0, 1], "k--", lw=1, label="perfect")
+        ax.plot(xs, ys, "o-", color="C0", label="ensemble")
+        for x, y, n in zip(xs, ys, ns):
+            ax.annotate(str(n), (x, y), textcoords="offset points", xytext=(4, -10), fontsize=7, color="gray")
+        ece = cal["ece"]
+        ax.set_title(f"{level}: reliability of P(SER), ECE {'-' if ece is None else f'{ece:.3f}'}", fontsize=10)
+        ax.set_xlabel("mean predicted P(serotonergic) in bin")
+        ax.set_ylabel("observed fraction serotonergic")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    p = out_dir / "reliability.png"
+    fig.savefig(p, dpi=110)
+    files[p.name] = str(p)
+
+    if result.get("per_kernel"):
+        pk = pd.DataFrame(result["per_kernel"])
+        fig, ax = subplots(figsize=(8, 3.8))
+        x = np.arange(len(pk))
+        ax.bar(x - 0.2, pk["spike_accuracy"].astype(float), 0.4, label="spike accuracy (member alone)")
+        ax.bar(x + 0.2, pk["cell_accuracy"].astype(float), 0.4, label="cell accuracy (member alone)")
+        if result["spike"]["accuracy"] is not None:
+            ax.axhline(result["spike"]["accuracy"], color="C0", ls="--", lw=1, label="ensemble, spike")
+        if result["cell"]["accuracy"] is not None:
+            ax.axhline(result["cell"]["accuracy"], color="C1", ls="--", lw=1, label="ensemble, cell")
+        ax.set_xticks(x, [str(k) for k in pk["kernel"]])
+        ax.set_xlabel("kernel size")
+        ax.set_ylabel("accuracy")
+        lo = np.nanmin(pk[["spike_accuracy", "cell_accuracy"]].astype(float).to_numpy())
+        ax.set_ylim(max(0.0, lo - 0.05), 1.0)
+        ax.legend(fontsize=7, loc="lower right")
+        ax.set_title(f"each member alone{suffix}", fontsize=10)
+        fig.tight_layout()
+        p = out_dir / "per_kernel.png"
+        fig.savefig(p, dpi=110)
+        files[p.name] = str(p)
+    return files
+
+
+def evaluate_table(table, model_folder, out_dir=None, *, threshold: float = -50.0,
+                   max_per_cell: int | None = None, seed: int = 0, trust: bool = False,
+                   snippet_kwargs: dict | None = None, progress_bar: bool = False) -> dict:
+    """Everything ``sero evaluate --table T.csv --model DIR --out REPORT_DIR`` does: read the labelled
+    recordings of the table (all spikes, or at most ``max_per_cell`` per cell), load the model folder, and
+    :func:`evaluate` (writing the report to ``out_dir`` when given)."""
+    from ..model import load_model
+    from .data import dataset_from_table
+
+    ens = load_model(model_folder, trust=trust)
+    ds = dataset_from_table(table, threshold=threshold, max_per_cell=max_per_cell, seed=seed, noise_per_cell=0,
+                            progress_bar=progress_bar, snippet_kwargs=snippet_kwargs)
+    return evaluate(ens, ds, out_dir, title=Path(str(table)).name if not isinstance(table, pd.DataFrame) else None)

@@ -1,0 +1,262 @@
+"""Train / validation / test splits that keep every cell (and every group) on one side.
+
+Spikes of one cell share its recording's noise, seal and electrode; with a random spike-level split
+(70/15/15, as in the paper's notebooks) the same cell sits in train and test, and test accuracy measures
+recognition of *cells already seen*, not generalisation to new cells. The splits here work on cells, or on
+groups of cells (recording day, slice, animal) when the dataset has groups, with scikit-learn's
+``StratifiedGroupKFold`` (stratified by the cell label, so both classes appear on each side when
+possible). :func:`spike_level_split` stays available only to reproduce the paper's numbers and warns.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..constants import LABELS
+from ..errors import TrainingError
+from .data import SpikeDataset
+
+
+class LeakageWarning(UserWarning):
+    """A split puts spikes of the same cell on both sides (train and test)."""
+
+
+@dataclass
+class Split:
+    """Spike indices of the three sides of a split of one :class:`SpikeDataset`."""
+
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+    by: str  # "group", "cell" or "spike"
+    seed: int
+    params: dict = field(default_factory=dict)
+
+    def apply(self, ds: SpikeDataset) -> tuple[SpikeDataset, SpikeDataset | None, SpikeDataset | None]:
+        """(train, val, test) datasets; an empty side is None."""
+        return tuple(ds.subset(i) if len(i) else None for i in (self.train, self.val, self.test))
+
+    def describe(self, ds: SpikeDataset, *, list_cells: bool = True) -> dict:
+        """What went where: spikes/cells/groups per side and class, whether any cell or group is shared.
+        JSON-able; written to model cards."""
+        out = {"by": self.by, "seed": int(self.seed), **self.params}
+        sides = {}
+        cell_sets, group_sets = {}, {}
+        for name in ("train", "val", "test"):
+            idx = getattr(self, name)
+            cells = np.unique(ds.cell[idx])
+            groups = np.unique(ds.group[idx])
+            cell_sets[name], group_sets[name] = set(cells), set(groups)
+            side = {"spikes": int(len(idx)), "cells": int(len(cells))}
+            if ds.has_groups:
+                side["groups"] = int(len(groups))
+            for y, lab in enumerate(LABELS):
+                sel = idx[ds.y[idx] == y]
+                side[lab] = {"spikes": int(len(sel)), "cells": int(len(np.unique(ds.cell[sel])))}
+            if list_cells and name != "train":
+                side["cell_ids"] = sorted(map(str, cells))
+                if ds.has_groups:
+                    side["group_ids"] = sorted(map(str, groups))
+            sides[name] = side
+        out.update(sides)
+        shared_cells = (cell_sets["train"] & (cell_sets["val"] | cell_sets["test"])) | (
+            cell_sets["val"] & cell_sets["test"])
+        shared_groups = (group_sets["train"] & (group_sets["val"] | group_sets["test"])) | (
+            group_sets["val"] & group_sets["test"])
+        out["cells_on_more_than_one_side"] = int(len(shared_cells))
+        if ds.has_groups:
+            out["groups_on_more_than_one_side"] = int(len(shared_groups))
+        out["leak_free"] = len(shared_cells) == 0
+        return out
+
+
+def _units(ds: SpikeDataset, by: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per cell: (cell ids, cell labels, unit key (the cell or its group))."""
+    cells = ds.cells
+    ids = cells.index.to_numpy(dtype=str)
+    y = cells["y"].to_numpy(dtype=np.int64)
+    key = ids if by == "cell" else cells["group"].to_numpy(dtype=str)
+    return ids, y, key
+
+
+def _resolve_by(ds: SpikeDataset, by: str) -> str:
+    if by == "auto":
+        return "group" if ds.has_groups else "cell"
+    if by not in ("cell", "group"):
+        raise TrainingError(f"split by must be 'auto', 'cell' or 'group', got {by!r}")
+    if by == "group" and not ds.has_groups:
+        return "cell"  # without groups every cell is its own group
+    return by
+
+
+def _hold_out(ids, y, key, fraction, seed, what, by):
+    """Choose about ``fraction`` of the units (stratified by cell label) as held out.
+    Returns a boolean mask over cells."""
+    n_units = len(np.unique(key))
+    if fraction <= 0:
+        return np.zeros(len(ids), dtype=bool)
+    if fraction >= 1:
+        raise TrainingError(f"{what} fraction must be below 1, got {fraction}")
+    if n_units < 2:
+        raise TrainingError(
+            f"cannot hold out a {what} set by {by}: only {n_units} {by}(s) available; add data or use "
+            "fewer sides (fraction 0)"
+        )
+    n_splits = max(2, int(round(1.0 / fraction)))
+    if n_splits > n_units:
+        warnings.warn(
+            f"only {n_units} {by}s: the {what} side gets 1/{n_units} of them instead of ~{fraction:.0%}",
+            UserWarning, stacklevel=3,
+        )
+        n_splits = n_units
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    cv = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*least populated class.*")
+        _, held = next(iter(cv.split(np.zeros(len(ids)), y, groups=key)))
+    mask = np.zeros(len(ids), dtype=bool)
+    mask[held] = True
+    return mask
+
+
+def leak_free_split(
+    ds: SpikeDataset,
+    *,
+    val_fraction: float = 0.15,
+    test_fraction: float = 0.15,
+    by: str = "auto",
+    seed: int = 0,
+) -> Split:
+    """Split by group (when the dataset has groups) or by cell: no cell, and no group, on two sides.
+
+    ``test_fraction`` of the units (groups or cells) go to test, then ``val_fraction`` of all units
+    (taken from the rest) to validation; fractions are approximate (they are folds of
+    ``StratifiedGroupKFold`` over units, stratified by the cell label). A fraction of 0 leaves that side
+    empty. ``by``: ``"auto"`` (group if the dataset has groups, else cell), ``"group"`` or ``"cell"``.
+    """
+    by = _resolve_by(ds, by)
+    ids, y, key = _units(ds, by)
+    test_mask = _hold_out(ids, y, key, test_fraction, seed, "test", by)
+    rest = ~test_mask
+    val_mask = np.zeros(len(ids), dtype=bool)
+    if val_fraction > 0:
+        rel = val_fraction / max(1e-9, 1.0 - test_fraction)
+        if rel >= 1:
+            raise TrainingError(f"val_fraction {val_fraction} + test_fraction {test_fraction} leave no training data")
+        sub = _hold_out(ids[rest], y[rest], key[rest], rel, seed + 1, "validation", by)
+        val_mask[np.flatnonzero(rest)[sub]] = True
+    train_mask = ~(test_mask | val_mask)
+    if not train_mask.any():
+        raise TrainingError("the split leaves no cells for training: lower val_fraction/test_fraction")
+    cell_side = {}
+    for c, tr, va in zip(ids, train_mask, val_mask):
+        cell_side[c] = 0 if tr else (1 if va else 2)
+    side = np.array([cell_side[c] for c in ds.cell], dtype=np.int64) if len(ds) else np.zeros(0, int)
+    split = Split(
+        train=np.flatnonzero(side == 0), val=np.flatnonzero(side == 1), test=np.flatnonzero(side == 2),
+        by=by, seed=seed, params={"val_fraction": float(val_fraction), "test_fraction": float(test_fraction),
+                                  "method": "StratifiedGroupKFold over " + ("groups" if by == "group" else "cells")},
+    )
+    for name in ("val", "test"):
+        idx = getattr(split, name)
+        if len(idx) and len(np.unique(ds.y[idx])) < 2 and len(np.unique(ds.y)) == 2:
+            warnings.warn(f"the {name} side holds one class only; add cells or change the seed",
+                          UserWarning, stacklevel=2)
+    return split
+
+
+def split_by_cell(ds: SpikeDataset, **kwargs) -> Split:
+    """:func:`leak_free_split` by cell (groups ignored)."""
+    return leak_free_split(ds, by="cell", **kwargs)
+
+
+def split_by_group(ds: SpikeDataset, **kwargs) -> Split:
+    """:func:`leak_free_split` by group (by cell when the dataset has no groups)."""
+    return leak_free_split(ds, by="group", **kwargs)
+
+
+def cell_kfold(
+    ds: SpikeDataset, n_splits: int = 5, *, by: str = "auto", val_fraction: float = 0.0, seed: int = 0
+) -> list[Split]:
+    """k-fold cross-validation by cell (or by group): every cell is in the test side of exactly one fold
+    and never on two sides of a fold. With ``val_fraction`` > 0 a validation side is carved from each
+    fold's training cells the same way."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    by = _resolve_by(ds, by)
+    ids, y, key = _units(ds, by)
+    n_units = len(np.unique(key))
+    if n_splits < 2 or n_splits > n_units:
+        raise TrainingError(f"n_splits must be between 2 and the number of {by}s ({n_units}), got {n_splits}")
+    cv = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    folds = []
+    pos = {c: i for i, c in enumerate(ids)}
+    cell_pos = np.array([pos[c] for c in ds.cell], dtype=np.int64) if len(ds) else np.zeros(0, int)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*least populated class.*")
+        parts = list(cv.split(np.zeros(len(ids)), y, groups=key))
+    for f, (tr, te) in enumerate(parts):
+        val_cells = np.zeros(0, dtype=np.int64)
+        if val_fraction > 0:
+            sub = _hold_out(ids[tr], y[tr], key[tr], val_fraction, seed + 1 + f, "validation", by)
+            val_cells, tr = tr[sub], tr[~sub]
+        side = np.full(len(ids), -1)
+        side[tr], side[val_cells], side[te] = 0, 1, 2
+        s = side[cell_pos]
+        folds.append(Split(
+            train=np.flatnonzero(s == 0), val=np.flatnonzero(s == 1), test=np.flatnonzero(s == 2), by=by,
+            seed=seed, params={"fold": f, "n_splits": int(n_splits), "val_fraction": float(val_fraction),
+                               "method": "StratifiedGroupKFold over " + ("groups" if by == "group" else "cells")},
+        ))
+    return folds
+
+
+LEAKAGE_MESSAGE = (
+    "spike-level random split: spikes of the same cell end up in train, validation and test, so the test "
+    "accuracy measures recognition of cells already seen in training (leakage), not generalisation to new "
+    "cells. Use it only to reproduce the paper's numbers; use leak_free_split (by cell or group) otherwise."
+)
+
+
+def spike_level_split(
+    ds: SpikeDataset, *, val_fraction: float = 0.15, test_fraction: float = 0.15, seed: int = 42
+) -> Split:
+    """The paper's random 70/15/15 split by spike (``train_test_split(test_size=0.3, random_state=42)``,
+    then half of the held-out spikes to validation, half to test). Leaks cells across sides: warns with
+    :class:`LeakageWarning`."""
+    from sklearn.model_selection import train_test_split
+
+    warnings.warn(LEAKAGE_MESSAGE, LeakageWarning, stacklevel=2)
+    idx = np.arange(len(ds))
+    held = val_fraction + test_fraction
+    if held <= 0:
+        return Split(idx, idx[:0], idx[:0], by="spike", seed=seed)
+    train, rest = train_test_split(idx, test_size=held, random_state=seed)
+    if val_fraction <= 0:
+        val, test = rest[:0], rest
+    elif test_fraction <= 0:
+        val, test = rest, rest[:0]
+    else:
+        val, test = train_test_split(rest, test_size=test_fraction / held, random_state=seed)
+    return Split(
+        np.sort(train), np.sort(val), np.sort(test), by="spike", seed=seed,
+        params={"val_fraction": float(val_fraction), "test_fraction": float(test_fraction),
+                "method": "sklearn train_test_split by spike (leaks cells across sides)"},
+    )
+
+
+def check_no_leakage(split: Split, ds: SpikeDataset, *, groups: bool = True) -> None:
+    """Raise :class:`TrainingError` if a cell (or, with ``groups``, a group) is on more than one side."""
+    sides = {n: getattr(split, n) for n in ("train", "val", "test")}
+    for what, arr in (("cell", ds.cell), ("group", ds.group)):
+        if what == "group" and not (groups and ds.has_groups and split.by == "group"):
+            continue
+        sets = {n: set(np.unique(arr[i])) for n, i in sides.items()}
+        for a, b in (("train", "val"), ("train", "test"), ("val", "test")):
+            both = sets[a] & sets[b]
+            if both:
+                raise TrainingError(f"{len(both)} {what}(s) on both the {a} and {b} sides, e.g. {sorted(both)[0]}")

@@ -1,0 +1,270 @@
+"""Synthetic action currents, streamed (Corradetti et al., arXiv 2407.05701).
+
+The sequel paper enlarged the training set to 12.7 million samples by adding heterogeneous noise masks
+from real recordings to smoothed spike waveforms. Here:
+
+1. every real training spike is smoothed with a 3-point centred moving mean (:func:`smooth3`; at the two
+   ends the mean of the two available points);
+2. noise masks (160 samples, 600 by default) are cut from the *spike-free stretches* of the training
+   recordings (at least a margin away from every detected spike, each mask minus its own mean; see
+   :func:`spikeinterface_sero.training.data.noise_masks_from_traces`), chosen round-robin across the
+   training cells so that every recording contributes. Only when no recording traces are available
+   (snippet-only sources such as the authors' CSV folders) do the masks fall back to the residuals
+   ``raw - smoothed`` of the snippets, with a warning: those hold only the high-frequency part of the noise;
+3. a synthetic sample = smoothed spike + one random mask; classes are exactly balanced (alternating SER /
+   NSER), spikes drawn uniformly within their class, all from a seeded generator.
+
+Nothing is written to disk: :class:`SyntheticGenerator` makes batches with a few vectorised numpy
+operations (gather + add) and :func:`make_training_stream` wraps it in a ``keras.utils.PyDataset`` that
+mixes the real spikes and any number of synthetic samples per epoch, each batch a pure function of
+``(seed, epoch, batch index)``.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+
+from ..constants import SNIPPET_LENGTH
+from ..errors import TrainingError
+from .data import SER, SpikeDataset
+
+DEFAULT_N_MASKS = 600
+
+
+def smooth3(X) -> np.ndarray:
+    """3-point centred moving mean along the last axis; the first and last samples are the mean of the
+    two available points (``pandas.Series.rolling(3, center=True, min_periods=1).mean()``). float32."""
+    X = np.asarray(X, dtype=np.float64)
+    out = np.empty_like(X)
+    out[..., 1:-1] = (X[..., :-2] + X[..., 1:-1] + X[..., 2:]) / 3.0
+    out[..., 0] = (X[..., 0] + X[..., 1]) / 2.0
+    out[..., -1] = (X[..., -2] + X[..., -1]) / 2.0
+    return out.astype(np.float32)
+
+
+def residual_masks(X) -> np.ndarray:
+    """Fallback noise masks: ``raw - smooth3(raw)`` of snippets, each minus its mean (float32)."""
+    X = np.asarray(X, dtype=np.float32)
+    r = X.astype(np.float64) - smooth3(X)
+    return (r - r.mean(axis=-1, keepdims=True)).astype(np.float32)
+
+
+def _round_robin(groups: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """Indices of ``n`` items taken in turn from each group (groups and items shuffled)."""
+    order = {}
+    for g in rng.permutation(np.unique(groups)):
+        order[g] = list(rng.permutation(np.flatnonzero(groups == g)))
+    out = []
+    while len(out) < n and any(order.values()):
+        for g in list(order):
+            if order[g]:
+                out.append(order[g].pop())
+                if len(out) >= n:
+                    break
+    return np.asarray(out, dtype=np.int64)
+
+
+def choose_masks(ds: SpikeDataset, n_masks: int = DEFAULT_N_MASKS, *, seed: int = 0,
+                 source: str = "auto") -> tuple[np.ndarray, dict]:
+    """The noise masks for a training set: ``n_masks`` (at most what is available) drawn round-robin
+    across cells from the dataset's spike-free noise pool (``source="recording"``), or residuals of the
+    snippets (``source="residual"``; ``"auto"`` uses them only when the dataset has no noise pool, and
+    warns). Returns (masks (m, 160) float32, info dict)."""
+    rng = np.random.default_rng([seed, 7])
+    if n_masks < 1:
+        raise TrainingError(f"n_masks must be >= 1, got {n_masks}")
+    have_pool = ds.noise is not None and len(ds.noise) > 0
+    if source not in ("auto", "recording", "residual"):
+        raise TrainingError(f"noise source must be 'auto', 'recording' or 'residual', got {source!r}")
+    if source == "recording" and not have_pool:
+        raise TrainingError("the dataset holds no spike-free noise stretches (no recording traces): "
+                            "use source='residual' or build the dataset from recordings")
+    if source in ("auto", "recording") and have_pool:
+        idx = _round_robin(ds.noise_cell, n_masks, rng)
+        masks = ds.noise[idx]
+        kind = ds.source.get("noise_source", "recording")
+        kind = "recording" if kind in ("none", "mixed") else kind
+        info = {"source": kind, "description": "spike-free stretches of the training recordings, mean-subtracted",
+                "n_masks": int(len(masks)), "n_cells": int(len(np.unique(ds.noise_cell[idx])))}
+    else:
+        if source == "auto":
+            warnings.warn(
+                "no recording traces available: noise masks are the residuals raw - smoothed (3-point mean) "
+                "of training snippets, which hold only the high-frequency part of the noise. Build the "
+                "dataset from ABF recordings (dataset_from_table) for spike-free noise stretches.",
+                UserWarning, stacklevel=2,
+            )
+        if not len(ds):
+            raise TrainingError("no snippets to take residual noise masks from")
+        idx = _round_robin(ds.cell, n_masks, rng)
+        masks = residual_masks(ds.X[idx])
+        info = {"source": "residual", "description": "raw - smoothed (3-point mean) of training snippets, "
+                "mean-subtracted (no recording traces were available)",
+                "n_masks": int(len(masks)), "n_cells": int(len(np.unique(ds.cell[idx])))}
+    if not len(masks):
+        raise TrainingError("no noise masks could be cut from the training data")
+    return np.ascontiguousarray(masks, dtype=np.float32), info
+
+
+class SyntheticGenerator:
+    """Vectorised synthetic spikes: smoothed real spike + random noise mask, classes balanced.
+
+    ``smoothed`` (n, 160) float32 (already smoothed spikes), ``y`` (n,) 0/1, ``masks`` (m, 160) float32.
+    """
+
+    def __init__(self, smoothed, y, masks, *, seed: int = 0):
+        self.smoothed = np.ascontiguousarray(smoothed, dtype=np.float32)
+        self.masks = np.ascontiguousarray(masks, dtype=np.float32)
+        y = np.asarray(y, dtype=np.int64)
+        if self.smoothed.ndim != 2 or self.smoothed.shape[1] != SNIPPET_LENGTH:
+            raise TrainingError(f"spikes must have shape (n, {SNIPPET_LENGTH}), got {self.smoothed.shape}")
+        if self.masks.ndim != 2 or self.masks.shape[1] != SNIPPET_LENGTH or not len(self.masks):
+            raise TrainingError(f"masks must have shape (m >= 1, {SNIPPET_LENGTH}), got {self.masks.shape}")
+        self.class_index = [np.flatnonzero(y == c) for c in (0, 1)]
+        if min(len(c) for c in self.class_index) == 0:
+            raise TrainingError("synthetic data need training spikes of both classes")
+        self.seed = int(seed)
+        self.info: dict = {}
+
+    @classmethod
+    def from_dataset(cls, ds: SpikeDataset, *, n_masks: int = DEFAULT_N_MASKS, seed: int = 0,
+                     noise: str = "auto") -> SyntheticGenerator:
+        """Smooth the dataset's spikes and choose its noise masks (see :func:`choose_masks`)."""
+        masks, info = choose_masks(ds, n_masks, seed=seed, source=noise)
+        gen = cls(smooth3(ds.X), ds.y, masks, seed=seed)
+        gen.info = {"smoothing": "3-point centred moving mean", "masks": info,
+                    "n_spikes": {"serotonergic": int(len(gen.class_index[0])),
+                                 "non_serotonergic": int(len(gen.class_index[1]))}}
+        return gen
+
+    def sample(self, n: int, rng: np.random.Generator, out: np.ndarray | None = None):
+        """``n`` synthetic spikes from ``rng``: returns (X (n, 160) float32, y (n,) int64, spike index,
+        mask index), with X[i] = smoothed[spike[i]] + masks[mask[i]] and classes alternating (exactly
+        balanced; for odd n the extra one's class is random)."""
+        c0, c1 = self.class_index
+        first = int(rng.integers(2)) if n % 2 else 0
+        y = np.empty(n, dtype=np.int64)
+        y[0::2] = first
+        y[1::2] = 1 - first
+        n_first = (n + 1) // 2
+        spike = np.empty(n, dtype=np.int64)
+        a, b = (c0, c1) if first == SER else (c1, c0)
+        spike[0::2] = a[rng.integers(0, len(a), n_first)]
+        spike[1::2] = b[rng.integers(0, len(b), n - n_first)]
+        mask = rng.integers(0, len(self.masks), n)
+        if out is None:
+            out = np.empty((n, SNIPPET_LENGTH), dtype=np.float32)
+        np.take(self.smoothed, spike, axis=0, out=out)
+        out += np.take(self.masks, mask, axis=0)
+        return out, y, spike, mask
+
+    def batch(self, epoch: int, index: int, n: int):
+        """The deterministic batch ``index`` of ``epoch`` (a pure function of seed, epoch and index)."""
+        return self.sample(n, np.random.default_rng([self.seed, int(epoch), int(index)]))
+
+    def generate(self, n: int, *, seed: int | None = None, chunk: int = 1 << 16):
+        """``n`` synthetic spikes (X, y) in one array (for inspection or a fixed synthetic set)."""
+        rng = np.random.default_rng(self.seed if seed is None else seed)
+        X = np.empty((n, SNIPPET_LENGTH), dtype=np.float32)
+        y = np.empty(n, dtype=np.int64)
+        for s in range(0, n, chunk):
+            e = min(n, s + chunk)
+            _, y[s:e], _, _ = self.sample(e - s, rng, out=X[s:e])
+        return X, y
+
+
+def epoch_plan(n_real: int, n_synthetic: int, batch_size: int) -> tuple[int, np.ndarray, np.ndarray]:
+    """How an epoch of ``n_real`` real and ``n_synthetic`` synthetic samples is cut into batches of at
+    most ``batch_size`` (about ``batch_size``): returns (n_batches, real per batch, synthetic per batch),
+    both spread evenly over the batches and summing to ``n_real`` and ``n_synthetic``."""
+    total = n_real + n_synthetic
+    if total <= 0:
+        raise TrainingError("an epoch needs at least one sample")
+    nb = max(1, math.ceil(total / batch_size))
+    b = np.arange(nb + 1, dtype=np.int64)
+    real_edges = b * n_real // nb
+    syn_edges = b * n_synthetic // nb
+    return nb, np.diff(real_edges), np.diff(syn_edges)
+
+
+def make_training_stream(
+    X_real,
+    y_real,
+    *,
+    generator: SyntheticGenerator | None = None,
+    n_synthetic: int = 0,
+    batch_size: int = 64,
+    seed: int = 0,
+    to_input=None,
+    output_names=None,
+    shuffle: bool = True,
+    **pydataset_kwargs,
+):
+    """A ``keras.utils.PyDataset`` over the real spikes (shuffled each epoch) plus ``n_synthetic`` streamed
+    synthetic spikes per epoch, spread evenly over the batches. Batch ``i`` of epoch ``e`` depends only on
+    (seed, e, i). ``to_input`` maps (b, 160) pA to the model input (default: identity); ``output_names``
+    turns targets into a dict ``{name: onehot}`` for a multi-output model (default: the (b, 2) one-hot
+    array)."""
+    import keras
+
+    X_real = np.ascontiguousarray(X_real, dtype=np.float32).reshape(-1, SNIPPET_LENGTH)
+    y_real = np.asarray(y_real, dtype=np.int64)
+    if n_synthetic and generator is None:
+        raise TrainingError("n_synthetic > 0 needs a SyntheticGenerator")
+    eye = np.eye(2, dtype=np.float32)
+    names = list(output_names) if output_names is not None else None
+    ident = (lambda a: a)  # noqa: E731
+
+    class SyntheticStream(keras.utils.PyDataset):
+        def __init__(self):
+            super().__init__(**pydataset_kwargs)
+            self.epoch = 0
+            self.n_batches, self.real_per, self.syn_per = epoch_plan(len(X_real), int(n_synthetic), batch_size)
+            self.real_start = np.concatenate([[0], np.cumsum(self.real_per)])
+            self._order_epoch = -1
+            self._order = None
+
+        def __len__(self):
+            return int(self.n_batches)
+
+        def _real_order(self):
+            if self._order_epoch != self.epoch:
+                if shuffle:
+                    rng = np.random.default_rng([seed, self.epoch, 1 << 20])
+                    self._order = rng.permutation(len(X_real))
+                else:
+                    self._order = np.arange(len(X_real))
+                self._order_epoch = self.epoch
+            return self._order
+
+        def get_batch(self, index: int, epoch: int | None = None):
+            """(x, y onehot, is_synthetic) of batch ``index``."""
+            if epoch is not None and epoch != self.epoch:
+                self.epoch = int(epoch)
+            idx = self._real_order()[self.real_start[index]:self.real_start[index + 1]]
+            xr, yr = X_real[idx], y_real[idx]
+            ns = int(self.syn_per[index])
+            if ns:
+                xs, ys, _, _ = generator.batch(self.epoch, index, ns)
+                x = np.concatenate([xr, xs])
+                y = np.concatenate([yr, ys])
+            else:
+                x, y = xr, yr
+            syn = np.zeros(len(x), dtype=bool)
+            syn[len(xr):] = True
+            return x, eye[y], syn
+
+        def __getitem__(self, index):
+            x, t, _ = self.get_batch(int(index))
+            x = (to_input or ident)(x)
+            if names is not None:
+                return x, {n: t for n in names}
+            return x, t
+
+        def on_epoch_end(self):
+            self.epoch += 1
+
+    return SyntheticStream()

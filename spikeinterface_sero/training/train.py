@@ -1,0 +1,596 @@
+"""Training the ensemble: all members at once, as parallel branches of one Keras model.
+
+The published members (kernels 20-31) were trained one after another, each with Adam, binary
+cross-entropy, 25 epochs, batch 64 and early stopping on the validation loss (patience 10). Here they are
+trained *together*: one Keras functional model holds every member as a branch on the shared input (each
+branch is exactly :func:`spikeinterface_sero.model.build_member`), one output per member, and the loss is
+the sum of the per-member binary cross-entropies. The branches share no weights, so the gradient of the
+sum with respect to a member's weights is that member's own gradient, and Adam's update is per parameter:
+each member follows the same optimisation as if it were trained alone, on the same batches. Early
+stopping is kept *per member* (each member's best epoch on its own validation loss is restored; training
+stops when every member has waited ``patience`` epochs), so the result matches separate training with
+``EarlyStopping(restore_best_weights=True)``. One fit call instead of twelve removes most of Keras'
+per-step overhead and lets TensorFlow run the branches in parallel.
+
+After training the branches are copied into fresh standalone members (``build_member(k)`` +
+``set_weights``), so the saved models are exactly the published architecture.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..constants import DEFAULT_KERNELS, LABELS
+from ..errors import TrainingError
+from .data import SpikeDataset
+
+PUBLISHED_DEFAULTS = {
+    "kernels": list(DEFAULT_KERNELS),
+    "optimizer": "Adam (learning rate 1e-3, Keras defaults)",
+    "loss": "binary cross-entropy on the 2 sigmoid units (one-hot targets)",
+    "epochs": 25,
+    "batch_size": 64,
+    "early_stopping": "validation loss, patience 10, best weights restored",
+}
+
+
+def parse_kernels(spec) -> list[int]:
+    """Kernel sizes from ``"20-31"``, ``"20,22,25"``, ``"20-25,28"``, an int or an iterable of ints."""
+    if spec is None:
+        return list(DEFAULT_KERNELS)
+    if isinstance(spec, int):
+        return [spec]
+    if isinstance(spec, str):
+        out: list[int] = []
+        for part in spec.replace(" ", "").split(","):
+            if not part:
+                continue
+            m = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
+            if not m:
+                raise TrainingError(f"cannot read kernel sizes {spec!r}: use e.g. '20-31' or '20,22,25'")
+            a, b = int(m.group(1)), int(m.group(2) or m.group(1))
+            if b < a:
+                raise TrainingError(f"kernel range {part!r} runs backwards")
+            out.extend(range(a, b + 1))
+    else:
+        out = [int(k) for k in spec]
+    if not out:
+        raise TrainingError("no kernel sizes given")
+    if len(set(out)) != len(out):
+        raise TrainingError(f"kernel sizes repeat: {out}")
+    bad = [k for k in out if not 1 <= k <= 31]
+    if bad:
+        raise TrainingError(f"kernel sizes must be 1-31 (the published sweep), got {bad}")
+    return out
+
+
+def _keras():
+    import keras
+
+    return keras
+
+
+def branch_name(k: int) -> str:
+    return f"k{int(k)}"
+
+
+def build_fused_model(kernels: Iterable[int], *, precision: str = "float32"):
+    """One Keras functional model with every member as a parallel branch on the shared (160, 2, 1) input.
+
+    Returns ``(fused, branches)``: ``fused`` has one output per member, named ``"k<kernel>"``;
+    ``branches`` maps each kernel to its member model (a :func:`build_member` Sequential used as the
+    branch, so its weights are the branch's). ``precision="mixed_bfloat16"`` builds the branches under
+    Keras' mixed precision policy (bfloat16 compute, float32 weights), much faster on CPUs with AMX /
+    AVX512-BF16 and on recent GPUs; the standalone members made afterwards are float32 either way.
+    """
+    keras = _keras()
+    from ..model import MEMBER_INPUT_SHAPE, build_member
+
+    kernels = parse_kernels(list(kernels))
+    prev = keras.mixed_precision.global_policy()
+    if precision not in ("float32", "mixed_bfloat16", "mixed_float16"):
+        raise TrainingError(f"precision must be 'float32', 'mixed_bfloat16' or 'mixed_float16', got {precision!r}")
+    try:
+        keras.mixed_precision.set_global_policy(precision)
+        branches = {k: build_member(k) for k in kernels}
+    finally:
+        keras.mixed_precision.set_global_policy(prev)
+    inp = keras.Input(shape=MEMBER_INPUT_SHAPE, name="snippet")
+    outputs = {branch_name(k): branches[k](inp) for k in kernels}
+    fused = keras.Model(inp, outputs, name="fused_ensemble")
+    return fused, branches
+
+
+def compile_fused(fused, kernels, *, learning_rate: float = 1e-3, jit_compile=False):
+    """Adam + sum of per-member binary cross-entropies; per-member accuracy (argmax) as metric."""
+    keras = _keras()
+    names = [branch_name(k) for k in kernels]
+    fused.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
+        loss={n: keras.losses.BinaryCrossentropy() for n in names},
+        metrics={n: [keras.metrics.CategoricalAccuracy(name="acc")] for n in names},
+        jit_compile=jit_compile,
+    )
+    return fused
+
+
+def _callbacks_module():
+    keras = _keras()
+
+    class PerMemberEarlyStopping(keras.callbacks.Callback):
+        """Early stopping per branch: keeps each member's best weights on its own monitored loss and stops
+        when every member has gone ``patience`` epochs without improving (Keras ``EarlyStopping``
+        semantics, ``restore_best_weights=True``, per member)."""
+
+        def __init__(self, branches: dict, patience: int, prefix: str = "val_", min_delta: float = 0.0):
+            super().__init__()
+            self.branches = branches
+            self.patience = int(patience)
+            self.prefix = prefix
+            self.min_delta = float(min_delta)
+
+        def on_train_begin(self, logs=None):
+            self.best = {k: np.inf for k in self.branches}
+            self.wait = {k: 0 for k in self.branches}
+            self.best_epoch = {k: -1 for k in self.branches}
+            self.best_weights = {k: None for k in self.branches}
+            self.stopped_epoch = None
+
+        def on_epoch_end(self, epoch, logs=None):
+            logs = logs or {}
+            for k, member in self.branches.items():
+                v = logs.get(f"{self.prefix}{branch_name(k)}_loss")
+                if v is None:
+                    continue
+                v = float(v)
+                if np.isfinite(v) and v < self.best[k] - self.min_delta:
+                    self.best[k], self.best_epoch[k], self.wait[k] = v, epoch, 0
+                    self.best_weights[k] = member.get_weights()
+                else:
+                    self.wait[k] += 1
+            if self.patience > 0 and all(w >= self.patience for w in self.wait.values()):
+                self.stopped_epoch = epoch
+                self.model.stop_training = True
+
+        def on_train_end(self, logs=None):
+            for k, member in self.branches.items():
+                if self.best_weights[k] is not None:
+                    member.set_weights(self.best_weights[k])
+
+    class TqdmProgress(keras.callbacks.Callback):
+        """A tqdm bar over all training batches (on stderr), loss and val_loss at each epoch end."""
+
+        def __init__(self, epochs: int, steps: int, n_members: int):
+            super().__init__()
+            self.epochs, self.steps, self.n_members = epochs, steps, n_members
+
+        def on_train_begin(self, logs=None):
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=self.epochs * self.steps, unit="batch",
+                            desc=f"training {self.n_members} members", dynamic_ncols=True)
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.bar.update(1)
+
+        def on_epoch_end(self, epoch, logs=None):
+            logs = logs or {}
+            post = {"epoch": epoch + 1}
+            n = max(1, self.n_members)
+            if "loss" in logs:
+                post["loss/member"] = f"{float(logs['loss']) / n:.4f}"
+            if "val_loss" in logs:
+                post["val_loss/member"] = f"{float(logs['val_loss']) / n:.4f}"
+            self.bar.set_postfix(post)
+
+        def on_train_end(self, logs=None):
+            self.bar.total = self.bar.n  # early stop: close the bar at what was done
+            self.bar.refresh()
+            self.bar.close()
+
+    return PerMemberEarlyStopping, TqdmProgress
+
+
+def _check_dataset(ds: SpikeDataset | None, what: str, *, both: bool = True):
+    if ds is None:
+        return
+    if not isinstance(ds, SpikeDataset):
+        raise TrainingError(f"{what} must be a SpikeDataset, got {type(ds).__name__}")
+    if not len(ds):
+        raise TrainingError(f"the {what} set is empty")
+    if both and len(np.unique(ds.y)) < 2:
+        raise TrainingError(f"the {what} set holds only {LABELS[int(ds.y[0])]} spikes; it needs both classes")
+
+
+def _json(v):
+    """JSON-able copy (numpy scalars/arrays to Python)."""
+    return json.loads(json.dumps(v, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)))
+
+
+def _quick_metrics(ensemble, ds: SpikeDataset) -> dict:
+    from .evaluate import evaluate
+
+    r = evaluate(ensemble, ds, per_kernel=False)
+    return {
+        "spikes": r["spike"]["n"], "cells": r["cell"]["n"],
+        "spike_accuracy": r["spike"]["accuracy"], "spike_balanced_accuracy": r["spike"]["balanced_accuracy"],
+        "spike_roc_auc": r["spike"]["roc_auc"], "cell_accuracy": r["cell"]["accuracy"],
+        "cell_balanced_accuracy": r["cell"]["balanced_accuracy"],
+        "cell_TPR_SER_recall": r["cell"]["rates"]["TPR"], "cell_TNR_NSER_recall": r["cell"]["rates"]["TNR"],
+        "spike_ece": r["spike"]["calibration"]["ece"],
+    }
+
+
+def train_ensemble(
+    train: SpikeDataset,
+    val: SpikeDataset | None = None,
+    *,
+    kernels=DEFAULT_KERNELS,
+    epochs: int = 25,
+    batch_size: int = 64,
+    patience: int = 10,
+    synthetic: int = 0,
+    synthetic_only: bool = False,
+    n_masks: int = 600,
+    noise: str = "auto",
+    seed: int = 0,
+    out=None,
+    description: str | None = None,
+    name: str | None = None,
+    test: SpikeDataset | None = None,
+    split: dict | None = None,
+    learning_rate: float = 1e-3,
+    early_stopping: str = "per_member",
+    precision: str = "float32",
+    deterministic: bool = True,
+    progress_bar: bool = True,
+    demo: bool = False,
+    overwrite: bool = False,
+    extra_training_info: dict | None = None,
+    keep_fused: bool = False,
+):
+    """Train the ensemble (all members as branches of one fused model) and return ``(Ensemble, history)``.
+
+    Parameters
+    ----------
+    train, val : training and validation sets (validation drives early stopping; without it the
+        training loss does). Balance them first (:func:`~spikeinterface_sero.training.data.balance_classes`)
+        if you want the published balanced setting; the synthetic part is always balanced.
+    kernels : member kernel sizes (default 20-31, the published ensemble).
+    epochs, batch_size, patience, learning_rate : as published by default (25, 64, 10, Adam 1e-3).
+    synthetic : synthetic samples streamed per epoch (smoothed training spike + spike-free noise mask,
+        see :mod:`~spikeinterface_sero.training.synthetic`), mixed with the real training spikes; 0 = real
+        spikes only. ``synthetic_only=True`` leaves the real spikes out of the epochs.
+    n_masks, noise : number of noise masks and their source (``"auto"``, ``"recording"``, ``"residual"``).
+    seed : seeds Keras/TensorFlow/numpy (``keras.utils.set_random_seed``), the batch order and the
+        synthetic stream; with ``deterministic=True`` TensorFlow's op determinism is switched on (a
+        process-wide setting), so a run repeats exactly on the same machine.
+    early_stopping : ``"per_member"`` (default; each member's best epoch restored), ``"joint"`` (Keras
+        EarlyStopping on the summed loss) or ``"none"``.
+    precision : ``"float32"`` (default) or ``"mixed_bfloat16"`` (faster on AMX/BF16 CPUs and GPUs; the
+        saved members are float32 either way).
+    out : when given, the model folder written with :func:`spikeinterface_sero.model.save_model`; its
+        card records the data, the split (``split``, e.g. ``Split.describe(ds)``), the settings, and the
+        accuracy measured on ``val`` and on ``test`` (a held-out set, evaluated after training). A
+        ``training.json`` with the full history is written beside the members.
+    description, name, demo, overwrite : passed to ``save_model``.
+    keep_fused : also return the trained fused Keras model as ``history["fused_model"]``.
+
+    Returns
+    -------
+    ensemble : :class:`spikeinterface_sero.model.Ensemble` of standalone published members.
+    history : dict with the per-epoch ``history`` (``loss``, ``val_loss``, ``k<kernel>_loss`` ...),
+        ``best_epoch`` per kernel, ``epochs_run``, ``seconds``, ``samples_per_epoch``,
+        ``samples_per_second`` (training samples through all members per second), ``synthetic``
+        (generator description), ``val_metrics`` / ``test_metrics`` and ``folder``.
+    """
+    keras = _keras()
+    import tensorflow as tf
+
+    from ..model import Ensemble, build_member, to_member_input
+    from .synthetic import SyntheticGenerator, make_training_stream
+
+    kernels = parse_kernels(kernels)
+    _check_dataset(train, "training")
+    _check_dataset(val, "validation", both=False)
+    _check_dataset(test, "test", both=False)
+    epochs, batch_size, patience = int(epochs), int(batch_size), int(patience)
+    if epochs < 1 or batch_size < 1 or patience < 0:
+        raise TrainingError("epochs and batch_size must be >= 1 and patience >= 0")
+    synthetic = int(synthetic)
+    if synthetic < 0:
+        raise TrainingError(f"synthetic must be >= 0, got {synthetic}")
+    if synthetic_only and synthetic == 0:
+        raise TrainingError("synthetic_only=True needs synthetic > 0 samples per epoch")
+    if early_stopping not in ("per_member", "joint", "none"):
+        raise TrainingError(f"early_stopping must be 'per_member', 'joint' or 'none', got {early_stopping!r}")
+    if out is not None:  # fail before training, not after
+        target = Path(out).expanduser()
+        if target.exists() and (not target.is_dir() or (any(target.iterdir()) and not overwrite)):
+            raise TrainingError(f"{target} exists and is not an empty folder; pass overwrite=True (CLI: "
+                                "--overwrite) to replace a model folder, or choose another path")
+
+    keras.utils.set_random_seed(int(seed))
+    if deterministic:
+        try:
+            tf.config.experimental.enable_op_determinism()
+        except Exception:  # noqa: BLE001 - older TF or already configured
+            pass
+
+    fused, branches = build_fused_model(kernels, precision=precision)
+    compile_fused(fused, kernels, learning_rate=learning_rate)
+    names = [branch_name(k) for k in kernels]
+
+    gen = None
+    if synthetic:
+        gen = SyntheticGenerator.from_dataset(train, n_masks=n_masks, seed=seed, noise=noise)
+    X_real = train.X[:0] if synthetic_only else train.X
+    y_real = train.y[:0] if synthetic_only else train.y
+    stream = make_training_stream(
+        X_real, y_real, generator=gen, n_synthetic=synthetic, batch_size=batch_size, seed=seed,
+        to_input=to_member_input, output_names=names,
+    )
+    validation_data = None
+    if val is not None:
+        yv = val.onehot()
+        validation_data = (to_member_input(val.X), {n: yv for n in names})
+
+    PerMemberEarlyStopping, TqdmProgress = _callbacks_module()
+    callbacks = []
+    es = None
+    prefix = "val_" if val is not None else ""
+    if early_stopping == "per_member":
+        es = PerMemberEarlyStopping(branches, patience, prefix=prefix)
+        callbacks.append(es)
+    elif early_stopping == "joint":
+        callbacks.append(keras.callbacks.EarlyStopping(
+            monitor=f"{prefix}loss", patience=patience, restore_best_weights=True))
+    if progress_bar:
+        callbacks.append(TqdmProgress(epochs, len(stream), len(kernels)))
+
+    t0 = time.perf_counter()
+    hist = fused.fit(stream, epochs=epochs, validation_data=validation_data, callbacks=callbacks, verbose=0,
+                     validation_batch_size=max(256, batch_size))
+    seconds = time.perf_counter() - t0
+    history = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
+    epochs_run = len(history.get("loss", []))
+
+    # standalone published members with the trained weights
+    members = []
+    for k in kernels:
+        m = build_member(k)
+        m.set_weights(branches[k].get_weights())
+        members.append(m)
+    samples_per_epoch = len(X_real) + synthetic
+    result = {
+        "history": history,
+        "epochs_run": epochs_run,
+        "best_epoch": ({int(k): int(es.best_epoch[k]) + 1 for k in kernels} if es is not None else None),
+        "stopped_early": bool(epochs_run < epochs),
+        "seconds": float(seconds),
+        "samples_per_epoch": int(samples_per_epoch),
+        "samples_per_second": float(samples_per_epoch * epochs_run / seconds) if seconds > 0 else None,
+        "synthetic": gen.info if gen is not None else None,
+        "settings": {
+            "kernels": [int(k) for k in kernels], "epochs": epochs, "batch_size": batch_size,
+            "patience": patience, "learning_rate": float(learning_rate), "optimizer": "Adam",
+            "loss": "sum over members of binary cross-entropy", "early_stopping": early_stopping,
+            "synthetic_per_epoch": synthetic, "synthetic_only": bool(synthetic_only), "seed": int(seed),
+            "precision": precision, "deterministic": bool(deterministic), "training": "fused (all members "
+            "as parallel branches of one Keras model, split into standalone members after training)",
+        },
+    }
+    if keep_fused:
+        result["fused_model"] = fused
+    info = {"description": description or "", "demo": bool(demo)}
+    ensemble = Ensemble(members, info=info)
+    if val is not None:
+        result["val_metrics"] = _quick_metrics(ensemble, val)
+    if test is not None:
+        result["test_metrics"] = _quick_metrics(ensemble, test)
+    result["folder"] = None
+    if out is not None:
+        folder = save_trained_model(
+            ensemble, out, train=train, val=val, test=test, split=split, result=result,
+            description=description, name=name, demo=demo, overwrite=overwrite, extra=extra_training_info,
+        )
+        result["folder"] = str(folder)
+        from ..model import load_model
+
+        ensemble = load_model(folder)
+    return ensemble, result
+
+
+def save_trained_model(ensemble, out, *, train, val=None, test=None, split=None, result=None,
+                       description=None, name=None, demo=False, overwrite=False, extra=None) -> Path:
+    """Write the model folder with a card recording the data, the split, the settings and the measured
+    accuracy; plus ``training.json`` (full history and split, cell ids included)."""
+    from ..model import save_model
+
+    result = result or {}
+    s = result.get("settings", {})
+    data = {"train": train.summary()}
+    if val is not None:
+        data["validation"] = val.summary()
+    if test is not None:
+        data["test"] = test.summary()
+    training = {
+        "data_source": {k: v for k, v in train.source.items() if k != "parts"},
+        "training_set": _side_line(data["train"]),
+        "validation_set": _side_line(data["validation"]) if val is not None else "none (early stopping on training loss)",
+        "test_set": _side_line(data["test"]) if test is not None else "none",
+        "split": _split_line(split),
+        "kernels": s.get("kernels"),
+        "epochs": f"{result.get('epochs_run')} run of {s.get('epochs')} (early stopping: {s.get('early_stopping')}, "
+                  f"patience {s.get('patience')})",
+        "best_epoch_per_kernel": result.get("best_epoch"),
+        "batch_size": s.get("batch_size"),
+        "optimizer": f"Adam, learning rate {s.get('learning_rate')}",
+        "loss": s.get("loss"),
+        "synthetic_per_epoch": s.get("synthetic_per_epoch"),
+        "synthetic": _synthetic_line(result.get("synthetic")),
+        "seed": s.get("seed"),
+        "precision": s.get("precision"),
+        "method": s.get("training"),
+        "seconds": round(float(result.get("seconds", 0.0)), 1),
+    }
+    if extra:
+        training.update(extra)
+    metrics = {}
+    for side in ("val_metrics", "test_metrics"):
+        if result.get(side):
+            label = "validation" if side == "val_metrics" else "held-out test"
+            metrics[label] = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in result[side].items()}
+    folder = save_model(ensemble, out, description=description or "", training=_json(training),
+                        metrics=_json(metrics), name=name, demo=demo, overwrite=overwrite)
+    full = {"data": data, "split": split, "training": _json(training), "result": result}
+    (Path(folder) / "training.json").write_text(json.dumps(_json(full), indent=1) + "\n", encoding="utf-8")
+    return Path(folder)
+
+
+def _side_line(s: dict) -> str:
+    line = (f"{s['n_spikes']} spikes from {s['n_cells']} cells (SER {s['serotonergic']['spikes']} spikes / "
+            f"{s['serotonergic']['cells']} cells, NSER {s['non_serotonergic']['spikes']} spikes / "
+            f"{s['non_serotonergic']['cells']} cells)")
+    if "n_groups" in s:
+        line += f", {s['n_groups']} groups"
+    return line
+
+
+def _split_line(split: dict | None) -> str:
+    if not split:
+        return "given as separate datasets (not recorded)"
+    by = split.get("by")
+    if by == "spike":
+        return "random by spike (the paper's 70/15/15; cells shared between sides: LEAKS)"
+    shared = split.get("cells_on_more_than_one_side", 0)
+    return (f"by {by} ({split.get('method', '')}, seed {split.get('seed')}), val fraction "
+            f"{split.get('val_fraction')}, test fraction {split.get('test_fraction')}; cells on more than one "
+            f"side: {shared}")
+
+
+def _synthetic_line(info: dict | None) -> str:
+    if not info:
+        return "none"
+    m = info.get("masks", {})
+    return (f"smoothed ({info.get('smoothing')}) training spikes + one of {m.get('n_masks')} noise masks "
+            f"from {m.get('n_cells')} cells ({m.get('description')}), classes balanced, streamed")
+
+
+@dataclass
+class TrainingResult:
+    """What :func:`train_from_table` did."""
+
+    ensemble: object
+    folder: Path | None
+    history: dict
+    split: dict
+    dataset: dict
+    evaluation: dict | None = None
+    report_dir: Path | None = None
+    extra: dict = field(default_factory=dict)
+
+    def summary(self) -> dict:
+        """JSON-able summary (for the CLI)."""
+        out = {
+            "folder": None if self.folder is None else str(self.folder),
+            "dataset": self.dataset,
+            "split": {k: v for k, v in self.split.items() if k not in ("train", "val", "test")},
+            "sides": {s: {k: v for k, v in self.split[s].items() if not k.endswith("_ids")}
+                      for s in ("train", "val", "test") if s in self.split},
+            "epochs_run": self.history.get("epochs_run"),
+            "seconds": self.history.get("seconds"),
+            "samples_per_second": self.history.get("samples_per_second"),
+            "val_metrics": self.history.get("val_metrics"),
+            "test_metrics": self.history.get("test_metrics"),
+            "report_dir": None if self.report_dir is None else str(self.report_dir),
+        }
+        return _json(out)
+
+
+def train_from_table(
+    table,
+    out,
+    *,
+    kernels=DEFAULT_KERNELS,
+    epochs: int = 25,
+    synthetic: int = 0,
+    seed: int = 0,
+    val_fraction: float = 0.15,
+    test_fraction: float = 0.15,
+    split: str = "auto",
+    batch_size: int = 64,
+    patience: int = 10,
+    max_per_cell: int | None = 700,
+    balance: bool = True,
+    threshold: float = -50.0,
+    snippet_kwargs: dict | None = None,
+    n_masks: int = 600,
+    noise_per_cell: int = 64,
+    description: str | None = None,
+    name: str | None = None,
+    precision: str = "float32",
+    progress_bar: bool = True,
+    overwrite: bool = False,
+    report: bool = True,
+) -> TrainingResult:
+    """Everything ``sero train --table T.csv --out DIR`` does.
+
+    1. Read the label table (``file, label[, channel, group]``) into a :class:`SpikeDataset`
+       (:func:`~spikeinterface_sero.training.data.dataset_from_table`), at most ``max_per_cell`` spikes
+       per cell (700 as in the paper; None = all).
+    2. Split without leakage: by group when the table has a ``group`` column, else by cell
+       (``split="auto"``; or ``"cell"``, ``"group"``; ``"spike"`` = the paper's leaky random split,
+       warns). ``val_fraction`` / ``test_fraction`` of the cells (groups) go to validation / test.
+    3. Balance the training and validation sides (majority class subsampled, seeded) when ``balance``.
+    4. Train all members fused (:func:`train_ensemble`), with ``synthetic`` streamed synthetic samples per
+       epoch.
+    5. Evaluate on the held-out test cells, write the model folder ``out`` (card with data, split and
+       accuracy) and, when ``report``, the evaluation report (JSON + PNGs) in ``out/evaluation``.
+    """
+    from .data import balance_classes, dataset_from_table
+    from .evaluate import write_report
+    from .splits import check_no_leakage, leak_free_split, spike_level_split
+
+    ds = dataset_from_table(table, threshold=threshold, max_per_cell=max_per_cell, seed=seed,
+                            noise_per_cell=noise_per_cell if synthetic else 0, progress_bar=progress_bar,
+                            snippet_kwargs=snippet_kwargs)
+    if len(np.unique(ds.y)) < 2:
+        raise TrainingError("the table holds cells of one class only; training needs serotonergic and "
+                            "non_serotonergic cells")
+    if split == "spike":
+        sp = spike_level_split(ds, val_fraction=val_fraction, test_fraction=test_fraction, seed=seed)
+    else:
+        sp = leak_free_split(ds, val_fraction=val_fraction, test_fraction=test_fraction, by=split, seed=seed)
+        check_no_leakage(sp, ds)
+    tr, va, te = sp.apply(ds)
+    split_info = sp.describe(ds)
+    if balance:
+        tr = balance_classes(tr, seed=seed)
+        if va is not None and len(np.unique(va.y)) == 2:
+            va = balance_classes(va, seed=seed + 1)
+    split_info["balanced"] = {"train": bool(balance), "validation": bool(balance and va is not None),
+                              "test": False}
+    ensemble, history = train_ensemble(
+        tr, va, kernels=kernels, epochs=epochs, batch_size=batch_size, patience=patience, synthetic=synthetic,
+        n_masks=n_masks, seed=seed, out=out, description=description, name=name, test=te, split=split_info,
+        precision=precision, progress_bar=progress_bar, overwrite=overwrite,
+    )
+    evaluation, report_dir = None, None
+    if te is not None:
+        from .evaluate import evaluate
+
+        evaluation = evaluate(ensemble, te)
+        if report:
+            report_dir = Path(history["folder"]) / "evaluation"
+            write_report(evaluation, report_dir, title="held-out test cells")
+    return TrainingResult(ensemble=ensemble, folder=Path(history["folder"]) if history["folder"] else None,
+                          history=history, split=split_info, dataset=ds.summary(), evaluation=evaluation,
+                          report_dir=report_dir)
