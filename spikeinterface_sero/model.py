@@ -572,6 +572,8 @@ def cell_decisions(consensus, cell_ids, *, n_boot: int = 2000, ci: float = 0.95,
         return pd.DataFrame({col: [] for col in _CELL_COLUMNS}, index=pd.Index([], name="cell_id"))
 
     codes, uniques = pd.factorize(ids, sort=False)
+    if (codes < 0).any():
+        raise DataError(f"{int((codes < 0).sum())} spikes have no cell id (None/NaN); give every spike a cell id")
     alpha = (1.0 - ci) / 2.0
     rows = []
     for j, cell in enumerate(uniques):
@@ -611,6 +613,17 @@ def _sha256(path: Path) -> str:
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
+    return h.hexdigest()
+
+
+def _sha256_any(path: Path) -> str:
+    """sha256 of a file, or of a directory tree (relative paths and contents, in sorted order)."""
+    if path.is_file():
+        return _sha256(path)
+    h = hashlib.sha256()
+    for f in sorted(p for p in path.rglob("*") if p.is_file()):
+        h.update(f.relative_to(path).as_posix().encode("utf-8") + b"\0")
+        h.update(_sha256(f).encode("ascii"))
     return h.hexdigest()
 
 
@@ -1142,7 +1155,7 @@ def import_models(src, out, *, choose=None, overwrite: bool = False, description
         members.append(member)
         files[str(k)] = p.name
         formats[str(k)] = source.format
-        shas[str(k)] = _sha256(p) if p.is_file() else _sha256(p / "saved_model.pb")
+        shas[str(k)] = _sha256_any(p)
     tf = _tf()
     ens = Ensemble(members, info={"demo": False})
     src_info = {

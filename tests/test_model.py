@@ -175,6 +175,8 @@ def test_cell_decisions_validation():
         M.cell_decisions(np.zeros((3, 2)), ["a"] * 2)
     with pytest.raises(DataError):
         M.cell_decisions(np.array([[np.nan, 0.1]]), ["a"])
+    with pytest.raises(DataError, match="no cell id"):
+        M.cell_decisions(np.full((2, 2), 0.5), np.array(["a", None], dtype=object))
     assert len(M.cell_decisions(np.zeros((0, 2)), [])) == 0
 
 
