@@ -227,6 +227,42 @@ def cmd_demo(args) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------------------------------- watch
+def cmd_watch(args) -> int:
+    import datetime
+
+    from .watch import watch_folder
+
+    kwargs = _classify_kwargs(args)
+    model = kwargs.pop("model_folder")
+    counts = {"cells": 0, "failed": 0}
+
+    def show(rows) -> None:
+        stamp = datetime.datetime.now().strftime("%H:%M:%S")
+        for _, r in rows.iterrows():
+            if r["error"]:
+                counts["failed"] += 1
+                print(f"{stamp}  FAILED {Path(str(r['file'])).name}: {r['error']}", flush=True)
+                continue
+            counts["cells"] += 1
+            p, lo, hi = r["sero_probability"], r["sero_probability_low"], r["sero_probability_high"]
+            prob = f"P(SER) {p:.2f} [{lo:.2f}-{hi:.2f}]  " if p == p else ""
+            print(f"{stamp}  {r['cell_id']}  {r['sero_label']}  {prob}{r['sero_type']}  {int(r['n_spikes'])} spikes"
+                  f"  {r['firing_rate_hz']:.2f} Hz  UDI {r['udi_ms']:.2f} ms", flush=True)
+
+    print(f"watching {args.folder} for finished .abf files (Ctrl-C to stop)"
+          + (f"; results appended to {args.out}" if args.out else "")
+          + (f"; report in {args.report}" if args.report else ""), flush=True)
+    try:
+        watch_folder(args.folder, out=args.out, model_folder=model, settle_s=args.settle,
+                     process_existing=args.existing, on_result=show, timeout_s=args.timeout,
+                     recursive=args.recursive, report_dir=args.report, use_polling=args.polling, **kwargs)
+    except KeyboardInterrupt:
+        pass
+    print(f"stopped: {counts['cells']} cell(s) classified, {counts['failed']} file(s) failed")
+    return 0
+
+
 def _print_table(header: list[str], rows: list[tuple]) -> None:
     def fmt(v):
         if isinstance(v, float):
@@ -286,6 +322,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-jobs", type=int, default=1)
     p.add_argument("--no-report", action="store_true")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("watch", help="classify each new .abf file in a folder as soon as it is completely written")
+    p.add_argument("folder", help="the folder the acquisition software saves into")
+    p.add_argument("--out", default=None, help="results table (.csv) to append to (created if missing)")
+    p.add_argument("--report", default=None, metavar="DIR", help="per-cell plots and a live HTML summary here")
+    p.add_argument("--settle", type=float, default=2.0, help="seconds a file must stay unchanged (default 2)")
+    p.add_argument("--existing", action="store_true",
+                   help="also classify the files already there (those already in --out are skipped)")
+    p.add_argument("--recursive", action="store_true", help="also watch subfolders")
+    p.add_argument("--polling", action="store_true", help="poll instead of OS notifications (network drives)")
+    p.add_argument("--timeout", type=float, default=None, help="stop after this many seconds (default: Ctrl-C)")
+    _add_model_args(p)
+    _add_detection_args(p)
+    p.set_defaults(func=cmd_watch)
 
     for extra in _EXTRA_COMMANDS:
         extra(sub)

@@ -1,0 +1,601 @@
+"""What a user looks at: one PNG per cell and an ``index.html`` summary of a run.
+
+* :func:`write_cell_reports` draws every cell (unit) of a classified SortingAnalyzer: its action currents
+  (all drawn thin, the mean thick), the distribution of the per-spike P(SER) with the cell probability and
+  its 95 % interval, the firing rate over time, the ISI histogram and a box with the numbers behind the
+  label. A red "DEMO MODEL" banner marks results of the bundled demonstration model.
+* :func:`write_summary_html` writes ``index.html`` (self-contained: inline style, relative links to the
+  PNGs) with one row per cell, coloured by label, the failed files in red with their message, the model(s),
+  the date and the package version, plus ``results.csv``.
+* :func:`make_report` does both for analyzers, saved analyzer folders or .abf files.
+
+``sero classify ... --report DIR`` calls the first per file and the second once at the end.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import html
+import os
+import re
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .errors import SeroError
+
+__all__ = ["write_cell_reports", "write_summary_html", "make_report", "cell_plot_name", "plot_cell"]
+
+#: colours of the labels (Okabe-Ito blue / orange: distinguishable with colour-vision deficiency)
+COLOURS = {"serotonergic": "#0072B2", "non_serotonergic": "#D55E00", "undetermined": "#777777",
+           "error": "#B00020"}
+_BACKGROUNDS = {"serotonergic": "#DCEBF7", "non_serotonergic": "#FBE3D6", "undetermined": "#EEEEEE",
+                "error": "#F8D7DA"}
+_DISPLAY = {"serotonergic": "SEROTONERGIC (SER)", "non_serotonergic": "NON-SEROTONERGIC (NSER)",
+            "undetermined": "UNDETERMINED", "error": "ERROR"}
+_SHORT = {"serotonergic": "SER", "non_serotonergic": "NSER", "undetermined": "undetermined", "error": "ERROR"}
+DEMO_BANNER = "DEMO MODEL (simulated data) - not for scientific conclusions"
+MAX_DRAWN = 200
+_NICE_BINS_S = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0)
+
+
+# ------------------------------------------------------------------------------------------------- names
+def cell_plot_name(cell_id, file=None, channel=None) -> str:
+    """The PNG file name of a cell: its id with every character outside ``[A-Za-z0-9._-]`` replaced by
+    ``_`` (so ``A140313#073`` is safe in a URL and on every file system), plus a short hash of
+    (file, channel, cell id) so that cells with the same name in different files do not collide."""
+    text = "" if cell_id is None or (isinstance(cell_id, float) and np.isnan(cell_id)) else str(cell_id)
+    base = re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._-")[:80] or "cell"
+    key = f"{_clean(file)}|{_clean(channel)}|{text}"
+    return f"{base}_{hashlib.sha1(key.encode('utf-8')).hexdigest()[:8]}.png"
+
+
+def _clean(v) -> str:
+    if v is None or (isinstance(v, float) and np.isnan(v)):
+        return ""
+    return str(v)
+
+
+def _label_key(label) -> str:
+    s = _clean(label).strip().lower()
+    return s if s in COLOURS else "undetermined"
+
+
+def _fmt(v, spec: str = ".2f", missing: str = "-") -> str:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return missing
+    return missing if not np.isfinite(f) else format(f, spec)
+
+
+# ------------------------------------------------------------------------------------------------- data
+def _sero_ext(analyzer):
+    if not analyzer.has_extension("serotonergic"):
+        raise SeroError("The analyzer has no 'serotonergic' extension yet: run analyzer.compute('serotonergic') "
+                        "before making a report (import spikeinterface_sero first).")
+    return analyzer.get_extension("serotonergic")
+
+
+def _segment_layout(analyzer):
+    fs = float(analyzer.sampling_frequency)
+    durations = [analyzer.get_num_samples(s) / fs for s in range(analyzer.get_num_segments())]
+    offsets = np.concatenate([[0.0], np.cumsum(durations)[:-1]]) if durations else np.zeros(0)
+    return fs, durations, offsets
+
+
+def _spike_times(analyzer, unit_id, fs, offsets):
+    """(times on the concatenated time axis in s, ISIs within sweeps in s) of every detected spike."""
+    times, isis = [], []
+    for s, off in enumerate(offsets):
+        st = np.sort(np.asarray(analyzer.sorting.get_unit_spike_train(unit_id, segment_index=s), dtype=float)) / fs
+        times.append(st + off)
+        if st.size > 1:
+            isis.append(np.diff(st))
+    t = np.concatenate(times) if times else np.zeros(0)
+    isi = np.concatenate(isis) if isis else np.zeros(0)
+    return t, isi[isi > 0]
+
+
+def _cell_data(analyzer, file=None):
+    """Per unit: everything a cell plot shows."""
+    from .snippets import snippets_from_analyzer
+
+    ext = _sero_ext(analyzer)
+    units = ext.get_data()
+    spikes = ext.get_data(outputs="spikes")
+    sn = snippets_from_analyzer(analyzer)
+    spike_units = spikes["unit_id"].astype(str).to_numpy()
+    cell_prop = analyzer.sorting.get_property("cell_id")
+    dropped = analyzer.sorting.get_property("n_dropped_edge")
+    fs, durations, offsets = _segment_layout(analyzer)
+    out = []
+    for i, u in enumerate(analyzer.unit_ids):
+        row = units.loc[u] if u in units.index else pd.Series(dtype=object)
+        times, isi = _spike_times(analyzer, u, fs, offsets)
+        out.append(dict(
+            unit_id=u, channel=str(u), file=file,
+            cell_id=str(cell_prop[i]) if cell_prop is not None else str(u),
+            row=row, waveforms=sn.waveforms[sn.unit_ids == str(u)],
+            p_ser=spikes["p_ser"].to_numpy(dtype=float)[spike_units == str(u)],
+            times=times, isi=isi, durations=durations, offsets=offsets,
+            n_dropped=int(dropped[i]) if dropped is not None else None,
+        ))
+    return ext, out
+
+
+# ------------------------------------------------------------------------------------------------- plots
+def _no_data(ax, text):
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, fontsize=10, color="#555555",
+            wrap=True)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def _panel_waveforms(ax, wf, colour, udi_ms=float("nan"), seed=0):
+    ax.set_title("Action currents (trigger at 0 ms)", fontsize=10, loc="left")
+    if wf.shape[0] == 0:
+        _no_data(ax, "no spikes detected\n(nothing crossed the threshold)")
+        return
+    t_ms = (np.arange(wf.shape[1]) - 40) / 40.0  # 40 kHz, trigger at sample 40
+    idx = np.arange(wf.shape[0])
+    if idx.size > MAX_DRAWN:
+        idx = np.sort(np.random.default_rng(seed).choice(idx, MAX_DRAWN, replace=False))
+    ax.plot(t_ms, wf[idx].T, color="#9A9A9A", lw=0.4, alpha=0.5)
+    mean = wf.mean(axis=0)
+    ax.plot(t_ms, mean, color=colour, lw=2.4, label=f"mean of {wf.shape[0]}")
+    _mark_udi(ax, t_ms, mean, udi_ms)
+    ax.axvline(0.0, color="k", lw=0.6, ls=":")
+    ax.set_xlabel("time from trigger (ms)")
+    ax.set_ylabel("current (pA)")
+    ax.set_xlim(t_ms[0], t_ms[-1])
+    drawn = f"{idx.size} of {wf.shape[0]} drawn" if idx.size < wf.shape[0] else f"{wf.shape[0]} drawn"
+    ax.legend(loc="lower right", fontsize=8, frameon=False, title=drawn, title_fontsize=8)
+
+
+def _mark_udi(ax, t_ms, mean, udi_ms):
+    """Mark the UDI on the mean action current: its trough (upstroke) and the following peak (downstroke),
+    the points Elephant's waveform_width measures."""
+    if not np.isfinite(udi_ms):
+        return
+    i_min = int(np.argmin(mean[: max(1, int(mean.size * 0.75))]))
+    i_max = i_min + int(np.argmax(mean[i_min:]))
+    if i_max <= i_min:
+        return
+    y = float(mean[i_max]) + 0.08 * float(np.ptp(mean))
+    ax.plot([t_ms[i_min], t_ms[i_max]], [mean[i_min], mean[i_max]], "o", ms=5, color="k", zorder=5)
+    ax.annotate("", xy=(t_ms[i_min], y), xytext=(t_ms[i_max], y),
+                arrowprops=dict(arrowstyle="<->", color="k", lw=1.0))
+    ax.vlines([t_ms[i_min], t_ms[i_max]], [mean[i_min], mean[i_max]], y, colors="k", lw=0.5, linestyles=":")
+    ax.text(0.5 * (t_ms[i_min] + t_ms[i_max]), y, f"UDI {udi_ms:.2f} ms", ha="center", va="bottom", fontsize=9)
+    lo, hi = ax.get_ylim()
+    ax.set_ylim(lo, max(hi, y + 0.12 * float(np.ptp(mean))))
+
+
+def _panel_probability(ax, p, row, colour, method):
+    ax.set_title("Per-spike P(SER)", fontsize=10, loc="left")
+    p = p[np.isfinite(p)]
+    if method == "criteria":
+        _no_data(ax, "classical-criteria method:\nno CNN probability")
+        return
+    if p.size == 0:
+        _no_data(ax, "no spikes classified")
+        return
+    ax.hist(p, bins=np.linspace(0, 1, 26), color=colour, alpha=0.75, edgecolor="white")
+    ax.axvline(0.5, color="k", lw=1.0, ls="--", label="0.5 (decision)")
+    cp, lo, hi = (_float(row.get(k)) for k in ("sero_probability", "sero_probability_low", "sero_probability_high"))
+    if np.isfinite(lo) and np.isfinite(hi):
+        ax.axvspan(lo, hi, color=colour, alpha=0.2, lw=0, label="95 % CI")
+    if np.isfinite(cp):
+        ax.axvline(cp, color=colour, lw=2.2, label=f"cell P = {cp:.2f}")
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("P(serotonergic)   NSER <- 0.5 -> SER")
+    ax.set_ylabel("spikes")
+    ax.legend(fontsize=7, frameon=False, loc="upper left")
+
+
+def _rate_bin(total_s: float, mean_rate: float) -> float:
+    want = max(total_s / 60.0, 3.0 / mean_rate if mean_rate > 0 else 0.0)
+    for b in _NICE_BINS_S:
+        if b >= want:
+            return min(b, total_s) if total_s > 0 else b
+    return _NICE_BINS_S[-1]
+
+
+def _panel_rate(ax, times, durations, offsets):
+    ax.set_title("Firing rate over time", fontsize=10, loc="left")
+    total = float(sum(durations))
+    if times.size == 0 or total <= 0:
+        _no_data(ax, "no spikes: rate 0 Hz")
+        return
+    mean_rate = times.size / total
+    width = _rate_bin(total, mean_rate)
+    edges = np.arange(0.0, total, width)
+    edges = np.append(edges, total) if edges[-1] < total else edges
+    if edges.size < 2:
+        edges = np.array([0.0, total])
+    counts, _ = np.histogram(times, bins=edges)
+    rates = counts / np.diff(edges)
+    ax.stairs(rates, edges, color="#333333", lw=1.2, fill=True, alpha=0.25)
+    ax.stairs(rates, edges, color="#333333", lw=1.2)
+    ax.axhline(mean_rate, color="#B8860B", lw=1.0, ls="--", label=f"mean {mean_rate:.2f} Hz")
+    for off in offsets[1:]:
+        ax.axvline(off, color="#999999", lw=0.6, ls=":")
+    ax.set_xlim(0, total)
+    ax.set_ylim(bottom=0)
+    ax.set_xlabel(f"time (s; {width:g} s bins" + (", sweeps end to end)" if len(offsets) > 1 else ")"))
+    ax.set_ylabel("rate (Hz)")
+    ax.legend(fontsize=7, frameon=False, loc="lower right")
+
+
+def _panel_isi(ax, isi_s, cv):
+    ax.set_title("Inter-spike intervals", fontsize=10, loc="left")
+    if isi_s.size == 0:
+        _no_data(ax, "fewer than 2 spikes in a sweep:\nno intervals")
+        return
+    ms = isi_s * 1000.0
+    lo, hi = np.floor(np.log10(ms.min())), np.ceil(np.log10(ms.max()))
+    if hi <= lo:
+        hi = lo + 1
+    bins = np.logspace(lo, hi, int(12 * (hi - lo)) + 1)
+    ax.hist(ms, bins=bins, color="#555555", alpha=0.8, edgecolor="white")
+    ax.set_xscale("log")
+    med = float(np.median(ms))
+    ax.axvline(med, color="#B8860B", lw=1.0, ls="--", label=f"median {med:.0f} ms" + (
+        f", CV {cv:.2f}" if np.isfinite(cv) else ""))
+    ax.set_xlabel("ISI (ms, log scale)")
+    ax.set_ylabel("intervals")
+    ax.legend(fontsize=7, frameon=False, loc="upper left")
+
+
+def _float(v) -> float:
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def _info_text(cell: dict, params: dict) -> str:
+    row = cell["row"]
+    label = _label_key(row.get("sero_label"))
+    cp, lo, hi = (_float(row.get(k)) for k in ("sero_probability", "sero_probability_low", "sero_probability_high"))
+    n_cls = _float(row.get("n_spikes"))
+    n_cls = int(n_cls) if np.isfinite(n_cls) else int(cell["waveforms"].shape[0])
+    n_det = int(cell["times"].size)
+    frac = _float(row.get("fraction_spikes_ser"))
+    sero_type = _clean(row.get("sero_type")) or "-"
+    type_txt = {"typical_serotonergic": "typical SER (criteria agree)",
+                "atypical_serotonergic": "ATYPICAL SER (criteria say NSER)",
+                "typical_non_serotonergic": "typical NSER (criteria agree)",
+                "atypical_non_serotonergic": "ATYPICAL NSER (criteria say SER)"}.get(sero_type, sero_type)
+    method = params.get("method", "cnn")
+    if method == "cnn":
+        model = (params.get("model_description") or "") or "model"
+        model = (model[:40] + "...") if len(model) > 43 else model
+        model += f" (kernels {','.join(map(str, params.get('model_kernels') or []))})"
+    else:
+        model = "classical criteria (no CNN)"
+    lines = [
+        f"Label     {_SHORT[label]}",
+        f"P(SER)    {_fmt(cp)}  [{_fmt(lo)}-{_fmt(hi)}] 95% CI" if np.isfinite(cp) else "P(SER)    -",
+        f"Spikes    {n_cls} classified / {n_det} detected"
+        + (f"\n          ({cell['n_dropped']} dropped at sweep edges)" if cell.get("n_dropped") else ""),
+        f"          {_fmt(frac * 100, '.0f')} % of spikes have P > 0.5" if np.isfinite(frac) else None,
+        f"Type      {type_txt}",
+        f"Criteria  {_clean(row.get('criteria_label')) or '-'}",
+        f"UDI       {_fmt(row.get('udi_ms'))} ms",
+        f"Rate      {_fmt(row.get('firing_rate_hz'))} Hz",
+        f"CV ISI    {_fmt(row.get('cv_isi'))}   LV {_fmt(row.get('lv'))}",
+        f"Model     {model}",
+    ]
+    if cell.get("file"):
+        lines.insert(0, f"File      {Path(str(cell['file'])).name}  ch {cell['channel']}")
+    lines += ["", "SER when P(SER) >= 0.5; a CI containing", "0.5 means an uncertain call. Atypical:",
+              "CNN and classical criteria (UDI >= 1 ms,", "rate <= 3 Hz, CV <= 0.5) disagree."]
+    return "\n".join(line for line in lines if line is not None)
+
+
+def plot_cell(cell: dict, params: dict, *, dpi: int = 100):
+    """The matplotlib Figure of one cell (``cell`` as built by :func:`write_cell_reports`). Uses the Agg
+    canvas directly (no pyplot state: safe in worker threads and processes)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.patches import FancyBboxPatch
+
+    row = cell["row"]
+    label = _label_key(row.get("sero_label"))
+    colour = COLOURS[label]
+    demo = bool(params.get("method", "cnn") == "cnn" and params.get("model_is_demo"))
+    fig = Figure(figsize=(14, 8), dpi=dpi)
+    FigureCanvasAgg(fig)
+    top = 0.88 if demo else 0.91
+    gs = fig.add_gridspec(2, 3, left=0.06, right=0.985, bottom=0.08, top=top, hspace=0.42, wspace=0.28,
+                          width_ratios=[1, 1, 1.1])
+    ax_wf = fig.add_subplot(gs[0, :2])
+    ax_info = fig.add_subplot(gs[0, 2])
+    ax_p = fig.add_subplot(gs[1, 0])
+    ax_rate = fig.add_subplot(gs[1, 1])
+    ax_isi = fig.add_subplot(gs[1, 2])
+
+    cp, lo, hi = (_float(row.get(k)) for k in ("sero_probability", "sero_probability_low", "sero_probability_high"))
+    title = f"{cell['cell_id']}:  {_DISPLAY[label]}" + (" (no spikes)" if cell["times"].size == 0 else "")
+    if np.isfinite(cp):
+        title += f"   P(SER) = {cp:.2f} [{_fmt(lo)}-{_fmt(hi)}]"
+    fig.text(0.06, top + 0.035, title, fontsize=15, fontweight="bold", color=colour, ha="left", va="bottom")
+    if demo:
+        fig.text(0.5, 0.975, DEMO_BANNER, ha="center", va="top", fontsize=13, fontweight="bold", color="white",
+                 bbox=dict(boxstyle="round,pad=0.35", fc="#B00020", ec="none"))
+
+    _panel_waveforms(ax_wf, cell["waveforms"], colour, _float(row.get("udi_ms")))
+    _panel_probability(ax_p, cell["p_ser"], row, colour, params.get("method", "cnn"))
+    _panel_rate(ax_rate, cell["times"], cell["durations"], cell["offsets"])
+    _panel_isi(ax_isi, cell["isi"], _float(row.get("cv_isi")))
+
+    ax_info.axis("off")
+    ax_info.add_patch(FancyBboxPatch((0.0, 0.0), 1.0, 1.0, boxstyle="round,pad=0.01", transform=ax_info.transAxes,
+                                     fc=_BACKGROUNDS[label], ec=colour, lw=1.5))
+    ax_info.text(0.04, 0.96, _info_text(cell, params), transform=ax_info.transAxes, family="monospace",
+                 fontsize=8.6, va="top", ha="left")
+    if cell["waveforms"].shape[0] == 0 and cell["times"].size == 0:
+        ax_info.text(0.04, 0.04, "This cell has no spikes: no label can be given.", transform=ax_info.transAxes,
+                     fontsize=9, color=COLOURS["error"], va="bottom")
+    return fig
+
+
+def _save_png(fig, path: Path) -> None:
+    """Write atomically: a browser refreshing the report never sees half a PNG."""
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        fig.savefig(tmp, format="png")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def write_cell_reports(analyzer, report_dir, *, file=None, dpi: int = 100) -> list[Path]:
+    """One PNG per cell (unit) of a classified analyzer in ``report_dir``; returns their paths.
+
+    file : the recording the analyzer comes from (shown on the plot and part of the PNG name; pass the same
+        string as in the results table so that :func:`write_summary_html` links to the plot).
+    """
+    report_dir = Path(report_dir)
+    report_dir.mkdir(parents=True, exist_ok=True)
+    ext, cells = _cell_data(analyzer, file=file)
+    params = dict(ext.params)
+    paths = []
+    for cell in cells:
+        fig = plot_cell(cell, params, dpi=dpi)
+        path = report_dir / cell_plot_name(cell["cell_id"], file, cell["channel"])
+        _save_png(fig, path)
+        paths.append(path)
+    return paths
+
+
+# ------------------------------------------------------------------------------------------------- HTML
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,Helvetica,Arial,sans-serif;margin:24px;color:#222}
+h1{margin:0 0 4px 0;font-size:24px} .meta{color:#555;margin:2px 0 14px 0;font-size:14px}
+.demo{background:#B00020;color:#fff;font-weight:bold;padding:10px 14px;border-radius:6px;font-size:17px;margin-bottom:14px}
+.counts span{display:inline-block;padding:4px 10px;margin:0 6px 6px 0;border-radius:12px;font-size:14px}
+table{border-collapse:collapse;font-size:13px;margin-top:10px}
+th,td{border:1px solid #ccc;padding:4px 7px;text-align:left;vertical-align:middle}
+th{background:#f3f3f3;position:sticky;top:0} td.num{text-align:right;font-variant-numeric:tabular-nums}
+tr.serotonergic td.label{background:#DCEBF7;color:#0072B2;font-weight:bold}
+tr.non_serotonergic td.label{background:#FBE3D6;color:#D55E00;font-weight:bold}
+tr.undetermined td.label{background:#EEEEEE;color:#555}
+tr.error td{background:#F8D7DA;color:#842029} tr.error td.label{font-weight:bold}
+td img{width:170px;display:block;border:1px solid #ddd}
+details{margin:8px 0 4px 0;font-size:14px;max-width:980px} summary{cursor:pointer;font-weight:bold}
+.foot{color:#777;font-size:12px;margin-top:18px}
+"""
+
+_HELP = """<details><summary>How to read this report</summary><ul>
+<li><b>Label</b>: the CNN ensemble's call for the cell (Corradetti et al. 2024). <b>P(SER)</b> is the mean
+over the cell's spikes of the ensemble's probability that the spike comes from a serotonergic neuron; the cell
+is called SER when it is at least 0.5. The 95&nbsp;% interval is a bootstrap over the spikes: an interval that
+contains 0.5 means the call is uncertain.</li>
+<li><b>Type</b>: <i>typical</i> when the CNN agrees with the classical criteria (wide spike, UDI &ge; 1 ms; slow,
+&le; 3 Hz; regular, CV of ISIs &le; 0.5), <i>atypical</i> when it does not. Atypical serotonergic cells are the
+ones the classical criteria miss.</li>
+<li><b>Plot</b>: click a thumbnail for the cell's page: its action currents and their mean, the per-spike P(SER),
+the firing rate over time and the ISI histogram.</li>
+<li>Rows in <span style="background:#F8D7DA;color:#842029">red</span> are files that could not be processed;
+the message says why and what to do.</li></ul></details>"""
+
+_COLUMNS = [("cell", "Cell"), ("file", "File"), ("channel", "Ch"), ("label", "Label"),
+            ("p", "P(SER) [95% CI]"), ("n_spikes", "Spikes"), ("sero_type", "Type"),
+            ("firing_rate_hz", "Rate (Hz)"), ("cv_isi", "CV ISI"), ("udi_ms", "UDI (ms)"),
+            ("criteria_label", "Criteria"), ("plot", "Plot")]
+
+
+def _is_error(v) -> bool:
+    return bool(_clean(v).strip())
+
+
+def _find_plot(report_dir: Path, r) -> str | None:
+    name = cell_plot_name(r.get("cell_id"), r.get("file"), r.get("channel"))
+    if (report_dir / name).is_file():
+        return name
+    prefix = name.rsplit("_", 1)[0] + "_"
+    found = [p.name for p in report_dir.glob("*.png") if p.name.startswith(prefix) and len(p.name) == len(name)]
+    return found[0] if len(found) == 1 else None
+
+
+def write_summary_html(table: pd.DataFrame, report_dir, *, title: str = "Serotonergic classification",
+                       refresh_s: float | None = None, write_csv: bool = True) -> Path:
+    """Write ``report_dir/index.html``: every cell of ``table`` (the results table of
+    :func:`spikeinterface_sero.pipeline.classify_files`) with its label in colour and a link to its plot,
+    every failed file in red with its message, the model(s), the date and the package version. Extra columns
+    (e.g. ``true_label`` from ``sero demo``) are shown after the standard ones. With ``write_csv`` the table
+    is also written as ``results.csv`` next to it. ``refresh_s`` makes the page reload itself (live use).
+    Returns the path of ``index.html``."""
+    from ._version import __version__
+    from .pipeline import RESULT_COLUMNS
+
+    report_dir = Path(report_dir)
+    report_dir.mkdir(parents=True, exist_ok=True)
+    table = pd.DataFrame(table).reset_index(drop=True)
+    for c in RESULT_COLUMNS:
+        if c not in table.columns:
+            table[c] = np.nan
+    extra = [c for c in table.columns if c not in RESULT_COLUMNS]
+    errors = table["error"].map(_is_error)
+    cells = table[~errors]
+    labels = cells["sero_label"].map(_label_key)
+    models = [m for m in dict.fromkeys(_clean(v) for v in cells["model"]) if m]
+    demo = any(m.startswith("DEMO") for m in models)
+    n_files = table["file"].map(_clean).nunique()
+    esc = html.escape
+
+    out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+           '<meta name="viewport" content="width=device-width, initial-scale=1">']
+    if refresh_s:
+        out.append(f'<meta http-equiv="refresh" content="{float(refresh_s):g}">')
+    out.append(f"<title>{esc(title)}</title><style>{_CSS}</style></head><body>")
+    if demo:
+        out.append(f'<div class="demo">{esc(DEMO_BANNER)}. These labels come from the bundled demonstration '
+                   "model trained on simulated recordings; pass --model DIR with a real model.</div>")
+    out.append(f"<h1>{esc(title)}</h1>")
+    now = _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z").strip()
+    out.append(f'<p class="meta">Generated {esc(now)} by spikeinterface-sero {esc(__version__)} &middot; model: '
+               f"{esc('; '.join(models)) if models else '-'}</p>")
+    counts = [(f"{len(cells)} cell(s) from {n_files} file(s)", "#f0f0f0", "#222"),
+              (f"{int((labels == 'serotonergic').sum())} SER", _BACKGROUNDS["serotonergic"], COLOURS["serotonergic"]),
+              (f"{int((labels == 'non_serotonergic').sum())} NSER", _BACKGROUNDS["non_serotonergic"],
+               COLOURS["non_serotonergic"])]
+    if int((labels == "undetermined").sum()):
+        counts.append((f"{int((labels == 'undetermined').sum())} undetermined", "#eeeeee", "#555"))
+    if int(errors.sum()):
+        counts.append((f"{int(errors.sum())} failed file(s)", _BACKGROUNDS["error"], "#842029"))
+    out.append('<div class="counts">' + "".join(
+        f'<span style="background:{bg};color:{fg}">{esc(t)}</span>' for t, bg, fg in counts) + "</div>")
+    if write_csv:
+        csv = report_dir / f".results.csv.{uuid.uuid4().hex[:8]}.tmp"
+        table.to_csv(csv, index=False)
+        os.replace(csv, report_dir / "results.csv")
+        out.append('<p class="meta"><a href="results.csv">results.csv</a> (the full table)</p>')
+    out.append(_HELP)
+
+    head = "".join(f"<th>{esc(h)}</th>" for _, h in _COLUMNS) + "".join(f"<th>{esc(c)}</th>" for c in extra)
+    out.append(f"<table><thead><tr><th>#</th>{head}</tr></thead><tbody>")
+    ncol = len(_COLUMNS) + len(extra)
+    for i, r in table.iterrows():
+        r = r.to_dict()
+        file = _clean(r.get("file"))
+        fname = f'<span title="{esc(file)}">{esc(Path(file).name if file else "-")}</span>'
+        if errors[i]:
+            out.append(f'<tr class="error"><td>{i + 1}</td><td class="label">ERROR</td><td>{fname}</td>'
+                       f'<td colspan="{ncol - 2}">{esc(_clean(r.get("error")))}</td></tr>')
+            continue
+        key = _label_key(r.get("sero_label"))
+        p = _fmt(r.get("sero_probability"))
+        if p != "-":
+            p += f" [{_fmt(r.get('sero_probability_low'))}-{_fmt(r.get('sero_probability_high'))}]"
+        plot = _find_plot(report_dir, r)
+        plot_html = (f'<a href="{esc(plot)}"><img src="{esc(plot)}" loading="lazy" alt="plot of '
+                     f'{esc(_clean(r.get("cell_id")))}"></a>') if plot else "-"
+        ns = _float(r.get("n_spikes"))
+        cells_html = {
+            "cell": esc(_clean(r.get("cell_id")) or "-"), "file": fname, "channel": esc(_clean(r.get("channel"))),
+            "label": esc(_DISPLAY[key] if key != "undetermined" else (_clean(r.get("sero_label")) or "undetermined")),
+            "p": p, "n_spikes": str(int(ns)) if np.isfinite(ns) else "-",
+            "sero_type": esc(_clean(r.get("sero_type")).replace("_", " ") or "-"),
+            "firing_rate_hz": _fmt(r.get("firing_rate_hz")), "cv_isi": _fmt(r.get("cv_isi")),
+            "udi_ms": _fmt(r.get("udi_ms")), "criteria_label": esc(_clean(r.get("criteria_label")) or "-"),
+            "plot": plot_html,
+        }
+        num = {"p", "n_spikes", "firing_rate_hz", "cv_isi", "udi_ms"}
+        tds = "".join(f'<td class="{"num" if k in num else k}">{cells_html[k]}</td>' for k, _ in _COLUMNS)
+        tds += "".join(f"<td>{esc(_cell_text(r.get(c)))}</td>" for c in extra)
+        out.append(f'<tr class="{key}"><td>{i + 1}</td>{tds}</tr>')
+    out.append("</tbody></table>")
+    if table.empty:
+        out.append("<p>No files processed yet.</p>")
+    out.append(f'<p class="foot">spikeinterface-sero {esc(__version__)} &middot; CNN ensemble of Corradetti et al. '
+               "(2024) on SpikeInterface &middot; labels are decisions of a model: check atypical and uncertain "
+               "cells.</p></body></html>")
+    path = report_dir / "index.html"
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    tmp.write_text("\n".join(out) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def _cell_text(v) -> str:
+    if isinstance(v, float):
+        return _fmt(v, ".3g")
+    return _clean(v)
+
+
+# ------------------------------------------------------------------------------------------------- all in one
+def _analyzer_file(analyzer, i: int) -> str:
+    for obj in (getattr(analyzer, "recording", None) if analyzer.has_recording() else None, analyzer.sorting):
+        if obj is None:
+            continue
+        try:
+            p = obj.get_annotation("abf_path")
+        except Exception:
+            p = None
+        if p:
+            return str(p)
+    folder = getattr(analyzer, "folder", None)
+    return str(folder) if folder else f"analyzer {i + 1}"
+
+
+def _is_analyzer_folder(p: Path) -> bool:
+    return p.is_dir() and ((p / "spikeinterface_info.json").is_file() or (p / ".zattrs").is_file()
+                           or p.suffix == ".zarr")
+
+
+def make_report(analyzers_or_paths, out_dir, *, model_folder=None, method: str = "cnn", trust_model: bool = False,
+                title: str = "Serotonergic classification", dpi: int = 100, **classify_kwargs) -> Path:
+    """Plots and ``index.html`` for SortingAnalyzers, saved analyzer folders or .abf files (or folders of
+    them), mixed as you like; returns the path of ``index.html``.
+
+    An analyzer without the ``serotonergic`` extension is classified first (``model_folder``, ``method``,
+    ``trust_model``); .abf files go through :func:`spikeinterface_sero.pipeline.classify_file` with those and
+    ``classify_kwargs`` (detection options), and a file that fails appears as a red row.
+    """
+    from .export import results_table
+    from .pipeline import RESULT_COLUMNS, classify_file, expand_inputs
+
+    items = analyzers_or_paths
+    if isinstance(items, (str, os.PathLike)) or hasattr(items, "unit_ids"):
+        items = [items]
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    parts = []
+    for i, item in enumerate(items):
+        if isinstance(item, (str, os.PathLike)):
+            p = Path(item)
+            if _is_analyzer_folder(p):
+                from .extension import load_sorting_analyzer
+
+                item = load_sorting_analyzer(p)
+            else:
+                for f in expand_inputs(p):
+                    parts.append(classify_file(f, model_folder=model_folder, method=method, trust_model=trust_model,
+                                               report_dir=out_dir, **classify_kwargs))
+                continue
+        analyzer = item
+        if not analyzer.has_extension("serotonergic"):
+            analyzer.compute("serotonergic", model_folder=model_folder, method=method, trust_model=trust_model)
+        file = _analyzer_file(analyzer, i)
+        t = results_table(analyzer, file=file)
+        ext = analyzer.get_extension("serotonergic")
+        if ext.params.get("method") == "cnn":
+            t["model"] = ("DEMO (simulated data) " if ext.params.get("model_is_demo") else "") + (
+                ext.params.get("model_folder") or "bundled demo model")
+        else:
+            t["model"] = "classical criteria"
+        dropped = analyzer.sorting.get_property("n_dropped_edge")
+        t["n_dropped_edge"] = dropped if dropped is not None else np.nan
+        t["error"] = ""
+        parts.append(t.reindex(columns=RESULT_COLUMNS))
+        write_cell_reports(analyzer, out_dir, file=file, dpi=dpi)
+    table = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=RESULT_COLUMNS)
+    return write_summary_html(table, out_dir, title=title)
