@@ -263,6 +263,48 @@ def cmd_watch(args) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------------------------------- train
+def cmd_train(args) -> int:
+    from .training import train_from_table
+    from .training.train import parse_kernels
+
+    res = train_from_table(args.table, args.out, kernels=parse_kernels(args.kernels), epochs=args.epochs,
+                           synthetic=args.synthetic, seed=args.seed, split=args.split, batch_size=args.batch_size,
+                           patience=args.patience, max_per_cell=args.max_spikes, balance=not args.no_balance,
+                           threshold=args.threshold, overwrite=args.overwrite, progress_bar=not args.quiet)
+    summ = res.summary()
+    print(f"trained {len(res.ensemble.kernels)} member(s) (kernels {', '.join(map(str, res.ensemble.kernels))}) "
+          f"for {summ.get('epochs_run')} epoch(s) in {summ.get('seconds') or 0:.0f} s -> {res.folder}")
+    for side in ("val_metrics", "test_metrics"):
+        m = summ.get(side) or {}
+        if m:
+            print(f"{side.split('_')[0]}: " + ", ".join(
+                f"{k} {v}" if isinstance(v, int) or (isinstance(v, float) and v.is_integer() and k in ("spikes", "cells"))
+                else f"{k} {v:.3f}" for k, v in m.items() if isinstance(v, (int, float))))
+    if res.report_dir:
+        print(f"evaluation report: {res.report_dir}")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from .training import evaluate_table
+
+    result = evaluate_table(args.table, args.model, args.out, threshold=args.threshold, trust=args.trust_model,
+                            max_per_cell=args.max_spikes)
+    rows = []
+    for level in ("spike", "cell"):
+        r = result.get(level) or {}
+        rows.append((level, r.get("n"), r.get("accuracy"), r.get("balanced_accuracy"), r.get("roc_auc"),
+                     r.get("ece", (r.get("calibration") or {}).get("ece"))))
+    _print_table(["level", "n", "accuracy", "balanced_acc", "roc_auc", "ECE"],
+                 [tuple("-" if v is None else v for v in row) for row in rows])
+    print("confusion matrices: rows = true class (row-normalised = recall: TPR/TNR), columns = predicted class "
+          "(column-normalised = precision: PPV/NPV); the authors' notebook normalised by predicted class.")
+    if args.out:
+        print(f"report (JSON + PNG): {args.out}")
+    return 0
+
+
 def _print_table(header: list[str], rows: list[tuple]) -> None:
     def fmt(v):
         if isinstance(v, float):
@@ -336,6 +378,33 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_args(p)
     _add_detection_args(p)
     p.set_defaults(func=cmd_watch)
+
+    p = sub.add_parser("train", help="train an ensemble from labelled recordings (table: file,label[,channel,group])")
+    p.add_argument("--table", required=True, help="CSV with columns file,label and optional channel,group")
+    p.add_argument("--out", required=True, help="model folder to write")
+    p.add_argument("--kernels", default="20-31", help="kernel sizes, e.g. 20-31 or 20,24,28 (default 20-31)")
+    p.add_argument("--epochs", type=int, default=25)
+    p.add_argument("--synthetic", type=int, default=0, metavar="N",
+                   help="streamed synthetic samples per epoch (smoothed spike + noise mask; 0 = real only)")
+    p.add_argument("--split", default="auto", help="auto (by group if given, else by cell), cell, group, spike")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--patience", type=int, default=10, help="early stopping on validation loss")
+    p.add_argument("--max-spikes", type=int, default=700, help="cap per cell (paper: 700)")
+    p.add_argument("--no-balance", action="store_true", help="keep the class imbalance")
+    p.add_argument("--threshold", type=float, default=-50.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="evaluate a model on labelled recordings: confusion, AUC, calibration")
+    p.add_argument("--table", required=True, help="CSV with columns file,label and optional channel,group")
+    p.add_argument("--model", required=True, metavar="DIR")
+    p.add_argument("--out", default=None, metavar="REPORT_DIR", help="write JSON + PNG plots here")
+    p.add_argument("--threshold", type=float, default=-50.0)
+    p.add_argument("--max-spikes", type=int, default=None)
+    p.add_argument("--trust-model", action="store_true")
+    p.set_defaults(func=cmd_evaluate)
 
     for extra in _EXTRA_COMMANDS:
         extra(sub)

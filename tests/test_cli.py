@@ -86,3 +86,23 @@ def test_import_models_cli(shared_models, tmp_path, capsys):
     assert main(["import-models", str(shared_models / "BioModelDNN_BALANCED"), "--out", str(out)]) == 0
     assert "12 member(s)" in capsys.readouterr().out
     assert (out / "model_info.json").exists()
+
+
+def test_train_then_evaluate_cli(tmp_path, capsys):
+    from spikeinterface_sero.datasets import simulate_dataset
+    from spikeinterface_sero.model import load_model
+
+    data = tmp_path / "data"
+    simulate_dataset({"serotonergic": 2, "atypical_serotonergic": 1, "non_serotonergic": 3}, duration_s=8.0, seed=4,
+                     out_dir=data, n_groups=3)
+    model = tmp_path / "model"
+    assert main(["train", "--table", str(data / "labels.csv"), "--out", str(model), "--kernels", "20,24",
+                 "--epochs", "1", "--quiet"]) == 0
+    assert "trained 2 member(s)" in capsys.readouterr().out
+    ens = load_model(model)
+    assert ens.kernels == (20, 24) and not ens.is_demo
+    assert main(["evaluate", "--table", str(data / "labels.csv"), "--model", str(model), "--out",
+                 str(tmp_path / "ev")]) == 0
+    out = capsys.readouterr().out
+    assert "spike" in out and "cell" in out and "precision" in out
+    assert (tmp_path / "ev" / "report.json").exists()
