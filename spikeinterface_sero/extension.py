@@ -62,6 +62,12 @@ class ComputeSerotonergic(AnalyzerExtension):
     polarity : "negative" or "positive"
         Polarity of the spikes for the UDI measurement; "positive" flips positive-going units (recorded in
         the params).
+    flip_positive : bool
+        For analyzers not in the paper's format (see :mod:`spikeinterface_sero.adapt`): flip the units whose
+        spikes go up on their extremum channel (recorded in ``params["adaptation"]``).
+    reextract : bool
+        When the analyzer's waveforms are too short for 1 ms before and 3 ms after the trigger, recompute
+        them from the recording with the window needed (deletes the extensions that depend on them).
     """
 
     extension_name = "serotonergic"
@@ -72,7 +78,8 @@ class ComputeSerotonergic(AnalyzerExtension):
     need_backward_compatibility_on_load = True  # normalise the reloaded unit table (zarr gives nullable dtypes)
 
     def _set_params(self, model_folder=None, method: str = "cnn", trust_model: bool = False, n_boot: int = 1000,
-                    seed: int = 0, min_udi_ms=None, max_rate_hz=None, max_cv=None, polarity: str = "negative"):
+                    seed: int = 0, min_udi_ms=None, max_rate_hz=None, max_cv=None, polarity: str = "negative",
+                    flip_positive: bool = False, reextract: bool = False):
         if method not in ("cnn", "criteria"):
             raise SeroError(f"method must be 'cnn' or 'criteria', not {method!r}.")
         if polarity not in ("negative", "positive"):
@@ -83,12 +90,17 @@ class ComputeSerotonergic(AnalyzerExtension):
                       trust_model=bool(trust_model), n_boot=int(n_boot), seed=int(seed),
                       min_udi_ms=None if min_udi_ms is None else float(min_udi_ms),
                       max_rate_hz=None if max_rate_hz is None else float(max_rate_hz),
-                      max_cv=None if max_cv is None else float(max_cv), polarity=polarity)
+                      max_cv=None if max_cv is None else float(max_cv), polarity=polarity,
+                      flip_positive=bool(flip_positive), reextract=bool(reextract))
         if method == "cnn":
             ensemble = self._load_ensemble(params)
             params["model_description"] = str(ensemble.info.get("description", ""))[:500]
             params["model_is_demo"] = bool(ensemble.is_demo)
             params["model_kernels"] = [int(k) for k in ensemble.kernels]
+        # any analyzer (adapt.py): what is resampled, flipped, re-aligned; a re-extraction of the waveforms
+        # happens here, before anything of this extension is written
+        params["adaptation"] = _adaptation(self.sorting_analyzer, params, reextract=params["reextract"],
+                                           info_only=True)[2]
         return params
 
     # ------------------------------------------------------------------------------------------- helpers
@@ -164,7 +176,9 @@ class ComputeSerotonergic(AnalyzerExtension):
         labels = np.asarray([str(v) for v in t["sero_label"]], dtype=str)
         probs = np.asarray(t["sero_probability"], dtype=np.float64)
         types = np.asarray([str(v) for v in t["sero_type"]], dtype=str)
-        for key, values in (("sero_label", labels), ("sero_probability", probs), ("sero_type", types)):
+        domains = np.asarray([str(v) for v in t["sero_domain"]], dtype=str)
+        for key, values in (("sero_label", labels), ("sero_probability", probs), ("sero_type", types),
+                            ("sero_domain", domains)):
             try:
                 analyzer.set_sorting_property(key, values)
             except Exception:  # read-only analyzers (e.g. loaded lazily): keep the result in the extension only
@@ -262,16 +276,35 @@ def _as_unit_keys(spike_units: np.ndarray, unit_ids: list):
     return [lookup.get(str(s), s) for s in spike_units]
 
 
-def _analyzer_snippets(analyzer, params):
-    """(Snippets in the paper's format, domain label) for any analyzer: direct when its waveforms are 160
-    samples at 40 kHz with the trigger at 40; otherwise a SnippetError says how to make them."""
-    from .snippets import check_analyzer_waveforms, snippets_from_analyzer
+def _adaptation(analyzer, params, reextract: bool = False, info_only: bool = False):
+    """(Snippets, domain, adaptation info or None): direct when the waveforms are the paper's format (160
+    samples at 40 kHz, trigger at 40, not voltage); otherwise :func:`spikeinterface_sero.adapt.
+    adapt_analyzer_snippets` (extremum channel, resampling to 40 kHz, re-alignment on the trigger)."""
+    from .adapt import adapt_analyzer_snippets, is_paper_format
+    from .snippets import snippets_from_analyzer
 
-    check_analyzer_waveforms(analyzer)
-    sn = snippets_from_analyzer(analyzer)
-    if params.get("polarity") == "positive":
-        sn.waveforms = -sn.waveforms
-    return sn, "in_domain"
+    if is_paper_format(analyzer):
+        if info_only:
+            return None, "in_domain", None
+        sn = snippets_from_analyzer(analyzer)
+        if params.get("polarity") == "positive":
+            sn.waveforms = -sn.waveforms
+        return sn, "in_domain", None
+    return adapt_analyzer_snippets(analyzer, polarity=params.get("polarity", "negative"),
+                                   flip_positive=bool(params.get("flip_positive", False)), reextract=reextract)
+
+
+def _analyzer_snippets(analyzer, params):
+    """(Snippets in the paper's format, domain: one label, or one per unit in ``analyzer.unit_ids`` order).
+    Out-of-domain input gives one OutOfDomainWarning per call."""
+    from .adapt import OutOfDomainWarning, out_of_domain_message
+
+    sn, domain, info = _adaptation(analyzer, params)
+    if info is None:
+        return sn, domain
+    if domain != "in_domain":
+        warnings.warn(out_of_domain_message(info), OutOfDomainWarning, stacklevel=4)
+    return sn, np.array([info["unit_domains"][str(u)] for u in analyzer.unit_ids], dtype=object)
 
 
 register_result_extension(ComputeSerotonergic)
