@@ -178,6 +178,8 @@ def watch_folder(folder, *, out=None, model_folder=None, settle_s: float = 2.0, 
     incomplete_s = 3.0 * settle_s if incomplete_s is None else float(incomplete_s)
     for bad in ("report_dir", "return_analyzer"):
         classify_kwargs.pop(bad, None)
+    from . import export, features, snippets  # noqa: F401  (import the heavy parts before the first file)
+
     if classify_kwargs.get("method", "cnn") == "cnn":
         from .model import load_model
 
