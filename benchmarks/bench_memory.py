@@ -1,0 +1,237 @@
+"""Peak memory of the classify path for a short and a long recording (each in a fresh process).
+
+    python benchmarks/bench_memory.py [--minutes 1 60] [--model FOLDER] [--json OUT]
+
+Each recording (synthetic 40 kHz int16 ABF, see ``bench_end_to_end.py``; the 60-minute file is 288 MB)
+is classified by ``pipeline.classify_file`` in its own subprocess, after TensorFlow is imported and the
+model loaded (those cost the same for every file). Reported per run:
+
+* ``peak_rss``: the process's peak resident set, the number the target uses. It is read as ``VmHWM``
+  from ``/proc/self/status``, not ``resource.getrusage().ru_maxrss``: Linux carries ``ru_maxrss`` over
+  fork + exec, so a child of a process that once held 3 GB reports >= 3 GB (measured);
+* ``peak_anon`` / ``peak_file``: peaks of RssAnon (heap: arrays we allocate) and RssFile (file-backed
+  pages, e.g. Neo's memory map of the .abf) sampled every 10 ms from ``/proc/self/status``, to tell
+  where a growth comes from;
+* the peak after each stage (read, detect, waveforms, classify) from a second, stage-by-stage pass.
+
+Target: the 60-minute run needs less than 100 MB more than the 1-minute run (the file is read and
+detected in chunks, never whole).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+HERE = Path(__file__).resolve().parent
+TARGET_MB = 100.0
+
+
+def _status_kb() -> dict:
+    out = {}
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(("VmRSS", "RssAnon", "RssFile", "RssShmem", "VmHWM")):
+                    k, v = line.split(":", 1)
+                    out[k] = int(v.split()[0])
+    except OSError:
+        pass
+    return out
+
+
+class _Sampler(threading.Thread):
+    """Peaks of VmRSS / RssAnon / RssFile, sampled every ``dt`` seconds; ``mark(name)`` closes a stage (its
+    peaks are kept under that name) and starts the next."""
+
+    def __init__(self, dt: float = 0.01):
+        super().__init__(daemon=True)
+        self.dt, self.peak, self.stage_peaks, self._stop_evt = dt, {}, {}, threading.Event()
+        self._lock = threading.Lock()
+        self._stage = {}
+
+    def _sample(self):
+        with self._lock:
+            for k, v in _status_kb().items():
+                self.peak[k] = max(self.peak.get(k, 0), v)
+                self._stage[k] = max(self._stage.get(k, 0), v)
+
+    def run(self):
+        while not self._stop_evt.is_set():
+            self._sample()
+            time.sleep(self.dt)
+
+    def mark(self, name: str) -> None:
+        self._sample()
+        with self._lock:
+            self.stage_peaks[name] = {k: v / 1024.0 for k, v in self._stage.items()}
+            self._stage = {}
+
+    def stop(self) -> dict:
+        self._stop_evt.set()
+        self.join()
+        self._sample()
+        return {k: v / 1024.0 for k, v in self.peak.items()}
+
+
+def _maxrss_mb() -> float:
+    """Peak resident set of this process in MB: ``VmHWM`` (the peak of this address space) where
+    /proc exists, else ``ru_maxrss``. Linux keeps ``ru_maxrss`` across fork + exec, so a child started by a
+    process that once used 5 GB reports at least 5 GB there; VmHWM starts afresh at exec."""
+    hwm = _status_kb().get("VmHWM")
+    if hwm:
+        return hwm / 1024.0
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: kB
+
+
+def child(path: str, model: str, stages: bool) -> dict:
+    """Runs in the fresh subprocess: set-up (imports, model), then the classify path on ``path``."""
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    import tensorflow  # noqa: F401
+
+    from spikeinterface_sero import model as M
+    from spikeinterface_sero.pipeline import classify_file
+
+    M.load_model(model)
+    base = {"rss_after_setup_mb": _status_kb().get("VmRSS", 0) / 1024.0, "maxrss_after_setup_mb": _maxrss_mb()}
+    out = dict(base)
+    sampler = _Sampler()
+    sampler.start()
+    t0 = time.perf_counter()
+    if not stages:
+        rows = classify_file(path, model_folder=model)
+        if rows["error"].iloc[0]:
+            raise RuntimeError(rows["error"].iloc[0])
+        out["n_spikes"] = int(rows["n_spikes"].sum())
+    else:
+        from spikeinterface_sero.io import read_abf
+        from spikeinterface_sero.snippets import create_analyzer, recording_to_snippets, snippets_to_sorting
+
+        rec = read_abf(path)
+        sampler.mark("read")
+        sn = recording_to_snippets(rec)
+        sampler.mark("detect")
+        an = create_analyzer(snippets_to_sorting(sn, rec), rec)
+        sampler.mark("waveforms")
+        an.compute("serotonergic", model_folder=model)
+        sampler.mark("classify")
+        out["n_spikes"] = len(sn)
+    out["seconds"] = time.perf_counter() - t0
+    peaks = sampler.stop()
+    out["peak_rss_mb"] = _maxrss_mb()
+    out["peak_anon_mb"] = peaks.get("RssAnon", float("nan"))
+    out["peak_file_mb"] = peaks.get("RssFile", float("nan"))
+    out["peak_rss_sampled_mb"] = peaks.get("VmRSS", float("nan"))
+    out["stage_peaks_mb"] = sampler.stage_peaks
+    return out
+
+
+def measure(path: Path, model: Path, stages: bool = False) -> dict:
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", str(path), "--model", str(model)]
+    if stages:
+        cmd.append("--stages")
+    p = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    if p.returncode:
+        raise RuntimeError(f"memory child failed ({p.returncode}):\n{p.stderr[-3000:]}")
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def run(minutes=(1.0, 60.0), workdir=None, model=None, stages: bool = True) -> dict:
+    sys.path.insert(0, str(HERE))
+    import bench_end_to_end as E
+
+    workdir = workdir or E.DEFAULT_WORKDIR
+    folder, kind = E.model_folder(workdir, model)
+    runs = []
+    for m in minutes:
+        path, n_true = E.make_abf(m, workdir)
+        r = measure(path, folder)
+        r.update(minutes=m, file_mb=path.stat().st_size / 1e6, n_spikes_true=n_true)
+        if stages:
+            r["stages"] = measure(path, folder, stages=True)["stage_peaks_mb"]
+        runs.append(r)
+    short, long_ = runs[0], runs[-1]
+    diff = long_["peak_rss_mb"] - short["peak_rss_mb"]
+    out = {"benchmark": "memory", "model": kind, "runs": runs, "diff_mb": diff, "target_mb": TARGET_MB,
+           "passed": diff < TARGET_MB,
+           "diff_anon_mb": long_["peak_anon_mb"] - short["peak_anon_mb"],
+           "diff_file_mb": long_["peak_file_mb"] - short["peak_file_mb"]}
+    if stages:
+        def before(x):  # peak of the stages before inference (read, detect, waveforms)
+            return max(v.get("VmRSS", 0.0) for k, v in x["stages"].items() if k != "classify")
+
+        def during(x):
+            return x["stages"]["classify"].get("VmRSS", 0.0)
+
+        out["diff_before_inference_mb"] = before(long_) - before(short)
+        out["diff_inference_stage_mb"] = during(long_) - during(short)
+    return out
+
+
+def summary_rows(r: dict) -> list[dict]:
+    rows = []
+    for x in r["runs"]:
+        rows.append(dict(name="memory", metric=f"peak RSS, {x['minutes']:g}-min file ({x['file_mb']:.0f} MB) (MB)",
+                         value=x["peak_rss_mb"], target="", passed=None))
+    rows.append(dict(name="memory", metric="peak RSS difference, long - short (MB)", value=r["diff_mb"],
+                     target=f"< {r['target_mb']:g}", passed=r["passed"]))
+    rows.append(dict(name="memory", metric="  of which heap (RssAnon) / file-mapped (RssFile) (MB)",
+                     value=f"{r['diff_anon_mb']:.1f} / {r['diff_file_mb']:.1f}", target="", passed=None))
+    if "diff_before_inference_mb" in r:
+        rows.append(dict(name="memory", metric="  difference, read+detect+waveforms stages (MB)",
+                         value=r["diff_before_inference_mb"], target=f"< {r['target_mb']:g}",
+                         passed=r["diff_before_inference_mb"] < r["target_mb"]))
+        rows.append(dict(name="memory", metric="  difference, inference stage (MB)",
+                         value=r["diff_inference_stage_mb"], target="", passed=None))
+    return rows
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--minutes", type=float, nargs="+", default=[1.0, 60.0],
+                    help="recording lengths; the first and last are compared (default 1 60)")
+    ap.add_argument("--model", default=None, help="model folder (default: demo model, else random 12 members)")
+    ap.add_argument("--workdir", default=None, help="where generated files are cached")
+    ap.add_argument("--no-stages", action="store_true", help="skip the stage-by-stage pass")
+    ap.add_argument("--json", default=None, metavar="OUT", help="also write the results as JSON")
+    ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--stages", action="store_true", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.child:
+        print(json.dumps(child(args.child, args.model, args.stages)))
+        return 0
+    r = run(tuple(args.minutes), args.workdir, args.model, stages=not args.no_stages)
+    print(f"model: {r['model']}")
+    print(f"{'file':<14}{'MB':>6}{'spikes':>8}{'seconds':>9}{'setup':>9}{'maxrss':>9}{'anon':>9}{'file-map':>10}"
+          "   (MB; setup = after imports + model load)")
+    for x in r["runs"]:
+        print(f"{x['minutes']:>5g} min     {x['file_mb']:>6.0f}{x['n_spikes']:>8}{x['seconds']:>9.1f}"
+              f"{x['maxrss_after_setup_mb']:>9.0f}{x['peak_rss_mb']:>9.0f}{x['peak_anon_mb']:>9.0f}"
+              f"{x['peak_file_mb']:>10.0f}")
+        if "stages" in x:
+            print("    stage peaks (RSS / anon / file-mapped): " + ", ".join(
+                f"{k} {v.get('VmRSS', 0):.0f}/{v.get('RssAnon', 0):.0f}/{v.get('RssFile', 0):.0f}"
+                for k, v in x["stages"].items()))
+    print(f"difference {r['diff_mb']:.1f} MB (heap {r['diff_anon_mb']:.1f}, file-mapped {r['diff_file_mb']:.1f}); "
+          f"target < {r['target_mb']:g} MB: {'PASS' if r['passed'] else 'FAIL'}")
+    if "diff_before_inference_mb" in r:
+        print(f"  peak difference in read + detect + waveforms: {r['diff_before_inference_mb']:.1f} MB; "
+              f"in the inference stage: {r['diff_inference_stage_mb']:.1f} MB")
+    if args.json:
+        Path(args.json).write_text(json.dumps(r, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
