@@ -143,22 +143,26 @@ class SyntheticGenerator:
     def sample(self, n: int, rng: np.random.Generator, out: np.ndarray | None = None):
         """``n`` synthetic spikes from ``rng``: returns (X (n, 160) float32, y (n,) int64, spike index,
         mask index), with X[i] = smoothed[spike[i]] + masks[mask[i]] and classes alternating (exactly
-        balanced; for odd n the extra one's class is random)."""
+        balanced; for odd n the extra one's class is random). Spikes are uniform within their class, masks
+        uniform; one call to the random generator per batch."""
         c0, c1 = self.class_index
-        first = int(rng.integers(2)) if n % 2 else 0
+        u = rng.random(2 * n + 1)
+        first = int(u[-1] < 0.5) if n % 2 else 0
         y = np.empty(n, dtype=np.int64)
         y[0::2] = first
         y[1::2] = 1 - first
-        n_first = (n + 1) // 2
-        spike = np.empty(n, dtype=np.int64)
         a, b = (c0, c1) if first == SER else (c1, c0)
-        spike[0::2] = a[rng.integers(0, len(a), n_first)]
-        spike[1::2] = b[rng.integers(0, len(b), n - n_first)]
-        mask = rng.integers(0, len(self.masks), n)
+        spike = np.empty(n, dtype=np.int64)
+        spike[0::2] = a[(u[0:n:2] * len(a)).astype(np.int64)]
+        spike[1::2] = b[(u[1:n:2] * len(b)).astype(np.int64)]
+        mask = (u[n:2 * n] * len(self.masks)).astype(np.int64)
         if out is None:
             out = np.empty((n, SNIPPET_LENGTH), dtype=np.float32)
-        np.take(self.smoothed, spike, axis=0, out=out)
-        out += np.take(self.masks, mask, axis=0)
+        step = 2048  # gather + add in cache-sized blocks
+        for s in range(0, n, step):
+            e = min(n, s + step)
+            np.take(self.smoothed, spike[s:e], axis=0, out=out[s:e])
+            out[s:e] += np.take(self.masks, mask[s:e], axis=0)
         return out, y, spike, mask
 
     def batch(self, epoch: int, index: int, n: int):

@@ -195,7 +195,17 @@ def _callbacks_module():
             self.bar.refresh()
             self.bar.close()
 
-    return PerMemberEarlyStopping, TqdmProgress
+    class EpochTimer(keras.callbacks.Callback):
+        """Wall-clock seconds from the start of fit to the end of each epoch (validation included)."""
+
+        def on_train_begin(self, logs=None):
+            self.t0 = time.perf_counter()
+            self.ends = []
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.ends.append(time.perf_counter() - self.t0)
+
+    return PerMemberEarlyStopping, TqdmProgress, EpochTimer
 
 
 def _check_dataset(ds: SpikeDataset | None, what: str, *, both: bool = True):
@@ -342,8 +352,9 @@ def train_ensemble(
         yv = val.onehot()
         validation_data = (to_member_input(val.X), {n: yv for n in names})
 
-    PerMemberEarlyStopping, TqdmProgress = _callbacks_module()
-    callbacks = []
+    PerMemberEarlyStopping, TqdmProgress, EpochTimer = _callbacks_module()
+    timer = EpochTimer()
+    callbacks = [timer]
     es = None
     prefix = "val_" if val is not None else ""
     if early_stopping == "per_member":
@@ -375,6 +386,7 @@ def train_ensemble(
         "best_epoch": ({int(k): int(es.best_epoch[k]) + 1 for k in kernels} if es is not None else None),
         "stopped_early": bool(epochs_run < epochs),
         "seconds": float(seconds),
+        "epoch_end_seconds": [float(v) for v in timer.ends],
         "samples_per_epoch": int(samples_per_epoch),
         "samples_per_second": float(samples_per_epoch * epochs_run / seconds) if seconds > 0 else None,
         "synthetic": gen.info if gen is not None else None,
@@ -540,6 +552,8 @@ def train_from_table(
     progress_bar: bool = True,
     overwrite: bool = False,
     report: bool = True,
+    demo: bool = False,
+    extra_training_info: dict | None = None,
 ) -> TrainingResult:
     """Everything ``sero train --table T.csv --out DIR`` does.
 
@@ -554,6 +568,8 @@ def train_from_table(
        epoch.
     5. Evaluate on the held-out test cells, write the model folder ``out`` (card with data, split and
        accuracy) and, when ``report``, the evaluation report (JSON + PNGs) in ``out/evaluation``.
+
+    Returns a :class:`TrainingResult` (``.summary()`` is JSON-able, for the CLI).
     """
     from .data import balance_classes, dataset_from_table
     from .evaluate import write_report
@@ -581,7 +597,8 @@ def train_from_table(
     ensemble, history = train_ensemble(
         tr, va, kernels=kernels, epochs=epochs, batch_size=batch_size, patience=patience, synthetic=synthetic,
         n_masks=n_masks, seed=seed, out=out, description=description, name=name, test=te, split=split_info,
-        precision=precision, progress_bar=progress_bar, overwrite=overwrite,
+        precision=precision, progress_bar=progress_bar, overwrite=overwrite, demo=demo,
+        extra_training_info=extra_training_info,
     )
     evaluation, report_dir = None, None
     if te is not None:
