@@ -292,9 +292,19 @@ def _info_text(cell: dict, params: dict) -> str:
         f"Model     {model}",
     ]
     if cell.get("file"):
-        lines.insert(0, f"File      {Path(str(cell['file'])).name}  ch {cell['channel']}")
-    lines += ["", "SER when P(SER) >= 0.5; a CI containing", "0.5 means an uncertain call. Atypical:",
-              "CNN and classical criteria (UDI >= 1 ms,", "rate <= 3 Hz, CV <= 0.5) disagree."]
+        name = Path(str(cell["file"])).name
+        name = name if len(name) <= 32 else name[:14] + "..." + name[-15:]
+        lines.insert(0, f"File      {name}  ch {str(cell['channel'])[:8]}")
+    from .features import DEFAULT_MAX_CV, DEFAULT_MAX_RATE_HZ, DEFAULT_MIN_UDI_MS
+
+    udi, rate, cv = (params.get(k) if params.get(k) is not None else d for k, d in (
+        ("min_udi_ms", DEFAULT_MIN_UDI_MS), ("max_rate_hz", DEFAULT_MAX_RATE_HZ), ("max_cv", DEFAULT_MAX_CV)))
+    crit = f"(UDI >= {udi:g} ms, rate <= {rate:g} Hz, CV <= {cv:g})"
+    if method == "cnn":
+        lines += ["", "SER when P(SER) >= 0.5; a CI containing", "0.5 means an uncertain call. Atypical:",
+                  "CNN and classical criteria disagree", crit]
+    else:
+        lines += ["", "Classical criteria: SER when the spike", "is wide, the firing slow and regular", crit]
     return "\n".join(line for line in lines if line is not None)
 
 
