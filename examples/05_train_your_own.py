@@ -3,7 +3,7 @@
     python examples/05_train_your_own.py [--out DIR] [--epochs N]
 
 Your data: a label table (CSV) with one row per recording, ``file,label[,channel,group]``; ``label`` is
-serotonergic / non_serotonergic (also SER / NSER, 1 / 0); ``group`` is the recording day, slice or animal,
+serotonergic / non_serotonergic (or SER / NSER); ``group`` is the recording day, slice or animal,
 so that the split keeps each group on one side. Here the recordings and their table are simulated
 (``simulate_dataset`` writes ``labels.csv`` with a group per simulated day), and the ensemble is tiny
 (2 members, 2 epochs) so that the script runs in seconds: such a model is NOT a useful classifier. The
@@ -30,14 +30,16 @@ def main():
     out = Path(args.out)
 
     # 1. Labelled recordings: 9 simulated cells over 3 recording days -> .abf files + labels.csv.
-    cells = {"serotonergic": 2, "atypical_serotonergic": 2, "non_serotonergic": 5}
-    simulate_dataset(cells, duration_s=6.0, seed=1, out_dir=out / "train_data", n_groups=3)
+    #    (Serotonergic cells fire at ~1 Hz: 15 s gives each a few tens of spikes.)
+    cells = {"serotonergic": 3, "atypical_serotonergic": 2, "non_serotonergic": 4}
+    simulate_dataset(cells, duration_s=15.0, seed=1, out_dir=out / "train_data", n_groups=3)
     table = out / "train_data" / "labels.csv"
     print(table.read_text())
 
     # 2. Train: read and cut the snippets, split by group (day) into train / validation / test without
     #    leakage, balance the classes, train the members together, evaluate on the held-out test cells,
-    #    and write the model folder with its model card (README.md) and an evaluation report.
+    #    and write the model folder with its model card (README.md) and an evaluation report. With only 3
+    #    days the split warns that validation and test get a whole day each.
     result = train_from_table(table, out / "my_model", kernels=(20, 21), epochs=args.epochs, max_per_cell=100,
                               seed=0, progress_bar=False, overwrite=True,
                               description="Example model: 2 members, 2 epochs on 9 simulated cells. Not for use.")
@@ -49,7 +51,7 @@ def main():
 
     # 3. Evaluate on new recordings (other simulated days): spike- and cell-level accuracy, confusion
     #    matrices with their normalisation stated, ROC AUC, calibration, each member alone.
-    simulate_dataset({"serotonergic": 1, "non_serotonergic": 1}, duration_s=6.0, seed=2,
+    simulate_dataset({"serotonergic": 1, "non_serotonergic": 1}, duration_s=10.0, seed=2,
                      out_dir=out / "new_data", n_groups=1)
     ev = evaluate_table(out / "new_data" / "labels.csv", result.folder, out / "evaluation")
     print(f"new cells: cell accuracy {ev['cell']['accuracy']:.2f}, spike accuracy {ev['spike']['accuracy']:.2f}")
