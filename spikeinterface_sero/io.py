@@ -34,6 +34,7 @@ _SUPPORTED_MODES = {1: "event-driven variable-length", 2: "event-driven fixed-le
                     5: "episodic stimulation"}
 _ALL_MODES = {**_SUPPORTED_MODES, 4: "high-speed oscilloscope"}
 _VALIDATE_CHUNK = 4_000_000  # samples per channel read at once when validating
+_MAX_SAMPLING_FREQUENCY = 10e6  # Hz; above this the sampling interval in the header is corrupt
 
 
 def _check_signature(path: Path) -> int:
@@ -60,11 +61,70 @@ def _check_signature(path: Path) -> int:
                    "with the matching spikeinterface.extractors reader and pass the recording instead.")
 
 
+# ABF 2 sections whose entries Neo reads one by one: name, index in the section table, bytes Neo reads per entry
+_ABF2_LISTS = (("ADC", 1, 82), ("DAC", 2, 256), ("Epoch", 3, 32), ("EpochPerDAC", 5, 48), ("Tag", 11, 64))
+
+
+def _check_abf2_sections(path: Path) -> None:
+    """Refuse an ABF 2 section table whose entry lists do not fit in the file, before Neo loops over them:
+    a corrupt entry count (up to 2**63) with a zero entry size makes Neo re-read one entry for ever."""
+    import struct
+
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        table = f.read(76 + 18 * 16)
+    if len(table) < 76 + 18 * 16:
+        raise AbfError(f"{path.name}: only {size} bytes, shorter than the ABF2 header; the file is truncated or "
+                       "corrupt. Copy it again from the acquisition computer.")
+    for name, i, entry in _ABF2_LISTS:
+        block, nbytes, count = struct.unpack_from("<IIq", table, 76 + 16 * i)
+        if count == 0:
+            continue
+        if count < 0 or nbytes < entry or block * 512 + (count - 1) * nbytes + entry > size:
+            raise AbfError(f"{path.name}: the ABF2 header's {name} section ({count} entries of {nbytes} bytes at "
+                           f"block {block}) does not fit in the {size}-byte file; the file is truncated or "
+                           "corrupt. Copy it again from the acquisition computer.")
+
+
+def _check_layout(rec, path: Path) -> None:
+    """Refuse sweeps whose data offsets or sizes Neo derived as non-integers or beyond the file, and
+    non-finite or zero gains, so that reading never fails later with an unrelated error."""
+    size = path.stat().st_size
+    try:
+        descs = [d for blk in rec.neo_reader._buffer_descriptions.values() for seg in blk.values()
+                 for d in seg.values()]
+    except AttributeError:  # another Neo layout: nothing to check here
+        descs = []
+    for d in descs:
+        off, shape = d.get("file_offset", 0), d.get("shape", (0, 0))
+        item = np.dtype(d.get("dtype", "i2")).itemsize
+        ok = all(isinstance(v, (int, np.integer)) and v >= 0 for v in (off, *shape))  # Neo needs ints for mmap
+        if not ok or int(off) + int(np.prod(shape)) * item > size:
+            raise AbfError(f"{path.name}: the sweep table gives a sweep at byte offset {off} with shape {shape}, "
+                           "which does not fit in the file; the file is truncated or corrupt. Copy it again from the "
+                           "acquisition computer.")
+        if len(shape) == 2 and shape[1] < rec.get_num_channels():
+            raise AbfError(f"{path.name}: the header lists {rec.get_num_channels()} channels but the data hold "
+                           f"{shape[1]} values per sample; the file is truncated or corrupt. Copy it again from the "
+                           "acquisition computer.")
+    gains, offsets = np.asarray(rec.get_channel_gains(), float), np.asarray(rec.get_channel_offsets(), float)
+    # 1e20 per count: far beyond any real scaling, and even converted to pA it stays finite in float32
+    bad = np.flatnonzero(~np.isfinite(gains) | (gains == 0) | ~np.isfinite(offsets)
+                         | (np.abs(gains) * 32768 + np.abs(offsets) > 1e20))
+    if bad.size:
+        c = bad[0]
+        raise AbfError(f"{path.name}: the header gives channel {rec.channel_ids[c]} an invalid scaling (gain "
+                       f"{gains[c]:g}, offset {offsets[c]:g}); the file is truncated or corrupt. Copy it again from "
+                       "the acquisition computer.")
+
+
 def _open_axon(path: Path):
     """read_axon with every reader failure turned into one AbfError."""
     from spikeinterface.extractors import read_axon
 
     version = _check_signature(path)
+    if version == 2:
+        _check_abf2_sections(path)
     neo_logger = logging.getLogger("neo")
     old_level = neo_logger.level
     try:
@@ -91,6 +151,7 @@ def _open_axon(path: Path):
                        f"({type(e).__name__}: {msg}). Copy it again from the acquisition computer.") from None
     finally:
         neo_logger.setLevel(old_level)
+    _check_layout(rec, path)
     return rec
 
 
@@ -257,8 +318,10 @@ def read_abf(path, channel=None, *, allow_low_rate: bool = False, allow_any_unit
     rec.set_dummy_probe_from_locations(np.c_[np.arange(n_ch) * 100.0, np.zeros(n_ch)])
 
     fs = float(rec.sampling_frequency)
-    if not np.isfinite(fs) or fs <= 0:
-        raise AbfError(f"{path.name}: the header gives an invalid sampling rate ({fs}); the file is corrupt.")
+    if not np.isfinite(fs) or fs <= 0 or fs > _MAX_SAMPLING_FREQUENCY:
+        raise AbfError(f"{path.name}: the header gives an invalid sampling rate ({fs:g} Hz; Axon digitisers record "
+                       "at most a few hundred kHz); the file is truncated or corrupt. Copy it again from the "
+                       "acquisition computer.")
     if fs < MIN_SAMPLING_FREQUENCY - 1e-6 and not allow_low_rate:
         raise SamplingRateError(
             f"{path.name} was sampled at {fs:g} Hz; the method needs the 4 ms spike shape at 40 kHz and rates below "

@@ -200,6 +200,9 @@ def _pass_baseline(recording, seg: int, block: int, chunk: int, want_noise: bool
             meds.append(m)
             if want_noise:
                 sds.append(np.median(np.abs(rest - m), axis=0, keepdims=True) / 0.6745)
+    if not meds:  # an empty segment (a sweep without samples)
+        empty = np.zeros((0, recording.get_num_channels()), np.float32)
+        return empty, (empty.copy() if want_noise else None)
     return np.concatenate(meds), (np.concatenate(sds) if want_noise else None)
 
 
