@@ -9,7 +9,7 @@ so that the split keeps each group on one side. Here the recordings and their ta
 (2 members, 2 epochs) so that the script runs in seconds: such a model is NOT a useful classifier. The
 published setting is 12 members (kernels 20-31), 25 epochs, early stopping, at most 700 spikes per cell:
 ``sero train --table labels.csv --out my_model/`` or ``train_from_table(table, out)`` with the defaults.
-See docs/training.md.
+See docs/training-your-own.md (guide) and docs/training.md (reference).
 """
 
 import argparse
