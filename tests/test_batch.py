@@ -1,0 +1,99 @@
+"""Many files: ``sero classify FOLDER`` gives the same table with the loop, joblib (``--n-jobs 2``) and a
+Dask cluster (``--engine dask --scheduler ADDRESS``); bad files give error rows, the others are still
+processed, and the exit status is non-zero."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import FS, make_trace
+
+from spikeinterface_sero import cli
+from spikeinterface_sero.datasets import write_abf
+from spikeinterface_sero.pipeline import RESULT_COLUMNS, classify_files
+
+GOOD = {  # file name -> (spike times in s, sweeps, channels)
+    "a_cell.abf": ([0.1, 0.35, 0.62, 0.9, 1.3, 1.55], 1, 1),
+    "b_two_cells.abf": ([0.2, 0.5, 0.8, 1.1, 1.4], 1, 2),
+    "c_sweeps.abf": ([0.15, 0.4, 0.7], 3, 1),
+    "d_quiet.abf": ([], 1, 1),  # no spike: a row with 0 spikes, not an error
+}
+BAD = ["e_not_abf.abf", "f_truncated.abf"]
+
+
+@pytest.fixture(scope="module")
+def batch(tmp_path_factory):
+    from spikeinterface_sero import model as M
+
+    root = tmp_path_factory.mktemp("batch")
+    folder = root / "abf"
+    for i, (name, (spikes, n_sweeps, n_ch)) in enumerate(GOOD.items()):
+        sweeps = [np.stack([make_trace(duration_s=1.8, spike_times_s=spikes, seed=10 * i + s + c, noise_pa=2.0)
+                            for c in range(n_ch)], axis=1) for s in range(n_sweeps)]
+        if n_sweeps == 1:
+            write_abf(folder / name, sweeps[0], FS, data_format="int16")
+        else:
+            write_abf(folder / name, np.stack(sweeps), FS, mode="episodic", data_format="int16")
+    (folder / BAD[0]).write_text("this is a CSV file, not an Axon recording\n1,2,3\n")
+    data = (folder / "a_cell.abf").read_bytes()
+    (folder / BAD[1]).write_bytes(data[:700])
+    model = M.save_model(M.random_ensemble((20, 25), seed=1), root / "model", description="test", demo=False)
+    return folder, model, root
+
+
+def _run_cli(args) -> tuple[int, pd.DataFrame]:
+    out = args[args.index("--out") + 1]
+    rc = cli.main(args)
+    return rc, pd.read_csv(out, keep_default_na=False, na_values=[""])
+
+
+def _check_table(t: pd.DataFrame, folder) -> None:
+    assert list(t.columns) == RESULT_COLUMNS
+    files = [str(folder / n) for n in sorted([*GOOD, *BAD])]
+    assert list(dict.fromkeys(t["file"])) == files  # rows in file order
+    err = t[t["sero_label"] == "error"]
+    assert sorted(err["file"].map(lambda f: f.rsplit("/", 1)[-1])) == BAD
+    assert err["error"].str.len().gt(20).all()
+    ok = t[t["sero_label"] != "error"]
+    assert len(ok) == sum(n_ch for _, _, n_ch in GOOD.values())  # one row per cell
+    assert (ok["error"].fillna("") == "").all()
+    n = ok.groupby("file")["n_spikes"].sum()
+    for name, (spikes, n_sweeps, n_ch) in GOOD.items():
+        assert n[str(folder / name)] == len(spikes) * n_sweeps * n_ch
+
+
+def _same(a: pd.DataFrame, b: pd.DataFrame) -> None:
+    pd.testing.assert_frame_equal(a, b, check_exact=False, rtol=1e-6, atol=1e-9)
+
+
+def test_loop_and_joblib_give_the_same_table(batch, capsys):
+    folder, model, root = batch
+    common = ["classify", str(folder), "--model", str(model), "--quiet"]
+    rc_loop, loop = _run_cli([*common, "--out", str(root / "loop.csv")])
+    rc_job, job = _run_cli([*common, "--n-jobs", "2", "--out", str(root / "joblib.csv")])
+    err = capsys.readouterr().err
+    assert rc_loop == 1 and rc_job == 1  # some files failed, the others were processed
+    assert err.count("FAILED") == 2 * len(BAD)
+    _check_table(loop, folder)
+    _same(loop, job)
+
+
+def test_dask_cluster_gives_the_same_table(batch):
+    from dask.distributed import LocalCluster
+
+    folder, model, root = batch
+    loop = classify_files([folder], model_folder=model)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        rc, dask_t = _run_cli(["classify", str(folder), "--model", str(model), "--quiet", "--engine", "dask",
+                               "--scheduler", cluster.scheduler_address, "--out", str(root / "dask.csv")])
+    assert rc == 1
+    _check_table(dask_t, folder)
+    ref = root / "loop_api.csv"
+    loop.to_csv(ref, index=False)
+    _same(pd.read_csv(ref, keep_default_na=False, na_values=[""]), dask_t)
+
+
+def test_folder_without_abf_files_is_a_usage_error(tmp_path, capsys):
+    assert cli.main(["classify", str(tmp_path), "--quiet"]) == 2  # a folder without .abf files
+    assert "holds no .abf files" in capsys.readouterr().err
