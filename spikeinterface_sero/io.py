@@ -118,6 +118,22 @@ def _check_layout(rec, path: Path) -> None:
                        "the acquisition computer.")
 
 
+def _share_file_handle(rec, path: Path) -> None:
+    """Neo opens one file handle per sweep on first read and keeps it, so a file with more sweeps than the
+    open-file limit (1024 on many systems) fails with OSError EMFILE. Every sweep lies in the same file and
+    Neo maps chunks at explicit offsets: give all sweeps one handle."""
+    reader = rec.neo_reader
+    try:
+        descs = reader._buffer_descriptions
+        if getattr(reader, "_memmap_analogsignal_buffers", None):
+            return
+        fid = open(path, "rb")  # noqa: SIM115 - lives as long as the reader
+        reader._memmap_analogsignal_buffers = {blk: {seg: dict.fromkeys(bufs, fid) for seg, bufs in segs.items()}
+                                               for blk, segs in descs.items()}
+    except (AttributeError, TypeError):  # another Neo layout: leave it as it is
+        pass
+
+
 def _open_axon(path: Path):
     """read_axon with every reader failure turned into one AbfError."""
     from spikeinterface.extractors import read_axon
@@ -152,6 +168,7 @@ def _open_axon(path: Path):
     finally:
         neo_logger.setLevel(old_level)
     _check_layout(rec, path)
+    _share_file_handle(rec, path)
     return rec
 
 
@@ -328,6 +345,13 @@ def read_abf(path, channel=None, *, allow_low_rate: bool = False, allow_any_unit
             f"{MIN_SAMPLING_FREQUENCY:g} Hz cannot give it (spikes are narrower than what this rate resolves). "
             "Record at 40 kHz; to run anyway on an approximate upsampled shape pass allow_low_rate=True "
             "(CLI: --allow-low-rate).")
+    n_seg = rec.get_num_segments()
+    if n_seg > 1000:  # a corrupt sweep table can make 100,000 one-sample sweeps: refuse before scanning them
+        mean_len = sum(rec.get_num_samples(segment_index=s) for s in range(n_seg)) / n_seg
+        if mean_len < 0.004 * fs:
+            raise DataError(f"{path.name}: {n_seg} sweeps of {mean_len:.1f} samples on average, shorter than the 4 ms "
+                            "spike shape the method needs; the sweep table is corrupt, or the file cannot be used "
+                            "with this method (record longer sweeps).")
     if validate:
         validate_recording(rec, name=path.name)
     resampled = abs(fs - SAMPLING_FREQUENCY) > 1e-3

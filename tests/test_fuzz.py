@@ -21,7 +21,7 @@ import pytest
 
 from spikeinterface_sero import read_abf
 from spikeinterface_sero.datasets import write_abf
-from spikeinterface_sero.errors import AbfError, SeroError
+from spikeinterface_sero.errors import AbfError, DataError, SeroError
 from spikeinterface_sero.snippets import recording_to_snippets
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -169,3 +169,27 @@ def test_truncated_everywhere_in_the_header_is_refused(tmp_path):
                 read_abf(q)
             except SeroError:
                 pass
+
+
+def test_more_sweeps_than_the_open_file_limit(tmp_path):
+    # Neo kept one open file per sweep: 1,000+ sweeps failed with OSError EMFILE under a 1024 limit
+    import resource
+
+    x = (-30 + np.random.default_rng(0).normal(0, 3, (600, 400, 1))).astype(np.float32)
+    x[:, 200:208, 0] -= 150
+    p = write_abf(tmp_path / "many.abf", x, 40_000.0, mode="episodic")
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(256, hard), hard))
+    try:
+        rec = read_abf(p)
+        assert rec.get_num_segments() == 600
+        assert len(recording_to_snippets(rec)) == 600
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_flood_of_tiny_sweeps_is_refused_quickly(tmp_path):
+    # a corrupt synch array can describe 100,000 one-sample sweeps; scanning them took > 10 s
+    p = write_abf(tmp_path / "tiny.abf", [np.full(20, -30.0, np.float32) + np.arange(20) for _ in range(1500)],
+                  40_000.0, mode="event-driven")
+    _refused_fast(p, exc=DataError, match="sweeps of")
