@@ -121,6 +121,16 @@ def test_balance_and_cap_counts():
     assert pos == sorted(pos) and len(set(pos)) == 100
 
 
+def test_dataset_save_load_roundtrip(tmp_path):
+    ds = _toy(n_cells=4, per_cell=5)
+    ds = dataset_from_arrays(ds.X, ds.y, ds.cell, ds.group, noise=np.ones((2, 160)), noise_cell=["cell00", "cell01"])
+    back = type(ds).load(ds.save(tmp_path / "d.npz"))
+    assert np.array_equal(back.X, ds.X) and np.array_equal(back.cell, ds.cell) and back.has_groups
+    assert back.cells.equals(ds.cells) and np.array_equal(back.noise, ds.noise)
+    sub = ds.select_cells(["cell01"])
+    assert list(sub.cells.index) == ["cell01"] and list(sub.noise_cell) == ["cell01"]
+
+
 # ------------------------------------------------------------------------------------------------ splits
 def test_leak_free_splits_have_no_overlap():
     ds = _toy(n_cells=16, per_cell=10, groups=8)
@@ -266,6 +276,23 @@ def test_dataset_from_table_with_simulated_abf(tmp_path):
     assert (capped.cells["n_detected"] >= capped.cells["n_spikes"]).all()
 
 
+def test_dataset_from_csv_folders(tmp_path):
+    from spikeinterface_sero.snippets import Snippets, write_snippet_csv_folder
+    from spikeinterface_sero.training import dataset_from_csv_folders
+
+    rng = np.random.default_rng(0)
+    for sub, cells in (("SER", ["A140313#073", "A140314#001"]), ("NSER", ["A140313#080"])):
+        ids = np.repeat(cells, 3)
+        w = rng.normal(0, 20, (len(ids), 160)).astype(np.float32)
+        sn = Snippets(w, np.arange(len(ids)) * 1000 + 500, np.zeros(len(ids), int), np.zeros(len(ids), str), ids)
+        write_snippet_csv_folder(sn, tmp_path / sub)
+    ds = dataset_from_csv_folders(tmp_path, group="day")
+    assert ds.n_cells == 3 and len(ds) == 9
+    assert ds.cells.loc["A140313#080", "label"] == "non_serotonergic"
+    assert ds.cells.loc["A140314#001", "group"] == "A140314" and ds.has_groups
+    assert ds.noise is None and ds.source["noise_source"] == "none"
+
+
 # ------------------------------------------------------------------------------------------------ training
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
@@ -325,6 +352,25 @@ def test_training_is_reproducible_from_seed():
     b, _ = train_ensemble(ds, None, **kw)
     for wa, wb in zip(a.members[0].get_weights(), b.members[0].get_weights()):
         np.testing.assert_array_equal(wa, wb)
+
+
+def test_train_from_table_and_evaluate_table(tmp_path):
+    from spikeinterface_sero.datasets import simulate_dataset
+    from spikeinterface_sero.training import evaluate_table, train_from_table
+
+    simulate_dataset({"serotonergic": 3, "non_serotonergic": 3}, duration_s=8.0, seed=1, out_dir=tmp_path / "sim",
+                     n_groups=3)
+    res = train_from_table(tmp_path / "sim" / "labels.csv", tmp_path / "model", kernels="20", epochs=1,
+                           synthetic=64, seed=0, val_fraction=0.34, test_fraction=0.34, progress_bar=False)
+    s = json.loads(json.dumps(res.summary()))
+    assert s["split"]["by"] == "group" and s["split"]["leak_free"] and s["split"]["groups_on_more_than_one_side"] == 0
+    assert s["sides"]["test"]["groups"] == 1 and s["sides"]["train"]["groups"] == 1
+    assert (tmp_path / "model" / "evaluation" / "report.json").is_file()
+    info = json.loads((tmp_path / "model" / "model_info.json").read_text())
+    assert "recording" in info["training"]["synthetic"] and "held-out test" in info["metrics"]
+    r = evaluate_table(tmp_path / "sim" / "labels.csv", tmp_path / "model", tmp_path / "rep")
+    assert r["cell"]["n"] == 6 and sum(map(sum, r["cell"]["counts"])) == 6
+    assert (tmp_path / "rep" / "confusion_cell.png").is_file()
 
 
 # ---------------------------------------------------------------------------------------------- evaluation
