@@ -453,7 +453,7 @@ class Ensemble:
         """Every member's output for every snippet: (n, n_members, 2) float32.
 
         snippets : (n, 160) or (n, 160, 1) float, pA (or a ``Snippets`` object).
-        batch_size : spikes per compiled call (memory ~ 0.3 MB per spike for 12 members).
+        batch_size : spikes per compiled call (12 members: ~90 kB of working memory per spike, ~360 MB at 4096).
         """
         x = _as_snippets(snippets)
         m = len(self.members)
