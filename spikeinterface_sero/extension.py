@@ -18,6 +18,8 @@ the baseline the CNN is compared with.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import hashlib
 import warnings
 
@@ -33,6 +35,20 @@ SERO_PROPERTIES = ("sero_label", "sero_probability", "sero_type")
 _UNIT_COLUMNS = ["sero_label", "sero_probability", "sero_probability_low", "sero_probability_high", "n_spikes",
                  "fraction_spikes_ser", "firing_rate_hz", "cv_isi", "lv", "udi_ms", "criteria_label", "sero_type",
                  "sero_domain", "sero_method"]
+
+
+_WARN_DEMO: contextvars.ContextVar[bool] = contextvars.ContextVar("sero_warn_demo", default=True)
+
+
+@contextlib.contextmanager
+def demo_model_warning(enabled: bool):
+    """Turn the "labels come from the DEMONSTRATION model" warning on or off in this context (callers that
+    say it another way, e.g. a ``model`` column or a CLI note, switch it off)."""
+    token = _WARN_DEMO.set(bool(enabled))
+    try:
+        yield
+    finally:
+        _WARN_DEMO.reset(token)
 
 
 def _unit_seed(seed: int, unit_id) -> int:
@@ -194,7 +210,7 @@ class ComputeSerotonergic(AnalyzerExtension):
         analyzer = self.sorting_analyzer
         self.data = self._classify(analyzer)
         self._write_properties(analyzer, self.data["units"])
-        if self.params["method"] == "cnn" and self.params.get("model_is_demo"):
+        if self.params["method"] == "cnn" and self.params.get("model_is_demo") and _WARN_DEMO.get():
             warnings.warn("spikeinterface-sero: these labels come from the bundled DEMONSTRATION model, trained on "
                           "simulated recordings; they are not for scientific conclusions. Pass "
                           "model_folder=<your or the published model> for real use.", stacklevel=3)

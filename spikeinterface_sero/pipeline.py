@@ -66,10 +66,9 @@ def classify_file(path, *, model_folder=None, channel=None, threshold: float = D
             det["threshold"] = threshold
         analyzer = abf_to_analyzer(path, channel=channel, allow_low_rate=allow_low_rate, allow_any_unit=allow_any_unit,
                                    max_spikes_per_cell=max_spikes_per_cell, seed=seed, **det)
-        import warnings
+        from .extension import demo_model_warning
 
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*DEMONSTRATION model.*")
+        with demo_model_warning(False):  # the table's "model" column says DEMO instead
             ext = analyzer.compute("serotonergic", model_folder=model_folder, method=method, trust_model=trust_model,
                                    seed=seed, polarity="negative")
         table = results_table(analyzer, file=str(path))
