@@ -328,7 +328,7 @@ def fuzz(n_cases: int, seed: int = 0, budget_s: float = 5.0, use_shared: bool = 
         if sources is None:
             sources = own_sources(tmp / "src") + (shared_sources() if use_shared else [])
         prepare(sources)
-        counts, escapes, per_source = Counter(), [], Counter()
+        counts, escapes, per_source, examples = Counter(), [], Counter(), {}
         slowest = (0.0, None)
         t_all = time.perf_counter()
         with memory_cap(mem_limit_gb):
@@ -342,6 +342,8 @@ def fuzz(n_cases: int, seed: int = 0, budget_s: float = 5.0, use_shared: bool = 
                     p.unlink()
                 counts[outcome] += 1
                 per_source[src.name] += 1
+                if outcome not in examples:
+                    examples[outcome] = dict(case=i, source=src.name, mutation=desc, message=msg[:300])
                 if dt > slowest[0]:
                     slowest = (dt, f"case {i} {src.name}: {desc}")
                 if outcome.startswith("escaped"):
@@ -354,7 +356,8 @@ def fuzz(n_cases: int, seed: int = 0, budget_s: float = 5.0, use_shared: bool = 
                 n_processed=counts["processed"],
                 n_refused=sum(v for k, v in counts.items() if k.startswith("refused")),
                 n_escaped=sum(v for k, v in counts.items() if k.startswith("escaped")),
-                sources=[s.name for s in sources], slowest_case=dict(seconds=slowest[0], case=slowest[1]))
+                sources=[s.name for s in sources], slowest_case=dict(seconds=slowest[0], case=slowest[1]),
+                examples=examples)
 
 
 def replay(case: int, seed: int = 0, use_shared: bool = True, out=None) -> Path:
@@ -393,6 +396,9 @@ def main(argv=None) -> int:
     for k, v in r["counts"].items():
         print(f"{k:<32}{v:>8}")
     print(f"processed {r['n_processed']}, refused {r['n_refused']}, escaped {r['n_escaped']}")
+    print("first case of each outcome:")
+    for k, e in r["examples"].items():
+        print(f"  {k}: case {e['case']} ({e['source']}; {e['mutation']})" + (f": {e['message']}" if e["message"] else ""))
     for e in r["escapes"][:30]:
         print(f"ESCAPED case {e['case']} ({e['source']}; {e['mutation']}): {e['outcome']}: {e['message']}")
     if args.json:

@@ -35,6 +35,7 @@ _SUPPORTED_MODES = {1: "event-driven variable-length", 2: "event-driven fixed-le
 _ALL_MODES = {**_SUPPORTED_MODES, 4: "high-speed oscilloscope"}
 _VALIDATE_CHUNK = 4_000_000  # samples per channel read at once when validating
 _MAX_SAMPLING_FREQUENCY = 10e6  # Hz; above this the sampling interval in the header is corrupt
+_RATE_TOLERANCE = 1e-4  # relative; a rate this close to 40 kHz is 40 kHz (no resampling)
 
 
 def _check_signature(path: Path) -> int:
@@ -274,11 +275,11 @@ def validate_recording(recording, name: str = "recording", chunk_size: int = _VA
             "Pick another channel with channel=<id>.")
 
 
-def _snap_rate(rec, target: float) -> None:
+def _snap_rate(rec, target: float, rel_tol: float = 1e-6) -> None:
     """Relabel a rate that equals ``target`` up to float rounding (e.g. 1/(12.5 µs × 2 channels), or a
     resampling ratio applied to 50000.00000000001 Hz) as exactly ``target``."""
     fs = rec.sampling_frequency
-    if fs != target and abs(fs - target) < 1e-6 * target:
+    if fs != target and abs(fs - target) < rel_tol * target:
         rec._sampling_frequency = float(target)
         for seg in rec._recording_segments:
             if getattr(seg, "sampling_frequency", None) is not None:
@@ -354,7 +355,10 @@ def read_abf(path, channel=None, *, allow_low_rate: bool = False, allow_any_unit
                             "with this method (record longer sweeps).")
     if validate:
         validate_recording(rec, name=path.name)
-    resampled = abs(fs - SAMPLING_FREQUENCY) > 1e-3
+    # within 100 ppm (a digitiser clock's tolerance; 0.016 samples over a 160-sample snippet) the rate is
+    # taken as 40 kHz: the polyphase resampler cannot do better there (it keeps 39999.9 Hz, or makes
+    # 40002 Hz out of 39998 Hz)
+    resampled = abs(fs - SAMPLING_FREQUENCY) > _RATE_TOLERANCE * SAMPLING_FREQUENCY
     if resampled:
         import spikeinterface.preprocessing as spre
 
@@ -362,7 +366,10 @@ def read_abf(path, channel=None, *, allow_low_rate: bool = False, allow_any_unit
         min_len = min(rec.get_num_samples(s) for s in range(rec.get_num_segments()))
         margin_ms = max(1.0, min(100.0, 0.5 * 1000.0 * min_len / fs))
         rec = spre.resample(rec, int(SAMPLING_FREQUENCY), margin_ms=margin_ms)
-    _snap_rate(rec, SAMPLING_FREQUENCY)
+    _snap_rate(rec, SAMPLING_FREQUENCY, rel_tol=_RATE_TOLERANCE)
+    if rec.sampling_frequency != SAMPLING_FREQUENCY:
+        raise SamplingRateError(f"{path.name}: recorded at {fs:g} Hz, which cannot be resampled to 40 kHz closely "
+                                f"enough (got {rec.sampling_frequency:g} Hz). Resample it to 40 kHz in Clampfit.")
     rec.annotate(abf_path=str(path.resolve()), abf_version=round(version, 4), original_sampling_frequency=fs,
                  resampled=bool(resampled))
     return rec

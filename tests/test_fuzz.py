@@ -193,3 +193,13 @@ def test_flood_of_tiny_sweeps_is_refused_quickly(tmp_path):
     p = write_abf(tmp_path / "tiny.abf", [np.full(20, -30.0, np.float32) + np.arange(20) for _ in range(1500)],
                   40_000.0, mode="event-driven")
     _refused_fast(p, exc=DataError, match="sweeps of")
+
+
+@pytest.mark.parametrize("fs", [39999.9, 39998.0, 40004.0, 41234.567])
+def test_rates_near_40khz_come_out_at_40khz(tmp_path, fs):
+    # found by the fuzzer: 39999.4 Hz was left as it was (the resampler keeps ratio 1/1 there) and detection
+    # refused it with "read .abf files with read_abf (it resamples)"; 39998 Hz was resampled to 40002 Hz
+    p = write_abf(tmp_path / "r.abf", _trace(40_000), fs)
+    rec = read_abf(p)
+    assert rec.sampling_frequency == 40_000.0
+    assert len(recording_to_snippets(rec)) == 2
