@@ -18,18 +18,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
 def _expand_inputs(items: list[str]) -> list[Path]:
-    """Files as given; folders are expanded to the .abf files inside them (sorted)."""
-    out: list[Path] = []
-    for it in items:
-        p = Path(it)
-        if p.is_dir():
-            found = sorted(q for q in p.rglob("*") if q.suffix.lower() == ".abf" and q.is_file())
-            if not found:
-                raise SeroError(f"{p} holds no .abf files.")
-            out.extend(found)
-        else:
-            out.append(p)
-    return out
+    from .pipeline import expand_inputs
+
+    return expand_inputs(items)
 
 
 def _progress(iterable, total: int, desc: str, enabled: bool):
