@@ -115,11 +115,21 @@ def model_folder(workdir=DEFAULT_WORKDIR, model=None) -> tuple[Path, str]:
     import is still timed)."""
     if model is not None:
         return Path(model), "given model"
+    import shutil
+
     from spikeinterface_sero.model import demo_model_folder
 
     demo = demo_model_folder()
     if (demo / "model_info.json").is_file():
-        return demo, "bundled demo model"
+        # a snapshot, so that a demo model being retrained meanwhile does not change under the benchmark
+        snap = Path(workdir) / "demo_model_snapshot"
+        try:
+            shutil.rmtree(snap, ignore_errors=True)
+            shutil.copytree(demo, snap)
+            if (snap / "model_info.json").is_file():
+                return snap, "bundled demo model"
+        except OSError:
+            pass
     folder = Path(workdir) / "random12_model"
     if not (folder / "model_info.json").is_file():
         code = ("import sys; from spikeinterface_sero import model as M; "
@@ -127,7 +137,7 @@ def model_folder(workdir=DEFAULT_WORKDIR, model=None) -> tuple[Path, str]:
                 "members (kernels 20-31)', demo=False, overwrite=True)")
         subprocess.run([sys.executable, "-c", code, str(folder)], check=True,
                        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
-    return folder, "random 12-member ensemble (untrained)"
+    return folder, "random ensemble (untrained)"
 
 
 # ------------------------------------------------------------------------------------------------ benchmark
@@ -219,6 +229,8 @@ def summary_rows(r: dict) -> list[dict]:
     s = r["stages_s"]
     rows = [dict(name="end_to_end", metric=f"{k} (s)", value=v, target="", passed=None) for k, v in s.items()]
     rows += [
+        dict(name="end_to_end", metric="model", value=f"{r['model']}, {r['n_members']} members", target="",
+             passed=None),
         dict(name="end_to_end", metric="spikes detected / true", value=f"{r['n_spikes_detected']} / "
              f"{r['n_spikes_true']}", target="", passed=None),
         dict(name="end_to_end", metric="total with model loading (s)", value=r["total_with_loading_s"], target="",

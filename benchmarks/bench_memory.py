@@ -16,6 +16,16 @@ model loaded (those cost the same for every file). Reported per run:
 
 Target: the 60-minute run needs less than 100 MB more than the 1-minute run (the file is read and
 detected in chunks, never whole).
+
+What was measured (Neo 0.14.6, SpikeInterface 0.105.3, 2 CPUs): file-mapped RSS does not grow with the
+recording. AxonRawIO maps each requested chunk on its own (``neo.rawio.utils.
+get_memmap_chunk_from_opened_file``) and the map is released with the chunk, so no page of the 288 MB file
+stays resident; SpikeInterface's ``compute("waveforms")`` reads 1 s chunks as well (read + detect +
+waveforms: +25 MB for 60 vs 1 min, the snippets and spike vectors). The growth is in the inference stage
+and does not scale with the length: it is a ceiling reached at a few thousand spikes, TensorFlow's
+working memory for one ``Ensemble.predict_members`` batch (4096 spikes x 12 members: ~370 MB) plus the
+bootstrap of ``model.cell_decisions`` (4M resampled indices per chunk: ~95 MB). ``--predict-batch 512``
+shows the first part's share (and 512 is not slower on 2 CPUs).
 """
 
 from __future__ import annotations
@@ -93,7 +103,7 @@ def _maxrss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: kB
 
 
-def child(path: str, model: str, stages: bool) -> dict:
+def child(path: str, model: str, stages: bool, predict_batch: int | None = None) -> dict:
     """Runs in the fresh subprocess: set-up (imports, model), then the classify path on ``path``."""
     import warnings
 
@@ -102,6 +112,17 @@ def child(path: str, model: str, stages: bool) -> dict:
 
     from spikeinterface_sero import model as M
     from spikeinterface_sero.pipeline import classify_file
+
+    if predict_batch:  # diagnostic: the same path with another inference batch size
+        import functools
+
+        orig = M.Ensemble.predict_members
+
+        @functools.wraps(orig)
+        def predict_members(self, snippets, batch_size=predict_batch):
+            return orig(self, snippets, batch_size=min(batch_size, predict_batch))
+
+        M.Ensemble.predict_members = predict_members
 
     M.load_model(model)
     base = {"rss_after_setup_mb": _status_kb().get("VmRSS", 0) / 1024.0, "maxrss_after_setup_mb": _maxrss_mb()}
@@ -137,33 +158,36 @@ def child(path: str, model: str, stages: bool) -> dict:
     return out
 
 
-def measure(path: Path, model: Path, stages: bool = False) -> dict:
+def measure(path: Path, model: Path, stages: bool = False, predict_batch: int | None = None) -> dict:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", str(path), "--model", str(model)]
     if stages:
         cmd.append("--stages")
+    if predict_batch:
+        cmd += ["--predict-batch", str(predict_batch)]
     p = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     if p.returncode:
         raise RuntimeError(f"memory child failed ({p.returncode}):\n{p.stderr[-3000:]}")
     return json.loads(p.stdout.strip().splitlines()[-1])
 
 
-def run(minutes=(1.0, 60.0), workdir=None, model=None, stages: bool = True) -> dict:
+def run(minutes=(1.0, 60.0), workdir=None, model=None, stages: bool = True, predict_batch: int | None = None) -> dict:
     sys.path.insert(0, str(HERE))
     import bench_end_to_end as E
 
     workdir = workdir or E.DEFAULT_WORKDIR
-    folder, kind = E.model_folder(workdir, model)
+    folder, kind = E.model_folder(workdir, model)  # a snapshot of the demo model, or random members
     runs = []
     for m in minutes:
         path, n_true = E.make_abf(m, workdir)
-        r = measure(path, folder)
+        r = measure(path, folder, predict_batch=predict_batch)
         r.update(minutes=m, file_mb=path.stat().st_size / 1e6, n_spikes_true=n_true)
         if stages:
-            r["stages"] = measure(path, folder, stages=True)["stage_peaks_mb"]
+            r["stages"] = measure(path, folder, stages=True, predict_batch=predict_batch)["stage_peaks_mb"]
         runs.append(r)
     short, long_ = runs[0], runs[-1]
     diff = long_["peak_rss_mb"] - short["peak_rss_mb"]
-    out = {"benchmark": "memory", "model": kind, "runs": runs, "diff_mb": diff, "target_mb": TARGET_MB,
+    out = {"benchmark": "memory", "model": kind, "predict_batch": predict_batch, "runs": runs, "diff_mb": diff,
+           "target_mb": TARGET_MB,
            "passed": diff < TARGET_MB,
            "diff_anon_mb": long_["peak_anon_mb"] - short["peak_anon_mb"],
            "diff_file_mb": long_["peak_file_mb"] - short["peak_file_mb"]}
@@ -205,14 +229,17 @@ def main(argv=None) -> int:
     ap.add_argument("--workdir", default=None, help="where generated files are cached")
     ap.add_argument("--no-stages", action="store_true", help="skip the stage-by-stage pass")
     ap.add_argument("--json", default=None, metavar="OUT", help="also write the results as JSON")
+    ap.add_argument("--predict-batch", type=int, default=None, metavar="N",
+                    help="diagnostic: cap Ensemble.predict_members' batch size at N in the measured processes")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--stages", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
-        print(json.dumps(child(args.child, args.model, args.stages)))
+        print(json.dumps(child(args.child, args.model, args.stages, args.predict_batch)))
         return 0
-    r = run(tuple(args.minutes), args.workdir, args.model, stages=not args.no_stages)
-    print(f"model: {r['model']}")
+    r = run(tuple(args.minutes), args.workdir, args.model, stages=not args.no_stages, predict_batch=args.predict_batch)
+    print(f"model: {r['model']}" + (f"; predict_members batch size capped at {r['predict_batch']}"
+                                    if r["predict_batch"] else ""))
     print(f"{'file':<14}{'MB':>6}{'spikes':>8}{'seconds':>9}{'setup':>9}{'maxrss':>9}{'anon':>9}{'file-map':>10}"
           "   (MB; setup = after imports + model load)")
     for x in r["runs"]:

@@ -13,11 +13,12 @@ memory         bench_memory.py            peak RSS, 1-min vs 60-min recording; d
 inference      bench_inference.py         fused vs naive ensemble inference (spikes/s)
 synthetic      bench_synthetic.py         synthetic-snippet generator (snippets/s), >= 1e6
 training       bench_training.py          fused vs naive ensemble training (samples/s)
+fuzz           fuzz_abf.py                mutated / truncated .abf files: processed, refused, escaped (0)
 =============  =========================  ==============================================================
 
 A script that is not present is listed as "not present"; one that fails is listed with its last error
 line (the others still run). ``--quick`` uses smaller sizes (whole run about 3 minutes on 2 cores):
-a 3-minute end-to-end file, 1 vs 10 minutes for memory, fewer spikes / rounds elsewhere.
+a 3-minute end-to-end file, 1 vs 10 minutes for memory, fewer spikes / rounds / cases elsewhere.
 Exit status: 0 when every present benchmark ran (1 if one failed to run; with ``--strict`` also 1 when a
 target is missed).
 """
@@ -107,6 +108,15 @@ def rows_training(r: dict) -> list[dict]:
     return out
 
 
+def rows_fuzz(r: dict) -> list[dict]:
+    out = [_row("fuzz", f"cases (seed {r.get('seed')})", r.get("cases"))]
+    for k, v in (r.get("counts") or {}).items():
+        out.append(_row("fuzz", k, v))
+    out.append(_row("fuzz", "escaped (not processed, not SeroError)", r.get("n_escaped"), "0",
+                    r.get("n_escaped") == 0))
+    return out
+
+
 #: name, script, full arguments, quick arguments, row extraction
 BENCHMARKS = [
     ("end_to_end", "bench_end_to_end.py", [], ["--minutes", "3"], rows_end_to_end),
@@ -116,6 +126,7 @@ BENCHMARKS = [
      rows_synthetic),
     ("training", "bench_training.py", [], ["--n-spikes", "128", "--epochs", "1", "--rounds", "1",
                                            "--kernels", "20-23"], rows_training),
+    ("fuzz", "fuzz_abf.py", ["--cases", "5000"], ["--cases", "1000"], rows_fuzz),
 ]
 
 
@@ -132,7 +143,7 @@ def run_one(name, script, args, extract, timeout_s: float, tmp: Path) -> tuple[l
     except subprocess.TimeoutExpired:
         return [_row(name, "did not finish", f"timeout after {timeout_s:.0f} s", passed=False)], None, timeout_s
     dt = time.perf_counter() - t0
-    if p.returncode != 0 or not out_json.is_file():
+    if not out_json.is_file():
         err = [ln for ln in (p.stderr or "").strip().splitlines() if ln.strip()]
         return [_row(name, f"failed (exit {p.returncode})", err[-1] if err else "no output", passed=False)], None, dt
     result = json.loads(out_json.read_text())
@@ -144,6 +155,8 @@ def run_one(name, script, args, extract, timeout_s: float, tmp: Path) -> tuple[l
     if not rows:
         lines = [ln for ln in (p.stdout or "").splitlines() if ln.strip()][-8:]
         rows = [_row(name, "output", ln) for ln in lines]
+    if p.returncode != 0:  # it wrote its results and reported a problem by its exit status
+        rows.append(_row(name, "exit status", p.returncode, "0", False))
     rows.append(_row(name, "benchmark wall time (s)", dt))
     return rows, result, dt
 
@@ -163,8 +176,12 @@ def _fmt(v) -> str:
     return str(v)
 
 
+def _short(text: str, width: int = 48) -> str:
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
 def print_table(rows: list[dict]) -> None:
-    cells = [(r["name"], r["metric"], _fmt(r["value"]), str(r["target"] or ""),
+    cells = [(r["name"], r["metric"], _short(_fmt(r["value"])), str(r["target"] or ""),
               {True: "pass", False: "FAIL", None: ""}[r["passed"]]) for r in rows]
     header = ("benchmark", "metric", "value", "target", "result")
     w = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(header)]
@@ -204,6 +221,8 @@ def main(argv=None) -> int:
     n_pass = sum(r["passed"] is True for r in all_rows)
     n_fail = sum(r["passed"] is False for r in all_rows)
     broken = [r for r in all_rows if r["metric"].startswith(("failed", "did not finish"))]
+    for r in broken:
+        print(f"\n{r['name']} {r['metric']}: {r['value']}")
     print(f"\n{n_pass} target(s) met, {n_fail} missed or failed; {total:.0f} s in all"
           + (" (quick sizes)" if args.quick else ""))
     if args.json:
