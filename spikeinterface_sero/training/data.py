@@ -476,6 +476,7 @@ def dataset_from_table(
     seed: int = 0,
     progress_bar: bool = False,
     snippet_kwargs: dict | None = None,
+    source_name: str | None = None,
 ) -> SpikeDataset:
     """Build a dataset from a label table of ABF recordings.
 
@@ -487,7 +488,8 @@ def dataset_from_table(
     masks are cut from the spike-free stretches of each cell's trace (at least ``noise_margin_ms`` away
     from every detected spike) for the synthetic stream. ``max_per_cell`` caps spikes per cell (seeded,
     see :func:`cap_per_cell`). A row's ``group`` (day, slice, animal) is kept for the split; without a
-    group column each cell is its own group.
+    group column each cell is its own group. ``source_name`` is how the table is named in the dataset's
+    ``source`` (and so in model cards); default: its path.
     """
     from ..io import read_abf
     from ..snippets import recording_to_snippets
@@ -567,7 +569,7 @@ def dataset_from_table(
         trigger=np.concatenate(trig), segment=np.concatenate(segs), has_groups=has_groups,
         source={
             "kind": "table",
-            "table": str(table) if not isinstance(table, pd.DataFrame) else "<DataFrame>",
+            "table": source_name or (str(table) if not isinstance(table, pd.DataFrame) else "<DataFrame>"),
             "n_files": int(len(rows)),
             "threshold_pA": float(threshold),
             "snippet_kwargs": {k: v for k, v in (snippet_kwargs or {}).items() if isinstance(v, (int, float, str, bool, type(None)))},

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from ..constants import DEFAULT_KERNELS
 
-DEMO_CELLS = {"serotonergic": 14, "atypical_serotonergic": 6, "non_serotonergic": 20}
+DEMO_CELLS = {"serotonergic": 12, "atypical_serotonergic": 10, "non_serotonergic": 18}
 
 DEMO_DESCRIPTION = (
     "DEMONSTRATION MODEL, trained on SIMULATED recordings only (the spikeinterface_sero.datasets simulator: "
@@ -85,6 +85,7 @@ def make_demo(
             max_per_cell=max_per_cell, balance=True, description=DEMO_DESCRIPTION,
             name="Demonstration ensemble (simulated data, not for scientific use)", precision=precision,
             progress_bar=progress_bar, overwrite=overwrite, report=True, demo=True,
+            source_name="labels.csv of the simulated dataset (temporary folder; see simulated_data)",
             extra_training_info={
                 "simulated_data": (
                     f"spikeinterface_sero.datasets.simulate_dataset(seed={seed}): "

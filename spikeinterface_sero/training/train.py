@@ -554,6 +554,7 @@ def train_from_table(
     report: bool = True,
     demo: bool = False,
     extra_training_info: dict | None = None,
+    source_name: str | None = None,
 ) -> TrainingResult:
     """Everything ``sero train --table T.csv --out DIR`` does.
 
@@ -577,7 +578,7 @@ def train_from_table(
 
     ds = dataset_from_table(table, threshold=threshold, max_per_cell=max_per_cell, seed=seed,
                             noise_per_cell=noise_per_cell if synthetic else 0, progress_bar=progress_bar,
-                            snippet_kwargs=snippet_kwargs)
+                            snippet_kwargs=snippet_kwargs, source_name=source_name)
     if len(np.unique(ds.y)) < 2:
         raise TrainingError("the table holds cells of one class only; training needs serotonergic and "
                             "non_serotonergic cells")
