@@ -181,6 +181,7 @@ def run(minutes: float = 10.0, rate_hz: float = 10 / 3, workdir=DEFAULT_WORKDIR,
     import tensorflow  # noqa: F401
 
     t["tf_import"] = time.perf_counter() - t0
+    warnings.filterwarnings("ignore", message=".*DEMONSTRATION model.*")  # TensorFlow's import resets filters
     t0 = time.perf_counter()
     M.clear_model_cache()
     ens = M.load_model(folder)
