@@ -57,7 +57,7 @@ __all__ = [
 ]
 
 _BLOCK_MS = 10.0
-_DECIMATE = 4  # baseline block medians use every 4th sample: 100 per 10 ms block at 40 kHz
+_DECIMATE = 8  # baseline block medians use every 8th sample: 50 per 10 ms block at 40 kHz
 
 
 @dataclass(frozen=True)
@@ -181,56 +181,87 @@ def _running_median(x: np.ndarray, width: int) -> np.ndarray:
 
 
 def _pass_baseline(recording, seg: int, block: int, chunk: int, want_noise: bool):
-    """Block medians (n_blocks, n_ch) and, if wanted, per-block robust noise (n_blocks, n_ch) of a segment."""
+    """Block medians (n_blocks, n_ch) in pA and, if wanted, per-block robust noise (n_blocks, n_ch) of a
+    segment. Medians are taken on the raw (unscaled, e.g. int16) samples and scaled afterwards: the
+    median commutes with the linear gain/offset, and sorting int16 is cheaper than sorting float32."""
     n = recording.get_num_samples(segment_index=seg)
+    n_ch = recording.get_num_channels()
+    if recording.has_scaleable_traces():
+        gains = np.asarray(recording.get_channel_gains(), dtype=np.float64)
+        offsets = np.asarray(recording.get_channel_offsets(), dtype=np.float64)
+    else:  # the traces are already in physical units (e.g. a float NumpyRecording)
+        gains, offsets = np.ones(n_ch), np.zeros(n_ch)
     meds, sds = [], []
     for start in range(0, n, chunk):
         tr = recording.get_traces(segment_index=seg, start_frame=start, end_frame=min(n, start + chunk),
-                                  return_in_uV=True)
+                                  return_in_uV=False)
         nb = tr.shape[0] // block
+        parts = []
         if nb:
-            b = tr[: nb * block].reshape(nb, block, -1)[:, ::_DECIMATE, :].astype(np.float32)
+            parts.append(tr[: nb * block].reshape(nb, block, n_ch)[:, ::_DECIMATE, :])
+        if tr.shape[0] > nb * block:
+            parts.append(tr[nb * block:][None])
+        for b in parts:
             m = np.median(b, axis=1)
-            meds.append(m)
+            meds.append((m * gains + offsets).astype(np.float32))
             if want_noise:
-                sds.append(np.median(np.abs(b - m[:, None, :]), axis=1) / 0.6745)
-        rest = tr[nb * block:]
-        if rest.shape[0]:
-            m = np.median(rest, axis=0, keepdims=True).astype(np.float32)
-            meds.append(m)
-            if want_noise:
-                sds.append(np.median(np.abs(rest - m), axis=0, keepdims=True) / 0.6745)
+                dev = np.abs(b.astype(np.float32) - m[:, None, :].astype(np.float32))
+                sds.append((np.median(dev, axis=1) * np.abs(gains) / 0.6745).astype(np.float32))
     if not meds:  # an empty segment (a sweep without samples)
-        empty = np.zeros((0, recording.get_num_channels()), np.float32)
+        empty = np.zeros((0, n_ch), np.float32)
         return empty, (empty.copy() if want_noise else None)
     return np.concatenate(meds), (np.concatenate(sds) if want_noise else None)
 
 
-def _interp_baseline(knots: np.ndarray, block: int, lo: int, hi: int) -> np.ndarray:
-    """Baseline for samples [lo, hi): linear interpolation between block medians placed at block centres
-    ``j * block + block // 2`` (flat before the first and after the last centre). Between two centres lie
-    exactly ``block`` samples, so each stretch is one broadcast multiply-add."""
-    nb, n_ch = knots.shape
+def _baseline_at(knots: np.ndarray, block: int, idx: np.ndarray) -> np.ndarray:
+    """The local baseline at samples ``idx`` of one channel: linear interpolation between block medians
+    placed at block centres ``j * block + block // 2`` (flat before the first and after the last centre)."""
+    k = knots.astype(np.float32)
+    nb = k.shape[0]
     h = block // 2
-    knots = knots.astype(np.float32)
-    out = np.empty((hi - lo, n_ch), np.float32)
-    i_first, i_last = h, (nb - 1) * block + h  # first and last centre
-    # flat parts
-    a = min(max(lo, 0), hi)
-    b = min(max(i_first, lo), hi)
-    out[a - lo: b - lo] = knots[0]
-    a = max(i_last, lo)
-    if a < hi:
-        out[a - lo:] = knots[-1]
-    # ramps between centre j and j+1 cover samples [j*block + h, (j+1)*block + h)
-    s0, s1 = max(lo, i_first), min(hi, i_last)
-    if s1 > s0:
-        j0, j1 = (s0 - h) // block, (s1 - 1 - h) // block + 1
-        frac = (np.arange(block, dtype=np.float32) / block)[None, :, None]
-        ramp = (knots[j0:j1, None, :] + (knots[j0 + 1:j1 + 1] - knots[j0:j1])[:, None, :] * frac).reshape(-1, n_ch)
-        start = j0 * block + h
-        out[s0 - lo: s1 - lo] = ramp[s0 - start: s1 - start]
+    u = idx.astype(np.int64) - h
+    j = np.clip(u // block, 0, max(nb - 2, 0))
+    frac = (u - j * block).astype(np.float32) / np.float32(block)
+    if nb == 1:
+        return np.full(idx.shape, k[0], np.float32)
+    out = k[j] + (k[j + 1] - k[j]) * frac
+    out[u < 0] = k[0]
+    out[u >= (nb - 1) * block] = k[-1]
     return out
+
+
+def _crossings(x: np.ndarray, lo: int, i0: int, end: int, knots, block: int, sign: float, level: float):
+    """Samples i in [i0, end) where ``e = sign * (x - baseline)`` reaches ``level`` and e[i-1] did not.
+
+    ``x`` holds samples [lo, hi) of one channel. Spikes are sparse, so the full-rate baseline is never
+    built: a per-block envelope of the baseline screens the trace in one comparison, and the exact test
+    runs on the few candidate samples only."""
+    lev = np.float32(level)
+    if knots is None:
+        above = np.flatnonzero(sign * x >= lev) + lo
+    else:
+        k = knots.astype(np.float32)
+        kp = np.concatenate([k[:1], k, k[-1:]])
+        n_blocks = k.shape[0]
+        j0, j1 = lo // block, min(n_blocks, (lo + x.shape[0] - 1) // block + 1)
+        if sign < 0:  # x <= baseline - level somewhere in the block: baseline <= the block's max knot
+            env = np.maximum(np.maximum(kp[j0:j1], kp[j0 + 1:j1 + 1]), kp[j0 + 2:j1 + 2]) - lev
+        else:
+            env = np.minimum(np.minimum(kp[j0:j1], kp[j0 + 1:j1 + 1]), kp[j0 + 2:j1 + 2]) + lev
+        tol = np.float32(1e-3) + np.float32(1e-5) * np.abs(env)
+        bound = np.repeat(env + (tol if sign < 0 else -tol), block)
+        off = lo - j0 * block
+        bound = bound[off: off + x.shape[0]]
+        if bound.shape[0] < x.shape[0]:  # samples past the last block use the last knot's bound
+            bound = np.concatenate([bound, np.full(x.shape[0] - bound.shape[0], bound[-1], np.float32)])
+        cand = np.flatnonzero(x <= bound if sign < 0 else x >= bound) + lo
+        e = sign * (x[cand - lo] - _baseline_at(k, block, cand))
+        above = cand[e >= lev]
+    if above.size == 0:
+        return above
+    prev_above = np.r_[False, above[1:] - 1 == above[:-1]]
+    starts = above[~prev_above]
+    return starts[(starts >= i0) & (starts < end)]
 
 
 def recording_to_snippets(recording, params: DetectionParams | None = None, *, max_spikes_per_cell: int | None = None,
@@ -308,16 +339,11 @@ def recording_to_snippets(recording, params: DetectionParams | None = None, *, m
             hi = min(n, end + NAFTER)
             tr = recording.get_traces(segment_index=seg, start_frame=lo, end_frame=hi, return_in_uV=True)
             tr = np.asarray(tr, dtype=np.float32)
-            if bb is not None:
-                e = sign * (tr - _interp_baseline(bb, block, lo, hi))
-            else:
-                e = sign * tr
-            above = e >= level[None, :].astype(np.float32)
-            # a crossing at sample i: above[i] and not above[i-1]; only i in [start, end) and i >= 1
             i0 = max(start, 1)
-            a = above[i0 - lo: end - lo]
-            prev = above[i0 - 1 - lo: end - 1 - lo]
-            rows, cols = np.nonzero(a & ~prev)
+            found = [_crossings(tr[:, c], lo, i0, end, None if bb is None else bb[:, c], block, sign, level[c])
+                     for c in range(n_ch)]
+            rows = np.concatenate(found).astype(np.int64) - i0
+            cols = np.concatenate([np.full(f.size, c, dtype=np.int64) for c, f in enumerate(found)])
             if rows.size == 0:
                 continue
             order = np.lexsort((rows, cols))
