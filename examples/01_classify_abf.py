@@ -7,33 +7,22 @@ classifies every cell with :func:`spikeinterface_sero.pipeline.classify_files` (
 runs) and writes ``results.csv``. With your own recordings, pass their paths instead of the simulated ones.
 
 Model: ``--model`` (a model folder, e.g. from ``sero import-models`` or ``sero train``); without it the
-bundled DEMONSTRATION model (trained on simulated data; not for scientific conclusions), or, while that is
-not installed, an untrained random ensemble (its labels are meaningless: this only shows the workflow).
+bundled DEMONSTRATION model (trained on simulated data; not for scientific conclusions).
 """
 
 import argparse
 from pathlib import Path
 
-from spikeinterface_sero import model
 from spikeinterface_sero.datasets import simulate_dataset
 from spikeinterface_sero.export import write_table
 from spikeinterface_sero.pipeline import classify_files
 
 
-def pick_model(model_arg, out: Path):
-    """The model folder to use: --model, else the bundled demo model, else a random-weight stand-in."""
-    if model_arg:
-        return model_arg
-    if (model.demo_model_folder() / "model_info.json").is_file():
+def pick_model(model_arg):
+    """--model if given, else None: the bundled DEMONSTRATION model everywhere in the API."""
+    if model_arg is None:
         print("Using the bundled DEMONSTRATION model (simulated data; not for scientific conclusions).")
-        return None  # None = the bundled demo model everywhere in the API
-    folder = out / "random_model"
-    if not (folder / "model_info.json").is_file():
-        model.save_model(model.random_ensemble((20, 25), seed=0), folder, overwrite=True, demo=False,
-                         description="Untrained random-weight ensemble used by the examples (labels meaningless).")
-    print(f"The bundled demo model is not installed: using an UNTRAINED random ensemble ({folder}); "
-          "its labels are meaningless. Pass --model for real labels.")
-    return str(folder)
+    return model_arg
 
 
 def main():
@@ -51,7 +40,7 @@ def main():
 
     # 2. Classify: read (Neo), detect the -50 pA crossings, cut 160-point snippets, run the ensemble.
     #    A file that cannot be read gives one row with its error message instead of stopping the run.
-    table = classify_files(files, model_folder=pick_model(args.model, out))
+    table = classify_files(files, model_folder=pick_model(args.model))
 
     # 3. One row per cell. sero_probability is P(serotonergic) of the cell, with a 95 % bootstrap interval
     #    over its spikes; sero_type compares the CNN label with the classical criteria (typical/atypical).

@@ -7,32 +7,22 @@ read_abf -> recording (pA, 40 kHz) -> SortingAnalyzer with 160-point waveforms -
 Phy folder, NWB file, CSV table.
 
 Model: ``--model``, else the bundled DEMONSTRATION model (simulated data; not for scientific
-conclusions), else an untrained random ensemble (labels meaningless; shows the workflow only).
+conclusions).
 """
 
 import argparse
 from pathlib import Path
 
 import spikeinterface_sero as sero  # importing the package registers the "serotonergic" extension
-from spikeinterface_sero import model
 from spikeinterface_sero.datasets import simulate_drn_recording
 from spikeinterface_sero.export import export_to_phy, results_table, write_nwb, write_table
 
 
-def pick_model(model_arg, out: Path):
-    """The model folder to use: --model, else the bundled demo model, else a random-weight stand-in."""
-    if model_arg:
-        return model_arg
-    if (model.demo_model_folder() / "model_info.json").is_file():
+def pick_model(model_arg):
+    """--model if given, else None: the bundled DEMONSTRATION model everywhere in the API."""
+    if model_arg is None:
         print("Using the bundled DEMONSTRATION model (simulated data; not for scientific conclusions).")
-        return None  # None = the bundled demo model everywhere in the API
-    folder = out / "random_model"
-    if not (folder / "model_info.json").is_file():
-        model.save_model(model.random_ensemble((20, 25), seed=0), folder, overwrite=True, demo=False,
-                         description="Untrained random-weight ensemble used by the examples (labels meaningless).")
-    print(f"The bundled demo model is not installed: using an UNTRAINED random ensemble ({folder}); "
-          "its labels are meaningless. Pass --model for real labels.")
-    return str(folder)
+    return model_arg
 
 
 def main():
@@ -42,7 +32,7 @@ def main():
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    model_folder = pick_model(args.model, out)
+    model_folder = pick_model(args.model)
 
     # A simulated 8-s serotonergic recording written as an .abf file (stands in for your recording).
     abf = simulate_drn_recording("serotonergic", duration_s=8.0, seed=3).to_abf(out / "cell.abf")

@@ -9,7 +9,7 @@ DIR --format csv`` does the same), reads them back exactly, shows how malformed 
 classifies the cell from the CSV files alone. See docs/csv-format.md.
 
 Model: ``--model``, else the bundled DEMONSTRATION model (simulated data; not for scientific
-conclusions), else an untrained random ensemble (labels meaningless; shows the workflow only).
+conclusions).
 """
 
 import argparse
@@ -23,20 +23,11 @@ from spikeinterface_sero import model
 from spikeinterface_sero.datasets import simulate_drn_recording, write_abf
 
 
-def pick_model(model_arg, out: Path):
-    """The model folder to use: --model, else the bundled demo model, else a random-weight stand-in."""
-    if model_arg:
-        return model_arg
-    if (model.demo_model_folder() / "model_info.json").is_file():
+def pick_model(model_arg):
+    """--model if given, else None: the bundled DEMONSTRATION model everywhere in the API."""
+    if model_arg is None:
         print("Using the bundled DEMONSTRATION model (simulated data; not for scientific conclusions).")
-        return None  # None = the bundled demo model everywhere in the API
-    folder = out / "random_model"
-    if not (folder / "model_info.json").is_file():
-        model.save_model(model.random_ensemble((20, 25), seed=0), folder, overwrite=True, demo=False,
-                         description="Untrained random-weight ensemble used by the examples (labels meaningless).")
-    print(f"The bundled demo model is not installed: using an UNTRAINED random ensemble ({folder}); "
-          "its labels are meaningless. Pass --model for real labels.")
-    return str(folder)
+    return model_arg
 
 
 def main():
@@ -85,7 +76,7 @@ def main():
     (csv_dir / "A240108#001_trigger_1.csv").unlink()
 
     # Classify the cell from the CSV files: the paper's cell rule with a 95 % bootstrap interval.
-    folder = pick_model(args.model, out)
+    folder = pick_model(args.model)
     ensemble = model.load_model(folder)
     table = ensemble.classify_cells(X, cells)
     print(table.to_string(float_format="%.3f"))
