@@ -49,7 +49,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n-spikes", type=int, default=4096)
     ap.add_argument("--model", default=None, help="model folder (default: 12 random members, kernels 20-31)")
-    ap.add_argument("--batch-size", type=int, default=4096, help="fused: spikes per compiled call")
+    ap.add_argument("--batch-size", type=int, default=512, help="fused: spikes per compiled call (the library default)")
     ap.add_argument("--naive-batch-size", type=int, default=4096, help="second naive run: batch size of predict")
     ap.add_argument("--repeats", type=int, default=3, help="timed rounds, the paths taking turns (best is reported)")
     ap.add_argument("--json", default=None, metavar="OUT", help="also write the results as JSON")

@@ -65,13 +65,15 @@ def rows_inference(r: dict) -> list[dict]:
     for row in r.get("rows", []):
         if _num(row.get("spikes_per_s")) is not None:
             out.append(_row("inference", f"{row.get('path', '?')} (spikes/s)", row["spikes_per_s"]))
-    for key, label in (("speedup_vs_naive", "fused speed-up vs naive batch 32"),
-                       ("speedup_vs_naive_large_batch", "fused speed-up vs naive large batch")):
-        if _num(r.get(key)) is not None:
-            out.append(_row("inference", label, r[key], "> 1", r[key] > 1))
+    if _num(r.get("speedup_vs_naive")) is not None:  # the issue's target: >= 5x the naive model.predict loop
+        out.append(_row("inference", "fused speed-up vs naive predict loop (batch 32, Keras' default)",
+                        r["speedup_vs_naive"], ">= 5", r["speedup_vs_naive"] >= 5))
+    if _num(r.get("speedup_vs_naive_large_batch")) is not None:  # for information: a tuned naive loop
+        out.append(_row("inference", "fused speed-up vs naive predict loop with large batches",
+                        r["speedup_vs_naive_large_batch"]))
     if _num(r.get("consensus_max_abs_diff")) is not None:
-        out.append(_row("inference", "consensus max |fused - naive|", r["consensus_max_abs_diff"], "< 1e-4",
-                        r["consensus_max_abs_diff"] < 1e-4))
+        out.append(_row("inference", "consensus max |fused - naive|", r["consensus_max_abs_diff"], "< 1e-5",
+                        r["consensus_max_abs_diff"] < 1e-5))
     return out
 
 
