@@ -809,7 +809,8 @@ def _read_info(folder: Path) -> dict:
     except (OSError, ValueError) as exc:
         raise ModelError(f"{path} cannot be read as JSON ({exc}); the model folder is damaged") from None
     if not isinstance(info, dict) or info.get("format") != MODEL_FORMAT:
-        raise ModelError(f"{path} is not a spikeinterface-sero model description (format field missing)")
+        raise ModelError(f"{path} is not a spikeinterface-sero model description (format field missing); "
+                         "point to a folder written by sero train, sero import-models or save_model")
     if int(info.get("format_version", 0)) > MODEL_FORMAT_VERSION:
         raise ModelError(f"{folder} uses model-folder format {info.get('format_version')}, newer than this "
                          f"spikeinterface-sero ({__version__}) reads ({MODEL_FORMAT_VERSION}); upgrade the package")
@@ -900,7 +901,8 @@ def load_model(folder=None, *, trust: bool = False) -> Ensemble:
             )
     folder = Path(folder).expanduser().resolve()
     if not folder.is_dir():
-        raise ModelError(f"model folder {folder} does not exist")
+        raise ModelError(f"model folder {folder} does not exist; pass a folder written by sero train or "
+                         "sero import-models, or leave the model out for the bundled demonstration model")
     info = _read_info(folder)
     checks = []
     for m in info["members"]:

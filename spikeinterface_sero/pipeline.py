@@ -110,6 +110,11 @@ def classify_files(paths, *, n_jobs: int = 1, engine: str | None = None, schedul
         raise SeroError(f"engine must be 'loop', 'joblib' or 'dask', not {engine!r}.")
     if not files:
         raise SeroError("No input files.")
+    if kwargs.get("method", "cnn") == "cnn":
+        # a model that does not load is one error for the run, not one error row per file
+        from .model import load_model
+
+        load_model(kwargs.get("model_folder"), trust=kwargs.get("trust_model", False))
     if engine == "loop":
         from tqdm.auto import tqdm
 
