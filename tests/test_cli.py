@@ -106,3 +106,10 @@ def test_train_then_evaluate_cli(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "spike" in out and "cell" in out and "precision" in out
     assert (tmp_path / "ev" / "report.json").exists()
+
+
+def test_classify_with_a_bad_model_fails_once(files, tmp_path, capsys):
+    a, b, _ = files
+    assert main(["classify", str(a), str(b), "--model", str(tmp_path / "missing"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "does not exist" in err and "sero train" in err
