@@ -114,6 +114,13 @@ _SHOW = ["file", "channel", "n_spikes", "sero_label", "sero_probability", "sero_
          "udi_ms"]
 
 
+def _is_true(v) -> bool:
+    """True for a true value of a nullable boolean column; False for false, NA, None or NaN."""
+    import pandas as pd
+
+    return False if v is None or pd.isna(v) else bool(v)
+
+
 def _print_results(table) -> None:
     rows = []
     for _, r in table.iterrows():
@@ -122,6 +129,8 @@ def _print_results(table) -> None:
             continue
         p, lo, hi = r["sero_probability"], r["sero_probability_low"], r["sero_probability_high"]
         prob = f"{p:.2f} [{lo:.2f}-{hi:.2f}]" if p == p else "-"
+        if p == p and not _is_true(r.get("sero_reliable")):
+            prob += " ?"  # too few spikes, or an interval that includes 0.5
         rows.append((Path(str(r["file"])).name, r["channel"], int(r["n_spikes"]), r["sero_label"], prob,
                      r["sero_type"], f"{r['firing_rate_hz']:.2f}", f"{r['cv_isi']:.2f}", f"{r['udi_ms']:.2f}"))
     _print_table(["file", "channel", "spikes", "label", "P(SER) [95% CI]", "type", "rate_Hz", "CV_ISI", "UDI_ms"],
@@ -154,6 +163,9 @@ def cmd_classify(args) -> int:
         write_summary_html(table, args.report)
     _print_results(table)
     n_err = int((table["error"] != "").sum())
+    ok_rows = table[table["error"] == ""]
+    if any(p == p and not _is_true(v) for p, v in zip(ok_rows["sero_probability"], ok_rows["sero_reliable"])):
+        print("?: not a reliable call (fewer than 20 spikes, or a 95 % interval that includes 0.5)")
     demo = table["model"].astype(str).str.startswith("DEMO").any()
     if demo:
         print("NOTE: labels from the bundled DEMONSTRATION model (trained on simulated recordings) - not for "

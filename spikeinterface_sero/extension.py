@@ -7,7 +7,7 @@
 >>> units[["sero_label", "sero_probability", "sero_type"]]
 
 Per unit (cell) it keeps a table (index unit_id): ``sero_label``, ``sero_probability`` and its 95 %
-interval, ``n_spikes``, ``fraction_spikes_ser``, the firing features (Elephant), the classical-criteria
+interval, ``sero_reliable`` (enough spikes and an interval clear of 0.5), ``n_spikes``, ``fraction_spikes_ser``, the firing features (Elephant), the classical-criteria
 label and ``sero_type`` (typical / atypical); per spike the consensus P(SER) and every member's output.
 It mirrors ``sero_label`` and ``sero_probability`` (and ``sero_type``) into sorting properties so that Phy,
 spikeinterface-gui and neuroconv see them without this package.
@@ -32,7 +32,8 @@ from .errors import SeroError
 __all__ = ["ComputeSerotonergic", "compute_serotonergic", "load_sorting_analyzer", "SERO_PROPERTIES"]
 
 SERO_PROPERTIES = ("sero_label", "sero_probability", "sero_type")
-_UNIT_COLUMNS = ["sero_label", "sero_probability", "sero_probability_low", "sero_probability_high", "n_spikes",
+_UNIT_COLUMNS = ["sero_label", "sero_probability", "sero_probability_low", "sero_probability_high", "sero_reliable",
+                 "n_spikes",
                  "fraction_spikes_ser", "firing_rate_hz", "cv_isi", "lv", "udi_ms", "criteria_label", "sero_type",
                  "sero_domain", "sero_method"]
 
@@ -75,6 +76,10 @@ class ComputeSerotonergic(AnalyzerExtension):
         Seed of the bootstrap.
     min_udi_ms, max_rate_hz, max_cv : float or None
         Classical criteria (see :func:`spikeinterface_sero.features.criteria_classify`); None = the defaults.
+    min_spikes : int
+        A call is ``sero_reliable`` only with at least this many spikes and a 95 % interval that excludes
+        0.5 (the bootstrap interval reflects the spread over the spikes there are, so it is optimistic for
+        a handful of spikes; the paper's training cells had at least 15).
     polarity : "negative" or "positive"
         Polarity of the spikes for the UDI measurement; "positive" flips positive-going units (recorded in
         the params).
@@ -95,19 +100,21 @@ class ComputeSerotonergic(AnalyzerExtension):
 
     def _set_params(self, model_folder=None, method: str = "cnn", trust_model: bool = False, n_boot: int = 1000,
                     seed: int = 0, min_udi_ms=None, max_rate_hz=None, max_cv=None, polarity: str = "negative",
-                    flip_positive: bool = False, reextract: bool = False):
+                    flip_positive: bool = False, reextract: bool = False, min_spikes: int = 20):
         if method not in ("cnn", "criteria"):
             raise SeroError(f"method must be 'cnn' or 'criteria', not {method!r}.")
         if polarity not in ("negative", "positive"):
             raise SeroError(f"polarity must be 'negative' or 'positive', not {polarity!r}.")
         if int(n_boot) < 0:
             raise SeroError(f"n_boot must be >= 0, not {n_boot!r}.")
+        if int(min_spikes) < 1:
+            raise SeroError(f"min_spikes must be >= 1, not {min_spikes!r}.")
         params = dict(model_folder=None if model_folder is None else str(model_folder), method=method,
                       trust_model=bool(trust_model), n_boot=int(n_boot), seed=int(seed),
                       min_udi_ms=None if min_udi_ms is None else float(min_udi_ms),
                       max_rate_hz=None if max_rate_hz is None else float(max_rate_hz),
                       max_cv=None if max_cv is None else float(max_cv), polarity=polarity,
-                      flip_positive=bool(flip_positive), reextract=bool(reextract))
+                      flip_positive=bool(flip_positive), reextract=bool(reextract), min_spikes=int(min_spikes))
         if method == "cnn":
             ensemble = self._load_ensemble(params)
             params["model_description"] = str(ensemble.info.get("description", ""))[:500]
@@ -177,6 +184,12 @@ class ComputeSerotonergic(AnalyzerExtension):
         for col in ("firing_rate_hz", "cv_isi", "lv", "udi_ms", "criteria_label"):
             table[col] = feats.loc[unit_ids, col].to_numpy()
         table = add_sero_type(table, cnn_col="sero_label", criteria_col="criteria_label")
+        # the bootstrap interval only reflects the spread over the spikes there are: with few spikes it is
+        # optimistic, so a call is "reliable" only with enough spikes and an interval clear of 0.5
+        enough = table["n_spikes"].to_numpy() >= self.params.get("min_spikes", 20)
+        low = table["sero_probability_low"].to_numpy(dtype=float)
+        high = table["sero_probability_high"].to_numpy(dtype=float)
+        table["sero_reliable"] = enough & ((low > 0.5) | (high < 0.5))
         table["sero_domain"] = domain
         table["sero_method"] = self.params["method"]
         table = table[[c for c in _UNIT_COLUMNS if c in table.columns]]
@@ -281,6 +294,8 @@ def _normalise_units_table(units: pd.DataFrame, unit_ids: list) -> pd.DataFrame:
             out[col] = np.asarray([str(v) for v in out[col]], dtype=object)
         elif col == "n_spikes":
             out[col] = out[col].astype("int64")
+        elif col == "sero_reliable":
+            out[col] = np.asarray([str(v).strip().lower() in ("true", "1", "1.0") for v in out[col]], dtype=bool)
         else:
             out[col] = pd.to_numeric(out[col], errors="coerce").astype("float64")
     return out

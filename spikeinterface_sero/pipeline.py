@@ -21,7 +21,7 @@ __all__ = ["classify_file", "classify_files", "RESULT_COLUMNS", "expand_inputs"]
 
 #: columns of the results table, in order
 RESULT_COLUMNS = ["file", "channel", "cell_id", "n_spikes", "sero_label", "sero_probability", "sero_probability_low",
-                  "sero_probability_high", "fraction_spikes_ser", "sero_type", "firing_rate_hz", "cv_isi", "lv",
+                  "sero_probability_high", "sero_reliable", "fraction_spikes_ser", "sero_type", "firing_rate_hz", "cv_isi", "lv",
                   "udi_ms", "criteria_label", "sero_domain", "sero_method", "n_dropped_edge", "model", "error"]
 
 
@@ -144,6 +144,7 @@ def _tidy(table: pd.DataFrame) -> pd.DataFrame:
     """Counts as integers (empty for error rows), text columns as text."""
     for col in ("n_spikes", "n_dropped_edge"):
         table[col] = pd.to_numeric(table[col], errors="coerce").round().astype("Int64")
+    table["sero_reliable"] = table["sero_reliable"].astype("boolean")  # <NA> for error rows
     for col in ("file", "channel", "cell_id", "sero_label", "sero_type", "criteria_label", "sero_domain",
                 "sero_method", "model", "error"):
         table[col] = table[col].astype(object).where(table[col].notna(), "")

@@ -140,3 +140,14 @@ def test_bad_parameters(analyzer, model_folder):
         analyzer.compute("serotonergic", model_folder=model_folder, method="svm")
     with pytest.raises(SeroError):
         analyzer.compute("serotonergic", model_folder="/nonexistent/model")
+
+
+def test_reliability_needs_spikes_and_a_clear_interval(analyzer, model_folder):
+    units = analyzer.compute("serotonergic", model_folder=model_folder, min_spikes=10).get_data()
+    n = units["n_spikes"]
+    clear = (units["sero_probability_low"] > 0.5) | (units["sero_probability_high"] < 0.5)
+    assert units["sero_reliable"].dtype == bool
+    assert (units["sero_reliable"] == ((n >= 10) & clear)).all()
+    assert not units.loc[n < 10, "sero_reliable"].any()  # the 7-spike cell is never a reliable call
+    with pytest.raises(SeroError, match="min_spikes"):
+        analyzer.compute("serotonergic", model_folder=model_folder, min_spikes=0)
