@@ -18,13 +18,6 @@ from spikeinterface_sero.export import write_table
 from spikeinterface_sero.pipeline import classify_files
 
 
-def pick_model(model_arg):
-    """--model if given, else None: the bundled DEMONSTRATION model everywhere in the API."""
-    if model_arg is None:
-        print("Using the bundled DEMONSTRATION model (simulated data; not for scientific conclusions).")
-    return model_arg
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="sero_examples/01_classify_abf", help="output folder")
@@ -40,7 +33,9 @@ def main():
 
     # 2. Classify: read (Neo), detect the -50 pA crossings, cut 160-point snippets, run the ensemble.
     #    A file that cannot be read gives one row with its error message instead of stopping the run.
-    table = classify_files(files, model_folder=pick_model(args.model))
+    if args.model is None:
+        print("Using the bundled DEMONSTRATION model (simulated data; not for scientific conclusions).")
+    table = classify_files(files, model_folder=args.model)  # None = the bundled demo model
 
     # 3. One row per cell. sero_probability is P(serotonergic) of the cell, with a 95 % bootstrap interval
     #    over its spikes; sero_type compares the CNN label with the classical criteria (typical/atypical).

@@ -18,13 +18,6 @@ from spikeinterface_sero.datasets import simulate_drn_recording
 from spikeinterface_sero.export import export_to_phy, results_table, write_nwb, write_table
 
 
-def pick_model(model_arg):
-    """--model if given, else None: the bundled DEMONSTRATION model everywhere in the API."""
-    if model_arg is None:
-        print("Using the bundled DEMONSTRATION model (simulated data; not for scientific conclusions).")
-    return model_arg
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="sero_examples/02_spikeinterface_workflow", help="output folder")
@@ -32,7 +25,9 @@ def main():
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    model_folder = pick_model(args.model)
+    model_folder = args.model  # None = the bundled demo model
+    if args.model is None:
+        print("Using the bundled DEMONSTRATION model (simulated data; not for scientific conclusions).")
 
     # A simulated 8-s serotonergic recording written as an .abf file (stands in for your recording).
     abf = simulate_drn_recording("serotonergic", duration_s=8.0, seed=3).to_abf(out / "cell.abf")

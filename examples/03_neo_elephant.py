@@ -25,13 +25,6 @@ from spikeinterface_sero.datasets import simulate_drn_recording
 from spikeinterface_sero.neo_bridge import annotate_spiketrains
 
 
-def pick_model(model_arg):
-    """--model if given, else None: the bundled DEMONSTRATION model everywhere in the API."""
-    if model_arg is None:
-        print("Using the bundled DEMONSTRATION model (simulated data; not for scientific conclusions).")
-    return model_arg
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="sero_examples/03_neo_elephant", help="output folder")
@@ -39,7 +32,9 @@ def main():
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    model_folder = pick_model(args.model)
+    model_folder = args.model  # None = the bundled demo model
+    if args.model is None:
+        print("Using the bundled DEMONSTRATION model (simulated data; not for scientific conclusions).")
 
     # A simulated 8-s recording as an .abf file (stands in for yours), read with Neo's own Axon reader.
     abf = simulate_drn_recording("serotonergic", duration_s=8.0, seed=5).to_abf(out / "cell.abf")

@@ -23,13 +23,6 @@ from spikeinterface_sero import model
 from spikeinterface_sero.datasets import simulate_drn_recording, write_abf
 
 
-def pick_model(model_arg):
-    """--model if given, else None: the bundled DEMONSTRATION model everywhere in the API."""
-    if model_arg is None:
-        print("Using the bundled DEMONSTRATION model (simulated data; not for scientific conclusions).")
-    return model_arg
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="sero_examples/04_snippets_csv", help="output folder")
@@ -76,7 +69,9 @@ def main():
     (csv_dir / "A240108#001_trigger_1.csv").unlink()
 
     # Classify the cell from the CSV files: the paper's cell rule with a 95 % bootstrap interval.
-    folder = pick_model(args.model)
+    folder = args.model  # None = the bundled demo model
+    if args.model is None:
+        print("Using the bundled DEMONSTRATION model (simulated data; not for scientific conclusions).")
     ensemble = model.load_model(folder)
     table = ensemble.classify_cells(X, cells)
     print(table.to_string(float_format="%.3f"))
