@@ -122,8 +122,10 @@ class ComputeSerotonergic(AnalyzerExtension):
             params["model_kernels"] = [int(k) for k in ensemble.kernels]
         # any analyzer (adapt.py): what is resampled, flipped, re-aligned; a re-extraction of the waveforms
         # happens here, before anything of this extension is written
-        params["adaptation"] = _adaptation(self.sorting_analyzer, params, reextract=params["reextract"],
-                                           info_only=True)[2]
+        adapted = _adaptation(self.sorting_analyzer, params, reextract=params["reextract"], info_only=True)
+        params["adaptation"] = adapted[2]
+        # out-of-domain snippets were just built: keep them for _run instead of adapting twice
+        self._adapted = adapted if adapted[0] is not None else None
         return params
 
     # ------------------------------------------------------------------------------------------- helpers
@@ -139,7 +141,9 @@ class ComputeSerotonergic(AnalyzerExtension):
     def _classify(self, analyzer) -> dict:
         """Everything the extension stores, computed on ``analyzer`` (used by run, merge and split)."""
         from .features import add_sero_type, criteria_classify, features_from_sorting
-        snippets, domain = _analyzer_snippets(analyzer, self.params)
+        adapted = getattr(self, "_adapted", None) if analyzer is self.sorting_analyzer else None
+        self._adapted = None
+        snippets, domain = _analyzer_snippets(analyzer, self.params, adapted)
         unit_ids = list(analyzer.unit_ids)
         by_unit = {u: snippets.waveforms[snippets.unit_ids == str(u)] for u in unit_ids}
         durations = [analyzer.get_num_samples(s) / analyzer.sampling_frequency
@@ -325,12 +329,12 @@ def _adaptation(analyzer, params, reextract: bool = False, info_only: bool = Fal
                                    flip_positive=bool(params.get("flip_positive", False)), reextract=reextract)
 
 
-def _analyzer_snippets(analyzer, params):
+def _analyzer_snippets(analyzer, params, adapted=None):
     """(Snippets in the paper's format, domain: one label, or one per unit in ``analyzer.unit_ids`` order).
     Out-of-domain input gives one OutOfDomainWarning per call."""
     from .adapt import OutOfDomainWarning, out_of_domain_message
 
-    sn, domain, info = _adaptation(analyzer, params)
+    sn, domain, info = adapted if adapted is not None else _adaptation(analyzer, params)
     if info is None:
         return sn, domain
     if domain != "in_domain":
