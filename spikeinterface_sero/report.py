@@ -273,14 +273,21 @@ def _info_text(cell: dict, params: dict) -> str:
                 "atypical_non_serotonergic": "ATYPICAL NSER (criteria say SER)"}.get(sero_type, sero_type)
     method = params.get("method", "cnn")
     if method == "cnn":
-        model = (params.get("model_description") or "") or "model"
-        model = (model[:40] + "...") if len(model) > 43 else model
-        model += f" (kernels {','.join(map(str, params.get('model_kernels') or []))})"
+        ks = [int(k) for k in params.get("model_kernels") or []]
+        if params.get("model_is_demo"):
+            model = "DEMO (simulated data)"
+        else:
+            model = (params.get("model_description") or "") or "model"
+            model = (model[:22] + "...") if len(model) > 25 else model
+        if ks:
+            model += f", {len(ks)} x k{min(ks)}-{max(ks)}" if len(ks) > 1 else f", k{ks[0]}"
     else:
         model = "classical criteria (no CNN)"
     lines = [
         f"Label     {_SHORT[label]}",
         f"P(SER)    {_fmt(cp)}  [{_fmt(lo)}-{_fmt(hi)}] 95% CI" if np.isfinite(cp) else "P(SER)    -",
+        (f"Reliable  {'yes' if str(row.get('sero_reliable')) in ('True', '1') else 'NO (few spikes or CI spans 0.5)'}"
+         if np.isfinite(cp) and "sero_reliable" in row else None),
         f"Spikes    {n_cls} classified / {n_det} detected"
         + (f"\n          ({cell['n_dropped']} dropped at sweep edges)" if cell.get("n_dropped") else ""),
         f"          {_fmt(frac * 100, '.0f')} % of spikes have P > 0.5" if np.isfinite(frac) else None,
@@ -348,7 +355,7 @@ def plot_cell(cell: dict, params: dict, *, dpi: int = 100):
     ax_info.add_patch(FancyBboxPatch((0.0, 0.0), 1.0, 1.0, boxstyle="round,pad=0.01", transform=ax_info.transAxes,
                                      fc=_BACKGROUNDS[label], ec=colour, lw=1.5))
     ax_info.text(0.04, 0.96, _info_text(cell, params), transform=ax_info.transAxes, family="monospace",
-                 fontsize=8.6, va="top", ha="left")
+                 fontsize=8.0, va="top", ha="left")
     if cell["waveforms"].shape[0] == 0 and cell["times"].size == 0:
         ax_info.text(0.04, 0.04, "This cell has no spikes: no label can be given.", transform=ax_info.transAxes,
                      fontsize=9, color=COLOURS["error"], va="bottom")
