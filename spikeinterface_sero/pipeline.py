@@ -104,6 +104,8 @@ def classify_files(paths, *, n_jobs: int = 1, engine: str | None = None, schedul
         ``dask.distributed.Client``), as SpikeInterface's ``run_sorter_jobs``.
     """
     files = expand_inputs(paths)
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, (int, np.integer)) or n_jobs == 0:
+        raise SeroError(f"n_jobs must be a non-zero integer (1 = one process, -1 = every core), not {n_jobs!r}.")
     if engine is None:
         engine = "dask" if scheduler is not None else ("joblib" if n_jobs != 1 else "loop")
     if engine not in ("loop", "joblib", "dask"):

@@ -449,6 +449,8 @@ def create_analyzer(sorting, recording, *, max_spikes_per_cell: int | None = Non
     if abs(recording.sampling_frequency - SAMPLING_FREQUENCY) > 1e-6 * SAMPLING_FREQUENCY:
         raise SnippetError(f"The recording runs at {recording.sampling_frequency:g} Hz; the analyzer needs 40 kHz "
                            "so that ms_before=1, ms_after=3 give 40 + 120 samples. Use read_abf (it resamples).")
+    if max_spikes_per_cell is not None and int(max_spikes_per_cell) < 1:
+        raise SeroError(f"max_spikes_per_cell must be a positive integer or None, not {max_spikes_per_cell!r}.")
     job_kwargs = dict(n_jobs=n_jobs, progress_bar=progress_bar)
     analyzer = create_sorting_analyzer(sorting, recording, format=format, folder=folder, sparse=False,
                                        return_in_uV=True, overwrite=overwrite, job_kwargs=job_kwargs)

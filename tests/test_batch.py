@@ -97,3 +97,10 @@ def test_dask_cluster_gives_the_same_table(batch):
 def test_folder_without_abf_files_is_a_usage_error(tmp_path, capsys):
     assert cli.main(["classify", str(tmp_path), "--quiet"]) == 2  # a folder without .abf files
     assert "holds no .abf files" in capsys.readouterr().err
+
+
+def test_zero_n_jobs_is_a_usage_error_not_a_traceback(batch, capsys):
+    folder, model, root = batch
+    assert cli.main(["classify", str(folder / "a_cell.abf"), "--model", str(model), "--n-jobs", "0",
+                     "--quiet"]) == 2
+    assert "n_jobs must be a non-zero integer" in capsys.readouterr().err

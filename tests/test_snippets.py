@@ -127,6 +127,15 @@ def test_cap_per_cell_is_reproducible_and_keeps_all_triggers():
     assert set(a.trigger_samples) <= set(a.all_trigger_samples)
 
 
+
+def test_zero_cap_is_refused_for_the_analyzer_too():
+    # a cap of 0 used to give an analyzer without spikes: every cell silently 'undetermined'
+    from spikeinterface_sero.snippets import recording_to_analyzer
+
+    rec = numpy_recording(make_trace(spike_times_s=SPIKES, noise_pa=1.0))
+    with pytest.raises(SeroError, match="max_spikes_per_cell"):
+        recording_to_analyzer(rec, max_spikes_per_cell=0)
+
 def test_multi_segment_multi_channel_and_analyzer_waveforms_match():
     seg0 = np.c_[make_trace(duration_s=2.0, spike_times_s=[0.3, 1.1], seed=1),
                  make_trace(duration_s=2.0, spike_times_s=[0.5], seed=2)]
