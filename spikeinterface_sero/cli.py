@@ -70,6 +70,11 @@ def cmd_snippets(args) -> int:
     files = _expand_inputs(args.files)
     out = Path(args.out)
     fmt = args.format or ("npz" if out.suffix.lower() == ".npz" else "csv")
+    if fmt == "npz":
+        if out.suffix != ".npz":  # numpy adds it: name the file that is actually written
+            out = out.with_name(out.name + ".npz")
+        if out.exists() and not args.overwrite:
+            raise SeroError(f"{out} exists; pass --overwrite to replace it.")
     parts, failed = [], []
     for f in _progress(files, len(files), "snippets", not args.quiet):
         try:

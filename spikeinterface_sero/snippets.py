@@ -566,11 +566,14 @@ def write_snippet_csv_folder(snippets: Snippets, folder, *, overwrite: bool = Fa
     offsets = np.concatenate([[0], np.cumsum(np.round(np.asarray(snippets.segment_durations_s) * fs))]).astype(np.int64) \
         if snippets.segment_durations_s else np.zeros(1, np.int64)
     rel = np.arange(SNIPPET_LENGTH) - NBEFORE
-    for k in range(len(snippets)):
-        s = int(snippets.trigger_samples[k] + offsets[int(snippets.segment_index[k])])
-        path = folder / f"{snippets.cell_ids[k]}_trigger_{s}.csv"
-        if path.exists() and not overwrite:
-            raise SeroError(f"{path} exists; pass overwrite=True (CLI: --overwrite) or choose another folder.")
+    triggers = [int(snippets.trigger_samples[k] + offsets[int(snippets.segment_index[k])])
+                for k in range(len(snippets))]
+    paths = [folder / f"{snippets.cell_ids[k]}_trigger_{s}.csv" for k, s in enumerate(triggers)]
+    if not overwrite:  # check them all first: a refusal must not leave half the cell written
+        for path in paths:
+            if path.exists():
+                raise SeroError(f"{path} exists; pass overwrite=True (CLI: --overwrite) or choose another folder.")
+    for k, (s, path) in enumerate(zip(triggers, paths)):
         t = (s + rel) / fs
         body = "\n".join(f"{ti:.9g},{xi:.9g}" for ti, xi in zip(t, snippets.waveforms[k]))
         path.write_text(_CSV_HEADER + "\n" + body + "\n")

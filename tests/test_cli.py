@@ -45,6 +45,20 @@ def test_snippets_npz_and_csv(files, tmp_path, capsys):
     np.testing.assert_array_equal(X, sn.waveforms[sn.cell_ids == "A240101#001"])
 
 
+
+def test_snippets_npz_is_not_overwritten_silently(files, tmp_path, capsys):
+    a, b, _ = files
+    out = tmp_path / "s.npz"
+    assert main(["snippets", str(a), "--out", str(out), "--quiet"]) == 0
+    assert main(["snippets", str(b), "--out", str(out), "--quiet"]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert sorted(set(load_npz(out).cell_ids)) == ["A240101#001"]  # kept
+    assert main(["snippets", str(b), "--out", str(out), "--quiet", "--overwrite"]) == 0
+    assert sorted(set(load_npz(out).cell_ids)) == ["A240101#002"]
+    # --format npz without the suffix: the message names the file numpy writes
+    assert main(["snippets", str(a), "--out", str(tmp_path / "t"), "--format", "npz", "--quiet"]) == 0
+    assert str(tmp_path / "t.npz") in capsys.readouterr().out and (tmp_path / "t.npz").exists()
+
 def test_classify_writes_rows_and_error_rows(files, model_folder, tmp_path, capsys):
     a, b, bad = files
     out = tmp_path / "results.csv"

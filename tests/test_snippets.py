@@ -173,6 +173,20 @@ def test_csv_round_trip_is_exact(tmp_path):
         write_snippet_csv_folder(sn, tmp_path)
 
 
+
+def test_csv_refusal_writes_nothing(tmp_path):
+    # a clash on a later spike used to leave the earlier spikes of the cell written (mixed into another cell)
+    sn = recording_to_snippets(numpy_recording(make_trace(spike_times_s=SPIKES, noise_pa=2.0)))
+    write_snippet_csv_folder(sn, tmp_path)
+    last = sorted(tmp_path.iterdir(), key=lambda p: int(p.stem.rsplit("_", 1)[1]))[-1]
+    keep = last.read_text()
+    for p in tmp_path.iterdir():
+        if p != last:
+            p.unlink()
+    with pytest.raises(SeroError, match="exists"):
+        write_snippet_csv_folder(sn, tmp_path)
+    assert [p.name for p in tmp_path.iterdir()] == [last.name] and last.read_text() == keep
+
 def test_csv_reader_rejects_malformed_file(tmp_path):
     (tmp_path / "A1_trigger_100.csv").write_text("t,i\n" + "\n".join("0,1" for _ in range(150)))
     with pytest.raises(SnippetError, match="160-row"):
