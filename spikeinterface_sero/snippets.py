@@ -285,6 +285,8 @@ def recording_to_snippets(recording, params: DetectionParams | None = None, *, m
                            "spikeinterface.preprocessing.resample(recording, 40000).")
     if max_spikes_per_cell is not None and int(max_spikes_per_cell) < 1:
         raise SeroError(f"max_spikes_per_cell must be a positive integer or None, not {max_spikes_per_cell!r}.")
+    if max_spikes_per_cell is not None and isinstance(seed, (int, np.integer)) and seed < 0:
+        raise SeroError(f"seed must be a non-negative integer (numpy's rule), not {seed!r}.")
     channel_ids = [str(c) for c in recording.channel_ids]
     n_ch = len(channel_ids)
     if cell_ids is None:
@@ -451,6 +453,8 @@ def create_analyzer(sorting, recording, *, max_spikes_per_cell: int | None = Non
                            "so that ms_before=1, ms_after=3 give 40 + 120 samples. Use read_abf (it resamples).")
     if max_spikes_per_cell is not None and int(max_spikes_per_cell) < 1:
         raise SeroError(f"max_spikes_per_cell must be a positive integer or None, not {max_spikes_per_cell!r}.")
+    if max_spikes_per_cell is not None and isinstance(seed, (int, np.integer)) and seed < 0:
+        raise SeroError(f"seed must be a non-negative integer (numpy's rule), not {seed!r}.")
     job_kwargs = dict(n_jobs=n_jobs, progress_bar=progress_bar)
     analyzer = create_sorting_analyzer(sorting, recording, format=format, folder=folder, sparse=False,
                                        return_in_uV=True, overwrite=overwrite, job_kwargs=job_kwargs)

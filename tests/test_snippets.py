@@ -201,3 +201,14 @@ def test_npz_round_trip(tmp_path):
     np.testing.assert_array_equal(back.waveforms, sn.waveforms)
     np.testing.assert_array_equal(back.trigger_samples, sn.trigger_samples)
     assert back.detection == sn.detection and list(back.cell_ids) == list(sn.cell_ids)
+
+
+def test_negative_seed_is_a_sero_error():
+    # numpy's ValueError used to escape as a traceback (sero classify/snippets --max-spikes 5 --seed -1)
+    from spikeinterface_sero.snippets import recording_to_analyzer
+
+    rec = numpy_recording(make_trace(spike_times_s=SPIKES, noise_pa=1.0))
+    with pytest.raises(SeroError, match="seed"):
+        recording_to_snippets(rec, max_spikes_per_cell=2, seed=-1)
+    with pytest.raises(SeroError, match="seed"):
+        recording_to_analyzer(rec, max_spikes_per_cell=2, seed=-1)
