@@ -370,6 +370,9 @@ def read_abf(path, channel=None, *, allow_low_rate: bool = False, allow_any_unit
     if rec.sampling_frequency != SAMPLING_FREQUENCY:
         raise SamplingRateError(f"{path.name}: recorded at {fs:g} Hz, which cannot be resampled to 40 kHz closely "
                                 f"enough (got {rec.sampling_frequency:g} Hz). Resample it to 40 kHz in Clampfit.")
+    # cells of the file, not of this selection: picking channel 1 and then channel 3 of a 4-cell file must
+    # not give both the same cell id
+    n_cells = max(sum(u in CURRENT_UNITS_TO_PA for u in units.values()), len(chosen))
     rec.annotate(abf_path=str(path.resolve()), abf_version=round(version, 4), original_sampling_frequency=fs,
-                 resampled=bool(resampled))
+                 resampled=bool(resampled), abf_n_cell_channels=int(n_cells))
     return rec

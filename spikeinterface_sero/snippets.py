@@ -162,9 +162,18 @@ class Snippets:
 
 
 def cell_id(stem: str, channel_id, n_channels: int) -> str:
-    """The cell name of a recorded channel: the file stem (the authors' names, e.g. ``A140313#073``) for a
-    one-channel recording, ``<stem>_ch<id>`` when the file holds several cells."""
+    """The cell name of a recorded channel: the file stem (the authors' names, e.g. ``A140313#073``) when the
+    file holds one cell (one current channel), ``<stem>_ch<id>`` when it holds several (even if only one
+    of them is read)."""
     return str(stem) if n_channels == 1 else f"{stem}_ch{channel_id}"
+
+
+def _n_cell_channels(recording) -> int:
+    """How many cells (current channels) the source file holds: a cell is named by its channel whenever the
+    file holds several, even if only one was read."""
+    if "abf_n_cell_channels" in recording.get_annotation_keys():
+        return max(int(recording.get_annotation("abf_n_cell_channels")), recording.get_num_channels())
+    return recording.get_num_channels()
 
 
 def _recording_stem(recording) -> str:
@@ -291,7 +300,7 @@ def recording_to_snippets(recording, params: DetectionParams | None = None, *, m
     n_ch = len(channel_ids)
     if cell_ids is None:
         stem = _recording_stem(recording)
-        cell_ids = [cell_id(stem, c, n_ch) for c in channel_ids]
+        cell_ids = [cell_id(stem, c, _n_cell_channels(recording)) for c in channel_ids]
     sign = -1.0 if params.polarity == "negative" else 1.0
     block = int(round(_BLOCK_MS * fs / 1000.0))
     chunk = max(block, int(chunk_duration_s * fs) // block * block)
@@ -435,7 +444,7 @@ def snippets_to_sorting(snippets: Snippets, recording):
     sorting = NumpySorting.from_samples_and_labels(samples_list, labels_list, recording.sampling_frequency,
                                                    unit_ids=np.array(unit_ids))
     stem = _recording_stem(recording)
-    cells = [cell_id(stem, u, len(unit_ids)) for u in unit_ids]
+    cells = [cell_id(stem, u, _n_cell_channels(recording)) for u in unit_ids]
     sorting.set_property("cell_id", cells)
     sorting.set_property("n_dropped_edge", np.array([int(snippets.n_dropped_edge.get(c, 0)) for c in cells]))
     return sorting

@@ -189,3 +189,13 @@ def test_every_shared_file_gives_snippets_or_one_clear_error(path):
         return
     assert sn.waveforms.ndim == 2 and sn.waveforms.shape[1] == 160
     assert np.isfinite(sn.waveforms).all()
+
+
+def test_cell_ids_name_the_channel_when_the_file_holds_several_cells(tmp_path):
+    x = make_trace(duration_s=0.5, spike_times_s=[0.2])
+    vm = np.linspace(-60, -59, x.size).astype(np.float32)
+    multi = write_abf(tmp_path / "four.abf", np.c_[x, x, x, x], FS, data_format="float32")
+    one = abf_to_snippets(multi, channel="1").cell_ids.tolist() + abf_to_snippets(multi, channel="3").cell_ids.tolist()
+    assert one == ["four_ch1", "four_ch3"]  # picking one channel at a time gives distinct cells
+    single = write_abf(tmp_path / "A1#001.abf", np.c_[vm, x], FS, units=["mV", "pA"], data_format="float32")
+    assert abf_to_snippets(single).cell_ids.tolist() == ["A1#001"]  # one current channel: the authors' name
