@@ -24,12 +24,15 @@ import numpy as np  # noqa: E402
 
 
 def spikes(n: int, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    x = np.arange(160)
-    w = rng.uniform(4, 14, (n, 1))
-    cur = -rng.uniform(60, 250, (n, 1)) * np.exp(-(((x - 44) / w) ** 2))
-    cur += rng.uniform(10, 60, (n, 1)) * np.exp(-(((x - 44 - 2.5 * w) / (1.5 * w)) ** 2))
-    return (cur + rng.normal(0, 5, (n, 160))).astype(np.float32)
+    """n action-current snippets (pA) cut from the project's simulated DRN recordings of all three cell
+    types, repeated up to n."""
+    from spikeinterface_sero.datasets import simulate_drn_recording
+    from spikeinterface_sero.snippets import recording_to_snippets
+
+    parts = [recording_to_snippets(simulate_drn_recording(t, duration_s=30.0, seed=seed + i).to_recording()).waveforms
+             for i, t in enumerate(("serotonergic", "atypical_serotonergic", "non_serotonergic"))]
+    x = np.concatenate(parts)
+    return np.resize(x, (n, x.shape[1])).astype(np.float32)
 
 
 def interleaved_best(fns: dict, repeats: int) -> dict:

@@ -508,7 +508,7 @@ def features_from_sorting(
             raise DataError("segment_durations_s must not be negative.")
     t_starts = np.array([float(sorting.get_start_time(k)) for k in range(n_segments)])
     ids = list(sorting.get_unit_ids()) if unit_ids is None else list(unit_ids)
-    rows = {}
+    trains_by_unit = {}
     for unit_id in ids:
         times = [
             np.asarray(
@@ -519,19 +519,13 @@ def features_from_sorting(
             for k in range(n_segments)
         ]
         try:
-            trains = spike_trains_for_cell(
+            trains_by_unit[unit_id] = spike_trains_for_cell(
                 times, t_starts, t_starts + durations, sampling_frequency=fs_sorting, unit_id=str(unit_id)
             )
         except DataError as exc:
             raise DataError(f"unit {unit_id!r}: {exc}") from None
-        rows[unit_id] = cell_features(
-            trains,
-            _lookup(snippets_by_unit, unit_id),
-            sampling_frequency=sampling_frequency,
-            polarity=polarity,
-            method=method,
-        )
-    return _table(rows, "unit_id")
+    return features_table(trains_by_unit, snippets_by_unit, sampling_frequency=sampling_frequency,
+                          polarity=polarity, method=method, index_name="unit_id")
 
 
 # --------------------------------------------------------------------------------------------------
