@@ -53,8 +53,9 @@ def action_current(t_ms: np.ndarray, amp: float, width_ms: float, udi_ms: float)
     return neg + pos
 
 
-def synthetic_trace(duration_s: float, rate_hz: float = 10 / 3, seed: int = 0, noise_pa: float = 4.0,
-                    chunk_s: float = 60.0) -> tuple[np.ndarray, int]:
+def synthetic_trace(
+    duration_s: float, rate_hz: float = 10 / 3, seed: int = 0, noise_pa: float = 4.0, chunk_s: float = 60.0
+) -> tuple[np.ndarray, int]:
     """(float32 trace in pA at 40 kHz, number of spikes). Offset -30 pA, drift (two slow sines and a
     random walk), white noise, spikes with gamma-distributed intervals (CV ~0.3, 3 ms refractory),
     amplitudes 80-300 pA. Built in chunks, so only the float32 result is of the recording's size."""
@@ -75,8 +76,13 @@ def synthetic_trace(duration_s: float, rate_hz: float = 10 / 3, seed: int = 0, n
         t = np.arange(lo, hi, dtype=np.float64) / FS
         w = walk + np.cumsum(rng.normal(0.0, 0.02, hi - lo))  # slow random walk, pA
         walk = float(w[-1])
-        x[lo:hi] = (-30.0 + 12.0 * np.sin(2 * np.pi * 0.05 * t) + 4.0 * np.sin(2 * np.pi * 0.7 * t)
-                    + np.clip(w, -40, 40) + rng.normal(0.0, noise_pa, hi - lo)).astype(np.float32)
+        x[lo:hi] = (
+            -30.0
+            + 12.0 * np.sin(2 * np.pi * 0.05 * t)
+            + 4.0 * np.sin(2 * np.pi * 0.7 * t)
+            + np.clip(w, -40, 40)
+            + rng.normal(0.0, noise_pa, hi - lo)
+        ).astype(np.float32)
     # spikes: one template per cell, jittered amplitude per spike
     t_ms = (np.arange(-160, 240) / FS) * 1000.0
     width, udi = rng.uniform(0.08, 0.15), rng.uniform(0.6, 1.2)
@@ -132,11 +138,14 @@ def model_folder(workdir=DEFAULT_WORKDIR, model=None) -> tuple[Path, str]:
             pass
     folder = Path(workdir) / "random12_model"
     if not (folder / "model_info.json").is_file():
-        code = ("import sys; from spikeinterface_sero import model as M; "
-                "M.save_model(M.random_ensemble(), sys.argv[1], description='benchmark: 12 untrained random "
-                "members (kernels 20-31)', demo=False, overwrite=True)")
-        subprocess.run([sys.executable, "-c", code, str(folder)], check=True,
-                       env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+        code = (
+            "import sys; from spikeinterface_sero import model as M; "
+            "M.save_model(M.random_ensemble(), sys.argv[1], description='benchmark: 12 untrained random "
+            "members (kernels 20-31)', demo=False, overwrite=True)"
+        )
+        subprocess.run(
+            [sys.executable, "-c", code, str(folder)], check=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+        )
     return folder, "random ensemble (untrained)"
 
 
@@ -209,9 +218,15 @@ def run(minutes: float = 10.0, rate_hz: float = 10 / 3, workdir=DEFAULT_WORKDIR,
     total_warm = pre + t["inference_warm"]
     return {
         "benchmark": "end_to_end",
-        "file": str(path), "file_mb": path.stat().st_size / 1e6, "minutes": minutes,
-        "n_spikes_true": n_true, "n_spikes_detected": int(len(snips)), "n_spikes_classified": n_spikes,
-        "label": str(units["sero_label"].iloc[0]), "model": model_kind, "n_members": len(ens.members),
+        "file": str(path),
+        "file_mb": path.stat().st_size / 1e6,
+        "minutes": minutes,
+        "n_spikes_true": n_true,
+        "n_spikes_detected": int(len(snips)),
+        "n_spikes_classified": n_spikes,
+        "label": str(units["sero_label"].iloc[0]),
+        "model": model_kind,
+        "n_members": len(ens.members),
         "stages_s": t,
         "before_inference_s": pre,
         "inference_with_loading_s": infer_cold,
@@ -230,20 +245,44 @@ def summary_rows(r: dict) -> list[dict]:
     s = r["stages_s"]
     rows = [dict(name="end_to_end", metric=f"{k} (s)", value=v, target="", passed=None) for k, v in s.items()]
     rows += [
-        dict(name="end_to_end", metric="model", value=f"{r['model']}, {r['n_members']} members", target="",
-             passed=None),
-        dict(name="end_to_end", metric="spikes detected / true", value=f"{r['n_spikes_detected']} / "
-             f"{r['n_spikes_true']}", target="", passed=None),
-        dict(name="end_to_end", metric="total with model loading (s)", value=r["total_with_loading_s"], target="",
-             passed=None),
-        dict(name="end_to_end", metric="total without model loading (s)", value=r["total_without_loading_s"],
-             target="", passed=None),
-        dict(name="end_to_end", metric="before-inference share, with loading",
-             value=r["before_inference_share_with_loading"], target="< 0.30",
-             passed=r["before_inference_share_with_loading"] < r["target_share"]),
-        dict(name="end_to_end", metric="before-inference share, without loading",
-             value=r["before_inference_share_without_loading"], target="< 0.30",
-             passed=r["before_inference_share_without_loading"] < r["target_share"]),
+        dict(
+            name="end_to_end", metric="model", value=f"{r['model']}, {r['n_members']} members", target="", passed=None
+        ),
+        dict(
+            name="end_to_end",
+            metric="spikes detected / true",
+            value=f"{r['n_spikes_detected']} / {r['n_spikes_true']}",
+            target="",
+            passed=None,
+        ),
+        dict(
+            name="end_to_end",
+            metric="total with model loading (s)",
+            value=r["total_with_loading_s"],
+            target="",
+            passed=None,
+        ),
+        dict(
+            name="end_to_end",
+            metric="total without model loading (s)",
+            value=r["total_without_loading_s"],
+            target="",
+            passed=None,
+        ),
+        dict(
+            name="end_to_end",
+            metric="before-inference share, with loading",
+            value=r["before_inference_share_with_loading"],
+            target="< 0.30",
+            passed=r["before_inference_share_with_loading"] < r["target_share"],
+        ),
+        dict(
+            name="end_to_end",
+            metric="before-inference share, without loading",
+            value=r["before_inference_share_without_loading"],
+            target="< 0.30",
+            passed=r["before_inference_share_without_loading"] < r["target_share"],
+        ),
     ]
     return rows
 
@@ -251,22 +290,27 @@ def summary_rows(r: dict) -> list[dict]:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--minutes", type=float, default=10.0, help="recording length (default 10)")
-    ap.add_argument("--rate-hz", type=float, default=10 / 3, help="mean firing rate (default 3.33: ~2000 spikes "
-                                                                  "in 10 min)")
+    ap.add_argument(
+        "--rate-hz", type=float, default=10 / 3, help="mean firing rate (default 3.33: ~2000 spikes in 10 min)"
+    )
     ap.add_argument("--model", default=None, help="model folder (default: demo model, else random 12 members)")
     ap.add_argument("--workdir", default=str(DEFAULT_WORKDIR), help="where generated files are cached")
     ap.add_argument("--json", default=None, metavar="OUT", help="also write the results as JSON")
     args = ap.parse_args(argv)
     r = run(args.minutes, args.rate_hz, args.workdir, args.model)
-    print(f"{r['minutes']:g} min, {r['file_mb']:.0f} MB int16 ABF, {r['n_spikes_detected']} spikes detected "
-          f"({r['n_spikes_true']} simulated), model: {r['model']}; {r['machine']}")
+    print(
+        f"{r['minutes']:g} min, {r['file_mb']:.0f} MB int16 ABF, {r['n_spikes_detected']} spikes detected "
+        f"({r['n_spikes_true']} simulated), model: {r['model']}; {r['machine']}"
+    )
     print(f"{'stage':<22}{'seconds':>9}")
     for k, v in r["stages_s"].items():
         print(f"{k:<22}{v:>9.3f}")
-    print(f"before inference: {r['before_inference_s']:.2f} s = {100 * r['before_inference_share_with_loading']:.1f} % "
-          f"of {r['total_with_loading_s']:.2f} s with model loading (TF import + load + first prediction), "
-          f"{100 * r['before_inference_share_without_loading']:.1f} % of {r['total_without_loading_s']:.2f} s "
-          f"without (warm prediction); target < 30 %")
+    print(
+        f"before inference: {r['before_inference_s']:.2f} s = {100 * r['before_inference_share_with_loading']:.1f} % "
+        f"of {r['total_with_loading_s']:.2f} s with model loading (TF import + load + first prediction), "
+        f"{100 * r['before_inference_share_without_loading']:.1f} % of {r['total_without_loading_s']:.2f} s "
+        f"without (warm prediction); target < 30 %"
+    )
     if args.json:
         Path(args.json).write_text(json.dumps(r, indent=2))
     return 0

@@ -29,8 +29,10 @@ def spikes(n: int, seed: int = 0) -> np.ndarray:
     from spikeinterface_sero.datasets import simulate_drn_recording
     from spikeinterface_sero.snippets import recording_to_snippets
 
-    parts = [recording_to_snippets(simulate_drn_recording(t, duration_s=30.0, seed=seed + i).to_recording()).waveforms
-             for i, t in enumerate(("serotonergic", "atypical_serotonergic", "non_serotonergic"))]
+    parts = [
+        recording_to_snippets(simulate_drn_recording(t, duration_s=30.0, seed=seed + i).to_recording()).waveforms
+        for i, t in enumerate(("serotonergic", "atypical_serotonergic", "non_serotonergic"))
+    ]
     x = np.concatenate(parts)
     return np.resize(x, (n, x.shape[1])).astype(np.float32)
 
@@ -70,31 +72,55 @@ def main(argv=None) -> int:
     M.predict_members_naive(ens, x[:64], batch_size=args.naive_batch_size)
 
     big = f"naive predict, batch {args.naive_batch_size}" + (" (again)" if args.naive_batch_size == 32 else "")
-    timed = interleaved_best({
-        "naive predict, batch 32": lambda: M.predict_members_naive(ens, x, batch_size=32),
-        big: lambda: M.predict_members_naive(ens, x, batch_size=args.naive_batch_size),
-        f"fused, batch {args.batch_size}": lambda: ens.predict_members(x, batch_size=args.batch_size),
-    }, args.repeats)
+    timed = interleaved_best(
+        {
+            "naive predict, batch 32": lambda: M.predict_members_naive(ens, x, batch_size=32),
+            big: lambda: M.predict_members_naive(ens, x, batch_size=args.naive_batch_size),
+            f"fused, batch {args.batch_size}": lambda: ens.predict_members(x, batch_size=args.batch_size),
+        },
+        args.repeats,
+    )
     (t_naive, naive), (t_naive_big, _), (t_fused, fused) = timed.values()
     n = args.n_spikes
-    rows = [{"path": name, "seconds": t, "spikes_per_s": n / t, "speedup_vs_naive32": t_naive / t,
-             "max_abs_diff_vs_naive32": float(np.abs(out - naive).max())} for name, (t, out) in timed.items()]
+    rows = [
+        {
+            "path": name,
+            "seconds": t,
+            "spikes_per_s": n / t,
+            "speedup_vs_naive32": t_naive / t,
+            "max_abs_diff_vs_naive32": float(np.abs(out - naive).max()),
+        }
+        for name, (t, out) in timed.items()
+    ]
 
     cons_diff = float(np.abs(fused.mean(axis=1) - naive.mean(axis=1)).max())
-    print(f"{len(ens.members)} members, kernels {ens.kernels[0]}-{ens.kernels[-1]}, {n} spikes, "
-          f"TensorFlow {tf.__version__}, {os.cpu_count()} CPU cores")
+    print(
+        f"{len(ens.members)} members, kernels {ens.kernels[0]}-{ens.kernels[-1]}, {n} spikes, "
+        f"TensorFlow {tf.__version__}, {os.cpu_count()} CPU cores"
+    )
     print(f"{'path':<28}{'seconds':>9}{'spikes/s':>11}{'speedup':>9}{'max |diff|':>12}")
     for r in rows:
-        print(f"{r['path']:<28}{r['seconds']:>9.3f}{r['spikes_per_s']:>11.0f}{r['speedup_vs_naive32']:>8.1f}x"
-              f"{r['max_abs_diff_vs_naive32']:>12.2e}")
+        print(
+            f"{r['path']:<28}{r['seconds']:>9.3f}{r['spikes_per_s']:>11.0f}{r['speedup_vs_naive32']:>8.1f}x"
+            f"{r['max_abs_diff_vs_naive32']:>12.2e}"
+        )
     print(f"fused vs naive (large batch): {t_naive_big / t_fused:.1f}x; consensus max |diff| {cons_diff:.2e}")
     result = {
-        "n_spikes": n, "n_members": len(ens.members), "kernels": list(ens.kernels),
-        "model": args.model or "random (seed 0)", "fused_spikes_per_s": n / t_fused,
-        "naive_spikes_per_s": n / t_naive, "naive_large_batch_spikes_per_s": n / t_naive_big,
-        "speedup_vs_naive": t_naive / t_fused, "speedup_vs_naive_large_batch": t_naive_big / t_fused,
-        "max_abs_diff": rows[-1]["max_abs_diff_vs_naive32"], "consensus_max_abs_diff": cons_diff, "rows": rows,
-        "tensorflow": tf.__version__, "cpu_count": os.cpu_count(), "platform": platform.platform(),
+        "n_spikes": n,
+        "n_members": len(ens.members),
+        "kernels": list(ens.kernels),
+        "model": args.model or "random (seed 0)",
+        "fused_spikes_per_s": n / t_fused,
+        "naive_spikes_per_s": n / t_naive,
+        "naive_large_batch_spikes_per_s": n / t_naive_big,
+        "speedup_vs_naive": t_naive / t_fused,
+        "speedup_vs_naive_large_batch": t_naive_big / t_fused,
+        "max_abs_diff": rows[-1]["max_abs_diff_vs_naive32"],
+        "consensus_max_abs_diff": cons_diff,
+        "rows": rows,
+        "tensorflow": tf.__version__,
+        "cpu_count": os.cpu_count(),
+        "platform": platform.platform(),
         "python": sys.version.split()[0],
     }
     if args.json:

@@ -186,12 +186,19 @@ def run(minutes=(1.0, 60.0), workdir=None, model=None, stages: bool = True, pred
         runs.append(r)
     short, long_ = runs[0], runs[-1]
     diff = long_["peak_rss_mb"] - short["peak_rss_mb"]
-    out = {"benchmark": "memory", "model": kind, "predict_batch": predict_batch, "runs": runs, "diff_mb": diff,
-           "target_mb": TARGET_MB,
-           "passed": diff < TARGET_MB,
-           "diff_anon_mb": long_["peak_anon_mb"] - short["peak_anon_mb"],
-           "diff_file_mb": long_["peak_file_mb"] - short["peak_file_mb"]}
+    out = {
+        "benchmark": "memory",
+        "model": kind,
+        "predict_batch": predict_batch,
+        "runs": runs,
+        "diff_mb": diff,
+        "target_mb": TARGET_MB,
+        "passed": diff < TARGET_MB,
+        "diff_anon_mb": long_["peak_anon_mb"] - short["peak_anon_mb"],
+        "diff_file_mb": long_["peak_file_mb"] - short["peak_file_mb"],
+    }
     if stages:
+
         def before(x):  # peak of the stages before inference (read, detect, waveforms)
             return max(v.get("VmRSS", 0.0) for k, v in x["stages"].items() if k != "classify")
 
@@ -206,31 +213,75 @@ def run(minutes=(1.0, 60.0), workdir=None, model=None, stages: bool = True, pred
 def summary_rows(r: dict) -> list[dict]:
     rows = []
     for x in r["runs"]:
-        rows.append(dict(name="memory", metric=f"peak RSS, {x['minutes']:g}-min file ({x['file_mb']:.0f} MB) (MB)",
-                         value=x["peak_rss_mb"], target="", passed=None))
-    rows.append(dict(name="memory", metric="peak RSS difference, long - short (MB)", value=r["diff_mb"],
-                     target=f"< {r['target_mb']:g}", passed=r["passed"]))
-    rows.append(dict(name="memory", metric="  of which heap (RssAnon) / file-mapped (RssFile) (MB)",
-                     value=f"{r['diff_anon_mb']:.1f} / {r['diff_file_mb']:.1f}", target="", passed=None))
+        rows.append(
+            dict(
+                name="memory",
+                metric=f"peak RSS, {x['minutes']:g}-min file ({x['file_mb']:.0f} MB) (MB)",
+                value=x["peak_rss_mb"],
+                target="",
+                passed=None,
+            )
+        )
+    rows.append(
+        dict(
+            name="memory",
+            metric="peak RSS difference, long - short (MB)",
+            value=r["diff_mb"],
+            target=f"< {r['target_mb']:g}",
+            passed=r["passed"],
+        )
+    )
+    rows.append(
+        dict(
+            name="memory",
+            metric="  of which heap (RssAnon) / file-mapped (RssFile) (MB)",
+            value=f"{r['diff_anon_mb']:.1f} / {r['diff_file_mb']:.1f}",
+            target="",
+            passed=None,
+        )
+    )
     if "diff_before_inference_mb" in r:
-        rows.append(dict(name="memory", metric="  difference, read+detect+waveforms stages (MB)",
-                         value=r["diff_before_inference_mb"], target=f"< {r['target_mb']:g}",
-                         passed=r["diff_before_inference_mb"] < r["target_mb"]))
-        rows.append(dict(name="memory", metric="  difference, inference stage (MB)",
-                         value=r["diff_inference_stage_mb"], target="", passed=None))
+        rows.append(
+            dict(
+                name="memory",
+                metric="  difference, read+detect+waveforms stages (MB)",
+                value=r["diff_before_inference_mb"],
+                target=f"< {r['target_mb']:g}",
+                passed=r["diff_before_inference_mb"] < r["target_mb"],
+            )
+        )
+        rows.append(
+            dict(
+                name="memory",
+                metric="  difference, inference stage (MB)",
+                value=r["diff_inference_stage_mb"],
+                target="",
+                passed=None,
+            )
+        )
     return rows
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--minutes", type=float, nargs="+", default=[1.0, 60.0],
-                    help="recording lengths; the first and last are compared (default 1 60)")
+    ap.add_argument(
+        "--minutes",
+        type=float,
+        nargs="+",
+        default=[1.0, 60.0],
+        help="recording lengths; the first and last are compared (default 1 60)",
+    )
     ap.add_argument("--model", default=None, help="model folder (default: demo model, else random 12 members)")
     ap.add_argument("--workdir", default=None, help="where generated files are cached")
     ap.add_argument("--no-stages", action="store_true", help="skip the stage-by-stage pass")
     ap.add_argument("--json", default=None, metavar="OUT", help="also write the results as JSON")
-    ap.add_argument("--predict-batch", type=int, default=None, metavar="N",
-                    help="diagnostic: cap Ensemble.predict_members' batch size at N in the measured processes")
+    ap.add_argument(
+        "--predict-batch",
+        type=int,
+        default=None,
+        metavar="N",
+        help="diagnostic: cap Ensemble.predict_members' batch size at N in the measured processes",
+    )
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--stages", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -238,23 +289,37 @@ def main(argv=None) -> int:
         print(json.dumps(child(args.child, args.model, args.stages, args.predict_batch)))
         return 0
     r = run(tuple(args.minutes), args.workdir, args.model, stages=not args.no_stages, predict_batch=args.predict_batch)
-    print(f"model: {r['model']}" + (f"; predict_members batch size capped at {r['predict_batch']}"
-                                    if r["predict_batch"] else ""))
-    print(f"{'file':<14}{'MB':>6}{'spikes':>8}{'seconds':>9}{'setup':>9}{'maxrss':>9}{'anon':>9}{'file-map':>10}"
-          "   (MB; setup = after imports + model load)")
+    print(
+        f"model: {r['model']}"
+        + (f"; predict_members batch size capped at {r['predict_batch']}" if r["predict_batch"] else "")
+    )
+    print(
+        f"{'file':<14}{'MB':>6}{'spikes':>8}{'seconds':>9}{'setup':>9}{'maxrss':>9}{'anon':>9}{'file-map':>10}"
+        "   (MB; setup = after imports + model load)"
+    )
     for x in r["runs"]:
-        print(f"{x['minutes']:>5g} min     {x['file_mb']:>6.0f}{x['n_spikes']:>8}{x['seconds']:>9.1f}"
-              f"{x['maxrss_after_setup_mb']:>9.0f}{x['peak_rss_mb']:>9.0f}{x['peak_anon_mb']:>9.0f}"
-              f"{x['peak_file_mb']:>10.0f}")
+        print(
+            f"{x['minutes']:>5g} min     {x['file_mb']:>6.0f}{x['n_spikes']:>8}{x['seconds']:>9.1f}"
+            f"{x['maxrss_after_setup_mb']:>9.0f}{x['peak_rss_mb']:>9.0f}{x['peak_anon_mb']:>9.0f}"
+            f"{x['peak_file_mb']:>10.0f}"
+        )
         if "stages" in x:
-            print("    stage peaks (RSS / anon / file-mapped): " + ", ".join(
-                f"{k} {v.get('VmRSS', 0):.0f}/{v.get('RssAnon', 0):.0f}/{v.get('RssFile', 0):.0f}"
-                for k, v in x["stages"].items()))
-    print(f"difference {r['diff_mb']:.1f} MB (heap {r['diff_anon_mb']:.1f}, file-mapped {r['diff_file_mb']:.1f}); "
-          f"target < {r['target_mb']:g} MB: {'PASS' if r['passed'] else 'FAIL'}")
+            print(
+                "    stage peaks (RSS / anon / file-mapped): "
+                + ", ".join(
+                    f"{k} {v.get('VmRSS', 0):.0f}/{v.get('RssAnon', 0):.0f}/{v.get('RssFile', 0):.0f}"
+                    for k, v in x["stages"].items()
+                )
+            )
+    print(
+        f"difference {r['diff_mb']:.1f} MB (heap {r['diff_anon_mb']:.1f}, file-mapped {r['diff_file_mb']:.1f}); "
+        f"target < {r['target_mb']:g} MB: {'PASS' if r['passed'] else 'FAIL'}"
+    )
     if "diff_before_inference_mb" in r:
-        print(f"  peak difference in read + detect + waveforms: {r['diff_before_inference_mb']:.1f} MB; "
-              f"in the inference stage: {r['diff_inference_stage_mb']:.1f} MB")
+        print(
+            f"  peak difference in read + detect + waveforms: {r['diff_before_inference_mb']:.1f} MB; "
+            f"in the inference stage: {r['diff_inference_stage_mb']:.1f} MB"
+        )
     if args.json:
         Path(args.json).write_text(json.dumps(r, indent=2))
     return 0

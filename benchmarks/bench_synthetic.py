@@ -66,8 +66,14 @@ def main(argv=None) -> int:
     smooth_rate = args.n_spikes / (time.perf_counter() - t0)
     gen = SyntheticGenerator(S, y, masks, seed=0)
 
-    results = {"n_spikes": args.n_spikes, "n_masks": args.n_masks, "smooth3_snippets_per_s": smooth_rate,
-               "sample": {}, "batch": {}, "stream": {}}
+    results = {
+        "n_spikes": args.n_spikes,
+        "n_masks": args.n_masks,
+        "smooth3_snippets_per_s": smooth_rate,
+        "sample": {},
+        "batch": {},
+        "stream": {},
+    }
     print(f"{'what':<44}{'batch':>8}{'snippets/s':>16}")
     for n in (64, 256, 1024, 8192, 65536):
         out = np.empty((n, 160), np.float32)
@@ -82,8 +88,16 @@ def main(argv=None) -> int:
         print(f"{'generator.batch (seeded per batch)':<44}{n:>8}{v:>16,.0f}")
     names = [f"k{k}" for k in range(20, 32)]
     for n in (64, 1024):
-        stream = make_training_stream(X[:0], y[:0], generator=gen, n_synthetic=n * 1000, batch_size=n, seed=0,
-                                      to_input=to_member_input, output_names=names)
+        stream = make_training_stream(
+            X[:0],
+            y[:0],
+            generator=gen,
+            n_synthetic=n * 1000,
+            batch_size=n,
+            seed=0,
+            to_input=to_member_input,
+            output_names=names,
+        )
         counter = iter(range(10**12))
         v = rate(lambda stream=stream, c=counter: stream[next(c) % len(stream)], n, args.seconds)
         results["stream"][n] = v
@@ -91,10 +105,11 @@ def main(argv=None) -> int:
     best = max(results["sample"].values())
     at64 = results["batch"][64]
     print(f"\nsmooth3: {smooth_rate:,.0f} snippets/s (once per training set)")
-    print(f"generator peak {best:,.0f} snippets/s; at the training batch size 64: {at64:,.0f} snippets/s "
-          f"(target >= 1,000,000: {'met' if best >= 1e6 else 'NOT met'})")
-    results["platform"] = {"python": sys.version.split()[0], "machine": platform.machine(),
-                           "cpus": os.cpu_count()}
+    print(
+        f"generator peak {best:,.0f} snippets/s; at the training batch size 64: {at64:,.0f} snippets/s "
+        f"(target >= 1,000,000: {'met' if best >= 1e6 else 'NOT met'})"
+    )
+    results["platform"] = {"python": sys.version.split()[0], "machine": platform.machine(), "cpus": os.cpu_count()}
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1)

@@ -76,8 +76,17 @@ def fused_end_to_end(X, y, kernels, epochs, batch_size):
 
     ds = dataset_from_arrays(X, y, [f"c{v}{i % 8}" for i, v in enumerate(y)])
     t0 = clock()
-    train_ensemble(ds, None, kernels=kernels, epochs=epochs, batch_size=batch_size, early_stopping="none",
-                   progress_bar=False, seed=0, deterministic=False)
+    train_ensemble(
+        ds,
+        None,
+        kernels=kernels,
+        epochs=epochs,
+        batch_size=batch_size,
+        early_stopping="none",
+        progress_bar=False,
+        seed=0,
+        deterministic=False,
+    )
     return since(t0)
 
 
@@ -96,18 +105,16 @@ def steady_state(X, y, kernels, batch_size, rounds, bf16):
     for label, precision in [("fused", "float32")] + ([("fused bf16", "mixed_bfloat16")] if bf16 else []):
         fused, _ = build_fused_model(kernels, precision=precision)
         compile_fused(fused, kernels)
-        stream = make_training_stream(X, y, batch_size=batch_size, seed=0, to_input=to_member_input,
-                                      output_names=names)
+        stream = make_training_stream(X, y, batch_size=batch_size, seed=0, to_input=to_member_input, output_names=names)
         fused.fit(stream, epochs=1, verbose=0)  # build + trace
-        paths[label] = (lambda f=fused, s=stream: f.fit(s, epochs=1, verbose=0))
+        paths[label] = lambda f=fused, s=stream: f.fit(s, epochs=1, verbose=0)
     members = []
     for k in kernels:
         m = build_member(k)
         m.compile(optimizer=keras.optimizers.Adam(), loss="binary_crossentropy", metrics=["accuracy"])
         m.fit(x4[: 2 * batch_size], t[: 2 * batch_size], epochs=1, batch_size=batch_size, verbose=0)
         members.append(m)
-    paths["naive"] = lambda: [m.fit(x4, t, epochs=1, batch_size=batch_size, shuffle=True, verbose=0)
-                              for m in members]
+    paths["naive"] = lambda: [m.fit(x4, t, epochs=1, batch_size=batch_size, shuffle=True, verbose=0) for m in members]
     best = {p: (np.inf, np.inf) for p in paths}
     for _ in range(rounds):
         for p, fn in paths.items():
@@ -138,8 +145,10 @@ def main(argv=None) -> int:
     n, E = args.n_spikes, args.epochs
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
     gpus = tf.config.list_physical_devices("GPU")
-    print(f"{len(kernels)} members (kernels {kernels[0]}-{kernels[-1]}), {n} spikes x {E} epochs, batch "
-          f"{args.batch_size}; {os.cpu_count()} CPUs, {'GPU' if gpus else 'no GPU'}, load average {load}")
+    print(
+        f"{len(kernels)} members (kernels {kernels[0]}-{kernels[-1]}), {n} spikes x {E} epochs, batch "
+        f"{args.batch_size}; {os.cpu_count()} CPUs, {'GPU' if gpus else 'no GPU'}, load average {load}"
+    )
 
     rows = {"fused": {}, "naive": {}}
     print("end to end ...", flush=True)
@@ -149,8 +158,10 @@ def main(argv=None) -> int:
     for p, v in steady_state(X, y, kernels, args.batch_size, args.rounds, args.bf16).items():
         rows.setdefault(p, {})["steady_epoch"] = v
 
-    print(f"\n{'path':<12}{'end-to-end wall s':>18}{'cpu s':>8}{'samples/s':>11}"
-          f"{'epoch wall s':>14}{'cpu s':>8}{'samples/s':>11}{'per cpu s':>11}")
+    print(
+        f"\n{'path':<12}{'end-to-end wall s':>18}{'cpu s':>8}{'samples/s':>11}"
+        f"{'epoch wall s':>14}{'cpu s':>8}{'samples/s':>11}{'per cpu s':>11}"
+    )
     for p, r in rows.items():
         e2e = r.get("end_to_end")
         st = r["steady_epoch"]
@@ -160,15 +171,29 @@ def main(argv=None) -> int:
         e2e_txt = f"{e2e[0]:>18.1f}{e2e[1]:>8.1f}{n * E / e2e[0]:>11.0f}" if e2e else f"{'-':>18}{'-':>8}{'-':>11}"
         print(f"{p:<12}{e2e_txt}{st[0]:>14.2f}{st[1]:>8.2f}{n / st[0]:>11.0f}{n / st[1]:>11.0f}")
     f, v = rows["fused"], rows["naive"]
-    print(f"\nfused vs naive: end to end x{v['end_to_end'][0] / f['end_to_end'][0]:.2f} (wall), steady state "
-          f"x{v['steady_epoch'][0] / f['steady_epoch'][0]:.2f} (wall), x{v['steady_epoch'][1] / f['steady_epoch'][1]:.2f} (cpu)")
+    print(
+        f"\nfused vs naive: end to end x{v['end_to_end'][0] / f['end_to_end'][0]:.2f} (wall), steady state "
+        f"x{v['steady_epoch'][0] / f['steady_epoch'][0]:.2f} (wall), x{v['steady_epoch'][1] / f['steady_epoch'][1]:.2f} (cpu)"
+    )
     if "fused bf16" in rows:
         b = rows["fused bf16"]
-        print(f"fused bf16 vs naive: steady state x{v['steady_epoch'][0] / b['steady_epoch'][0]:.2f} (wall), "
-              f"x{v['steady_epoch'][1] / b['steady_epoch'][1]:.2f} (cpu)")
-    out = {"n_spikes": n, "epochs": E, "kernels": kernels, "batch_size": args.batch_size, "rows": rows,
-           "load_average": load, "gpu": bool(gpus), "cpus": os.cpu_count(),
-           "python": sys.version.split()[0], "machine": platform.machine(), "tensorflow": tf.__version__}
+        print(
+            f"fused bf16 vs naive: steady state x{v['steady_epoch'][0] / b['steady_epoch'][0]:.2f} (wall), "
+            f"x{v['steady_epoch'][1] / b['steady_epoch'][1]:.2f} (cpu)"
+        )
+    out = {
+        "n_spikes": n,
+        "epochs": E,
+        "kernels": kernels,
+        "batch_size": args.batch_size,
+        "rows": rows,
+        "load_average": load,
+        "gpu": bool(gpus),
+        "cpus": os.cpu_count(),
+        "python": sys.version.split()[0],
+        "machine": platform.machine(),
+        "tensorflow": tf.__version__,
+    }
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(out, fh, indent=1)

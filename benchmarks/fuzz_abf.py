@@ -50,16 +50,46 @@ SNIPPET_MAX_SAMPLES = 400_000  # run detection only on recordings up to this man
 
 # fields read most by the reading path (drawn 4x more often)
 _KEY_FIELDS = {
-    "fADCSequenceInterval", "fADCSampleInterval", "nADCNumChannels", "ADCSection.llNumEntries",
-    "ADCSection.uBytes", "ADCSection.uBlockIndex", "DataSection.uBlockIndex", "DataSection.llNumEntries",
-    "DataSection.uBytes", "lDataSectionPtr", "lActualAcqLength", "nDataFormat", "nOperationMode",
-    "SynchArraySection.llNumEntries", "SynchArraySection.uBlockIndex", "lSynchArrayPtr", "lSynchArraySize",
-    "fSynchTimeUnit", "nNumPointsIgnored", "StringsSection.uBlockIndex", "StringsSection.uBytes",
-    "ProtocolSection.uBlockIndex", "TagSection.llNumEntries", "TagSection.uBytes", "lNumTagEntries",
-    "lTagSectionPtr", "DACSection.llNumEntries", "DACSection.uBytes", "EpochSection.llNumEntries",
-    "EpochPerDACSection.llNumEntries", "fInstrumentScaleFactor", "fSignalGain", "fADCProgrammableGain",
-    "fADCRange", "lADCResolution", "nTelegraphEnable", "fTelegraphAdditGain", "lADCChannelNameIndex",
-    "lADCUnitsIndex", "nADCSamplingSeq",
+    "fADCSequenceInterval",
+    "fADCSampleInterval",
+    "nADCNumChannels",
+    "ADCSection.llNumEntries",
+    "ADCSection.uBytes",
+    "ADCSection.uBlockIndex",
+    "DataSection.uBlockIndex",
+    "DataSection.llNumEntries",
+    "DataSection.uBytes",
+    "lDataSectionPtr",
+    "lActualAcqLength",
+    "nDataFormat",
+    "nOperationMode",
+    "SynchArraySection.llNumEntries",
+    "SynchArraySection.uBlockIndex",
+    "lSynchArrayPtr",
+    "lSynchArraySize",
+    "fSynchTimeUnit",
+    "nNumPointsIgnored",
+    "StringsSection.uBlockIndex",
+    "StringsSection.uBytes",
+    "ProtocolSection.uBlockIndex",
+    "TagSection.llNumEntries",
+    "TagSection.uBytes",
+    "lNumTagEntries",
+    "lTagSectionPtr",
+    "DACSection.llNumEntries",
+    "DACSection.uBytes",
+    "EpochSection.llNumEntries",
+    "EpochPerDACSection.llNumEntries",
+    "fInstrumentScaleFactor",
+    "fSignalGain",
+    "fADCProgrammableGain",
+    "fADCRange",
+    "lADCResolution",
+    "nTelegraphEnable",
+    "fTelegraphAdditGain",
+    "lADCChannelNameIndex",
+    "lADCUnitsIndex",
+    "nADCSamplingSeq",
 }
 
 
@@ -104,8 +134,11 @@ def _fields_v2(data: bytes) -> list[Field]:
     sections = {}
     for s, name in enumerate(A.sectionNames):
         off = 76 + 16 * s
-        out += [Field(f"{name}.uBlockIndex", off, "I"), Field(f"{name}.uBytes", off + 4, "I"),
-                Field(f"{name}.llNumEntries", off + 8, "q")]
+        out += [
+            Field(f"{name}.uBlockIndex", off, "I"),
+            Field(f"{name}.uBytes", off + 4, "I"),
+            Field(f"{name}.llNumEntries", off + 8, "q"),
+        ]
         if off + 16 <= len(data):
             sections[name] = struct.unpack_from("<IIq", data, off)
 
@@ -148,15 +181,23 @@ def own_sources(folder: Path) -> list[Source]:
 
     specs = [
         ("v2_int16_gapfree.abf", dict(data=trace(0), version=2)),
-        ("v2_float32_episodic.abf", dict(data=np.stack([trace(1)[:, None], trace(2)[:, None]]), version=2,
-                                         data_format="float32", mode="episodic")),
+        (
+            "v2_float32_episodic.abf",
+            dict(
+                data=np.stack([trace(1)[:, None], trace(2)[:, None]]), version=2, data_format="float32", mode="episodic"
+            ),
+        ),
         ("v2_int16_2ch.abf", dict(data=np.c_[trace(3), 0.1 * trace(4)], version=2, units=["pA", "mV"])),
-        ("v2_int16_eventdriven.abf", dict(data=[trace(5, 5000), trace(6, 7000)], version=2, mode="event-driven",
-                                          sweep_t_starts=[0.0, 1.0])),
+        (
+            "v2_int16_eventdriven.abf",
+            dict(data=[trace(5, 5000), trace(6, 7000)], version=2, mode="event-driven", sweep_t_starts=[0.0, 1.0]),
+        ),
         ("v2_int16_20khz.abf", dict(data=trace(7), version=2, fs=20_000.0)),
         ("v1_int16_gapfree.abf", dict(data=trace(8), version=1)),
-        ("v1_int16_episodic.abf", dict(data=np.stack([trace(9)[:, None], trace(10)[:, None]]), version=1,
-                                       mode="episodic")),
+        (
+            "v1_int16_episodic.abf",
+            dict(data=np.stack([trace(9)[:, None], trace(10)[:, None]]), version=1, mode="episodic"),
+        ),
         ("v1_float32_gapfree.abf", dict(data=trace(11), version=1, data_format="float32")),
     ]
     out = []
@@ -191,17 +232,44 @@ def prepare(sources: list[Source]) -> list[Source]:
 # ------------------------------------------------------------------------------------------ mutations
 def _awkward_value(rng: np.random.Generator, fmt: str, current):
     if fmt in "fd":
-        choices = [0.0, -0.0, float("nan"), float("inf"), float("-inf"), 1e-30, 1e30, -1.0, 1.0, 3.4e38,
-                   -abs(current or 1.0), (current or 1.0) * 1000, (current or 1.0) / 1000,
-                   float(rng.normal(0, 1e4)), float(np.float32(rng.uniform(0.01, 100)))]
+        choices = [
+            0.0,
+            -0.0,
+            float("nan"),
+            float("inf"),
+            float("-inf"),
+            1e-30,
+            1e30,
+            -1.0,
+            1.0,
+            3.4e38,
+            -abs(current or 1.0),
+            (current or 1.0) * 1000,
+            (current or 1.0) / 1000,
+            float(rng.normal(0, 1e4)),
+            float(np.float32(rng.uniform(0.01, 100))),
+        ]
         return choices[int(rng.integers(len(choices)))]
     bits = struct.calcsize(fmt) * 8
     signed = fmt in "bhilq"
     lo, hi = (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if signed else (0, 2**bits - 1)
     cur = int(current)
-    choices = [0, 1, -1, 2, hi, lo, hi // 2, cur + 1, cur - 1, cur * 2, cur * 1000, cur // 2,
-               int(rng.integers(-1000, 1000)), int(rng.integers(lo, hi, endpoint=True, dtype=np.int64))
-               if bits < 64 else int(rng.integers(-(2**62), 2**62))]
+    choices = [
+        0,
+        1,
+        -1,
+        2,
+        hi,
+        lo,
+        hi // 2,
+        cur + 1,
+        cur - 1,
+        cur * 2,
+        cur * 1000,
+        cur // 2,
+        int(rng.integers(-1000, 1000)),
+        int(rng.integers(lo, hi, endpoint=True, dtype=np.int64)) if bits < 64 else int(rng.integers(-(2**62), 2**62)),
+    ]
     v = choices[int(rng.integers(len(choices)))]
     # wrap into the field's range (a negative value in an unsigned field becomes its two's complement)
     v &= (1 << bits) - 1
@@ -228,8 +296,12 @@ def mutate(src: Source, rng: np.random.Generator) -> tuple[bytes, str]:
         return bytes(buf), f"flip {', '.join(desc)}"
     if "field" in kind:
         fields = src.fields
-        weights = np.array([4.0 if f.name.split("[")[0].split(".", 1)[-1] in _KEY_FIELDS or f.name in _KEY_FIELDS
-                            else 1.0 for f in fields])
+        weights = np.array(
+            [
+                4.0 if f.name.split("[")[0].split(".", 1)[-1] in _KEY_FIELDS or f.name in _KEY_FIELDS else 1.0
+                for f in fields
+            ]
+        )
         f = fields[int(rng.choice(len(fields), p=weights / weights.sum()))]
         (cur,) = struct.unpack_from(f.fmt, buf, f.offset)
         val = _awkward_value(rng, f.fmt, cur)
@@ -319,8 +391,16 @@ def iter_cases(sources: list[Source], n_cases: int, seed: int):
         yield i, src, data, desc
 
 
-def fuzz(n_cases: int, seed: int = 0, budget_s: float = 5.0, use_shared: bool = True, mem_limit_gb: float = 3.0,
-         workdir=None, sources: list[Source] | None = None, progress=None) -> dict:
+def fuzz(
+    n_cases: int,
+    seed: int = 0,
+    budget_s: float = 5.0,
+    use_shared: bool = True,
+    mem_limit_gb: float = 3.0,
+    workdir=None,
+    sources: list[Source] | None = None,
+    progress=None,
+) -> dict:
     """Run ``n_cases`` cases; returns counts per outcome, the escapes, and timings."""
     tmp_ctx = tempfile.TemporaryDirectory(prefix="sero-fuzz-") if workdir is None else contextlib.nullcontext(workdir)
     with tmp_ctx as tmp:
@@ -349,15 +429,26 @@ def fuzz(n_cases: int, seed: int = 0, budget_s: float = 5.0, use_shared: bool = 
                 if outcome.startswith("escaped"):
                     escapes.append(dict(case=i, source=src.name, mutation=desc, outcome=outcome, message=msg))
                 if progress is not None and (i + 1) % progress == 0:
-                    print(f"  {i + 1} cases, {sum(v for k, v in counts.items() if k.startswith('escaped'))} "
-                          f"escaped, {time.perf_counter() - t_all:.0f} s", file=sys.stderr, flush=True)
+                    print(
+                        f"  {i + 1} cases, {sum(v for k, v in counts.items() if k.startswith('escaped'))} "
+                        f"escaped, {time.perf_counter() - t_all:.0f} s",
+                        file=sys.stderr,
+                        flush=True,
+                    )
         total = time.perf_counter() - t_all
-    return dict(cases=n_cases, seed=seed, seconds=total, counts=dict(sorted(counts.items())), escapes=escapes,
-                n_processed=counts["processed"],
-                n_refused=sum(v for k, v in counts.items() if k.startswith("refused")),
-                n_escaped=sum(v for k, v in counts.items() if k.startswith("escaped")),
-                sources=[s.name for s in sources], slowest_case=dict(seconds=slowest[0], case=slowest[1]),
-                examples=examples)
+    return dict(
+        cases=n_cases,
+        seed=seed,
+        seconds=total,
+        counts=dict(sorted(counts.items())),
+        escapes=escapes,
+        n_processed=counts["processed"],
+        n_refused=sum(v for k, v in counts.items() if k.startswith("refused")),
+        n_escaped=sum(v for k, v in counts.items() if k.startswith("escaped")),
+        sources=[s.name for s in sources],
+        slowest_case=dict(seconds=slowest[0], case=slowest[1]),
+        examples=examples,
+    )
 
 
 def replay(case: int, seed: int = 0, use_shared: bool = True, out=None) -> Path:
@@ -378,8 +469,9 @@ def main(argv=None) -> int:
     ap.add_argument("--cases", type=int, default=20_000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--budget-s", type=float, default=5.0, help="time budget per case (a longer case is a hang)")
-    ap.add_argument("--mem-limit-gb", type=float, default=3.0,
-                    help="address space allowed above the start size (0: no cap)")
+    ap.add_argument(
+        "--mem-limit-gb", type=float, default=3.0, help="address space allowed above the start size (0: no cap)"
+    )
     ap.add_argument("--no-shared", action="store_true", help="only our own write_abf files, not ../shared/abf")
     ap.add_argument("--replay", type=int, default=None, metavar="CASE", help="write one case's file and exit")
     ap.add_argument("--json", default=None, metavar="OUT")
@@ -388,17 +480,27 @@ def main(argv=None) -> int:
     if args.replay is not None:
         print(replay(args.replay, args.seed, not args.no_shared))
         return 0
-    r = fuzz(args.cases, args.seed, args.budget_s, not args.no_shared, args.mem_limit_gb,
-             progress=max(1000, args.cases // 20))
-    print(f"{r['cases']} cases (seed {r['seed']}) on {len(r['sources'])} source files in {r['seconds']:.0f} s "
-          f"({1000 * r['seconds'] / max(1, r['cases']):.1f} ms/case); slowest {r['slowest_case']['seconds']:.2f} s")
+    r = fuzz(
+        args.cases,
+        args.seed,
+        args.budget_s,
+        not args.no_shared,
+        args.mem_limit_gb,
+        progress=max(1000, args.cases // 20),
+    )
+    print(
+        f"{r['cases']} cases (seed {r['seed']}) on {len(r['sources'])} source files in {r['seconds']:.0f} s "
+        f"({1000 * r['seconds'] / max(1, r['cases']):.1f} ms/case); slowest {r['slowest_case']['seconds']:.2f} s"
+    )
     print(f"{'outcome':<32}{'cases':>8}")
     for k, v in r["counts"].items():
         print(f"{k:<32}{v:>8}")
     print(f"processed {r['n_processed']}, refused {r['n_refused']}, escaped {r['n_escaped']}")
     print("first case of each outcome:")
     for k, e in r["examples"].items():
-        print(f"  {k}: case {e['case']} ({e['source']}; {e['mutation']})" + (f": {e['message']}" if e["message"] else ""))
+        print(
+            f"  {k}: case {e['case']} ({e['source']}; {e['mutation']})" + (f": {e['message']}" if e["message"] else "")
+        )
     for e in r["escapes"][:30]:
         print(f"ESCAPED case {e['case']} ({e['source']}; {e['mutation']}): {e['outcome']}: {e['message']}")
     if args.json:

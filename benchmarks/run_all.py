@@ -66,14 +66,33 @@ def rows_inference(r: dict) -> list[dict]:
         if _num(row.get("spikes_per_s")) is not None:
             out.append(_row("inference", f"{row.get('path', '?')} (spikes/s)", row["spikes_per_s"]))
     if _num(r.get("speedup_vs_naive")) is not None:  # the issue's target: >= 5x the naive model.predict loop
-        out.append(_row("inference", "fused speed-up vs naive predict loop (batch 32, Keras' default)",
-                        r["speedup_vs_naive"], ">= 5", r["speedup_vs_naive"] >= 5))
+        out.append(
+            _row(
+                "inference",
+                "fused speed-up vs naive predict loop (batch 32, Keras' default)",
+                r["speedup_vs_naive"],
+                ">= 5",
+                r["speedup_vs_naive"] >= 5,
+            )
+        )
     if _num(r.get("speedup_vs_naive_large_batch")) is not None:  # for information: a tuned naive loop
-        out.append(_row("inference", "fused speed-up vs naive predict loop with large batches",
-                        r["speedup_vs_naive_large_batch"]))
+        out.append(
+            _row(
+                "inference",
+                "fused speed-up vs naive predict loop with large batches",
+                r["speedup_vs_naive_large_batch"],
+            )
+        )
     if _num(r.get("consensus_max_abs_diff")) is not None:
-        out.append(_row("inference", "consensus max |fused - naive|", r["consensus_max_abs_diff"], "< 1e-5",
-                        r["consensus_max_abs_diff"] < 1e-5))
+        out.append(
+            _row(
+                "inference",
+                "consensus max |fused - naive|",
+                r["consensus_max_abs_diff"],
+                "< 1e-5",
+                r["consensus_max_abs_diff"] < 1e-5,
+            )
+        )
     return out
 
 
@@ -96,8 +115,11 @@ def rows_training(r: dict) -> list[dict]:
     out = []
     rows = r.get("rows") or {}
     for path, d in rows.items():
-        for key, label in (("end_to_end_samples_per_s", "end to end"), ("steady_samples_per_s", "steady epoch"),
-                           ("steady_samples_per_cpu_s", "steady epoch, per CPU s")):
+        for key, label in (
+            ("end_to_end_samples_per_s", "end to end"),
+            ("steady_samples_per_s", "steady epoch"),
+            ("steady_samples_per_cpu_s", "steady epoch, per CPU s"),
+        ):
             if _num(d.get(key)) is not None:
                 out.append(_row("training", f"{path}, {label} (samples/s)", d[key]))
     f, v = rows.get("fused", {}), rows.get("naive", {})
@@ -114,8 +136,7 @@ def rows_fuzz(r: dict) -> list[dict]:
     out = [_row("fuzz", f"cases (seed {r.get('seed')})", r.get("cases"))]
     for k, v in (r.get("counts") or {}).items():
         out.append(_row("fuzz", k, v))
-    out.append(_row("fuzz", "escaped (not processed, not SeroError)", r.get("n_escaped"), "0",
-                    r.get("n_escaped") == 0))
+    out.append(_row("fuzz", "escaped (not processed, not SeroError)", r.get("n_escaped"), "0", r.get("n_escaped") == 0))
     return out
 
 
@@ -124,10 +145,20 @@ BENCHMARKS = [
     ("end_to_end", "bench_end_to_end.py", [], ["--minutes", "3"], rows_end_to_end),
     ("memory", "bench_memory.py", [], ["--minutes", "1", "10", "--no-stages"], rows_memory),
     ("inference", "bench_inference.py", [], ["--n-spikes", "1024", "--repeats", "2"], rows_inference),
-    ("synthetic", "bench_synthetic.py", [], ["--n-spikes", "5000", "--n-masks", "200", "--seconds", "0.3"],
-     rows_synthetic),
-    ("training", "bench_training.py", [], ["--n-spikes", "128", "--epochs", "1", "--rounds", "1",
-                                           "--kernels", "20-23"], rows_training),
+    (
+        "synthetic",
+        "bench_synthetic.py",
+        [],
+        ["--n-spikes", "5000", "--n-masks", "200", "--seconds", "0.3"],
+        rows_synthetic,
+    ),
+    (
+        "training",
+        "bench_training.py",
+        [],
+        ["--n-spikes", "128", "--epochs", "1", "--rounds", "1", "--kernels", "20-23"],
+        rows_training,
+    ),
     ("fuzz", "fuzz_abf.py", ["--cases", "5000"], ["--cases", "1000"], rows_fuzz),
 ]
 
@@ -140,8 +171,13 @@ def run_one(name, script, args, extract, timeout_s: float, tmp: Path) -> tuple[l
     cmd = [sys.executable, str(path), *args, "--json", str(out_json)]
     t0 = time.perf_counter()
     try:
-        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s,
-                           env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"})
+        p = subprocess.run(
+            cmd,
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"},
+        )
     except subprocess.TimeoutExpired:
         return [_row(name, "did not finish", f"timeout after {timeout_s:.0f} s", passed=False)], None, timeout_s
     dt = time.perf_counter() - t0
@@ -183,8 +219,16 @@ def _short(text: str, width: int = 48) -> str:
 
 
 def print_table(rows: list[dict]) -> None:
-    cells = [(r["name"], r["metric"], _short(_fmt(r["value"])), str(r["target"] or ""),
-              {True: "pass", False: "FAIL", None: ""}[r["passed"]]) for r in rows]
+    cells = [
+        (
+            r["name"],
+            r["metric"],
+            _short(_fmt(r["value"])),
+            str(r["target"] or ""),
+            {True: "pass", False: "FAIL", None: ""}[r["passed"]],
+        )
+        for r in rows
+    ]
     header = ("benchmark", "metric", "value", "target", "result")
     w = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(header)]
     print("  ".join(h.ljust(w[i]) for i, h in enumerate(header)))
@@ -201,8 +245,13 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="smaller sizes (about 3 minutes in all)")
     ap.add_argument("--json", default=None, metavar="OUT", help="write every row and raw result as JSON")
-    ap.add_argument("--only", nargs="+", default=None, metavar="NAME",
-                    help="run only these (" + ", ".join(b[0] for b in BENCHMARKS) + ")")
+    ap.add_argument(
+        "--only",
+        nargs="+",
+        default=None,
+        metavar="NAME",
+        help="run only these (" + ", ".join(b[0] for b in BENCHMARKS) + ")",
+    )
     ap.add_argument("--timeout", type=float, default=None, help="seconds per benchmark (default 1200, quick 300)")
     ap.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     args = ap.parse_args(argv)
@@ -225,11 +274,14 @@ def main(argv=None) -> int:
     broken = [r for r in all_rows if r["metric"].startswith(("failed", "did not finish"))]
     for r in broken:
         print(f"\n{r['name']} {r['metric']}: {r['value']}")
-    print(f"\n{n_pass} target(s) met, {n_fail} missed or failed; {total:.0f} s in all"
-          + (" (quick sizes)" if args.quick else ""))
+    print(
+        f"\n{n_pass} target(s) met, {n_fail} missed or failed; {total:.0f} s in all"
+        + (" (quick sizes)" if args.quick else "")
+    )
     if args.json:
-        Path(args.json).write_text(json.dumps({"quick": args.quick, "seconds": total, "rows": all_rows,
-                                               "results": raw}, indent=2, default=str))
+        Path(args.json).write_text(
+            json.dumps({"quick": args.quick, "seconds": total, "rows": all_rows, "results": raw}, indent=2, default=str)
+        )
     if broken or (args.strict and n_fail):
         return 1
     return 0

@@ -26,8 +26,9 @@ def main():
     out = Path(args.out)
 
     # 1. Two simulated 8-s recordings, written as .abf files (one gap-free pA channel each) + labels.csv.
-    recs = simulate_dataset({"serotonergic": 1, "non_serotonergic": 1}, duration_s=8.0, seed=1,
-                            out_dir=out / "recordings", n_groups=1)
+    recs = simulate_dataset(
+        {"serotonergic": 1, "non_serotonergic": 1}, duration_s=8.0, seed=1, out_dir=out / "recordings", n_groups=1
+    )
     files = [r.file for r in recs]
     print("recordings:", ", ".join(Path(f).name for f in files))
 
@@ -39,8 +40,17 @@ def main():
 
     # 3. One row per cell. sero_probability is P(serotonergic) of the cell, with a 95 % bootstrap interval
     #    over its spikes; sero_type compares the CNN label with the classical criteria (typical/atypical).
-    cols = ["cell_id", "n_spikes", "sero_label", "sero_probability", "sero_probability_low",
-            "sero_probability_high", "sero_type", "firing_rate_hz", "udi_ms"]
+    cols = [
+        "cell_id",
+        "n_spikes",
+        "sero_label",
+        "sero_probability",
+        "sero_probability_low",
+        "sero_probability_high",
+        "sero_type",
+        "firing_rate_hz",
+        "udi_ms",
+    ]
     print(table[cols].to_string(index=False, float_format="%.3g"))
     truth = {str(Path(r.file)): r.label for r in recs}
     print("simulated as:", {Path(f).stem: lab for f, lab in truth.items()})

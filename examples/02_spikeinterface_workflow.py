@@ -40,8 +40,7 @@ def main():
     # 2. Detection (-50 pA from the local baseline) and the analyzer: one unit per channel (cell),
     #    "random_spikes" + "waveforms" (1 ms before, 3 ms after = 160 samples). sero.abf_to_analyzer(abf)
     #    does steps 1 and 2 in one call.
-    analyzer = sero.recording_to_analyzer(recording, format="binary_folder", folder=out / "analyzer",
-                                          overwrite=True)
+    analyzer = sero.recording_to_analyzer(recording, format="binary_folder", folder=out / "analyzer", overwrite=True)
 
     # 3. The serotonergic step. The unit table (index unit_id) holds the label, P(serotonergic) with its
     #    95 % bootstrap interval, spike counts, Elephant firing features, the classical-criteria label and

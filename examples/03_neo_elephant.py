@@ -45,15 +45,23 @@ def main():
     summary = []
     for st in trains:
         a = st.annotations
-        print(f"{a['cell_id']}: {len(st)} spikes, {a['sero_label']}, P(SER) {a['sero_probability']:.3f} "
-              f"[{a['sero_probability_low']:.3f}, {a['sero_probability_high']:.3f}] "
-              f"(model is demo: {a['sero_model_is_demo']})")
+        print(
+            f"{a['cell_id']}: {len(st)} spikes, {a['sero_label']}, P(SER) {a['sero_probability']:.3f} "
+            f"[{a['sero_probability_low']:.3f}, {a['sero_probability_high']:.3f}] "
+            f"(model is demo: {a['sero_model_is_demo']})"
+        )
         # Elephant on the annotated train: rate, CV and LV of the inter-spike intervals.
         isi = es.isi(st)
-        row = dict(cell_id=a["cell_id"], sero_label=a["sero_label"], sero_probability=a["sero_probability"],
-                   n_spikes=len(st), rate_hz=float(es.mean_firing_rate(st).rescale("Hz").magnitude),
-                   cv_isi=float(es.cv(isi)), lv=float(es.lv(isi)),
-                   mean_spike_p_ser=float(np.mean(st.array_annotations["sero_p_ser"])))
+        row = dict(
+            cell_id=a["cell_id"],
+            sero_label=a["sero_label"],
+            sero_probability=a["sero_probability"],
+            n_spikes=len(st),
+            rate_hz=float(es.mean_firing_rate(st).rescale("Hz").magnitude),
+            cv_isi=float(es.cv(isi)),
+            lv=float(es.lv(isi)),
+            mean_spike_p_ser=float(np.mean(st.array_annotations["sero_p_ser"])),
+        )
         summary.append(row)
         print("  Elephant:", {k: round(v, 3) for k, v in row.items() if isinstance(v, float)})
 

@@ -33,8 +33,9 @@ def main():
 
     # A two-sweep (episodic) recording of one cell: two 4-s simulated traces as sweeps of one .abf file.
     sweeps = [simulate_drn_recording("non_serotonergic", duration_s=4.0, seed=s).traces for s in (7, 8)]
-    abf = write_abf(out / "A240108#001.abf", np.stack(sweeps)[:, :, None], 40_000.0, mode="episodic",
-                    data_format="float32")
+    abf = write_abf(
+        out / "A240108#001.abf", np.stack(sweeps)[:, :, None], 40_000.0, mode="episodic", data_format="float32"
+    )
 
     # Snippets (n, 160) in pA, trigger at index 40. The cell id of a one-channel file is the file stem.
     snippets = sero.abf_to_snippets(abf)

@@ -40,9 +40,17 @@ def main():
     #    leakage, balance the classes, train the members together, evaluate on the held-out test cells,
     #    and write the model folder with its model card (README.md) and an evaluation report. With only 3
     #    days the split warns that validation and test get a whole day each.
-    result = train_from_table(table, out / "my_model", kernels=(20, 21), epochs=args.epochs, max_per_cell=100,
-                              seed=0, progress_bar=False, overwrite=True,
-                              description="Example model: 2 members, 2 epochs on 9 simulated cells. Not for use.")
+    result = train_from_table(
+        table,
+        out / "my_model",
+        kernels=(20, 21),
+        epochs=args.epochs,
+        max_per_cell=100,
+        seed=0,
+        progress_bar=False,
+        overwrite=True,
+        description="Example model: 2 members, 2 epochs on 9 simulated cells. Not for use.",
+    )
     summary = result.summary()
     for side, d in summary["sides"].items():  # which cells ended up where
         print(f"{side:5s}: {d['cells']} cells, {d['spikes']} spikes, {d['groups']} group(s)")
@@ -51,8 +59,9 @@ def main():
 
     # 3. Evaluate on new recordings (other simulated days): spike- and cell-level accuracy, confusion
     #    matrices with their normalisation stated, ROC AUC, calibration, each member alone.
-    simulate_dataset({"serotonergic": 1, "non_serotonergic": 1}, duration_s=10.0, seed=2,
-                     out_dir=out / "new_data", n_groups=1)
+    simulate_dataset(
+        {"serotonergic": 1, "non_serotonergic": 1}, duration_s=10.0, seed=2, out_dir=out / "new_data", n_groups=1
+    )
     ev = evaluate_table(out / "new_data" / "labels.csv", result.folder, out / "evaluation")
     print(f"new cells: cell accuracy {ev['cell']['accuracy']:.2f}, spike accuracy {ev['spike']['accuracy']:.2f}")
 

@@ -86,8 +86,14 @@ __all__ = [
 
 IN_DOMAIN = "in_domain"
 DEFAULT_THRESHOLD_FRACTION = 0.25  # of the unit's median spike depth; see the module docstring
-_DOMAIN_ORDER = ("extracellular_voltage", "unknown_units", "resampled", "nonpaper_threshold", "flipped",
-                 "positive_polarity_unflipped")
+_DOMAIN_ORDER = (
+    "extracellular_voltage",
+    "unknown_units",
+    "resampled",
+    "nonpaper_threshold",
+    "flipped",
+    "positive_polarity_unflipped",
+)
 _PEAK_SEARCH = 10  # ± samples at 40 kHz (0.25 ms) around the unit's template peak
 _BASELINE_GAP = 20  # the baseline ends 0.5 ms before the peak ...
 _BASELINE_LEN = 40  # ... and lasts 1 ms
@@ -128,8 +134,11 @@ def signal_kind(analyzer, channel_index: int | None = None) -> tuple[str, str, f
     units = _physical_units(analyzer)
     unit = None
     if units is not None:
-        unit = units[channel_index] if channel_index is not None and channel_index < len(units) else \
-            next((u for u in units if u), None)
+        unit = (
+            units[channel_index]
+            if channel_index is not None and channel_index < len(units)
+            else next((u for u in units if u), None)
+        )
     if unit:
         key = unit.strip().lower().replace(" ", "")
         if key in _CURRENT_TO_PA:
@@ -185,8 +194,16 @@ def resample_snippets(x: np.ndarray, up: int, down: int) -> np.ndarray:
 # triggers
 
 
-def find_triggers(y: np.ndarray, centre, *, lo: int = 0, hi: int | None = None, sign: float = -1.0,
-                  level: float | None = None, fraction: float = DEFAULT_THRESHOLD_FRACTION):
+def find_triggers(
+    y: np.ndarray,
+    centre,
+    *,
+    lo: int = 0,
+    hi: int | None = None,
+    sign: float = -1.0,
+    level: float | None = None,
+    fraction: float = DEFAULT_THRESHOLD_FRACTION,
+):
     """Per-spike trigger on 40 kHz snippets ``y`` (n, L), the rule of this module (see the docstring).
 
     centre : (n,) expected peak index of each row; the peak is the extremum (in direction ``sign``) within
@@ -201,8 +218,9 @@ def find_triggers(y: np.ndarray, centre, *, lo: int = 0, hi: int | None = None, 
     idx = np.arange(length)
     z = sign * y  # spikes point up in z
     centre = np.clip(np.rint(np.asarray(centre, dtype=np.float64)).astype(np.int64), lo, hi - 1)
-    win = (idx[None, :] >= np.maximum(centre - _PEAK_SEARCH, lo)[:, None]) & \
-        (idx[None, :] <= np.minimum(centre + _PEAK_SEARCH, hi - 1)[:, None])
+    win = (idx[None, :] >= np.maximum(centre - _PEAK_SEARCH, lo)[:, None]) & (
+        idx[None, :] <= np.minimum(centre + _PEAK_SEARCH, hi - 1)[:, None]
+    )
     peak = np.where(win, z, -np.inf).argmax(axis=1) if n else np.zeros(0, np.int64)
     b_end = np.maximum(peak - _BASELINE_GAP, lo + 4)
     b_start = np.maximum(b_end - _BASELINE_LEN, lo)
@@ -220,8 +238,9 @@ def find_triggers(y: np.ndarray, centre, *, lo: int = 0, hi: int | None = None, 
     trigger = below_before + 1
     ok = (depth >= level) & (below_before >= 0) & (trigger <= peak)
     trigger = np.where(ok, trigger, -1)
-    return dict(trigger=trigger.astype(np.int64), peak=peak.astype(np.int64), baseline=sign * baseline,
-                depth=depth, level=level)
+    return dict(
+        trigger=trigger.astype(np.int64), peak=peak.astype(np.int64), baseline=sign * baseline, depth=depth, level=level
+    )
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -260,10 +279,16 @@ def _domain(parts) -> str:
     return "+".join(parts) if parts else IN_DOMAIN
 
 
-def adapt_analyzer_snippets(analyzer, *, polarity: str = "negative", flip_positive: bool = False,
-                            threshold: float | None = None,
-                            threshold_fraction: float = DEFAULT_THRESHOLD_FRACTION, reextract: bool = False,
-                            allow_low_rate: bool = False):
+def adapt_analyzer_snippets(
+    analyzer,
+    *,
+    polarity: str = "negative",
+    flip_positive: bool = False,
+    threshold: float | None = None,
+    threshold_fraction: float = DEFAULT_THRESHOLD_FRACTION,
+    reextract: bool = False,
+    allow_low_rate: bool = False,
+):
     """The model's snippets from any analyzer with a ``waveforms`` extension.
 
     Returns ``(snippets, domain, info)``: :class:`~spikeinterface_sero.snippets.Snippets` with one 160-sample
@@ -289,12 +314,21 @@ def adapt_analyzer_snippets(analyzer, *, polarity: str = "negative", flip_positi
     if not (0.0 < float(threshold_fraction) < 1.0):
         raise SeroError(f"threshold_fraction must be between 0 and 1 (e.g. 0.25), not {threshold_fraction!r}.")
     if not analyzer.has_extension("waveforms"):
-        raise SnippetError("The analyzer has no 'waveforms' extension: compute it first, e.g. "
-                           "analyzer.compute(['random_spikes', 'waveforms'], extension_params={'waveforms': "
-                           "dict(ms_before=2.0, ms_after=4.0)}).")
+        raise SnippetError(
+            "The analyzer has no 'waveforms' extension: compute it first, e.g. "
+            "analyzer.compute(['random_spikes', 'waveforms'], extension_params={'waveforms': "
+            "dict(ms_before=2.0, ms_after=4.0)})."
+        )
     try:
-        return _adapt(analyzer, polarity, bool(flip_positive), threshold, float(threshold_fraction),
-                      allow_low_rate, reextracted=None)
+        return _adapt(
+            analyzer,
+            polarity,
+            bool(flip_positive),
+            threshold,
+            float(threshold_fraction),
+            allow_low_rate,
+            reextracted=None,
+        )
     except _WindowTooShort as short:
         if not reextract or not (analyzer.has_recording() or analyzer.has_temporary_recording()):
             raise SnippetError(short.message(analyzer, reextract)) from None
@@ -307,15 +341,26 @@ def adapt_analyzer_snippets(analyzer, *, polarity: str = "negative", flip_positi
         analyzer.compute("waveforms", **kwargs)
         deleted = sorted(loaded - set(analyzer.get_loaded_extension_names()))
         if deleted:
-            warnings.warn(f"spikeinterface-sero: re-extracted 'waveforms' with ms_before={short.ms_before:g}, "
-                          f"ms_after={short.ms_after:g} (was {before['ms_before']:g}, {before['ms_after']:g}); "
-                          f"SpikeInterface deleted the extensions that depend on them: {', '.join(deleted)}. "
-                          "Recompute those you need.", stacklevel=2)
-        reextracted = dict(previous=before, ms_before=short.ms_before, ms_after=short.ms_after,
-                           deleted_extensions=deleted)
+            warnings.warn(
+                f"spikeinterface-sero: re-extracted 'waveforms' with ms_before={short.ms_before:g}, "
+                f"ms_after={short.ms_after:g} (was {before['ms_before']:g}, {before['ms_after']:g}); "
+                f"SpikeInterface deleted the extensions that depend on them: {', '.join(deleted)}. "
+                "Recompute those you need.",
+                stacklevel=2,
+            )
+        reextracted = dict(
+            previous=before, ms_before=short.ms_before, ms_after=short.ms_after, deleted_extensions=deleted
+        )
         try:
-            return _adapt(analyzer, polarity, bool(flip_positive), threshold, float(threshold_fraction),
-                          allow_low_rate, reextracted=reextracted)
+            return _adapt(
+                analyzer,
+                polarity,
+                bool(flip_positive),
+                threshold,
+                float(threshold_fraction),
+                allow_low_rate,
+                reextracted=reextracted,
+            )
         except _WindowTooShort as again:
             raise SnippetError(again.message(analyzer, False)) from None
 
@@ -334,21 +379,27 @@ class _WindowTooShort(Exception):
         cur_b = _fmt_ms(self.cur_before) if self.cur_before is not None else "?"
         cur_a = _fmt_ms(self.cur_after) if self.cur_after is not None else "?"
         call = f'analyzer.compute("waveforms", ms_before={_fmt_ms(self.ms_before)}, ms_after={_fmt_ms(self.ms_after)})'
-        msg = (f"The analyzer's waveforms (ms_before={cur_b}, ms_after={cur_a} at {self.fs:g} Hz) are too short "
-               f"for the model's window, 1 ms before the trigger and 3 ms after it at 40 kHz: the trigger "
-               f"(threshold crossing) comes {self.lead_ms:.2f} ms before the spike time, and "
-               f"{self.guard_ms:.2f} ms at each end are lost to the resampling filter, so the window needs "
-               f"ms_before >= {self.need_before:.2f} and ms_after >= {self.need_after:.2f} (units {units}). "
-               f"Recompute the waveforms with {call} (this deletes the extensions that depend on 'waveforms'), "
-               f"then compute 'serotonergic' again.")
+        msg = (
+            f"The analyzer's waveforms (ms_before={cur_b}, ms_after={cur_a} at {self.fs:g} Hz) are too short "
+            f"for the model's window, 1 ms before the trigger and 3 ms after it at 40 kHz: the trigger "
+            f"(threshold crossing) comes {self.lead_ms:.2f} ms before the spike time, and "
+            f"{self.guard_ms:.2f} ms at each end are lost to the resampling filter, so the window needs "
+            f"ms_before >= {self.need_before:.2f} and ms_after >= {self.need_after:.2f} (units {units}). "
+            f"Recompute the waveforms with {call} (this deletes the extensions that depend on 'waveforms'), "
+            f"then compute 'serotonergic' again."
+        )
         if analyzer.has_recording() or analyzer.has_temporary_recording():
-            msg += (" The analyzer has its recording, so this can be done in place: "
-                    'analyzer.compute("serotonergic", reextract=True) recomputes the waveforms for you.')
+            msg += (
+                " The analyzer has its recording, so this can be done in place: "
+                'analyzer.compute("serotonergic", reextract=True) recomputes the waveforms for you.'
+            )
             if tried_reextract:
                 msg += " (A re-extraction was tried and was still too short.)"
         else:
-            msg += (" The analyzer has no recording attached: load it with its recording, or "
-                    "analyzer.set_temporary_recording(recording), before recomputing.")
+            msg += (
+                " The analyzer has no recording attached: load it with its recording, or "
+                "analyzer.set_temporary_recording(recording), before recomputing."
+            )
         return msg
 
 
@@ -358,7 +409,8 @@ def _adapt(analyzer, polarity, flip_positive, threshold, threshold_fraction, all
         raise SamplingRateError(
             f"The analyzer runs at {fs:g} Hz; below {MIN_SAMPLING_FREQUENCY:g} Hz the 40 kHz action-current "
             "shape (4 ms, 160 samples) cannot be recovered by resampling. Pass allow_low_rate=True to "
-            "adapt_analyzer_snippets to try anyway.")
+            "adapt_analyzer_snippets to try anyway."
+        )
     ext = analyzer.get_extension("waveforms")
     nbefore, nafter = int(ext.nbefore), int(ext.nafter)
     length = nbefore + nafter
@@ -411,8 +463,13 @@ def _adapt(analyzer, polarity, flip_positive, threshold, threshold_fraction, all
             parts.append("resampled")
         if global_flip:
             parts.append("flipped")
-        info_u = dict(extremum_channel=channel_ids[ch], extremum_channel_index=int(ch), n_spikes=int(rows.size),
-                      signal=kind, unit=unit)
+        info_u = dict(
+            extremum_channel=channel_ids[ch],
+            extremum_channel_index=int(ch),
+            n_spikes=int(rows.size),
+            signal=kind,
+            unit=unit,
+        )
         if rows.size == 0:
             info_u.update(polarity=None, flipped=bool(global_flip))
             units_info[str(u)] = info_u
@@ -473,11 +530,17 @@ def _adapt(analyzer, polarity, flip_positive, threshold, threshold_fraction, all
         edge = (s0 < 0) | (s0 + length > np.asarray(seg_samples)[seg])
         level_out = tr["level"] * (to_pa if kind == "current" else 1.0)
         info_u.update(
-            polarity="positive" if positive else "negative", flipped=flipped, threshold_rule=rule,
-            threshold_level=float(sign * level_out), threshold_unit="pA" if kind == "current" else unit,
+            polarity="positive" if positive else "negative",
+            flipped=flipped,
+            threshold_rule=rule,
+            threshold_level=float(sign * level_out),
+            threshold_unit="pA" if kind == "current" else unit,
             median_depth=float(med_depth * (to_pa if kind == "current" else 1.0)),
-            trigger_offset_ms=float(np.median(offset_ms)), n_no_crossing=int((~crossed).sum()),
-            n_clamped=int((trig_c != trig).sum()), n_zero_padded=int(edge.sum()))
+            trigger_offset_ms=float(np.median(offset_ms)),
+            n_no_crossing=int((~crossed).sum()),
+            n_clamped=int((trig_c != trig).sum()),
+            n_zero_padded=int(edge.sum()),
+        )
         units_info[str(u)] = info_u
         unit_domains[str(u)] = info_u["domain"] = _domain(parts)
 
@@ -487,8 +550,18 @@ def _adapt(analyzer, polarity, flip_positive, threshold, threshold_fraction, all
         lead_ms, lag_ms = max(leads), max(lags)
         need_before = NBEFORE / SAMPLING_FREQUENCY * 1000.0 + lead_ms + guard_ms + loss_ms + _MARGIN_MS
         need_after = NAFTER / SAMPLING_FREQUENCY * 1000.0 + lag_ms + guard_ms + loss_ms + _MARGIN_MS
-        short = _WindowTooShort(fs, nbefore, nafter, ext.params.get("ms_before"), ext.params.get("ms_after"),
-                                need_before, need_after, short_units, lead_ms, guard_ms)
+        short = _WindowTooShort(
+            fs,
+            nbefore,
+            nafter,
+            ext.params.get("ms_before"),
+            ext.params.get("ms_after"),
+            need_before,
+            need_after,
+            short_units,
+            lead_ms,
+            guard_ms,
+        )
         if at_trigger and all(at_trigger):
             # 40 kHz current whose spike times already are the triggers (e.g. made by this package with another
             # window): the paper's own window is the answer, and it goes to the model as it is
@@ -502,27 +575,51 @@ def _adapt(analyzer, polarity, flip_positive, threshold, threshold_fraction, all
     names = {str(u): (str(cell_prop[i]) if cell_prop is not None else str(u)) for i, u in enumerate(unit_ids)}
     sv = analyzer.sorting.to_spike_vector()
     info = dict(
-        applied=True, domain=overall, source_sampling_frequency=fs, target_sampling_frequency=SAMPLING_FREQUENCY,
-        resampling=None if (up, down) == (1, 1) else dict(
-            method="scipy.signal.resample_poly", up=up, down=down, achieved_rate=float(achieved),
+        applied=True,
+        domain=overall,
+        source_sampling_frequency=fs,
+        target_sampling_frequency=SAMPLING_FREQUENCY,
+        resampling=None
+        if (up, down) == (1, 1)
+        else dict(
+            method="scipy.signal.resample_poly",
+            up=up,
+            down=down,
+            achieved_rate=float(achieved),
             filter=f"Kaiser-windowed FIR (beta 5), {2 * 10 * max(up, down) + 1} taps at the up-sampled rate, "
-                   "cut-off at the lower Nyquist frequency (SciPy's default; as spikeinterface.preprocessing.resample)",
-            edge_guard_samples=int(guard), grid_aligned=bool(align)),
-        source_window=dict(ms_before=ext.params.get("ms_before"), ms_after=ext.params.get("ms_after"),
-                           nbefore=nbefore, nafter=nafter),
-        extremum_channel_source=main_source, polarity=polarity, flip_positive=bool(flip_positive),
-        threshold=None if threshold is None else float(threshold), threshold_fraction=float(threshold_fraction),
-        trigger_rule=("first sample at or beyond the threshold on the descent into the spike's peak, from the "
-                      "median of the 1 ms ending 0.5 ms before the peak; cut 40 samples before, 120 after at 40 kHz"),
-        reextracted=reextracted, units=units_info, unit_domains=unit_domains)
+            "cut-off at the lower Nyquist frequency (SciPy's default; as spikeinterface.preprocessing.resample)",
+            edge_guard_samples=int(guard),
+            grid_aligned=bool(align),
+        ),
+        source_window=dict(
+            ms_before=ext.params.get("ms_before"), ms_after=ext.params.get("ms_after"), nbefore=nbefore, nafter=nafter
+        ),
+        extremum_channel_source=main_source,
+        polarity=polarity,
+        flip_positive=bool(flip_positive),
+        threshold=None if threshold is None else float(threshold),
+        threshold_fraction=float(threshold_fraction),
+        trigger_rule=(
+            "first sample at or beyond the threshold on the descent into the spike's peak, from the "
+            "median of the 1 ms ending 0.5 ms before the peak; cut 40 samples before, 120 after at 40 kHz"
+        ),
+        reextracted=reextracted,
+        units=units_info,
+        unit_domains=unit_domains,
+    )
     snippets = Snippets(
-        waveforms=out, trigger_samples=trig40, segment_index=spikes["segment_index"].astype(np.int64),
-        unit_ids=units_arr, cell_ids=np.array([names[u] for u in units_arr], dtype=str),
-        sampling_frequency=SAMPLING_FREQUENCY, detection=dict(adapted=True, domain=overall),
+        waveforms=out,
+        trigger_samples=trig40,
+        segment_index=spikes["segment_index"].astype(np.int64),
+        unit_ids=units_arr,
+        cell_ids=np.array([names[u] for u in units_arr], dtype=str),
+        sampling_frequency=SAMPLING_FREQUENCY,
+        detection=dict(adapted=True, domain=overall),
         segment_durations_s=[s / fs for s in seg_samples],
         all_trigger_samples=np.rint(sv["sample_index"] * (SAMPLING_FREQUENCY / fs)).astype(np.int64),
         all_segment_index=sv["segment_index"].astype(np.int64),
-        all_unit_ids=np.array([str(unit_ids[int(i)]) for i in sv["unit_index"]], dtype=str))
+        all_unit_ids=np.array([str(unit_ids[int(i)]) for i in sv["unit_index"]], dtype=str),
+    )
     return snippets, overall, info
 
 
@@ -547,7 +644,9 @@ def out_of_domain_message(info: dict) -> str:
     if "positive_polarity_unflipped" in parts:
         what.append("positive-going units classified unflipped (pass flip_positive=True to flip them)")
     summary = ", ".join(f"{d}: {k} unit(s)" for d, k in counts.items())
-    return ("spikeinterface-sero: input out of the training domain (loose-seal cell-attached action currents in pA "
-            f"at 40 kHz): {'; '.join(what)}. Labels rest on waveform shape alone; treat them as a hypothesis. "
-            f"Per unit: {summary} (column and property 'sero_domain'; details in the extension's "
-            "params['adaptation']).")
+    return (
+        "spikeinterface-sero: input out of the training domain (loose-seal cell-attached action currents in pA "
+        f"at 40 kHz): {'; '.join(what)}. Labels rest on waveform shape alone; treat them as a hypothesis. "
+        f"Per unit: {summary} (column and property 'sero_domain'; details in the extension's "
+        "params['adaptation'])."
+    )

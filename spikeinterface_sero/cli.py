@@ -34,20 +34,31 @@ def _detection_kwargs(args) -> dict:
     if args.mad is not None:
         kw["mad_multiplier"] = args.mad
     else:
-        kw["threshold"] = args.threshold if args.threshold is not None else (-50.0 if args.polarity == "negative"
-                                                                                 else 50.0)
+        kw["threshold"] = (
+            args.threshold if args.threshold is not None else (-50.0 if args.polarity == "negative" else 50.0)
+        )
     return kw
 
 
 def _add_detection_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("detection (the paper: downward crossing of -50 pA from the local baseline)")
-    g.add_argument("--channel", action="append", default=None,
-                   help="channel id or name to use (repeatable); default: every current channel")
+    g.add_argument(
+        "--channel",
+        action="append",
+        default=None,
+        help="channel id or name to use (repeatable); default: every current channel",
+    )
     g.add_argument("--threshold", type=float, default=None, help="threshold in pA from the baseline (default -50)")
-    g.add_argument("--mad", type=float, default=None, metavar="K",
-                   help="noise-relative threshold: K x MAD noise instead of --threshold")
-    g.add_argument("--polarity", choices=["negative", "positive"], default="negative",
-                   help="'positive' for inverted recordings")
+    g.add_argument(
+        "--mad",
+        type=float,
+        default=None,
+        metavar="K",
+        help="noise-relative threshold: K x MAD noise instead of --threshold",
+    )
+    g.add_argument(
+        "--polarity", choices=["negative", "positive"], default="negative", help="'positive' for inverted recordings"
+    )
     g.add_argument("--dead-time-ms", type=float, default=2.0, help="one trigger per spike within this time")
     g.add_argument("--max-spikes", type=int, default=None, help="cap on spikes per cell (paper: 700)")
     g.add_argument("--seed", type=int, default=0, help="seed for the spike cap")
@@ -78,16 +89,31 @@ def cmd_snippets(args) -> int:
     parts, failed = [], []
     for f in _progress(files, len(files), "snippets", not args.quiet):
         try:
-            parts.append(abf_to_snippets(f, channel=_channel_arg(args), max_spikes_per_cell=args.max_spikes,
-                                         seed=args.seed, allow_low_rate=args.allow_low_rate,
-                                         allow_any_unit=args.any_unit, **_detection_kwargs(args)))
+            parts.append(
+                abf_to_snippets(
+                    f,
+                    channel=_channel_arg(args),
+                    max_spikes_per_cell=args.max_spikes,
+                    seed=args.seed,
+                    allow_low_rate=args.allow_low_rate,
+                    allow_any_unit=args.any_unit,
+                    **_detection_kwargs(args),
+                )
+            )
         except SeroError as e:
             failed.append((f, str(e)))
     rows = []
     for sn in parts:
         for c in sn.n_detected:
-            rows.append((Path(sn.source).name if sn.source else "-", c, int((sn.cell_ids == c).sum()),
-                         sn.n_dropped_edge.get(c, 0), sn.thresholds_pa.get(c, float("nan"))))
+            rows.append(
+                (
+                    Path(sn.source).name if sn.source else "-",
+                    c,
+                    int((sn.cell_ids == c).sum()),
+                    sn.n_dropped_edge.get(c, 0),
+                    sn.thresholds_pa.get(c, float("nan")),
+                )
+            )
     if parts:
         if fmt == "npz":
             cat = Snippets(
@@ -100,7 +126,8 @@ def cmd_snippets(args) -> int:
                 n_dropped_edge={k: v for p in parts for k, v in p.n_dropped_edge.items()},
                 n_detected={k: v for p in parts for k, v in p.n_detected.items()},
                 thresholds_pa={k: v for p in parts for k, v in p.thresholds_pa.items()},
-                source=";".join(str(p.source) for p in parts))
+                source=";".join(str(p.source) for p in parts),
+            )
             save_npz(cat, out)
         else:
             for p in parts:
@@ -109,14 +136,25 @@ def cmd_snippets(args) -> int:
     for f, msg in failed:
         print(f"FAILED {f}: {msg}", file=sys.stderr)
     total = sum(len(p) for p in parts)
-    print(f"{total} snippets from {len(parts)} file(s) written to {out} ({fmt})"
-          + (f"; {len(failed)} file(s) failed" if failed else ""))
+    print(
+        f"{total} snippets from {len(parts)} file(s) written to {out} ({fmt})"
+        + (f"; {len(failed)} file(s) failed" if failed else "")
+    )
     return 1 if failed else 0
 
 
 # ---------------------------------------------------------------------------------------------------- classify
-_SHOW = ["file", "channel", "n_spikes", "sero_label", "sero_probability", "sero_type", "firing_rate_hz", "cv_isi",
-         "udi_ms"]
+_SHOW = [
+    "file",
+    "channel",
+    "n_spikes",
+    "sero_label",
+    "sero_probability",
+    "sero_type",
+    "firing_rate_hz",
+    "cv_isi",
+    "udi_ms",
+]
 
 
 def _is_true(v) -> bool:
@@ -136,18 +174,38 @@ def _print_results(table) -> None:
         prob = f"{p:.2f} [{lo:.2f}-{hi:.2f}]" if p == p else "-"
         if p == p and not _is_true(r.get("sero_reliable")):
             prob += " ?"  # too few spikes, or an interval that includes 0.5
-        rows.append((Path(str(r["file"])).name, r["channel"], int(r["n_spikes"]), r["sero_label"], prob,
-                     r["sero_type"], f"{r['firing_rate_hz']:.2f}", f"{r['cv_isi']:.2f}", f"{r['udi_ms']:.2f}"))
-    _print_table(["file", "channel", "spikes", "label", "P(SER) [95% CI]", "type", "rate_Hz", "CV_ISI", "UDI_ms"],
-                 rows)
+        rows.append(
+            (
+                Path(str(r["file"])).name,
+                r["channel"],
+                int(r["n_spikes"]),
+                r["sero_label"],
+                prob,
+                r["sero_type"],
+                f"{r['firing_rate_hz']:.2f}",
+                f"{r['cv_isi']:.2f}",
+                f"{r['udi_ms']:.2f}",
+            )
+        )
+    _print_table(["file", "channel", "spikes", "label", "P(SER) [95% CI]", "type", "rate_Hz", "CV_ISI", "UDI_ms"], rows)
 
 
 def _classify_kwargs(args) -> dict:
     det = _detection_kwargs(args)
-    return dict(model_folder=args.model, channel=_channel_arg(args), threshold=det.get("threshold", -50.0),
-                mad_multiplier=det.get("mad_multiplier"), polarity=args.polarity, dead_time_ms=args.dead_time_ms,
-                max_spikes_per_cell=args.max_spikes, seed=args.seed, allow_low_rate=args.allow_low_rate,
-                allow_any_unit=args.any_unit, method=args.method, trust_model=args.trust_model)
+    return dict(
+        model_folder=args.model,
+        channel=_channel_arg(args),
+        threshold=det.get("threshold", -50.0),
+        mad_multiplier=det.get("mad_multiplier"),
+        polarity=args.polarity,
+        dead_time_ms=args.dead_time_ms,
+        max_spikes_per_cell=args.max_spikes,
+        seed=args.seed,
+        allow_low_rate=args.allow_low_rate,
+        allow_any_unit=args.any_unit,
+        method=args.method,
+        trust_model=args.trust_model,
+    )
 
 
 def cmd_classify(args) -> int:
@@ -158,8 +216,9 @@ def cmd_classify(args) -> int:
     kwargs = _classify_kwargs(args)
     if args.report:
         kwargs["report_dir"] = args.report
-    table = classify_files(files, n_jobs=args.n_jobs, engine=args.engine, scheduler=args.scheduler,
-                           progress=not args.quiet, **kwargs)
+    table = classify_files(
+        files, n_jobs=args.n_jobs, engine=args.engine, scheduler=args.scheduler, progress=not args.quiet, **kwargs
+    )
     if args.out:
         write_table(table, args.out)
     if args.report:
@@ -173,23 +232,38 @@ def cmd_classify(args) -> int:
         print("?: not a reliable call (fewer than 20 spikes, or a 95 % interval that includes 0.5)")
     demo = table["model"].astype(str).str.startswith("DEMO").any()
     if demo:
-        print("NOTE: labels from the bundled DEMONSTRATION model (trained on simulated recordings) - not for "
-              "scientific conclusions; pass --model DIR with a real model.")
+        print(
+            "NOTE: labels from the bundled DEMONSTRATION model (trained on simulated recordings) - not for "
+            "scientific conclusions; pass --model DIR with a real model."
+        )
     if n_err:
         for _, r in table[table["error"] != ""].iterrows():
             print(f"FAILED {r['file']}: {r['error']}", file=sys.stderr)
-    print(f"{len(table) - n_err} cell(s) from {len(files)} file(s)" + (f"; {n_err} file(s) failed" if n_err else "")
-          + (f"; results in {args.out}" if args.out else "") + (f"; report in {args.report}" if args.report else ""))
+    print(
+        f"{len(table) - n_err} cell(s) from {len(files)} file(s)"
+        + (f"; {n_err} file(s) failed" if n_err else "")
+        + (f"; results in {args.out}" if args.out else "")
+        + (f"; report in {args.report}" if args.report else "")
+    )
     return 1 if n_err else 0
 
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default=None, metavar="DIR",
-                   help="model folder (default: the bundled demonstration model, simulated data only)")
-    p.add_argument("--method", choices=["cnn", "criteria"], default="cnn",
-                   help="'criteria' = classical criteria only (wide, slow, regular)")
-    p.add_argument("--trust-model", action="store_true",
-                   help="allow a model that needs arbitrary code (Lambda layers) to load")
+    p.add_argument(
+        "--model",
+        default=None,
+        metavar="DIR",
+        help="model folder (default: the bundled demonstration model, simulated data only)",
+    )
+    p.add_argument(
+        "--method",
+        choices=["cnn", "criteria"],
+        default="cnn",
+        help="'criteria' = classical criteria only (wide, slow, regular)",
+    )
+    p.add_argument(
+        "--trust-model", action="store_true", help="allow a model that needs arbitrary code (Lambda layers) to load"
+    )
 
 
 # ---------------------------------------------------------------------------------------------------- import
@@ -217,21 +291,43 @@ def cmd_demo(args) -> int:
     from .demo import run_demo
 
     counts = {"serotonergic": args.cells, "atypical_serotonergic": args.cells, "non_serotonergic": args.cells}
-    table = run_demo(args.out, n_cells_per_type=counts, duration_s=args.duration, seed=args.seed,
-                     model_folder=args.model, report=not args.no_report, n_jobs=args.n_jobs)
+    table = run_demo(
+        args.out,
+        n_cells_per_type=counts,
+        duration_s=args.duration,
+        seed=args.seed,
+        model_folder=args.model,
+        report=not args.no_report,
+        n_jobs=args.n_jobs,
+    )
     rows = []
     for _, r in table.iterrows():
         p, lo, hi = r["sero_probability"], r["sero_probability_low"], r["sero_probability_high"]
-        rows.append((Path(str(r["file"])).name, r["true_cell_type"], r["sero_label"],
-                     f"{p:.2f} [{lo:.2f}-{hi:.2f}]" if p == p else "-", r["sero_type"], r["n_spikes"],
-                     f"{r['firing_rate_hz']:.2f}", f"{r['udi_ms']:.2f}", "yes" if r["correct"] else "NO"))
-    _print_table(["file", "simulated as", "label", "P(SER) [95% CI]", "type", "spikes", "rate_Hz", "UDI_ms",
-                  "correct"], rows)
+        rows.append(
+            (
+                Path(str(r["file"])).name,
+                r["true_cell_type"],
+                r["sero_label"],
+                f"{p:.2f} [{lo:.2f}-{hi:.2f}]" if p == p else "-",
+                r["sero_type"],
+                r["n_spikes"],
+                f"{r['firing_rate_hz']:.2f}",
+                f"{r['udi_ms']:.2f}",
+                "yes" if r["correct"] else "NO",
+            )
+        )
+    _print_table(
+        ["file", "simulated as", "label", "P(SER) [95% CI]", "type", "spikes", "rate_Hz", "UDI_ms", "correct"], rows
+    )
     n_ok = int(table["correct"].sum())
-    print(f"{n_ok}/{len(table)} simulated cells labelled correctly. Results: {Path(args.out) / 'results.csv'}"
-          + ("" if args.no_report else f"; report: {Path(args.out) / 'report' / 'index.html'}"))
-    print("NOTE: simulated recordings and the bundled DEMONSTRATION model (trained on simulated data): this shows "
-          "the workflow and is not for scientific conclusions.")
+    print(
+        f"{n_ok}/{len(table)} simulated cells labelled correctly. Results: {Path(args.out) / 'results.csv'}"
+        + ("" if args.no_report else f"; report: {Path(args.out) / 'report' / 'index.html'}")
+    )
+    print(
+        "NOTE: simulated recordings and the bundled DEMONSTRATION model (trained on simulated data): this shows "
+        "the workflow and is not for scientific conclusions."
+    )
     return 0
 
 
@@ -255,16 +351,32 @@ def cmd_watch(args) -> int:
             counts["cells"] += 1
             p, lo, hi = r["sero_probability"], r["sero_probability_low"], r["sero_probability_high"]
             prob = f"P(SER) {p:.2f} [{lo:.2f}-{hi:.2f}]  " if p == p else ""
-            print(f"{stamp}  {r['cell_id']}  {r['sero_label']}  {prob}{r['sero_type']}  {int(r['n_spikes'])} spikes"
-                  f"  {r['firing_rate_hz']:.2f} Hz  UDI {r['udi_ms']:.2f} ms", flush=True)
+            print(
+                f"{stamp}  {r['cell_id']}  {r['sero_label']}  {prob}{r['sero_type']}  {int(r['n_spikes'])} spikes"
+                f"  {r['firing_rate_hz']:.2f} Hz  UDI {r['udi_ms']:.2f} ms",
+                flush=True,
+            )
 
-    print(f"watching {args.folder} for finished .abf files (Ctrl-C to stop)"
-          + (f"; results appended to {args.out}" if args.out else "")
-          + (f"; report in {args.report}" if args.report else ""), flush=True)
+    print(
+        f"watching {args.folder} for finished .abf files (Ctrl-C to stop)"
+        + (f"; results appended to {args.out}" if args.out else "")
+        + (f"; report in {args.report}" if args.report else ""),
+        flush=True,
+    )
     try:
-        watch_folder(args.folder, out=args.out, model_folder=model, settle_s=args.settle,
-                     process_existing=args.existing, on_result=show, timeout_s=args.timeout,
-                     recursive=args.recursive, report_dir=args.report, use_polling=args.polling, **kwargs)
+        watch_folder(
+            args.folder,
+            out=args.out,
+            model_folder=model,
+            settle_s=args.settle,
+            process_existing=args.existing,
+            on_result=show,
+            timeout_s=args.timeout,
+            recursive=args.recursive,
+            report_dir=args.report,
+            use_polling=args.polling,
+            **kwargs,
+        )
     except KeyboardInterrupt:
         pass
     print(f"stopped: {counts['cells']} cell(s) classified, {counts['failed']} file(s) failed")
@@ -276,20 +388,43 @@ def cmd_train(args) -> int:
     from .training import train_from_table
     from .training.train import parse_kernels
 
-    res = train_from_table(args.table, args.out, kernels=parse_kernels(args.kernels), epochs=args.epochs,
-                           synthetic=args.synthetic, seed=args.seed, split=args.split, batch_size=args.batch_size,
-                           patience=args.patience, max_per_cell=args.max_spikes, balance=not args.no_balance,
-                           threshold=args.threshold, overwrite=args.overwrite, progress_bar=not args.quiet,
-                           val_fraction=args.val_fraction, test_fraction=args.test_fraction, precision=args.precision)
+    res = train_from_table(
+        args.table,
+        args.out,
+        kernels=parse_kernels(args.kernels),
+        epochs=args.epochs,
+        synthetic=args.synthetic,
+        seed=args.seed,
+        split=args.split,
+        batch_size=args.batch_size,
+        patience=args.patience,
+        max_per_cell=args.max_spikes,
+        balance=not args.no_balance,
+        threshold=args.threshold,
+        overwrite=args.overwrite,
+        progress_bar=not args.quiet,
+        val_fraction=args.val_fraction,
+        test_fraction=args.test_fraction,
+        precision=args.precision,
+    )
     summ = res.summary()
-    print(f"trained {len(res.ensemble.kernels)} member(s) (kernels {', '.join(map(str, res.ensemble.kernels))}) "
-          f"for {summ.get('epochs_run')} epoch(s) in {summ.get('seconds') or 0:.0f} s -> {res.folder}")
+    print(
+        f"trained {len(res.ensemble.kernels)} member(s) (kernels {', '.join(map(str, res.ensemble.kernels))}) "
+        f"for {summ.get('epochs_run')} epoch(s) in {summ.get('seconds') or 0:.0f} s -> {res.folder}"
+    )
     for side in ("val_metrics", "test_metrics"):
         m = summ.get(side) or {}
         if m:
-            print(f"{side.split('_')[0]}: " + ", ".join(
-                f"{k} {v}" if isinstance(v, int) or (isinstance(v, float) and v.is_integer() and k in ("spikes", "cells"))
-                else f"{k} {v:.3f}" for k, v in m.items() if isinstance(v, (int, float))))
+            print(
+                f"{side.split('_')[0]}: "
+                + ", ".join(
+                    f"{k} {v}"
+                    if isinstance(v, int) or (isinstance(v, float) and v.is_integer() and k in ("spikes", "cells"))
+                    else f"{k} {v:.3f}"
+                    for k, v in m.items()
+                    if isinstance(v, (int, float))
+                )
+            )
     if res.report_dir:
         print(f"evaluation report: {res.report_dir}")
     return 0
@@ -298,17 +433,30 @@ def cmd_train(args) -> int:
 def cmd_evaluate(args) -> int:
     from .training import evaluate_table
 
-    result = evaluate_table(args.table, args.model, args.out, threshold=args.threshold, trust=args.trust_model,
-                            max_per_cell=args.max_spikes)
+    result = evaluate_table(
+        args.table, args.model, args.out, threshold=args.threshold, trust=args.trust_model, max_per_cell=args.max_spikes
+    )
     rows = []
     for level in ("spike", "cell"):
         r = result.get(level) or {}
-        rows.append((level, r.get("n"), r.get("accuracy"), r.get("balanced_accuracy"), r.get("roc_auc"),
-                     r.get("ece", (r.get("calibration") or {}).get("ece"))))
-    _print_table(["level", "n", "accuracy", "balanced_acc", "roc_auc", "ECE"],
-                 [tuple("-" if v is None else v for v in row) for row in rows])
-    print("confusion matrices: rows = true class (row-normalised = recall: TPR/TNR), columns = predicted class "
-          "(column-normalised = precision: PPV/NPV); the authors' notebook normalised by predicted class.")
+        rows.append(
+            (
+                level,
+                r.get("n"),
+                r.get("accuracy"),
+                r.get("balanced_accuracy"),
+                r.get("roc_auc"),
+                r.get("ece", (r.get("calibration") or {}).get("ece")),
+            )
+        )
+    _print_table(
+        ["level", "n", "accuracy", "balanced_acc", "roc_auc", "ECE"],
+        [tuple("-" if v is None else v for v in row) for row in rows],
+    )
+    print(
+        "confusion matrices: rows = true class (row-normalised = recall: TPR/TNR), columns = predicted class "
+        "(column-normalised = precision: PPV/NPV); the authors' notebook normalised by predicted class."
+    )
     if args.out:
         print(f"report (JSON + PNG): {args.out}")
     return 0
@@ -329,8 +477,10 @@ def _print_table(header: list[str], rows: list[tuple]) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="sero", description="Serotonergic / non-serotonergic classification of cell-attached action currents "
-                                 "(Corradetti et al. 2024) on SpikeInterface.")
+        prog="sero",
+        description="Serotonergic / non-serotonergic classification of cell-attached action currents "
+        "(Corradetti et al. 2024) on SpikeInterface.",
+    )
     parser.add_argument("--version", action="version", version=f"spikeinterface-sero {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -348,8 +498,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="results table (.csv, .tsv or .json)")
     p.add_argument("--report", default=None, metavar="DIR", help="write per-cell plots and an HTML summary here")
     p.add_argument("--n-jobs", type=int, default=1, help="files processed in parallel on this machine")
-    p.add_argument("--engine", choices=["loop", "joblib", "dask"], default=None,
-                   help="batch engine (as SpikeInterface's run_sorter_jobs); default from --n-jobs/--scheduler")
+    p.add_argument(
+        "--engine",
+        choices=["loop", "joblib", "dask"],
+        default=None,
+        help="batch engine (as SpikeInterface's run_sorter_jobs); default from --n-jobs/--scheduler",
+    )
     p.add_argument("--scheduler", default=None, help="dask.distributed scheduler address, with --engine dask")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_model_args(p)
@@ -359,8 +513,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("import-models", help="import the authors' published members (.keras, .h5, SavedModel)")
     p.add_argument("src", help="folder of ModConvBinNormN<k> members (e.g. ModelsDNN/BioModelDNN_BALANCED)")
     p.add_argument("--out", required=True, help="model folder to write")
-    p.add_argument("--choose", action="append", default=None, metavar="K=FILE|SESSION",
-                   help="which file to use when a kernel has several (e.g. 27=ModConvBinNormN27-v199.keras, or v199)")
+    p.add_argument(
+        "--choose",
+        action="append",
+        default=None,
+        metavar="K=FILE|SESSION",
+        help="which file to use when a kernel has several (e.g. 27=ModConvBinNormN27-v199.keras, or v199)",
+    )
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=cmd_import_models)
 
@@ -379,8 +538,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="results table (.csv) to append to (created if missing)")
     p.add_argument("--report", default=None, metavar="DIR", help="per-cell plots and a live HTML summary here")
     p.add_argument("--settle", type=float, default=2.0, help="seconds a file must stay unchanged (default 2)")
-    p.add_argument("--existing", action="store_true",
-                   help="also classify the files already there (those already in --out are skipped)")
+    p.add_argument(
+        "--existing",
+        action="store_true",
+        help="also classify the files already there (those already in --out are skipped)",
+    )
     p.add_argument("--recursive", action="store_true", help="also watch subfolders")
     p.add_argument("--polling", action="store_true", help="poll instead of OS notifications (network drives)")
     p.add_argument("--timeout", type=float, default=None, help="stop after this many seconds (default: Ctrl-C)")
@@ -393,8 +555,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="model folder to write")
     p.add_argument("--kernels", default="20-31", help="kernel sizes, e.g. 20-31 or 20,24,28 (default 20-31)")
     p.add_argument("--epochs", type=int, default=25)
-    p.add_argument("--synthetic", type=int, default=0, metavar="N",
-                   help="streamed synthetic samples per epoch (smoothed spike + noise mask; 0 = real only)")
+    p.add_argument(
+        "--synthetic",
+        type=int,
+        default=0,
+        metavar="N",
+        help="streamed synthetic samples per epoch (smoothed spike + noise mask; 0 = real only)",
+    )
     p.add_argument("--split", default="auto", help="auto (by group if given, else by cell), cell, group, spike")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--patience", type=int, default=10, help="early stopping on validation loss")
@@ -402,8 +569,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-balance", action="store_true", help="keep the class imbalance")
     p.add_argument("--val-fraction", type=float, default=0.15, help="cells/groups held out for early stopping")
     p.add_argument("--test-fraction", type=float, default=0.15, help="cells/groups held out for the model card")
-    p.add_argument("--precision", choices=["float32", "mixed_bfloat16"], default="float32",
-                   help="mixed_bfloat16 trains ~2-3x faster on CPU; saved members are float32 either way")
+    p.add_argument(
+        "--precision",
+        choices=["float32", "mixed_bfloat16"],
+        default="float32",
+        help="mixed_bfloat16 trains ~2-3x faster on CPU; saved members are float32 either way",
+    )
     p.add_argument("--threshold", type=float, default=-50.0)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--overwrite", action="store_true")

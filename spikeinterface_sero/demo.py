@@ -16,8 +16,16 @@ __all__ = ["run_demo"]
 DEFAULT_CELLS = {"serotonergic": 2, "atypical_serotonergic": 2, "non_serotonergic": 2}
 
 
-def run_demo(out_dir="sero_demo_output", *, n_cells_per_type: dict | None = None, duration_s: float = 30.0,
-             seed: int = 2024, model_folder=None, report: bool = True, n_jobs: int = 1) -> pd.DataFrame:
+def run_demo(
+    out_dir="sero_demo_output",
+    *,
+    n_cells_per_type: dict | None = None,
+    duration_s: float = 30.0,
+    seed: int = 2024,
+    model_folder=None,
+    report: bool = True,
+    n_jobs: int = 1,
+) -> pd.DataFrame:
     """Simulate, classify, compare with the ground truth. Writes ``recordings/*.abf``, ``results.csv`` and
     (with ``report``) ``report/index.html`` under ``out_dir``; returns the results table with the columns
     ``true_label``, ``true_cell_type`` and ``correct`` added."""
@@ -33,10 +41,12 @@ def run_demo(out_dir="sero_demo_output", *, n_cells_per_type: dict | None = None
     report_dir = out / "report" if report else None
     table = classify_files(files, model_folder=model_folder, report_dir=report_dir, n_jobs=n_jobs)
     truth = {str(Path(r.file).resolve()): r for r in recs}
-    table["true_label"] = [truth[str(Path(f).resolve())].label if str(Path(f).resolve()) in truth else ""
-                           for f in table["file"]]
-    table["true_cell_type"] = [truth[str(Path(f).resolve())].cell_type if str(Path(f).resolve()) in truth else ""
-                               for f in table["file"]]
+    table["true_label"] = [
+        truth[str(Path(f).resolve())].label if str(Path(f).resolve()) in truth else "" for f in table["file"]
+    ]
+    table["true_cell_type"] = [
+        truth[str(Path(f).resolve())].cell_type if str(Path(f).resolve()) in truth else "" for f in table["file"]
+    ]
     table["correct"] = table["sero_label"] == table["true_label"]
     write_table(table, out / "results.csv")
     if report_dir is not None:

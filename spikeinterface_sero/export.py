@@ -26,8 +26,10 @@ PHY_PROPERTIES = ("sero_label", "sero_probability", "sero_type")
 
 def _sero_ext(analyzer):
     if not analyzer.has_extension("serotonergic"):
-        raise SeroError("The analyzer has no 'serotonergic' extension yet: run analyzer.compute('serotonergic') "
-                        "(import spikeinterface_sero first).")
+        raise SeroError(
+            "The analyzer has no 'serotonergic' extension yet: run analyzer.compute('serotonergic') "
+            "(import spikeinterface_sero first)."
+        )
     return analyzer.get_extension("serotonergic")
 
 
@@ -62,8 +64,16 @@ def write_table(table: pd.DataFrame, path) -> Path:
     return path
 
 
-def export_to_phy(analyzer, output_folder, *, compute_pc_features: bool = False, copy_binary: bool = True,
-                  remove_if_exists: bool = False, verbose: bool = False, **kwargs) -> Path:
+def export_to_phy(
+    analyzer,
+    output_folder,
+    *,
+    compute_pc_features: bool = False,
+    copy_binary: bool = True,
+    remove_if_exists: bool = False,
+    verbose: bool = False,
+    **kwargs,
+) -> Path:
     """SpikeInterface's ``export_to_phy`` with the sero properties written as ``cluster_<name>.tsv``."""
     from spikeinterface.exporters import export_to_phy as _export
 
@@ -71,15 +81,28 @@ def export_to_phy(analyzer, output_folder, *, compute_pc_features: bool = False,
     if not analyzer.has_extension("templates"):
         analyzer.compute("templates")
     copy_binary = copy_binary and (analyzer.has_recording() or analyzer.has_temporary_recording())
-    _export(analyzer, output_folder, compute_pc_features=compute_pc_features, copy_binary=copy_binary,
-            remove_if_exists=remove_if_exists, additional_properties=list(PHY_PROPERTIES), verbose=verbose,
-            **kwargs)
+    _export(
+        analyzer,
+        output_folder,
+        compute_pc_features=compute_pc_features,
+        copy_binary=copy_binary,
+        remove_if_exists=remove_if_exists,
+        additional_properties=list(PHY_PROPERTIES),
+        verbose=verbose,
+        **kwargs,
+    )
     return Path(output_folder)
 
 
-def write_nwb(analyzer, path, *, session_description: str = "Loose-seal cell-attached recording, serotonergic "
-              "classification by spikeinterface-sero", identifier: str | None = None, session_start_time=None,
-              overwrite: bool = False) -> Path:
+def write_nwb(
+    analyzer,
+    path,
+    *,
+    session_description: str = "Loose-seal cell-attached recording, serotonergic classification by spikeinterface-sero",
+    identifier: str | None = None,
+    session_start_time=None,
+    overwrite: bool = False,
+) -> Path:
     """Write the Units table (spike times, sero columns, mean action current in picoamperes) to an NWB file."""
     import datetime
     import uuid
@@ -95,13 +118,20 @@ def write_nwb(analyzer, path, *, session_description: str = "Loose-seal cell-att
     units = _sero_ext(analyzer).get_data()
     if session_start_time is None:
         session_start_time = datetime.datetime.now(datetime.UTC)
-    nwb = NWBFile(session_description=session_description, identifier=identifier or str(uuid.uuid4()),
-                  session_start_time=session_start_time,
-                  notes=f"Units classified with spikeinterface-sero {__version__}; model: "
-                        f"{_sero_ext(analyzer).params.get('model_description', '')}")
+    nwb = NWBFile(
+        session_description=session_description,
+        identifier=identifier or str(uuid.uuid4()),
+        session_start_time=session_start_time,
+        notes=f"Units classified with spikeinterface-sero {__version__}; model: "
+        f"{_sero_ext(analyzer).params.get('model_description', '')}",
+    )
     fs = float(analyzer.sampling_frequency)
-    nwb.units = Units(name="units", description="cells with serotonergic classification", waveform_rate=fs,
-                      waveform_unit="picoamperes")
+    nwb.units = Units(
+        name="units",
+        description="cells with serotonergic classification",
+        waveform_rate=fs,
+        waveform_unit="picoamperes",
+    )
     columns = {
         "sero_label": "serotonergic or non_serotonergic (CNN ensemble consensus, Corradetti et al. 2024)",
         "sero_probability": "P(serotonergic) of the cell: mean consensus over its spikes",
@@ -115,12 +145,21 @@ def write_nwb(analyzer, path, *, session_description: str = "Loose-seal cell-att
     for name, desc in columns.items():
         nwb.add_unit_column(name=name, description=desc)
     templates = _mean_waveforms(analyzer)
-    t_starts = [float(analyzer.sorting.get_start_time(s)) if hasattr(analyzer.sorting, "get_start_time") else 0.0
-                for s in range(analyzer.get_num_segments())]
+    t_starts = [
+        float(analyzer.sorting.get_start_time(s)) if hasattr(analyzer.sorting, "get_start_time") else 0.0
+        for s in range(analyzer.get_num_segments())
+    ]
     for i, u in enumerate(analyzer.unit_ids):
-        times = np.concatenate([
-            analyzer.sorting.get_unit_spike_train(u, segment_index=s) / fs + t_starts[s]
-            for s in range(analyzer.get_num_segments())]) if analyzer.get_num_segments() else np.zeros(0)
+        times = (
+            np.concatenate(
+                [
+                    analyzer.sorting.get_unit_spike_train(u, segment_index=s) / fs + t_starts[s]
+                    for s in range(analyzer.get_num_segments())
+                ]
+            )
+            if analyzer.get_num_segments()
+            else np.zeros(0)
+        )
         row = units.loc[u]
         values = {}
         for name in columns:

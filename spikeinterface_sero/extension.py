@@ -32,10 +32,23 @@ from .errors import SeroError
 __all__ = ["ComputeSerotonergic", "compute_serotonergic", "load_sorting_analyzer", "SERO_PROPERTIES"]
 
 SERO_PROPERTIES = ("sero_label", "sero_probability", "sero_type")
-_UNIT_COLUMNS = ["sero_label", "sero_probability", "sero_probability_low", "sero_probability_high", "sero_reliable",
-                 "n_spikes",
-                 "fraction_spikes_ser", "firing_rate_hz", "cv_isi", "lv", "udi_ms", "criteria_label", "sero_type",
-                 "sero_domain", "sero_method"]
+_UNIT_COLUMNS = [
+    "sero_label",
+    "sero_probability",
+    "sero_probability_low",
+    "sero_probability_high",
+    "sero_reliable",
+    "n_spikes",
+    "fraction_spikes_ser",
+    "firing_rate_hz",
+    "cv_isi",
+    "lv",
+    "udi_ms",
+    "criteria_label",
+    "sero_type",
+    "sero_domain",
+    "sero_method",
+]
 
 
 _WARN_DEMO: contextvars.ContextVar[bool] = contextvars.ContextVar("sero_warn_demo", default=True)
@@ -98,9 +111,21 @@ class ComputeSerotonergic(AnalyzerExtension):
     need_job_kwargs = False
     need_backward_compatibility_on_load = True  # normalise the reloaded unit table (zarr gives nullable dtypes)
 
-    def _set_params(self, model_folder=None, method: str = "cnn", trust_model: bool = False, n_boot: int = 1000,
-                    seed: int = 0, min_udi_ms=None, max_rate_hz=None, max_cv=None, polarity: str = "negative",
-                    flip_positive: bool = False, reextract: bool = False, min_spikes: int = 20):
+    def _set_params(
+        self,
+        model_folder=None,
+        method: str = "cnn",
+        trust_model: bool = False,
+        n_boot: int = 1000,
+        seed: int = 0,
+        min_udi_ms=None,
+        max_rate_hz=None,
+        max_cv=None,
+        polarity: str = "negative",
+        flip_positive: bool = False,
+        reextract: bool = False,
+        min_spikes: int = 20,
+    ):
         if method not in ("cnn", "criteria"):
             raise SeroError(f"method must be 'cnn' or 'criteria', not {method!r}.")
         if polarity not in ("negative", "positive"):
@@ -109,12 +134,20 @@ class ComputeSerotonergic(AnalyzerExtension):
             raise SeroError(f"n_boot must be >= 0, not {n_boot!r}.")
         if int(min_spikes) < 1:
             raise SeroError(f"min_spikes must be >= 1, not {min_spikes!r}.")
-        params = dict(model_folder=None if model_folder is None else str(model_folder), method=method,
-                      trust_model=bool(trust_model), n_boot=int(n_boot), seed=int(seed),
-                      min_udi_ms=None if min_udi_ms is None else float(min_udi_ms),
-                      max_rate_hz=None if max_rate_hz is None else float(max_rate_hz),
-                      max_cv=None if max_cv is None else float(max_cv), polarity=polarity,
-                      flip_positive=bool(flip_positive), reextract=bool(reextract), min_spikes=int(min_spikes))
+        params = dict(
+            model_folder=None if model_folder is None else str(model_folder),
+            method=method,
+            trust_model=bool(trust_model),
+            n_boot=int(n_boot),
+            seed=int(seed),
+            min_udi_ms=None if min_udi_ms is None else float(min_udi_ms),
+            max_rate_hz=None if max_rate_hz is None else float(max_rate_hz),
+            max_cv=None if max_cv is None else float(max_cv),
+            polarity=polarity,
+            flip_positive=bool(flip_positive),
+            reextract=bool(reextract),
+            min_spikes=int(min_spikes),
+        )
         if method == "cnn":
             ensemble = self._load_ensemble(params)
             params["model_description"] = str(ensemble.info.get("description", ""))[:500]
@@ -141,13 +174,15 @@ class ComputeSerotonergic(AnalyzerExtension):
     def _classify(self, analyzer) -> dict:
         """Everything the extension stores, computed on ``analyzer`` (used by run, merge and split)."""
         from .features import add_sero_type, criteria_classify, features_from_sorting
+
         adapted = getattr(self, "_adapted", None) if analyzer is self.sorting_analyzer else None
         self._adapted = None
         snippets, domain = _analyzer_snippets(analyzer, self.params, adapted)
         unit_ids = list(analyzer.unit_ids)
         by_unit = {u: snippets.waveforms[snippets.unit_ids == str(u)] for u in unit_ids}
-        durations = [analyzer.get_num_samples(s) / analyzer.sampling_frequency
-                     for s in range(analyzer.get_num_segments())]
+        durations = [
+            analyzer.get_num_samples(s) / analyzer.sampling_frequency for s in range(analyzer.get_num_segments())
+        ]
         # snippets come oriented negative-going (flipped when polarity="positive")
         feats = features_from_sorting(analyzer.sorting, by_unit, durations, polarity="negative")
         feats = criteria_classify(feats, **self._criteria_kwargs())
@@ -156,21 +191,37 @@ class ComputeSerotonergic(AnalyzerExtension):
             from .model import cell_decisions
 
             ensemble = self._load_ensemble(self.params)
-            members = ensemble.predict_members(snippets.waveforms).astype(np.float32) if n else \
-                np.zeros((0, len(ensemble.kernels), 2), np.float32)
+            members = (
+                ensemble.predict_members(snippets.waveforms).astype(np.float32)
+                if n
+                else np.zeros((0, len(ensemble.kernels), 2), np.float32)
+            )
             consensus = members.mean(axis=1)
             spike_p = (consensus[:, 0] / np.maximum(consensus.sum(axis=1), 1e-12)).astype(np.float32)
             rows = []
             for u in unit_ids:
                 m = snippets.unit_ids == str(u)
                 if not m.any():
-                    rows.append(pd.DataFrame(
-                        {"sero_label": ["undetermined"], "sero_probability": [np.nan],
-                         "sero_probability_low": [np.nan], "sero_probability_high": [np.nan], "n_spikes": [0],
-                         "fraction_spikes_ser": [np.nan]}, index=[u]))
+                    rows.append(
+                        pd.DataFrame(
+                            {
+                                "sero_label": ["undetermined"],
+                                "sero_probability": [np.nan],
+                                "sero_probability_low": [np.nan],
+                                "sero_probability_high": [np.nan],
+                                "n_spikes": [0],
+                                "fraction_spikes_ser": [np.nan],
+                            },
+                            index=[u],
+                        )
+                    )
                     continue
-                t = cell_decisions(consensus[m], np.full(int(m.sum()), str(u)), n_boot=self.params["n_boot"],
-                                   seed=_unit_seed(self.params["seed"], u))
+                t = cell_decisions(
+                    consensus[m],
+                    np.full(int(m.sum()), str(u)),
+                    n_boot=self.params["n_boot"],
+                    seed=_unit_seed(self.params["seed"], u),
+                )
                 t.index = [u]
                 rows.append(t)
             table = pd.concat(rows)
@@ -198,9 +249,15 @@ class ComputeSerotonergic(AnalyzerExtension):
         table["sero_method"] = self.params["method"]
         table = table[[c for c in _UNIT_COLUMNS if c in table.columns]]
         table["n_spikes"] = table["n_spikes"].astype("int64")
-        return dict(units=table, spike_probability=spike_p, member_outputs=members,
-                    spike_unit_index=np.array([unit_ids.index(u) if u in unit_ids else -1 for u in
-                                               _as_unit_keys(snippets.unit_ids, unit_ids)], dtype=np.int64))
+        return dict(
+            units=table,
+            spike_probability=spike_p,
+            member_outputs=members,
+            spike_unit_index=np.array(
+                [unit_ids.index(u) if u in unit_ids else -1 for u in _as_unit_keys(snippets.unit_ids, unit_ids)],
+                dtype=np.int64,
+            ),
+        )
 
     def _write_properties(self, analyzer, table: pd.DataFrame) -> None:
         units = list(analyzer.unit_ids)
@@ -210,8 +267,12 @@ class ComputeSerotonergic(AnalyzerExtension):
         probs = np.asarray(t["sero_probability"], dtype=np.float64)
         types = np.asarray([str(v) for v in t["sero_type"]], dtype=str)
         domains = np.asarray([str(v) for v in t["sero_domain"]], dtype=str)
-        for key, values in (("sero_label", labels), ("sero_probability", probs), ("sero_type", types),
-                            ("sero_domain", domains)):
+        for key, values in (
+            ("sero_label", labels),
+            ("sero_probability", probs),
+            ("sero_type", types),
+            ("sero_domain", domains),
+        ):
             try:
                 analyzer.set_sorting_property(key, values)
             except Exception:  # read-only analyzers (e.g. loaded lazily): keep the result in the extension only
@@ -228,9 +289,12 @@ class ComputeSerotonergic(AnalyzerExtension):
         self.data = self._classify(analyzer)
         self._write_properties(analyzer, self.data["units"])
         if self.params["method"] == "cnn" and self.params.get("model_is_demo") and _WARN_DEMO.get():
-            warnings.warn("spikeinterface-sero: these labels come from the bundled DEMONSTRATION model, trained on "
-                          "simulated recordings; they are not for scientific conclusions. Pass "
-                          "model_folder=<your or the published model> for real use.", stacklevel=3)
+            warnings.warn(
+                "spikeinterface-sero: these labels come from the bundled DEMONSTRATION model, trained on "
+                "simulated recordings; they are not for scientific conclusions. Pass "
+                "model_folder=<your or the published model> for real use.",
+                stacklevel=3,
+            )
 
     def _get_data(self, outputs: str = "units"):
         """``outputs="units"``: the per-unit table; ``"spikes"``: one row per classified spike (unit_id,
@@ -243,15 +307,24 @@ class ComputeSerotonergic(AnalyzerExtension):
             analyzer = self.sorting_analyzer
             spikes = analyzer.sorting.to_spike_vector()[analyzer.get_extension("random_spikes").get_data()]
             units = np.asarray(analyzer.unit_ids)
-            return pd.DataFrame({"unit_id": units[spikes["unit_index"]], "segment_index": spikes["segment_index"],
-                                 "sample_index": spikes["sample_index"], "p_ser": self.data["spike_probability"]})
+            return pd.DataFrame(
+                {
+                    "unit_id": units[spikes["unit_index"]],
+                    "segment_index": spikes["segment_index"],
+                    "sample_index": spikes["sample_index"],
+                    "p_ser": self.data["spike_probability"],
+                }
+            )
         raise SeroError(f"outputs must be 'units', 'spikes' or 'members', not {outputs!r}.")
 
     def _spike_mask(self, keep_unit_ids) -> np.ndarray:
         units = np.asarray(self.sorting_analyzer.unit_ids)
         idx = np.asarray(self.data["spike_unit_index"])
-        return np.isin(units[idx], np.asarray(list(keep_unit_ids), dtype=units.dtype)) if idx.size else \
-            np.zeros(0, dtype=bool)
+        return (
+            np.isin(units[idx], np.asarray(list(keep_unit_ids), dtype=units.dtype))
+            if idx.size
+            else np.zeros(0, dtype=bool)
+        )
 
     def _select_units_extension_data(self, unit_ids):
         mask = self._spike_mask(unit_ids)
@@ -262,8 +335,12 @@ class ComputeSerotonergic(AnalyzerExtension):
         new_idx = np.array([remap[u] for u in old_units[old_idx]], dtype=np.int64)
         table = self.data["units"].loc[new_units].copy()
         table.index.name = "unit_id"
-        return dict(units=table, spike_probability=self.data["spike_probability"][mask],
-                    member_outputs=self.data["member_outputs"][mask], spike_unit_index=new_idx)
+        return dict(
+            units=table,
+            spike_probability=self.data["spike_probability"][mask],
+            member_outputs=self.data["member_outputs"][mask],
+            spike_unit_index=new_idx,
+        )
 
     # SpikeInterface 0.104 name of the same hook
     _select_extension_data = _select_units_extension_data
@@ -271,8 +348,9 @@ class ComputeSerotonergic(AnalyzerExtension):
     def _select_channels_extension_data(self, channel_ids):
         return self.data
 
-    def _merge_extension_data(self, merge_unit_groups, new_unit_ids, new_sorting_analyzer, keep_mask=None,
-                              verbose=False, **job_kwargs):
+    def _merge_extension_data(
+        self, merge_unit_groups, new_unit_ids, new_sorting_analyzer, keep_mask=None, verbose=False, **job_kwargs
+    ):
         data = self._classify(new_sorting_analyzer)
         self._write_properties(new_sorting_analyzer, data["units"])
         return data
@@ -289,8 +367,9 @@ _STR_COLUMNS = ("sero_label", "criteria_label", "sero_type", "sero_domain", "ser
 def _normalise_units_table(units: pd.DataFrame, unit_ids: list) -> pd.DataFrame:
     """The unit table as computed: index ``unit_id`` with the analyzer's unit ids, plain numpy dtypes
     (binary folders give CSV-parsed types, zarr gives pandas nullable ones)."""
-    out = units[[c for c in _UNIT_COLUMNS if c in units.columns]
-                + [c for c in units.columns if c not in _UNIT_COLUMNS]].copy()
+    out = units[
+        [c for c in _UNIT_COLUMNS if c in units.columns] + [c for c in units.columns if c not in _UNIT_COLUMNS]
+    ].copy()
     lookup = {str(u): u for u in unit_ids}
     out.index = pd.Index([lookup.get(str(u), u) for u in out.index], name="unit_id")
     for col in out.columns:
@@ -325,8 +404,12 @@ def _adaptation(analyzer, params, reextract: bool = False, info_only: bool = Fal
         if params.get("polarity") == "positive":
             sn.waveforms = -sn.waveforms
         return sn, "in_domain", None
-    return adapt_analyzer_snippets(analyzer, polarity=params.get("polarity", "negative"),
-                                   flip_positive=bool(params.get("flip_positive", False)), reextract=reextract)
+    return adapt_analyzer_snippets(
+        analyzer,
+        polarity=params.get("polarity", "negative"),
+        flip_positive=bool(params.get("flip_positive", False)),
+        reextract=reextract,
+    )
 
 
 def _analyzer_snippets(analyzer, params, adapted=None):

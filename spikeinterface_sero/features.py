@@ -100,9 +100,7 @@ def _per_segment(values: Any, n_segments: int, name: str, default: float | None 
         arr = np.full(n_segments, float(arr))
     arr = arr.ravel()
     if arr.size != n_segments:
-        raise DataError(
-            f"{name} has {arr.size} value(s) but there are {n_segments} segment(s) of spike times."
-        )
+        raise DataError(f"{name} has {arr.size} value(s) but there are {n_segments} segment(s) of spike times.")
     if not np.all(np.isfinite(arr)):
         raise DataError(f"{name} contains NaN or infinite values.")
     return arr
@@ -330,9 +328,9 @@ def udi_per_spike_ms(
     if x.shape[0] == 0:
         return np.empty(0)
     x = _oriented(x, polarity)
-    widths = np.concatenate(
-        [_trough_to_peak_samples(x[i : i + _CHUNK]) for i in range(0, x.shape[0], _CHUNK)]
-    ).astype(float)
+    widths = np.concatenate([_trough_to_peak_samples(x[i : i + _CHUNK]) for i in range(0, x.shape[0], _CHUNK)]).astype(
+        float
+    )
     widths[widths <= 0] = np.nan
     return widths * 1000.0 / fs
 
@@ -417,9 +415,7 @@ def cell_features(
     if snippets is None:
         snippets = _waveforms_of(trains)
     out["udi_ms"] = (
-        udi_ms(snippets, sampling_frequency, polarity=polarity, method=method)
-        if snippets is not None
-        else float("nan")
+        udi_ms(snippets, sampling_frequency, polarity=polarity, method=method) if snippets is not None else float("nan")
     )
     out["n_spikes"] = int(sum(len(st) for st in trains))
     return out
@@ -511,9 +507,7 @@ def features_from_sorting(
     trains_by_unit = {}
     for unit_id in ids:
         times = [
-            np.asarray(
-                sorting.get_unit_spike_train(unit_id, segment_index=k, return_times=False), dtype=float
-            )
+            np.asarray(sorting.get_unit_spike_train(unit_id, segment_index=k, return_times=False), dtype=float)
             / fs_sorting
             + t_starts[k]
             for k in range(n_segments)
@@ -524,8 +518,14 @@ def features_from_sorting(
             )
         except DataError as exc:
             raise DataError(f"unit {unit_id!r}: {exc}") from None
-    return features_table(trains_by_unit, snippets_by_unit, sampling_frequency=sampling_frequency,
-                          polarity=polarity, method=method, index_name="unit_id")
+    return features_table(
+        trains_by_unit,
+        snippets_by_unit,
+        sampling_frequency=sampling_frequency,
+        polarity=polarity,
+        method=method,
+        index_name="unit_id",
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -568,9 +568,7 @@ def criteria_classify(
     max_rate_hz = _check_threshold(max_rate_hz, "max_rate_hz")
     max_cv = _check_threshold(max_cv, "max_cv")
     if not isinstance(features, pd.DataFrame):
-        raise DataError(
-            f"features must be a pandas DataFrame (from features_table); got {type(features).__name__}."
-        )
+        raise DataError(f"features must be a pandas DataFrame (from features_table); got {type(features).__name__}.")
     criteria = (
         ("criteria_wide", "udi_ms", min_udi_ms, np.greater_equal),
         ("criteria_slow", "firing_rate_hz", max_rate_hz, np.less_equal),
@@ -614,9 +612,7 @@ def _normalise_label(label: Any, what: str) -> str:
         return text
     if text.lower() in _MISSING_LABELS:
         return UNDETERMINED
-    raise DataError(
-        f"{what} {label!r} is not one of {LABELS[0]!r}, {LABELS[1]!r} or {UNDETERMINED!r} (or missing)."
-    )
+    raise DataError(f"{what} {label!r} is not one of {LABELS[0]!r}, {LABELS[1]!r} or {UNDETERMINED!r} (or missing).")
 
 
 _SERO_TYPE_TABLE = {

@@ -30,8 +30,12 @@ __all__ = ["read_abf", "abf_channels", "CURRENT_UNITS_TO_PA", "validate_recordin
 
 #: factor that turns a value in the key unit into pA
 CURRENT_UNITS_TO_PA = {"pA": 1.0, "nA": 1e3, "uA": 1e6, "µA": 1e6, "mA": 1e9, "A": 1e12, "fA": 1e-3}
-_SUPPORTED_MODES = {1: "event-driven variable-length", 2: "event-driven fixed-length", 3: "gap-free",
-                    5: "episodic stimulation"}
+_SUPPORTED_MODES = {
+    1: "event-driven variable-length",
+    2: "event-driven fixed-length",
+    3: "gap-free",
+    5: "episodic stimulation",
+}
 _ALL_MODES = {**_SUPPORTED_MODES, 4: "high-speed oscilloscope"}
 _VALIDATE_CHUNK = 4_000_000  # samples per channel read at once when validating
 _MAX_SAMPLING_FREQUENCY = 10e6  # Hz; above this the sampling interval in the header is corrupt
@@ -50,16 +54,20 @@ def _check_signature(path: Path) -> int:
     except OSError as e:
         raise AbfError(f"{path}: cannot be opened ({e.strerror}). Check the file permissions.") from None
     if len(head) < 12:
-        raise AbfError(f"{path}: only {len(head)} bytes long, far too short to be an ABF file; "
-                       "the file is truncated or empty. Copy it again from the acquisition computer.")
+        raise AbfError(
+            f"{path}: only {len(head)} bytes long, far too short to be an ABF file; "
+            "the file is truncated or empty. Copy it again from the acquisition computer."
+        )
     sig = head[:4]
     if sig == b"ABF2":
         return 2
     if sig == b"ABF ":
         return 1
-    raise AbfError(f"{path.name} is not an Axon Binary Format file (its first bytes are {sig!r}, an ABF file "
-                   "starts with 'ABF ' or 'ABF2'). Export the recording from Clampfit as .abf, or read it "
-                   "with the matching spikeinterface.extractors reader and pass the recording instead.")
+    raise AbfError(
+        f"{path.name} is not an Axon Binary Format file (its first bytes are {sig!r}, an ABF file "
+        "starts with 'ABF ' or 'ABF2'). Export the recording from Clampfit as .abf, or read it "
+        "with the matching spikeinterface.extractors reader and pass the recording instead."
+    )
 
 
 # ABF 2 sections whose entries Neo reads one by one: name, index in the section table, bytes Neo reads per entry
@@ -75,16 +83,20 @@ def _check_abf2_sections(path: Path) -> None:
     with open(path, "rb") as f:
         table = f.read(76 + 18 * 16)
     if len(table) < 76 + 18 * 16:
-        raise AbfError(f"{path.name}: only {size} bytes, shorter than the ABF2 header; the file is truncated or "
-                       "corrupt. Copy it again from the acquisition computer.")
+        raise AbfError(
+            f"{path.name}: only {size} bytes, shorter than the ABF2 header; the file is truncated or "
+            "corrupt. Copy it again from the acquisition computer."
+        )
     for name, i, entry in _ABF2_LISTS:
         block, nbytes, count = struct.unpack_from("<IIq", table, 76 + 16 * i)
         if count == 0:
             continue
         if count < 0 or nbytes < entry or block * 512 + (count - 1) * nbytes + entry > size:
-            raise AbfError(f"{path.name}: the ABF2 header's {name} section ({count} entries of {nbytes} bytes at "
-                           f"block {block}) does not fit in the {size}-byte file; the file is truncated or "
-                           "corrupt. Copy it again from the acquisition computer.")
+            raise AbfError(
+                f"{path.name}: the ABF2 header's {name} section ({count} entries of {nbytes} bytes at "
+                f"block {block}) does not fit in the {size}-byte file; the file is truncated or "
+                "corrupt. Copy it again from the acquisition computer."
+            )
 
 
 def _check_layout(rec, path: Path) -> None:
@@ -92,8 +104,9 @@ def _check_layout(rec, path: Path) -> None:
     non-finite or zero gains, so that reading never fails later with an unrelated error."""
     size = path.stat().st_size
     try:
-        descs = [d for blk in rec.neo_reader._buffer_descriptions.values() for seg in blk.values()
-                 for d in seg.values()]
+        descs = [
+            d for blk in rec.neo_reader._buffer_descriptions.values() for seg in blk.values() for d in seg.values()
+        ]
     except AttributeError:  # another Neo layout: nothing to check here
         descs = []
     for d in descs:
@@ -101,22 +114,29 @@ def _check_layout(rec, path: Path) -> None:
         item = np.dtype(d.get("dtype", "i2")).itemsize
         ok = all(isinstance(v, (int, np.integer)) and v >= 0 for v in (off, *shape))  # Neo needs ints for mmap
         if not ok or int(off) + int(np.prod(shape)) * item > size:
-            raise AbfError(f"{path.name}: the sweep table gives a sweep at byte offset {off} with shape {shape}, "
-                           "which does not fit in the file; the file is truncated or corrupt. Copy it again from the "
-                           "acquisition computer.")
+            raise AbfError(
+                f"{path.name}: the sweep table gives a sweep at byte offset {off} with shape {shape}, "
+                "which does not fit in the file; the file is truncated or corrupt. Copy it again from the "
+                "acquisition computer."
+            )
         if len(shape) == 2 and shape[1] < rec.get_num_channels():
-            raise AbfError(f"{path.name}: the header lists {rec.get_num_channels()} channels but the data hold "
-                           f"{shape[1]} values per sample; the file is truncated or corrupt. Copy it again from the "
-                           "acquisition computer.")
+            raise AbfError(
+                f"{path.name}: the header lists {rec.get_num_channels()} channels but the data hold "
+                f"{shape[1]} values per sample; the file is truncated or corrupt. Copy it again from the "
+                "acquisition computer."
+            )
     gains, offsets = np.asarray(rec.get_channel_gains(), float), np.asarray(rec.get_channel_offsets(), float)
     # 1e20 per count: far beyond any real scaling, and even converted to pA it stays finite in float32
-    bad = np.flatnonzero(~np.isfinite(gains) | (gains == 0) | ~np.isfinite(offsets)
-                         | (np.abs(gains) * 32768 + np.abs(offsets) > 1e20))
+    bad = np.flatnonzero(
+        ~np.isfinite(gains) | (gains == 0) | ~np.isfinite(offsets) | (np.abs(gains) * 32768 + np.abs(offsets) > 1e20)
+    )
     if bad.size:
         c = bad[0]
-        raise AbfError(f"{path.name}: the header gives channel {rec.channel_ids[c]} an invalid scaling (gain "
-                       f"{gains[c]:g}, offset {offsets[c]:g}); the file is truncated or corrupt. Copy it again from "
-                       "the acquisition computer.")
+        raise AbfError(
+            f"{path.name}: the header gives channel {rec.channel_ids[c]} an invalid scaling (gain "
+            f"{gains[c]:g}, offset {offsets[c]:g}); the file is truncated or corrupt. Copy it again from "
+            "the acquisition computer."
+        )
 
 
 def _share_file_handle(rec, path: Path) -> None:
@@ -129,8 +149,9 @@ def _share_file_handle(rec, path: Path) -> None:
         if getattr(reader, "_memmap_analogsignal_buffers", None):
             return
         fid = open(path, "rb")  # noqa: SIM115 - lives as long as the reader
-        reader._memmap_analogsignal_buffers = {blk: {seg: dict.fromkeys(bufs, fid) for seg, bufs in segs.items()}
-                                               for blk, segs in descs.items()}
+        reader._memmap_analogsignal_buffers = {
+            blk: {seg: dict.fromkeys(bufs, fid) for seg, bufs in segs.items()} for blk, segs in descs.items()
+        }
     except (AttributeError, TypeError):  # another Neo layout: leave it as it is
         pass
 
@@ -150,8 +171,10 @@ def _open_axon(path: Path):
             warnings.simplefilter("ignore")
             rec = read_axon(str(path))
     except MemoryError:
-        raise AbfError(f"{path.name}: its header asks for an impossible amount of memory; the file is "
-                       "corrupt. Copy it again from the acquisition computer.") from None
+        raise AbfError(
+            f"{path.name}: its header asks for an impossible amount of memory; the file is "
+            "corrupt. Copy it again from the acquisition computer."
+        ) from None
     except Exception as e:  # Neo raises many types for bad headers: report them as one error
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         if "Mode" in msg and "not currently supported" in msg:
@@ -163,9 +186,12 @@ def _open_axon(path: Path):
             raise AbfError(
                 f"{path.name}: acquisition mode {mode} ({mode_name}) is not supported; supported modes are "
                 + ", ".join(f"{k} ({v})" for k, v in _SUPPORTED_MODES.items())
-                + ". Re-record or convert the file to gap-free or episodic mode in Clampfit.") from None
-        raise AbfError(f"{path.name}: the ABF{version} file is truncated or corrupt and cannot be read "
-                       f"({type(e).__name__}: {msg}). Copy it again from the acquisition computer.") from None
+                + ". Re-record or convert the file to gap-free or episodic mode in Clampfit."
+            ) from None
+        raise AbfError(
+            f"{path.name}: the ABF{version} file is truncated or corrupt and cannot be read "
+            f"({type(e).__name__}: {msg}). Copy it again from the acquisition computer."
+        ) from None
     finally:
         neo_logger.setLevel(old_level)
     _check_layout(rec, path)
@@ -179,12 +205,14 @@ def abf_channels(path) -> pandas.DataFrame:  # noqa: F821
 
     rec = _open_axon(Path(path))
     units = [str(u) for u in rec.get_property("physical_unit")]
-    return pd.DataFrame({
-        "channel_id": [str(c) for c in rec.channel_ids],
-        "channel_name": [str(n) for n in rec.get_property("channel_name")],
-        "unit": units,
-        "is_current": [u in CURRENT_UNITS_TO_PA for u in units],
-    })
+    return pd.DataFrame(
+        {
+            "channel_id": [str(c) for c in rec.channel_ids],
+            "channel_name": [str(n) for n in rec.get_property("channel_name")],
+            "unit": units,
+            "is_current": [u in CURRENT_UNITS_TO_PA for u in units],
+        }
+    )
 
 
 def _describe_channels(rec) -> str:
@@ -205,7 +233,8 @@ def _select_channels(rec, channel, path: Path) -> list[str]:
                 f"{path.name} has no current channel (pA, nA or A); its channels are: {_describe_channels(rec)}. "
                 "This method needs the loose-seal cell-attached current; if a channel holds current under a "
                 "wrong unit label, fix the label in Clampfit, or pick a channel with channel=<id or name> "
-                "(CLI: --channel) and allow_any_unit=True.")
+                "(CLI: --channel) and allow_any_unit=True."
+            )
         return chosen
     wanted = list(channel) if isinstance(channel, (list, tuple)) else [channel]
     chosen = []
@@ -218,8 +247,10 @@ def _select_channels(rec, channel, path: Path) -> list[str]:
         elif w.strip() in [n.strip() for n in names]:
             chosen.append(ids[[n.strip() for n in names].index(w.strip())])
         else:
-            raise ChannelError(f"{path.name} has no channel '{w}'; its channels are: {_describe_channels(rec)}. "
-                               "Pass one of these ids or names as channel= (CLI: --channel).")
+            raise ChannelError(
+                f"{path.name} has no channel '{w}'; its channels are: {_describe_channels(rec)}. "
+                "Pass one of these ids or names as channel= (CLI: --channel)."
+            )
     return list(dict.fromkeys(chosen))
 
 
@@ -239,8 +270,9 @@ def validate_recording(recording, name: str = "recording", chunk_size: int = _VA
             if n:
                 starts = np.arange(0, n, max(1, n // 20))[:20]
                 for st in starts:
-                    tr = recording.get_traces(segment_index=seg, start_frame=int(st),
-                                              end_frame=int(min(n, st + 1000)), return_in_uV=False)
+                    tr = recording.get_traces(
+                        segment_index=seg, start_frame=int(st), end_frame=int(min(n, st + 1000)), return_in_uV=False
+                    )
                     lo = np.minimum(lo, tr.min(axis=0))
                     hi = np.maximum(hi, tr.max(axis=0))
         if total and np.all(hi > lo):
@@ -252,17 +284,19 @@ def validate_recording(recording, name: str = "recording", chunk_size: int = _VA
         n = recording.get_num_samples(segment_index=seg)
         total += n
         for start in range(0, n, chunk_size):
-            tr = recording.get_traces(segment_index=seg, start_frame=start, end_frame=min(n, start + chunk_size),
-                                      return_in_uV=False)
+            tr = recording.get_traces(
+                segment_index=seg, start_frame=start, end_frame=min(n, start + chunk_size), return_in_uV=False
+            )
             if tr.dtype.kind == "f":
                 bad = ~np.isfinite(tr)
                 if bad.any():
-                    ch, = np.flatnonzero(bad.any(axis=0))[:1]
+                    (ch,) = np.flatnonzero(bad.any(axis=0))[:1]
                     first = int(np.flatnonzero(bad[:, ch])[0]) + start
                     raise DataError(
                         f"{name}: channel {ids[ch]} holds {int(bad[:, ch].sum())} NaN/inf samples (first in sweep "
                         f"{seg} at sample {first}). The file is damaged or was saved with gaps; cut the bad "
-                        "stretch out in Clampfit or pick another channel.")
+                        "stretch out in Clampfit or pick another channel."
+                    )
             lo = np.minimum(lo, tr.min(axis=0))
             hi = np.maximum(hi, tr.max(axis=0))
     if total == 0:
@@ -272,7 +306,8 @@ def validate_recording(recording, name: str = "recording", chunk_size: int = _VA
         raise DataError(
             f"{name}: channel {ids[const[0]]} is constant ({lo[const[0]]:g} in raw units over all "
             f"{total} samples): nothing was recorded on it (amplifier off, saturated or disconnected). "
-            "Pick another channel with channel=<id>.")
+            "Pick another channel with channel=<id>."
+        )
 
 
 def _snap_rate(rec, target: float, rel_tol: float = 1e-6) -> None:
@@ -286,8 +321,7 @@ def _snap_rate(rec, target: float, rel_tol: float = 1e-6) -> None:
                 seg.sampling_frequency = float(target)
 
 
-def read_abf(path, channel=None, *, allow_low_rate: bool = False, allow_any_unit: bool = False,
-             validate: bool = True):
+def read_abf(path, channel=None, *, allow_low_rate: bool = False, allow_any_unit: bool = False, validate: bool = True):
     """Read an Axon .abf file as a SpikeInterface recording of cell-attached current in pA at 40 kHz.
 
     Parameters
@@ -324,7 +358,8 @@ def read_abf(path, channel=None, *, allow_low_rate: bool = False, allow_any_unit
             raise ChannelError(
                 f"{path.name}: channel {c} is in '{units[c] or 'no unit'}', not a current; this method needs the "
                 f"cell-attached current (pA). Channels: {_describe_channels(rec)}. If the unit label is wrong, "
-                "pass allow_any_unit=True (CLI: --any-unit).")
+                "pass allow_any_unit=True (CLI: --any-unit)."
+            )
     rec = rec.select_channels([c for c in rec.channel_ids if str(c) in chosen])
     # SpikeInterface stores non-voltage data with gain_to_uV = the neo gain in the file's unit: rescale to pA.
     factors = np.array([CURRENT_UNITS_TO_PA.get(units[str(c)], 1.0) for c in rec.channel_ids])
@@ -337,22 +372,27 @@ def read_abf(path, channel=None, *, allow_low_rate: bool = False, allow_any_unit
 
     fs = float(rec.sampling_frequency)
     if not np.isfinite(fs) or fs <= 0 or fs > _MAX_SAMPLING_FREQUENCY:
-        raise AbfError(f"{path.name}: the header gives an invalid sampling rate ({fs:g} Hz; Axon digitisers record "
-                       "at most a few hundred kHz); the file is truncated or corrupt. Copy it again from the "
-                       "acquisition computer.")
+        raise AbfError(
+            f"{path.name}: the header gives an invalid sampling rate ({fs:g} Hz; Axon digitisers record "
+            "at most a few hundred kHz); the file is truncated or corrupt. Copy it again from the "
+            "acquisition computer."
+        )
     if fs < MIN_SAMPLING_FREQUENCY - 1e-6 and not allow_low_rate:
         raise SamplingRateError(
             f"{path.name} was sampled at {fs:g} Hz; the method needs the 4 ms spike shape at 40 kHz and rates below "
             f"{MIN_SAMPLING_FREQUENCY:g} Hz cannot give it (spikes are narrower than what this rate resolves). "
             "Record at 40 kHz; to run anyway on an approximate upsampled shape pass allow_low_rate=True "
-            "(CLI: --allow-low-rate).")
+            "(CLI: --allow-low-rate)."
+        )
     n_seg = rec.get_num_segments()
     if n_seg > 1000:  # a corrupt sweep table can make 100,000 one-sample sweeps: refuse before scanning them
         mean_len = sum(rec.get_num_samples(segment_index=s) for s in range(n_seg)) / n_seg
         if mean_len < 0.004 * fs:
-            raise DataError(f"{path.name}: {n_seg} sweeps of {mean_len:.1f} samples on average, shorter than the 4 ms "
-                            "spike shape the method needs; the sweep table is corrupt, or the file cannot be used "
-                            "with this method (record longer sweeps).")
+            raise DataError(
+                f"{path.name}: {n_seg} sweeps of {mean_len:.1f} samples on average, shorter than the 4 ms "
+                "spike shape the method needs; the sweep table is corrupt, or the file cannot be used "
+                "with this method (record longer sweeps)."
+            )
     if validate:
         validate_recording(rec, name=path.name)
     # within 100 ppm (a digitiser clock's tolerance; 0.016 samples over a 160-sample snippet) the rate is
@@ -368,11 +408,18 @@ def read_abf(path, channel=None, *, allow_low_rate: bool = False, allow_any_unit
         rec = spre.resample(rec, int(SAMPLING_FREQUENCY), margin_ms=margin_ms)
     _snap_rate(rec, SAMPLING_FREQUENCY, rel_tol=_RATE_TOLERANCE)
     if rec.sampling_frequency != SAMPLING_FREQUENCY:
-        raise SamplingRateError(f"{path.name}: recorded at {fs:g} Hz, which cannot be resampled to 40 kHz closely "
-                                f"enough (got {rec.sampling_frequency:g} Hz). Resample it to 40 kHz in Clampfit.")
+        raise SamplingRateError(
+            f"{path.name}: recorded at {fs:g} Hz, which cannot be resampled to 40 kHz closely "
+            f"enough (got {rec.sampling_frequency:g} Hz). Resample it to 40 kHz in Clampfit."
+        )
     # cells of the file, not of this selection: picking channel 1 and then channel 3 of a 4-cell file must
     # not give both the same cell id
     n_cells = max(sum(u in CURRENT_UNITS_TO_PA for u in units.values()), len(chosen))
-    rec.annotate(abf_path=str(path.resolve()), abf_version=round(version, 4), original_sampling_frequency=fs,
-                 resampled=bool(resampled), abf_n_cell_channels=int(n_cells))
+    rec.annotate(
+        abf_path=str(path.resolve()),
+        abf_version=round(version, 4),
+        original_sampling_frequency=fs,
+        resampled=bool(resampled),
+        abf_n_cell_channels=int(n_cells),
+    )
     return rec

@@ -208,8 +208,7 @@ def _architecture_problems(model) -> list[str]:
     if shape is None or shape[1:] != MEMBER_INPUT_SHAPE:
         problems.append(f"input shape is {shape}, the published members take (None, 160, 2, 1)")
     got = _plain_layers(model)
-    expected = [L.LayerNormalization, L.Conv2D, L.MaxPooling2D, L.Conv2D, L.MaxPooling2D, L.Flatten, L.Dropout,
-                L.Dense]
+    expected = [L.LayerNormalization, L.Conv2D, L.MaxPooling2D, L.Conv2D, L.MaxPooling2D, L.Flatten, L.Dropout, L.Dense]
     names = [type(layer).__name__ for layer in got]
     if len(got) != len(expected) or any(type(g) is not e for g, e in zip(got, expected)):
         problems.append(
@@ -234,14 +233,17 @@ def _architecture_problems(model) -> list[str]:
         if getattr(conv, "groups", 1) != 1 or not conv.use_bias or conv.data_format != "channels_last":
             problems.append(f"{conv.name}: groups/use_bias/data_format differ from 1/True/channels_last")
         if getattr(conv.activation, "__name__", "") != "relu":
-            problems.append(f"{conv.name}: activation {getattr(conv.activation, '__name__', conv.activation)}, "
-                            "expected relu")
+            problems.append(
+                f"{conv.name}: activation {getattr(conv.activation, '__name__', conv.activation)}, expected relu"
+            )
     if not MIN_KERNEL <= k <= MAX_KERNEL:
         problems.append(f"kernel size {k} is outside 1-31")
     for pool, size in ((p1, (2, 1)), (p2, (2, 2))):
         if tuple(pool.pool_size) != size or tuple(pool.strides) != size or pool.padding != "valid":
-            problems.append(f"{pool.name}: pool {tuple(pool.pool_size)} strides {tuple(pool.strides)} "
-                            f"{pool.padding}, expected {size} {size} valid")
+            problems.append(
+                f"{pool.name}: pool {tuple(pool.pool_size)} strides {tuple(pool.strides)} "
+                f"{pool.padding}, expected {size} {size} valid"
+            )
     if de.units != 2 or getattr(de.activation, "__name__", "") != "sigmoid" or not de.use_bias:
         problems.append(f"{de.name}: expected Dense(2, sigmoid) with bias")
     return problems
@@ -252,8 +254,7 @@ def check_member_architecture(model) -> int:
     problems = _architecture_problems(model)
     if problems:
         raise ModelError(
-            f"model {getattr(model, 'name', '?')!r} is not the published member architecture: "
-            + "; ".join(problems)
+            f"model {getattr(model, 'name', '?')!r} is not the published member architecture: " + "; ".join(problems)
         )
     return member_kernel(model)
 
@@ -347,8 +348,14 @@ def _fused_predictor(members):
                 eps=float(ln.epsilon),
                 gamma=tf.constant(gamma.reshape(1, SNIPPET_LENGTH, 1, 1)),
                 beta=tf.constant(beta.reshape(1, SNIPPET_LENGTH, 1, 1)),
-                w1=tf.constant(w1), b1=tf.constant(b1), w2=tf.constant(w2), b2=tf.constant(b2),
-                tmax=tf.constant(tmax[None]), n_pool=n_pool, wd=tf.constant(wd), bd=tf.constant(bd),
+                w1=tf.constant(w1),
+                b1=tf.constant(b1),
+                w2=tf.constant(w2),
+                b2=tf.constant(b2),
+                tmax=tf.constant(tmax[None]),
+                n_pool=n_pool,
+                wd=tf.constant(wd),
+                bd=tf.constant(bd),
             )
         )
 
@@ -533,8 +540,14 @@ def _ratio(c: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------------------------------------
 # Cell decisions
 # --------------------------------------------------------------------------------------------------------
-_CELL_COLUMNS = ["sero_label", "sero_probability", "sero_probability_low", "sero_probability_high", "n_spikes",
-                 "fraction_spikes_ser"]
+_CELL_COLUMNS = [
+    "sero_label",
+    "sero_probability",
+    "sero_probability_low",
+    "sero_probability_high",
+    "n_spikes",
+    "fraction_spikes_ser",
+]
 
 
 def cell_decisions(consensus, cell_ids, *, n_boot: int = 2000, ci: float = 0.95, seed: int = 0):
@@ -676,30 +689,42 @@ def _fmt_value(v) -> str:
 def _model_card(info: Mapping) -> str:
     lines = [f"# {info.get('name') or 'Serotonergic-CNN ensemble'}", ""]
     if info.get("demo"):
-        lines += ["> **Demonstration model.** Trained on synthetic or toy data to show the pipeline working; "
-                  "do not use its labels for real cells.", ""]
+        lines += [
+            "> **Demonstration model.** Trained on synthetic or toy data to show the pipeline working; "
+            "do not use its labels for real cells.",
+            "",
+        ]
     lines += [info.get("description") or "(no description given)", ""]
-    lines += ["## Model", "",
-              f"Ensemble of {len(info['members'])} CNN members (Corradetti et al., J Neurosci Methods 2024, "
-              f"doi 10.1016/j.jneumeth.2024.110158), kernel sizes {', '.join(str(k) for k in info['kernels'])}. "
-              "Each member: LayerNormalization(axis=[1]) -> Conv2D(32,(k,1),relu) -> MaxPooling2D((2,1)) -> "
-              "Conv2D(64,(k,1),relu) -> MaxPooling2D((2,2)) -> Flatten -> Dropout(0.5) -> Dense(2, sigmoid). "
-              "Output unit 0 = serotonergic, unit 1 = non-serotonergic.", "",
-              "Decision: " + "; ".join(f"{k.replace('_', ' ')}: {v}" for k, v in info["aggregation"].items()) + ".",
-              ""]
+    lines += [
+        "## Model",
+        "",
+        f"Ensemble of {len(info['members'])} CNN members (Corradetti et al., J Neurosci Methods 2024, "
+        f"doi 10.1016/j.jneumeth.2024.110158), kernel sizes {', '.join(str(k) for k in info['kernels'])}. "
+        "Each member: LayerNormalization(axis=[1]) -> Conv2D(32,(k,1),relu) -> MaxPooling2D((2,1)) -> "
+        "Conv2D(64,(k,1),relu) -> MaxPooling2D((2,2)) -> Flatten -> Dropout(0.5) -> Dense(2, sigmoid). "
+        "Output unit 0 = serotonergic, unit 1 = non-serotonergic.",
+        "",
+        "Decision: " + "; ".join(f"{k.replace('_', ' ')}: {v}" for k, v in info["aggregation"].items()) + ".",
+        "",
+    ]
     spec = info["input"]
-    lines += ["## Input", "",
-              f"{spec['n_samples']} samples at {spec['sampling_frequency_hz']:g} Hz in {spec['unit']}, "
-              f"{spec['samples_before']} before and {spec['samples_after']} after the trigger "
-              f"({spec['polarity']} crossing of {spec['threshold_pa']:g} pA). Member input (160, 2, 1): column 0 "
-              "time in seconds (arange(160)/40000), column 1 the current.", ""]
+    lines += [
+        "## Input",
+        "",
+        f"{spec['n_samples']} samples at {spec['sampling_frequency_hz']:g} Hz in {spec['unit']}, "
+        f"{spec['samples_before']} before and {spec['samples_after']} after the trigger "
+        f"({spec['polarity']} crossing of {spec['threshold_pa']:g} pA). Member input (160, 2, 1): column 0 "
+        "time in seconds (arange(160)/40000), column 1 the current.",
+        "",
+    ]
     lines += ["## Training data", ""]
     training = info.get("training") or {}
     lines += [f"- **{k}**: {_fmt_value(v)}" for k, v in training.items()] or ["Not described."]
     lines += ["", "## Measured accuracy", ""]
     metrics = info.get("metrics") or {}
     lines += [f"- **{k}**: {_fmt_value(v)}" for k, v in metrics.items()] or [
-        "No accuracy was measured for this model: evaluate it on labelled cells before relying on it."]
+        "No accuracy was measured for this model: evaluate it on labelled cells before relying on it."
+    ]
     lines += ["", "## Limits", ""] + [f"- {x}" for x in LIMITS] + [""]
     src = info.get("source")
     if src:
@@ -708,10 +733,14 @@ def _model_card(info: Mapping) -> str:
     lines += ["## Files", "", "| kernel | file | sha256 |", "|---|---|---|"]
     lines += [f"| {m['kernel']} | `{m['file']}` | `{m['sha256']}` |" for m in info["members"]]
     v = info.get("versions", {})
-    lines += ["", f"Saved {info.get('created', '')} with spikeinterface-sero {v.get('spikeinterface_sero')}, "
-              f"TensorFlow {v.get('tensorflow')}, Keras {v.get('keras')}.", "",
-              "Load with `spikeinterface_sero.model.load_model(\"<this folder>\")`; "
-              "the checksums above are verified on load.", ""]
+    lines += [
+        "",
+        f"Saved {info.get('created', '')} with spikeinterface-sero {v.get('spikeinterface_sero')}, "
+        f"TensorFlow {v.get('tensorflow')}, Keras {v.get('keras')}.",
+        "",
+        'Load with `spikeinterface_sero.model.load_model("<this folder>")`; the checksums above are verified on load.',
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -738,9 +767,19 @@ def _member_filenames(kernels: Sequence[int]) -> list[str]:
     return names
 
 
-def save_model(ensemble: Ensemble, folder, *, description: str = "", training: Mapping | None = None,
-               metrics: Mapping | None = None, name: str | None = None, demo: bool | None = None,
-               input_spec: Mapping | None = None, source: Mapping | None = None, overwrite: bool = False) -> Path:
+def save_model(
+    ensemble: Ensemble,
+    folder,
+    *,
+    description: str = "",
+    training: Mapping | None = None,
+    metrics: Mapping | None = None,
+    name: str | None = None,
+    demo: bool | None = None,
+    input_spec: Mapping | None = None,
+    source: Mapping | None = None,
+    overwrite: bool = False,
+) -> Path:
     """Write ``ensemble`` as a model folder: ``member_k<k>.keras`` files, ``model_info.json``, ``README.md``.
 
     description : one paragraph on what the model is. training : what it was trained on (data, cells,
@@ -768,8 +807,9 @@ def save_model(ensemble: Ensemble, folder, *, description: str = "", training: M
         info = {
             "format": MODEL_FORMAT,
             "format_version": MODEL_FORMAT_VERSION,
-            "name": name or ensemble.info.get("name") or f"Serotonergic-CNN ensemble, kernels "
-            f"{min(ensemble.kernels)}-{max(ensemble.kernels)}",
+            "name": name
+            or ensemble.info.get("name")
+            or f"Serotonergic-CNN ensemble, kernels {min(ensemble.kernels)}-{max(ensemble.kernels)}",
             "description": description or ensemble.info.get("description", ""),
             "demo": bool(ensemble.is_demo if demo is None else demo),
             "label_conversion": dict(LABEL_CONVERSION),
@@ -809,18 +849,29 @@ def _read_info(folder: Path) -> dict:
     except (OSError, ValueError) as exc:
         raise ModelError(f"{path} cannot be read as JSON ({exc}); the model folder is damaged") from None
     if not isinstance(info, dict) or info.get("format") != MODEL_FORMAT:
-        raise ModelError(f"{path} is not a spikeinterface-sero model description (format field missing); "
-                         "point to a folder written by sero train, sero import-models or save_model")
+        raise ModelError(
+            f"{path} is not a spikeinterface-sero model description (format field missing); "
+            "point to a folder written by sero train, sero import-models or save_model"
+        )
     if int(info.get("format_version", 0)) > MODEL_FORMAT_VERSION:
-        raise ModelError(f"{folder} uses model-folder format {info.get('format_version')}, newer than this "
-                         f"spikeinterface-sero ({__version__}) reads ({MODEL_FORMAT_VERSION}); upgrade the package")
+        raise ModelError(
+            f"{folder} uses model-folder format {info.get('format_version')}, newer than this "
+            f"spikeinterface-sero ({__version__}) reads ({MODEL_FORMAT_VERSION}); upgrade the package"
+        )
     if info.get("label_conversion") != LABEL_CONVERSION:
-        raise ModelError(f"{path}: label_conversion is {info.get('label_conversion')}, but this package needs "
-                         f"{LABEL_CONVERSION} (unit 0 serotonergic)")
+        raise ModelError(
+            f"{path}: label_conversion is {info.get('label_conversion')}, but this package needs "
+            f"{LABEL_CONVERSION} (unit 0 serotonergic)"
+        )
     spec = info.get("input") or {}
-    if float(spec.get("sampling_frequency_hz", 0)) != SAMPLING_FREQUENCY or int(spec.get("n_samples", 0)) != SNIPPET_LENGTH:
-        raise ModelError(f"{path}: the model expects {spec.get('n_samples')} samples at "
-                         f"{spec.get('sampling_frequency_hz')} Hz; this package feeds 160 samples at 40 kHz")
+    if (
+        float(spec.get("sampling_frequency_hz", 0)) != SAMPLING_FREQUENCY
+        or int(spec.get("n_samples", 0)) != SNIPPET_LENGTH
+    ):
+        raise ModelError(
+            f"{path}: the model expects {spec.get('n_samples')} samples at "
+            f"{spec.get('sampling_frequency_hz')} Hz; this package feeds 160 samples at 40 kHz"
+        )
     members = info.get("members")
     if not isinstance(members, list) or not members:
         raise ModelError(f"{path} lists no members")
@@ -853,8 +904,13 @@ def _load_keras_file(path: Path, *, trust: bool):
             ) from None
         raise ModelError(f"{path.name} cannot be loaded by Keras {keras.__version__}: {msg.splitlines()[0]}") from None
     if not trust:
-        custom = sorted({type(layer).__module__ + "." + type(layer).__name__ for layer in _all_layers(model)
-                         if not type(layer).__module__.startswith("keras.")})
+        custom = sorted(
+            {
+                type(layer).__module__ + "." + type(layer).__name__
+                for layer in _all_layers(model)
+                if not type(layer).__module__.startswith("keras.")
+            }
+        )
         if custom or not type(model).__module__.startswith("keras."):
             raise ModelError(
                 f"{path.name} uses custom code ({', '.join(custom) or type(model).__name__}); refused by default, "
@@ -901,15 +957,18 @@ def load_model(folder=None, *, trust: bool = False) -> Ensemble:
             )
     folder = Path(folder).expanduser().resolve()
     if not folder.is_dir():
-        raise ModelError(f"model folder {folder} does not exist; pass a folder written by sero train or "
-                         "sero import-models, or leave the model out for the bundled demonstration model")
+        raise ModelError(
+            f"model folder {folder} does not exist; pass a folder written by sero train or "
+            "sero import-models, or leave the model out for the bundled demonstration model"
+        )
     info = _read_info(folder)
     checks = []
     for m in info["members"]:
         path = folder / m["file"]
         if not path.is_file():
-            raise ModelError(f"model folder {folder} is incomplete: member file {m['file']} is missing; copy the "
-                             "whole folder again")
+            raise ModelError(
+                f"model folder {folder} is incomplete: member file {m['file']} is missing; copy the whole folder again"
+            )
         digest = _sha256(path)
         if digest != m["sha256"]:
             raise ModelError(
@@ -990,8 +1049,10 @@ class _Source:
             try:
                 self.layer = keras.layers.TFSMLayer(str(path), call_endpoint="serving_default")
             except Exception as exc:  # noqa: BLE001
-                raise ModelError(f"{path.name}: cannot be read as a TensorFlow SavedModel with a serving_default "
-                                 f"endpoint ({str(exc).splitlines()[0]})") from None
+                raise ModelError(
+                    f"{path.name}: cannot be read as a TensorFlow SavedModel with a serving_default "
+                    f"endpoint ({str(exc).splitlines()[0]})"
+                ) from None
             sig = self.layer.call_endpoint_fn.structured_input_signature
             specs = list(sig[0]) + list(sig[1].values())
             if len(specs) != 1:
@@ -1002,8 +1063,10 @@ class _Source:
             self.model = _load_keras_file(path, trust=False)
             self.input_shape = _input_shape(self.model)
         if self.input_shape is None or tuple(self.input_shape[1:]) != MEMBER_INPUT_SHAPE:
-            raise ModelError(f"{path.name}: input shape is {self.input_shape}; the published members take "
-                             "(None, 160, 2, 1) (160 samples x (time, current) x 1)")
+            raise ModelError(
+                f"{path.name}: input shape is {self.input_shape}; the published members take "
+                "(None, 160, 2, 1) (160 samples x (time, current) x 1)"
+            )
         self.kernel = self._kernel()
 
     def _variables(self) -> list:
@@ -1030,8 +1093,10 @@ class _Source:
         else:
             vs = self._variables()
             if len(vs) != len(target):
-                raise ModelError(f"{self.path.name}: the SavedModel has {len(vs)} variables, a member has "
-                                 f"{len(target)}: not the published architecture")
+                raise ModelError(
+                    f"{self.path.name}: the SavedModel has {len(vs)} variables, a member has "
+                    f"{len(target)}: not the published architecture"
+                )
             # Keras 2 tracks variables layer by layer (gamma, beta, kernel, bias, ...); put gamma before beta
             # by name when both are named, whatever order the SavedModel lists them in.
             names = [v.name for v in vs]
@@ -1042,8 +1107,10 @@ class _Source:
             ws = [np.asarray(v.numpy() if hasattr(v, "numpy") else v) for v in vs]
         got = [tuple(w.shape) for w in ws]
         if got != target:
-            raise ModelError(f"{self.path.name}: weight shapes {got} do not match the published member with kernel "
-                             f"{self.kernel} {target}")
+            raise ModelError(
+                f"{self.path.name}: weight shapes {got} do not match the published member with kernel "
+                f"{self.kernel} {target}"
+            )
         return ws
 
     def predict(self, x: np.ndarray) -> np.ndarray:
@@ -1079,13 +1146,23 @@ def _resolve_choice(kernel: int, cands: list[Path], choice) -> Path:
         return by_session[0]
     if len(by_session) > 1 or len(exact) > 1:
         found = by_session if len(by_session) > 1 else exact
-        raise ModelError(f"kernel {kernel}: {choice!r} matches several files ({', '.join(p.name for p in found)}); "
-                         "give the full file name")
+        raise ModelError(
+            f"kernel {kernel}: {choice!r} matches several files ({', '.join(p.name for p in found)}); "
+            "give the full file name"
+        )
     raise ModelError(f"kernel {kernel}: {choice!r} matches none of its files ({names})")
 
 
-def import_models(src, out, *, choose=None, overwrite: bool = False, description: str | None = None,
-                  training: Mapping | None = None, metrics: Mapping | None = None) -> Path:
+def import_models(
+    src,
+    out,
+    *,
+    choose=None,
+    overwrite: bool = False,
+    description: str | None = None,
+    training: Mapping | None = None,
+    metrics: Mapping | None = None,
+) -> Path:
     """Import the authors' published members (their ``ModelsDNN`` folder) into a model folder.
 
     src : a folder of members (``ModConvBinNormN<k>.keras``, ``...-v<session>.keras``, ``.h5`` legacy HDF5 or
@@ -1107,8 +1184,10 @@ def import_models(src, out, *, choose=None, overwrite: bool = False, description
     cands = _candidates(src)
     if not cands:
         listing = ", ".join(sorted(p.name for p in src.iterdir())[:10]) if src.is_dir() else src.name
-        raise ModelError(f"no model files in {src} (looked for .keras, .h5/.hdf5 files and SavedModel folders; "
-                         f"found: {listing or 'nothing'})")
+        raise ModelError(
+            f"no model files in {src} (looked for .keras, .h5/.hdf5 files and SavedModel folders; "
+            f"found: {listing or 'nothing'})"
+        )
     out_path = Path(out).expanduser().resolve()
     _prepare_target(out_path, overwrite)
     if isinstance(choose, Mapping):
@@ -1130,8 +1209,9 @@ def import_models(src, out, *, choose=None, overwrite: bool = False, description
     if isinstance(choose, Mapping):
         unknown = sorted(set(choose) - set(groups))
         if unknown:
-            raise ModelError(f"choose names kernels {unknown} that have no file in {src} (kernels found: "
-                             f"{sorted(groups)})")
+            raise ModelError(
+                f"choose names kernels {unknown} that have no file in {src} (kernels found: {sorted(groups)})"
+            )
     chosen: dict[int, Path] = {}
     for k in sorted(groups):
         c = groups[k]
@@ -1147,14 +1227,18 @@ def import_models(src, out, *, choose=None, overwrite: bool = False, description
     for k, p in chosen.items():
         source = loaded.get(p) or _Source(p)
         if source.kernel != k:
-            raise ModelError(f"{p.name}: the name says kernel {k} but its first convolution has kernel "
-                             f"{source.kernel}; rename the file or check where it came from")
+            raise ModelError(
+                f"{p.name}: the name says kernel {k} but its first convolution has kernel "
+                f"{source.kernel}; rename the file or check where it came from"
+            )
         member = build_member(k)
         member.set_weights(source.weights_for(member))
         diff = float(np.max(np.abs(np.asarray(member(probe, training=False)) - source.predict(probe))))
         if not diff <= _IMPORT_TOL:
-            raise ModelError(f"{p.name}: the rebuilt member differs from the file by {diff:.2g} on probe spikes; "
-                             "the file is not the published architecture (activations or layer order differ)")
+            raise ModelError(
+                f"{p.name}: the rebuilt member differs from the file by {diff:.2g} on probe spikes; "
+                "the file is not the published architecture (activations or layer order differ)"
+            )
         members.append(member)
         files[str(k)] = p.name
         formats[str(k)] = source.format
@@ -1175,14 +1259,25 @@ def import_models(src, out, *, choose=None, overwrite: bool = False, description
         + "). Weights as published by Corradetti et al. (J Neurosci Methods 2024; github.com/neuraldl/"
         "DLAtypicalSerotoninergicCells, ModelsDNN), copied into clean members."
     )
-    train = dict(training) if training is not None else {
-        "source": "as published by the authors of the files (see their model card); not verified here",
-        "published_method": "Corradetti et al. 2024: mouse DRN slices, loose-seal cell-attached, 40 kHz, "
-        "-50 pA trigger; biological models on 27,108 balanced spikes (70/15/15 split by spike); synthetic "
-        "models in continual-learning sessions v<session> on 12.7 M synthetic spikes",
-    }
-    return save_model(ens, out_path, description=desc, training=train, metrics=dict(metrics or {}),
-                      source=src_info, overwrite=overwrite)
+    train = (
+        dict(training)
+        if training is not None
+        else {
+            "source": "as published by the authors of the files (see their model card); not verified here",
+            "published_method": "Corradetti et al. 2024: mouse DRN slices, loose-seal cell-attached, 40 kHz, "
+            "-50 pA trigger; biological models on 27,108 balanced spikes (70/15/15 split by spike); synthetic "
+            "models in continual-learning sessions v<session> on 12.7 M synthetic spikes",
+        }
+    )
+    return save_model(
+        ens,
+        out_path,
+        description=desc,
+        training=train,
+        metrics=dict(metrics or {}),
+        source=src_info,
+        overwrite=overwrite,
+    )
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -1253,8 +1348,11 @@ def _member_gradcam(member, x4: np.ndarray, class_index: int, layer_names: list[
         if centres is None or len(centres) != cam.shape[1]:
             centres = np.linspace(0, SNIPPET_LENGTH - 1, cam.shape[1])
         grid = np.arange(SNIPPET_LENGTH, dtype=np.float64)
-        up = np.stack([np.interp(grid, centres, row) for row in cam]) if cam.shape[1] > 1 else \
-            np.repeat(cam, SNIPPET_LENGTH, axis=1)
+        up = (
+            np.stack([np.interp(grid, centres, row) for row in cam])
+            if cam.shape[1] > 1
+            else np.repeat(cam, SNIPPET_LENGTH, axis=1)
+        )
         top = up.max(axis=1, keepdims=True)
         result[layer.name] = np.where(top > 0, up / np.where(top > 0, top, 1.0), 0.0)
     return result
@@ -1304,8 +1402,9 @@ def gradcam(ensemble_or_member, snippets, *, class_index: int = 0, layers: Seque
     return {key: v / len(members) for key, v in total.items()}
 
 
-def plot_gradcam(snippet, cam, ax=None, *, layer: str | None = None, cmap: str = "jet", alpha: float = 0.45,
-                 title: str | None = None):
+def plot_gradcam(
+    snippet, cam, ax=None, *, layer: str | None = None, cmap: str = "jet", alpha: float = 0.45, title: str | None = None
+):
     """Draw a snippet (pA against ms from the trigger) over its Grad-CAM map; returns the Axes.
 
     cam : (160,) map, or the dict returned by :func:`gradcam` for this one snippet (``(1, 160)`` arrays;
@@ -1334,8 +1433,16 @@ def plot_gradcam(snippet, cam, ax=None, *, layer: str | None = None, cmap: str =
     pad = 0.05 * (float(y.max() - y.min()) or 1.0)
     lo, hi = float(y.min()) - pad, float(y.max()) + pad
     dt = t[1] - t[0]
-    im = ax.imshow(c[None, :], extent=(t[0] - dt / 2, t[-1] + dt / 2, lo, hi), aspect="auto", cmap=cmap,
-                   alpha=alpha, vmin=0.0, vmax=max(1.0, float(c.max())), origin="lower")
+    im = ax.imshow(
+        c[None, :],
+        extent=(t[0] - dt / 2, t[-1] + dt / 2, lo, hi),
+        aspect="auto",
+        cmap=cmap,
+        alpha=alpha,
+        vmin=0.0,
+        vmax=max(1.0, float(c.max())),
+        origin="lower",
+    )
     ax.plot(t, y, color="black", lw=1.2)
     ax.set_xlim(t[0] - dt / 2, t[-1] + dt / 2)
     ax.set_ylim(lo, hi)

@@ -50,17 +50,23 @@ def recording_from_neo(block, channel=None, *, allow_low_rate: bool = False):
         sigs = _current_signals(seg, channel)
         if not sigs:
             units = sorted({s.units.dimensionality.string for s in seg.analogsignals})
-            raise ChannelError(f"The Neo block has no current signal{'' if channel is None else f' named {channel!r}'}"
-                               f" (units present: {', '.join(units) or 'none'}). Pass channel=<id or name>.")
-        cols = [np.asarray(sig[:, c].magnitude, dtype=np.float64)[:, 0] * CURRENT_UNITS_TO_PA.get(u, 1.0)
-                for sig, c, _, u in sigs]
+            raise ChannelError(
+                f"The Neo block has no current signal{'' if channel is None else f' named {channel!r}'}"
+                f" (units present: {', '.join(units) or 'none'}). Pass channel=<id or name>."
+            )
+        cols = [
+            np.asarray(sig[:, c].magnitude, dtype=np.float64)[:, 0] * CURRENT_UNITS_TO_PA.get(u, 1.0)
+            for sig, c, _, u in sigs
+        ]
         n = min(len(c) for c in cols)
         traces.append(np.stack([c[:n] for c in cols], axis=1).astype(np.float32))
         fs = float(sigs[0][0].sampling_rate.rescale("Hz").magnitude)
         ids = [i for _, _, i, _ in sigs]
     if fs < MIN_SAMPLING_FREQUENCY and not allow_low_rate:
-        raise SamplingRateError(f"The Neo signals run at {fs:g} Hz, below {MIN_SAMPLING_FREQUENCY:g} Hz; pass "
-                                "allow_low_rate=True to upsample anyway (approximate shapes).")
+        raise SamplingRateError(
+            f"The Neo signals run at {fs:g} Hz, below {MIN_SAMPLING_FREQUENCY:g} Hz; pass "
+            "allow_low_rate=True to upsample anyway (approximate shapes)."
+        )
     rec = NumpyRecording(traces, fs, channel_ids=np.array(ids))
     rec.set_property("physical_unit", ["pA"] * len(ids))
     rec.set_dummy_probe_from_locations(np.c_[np.arange(len(ids)) * 100.0, np.zeros(len(ids))])
@@ -112,15 +118,24 @@ def spiketrains_from_snippets(snippets, block=None):
     out = []
     n_seg = max(len(snippets.segment_durations_s), int(snippets.segment_index.max()) + 1 if len(snippets) else 1)
     t_starts = list(snippets.segment_t_starts_s) or [0.0] * n_seg
-    durations = list(snippets.segment_durations_s) or [
-        (snippets.trigger_samples.max() + NAFTER) / fs if len(snippets) else 0.0] * n_seg
+    durations = (
+        list(snippets.segment_durations_s)
+        or [(snippets.trigger_samples.max() + NAFTER) / fs if len(snippets) else 0.0] * n_seg
+    )
     for cell in dict.fromkeys(list(snippets.n_detected) or snippets.cells):
         for s in range(n_seg):
             m = (snippets.cell_ids == cell) & (snippets.segment_index == s)
             times = snippets.trigger_samples[m] / fs + t_starts[s]
-            st = neo.SpikeTrain(times * pq.s, t_start=t_starts[s] * pq.s, t_stop=(t_starts[s] + durations[s]) * pq.s,
-                                waveforms=snippets.waveforms[m][:, None, :] * pq.pA, sampling_rate=fs * pq.Hz,
-                                left_sweep=(NBEFORE / fs) * pq.s, name=str(cell), cell_id=str(cell))
+            st = neo.SpikeTrain(
+                times * pq.s,
+                t_start=t_starts[s] * pq.s,
+                t_stop=(t_starts[s] + durations[s]) * pq.s,
+                waveforms=snippets.waveforms[m][:, None, :] * pq.pA,
+                sampling_rate=fs * pq.Hz,
+                left_sweep=(NBEFORE / fs) * pq.s,
+                name=str(cell),
+                cell_id=str(cell),
+            )
             if block is not None and s < len(block.segments):
                 block.segments[s].spiketrains.append(st)
                 st.segment = block.segments[s]
@@ -128,8 +143,16 @@ def spiketrains_from_snippets(snippets, block=None):
     return out
 
 
-def annotate_spiketrains(spiketrains, model_folder=None, *, trust_model: bool = False, channel=None,
-                         n_boot: int = 1000, seed: int = 0, **detection_kwargs):
+def annotate_spiketrains(
+    spiketrains,
+    model_folder=None,
+    *,
+    trust_model: bool = False,
+    channel=None,
+    n_boot: int = 1000,
+    seed: int = 0,
+    **detection_kwargs,
+):
     """Annotate Neo SpikeTrains with the serotonergic result of their cell.
 
     ``spiketrains``: a list of ``neo.SpikeTrain`` whose ``waveforms`` are (n, 1, 160) (or (n, 160)) at
@@ -165,12 +188,16 @@ def annotate_spiketrains(spiketrains, model_folder=None, *, trust_model: bool = 
         w = w[:, 0, :] if w.ndim == 3 else w
         rate = float(st.sampling_rate.rescale("Hz").magnitude)
         left = float(st.left_sweep.rescale("s").magnitude) if st.left_sweep is not None else None
-        if w.shape[1] != SNIPPET_LENGTH or abs(rate - SAMPLING_FREQUENCY) > 1e-3 or (
-                left is not None and abs(left * SAMPLING_FREQUENCY - NBEFORE) > 0.5):
+        if (
+            w.shape[1] != SNIPPET_LENGTH
+            or abs(rate - SAMPLING_FREQUENCY) > 1e-3
+            or (left is not None and abs(left * SAMPLING_FREQUENCY - NBEFORE) > 0.5)
+        ):
             raise SnippetError(
                 f"SpikeTrain {st.name or i}: waveforms are {w.shape[1]} samples at {rate:g} Hz (left_sweep "
                 f"{left}); the model needs 160 samples at 40 kHz with the trigger at 1 ms. Detect from the "
-                "signal instead: annotate_spiketrains(neo_block).")
+                "signal instead: annotate_spiketrains(neo_block)."
+            )
         waves.append(w.astype(np.float32))
         owners.append(np.full(len(w), i))
     X = np.concatenate(waves)
@@ -185,10 +212,14 @@ def annotate_spiketrains(spiketrains, model_folder=None, *, trust_model: bool = 
         c = cell_of[i]
         if table is not None and c in table.index:
             r = table.loc[c]
-            st.annotate(sero_label=str(r["sero_label"]), sero_probability=float(r["sero_probability"]),
-                        sero_probability_low=float(r["sero_probability_low"]),
-                        sero_probability_high=float(r["sero_probability_high"]), sero_n_spikes=int(r["n_spikes"]),
-                        sero_model_is_demo=bool(ensemble.is_demo))
+            st.annotate(
+                sero_label=str(r["sero_label"]),
+                sero_probability=float(r["sero_probability"]),
+                sero_probability_low=float(r["sero_probability_low"]),
+                sero_probability_high=float(r["sero_probability_high"]),
+                sero_n_spikes=int(r["n_spikes"]),
+                sero_model_is_demo=bool(ensemble.is_demo),
+            )
         else:
             st.annotate(sero_label="undetermined", sero_probability=float("nan"), sero_n_spikes=0)
         st.array_annotate(sero_p_ser=np.asarray(p[owner == i], dtype=np.float64))

@@ -20,9 +20,29 @@ from .errors import SeroError
 __all__ = ["classify_file", "classify_files", "RESULT_COLUMNS", "expand_inputs"]
 
 #: columns of the results table, in order
-RESULT_COLUMNS = ["file", "channel", "cell_id", "n_spikes", "sero_label", "sero_probability", "sero_probability_low",
-                  "sero_probability_high", "sero_reliable", "fraction_spikes_ser", "sero_type", "firing_rate_hz", "cv_isi", "lv",
-                  "udi_ms", "criteria_label", "sero_domain", "sero_method", "n_dropped_edge", "model", "error"]
+RESULT_COLUMNS = [
+    "file",
+    "channel",
+    "cell_id",
+    "n_spikes",
+    "sero_label",
+    "sero_probability",
+    "sero_probability_low",
+    "sero_probability_high",
+    "sero_reliable",
+    "fraction_spikes_ser",
+    "sero_type",
+    "firing_rate_hz",
+    "cv_isi",
+    "lv",
+    "udi_ms",
+    "criteria_label",
+    "sero_domain",
+    "sero_method",
+    "n_dropped_edge",
+    "model",
+    "error",
+]
 
 
 def expand_inputs(items) -> list[Path]:
@@ -46,11 +66,24 @@ def _error_row(path, message: str) -> pd.DataFrame:
     return pd.DataFrame([row], columns=RESULT_COLUMNS)
 
 
-def classify_file(path, *, model_folder=None, channel=None, threshold: float = DEFAULT_THRESHOLD_PA,
-                  mad_multiplier: float | None = None, polarity: str = "negative", dead_time_ms: float = 2.0,
-                  max_spikes_per_cell: int | None = None, seed: int = 0, allow_low_rate: bool = False,
-                  allow_any_unit: bool = False, method: str = "cnn", trust_model: bool = False,
-                  report_dir=None, return_analyzer: bool = False):
+def classify_file(
+    path,
+    *,
+    model_folder=None,
+    channel=None,
+    threshold: float = DEFAULT_THRESHOLD_PA,
+    mad_multiplier: float | None = None,
+    polarity: str = "negative",
+    dead_time_ms: float = 2.0,
+    max_spikes_per_cell: int | None = None,
+    seed: int = 0,
+    allow_low_rate: bool = False,
+    allow_any_unit: bool = False,
+    method: str = "cnn",
+    trust_model: bool = False,
+    report_dir=None,
+    return_analyzer: bool = False,
+):
     """Classify every cell of one .abf file. Returns the results rows (a DataFrame with
     :data:`RESULT_COLUMNS`), or ``(rows, analyzer)`` with ``return_analyzer=True``. A file that cannot be
     processed returns one row whose ``error`` column says why (it never raises for bad input)."""
@@ -64,19 +97,33 @@ def classify_file(path, *, model_folder=None, channel=None, threshold: float = D
             det["mad_multiplier"] = mad_multiplier
         else:
             det["threshold"] = threshold
-        analyzer = abf_to_analyzer(path, channel=channel, allow_low_rate=allow_low_rate, allow_any_unit=allow_any_unit,
-                                   max_spikes_per_cell=max_spikes_per_cell, seed=seed, **det)
+        analyzer = abf_to_analyzer(
+            path,
+            channel=channel,
+            allow_low_rate=allow_low_rate,
+            allow_any_unit=allow_any_unit,
+            max_spikes_per_cell=max_spikes_per_cell,
+            seed=seed,
+            **det,
+        )
         from .extension import demo_model_warning
 
         with demo_model_warning(False):  # the table's "model" column says DEMO instead
-            ext = analyzer.compute("serotonergic", model_folder=model_folder, method=method, trust_model=trust_model,
-                                   seed=seed, polarity="negative")
+            ext = analyzer.compute(
+                "serotonergic",
+                model_folder=model_folder,
+                method=method,
+                trust_model=trust_model,
+                seed=seed,
+                polarity="negative",
+            )
         table = results_table(analyzer, file=str(path))
         dropped = analyzer.sorting.get_property("n_dropped_edge")
         table["n_dropped_edge"] = dropped if dropped is not None else np.nan
         if method == "cnn":
             table["model"] = ("DEMO (simulated data) " if ext.params.get("model_is_demo") else "") + str(
-                model_folder or "bundled demo model")
+                model_folder or "bundled demo model"
+            )
         else:
             table["model"] = "classical criteria"
         table["error"] = ""
@@ -95,8 +142,9 @@ def classify_file(path, *, model_folder=None, channel=None, threshold: float = D
         return (row, None) if return_analyzer else row
 
 
-def classify_files(paths, *, n_jobs: int = 1, engine: str | None = None, scheduler=None, progress: bool = False,
-                   **kwargs) -> pd.DataFrame:
+def classify_files(
+    paths, *, n_jobs: int = 1, engine: str | None = None, scheduler=None, progress: bool = False, **kwargs
+) -> pd.DataFrame:
     """:func:`classify_file` over many files; one table, rows in the order of ``paths``.
 
     engine : "loop" (default for n_jobs=1), "joblib" (default for n_jobs>1: processes on this machine) or
@@ -120,16 +168,20 @@ def classify_files(paths, *, n_jobs: int = 1, engine: str | None = None, schedul
     if engine == "loop":
         from tqdm.auto import tqdm
 
-        parts = [classify_file(f, **kwargs) for f in tqdm(files, desc="classify", unit="file",
-                                                           disable=not progress or len(files) < 2)]
+        parts = [
+            classify_file(f, **kwargs)
+            for f in tqdm(files, desc="classify", unit="file", disable=not progress or len(files) < 2)
+        ]
     elif engine == "joblib":
         from joblib import Parallel, delayed
 
         parts = Parallel(n_jobs=n_jobs, backend="loky")(delayed(classify_file)(f, **kwargs) for f in files)
     else:
         if scheduler is None:
-            raise SeroError("engine='dask' needs scheduler=<address of a dask.distributed scheduler> "
-                            "(CLI: --scheduler tcp://host:8786).")
+            raise SeroError(
+                "engine='dask' needs scheduler=<address of a dask.distributed scheduler> "
+                "(CLI: --scheduler tcp://host:8786)."
+            )
         from dask.distributed import Client
 
         client = scheduler if isinstance(scheduler, Client) else Client(scheduler)
@@ -147,7 +199,17 @@ def _tidy(table: pd.DataFrame) -> pd.DataFrame:
     for col in ("n_spikes", "n_dropped_edge"):
         table[col] = pd.to_numeric(table[col], errors="coerce").round().astype("Int64")
     table["sero_reliable"] = table["sero_reliable"].astype("boolean")  # <NA> for error rows
-    for col in ("file", "channel", "cell_id", "sero_label", "sero_type", "criteria_label", "sero_domain",
-                "sero_method", "model", "error"):
+    for col in (
+        "file",
+        "channel",
+        "cell_id",
+        "sero_label",
+        "sero_type",
+        "criteria_label",
+        "sero_domain",
+        "sero_method",
+        "model",
+        "error",
+    ):
         table[col] = table[col].astype(object).where(table[col].notna(), "")
     return table

@@ -30,12 +30,14 @@ from .errors import SeroError
 __all__ = ["write_cell_reports", "write_summary_html", "make_report", "cell_plot_name", "plot_cell"]
 
 #: colours of the labels (Okabe-Ito blue / orange: distinguishable with colour-vision deficiency)
-COLOURS = {"serotonergic": "#0072B2", "non_serotonergic": "#D55E00", "undetermined": "#777777",
-           "error": "#B00020"}
-_BACKGROUNDS = {"serotonergic": "#DCEBF7", "non_serotonergic": "#FBE3D6", "undetermined": "#EEEEEE",
-                "error": "#F8D7DA"}
-_DISPLAY = {"serotonergic": "SEROTONERGIC (SER)", "non_serotonergic": "NON-SEROTONERGIC (NSER)",
-            "undetermined": "UNDETERMINED", "error": "ERROR"}
+COLOURS = {"serotonergic": "#0072B2", "non_serotonergic": "#D55E00", "undetermined": "#777777", "error": "#B00020"}
+_BACKGROUNDS = {"serotonergic": "#DCEBF7", "non_serotonergic": "#FBE3D6", "undetermined": "#EEEEEE", "error": "#F8D7DA"}
+_DISPLAY = {
+    "serotonergic": "SEROTONERGIC (SER)",
+    "non_serotonergic": "NON-SEROTONERGIC (NSER)",
+    "undetermined": "UNDETERMINED",
+    "error": "ERROR",
+}
 _SHORT = {"serotonergic": "SER", "non_serotonergic": "NSER", "undetermined": "undetermined", "error": "ERROR"}
 DEMO_BANNER = "DEMO MODEL (simulated data) - not for scientific conclusions"
 MAX_DRAWN = 200
@@ -75,8 +77,10 @@ def _fmt(v, spec: str = ".2f", missing: str = "-") -> str:
 # ------------------------------------------------------------------------------------------------- data
 def _sero_ext(analyzer):
     if not analyzer.has_extension("serotonergic"):
-        raise SeroError("The analyzer has no 'serotonergic' extension yet: run analyzer.compute('serotonergic') "
-                        "before making a report (import spikeinterface_sero first).")
+        raise SeroError(
+            "The analyzer has no 'serotonergic' extension yet: run analyzer.compute('serotonergic') "
+            "before making a report (import spikeinterface_sero first)."
+        )
     return analyzer.get_extension("serotonergic")
 
 
@@ -116,21 +120,28 @@ def _cell_data(analyzer, file=None):
     for i, u in enumerate(analyzer.unit_ids):
         row = units.loc[u] if u in units.index else pd.Series(dtype=object)
         times, isi = _spike_times(analyzer, u, fs, offsets)
-        out.append(dict(
-            unit_id=u, channel=str(u), file=file,
-            cell_id=str(cell_prop[i]) if cell_prop is not None else str(u),
-            row=row, waveforms=sn.waveforms[sn.unit_ids == str(u)],
-            p_ser=spikes["p_ser"].to_numpy(dtype=float)[spike_units == str(u)],
-            times=times, isi=isi, durations=durations, offsets=offsets,
-            n_dropped=int(dropped[i]) if dropped is not None else None,
-        ))
+        out.append(
+            dict(
+                unit_id=u,
+                channel=str(u),
+                file=file,
+                cell_id=str(cell_prop[i]) if cell_prop is not None else str(u),
+                row=row,
+                waveforms=sn.waveforms[sn.unit_ids == str(u)],
+                p_ser=spikes["p_ser"].to_numpy(dtype=float)[spike_units == str(u)],
+                times=times,
+                isi=isi,
+                durations=durations,
+                offsets=offsets,
+                n_dropped=int(dropped[i]) if dropped is not None else None,
+            )
+        )
     return ext, out
 
 
 # ------------------------------------------------------------------------------------------------- plots
 def _no_data(ax, text):
-    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, fontsize=10, color="#555555",
-            wrap=True)
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, fontsize=10, color="#555555", wrap=True)
     ax.set_xticks([])
     ax.set_yticks([])
 
@@ -167,8 +178,7 @@ def _mark_udi(ax, t_ms, mean, udi_ms):
         return
     y = float(mean[i_max]) + 0.08 * float(np.ptp(mean))
     ax.plot([t_ms[i_min], t_ms[i_max]], [mean[i_min], mean[i_max]], "o", ms=5, color="k", zorder=5)
-    ax.annotate("", xy=(t_ms[i_min], y), xytext=(t_ms[i_max], y),
-                arrowprops=dict(arrowstyle="<->", color="k", lw=1.0))
+    ax.annotate("", xy=(t_ms[i_min], y), xytext=(t_ms[i_max], y), arrowprops=dict(arrowstyle="<->", color="k", lw=1.0))
     ax.vlines([t_ms[i_min], t_ms[i_max]], [mean[i_min], mean[i_max]], y, colors="k", lw=0.5, linestyles=":")
     ax.text(0.5 * (t_ms[i_min] + t_ms[i_max]), y, f"UDI {udi_ms:.2f} ms", ha="center", va="bottom", fontsize=9)
     lo, hi = ax.get_ylim()
@@ -244,8 +254,13 @@ def _panel_isi(ax, isi_s, cv):
     ax.hist(ms, bins=bins, color="#555555", alpha=0.8, edgecolor="white")
     ax.set_xscale("log")
     med = float(np.median(ms))
-    ax.axvline(med, color="#B8860B", lw=1.0, ls="--", label=f"median {med:.0f} ms" + (
-        f", CV {cv:.2f}" if np.isfinite(cv) else ""))
+    ax.axvline(
+        med,
+        color="#B8860B",
+        lw=1.0,
+        ls="--",
+        label=f"median {med:.0f} ms" + (f", CV {cv:.2f}" if np.isfinite(cv) else ""),
+    )
     ax.set_xlabel("ISI (ms, log scale)")
     ax.set_ylabel("intervals")
     ax.legend(fontsize=7, frameon=False, loc="upper left")
@@ -267,10 +282,12 @@ def _info_text(cell: dict, params: dict) -> str:
     n_det = int(cell["times"].size)
     frac = _float(row.get("fraction_spikes_ser"))
     sero_type = _clean(row.get("sero_type")) or "-"
-    type_txt = {"typical_serotonergic": "typical SER (criteria agree)",
-                "atypical_serotonergic": "ATYPICAL SER (criteria say NSER)",
-                "typical_non_serotonergic": "typical NSER (criteria agree)",
-                "atypical_non_serotonergic": "ATYPICAL NSER (criteria say SER)"}.get(sero_type, sero_type)
+    type_txt = {
+        "typical_serotonergic": "typical SER (criteria agree)",
+        "atypical_serotonergic": "ATYPICAL SER (criteria say NSER)",
+        "typical_non_serotonergic": "typical NSER (criteria agree)",
+        "atypical_non_serotonergic": "ATYPICAL NSER (criteria say SER)",
+    }.get(sero_type, sero_type)
     method = params.get("method", "cnn")
     if method == "cnn":
         ks = [int(k) for k in params.get("model_kernels") or []]
@@ -286,8 +303,11 @@ def _info_text(cell: dict, params: dict) -> str:
     lines = [
         f"Label     {_SHORT[label]}",
         f"P(SER)    {_fmt(cp)}  [{_fmt(lo)}-{_fmt(hi)}] 95% CI" if np.isfinite(cp) else "P(SER)    -",
-        (f"Reliable  {'yes' if str(row.get('sero_reliable')) in ('True', '1') else 'NO (few spikes or CI spans 0.5)'}"
-         if np.isfinite(cp) and "sero_reliable" in row else None),
+        (
+            f"Reliable  {'yes' if str(row.get('sero_reliable')) in ('True', '1') else 'NO (few spikes or CI spans 0.5)'}"
+            if np.isfinite(cp) and "sero_reliable" in row
+            else None
+        ),
         f"Spikes    {n_cls} classified / {n_det} detected"
         + (f"\n          ({cell['n_dropped']} dropped at sweep edges)" if cell.get("n_dropped") else ""),
         f"          {_fmt(frac * 100, '.0f')} % of spikes have P > 0.5" if np.isfinite(frac) else None,
@@ -304,12 +324,23 @@ def _info_text(cell: dict, params: dict) -> str:
         lines.insert(0, f"File      {name}  ch {str(cell['channel'])[:8]}")
     from .features import DEFAULT_MAX_CV, DEFAULT_MAX_RATE_HZ, DEFAULT_MIN_UDI_MS
 
-    udi, rate, cv = (params.get(k) if params.get(k) is not None else d for k, d in (
-        ("min_udi_ms", DEFAULT_MIN_UDI_MS), ("max_rate_hz", DEFAULT_MAX_RATE_HZ), ("max_cv", DEFAULT_MAX_CV)))
+    udi, rate, cv = (
+        params.get(k) if params.get(k) is not None else d
+        for k, d in (
+            ("min_udi_ms", DEFAULT_MIN_UDI_MS),
+            ("max_rate_hz", DEFAULT_MAX_RATE_HZ),
+            ("max_cv", DEFAULT_MAX_CV),
+        )
+    )
     crit = f"(UDI >= {udi:g} ms, rate <= {rate:g} Hz, CV <= {cv:g})"
     if method == "cnn":
-        lines += ["", "SER when P(SER) >= 0.5; a CI containing", "0.5 means an uncertain call. Atypical:",
-                  "CNN and classical criteria disagree", crit]
+        lines += [
+            "",
+            "SER when P(SER) >= 0.5; a CI containing",
+            "0.5 means an uncertain call. Atypical:",
+            "CNN and classical criteria disagree",
+            crit,
+        ]
     else:
         lines += ["", "Classical criteria: SER when the spike", "is wide, the firing slow and regular", crit]
     return "\n".join(line for line in lines if line is not None)
@@ -329,8 +360,9 @@ def plot_cell(cell: dict, params: dict, *, dpi: int = 100):
     fig = Figure(figsize=(14, 8), dpi=dpi)
     FigureCanvasAgg(fig)
     top = 0.88 if demo else 0.91
-    gs = fig.add_gridspec(2, 3, left=0.06, right=0.985, bottom=0.08, top=top, hspace=0.42, wspace=0.28,
-                          width_ratios=[1, 1, 1.1])
+    gs = fig.add_gridspec(
+        2, 3, left=0.06, right=0.985, bottom=0.08, top=top, hspace=0.42, wspace=0.28, width_ratios=[1, 1, 1.1]
+    )
     ax_wf = fig.add_subplot(gs[0, :2])
     ax_info = fig.add_subplot(gs[0, 2])
     ax_p = fig.add_subplot(gs[1, 0])
@@ -343,8 +375,17 @@ def plot_cell(cell: dict, params: dict, *, dpi: int = 100):
         title += f"   P(SER) = {cp:.2f} [{_fmt(lo)}-{_fmt(hi)}]"
     fig.text(0.06, top + 0.035, title, fontsize=15, fontweight="bold", color=colour, ha="left", va="bottom")
     if demo:
-        fig.text(0.5, 0.975, DEMO_BANNER, ha="center", va="top", fontsize=13, fontweight="bold", color="white",
-                 bbox=dict(boxstyle="round,pad=0.35", fc="#B00020", ec="none"))
+        fig.text(
+            0.5,
+            0.975,
+            DEMO_BANNER,
+            ha="center",
+            va="top",
+            fontsize=13,
+            fontweight="bold",
+            color="white",
+            bbox=dict(boxstyle="round,pad=0.35", fc="#B00020", ec="none"),
+        )
 
     _panel_waveforms(ax_wf, cell["waveforms"], colour, _float(row.get("udi_ms")))
     _panel_probability(ax_p, cell["p_ser"], row, colour, params.get("method", "cnn"))
@@ -352,13 +393,38 @@ def plot_cell(cell: dict, params: dict, *, dpi: int = 100):
     _panel_isi(ax_isi, cell["isi"], _float(row.get("cv_isi")))
 
     ax_info.axis("off")
-    ax_info.add_patch(FancyBboxPatch((0.0, 0.0), 1.0, 1.0, boxstyle="round,pad=0.01", transform=ax_info.transAxes,
-                                     fc=_BACKGROUNDS[label], ec=colour, lw=1.5))
-    ax_info.text(0.04, 0.96, _info_text(cell, params), transform=ax_info.transAxes, family="monospace",
-                 fontsize=8.0, va="top", ha="left")
+    ax_info.add_patch(
+        FancyBboxPatch(
+            (0.0, 0.0),
+            1.0,
+            1.0,
+            boxstyle="round,pad=0.01",
+            transform=ax_info.transAxes,
+            fc=_BACKGROUNDS[label],
+            ec=colour,
+            lw=1.5,
+        )
+    )
+    ax_info.text(
+        0.04,
+        0.96,
+        _info_text(cell, params),
+        transform=ax_info.transAxes,
+        family="monospace",
+        fontsize=8.0,
+        va="top",
+        ha="left",
+    )
     if cell["waveforms"].shape[0] == 0 and cell["times"].size == 0:
-        ax_info.text(0.04, 0.04, "This cell has no spikes: no label can be given.", transform=ax_info.transAxes,
-                     fontsize=9, color=COLOURS["error"], va="bottom")
+        ax_info.text(
+            0.04,
+            0.04,
+            "This cell has no spikes: no label can be given.",
+            transform=ax_info.transAxes,
+            fontsize=9,
+            color=COLOURS["error"],
+            va="bottom",
+        )
     return fig
 
 
@@ -423,10 +489,20 @@ the firing rate over time and the ISI histogram.</li>
 <li>Rows in <span style="background:#F8D7DA;color:#842029">red</span> are files that could not be processed;
 the message says why and what to do.</li></ul></details>"""
 
-_COLUMNS = [("cell", "Cell"), ("file", "File"), ("channel", "Ch"), ("label", "Label"),
-            ("p", "P(SER) [95% CI]"), ("n_spikes", "Spikes"), ("sero_type", "Type"),
-            ("firing_rate_hz", "Rate (Hz)"), ("cv_isi", "CV ISI"), ("udi_ms", "UDI (ms)"),
-            ("criteria_label", "Criteria"), ("plot", "Plot")]
+_COLUMNS = [
+    ("cell", "Cell"),
+    ("file", "File"),
+    ("channel", "Ch"),
+    ("label", "Label"),
+    ("p", "P(SER) [95% CI]"),
+    ("n_spikes", "Spikes"),
+    ("sero_type", "Type"),
+    ("firing_rate_hz", "Rate (Hz)"),
+    ("cv_isi", "CV ISI"),
+    ("udi_ms", "UDI (ms)"),
+    ("criteria_label", "Criteria"),
+    ("plot", "Plot"),
+]
 
 
 def _is_error(v) -> bool:
@@ -442,8 +518,14 @@ def _find_plot(report_dir: Path, r) -> str | None:
     return found[0] if len(found) == 1 else None
 
 
-def write_summary_html(table: pd.DataFrame, report_dir, *, title: str = "Serotonergic classification",
-                       refresh_s: float | None = None, write_csv: bool = True) -> Path:
+def write_summary_html(
+    table: pd.DataFrame,
+    report_dir,
+    *,
+    title: str = "Serotonergic classification",
+    refresh_s: float | None = None,
+    write_csv: bool = True,
+) -> Path:
     """Write ``report_dir/index.html``: every cell of ``table`` (the results table of
     :func:`spikeinterface_sero.pipeline.classify_files`) with its label in colour and a link to its plot,
     every failed file in red with its message, the model(s), the date and the package version. Extra columns
@@ -468,28 +550,43 @@ def write_summary_html(table: pd.DataFrame, report_dir, *, title: str = "Seroton
     n_files = table["file"].map(_clean).nunique()
     esc = html.escape
 
-    out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
-           '<meta name="viewport" content="width=device-width, initial-scale=1">']
+    out = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+    ]
     if refresh_s:
         out.append(f'<meta http-equiv="refresh" content="{float(refresh_s):g}">')
     out.append(f"<title>{esc(title)}</title><style>{_CSS}</style></head><body>")
     if demo:
-        out.append(f'<div class="demo">{esc(DEMO_BANNER)}. These labels come from the bundled demonstration '
-                   "model trained on simulated recordings; pass --model DIR with a real model.</div>")
+        out.append(
+            f'<div class="demo">{esc(DEMO_BANNER)}. These labels come from the bundled demonstration '
+            "model trained on simulated recordings; pass --model DIR with a real model.</div>"
+        )
     out.append(f"<h1>{esc(title)}</h1>")
     now = _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z").strip()
-    out.append(f'<p class="meta">Generated {esc(now)} by spikeinterface-sero {esc(__version__)} &middot; model: '
-               f"{esc('; '.join(models)) if models else '-'}</p>")
-    counts = [(f"{len(cells)} cell(s) from {n_files} file(s)", "#f0f0f0", "#222"),
-              (f"{int((labels == 'serotonergic').sum())} SER", _BACKGROUNDS["serotonergic"], COLOURS["serotonergic"]),
-              (f"{int((labels == 'non_serotonergic').sum())} NSER", _BACKGROUNDS["non_serotonergic"],
-               COLOURS["non_serotonergic"])]
+    out.append(
+        f'<p class="meta">Generated {esc(now)} by spikeinterface-sero {esc(__version__)} &middot; model: '
+        f"{esc('; '.join(models)) if models else '-'}</p>"
+    )
+    counts = [
+        (f"{len(cells)} cell(s) from {n_files} file(s)", "#f0f0f0", "#222"),
+        (f"{int((labels == 'serotonergic').sum())} SER", _BACKGROUNDS["serotonergic"], COLOURS["serotonergic"]),
+        (
+            f"{int((labels == 'non_serotonergic').sum())} NSER",
+            _BACKGROUNDS["non_serotonergic"],
+            COLOURS["non_serotonergic"],
+        ),
+    ]
     if int((labels == "undetermined").sum()):
         counts.append((f"{int((labels == 'undetermined').sum())} undetermined", "#eeeeee", "#555"))
     if int(errors.sum()):
         counts.append((f"{int(errors.sum())} failed file(s)", _BACKGROUNDS["error"], "#842029"))
-    out.append('<div class="counts">' + "".join(
-        f'<span style="background:{bg};color:{fg}">{esc(t)}</span>' for t, bg, fg in counts) + "</div>")
+    out.append(
+        '<div class="counts">'
+        + "".join(f'<span style="background:{bg};color:{fg}">{esc(t)}</span>' for t, bg, fg in counts)
+        + "</div>"
+    )
     if write_csv:
         csv = report_dir / f".results.csv.{uuid.uuid4().hex[:8]}.tmp"
         table.to_csv(csv, index=False)
@@ -505,24 +602,37 @@ def write_summary_html(table: pd.DataFrame, report_dir, *, title: str = "Seroton
         file = _clean(r.get("file"))
         fname = f'<span title="{esc(file)}">{esc(Path(file).name if file else "-")}</span>'
         if errors[i]:
-            out.append(f'<tr class="error"><td>{i + 1}</td><td class="label">ERROR</td><td>{fname}</td>'
-                       f'<td colspan="{ncol - 2}">{esc(_clean(r.get("error")))}</td></tr>')
+            out.append(
+                f'<tr class="error"><td>{i + 1}</td><td class="label">ERROR</td><td>{fname}</td>'
+                f'<td colspan="{ncol - 2}">{esc(_clean(r.get("error")))}</td></tr>'
+            )
             continue
         key = _label_key(r.get("sero_label"))
         p = _fmt(r.get("sero_probability"))
         if p != "-":
             p += f" [{_fmt(r.get('sero_probability_low'))}-{_fmt(r.get('sero_probability_high'))}]"
         plot = _find_plot(report_dir, r)
-        plot_html = (f'<a href="{esc(plot)}"><img src="{esc(plot)}" loading="lazy" alt="plot of '
-                     f'{esc(_clean(r.get("cell_id")))}"></a>') if plot else "-"
+        plot_html = (
+            (
+                f'<a href="{esc(plot)}"><img src="{esc(plot)}" loading="lazy" alt="plot of '
+                f'{esc(_clean(r.get("cell_id")))}"></a>'
+            )
+            if plot
+            else "-"
+        )
         ns = _float(r.get("n_spikes"))
         cells_html = {
-            "cell": esc(_clean(r.get("cell_id")) or "-"), "file": fname, "channel": esc(_clean(r.get("channel"))),
+            "cell": esc(_clean(r.get("cell_id")) or "-"),
+            "file": fname,
+            "channel": esc(_clean(r.get("channel"))),
             "label": esc(_DISPLAY[key] if key != "undetermined" else (_clean(r.get("sero_label")) or "undetermined")),
-            "p": p, "n_spikes": str(int(ns)) if np.isfinite(ns) else "-",
+            "p": p,
+            "n_spikes": str(int(ns)) if np.isfinite(ns) else "-",
             "sero_type": esc(_clean(r.get("sero_type")).replace("_", " ") or "-"),
-            "firing_rate_hz": _fmt(r.get("firing_rate_hz")), "cv_isi": _fmt(r.get("cv_isi")),
-            "udi_ms": _fmt(r.get("udi_ms")), "criteria_label": esc(_clean(r.get("criteria_label")) or "-"),
+            "firing_rate_hz": _fmt(r.get("firing_rate_hz")),
+            "cv_isi": _fmt(r.get("cv_isi")),
+            "udi_ms": _fmt(r.get("udi_ms")),
+            "criteria_label": esc(_clean(r.get("criteria_label")) or "-"),
             "plot": plot_html,
         }
         num = {"p", "n_spikes", "firing_rate_hz", "cv_isi", "udi_ms"}
@@ -532,9 +642,11 @@ def write_summary_html(table: pd.DataFrame, report_dir, *, title: str = "Seroton
     out.append("</tbody></table>")
     if table.empty:
         out.append("<p>No files processed yet.</p>")
-    out.append(f'<p class="foot">spikeinterface-sero {esc(__version__)} &middot; CNN ensemble of Corradetti et al. '
-               "(2024) on SpikeInterface &middot; labels are decisions of a model: check atypical and uncertain "
-               "cells.</p></body></html>")
+    out.append(
+        f'<p class="foot">spikeinterface-sero {esc(__version__)} &middot; CNN ensemble of Corradetti et al. '
+        "(2024) on SpikeInterface &middot; labels are decisions of a model: check atypical and uncertain "
+        "cells.</p></body></html>"
+    )
     path = report_dir / "index.html"
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
     tmp.write_text("\n".join(out) + "\n", encoding="utf-8")
@@ -564,12 +676,22 @@ def _analyzer_file(analyzer, i: int) -> str:
 
 
 def _is_analyzer_folder(p: Path) -> bool:
-    return p.is_dir() and ((p / "spikeinterface_info.json").is_file() or (p / ".zattrs").is_file()
-                           or p.suffix == ".zarr")
+    return p.is_dir() and (
+        (p / "spikeinterface_info.json").is_file() or (p / ".zattrs").is_file() or p.suffix == ".zarr"
+    )
 
 
-def make_report(analyzers_or_paths, out_dir, *, model_folder=None, method: str = "cnn", trust_model: bool = False,
-                title: str = "Serotonergic classification", dpi: int = 100, **classify_kwargs) -> Path:
+def make_report(
+    analyzers_or_paths,
+    out_dir,
+    *,
+    model_folder=None,
+    method: str = "cnn",
+    trust_model: bool = False,
+    title: str = "Serotonergic classification",
+    dpi: int = 100,
+    **classify_kwargs,
+) -> Path:
     """Plots and ``index.html`` for SortingAnalyzers, saved analyzer folders or .abf files (or folders of
     them), mixed as you like; returns the path of ``index.html``.
 
@@ -595,8 +717,16 @@ def make_report(analyzers_or_paths, out_dir, *, model_folder=None, method: str =
                 item = load_sorting_analyzer(p)
             else:
                 for f in expand_inputs(p):
-                    parts.append(classify_file(f, model_folder=model_folder, method=method, trust_model=trust_model,
-                                               report_dir=out_dir, **classify_kwargs))
+                    parts.append(
+                        classify_file(
+                            f,
+                            model_folder=model_folder,
+                            method=method,
+                            trust_model=trust_model,
+                            report_dir=out_dir,
+                            **classify_kwargs,
+                        )
+                    )
                 continue
         analyzer = item
         if not analyzer.has_extension("serotonergic"):
@@ -606,7 +736,8 @@ def make_report(analyzers_or_paths, out_dir, *, model_folder=None, method: str =
         ext = analyzer.get_extension("serotonergic")
         if ext.params.get("method") == "cnn":
             t["model"] = ("DEMO (simulated data) " if ext.params.get("model_is_demo") else "") + (
-                ext.params.get("model_folder") or "bundled demo model")
+                ext.params.get("model_folder") or "bundled demo model"
+            )
         else:
             t["model"] = "classical criteria"
         dropped = analyzer.sorting.get_property("n_dropped_edge")

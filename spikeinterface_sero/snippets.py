@@ -91,7 +91,8 @@ class DetectionParams:
                 raise SeroError(
                     f"threshold {self.threshold:g} pA does not match polarity '{self.polarity}': negative-going "
                     "spikes need a negative threshold (e.g. -50), positive-going (inverted) recordings a "
-                    "positive one with polarity='positive' (CLI: --polarity positive).")
+                    "positive one with polarity='positive' (CLI: --polarity positive)."
+                )
         elif not (self.mad_multiplier > 0):
             raise SeroError(f"mad_multiplier must be > 0 (e.g. 5), not {self.mad_multiplier!r}.")
         if not (self.dead_time_ms >= 0):
@@ -100,8 +101,13 @@ class DetectionParams:
             raise SeroError(f"baseline_window_ms must be at least {2 * _BLOCK_MS:g} ms or None.")
 
     def to_dict(self) -> dict:
-        return dict(threshold=float(self.threshold), mad_multiplier=self.mad_multiplier, polarity=self.polarity,
-                    dead_time_ms=float(self.dead_time_ms), baseline_window_ms=self.baseline_window_ms)
+        return dict(
+            threshold=float(self.threshold),
+            mad_multiplier=self.mad_multiplier,
+            polarity=self.polarity,
+            dead_time_ms=float(self.dead_time_ms),
+            baseline_window_ms=self.baseline_window_ms,
+        )
 
 
 @dataclass
@@ -149,16 +155,31 @@ class Snippets:
     def select(self, mask) -> Snippets:
         """A copy keeping only the spikes in ``mask`` (boolean or index array)."""
         idx = np.asarray(mask)
-        return Snippets(self.waveforms[idx], self.trigger_samples[idx], self.segment_index[idx],
-                        self.unit_ids[idx], self.cell_ids[idx], self.sampling_frequency, self.source,
-                        dict(self.detection), dict(self.n_dropped_edge), dict(self.n_detected),
-                        dict(self.thresholds_pa), list(self.segment_durations_s), list(self.segment_t_starts_s),
-                        self.all_trigger_samples, self.all_segment_index, self.all_unit_ids)
+        return Snippets(
+            self.waveforms[idx],
+            self.trigger_samples[idx],
+            self.segment_index[idx],
+            self.unit_ids[idx],
+            self.cell_ids[idx],
+            self.sampling_frequency,
+            self.source,
+            dict(self.detection),
+            dict(self.n_dropped_edge),
+            dict(self.n_detected),
+            dict(self.thresholds_pa),
+            list(self.segment_durations_s),
+            list(self.segment_t_starts_s),
+            self.all_trigger_samples,
+            self.all_segment_index,
+            self.all_unit_ids,
+        )
 
     def __repr__(self) -> str:
         cells = self.cells
-        return (f"Snippets({len(self)} spikes x {self.waveforms.shape[1] if self.waveforms.ndim == 2 else '?'} "
-                f"samples, {len(cells)} cell(s): {', '.join(cells[:4])}{' ...' if len(cells) > 4 else ''})")
+        return (
+            f"Snippets({len(self)} spikes x {self.waveforms.shape[1] if self.waveforms.ndim == 2 else '?'} "
+            f"samples, {len(cells)} cell(s): {', '.join(cells[:4])}{' ...' if len(cells) > 4 else ''})"
+        )
 
 
 def cell_id(stem: str, channel_id, n_channels: int) -> str:
@@ -202,14 +223,15 @@ def _pass_baseline(recording, seg: int, block: int, chunk: int, want_noise: bool
         gains, offsets = np.ones(n_ch), np.zeros(n_ch)
     meds, sds = [], []
     for start in range(0, n, chunk):
-        tr = recording.get_traces(segment_index=seg, start_frame=start, end_frame=min(n, start + chunk),
-                                  return_in_uV=False)
+        tr = recording.get_traces(
+            segment_index=seg, start_frame=start, end_frame=min(n, start + chunk), return_in_uV=False
+        )
         nb = tr.shape[0] // block
         parts = []
         if nb:
             parts.append(tr[: nb * block].reshape(nb, block, n_ch)[:, ::_DECIMATE, :])
         if tr.shape[0] > nb * block:
-            parts.append(tr[nb * block:][None])
+            parts.append(tr[nb * block :][None])
         for b in parts:
             m = np.median(b, axis=1)
             meds.append((m * gains + offsets).astype(np.float32))
@@ -254,13 +276,13 @@ def _crossings(x: np.ndarray, lo: int, i0: int, end: int, knots, block: int, sig
         n_blocks = k.shape[0]
         j0, j1 = lo // block, min(n_blocks, (lo + x.shape[0] - 1) // block + 1)
         if sign < 0:  # x <= baseline - level somewhere in the block: baseline <= the block's max knot
-            env = np.maximum(np.maximum(kp[j0:j1], kp[j0 + 1:j1 + 1]), kp[j0 + 2:j1 + 2]) - lev
+            env = np.maximum(np.maximum(kp[j0:j1], kp[j0 + 1 : j1 + 1]), kp[j0 + 2 : j1 + 2]) - lev
         else:
-            env = np.minimum(np.minimum(kp[j0:j1], kp[j0 + 1:j1 + 1]), kp[j0 + 2:j1 + 2]) + lev
+            env = np.minimum(np.minimum(kp[j0:j1], kp[j0 + 1 : j1 + 1]), kp[j0 + 2 : j1 + 2]) + lev
         tol = np.float32(1e-3) + np.float32(1e-5) * np.abs(env)
         bound = np.repeat(env + (tol if sign < 0 else -tol), block)
         off = lo - j0 * block
-        bound = bound[off: off + x.shape[0]]
+        bound = bound[off : off + x.shape[0]]
         if bound.shape[0] < x.shape[0]:  # samples past the last block use the last knot's bound
             bound = np.concatenate([bound, np.full(x.shape[0] - bound.shape[0], bound[-1], np.float32)])
         cand = np.flatnonzero(x <= bound if sign < 0 else x >= bound) + lo
@@ -273,9 +295,16 @@ def _crossings(x: np.ndarray, lo: int, i0: int, end: int, knots, block: int, sig
     return starts[(starts >= i0) & (starts < end)]
 
 
-def recording_to_snippets(recording, params: DetectionParams | None = None, *, max_spikes_per_cell: int | None = None,
-                          seed: int = 0, chunk_duration_s: float = 10.0, cell_ids: list[str] | None = None,
-                          **detection_kwargs) -> Snippets:
+def recording_to_snippets(
+    recording,
+    params: DetectionParams | None = None,
+    *,
+    max_spikes_per_cell: int | None = None,
+    seed: int = 0,
+    chunk_duration_s: float = 10.0,
+    cell_ids: list[str] | None = None,
+    **detection_kwargs,
+) -> Snippets:
     """Detect triggers and cut 160-sample snippets from a 40 kHz recording in pA (see :func:`read_abf`).
 
     ``detection_kwargs`` are the fields of :class:`DetectionParams` (threshold, mad_multiplier, polarity,
@@ -289,9 +318,11 @@ def recording_to_snippets(recording, params: DetectionParams | None = None, *, m
         raise SeroError("Pass either params= or detection keyword arguments, not both.")
     fs = float(recording.sampling_frequency)
     if abs(fs - SAMPLING_FREQUENCY) > 1e-6 * SAMPLING_FREQUENCY:
-        raise SnippetError(f"The recording runs at {fs:g} Hz; snippets need 40 kHz. Read .abf files with "
-                           "spikeinterface_sero.read_abf (it resamples), or resample first with "
-                           "spikeinterface.preprocessing.resample(recording, 40000).")
+        raise SnippetError(
+            f"The recording runs at {fs:g} Hz; snippets need 40 kHz. Read .abf files with "
+            "spikeinterface_sero.read_abf (it resamples), or resample first with "
+            "spikeinterface.preprocessing.resample(recording, 40000)."
+        )
     if max_spikes_per_cell is not None and int(max_spikes_per_cell) < 1:
         raise SeroError(f"max_spikes_per_cell must be a positive integer or None, not {max_spikes_per_cell!r}.")
     if max_spikes_per_cell is not None and isinstance(seed, (int, np.integer)) and seed < 0:
@@ -329,8 +360,10 @@ def recording_to_snippets(recording, params: DetectionParams | None = None, *, m
     level = np.abs(thresholds).astype(np.float64)
     if np.any(level <= 0):
         bad = channel_ids[int(np.flatnonzero(level <= 0)[0])]
-        raise DataError(f"Channel {bad}: the noise is zero, so a noise-relative threshold is undefined; "
-                        "use an absolute threshold in pA (threshold=-50).")
+        raise DataError(
+            f"Channel {bad}: the noise is zero, so a noise-relative threshold is undefined; "
+            "use an absolute threshold in pA (threshold=-50)."
+        )
 
     wf_parts, samp_parts, seg_parts, unit_parts = [], [], [], []
     dropped = np.zeros(n_ch, dtype=np.int64)
@@ -351,8 +384,10 @@ def recording_to_snippets(recording, params: DetectionParams | None = None, *, m
             tr = recording.get_traces(segment_index=seg, start_frame=lo, end_frame=hi, return_in_uV=True)
             tr = np.asarray(tr, dtype=np.float32)
             i0 = max(start, 1)
-            found = [_crossings(tr[:, c], lo, i0, end, None if bb is None else bb[:, c], block, sign, level[c])
-                     for c in range(n_ch)]
+            found = [
+                _crossings(tr[:, c], lo, i0, end, None if bb is None else bb[:, c], block, sign, level[c])
+                for c in range(n_ch)
+            ]
             rows = np.concatenate(found).astype(np.int64) - i0
             cols = np.concatenate([np.full(f.size, c, dtype=np.int64) for c, f in enumerate(found)])
             if rows.size == 0:
@@ -404,24 +439,43 @@ def recording_to_snippets(recording, params: DetectionParams | None = None, *, m
     det = params.to_dict()
     det.update(max_spikes_per_cell=max_spikes_per_cell, seed=seed)
     return Snippets(
-        waveforms=wf, trigger_samples=samp, segment_index=segi, unit_ids=units, cell_ids=cells,
-        sampling_frequency=fs, source=src, detection=det,
-        n_dropped_edge={cell_ids[c]: int(dropped[c]) for c in range(n_ch)}, n_detected=n_detected,
+        waveforms=wf,
+        trigger_samples=samp,
+        segment_index=segi,
+        unit_ids=units,
+        cell_ids=cells,
+        sampling_frequency=fs,
+        source=src,
+        detection=det,
+        n_dropped_edge={cell_ids[c]: int(dropped[c]) for c in range(n_ch)},
+        n_detected=n_detected,
         thresholds_pa={cell_ids[c]: float(thresholds[c]) for c in range(n_ch)},
-        segment_durations_s=durations, segment_t_starts_s=t_starts,
-        all_trigger_samples=all_samp, all_segment_index=all_seg, all_unit_ids=all_units,
+        segment_durations_s=durations,
+        segment_t_starts_s=t_starts,
+        all_trigger_samples=all_samp,
+        all_segment_index=all_seg,
+        all_unit_ids=all_units,
     )
 
 
-def abf_to_snippets(path, channel=None, threshold: float = DEFAULT_THRESHOLD_PA, *, allow_low_rate: bool = False,
-                    allow_any_unit: bool = False, max_spikes_per_cell: int | None = None, seed: int = 0,
-                    **detection_kwargs) -> Snippets:
+def abf_to_snippets(
+    path,
+    channel=None,
+    threshold: float = DEFAULT_THRESHOLD_PA,
+    *,
+    allow_low_rate: bool = False,
+    allow_any_unit: bool = False,
+    max_spikes_per_cell: int | None = None,
+    seed: int = 0,
+    **detection_kwargs,
+) -> Snippets:
     """One call from an .abf file to :class:`Snippets` (read with :func:`read_abf`, then detect and cut)."""
     from .io import read_abf
 
     rec = read_abf(path, channel=channel, allow_low_rate=allow_low_rate, allow_any_unit=allow_any_unit)
-    return recording_to_snippets(rec, threshold=threshold, max_spikes_per_cell=max_spikes_per_cell, seed=seed,
-                                 **detection_kwargs)
+    return recording_to_snippets(
+        rec, threshold=threshold, max_spikes_per_cell=max_spikes_per_cell, seed=seed, **detection_kwargs
+    )
 
 
 def snippets_to_sorting(snippets: Snippets, recording):
@@ -439,10 +493,12 @@ def snippets_to_sorting(snippets: Snippets, recording):
         m = segi == seg
         order = np.argsort(samp[m], kind="stable")
         samples_list.append(samp[m][order])
-        labels_list.append(np.asarray(unit_ids, dtype=object)[labels[m][order]].astype(str)
-                           if m.any() else np.zeros(0, dtype=str))
-    sorting = NumpySorting.from_samples_and_labels(samples_list, labels_list, recording.sampling_frequency,
-                                                   unit_ids=np.array(unit_ids))
+        labels_list.append(
+            np.asarray(unit_ids, dtype=object)[labels[m][order]].astype(str) if m.any() else np.zeros(0, dtype=str)
+        )
+    sorting = NumpySorting.from_samples_and_labels(
+        samples_list, labels_list, recording.sampling_frequency, unit_ids=np.array(unit_ids)
+    )
     stem = _recording_stem(recording)
     cells = [cell_id(stem, u, _n_cell_channels(recording)) for u in unit_ids]
     sorting.set_property("cell_id", cells)
@@ -450,23 +506,42 @@ def snippets_to_sorting(snippets: Snippets, recording):
     return sorting
 
 
-def create_analyzer(sorting, recording, *, max_spikes_per_cell: int | None = None, seed: int = 0,
-                    format: str = "memory", folder=None, overwrite: bool = False, n_jobs: int = 1,
-                    progress_bar: bool = False):
+def create_analyzer(
+    sorting,
+    recording,
+    *,
+    max_spikes_per_cell: int | None = None,
+    seed: int = 0,
+    format: str = "memory",
+    folder=None,
+    overwrite: bool = False,
+    n_jobs: int = 1,
+    progress_bar: bool = False,
+):
     """A SortingAnalyzer with ``random_spikes`` and ``waveforms`` (ms_before=1, ms_after=3): the
     (n, 160, 1) snippets in pA that the ``serotonergic`` extension classifies."""
     from spikeinterface.core import create_sorting_analyzer
 
     if abs(recording.sampling_frequency - SAMPLING_FREQUENCY) > 1e-6 * SAMPLING_FREQUENCY:
-        raise SnippetError(f"The recording runs at {recording.sampling_frequency:g} Hz; the analyzer needs 40 kHz "
-                           "so that ms_before=1, ms_after=3 give 40 + 120 samples. Use read_abf (it resamples).")
+        raise SnippetError(
+            f"The recording runs at {recording.sampling_frequency:g} Hz; the analyzer needs 40 kHz "
+            "so that ms_before=1, ms_after=3 give 40 + 120 samples. Use read_abf (it resamples)."
+        )
     if max_spikes_per_cell is not None and int(max_spikes_per_cell) < 1:
         raise SeroError(f"max_spikes_per_cell must be a positive integer or None, not {max_spikes_per_cell!r}.")
     if max_spikes_per_cell is not None and isinstance(seed, (int, np.integer)) and seed < 0:
         raise SeroError(f"seed must be a non-negative integer (numpy's rule), not {seed!r}.")
     job_kwargs = dict(n_jobs=n_jobs, progress_bar=progress_bar)
-    analyzer = create_sorting_analyzer(sorting, recording, format=format, folder=folder, sparse=False,
-                                       return_in_uV=True, overwrite=overwrite, job_kwargs=job_kwargs)
+    analyzer = create_sorting_analyzer(
+        sorting,
+        recording,
+        format=format,
+        folder=folder,
+        sparse=False,
+        return_in_uV=True,
+        overwrite=overwrite,
+        job_kwargs=job_kwargs,
+    )
     if max_spikes_per_cell is None:
         analyzer.compute("random_spikes", method="all")
     else:
@@ -475,20 +550,46 @@ def create_analyzer(sorting, recording, *, max_spikes_per_cell: int | None = Non
     return analyzer
 
 
-def recording_to_analyzer(recording, *, max_spikes_per_cell: int | None = None, seed: int = 0, format="memory",
-                          folder=None, overwrite: bool = False, **detection_kwargs):
+def recording_to_analyzer(
+    recording,
+    *,
+    max_spikes_per_cell: int | None = None,
+    seed: int = 0,
+    format="memory",
+    folder=None,
+    overwrite: bool = False,
+    **detection_kwargs,
+):
     """Detect on a 40 kHz pA recording and return the SortingAnalyzer (see :func:`create_analyzer`)."""
     snips = recording_to_snippets(recording, **detection_kwargs)
     sorting = snippets_to_sorting(snips, recording)
-    analyzer = create_analyzer(sorting, recording, max_spikes_per_cell=max_spikes_per_cell, seed=seed,
-                               format=format, folder=folder, overwrite=overwrite)
+    analyzer = create_analyzer(
+        sorting,
+        recording,
+        max_spikes_per_cell=max_spikes_per_cell,
+        seed=seed,
+        format=format,
+        folder=folder,
+        overwrite=overwrite,
+    )
     analyzer.sorting.annotate(sero_detection=snips.detection)
     return analyzer
 
 
-def abf_to_analyzer(path, channel=None, threshold: float = DEFAULT_THRESHOLD_PA, *, allow_low_rate: bool = False,
-                    allow_any_unit: bool = False, max_spikes_per_cell: int | None = None, seed: int = 0,
-                    format: str = "memory", folder=None, overwrite: bool = False, **detection_kwargs):
+def abf_to_analyzer(
+    path,
+    channel=None,
+    threshold: float = DEFAULT_THRESHOLD_PA,
+    *,
+    allow_low_rate: bool = False,
+    allow_any_unit: bool = False,
+    max_spikes_per_cell: int | None = None,
+    seed: int = 0,
+    format: str = "memory",
+    folder=None,
+    overwrite: bool = False,
+    **detection_kwargs,
+):
     """One call from an .abf file to a SortingAnalyzer ready for ``analyzer.compute("serotonergic")``.
 
     The sorting has one unit per current channel (unit id = channel id, property ``cell_id``), spikes at
@@ -497,13 +598,23 @@ def abf_to_analyzer(path, channel=None, threshold: float = DEFAULT_THRESHOLD_PA,
     from .io import read_abf
 
     rec = read_abf(path, channel=channel, allow_low_rate=allow_low_rate, allow_any_unit=allow_any_unit)
-    return recording_to_analyzer(rec, threshold=threshold, max_spikes_per_cell=max_spikes_per_cell, seed=seed,
-                                 format=format, folder=folder, overwrite=overwrite, **detection_kwargs)
+    return recording_to_analyzer(
+        rec,
+        threshold=threshold,
+        max_spikes_per_cell=max_spikes_per_cell,
+        seed=seed,
+        format=format,
+        folder=folder,
+        overwrite=overwrite,
+        **detection_kwargs,
+    )
 
 
-_HOW_TO_MAKE = ("Make the analyzer with spikeinterface_sero.abf_to_analyzer(path) (or recording_to_analyzer), "
-                "or recompute on a 40 kHz recording: analyzer.compute('waveforms', ms_before=1.0, ms_after=3.0) "
-                "with spikes at the -50 pA threshold crossings.")
+_HOW_TO_MAKE = (
+    "Make the analyzer with spikeinterface_sero.abf_to_analyzer(path) (or recording_to_analyzer), "
+    "or recompute on a 40 kHz recording: analyzer.compute('waveforms', ms_before=1.0, ms_after=3.0) "
+    "with spikes at the -50 pA threshold crossings."
+)
 
 
 def check_analyzer_waveforms(analyzer) -> None:
@@ -516,7 +627,8 @@ def check_analyzer_waveforms(analyzer) -> None:
         raise SnippetError(
             f"The analyzer's waveforms are {ext.nbefore} + {ext.nafter} samples at {fs:g} Hz "
             f"(ms_before={ext.params.get('ms_before')}, ms_after={ext.params.get('ms_after')}); the model needs "
-            f"{NBEFORE} + {NAFTER} samples at 40 kHz with the trigger at index {NBEFORE}. " + _HOW_TO_MAKE)
+            f"{NBEFORE} + {NAFTER} samples at 40 kHz with the trigger at index {NBEFORE}. " + _HOW_TO_MAKE
+        )
 
 
 def snippets_from_analyzer(analyzer, unit_ids=None) -> Snippets:
@@ -553,10 +665,15 @@ def snippets_from_analyzer(analyzer, unit_ids=None) -> Snippets:
     durations = [analyzer.get_num_samples(s) / analyzer.sampling_frequency for s in range(n_seg)]
     sv = analyzer.sorting.to_spike_vector()
     return Snippets(
-        waveforms=wf, trigger_samples=spikes["sample_index"][sel].astype(np.int64),
-        segment_index=spikes["segment_index"][sel].astype(np.int64), unit_ids=units, cell_ids=cells,
-        sampling_frequency=float(analyzer.sampling_frequency), segment_durations_s=durations,
-        all_trigger_samples=sv["sample_index"].astype(np.int64), all_segment_index=sv["segment_index"].astype(np.int64),
+        waveforms=wf,
+        trigger_samples=spikes["sample_index"][sel].astype(np.int64),
+        segment_index=spikes["segment_index"][sel].astype(np.int64),
+        unit_ids=units,
+        cell_ids=cells,
+        sampling_frequency=float(analyzer.sampling_frequency),
+        segment_durations_s=durations,
+        all_trigger_samples=sv["sample_index"].astype(np.int64),
+        all_segment_index=sv["segment_index"].astype(np.int64),
         all_unit_ids=np.array([str(all_units[int(i)]) for i in sv["unit_index"]], dtype=str),
     )
 
@@ -576,11 +693,15 @@ def write_snippet_csv_folder(snippets: Snippets, folder, *, overwrite: bool = Fa
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     fs = snippets.sampling_frequency
-    offsets = np.concatenate([[0], np.cumsum(np.round(np.asarray(snippets.segment_durations_s) * fs))]).astype(np.int64) \
-        if snippets.segment_durations_s else np.zeros(1, np.int64)
+    offsets = (
+        np.concatenate([[0], np.cumsum(np.round(np.asarray(snippets.segment_durations_s) * fs))]).astype(np.int64)
+        if snippets.segment_durations_s
+        else np.zeros(1, np.int64)
+    )
     rel = np.arange(SNIPPET_LENGTH) - NBEFORE
-    triggers = [int(snippets.trigger_samples[k] + offsets[int(snippets.segment_index[k])])
-                for k in range(len(snippets))]
+    triggers = [
+        int(snippets.trigger_samples[k] + offsets[int(snippets.segment_index[k])]) for k in range(len(snippets))
+    ]
     paths = [folder / f"{snippets.cell_ids[k]}_trigger_{s}.csv" for k, s in enumerate(triggers)]
     if not overwrite:  # check them all first: a refusal must not leave half the cell written
         for path in paths:
@@ -619,16 +740,21 @@ def read_snippet_csv_folder(folder, *, on_bad: str = "raise"):
             ok = False
         if not ok:
             if on_bad == "raise":
-                raise SnippetError(f"{p.name} is not a 160-row, 2-column (time, current) snippet file. Fix or "
-                                   "remove it, or pass on_bad='skip' to leave such files out.")
+                raise SnippetError(
+                    f"{p.name} is not a 160-row, 2-column (time, current) snippet file. Fix or "
+                    "remove it, or pass on_bad='skip' to leave such files out."
+                )
             bad.append(p.name)
             continue
         X.append(arr[:, 1])
         cells.append(cell)
         samples.append(s)
     if bad:
-        warnings.warn(f"Skipped {len(bad)} malformed snippet file(s) in {folder}: {', '.join(bad[:5])}"
-                      f"{' ...' if len(bad) > 5 else ''}", stacklevel=2)
+        warnings.warn(
+            f"Skipped {len(bad)} malformed snippet file(s) in {folder}: {', '.join(bad[:5])}"
+            f"{' ...' if len(bad) > 5 else ''}",
+            stacklevel=2,
+        )
     if not X:
         raise SnippetError(f"{folder} holds no <cell>_trigger_<sample>.csv snippet files.")
     return (np.asarray(X, dtype=np.float32), np.array(cells, dtype=str), np.array(samples, dtype=np.int64))
@@ -640,14 +766,26 @@ def save_npz(snippets: Snippets, path) -> Path:
 
     path = Path(path)
     np.savez_compressed(
-        path, waveforms=snippets.waveforms, trigger_samples=snippets.trigger_samples,
-        segment_index=snippets.segment_index, unit_ids=snippets.unit_ids.astype(str),
-        cell_ids=snippets.cell_ids.astype(str), sampling_frequency=np.float64(snippets.sampling_frequency),
-        meta=np.array(json.dumps(dict(source=snippets.source, detection=snippets.detection,
-                                      n_dropped_edge=snippets.n_dropped_edge, n_detected=snippets.n_detected,
-                                      thresholds_pa=snippets.thresholds_pa,
-                                      segment_durations_s=snippets.segment_durations_s,
-                                      segment_t_starts_s=snippets.segment_t_starts_s))),
+        path,
+        waveforms=snippets.waveforms,
+        trigger_samples=snippets.trigger_samples,
+        segment_index=snippets.segment_index,
+        unit_ids=snippets.unit_ids.astype(str),
+        cell_ids=snippets.cell_ids.astype(str),
+        sampling_frequency=np.float64(snippets.sampling_frequency),
+        meta=np.array(
+            json.dumps(
+                dict(
+                    source=snippets.source,
+                    detection=snippets.detection,
+                    n_dropped_edge=snippets.n_dropped_edge,
+                    n_detected=snippets.n_detected,
+                    thresholds_pa=snippets.thresholds_pa,
+                    segment_durations_s=snippets.segment_durations_s,
+                    segment_t_starts_s=snippets.segment_t_starts_s,
+                )
+            )
+        ),
     )
     return path
 
@@ -659,8 +797,14 @@ def load_npz(path) -> Snippets:
     try:
         with np.load(path, allow_pickle=False) as z:
             meta = json.loads(str(z["meta"])) if "meta" in z else {}
-            return Snippets(waveforms=z["waveforms"].astype(np.float32), trigger_samples=z["trigger_samples"],
-                            segment_index=z["segment_index"], unit_ids=z["unit_ids"], cell_ids=z["cell_ids"],
-                            sampling_frequency=float(z["sampling_frequency"]), **meta)
+            return Snippets(
+                waveforms=z["waveforms"].astype(np.float32),
+                trigger_samples=z["trigger_samples"],
+                segment_index=z["segment_index"],
+                unit_ids=z["unit_ids"],
+                cell_ids=z["cell_ids"],
+                sampling_frequency=float(z["sampling_frequency"]),
+                **meta,
+            )
     except (OSError, KeyError, ValueError) as e:
         raise SnippetError(f"{path} is not a snippets .npz written by spikeinterface-sero ({e}).") from None

@@ -85,8 +85,10 @@ class _ResultsCsv:
             with open(path, newline="", encoding="utf-8") as f:
                 header = next(csv.reader(f), [])
             if header != columns:
-                raise SeroError(f"{path} exists but is not a sero results table (its columns are "
-                                f"{', '.join(header[:6])}...); choose another --out file or move it away.")
+                raise SeroError(
+                    f"{path} exists but is not a sero results table (its columns are "
+                    f"{', '.join(header[:6])}...); choose another --out file or move it away."
+                )
         else:
             with open(path, "w", newline="", encoding="utf-8") as f:
                 csv.writer(f).writerow(columns)
@@ -131,11 +133,24 @@ def _make_handler(events: list, lock: threading.Lock):
     return _Handler()
 
 
-def watch_folder(folder, *, out=None, model_folder=None, settle_s: float = 2.0, process_existing: bool = False,
-                 stop_event: threading.Event | None = None, on_result=None, poll_s: float = 0.5,
-                 timeout_s: float | None = None, incomplete_s: float | None = None, recursive: bool = False,
-                 report_dir=None, use_polling: bool = False, rescan_s: float = 5.0,
-                 **classify_kwargs) -> pd.DataFrame:
+def watch_folder(
+    folder,
+    *,
+    out=None,
+    model_folder=None,
+    settle_s: float = 2.0,
+    process_existing: bool = False,
+    stop_event: threading.Event | None = None,
+    on_result=None,
+    poll_s: float = 0.5,
+    timeout_s: float | None = None,
+    incomplete_s: float | None = None,
+    recursive: bool = False,
+    report_dir=None,
+    use_polling: bool = False,
+    rescan_s: float = 5.0,
+    **classify_kwargs,
+) -> pd.DataFrame:
     """Watch ``folder`` and classify each .abf file once it is completely written; block until
     ``stop_event`` is set or ``timeout_s`` has passed (Ctrl-C in a terminal).
 
@@ -229,8 +244,11 @@ def watch_folder(folder, *, out=None, model_folder=None, settle_s: float = 2.0, 
                 return
             was_incomplete = done.pop(path)[1]
             if not was_incomplete:
-                log.warning("%s changed after it was classified; classifying it again (the new rows supersede "
-                            "the earlier ones)", path)
+                log.warning(
+                    "%s changed after it was classified; classifying it again (the new rows supersede "
+                    "the earlier ones)",
+                    path,
+                )
         elif path in baseline:
             if _sig(Path(path)) == baseline[path]:
                 return
@@ -243,8 +261,9 @@ def watch_folder(folder, *, out=None, model_folder=None, settle_s: float = 2.0, 
             rows = pipeline.classify_file(path, model_folder=model_folder, report_dir=report_dir, **classify_kwargs)
         except Exception as e:  # a bug must not end a live session: record it like a failed file
             log.exception("classifying %s failed", path)
-            rows = pipeline._error_row(path, f"unexpected error while classifying ({type(e).__name__}: {e}); "
-                                             "please report it")
+            rows = pipeline._error_row(
+                path, f"unexpected error while classifying ({type(e).__name__}: {e}); please report it"
+            )
         return rows
 
     try:

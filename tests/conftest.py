@@ -46,8 +46,16 @@ def spike_shape(t_ms: np.ndarray, amp: float = 200.0, width_ms: float = 0.1, udi
     return neg + pos
 
 
-def make_trace(fs: float = FS, duration_s: float = 5.0, spike_times_s=None, noise_pa: float = 2.0,
-               offset_pa: float = -35.0, drift_pa: float = 15.0, seed: int = 0, amp: float = 200.0):
+def make_trace(
+    fs: float = FS,
+    duration_s: float = 5.0,
+    spike_times_s=None,
+    noise_pa: float = 2.0,
+    offset_pa: float = -35.0,
+    drift_pa: float = 15.0,
+    seed: int = 0,
+    amp: float = 200.0,
+):
     """A synthetic cell-attached trace: offset + slow drift + noise + biphasic spikes at spike_times_s
     (times of the negative peaks). Evaluated analytically, so the same trace can be made at any rate."""
     rng = np.random.default_rng(seed)

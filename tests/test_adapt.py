@@ -34,8 +34,9 @@ MIN_CORR = 0.99  # per-spike P(SER) correlation against the paper's way
 def _gt(seed=7, physical_unit=None):
     from spikeinterface.core import generate_ground_truth_recording
 
-    rec, sorting = generate_ground_truth_recording(durations=[10.0], sampling_frequency=FS, num_channels=8,
-                                                   num_units=N_UNITS, seed=seed)
+    rec, sorting = generate_ground_truth_recording(
+        durations=[10.0], sampling_frequency=FS, num_channels=8, num_units=N_UNITS, seed=seed
+    )
     if physical_unit is not None:
         rec.set_property("physical_unit", [physical_unit] * rec.get_num_channels())
     return rec, sorting
@@ -45,8 +46,13 @@ def _analyzer(rec, sorting, ms_before, ms_after):
     from spikeinterface.core import create_sorting_analyzer
 
     an = create_sorting_analyzer(sorting, rec, format="memory")  # sparse, as SpikeInterface makes them
-    an.compute(["random_spikes", "waveforms"], extension_params={
-        "random_spikes": dict(method="all"), "waveforms": dict(ms_before=ms_before, ms_after=ms_after)})
+    an.compute(
+        ["random_spikes", "waveforms"],
+        extension_params={
+            "random_spikes": dict(method="all"),
+            "waveforms": dict(ms_before=ms_before, ms_after=ms_after),
+        },
+    )
     return an
 
 
@@ -65,8 +71,9 @@ def model_folder(tmp_path_factory):
         w, b = dense.get_weights()
         dense.set_weights([w * 30.0, b * 30.0])
     folder = tmp_path_factory.mktemp("model") / "sharp"
-    save_model(Ensemble(ens.members, info=ens.info), folder, description="random weights, output x30 (tests)",
-               demo=False)
+    save_model(
+        Ensemble(ens.members, info=ens.info), folder, description="random weights, output x30 (tests)", demo=False
+    )
     return str(folder)
 
 
@@ -96,8 +103,8 @@ def _paper_way(rec, analyzer, fraction=0.25):
         centre = np.rint(spikes["sample_index"][rows] * 40_000 / FS).astype(np.int64)  # GT spikes sit on the peak
         peaks, bases, depths = [], [], []
         for c in centre:
-            p = c - 10 + int(np.argmin(x[c - 10: c + 11]))
-            b = float(np.median(x[p - 60: p - 20]))
+            p = c - 10 + int(np.argmin(x[c - 10 : c + 11]))
+            b = float(np.median(x[p - 60 : p - 20]))
             peaks.append(p), bases.append(b), depths.append(b - x[p])
         level = fraction * float(np.median(depths))
         trig = []
@@ -187,8 +194,7 @@ def test_probabilities_match_the_paper_way(gt, computed, model_folder):
     peak_aligned = tr[(c - 40)[:, None] + np.arange(160)[None, :], chans[:, None]]
     p_peak = ens.predict(peak_aligned)
     peak_units = cell_decisions(p_peak, unit_of_spike.astype(str), n_boot=10)
-    worst = max(abs(units.loc[u, "sero_probability"] - peak_units.loc[str(u), "sero_probability"])
-                for u in an.unit_ids)
+    worst = max(abs(units.loc[u, "sero_probability"] - peak_units.loc[str(u), "sero_probability"]) for u in an.unit_ids)
     assert worst > TOL_P
     assert np.corrcoef(p, ens.p_ser(peak_aligned))[0, 1] < 0.9
 
@@ -203,8 +209,9 @@ def test_positive_units_flipped_only_on_request(model_folder, computed):
         units = an.compute("serotonergic", model_folder=model_folder, method="criteria").get_data()
     assert set(units["sero_domain"]) == {"extracellular_voltage+resampled+positive_polarity_unflipped"}
     ad = an.get_extension("serotonergic").params["adaptation"]
-    assert all(ad["units"][str(u)]["polarity"] == "positive" and not ad["units"][str(u)]["flipped"]
-               for u in an.unit_ids)
+    assert all(
+        ad["units"][str(u)]["polarity"] == "positive" and not ad["units"][str(u)]["flipped"] for u in an.unit_ids
+    )
 
     with pytest.warns(OutOfDomainWarning):
         ext = an.compute("serotonergic", model_folder=model_folder, flip_positive=True)
@@ -215,8 +222,9 @@ def test_positive_units_flipped_only_on_request(model_folder, computed):
     assert set(ext.get_data()["sero_domain"]) == {"extracellular_voltage+resampled+flipped"}
     # flipping back gives exactly the non-inverted recording's result
     _, original, _ = computed
-    np.testing.assert_allclose(ext.get_data(outputs="spikes")["p_ser"], original.get_data(outputs="spikes")["p_ser"],
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        ext.get_data(outputs="spikes")["p_ser"], original.get_data(outputs="spikes")["p_ser"], atol=1e-5
+    )
 
 
 def test_reextract_in_place(gt, model_folder, computed):

@@ -29,8 +29,16 @@ def batch(tmp_path_factory):
     root = tmp_path_factory.mktemp("batch")
     folder = root / "abf"
     for i, (name, (spikes, n_sweeps, n_ch)) in enumerate(GOOD.items()):
-        sweeps = [np.stack([make_trace(duration_s=1.8, spike_times_s=spikes, seed=10 * i + s + c, noise_pa=2.0)
-                            for c in range(n_ch)], axis=1) for s in range(n_sweeps)]
+        sweeps = [
+            np.stack(
+                [
+                    make_trace(duration_s=1.8, spike_times_s=spikes, seed=10 * i + s + c, noise_pa=2.0)
+                    for c in range(n_ch)
+                ],
+                axis=1,
+            )
+            for s in range(n_sweeps)
+        ]
         if n_sweeps == 1:
             write_abf(folder / name, sweeps[0], FS, data_format="int16")
         else:
@@ -85,8 +93,21 @@ def test_dask_cluster_gives_the_same_table(batch):
     folder, model, root = batch
     loop = classify_files([folder], model_folder=model)
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
-        rc, dask_t = _run_cli(["classify", str(folder), "--model", str(model), "--quiet", "--engine", "dask",
-                               "--scheduler", cluster.scheduler_address, "--out", str(root / "dask.csv")])
+        rc, dask_t = _run_cli(
+            [
+                "classify",
+                str(folder),
+                "--model",
+                str(model),
+                "--quiet",
+                "--engine",
+                "dask",
+                "--scheduler",
+                cluster.scheduler_address,
+                "--out",
+                str(root / "dask.csv"),
+            ]
+        )
     assert rc == 1
     _check_table(dask_t, folder)
     ref = root / "loop_api.csv"
@@ -101,6 +122,5 @@ def test_folder_without_abf_files_is_a_usage_error(tmp_path, capsys):
 
 def test_zero_n_jobs_is_a_usage_error_not_a_traceback(batch, capsys):
     folder, model, root = batch
-    assert cli.main(["classify", str(folder / "a_cell.abf"), "--model", str(model), "--n-jobs", "0",
-                     "--quiet"]) == 2
+    assert cli.main(["classify", str(folder / "a_cell.abf"), "--model", str(model), "--n-jobs", "0", "--quiet"]) == 2
     assert "n_jobs must be a non-zero integer" in capsys.readouterr().err

@@ -15,8 +15,12 @@ from spikeinterface_sero.snippets import load_npz, read_snippet_csv_folder
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     d = tmp_path_factory.mktemp("abf")
-    a = write_abf(d / "A240101#001.abf", make_trace(duration_s=3.0, spike_times_s=[0.2, 0.9, 1.5, 2.2, 2.8]), FS,
-                  data_format="float32")
+    a = write_abf(
+        d / "A240101#001.abf",
+        make_trace(duration_s=3.0, spike_times_s=[0.2, 0.9, 1.5, 2.2, 2.8]),
+        FS,
+        data_format="float32",
+    )
     b = write_abf(d / "A240101#002.abf", make_trace(duration_s=3.0, spike_times_s=[0.5, 1.1, 2.6], seed=3), FS)
     bad = d / "broken.abf"
     bad.write_bytes(b"ABF2" + bytes(100))
@@ -45,7 +49,6 @@ def test_snippets_npz_and_csv(files, tmp_path, capsys):
     np.testing.assert_array_equal(X, sn.waveforms[sn.cell_ids == "A240101#001"])
 
 
-
 def test_snippets_npz_is_not_overwritten_silently(files, tmp_path, capsys):
     a, b, _ = files
     out = tmp_path / "s.npz"
@@ -59,14 +62,24 @@ def test_snippets_npz_is_not_overwritten_silently(files, tmp_path, capsys):
     assert main(["snippets", str(a), "--out", str(tmp_path / "t"), "--format", "npz", "--quiet"]) == 0
     assert str(tmp_path / "t.npz") in capsys.readouterr().out and (tmp_path / "t.npz").exists()
 
+
 def test_classify_writes_rows_and_error_rows(files, model_folder, tmp_path, capsys):
     a, b, bad = files
     out = tmp_path / "results.csv"
     rc = main(["classify", str(a), str(bad), str(b), "--model", model_folder, "--out", str(out), "--quiet"])
     assert rc == 1  # one file failed, the others were processed
     t = pd.read_csv(out, keep_default_na=False)
-    for col in ("file", "channel", "n_spikes", "sero_label", "sero_probability", "sero_type", "firing_rate_hz",
-                "cv_isi", "udi_ms"):
+    for col in (
+        "file",
+        "channel",
+        "n_spikes",
+        "sero_label",
+        "sero_probability",
+        "sero_type",
+        "firing_rate_hz",
+        "cv_isi",
+        "udi_ms",
+    ):
         assert col in t.columns
     assert t["file"].str.endswith(("A240101#001.abf", "broken.abf", "A240101#002.abf")).all()
     good = t[t["error"] == ""]
@@ -107,16 +120,38 @@ def test_train_then_evaluate_cli(tmp_path, capsys):
     from spikeinterface_sero.model import load_model
 
     data = tmp_path / "data"
-    simulate_dataset({"serotonergic": 2, "atypical_serotonergic": 1, "non_serotonergic": 3}, duration_s=8.0, seed=4,
-                     out_dir=data, n_groups=3)
+    simulate_dataset(
+        {"serotonergic": 2, "atypical_serotonergic": 1, "non_serotonergic": 3},
+        duration_s=8.0,
+        seed=4,
+        out_dir=data,
+        n_groups=3,
+    )
     model = tmp_path / "model"
-    assert main(["train", "--table", str(data / "labels.csv"), "--out", str(model), "--kernels", "20,24",
-                 "--epochs", "1", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--table",
+                str(data / "labels.csv"),
+                "--out",
+                str(model),
+                "--kernels",
+                "20,24",
+                "--epochs",
+                "1",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     assert "trained 2 member(s)" in capsys.readouterr().out
     ens = load_model(model)
     assert ens.kernels == (20, 24) and not ens.is_demo
-    assert main(["evaluate", "--table", str(data / "labels.csv"), "--model", str(model), "--out",
-                 str(tmp_path / "ev")]) == 0
+    assert (
+        main(["evaluate", "--table", str(data / "labels.csv"), "--model", str(model), "--out", str(tmp_path / "ev")])
+        == 0
+    )
     out = capsys.readouterr().out
     assert "spike" in out and "cell" in out and "precision" in out
     assert (tmp_path / "ev" / "report.json").exists()

@@ -117,9 +117,7 @@ def test_multichannel_mixed_units(tmp_path, version, fmt):
     ).astype(np.float32)
     names = ["Vm", "Im 1", "I_nA", "const"]
     units = ["mV", "pA", "nA", "A"]
-    p = write_abf(
-        tmp_path / "m.abf", x, 20_000.0, units=units, channel_names=names, data_format=fmt, version=version
-    )
+    p = write_abf(tmp_path / "m.abf", x, 20_000.0, units=units, channel_names=names, data_format=fmt, version=version)
     r, segs = _neo_read(p)
     ch = r.header["signal_channels"]
     assert list(ch["name"]) == names and list(ch["units"]) == units and list(ch["id"]) == ["0", "1", "2", "3"]
@@ -163,9 +161,7 @@ def test_episodic_multi_sweep(tmp_path, version, fmt):
             assert np.array_equal(got, sweeps[i])
         else:
             for c in range(2):
-                assert np.abs(got[:, c].astype(np.float64) - sweeps[i, :, c]).max() <= _int16_tol(
-                    sweeps[:, :, c]
-                )
+                assert np.abs(got[:, c].astype(np.float64) - sweeps[i, :, c]).max() <= _int16_tol(sweeps[:, :, c])
     from neo.io import AxonIO
 
     blk = AxonIO(str(p)).read_block()
@@ -177,9 +173,7 @@ def test_episodic_multi_sweep(tmp_path, version, fmt):
 def test_event_driven_variable_length(tmp_path, version):
     rng = np.random.default_rng(4)
     sweeps = [rng.normal(0, 1, n).astype(np.float32) for n in (3000, 5000, 1234)]
-    p = write_abf(
-        tmp_path / "v.abf", sweeps, 10_000, mode="event-driven", data_format="float32", version=version
-    )
+    p = write_abf(tmp_path / "v.abf", sweeps, 10_000, mode="event-driven", data_format="float32", version=version)
     rec = _si_read(p)
     assert [rec.get_num_samples(i) for i in range(3)] == [3000, 5000, 1234]
     assert [rec.get_times(i)[0] for i in range(3)] == pytest.approx([0.0, 0.3, 0.8])
@@ -235,9 +229,7 @@ def test_bad_input_fixtures(tmp_path, version):
             version=version,
         )
         assert list(_neo_read(p)[0].header["signal_channels"]["units"]) == [unit]
-    p = write_abf(
-        tmp_path / "blank.abf", np.zeros((4000, 2)), 40_000, channel_names=["", "Im"], version=version
-    )
+    p = write_abf(tmp_path / "blank.abf", np.zeros((4000, 2)), 40_000, channel_names=["", "Im"], version=version)
     assert list(_neo_read(p)[0].header["signal_channels"]["name"]) == ["ch0", "Im"]
     # "µA" is stored as Windows-1252 µ and read as "uA"
     p = write_abf(tmp_path / "micro.abf", np.zeros(4000), 40_000, units="µA", version=version)
@@ -249,9 +241,7 @@ def test_header_date_and_errors(tmp_path):
 
     when = datetime.datetime(2014, 3, 13, 10, 20, 30)
     for version in (1, 2):
-        p = write_abf(
-            tmp_path / f"d{version}.abf", np.zeros(4000), 40_000, rec_datetime=when, version=version
-        )
+        p = write_abf(tmp_path / f"d{version}.abf", np.zeros(4000), 40_000, rec_datetime=when, version=version)
         assert AxonIO(str(p)).read_block(lazy=True).rec_datetime == when
     with pytest.raises(AbfError):
         write_abf(tmp_path / "x.abf", np.zeros((0, 1)), 40_000)
@@ -322,9 +312,7 @@ def test_firing_statistics_by_type():
     assert all(0.4 <= p["firing_rate_hz"] <= 3.0 and p["cv_isi"] < 0.5 for p in ser)
     assert all(3.0 <= p["firing_rate_hz"] <= 15.0 and 0.5 <= p["cv_isi"] <= 1.2 for p in nser)
     assert all(2.0 <= p["firing_rate_hz"] <= 8.0 for p in stats["atypical_serotonergic"])
-    assert all(
-        80 <= p["amplitude_pa"] <= 600 and 3 <= p["noise_sd_pa"] <= 10 for v in stats.values() for p in v
-    )
+    assert all(80 <= p["amplitude_pa"] <= 600 and 3 <= p["noise_sd_pa"] <= 10 for v in stats.values() for p in v)
     assert np.median([p["measured_cv_isi"] for p in ser]) < np.median([p["measured_cv_isi"] for p in nser])
 
 

@@ -22,12 +22,21 @@ EXAMPLES = ROOT / "examples"
 #: outputs each example must leave under --out (paths relative to it)
 EXPECTED = {
     "01_classify_abf.py": ["results.csv", "recordings/labels.csv"],
-    "02_spikeinterface_workflow.py": ["analyzer", "phy/params.py", "phy/cluster_sero_label.tsv", "cell.nwb",
-                                      "units.csv"],
+    "02_spikeinterface_workflow.py": [
+        "analyzer",
+        "phy/params.py",
+        "phy/cluster_sero_label.tsv",
+        "cell.nwb",
+        "units.csv",
+    ],
     "03_neo_elephant.py": ["neo_summary.json"],
     "04_snippets_csv.py": ["csv", "csv_cells.csv"],
-    "05_train_your_own.py": ["my_model/model_info.json", "my_model/README.md", "evaluation/report.json",
-                             "training_summary.json"],
+    "05_train_your_own.py": [
+        "my_model/model_info.json",
+        "my_model/README.md",
+        "evaluation/report.json",
+        "training_summary.json",
+    ],
     "06_import_published_models.py": ["published_model/model_info.json", "synthetic_model/model_info.json"],
 }
 
@@ -44,8 +53,14 @@ def _run(name: str, tmp: Path) -> tuple[subprocess.CompletedProcess, Path]:
     out = tmp / name[:-3] / "out"
     out.parent.mkdir(parents=True)
     env = dict(os.environ, MPLBACKEND="Agg", TF_CPP_MIN_LOG_LEVEL="3", PYTHONWARNINGS="ignore")
-    proc = subprocess.run([sys.executable, str(EXAMPLES / name), "--out", str(out)], cwd=out.parent, env=env,
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, str(EXAMPLES / name), "--out", str(out)],
+        cwd=out.parent,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     return proc, out
 
 

@@ -25,8 +25,12 @@ def model_folder(tmp_path_factory):
 @pytest.fixture(scope="module")
 def analyzer(model_folder):
     rng = np.random.default_rng(2)
-    rec = numpy_recording(np.c_[make_trace(duration_s=4.0, spike_times_s=np.sort(rng.uniform(0.05, 3.9, 15))),
-                                make_trace(duration_s=4.0, spike_times_s=np.sort(rng.uniform(0.05, 3.9, 9)), seed=4)])
+    rec = numpy_recording(
+        np.c_[
+            make_trace(duration_s=4.0, spike_times_s=np.sort(rng.uniform(0.05, 3.9, 15))),
+            make_trace(duration_s=4.0, spike_times_s=np.sort(rng.uniform(0.05, 3.9, 9)), seed=4),
+        ]
+    )
     a = sero.recording_to_analyzer(rec)
     a.compute("serotonergic", model_folder=model_folder)
     return a
@@ -43,8 +47,9 @@ def test_phy_export_and_read_back(analyzer, tmp_path):
     np.testing.assert_allclose(probs["sero_probability"], units["sero_probability"], rtol=1e-6)
     back = read_phy(out)
     assert list(back.get_property("sero_label")) == units["sero_label"].tolist()
-    np.testing.assert_allclose(back.get_property("sero_probability").astype(float), units["sero_probability"],
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        back.get_property("sero_probability").astype(float), units["sero_probability"], rtol=1e-6
+    )
 
 
 def test_nwb_units_table_in_picoamperes(analyzer, tmp_path):
@@ -112,7 +117,8 @@ def test_neo_spiketrains_with_wrong_waveforms_refused(model_folder):
     from spikeinterface_sero.errors import SnippetError
     from spikeinterface_sero.neo_bridge import annotate_spiketrains
 
-    st = neo.SpikeTrain([0.1, 0.2] * pq.s, t_stop=1 * pq.s, waveforms=np.zeros((2, 1, 90)) * pq.pA,
-                        sampling_rate=30 * pq.kHz)
+    st = neo.SpikeTrain(
+        [0.1, 0.2] * pq.s, t_stop=1 * pq.s, waveforms=np.zeros((2, 1, 90)) * pq.pA, sampling_rate=30 * pq.kHz
+    )
     with pytest.raises(SnippetError, match="160 samples at 40 kHz"):
         annotate_spiketrains([st], model_folder)

@@ -39,8 +39,20 @@ def test_compute_gives_unit_table_properties_and_spike_data(analyzer, model_fold
     ext = analyzer.compute("serotonergic", model_folder=model_folder)
     units = ext.get_data()
     assert list(units.index) == list(analyzer.unit_ids)
-    for col in ("sero_label", "sero_probability", "sero_probability_low", "sero_probability_high", "n_spikes",
-                "fraction_spikes_ser", "firing_rate_hz", "cv_isi", "lv", "udi_ms", "criteria_label", "sero_type"):
+    for col in (
+        "sero_label",
+        "sero_probability",
+        "sero_probability_low",
+        "sero_probability_high",
+        "n_spikes",
+        "fraction_spikes_ser",
+        "firing_rate_hz",
+        "cv_isi",
+        "lv",
+        "udi_ms",
+        "criteria_label",
+        "sero_type",
+    ):
         assert col in units.columns, col
     assert set(units["sero_label"]) <= {"serotonergic", "non_serotonergic"}
     assert (units["sero_probability_low"] <= units["sero_probability"]).all()
@@ -77,8 +89,9 @@ def test_save_and_reload_identical(analyzer, model_folder, tmp_path, fmt):
     back = sero.load_sorting_analyzer(folder)
     a = analyzer.get_extension("serotonergic")
     b = back.get_extension("serotonergic")
-    pd.testing.assert_frame_equal(b.get_data().astype(object), a.get_data().astype(object), check_dtype=False,
-                                  check_index_type=False)
+    pd.testing.assert_frame_equal(
+        b.get_data().astype(object), a.get_data().astype(object), check_dtype=False, check_index_type=False
+    )
     np.testing.assert_array_equal(b.get_data(outputs="members"), a.get_data(outputs="members"))
     np.testing.assert_array_equal(b.data["spike_probability"], a.data["spike_probability"])
     assert b.params == a.params
@@ -108,8 +121,9 @@ def test_merge_and_split_recompute_new_units(analyzer, model_folder):
     assert units.loc[new, "n_spikes"] == n0
     assert merged.sorting.get_property("sero_label") is not None
     # unchanged units keep their result exactly
-    pd.testing.assert_series_equal(units.loc[u[1]], analyzer.get_extension("serotonergic").get_data().loc[u[1]],
-                                   check_names=False)
+    pd.testing.assert_series_equal(
+        units.loc[u[1]], analyzer.get_extension("serotonergic").get_data().loc[u[1]], check_names=False
+    )
     spikes = analyzer.sorting.get_unit_spike_train(u[1])
     idx = np.arange(spikes.size)
     split = analyzer.split_units({u[1]: [idx[idx % 2 == 0], idx[idx % 2 == 1]]})

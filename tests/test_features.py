@@ -84,10 +84,7 @@ def test_udi_of_noisy_jittered_snippets(udi):
     assert abs(udi_ms(x, FS) - udi) <= 2 * ONE_SAMPLE
     assert abs(udi_ms(x, FS, method="median") - udi) <= 2 * ONE_SAMPLE
     # the 0.5 ms and 1.5 ms cells are told apart by a wide margin
-    assert (
-        udi_ms(action_currents(1.5, n=50, noise=8.0), FS) - udi_ms(action_currents(0.5, n=50, noise=8.0), FS)
-        > 0.9
-    )
+    assert udi_ms(action_currents(1.5, n=50, noise=8.0), FS) - udi_ms(action_currents(0.5, n=50, noise=8.0), FS) > 0.9
 
 
 def test_mean_method_is_unbiased_when_the_positive_phase_is_buried_in_noise():
@@ -388,9 +385,7 @@ def test_udi_from_snippets_switches_label_at_40_samples():
     fast_regular = {"firing_rate_hz": [1.0], "cv_isi": [0.1]}
     at = udi_ms(action_currents(1.0, n=3), FS)  # 40 samples = 1.000 ms
     below = udi_ms(action_currents(1.0 - DT_MS, n=3), FS)  # 39 samples
-    df = criteria_classify(
-        pd.DataFrame({"udi_ms": [at, below], **{k: v * 2 for k, v in fast_regular.items()}})
-    )
+    df = criteria_classify(pd.DataFrame({"udi_ms": [at, below], **{k: v * 2 for k, v in fast_regular.items()}}))
     assert list(df["criteria_label"]) == ["serotonergic", "non_serotonergic"]
 
 

@@ -44,8 +44,10 @@ def own(fz, tmp_path_factory):
 
 
 def _report(r) -> str:
-    lines = [f"{e['outcome']} in case {e['case']} ({e['source']}; {e['mutation']}): {e['message']}"
-             for e in r["escapes"][:20]]
+    lines = [
+        f"{e['outcome']} in case {e['case']} ({e['source']}; {e['mutation']}): {e['message']}"
+        for e in r["escapes"][:20]
+    ]
     return f"{r['n_escaped']} of {r['cases']} cases escaped:\n" + "\n".join(lines)
 
 
@@ -117,15 +119,24 @@ def test_abf2_entry_list_that_cannot_fit_is_refused_at_once(tmp_path, section, c
 
 def test_abf1_event_driven_with_synch_time_unit_is_refused(tmp_path):
     # mode 1 with fSynchTimeUnit != 0: Neo divides the sweep lengths and ends with float offsets
-    p = write_abf(tmp_path / "e.abf", np.stack([_trace()[:, None], _trace(seed=1)[:, None]]), 40_000.0,
-                  version=1, mode="episodic")
+    p = write_abf(
+        tmp_path / "e.abf", np.stack([_trace()[:, None], _trace(seed=1)[:, None]]), 40_000.0, version=1, mode="episodic"
+    )
     q = _patch(p, tmp_path / "m1.abf", "<h", 8, 1)  # nOperationMode
     q = _patch(q, q, "<f", 130, 12.5)  # fSynchTimeUnit (µs)
     _refused_fast(q, match="truncated or corrupt")
 
 
-@pytest.mark.parametrize("offset, value", [(730, float("nan")), (730, float("inf")), (730, 0.0),  # fADCProgrammableGain
-                                           (244, 3.4e38), (244, float("nan"))])  # fADCRange
+@pytest.mark.parametrize(
+    "offset, value",
+    [
+        (730, float("nan")),
+        (730, float("inf")),
+        (730, 0.0),  # fADCProgrammableGain
+        (244, 3.4e38),
+        (244, float("nan")),
+    ],
+)  # fADCRange
 def test_invalid_gain_is_refused(tmp_path, offset, value):
     # a NaN, infinite or overflowing gain made resampling or detection fail with a ValueError
     p = write_abf(tmp_path / "g.abf", _trace(), 40_000.0, version=1)
@@ -148,8 +159,9 @@ def test_channel_count_above_the_data_is_refused(tmp_path):
 
 def test_extra_synch_entries_give_empty_sweeps_that_are_handled(tmp_path):
     # one more synch entry than sweeps: Neo reads an empty sweep; detection must not fail on it
-    p = write_abf(tmp_path / "s.abf", np.stack([_trace()[:, None], _trace(seed=1)[:, None]]), 40_000.0,
-                  version=1, mode="episodic")
+    p = write_abf(
+        tmp_path / "s.abf", np.stack([_trace()[:, None], _trace(seed=1)[:, None]]), 40_000.0, version=1, mode="episodic"
+    )
     (n,) = struct.unpack_from("<i", p.read_bytes(), 96)
     q = _patch(p, tmp_path / "more.abf", "<i", 96, n + 2)  # lSynchArraySize
     try:
@@ -190,8 +202,12 @@ def test_more_sweeps_than_the_open_file_limit(tmp_path):
 
 def test_flood_of_tiny_sweeps_is_refused_quickly(tmp_path):
     # a corrupt synch array can describe 100,000 one-sample sweeps; scanning them took > 10 s
-    p = write_abf(tmp_path / "tiny.abf", [np.full(20, -30.0, np.float32) + np.arange(20) for _ in range(1500)],
-                  40_000.0, mode="event-driven")
+    p = write_abf(
+        tmp_path / "tiny.abf",
+        [np.full(20, -30.0, np.float32) + np.arange(20) for _ in range(1500)],
+        40_000.0,
+        mode="event-driven",
+    )
     _refused_fast(p, exc=DataError, match="sweeps of")
 
 

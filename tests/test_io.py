@@ -32,8 +32,9 @@ def test_float_abf_reads_back_exactly_in_pa_with_probe(abf40):
 @pytest.mark.parametrize("unit,factor", [("nA", 1e-3), ("A", 1e-12)])
 def test_other_current_units_are_scaled_to_pa(tmp_path, unit, factor):
     x = make_trace(duration_s=0.5, spike_times_s=[0.2])
-    path = write_abf(tmp_path / "u.abf", (x.astype(np.float64) * factor).astype(np.float32), FS, units=unit,
-                     data_format="float32")
+    path = write_abf(
+        tmp_path / "u.abf", (x.astype(np.float64) * factor).astype(np.float32), FS, units=unit, data_format="float32"
+    )
     got = read_abf(path).get_traces(return_in_uV=True)[:, 0]
     np.testing.assert_allclose(got, x, rtol=1e-5, atol=1e-3)
 
@@ -41,8 +42,14 @@ def test_other_current_units_are_scaled_to_pa(tmp_path, unit, factor):
 def test_channel_choice_automatic_by_id_and_by_name(tmp_path):
     x = make_trace(duration_s=0.5, spike_times_s=[0.2])
     vm = np.full_like(x, -60.0) + np.linspace(0, 1, x.size).astype(np.float32)
-    path = write_abf(tmp_path / "mixed.abf", np.c_[vm, x], FS, units=["mV", "pA"],
-                     channel_names=["Vm", "Imemb"], data_format="float32")
+    path = write_abf(
+        tmp_path / "mixed.abf",
+        np.c_[vm, x],
+        FS,
+        units=["mV", "pA"],
+        channel_names=["Vm", "Imemb"],
+        data_format="float32",
+    )
     auto = read_abf(path)
     assert list(auto.channel_ids) == ["1"]
     np.testing.assert_array_equal(auto.get_traces(return_in_uV=True)[:, 0], x)
@@ -65,8 +72,7 @@ def test_no_current_channel_lists_channels_and_how_to_pick(tmp_path):
 
 
 def test_low_rate_refused_unless_allowed(tmp_path):
-    path = write_abf(tmp_path / "slow.abf", make_trace(fs=10_000.0, duration_s=1.0, spike_times_s=SPIKES[:2]),
-                     10_000.0)
+    path = write_abf(tmp_path / "slow.abf", make_trace(fs=10_000.0, duration_s=1.0, spike_times_s=SPIKES[:2]), 10_000.0)
     with pytest.raises(SamplingRateError, match="10000 Hz.*allow_low_rate"):
         read_abf(path)
     rec = read_abf(path, allow_low_rate=True)
@@ -75,8 +81,14 @@ def test_low_rate_refused_unless_allowed(tmp_path):
 
 @pytest.mark.parametrize("fs", [20_000.0, 50_000.0])
 def test_abf_at_other_rates_gives_the_same_triggers(tmp_path, fs):
-    ref = abf_to_snippets(write_abf(tmp_path / "a40.abf", make_trace(spike_times_s=SPIKES, noise_pa=0.0,
-                                                                     duration_s=2.0), FS, data_format="float32"))
+    ref = abf_to_snippets(
+        write_abf(
+            tmp_path / "a40.abf",
+            make_trace(spike_times_s=SPIKES, noise_pa=0.0, duration_s=2.0),
+            FS,
+            data_format="float32",
+        )
+    )
     x = make_trace(fs=fs, duration_s=2.0, spike_times_s=SPIKES, noise_pa=0.0)
     sn = abf_to_snippets(write_abf(tmp_path / f"a{int(fs)}.abf", x, fs, data_format="float32"))
     assert sn.waveforms.shape == (len(SPIKES), 160)
@@ -86,8 +98,15 @@ def test_abf_at_other_rates_gives_the_same_triggers(tmp_path, fs):
 @pytest.mark.parametrize("version", [1, 2])
 def test_episodic_sweeps_become_segments(tmp_path, version):
     sweeps = np.stack([make_trace(duration_s=0.5, spike_times_s=[0.1, 0.3], seed=i) for i in range(3)])[..., None]
-    path = write_abf(tmp_path / "ep.abf", sweeps, FS, mode="episodic", version=version, data_format="float32",
-                     sweep_t_starts=[0.0, 1.0, 2.0])
+    path = write_abf(
+        tmp_path / "ep.abf",
+        sweeps,
+        FS,
+        mode="episodic",
+        version=version,
+        data_format="float32",
+        sweep_t_starts=[0.0, 1.0, 2.0],
+    )
     rec = read_abf(path)
     assert rec.get_num_segments() == 3
     assert [round(rec.get_start_time(s), 6) for s in range(3)] == [0.0, 1.0, 2.0]
@@ -97,8 +116,9 @@ def test_episodic_sweeps_become_segments(tmp_path, version):
 
 def test_event_driven_variable_length_sweeps(tmp_path):
     sweeps = [make_trace(duration_s=d, spike_times_s=[0.05], seed=i)[:, None] for i, d in enumerate([0.1, 0.25, 0.4])]
-    path = write_abf(tmp_path / "ev.abf", sweeps, FS, mode="event-driven", data_format="float32",
-                     sweep_t_starts=[0.0, 1.0, 3.0])
+    path = write_abf(
+        tmp_path / "ev.abf", sweeps, FS, mode="event-driven", data_format="float32", sweep_t_starts=[0.0, 1.0, 3.0]
+    )
     rec = read_abf(path)
     assert [rec.get_num_samples(s) for s in range(3)] == [4000, 10000, 16000]
     assert len(abf_to_snippets(path)) == 3
@@ -176,8 +196,7 @@ def test_empty_recording_is_refused():
 
     from spikeinterface_sero.io import validate_recording
 
-    _one_line_error(DataError, validate_recording, numpy_recording(np.zeros((0, 1), np.float32)),
-                    match="no samples")
+    _one_line_error(DataError, validate_recording, numpy_recording(np.zeros((0, 1), np.float32)), match="no samples")
 
 
 @pytest.mark.parametrize("path", shared_abf_files(), ids=lambda p: p.name)

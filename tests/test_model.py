@@ -38,8 +38,13 @@ def small():
 @pytest.fixture(scope="module")
 def saved_small(small, tmp_path_factory):
     folder = tmp_path_factory.mktemp("models") / "small"
-    M.save_model(small, folder, description="test ensemble", training={"data": "none (random weights)"},
-                 metrics={"spike_accuracy": 0.5})
+    M.save_model(
+        small,
+        folder,
+        description="test ensemble",
+        training={"data": "none (random weights)"},
+        metrics={"spike_accuracy": 0.5},
+    )
     return folder
 
 
@@ -55,8 +60,16 @@ def test_member_parameter_count_and_layers():
     m = M.build_member(20)
     assert m.count_params() == 45_218
     names = [type(layer).__name__ for layer in m.layers]
-    assert names == ["LayerNormalization", "Conv2D", "MaxPooling2D", "Conv2D", "MaxPooling2D", "Flatten",
-                     "Dropout", "Dense"]
+    assert names == [
+        "LayerNormalization",
+        "Conv2D",
+        "MaxPooling2D",
+        "Conv2D",
+        "MaxPooling2D",
+        "Flatten",
+        "Dropout",
+        "Dense",
+    ]
     assert m.layers[0].gamma.shape == (160,)
     assert M.check_member_architecture(m) == 20
     assert tuple(m.inputs[0].shape) == (None, 160, 2, 1)
@@ -83,8 +96,17 @@ def test_member_input_layout():
     np.testing.assert_array_equal(M.to_member_input(x[:, :, None]), mi)
 
 
-@pytest.mark.parametrize("bad", [np.zeros((5, 159)), np.zeros(160), np.zeros((5, 160, 2, 1)), np.zeros((160, 5)),
-                                 np.zeros((5, 160, 2)), np.array([["a"] * 160])])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        np.zeros((5, 159)),
+        np.zeros(160),
+        np.zeros((5, 160, 2, 1)),
+        np.zeros((160, 5)),
+        np.zeros((5, 160, 2)),
+        np.array([["a"] * 160]),
+    ],
+)
 def test_wrong_snippet_shape_refused(small, bad):
     with pytest.raises(SnippetError, match=r"\(n, 160\)"):
         small.predict(bad)
@@ -125,14 +147,27 @@ def test_fused_uses_each_members_weights(small):
 
 # ------------------------------------------------------------------------------------------ cell decisions
 def test_cell_decisions_rule_and_columns():
-    cons = np.array([[0.9, 0.1], [0.8, 0.3], [0.2, 0.7],  # cell A: mean (0.633, 0.367) -> SER
-                     [0.4, 0.6], [0.45, 0.5],  # cell B: NSER
-                     [0.3, 0.3]])  # cell C: one spike, tie -> NSER (paper: SER only when m0 > m1)
+    cons = np.array(
+        [
+            [0.9, 0.1],
+            [0.8, 0.3],
+            [0.2, 0.7],  # cell A: mean (0.633, 0.367) -> SER
+            [0.4, 0.6],
+            [0.45, 0.5],  # cell B: NSER
+            [0.3, 0.3],
+        ]
+    )  # cell C: one spike, tie -> NSER (paper: SER only when m0 > m1)
     ids = np.array(["A", "A", "A", "B", "B", "C"])
     df = M.cell_decisions(cons, ids)
     assert list(df.index) == ["A", "B", "C"]
-    assert list(df.columns) == ["sero_label", "sero_probability", "sero_probability_low", "sero_probability_high",
-                                "n_spikes", "fraction_spikes_ser"]
+    assert list(df.columns) == [
+        "sero_label",
+        "sero_probability",
+        "sero_probability_low",
+        "sero_probability_high",
+        "n_spikes",
+        "fraction_spikes_ser",
+    ]
     assert df.loc["A", "sero_label"] == "serotonergic"
     assert df.loc["B", "sero_label"] == "non_serotonergic"
     assert df.loc["C", "sero_label"] == "non_serotonergic"
@@ -255,10 +290,15 @@ def test_demo_model_missing_says_so():
 @pytest.mark.parametrize("suffix", [".keras", ".h5", ""], ids=["keras", "hdf5", "savedmodel"])
 def test_import_reproduces_tf215_predictions(formats_dir, tmp_path, suffix):
     ref = np.load(formats_dir / "reference_predictions.npz")
-    out = M.import_models(formats_dir, tmp_path / "imported",
-                          choose={20: f"ModConvBinNormN20{suffix}", 27: f"ModConvBinNormN27{suffix}"})
-    assert sorted(p.name for p in out.iterdir()) == ["README.md", "member_k20.keras", "member_k27.keras",
-                                                      "model_info.json"]
+    out = M.import_models(
+        formats_dir, tmp_path / "imported", choose={20: f"ModConvBinNormN20{suffix}", 27: f"ModConvBinNormN27{suffix}"}
+    )
+    assert sorted(p.name for p in out.iterdir()) == [
+        "README.md",
+        "member_k20.keras",
+        "member_k27.keras",
+        "model_info.json",
+    ]
     ens = M.load_model(out)
     assert ens.kernels == (20, 27) and ens.fused
     assert str(formats_dir) in ens.info["description"]
@@ -293,7 +333,9 @@ def test_import_duplicates_and_sessions(formats_dir, tmp_path):
     with pytest.raises(ModelError, match=r"ModConvBinNormN27-v198\.keras, ModConvBinNormN27-v199\.keras"):
         M.import_models(src, tmp_path / "s0")
     out = M.import_models(src, tmp_path / "s1", choose="v199")
-    assert json.loads((out / "model_info.json").read_text())["source"]["files"] == {"27": "ModConvBinNormN27-v199.keras"}
+    assert json.loads((out / "model_info.json").read_text())["source"]["files"] == {
+        "27": "ModConvBinNormN27-v199.keras"
+    }
     out = M.import_models(src, tmp_path / "s2", choose={27: "ModConvBinNormN27-v198.keras"})
     assert M.load_model(out).kernels == (27,)
     with pytest.raises(ModelError, match="matches none"):
@@ -313,16 +355,31 @@ def test_import_reads_kernel_from_weights_and_checks_architecture(formats_dir, t
 
     wrong = tmp_path / "wrong"
     wrong.mkdir()
-    m = keras.Sequential([keras.Input((160, 1, 1)), keras.layers.LayerNormalization(axis=[1]),
-                          keras.layers.Conv2D(32, (20, 1), activation="relu"), keras.layers.Flatten(),
-                          keras.layers.Dense(2, activation="sigmoid")])
+    m = keras.Sequential(
+        [
+            keras.Input((160, 1, 1)),
+            keras.layers.LayerNormalization(axis=[1]),
+            keras.layers.Conv2D(32, (20, 1), activation="relu"),
+            keras.layers.Flatten(),
+            keras.layers.Dense(2, activation="sigmoid"),
+        ]
+    )
     m.save(wrong / "ModConvBinNormN20.keras")
     with pytest.raises(ModelError, match="160, 2, 1"):
         M.import_models(wrong, tmp_path / "w")
-    m2 = keras.Sequential([keras.Input((160, 2, 1)), keras.layers.LayerNormalization(axis=[1]),
-                           keras.layers.Conv2D(32, (20, 1), activation="tanh"), keras.layers.MaxPooling2D((2, 1)),
-                           keras.layers.Conv2D(64, (20, 1), activation="relu"), keras.layers.MaxPooling2D((2, 2)),
-                           keras.layers.Flatten(), keras.layers.Dropout(0.5), keras.layers.Dense(2, activation="sigmoid")])
+    m2 = keras.Sequential(
+        [
+            keras.Input((160, 2, 1)),
+            keras.layers.LayerNormalization(axis=[1]),
+            keras.layers.Conv2D(32, (20, 1), activation="tanh"),
+            keras.layers.MaxPooling2D((2, 1)),
+            keras.layers.Conv2D(64, (20, 1), activation="relu"),
+            keras.layers.MaxPooling2D((2, 2)),
+            keras.layers.Flatten(),
+            keras.layers.Dropout(0.5),
+            keras.layers.Dense(2, activation="sigmoid"),
+        ]
+    )
     m2.save(wrong / "ModConvBinNormN20.keras")
     with pytest.raises(ModelError, match="relu"):
         M.import_models(wrong, tmp_path / "w2")

@@ -21,8 +21,10 @@ def models(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("models")
     ens = random_ensemble((20, 25), seed=1)
-    return {"demo": save_model(ens, root / "demo", description="test demo", demo=True),
-            "real": save_model(ens, root / "real", description="test", demo=False)}
+    return {
+        "demo": save_model(ens, root / "demo", description="test demo", demo=True),
+        "real": save_model(ens, root / "real", description="test", demo=False),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -97,8 +99,9 @@ def test_make_report_analyzers_and_paths_real_model(abf_files, models, tmp_path)
     analyzer = abf_to_analyzer(abf_files[1])  # not classified yet: make_report computes the extension
     saved = abf_to_analyzer(abf_files[0], format="binary_folder", folder=tmp_path / "saved_analyzer")
     saved.compute("serotonergic", model_folder=str(models["real"]))
-    index = make_report([analyzer, tmp_path / "saved_analyzer", abf_files[2]], tmp_path / "rep",
-                        model_folder=models["real"])
+    index = make_report(
+        [analyzer, tmp_path / "saved_analyzer", abf_files[2]], tmp_path / "rep", model_folder=models["real"]
+    )
     table = pd.read_csv(tmp_path / "rep" / "results.csv", keep_default_na=False)
     assert len(table) == 4
     text, pngs = _check_report(tmp_path / "rep", table)
@@ -112,7 +115,10 @@ def test_criteria_report_and_names(abf_files, tmp_path):
     text = index.read_text()
     assert "classical criteria" in text and DEMO_BANNER not in text
     assert len(list((tmp_path / "crit").glob("*.png"))) == 1
-    names = {cell_plot_name(c, f, "0") for c in ("A140313#073", "a/b\\c:d?*", "", "..", "Zelle ß", "<x>")
-             for f in ("one.abf", "two.abf")}
+    names = {
+        cell_plot_name(c, f, "0")
+        for c in ("A140313#073", "a/b\\c:d?*", "", "..", "Zelle ß", "<x>")
+        for f in ("one.abf", "two.abf")
+    }
     assert len(names) == 12
     assert all(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*\.png", n) for n in names)

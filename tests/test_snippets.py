@@ -44,7 +44,7 @@ def test_triggers_recovered_exactly_with_window_and_alignment():
     assert sn.waveforms.dtype == np.float32
     # the snippet keeps the raw current: it is exactly the trace around each trigger, trigger at index 40
     for k, s in enumerate(expected):
-        np.testing.assert_array_equal(sn.waveforms[k], x[s - 40: s + 120])
+        np.testing.assert_array_equal(sn.waveforms[k], x[s - 40 : s + 120])
     t = expected / FS
     base = -35.0 + 15.0 * np.sin(2 * np.pi * 0.3 * t)
     assert np.all(sn.waveforms[:, 40] - base <= -50) and np.all(sn.waveforms[:, 39] - base > -50)
@@ -74,7 +74,7 @@ def test_dead_time_one_spike_one_trigger():
     # add a second dip 0.6 ms after each spike's trigger that crosses again: same spike within dead time
     for ts in SPIKES:
         i = int((ts + 0.0006) * FS)
-        x[i: i + 3] -= 150.0
+        x[i : i + 3] -= 150.0
     assert len(recording_to_snippets(numpy_recording(x), dead_time_ms=2.0)) == len(SPIKES)
     assert len(recording_to_snippets(numpy_recording(x), dead_time_ms=0.0)) > len(SPIKES)
 
@@ -90,8 +90,16 @@ def test_mad_threshold_and_positive_polarity():
     np.testing.assert_array_equal(inv.waveforms, -neg.waveforms)
 
 
-@pytest.mark.parametrize("kwargs", [dict(threshold=50.0), dict(threshold=-50.0, polarity="positive"),
-                                    dict(polarity="up"), dict(mad_multiplier=-1.0), dict(threshold=0.0)])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(threshold=50.0),
+        dict(threshold=-50.0, polarity="positive"),
+        dict(polarity="up"),
+        dict(mad_multiplier=-1.0),
+        dict(threshold=0.0),
+    ],
+)
 def test_bad_detection_parameters_raise_project_error(kwargs):
     with pytest.raises(SeroError):
         DetectionParams(**kwargs)
@@ -127,7 +135,6 @@ def test_cap_per_cell_is_reproducible_and_keeps_all_triggers():
     assert set(a.trigger_samples) <= set(a.all_trigger_samples)
 
 
-
 def test_zero_cap_is_refused_for_the_analyzer_too():
     # a cap of 0 used to give an analyzer without spikes: every cell silently 'undetermined'
     from spikeinterface_sero.snippets import recording_to_analyzer
@@ -136,11 +143,16 @@ def test_zero_cap_is_refused_for_the_analyzer_too():
     with pytest.raises(SeroError, match="max_spikes_per_cell"):
         recording_to_analyzer(rec, max_spikes_per_cell=0)
 
+
 def test_multi_segment_multi_channel_and_analyzer_waveforms_match():
-    seg0 = np.c_[make_trace(duration_s=2.0, spike_times_s=[0.3, 1.1], seed=1),
-                 make_trace(duration_s=2.0, spike_times_s=[0.5], seed=2)]
-    seg1 = np.c_[make_trace(duration_s=1.5, spike_times_s=[0.2, 0.9, 1.3], seed=3),
-                 make_trace(duration_s=1.5, spike_times_s=[], seed=4)]
+    seg0 = np.c_[
+        make_trace(duration_s=2.0, spike_times_s=[0.3, 1.1], seed=1),
+        make_trace(duration_s=2.0, spike_times_s=[0.5], seed=2),
+    ]
+    seg1 = np.c_[
+        make_trace(duration_s=1.5, spike_times_s=[0.2, 0.9, 1.3], seed=3),
+        make_trace(duration_s=1.5, spike_times_s=[], seed=4),
+    ]
     rec = numpy_recording([seg0, seg1])
     sn = recording_to_snippets(rec)
     assert sorted(sn.cells) == ["cell_ch0", "cell_ch1"]
@@ -173,7 +185,6 @@ def test_csv_round_trip_is_exact(tmp_path):
         write_snippet_csv_folder(sn, tmp_path)
 
 
-
 def test_csv_refusal_writes_nothing(tmp_path):
     # a clash on a later spike used to leave the earlier spikes of the cell written (mixed into another cell)
     sn = recording_to_snippets(numpy_recording(make_trace(spike_times_s=SPIKES, noise_pa=2.0)))
@@ -186,6 +197,7 @@ def test_csv_refusal_writes_nothing(tmp_path):
     with pytest.raises(SeroError, match="exists"):
         write_snippet_csv_folder(sn, tmp_path)
     assert [p.name for p in tmp_path.iterdir()] == [last.name] and last.read_text() == keep
+
 
 def test_csv_reader_rejects_malformed_file(tmp_path):
     (tmp_path / "A1_trigger_100.csv").write_text("t,i\n" + "\n".join("0,1" for _ in range(150)))

@@ -58,10 +58,19 @@ def _toy(n_cells=12, per_cell=40, seed=0, groups=4, noise=6.0, unequal=False):
 
 
 # ------------------------------------------------------------------------------------------------ labels
-@pytest.mark.parametrize("value,expected", [
-    ("serotonergic", 0), ("SER", 0), ("ser", 0), (" Serotonergic ", 0),
-    ("non_serotonergic", 1), ("NSER", 1), ("nser", 1), ("Non-Serotonergic", 1),
-])
+@pytest.mark.parametrize(
+    "value,expected",
+    [
+        ("serotonergic", 0),
+        ("SER", 0),
+        ("ser", 0),
+        (" Serotonergic ", 0),
+        ("non_serotonergic", 1),
+        ("NSER", 1),
+        ("nser", 1),
+        ("Non-Serotonergic", 1),
+    ],
+)
 def test_parse_label(value, expected):
     assert parse_label(value) == expected
 
@@ -188,7 +197,7 @@ def test_spike_free_windows_keep_the_margin():
     # masks: a trace that is huge inside every spike zone gives only small, mean-free masks
     trace = rng.normal(0, 2.0, n).astype(np.float32) + 30.0
     for t in trig:
-        trace[max(0, t - 40 - margin + 1):t + 120 + margin - 1] = -1000.0
+        trace[max(0, t - 40 - margin + 1) : t + 120 + margin - 1] = -1000.0
     masks = noise_masks_from_traces([trace], [trig], n_masks=50, margin=margin, rng=0)
     assert masks.shape == (50, 160)
     assert np.abs(masks).max() < 20
@@ -228,7 +237,8 @@ def test_residual_fallback_warns_and_recording_masks_preferred():
 def test_training_stream_epoch_composition():
     ds = _toy(n_cells=4, per_cell=25)  # 100 real spikes
     gen = SyntheticGenerator.from_dataset(
-        dataset_from_arrays(ds.X, ds.y, ds.cell, noise=np.zeros((4, 160)), noise_cell=ds.cells.index), seed=0)
+        dataset_from_arrays(ds.X, ds.y, ds.cell, noise=np.zeros((4, 160)), noise_cell=ds.cells.index), seed=0
+    )
     nb, real, syn = epoch_plan(100, 1000, 64)
     assert nb == 18 and real.sum() == 100 and syn.sum() == 1000 and (real + syn <= 64).all()
     stream = make_training_stream(ds.X, ds.y, generator=gen, n_synthetic=1000, batch_size=64, seed=1)
@@ -247,8 +257,9 @@ def test_dataset_from_table_with_simulated_abf(tmp_path):
     from spikeinterface_sero.datasets import simulate_dataset
     from spikeinterface_sero.io import read_abf
 
-    recs = simulate_dataset({"serotonergic": 2, "non_serotonergic": 2}, duration_s=6.0, seed=3,
-                            out_dir=tmp_path, n_groups=2)
+    recs = simulate_dataset(
+        {"serotonergic": 2, "non_serotonergic": 2}, duration_s=6.0, seed=3, out_dir=tmp_path, n_groups=2
+    )
     ds = dataset_from_table(tmp_path / "labels.csv", noise_per_cell=20, noise_margin_ms=5.0, seed=0)
     assert ds.has_groups and ds.n_cells == 4 and set(ds.group) == {"day01", "day02"}
     for r in recs:
@@ -265,8 +276,8 @@ def test_dataset_from_table_with_simulated_abf(tmp_path):
         d = np.diff(tr)
         for m in ds.noise[ds.noise_cell == r.file.stem][:5]:
             dm = np.diff(m.astype(np.float64))
-            cand = np.flatnonzero(np.abs(d[:len(d) - 158] - dm[0]) < 1e-3)
-            hits = [s for s in cand if np.allclose(d[s:s + 159], dm, atol=1e-3)]
+            cand = np.flatnonzero(np.abs(d[: len(d) - 158] - dm[0]) < 1e-3)
+            hits = [s for s in cand if np.allclose(d[s : s + 159], dm, atol=1e-3)]
             assert hits, "mask not found in its recording"
             s = hits[0]
             t = np.asarray(r.spike_samples)
@@ -300,9 +311,21 @@ def trained(tmp_path_factory):
     sp = leak_free_split(ds, val_fraction=0.2, test_fraction=0.2, seed=0)
     tr, va, te = sp.apply(ds)
     out = tmp_path_factory.mktemp("models") / "m"
-    ens, hist = train_ensemble(tr, va, kernels=[20, 23], epochs=2, synthetic=128, seed=0, out=out, test=te,
-                               split=sp.describe(ds), progress_bar=False, keep_fused=True, noise="residual",
-                               description="unit test model")
+    ens, hist = train_ensemble(
+        tr,
+        va,
+        kernels=[20, 23],
+        epochs=2,
+        synthetic=128,
+        seed=0,
+        out=out,
+        test=te,
+        split=sp.describe(ds),
+        progress_bar=False,
+        keep_fused=True,
+        noise="residual",
+        description="unit test model",
+    )
     return ds, tr, va, te, ens, hist, out
 
 
@@ -358,10 +381,20 @@ def test_train_from_table_and_evaluate_table(tmp_path):
     from spikeinterface_sero.datasets import simulate_dataset
     from spikeinterface_sero.training import evaluate_table, train_from_table
 
-    simulate_dataset({"serotonergic": 3, "non_serotonergic": 3}, duration_s=8.0, seed=1, out_dir=tmp_path / "sim",
-                     n_groups=3)
-    res = train_from_table(tmp_path / "sim" / "labels.csv", tmp_path / "model", kernels="20", epochs=1,
-                           synthetic=64, seed=0, val_fraction=0.34, test_fraction=0.34, progress_bar=False)
+    simulate_dataset(
+        {"serotonergic": 3, "non_serotonergic": 3}, duration_s=8.0, seed=1, out_dir=tmp_path / "sim", n_groups=3
+    )
+    res = train_from_table(
+        tmp_path / "sim" / "labels.csv",
+        tmp_path / "model",
+        kernels="20",
+        epochs=1,
+        synthetic=64,
+        seed=0,
+        val_fraction=0.34,
+        test_fraction=0.34,
+        progress_bar=False,
+    )
     s = json.loads(json.dumps(res.summary()))
     assert s["split"]["by"] == "group" and s["split"]["leak_free"] and s["split"]["groups_on_more_than_one_side"] == 0
     assert s["sides"]["test"]["groups"] == 1 and s["sides"]["train"]["groups"] == 1

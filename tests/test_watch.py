@@ -19,7 +19,9 @@ from spikeinterface_sero.pipeline import RESULT_COLUMNS
 from spikeinterface_sero.watch import watch_folder
 
 SETTLE = 0.5
-FAST = dict(method="criteria", settle_s=SETTLE, poll_s=0.05, incomplete_s=4.0, rescan_s=0.5)  # margin for loaded CI machines
+FAST = dict(
+    method="criteria", settle_s=SETTLE, poll_s=0.05, incomplete_s=4.0, rescan_s=0.5
+)  # margin for loaded CI machines
 
 
 def _abf_bytes(tmp_path: Path, name: str, seed: int, duration_s: float = 2.0) -> bytes:
@@ -103,8 +105,9 @@ def test_watch_classifies_finished_files_once(tmp_path, monkeypatch):
     stop, th, box = _start(folder, spy, out=out)
     try:
         # pauses longer than the settle time: the truncated file must still not be classified
-        writer = threading.Thread(target=_write_in_chunks, args=(folder / "chunked.abf", chunked,
-                                                                 [3000, len(chunked) // 2], 0.8))
+        writer = threading.Thread(
+            target=_write_in_chunks, args=(folder / "chunked.abf", chunked, [3000, len(chunked) // 2], 0.8)
+        )
         writer.start()
         shutil.copyfile(tmp_path / "src" / "copied.abf", folder / "copied.abf")
         staged = tmp_path / "staged.abf"
@@ -117,8 +120,13 @@ def test_watch_classifies_finished_files_once(tmp_path, monkeypatch):
         (folder / "resumed.abf").write_bytes(resumed[:half])
         writer.join()
         spy.wait_for(5)
-        assert {Path(p).name for p, _ in spy.calls} == {"chunked.abf", "copied.abf", "moved.abf", "fake.abf",
-                                                         "resumed.abf"}
+        assert {Path(p).name for p, _ in spy.calls} == {
+            "chunked.abf",
+            "copied.abf",
+            "moved.abf",
+            "fake.abf",
+            "resumed.abf",
+        }
         with open(folder / "resumed.abf", "ab") as f:
             f.write(resumed[half:])
         spy.wait_for(6)
@@ -126,11 +134,14 @@ def test_watch_classifies_finished_files_once(tmp_path, monkeypatch):
     finally:
         table = _stop(stop, th, box)
 
-    finals = {"chunked.abf": len(chunked), "copied.abf": len(copied), "moved.abf": len(moved),
-              "resumed.abf": len(resumed)}
+    finals = {
+        "chunked.abf": len(chunked),
+        "copied.abf": len(copied),
+        "moved.abf": len(moved),
+        "resumed.abf": len(resumed),
+    }
     names = [Path(p).name for p, _ in spy.calls]
-    assert sorted(names) == sorted(["chunked.abf", "copied.abf", "moved.abf", "fake.abf", "resumed.abf",
-                                    "resumed.abf"])
+    assert sorted(names) == sorted(["chunked.abf", "copied.abf", "moved.abf", "fake.abf", "resumed.abf", "resumed.abf"])
     for p, size in spy.calls:
         name = Path(p).name
         if name in finals and not (name == "resumed.abf" and size == half):
@@ -145,8 +156,11 @@ def test_watch_classifies_finished_files_once(tmp_path, monkeypatch):
     assert set(by_name) == {"chunked.abf", "copied.abf", "moved.abf", "fake.abf", "resumed.abf"}
     for name in ("chunked.abf", "copied.abf", "moved.abf"):
         row = by_name[name].iloc[0]
-        assert row["error"] == "" and int(row["n_spikes"]) > 3 and row["sero_label"] in (
-            "serotonergic", "non_serotonergic")
+        assert (
+            row["error"] == ""
+            and int(row["n_spikes"]) > 3
+            and row["sero_label"] in ("serotonergic", "non_serotonergic")
+        )
     assert "not an Axon Binary Format" in by_name["fake.abf"].iloc[0]["error"]
     res = by_name["resumed.abf"]
     assert "truncated" in res.iloc[0]["error"] and res.iloc[1]["error"] == ""
@@ -186,8 +200,23 @@ def test_sero_watch_cli(tmp_path, capsys):
     folder.mkdir()
     (folder / "A140313#073.abf").write_bytes(_abf_bytes(tmp_path, "x.abf", 6))
     out, report = tmp_path / "live.csv", tmp_path / "live_report"
-    rc = main(["watch", str(folder), "--out", str(out), "--report", str(report), "--method", "criteria",
-               "--existing", "--settle", "0.2", "--timeout", "2"])
+    rc = main(
+        [
+            "watch",
+            str(folder),
+            "--out",
+            str(out),
+            "--report",
+            str(report),
+            "--method",
+            "criteria",
+            "--existing",
+            "--settle",
+            "0.2",
+            "--timeout",
+            "2",
+        ]
+    )
     text = capsys.readouterr().out
     assert rc == 0
     assert "watching" in text and "A140313#073" in text and "stopped: 1 cell(s) classified, 0 file(s) failed" in text

@@ -115,9 +115,7 @@ def abf_sampling_rate(sampling_frequency: float, n_channels: int = 1, version: i
     return _rate_as_read(interval, n_channels, version)
 
 
-def int16_scaling(
-    channel_data, gain: float | None = None, offset: float | None = None
-) -> tuple[float, float]:
+def int16_scaling(channel_data, gain: float | None = None, offset: float | None = None) -> tuple[float, float]:
     """``(gain, offset)`` that :func:`write_abf` uses for one channel in int16 format, exactly as Neo will
     compute them from the header (value = count * gain + offset).
 
@@ -184,9 +182,7 @@ def _as_sweeps(data, mode: str) -> list[np.ndarray]:
                 if a.ndim == 1:
                     a = a[:, None]
                 if a.ndim != 2:
-                    raise AbfWriteError(
-                        f"each sweep must be (n_samples,) or (n_samples, n_channels); got {a.shape}."
-                    )
+                    raise AbfWriteError(f"each sweep must be (n_samples,) or (n_samples, n_channels); got {a.shape}.")
                 sweeps.append(a)
         if not sweeps:
             raise AbfWriteError("no sweeps to write.")
@@ -195,9 +191,7 @@ def _as_sweeps(data, mode: str) -> list[np.ndarray]:
         raise AbfWriteError(f"all sweeps must have the same number of channels; got {sorted(n_ch)}.")
     for s in sweeps:
         if s.shape[0] == 0 or s.shape[1] == 0:
-            raise AbfWriteError(
-                f"empty data (shape {s.shape}); an ABF file needs at least one sample per channel."
-            )
+            raise AbfWriteError(f"empty data (shape {s.shape}); an ABF file needs at least one sample per channel.")
         if not (np.issubdtype(s.dtype, np.number) or s.dtype == bool):
             raise AbfWriteError(f"data must be numeric, got dtype {s.dtype}.")
         if np.iscomplexobj(s):
@@ -293,9 +287,7 @@ def write_abf(
         raise AbfWriteError(f"version must be 1 (ABF 1.83) or 2 (ABF 2.9), got {version!r}.")
     fs = float(sampling_frequency)
     if not (np.isfinite(fs) and fs > 0):
-        raise AbfWriteError(
-            f"sampling_frequency must be a positive number of Hz, got {sampling_frequency!r}."
-        )
+        raise AbfWriteError(f"sampling_frequency must be a positive number of Hz, got {sampling_frequency!r}.")
 
     sweeps = _as_sweeps(data, mode)
     n_ch = sweeps[0].shape[1]
@@ -309,9 +301,7 @@ def write_abf(
     if version == 1:
         for n in names_l:
             if len(_encode(n, "channel name")) > 10:
-                raise AbfWriteError(
-                    f"ABF 1 channel names hold 10 characters; {n!r} is longer. Use version=2."
-                )
+                raise AbfWriteError(f"ABF 1 channel names hold 10 characters; {n!r} is longer. Use version=2.")
         for u in units_l:
             if len(_encode(u, "unit")) > 8:
                 raise AbfWriteError(f"ABF 1 units hold 8 characters; {u!r} is longer. Use version=2.")
@@ -326,17 +316,13 @@ def write_abf(
             starts = list(np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64))
         else:
             if len(sweep_t_starts) != n_sweeps:
-                raise AbfWriteError(
-                    f"sweep_t_starts has {len(sweep_t_starts)} entries for {n_sweeps} sweeps."
-                )
+                raise AbfWriteError(f"sweep_t_starts has {len(sweep_t_starts)} entries for {n_sweeps} sweeps.")
             t = np.asarray(sweep_t_starts, dtype=np.float64)
             if not np.all(np.isfinite(t)) or np.any(t < 0):
                 raise AbfWriteError("sweep_t_starts must be finite and >= 0 seconds.")
             starts = [int(v) for v in np.round(t * fs)]
         if max(starts) > np.iinfo(np.int32).max:
-            raise AbfWriteError(
-                "a sweep starts too late to be stored in the ABF synch array (int32 samples)."
-            )
+            raise AbfWriteError("a sweep starts too late to be stored in the ABF synch array (int32 samples).")
 
     # ---- scaling and raw samples ----
     interleaved = np.concatenate(sweeps, axis=0)  # (total_samples_per_channel, n_ch)
@@ -549,9 +535,7 @@ def _abf2_bytes(
     dac_idx = [(sidx(f"Cmd {d}", "DAC name"), sidx("mV", "DAC unit")) for d in range(n_dac)]
     body = b"".join(s + b"\x00" for s in pool)
     strings = bytearray(44)
-    struct.pack_into(
-        "<4sIIII", strings, 0, b"SSCH", 1, len(pool), max([len(s) for s in pool] + [0]) + 1, len(body)
-    )
+    struct.pack_into("<4sIIII", strings, 0, b"SSCH", 1, len(pool), max([len(s) for s in pool] + [0]) + 1, len(body))
     strings = bytes(strings) + body
 
     # ---- section placement ----

@@ -188,12 +188,8 @@ def draw_cell_params(
     params.update(_draw_background(rng, sampling_frequency))
     unknown = sorted(set(overrides) - set(params))
     if unknown:
-        raise SimulatorError(
-            f"unknown simulator parameter(s) {unknown}; valid names are: {', '.join(sorted(params))}."
-        )
-    params.update(
-        {k: (float(v) if isinstance(v, (int, float, np.number)) else v) for k, v in overrides.items()}
-    )
+        raise SimulatorError(f"unknown simulator parameter(s) {unknown}; valid names are: {', '.join(sorted(params))}.")
+    params.update({k: (float(v) if isinstance(v, (int, float, np.number)) else v) for k, v in overrides.items()})
     _check_params(params, sampling_frequency)
     return params
 
@@ -368,9 +364,7 @@ def _hum(rng, n, fs, amp, f0):
     period = fs / f0
     m = int(round(period)) if abs(period - round(period)) < 1e-9 else n  # one period, then tile
     k = np.arange(min(m, n), dtype=np.float64)
-    one = sum(
-        a * np.sin(2 * np.pi * f0 * (h + 1) * k / fs + ph) for h, (a, ph) in enumerate(zip(amps, phases))
-    )
+    one = sum(a * np.sin(2 * np.pi * f0 * (h + 1) * k / fs + ph) for h, (a, ph) in enumerate(zip(amps, phases)))
     one = one.astype(np.float32)
     return np.tile(one, n // one.size + 1)[:n] if one.size < n else one
 
@@ -486,9 +480,7 @@ def simulate_drn_recording(
     """
     fs = float(sampling_frequency)
     if not (np.isfinite(fs) and fs > 0):
-        raise SimulatorError(
-            f"sampling_frequency must be a positive number of Hz, got {sampling_frequency!r}."
-        )
+        raise SimulatorError(f"sampling_frequency must be a positive number of Hz, got {sampling_frequency!r}.")
     if not (np.isfinite(duration_s) and duration_s > 0):
         raise SimulatorError(f"duration_s must be > 0, got {duration_s!r}.")
     ct = _cell_type(cell_type)
@@ -498,9 +490,7 @@ def simulate_drn_recording(
 
     # ---- spike train (negative-peak times, s) ----
     before_s, after_s = _WIN_BEFORE_MS / 1000.0, _WIN_AFTER_MS / 1000.0
-    times = _spike_times(
-        rng, p["firing_rate_hz"], p["cv_isi"], p["refractory_ms"] / 1000.0, before_s, n / fs - after_s
-    )
+    times = _spike_times(rng, p["firing_rate_hz"], p["cv_isi"], p["refractory_ms"] / 1000.0, before_s, n / fs - after_s)
     k = times.size
 
     # ---- spikes, rendered analytically (sub-sample timing, per-spike jitter) ----
@@ -526,9 +516,7 @@ def simulate_drn_recording(
         spike_samples = idx[np.arange(k), np.argmax(waves <= thr[:, None], axis=1)]
 
     # ---- background ----
-    traces += _coloured_noise(
-        rng, n, fs, p["noise_sd_pa"], p["noise_knee_hz"], min(p["lowpass_hz"], 0.49 * fs)
-    )
+    traces += _coloured_noise(rng, n, fs, p["noise_sd_pa"], p["noise_knee_hz"], min(p["lowpass_hz"], 0.49 * fs))
     traces += _drift(rng, n, fs, p["drift_pa"], p["drift_period_s"])
     traces += _hum(rng, n, fs, p["hum_pa"], p["hum_hz"])
     traces += p["holding_pa"]
@@ -589,9 +577,7 @@ def simulate_dataset(
     counts = dict(_DEFAULT_COUNTS if n_cells_per_type is None else n_cells_per_type)
     counts = {_cell_type(k): int(v) for k, v in counts.items()}
     if any(v < 0 for v in counts.values()) or sum(counts.values()) == 0:
-        raise SimulatorError(
-            f"n_cells_per_type needs non-negative counts and at least one cell; got {counts}."
-        )
+        raise SimulatorError(f"n_cells_per_type needs non-negative counts and at least one cell; got {counts}.")
     if int(n_groups) < 1:
         raise SimulatorError(f"n_groups must be >= 1, got {n_groups}.")
     n_groups = int(n_groups)
@@ -649,9 +635,7 @@ def simulate_dataset(
             w = csv.writer(fh)
             w.writerow(["file", "cell_id", "group", "cell_type", "label", *keys])
             for r in recs:
-                w.writerow(
-                    [r.file.name, r.cell_id, r.group, r.cell_type, r.label, *[r.params.get(k) for k in keys]]
-                )
+                w.writerow([r.file.name, r.cell_id, r.group, r.cell_type, r.label, *[r.params.get(k) for k in keys]])
     return recs
 
 

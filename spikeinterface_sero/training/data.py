@@ -51,9 +51,7 @@ def parse_label(value, where: str = "") -> int:
     if key in _LABEL_ALIASES:
         return _LABEL_ALIASES[key]
     at = f" in {where}" if where else ""
-    raise TrainingError(
-        f"unknown label {value!r}{at}: use 'serotonergic' (or SER) or 'non_serotonergic' (or NSER)"
-    )
+    raise TrainingError(f"unknown label {value!r}{at}: use 'serotonergic' (or SER) or 'non_serotonergic' (or NSER)")
 
 
 def label_name(y: int) -> str:
@@ -227,8 +225,9 @@ class SpikeDataset:
 # ------------------------------------------------------------------------------------------- construction
 def _cells_table(y, cell, group, extra: dict[str, dict] | None = None) -> pd.DataFrame:
     df = pd.DataFrame({"cell": cell, "y": y, "group": group})
-    first = df.groupby("cell", sort=False).agg(y=("y", "first"), group=("group", "first"),
-                                                 n_y=("y", "nunique"), n_g=("group", "nunique"))
+    first = df.groupby("cell", sort=False).agg(
+        y=("y", "first"), group=("group", "first"), n_y=("y", "nunique"), n_g=("group", "nunique")
+    )
     bad = first.index[first["n_y"] > 1].tolist()
     if bad:
         raise TrainingError(f"cells with spikes of both labels: {bad[:5]}; every cell has one label")
@@ -317,11 +316,17 @@ def dataset_from_arrays(
     src = {"kind": "arrays", "noise_source": "given" if noise is not None else "none"}
     src.update(source or {})
     return SpikeDataset(
-        X=X, y=yy, cell=cell, group=grp, cells=_cells_table(yy, cell, grp), noise=noise,
+        X=X,
+        y=yy,
+        cell=cell,
+        group=grp,
+        cells=_cells_table(yy, cell, grp),
+        noise=noise,
         noise_cell=noise_cell,
         trigger=None if trigger is None else np.asarray(trigger, dtype=np.int64),
         segment=None if segment is None else np.asarray(segment, dtype=np.int64),
-        has_groups=has_groups, source=src,
+        has_groups=has_groups,
+        source=src,
     )
 
 
@@ -353,10 +358,16 @@ def concat_datasets(datasets) -> SpikeDataset:
         cell=np.concatenate([d.cell for d in datasets]),
         group=np.concatenate([d.group for d in datasets]),
         cells=pd.concat([d.cells for d in datasets]),
-        noise=noise, noise_cell=noise_cell, trigger=cat("trigger"), segment=cat("segment"),
+        noise=noise,
+        noise_cell=noise_cell,
+        trigger=cat("trigger"),
+        segment=cat("segment"),
         has_groups=any(d.has_groups for d in datasets),
-        source={"kind": "concatenated", "parts": [d.source for d in datasets],
-                "noise_source": kinds[0] if len(kinds) == 1 else "mixed"},
+        source={
+            "kind": "concatenated",
+            "parts": [d.source for d in datasets],
+            "noise_source": kinds[0] if len(kinds) == 1 else "mixed",
+        },
     )
 
 
@@ -407,7 +418,7 @@ def noise_masks_from_traces(
     order = rng.permutation(len(cands))
     out = []
     for s, st in cands[order]:
-        w = np.asarray(traces[s][st:st + length], dtype=np.float64)
+        w = np.asarray(traces[s][st : st + length], dtype=np.float64)
         if np.all(np.isfinite(w)):
             out.append(w - w.mean())
         if len(out) >= n_masks:
@@ -454,8 +465,16 @@ def read_label_table(table) -> pd.DataFrame:
         ch = None if ch is None or pd.isna(ch) or str(ch).strip() == "" else str(ch).strip()
         g = r.get("group")
         g = None if g is None or pd.isna(g) or str(g).strip() == "" else str(g).strip()
-        rows.append({"file": f, "path": path, "label": r["label"],
-                     "y": parse_label(r["label"], where=f"{row} (file {f})"), "channel": ch, "group": g})
+        rows.append(
+            {
+                "file": f,
+                "path": path,
+                "label": r["label"],
+                "y": parse_label(r["label"], where=f"{row} (file {f})"),
+                "channel": ch,
+                "group": g,
+            }
+        )
     out = pd.DataFrame(rows)
     missing = [str(p) for p in out["path"] if not Path(p).is_file()]
     if missing:
@@ -531,8 +550,11 @@ def dataset_from_table(
                     "must appear once, and files in different folders need different names"
                 )
             seen_cells[c] = i
-            extra[c] = {"source": str(r["file"]), "channel": str(units[cells == c][0]),
-                        "n_detected": int(sn.n_detected.get(c, (cells == c).sum()))}
+            extra[c] = {
+                "source": str(r["file"]),
+                "channel": str(units[cells == c][0]),
+                "n_detected": int(sn.n_detected.get(c, (cells == c).sum())),
+            }
         Xs.append(w)
         ys.append(np.full(len(w), r["y"], dtype=np.int64))
         cells_l.append(cells)
@@ -547,12 +569,17 @@ def dataset_from_table(
             for c in pd.unique(cells):
                 ch = units[cells == c][0]
                 ch_id = next(x for x in rec.channel_ids if str(x) == ch)
-                traces = [rec.get_traces(segment_index=s, channel_ids=[ch_id], return_in_uV=True)[:, 0]
-                          for s in range(rec.get_num_segments())]
+                traces = [
+                    rec.get_traces(segment_index=s, channel_ids=[ch_id], return_in_uV=True)[:, 0]
+                    for s in range(rec.get_num_segments())
+                ]
                 sel = all_u == ch
                 m = noise_masks_from_traces(
-                    traces, [all_t[sel & (all_s == s)] for s in range(len(traces))],
-                    n_masks=noise_per_cell, margin=margin, rng=np.random.default_rng([seed, i, len(noises)]),
+                    traces,
+                    [all_t[sel & (all_s == s)] for s in range(len(traces))],
+                    n_masks=noise_per_cell,
+                    margin=margin,
+                    rng=np.random.default_rng([seed, i, len(noises)]),
                 )
                 noises.append(m)
                 noise_cells.append(np.full(len(m), c))
@@ -564,15 +591,24 @@ def dataset_from_table(
     table_df = _cells_table(y, cell, group, extra)
     n_noise_cells = 0 if noise is None else len(np.unique(np.concatenate(noise_cells)))
     ds = SpikeDataset(
-        X=X, y=y, cell=cell, group=group, cells=table_df,
-        noise=noise, noise_cell=np.concatenate(noise_cells) if noises else None,
-        trigger=np.concatenate(trig), segment=np.concatenate(segs), has_groups=has_groups,
+        X=X,
+        y=y,
+        cell=cell,
+        group=group,
+        cells=table_df,
+        noise=noise,
+        noise_cell=np.concatenate(noise_cells) if noises else None,
+        trigger=np.concatenate(trig),
+        segment=np.concatenate(segs),
+        has_groups=has_groups,
         source={
             "kind": "table",
             "table": source_name or (str(table) if not isinstance(table, pd.DataFrame) else "<DataFrame>"),
             "n_files": int(len(rows)),
             "threshold_pA": float(threshold),
-            "snippet_kwargs": {k: v for k, v in (snippet_kwargs or {}).items() if isinstance(v, (int, float, str, bool, type(None)))},
+            "snippet_kwargs": {
+                k: v for k, v in (snippet_kwargs or {}).items() if isinstance(v, (int, float, str, bool, type(None)))
+            },
             "noise_source": "recording" if noise is not None and len(noise) else "none",
             "noise_per_cell": int(noise_per_cell),
             "noise_margin_ms": float(noise_margin_ms),
@@ -613,16 +649,20 @@ def dataset_from_csv_folders(
         ser = ser or _find_sub(root, {"ser", "serotonergic"})
         nser = nser or _find_sub(root, {"nser", "non_serotonergic", "nonserotonergic", "non-serotonergic"})
     if ser is None or nser is None:
-        raise TrainingError(
-            f"need a SER and an NSER folder of per-spike CSV files (found SER={ser}, NSER={nser})"
-        )
+        raise TrainingError(f"need a SER and an NSER folder of per-spike CSV files (found SER={ser}, NSER={nser})")
     parts = []
     for folder, y in ((Path(ser), SER), (Path(nser), NSER)):
         w, cells, trig = read_snippet_csv_folder(folder)
-        parts.append(dataset_from_arrays(
-            w, y, cells, group=group, trigger=trig,
-            source={"kind": "csv_folders", "folder": str(folder)},
-        ))
+        parts.append(
+            dataset_from_arrays(
+                w,
+                y,
+                cells,
+                group=group,
+                trigger=trig,
+                source={"kind": "csv_folders", "folder": str(folder)},
+            )
+        )
     ds = concat_datasets(parts)
     ds.source = {"kind": "csv_folders", "ser": str(ser), "nser": str(nser), "noise_source": "none"}
     if max_per_cell is not None:
@@ -658,8 +698,7 @@ def balance_classes(ds: SpikeDataset, *, seed: int = 0) -> SpikeDataset:
     counts = np.bincount(ds.y, minlength=2)
     if counts.min() == 0:
         raise TrainingError(
-            f"cannot balance: {LABELS[int(np.argmin(counts))]} has no spikes "
-            f"({counts[0]} SER, {counts[1]} NSER)"
+            f"cannot balance: {LABELS[int(np.argmin(counts))]} has no spikes ({counts[0]} SER, {counts[1]} NSER)"
         )
     major = int(np.argmax(counts))
     n = int(counts.min())

@@ -86,8 +86,12 @@ def confusion(y_true, y_pred) -> dict:
         "row_normalised": [[_f(v) for v in r] for r in rows],
         "column_normalised": [[_f(v) for v in r] for r in cols],
         "rates": {
-            "TPR": ratio(tp, tp + fn), "TNR": ratio(tn, tn + fp), "FPR": ratio(fp, fp + tn),
-            "FNR": ratio(fn, fn + tp), "PPV": ratio(tp, tp + fp), "NPV": ratio(tn, tn + fn),
+            "TPR": ratio(tp, tp + fn),
+            "TNR": ratio(tn, tn + fp),
+            "FPR": ratio(fp, fp + tn),
+            "FNR": ratio(fn, fn + tp),
+            "PPV": ratio(tp, tp + fp),
+            "NPV": ratio(tn, tn + fn),
         },
         "normalisation": dict(NORMALISATION_NOTE),
     }
@@ -112,8 +116,12 @@ def calibration(y_ser, p_ser, n_bins: int = 10) -> dict:
         if nb:
             ece += nb / n * abs(fy - mp)
         bins.append({"lo": float(edges[b]), "hi": float(edges[b + 1]), "n": nb, "mean_p_ser": mp, "frac_ser": fy})
-    out = {"ece": _f(ece) if n else None, "n_bins": int(n_bins), "bins": bins,
-           "what": "P(serotonergic) against the observed fraction of serotonergic spikes/cells"}
+    out = {
+        "ece": _f(ece) if n else None,
+        "n_bins": int(n_bins),
+        "bins": bins,
+        "what": "P(serotonergic) against the observed fraction of serotonergic spikes/cells",
+    }
     if n and len(np.unique(y_ser)) == 2:
         prob_true, prob_pred = calibration_curve(y_ser, p, n_bins=n_bins, strategy="uniform")
         out["calibration_curve"] = {"prob_true": prob_true.tolist(), "prob_pred": prob_pred.tolist()}
@@ -139,8 +147,9 @@ def _bce(onehot, probs) -> float:
     return float(np.mean(-(t * np.log(p) + (1 - t) * np.log(1 - p))))
 
 
-def evaluate_predictions(member_outputs, dataset: SpikeDataset, *, kernels=None, n_bins: int = 10,
-                         n_boot: int = 200, per_kernel: bool = True) -> dict:
+def evaluate_predictions(
+    member_outputs, dataset: SpikeDataset, *, kernels=None, n_bins: int = 10, n_boot: int = 200, per_kernel: bool = True
+) -> dict:
     """:func:`evaluate` from precomputed member outputs ``(n, m, 2)`` (e.g. ``Ensemble.predict_members``)."""
     from ..model import cell_decisions
 
@@ -198,18 +207,32 @@ def evaluate_predictions(member_outputs, dataset: SpikeDataset, *, kernels=None,
             cm /= counts[:, None]
             cp = decide(cm)
             c = _scores(tc, cp, p_ser_of(cm))
-            rows.append({
-                "kernel": None if kernels is None else int(list(kernels)[j]),
-                "spike_accuracy": s["accuracy"], "spike_balanced_accuracy": s["balanced_accuracy"],
-                "spike_roc_auc": s["roc_auc"], "spike_bce": _f(_bce(onehot, Pj)) if len(y) else None,
-                "cell_accuracy": c["accuracy"], "cell_balanced_accuracy": c["balanced_accuracy"],
-            })
+            rows.append(
+                {
+                    "kernel": None if kernels is None else int(list(kernels)[j]),
+                    "spike_accuracy": s["accuracy"],
+                    "spike_balanced_accuracy": s["balanced_accuracy"],
+                    "spike_roc_auc": s["roc_auc"],
+                    "spike_bce": _f(_bce(onehot, Pj)) if len(y) else None,
+                    "cell_accuracy": c["accuracy"],
+                    "cell_balanced_accuracy": c["balanced_accuracy"],
+                }
+            )
         result["per_kernel"] = rows
     return result
 
 
-def evaluate(ensemble, dataset: SpikeDataset, out_dir=None, *, batch_size: int = 4096, n_bins: int = 10,
-             n_boot: int = 200, per_kernel: bool = True, title: str | None = None) -> dict:
+def evaluate(
+    ensemble,
+    dataset: SpikeDataset,
+    out_dir=None,
+    *,
+    batch_size: int = 4096,
+    n_bins: int = 10,
+    n_boot: int = 200,
+    per_kernel: bool = True,
+    title: str | None = None,
+) -> dict:
     """Evaluate ``ensemble`` on a labelled dataset; with ``out_dir`` also write the report
     (``report.json``, ``per_kernel.csv``, ``cells.csv`` and PNG plots).
 
@@ -223,8 +246,9 @@ def evaluate(ensemble, dataset: SpikeDataset, out_dir=None, *, batch_size: int =
     if not len(dataset):
         raise TrainingError("the evaluation set is empty")
     P = ensemble.predict_members(dataset.X, batch_size=batch_size)
-    result = evaluate_predictions(P, dataset, kernels=getattr(ensemble, "kernels", None), n_bins=n_bins,
-                                  n_boot=n_boot, per_kernel=per_kernel)
+    result = evaluate_predictions(
+        P, dataset, kernels=getattr(ensemble, "kernels", None), n_bins=n_bins, n_boot=n_boot, per_kernel=per_kernel
+    )
     info = getattr(ensemble, "info", {}) or {}
     result["model"] = {"folder": info.get("folder"), "name": info.get("name"), "demo": bool(info.get("demo", False))}
     if out_dir is not None:
@@ -277,7 +301,11 @@ def _plots(result: dict, out_dir: Path, *, title: str | None = None) -> dict:
         panels = [
             ("counts", "counts", "d"),
             ("row_normalised", "row-normalised = recall\n(diagonal: TPR, TNR)", ".3f"),
-            ("column_normalised", "column-normalised = precision\n(diagonal: PPV, NPV; = the authors' normalize='pred')", ".3f"),
+            (
+                "column_normalised",
+                "column-normalised = precision\n(diagonal: PPV, NPV; = the authors' normalize='pred')",
+                ".3f",
+            ),
         ]
         for ax, (key, name, fmt) in zip(axes, panels):
             m = np.array([[np.nan if v is None else v for v in row] for row in r[key]], dtype=float)
@@ -287,8 +315,14 @@ def _plots(result: dict, out_dir: Path, *, title: str | None = None) -> dict:
                 for j in range(2):
                     v = m[i, j]
                     txt = "-" if not np.isfinite(v) else (f"{int(v)}" if fmt == "d" else f"{v:{fmt}}")
-                    ax.text(j, i, txt, ha="center", va="center",
-                            color="white" if np.isfinite(shown[i, j]) and shown[i, j] > 0.6 else "black")
+                    ax.text(
+                        j,
+                        i,
+                        txt,
+                        ha="center",
+                        va="center",
+                        color="white" if np.isfinite(shown[i, j]) and shown[i, j] > 0.6 else "black",
+                    )
             ax.set_xticks([0, 1], short)
             ax.set_yticks([0, 1], short)
             ax.set_xlabel("predicted")
@@ -296,8 +330,10 @@ def _plots(result: dict, out_dir: Path, *, title: str | None = None) -> dict:
             ax.set_title(name, fontsize=9)
         acc = r.get("accuracy")
         bacc = r.get("balanced_accuracy")
-        fig.suptitle(f"{level}-level confusion{suffix}: n = {r['n']}, accuracy "
-                     f"{'-' if acc is None else f'{acc:.3f}'}, balanced {'-' if bacc is None else f'{bacc:.3f}'}")
+        fig.suptitle(
+            f"{level}-level confusion{suffix}: n = {r['n']}, accuracy "
+            f"{'-' if acc is None else f'{acc:.3f}'}, balanced {'-' if bacc is None else f'{bacc:.3f}'}"
+        )
         fig.tight_layout()
         p = out_dir / f"confusion_{level}.png"
         fig.savefig(p, dpi=110)
@@ -349,9 +385,18 @@ def _plots(result: dict, out_dir: Path, *, title: str | None = None) -> dict:
     return files
 
 
-def evaluate_table(table, model_folder, out_dir=None, *, threshold: float = -50.0,
-                   max_per_cell: int | None = None, seed: int = 0, trust: bool = False,
-                   snippet_kwargs: dict | None = None, progress_bar: bool = False) -> dict:
+def evaluate_table(
+    table,
+    model_folder,
+    out_dir=None,
+    *,
+    threshold: float = -50.0,
+    max_per_cell: int | None = None,
+    seed: int = 0,
+    trust: bool = False,
+    snippet_kwargs: dict | None = None,
+    progress_bar: bool = False,
+) -> dict:
     """Everything ``sero evaluate --table T.csv --model DIR --out REPORT_DIR`` does: read the labelled
     recordings of the table (all spikes, or at most ``max_per_cell`` per cell), load the model folder, and
     :func:`evaluate` (writing the report to ``out_dir`` when given)."""
@@ -359,6 +404,13 @@ def evaluate_table(table, model_folder, out_dir=None, *, threshold: float = -50.
     from .data import dataset_from_table
 
     ens = load_model(model_folder, trust=trust)
-    ds = dataset_from_table(table, threshold=threshold, max_per_cell=max_per_cell, seed=seed, noise_per_cell=0,
-                            progress_bar=progress_bar, snippet_kwargs=snippet_kwargs)
+    ds = dataset_from_table(
+        table,
+        threshold=threshold,
+        max_per_cell=max_per_cell,
+        seed=seed,
+        noise_per_cell=0,
+        progress_bar=progress_bar,
+        snippet_kwargs=snippet_kwargs,
+    )
     return evaluate(ens, ds, out_dir, title=Path(str(table)).name if not isinstance(table, pd.DataFrame) else None)

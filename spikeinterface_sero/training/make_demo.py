@@ -80,11 +80,25 @@ def make_demo(
         recs = simulate_dataset(counts, duration_s=duration_s, seed=seed, out_dir=tmp, n_groups=n_groups)
         t_sim = time.perf_counter() - t0
         result = train_from_table(
-            Path(tmp) / "labels.csv", out, kernels=kernels, epochs=epochs, patience=patience, synthetic=synthetic,
-            seed=seed, val_fraction=val_fraction, test_fraction=test_fraction, split="group",
-            max_per_cell=max_per_cell, balance=True, description=DEMO_DESCRIPTION,
-            name="Demonstration ensemble (simulated data, not for scientific use)", precision=precision,
-            progress_bar=progress_bar, overwrite=overwrite, report=True, demo=True,
+            Path(tmp) / "labels.csv",
+            out,
+            kernels=kernels,
+            epochs=epochs,
+            patience=patience,
+            synthetic=synthetic,
+            seed=seed,
+            val_fraction=val_fraction,
+            test_fraction=test_fraction,
+            split="group",
+            max_per_cell=max_per_cell,
+            balance=True,
+            description=DEMO_DESCRIPTION,
+            name="Demonstration ensemble (simulated data, not for scientific use)",
+            precision=precision,
+            progress_bar=progress_bar,
+            overwrite=overwrite,
+            report=True,
+            demo=True,
             source_name="labels.csv of the simulated dataset (temporary folder; see simulated_data)",
             extra_training_info={
                 "simulated_data": (
@@ -124,10 +138,22 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     kw = {}
     if args.quick:
-        kw = dict(kernels=[20, 25], n_cells={"serotonergic": 5, "atypical_serotonergic": 2, "non_serotonergic": 6},
-                  n_groups=4, val_fraction=0.25, test_fraction=0.25)
-    res = make_demo(args.out, seed=args.seed, epochs=2 if args.quick else args.epochs, synthetic=args.synthetic,
-                    duration_s=30.0 if args.quick else args.duration, precision=args.precision, **kw)
+        kw = dict(
+            kernels=[20, 25],
+            n_cells={"serotonergic": 5, "atypical_serotonergic": 2, "non_serotonergic": 6},
+            n_groups=4,
+            val_fraction=0.25,
+            test_fraction=0.25,
+        )
+    res = make_demo(
+        args.out,
+        seed=args.seed,
+        epochs=2 if args.quick else args.epochs,
+        synthetic=args.synthetic,
+        duration_s=30.0 if args.quick else args.duration,
+        precision=args.precision,
+        **kw,
+    )
     s = res.summary()
     s["held_out_by_cell_type"] = res.extra.get("held_out_by_cell_type")
     s["seconds_total"] = res.extra.get("seconds_total")

@@ -63,9 +63,11 @@ class Split:
             sides[name] = side
         out.update(sides)
         shared_cells = (cell_sets["train"] & (cell_sets["val"] | cell_sets["test"])) | (
-            cell_sets["val"] & cell_sets["test"])
+            cell_sets["val"] & cell_sets["test"]
+        )
         shared_groups = (group_sets["train"] & (group_sets["val"] | group_sets["test"])) | (
-            group_sets["val"] & group_sets["test"])
+            group_sets["val"] & group_sets["test"]
+        )
         out["cells_on_more_than_one_side"] = int(len(shared_cells))
         if ds.has_groups:
             out["groups_on_more_than_one_side"] = int(len(shared_groups))
@@ -109,7 +111,8 @@ def _hold_out(ids, y, key, fraction, seed, what, by):
     if n_splits > n_units:
         warnings.warn(
             f"only {n_units} {by}s: the {what} side gets 1/{n_units} of them instead of ~{fraction:.0%}",
-            UserWarning, stacklevel=3,
+            UserWarning,
+            stacklevel=3,
         )
         n_splits = n_units
     from sklearn.model_selection import StratifiedGroupKFold
@@ -157,15 +160,23 @@ def leak_free_split(
         cell_side[c] = 0 if tr else (1 if va else 2)
     side = np.array([cell_side[c] for c in ds.cell], dtype=np.int64) if len(ds) else np.zeros(0, int)
     split = Split(
-        train=np.flatnonzero(side == 0), val=np.flatnonzero(side == 1), test=np.flatnonzero(side == 2),
-        by=by, seed=seed, params={"val_fraction": float(val_fraction), "test_fraction": float(test_fraction),
-                                  "method": "StratifiedGroupKFold over " + ("groups" if by == "group" else "cells")},
+        train=np.flatnonzero(side == 0),
+        val=np.flatnonzero(side == 1),
+        test=np.flatnonzero(side == 2),
+        by=by,
+        seed=seed,
+        params={
+            "val_fraction": float(val_fraction),
+            "test_fraction": float(test_fraction),
+            "method": "StratifiedGroupKFold over " + ("groups" if by == "group" else "cells"),
+        },
     )
     for name in ("val", "test"):
         idx = getattr(split, name)
         if len(idx) and len(np.unique(ds.y[idx])) < 2 and len(np.unique(ds.y)) == 2:
-            warnings.warn(f"the {name} side holds one class only; add cells or change the seed",
-                          UserWarning, stacklevel=2)
+            warnings.warn(
+                f"the {name} side holds one class only; add cells or change the seed", UserWarning, stacklevel=2
+            )
     return split
 
 
@@ -207,11 +218,21 @@ def cell_kfold(
         side = np.full(len(ids), -1)
         side[tr], side[val_cells], side[te] = 0, 1, 2
         s = side[cell_pos]
-        folds.append(Split(
-            train=np.flatnonzero(s == 0), val=np.flatnonzero(s == 1), test=np.flatnonzero(s == 2), by=by,
-            seed=seed, params={"fold": f, "n_splits": int(n_splits), "val_fraction": float(val_fraction),
-                               "method": "StratifiedGroupKFold over " + ("groups" if by == "group" else "cells")},
-        ))
+        folds.append(
+            Split(
+                train=np.flatnonzero(s == 0),
+                val=np.flatnonzero(s == 1),
+                test=np.flatnonzero(s == 2),
+                by=by,
+                seed=seed,
+                params={
+                    "fold": f,
+                    "n_splits": int(n_splits),
+                    "val_fraction": float(val_fraction),
+                    "method": "StratifiedGroupKFold over " + ("groups" if by == "group" else "cells"),
+                },
+            )
+        )
     return folds
 
 
@@ -243,9 +264,16 @@ def spike_level_split(
     else:
         val, test = train_test_split(rest, test_size=test_fraction / held, random_state=seed)
     return Split(
-        np.sort(train), np.sort(val), np.sort(test), by="spike", seed=seed,
-        params={"val_fraction": float(val_fraction), "test_fraction": float(test_fraction),
-                "method": "sklearn train_test_split by spike (leaks cells across sides)"},
+        np.sort(train),
+        np.sort(val),
+        np.sort(test),
+        by="spike",
+        seed=seed,
+        params={
+            "val_fraction": float(val_fraction),
+            "test_fraction": float(test_fraction),
+            "method": "sklearn train_test_split by spike (leaks cells across sides)",
+        },
     )
 
 

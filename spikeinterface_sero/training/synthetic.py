@@ -67,8 +67,9 @@ def _round_robin(groups: np.ndarray, n: int, rng: np.random.Generator) -> np.nda
     return np.asarray(out, dtype=np.int64)
 
 
-def choose_masks(ds: SpikeDataset, n_masks: int = DEFAULT_N_MASKS, *, seed: int = 0,
-                 source: str = "auto") -> tuple[np.ndarray, dict]:
+def choose_masks(
+    ds: SpikeDataset, n_masks: int = DEFAULT_N_MASKS, *, seed: int = 0, source: str = "auto"
+) -> tuple[np.ndarray, dict]:
     """The noise masks for a training set: ``n_masks`` (at most what is available) drawn round-robin
     across cells from the dataset's spike-free noise pool (``source="recording"``), or residuals of the
     snippets (``source="residual"``; ``"auto"`` uses them only when the dataset has no noise pool, and
@@ -80,30 +81,41 @@ def choose_masks(ds: SpikeDataset, n_masks: int = DEFAULT_N_MASKS, *, seed: int 
     if source not in ("auto", "recording", "residual"):
         raise TrainingError(f"noise source must be 'auto', 'recording' or 'residual', got {source!r}")
     if source == "recording" and not have_pool:
-        raise TrainingError("the dataset holds no spike-free noise stretches (no recording traces): "
-                            "use source='residual' or build the dataset from recordings")
+        raise TrainingError(
+            "the dataset holds no spike-free noise stretches (no recording traces): "
+            "use source='residual' or build the dataset from recordings"
+        )
     if source in ("auto", "recording") and have_pool:
         idx = _round_robin(ds.noise_cell, n_masks, rng)
         masks = ds.noise[idx]
         kind = ds.source.get("noise_source", "recording")
         kind = "recording" if kind in ("none", "mixed") else kind
-        info = {"source": kind, "description": "spike-free stretches of the training recordings, mean-subtracted",
-                "n_masks": int(len(masks)), "n_cells": int(len(np.unique(ds.noise_cell[idx])))}
+        info = {
+            "source": kind,
+            "description": "spike-free stretches of the training recordings, mean-subtracted",
+            "n_masks": int(len(masks)),
+            "n_cells": int(len(np.unique(ds.noise_cell[idx]))),
+        }
     else:
         if source == "auto":
             warnings.warn(
                 "no recording traces available: noise masks are the residuals raw - smoothed (3-point mean) "
                 "of training snippets, which hold only the high-frequency part of the noise. Build the "
                 "dataset from ABF recordings (dataset_from_table) for spike-free noise stretches.",
-                UserWarning, stacklevel=2,
+                UserWarning,
+                stacklevel=2,
             )
         if not len(ds):
             raise TrainingError("no snippets to take residual noise masks from")
         idx = _round_robin(ds.cell, n_masks, rng)
         masks = residual_masks(ds.X[idx])
-        info = {"source": "residual", "description": "raw - smoothed (3-point mean) of training snippets, "
-                "mean-subtracted (no recording traces were available)",
-                "n_masks": int(len(masks)), "n_cells": int(len(np.unique(ds.cell[idx])))}
+        info = {
+            "source": "residual",
+            "description": "raw - smoothed (3-point mean) of training snippets, "
+            "mean-subtracted (no recording traces were available)",
+            "n_masks": int(len(masks)),
+            "n_cells": int(len(np.unique(ds.cell[idx]))),
+        }
     if not len(masks):
         raise TrainingError("no noise masks could be cut from the training data")
     return np.ascontiguousarray(masks, dtype=np.float32), info
@@ -130,14 +142,20 @@ class SyntheticGenerator:
         self.info: dict = {}
 
     @classmethod
-    def from_dataset(cls, ds: SpikeDataset, *, n_masks: int = DEFAULT_N_MASKS, seed: int = 0,
-                     noise: str = "auto") -> SyntheticGenerator:
+    def from_dataset(
+        cls, ds: SpikeDataset, *, n_masks: int = DEFAULT_N_MASKS, seed: int = 0, noise: str = "auto"
+    ) -> SyntheticGenerator:
         """Smooth the dataset's spikes and choose its noise masks (see :func:`choose_masks`)."""
         masks, info = choose_masks(ds, n_masks, seed=seed, source=noise)
         gen = cls(smooth3(ds.X), ds.y, masks, seed=seed)
-        gen.info = {"smoothing": "3-point centred moving mean", "masks": info,
-                    "n_spikes": {"serotonergic": int(len(gen.class_index[0])),
-                                 "non_serotonergic": int(len(gen.class_index[1]))}}
+        gen.info = {
+            "smoothing": "3-point centred moving mean",
+            "masks": info,
+            "n_spikes": {
+                "serotonergic": int(len(gen.class_index[0])),
+                "non_serotonergic": int(len(gen.class_index[1])),
+            },
+        }
         return gen
 
     def sample(self, n: int, rng: np.random.Generator, out: np.ndarray | None = None):
@@ -155,7 +173,7 @@ class SyntheticGenerator:
         spike = np.empty(n, dtype=np.int64)
         spike[0::2] = a[(u[0:n:2] * len(a)).astype(np.int64)]
         spike[1::2] = b[(u[1:n:2] * len(b)).astype(np.int64)]
-        mask = (u[n:2 * n] * len(self.masks)).astype(np.int64)
+        mask = (u[n : 2 * n] * len(self.masks)).astype(np.int64)
         if out is None:
             out = np.empty((n, SNIPPET_LENGTH), dtype=np.float32)
         step = 2048  # gather + add in cache-sized blocks
@@ -220,7 +238,7 @@ def make_training_stream(
         raise TrainingError("n_synthetic > 0 needs a SyntheticGenerator")
     eye = np.eye(2, dtype=np.float32)
     names = list(output_names) if output_names is not None else None
-    ident = (lambda a: a)  # noqa: E731
+    ident = lambda a: a  # noqa: E731
 
     class SyntheticStream(keras.utils.PyDataset):
         def __init__(self):
@@ -248,7 +266,7 @@ def make_training_stream(
             """(x, y onehot, is_synthetic) of batch ``index``."""
             if epoch is not None and epoch != self.epoch:
                 self.epoch = int(epoch)
-            idx = self._real_order()[self.real_start[index]:self.real_start[index + 1]]
+            idx = self._real_order()[self.real_start[index] : self.real_start[index + 1]]
             xr, yr = X_real[idx], y_real[idx]
             ns = int(self.syn_per[index])
             if ns:
@@ -258,7 +276,7 @@ def make_training_stream(
             else:
                 x, y = xr, yr
             syn = np.zeros(len(x), dtype=bool)
-            syn[len(xr):] = True
+            syn[len(xr) :] = True
             return x, eye[y], syn
 
         def __getitem__(self, index):

@@ -174,8 +174,12 @@ def _callbacks_module():
         def on_train_begin(self, logs=None):
             from tqdm.auto import tqdm
 
-            self.bar = tqdm(total=self.epochs * self.steps, unit="batch",
-                            desc=f"training {self.n_members} members", dynamic_ncols=True)
+            self.bar = tqdm(
+                total=self.epochs * self.steps,
+                unit="batch",
+                desc=f"training {self.n_members} members",
+                dynamic_ncols=True,
+            )
 
         def on_train_batch_end(self, batch, logs=None):
             self.bar.update(1)
@@ -229,11 +233,15 @@ def _quick_metrics(ensemble, ds: SpikeDataset) -> dict:
 
     r = evaluate(ensemble, ds, per_kernel=False)
     return {
-        "spikes": r["spike"]["n"], "cells": r["cell"]["n"],
-        "spike_accuracy": r["spike"]["accuracy"], "spike_balanced_accuracy": r["spike"]["balanced_accuracy"],
-        "spike_roc_auc": r["spike"]["roc_auc"], "cell_accuracy": r["cell"]["accuracy"],
+        "spikes": r["spike"]["n"],
+        "cells": r["cell"]["n"],
+        "spike_accuracy": r["spike"]["accuracy"],
+        "spike_balanced_accuracy": r["spike"]["balanced_accuracy"],
+        "spike_roc_auc": r["spike"]["roc_auc"],
+        "cell_accuracy": r["cell"]["accuracy"],
         "cell_balanced_accuracy": r["cell"]["balanced_accuracy"],
-        "cell_TPR_SER_recall": r["cell"]["rates"]["TPR"], "cell_TNR_NSER_recall": r["cell"]["rates"]["TNR"],
+        "cell_TPR_SER_recall": r["cell"]["rates"]["TPR"],
+        "cell_TNR_NSER_recall": r["cell"]["rates"]["TNR"],
         "spike_ece": r["spike"]["calibration"]["ece"],
     }
 
@@ -324,8 +332,10 @@ def train_ensemble(
     if out is not None:  # fail before training, not after
         target = Path(out).expanduser()
         if target.exists() and (not target.is_dir() or (any(target.iterdir()) and not overwrite)):
-            raise TrainingError(f"{target} exists and is not an empty folder; pass overwrite=True (CLI: "
-                                "--overwrite) to replace a model folder, or choose another path")
+            raise TrainingError(
+                f"{target} exists and is not an empty folder; pass overwrite=True (CLI: "
+                "--overwrite) to replace a model folder, or choose another path"
+            )
 
     keras.utils.set_random_seed(int(seed))
     if deterministic:
@@ -344,8 +354,14 @@ def train_ensemble(
     X_real = train.X[:0] if synthetic_only else train.X
     y_real = train.y[:0] if synthetic_only else train.y
     stream = make_training_stream(
-        X_real, y_real, generator=gen, n_synthetic=synthetic, batch_size=batch_size, seed=seed,
-        to_input=to_member_input, output_names=names,
+        X_real,
+        y_real,
+        generator=gen,
+        n_synthetic=synthetic,
+        batch_size=batch_size,
+        seed=seed,
+        to_input=to_member_input,
+        output_names=names,
     )
     validation_data = None
     if val is not None:
@@ -361,14 +377,21 @@ def train_ensemble(
         es = PerMemberEarlyStopping(branches, patience, prefix=prefix)
         callbacks.append(es)
     elif early_stopping == "joint":
-        callbacks.append(keras.callbacks.EarlyStopping(
-            monitor=f"{prefix}loss", patience=patience, restore_best_weights=True))
+        callbacks.append(
+            keras.callbacks.EarlyStopping(monitor=f"{prefix}loss", patience=patience, restore_best_weights=True)
+        )
     if progress_bar:
         callbacks.append(TqdmProgress(epochs, len(stream), len(kernels)))
 
     t0 = time.perf_counter()
-    hist = fused.fit(stream, epochs=epochs, validation_data=validation_data, callbacks=callbacks, verbose=0,
-                     validation_batch_size=max(256, batch_size))
+    hist = fused.fit(
+        stream,
+        epochs=epochs,
+        validation_data=validation_data,
+        callbacks=callbacks,
+        verbose=0,
+        validation_batch_size=max(256, batch_size),
+    )
     seconds = time.perf_counter() - t0
     history = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
     epochs_run = len(history.get("loss", []))
@@ -391,11 +414,20 @@ def train_ensemble(
         "samples_per_second": float(samples_per_epoch * epochs_run / seconds) if seconds > 0 else None,
         "synthetic": gen.info if gen is not None else None,
         "settings": {
-            "kernels": [int(k) for k in kernels], "epochs": epochs, "batch_size": batch_size,
-            "patience": patience, "learning_rate": float(learning_rate), "optimizer": "Adam",
-            "loss": "sum over members of binary cross-entropy", "early_stopping": early_stopping,
-            "synthetic_per_epoch": synthetic, "synthetic_only": bool(synthetic_only), "seed": int(seed),
-            "precision": precision, "deterministic": bool(deterministic), "training": "fused (all members "
+            "kernels": [int(k) for k in kernels],
+            "epochs": epochs,
+            "batch_size": batch_size,
+            "patience": patience,
+            "learning_rate": float(learning_rate),
+            "optimizer": "Adam",
+            "loss": "sum over members of binary cross-entropy",
+            "early_stopping": early_stopping,
+            "synthetic_per_epoch": synthetic,
+            "synthetic_only": bool(synthetic_only),
+            "seed": int(seed),
+            "precision": precision,
+            "deterministic": bool(deterministic),
+            "training": "fused (all members "
             "as parallel branches of one Keras model, split into standalone members after training)",
         },
     }
@@ -410,8 +442,18 @@ def train_ensemble(
     result["folder"] = None
     if out is not None:
         folder = save_trained_model(
-            ensemble, out, train=train, val=val, test=test, split=split, result=result,
-            description=description, name=name, demo=demo, overwrite=overwrite, extra=extra_training_info,
+            ensemble,
+            out,
+            train=train,
+            val=val,
+            test=test,
+            split=split,
+            result=result,
+            description=description,
+            name=name,
+            demo=demo,
+            overwrite=overwrite,
+            extra=extra_training_info,
         )
         result["folder"] = str(folder)
         from ..model import load_model
@@ -420,8 +462,21 @@ def train_ensemble(
     return ensemble, result
 
 
-def save_trained_model(ensemble, out, *, train, val=None, test=None, split=None, result=None,
-                       description=None, name=None, demo=False, overwrite=False, extra=None) -> Path:
+def save_trained_model(
+    ensemble,
+    out,
+    *,
+    train,
+    val=None,
+    test=None,
+    split=None,
+    result=None,
+    description=None,
+    name=None,
+    demo=False,
+    overwrite=False,
+    extra=None,
+) -> Path:
     """Write the model folder with a card recording the data, the split, the settings and the measured
     accuracy; plus ``training.json`` (full history and split, cell ids included)."""
     from ..model import save_model
@@ -436,12 +491,14 @@ def save_trained_model(ensemble, out, *, train, val=None, test=None, split=None,
     training = {
         "data_source": {k: v for k, v in train.source.items() if k != "parts"},
         "training_set": _side_line(data["train"]),
-        "validation_set": _side_line(data["validation"]) if val is not None else "none (early stopping on training loss)",
+        "validation_set": _side_line(data["validation"])
+        if val is not None
+        else "none (early stopping on training loss)",
         "test_set": _side_line(data["test"]) if test is not None else "none",
         "split": _split_line(split),
         "kernels": s.get("kernels"),
         "epochs": f"{result.get('epochs_run')} run of {s.get('epochs')} (early stopping: {s.get('early_stopping')}, "
-                  f"patience {s.get('patience')})",
+        f"patience {s.get('patience')})",
         "best_epoch_per_kernel": result.get("best_epoch"),
         "batch_size": s.get("batch_size"),
         "optimizer": f"Adam, learning rate {s.get('learning_rate')}",
@@ -460,17 +517,27 @@ def save_trained_model(ensemble, out, *, train, val=None, test=None, split=None,
         if result.get(side):
             label = "validation" if side == "val_metrics" else "held-out test"
             metrics[label] = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in result[side].items()}
-    folder = save_model(ensemble, out, description=description or "", training=_json(training),
-                        metrics=_json(metrics), name=name, demo=demo, overwrite=overwrite)
+    folder = save_model(
+        ensemble,
+        out,
+        description=description or "",
+        training=_json(training),
+        metrics=_json(metrics),
+        name=name,
+        demo=demo,
+        overwrite=overwrite,
+    )
     full = {"data": data, "split": split, "training": _json(training), "result": result}
     (Path(folder) / "training.json").write_text(json.dumps(_json(full), indent=1) + "\n", encoding="utf-8")
     return Path(folder)
 
 
 def _side_line(s: dict) -> str:
-    line = (f"{s['n_spikes']} spikes from {s['n_cells']} cells (SER {s['serotonergic']['spikes']} spikes / "
-            f"{s['serotonergic']['cells']} cells, NSER {s['non_serotonergic']['spikes']} spikes / "
-            f"{s['non_serotonergic']['cells']} cells)")
+    line = (
+        f"{s['n_spikes']} spikes from {s['n_cells']} cells (SER {s['serotonergic']['spikes']} spikes / "
+        f"{s['serotonergic']['cells']} cells, NSER {s['non_serotonergic']['spikes']} spikes / "
+        f"{s['non_serotonergic']['cells']} cells)"
+    )
     if "n_groups" in s:
         line += f", {s['n_groups']} groups"
     return line
@@ -483,17 +550,21 @@ def _split_line(split: dict | None) -> str:
     if by == "spike":
         return "random by spike (the paper's 70/15/15; cells shared between sides: LEAKS)"
     shared = split.get("cells_on_more_than_one_side", 0)
-    return (f"by {by} ({split.get('method', '')}, seed {split.get('seed')}), val fraction "
-            f"{split.get('val_fraction')}, test fraction {split.get('test_fraction')}; cells on more than one "
-            f"side: {shared}")
+    return (
+        f"by {by} ({split.get('method', '')}, seed {split.get('seed')}), val fraction "
+        f"{split.get('val_fraction')}, test fraction {split.get('test_fraction')}; cells on more than one "
+        f"side: {shared}"
+    )
 
 
 def _synthetic_line(info: dict | None) -> str:
     if not info:
         return "none"
     m = info.get("masks", {})
-    return (f"smoothed ({info.get('smoothing')}) training spikes + one of {m.get('n_masks')} noise masks "
-            f"from {m.get('n_cells')} cells ({m.get('description')}), classes balanced, streamed")
+    return (
+        f"smoothed ({info.get('smoothing')}) training spikes + one of {m.get('n_masks')} noise masks "
+        f"from {m.get('n_cells')} cells ({m.get('description')}), classes balanced, streamed"
+    )
 
 
 @dataclass
@@ -515,8 +586,11 @@ class TrainingResult:
             "folder": None if self.folder is None else str(self.folder),
             "dataset": self.dataset,
             "split": {k: v for k, v in self.split.items() if k not in ("train", "val", "test")},
-            "sides": {s: {k: v for k, v in self.split[s].items() if not k.endswith("_ids")}
-                      for s in ("train", "val", "test") if s in self.split},
+            "sides": {
+                s: {k: v for k, v in self.split[s].items() if not k.endswith("_ids")}
+                for s in ("train", "val", "test")
+                if s in self.split
+            },
             "epochs_run": self.history.get("epochs_run"),
             "seconds": self.history.get("seconds"),
             "samples_per_second": self.history.get("samples_per_second"),
@@ -576,12 +650,20 @@ def train_from_table(
     from .evaluate import write_report
     from .splits import check_no_leakage, leak_free_split, spike_level_split
 
-    ds = dataset_from_table(table, threshold=threshold, max_per_cell=max_per_cell, seed=seed,
-                            noise_per_cell=noise_per_cell if synthetic else 0, progress_bar=progress_bar,
-                            snippet_kwargs=snippet_kwargs, source_name=source_name)
+    ds = dataset_from_table(
+        table,
+        threshold=threshold,
+        max_per_cell=max_per_cell,
+        seed=seed,
+        noise_per_cell=noise_per_cell if synthetic else 0,
+        progress_bar=progress_bar,
+        snippet_kwargs=snippet_kwargs,
+        source_name=source_name,
+    )
     if len(np.unique(ds.y)) < 2:
-        raise TrainingError("the table holds cells of one class only; training needs serotonergic and "
-                            "non_serotonergic cells")
+        raise TrainingError(
+            "the table holds cells of one class only; training needs serotonergic and non_serotonergic cells"
+        )
     if split == "spike":
         sp = spike_level_split(ds, val_fraction=val_fraction, test_fraction=test_fraction, seed=seed)
     else:
@@ -593,12 +675,26 @@ def train_from_table(
         tr = balance_classes(tr, seed=seed)
         if va is not None and len(np.unique(va.y)) == 2:
             va = balance_classes(va, seed=seed + 1)
-    split_info["balanced"] = {"train": bool(balance), "validation": bool(balance and va is not None),
-                              "test": False}
+    split_info["balanced"] = {"train": bool(balance), "validation": bool(balance and va is not None), "test": False}
     ensemble, history = train_ensemble(
-        tr, va, kernels=kernels, epochs=epochs, batch_size=batch_size, patience=patience, synthetic=synthetic,
-        n_masks=n_masks, seed=seed, out=out, description=description, name=name, test=te, split=split_info,
-        precision=precision, progress_bar=progress_bar, overwrite=overwrite, demo=demo,
+        tr,
+        va,
+        kernels=kernels,
+        epochs=epochs,
+        batch_size=batch_size,
+        patience=patience,
+        synthetic=synthetic,
+        n_masks=n_masks,
+        seed=seed,
+        out=out,
+        description=description,
+        name=name,
+        test=te,
+        split=split_info,
+        precision=precision,
+        progress_bar=progress_bar,
+        overwrite=overwrite,
+        demo=demo,
         extra_training_info=extra_training_info,
     )
     evaluation, report_dir = None, None
@@ -609,6 +705,12 @@ def train_from_table(
         if report:
             report_dir = Path(history["folder"]) / "evaluation"
             write_report(evaluation, report_dir, title="held-out test cells")
-    return TrainingResult(ensemble=ensemble, folder=Path(history["folder"]) if history["folder"] else None,
-                          history=history, split=split_info, dataset=ds.summary(), evaluation=evaluation,
-                          report_dir=report_dir)
+    return TrainingResult(
+        ensemble=ensemble,
+        folder=Path(history["folder"]) if history["folder"] else None,
+        history=history,
+        split=split_info,
+        dataset=ds.summary(),
+        evaluation=evaluation,
+        report_dir=report_dir,
+    )
