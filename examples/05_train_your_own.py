@@ -68,7 +68,7 @@ def main():
     # 4. The model folder is used like any other: Python, the analyzer extension, or `sero classify --model`.
     ensemble = load_model(result.folder)
     print(ensemble, "- demo model:", ensemble.is_demo)
-    snippets = sero.abf_to_snippets(next((out / "new_data").glob("*.abf")))
+    snippets = sero.snippets.abf_to_snippets(next((out / "new_data").glob("*.abf")))
     print(ensemble.classify_cells(snippets).to_string(float_format="%.3f"))
     print(f"model card: {Path(result.folder) / 'README.md'}")
 

@@ -17,9 +17,10 @@ See docs/importing-published-models.md.
 import argparse
 from pathlib import Path
 
-from spikeinterface_sero import abf_to_snippets, model
+from spikeinterface_sero import model
 from spikeinterface_sero.datasets import simulate_drn_recording
 from spikeinterface_sero.errors import ModelError
+from spikeinterface_sero.snippets import abf_to_snippets
 
 
 def make_stand_ins(models_dnn: Path) -> Path:

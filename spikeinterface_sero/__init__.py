@@ -1,42 +1,27 @@
 """spikeinterface-sero: serotonergic / non-serotonergic classification of action currents.
 
-Importing the package is light (no TensorFlow) and registers the ``serotonergic`` SortingAnalyzer
-extension with SpikeInterface.
+Importing the package registers the ``serotonergic`` SortingAnalyzer extension; it imports no TensorFlow
+and changes no environment variable.
 """
 
-import os as _os
-
-_os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ start-up chatter, not the user's business
-
-from ._version import __version__  # noqa: E402
+from ._version import __version__
 from .errors import SeroError
-from .extension import ComputeSerotonergic, compute_serotonergic, load_sorting_analyzer
+from .extension import compute_serotonergic, load_sorting_analyzer, serotonergic_label_units
 from .io import abf_channels, read_abf
-from .snippets import (
-    Snippets,
-    abf_to_analyzer,
-    abf_to_snippets,
-    read_snippet_csv_folder,
-    recording_to_analyzer,
-    recording_to_snippets,
-    snippets_from_analyzer,
-    write_snippet_csv_folder,
-)
+from .model import load_model
+from .pipeline import classify_files
+from .snippets import abf_to_analyzer, recording_to_analyzer
 
 __all__ = [
     "__version__",
     "SeroError",
-    "ComputeSerotonergic",
-    "compute_serotonergic",
-    "load_sorting_analyzer",
     "read_abf",
     "abf_channels",
-    "Snippets",
-    "abf_to_snippets",
     "abf_to_analyzer",
-    "recording_to_snippets",
     "recording_to_analyzer",
-    "snippets_from_analyzer",
-    "read_snippet_csv_folder",
-    "write_snippet_csv_folder",
+    "compute_serotonergic",
+    "serotonergic_label_units",
+    "load_sorting_analyzer",
+    "load_model",
+    "classify_files",
 ]

@@ -247,23 +247,10 @@ def find_triggers(
 # the adapter
 
 
-def _main_channels(analyzer, wfs_by_unit) -> dict:
-    """unit id -> channel index: SpikeInterface's main (extremum) channel, else the template extremum."""
-    try:
-        main = analyzer.get_main_channels(outputs="index", with_dict=True)  # spikeinterface >= 0.105
-        return {u: int(main[u]) for u in analyzer.unit_ids}, "analyzer.get_main_channels"
-    except AttributeError:
-        pass
-    out = {}
-    for u in analyzer.unit_ids:
-        w, chans = wfs_by_unit(u)
-        if w.shape[0] == 0:
-            out[u] = int(chans[0])
-            continue
-        t = w.mean(axis=0)
-        amp = np.abs(t - np.median(t, axis=0)).max(axis=0)
-        out[u] = int(chans[int(np.argmax(amp))])
-    return out, "template extremum (peak sign both)"
+def _main_channels(analyzer) -> tuple[dict, str]:
+    """unit id -> channel index: SpikeInterface's main channel of each unit."""
+    main = analyzer.get_main_channels(outputs="index", with_dict=True)
+    return {u: int(main[u]) for u in analyzer.unit_ids}, "analyzer.get_main_channels"
 
 
 def _round_up_half(ms: float) -> float:
@@ -391,7 +378,7 @@ class _WindowTooShort(Exception):
         if analyzer.has_recording() or analyzer.has_temporary_recording():
             msg += (
                 " The analyzer has its recording, so this can be done in place: "
-                'analyzer.compute("serotonergic", reextract=True) recomputes the waveforms for you.'
+                "spikeinterface_sero.serotonergic_label_units(analyzer, reextract=True) recomputes the waveforms for you."
             )
             if tried_reextract:
                 msg += " (A re-extraction was tried and was still too short.)"
@@ -430,7 +417,7 @@ def _adapt(analyzer, polarity, flip_positive, threshold, threshold_fraction, all
         w = np.asarray(wfs[rows] if rows.size else np.zeros((0, length, len(chans))), dtype=np.float64)
         return w[:, :, : len(chans)], chans
 
-    main, main_source = _main_channels(analyzer, wfs_by_unit)
+    main, main_source = _main_channels(analyzer)
     up, down = resampling_factors(fs)
     achieved = fs * up / down
     guard = _edge_guard(up, down)
@@ -648,5 +635,5 @@ def out_of_domain_message(info: dict) -> str:
         "spikeinterface-sero: input out of the training domain (loose-seal cell-attached action currents in pA "
         f"at 40 kHz): {'; '.join(what)}. Labels rest on waveform shape alone; treat them as a hypothesis. "
         f"Per unit: {summary} (column and property 'sero_domain'; details in the extension's "
-        "params['adaptation'])."
+        "ext.get_data('provenance')['adaptation'])."
     )

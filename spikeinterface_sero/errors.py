@@ -39,3 +39,8 @@ class ModelError(SeroError):
 
 class TrainingError(SeroError):
     """Training data or options are unusable."""
+
+
+class DemoModelWarning(UserWarning):
+    """The labels come from the bundled demonstration model (trained on simulated recordings): not for
+    scientific conclusions. Callers that say so another way (a ``model`` column, a CLI note) filter it."""

@@ -123,7 +123,7 @@ def write_nwb(
         identifier=identifier or str(uuid.uuid4()),
         session_start_time=session_start_time,
         notes=f"Units classified with spikeinterface-sero {__version__}; model: "
-        f"{_sero_ext(analyzer).params.get('model_description', '')}",
+        f"{_sero_ext(analyzer).get_data('provenance').get('model_description', '')}",
     )
     fs = float(analyzer.sampling_frequency)
     nwb.units = Units(

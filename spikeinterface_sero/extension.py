@@ -1,349 +1,160 @@
-"""The ``serotonergic`` SortingAnalyzer extension: one more step in a SpikeInterface workflow.
+"""The ``serotonergic`` SortingAnalyzer extension and :func:`serotonergic_label_units` (the curation idiom).
 
 >>> import spikeinterface_sero as sero          # registers the extension
->>> analyzer = sero.abf_to_analyzer("cell.abf")  # or any analyzer with 40 kHz, 1 ms + 3 ms waveforms
->>> units = analyzer.compute("serotonergic").get_data()         # the bundled demo model
+>>> analyzer = sero.abf_to_analyzer("cell.abf")
 >>> units = analyzer.compute("serotonergic", model_folder="my_model").get_data()
->>> units[["sero_label", "sero_probability", "sero_type"]]
 
-Per unit (cell) it keeps a table (index unit_id): ``sero_label``, ``sero_probability`` and its 95 %
-interval, ``sero_reliable`` (enough spikes and an interval clear of 0.5), ``n_spikes``, ``fraction_spikes_ser``, the firing features (Elephant), the classical-criteria
-label and ``sero_type`` (typical / atypical); per spike the consensus P(SER) and every member's output.
-It mirrors ``sero_label`` and ``sero_probability`` (and ``sero_type``) into sorting properties so that Phy,
-spikeinterface-gui and neuroconv see them without this package.
-
-``method="criteria"`` classifies with the classical criteria alone (wide spike, slow and regular firing),
-the baseline the CNN is compared with.
+The columns and the rules are in ``docs/architecture.md``; the rule itself lives in
+:mod:`spikeinterface_sero.decision`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
-import hashlib
 import warnings
 
 import numpy as np
 import pandas as pd
 from spikeinterface.core.sortinganalyzer import AnalyzerExtension, register_result_extension
+from tqdm.auto import tqdm
 
-from .errors import SeroError
+from .adapt import OutOfDomainWarning, adapt_analyzer_snippets, is_paper_format, out_of_domain_message
+from .constants import DEFAULT_MIN_SPIKES, DEFAULT_N_BOOT, POLARITIES
+from .decision import UNIT_COLUMNS, DecisionParams, decide_units
+from .errors import DemoModelWarning, SeroError
+from .features import check_criterion, criteria_classify, features_from_sorting
+from .model import load_model
+from .snippets import POLARITY_PROPERTY, main_channel_waveforms
 
-__all__ = ["ComputeSerotonergic", "compute_serotonergic", "load_sorting_analyzer", "SERO_PROPERTIES"]
-
-SERO_PROPERTIES = ("sero_label", "sero_probability", "sero_type")
-_UNIT_COLUMNS = [
-    "sero_label",
-    "sero_probability",
-    "sero_probability_low",
-    "sero_probability_high",
-    "sero_reliable",
-    "n_spikes",
-    "fraction_spikes_ser",
-    "firing_rate_hz",
-    "cv_isi",
-    "lv",
-    "udi_ms",
-    "criteria_label",
-    "sero_type",
-    "sero_domain",
-    "sero_method",
+__all__ = [
+    "ComputeSerotonergic",
+    "compute_serotonergic",
+    "serotonergic_label_units",
+    "load_sorting_analyzer",
+    "SERO_PROPERTIES",
 ]
 
-
-_WARN_DEMO: contextvars.ContextVar[bool] = contextvars.ContextVar("sero_warn_demo", default=True)
-
-
-@contextlib.contextmanager
-def demo_model_warning(enabled: bool):
-    """Turn the "labels come from the DEMONSTRATION model" warning on or off in this context (callers that
-    say it another way, e.g. a ``model`` column or a CLI note, switch it off)."""
-    token = _WARN_DEMO.set(bool(enabled))
-    try:
-        yield
-    finally:
-        _WARN_DEMO.reset(token)
-
-
-def _unit_seed(seed: int, unit_id) -> int:
-    """A per-unit seed, so that a unit's interval does not depend on which other units are computed."""
-    h = hashlib.sha256(f"{seed}:{unit_id}".encode()).digest()
-    return int.from_bytes(h[:4], "little")
+#: sorting properties written by :func:`serotonergic_label_units` (seen by Phy, spikeinterface-gui, neuroconv)
+SERO_PROPERTIES = ("sero_label", "sero_probability", "sero_reliable", "sero_type", "sero_domain")
+_TEXT_COLUMNS = ("sero_label", "criteria_label", "sero_type", "sero_domain", "sero_method")
+_INFERENCE_BATCH = 4096  # spikes per progress-bar step
+_SPIKE_ARRAYS = ("spike_probability", "member_outputs", "spike_unit_index", "spike_segment_index", "spike_sample_index")
 
 
 class ComputeSerotonergic(AnalyzerExtension):
-    """Classify each unit as serotonergic or non-serotonergic from its action-current snippets.
+    """Classify each unit as serotonergic or non-serotonergic from its action-current waveforms.
+
+    Each unit is read on its main channel (``analyzer.get_main_channels()``), dense or sparse.
 
     Parameters
     ----------
-    model_folder : str or None
-        A model folder (``model_info.json`` + members); ``None`` = the bundled **demonstration** model,
-        trained on simulated recordings (not for scientific conclusions).
-    method : "cnn" or "criteria"
-        The CNN ensemble (default), or the classical criteria alone.
-    trust_model : bool
+    model_folder : str or None, default: None
+        A model folder (``model_info.json`` + members); None: the bundled **demonstration** model, trained
+        on simulated recordings (not for scientific conclusions).
+    method : "cnn" | "criteria", default: "cnn"
+        The CNN ensemble, or the classical criteria alone (wide spike, slow and regular firing).
+    trust_model : bool, default: False
         Allow a model that needs arbitrary code (Lambda layers, custom objects) to load.
-    n_boot : int
-        Bootstrap resamples for the 95 % interval of the cell probability.
-    seed : int
+    n_boot : int, default: 1000
+        Bootstrap resamples for the 95 % interval of the cell probability (at least 10).
+    seed : int, default: 0
         Seed of the bootstrap.
-    min_udi_ms, max_rate_hz, max_cv : float or None
-        Classical criteria (see :func:`spikeinterface_sero.features.criteria_classify`); None = the defaults.
-    min_spikes : int
-        A call is ``sero_reliable`` only with at least this many spikes and a 95 % interval that excludes
-        0.5 (the bootstrap interval reflects the spread over the spikes there are, so it is optimistic for
-        a handful of spikes; the paper's training cells had at least 15).
-    polarity : "negative" or "positive"
-        Polarity of the spikes for the UDI measurement; "positive" flips positive-going units (recorded in
-        the params).
-    flip_positive : bool
-        For analyzers not in the paper's format (see :mod:`spikeinterface_sero.adapt`): flip the units whose
-        spikes go up on their extremum channel (recorded in ``params["adaptation"]``).
-    reextract : bool
-        When the analyzer's waveforms are too short for 1 ms before and 3 ms after the trigger, recompute
-        them from the recording with the window needed (deletes the extensions that depend on them).
+    min_spikes : int, default: 20
+        A call is ``sero_reliable`` only with at least this many spikes and an interval clear of 0.5.
+    min_udi_ms, max_rate_hz, max_cv : float or None, default: None
+        Classical criteria thresholds (:func:`spikeinterface_sero.features.criteria_classify`); None: the
+        defaults.
+    polarity : "negative" | "positive" | None, default: None
+        Direction of the spikes in the recording; "positive" flips them for the model. None: the polarity
+        the detection recorded in the sorting (property ``spike_polarity``), else "negative".
+    flip_positive : bool, default: False
+        For analyzers not in the paper's format (:mod:`spikeinterface_sero.adapt`): flip the units whose
+        spikes go up on their main channel.
     """
 
     extension_name = "serotonergic"
     depend_on = ["waveforms"]
     need_recording = False
     use_nodepipeline = False
-    need_job_kwargs = False
-    need_backward_compatibility_on_load = True  # normalise the reloaded unit table (zarr gives nullable dtypes)
+    need_job_kwargs = True
+    need_backward_compatibility_on_load = True  # zarr and binary folders give back other dtypes
 
     def _set_params(
         self,
         model_folder=None,
         method: str = "cnn",
         trust_model: bool = False,
-        n_boot: int = 1000,
+        n_boot: int = DEFAULT_N_BOOT,
         seed: int = 0,
+        min_spikes: int = DEFAULT_MIN_SPIKES,
         min_udi_ms=None,
         max_rate_hz=None,
         max_cv=None,
-        polarity: str = "negative",
+        polarity: str | None = None,
         flip_positive: bool = False,
-        reextract: bool = False,
-        min_spikes: int = 20,
     ):
         if method not in ("cnn", "criteria"):
             raise SeroError(f"method must be 'cnn' or 'criteria', not {method!r}.")
-        if polarity not in ("negative", "positive"):
-            raise SeroError(f"polarity must be 'negative' or 'positive', not {polarity!r}.")
-        if int(n_boot) < 0:
-            raise SeroError(f"n_boot must be >= 0, not {n_boot!r}.")
-        if int(min_spikes) < 1:
-            raise SeroError(f"min_spikes must be >= 1, not {min_spikes!r}.")
-        params = dict(
+        if polarity is not None and polarity not in POLARITIES:
+            raise SeroError(f"polarity must be 'negative', 'positive' or None, not {polarity!r}.")
+        decision = DecisionParams(n_boot=n_boot, seed=seed, min_spikes=min_spikes)
+        criteria = dict(min_udi_ms=min_udi_ms, max_rate_hz=max_rate_hz, max_cv=max_cv)
+        criteria = {name: check_criterion(value, name) for name, value in criteria.items()}
+        return dict(
             model_folder=None if model_folder is None else str(model_folder),
             method=method,
             trust_model=bool(trust_model),
-            n_boot=int(n_boot),
-            seed=int(seed),
-            min_udi_ms=None if min_udi_ms is None else float(min_udi_ms),
-            max_rate_hz=None if max_rate_hz is None else float(max_rate_hz),
-            max_cv=None if max_cv is None else float(max_cv),
+            **decision.to_dict(),
+            **criteria,
             polarity=polarity,
             flip_positive=bool(flip_positive),
-            reextract=bool(reextract),
-            min_spikes=int(min_spikes),
         )
-        if method == "cnn":
-            ensemble = self._load_ensemble(params)
-            params["model_description"] = str(ensemble.info.get("description", ""))[:500]
-            params["model_is_demo"] = bool(ensemble.is_demo)
-            params["model_kernels"] = [int(k) for k in ensemble.kernels]
-        # any analyzer (adapt.py): what is resampled, flipped, re-aligned; a re-extraction of the waveforms
-        # happens here, before anything of this extension is written
-        adapted = _adaptation(self.sorting_analyzer, params, reextract=params["reextract"], info_only=True)
-        params["adaptation"] = adapted[2]
-        # out-of-domain snippets were just built: keep them for _run instead of adapting twice
-        self._adapted = adapted if adapted[0] is not None else None
-        return params
 
-    # ------------------------------------------------------------------------------------------- helpers
-    @staticmethod
-    def _load_ensemble(params):
-        from .model import load_model
-
-        return load_model(params["model_folder"], trust=params["trust_model"])
-
-    def _criteria_kwargs(self) -> dict:
-        return {k: self.params[k] for k in ("min_udi_ms", "max_rate_hz", "max_cv") if self.params.get(k) is not None}
-
-    def _classify(self, analyzer) -> dict:
-        """Everything the extension stores, computed on ``analyzer`` (used by run, merge and split)."""
-        from .features import add_sero_type, criteria_classify, features_from_sorting
-
-        adapted = getattr(self, "_adapted", None) if analyzer is self.sorting_analyzer else None
-        self._adapted = None
-        snippets, domain = _analyzer_snippets(analyzer, self.params, adapted)
-        unit_ids = list(analyzer.unit_ids)
-        by_unit = {u: snippets.waveforms[snippets.unit_ids == str(u)] for u in unit_ids}
-        durations = [
-            analyzer.get_num_samples(s) / analyzer.sampling_frequency for s in range(analyzer.get_num_segments())
-        ]
-        # snippets come oriented negative-going (flipped when polarity="positive")
-        feats = features_from_sorting(analyzer.sorting, by_unit, durations, polarity="negative")
-        feats = criteria_classify(feats, **self._criteria_kwargs())
-        n = len(snippets)
-        if self.params["method"] == "cnn":
-            from .model import cell_decisions
-
-            ensemble = self._load_ensemble(self.params)
-            members = (
-                ensemble.predict_members(snippets.waveforms).astype(np.float32)
-                if n
-                else np.zeros((0, len(ensemble.kernels), 2), np.float32)
+    def _run(self, verbose=False, **job_kwargs):
+        _check_job_kwargs(job_kwargs)
+        analyzer = self.sorting_analyzer
+        self.data = compute_unit_decisions(
+            analyzer, self.params, progress_bar=bool(job_kwargs.get("progress_bar", False))
+        )
+        _write_unit_properties(analyzer, self.data["units"])
+        if self.data["provenance"].get("model_is_demo"):
+            warnings.warn(
+                "spikeinterface-sero: these labels come from the bundled DEMONSTRATION model, trained on "
+                "simulated recordings; they are not for scientific conclusions. Pass "
+                "model_folder=<your or the published model> for real use.",
+                DemoModelWarning,
+                stacklevel=4,
             )
-            consensus = members.mean(axis=1)
-            spike_p = (consensus[:, 0] / np.maximum(consensus.sum(axis=1), 1e-12)).astype(np.float32)
-            rows = []
-            for u in unit_ids:
-                m = snippets.unit_ids == str(u)
-                if not m.any():
-                    rows.append(
-                        pd.DataFrame(
-                            {
-                                "sero_label": ["undetermined"],
-                                "sero_probability": [np.nan],
-                                "sero_probability_low": [np.nan],
-                                "sero_probability_high": [np.nan],
-                                "n_spikes": [0],
-                                "fraction_spikes_ser": [np.nan],
-                            },
-                            index=[u],
-                        )
-                    )
-                    continue
-                t = cell_decisions(
-                    consensus[m],
-                    np.full(int(m.sum()), str(u)),
-                    n_boot=self.params["n_boot"],
-                    seed=_unit_seed(self.params["seed"], u),
-                )
-                t.index = [u]
-                rows.append(t)
-            table = pd.concat(rows)
-        else:
-            members = np.zeros((n, 0, 2), np.float32)
-            spike_p = np.full(n, np.nan, np.float32)
-            table = pd.DataFrame(index=unit_ids)
-            table["sero_label"] = feats["criteria_label"].to_numpy()
-            table["sero_probability"] = np.nan
-            table["sero_probability_low"] = np.nan
-            table["sero_probability_high"] = np.nan
-            table["n_spikes"] = [int((snippets.unit_ids == str(u)).sum()) for u in unit_ids]
-            table["fraction_spikes_ser"] = np.nan
-        table.index = pd.Index(unit_ids, name="unit_id")
-        for col in ("firing_rate_hz", "cv_isi", "lv", "udi_ms", "criteria_label"):
-            table[col] = feats.loc[unit_ids, col].to_numpy()
-        table = add_sero_type(table, cnn_col="sero_label", criteria_col="criteria_label")
-        # the bootstrap interval only reflects the spread over the spikes there are: with few spikes it is
-        # optimistic, so a call is "reliable" only with enough spikes and an interval clear of 0.5
-        enough = table["n_spikes"].to_numpy() >= self.params.get("min_spikes", 20)
-        low = table["sero_probability_low"].to_numpy(dtype=float)
-        high = table["sero_probability_high"].to_numpy(dtype=float)
-        table["sero_reliable"] = enough & ((low > 0.5) | (high < 0.5))
-        table["sero_domain"] = domain
-        table["sero_method"] = self.params["method"]
-        table = table[[c for c in _UNIT_COLUMNS if c in table.columns]]
-        table["n_spikes"] = table["n_spikes"].astype("int64")
-        return dict(
-            units=table,
-            spike_probability=spike_p,
-            member_outputs=members,
-            spike_unit_index=np.array(
-                [unit_ids.index(u) if u in unit_ids else -1 for u in _as_unit_keys(snippets.unit_ids, unit_ids)],
-                dtype=np.int64,
-            ),
-        )
 
-    def _write_properties(self, analyzer, table: pd.DataFrame) -> None:
-        units = list(analyzer.unit_ids)
-        t = table.reindex(units)
-        # fixed-width unicode, not object: zarr refuses to store object-dtype properties
-        labels = np.asarray([str(v) for v in t["sero_label"]], dtype=str)
-        probs = np.asarray(t["sero_probability"], dtype=np.float64)
-        types = np.asarray([str(v) for v in t["sero_type"]], dtype=str)
-        domains = np.asarray([str(v) for v in t["sero_domain"]], dtype=str)
-        for key, values in (
-            ("sero_label", labels),
-            ("sero_probability", probs),
-            ("sero_type", types),
-            ("sero_domain", domains),
-        ):
-            try:
-                analyzer.set_sorting_property(key, values)
-            except Exception:  # read-only analyzers (e.g. loaded lazily): keep the result in the extension only
-                analyzer.sorting.set_property(key, values)
+    def _get_data(self, outputs: str = "units"):
+        """``outputs="units"``: the per-unit table; ``"spikes"``: one row per classified spike (unit_id,
+        segment_index, sample_index, p_ser); ``"members"``: (n_spikes, n_members, 2) member outputs;
+        ``"provenance"``: the model (sha256, kernels, demo flag), the polarity and the adaptations made."""
+        if outputs == "units":
+            return self.data["units"]
+        if outputs == "members":
+            return self.data["member_outputs"]
+        if outputs == "provenance":
+            return self.data["provenance"]
+        if outputs == "spikes":
+            units = np.asarray(self.sorting_analyzer.unit_ids)
+            return pd.DataFrame(
+                {
+                    "unit_id": units[np.asarray(self.data["spike_unit_index"], dtype=np.int64)],
+                    "segment_index": np.asarray(self.data["spike_segment_index"], dtype=np.int64),
+                    "sample_index": np.asarray(self.data["spike_sample_index"], dtype=np.int64),
+                    "p_ser": np.asarray(self.data["spike_probability"]),
+                }
+            )
+        raise SeroError(f"outputs must be 'units', 'spikes', 'members' or 'provenance', not {outputs!r}.")
 
     def _handle_backward_compatibility_on_load(self):
         units = self.data.get("units")
         if isinstance(units, pd.DataFrame):
             self.data["units"] = _normalise_units_table(units, list(self.sorting_analyzer.unit_ids))
 
-    # ------------------------------------------------------------------------------------------- API
-    def _run(self, verbose=False, **job_kwargs):
-        analyzer = self.sorting_analyzer
-        self.data = self._classify(analyzer)
-        self._write_properties(analyzer, self.data["units"])
-        if self.params["method"] == "cnn" and self.params.get("model_is_demo") and _WARN_DEMO.get():
-            warnings.warn(
-                "spikeinterface-sero: these labels come from the bundled DEMONSTRATION model, trained on "
-                "simulated recordings; they are not for scientific conclusions. Pass "
-                "model_folder=<your or the published model> for real use.",
-                stacklevel=3,
-            )
-
-    def _get_data(self, outputs: str = "units"):
-        """``outputs="units"``: the per-unit table; ``"spikes"``: one row per classified spike (unit_id,
-        segment_index, sample_index, p_ser); ``"members"``: (n_spikes, n_members, 2) member outputs."""
-        if outputs == "units":
-            return self.data["units"]
-        if outputs == "members":
-            return self.data["member_outputs"]
-        if outputs == "spikes":
-            analyzer = self.sorting_analyzer
-            spikes = analyzer.sorting.to_spike_vector()[analyzer.get_extension("random_spikes").get_data()]
-            units = np.asarray(analyzer.unit_ids)
-            return pd.DataFrame(
-                {
-                    "unit_id": units[spikes["unit_index"]],
-                    "segment_index": spikes["segment_index"],
-                    "sample_index": spikes["sample_index"],
-                    "p_ser": self.data["spike_probability"],
-                }
-            )
-        raise SeroError(f"outputs must be 'units', 'spikes' or 'members', not {outputs!r}.")
-
-    def _spike_mask(self, keep_unit_ids) -> np.ndarray:
-        units = np.asarray(self.sorting_analyzer.unit_ids)
-        idx = np.asarray(self.data["spike_unit_index"])
-        return (
-            np.isin(units[idx], np.asarray(list(keep_unit_ids), dtype=units.dtype))
-            if idx.size
-            else np.zeros(0, dtype=bool)
-        )
-
+    # -------------------------------------------------------------------- select, merge, split
     def _select_units_extension_data(self, unit_ids):
-        mask = self._spike_mask(unit_ids)
-        new_units = list(unit_ids)
-        old_units = np.asarray(self.sorting_analyzer.unit_ids)
-        old_idx = np.asarray(self.data["spike_unit_index"])[mask]
-        remap = {u: i for i, u in enumerate(new_units)}
-        new_idx = np.array([remap[u] for u in old_units[old_idx]], dtype=np.int64)
-        table = self.data["units"].loc[new_units].copy()
-        table.index.name = "unit_id"
-        return dict(
-            units=table,
-            spike_probability=self.data["spike_probability"][mask],
-            member_outputs=self.data["member_outputs"][mask],
-            spike_unit_index=new_idx,
-        )
-
-    # SpikeInterface 0.104 name of the same hook
-    _select_extension_data = _select_units_extension_data
+        return _spike_data_of(self.data, self.sorting_analyzer.unit_ids, list(unit_ids))
 
     def _select_channels_extension_data(self, channel_ids):
         return self.data
@@ -351,29 +162,183 @@ class ComputeSerotonergic(AnalyzerExtension):
     def _merge_extension_data(
         self, merge_unit_groups, new_unit_ids, new_sorting_analyzer, keep_mask=None, verbose=False, **job_kwargs
     ):
-        data = self._classify(new_sorting_analyzer)
-        self._write_properties(new_sorting_analyzer, data["units"])
-        return data
+        return self._with_new_units(new_sorting_analyzer, list(new_unit_ids))
 
     def _split_extension_data(self, split_units, new_unit_ids, new_sorting_analyzer, verbose=False, **job_kwargs):
-        data = self._classify(new_sorting_analyzer)
-        self._write_properties(new_sorting_analyzer, data["units"])
+        return self._with_new_units(new_sorting_analyzer, [u for group in new_unit_ids for u in group])
+
+    def _with_new_units(self, new_analyzer, new_unit_ids: list) -> dict:
+        """The kept units' data as they are, the new units computed (the ``BaseMetricExtension`` pattern)."""
+        all_units = list(new_analyzer.unit_ids)
+        kept = [u for u in all_units if u not in set(new_unit_ids)]
+        old = _spike_data_of(self.data, self.sorting_analyzer.unit_ids, kept, new_unit_order=all_units)
+        new = compute_unit_decisions(new_analyzer, self.params, unit_ids=new_unit_ids)
+        data = {name: np.concatenate([old[name], new[name]]) for name in _SPIKE_ARRAYS}
+        data["units"] = pd.concat([old["units"], new["units"]]).reindex(all_units)
+        data["units"].index.name = "unit_id"
+        data["provenance"] = self.data["provenance"]
+        _write_unit_properties(new_analyzer, data["units"])
         return data
 
 
-_STR_COLUMNS = ("sero_label", "criteria_label", "sero_type", "sero_domain", "sero_method")
+def _given(values: dict) -> dict:
+    return {name: value for name, value in values.items() if value is not None}
+
+
+def _check_job_kwargs(job_kwargs: dict) -> None:
+    """progress_bar works; the ensemble is vectorised in this process, so more jobs are said not to be used
+    (SpikeInterface fills in the global job kwargs, so a refusal would break every global n_jobs setting)."""
+    n_jobs = job_kwargs.get("n_jobs", 1)
+    if n_jobs not in (1, None):
+        warnings.warn(
+            f"spikeinterface-sero: the 'serotonergic' extension runs in one process (the ensemble is vectorised "
+            f"over spikes); n_jobs={n_jobs!r} is not used.",
+            UserWarning,
+            stacklevel=5,
+        )
+
+
+def _resolve_polarity(analyzer, polarity: str | None) -> str:
+    if polarity is not None:
+        return polarity
+    if POLARITY_PROPERTY in analyzer.sorting.get_property_keys():
+        found = sorted({str(v) for v in analyzer.sorting.get_property(POLARITY_PROPERTY)})
+        if len(found) > 1:
+            raise SeroError(
+                f"the units were detected with different polarities ({', '.join(found)}); compute "
+                "'serotonergic' on each group of units (analyzer.select_units) with polarity=..."
+            )
+        if found and found[0] in POLARITIES:
+            return found[0]
+    return "negative"
+
+
+def _model_snippets(analyzer, params: dict, polarity: str, unit_ids: list):
+    """(waveforms (n, 160) of the selected units' spikes, spike vector rows, domain per unit, adaptation)."""
+    spikes = analyzer.sorting.to_spike_vector()[analyzer.get_extension("random_spikes").get_data()]
+    unit_positions = [list(analyzer.unit_ids).index(u) for u in unit_ids]
+    if is_paper_format(analyzer):
+        waveforms = main_channel_waveforms(analyzer)
+        if polarity == "positive":
+            waveforms = -waveforms
+        domain, adaptation = ["in_domain"] * len(unit_ids), None
+    else:
+        snippets, overall, adaptation = adapt_analyzer_snippets(
+            analyzer, polarity=polarity, flip_positive=params["flip_positive"]
+        )
+        waveforms = snippets.waveforms
+        domain = [adaptation["unit_domains"][str(u)] for u in unit_ids]
+        if overall != "in_domain":
+            warnings.warn(out_of_domain_message(adaptation), OutOfDomainWarning, stacklevel=5)
+    keep = np.isin(spikes["unit_index"], unit_positions)
+    return waveforms[keep], spikes[keep], domain, adaptation
+
+
+def _features(analyzer, waveforms: np.ndarray, spike_unit_index: np.ndarray, unit_ids: list, params: dict):
+    durations = [analyzer.get_num_samples(s) / analyzer.sampling_frequency for s in range(analyzer.get_num_segments())]
+    by_unit = {u: waveforms[spike_unit_index == i] for i, u in enumerate(unit_ids)}
+    features = features_from_sorting(analyzer.sorting, by_unit, durations, unit_ids=unit_ids, polarity="negative")
+    criteria = {name: params[name] for name in ("min_udi_ms", "max_rate_hz", "max_cv")}
+    return criteria_classify(features, **_given(criteria))
+
+
+def _predict(ensemble, waveforms: np.ndarray, progress_bar: bool) -> np.ndarray:
+    if waveforms.shape[0] == 0:
+        return np.zeros((0, len(ensemble.kernels), 2), np.float32)
+    starts = range(0, waveforms.shape[0], _INFERENCE_BATCH)
+    parts = [
+        ensemble.predict_members(waveforms[start : start + _INFERENCE_BATCH])
+        for start in tqdm(starts, desc="serotonergic", unit="batch", disable=not progress_bar)
+    ]
+    return np.concatenate(parts).astype(np.float32)
+
+
+def compute_unit_decisions(analyzer, params: dict, *, unit_ids=None, progress_bar: bool = False) -> dict:
+    """Everything the extension stores, computed on ``analyzer`` for ``unit_ids`` (None: all units).
+
+    Reads the analyzer and changes nothing: the snippets on each unit's main channel (adapted to the
+    paper's format if needed), the classical features, the ensemble's member outputs and
+    :func:`spikeinterface_sero.decision.decide_units`.
+    """
+    unit_ids = list(analyzer.unit_ids) if unit_ids is None else list(unit_ids)
+    polarity = _resolve_polarity(analyzer, params["polarity"])
+    waveforms, spikes, domain, adaptation = _model_snippets(analyzer, params, polarity, unit_ids)
+    position = {list(analyzer.unit_ids).index(u): i for i, u in enumerate(unit_ids)}
+    spike_unit = np.array([position[int(i)] for i in spikes["unit_index"]], dtype=np.int64)
+    features = _features(analyzer, waveforms, spike_unit, unit_ids, params)
+    provenance = dict(polarity=polarity, adaptation=adaptation, method=params["method"])
+    if params["method"] == "cnn":
+        ensemble = load_model(params["model_folder"], trust=params["trust_model"])
+        outputs = _predict(ensemble, waveforms, progress_bar)
+        provenance.update(
+            model_is_demo=bool(ensemble.is_demo),
+            model_kernels=[int(k) for k in ensemble.kernels],
+            model_description=str(ensemble.info.get("description", ""))[:500],
+            model_folder=str(ensemble.info.get("folder", "")),
+            model_members=[
+                dict(kernel=int(m["kernel"]), sha256=str(m.get("sha256", ""))) for m in ensemble.info.get("members", [])
+            ],
+        )
+    else:
+        outputs = np.zeros((waveforms.shape[0], 0, 2), np.float32)
+        provenance.update(model_is_demo=False, model_kernels=[], model_description="classical criteria")
+    decision = DecisionParams(n_boot=params["n_boot"], seed=params["seed"], min_spikes=params["min_spikes"])
+    units, spike_p = decide_units(
+        outputs, spike_unit, unit_ids, params=decision, features=features, method=params["method"], domain=domain
+    )
+    analyzer_position = np.array([list(analyzer.unit_ids).index(u) for u in unit_ids], dtype=np.int64)
+    return dict(
+        units=units,
+        spike_probability=spike_p,
+        member_outputs=outputs,
+        spike_unit_index=analyzer_position[spike_unit] if spike_unit.size else np.zeros(0, np.int64),
+        spike_segment_index=spikes["segment_index"].astype(np.int64),
+        spike_sample_index=spikes["sample_index"].astype(np.int64),
+        provenance=provenance,
+    )
+
+
+def _spike_data_of(data: dict, old_unit_ids, keep_unit_ids: list, new_unit_order: list | None = None) -> dict:
+    """The stored data restricted to ``keep_unit_ids``, unit indices renumbered in ``new_unit_order``."""
+    old_unit_ids = list(old_unit_ids)
+    new_unit_order = list(keep_unit_ids) if new_unit_order is None else list(new_unit_order)
+    old_index = np.asarray(data["spike_unit_index"], dtype=np.int64)
+    keep = np.isin(old_index, [old_unit_ids.index(u) for u in keep_unit_ids])
+    renumber = {old_unit_ids.index(u): new_unit_order.index(u) for u in keep_unit_ids}
+    out = {name: np.asarray(data[name])[keep] for name in _SPIKE_ARRAYS}
+    out["spike_unit_index"] = np.array([renumber[int(i)] for i in old_index[keep]], dtype=np.int64)
+    out["units"] = data["units"].loc[keep_unit_ids].copy()
+    out["units"].index.name = "unit_id"
+    out["provenance"] = data["provenance"]
+    return out
+
+
+def _write_unit_properties(analyzer, table: pd.DataFrame) -> None:
+    """Mirror the labels into sorting properties (fixed-width text: zarr refuses object arrays)."""
+    table = table.reindex(list(analyzer.unit_ids))
+    values = dict(
+        sero_label=np.asarray([str(v) for v in table["sero_label"]], dtype=str),
+        sero_probability=np.asarray(table["sero_probability"], dtype=np.float64),
+        sero_reliable=np.asarray(table["sero_reliable"].fillna(False), dtype=bool),
+        sero_type=np.asarray([str(v) for v in table["sero_type"]], dtype=str),
+        sero_domain=np.asarray([str(v) for v in table["sero_domain"]], dtype=str),
+    )
+    for key in SERO_PROPERTIES:
+        if analyzer.is_read_only():
+            analyzer.sorting.set_property(key, values[key])  # kept in memory, with the extension's data
+        else:
+            analyzer.set_sorting_property(key, values[key])
 
 
 def _normalise_units_table(units: pd.DataFrame, unit_ids: list) -> pd.DataFrame:
     """The unit table as computed: index ``unit_id`` with the analyzer's unit ids, plain numpy dtypes
     (binary folders give CSV-parsed types, zarr gives pandas nullable ones)."""
-    out = units[
-        [c for c in _UNIT_COLUMNS if c in units.columns] + [c for c in units.columns if c not in _UNIT_COLUMNS]
-    ].copy()
+    out = units[[c for c in UNIT_COLUMNS if c in units.columns] + [c for c in units.columns if c not in UNIT_COLUMNS]]
+    out = out.copy()
     lookup = {str(u): u for u in unit_ids}
     out.index = pd.Index([lookup.get(str(u), u) for u in out.index], name="unit_id")
     for col in out.columns:
-        if col in _STR_COLUMNS:
+        if col in _TEXT_COLUMNS:
             out[col] = np.asarray([str(v) for v in out[col]], dtype=object)
         elif col == "n_spikes":
             out[col] = out[col].astype("int64")
@@ -384,49 +349,41 @@ def _normalise_units_table(units: pd.DataFrame, unit_ids: list) -> pd.DataFrame:
     return out
 
 
-def _as_unit_keys(spike_units: np.ndarray, unit_ids: list):
-    """Map the snippets' string unit ids back to the analyzer's unit ids (which may be ints)."""
-    lookup = {str(u): u for u in unit_ids}
-    return [lookup.get(str(s), s) for s in spike_units]
-
-
-def _adaptation(analyzer, params, reextract: bool = False, info_only: bool = False):
-    """(Snippets, domain, adaptation info or None): direct when the waveforms are the paper's format (160
-    samples at 40 kHz, trigger at 40, not voltage); otherwise :func:`spikeinterface_sero.adapt.
-    adapt_analyzer_snippets` (extremum channel, resampling to 40 kHz, re-alignment on the trigger)."""
-    from .adapt import adapt_analyzer_snippets, is_paper_format
-    from .snippets import snippets_from_analyzer
-
-    if is_paper_format(analyzer):
-        if info_only:
-            return None, "in_domain", None
-        sn = snippets_from_analyzer(analyzer)
-        if params.get("polarity") == "positive":
-            sn.waveforms = -sn.waveforms
-        return sn, "in_domain", None
-    return adapt_analyzer_snippets(
-        analyzer,
-        polarity=params.get("polarity", "negative"),
-        flip_positive=bool(params.get("flip_positive", False)),
-        reextract=reextract,
-    )
-
-
-def _analyzer_snippets(analyzer, params, adapted=None):
-    """(Snippets in the paper's format, domain: one label, or one per unit in ``analyzer.unit_ids`` order).
-    Out-of-domain input gives one OutOfDomainWarning per call."""
-    from .adapt import OutOfDomainWarning, out_of_domain_message
-
-    sn, domain, info = adapted if adapted is not None else _adaptation(analyzer, params)
-    if info is None:
-        return sn, domain
-    if domain != "in_domain":
-        warnings.warn(out_of_domain_message(info), OutOfDomainWarning, stacklevel=4)
-    return sn, np.array([info["unit_domains"][str(u)] for u in analyzer.unit_ids], dtype=object)
-
-
 register_result_extension(ComputeSerotonergic)
 compute_serotonergic = ComputeSerotonergic.function_factory()
+
+
+def serotonergic_label_units(sorting_analyzer, model_folder=None, *, reextract: bool = False, **params):
+    """Label every unit serotonergic or non-serotonergic, in the idiom of ``spikeinterface.curation``.
+
+    Computes the ``serotonergic`` extension and writes the sorting properties :data:`SERO_PROPERTIES`.
+
+    Parameters
+    ----------
+    sorting_analyzer : SortingAnalyzer
+        With ``random_spikes`` and ``waveforms``.
+    model_folder : str or None, default: None
+        None: the bundled demonstration model.
+    reextract : bool, default: False
+        When the waveforms are too short for the model's window (1 ms before and 3 ms after the trigger,
+        after resampling), recompute them from the recording first (this deletes the extensions that
+        depend on ``waveforms``, with a warning).
+    **params
+        The extension's parameters (:class:`ComputeSerotonergic`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The per-unit table (``ext.get_data()``).
+    """
+    if reextract and not is_paper_format(sorting_analyzer):
+        adapt_analyzer_snippets(
+            sorting_analyzer,
+            polarity=_resolve_polarity(sorting_analyzer, params.get("polarity")),
+            flip_positive=bool(params.get("flip_positive", False)),
+            reextract=True,
+        )
+    return sorting_analyzer.compute("serotonergic", model_folder=model_folder, **params).get_data()
 
 
 def load_sorting_analyzer(folder, load_extensions: bool = True, format: str = "auto", **kwargs):

@@ -531,7 +531,7 @@ def features_from_sorting(
 # --------------------------------------------------------------------------------------------------
 # Classical criteria and typical / atypical
 # --------------------------------------------------------------------------------------------------
-def _check_threshold(value: float | None, name: str) -> float | None:
+def check_criterion(value: float | None, name: str) -> float | None:
     if value is None:
         return None
     try:
@@ -564,9 +564,9 @@ def criteria_classify(
 
     Defaults and their sources: ``docs/features.md``.
     """
-    min_udi_ms = _check_threshold(min_udi_ms, "min_udi_ms")
-    max_rate_hz = _check_threshold(max_rate_hz, "max_rate_hz")
-    max_cv = _check_threshold(max_cv, "max_cv")
+    min_udi_ms = check_criterion(min_udi_ms, "min_udi_ms")
+    max_rate_hz = check_criterion(max_rate_hz, "max_rate_hz")
+    max_cv = check_criterion(max_cv, "max_cv")
     if not isinstance(features, pd.DataFrame):
         raise DataError(f"features must be a pandas DataFrame (from features_table); got {type(features).__name__}.")
     criteria = (

@@ -40,7 +40,6 @@ import re
 import shutil
 import threading
 import uuid
-import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
@@ -56,6 +55,7 @@ from .constants import (
     SAMPLING_FREQUENCY,
     SNIPPET_LENGTH,
 )
+from .decision import DecisionParams, cell_decisions, spike_probability
 from .errors import DataError, ModelError, SnippetError
 
 __all__ = [
@@ -69,7 +69,6 @@ __all__ = [
     "Ensemble",
     "random_ensemble",
     "predict_members_naive",
-    "cell_decisions",
     "demo_model_folder",
     "save_model",
     "load_model",
@@ -482,15 +481,16 @@ class Ensemble:
 
     def p_ser(self, snippets, batch_size: int = 512) -> np.ndarray:
         """P(serotonergic) per spike: consensus[0] / (consensus[0] + consensus[1]), (n,)."""
-        return _ratio(self.predict(snippets, batch_size=batch_size))
+        return spike_probability(self.predict(snippets, batch_size=batch_size))
 
-    def classify_cells(self, snippets, cell_ids=None, **kwargs):
-        """:func:`cell_decisions` of this ensemble's consensus (cell ids from a ``Snippets`` object if not given)."""
+    def classify_cells(self, snippets, cell_ids=None, params: DecisionParams | None = None):
+        """:func:`~spikeinterface_sero.decision.cell_decisions` of this ensemble's consensus (cell ids from a
+        ``Snippets`` object if not given)."""
         if cell_ids is None:
             cell_ids = getattr(snippets, "cell_ids", None)
             if cell_ids is None:
                 raise DataError("pass cell_ids (one per snippet) or a Snippets object")
-        return cell_decisions(self.predict(snippets), cell_ids, **kwargs)
+        return cell_decisions(self.predict(snippets), cell_ids, params)
 
 
 def random_ensemble(kernels: Iterable[int] = DEFAULT_KERNELS, seed: int = 0) -> Ensemble:
@@ -527,91 +527,6 @@ def predict_members_naive(ensemble_or_members, snippets, batch_size: int = 32) -
     members = ensemble_or_members.members if isinstance(ensemble_or_members, Ensemble) else list(ensemble_or_members)
     x = to_member_input(snippets)
     return np.stack([np.asarray(m.predict(x, batch_size=batch_size, verbose=0)) for m in members], axis=1)
-
-
-def _ratio(c: np.ndarray) -> np.ndarray:
-    c = np.asarray(c, dtype=np.float64)
-    s = c[..., 0] + c[..., 1]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        p = np.where(s > 0, c[..., 0] / np.where(s > 0, s, 1.0), 0.5)
-    return p
-
-
-# --------------------------------------------------------------------------------------------------------
-# Cell decisions
-# --------------------------------------------------------------------------------------------------------
-_CELL_COLUMNS = [
-    "sero_label",
-    "sero_probability",
-    "sero_probability_low",
-    "sero_probability_high",
-    "n_spikes",
-    "fraction_spikes_ser",
-]
-
-
-def cell_decisions(consensus, cell_ids, *, n_boot: int = 2000, ci: float = 0.95, seed: int = 0):
-    """Per-cell decision, the paper's rule, with a bootstrap interval.
-
-    consensus : (n, 2) spike consensus (:meth:`Ensemble.predict`); cell_ids : (n,) cell of each spike.
-
-    Returns a DataFrame indexed by cell id (order of first appearance), columns:
-
-    * ``sero_label``: "serotonergic" when the mean consensus over the cell's spikes has m0 > m1, else
-      "non_serotonergic" (Corradetti et al.);
-    * ``sero_probability``: m0 / (m0 + m1) of that mean;
-    * ``sero_probability_low`` / ``_high``: the ``ci`` percentile interval of the same quantity over
-      ``n_boot`` bootstrap resamples of the cell's spikes (seeded per cell from ``seed`` and the cell id, so
-      a cell's interval does not depend on the other cells). It reflects spike-to-spike spread only and is
-      too narrow for cells with few spikes (below ~20); a cell with one spike gets (0, 1). The interval is
-      widened, if needed, to contain the estimate;
-    * ``n_spikes``; ``fraction_spikes_ser``: fraction of spikes whose own consensus votes serotonergic.
-    """
-    import pandas as pd
-
-    c = np.asarray(consensus, dtype=np.float64)
-    if c.ndim != 2 or c.shape[1] != 2:
-        raise DataError(f"consensus has shape {c.shape}; expected (n, 2) from Ensemble.predict")
-    if not np.isfinite(c).all() or (c < 0).any():
-        raise DataError("consensus contains NaN, inf or negative values; expected member outputs in [0, 1]")
-    ids = np.asarray(cell_ids)
-    if ids.ndim != 1 or ids.shape[0] != c.shape[0]:
-        raise DataError(f"cell_ids has shape {ids.shape}; expected one id per spike ({c.shape[0]},)")
-    if not 0 < ci < 1:
-        raise DataError(f"ci must be between 0 and 1, got {ci}")
-    n_boot = int(n_boot)
-    if n_boot < 10:
-        raise DataError(f"n_boot must be >= 10, got {n_boot}")
-    if c.shape[0] == 0:
-        return pd.DataFrame({col: [] for col in _CELL_COLUMNS}, index=pd.Index([], name="cell_id"))
-
-    codes, uniques = pd.factorize(ids, sort=False)
-    if (codes < 0).any():
-        raise DataError(f"{int((codes < 0).sum())} spikes have no cell id (None/NaN); give every spike a cell id")
-    alpha = (1.0 - ci) / 2.0
-    rows = []
-    for j, cell in enumerate(uniques):
-        cc = c[codes == j]
-        n = cc.shape[0]
-        mean = cc.mean(axis=0)
-        p = float(_ratio(mean))
-        votes = float((cc[:, 0] > cc[:, 1]).mean())
-        if n == 1:
-            lo, hi = 0.0, 1.0
-        else:
-            rng = np.random.default_rng([int(seed), zlib.crc32(str(cell).encode("utf-8"))])
-            chunk = max(1, min(n_boot, 500_000 // n))
-            boot = np.empty(n_boot)
-            for s in range(0, n_boot, chunk):
-                b = min(chunk, n_boot - s)
-                idx = rng.integers(0, n, size=(b, n))
-                boot[s : s + b] = _ratio(cc[idx].mean(axis=1))
-            lo, hi = (float(v) for v in np.quantile(boot, [alpha, 1.0 - alpha]))
-            lo, hi = min(lo, p), max(hi, p)
-        rows.append((LABELS[0] if mean[0] > mean[1] else LABELS[1], p, lo, hi, n, votes))
-    df = pd.DataFrame(rows, columns=_CELL_COLUMNS, index=pd.Index(list(uniques), name="cell_id"))
-    df["n_spikes"] = df["n_spikes"].astype(int)
-    return df
 
 
 # --------------------------------------------------------------------------------------------------------

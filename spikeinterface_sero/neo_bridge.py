@@ -12,8 +12,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from .constants import NAFTER, NBEFORE, SAMPLING_FREQUENCY, SNIPPET_LENGTH
+from .constants import DEFAULT_N_BOOT, NAFTER, NBEFORE, SAMPLING_FREQUENCY, SNIPPET_LENGTH
+from .decision import DecisionParams, decide_units
 from .errors import ChannelError, SeroError, SnippetError
+from .features import criteria_classify, features_table
+from .model import load_model
+from .snippets import recording_to_snippets
 
 __all__ = ["annotate_spiketrains", "spiketrains_from_snippets", "recording_from_neo", "analyzer_from_neo"]
 
@@ -149,7 +153,7 @@ def annotate_spiketrains(
     *,
     trust_model: bool = False,
     channel=None,
-    n_boot: int = 1000,
+    n_boot: int = DEFAULT_N_BOOT,
     seed: int = 0,
     **detection_kwargs,
 ):
@@ -161,19 +165,18 @@ def annotate_spiketrains(
     cell (same ``cell_id`` annotation, or same name) are classified together.
 
     Each SpikeTrain gets the annotations ``sero_label``, ``sero_probability``, ``sero_probability_low``,
-    ``sero_probability_high``, ``sero_n_spikes`` (of the cell) and the array annotation ``sero_p_ser``
-    (per spike). Returns the list of SpikeTrains.
+    ``sero_probability_high``, ``sero_reliable``, ``sero_type``, ``sero_criteria_label``,
+    ``sero_n_spikes`` (of the cell) and the array annotation ``sero_p_ser`` (per spike), all from
+    :func:`spikeinterface_sero.decision.decide_units`. Returns the list of SpikeTrains.
     """
     import neo
 
-    from .model import cell_decisions, load_model
-
+    polarity = "negative"
     if isinstance(spiketrains, neo.Block):
-        from .snippets import recording_to_snippets
-
         block = spiketrains
         rec = recording_from_neo(block, channel)
         sn = recording_to_snippets(rec, **detection_kwargs)
+        polarity = sn.detection.get("polarity", "negative")  # the model sees negative-going spikes
         spiketrains = spiketrains_from_snippets(sn, block)
     spiketrains = list(spiketrains)
     if not spiketrains:
@@ -200,27 +203,33 @@ def annotate_spiketrains(
             )
         waves.append(w.astype(np.float32))
         owners.append(np.full(len(w), i))
-    X = np.concatenate(waves)
+    waveforms = np.concatenate(waves)
     owner = np.concatenate(owners)
+    if polarity == "positive":
+        waveforms = -waveforms
     cell_of = [str(st.annotations.get("cell_id", st.name or i)) for i, st in enumerate(spiketrains)]
+    cells = list(dict.fromkeys(cell_of))
+    spike_cell = np.array([cells.index(cell_of[i]) for i in owner], dtype=np.int64)
+    trains_by_cell = {cell: [st for i, st in enumerate(spiketrains) if cell_of[i] == cell] for cell in cells}
+    snippets_by_cell = {cell: waveforms[spike_cell == j] for j, cell in enumerate(cells)}
+    features = criteria_classify(features_table(trains_by_cell, snippets_by_cell))
     ensemble = load_model(model_folder, trust=trust_model)
-    consensus = ensemble.predict(X) if len(X) else np.zeros((0, 2), np.float32)
-    p = consensus[:, 0] / np.maximum(consensus.sum(axis=1), 1e-12) if len(X) else np.zeros(0)
-    cells = np.array([cell_of[i] for i in owner], dtype=str)
-    table = cell_decisions(consensus, cells, n_boot=n_boot, seed=seed) if len(X) else None
+    outputs = ensemble.predict_members(waveforms) if len(waveforms) else np.zeros((0, len(ensemble.kernels), 2))
+    table, spike_p = decide_units(
+        outputs, spike_cell, cells, params=DecisionParams(n_boot=n_boot, seed=seed), features=features
+    )
     for i, st in enumerate(spiketrains):
-        c = cell_of[i]
-        if table is not None and c in table.index:
-            r = table.loc[c]
-            st.annotate(
-                sero_label=str(r["sero_label"]),
-                sero_probability=float(r["sero_probability"]),
-                sero_probability_low=float(r["sero_probability_low"]),
-                sero_probability_high=float(r["sero_probability_high"]),
-                sero_n_spikes=int(r["n_spikes"]),
-                sero_model_is_demo=bool(ensemble.is_demo),
-            )
-        else:
-            st.annotate(sero_label="undetermined", sero_probability=float("nan"), sero_n_spikes=0)
-        st.array_annotate(sero_p_ser=np.asarray(p[owner == i], dtype=np.float64))
+        row = table.loc[cell_of[i]]
+        st.annotate(
+            sero_label=str(row["sero_label"]),
+            sero_probability=float(row["sero_probability"]),
+            sero_probability_low=float(row["sero_probability_low"]),
+            sero_probability_high=float(row["sero_probability_high"]),
+            sero_reliable=bool(row["sero_reliable"]),
+            sero_type=str(row["sero_type"]),
+            sero_criteria_label=str(row["criteria_label"]),
+            sero_n_spikes=int(row["n_spikes"]),
+            sero_model_is_demo=bool(ensemble.is_demo),
+        )
+        st.array_annotate(sero_p_ser=np.asarray(spike_p[owner == i], dtype=np.float64))
     return spiketrains

@@ -9,13 +9,14 @@ own batch runner uses: ``"loop"``, ``"joblib"`` (``n_jobs`` processes on this ma
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .constants import DEFAULT_THRESHOLD_PA
-from .errors import SeroError
+from .constants import DEFAULT_DEAD_TIME_MS, DEFAULT_THRESHOLD_PA
+from .errors import DemoModelWarning, SeroError
 
 __all__ = ["classify_file", "classify_files", "RESULT_COLUMNS", "expand_inputs"]
 
@@ -74,7 +75,7 @@ def classify_file(
     threshold: float = DEFAULT_THRESHOLD_PA,
     mad_multiplier: float | None = None,
     polarity: str = "negative",
-    dead_time_ms: float = 2.0,
+    dead_time_ms: float = DEFAULT_DEAD_TIME_MS,
     max_spikes_per_cell: int | None = None,
     seed: int = 0,
     allow_low_rate: bool = False,
@@ -106,22 +107,17 @@ def classify_file(
             seed=seed,
             **det,
         )
-        from .extension import demo_model_warning
-
-        with demo_model_warning(False):  # the table's "model" column says DEMO instead
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DemoModelWarning)  # the table's "model" column says DEMO instead
+            # the detection recorded its polarity in the sorting: the extension reads it from there
             ext = analyzer.compute(
-                "serotonergic",
-                model_folder=model_folder,
-                method=method,
-                trust_model=trust_model,
-                seed=seed,
-                polarity="negative",
+                "serotonergic", model_folder=model_folder, method=method, trust_model=trust_model, seed=seed
             )
         table = results_table(analyzer, file=str(path))
         dropped = analyzer.sorting.get_property("n_dropped_edge")
         table["n_dropped_edge"] = dropped if dropped is not None else np.nan
         if method == "cnn":
-            table["model"] = ("DEMO (simulated data) " if ext.params.get("model_is_demo") else "") + str(
+            table["model"] = ("DEMO (simulated data) " if ext.get_data("provenance")["model_is_demo"] else "") + str(
                 model_folder or "bundled demo model"
             )
         else:
@@ -139,6 +135,9 @@ def classify_file(
         return (table, analyzer) if return_analyzer else table
     except SeroError as e:
         row = _tidy(_error_row(path, str(e)))
+        return (row, None) if return_analyzer else row
+    except (Exception, MemoryError) as e:  # a batch survives any single file: the row says what happened
+        row = _tidy(_error_row(path, f"unexpected error ({type(e).__name__}: {e}); please report it"))
         return (row, None) if return_analyzer else row
 
 

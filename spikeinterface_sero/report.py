@@ -448,7 +448,7 @@ def write_cell_reports(analyzer, report_dir, *, file=None, dpi: int = 100) -> li
     report_dir = Path(report_dir)
     report_dir.mkdir(parents=True, exist_ok=True)
     ext, cells = _cell_data(analyzer, file=file)
-    params = dict(ext.params)
+    params = {**ext.params, **ext.get_data("provenance")}  # what was asked and what was used
     paths = []
     for cell in cells:
         fig = plot_cell(cell, params, dpi=dpi)
@@ -735,7 +735,7 @@ def make_report(
         t = results_table(analyzer, file=file)
         ext = analyzer.get_extension("serotonergic")
         if ext.params.get("method") == "cnn":
-            t["model"] = ("DEMO (simulated data) " if ext.params.get("model_is_demo") else "") + (
+            t["model"] = ("DEMO (simulated data) " if ext.get_data("provenance")["model_is_demo"] else "") + (
                 ext.params.get("model_folder") or "bundled demo model"
             )
         else:

@@ -35,10 +35,16 @@ from .constants import (
     NBEFORE,
     SAMPLING_FREQUENCY,
     SNIPPET_LENGTH,
+    is_paper_rate,
 )
 from .errors import DataError, SeroError, SnippetError
 
+#: sorting property: the polarity the detection used ("negative" or "positive"), read by the extension
+POLARITY_PROPERTY = "spike_polarity"
+
 __all__ = [
+    "POLARITY_PROPERTY",
+    "main_channel_waveforms",
     "Snippets",
     "DetectionParams",
     "recording_to_snippets",
@@ -317,7 +323,7 @@ def recording_to_snippets(
     elif detection_kwargs:
         raise SeroError("Pass either params= or detection keyword arguments, not both.")
     fs = float(recording.sampling_frequency)
-    if abs(fs - SAMPLING_FREQUENCY) > 1e-6 * SAMPLING_FREQUENCY:
+    if not is_paper_rate(fs):
         raise SnippetError(
             f"The recording runs at {fs:g} Hz; snippets need 40 kHz. Read .abf files with "
             "spikeinterface_sero.read_abf (it resamples), or resample first with "
@@ -503,6 +509,10 @@ def snippets_to_sorting(snippets: Snippets, recording):
     cells = [cell_id(stem, u, _n_cell_channels(recording)) for u in unit_ids]
     sorting.set_property("cell_id", cells)
     sorting.set_property("n_dropped_edge", np.array([int(snippets.n_dropped_edge.get(c, 0)) for c in cells]))
+    # each cell is on its own channel: SpikeInterface's main channel, exactly (no estimate needed)
+    sorting.set_property("main_channel_id", np.array(recording.channel_ids))
+    polarity = snippets.detection.get("polarity", "negative")
+    sorting.set_property(POLARITY_PROPERTY, np.array([polarity] * len(unit_ids)))
     return sorting
 
 
@@ -522,7 +532,7 @@ def create_analyzer(
     (n, 160, 1) snippets in pA that the ``serotonergic`` extension classifies."""
     from spikeinterface.core import create_sorting_analyzer
 
-    if abs(recording.sampling_frequency - SAMPLING_FREQUENCY) > 1e-6 * SAMPLING_FREQUENCY:
+    if not is_paper_rate(recording.sampling_frequency):
         raise SnippetError(
             f"The recording runs at {recording.sampling_frequency:g} Hz; the analyzer needs 40 kHz "
             "so that ms_before=1, ms_after=3 give 40 + 120 samples. Use read_abf (it resamples)."
@@ -623,7 +633,7 @@ def check_analyzer_waveforms(analyzer) -> None:
         raise SnippetError("The analyzer has no 'waveforms' extension. " + _HOW_TO_MAKE)
     ext = analyzer.get_extension("waveforms")
     fs = analyzer.sampling_frequency
-    if abs(fs - SAMPLING_FREQUENCY) > 1e-6 * SAMPLING_FREQUENCY or ext.nbefore != NBEFORE or ext.nafter != NAFTER:
+    if not is_paper_rate(fs) or ext.nbefore != NBEFORE or ext.nafter != NAFTER:
         raise SnippetError(
             f"The analyzer's waveforms are {ext.nbefore} + {ext.nafter} samples at {fs:g} Hz "
             f"(ms_before={ext.params.get('ms_before')}, ms_after={ext.params.get('ms_after')}); the model needs "
@@ -631,32 +641,31 @@ def check_analyzer_waveforms(analyzer) -> None:
         )
 
 
+def main_channel_waveforms(analyzer) -> np.ndarray:
+    """(n, n_samples) float32: each spike of ``random_spikes`` on its unit's main channel
+    (``analyzer.get_main_channels()``), for dense and sparse analyzers alike, in ``random_spikes`` order."""
+    waveforms = analyzer.get_extension("waveforms").get_data()
+    spikes = analyzer.sorting.to_spike_vector()[analyzer.get_extension("random_spikes").get_data()]
+    main = analyzer.get_main_channels(outputs="index")
+    column = np.asarray(main, dtype=np.int64)
+    if analyzer.is_sparse():  # sparse waveforms hold the unit's own channels, in the sparsity's order
+        channels = analyzer.sparsity.unit_id_to_channel_indices
+        column = np.array(
+            [int(np.flatnonzero(channels[u] == main[i])[0]) for i, u in enumerate(analyzer.unit_ids)], dtype=np.int64
+        )
+    if spikes.size == 0:
+        return np.zeros((0, waveforms.shape[1]), np.float32)
+    return np.asarray(waveforms[np.arange(spikes.size), :, column[spikes["unit_index"]]], dtype=np.float32)
+
+
 def snippets_from_analyzer(analyzer, unit_ids=None) -> Snippets:
-    """The analyzer's ``waveforms`` as :class:`Snippets` (each unit on its own channel, or on its extremum
-    channel when the unit id is not a channel id)."""
+    """The analyzer's ``waveforms`` as :class:`Snippets`, each unit on its main channel (dense or sparse)."""
     check_analyzer_waveforms(analyzer)
-    ext = analyzer.get_extension("waveforms")
-    wfs = ext.get_data()
     spikes = analyzer.sorting.to_spike_vector()[analyzer.get_extension("random_spikes").get_data()]
     all_units = list(analyzer.unit_ids)
-    chan_ids = [str(c) for c in analyzer.channel_ids]
-    if unit_ids is None:
-        unit_ids = all_units
-    wanted = {all_units.index(u) for u in unit_ids}
-    main_ch = {}
-    extremum = None
-    for ui, u in enumerate(all_units):
-        if str(u) in chan_ids:
-            main_ch[ui] = chan_ids.index(str(u))
-        else:
-            if extremum is None:
-                from spikeinterface.core import get_template_extremum_channel
-
-                extremum = get_template_extremum_channel(analyzer, peak_sign="both", outputs="index")
-            main_ch[ui] = int(extremum[u])
-    sel = np.flatnonzero(np.isin(spikes["unit_index"], list(wanted)))
-    ch = np.array([main_ch[int(ui)] for ui in spikes["unit_index"][sel]], dtype=np.int64)
-    wf = wfs[sel, :, :][np.arange(sel.size), :, ch].astype(np.float32) if sel.size else np.zeros((0, 160), np.float32)
+    unit_ids = all_units if unit_ids is None else list(unit_ids)
+    sel = np.flatnonzero(np.isin(spikes["unit_index"], [all_units.index(u) for u in unit_ids]))
+    wf = main_channel_waveforms(analyzer)[sel]
     units = np.array([str(all_units[int(i)]) for i in spikes["unit_index"][sel]], dtype=str)
     cell_prop = analyzer.sorting.get_property("cell_id")
     names = {str(u): (str(cell_prop[i]) if cell_prop is not None else str(u)) for i, u in enumerate(all_units)}

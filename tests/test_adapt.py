@@ -150,8 +150,9 @@ def test_runs_keeps_unit_ids_and_says_the_domain(computed):
     assert list(an.sorting.get_property("sero_domain")) == ["extracellular_voltage+resampled"] * N_UNITS
     ood = [w for w in caught if issubclass(w.category, OutOfDomainWarning)]
     assert len(ood) == 1 and "out of the training domain" in str(ood[0].message)
-    ad = ext.params["adaptation"]
+    ad = ext.get_data("provenance")["adaptation"]
     json.dumps(ext.params)  # JSON-serialisable, as SpikeInterface stores it
+    json.dumps(ext.get_data("provenance"))
     assert ad["source_sampling_frequency"] == FS and ad["resampling"]["up"] == 4 and ad["resampling"]["down"] == 3
     main = an.get_main_channels(outputs="id", with_dict=True)
     for u in an.unit_ids:
@@ -159,11 +160,12 @@ def test_runs_keeps_unit_ids_and_says_the_domain(computed):
         assert info["extremum_channel"] == str(main[u])
         assert info["polarity"] == "negative" and info["flipped"] is False
         assert -0.3 < info["trigger_offset_ms"] < 0.0  # the crossing comes just before the peak
-    assert ext.params["flip_positive"] is False and ext.params["reextract"] is False
+    assert ext.params["flip_positive"] is False
 
 
 def test_probabilities_match_the_paper_way(gt, computed, model_folder):
-    from spikeinterface_sero.model import cell_decisions, load_model
+    from spikeinterface_sero.decision import DecisionParams, cell_decisions
+    from spikeinterface_sero.model import load_model
 
     an, ext, _ = computed
     ref, ref_trig = _paper_way(gt[0], an)
@@ -178,7 +180,7 @@ def test_probabilities_match_the_paper_way(gt, computed, model_folder):
     assert np.corrcoef(p, p_ref)[0, 1] >= MIN_CORR
     units = ext.get_data()
     unit_of_spike = np.asarray(an.unit_ids)[an.sorting.to_spike_vector()["unit_index"]]
-    ref_units = cell_decisions(ens.predict(ref), unit_of_spike.astype(str), n_boot=10)
+    ref_units = cell_decisions(ens.predict(ref), unit_of_spike.astype(str), DecisionParams(n_boot=10))
     for u in an.unit_ids:
         assert abs(units.loc[u, "sero_probability"] - ref_units.loc[str(u), "sero_probability"]) <= TOL_P
     # control: the same spikes cut at their peak (0.1 ms after the trigger) break the tolerance
@@ -193,7 +195,7 @@ def test_probabilities_match_the_paper_way(gt, computed, model_folder):
     c = ref_trig + shift
     peak_aligned = tr[(c - 40)[:, None] + np.arange(160)[None, :], chans[:, None]]
     p_peak = ens.predict(peak_aligned)
-    peak_units = cell_decisions(p_peak, unit_of_spike.astype(str), n_boot=10)
+    peak_units = cell_decisions(p_peak, unit_of_spike.astype(str), DecisionParams(n_boot=10))
     worst = max(abs(units.loc[u, "sero_probability"] - peak_units.loc[str(u), "sero_probability"]) for u in an.unit_ids)
     assert worst > TOL_P
     assert np.corrcoef(p, ens.p_ser(peak_aligned))[0, 1] < 0.9
@@ -208,7 +210,7 @@ def test_positive_units_flipped_only_on_request(model_folder, computed):
     with pytest.warns(OutOfDomainWarning, match="positive-going"):
         units = an.compute("serotonergic", model_folder=model_folder, method="criteria").get_data()
     assert set(units["sero_domain"]) == {"extracellular_voltage+resampled+positive_polarity_unflipped"}
-    ad = an.get_extension("serotonergic").params["adaptation"]
+    ad = an.get_extension("serotonergic").get_data("provenance")["adaptation"]
     assert all(
         ad["units"][str(u)]["polarity"] == "positive" and not ad["units"][str(u)]["flipped"] for u in an.unit_ids
     )
@@ -216,7 +218,7 @@ def test_positive_units_flipped_only_on_request(model_folder, computed):
     with pytest.warns(OutOfDomainWarning):
         ext = an.compute("serotonergic", model_folder=model_folder, flip_positive=True)
     assert ext.params["flip_positive"] is True
-    ad = ext.params["adaptation"]
+    ad = ext.get_data("provenance")["adaptation"]
     assert ad["flip_positive"] is True
     assert all(ad["units"][str(u)]["flipped"] for u in an.unit_ids)
     assert set(ext.get_data()["sero_domain"]) == {"extracellular_voltage+resampled+flipped"}
@@ -231,14 +233,13 @@ def test_reextract_in_place(gt, model_folder, computed):
     an = _analyzer(*gt, 1.0, 2.0)
     an.compute("templates")
     with pytest.warns(UserWarning, match="templates"):  # re-extraction deletes the children of 'waveforms'
-        ext = an.compute("serotonergic", model_folder=model_folder, reextract=True)
+        units = sero.serotonergic_label_units(an, model_folder, reextract=True)
     wf = an.get_extension("waveforms").params
     assert (wf["ms_before"], wf["ms_after"]) == (2.0, 4.0)
-    re_info = ext.params["adaptation"]["reextracted"]
-    assert re_info["previous"] == {"ms_before": 1.0, "ms_after": 2.0}
-    assert re_info["deleted_extensions"] == ["templates"]
+    assert not an.has_extension("templates")
     _, full, _ = computed
-    np.testing.assert_allclose(ext.get_data()["sero_probability"], full.get_data()["sero_probability"], atol=1e-6)
+    np.testing.assert_allclose(units["sero_probability"], full.get_data()["sero_probability"], atol=1e-6)
+    assert list(an.sorting.get_property("sero_label")) == list(units["sero_label"])
 
 
 def test_save_reload_keeps_the_adaptation(computed, tmp_path):

@@ -107,8 +107,6 @@ def test_select_and_remove_units(analyzer, model_folder):
         spikes = ext.get_data(outputs="spikes")
         assert set(spikes["unit_id"]) == set(keep)
         assert len(spikes) == ext.get_data(outputs="members").shape[0]
-    ext = analyzer.get_extension("serotonergic")
-    assert hasattr(ext, "_select_extension_data") and hasattr(ext, "_select_units_extension_data")
 
 
 def test_merge_and_split_recompute_new_units(analyzer, model_folder):

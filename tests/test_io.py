@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 from conftest import FS, make_trace, shared_abf_files
 
-from spikeinterface_sero import abf_to_analyzer, abf_to_snippets, read_abf
+from spikeinterface_sero import abf_to_analyzer, read_abf
 from spikeinterface_sero.datasets.abf_writer import write_abf
 from spikeinterface_sero.errors import AbfError, ChannelError, DataError, SamplingRateError, SeroError
+from spikeinterface_sero.snippets import abf_to_snippets
 
 SPIKES = np.array([0.11, 0.52, 0.93, 1.37, 1.81])
 

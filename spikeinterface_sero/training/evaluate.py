@@ -27,7 +27,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..constants import LABELS
+from ..constants import DEFAULT_N_BOOT, LABELS
+from ..decision import DecisionParams, cell_decisions, consensus_of, spike_probability, spike_votes_ser
 from ..errors import TrainingError
 from .data import SpikeDataset
 
@@ -53,16 +54,11 @@ def _f(v):
 
 
 def decide(consensus) -> np.ndarray:
-    """Spike decision from (n, 2) consensus: 0 (serotonergic) when c0 > c1, else 1."""
-    c = np.asarray(consensus)
-    return np.where(c[:, 0] > c[:, 1], 0, 1).astype(np.int64)
+    """Spike decision from (n, 2) consensus as a class index: 0 (serotonergic) or 1 (the decision module's rule)."""
+    return np.where(spike_votes_ser(consensus), 0, 1).astype(np.int64)
 
 
-def p_ser_of(consensus) -> np.ndarray:
-    """P(serotonergic) = c0 / (c0 + c1) (0.5 where both are 0)."""
-    c = np.asarray(consensus, dtype=np.float64)
-    s = c[:, 0] + c[:, 1]
-    return np.where(s > 0, c[:, 0] / np.where(s > 0, s, 1.0), 0.5)
+p_ser_of = spike_probability  # P(SER) per spike, from the decision module
 
 
 def confusion(y_true, y_pred) -> dict:
@@ -148,17 +144,21 @@ def _bce(onehot, probs) -> float:
 
 
 def evaluate_predictions(
-    member_outputs, dataset: SpikeDataset, *, kernels=None, n_bins: int = 10, n_boot: int = 200, per_kernel: bool = True
+    member_outputs,
+    dataset: SpikeDataset,
+    *,
+    kernels=None,
+    n_bins: int = 10,
+    n_boot: int = DEFAULT_N_BOOT,
+    per_kernel: bool = True,
 ) -> dict:
     """:func:`evaluate` from precomputed member outputs ``(n, m, 2)`` (e.g. ``Ensemble.predict_members``)."""
-    from ..model import cell_decisions
-
     P = np.asarray(member_outputs, dtype=np.float64)
     if P.ndim != 3 or P.shape[0] != len(dataset) or P.shape[2] != 2:
         raise TrainingError(f"member outputs have shape {P.shape}; expected ({len(dataset)}, m, 2)")
     y = dataset.y
     onehot = dataset.onehot()
-    consensus = P.mean(axis=1)
+    consensus = consensus_of(P)
     pred = decide(consensus)
     p = p_ser_of(consensus)
     spike = _scores(y, pred, p)
@@ -166,7 +166,7 @@ def evaluate_predictions(
     spike.update(confusion(y, pred))
     spike["calibration"] = calibration(y == 0, p, n_bins=n_bins)
 
-    cells = cell_decisions(consensus, dataset.cell, n_boot=max(10, int(n_boot)))
+    cells = cell_decisions(consensus, dataset.cell, DecisionParams(n_boot=n_boot))
     true_cell = dataset.cells["y"].reindex(cells.index.astype(str)).to_numpy(dtype=np.int64)
     cell_pred = np.where(cells["sero_label"].to_numpy() == LABELS[0], 0, 1)
     cell_p = cells["sero_probability"].to_numpy(dtype=np.float64)
@@ -229,7 +229,7 @@ def evaluate(
     *,
     batch_size: int = 4096,
     n_bins: int = 10,
-    n_boot: int = 200,
+    n_boot: int = DEFAULT_N_BOOT,
     per_kernel: bool = True,
     title: str | None = None,
 ) -> dict:

@@ -1,0 +1,125 @@
+"""The decision module: the one place where P(SER), the spike and cell rules, the interval and
+reliability are computed."""
+
+import numpy as np
+import pytest
+
+from spikeinterface_sero.decision import (
+    DecisionParams,
+    cell_decisions,
+    consensus_of,
+    decide_units,
+    spike_probability,
+)
+from spikeinterface_sero.errors import DataError
+
+
+def test_cell_decisions_rule_and_columns():
+    cons = np.array(
+        [
+            [0.9, 0.1],
+            [0.8, 0.3],
+            [0.2, 0.7],  # cell A: mean (0.633, 0.367) -> SER
+            [0.4, 0.6],
+            [0.45, 0.5],  # cell B: NSER
+            [0.3, 0.3],
+        ]
+    )  # cell C: one spike, tie -> NSER (paper: SER only when m0 > m1)
+    ids = np.array(["A", "A", "A", "B", "B", "C"])
+    df = cell_decisions(cons, ids)
+    assert list(df.index) == ["A", "B", "C"]
+    assert list(df.columns) == [
+        "sero_label",
+        "sero_probability",
+        "sero_probability_low",
+        "sero_probability_high",
+        "sero_reliable",
+        "n_spikes",
+        "fraction_spikes_ser",
+    ]
+    assert df.loc["A", "sero_label"] == "serotonergic"
+    assert df.loc["B", "sero_label"] == "non_serotonergic"
+    assert df.loc["C", "sero_label"] == "non_serotonergic"
+    m = cons[:3].mean(axis=0)
+    assert df.loc["A", "sero_probability"] == pytest.approx(m[0] / m.sum())
+    assert df.loc["A", "fraction_spikes_ser"] == pytest.approx(2 / 3)
+    assert df.loc["B", "fraction_spikes_ser"] == 0.0
+    assert list(df["n_spikes"]) == [3, 2, 1]
+    assert (df.loc["C", "sero_probability_low"], df.loc["C", "sero_probability_high"]) == (0.0, 1.0)
+    # not a majority vote: mean of vectors decides even when most spikes vote the other way
+    cons2 = np.array([[0.55, 0.45], [0.55, 0.45], [0.0, 1.0]])
+    df2 = cell_decisions(cons2, ["x", "x", "x"])
+    assert df2.loc["x", "sero_label"] == "non_serotonergic" and df2.loc["x", "fraction_spikes_ser"] > 0.5
+
+
+def test_cell_interval_contains_estimate_and_narrows():
+    rng = np.random.default_rng(0)
+
+    def cell(n):
+        c0 = np.clip(rng.normal(0.6, 0.25, n), 0.0, 1.0)
+        return np.c_[c0, 1.0 - c0]
+
+    few, many = cell(8), cell(800)
+    df = cell_decisions(np.concatenate([few, many]), ["few"] * 8 + ["many"] * 800, DecisionParams(n_boot=1000, seed=1))
+    for cid in ("few", "many"):
+        r = df.loc[cid]
+        assert r.sero_probability_low <= r.sero_probability <= r.sero_probability_high
+        assert 0.0 <= r.sero_probability_low < r.sero_probability_high <= 1.0
+    width = df.sero_probability_high - df.sero_probability_low
+    assert width["many"] < 0.35 * width["few"]
+    # seeded by the spikes: same interval whatever the other cells are, whatever the cell is called
+    df_again = cell_decisions(many, ["many"] * 800, DecisionParams(n_boot=1000, seed=1))
+    assert df_again.loc["many", "sero_probability_low"] == df.loc["many", "sero_probability_low"]
+    renamed = cell_decisions(many, ["another name"] * 800, DecisionParams(n_boot=1000, seed=1))
+    assert renamed.iloc[0]["sero_probability_low"] == df.loc["many", "sero_probability_low"]
+
+
+def test_cell_decisions_validation():
+    with pytest.raises(DataError):
+        cell_decisions(np.zeros((3, 3)), ["a"] * 3)
+    with pytest.raises(DataError):
+        cell_decisions(np.zeros((3, 2)), ["a"] * 2)
+    with pytest.raises(DataError):
+        cell_decisions(np.array([[np.nan, 0.1]]), ["a"])
+    with pytest.raises(DataError, match="no cell id"):
+        cell_decisions(np.full((2, 2), 0.5), np.array(["a", None], dtype=object))
+    assert len(cell_decisions(np.zeros((0, 2)), [])) == 0
+
+
+def test_spike_probability_one_rule_for_ties_at_zero():
+    assert spike_probability(np.array([[0.0, 0.0]]))[0] == 0.5
+    assert spike_probability(np.array([[0.3, 0.1]]))[0] == pytest.approx(0.75)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [dict(n_boot=0), dict(n_boot=9), dict(n_boot=1.5), dict(seed=-1), dict(min_spikes=0), dict(ci=1.0), dict(ci="x")],
+)
+def test_decision_params_refuse_what_the_rule_cannot_use(kwargs):
+    with pytest.raises(DataError):
+        DecisionParams(**kwargs)
+
+
+def test_reliable_needs_enough_spikes_and_an_interval_clear_of_half():
+    rng = np.random.default_rng(3)
+    c0 = np.clip(rng.normal(0.9, 0.05, 200), 0, 1)
+    clear = np.c_[c0, 1 - c0]
+    table = cell_decisions(
+        np.concatenate([clear[:10], clear, np.full((50, 2), 0.5)]),
+        ["few"] * 10 + ["many"] * 200 + ["tie"] * 50,
+        DecisionParams(min_spikes=20),
+    )
+    assert table["sero_reliable"].to_dict() == {"few": False, "many": True, "tie": False}
+
+
+def test_decide_units_undetermined_without_spikes_and_any_unit_ids():
+    rng = np.random.default_rng(0)
+    outputs = rng.dirichlet([1, 1], size=(30, 3))
+    units, spike_p = decide_units(outputs, np.repeat([0, 2], 15), ["b", 7, "a"], params=DecisionParams(n_boot=50))
+    assert list(units.index) == ["b", 7, "a"]
+    assert units.loc[7, "sero_label"] == "undetermined" and units.loc[7, "n_spikes"] == 0
+    assert not units.loc[7, "sero_reliable"]
+    np.testing.assert_allclose(spike_p, spike_probability(consensus_of(outputs)), rtol=1e-6)
+    by_cell = cell_decisions(consensus_of(outputs)[:15], ["x"] * 15, DecisionParams(n_boot=50))
+    assert units.loc["b", "sero_probability"] == by_cell.loc["x", "sero_probability"]
+    assert units.loc["b", "sero_probability_low"] == by_cell.loc["x", "sero_probability_low"]
