@@ -16,10 +16,57 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ._version import __version__
 from .constants import SAMPLING_FREQUENCY
 from .errors import SeroError
+from .snippets import snippets_from_analyzer
 
-__all__ = ["results_table", "write_table", "export_to_phy", "write_nwb", "PHY_PROPERTIES"]
+__all__ = [
+    "RESULT_COLUMNS",
+    "results_table",
+    "error_row",
+    "write_table",
+    "export_to_phy",
+    "write_nwb",
+    "PHY_PROPERTIES",
+]
+
+#: columns of the results table (``sero classify``, the watcher, the report), in order
+RESULT_COLUMNS = [
+    "file",
+    "channel",
+    "cell_id",
+    "n_spikes",
+    "sero_label",
+    "sero_probability",
+    "sero_probability_low",
+    "sero_probability_high",
+    "sero_reliable",
+    "fraction_spikes_ser",
+    "sero_type",
+    "firing_rate_hz",
+    "cv_isi",
+    "lv",
+    "udi_ms",
+    "criteria_label",
+    "sero_domain",
+    "sero_method",
+    "n_dropped_edge",
+    "model",
+    "error",
+]
+_TEXT_RESULT_COLUMNS = (
+    "file",
+    "channel",
+    "cell_id",
+    "sero_label",
+    "sero_type",
+    "criteria_label",
+    "sero_domain",
+    "sero_method",
+    "model",
+    "error",
+)
 
 PHY_PROPERTIES = ("sero_label", "sero_probability", "sero_type")
 
@@ -34,19 +81,47 @@ def _sero_ext(analyzer):
 
 
 def results_table(analyzer, *, file: str | None = None) -> pd.DataFrame:
-    """One row per unit (cell): channel, cell id, the serotonergic result and firing features."""
-    units = _sero_ext(analyzer).get_data().copy()
-    cell_prop = analyzer.sorting.get_property("cell_id")
-    out = pd.DataFrame(index=units.index)
-    if file is not None:
-        out["file"] = file
-    out["channel"] = [str(u) for u in units.index]
-    if cell_prop is not None:
-        lookup = {str(u): str(c) for u, c in zip(analyzer.unit_ids, cell_prop)}
-        out["cell_id"] = [lookup.get(str(u), str(u)) for u in units.index]
-    out = pd.concat([out, units], axis=1)
-    out.index.name = "unit_id"
-    return out.reset_index(drop=True)
+    """One row per unit (cell), :data:`RESULT_COLUMNS`: the file, channel, cell id, the serotonergic result,
+    the firing features, the edge-dropped spikes, the model that made the call and an empty ``error``."""
+    ext = _sero_ext(analyzer)
+    units = ext.get_data()
+    provenance = ext.get_data("provenance")
+    unit_ids = list(analyzer.unit_ids)
+    cells = analyzer.sorting.get_property("cell_id")
+    dropped = analyzer.sorting.get_property("n_dropped_edge")
+    out = units.reindex(unit_ids).reset_index(drop=True)
+    out.insert(0, "file", "" if file is None else str(file))
+    out.insert(1, "channel", [str(u) for u in unit_ids])
+    out.insert(2, "cell_id", [str(c) for c in cells] if cells is not None else [str(u) for u in unit_ids])
+    out["n_dropped_edge"] = dropped if dropped is not None else np.nan
+    out["model"] = model_name(ext.params, provenance)
+    out["error"] = ""
+    return tidy(out.reindex(columns=RESULT_COLUMNS))
+
+
+def model_name(params: dict, provenance: dict) -> str:
+    """What made the call, as the tables show it ("DEMO (simulated data) ..." for the demonstration model)."""
+    if params.get("method") == "criteria":
+        return "classical criteria"
+    demo = "DEMO (simulated data) " if provenance.get("model_is_demo") else ""
+    return demo + (params.get("model_folder") or "bundled demo model")
+
+
+def error_row(path, message: str) -> pd.DataFrame:
+    """The one row of a file that could not be processed."""
+    row = {column: np.nan for column in RESULT_COLUMNS}
+    row.update(file=str(path), channel="", cell_id="", sero_label="error", sero_type="", error=message)
+    return tidy(pd.DataFrame([row], columns=RESULT_COLUMNS))
+
+
+def tidy(table: pd.DataFrame) -> pd.DataFrame:
+    """Counts as integers (empty for error rows), the reliability flag as a nullable boolean, text as text."""
+    for column in ("n_spikes", "n_dropped_edge"):
+        table[column] = pd.to_numeric(table[column], errors="coerce").round().astype("Int64")
+    table["sero_reliable"] = table["sero_reliable"].astype("boolean")  # <NA> for error rows
+    for column in _TEXT_RESULT_COLUMNS:
+        table[column] = table[column].astype(object).where(table[column].notna(), "")
+    return table
 
 
 def write_table(table: pd.DataFrame, path) -> Path:
@@ -110,8 +185,6 @@ def write_nwb(
     from pynwb import NWBHDF5IO, NWBFile
     from pynwb.misc import Units
 
-    from ._version import __version__
-
     path = Path(path)
     if path.exists() and not overwrite:
         raise SeroError(f"{path} exists; pass overwrite=True (CLI: --overwrite) or choose another name.")
@@ -173,8 +246,6 @@ def write_nwb(
 
 def _mean_waveforms(analyzer) -> np.ndarray:
     """(n_units, n_samples, 1): each unit's mean snippet on its own channel, in pA."""
-    from .snippets import snippets_from_analyzer
-
     sn = snippets_from_analyzer(analyzer)
     n = sn.waveforms.shape[1] if sn.waveforms.ndim == 2 else int(round(4e-3 * SAMPLING_FREQUENCY))
     out = np.full((len(analyzer.unit_ids), n, 1), np.nan, dtype=np.float32)

@@ -9,41 +9,33 @@ own batch runner uses: ``"loop"``, ``"joblib"`` (``n_jobs`` processes on this ma
 
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from tqdm.auto import tqdm
 
 from .constants import DEFAULT_DEAD_TIME_MS, DEFAULT_THRESHOLD_PA
 from .errors import DemoModelWarning, SeroError
+from .export import RESULT_COLUMNS, error_row, results_table, tidy
+from .extension import load_sorting_analyzer
+from .model import load_model
+from .report import write_cell_reports, write_summary_html
+from .snippets import abf_to_analyzer
 
-__all__ = ["classify_file", "classify_files", "RESULT_COLUMNS", "expand_inputs"]
+__all__ = ["classify_file", "classify_files", "make_report", "expand_inputs", "BatchInterrupted", "RESULT_COLUMNS"]
 
-#: columns of the results table, in order
-RESULT_COLUMNS = [
-    "file",
-    "channel",
-    "cell_id",
-    "n_spikes",
-    "sero_label",
-    "sero_probability",
-    "sero_probability_low",
-    "sero_probability_high",
-    "sero_reliable",
-    "fraction_spikes_ser",
-    "sero_type",
-    "firing_rate_hz",
-    "cv_isi",
-    "lv",
-    "udi_ms",
-    "criteria_label",
-    "sero_domain",
-    "sero_method",
-    "n_dropped_edge",
-    "model",
-    "error",
-]
+_WORKER_TRIES = 2  # a file whose worker process dies is tried once more in a fresh worker
+
+
+class BatchInterrupted(SeroError):
+    """The run was interrupted (Ctrl-C); ``table`` holds the rows of the files finished so far."""
+
+    def __init__(self, table: pd.DataFrame):
+        super().__init__(f"interrupted: {int((table['error'] == '').sum())} rows of finished files kept")
+        self.table = table
 
 
 def expand_inputs(items) -> list[Path]:
@@ -59,12 +51,6 @@ def expand_inputs(items) -> list[Path]:
         else:
             out.append(p)
     return out
-
-
-def _error_row(path, message: str) -> pd.DataFrame:
-    row = {c: np.nan for c in RESULT_COLUMNS}
-    row.update(file=str(path), channel="", cell_id="", sero_label="error", sero_type="", error=message)
-    return pd.DataFrame([row], columns=RESULT_COLUMNS)
 
 
 def classify_file(
@@ -88,9 +74,6 @@ def classify_file(
     """Classify every cell of one .abf file. Returns the results rows (a DataFrame with
     :data:`RESULT_COLUMNS`), or ``(rows, analyzer)`` with ``return_analyzer=True``. A file that cannot be
     processed returns one row whose ``error`` column says why (it never raises for bad input)."""
-    from .export import results_table
-    from .snippets import abf_to_analyzer
-
     path = Path(path)
     try:
         det = dict(polarity=polarity, dead_time_ms=dead_time_ms)
@@ -110,34 +93,18 @@ def classify_file(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DemoModelWarning)  # the table's "model" column says DEMO instead
             # the detection recorded its polarity in the sorting: the extension reads it from there
-            ext = analyzer.compute(
+            analyzer.compute(
                 "serotonergic", model_folder=model_folder, method=method, trust_model=trust_model, seed=seed
             )
         table = results_table(analyzer, file=str(path))
-        dropped = analyzer.sorting.get_property("n_dropped_edge")
-        table["n_dropped_edge"] = dropped if dropped is not None else np.nan
-        if method == "cnn":
-            table["model"] = ("DEMO (simulated data) " if ext.get_data("provenance")["model_is_demo"] else "") + str(
-                model_folder or "bundled demo model"
-            )
-        else:
-            table["model"] = "classical criteria"
-        table["error"] = ""
-        for c in RESULT_COLUMNS:
-            if c not in table.columns:
-                table[c] = np.nan
-        table = table[RESULT_COLUMNS]
         if report_dir is not None:
-            from .report import write_cell_reports
-
             write_cell_reports(analyzer, report_dir, file=str(path))
-        table = _tidy(table)
         return (table, analyzer) if return_analyzer else table
     except SeroError as e:
-        row = _tidy(_error_row(path, str(e)))
+        row = error_row(path, str(e))
         return (row, None) if return_analyzer else row
     except (Exception, MemoryError) as e:  # a batch survives any single file: the row says what happened
-        row = _tidy(_error_row(path, f"unexpected error ({type(e).__name__}: {e}); please report it"))
+        row = error_row(path, f"unexpected error ({type(e).__name__}: {e}); please report it")
         return (row, None) if return_analyzer else row
 
 
@@ -161,54 +128,159 @@ def classify_files(
         raise SeroError("No input files.")
     if kwargs.get("method", "cnn") == "cnn":
         # a model that does not load is one error for the run, not one error row per file
-        from .model import load_model
-
         load_model(kwargs.get("model_folder"), trust=kwargs.get("trust_model", False))
-    if engine == "loop":
-        from tqdm.auto import tqdm
+    if engine == "dask" and scheduler is None:
+        raise SeroError(
+            "engine='dask' needs scheduler=<address of a dask.distributed scheduler> (CLI: --scheduler tcp://host:8786)."
+        )
+    done: dict[int, pd.DataFrame] = {}
+    try:
+        if engine == "loop":
+            for index, path in enumerate(
+                tqdm(files, desc="classify", unit="file", disable=not progress or len(files) < 2)
+            ):
+                done[index] = classify_file(path, **kwargs)
+        elif engine == "joblib":
+            _run_in_processes(files, n_jobs, kwargs, done)
+        else:
+            _run_on_dask(files, scheduler, kwargs, done)
+    except KeyboardInterrupt:
+        raise BatchInterrupted(_assemble(files, done, "interrupted before this file was finished")) from None
+    return _assemble(files, done, "not classified")
 
-        parts = [
-            classify_file(f, **kwargs)
-            for f in tqdm(files, desc="classify", unit="file", disable=not progress or len(files) < 2)
-        ]
-    elif engine == "joblib":
-        from joblib import Parallel, delayed
 
-        parts = Parallel(n_jobs=n_jobs, backend="loky")(delayed(classify_file)(f, **kwargs) for f in files)
-    else:
-        if scheduler is None:
-            raise SeroError(
-                "engine='dask' needs scheduler=<address of a dask.distributed scheduler> "
-                "(CLI: --scheduler tcp://host:8786)."
-            )
-        from dask.distributed import Client
+def _assemble(files, done: dict, missing: str) -> pd.DataFrame:
+    parts = [done[i] if i in done else error_row(path, missing) for i, path in enumerate(files)]
+    return tidy(pd.concat(parts, ignore_index=True))
 
-        client = scheduler if isinstance(scheduler, Client) else Client(scheduler)
+
+def _run_in_processes(files, n_jobs: int, kwargs: dict, done: dict) -> None:
+    """Worker processes (loky, as joblib); a worker that dies (killed, out of memory) costs only its file,
+    which is tried again in a fresh worker and then reported as an error row."""
+    from concurrent.futures import as_completed
+    from concurrent.futures.process import BrokenProcessPool
+
+    from joblib.externals.loky import get_reusable_executor
+    from joblib.externals.loky.process_executor import TerminatedWorkerError
+
+    workers = os.cpu_count() if n_jobs < 0 else n_jobs
+    pending = list(range(len(files)))
+    for attempt in range(_WORKER_TRIES):
+        executor = get_reusable_executor(max_workers=min(workers, max(1, len(pending))), kill_workers=attempt > 0)
+        futures = {executor.submit(classify_file, files[i], **kwargs): i for i in pending}
+        died = []
+        for future in as_completed(futures):
+            index = futures[future]
+            try:
+                done[index] = future.result()
+            except (TerminatedWorkerError, BrokenProcessPool) as e:
+                died.append(index)
+                if attempt == _WORKER_TRIES - 1:
+                    done[index] = error_row(
+                        files[index],
+                        f"the worker process died twice on this file ({type(e).__name__}); it may need more "
+                        "memory than a worker has: try --n-jobs 1",
+                    )
+        pending = sorted(died)
+        if not pending:
+            return
+
+
+def _run_on_dask(files, scheduler, kwargs: dict, done: dict) -> None:
+    from dask.distributed import Client
+
+    client = scheduler if isinstance(scheduler, Client) else _connect(scheduler)
+    try:
+        futures = client.map(classify_file, [str(f) for f in files], pure=False, **kwargs)
+        for index, future in enumerate(futures):
+            try:
+                done[index] = future.result()
+            except Exception as e:  # the worker died or the scheduler lost it: this file only
+                done[index] = error_row(files[index], f"the Dask worker failed on this file ({type(e).__name__}: {e})")
+    finally:
+        if client is not scheduler:
+            client.close()
+
+
+def _connect(scheduler):
+    from dask.distributed import Client
+
+    try:
+        return Client(scheduler, timeout="10s")
+    except (OSError, TimeoutError, ValueError) as e:
+        raise SeroError(
+            f"cannot reach the Dask scheduler at {scheduler!r} ({type(e).__name__}: {e}); check the address "
+            "(CLI: --scheduler tcp://host:8786) and that the scheduler is running."
+        ) from None
+
+
+def _analyzer_file(analyzer, i: int) -> str:
+    for obj in (getattr(analyzer, "recording", None) if analyzer.has_recording() else None, analyzer.sorting):
+        if obj is None:
+            continue
         try:
-            futures = client.map(classify_file, [str(f) for f in files], pure=False, **kwargs)
-            parts = client.gather(futures)
-        finally:
-            if client is not scheduler:
-                client.close()
-    return _tidy(pd.concat(parts, ignore_index=True))
+            p = obj.get_annotation("abf_path")
+        except Exception:
+            p = None
+        if p:
+            return str(p)
+    folder = getattr(analyzer, "folder", None)
+    return str(folder) if folder else f"analyzer {i + 1}"
 
 
-def _tidy(table: pd.DataFrame) -> pd.DataFrame:
-    """Counts as integers (empty for error rows), text columns as text."""
-    for col in ("n_spikes", "n_dropped_edge"):
-        table[col] = pd.to_numeric(table[col], errors="coerce").round().astype("Int64")
-    table["sero_reliable"] = table["sero_reliable"].astype("boolean")  # <NA> for error rows
-    for col in (
-        "file",
-        "channel",
-        "cell_id",
-        "sero_label",
-        "sero_type",
-        "criteria_label",
-        "sero_domain",
-        "sero_method",
-        "model",
-        "error",
-    ):
-        table[col] = table[col].astype(object).where(table[col].notna(), "")
-    return table
+def _is_analyzer_folder(p: Path) -> bool:
+    return p.is_dir() and (
+        (p / "spikeinterface_info.json").is_file() or (p / ".zattrs").is_file() or p.suffix == ".zarr"
+    )
+
+
+def make_report(
+    analyzers_or_paths,
+    out_dir,
+    *,
+    model_folder=None,
+    method: str = "cnn",
+    trust_model: bool = False,
+    title: str = "Serotonergic classification",
+    dpi: int = 100,
+    **classify_kwargs,
+) -> Path:
+    """Plots and ``index.html`` for SortingAnalyzers, saved analyzer folders or .abf files (or folders of
+    them), mixed as you like; returns the path of ``index.html``.
+
+    An analyzer without the ``serotonergic`` extension is classified first (``model_folder``, ``method``,
+    ``trust_model``); .abf files go through :func:`spikeinterface_sero.pipeline.classify_file` with those and
+    ``classify_kwargs`` (detection options), and a file that fails appears as a red row.
+    """
+    items = analyzers_or_paths
+    if isinstance(items, (str, os.PathLike)) or hasattr(items, "unit_ids"):
+        items = [items]
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    parts = []
+    for i, item in enumerate(items):
+        if isinstance(item, (str, os.PathLike)):
+            p = Path(item)
+            if _is_analyzer_folder(p):
+                item = load_sorting_analyzer(p)
+            else:
+                for f in expand_inputs(p):
+                    parts.append(
+                        classify_file(
+                            f,
+                            model_folder=model_folder,
+                            method=method,
+                            trust_model=trust_model,
+                            report_dir=out_dir,
+                            **classify_kwargs,
+                        )
+                    )
+                continue
+        analyzer = item
+        if not analyzer.has_extension("serotonergic"):
+            analyzer.compute("serotonergic", model_folder=model_folder, method=method, trust_model=trust_model)
+        file = _analyzer_file(analyzer, i)
+        parts.append(results_table(analyzer, file=file))
+        write_cell_reports(analyzer, out_dir, file=file, dpi=dpi)
+    table = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=RESULT_COLUMNS)
+    return write_summary_html(table, out_dir, title=title)

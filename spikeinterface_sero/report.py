@@ -25,9 +25,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ._version import __version__
 from .errors import SeroError
+from .export import RESULT_COLUMNS
+from .features import DEFAULT_MAX_CV, DEFAULT_MAX_RATE_HZ, DEFAULT_MIN_UDI_MS
+from .snippets import snippets_from_analyzer
 
-__all__ = ["write_cell_reports", "write_summary_html", "make_report", "cell_plot_name", "plot_cell"]
+__all__ = ["write_cell_reports", "write_summary_html", "cell_plot_name", "plot_cell"]
 
 #: colours of the labels (Okabe-Ito blue / orange: distinguishable with colour-vision deficiency)
 COLOURS = {"serotonergic": "#0072B2", "non_serotonergic": "#D55E00", "undetermined": "#777777", "error": "#B00020"}
@@ -106,8 +110,6 @@ def _spike_times(analyzer, unit_id, fs, offsets):
 
 def _cell_data(analyzer, file=None):
     """Per unit: everything a cell plot shows."""
-    from .snippets import snippets_from_analyzer
-
     ext = _sero_ext(analyzer)
     units = ext.get_data()
     spikes = ext.get_data(outputs="spikes")
@@ -322,8 +324,6 @@ def _info_text(cell: dict, params: dict) -> str:
         name = Path(str(cell["file"])).name
         name = name if len(name) <= 32 else name[:14] + "..." + name[-15:]
         lines.insert(0, f"File      {name}  ch {str(cell['channel'])[:8]}")
-    from .features import DEFAULT_MAX_CV, DEFAULT_MAX_RATE_HZ, DEFAULT_MIN_UDI_MS
-
     udi, rate, cv = (
         params.get(k) if params.get(k) is not None else d
         for k, d in (
@@ -532,8 +532,6 @@ def write_summary_html(
     (e.g. ``true_label`` from ``sero demo``) are shown after the standard ones. With ``write_csv`` the table
     is also written as ``results.csv`` next to it. ``refresh_s`` makes the page reload itself (live use).
     Returns the path of ``index.html``."""
-    from ._version import __version__
-    from .pipeline import RESULT_COLUMNS
 
     report_dir = Path(report_dir)
     report_dir.mkdir(parents=True, exist_ok=True)
@@ -661,89 +659,3 @@ def _cell_text(v) -> str:
 
 
 # ------------------------------------------------------------------------------------------------- all in one
-def _analyzer_file(analyzer, i: int) -> str:
-    for obj in (getattr(analyzer, "recording", None) if analyzer.has_recording() else None, analyzer.sorting):
-        if obj is None:
-            continue
-        try:
-            p = obj.get_annotation("abf_path")
-        except Exception:
-            p = None
-        if p:
-            return str(p)
-    folder = getattr(analyzer, "folder", None)
-    return str(folder) if folder else f"analyzer {i + 1}"
-
-
-def _is_analyzer_folder(p: Path) -> bool:
-    return p.is_dir() and (
-        (p / "spikeinterface_info.json").is_file() or (p / ".zattrs").is_file() or p.suffix == ".zarr"
-    )
-
-
-def make_report(
-    analyzers_or_paths,
-    out_dir,
-    *,
-    model_folder=None,
-    method: str = "cnn",
-    trust_model: bool = False,
-    title: str = "Serotonergic classification",
-    dpi: int = 100,
-    **classify_kwargs,
-) -> Path:
-    """Plots and ``index.html`` for SortingAnalyzers, saved analyzer folders or .abf files (or folders of
-    them), mixed as you like; returns the path of ``index.html``.
-
-    An analyzer without the ``serotonergic`` extension is classified first (``model_folder``, ``method``,
-    ``trust_model``); .abf files go through :func:`spikeinterface_sero.pipeline.classify_file` with those and
-    ``classify_kwargs`` (detection options), and a file that fails appears as a red row.
-    """
-    from .export import results_table
-    from .pipeline import RESULT_COLUMNS, classify_file, expand_inputs
-
-    items = analyzers_or_paths
-    if isinstance(items, (str, os.PathLike)) or hasattr(items, "unit_ids"):
-        items = [items]
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    parts = []
-    for i, item in enumerate(items):
-        if isinstance(item, (str, os.PathLike)):
-            p = Path(item)
-            if _is_analyzer_folder(p):
-                from .extension import load_sorting_analyzer
-
-                item = load_sorting_analyzer(p)
-            else:
-                for f in expand_inputs(p):
-                    parts.append(
-                        classify_file(
-                            f,
-                            model_folder=model_folder,
-                            method=method,
-                            trust_model=trust_model,
-                            report_dir=out_dir,
-                            **classify_kwargs,
-                        )
-                    )
-                continue
-        analyzer = item
-        if not analyzer.has_extension("serotonergic"):
-            analyzer.compute("serotonergic", model_folder=model_folder, method=method, trust_model=trust_model)
-        file = _analyzer_file(analyzer, i)
-        t = results_table(analyzer, file=file)
-        ext = analyzer.get_extension("serotonergic")
-        if ext.params.get("method") == "cnn":
-            t["model"] = ("DEMO (simulated data) " if ext.get_data("provenance")["model_is_demo"] else "") + (
-                ext.params.get("model_folder") or "bundled demo model"
-            )
-        else:
-            t["model"] = "classical criteria"
-        dropped = analyzer.sorting.get_property("n_dropped_edge")
-        t["n_dropped_edge"] = dropped if dropped is not None else np.nan
-        t["error"] = ""
-        parts.append(t.reindex(columns=RESULT_COLUMNS))
-        write_cell_reports(analyzer, out_dir, file=file, dpi=dpi)
-    table = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=RESULT_COLUMNS)
-    return write_summary_html(table, out_dir, title=title)

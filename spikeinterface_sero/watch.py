@@ -30,6 +30,10 @@ from pathlib import Path
 import pandas as pd
 
 from .errors import AbfError, SeroError
+from .export import RESULT_COLUMNS, error_row
+from .io import read_abf
+from .model import load_model
+from .pipeline import classify_file
 
 __all__ = ["watch_folder"]
 
@@ -61,8 +65,6 @@ def _incomplete_reason(path: Path) -> str | None:
     """None when the file opens as a complete ABF file; otherwise the reader's message. Only the header and
     the data layout are checked (cheap); other problems (no current channel ...) are left to classify_file,
     which records them."""
-    from .io import read_abf
-
     try:
         read_abf(path, allow_low_rate=True, allow_any_unit=True, validate=False)
     except AbfError as e:
@@ -166,7 +168,7 @@ def watch_folder(
         existing ones that change).
     stop_event : a ``threading.Event``; setting it stops the watcher (within ``poll_s``).
     on_result : called with each file's rows (a DataFrame with
-        :data:`~spikeinterface_sero.pipeline.RESULT_COLUMNS`) as they come; an exception it raises stops
+        :data:`~spikeinterface_sero.RESULT_COLUMNS`) as they come; an exception it raises stops
         the watcher.
     poll_s : how often pending files are looked at.
     timeout_s : stop after this many seconds (None: until stopped).
@@ -181,8 +183,6 @@ def watch_folder(
 
     Returns the rows classified during this call (a DataFrame).
     """
-    from . import pipeline
-
     folder = Path(folder).expanduser()
     if not folder.is_dir():
         raise SeroError(f"{folder} is not a folder; pass the folder the acquisition software saves .abf files into.")
@@ -193,13 +193,9 @@ def watch_folder(
     incomplete_s = 3.0 * settle_s if incomplete_s is None else float(incomplete_s)
     for bad in ("report_dir", "return_analyzer"):
         classify_kwargs.pop(bad, None)
-    from . import export, features, snippets  # noqa: F401  (import the heavy parts before the first file)
-
     if classify_kwargs.get("method", "cnn") == "cnn":
-        from .model import load_model
-
         load_model(model_folder, trust=bool(classify_kwargs.get("trust_model", False)))  # fail fast, warm cache
-    results = _ResultsCsv(Path(out), pipeline.RESULT_COLUMNS) if out is not None else None
+    results = _ResultsCsv(Path(out), RESULT_COLUMNS) if out is not None else None
     already = results.files() if (results is not None and process_existing) else set()
 
     def listing() -> dict[str, tuple]:
@@ -258,12 +254,10 @@ def watch_folder(
 
     def classify(path: str) -> pd.DataFrame:
         try:
-            rows = pipeline.classify_file(path, model_folder=model_folder, report_dir=report_dir, **classify_kwargs)
+            rows = classify_file(path, model_folder=model_folder, report_dir=report_dir, **classify_kwargs)
         except Exception as e:  # a bug must not end a live session: record it like a failed file
             log.exception("classifying %s failed", path)
-            rows = pipeline._error_row(
-                path, f"unexpected error while classifying ({type(e).__name__}: {e}); please report it"
-            )
+            rows = error_row(path, f"unexpected error while classifying ({type(e).__name__}: {e}); please report it")
         return rows
 
     try:
@@ -328,4 +322,4 @@ def watch_folder(
     finally:
         observer.stop()
         observer.join(timeout=10)
-    return pd.concat(session, ignore_index=True) if session else pd.DataFrame(columns=pipeline.RESULT_COLUMNS)
+    return pd.concat(session, ignore_index=True) if session else pd.DataFrame(columns=RESULT_COLUMNS)

@@ -11,8 +11,8 @@ import pytest
 from conftest import FS, make_trace
 
 from spikeinterface_sero.datasets import write_abf
-from spikeinterface_sero.pipeline import classify_files
-from spikeinterface_sero.report import DEMO_BANNER, cell_plot_name, make_report, write_summary_html
+from spikeinterface_sero.pipeline import classify_files, make_report
+from spikeinterface_sero.report import DEMO_BANNER, cell_plot_name, write_summary_html
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from conftest import FS, make_trace
 
-from spikeinterface_sero import pipeline
+from spikeinterface_sero import pipeline, watch
 from spikeinterface_sero.datasets import write_abf
 from spikeinterface_sero.pipeline import RESULT_COLUMNS
 from spikeinterface_sero.watch import watch_folder
@@ -56,7 +56,7 @@ class _Spy:
             self.calls.append((str(path), os.path.getsize(path)))
             return real(path, **kw)
 
-        monkeypatch.setattr(pipeline, "classify_file", spy)
+        monkeypatch.setattr(watch, "classify_file", spy)
 
     def on_result(self, rows):
         self.results.append(rows)
