@@ -69,7 +69,7 @@ from .constants import (
     SNIPPET_LENGTH,
 )
 from .errors import SamplingRateError, SeroError, SnippetError
-from .snippets import Snippets, check_analyzer_waveforms
+from .snippets import Snippets, check_analyzer_waveforms, main_channel_indices
 
 __all__ = [
     "adapt_analyzer_snippets",
@@ -249,8 +249,8 @@ def find_triggers(
 
 def _main_channels(analyzer) -> tuple[dict, str]:
     """unit id -> channel index: SpikeInterface's main channel of each unit."""
-    main = analyzer.get_main_channels(outputs="index", with_dict=True)
-    return {u: int(main[u]) for u in analyzer.unit_ids}, "analyzer.get_main_channels"
+    main = main_channel_indices(analyzer)
+    return {u: int(main[i]) for i, u in enumerate(analyzer.unit_ids)}, "analyzer.get_main_channels"
 
 
 def _round_up_half(ms: float) -> float:

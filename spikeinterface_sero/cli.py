@@ -7,19 +7,34 @@ input error (one line on stderr saying what is wrong and what to do).
 from __future__ import annotations
 
 import argparse
+import datetime
 import os
 import sys
 from pathlib import Path
 
-from . import __version__
-from .errors import SeroError
+os.environ.setdefault(
+    "TF_CPP_MIN_LOG_LEVEL", "3"
+)  # the command's output is the user's; TensorFlow's C++ chatter is not
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from ._version import __version__  # noqa: E402
+from .constants import DEFAULT_DEAD_TIME_MS, DEFAULT_MIN_SPIKES, DEFAULT_THRESHOLD_PA  # noqa: E402
+from .demo import run_demo  # noqa: E402
+from .errors import SeroError  # noqa: E402
+from .export import TABLE_SUFFIXES, write_table  # noqa: E402
+from .files import check_output_path  # noqa: E402
+from .model import import_models, load_model  # noqa: E402
+from .pipeline import BatchInterrupted, classify_files, expand_inputs  # noqa: E402
+from .report import write_summary_html  # noqa: E402
+from .snippets import Snippets, abf_to_snippets, save_npz, write_snippet_csv_folder  # noqa: E402
+from .training import evaluate_table, train_from_table  # noqa: E402
+from .training.train import parse_kernels  # noqa: E402
+from .watch import watch_folder  # noqa: E402
 
 
 def _expand_inputs(items: list[str]) -> list[Path]:
-    from .pipeline import expand_inputs
-
     return expand_inputs(items)
 
 
@@ -35,7 +50,9 @@ def _detection_kwargs(args) -> dict:
         kw["mad_multiplier"] = args.mad
     else:
         kw["threshold"] = (
-            args.threshold if args.threshold is not None else (-50.0 if args.polarity == "negative" else 50.0)
+            args.threshold
+            if args.threshold is not None
+            else (DEFAULT_THRESHOLD_PA if args.polarity == "negative" else -DEFAULT_THRESHOLD_PA)
         )
     return kw
 
@@ -48,7 +65,12 @@ def _add_detection_args(p: argparse.ArgumentParser) -> None:
         default=None,
         help="channel id or name to use (repeatable); default: every current channel",
     )
-    g.add_argument("--threshold", type=float, default=None, help="threshold in pA from the baseline (default -50)")
+    g.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        help=f"threshold in pA from the baseline (default: {DEFAULT_THRESHOLD_PA:g}, or {-DEFAULT_THRESHOLD_PA:g} with --polarity positive)",
+    )
     g.add_argument(
         "--mad",
         type=float,
@@ -59,7 +81,12 @@ def _add_detection_args(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--polarity", choices=["negative", "positive"], default="negative", help="'positive' for inverted recordings"
     )
-    g.add_argument("--dead-time-ms", type=float, default=2.0, help="one trigger per spike within this time")
+    g.add_argument(
+        "--dead-time-ms",
+        type=float,
+        default=DEFAULT_DEAD_TIME_MS,
+        help="one trigger per spike within this time (default: %(default)s)",
+    )
     g.add_argument("--max-spikes", type=int, default=None, help="cap on spikes per cell (paper: 700)")
     g.add_argument("--seed", type=int, default=0, help="seed for the spike cap")
     g.add_argument("--allow-low-rate", action="store_true", help="accept recordings below 20 kHz (approximate)")
@@ -74,10 +101,6 @@ def _channel_arg(args):
 
 # ---------------------------------------------------------------------------------------------------- snippets
 def cmd_snippets(args) -> int:
-    import numpy as np
-
-    from .snippets import Snippets, abf_to_snippets, save_npz, write_snippet_csv_folder
-
     files = _expand_inputs(args.files)
     out = Path(args.out)
     fmt = args.format or ("npz" if out.suffix.lower() == ".npz" else "csv")
@@ -159,8 +182,6 @@ _SHOW = [
 
 def _is_true(v) -> bool:
     """True for a true value of a nullable boolean column; False for false, NA, None or NaN."""
-    import pandas as pd
-
     return False if v is None or pd.isna(v) else bool(v)
 
 
@@ -195,7 +216,7 @@ def _classify_kwargs(args) -> dict:
     return dict(
         model_folder=args.model,
         channel=_channel_arg(args),
-        threshold=det.get("threshold", -50.0),
+        threshold=det.get("threshold", DEFAULT_THRESHOLD_PA),
         mad_multiplier=det.get("mad_multiplier"),
         polarity=args.polarity,
         dead_time_ms=args.dead_time_ms,
@@ -209,27 +230,34 @@ def _classify_kwargs(args) -> dict:
 
 
 def cmd_classify(args) -> int:
-    from .export import write_table
-    from .pipeline import classify_files
-
     files = _expand_inputs(args.files)
+    if args.out:  # checked before any work: a bad --out is found now, not after every file is done
+        check_output_path(
+            args.out,
+            overwrite=args.overwrite,
+            suffixes=TABLE_SUFFIXES,
+            what="--out table",
+            overwrite_hint="--overwrite",
+        )
     kwargs = _classify_kwargs(args)
     if args.report:
         kwargs["report_dir"] = args.report
-    table = classify_files(
-        files, n_jobs=args.n_jobs, engine=args.engine, scheduler=args.scheduler, progress=not args.quiet, **kwargs
-    )
+    interrupted = False
+    try:
+        table = classify_files(
+            files, n_jobs=args.n_jobs, engine=args.engine, scheduler=args.scheduler, progress=not args.quiet, **kwargs
+        )
+    except BatchInterrupted as stop:  # Ctrl-C: keep what is done
+        table, interrupted = stop.table, True
     if args.out:
-        write_table(table, args.out)
+        write_table(table, args.out, overwrite=True)
     if args.report:
-        from .report import write_summary_html
-
         write_summary_html(table, args.report)
     _print_results(table)
     n_err = int((table["error"] != "").sum())
     ok_rows = table[table["error"] == ""]
     if any(p == p and not _is_true(v) for p, v in zip(ok_rows["sero_probability"], ok_rows["sero_reliable"])):
-        print("?: not a reliable call (fewer than 20 spikes, or a 95 % interval that includes 0.5)")
+        print(f"?: not a reliable call (fewer than {DEFAULT_MIN_SPIKES} spikes, or a 95 % interval that includes 0.5)")
     demo = table["model"].astype(str).str.startswith("DEMO").any()
     if demo:
         print(
@@ -245,6 +273,9 @@ def cmd_classify(args) -> int:
         + (f"; results in {args.out}" if args.out else "")
         + (f"; report in {args.report}" if args.report else "")
     )
+    if interrupted:
+        print("interrupted: the files finished so far are in the table", file=sys.stderr)
+        return 130
     return 1 if n_err else 0
 
 
@@ -268,8 +299,6 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
 
 # ---------------------------------------------------------------------------------------------------- import
 def cmd_import_models(args) -> int:
-    from .model import import_models, load_model
-
     choose = None
     if args.choose:
         choose = {}
@@ -280,7 +309,7 @@ def cmd_import_models(args) -> int:
             else:
                 choose = item
                 break
-    out = import_models(args.src, args.out, choose=choose, overwrite=args.overwrite)
+    out = import_models(args.src, args.out, choose=choose, overwrite=args.overwrite, trust=args.trust)
     ens = load_model(out)
     print(f"imported {len(ens.kernels)} member(s), kernels {', '.join(map(str, ens.kernels))}, into {out}")
     return 0
@@ -288,8 +317,6 @@ def cmd_import_models(args) -> int:
 
 # ---------------------------------------------------------------------------------------------------- demo
 def cmd_demo(args) -> int:
-    from .demo import run_demo
-
     counts = {"serotonergic": args.cells, "atypical_serotonergic": args.cells, "non_serotonergic": args.cells}
     table = run_demo(
         args.out,
@@ -333,10 +360,6 @@ def cmd_demo(args) -> int:
 
 # ---------------------------------------------------------------------------------------------------- watch
 def cmd_watch(args) -> int:
-    import datetime
-
-    from .watch import watch_folder
-
     kwargs = _classify_kwargs(args)
     model = kwargs.pop("model_folder")
     counts = {"cells": 0, "failed": 0}
@@ -357,12 +380,14 @@ def cmd_watch(args) -> int:
                 flush=True,
             )
 
-    print(
-        f"watching {args.folder} for finished .abf files (Ctrl-C to stop)"
-        + (f"; results appended to {args.out}" if args.out else "")
-        + (f"; report in {args.report}" if args.report else ""),
-        flush=True,
-    )
+    def ready() -> None:  # said once the model is loaded and the folder listed: nothing saved later is missed
+        print(
+            f"watching {args.folder} for finished .abf files (Ctrl-C to stop)"
+            + (f"; results appended to {args.out}" if args.out else "")
+            + (f"; report in {args.report}" if args.report else ""),
+            flush=True,
+        )
+
     try:
         watch_folder(
             args.folder,
@@ -371,6 +396,7 @@ def cmd_watch(args) -> int:
             settle_s=args.settle,
             process_existing=args.existing,
             on_result=show,
+            on_start=ready,
             timeout_s=args.timeout,
             recursive=args.recursive,
             report_dir=args.report,
@@ -380,14 +406,11 @@ def cmd_watch(args) -> int:
     except KeyboardInterrupt:
         pass
     print(f"stopped: {counts['cells']} cell(s) classified, {counts['failed']} file(s) failed")
-    return 0
+    return 1 if counts["failed"] else 0
 
 
 # ---------------------------------------------------------------------------------------------------- train
 def cmd_train(args) -> int:
-    from .training import train_from_table
-    from .training.train import parse_kernels
-
     res = train_from_table(
         args.table,
         args.out,
@@ -431,8 +454,6 @@ def cmd_train(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from .training import evaluate_table
-
     result = evaluate_table(
         args.table, args.model, args.out, threshold=args.threshold, trust=args.trust_model, max_per_cell=args.max_spikes
     )
@@ -496,6 +517,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("classify", help="the main job: label every cell of .abf files serotonergic or not")
     p.add_argument("files", nargs="+", help=".abf files or folders of them")
     p.add_argument("--out", default=None, help="results table (.csv, .tsv or .json)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out table")
     p.add_argument("--report", default=None, metavar="DIR", help="write per-cell plots and an HTML summary here")
     p.add_argument("--n-jobs", type=int, default=1, help="files processed in parallel on this machine")
     p.add_argument(
@@ -520,7 +542,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="K=FILE|SESSION",
         help="which file to use when a kernel has several (e.g. 27=ModConvBinNormN27-v199.keras, or v199)",
     )
-    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
+    p.add_argument(
+        "--trust",
+        action="store_true",
+        help="let TensorFlow run a SavedModel's graph when its weights cannot be read from its variables alone "
+        "(only for files from a source you trust: a graph can read and write files)",
+    )
     p.set_defaults(func=cmd_import_models)
 
     p = sub.add_parser("demo", help="simulate recordings, classify them with the bundled demo model, report")
@@ -575,7 +603,9 @@ def build_parser() -> argparse.ArgumentParser:
         default="float32",
         help="mixed_bfloat16 trains ~2-3x faster on CPU; saved members are float32 either way",
     )
-    p.add_argument("--threshold", type=float, default=-50.0)
+    p.add_argument(
+        "--threshold", type=float, default=DEFAULT_THRESHOLD_PA, help="threshold in pA (default: %(default)s)"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--quiet", action="store_true")
@@ -585,7 +615,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--table", required=True, help="CSV with columns file,label and optional channel,group")
     p.add_argument("--model", required=True, metavar="DIR")
     p.add_argument("--out", default=None, metavar="REPORT_DIR", help="write JSON + PNG plots here")
-    p.add_argument("--threshold", type=float, default=-50.0)
+    p.add_argument(
+        "--threshold", type=float, default=DEFAULT_THRESHOLD_PA, help="threshold in pA (default: %(default)s)"
+    )
     p.add_argument("--max-spikes", type=int, default=None)
     p.add_argument("--trust-model", action="store_true")
     p.set_defaults(func=cmd_evaluate)
@@ -618,7 +650,7 @@ def _quiet_import_tensorflow() -> None:
         os.close(saved)
 
 
-_NEEDS_TF = {"classify", "demo", "train", "evaluate", "import-models", "watch", "gradcam"}
+_NEEDS_TF = {"classify", "demo", "train", "evaluate", "import-models", "watch"}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,6 +19,7 @@ import pandas as pd
 from ._version import __version__
 from .constants import SAMPLING_FREQUENCY
 from .errors import SeroError
+from .files import atomic_path, check_output_path
 from .snippets import snippets_from_analyzer
 
 __all__ = [
@@ -31,6 +32,8 @@ __all__ = [
     "PHY_PROPERTIES",
 ]
 
+#: file name endings of a results table
+TABLE_SUFFIXES = (".csv", ".tsv", ".json")
 #: columns of the results table (``sero classify``, the watcher, the report), in order
 RESULT_COLUMNS = [
     "file",
@@ -124,18 +127,30 @@ def tidy(table: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-def write_table(table: pd.DataFrame, path) -> Path:
-    """Write a results table as CSV (``.csv``/``.tsv``) or JSON records (``.json``), by the suffix."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    suffix = path.suffix.lower()
-    if suffix == ".json":
-        records = json.loads(table.to_json(orient="records", double_precision=15))
-        path.write_text(json.dumps(records, indent=1) + "\n")
-    elif suffix in (".csv", ".tsv"):
-        table.to_csv(path, index=False, sep="\t" if suffix == ".tsv" else ",")
-    else:
-        raise SeroError(f"{path.name}: unknown table format; use a .csv, .tsv or .json file name.")
+def write_table(table: pd.DataFrame, path, *, overwrite: bool = False) -> Path:
+    """Write a results table as CSV (``.csv``/``.tsv``) or JSON records (``.json``), by the suffix.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        The table.
+    path : str or Path
+        The file; its folder must exist.
+    overwrite : bool, default: False
+        Replace an existing file. The write is atomic: a crash leaves the old file or the new one.
+
+    Returns
+    -------
+    Path
+        The file written.
+    """
+    path = check_output_path(path, overwrite=overwrite, suffixes=TABLE_SUFFIXES, what="table")
+    with atomic_path(path) as temporary:
+        if path.suffix.lower() == ".json":
+            records = json.loads(table.to_json(orient="records", double_precision=15))
+            temporary.write_text(json.dumps(records, indent=1) + "\n")
+        else:
+            table.to_csv(temporary, index=False, sep="\t" if path.suffix.lower() == ".tsv" else ",")
     return path
 
 
@@ -185,9 +200,7 @@ def write_nwb(
     from pynwb import NWBHDF5IO, NWBFile
     from pynwb.misc import Units
 
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise SeroError(f"{path} exists; pass overwrite=True (CLI: --overwrite) or choose another name.")
+    path = check_output_path(path, overwrite=overwrite, suffixes=(".nwb",), what="NWB file")
     units = _sero_ext(analyzer).get_data()
     if session_start_time is None:
         session_start_time = datetime.datetime.now(datetime.UTC)
@@ -239,7 +252,7 @@ def write_nwb(
             v = row[name]
             values[name] = str(v) if name in ("sero_label", "sero_type") else float(v) if pd.notna(v) else float("nan")
         nwb.add_unit(spike_times=np.sort(times), waveform_mean=templates[i], id=i, **values)
-    with NWBHDF5IO(str(path), "w") as io:
+    with atomic_path(path) as temporary, NWBHDF5IO(str(temporary), "w") as io:
         io.write(nwb)
     return path
 

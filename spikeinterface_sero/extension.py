@@ -14,11 +14,13 @@ import warnings
 
 import numpy as np
 import pandas as pd
+from spikeinterface.core.globals import get_global_job_kwargs
+from spikeinterface.core.job_tools import fix_job_kwargs
 from spikeinterface.core.sortinganalyzer import AnalyzerExtension, register_result_extension
 from tqdm.auto import tqdm
 
 from .adapt import OutOfDomainWarning, adapt_analyzer_snippets, is_paper_format, out_of_domain_message
-from .constants import DEFAULT_MIN_SPIKES, DEFAULT_N_BOOT, POLARITIES
+from .constants import DEFAULT_CI, DEFAULT_MIN_SPIKES, DEFAULT_N_BOOT, POLARITIES
 from .decision import UNIT_COLUMNS, DecisionParams, decide_units
 from .errors import DemoModelWarning, SeroError
 from .features import check_criterion, criteria_classify, features_from_sorting
@@ -55,7 +57,9 @@ class ComputeSerotonergic(AnalyzerExtension):
     trust_model : bool, default: False
         Allow a model that needs arbitrary code (Lambda layers, custom objects) to load.
     n_boot : int, default: 1000
-        Bootstrap resamples for the 95 % interval of the cell probability (at least 10).
+        Bootstrap resamples for the interval of the cell probability (at least 10).
+    ci : float, default: 0.95
+        Coverage of the interval.
     seed : int, default: 0
         Seed of the bootstrap.
     min_spikes : int, default: 20
@@ -84,6 +88,7 @@ class ComputeSerotonergic(AnalyzerExtension):
         method: str = "cnn",
         trust_model: bool = False,
         n_boot: int = DEFAULT_N_BOOT,
+        ci: float = DEFAULT_CI,
         seed: int = 0,
         min_spikes: int = DEFAULT_MIN_SPIKES,
         min_udi_ms=None,
@@ -96,7 +101,7 @@ class ComputeSerotonergic(AnalyzerExtension):
             raise SeroError(f"method must be 'cnn' or 'criteria', not {method!r}.")
         if polarity is not None and polarity not in POLARITIES:
             raise SeroError(f"polarity must be 'negative', 'positive' or None, not {polarity!r}.")
-        decision = DecisionParams(n_boot=n_boot, seed=seed, min_spikes=min_spikes)
+        decision = DecisionParams(n_boot=n_boot, ci=ci, seed=seed, min_spikes=min_spikes)
         criteria = dict(min_udi_ms=min_udi_ms, max_rate_hz=max_rate_hz, max_cv=max_cv)
         criteria = {name: check_criterion(value, name) for name, value in criteria.items()}
         return dict(
@@ -186,15 +191,15 @@ def _given(values: dict) -> dict:
 
 
 def _check_job_kwargs(job_kwargs: dict) -> None:
-    """progress_bar works; the ensemble is vectorised in this process, so more jobs are said not to be used
-    (SpikeInterface fills in the global job kwargs, so a refusal would break every global n_jobs setting)."""
+    """progress_bar works; the ensemble is vectorised in this process, so an n_jobs asked for here is
+    refused. SpikeInterface's global job kwargs are a default for every extension: a global n_jobs is
+    accepted (and, as by SpikeInterface's own single-process extensions, not used)."""
     n_jobs = job_kwargs.get("n_jobs", 1)
-    if n_jobs not in (1, None):
-        warnings.warn(
-            f"spikeinterface-sero: the 'serotonergic' extension runs in one process (the ensemble is vectorised "
-            f"over spikes); n_jobs={n_jobs!r} is not used.",
-            UserWarning,
-            stacklevel=5,
+    global_n_jobs = fix_job_kwargs(get_global_job_kwargs()).get("n_jobs", 1)
+    if n_jobs not in (1, None) and n_jobs != global_n_jobs:
+        raise SeroError(
+            f"the 'serotonergic' extension runs in one process (the ensemble is vectorised over spikes): "
+            f"n_jobs={n_jobs!r} cannot be honoured; leave it out (progress_bar=True works)."
         )
 
 
@@ -282,7 +287,9 @@ def compute_unit_decisions(analyzer, params: dict, *, unit_ids=None, progress_ba
     else:
         outputs = np.zeros((waveforms.shape[0], 0, 2), np.float32)
         provenance.update(model_is_demo=False, model_kernels=[], model_description="classical criteria")
-    decision = DecisionParams(n_boot=params["n_boot"], seed=params["seed"], min_spikes=params["min_spikes"])
+    decision = DecisionParams(
+        n_boot=params["n_boot"], ci=params["ci"], seed=params["seed"], min_spikes=params["min_spikes"]
+    )
     units, spike_p = decide_units(
         outputs, spike_unit, unit_ids, params=decision, features=features, method=params["method"], domain=domain
     )

@@ -44,6 +44,7 @@ POLARITY_PROPERTY = "spike_polarity"
 
 __all__ = [
     "POLARITY_PROPERTY",
+    "main_channel_indices",
     "main_channel_waveforms",
     "Snippets",
     "DetectionParams",
@@ -641,13 +642,28 @@ def check_analyzer_waveforms(analyzer) -> None:
         )
 
 
+def main_channel_indices(analyzer) -> np.ndarray:
+    """Each unit's main channel (index into ``analyzer.channel_ids``).
+
+    ``analyzer.get_main_channels()``, except that the ``main_channel_id`` sorting property, when present,
+    is read directly: SpikeInterface 0.105 re-estimates the main channels from templates when the analyzer
+    has no recording, and fails with ``KeyError: 'average'`` when no templates are computed.
+    """
+    if "main_channel_id" in analyzer.sorting.get_property_keys():
+        channel_ids = [str(c) for c in analyzer.channel_ids]
+        main_ids = [str(c) for c in analyzer.sorting.get_property("main_channel_id")]
+        if all(c in channel_ids for c in main_ids):
+            return np.array([channel_ids.index(c) for c in main_ids], dtype=np.int64)
+    return np.asarray(analyzer.get_main_channels(outputs="index"), dtype=np.int64)
+
+
 def main_channel_waveforms(analyzer) -> np.ndarray:
     """(n, n_samples) float32: each spike of ``random_spikes`` on its unit's main channel
     (``analyzer.get_main_channels()``), for dense and sparse analyzers alike, in ``random_spikes`` order."""
     waveforms = analyzer.get_extension("waveforms").get_data()
     spikes = analyzer.sorting.to_spike_vector()[analyzer.get_extension("random_spikes").get_data()]
-    main = analyzer.get_main_channels(outputs="index")
-    column = np.asarray(main, dtype=np.int64)
+    main = main_channel_indices(analyzer)
+    column = main.copy()
     if analyzer.is_sparse():  # sparse waveforms hold the unit's own channels, in the sparsity's order
         channels = analyzer.sparsity.unit_id_to_channel_indices
         column = np.array(

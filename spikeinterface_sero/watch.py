@@ -31,9 +31,11 @@ import pandas as pd
 
 from .errors import AbfError, SeroError
 from .export import RESULT_COLUMNS, error_row
+from .files import append_line, check_output_path
 from .io import read_abf
 from .model import load_model
 from .pipeline import classify_file
+from .report import write_summary_html
 
 __all__ = ["watch_folder"]
 
@@ -82,39 +84,52 @@ class _ResultsCsv:
     def __init__(self, path: Path, columns: list[str]):
         self.path = path
         self.columns = columns
-        path.parent.mkdir(parents=True, exist_ok=True)
         if path.exists() and path.stat().st_size > 0:
-            with open(path, newline="", encoding="utf-8") as f:
-                header = next(csv.reader(f), [])
+            try:
+                with open(path, newline="", encoding="utf-8") as handle:
+                    header = next(csv.reader(handle), [])
+            except (UnicodeDecodeError, csv.Error):
+                header = ["(not text)"]
             if header != columns:
                 raise SeroError(
-                    f"{path} exists but is not a sero results table (its columns are "
+                    f"{path} exists but is not a sero results table (it starts with "
                     f"{', '.join(header[:6])}...); choose another --out file or move it away."
                 )
+            self._drop_torn_last_line()
         else:
-            with open(path, "w", newline="", encoding="utf-8") as f:
-                csv.writer(f).writerow(columns)
+            append_line(path, _csv_line(columns))
+
+    def _drop_torn_last_line(self) -> None:
+        """A crash during an append can leave half a row without its newline: it is dropped (its file is
+        classified again, as it never got a whole row)."""
+        with open(self.path, "rb+") as handle:
+            handle.seek(0, os.SEEK_END)
+            size = handle.tell()
+            handle.seek(max(0, size - 1))
+            if handle.read(1) == b"\n":
+                return
+            handle.seek(0)
+            data = handle.read()
+            handle.truncate(data.rfind(b"\n") + 1)
+            log.warning("%s ended with a torn row (an interrupted write); it was dropped", self.path)
 
     def files(self) -> set[str]:
-        try:
-            return set(pd.read_csv(self.path, usecols=["file"], dtype=str)["file"].dropna())
-        except (ValueError, pd.errors.EmptyDataError):
-            return set()
+        """Files with at least one classified row: the others (errors, incomplete files) are tried again."""
+        table = self.read()
+        return set(table.loc[table["error"] == "", "file"].dropna().astype(str))
 
     def append(self, rows: pd.DataFrame) -> None:
-        with open(self.path, "a", newline="", encoding="utf-8") as f:
-            try:
-                import fcntl
-
-                fcntl.flock(f, fcntl.LOCK_EX)
-            except (ImportError, OSError):
-                pass
-            rows.reindex(columns=self.columns).to_csv(f, header=False, index=False)
-            f.flush()
-            os.fsync(f.fileno())
+        """Whole rows only: each row is one line, written and flushed in one call."""
+        text = rows.reindex(columns=self.columns).to_csv(header=False, index=False, lineterminator="\n")
+        append_line(self.path, text)
 
     def read(self) -> pd.DataFrame:
-        return pd.read_csv(self.path, keep_default_na=True).fillna({"error": ""})
+        table = pd.read_csv(self.path, keep_default_na=True, dtype={"file": str, "error": str})
+        return table.fillna({"error": ""})
+
+
+def _csv_line(values) -> str:
+    return pd.DataFrame([list(values)]).to_csv(header=False, index=False, lineterminator="\n")
 
 
 def _make_handler(events: list, lock: threading.Lock):
@@ -144,6 +159,7 @@ def watch_folder(
     process_existing: bool = False,
     stop_event: threading.Event | None = None,
     on_result=None,
+    on_start=None,
     poll_s: float = 0.5,
     timeout_s: float | None = None,
     incomplete_s: float | None = None,
@@ -167,6 +183,8 @@ def watch_folder(
     process_existing : also classify the .abf files already in the folder (default: only new ones, and
         existing ones that change).
     stop_event : a ``threading.Event``; setting it stops the watcher (within ``poll_s``).
+    on_start : called once watching has begun (the model loaded, the folder listed, the observer running):
+        the place to say "watching".
     on_result : called with each file's rows (a DataFrame with
         :data:`~spikeinterface_sero.RESULT_COLUMNS`) as they come; an exception it raises stops
         the watcher.
@@ -188,8 +206,10 @@ def watch_folder(
         raise SeroError(f"{folder} is not a folder; pass the folder the acquisition software saves .abf files into.")
     folder = folder.resolve()
     settle_s, poll_s = float(settle_s), float(poll_s)
-    if settle_s < 0 or poll_s <= 0:
-        raise SeroError("settle_s must be >= 0 and poll_s > 0.")
+    if not (0 <= settle_s < float("inf")) or not (0 < poll_s < float("inf")):
+        raise SeroError(f"settle_s must be a number >= 0 and poll_s > 0 (seconds), not {settle_s!r} and {poll_s!r}.")
+    if out is not None and not Path(out).exists():
+        check_output_path(out, suffixes=(".csv",), what="results table")
     incomplete_s = 3.0 * settle_s if incomplete_s is None else float(incomplete_s)
     for bad in ("report_dir", "return_analyzer"):
         classify_kwargs.pop(bad, None)
@@ -208,6 +228,16 @@ def watch_folder(
                     found[str(p)] = s
         return found
 
+    events: list = []
+    lock = threading.Lock()
+    if use_polling:
+        from watchdog.observers.polling import PollingObserver as _Observer
+    else:
+        from watchdog.observers import Observer as _Observer
+    observer = _Observer(timeout=min(1.0, poll_s)) if use_polling else _Observer()
+    observer.schedule(_make_handler(events, lock), str(folder), recursive=recursive)
+    observer.start()  # before the listing: a file saved from now on is seen, by the listing or by an event
+
     pending: dict[str, _Pending] = {}
     done: dict[str, tuple] = {}  # path -> (sig when classified, was an "incomplete" error)
     baseline = {} if process_existing else listing()
@@ -217,16 +247,8 @@ def watch_folder(
                 done[p] = (_sig(Path(p)), False)
             else:
                 pending[p] = _Pending(sig=None, last_change=time.monotonic())
-
-    events: list = []
-    lock = threading.Lock()
-    if use_polling:
-        from watchdog.observers.polling import PollingObserver as _Observer
-    else:
-        from watchdog.observers import Observer as _Observer
-    observer = _Observer(timeout=min(1.0, poll_s)) if use_polling else _Observer()
-    observer.schedule(_make_handler(events, lock), str(folder), recursive=recursive)
-    observer.start()
+    if on_start is not None:
+        on_start()
 
     session: list[pd.DataFrame] = []
     summary_rows: list[pd.DataFrame] = []
@@ -309,8 +331,6 @@ def watch_folder(
                 session.append(rows)
                 summary_rows.append(rows)
                 if report_dir is not None:
-                    from .report import write_summary_html
-
                     table = results.read() if results is not None else pd.concat(summary_rows, ignore_index=True)
                     write_summary_html(table, report_dir, title="Serotonergic classification (live)", refresh_s=10)
                 if on_result is not None:

@@ -3,6 +3,7 @@ import of the published Keras-2 members, Grad-CAM."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -216,6 +217,136 @@ def test_demo_model_missing_says_so():
             M.load_model()
 
 
+# ------------------------------------------------------------------- model folders: hostile or damaged files
+def _copy_with_info(saved_small, tmp_path, edit):
+    """A copy of the saved folder whose model_info.json ``edit(info)`` changed (or replaced, if it returns)."""
+    folder = tmp_path / "edited"
+    shutil.copytree(saved_small, folder)
+    info = json.loads((folder / "model_info.json").read_text())
+    new = edit(info)
+    text = new if isinstance(new, str) else json.dumps(info if new is None else new)
+    (folder / "model_info.json").write_text(text)
+    return folder
+
+
+def _set(path: str, value):
+    """An edit setting ``info[a][b]...`` (path "a.b", numeric parts index lists) to ``value``."""
+
+    def edit(info):
+        *parents, last = [int(p) if p.isdigit() else p for p in path.split(".")]
+        d = info
+        for p in parents:
+            d = d[p]
+        d[last] = value
+
+    return edit
+
+
+def _nested(depth: int):
+    v = 0
+    for _ in range(depth):
+        v = [v]
+    return v
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (_set("format_version", "one"), "format_version is 'one'"),
+        (_set("format_version", None), "format_version is None"),
+        (_set("format_version", True), "format_version is True"),
+        (_set("format_version", 0), "format_version is 0"),
+        (_set("format_version", 2), "upgrade the package"),
+        (_set("format", 5), "format field"),
+        (_set("input", [40000, 160]), "'input' is a list"),
+        (_set("input.sampling_frequency_hz", "40 kHz"), "sampling_frequency_hz is '40 kHz'"),
+        (_set("input.n_samples", 160.5), "n_samples is 160.5"),
+        (_set("input.sampling_frequency_hz", 20000.0), "160 samples at 40 kHz"),
+        (_set("input.columns", "time, current"), "input.columns"),
+        (_set("label_conversion", ["serotonergic", "non_serotonergic"]), "label_conversion"),
+        (_set("members", {"file": "member_k20.keras"}), "lists no members"),
+        (_set("members", []), "lists no members"),
+        (_set("members.0", "member_k20.keras"), r"members\[0\] is a string"),
+        (_set("members.0.file", 20), r"members\[0\]\.file 20 is not a plain file name"),
+        (_set("members.0.file", "../member_k20.keras"), "not a plain file name"),
+        (_set("members.1.file", "member_k20.keras"), "listed twice"),
+        (_set("members.0.kernel", "20"), r"members\[0\]\.kernel is '20'"),
+        (_set("members.0.kernel", True), r"members\[0\]\.kernel is True"),
+        (_set("members.0.sha256", None), r"members\[0\]\.sha256 is None"),
+        (_set("kernels", [20, 25]), "'kernels' is"),
+        (_set("demo", "no"), "'demo' is a string"),
+        (_set("training", ["2 epochs"]), "'training' is a list"),
+        (_set("name", 12), "'name' is a number"),
+        (_set("training", {"deep": _nested(40)}), "levels deep"),
+        (lambda info: "[" * 100_000 + "]" * 100_000, "nests objects too deeply"),
+        (lambda info: ["not", "an", "object"], "holds a list"),
+        (lambda info: '{"format": "spikeinterface-sero-model", ', "cannot be read as JSON"),
+        (lambda info: json.dumps(info) + " " * (2 << 20), "a model description is a few kB"),
+    ],
+    ids=lambda v: v if isinstance(v, str) else "",
+)
+def test_malformed_model_info_is_one_clear_error(saved_small, tmp_path, edit, message):
+    folder = _copy_with_info(saved_small, tmp_path, edit)
+    with pytest.raises(ModelError, match=message) as err:
+        M.load_model(folder)
+    text = str(err.value)
+    assert "\n" not in text and len(text) < 600
+    assert "model_info.json" in text or str(folder) in text
+
+
+def _rewrite_config(folder, fname: str, padding: int):
+    """Pad ``fname``'s config.json with ``padding`` spaces (deflated: tiny on disk), fixing its checksum."""
+    import zipfile
+
+    path = folder / fname
+    with zipfile.ZipFile(path) as z:
+        entries = {i.filename: z.read(i.filename) for i in z.infolist()}
+    entries["config.json"] += b" " * padding
+    with zipfile.ZipFile(path, "w") as z:
+        for name, data in entries.items():
+            z.writestr(name, data, compress_type=zipfile.ZIP_DEFLATED if name == "config.json" else zipfile.ZIP_STORED)
+    info = json.loads((folder / "model_info.json").read_text())
+    for m in info["members"]:
+        if m["file"] == fname:
+            m["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+    (folder / "model_info.json").write_text(json.dumps(info))
+
+
+@pytest.mark.parametrize(
+    "padding, message",
+    [(17 << 20, r"config\.json unpacks to 17\.0 MiB, over the 16 MiB limit"), (2 << 20, "zip bomb")],
+    ids=["over-16MB", "ratio"],
+)
+def test_keras_archive_bomb_refused_before_loading(small, saved_small, tmp_path, padding, message):
+    folder = tmp_path / "bomb"
+    shutil.copytree(saved_small, folder)
+    _rewrite_config(folder, "member_k25.keras", padding)
+    assert (folder / "member_k25.keras").stat().st_size < 1 << 20  # small on disk
+    with pytest.raises(ModelError, match=message):
+        M.load_model(folder)
+    shutil.copy(saved_small / "member_k25.keras", folder / "member_k25.keras")
+    _rewrite_config(folder, "member_k25.keras", 1000)  # harmless padding still loads
+    x = spikes(5)
+    np.testing.assert_array_equal(M.load_model(folder).predict_members(x), small.predict_members(x))
+
+
+@pytest.mark.parametrize("name", ["member_k25.keras", "model_info.json"])
+def test_link_out_of_model_folder_refused(saved_small, tmp_path, name):
+    folder = tmp_path / "linked"
+    shutil.copytree(saved_small, folder)
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (folder / name).rename(outside / name)
+    (folder / name).symlink_to(outside / name)
+    with pytest.raises(ModelError, match=f"{name} in .* is a link to .*outside the model folder"):
+        M.load_model(folder)
+    # a link that stays inside the folder is fine
+    (folder / name).unlink()
+    (outside / name).rename(folder / f"real_{name}")
+    (folder / name).symlink_to(folder / f"real_{name}")
+    assert M.load_model(folder).kernels == SMALL_KERNELS
+
+
 # ------------------------------------------------------------------------------- import of published members
 @pytest.mark.parametrize("suffix", [".keras", ".h5", ""], ids=["keras", "hdf5", "savedmodel"])
 def test_import_reproduces_tf215_predictions(formats_dir, tmp_path, suffix):
@@ -313,6 +444,129 @@ def test_import_reads_kernel_from_weights_and_checks_architecture(formats_dir, t
     m2.save(wrong / "ModConvBinNormN20.keras")
     with pytest.raises(ModelError, match="relu"):
         M.import_models(wrong, tmp_path / "w2")
+
+
+# ----------------------------------------------------------------- SavedModels: rebuilt from variables, never run
+_MODULE_NAMES = [
+    "gamma",
+    "beta",
+    "conv1_kernel",
+    "conv1_bias",
+    "conv2_kernel",
+    "conv2_bias",
+    "dense_kernel",
+    "dense_bias",
+]
+
+
+def _side_effect_savedmodel(folder, member, target, names=_MODULE_NAMES, activation="relu"):
+    """A SavedModel (a tf.Module) computing ``member`` exactly, whose serving function also writes ``target``."""
+    import tensorflow as tf
+
+    act = getattr(tf.nn, activation)
+
+    class SideEffect(tf.Module):
+        def __init__(self):
+            super().__init__()
+            for n, w in zip(names, member.get_weights()):
+                setattr(self, n, tf.Variable(np.asarray(w), name=n))
+
+        @tf.function(input_signature=[tf.TensorSpec([None, 160, 2, 1], tf.float32)], autograph=False)
+        def serve(self, x):
+            tf.io.write_file(str(target), "written by the SavedModel's graph")
+            g, b, k1, b1, k2, b2, kd, bd = (getattr(self, n) for n in names)
+            mean, var = tf.nn.moments(x, axes=[1], keepdims=True)
+            h = (x - mean) * tf.math.rsqrt(var + 1e-3) * tf.reshape(g, (1, 160, 1, 1)) + tf.reshape(b, (1, 160, 1, 1))
+            h = tf.nn.max_pool2d(act(tf.nn.conv2d(h, k1, 1, "VALID") + b1), (2, 1), (2, 1), "VALID")
+            h = tf.nn.max_pool2d(tf.nn.relu(tf.nn.conv2d(h, k2, 1, "VALID") + b2), (2, 2), (2, 2), "VALID")
+            return {"dense": tf.sigmoid(tf.matmul(tf.reshape(h, (-1, kd.shape[0])), kd) + bd)}
+
+    module = SideEffect()
+    x = M.to_member_input(spikes(16, seed=11))
+    y = module.serve(tf.constant(x))["dense"].numpy()  # run once here: it computes the member ...
+    if activation == "relu":
+        np.testing.assert_allclose(y, np.asarray(member(x, training=False)), atol=1e-5)
+    assert target.read_text() == "written by the SavedModel's graph"  # ... and its graph does write the file
+    target.unlink()
+    folder.mkdir()
+    tf.saved_model.save(module, str(folder / f"ModConvBinNormN{M.member_kernel(member)}"), signatures=module.serve)
+    return x
+
+
+@pytest.fixture
+def no_graph_serving(monkeypatch):
+    """Make any attempt to load a SavedModel's graph fail the test."""
+    import keras
+    import tensorflow as tf
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the import tried to load the SavedModel's graph")
+
+    monkeypatch.setattr(keras.layers, "TFSMLayer", refuse)
+    monkeypatch.setattr(tf.saved_model, "load", refuse)
+
+
+def test_side_effect_savedmodel_imports_without_running_its_graph(small, tmp_path, no_graph_serving):
+    target = tmp_path / "side_effect.txt"
+    member = small.members[0]
+    x = _side_effect_savedmodel(tmp_path / "src", member, target)
+    out = M.import_models(tmp_path / "src", tmp_path / "imported")
+    assert not target.exists()  # the graph never ran
+    ens = M.load_model(out)
+    assert ens.kernels == (M.member_kernel(member),) and ens.fused
+    for wa, wb in zip(member.get_weights(), ens.members[0].get_weights()):
+        np.testing.assert_array_equal(wa, wb)
+    np.testing.assert_allclose(ens.predict_members(x[..., 1, 0])[:, 0], np.asarray(member(x)), atol=1e-6)
+    info = json.loads((out / "model_info.json").read_text())
+    assert info["source"]["formats"] == {"20": "savedmodel"}
+    assert "graph was not run" in info["source"]["checks"]["20"]
+    assert not target.exists()
+
+
+def test_savedmodel_not_rebuildable_from_variables_needs_trust(small, tmp_path):
+    target = tmp_path / "side_effect.txt"
+    member = small.members[0]
+    x = _side_effect_savedmodel(tmp_path / "src", member, target, names=list("abcdefgh"))  # gamma? beta?
+    with pytest.raises(ModelError, match=r"cannot be rebuilt from its variables alone .* trust=True"):
+        M.import_models(tmp_path / "src", tmp_path / "refused")
+    assert not target.exists() and not (tmp_path / "refused").exists()
+    # trusted: TensorFlow serves the graph (which then does write its file) and checks the rebuilt member
+    ens = M.load_model(M.import_models(tmp_path / "src", tmp_path / "trusted", trust=True))
+    assert target.exists()
+    np.testing.assert_allclose(ens.predict_members(x[..., 1, 0])[:, 0], np.asarray(member(x)), atol=1e-6)
+
+
+def test_savedmodel_with_another_activation_refused_without_running(small, tmp_path, no_graph_serving):
+    target = tmp_path / "side_effect.txt"
+    _side_effect_savedmodel(tmp_path / "src", small.members[0], target, activation="tanh")
+    with pytest.raises(ModelError, match="graph uses Tanh.*not the published architecture"):
+        M.import_models(tmp_path / "src", tmp_path / "out")
+    assert not target.exists()
+
+
+def test_tf215_savedmodel_rebuilt_from_variables_matches_reference(formats_dir, tmp_path, no_graph_serving):
+    ref = np.load(formats_dir / "reference_predictions.npz")
+    out = M.import_models(formats_dir, tmp_path / "sm", choose={20: "ModConvBinNormN20", 27: "ModConvBinNormN27"})
+    ens = M.load_model(out)
+    X = ref["X"]
+    pm = ens.predict_members(X[..., 1, 0])
+    for i, (k, member) in enumerate(zip(ens.kernels, ens.members)):
+        assert np.abs(np.asarray(member(X, training=False)) - ref[f"k{k}"]).max() < 1e-5
+        assert np.abs(pm[:, i] - ref[f"k{k}"]).max() < 1e-5
+
+
+def test_keras3_export_savedmodel_imports(formats_dir, tmp_path):
+    ref = np.load(formats_dir / "reference_predictions.npz")
+    ens = M.load_model(
+        M.import_models(
+            formats_dir, tmp_path / "k", choose={20: "ModConvBinNormN20.keras", 27: "ModConvBinNormN27.keras"}
+        )
+    )
+    src = tmp_path / "exported"
+    src.mkdir()
+    ens.members[0].export(str(src / "ModConvBinNormN20"), verbose=False)  # Keras 3: a SavedModel directory
+    again = M.load_model(M.import_models(src, tmp_path / "again"))
+    np.testing.assert_allclose(np.asarray(again.members[0](ref["X"], training=False)), ref["k20"], atol=1e-6)
 
 
 # ------------------------------------------------------------------------------------------------ Grad-CAM

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..constants import LABELS, NAFTER, NBEFORE, SAMPLING_FREQUENCY, SNIPPET_LENGTH
+from ..constants import DEFAULT_THRESHOLD_PA, LABELS, NAFTER, NBEFORE, SAMPLING_FREQUENCY, SNIPPET_LENGTH
 from ..errors import TrainingError
 
 SER, NSER = 0, 1
@@ -488,7 +488,7 @@ _READ_KWARGS = ("allow_low_rate", "allow_any_unit")
 def dataset_from_table(
     table,
     *,
-    threshold: float = -50.0,
+    threshold: float = DEFAULT_THRESHOLD_PA,
     max_per_cell: int | None = None,
     noise_per_cell: int = 64,
     noise_margin_ms: float = 5.0,

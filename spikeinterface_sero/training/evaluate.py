@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..constants import DEFAULT_N_BOOT, LABELS
+from ..constants import DEFAULT_N_BOOT, DEFAULT_THRESHOLD_PA, LABELS
 from ..decision import DecisionParams, cell_decisions, consensus_of, spike_probability, spike_votes_ser
 from ..errors import TrainingError
 from .data import SpikeDataset
@@ -390,7 +390,7 @@ def evaluate_table(
     model_folder,
     out_dir=None,
     *,
-    threshold: float = -50.0,
+    threshold: float = DEFAULT_THRESHOLD_PA,
     max_per_cell: int | None = None,
     seed: int = 0,
     trust: bool = False,

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..constants import DEFAULT_KERNELS, LABELS
+from ..constants import DEFAULT_KERNELS, DEFAULT_THRESHOLD_PA, LABELS
 from ..errors import TrainingError
 from .data import SpikeDataset
 
@@ -616,7 +616,7 @@ def train_from_table(
     patience: int = 10,
     max_per_cell: int | None = 700,
     balance: bool = True,
-    threshold: float = -50.0,
+    threshold: float = DEFAULT_THRESHOLD_PA,
     snippet_kwargs: dict | None = None,
     n_masks: int = 600,
     noise_per_cell: int = 64,
