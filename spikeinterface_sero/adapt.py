@@ -69,7 +69,8 @@ from .constants import (
     SNIPPET_LENGTH,
 )
 from .errors import SamplingRateError, SeroError, SnippetError
-from .snippets import Snippets, check_analyzer_waveforms, main_channel_indices
+from .snippets import Snippets, check_analyzer_waveforms
+from .upstream import main_channel_indices
 
 __all__ = [
     "adapt_analyzer_snippets",

@@ -1,7 +1,7 @@
 """Numbers fixed by the published method (Corradetti et al. 2024): every stage reads them from here."""
 
 SAMPLING_FREQUENCY = 40_000.0  # Hz, the rate of the authors' recordings
-SAMPLING_FREQUENCY_TOLERANCE = 1e-6  # relative: a rate within this of 40 kHz is 40 kHz
+SAMPLING_FREQUENCY_TOLERANCE = 1e-4  # relative: within 4 Hz of 40 kHz is 40 kHz (< 0.02 samples over a snippet)
 NBEFORE = 40  # samples before the trigger (1 ms)
 NAFTER = 120  # samples after the trigger (3 ms)
 SNIPPET_LENGTH = NBEFORE + NAFTER  # 160

@@ -11,6 +11,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from .datasets import simulate_dataset
+from .export import write_table
+from .pipeline import classify_files
+from .report import write_summary_html
+
 __all__ = ["run_demo"]
 
 DEFAULT_CELLS = {"serotonergic": 2, "atypical_serotonergic": 2, "non_serotonergic": 2}
@@ -29,10 +34,6 @@ def run_demo(
     """Simulate, classify, compare with the ground truth. Writes ``recordings/*.abf``, ``results.csv`` and
     (with ``report``) ``report/index.html`` under ``out_dir``; returns the results table with the columns
     ``true_label``, ``true_cell_type`` and ``correct`` added."""
-    from .datasets import simulate_dataset
-    from .export import write_table
-    from .pipeline import classify_files
-
     out = Path(out_dir)
     rec_dir = out / "recordings"
     counts = dict(DEFAULT_CELLS if n_cells_per_type is None else n_cells_per_type)
@@ -50,7 +51,5 @@ def run_demo(
     table["correct"] = table["sero_label"] == table["true_label"]
     write_table(table, out / "results.csv")
     if report_dir is not None:
-        from .report import write_summary_html
-
         write_summary_html(table, report_dir)
     return table

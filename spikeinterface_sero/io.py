@@ -23,8 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .constants import MIN_SAMPLING_FREQUENCY, SAMPLING_FREQUENCY
+from .constants import MIN_SAMPLING_FREQUENCY, SAMPLING_FREQUENCY, SAMPLING_FREQUENCY_TOLERANCE, is_paper_rate
 from .errors import AbfError, ChannelError, DataError, SamplingRateError
+from .upstream import axon_header, neo_buffer_descriptions, share_neo_file_handle, snap_sampling_frequency
 
 __all__ = ["read_abf", "abf_channels", "CURRENT_UNITS_TO_PA", "validate_recording"]
 
@@ -39,7 +40,6 @@ _SUPPORTED_MODES = {
 _ALL_MODES = {**_SUPPORTED_MODES, 4: "high-speed oscilloscope"}
 _VALIDATE_CHUNK = 4_000_000  # samples per channel read at once when validating
 _MAX_SAMPLING_FREQUENCY = 10e6  # Hz; above this the sampling interval in the header is corrupt
-_RATE_TOLERANCE = 1e-4  # relative; a rate this close to 40 kHz is 40 kHz (no resampling)
 
 
 def _check_signature(path: Path) -> int:
@@ -103,12 +103,7 @@ def _check_layout(rec, path: Path) -> None:
     """Refuse sweeps whose data offsets or sizes Neo derived as non-integers or beyond the file, and
     non-finite or zero gains, so that reading never fails later with an unrelated error."""
     size = path.stat().st_size
-    try:
-        descs = [
-            d for blk in rec.neo_reader._buffer_descriptions.values() for seg in blk.values() for d in seg.values()
-        ]
-    except AttributeError:  # another Neo layout: nothing to check here
-        descs = []
+    descs = neo_buffer_descriptions(rec)
     for d in descs:
         off, shape = d.get("file_offset", 0), d.get("shape", (0, 0))
         item = np.dtype(d.get("dtype", "i2")).itemsize
@@ -137,23 +132,6 @@ def _check_layout(rec, path: Path) -> None:
             f"{gains[c]:g}, offset {offsets[c]:g}); the file is truncated or corrupt. Copy it again from "
             "the acquisition computer."
         )
-
-
-def _share_file_handle(rec, path: Path) -> None:
-    """Neo opens one file handle per sweep on first read and keeps it, so a file with more sweeps than the
-    open-file limit (1024 on many systems) fails with OSError EMFILE. Every sweep lies in the same file and
-    Neo maps chunks at explicit offsets: give all sweeps one handle."""
-    reader = rec.neo_reader
-    try:
-        descs = reader._buffer_descriptions
-        if getattr(reader, "_memmap_analogsignal_buffers", None):
-            return
-        fid = open(path, "rb")  # noqa: SIM115 - lives as long as the reader
-        reader._memmap_analogsignal_buffers = {
-            blk: {seg: dict.fromkeys(bufs, fid) for seg, bufs in segs.items()} for blk, segs in descs.items()
-        }
-    except (AttributeError, TypeError):  # another Neo layout: leave it as it is
-        pass
 
 
 def _open_axon(path: Path):
@@ -195,7 +173,7 @@ def _open_axon(path: Path):
     finally:
         neo_logger.setLevel(old_level)
     _check_layout(rec, path)
-    _share_file_handle(rec, path)
+    share_neo_file_handle(rec, path)
     return rec
 
 
@@ -310,17 +288,6 @@ def validate_recording(recording, name: str = "recording", chunk_size: int = _VA
         )
 
 
-def _snap_rate(rec, target: float, rel_tol: float = 1e-6) -> None:
-    """Relabel a rate that equals ``target`` up to float rounding (e.g. 1/(12.5 µs × 2 channels), or a
-    resampling ratio applied to 50000.00000000001 Hz) as exactly ``target``."""
-    fs = rec.sampling_frequency
-    if fs != target and abs(fs - target) < rel_tol * target:
-        rec._sampling_frequency = float(target)
-        for seg in rec._recording_segments:
-            if getattr(seg, "sampling_frequency", None) is not None:
-                seg.sampling_frequency = float(target)
-
-
 def read_abf(path, channel=None, *, allow_low_rate: bool = False, allow_any_unit: bool = False, validate: bool = True):
     """Read an Axon .abf file as a SpikeInterface recording of cell-attached current in pA at 40 kHz.
 
@@ -348,7 +315,7 @@ def read_abf(path, channel=None, *, allow_low_rate: bool = False, allow_any_unit
     """
     path = Path(path)
     rec = _open_axon(path)
-    info = rec.neo_reader._axon_info
+    info = axon_header(rec)
     version = float(info.get("fFileVersionNumber", 0.0))
     chosen = _select_channels(rec, channel, path)
     all_ids = [str(c) for c in rec.channel_ids]
@@ -398,7 +365,7 @@ def read_abf(path, channel=None, *, allow_low_rate: bool = False, allow_any_unit
     # within 100 ppm (a digitiser clock's tolerance; 0.016 samples over a 160-sample snippet) the rate is
     # taken as 40 kHz: the polyphase resampler cannot do better there (it keeps 39999.9 Hz, or makes
     # 40002 Hz out of 39998 Hz)
-    resampled = abs(fs - SAMPLING_FREQUENCY) > _RATE_TOLERANCE * SAMPLING_FREQUENCY
+    resampled = not is_paper_rate(fs)
     if resampled:
         import spikeinterface.preprocessing as spre
 
@@ -406,7 +373,7 @@ def read_abf(path, channel=None, *, allow_low_rate: bool = False, allow_any_unit
         min_len = min(rec.get_num_samples(s) for s in range(rec.get_num_segments()))
         margin_ms = max(1.0, min(100.0, 0.5 * 1000.0 * min_len / fs))
         rec = spre.resample(rec, int(SAMPLING_FREQUENCY), margin_ms=margin_ms)
-    _snap_rate(rec, SAMPLING_FREQUENCY, rel_tol=_RATE_TOLERANCE)
+    snap_sampling_frequency(rec, SAMPLING_FREQUENCY, SAMPLING_FREQUENCY_TOLERANCE)
     if rec.sampling_frequency != SAMPLING_FREQUENCY:
         raise SamplingRateError(
             f"{path.name}: recorded at {fs:g} Hz, which cannot be resampled to 40 kHz closely "

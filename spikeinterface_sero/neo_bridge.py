@@ -12,19 +12,28 @@ from __future__ import annotations
 
 import numpy as np
 
-from .constants import DEFAULT_N_BOOT, NAFTER, NBEFORE, SAMPLING_FREQUENCY, SNIPPET_LENGTH
+from .constants import (
+    DEFAULT_N_BOOT,
+    MIN_SAMPLING_FREQUENCY,
+    NAFTER,
+    NBEFORE,
+    SAMPLING_FREQUENCY,
+    SAMPLING_FREQUENCY_TOLERANCE,
+    SNIPPET_LENGTH,
+    is_paper_rate,
+)
 from .decision import DecisionParams, decide_units
-from .errors import ChannelError, SeroError, SnippetError
+from .errors import ChannelError, SamplingRateError, SeroError, SnippetError
 from .features import criteria_classify, features_table
+from .io import CURRENT_UNITS_TO_PA
 from .model import load_model
-from .snippets import recording_to_snippets
+from .snippets import create_analyzer, recording_to_analyzer, recording_to_snippets
+from .upstream import snap_sampling_frequency
 
 __all__ = ["annotate_spiketrains", "spiketrains_from_snippets", "recording_from_neo", "analyzer_from_neo"]
 
 
 def _current_signals(segment, channel=None):
-    from .io import CURRENT_UNITS_TO_PA
-
     found = []
     for sig in segment.analogsignals:
         unit = sig.units.dimensionality.string
@@ -44,10 +53,6 @@ def recording_from_neo(block, channel=None, *, allow_low_rate: bool = False):
     signals (every current channel, or the one named by ``channel``)."""
     import spikeinterface.preprocessing as spre
     from spikeinterface.core import NumpyRecording
-
-    from .constants import MIN_SAMPLING_FREQUENCY
-    from .errors import SamplingRateError
-    from .io import CURRENT_UNITS_TO_PA, _snap_rate
 
     traces, fs, ids = [], None, None
     for seg in block.segments:
@@ -74,9 +79,9 @@ def recording_from_neo(block, channel=None, *, allow_low_rate: bool = False):
     rec = NumpyRecording(traces, fs, channel_ids=np.array(ids))
     rec.set_property("physical_unit", ["pA"] * len(ids))
     rec.set_dummy_probe_from_locations(np.c_[np.arange(len(ids)) * 100.0, np.zeros(len(ids))])
-    if abs(fs - SAMPLING_FREQUENCY) > 1e-3:
+    if not is_paper_rate(fs):
         rec = spre.resample(rec, int(SAMPLING_FREQUENCY))
-    _snap_rate(rec, SAMPLING_FREQUENCY)
+    snap_sampling_frequency(rec, SAMPLING_FREQUENCY, SAMPLING_FREQUENCY_TOLERANCE)
     name = block.file_origin or block.name
     if name:
         from pathlib import Path
@@ -90,8 +95,6 @@ def analyzer_from_neo(block, channel=None, *, spiketrains=None, allow_low_rate: 
     given SpikeTrains (one list per segment, or a flat list whose ``segment`` is set), or, without them,
     the paper's threshold crossings (``detection_kwargs`` as in :func:`recording_to_snippets`)."""
     from spikeinterface.core import NumpySorting
-
-    from .snippets import create_analyzer, recording_to_analyzer
 
     rec = recording_from_neo(block, channel, allow_low_rate=allow_low_rate)
     if spiketrains is None:
@@ -193,7 +196,7 @@ def annotate_spiketrains(
         left = float(st.left_sweep.rescale("s").magnitude) if st.left_sweep is not None else None
         if (
             w.shape[1] != SNIPPET_LENGTH
-            or abs(rate - SAMPLING_FREQUENCY) > 1e-3
+            or not is_paper_rate(rate)
             or (left is not None and abs(left * SAMPLING_FREQUENCY - NBEFORE) > 0.5)
         ):
             raise SnippetError(

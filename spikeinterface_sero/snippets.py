@@ -38,13 +38,14 @@ from .constants import (
     is_paper_rate,
 )
 from .errors import DataError, SeroError, SnippetError
+from .io import read_abf
+from .upstream import main_channel_indices
 
 #: sorting property: the polarity the detection used ("negative" or "positive"), read by the extension
 POLARITY_PROPERTY = "spike_polarity"
 
 __all__ = [
     "POLARITY_PROPERTY",
-    "main_channel_indices",
     "main_channel_waveforms",
     "Snippets",
     "DetectionParams",
@@ -477,8 +478,6 @@ def abf_to_snippets(
     **detection_kwargs,
 ) -> Snippets:
     """One call from an .abf file to :class:`Snippets` (read with :func:`read_abf`, then detect and cut)."""
-    from .io import read_abf
-
     rec = read_abf(path, channel=channel, allow_low_rate=allow_low_rate, allow_any_unit=allow_any_unit)
     return recording_to_snippets(
         rec, threshold=threshold, max_spikes_per_cell=max_spikes_per_cell, seed=seed, **detection_kwargs
@@ -606,8 +605,6 @@ def abf_to_analyzer(
     The sorting has one unit per current channel (unit id = channel id, property ``cell_id``), spikes at
     the triggers; the ``waveforms`` extension holds (n, 160, 1) snippets in pA with the trigger at 40.
     """
-    from .io import read_abf
-
     rec = read_abf(path, channel=channel, allow_low_rate=allow_low_rate, allow_any_unit=allow_any_unit)
     return recording_to_analyzer(
         rec,
@@ -640,21 +637,6 @@ def check_analyzer_waveforms(analyzer) -> None:
             f"(ms_before={ext.params.get('ms_before')}, ms_after={ext.params.get('ms_after')}); the model needs "
             f"{NBEFORE} + {NAFTER} samples at 40 kHz with the trigger at index {NBEFORE}. " + _HOW_TO_MAKE
         )
-
-
-def main_channel_indices(analyzer) -> np.ndarray:
-    """Each unit's main channel (index into ``analyzer.channel_ids``).
-
-    ``analyzer.get_main_channels()``, except that the ``main_channel_id`` sorting property, when present,
-    is read directly: SpikeInterface 0.105 re-estimates the main channels from templates when the analyzer
-    has no recording, and fails with ``KeyError: 'average'`` when no templates are computed.
-    """
-    if "main_channel_id" in analyzer.sorting.get_property_keys():
-        channel_ids = [str(c) for c in analyzer.channel_ids]
-        main_ids = [str(c) for c in analyzer.sorting.get_property("main_channel_id")]
-        if all(c in channel_ids for c in main_ids):
-            return np.array([channel_ids.index(c) for c in main_ids], dtype=np.int64)
-    return np.asarray(analyzer.get_main_channels(outputs="index"), dtype=np.int64)
 
 
 def main_channel_waveforms(analyzer) -> np.ndarray:

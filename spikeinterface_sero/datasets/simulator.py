@@ -44,6 +44,7 @@ import numpy as np
 
 from ..constants import DEFAULT_THRESHOLD_PA, LABELS, SAMPLING_FREQUENCY
 from ..errors import TrainingError
+from .abf_writer import write_abf
 
 __all__ = [
     "CELL_TYPES",
@@ -430,8 +431,6 @@ class SimulatedRecording:
         self, path, *, data_format: str = "int16", version: int = 2, rec_datetime: _dt.datetime | None = None
     ) -> Path:
         """Write the trace as a one-channel gap-free .abf ("IN 0", pA); see :func:`write_abf`."""
-        from .abf_writer import write_abf
-
         return write_abf(
             path,
             self.traces,

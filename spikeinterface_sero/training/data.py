@@ -29,6 +29,8 @@ import pandas as pd
 
 from ..constants import DEFAULT_THRESHOLD_PA, LABELS, NAFTER, NBEFORE, SAMPLING_FREQUENCY, SNIPPET_LENGTH
 from ..errors import TrainingError
+from ..io import read_abf
+from ..snippets import read_snippet_csv_folder, recording_to_snippets
 
 SER, NSER = 0, 1
 
@@ -510,9 +512,6 @@ def dataset_from_table(
     group column each cell is its own group. ``source_name`` is how the table is named in the dataset's
     ``source`` (and so in model cards); default: its path.
     """
-    from ..io import read_abf
-    from ..snippets import recording_to_snippets
-
     kw = dict(snippet_kwargs or {})
     read_kw = {k: kw.pop(k) for k in _READ_KWARGS if k in kw}
     rows = read_label_table(table)
@@ -640,8 +639,6 @@ def dataset_from_csv_folders(
     cells by the part of the cell id before ``#`` (the authors' ids are ``A<yymmdd>#<file>``). These files
     hold snippets only, so the synthetic stream will fall back to residual noise masks.
     """
-    from ..snippets import read_snippet_csv_folder
-
     if root is not None:
         root = Path(root)
         if not root.is_dir():

@@ -30,7 +30,8 @@ import pandas as pd
 from ..constants import DEFAULT_N_BOOT, DEFAULT_THRESHOLD_PA, LABELS
 from ..decision import DecisionParams, cell_decisions, consensus_of, spike_probability, spike_votes_ser
 from ..errors import TrainingError
-from .data import SpikeDataset
+from ..model import load_model
+from .data import SpikeDataset, dataset_from_table
 
 NORMALISATION_NOTE = {
     "rows": "true class (0 serotonergic, 1 non_serotonergic)",
@@ -400,9 +401,6 @@ def evaluate_table(
     """Everything ``sero evaluate --table T.csv --model DIR --out REPORT_DIR`` does: read the labelled
     recordings of the table (all spikes, or at most ``max_per_cell`` per cell), load the model folder, and
     :func:`evaluate` (writing the report to ``out_dir`` when given)."""
-    from ..model import load_model
-    from .data import dataset_from_table
-
     ens = load_model(model_folder, trust=trust)
     ds = dataset_from_table(
         table,

@@ -29,6 +29,9 @@ import time
 from pathlib import Path
 
 from ..constants import DEFAULT_KERNELS
+from ..datasets import simulate_dataset
+from ..model import demo_model_folder
+from .train import train_from_table
 
 DEMO_CELLS = {"serotonergic": 12, "atypical_serotonergic": 10, "non_serotonergic": 18}
 
@@ -43,8 +46,6 @@ DEMO_DESCRIPTION = (
 
 
 def default_demo_folder() -> Path:
-    from ..model import demo_model_folder
-
     return demo_model_folder()
 
 
@@ -70,9 +71,6 @@ def make_demo(
     """Simulate, train, evaluate and write the demo model folder (default
     ``spikeinterface_sero/models/demo/``). Returns the :class:`~spikeinterface_sero.training.train.TrainingResult`.
     """
-    from ..datasets import simulate_dataset
-    from .train import train_from_table
-
     out = Path(out) if out is not None else default_demo_folder()
     counts = dict(DEMO_CELLS if n_cells is None else n_cells)
     t0 = time.perf_counter()

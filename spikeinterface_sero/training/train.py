@@ -29,7 +29,11 @@ import numpy as np
 
 from ..constants import DEFAULT_KERNELS, DEFAULT_THRESHOLD_PA, LABELS
 from ..errors import TrainingError
-from .data import SpikeDataset
+from ..model import MEMBER_INPUT_SHAPE, Ensemble, build_member, load_model, save_model, to_member_input
+from .data import SpikeDataset, balance_classes, dataset_from_table
+from .evaluate import evaluate, write_report
+from .splits import check_no_leakage, leak_free_split, spike_level_split
+from .synthetic import SyntheticGenerator, make_training_stream
 
 PUBLISHED_DEFAULTS = {
     "kernels": list(DEFAULT_KERNELS),
@@ -91,8 +95,6 @@ def build_fused_model(kernels: Iterable[int], *, precision: str = "float32"):
     AVX512-BF16 and on recent GPUs; the standalone members made afterwards are float32 either way.
     """
     keras = _keras()
-    from ..model import MEMBER_INPUT_SHAPE, build_member
-
     kernels = parse_kernels(list(kernels))
     prev = keras.mixed_precision.global_policy()
     if precision not in ("float32", "mixed_bfloat16", "mixed_float16"):
@@ -229,8 +231,6 @@ def _json(v):
 
 
 def _quick_metrics(ensemble, ds: SpikeDataset) -> dict:
-    from .evaluate import evaluate
-
     r = evaluate(ensemble, ds, per_kernel=False)
     return {
         "spikes": r["spike"]["n"],
@@ -311,9 +311,6 @@ def train_ensemble(
     """
     keras = _keras()
     import tensorflow as tf
-
-    from ..model import Ensemble, build_member, to_member_input
-    from .synthetic import SyntheticGenerator, make_training_stream
 
     kernels = parse_kernels(kernels)
     _check_dataset(train, "training")
@@ -456,8 +453,6 @@ def train_ensemble(
             extra=extra_training_info,
         )
         result["folder"] = str(folder)
-        from ..model import load_model
-
         ensemble = load_model(folder)
     return ensemble, result
 
@@ -479,8 +474,6 @@ def save_trained_model(
 ) -> Path:
     """Write the model folder with a card recording the data, the split, the settings and the measured
     accuracy; plus ``training.json`` (full history and split, cell ids included)."""
-    from ..model import save_model
-
     result = result or {}
     s = result.get("settings", {})
     data = {"train": train.summary()}
@@ -646,10 +639,6 @@ def train_from_table(
 
     Returns a :class:`TrainingResult` (``.summary()`` is JSON-able, for the CLI).
     """
-    from .data import balance_classes, dataset_from_table
-    from .evaluate import write_report
-    from .splits import check_no_leakage, leak_free_split, spike_level_split
-
     ds = dataset_from_table(
         table,
         threshold=threshold,
@@ -699,8 +688,6 @@ def train_from_table(
     )
     evaluation, report_dir = None, None
     if te is not None:
-        from .evaluate import evaluate
-
         evaluation = evaluate(ensemble, te)
         if report:
             report_dir = Path(history["folder"]) / "evaluation"

@@ -1,0 +1,83 @@
+"""Workarounds for Neo and SpikeInterface behaviour, each with the reason and the upstream behaviour.
+
+This is the only module that touches private attributes of Neo or SpikeInterface objects; each function
+falls back to leaving things as they are when the upstream layout differs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["neo_buffer_descriptions", "axon_header", "share_neo_file_handle", "snap_sampling_frequency"]
+
+
+def neo_buffer_descriptions(recording) -> list[dict]:
+    """The raw buffer descriptions (file offsets, shapes, dtypes) Neo derived from an ABF header.
+
+    Neo keeps them in ``neo_reader._buffer_descriptions`` and offers no public accessor; they are what lets
+    a truncated or corrupt file be refused before a read fails later with an unrelated error. An empty
+    list when Neo's layout differs.
+    """
+    try:
+        descriptions = recording.neo_reader._buffer_descriptions
+    except AttributeError:
+        return []
+    return [d for block in descriptions.values() for segment in block.values() for d in segment.values()]
+
+
+def axon_header(recording) -> dict:
+    """The ABF header Neo parsed (``neo_reader._axon_info``: version, protocol, date); {} if absent."""
+    return dict(getattr(getattr(recording, "neo_reader", None), "_axon_info", None) or {})
+
+
+def share_neo_file_handle(recording, path: Path) -> None:
+    """Give every sweep of an ABF file one file handle.
+
+    Neo's raw-IO opens one handle per sweep on first read and keeps it
+    (``_memmap_analogsignal_buffers``), so a file with more sweeps than the open-file limit (1024 on many
+    systems) fails with ``OSError: [Errno 24]``. Every sweep lies in the same file and Neo maps chunks at
+    explicit offsets, so one handle serves all.
+    """
+    reader = recording.neo_reader
+    try:
+        descriptions = reader._buffer_descriptions
+        if getattr(reader, "_memmap_analogsignal_buffers", None):
+            return
+        handle = open(path, "rb")  # noqa: SIM115 - lives as long as the reader
+        reader._memmap_analogsignal_buffers = {
+            block: {segment: dict.fromkeys(buffers, handle) for segment, buffers in segments.items()}
+            for block, segments in descriptions.items()
+        }
+    except (AttributeError, TypeError):  # another Neo layout: leave it as it is
+        pass
+
+
+def snap_sampling_frequency(recording, target: float, relative_tolerance: float) -> None:
+    """Relabel a rate that equals ``target`` up to header rounding as exactly ``target``.
+
+    ABF headers store the sample interval in µs (float32 in ABF1), so a 40 kHz file can read as
+    40000.0039 Hz; SpikeInterface has no setter for the sampling frequency of an existing recording.
+    """
+    rate = recording.sampling_frequency
+    if rate != target and abs(rate - target) <= relative_tolerance * target:
+        recording._sampling_frequency = float(target)
+        for segment in recording._recording_segments:
+            if getattr(segment, "sampling_frequency", None) is not None:
+                segment.sampling_frequency = float(target)
+
+
+def main_channel_indices(analyzer) -> np.ndarray:
+    """Each unit's main channel (index into ``analyzer.channel_ids``).
+
+    ``analyzer.get_main_channels()``, except that the ``main_channel_id`` sorting property, when present,
+    is read directly: SpikeInterface 0.105 re-estimates the main channels from templates when the analyzer
+    has no recording, and fails with ``KeyError: 'average'`` when no templates are computed.
+    """
+    if "main_channel_id" in analyzer.sorting.get_property_keys():
+        channel_ids = [str(c) for c in analyzer.channel_ids]
+        main_ids = [str(c) for c in analyzer.sorting.get_property("main_channel_id")]
+        if all(c in channel_ids for c in main_ids):
+            return np.array([channel_ids.index(c) for c in main_ids], dtype=np.int64)
+    return np.asarray(analyzer.get_main_channels(outputs="index"), dtype=np.int64)
