@@ -18,7 +18,7 @@ import pandas as pd
 
 from ._version import __version__
 from .constants import SAMPLING_FREQUENCY
-from .errors import SeroError
+from .extension import get_serotonergic_extension
 from .files import atomic_path, check_output_path
 from .snippets import snippets_from_analyzer
 
@@ -74,19 +74,10 @@ _TEXT_RESULT_COLUMNS = (
 PHY_PROPERTIES = ("sero_label", "sero_probability", "sero_type")
 
 
-def _sero_ext(analyzer):
-    if not analyzer.has_extension("serotonergic"):
-        raise SeroError(
-            "The analyzer has no 'serotonergic' extension yet: run analyzer.compute('serotonergic') "
-            "(import spikeinterface_sero first)."
-        )
-    return analyzer.get_extension("serotonergic")
-
-
 def results_table(analyzer, *, file: str | None = None) -> pd.DataFrame:
     """One row per unit (cell), :data:`RESULT_COLUMNS`: the file, channel, cell id, the serotonergic result,
     the firing features, the edge-dropped spikes, the model that made the call and an empty ``error``."""
-    ext = _sero_ext(analyzer)
+    ext = get_serotonergic_extension(analyzer)
     units = ext.get_data()
     provenance = ext.get_data("provenance")
     unit_ids = list(analyzer.unit_ids)
@@ -167,7 +158,7 @@ def export_to_phy(
     """SpikeInterface's ``export_to_phy`` with the sero properties written as ``cluster_<name>.tsv``."""
     from spikeinterface.exporters import export_to_phy as _export
 
-    _sero_ext(analyzer)
+    get_serotonergic_extension(analyzer)
     if not analyzer.has_extension("templates"):
         analyzer.compute("templates")
     copy_binary = copy_binary and (analyzer.has_recording() or analyzer.has_temporary_recording())
@@ -201,7 +192,7 @@ def write_nwb(
     from pynwb.misc import Units
 
     path = check_output_path(path, overwrite=overwrite, suffixes=(".nwb",), what="NWB file")
-    units = _sero_ext(analyzer).get_data()
+    units = get_serotonergic_extension(analyzer).get_data()
     if session_start_time is None:
         session_start_time = datetime.datetime.now(datetime.UTC)
     nwb = NWBFile(
@@ -209,7 +200,7 @@ def write_nwb(
         identifier=identifier or str(uuid.uuid4()),
         session_start_time=session_start_time,
         notes=f"Units classified with spikeinterface-sero {__version__}; model: "
-        f"{_sero_ext(analyzer).get_data('provenance').get('model_description', '')}",
+        f"{get_serotonergic_extension(analyzer).get_data('provenance').get('model_description', '')}",
     )
     fs = float(analyzer.sampling_frequency)
     nwb.units = Units(

@@ -31,6 +31,7 @@ __all__ = [
     "ComputeSerotonergic",
     "compute_serotonergic",
     "serotonergic_label_units",
+    "get_serotonergic_extension",
     "load_sorting_analyzer",
     "SERO_PROPERTIES",
 ]
@@ -391,6 +392,16 @@ def serotonergic_label_units(sorting_analyzer, model_folder=None, *, reextract: 
             reextract=True,
         )
     return sorting_analyzer.compute("serotonergic", model_folder=model_folder, **params).get_data()
+
+
+def get_serotonergic_extension(sorting_analyzer) -> ComputeSerotonergic:
+    """The analyzer's ``serotonergic`` extension, or a SeroError that says how to compute it."""
+    if not sorting_analyzer.has_extension("serotonergic"):
+        raise SeroError(
+            "The analyzer has no 'serotonergic' extension yet: run analyzer.compute('serotonergic') "
+            "or spikeinterface_sero.serotonergic_label_units(analyzer) first."
+        )
+    return sorting_analyzer.get_extension("serotonergic")
 
 
 def load_sorting_analyzer(folder, load_extensions: bool = True, format: str = "auto", **kwargs):

@@ -302,14 +302,30 @@ def _check_fs(sampling_frequency: float) -> float:
     return fs
 
 
-def _trough_to_peak_samples(x: np.ndarray) -> np.ndarray:
-    """Row-wise :func:`elephant.waveform_features.waveform_width`, vectorised (integer samples)."""
+def trough_and_peak_indices(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Row-wise trough and following peak of negative-going snippets, the points
+    :func:`elephant.waveform_features.waveform_width` measures (trough in the first 75 %), vectorised.
+
+    Parameters
+    ----------
+    x : np.ndarray
+        (n, n_samples) snippets.
+
+    Returns
+    -------
+    troughs, peaks : np.ndarray
+        (n,) sample indices.
+    """
     n_samples = x.shape[1]
     min_border = max(1, int(n_samples * _WIDTH_CUTOFF))
-    idx_min = np.argmin(x[:, :min_border], axis=1)
-    after = np.where(np.arange(n_samples)[None, :] >= idx_min[:, None], x, -np.inf)
-    idx_max = np.argmax(after, axis=1)
-    return idx_max - idx_min
+    troughs = np.argmin(x[:, :min_border], axis=1)
+    after = np.where(np.arange(n_samples)[None, :] >= troughs[:, None], x, -np.inf)
+    return troughs, np.argmax(after, axis=1)
+
+
+def _trough_to_peak_samples(x: np.ndarray) -> np.ndarray:
+    troughs, peaks = trough_and_peak_indices(x)
+    return peaks - troughs
 
 
 def udi_per_spike_ms(
@@ -502,14 +518,12 @@ def features_from_sorting(
         durations = _per_segment(segment_durations_s, n_segments, "segment_durations_s")
         if np.any(durations < 0):
             raise DataError("segment_durations_s must not be negative.")
-    t_starts = np.array([float(sorting.get_start_time(k)) for k in range(n_segments)])
+    t_starts = np.array([float(sorting.sample_index_to_time(0, segment_index=k)) for k in range(n_segments)])
     ids = list(sorting.get_unit_ids()) if unit_ids is None else list(unit_ids)
     trains_by_unit = {}
     for unit_id in ids:
         times = [
-            np.asarray(sorting.get_unit_spike_train(unit_id, segment_index=k, return_times=False), dtype=float)
-            / fs_sorting
-            + t_starts[k]
+            np.asarray(sorting.get_unit_spike_train(unit_id, segment_index=k, return_times=True), dtype=float)
             for k in range(n_segments)
         ]
         try:

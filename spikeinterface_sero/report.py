@@ -26,9 +26,9 @@ import numpy as np
 import pandas as pd
 
 from ._version import __version__
-from .errors import SeroError
 from .export import RESULT_COLUMNS
-from .features import DEFAULT_MAX_CV, DEFAULT_MAX_RATE_HZ, DEFAULT_MIN_UDI_MS
+from .extension import get_serotonergic_extension
+from .features import DEFAULT_MAX_CV, DEFAULT_MAX_RATE_HZ, DEFAULT_MIN_UDI_MS, trough_and_peak_indices
 from .snippets import snippets_from_analyzer
 
 __all__ = ["write_cell_reports", "write_summary_html", "cell_plot_name", "plot_cell"]
@@ -79,15 +79,6 @@ def _fmt(v, spec: str = ".2f", missing: str = "-") -> str:
 
 
 # ------------------------------------------------------------------------------------------------- data
-def _sero_ext(analyzer):
-    if not analyzer.has_extension("serotonergic"):
-        raise SeroError(
-            "The analyzer has no 'serotonergic' extension yet: run analyzer.compute('serotonergic') "
-            "before making a report (import spikeinterface_sero first)."
-        )
-    return analyzer.get_extension("serotonergic")
-
-
 def _segment_layout(analyzer):
     fs = float(analyzer.sampling_frequency)
     durations = [analyzer.get_num_samples(s) / fs for s in range(analyzer.get_num_segments())]
@@ -99,7 +90,8 @@ def _spike_times(analyzer, unit_id, fs, offsets):
     """(times on the concatenated time axis in s, ISIs within sweeps in s) of every detected spike."""
     times, isis = [], []
     for s, off in enumerate(offsets):
-        st = np.sort(np.asarray(analyzer.sorting.get_unit_spike_train(unit_id, segment_index=s), dtype=float)) / fs
+        st = np.sort(analyzer.sorting.get_unit_spike_train(unit_id, segment_index=s, return_times=True))
+        st = st - analyzer.sorting.sample_index_to_time(0, segment_index=s)
         times.append(st + off)
         if st.size > 1:
             isis.append(np.diff(st))
@@ -110,7 +102,7 @@ def _spike_times(analyzer, unit_id, fs, offsets):
 
 def _cell_data(analyzer, file=None):
     """Per unit: everything a cell plot shows."""
-    ext = _sero_ext(analyzer)
+    ext = get_serotonergic_extension(analyzer)
     units = ext.get_data()
     spikes = ext.get_data(outputs="spikes")
     sn = snippets_from_analyzer(analyzer)
@@ -174,8 +166,8 @@ def _mark_udi(ax, t_ms, mean, udi_ms):
     the points Elephant's waveform_width measures."""
     if not np.isfinite(udi_ms):
         return
-    i_min = int(np.argmin(mean[: max(1, int(mean.size * 0.75))]))
-    i_max = i_min + int(np.argmax(mean[i_min:]))
+    troughs, peaks = trough_and_peak_indices(np.asarray(mean, dtype=float)[None, :])
+    i_min, i_max = int(troughs[0]), int(peaks[0])
     if i_max <= i_min:
         return
     y = float(mean[i_max]) + 0.08 * float(np.ptp(mean))
