@@ -303,6 +303,24 @@ def _crossings(x: np.ndarray, lo: int, i0: int, end: int, knots, block: int, sig
     return starts[(starts >= i0) & (starts < end)]
 
 
+def _spike_cap(segment_index, sample_index, unit_index, n_units, num_samples, sampling_frequency, cap, seed):
+    """Boolean mask of the spikes SpikeInterface's ``random_spikes`` (method "uniform") keeps: the same
+    selection as :func:`create_analyzer` with ``max_spikes_per_cell``, for the same seed."""
+    from spikeinterface.core import NumpySorting
+    from spikeinterface.core.sorting_tools import random_spikes_selection
+
+    vector = np.zeros(
+        segment_index.size, dtype=[("sample_index", "int64"), ("unit_index", "int64"), ("segment_index", "int64")]
+    )
+    vector["sample_index"], vector["unit_index"], vector["segment_index"] = sample_index, unit_index, segment_index
+    order = np.lexsort((unit_index, sample_index, segment_index))  # SpikeInterface's spike-vector order
+    sorting = NumpySorting(vector[order], sampling_frequency, unit_ids=np.arange(n_units))
+    selected = random_spikes_selection(sorting, num_samples, method="uniform", max_spikes_per_unit=int(cap), seed=seed)
+    keep = np.zeros(segment_index.size, dtype=bool)
+    keep[order[selected]] = True
+    return keep
+
+
 def recording_to_snippets(
     recording,
     params: DetectionParams | None = None,
@@ -435,13 +453,8 @@ def recording_to_snippets(
     n_detected = {cell_ids[c]: int((uidx == c).sum()) for c in range(n_ch)}
     all_samp, all_seg, all_units = samp.copy(), segi.copy(), units.copy()
     if max_spikes_per_cell is not None:
-        rng = np.random.default_rng(seed)
-        keep = np.zeros(samp.size, dtype=bool)
-        for c in range(n_ch):
-            where = np.flatnonzero(uidx == c)
-            if where.size > max_spikes_per_cell:
-                where = np.sort(rng.choice(where, size=int(max_spikes_per_cell), replace=False))
-            keep[where] = True
+        num_samples = [recording.get_num_samples(k) for k in range(recording.get_num_segments())]
+        keep = _spike_cap(segi, samp, uidx, n_ch, num_samples, recording.sampling_frequency, max_spikes_per_cell, seed)
         wf, samp, segi, units, cells = wf[keep], samp[keep], segi[keep], units[keep], cells[keep]
     src = recording.get_annotation("abf_path") if "abf_path" in recording.get_annotation_keys() else None
     det = params.to_dict()

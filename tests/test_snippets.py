@@ -12,6 +12,7 @@ from spikeinterface_sero.snippets import (
     create_analyzer,
     load_npz,
     read_snippet_csv_folder,
+    recording_to_analyzer,
     recording_to_snippets,
     save_npz,
     snippets_from_analyzer,
@@ -167,6 +168,22 @@ def test_multi_segment_multi_channel_and_analyzer_waveforms_match():
     ref = np.lexsort((sn.trigger_samples, sn.segment_index, sn.unit_ids))
     np.testing.assert_array_equal(back.waveforms[order], sn.waveforms[ref])
     np.testing.assert_array_equal(back.cell_ids[order], sn.cell_ids[ref])
+
+
+def test_spike_cap_is_the_same_selection_in_both_paths():
+    """The snippet path and the analyzer path keep the same spikes under a cap (both use SpikeInterface's
+    random_spikes_selection with the same seed)."""
+    times = np.arange(0.05, 4.9, 0.09)
+    rec = numpy_recording(np.c_[make_trace(spike_times_s=times, seed=5), make_trace(spike_times_s=times[::2], seed=6)])
+    sn = recording_to_snippets(rec, max_spikes_per_cell=7, seed=11)
+    assert np.bincount(sn.unit_ids.astype(int)).tolist() == [7, 7]
+    analyzer = recording_to_analyzer(rec, max_spikes_per_cell=7, seed=11)
+    back = snippets_from_analyzer(analyzer)
+    assert sorted(zip(back.unit_ids, back.segment_index, back.trigger_samples)) == sorted(
+        zip(sn.unit_ids, sn.segment_index, sn.trigger_samples)
+    )
+    other = recording_to_snippets(rec, max_spikes_per_cell=7, seed=12)
+    assert set(other.trigger_samples) != set(sn.trigger_samples)  # the seed matters
 
 
 def test_csv_round_trip_is_exact(tmp_path):
