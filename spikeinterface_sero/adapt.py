@@ -70,6 +70,7 @@ from .constants import (
 )
 from .errors import SamplingRateError, SeroError, SnippetError
 from .snippets import Snippets, check_analyzer_waveforms
+from .units import current_to_pa, is_current_unit, is_voltage_unit
 from .upstream import main_channel_indices
 
 __all__ = [
@@ -101,8 +102,6 @@ _BASELINE_LEN = 40  # ... and lasts 1 ms
 _MIN_FIT = 0.95  # fraction of a unit's spikes whose 160-sample window must fit in the usable region
 _MARGIN_MS = 0.1  # added to the measured need before rounding the suggestion up to 0.5 ms
 _MAX_ALIGN_LOSS = 5  # align snippets on the resampled grid when that skips at most this many input samples
-_CURRENT_TO_PA = {"fa": 1e-3, "pa": 1.0, "na": 1e3, "ua": 1e6, "µa": 1e6, "μa": 1e6, "ma": 1e9, "a": 1e12}
-_VOLTAGE = {"uv", "µv", "μv", "mv", "v", "volt", "volts", "nv"}
 
 
 class OutOfDomainWarning(UserWarning):
@@ -141,10 +140,9 @@ def signal_kind(analyzer, channel_index: int | None = None) -> tuple[str, str, f
             else next((u for u in units if u), None)
         )
     if unit:
-        key = unit.strip().lower().replace(" ", "")
-        if key in _CURRENT_TO_PA:
-            return "current", unit, _CURRENT_TO_PA[key]
-        if key in _VOLTAGE:
+        if is_current_unit(unit):
+            return "current", unit, current_to_pa(unit)
+        if is_voltage_unit(unit):
             return "voltage", unit, float("nan")
         return "unknown", unit, float("nan")
     scaled = getattr(analyzer, "return_in_uV", getattr(analyzer, "return_scaled", True))

@@ -25,12 +25,12 @@ import numpy as np
 
 from .constants import MIN_SAMPLING_FREQUENCY, SAMPLING_FREQUENCY, SAMPLING_FREQUENCY_TOLERANCE, is_paper_rate
 from .errors import AbfError, ChannelError, DataError, SamplingRateError
+from .units import current_to_pa, is_current_unit
 from .upstream import axon_header, neo_buffer_descriptions, share_neo_file_handle, snap_sampling_frequency
 
-__all__ = ["read_abf", "abf_channels", "CURRENT_UNITS_TO_PA", "validate_recording"]
+__all__ = ["read_abf", "abf_channels", "validate_recording"]
 
 #: factor that turns a value in the key unit into pA
-CURRENT_UNITS_TO_PA = {"pA": 1.0, "nA": 1e3, "uA": 1e6, "µA": 1e6, "mA": 1e9, "A": 1e12, "fA": 1e-3}
 _SUPPORTED_MODES = {
     1: "event-driven variable-length",
     2: "event-driven fixed-length",
@@ -188,7 +188,7 @@ def abf_channels(path) -> pandas.DataFrame:  # noqa: F821
             "channel_id": [str(c) for c in rec.channel_ids],
             "channel_name": [str(n) for n in rec.get_property("channel_name")],
             "unit": units,
-            "is_current": [u in CURRENT_UNITS_TO_PA for u in units],
+            "is_current": [is_current_unit(u) for u in units],
         }
     )
 
@@ -205,7 +205,7 @@ def _select_channels(rec, channel, path: Path) -> list[str]:
     names = [str(n) for n in rec.get_property("channel_name")]
     units = [str(u) for u in rec.get_property("physical_unit")]
     if channel is None:
-        chosen = [i for i, u in zip(ids, units) if u in CURRENT_UNITS_TO_PA]
+        chosen = [i for i, u in zip(ids, units) if is_current_unit(u)]
         if not chosen:
             raise ChannelError(
                 f"{path.name} has no current channel (pA, nA or A); its channels are: {_describe_channels(rec)}. "
@@ -321,7 +321,7 @@ def read_abf(path, channel=None, *, allow_low_rate: bool = False, allow_any_unit
     all_ids = [str(c) for c in rec.channel_ids]
     units = {i: str(u) for i, u in zip(all_ids, rec.get_property("physical_unit"))}
     for c in chosen:
-        if units[c] not in CURRENT_UNITS_TO_PA and not allow_any_unit:
+        if not is_current_unit(units[c]) and not allow_any_unit:
             raise ChannelError(
                 f"{path.name}: channel {c} is in '{units[c] or 'no unit'}', not a current; this method needs the "
                 f"cell-attached current (pA). Channels: {_describe_channels(rec)}. If the unit label is wrong, "
@@ -329,7 +329,7 @@ def read_abf(path, channel=None, *, allow_low_rate: bool = False, allow_any_unit
             )
     rec = rec.select_channels([c for c in rec.channel_ids if str(c) in chosen])
     # SpikeInterface stores non-voltage data with gain_to_uV = the neo gain in the file's unit: rescale to pA.
-    factors = np.array([CURRENT_UNITS_TO_PA.get(units[str(c)], 1.0) for c in rec.channel_ids])
+    factors = np.array([current_to_pa(units[str(c)]) or 1.0 for c in rec.channel_ids])
     rec.set_channel_gains(rec.get_channel_gains() * factors)
     rec.set_channel_offsets(rec.get_channel_offsets() * factors)
     rec.set_property("physical_unit", ["pA"] * rec.get_num_channels())
@@ -381,7 +381,7 @@ def read_abf(path, channel=None, *, allow_low_rate: bool = False, allow_any_unit
         )
     # cells of the file, not of this selection: picking channel 1 and then channel 3 of a 4-cell file must
     # not give both the same cell id
-    n_cells = max(sum(u in CURRENT_UNITS_TO_PA for u in units.values()), len(chosen))
+    n_cells = max(sum(is_current_unit(u) for u in units.values()), len(chosen))
     rec.annotate(
         abf_path=str(path.resolve()),
         abf_version=round(version, 4),

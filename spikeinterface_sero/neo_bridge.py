@@ -25,9 +25,9 @@ from .constants import (
 from .decision import DecisionParams, decide_units
 from .errors import ChannelError, SamplingRateError, SeroError, SnippetError
 from .features import criteria_classify, features_table
-from .io import CURRENT_UNITS_TO_PA
 from .model import load_model
 from .snippets import create_analyzer, recording_to_analyzer, recording_to_snippets
+from .units import current_to_pa, is_current_unit
 from .upstream import snap_sampling_frequency
 
 __all__ = ["annotate_spiketrains", "spiketrains_from_snippets", "recording_from_neo", "analyzer_from_neo"]
@@ -42,7 +42,7 @@ def _current_signals(segment, channel=None):
         for c in range(sig.shape[1]):
             if channel is not None and str(channel) not in (ids[c], str(names[c]).strip()):
                 continue
-            if channel is None and unit not in CURRENT_UNITS_TO_PA:
+            if channel is None and not is_current_unit(unit):
                 continue
             found.append((sig, c, ids[c], unit))
     return found
@@ -64,8 +64,7 @@ def recording_from_neo(block, channel=None, *, allow_low_rate: bool = False):
                 f" (units present: {', '.join(units) or 'none'}). Pass channel=<id or name>."
             )
         cols = [
-            np.asarray(sig[:, c].magnitude, dtype=np.float64)[:, 0] * CURRENT_UNITS_TO_PA.get(u, 1.0)
-            for sig, c, _, u in sigs
+            np.asarray(sig[:, c].magnitude, dtype=np.float64)[:, 0] * (current_to_pa(u) or 1.0) for sig, c, _, u in sigs
         ]
         n = min(len(c) for c in cols)
         traces.append(np.stack([c[:n] for c in cols], axis=1).astype(np.float32))
