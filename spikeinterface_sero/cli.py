@@ -484,16 +484,11 @@ def cmd_evaluate(args) -> int:
 
 
 def _print_table(header: list[str], rows: list[tuple]) -> None:
-    def fmt(v):
-        if isinstance(v, float):
-            return f"{v:.3g}"
-        return str(v)
-
-    cells = [[fmt(v) for v in r] for r in rows]
-    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(header)]
-    print("  ".join(h.ljust(w) for h, w in zip(header, widths)))
-    for r in cells:
-        print("  ".join(v.ljust(w) for v, w in zip(r, widths)))
+    """A plain-text table (pandas' ``to_string``), floats to 3 significant digits."""
+    table = pd.DataFrame(rows, columns=header)
+    print(
+        table.to_string(index=False, justify="left", float_format=lambda v: f"{v:.3g}") if rows else "  ".join(header)
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
