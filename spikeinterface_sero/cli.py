@@ -28,7 +28,7 @@ from .files import check_output_path  # noqa: E402
 from .model import import_models, load_model  # noqa: E402
 from .pipeline import BatchInterrupted, classify_files, expand_inputs  # noqa: E402
 from .report import write_summary_html  # noqa: E402
-from .snippets import Snippets, abf_to_snippets, save_npz, write_snippet_csv_folder  # noqa: E402
+from .snippets import DetectionParams, Snippets, abf_to_snippets, save_npz, write_snippet_csv_folder  # noqa: E402
 from .training import evaluate_table, train_from_table  # noqa: E402
 from .training.train import parse_kernels  # noqa: E402
 from .watch import watch_folder  # noqa: E402
@@ -231,6 +231,7 @@ def _classify_kwargs(args) -> dict:
 
 def cmd_classify(args) -> int:
     files = _expand_inputs(args.files)
+    DetectionParams(**_detection_kwargs(args))  # the detection options are checked before any work too
     if args.out:  # checked before any work: a bad --out is found now, not after every file is done
         check_output_path(
             args.out,

@@ -48,10 +48,10 @@ def check_output_path(
         does not exist or cannot be written to.
     """
     path = Path(path).expanduser()
-    if suffixes is not None and path.suffix.lower() not in suffixes:
-        raise SeroError(f"{path.name}: the {what} must end in {', '.join(suffixes)}.")
     if path.is_dir():
         raise SeroError(f"{path} is a folder; the {what} must be a file name.")
+    if suffixes is not None and path.suffix.lower() not in suffixes:
+        raise SeroError(f"{path.name}: the {what} must end in {', '.join(suffixes)}.")
     if path.exists() and not overwrite:
         raise SeroError(f"{path} exists; pass {overwrite_hint} to replace it, or choose another name.")
     parent = path.absolute().parent

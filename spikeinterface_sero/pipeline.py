@@ -27,8 +27,6 @@ from .snippets import abf_to_analyzer
 
 __all__ = ["classify_file", "classify_files", "make_report", "expand_inputs", "BatchInterrupted", "RESULT_COLUMNS"]
 
-_WORKER_TRIES = 2  # a file whose worker process dies is tried once more in a fresh worker
-
 
 class BatchInterrupted(SeroError):
     """The run was interrupted (Ctrl-C); ``table`` holds the rows of the files finished so far."""
@@ -154,36 +152,39 @@ def _assemble(files, done: dict, missing: str) -> pd.DataFrame:
     return tidy(pd.concat(parts, ignore_index=True))
 
 
-def _run_in_processes(files, n_jobs: int, kwargs: dict, done: dict) -> None:
-    """Worker processes (loky, as joblib); a worker that dies (killed, out of memory) costs only its file,
-    which is tried again in a fresh worker and then reported as an error row."""
+def _run_in_processes(files, n_jobs: int, kwargs: dict, done: dict, function=None) -> None:
+    """Worker processes (loky, as joblib); a worker that dies (killed, out of memory) costs only its file."""
+    function = classify_file if function is None else function
+    workers = os.cpu_count() if n_jobs < 0 else n_jobs
+    # first all files in parallel; a dead worker breaks the whole pool, so the files it took with it are
+    # then run one at a time, each in a fresh worker, and only a file that kills its own worker is lost
+    broken = _submit_all(function, files, range(len(files)), kwargs, done, workers)
+    for index in broken:
+        if _submit_all(function, files, [index], kwargs, done, 1):
+            done[index] = error_row(
+                files[index],
+                "the worker process died on this file (killed, or out of memory); try --n-jobs 1 or more memory",
+            )
+
+
+def _submit_all(function, files, indices, kwargs: dict, done: dict, workers: int) -> list[int]:
+    """Run ``function`` on the files in worker processes; the indices whose worker died."""
     from concurrent.futures import as_completed
     from concurrent.futures.process import BrokenProcessPool
 
     from joblib.externals.loky import get_reusable_executor
     from joblib.externals.loky.process_executor import TerminatedWorkerError
 
-    workers = os.cpu_count() if n_jobs < 0 else n_jobs
-    pending = list(range(len(files)))
-    for attempt in range(_WORKER_TRIES):
-        executor = get_reusable_executor(max_workers=min(workers, max(1, len(pending))), kill_workers=attempt > 0)
-        futures = {executor.submit(classify_file, files[i], **kwargs): i for i in pending}
-        died = []
-        for future in as_completed(futures):
-            index = futures[future]
-            try:
-                done[index] = future.result()
-            except (TerminatedWorkerError, BrokenProcessPool) as e:
-                died.append(index)
-                if attempt == _WORKER_TRIES - 1:
-                    done[index] = error_row(
-                        files[index],
-                        f"the worker process died twice on this file ({type(e).__name__}); it may need more "
-                        "memory than a worker has: try --n-jobs 1",
-                    )
-        pending = sorted(died)
-        if not pending:
-            return
+    indices = list(indices)
+    executor = get_reusable_executor(max_workers=max(1, min(workers, len(indices))))
+    futures = {executor.submit(function, files[i], **kwargs): i for i in indices}
+    broken = []
+    for future in as_completed(futures):
+        try:
+            done[futures[future]] = future.result()
+        except (TerminatedWorkerError, BrokenProcessPool):
+            broken.append(futures[future])
+    return sorted(broken)
 
 
 def _run_on_dask(files, scheduler, kwargs: dict, done: dict) -> None:

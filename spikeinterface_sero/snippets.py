@@ -28,6 +28,8 @@ from pathlib import Path
 import numpy as np
 
 from .constants import (
+    DEFAULT_BASELINE_WINDOW_MS,
+    DEFAULT_DEAD_TIME_MS,
     DEFAULT_THRESHOLD_PA,
     MS_AFTER,
     MS_BEFORE,
@@ -65,6 +67,7 @@ __all__ = [
 ]
 
 _BLOCK_MS = 10.0
+_MAX_DEAD_TIME_MS = 1000.0  # beyond a second the "dead time" would merge separate spikes of any DRN neuron
 _DECIMATE = 8  # baseline block medians use every 8th sample: 50 per 10 ms block at 40 kHz
 
 
@@ -86,8 +89,8 @@ class DetectionParams:
     threshold: float = DEFAULT_THRESHOLD_PA
     mad_multiplier: float | None = None
     polarity: str = "negative"
-    dead_time_ms: float = 2.0
-    baseline_window_ms: float | None = 100.0
+    dead_time_ms: float = DEFAULT_DEAD_TIME_MS
+    baseline_window_ms: float | None = DEFAULT_BASELINE_WINDOW_MS
 
     def __post_init__(self):
         if self.polarity not in ("negative", "positive"):
@@ -103,8 +106,11 @@ class DetectionParams:
                 )
         elif not (self.mad_multiplier > 0):
             raise SeroError(f"mad_multiplier must be > 0 (e.g. 5), not {self.mad_multiplier!r}.")
-        if not (self.dead_time_ms >= 0):
-            raise SeroError(f"dead_time_ms must be >= 0, not {self.dead_time_ms!r}.")
+        if not (0 <= self.dead_time_ms <= _MAX_DEAD_TIME_MS):
+            raise SeroError(
+                f"dead_time_ms must be between 0 and {_MAX_DEAD_TIME_MS:g} ms (one spike's refractory time, "
+                f"default {DEFAULT_DEAD_TIME_MS:g}), not {self.dead_time_ms!r}."
+            )
         if self.baseline_window_ms is not None and not (self.baseline_window_ms >= 2 * _BLOCK_MS):
             raise SeroError(f"baseline_window_ms must be at least {2 * _BLOCK_MS:g} ms or None.")
 

@@ -64,31 +64,33 @@ p_ser_of = spike_probability  # P(SER) per spike, from the decision module
 
 def confusion(y_true, y_pred) -> dict:
     """Raw counts, row-normalised (recall) and column-normalised (precision) 2x2 matrices, with the rates
-    named. Rows = true class, columns = predicted class; serotonergic (0) is positive."""
-    from sklearn.metrics import confusion_matrix
+    named. Rows = true class, columns = predicted class; serotonergic (0) is positive. An undefined
+    rate (a class absent from the truth or from the predictions) is ``None``."""
+    from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
     y_true = np.asarray(y_true, dtype=np.int64)
     y_pred = np.asarray(y_pred, dtype=np.int64)
     cm = confusion_matrix(y_true, y_pred, labels=[0, 1]).astype(np.int64)
+    # by hand, not normalize="true"/"pred": sklearn writes 0 where a row or column is empty, this keeps None
     with np.errstate(invalid="ignore", divide="ignore"):
         rows = cm / cm.sum(axis=1, keepdims=True)
         cols = cm / cm.sum(axis=0, keepdims=True)
-    (tp, fn), (fp, tn) = cm.tolist()
-
-    def ratio(a, b):
-        return _f(a / b) if b else None
+    if len(y_true):  # per class: precision = (PPV, NPV), recall = (TPR, TNR)
+        precision, recall, _, _ = precision_recall_fscore_support(y_true, y_pred, labels=[0, 1], zero_division=np.nan)
+    else:
+        precision = recall = np.full(2, np.nan)
 
     return {
         "counts": cm.tolist(),
         "row_normalised": [[_f(v) for v in r] for r in rows],
         "column_normalised": [[_f(v) for v in r] for r in cols],
         "rates": {
-            "TPR": ratio(tp, tp + fn),
-            "TNR": ratio(tn, tn + fp),
-            "FPR": ratio(fp, fp + tn),
-            "FNR": ratio(fn, fn + tp),
-            "PPV": ratio(tp, tp + fp),
-            "NPV": ratio(tn, tn + fn),
+            "TPR": _f(recall[0]),
+            "TNR": _f(recall[1]),
+            "FPR": _f(rows[1, 0]),  # the off-diagonal of the recall matrix: fp / (fp + tn)
+            "FNR": _f(rows[0, 1]),  # fn / (fn + tp)
+            "PPV": _f(precision[0]),
+            "NPV": _f(precision[1]),
         },
         "normalisation": dict(NORMALISATION_NOTE),
     }
@@ -268,8 +270,8 @@ def to_jsonable(result: dict) -> dict:
 
 def write_report(result: dict, out_dir, *, title: str | None = None) -> dict:
     """Write ``report.json``, ``per_kernel.csv``, ``cells.csv`` and the plots (confusion matrices with
-    their normalisation in the titles, reliability diagram, ROC, per-kernel accuracy) to ``out_dir``.
-    Returns {name: path}."""
+    their normalisation in the titles, reliability diagram with the count per bin, per-kernel accuracy) to
+    ``out_dir``. Returns {name: path}."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     files = {}
@@ -287,47 +289,35 @@ def write_report(result: dict, out_dir, *, title: str | None = None) -> dict:
 
 
 def _plots(result: dict, out_dir: Path, *, title: str | None = None) -> dict:
-    from matplotlib.figure import Figure  # no pyplot: no global backend state, Agg canvas for savefig
-
-    def subplots(*args, **kwargs):
-        fig = Figure(figsize=kwargs.pop("figsize"))
-        return fig, fig.subplots(*args, **kwargs)
+    # Figures are made with matplotlib.figure.Figure, not pyplot: no global figure state, Agg canvas for savefig
+    from matplotlib.figure import Figure
+    from sklearn.calibration import CalibrationDisplay
+    from sklearn.metrics import ConfusionMatrixDisplay
 
     files = {}
     short = ["SER", "NSER"]
     suffix = f" ({title})" if title else ""
+    panels = [
+        ("counts", "counts", "d", {"vmin": 0}),
+        ("row_normalised", "row-normalised = recall\n(diagonal: TPR, TNR)", ".3f", {"vmin": 0, "vmax": 1}),
+        (
+            "column_normalised",
+            "column-normalised = precision\n(diagonal: PPV, NPV;\n= the authors' normalize='pred')",
+            ".3f",
+            {"vmin": 0, "vmax": 1},
+        ),
+    ]
     for level in ("spike", "cell"):
         r = result[level]
-        fig, axes = subplots(1, 3, figsize=(12, 3.8))
-        panels = [
-            ("counts", "counts", "d"),
-            ("row_normalised", "row-normalised = recall\n(diagonal: TPR, TNR)", ".3f"),
-            (
-                "column_normalised",
-                "column-normalised = precision\n(diagonal: PPV, NPV; = the authors' normalize='pred')",
-                ".3f",
-            ),
-        ]
-        for ax, (key, name, fmt) in zip(axes, panels):
-            m = np.array([[np.nan if v is None else v for v in row] for row in r[key]], dtype=float)
-            shown = m / max(1.0, np.nanmax(m)) if key == "counts" else m
-            ax.imshow(np.nan_to_num(shown), cmap="Blues", vmin=0, vmax=1)
-            for i in range(2):
-                for j in range(2):
-                    v = m[i, j]
-                    txt = "-" if not np.isfinite(v) else (f"{int(v)}" if fmt == "d" else f"{v:{fmt}}")
-                    ax.text(
-                        j,
-                        i,
-                        txt,
-                        ha="center",
-                        va="center",
-                        color="white" if np.isfinite(shown[i, j]) and shown[i, j] > 0.6 else "black",
-                    )
-            ax.set_xticks([0, 1], short)
-            ax.set_yticks([0, 1], short)
-            ax.set_xlabel("predicted")
-            ax.set_ylabel("true")
+        fig = Figure(figsize=(12, 4.4), layout="constrained")
+        for ax, (key, name, fmt, im_kw) in zip(fig.subplots(1, 3), panels):
+            matrix = np.array([[np.nan if v is None else v for v in row] for row in r[key]], dtype=float)
+            undefined = ~np.isfinite(matrix)
+            shown = np.where(undefined, 0, matrix).astype(np.int64 if fmt == "d" else float)
+            display = ConfusionMatrixDisplay(shown, display_labels=short)
+            display.plot(ax=ax, cmap="Blues", values_format=fmt, colorbar=False, im_kw=im_kw)
+            for i, j in zip(*np.nonzero(undefined)):  # a rate over an empty row or column
+                display.text_[i, j].set_text("-")
             ax.set_title(name, fontsize=9)
         acc = r.get("accuracy")
         bacc = r.get("balanced_accuracy")
@@ -335,36 +325,46 @@ def _plots(result: dict, out_dir: Path, *, title: str | None = None) -> dict:
             f"{level}-level confusion{suffix}: n = {r['n']}, accuracy "
             f"{'-' if acc is None else f'{acc:.3f}'}, balanced {'-' if bacc is None else f'{bacc:.3f}'}"
         )
-        fig.tight_layout()
         p = out_dir / f"confusion_{level}.png"
         fig.savefig(p, dpi=110)
         files[p.name] = str(p)
 
-    fig, axes = subplots(1, 2, figsize=(10, 4.2))
-    for ax, level in zip(axes, ("spike", "cell")):
+    fig = Figure(figsize=(11, 6.0), layout="constrained")
+    grid = fig.subplots(2, 2, sharex=True, height_ratios=[3, 1])
+    for (ax, ax_counts), level in zip(grid.T, ("spike", "cell")):
         cal = result[level]["calibration"]
-        xs = [b["mean_p_ser"] for b in cal["bins"] if b["n"]]
-        ys = [b["frac_ser"] for b in cal["bins"] if b["n"]]
-        ns = [b["n"] for b in cal["bins"] if b["n"]]
-        ax.plot([0, 1], [0, 1], "k--", lw=1, label="perfect")
-        ax.plot(xs, ys, "o-", color="C0", label="ensemble")
-        for x, y, n in zip(xs, ys, ns):
-            ax.annotate(str(n), (x, y), textcoords="offset points", xytext=(4, -10), fontsize=7, color="gray")
+        filled = [b for b in cal["bins"] if b["n"]]
+        xs = [b["mean_p_ser"] for b in filled]
+        ys = [b["frac_ser"] for b in filled]
+        display = CalibrationDisplay(ys, xs, None, estimator_name="ensemble", pos_label=LABELS[0])
+        display.plot(ax=ax, color="C0")
         ece = cal["ece"]
         ax.set_title(f"{level}: reliability of P(SER), ECE {'-' if ece is None else f'{ece:.3f}'}", fontsize=10)
-        ax.set_xlabel("mean predicted P(serotonergic) in bin")
+        ax.set_xlabel("")
         ax.set_ylabel("observed fraction serotonergic")
-        ax.set_xlim(0, 1)
-        ax.set_ylim(0, 1)
-        ax.legend(loc="upper left", fontsize=8)
-    fig.tight_layout()
+        ax.set_xlim(-0.02, 1.02)  # markers at 0 and 1 are not cut
+        ax.set_ylim(-0.04, 1.04)
+        ax.legend(loc="best", fontsize=8)  # away from the points
+        # the count of each bin in a bar chart below, so that counts of near bins cannot overlap
+        bars = ax_counts.bar(
+            [(b["lo"] + b["hi"]) / 2 for b in cal["bins"]],
+            [b["n"] for b in cal["bins"]],
+            width=[0.9 * (b["hi"] - b["lo"]) for b in cal["bins"]],
+            color="C0",
+            alpha=0.6,
+        )
+        ax_counts.bar_label(bars, labels=[str(b["n"]) if b["n"] else "" for b in cal["bins"]], fontsize=7)
+        ax_counts.margins(y=0.35)
+        ax_counts.set_xlabel("mean predicted P(serotonergic) in bin")
+        ax_counts.set_ylabel(f"{level}s in bin")
     p = out_dir / "reliability.png"
     fig.savefig(p, dpi=110)
     files[p.name] = str(p)
 
     if result.get("per_kernel"):
         pk = pd.DataFrame(result["per_kernel"])
-        fig, ax = subplots(figsize=(8, 3.8))
+        fig = Figure(figsize=(10, 4.0), layout="constrained")
+        ax = fig.subplots()
         x = np.arange(len(pk))
         ax.bar(x - 0.2, pk["spike_accuracy"].astype(float), 0.4, label="spike accuracy (member alone)")
         ax.bar(x + 0.2, pk["cell_accuracy"].astype(float), 0.4, label="cell accuracy (member alone)")
@@ -376,10 +376,9 @@ def _plots(result: dict, out_dir: Path, *, title: str | None = None) -> dict:
         ax.set_xlabel("kernel size")
         ax.set_ylabel("accuracy")
         lo = np.nanmin(pk[["spike_accuracy", "cell_accuracy"]].astype(float).to_numpy())
-        ax.set_ylim(max(0.0, lo - 0.05), 1.0)
-        ax.legend(fontsize=7, loc="lower right")
+        ax.set_ylim(max(0.0, lo - 0.05), 1.02)  # an ensemble line at 1.0 stays visible
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)  # beside the bars
         ax.set_title(f"each member alone{suffix}", fontsize=10)
-        fig.tight_layout()
         p = out_dir / "per_kernel.png"
         fig.savefig(p, dpi=110)
         files[p.name] = str(p)

@@ -125,6 +125,7 @@ def compile_fused(fused, kernels, *, learning_rate: float = 1e-3, jit_compile=Fa
 
 def _callbacks_module():
     keras = _keras()
+    from tqdm.keras import TqdmCallback  # imports keras: only once training starts
 
     class PerMemberEarlyStopping(keras.callbacks.Callback):
         """Early stopping per branch: keeps each member's best weights on its own monitored loss and stops
@@ -166,40 +167,31 @@ def _callbacks_module():
                 if self.best_weights[k] is not None:
                     member.set_weights(self.best_weights[k])
 
-    class TqdmProgress(keras.callbacks.Callback):
-        """A tqdm bar over all training batches (on stderr), loss and val_loss at each epoch end."""
+    class TrainingProgress(TqdmCallback):
+        """``tqdm.keras.TqdmCallback`` (one bar over the epochs, one over the batches of the epoch, on stderr)
+        showing the loss per member only: the Keras logs also hold a loss and an accuracy for every member,
+        48 entries for 12 members, too many for one line."""
 
-        def __init__(self, epochs: int, steps: int, n_members: int):
-            super().__init__()
-            self.epochs, self.steps, self.n_members = epochs, steps, n_members
+        def __init__(self, epochs: int, n_members: int):
+            self.n_members = max(1, int(n_members))
+            super().__init__(epochs=epochs, verbose=1, desc=f"training {n_members} members", dynamic_ncols=True)
 
-        def on_train_begin(self, logs=None):
-            from tqdm.auto import tqdm
+        def bar2callback(self, bar, pop=None, delta=lambda logs: 1):
+            show = TqdmCallback.bar2callback(bar, pop, delta)
 
-            self.bar = tqdm(
-                total=self.epochs * self.steps,
-                unit="batch",
-                desc=f"training {self.n_members} members",
-                dynamic_ncols=True,
-            )
+            def callback(step, logs=None):
+                logs = logs or {}
+                kept = {key: logs[key] for key in ("batch", "size") if key in logs}  # tqdm's counting keys
+                for key in ("loss", "val_loss"):
+                    if key in logs:
+                        kept[f"{key}/member"] = f"{float(logs[key]) / self.n_members:.4f}"
+                show(step, kept)
 
-        def on_train_batch_end(self, batch, logs=None):
-            self.bar.update(1)
+            return callback
 
-        def on_epoch_end(self, epoch, logs=None):
-            logs = logs or {}
-            post = {"epoch": epoch + 1}
-            n = max(1, self.n_members)
-            if "loss" in logs:
-                post["loss/member"] = f"{float(logs['loss']) / n:.4f}"
-            if "val_loss" in logs:
-                post["val_loss/member"] = f"{float(logs['val_loss']) / n:.4f}"
-            self.bar.set_postfix(post)
-
-        def on_train_end(self, logs=None):
-            self.bar.total = self.bar.n  # early stop: close the bar at what was done
-            self.bar.refresh()
-            self.bar.close()
+        def on_epoch_begin(self, epoch, *args, **kwargs):
+            super().on_epoch_begin(epoch, *args, **kwargs)
+            self.batch_bar.unit_scale = False  # Keras 3 logs no batch size: count whole batches, not "3.00"
 
     class EpochTimer(keras.callbacks.Callback):
         """Wall-clock seconds from the start of fit to the end of each epoch (validation included)."""
@@ -211,7 +203,7 @@ def _callbacks_module():
         def on_epoch_end(self, epoch, logs=None):
             self.ends.append(time.perf_counter() - self.t0)
 
-    return PerMemberEarlyStopping, TqdmProgress, EpochTimer
+    return PerMemberEarlyStopping, TrainingProgress, EpochTimer
 
 
 def _check_dataset(ds: SpikeDataset | None, what: str, *, both: bool = True):
@@ -365,7 +357,7 @@ def train_ensemble(
         yv = val.onehot()
         validation_data = (to_member_input(val.X), {n: yv for n in names})
 
-    PerMemberEarlyStopping, TqdmProgress, EpochTimer = _callbacks_module()
+    PerMemberEarlyStopping, TrainingProgress, EpochTimer = _callbacks_module()
     timer = EpochTimer()
     callbacks = [timer]
     es = None
@@ -378,7 +370,7 @@ def train_ensemble(
             keras.callbacks.EarlyStopping(monitor=f"{prefix}loss", patience=patience, restore_best_weights=True)
         )
     if progress_bar:
-        callbacks.append(TqdmProgress(epochs, len(stream), len(kernels)))
+        callbacks.append(TrainingProgress(epochs, len(kernels)))
 
     t0 = time.perf_counter()
     hist = fused.fit(
