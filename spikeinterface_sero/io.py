@@ -26,7 +26,13 @@ import numpy as np
 from .constants import MIN_SAMPLING_FREQUENCY, SAMPLING_FREQUENCY, SAMPLING_FREQUENCY_TOLERANCE, is_paper_rate
 from .errors import AbfError, ChannelError, DataError, SamplingRateError
 from .units import current_to_pa, is_current_unit
-from .upstream import axon_header, neo_buffer_descriptions, share_neo_file_handle, snap_sampling_frequency
+from .upstream import (
+    axon_header,
+    lenient_abf_dates,
+    neo_buffer_descriptions,
+    share_neo_file_handle,
+    snap_sampling_frequency,
+)
 
 __all__ = ["read_abf", "abf_channels", "validate_recording"]
 
@@ -145,7 +151,7 @@ def _open_axon(path: Path):
     old_level = neo_logger.level
     try:
         neo_logger.setLevel(logging.ERROR)  # header quirks Neo works around are not the user's problem
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), lenient_abf_dates():
             warnings.simplefilter("ignore")
             rec = read_axon(str(path))
     except MemoryError:

@@ -6,11 +6,20 @@ falls back to leaving things as they are when the upstream layout differs.
 
 from __future__ import annotations
 
+import contextlib
+import datetime
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["neo_buffer_descriptions", "axon_header", "share_neo_file_handle", "snap_sampling_frequency"]
+__all__ = [
+    "neo_buffer_descriptions",
+    "axon_header",
+    "share_neo_file_handle",
+    "snap_sampling_frequency",
+    "main_channel_indices",
+    "lenient_abf_dates",
+]
 
 
 def neo_buffer_descriptions(recording) -> list[dict]:
@@ -81,3 +90,39 @@ def main_channel_indices(analyzer) -> np.ndarray:
         if all(c in channel_ids for c in main_ids):
             return np.array([channel_ids.index(c) for c in main_ids], dtype=np.int64)
     return np.asarray(analyzer.get_main_channels(outputs="index"), dtype=np.int64)
+
+
+class _LenientDatetime(datetime.datetime):
+    """``datetime.datetime`` whose constructor gives None for an impossible date instead of raising."""
+
+    def __new__(cls, *args, **kwargs):
+        try:
+            return datetime.datetime(*args, **kwargs)
+        except (ValueError, OverflowError, TypeError):
+            return None
+
+
+class _LenientDatetimeModule:
+    """Stands for the ``datetime`` module inside Neo's axonrawio."""
+
+    timedelta = datetime.timedelta
+    timezone = datetime.timezone
+    datetime = _LenientDatetime
+
+
+@contextlib.contextmanager
+def lenient_abf_dates():
+    """Read ABF headers whose recording date is impossible (month 13, day 0) as having no date.
+
+    Neo's ``axonrawio`` builds ``rec_datetime`` from the header's date fields and lets an impossible date
+    raise ``ValueError``, so a file whose data are intact cannot be opened at all. The date does not
+    affect the data: with this context, such a file opens with ``rec_datetime=None``.
+    """
+    from neo.rawio import axonrawio
+
+    original = axonrawio.datetime
+    axonrawio.datetime = _LenientDatetimeModule
+    try:
+        yield
+    finally:
+        axonrawio.datetime = original
