@@ -10,6 +10,7 @@ import argparse
 import datetime
 import os
 import sys
+import warnings
 from pathlib import Path
 
 os.environ.setdefault(
@@ -655,6 +656,8 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    # warnings in one line, in the command's name, without the source line of the library
+    warnings.formatwarning = lambda message, category, *rest, **kw: f"sero {args.command}: warning: {message}\n"
     if args.command in _NEEDS_TF and not (args.command == "classify" and getattr(args, "method", "") == "criteria"):
         _quiet_import_tensorflow()
     try:

@@ -232,3 +232,18 @@ def test_error_rows_keep_the_columns(tmp_path):
     row = pipeline.classify_file(tmp_path / "absent.abf")
     assert list(row.columns) == RESULT_COLUMNS and row["error"].iloc[0] != ""
     assert np.isnan(row["sero_probability"].iloc[0])
+
+
+def test_train_with_two_cells_per_class_is_one_clear_error(tmp_path, capsys):
+    from spikeinterface_sero.datasets import dataset_table, simulate_dataset
+
+    recordings = simulate_dataset(
+        {"serotonergic": 2, "non_serotonergic": 2}, duration_s=4.0, seed=1, out_dir=tmp_path / "abf", n_groups=2
+    )
+    table = dataset_table(recordings)
+    table["file"] = [str(tmp_path / "abf" / f) for f in table["file"]]
+    table.to_csv(tmp_path / "t.csv", index=False)
+    rc = cli.main(["train", "--table", str(tmp_path / "t.csv"), "--out", str(tmp_path / "m"), "--kernels", "20"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "cannot hold out" in err and "Traceback" not in err
+    assert not (tmp_path / "m").exists()
