@@ -2,9 +2,9 @@
 
     python benchmarks/bench_end_to_end.py [--minutes 10] [--rate-hz 3.33] [--model FOLDER] [--json OUT]
 
-The recording is a synthetic 40 kHz single-channel loose-seal trace (offset + slow drift + noise +
-biphasic action currents, about 2,000 spikes in 10 minutes) written as int16 (like Clampex) with
-``spikeinterface_sero.datasets.write_abf``; generated files are cached in ``--workdir``.
+The recording is a synthetic 40 kHz single-channel loose-seal trace (``spikeinterface_sero.testing.
+long_synthetic_trace``: offset + slow drift + noise + biphasic action currents, about 2,000 spikes in 10
+minutes) written as int16 (like Clampex) with ``write_abf``; generated files are cached in ``--workdir``.
 
 Stages (the pieces of ``pipeline.classify_file``, called one by one):
 
@@ -38,67 +38,16 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import numpy as np  # noqa: E402
-
-FS = 40_000.0
 GEN_VERSION = 1  # bump when the synthetic trace changes (cached files are keyed on it)
 DEFAULT_WORKDIR = Path(tempfile.gettempdir()) / "sero-bench"
 
 
 # ------------------------------------------------------------------------------------------- synthetic data
-def action_current(t_ms: np.ndarray, amp: float, width_ms: float, udi_ms: float) -> np.ndarray:
-    """A biphasic loose-seal action current: a sharp negative phase then a broader positive one."""
-    neg = -amp * np.exp(-0.5 * (t_ms / width_ms) ** 2)
-    pos = 0.3 * amp * np.exp(-0.5 * ((t_ms - udi_ms) / (2.5 * width_ms)) ** 2)
-    return neg + pos
-
-
-def synthetic_trace(
-    duration_s: float, rate_hz: float = 10 / 3, seed: int = 0, noise_pa: float = 4.0, chunk_s: float = 60.0
-) -> tuple[np.ndarray, int]:
-    """(float32 trace in pA at 40 kHz, number of spikes). Offset -30 pA, drift (two slow sines and a
-    random walk), white noise, spikes with gamma-distributed intervals (CV ~0.3, 3 ms refractory),
-    amplitudes 80-300 pA. Built in chunks, so only the float32 result is of the recording's size."""
-    rng = np.random.default_rng(seed)
-    n = int(round(duration_s * FS))
-    x = np.empty(n, np.float32)
-    # spike times
-    mean_isi = 1.0 / rate_hz
-    k = 1.0 / 0.3**2
-    isis = rng.gamma(k, mean_isi / k, int(duration_s * rate_hz * 1.5) + 10)
-    times = np.cumsum(np.maximum(isis, 0.003)) + 0.05
-    times = times[times < duration_s - 0.05]
-    # background, chunk by chunk
-    step = int(chunk_s * FS)
-    walk = 0.0
-    for lo in range(0, n, step):
-        hi = min(n, lo + step)
-        t = np.arange(lo, hi, dtype=np.float64) / FS
-        w = walk + np.cumsum(rng.normal(0.0, 0.02, hi - lo))  # slow random walk, pA
-        walk = float(w[-1])
-        x[lo:hi] = (
-            -30.0
-            + 12.0 * np.sin(2 * np.pi * 0.05 * t)
-            + 4.0 * np.sin(2 * np.pi * 0.7 * t)
-            + np.clip(w, -40, 40)
-            + rng.normal(0.0, noise_pa, hi - lo)
-        ).astype(np.float32)
-    # spikes: one template per cell, jittered amplitude per spike
-    t_ms = (np.arange(-160, 240) / FS) * 1000.0
-    width, udi = rng.uniform(0.08, 0.15), rng.uniform(0.6, 1.2)
-    template = action_current(t_ms, 1.0, width, udi).astype(np.float32)
-    amps = rng.uniform(80.0, 300.0, times.size).astype(np.float32)
-    for ts, a in zip(times, amps):
-        c = int(round(ts * FS))
-        lo, hi = c - 160, c + 240
-        if lo >= 0 and hi <= n:
-            x[lo:hi] += a * template
-    return x, int(times.size)
-
-
 def make_abf(minutes: float, workdir=DEFAULT_WORKDIR, rate_hz: float = 10 / 3, seed: int = 0) -> tuple[Path, int]:
-    """Write (once; cached in ``workdir``) the synthetic recording as an int16 ABF 2 file; (path, n_spikes)."""
-    from spikeinterface_sero.datasets import write_abf
+    """Write (once; cached in ``workdir``) ``testing.long_synthetic_trace`` as an int16 ABF 2 file;
+    (path, n_spikes)."""
+    from spikeinterface_sero.constants import SAMPLING_FREQUENCY
+    from spikeinterface_sero.testing import long_synthetic_trace, write_abf
 
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -106,9 +55,9 @@ def make_abf(minutes: float, workdir=DEFAULT_WORKDIR, rate_hz: float = 10 / 3, s
     meta = path.with_suffix(".json")
     if path.is_file() and meta.is_file():
         return path, int(json.loads(meta.read_text())["n_spikes"])
-    x, n_spikes = synthetic_trace(minutes * 60.0, rate_hz=rate_hz, seed=seed)
+    x, n_spikes = long_synthetic_trace(minutes * 60.0, rate_hz=rate_hz, seed=seed)
     tmp = path.with_suffix(".tmp.abf")
-    write_abf(tmp, x, FS, units="pA", data_format="int16")
+    write_abf(tmp, x, SAMPLING_FREQUENCY, units="pA", data_format="int16")
     del x
     os.replace(tmp, path)
     meta.write_text(json.dumps({"n_spikes": n_spikes, "minutes": minutes, "rate_hz": rate_hz, "seed": seed}))

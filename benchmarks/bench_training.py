@@ -36,16 +36,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np  # noqa: E402
 
 
-def spikes(n: int, seed: int = 0):
-    rng = np.random.default_rng(seed)
-    x = np.arange(160)
-    y = rng.integers(0, 2, n)
-    w = np.where(y == 0, rng.uniform(6, 12, n), rng.uniform(2, 5, n))[:, None]
-    cur = -rng.uniform(60, 250, (n, 1)) * np.exp(-(((x - 44) / w) ** 2))
-    cur += rng.uniform(10, 60, (n, 1)) * np.exp(-(((x - 44 - 2.5 * w) / (1.5 * w)) ** 2))
-    return (cur + rng.normal(0, 5, (n, 160))).astype(np.float32), y
-
-
 def clock():
     return time.perf_counter(), time.process_time()
 
@@ -138,10 +128,11 @@ def main(argv=None) -> int:
 
     import tensorflow as tf
 
+    from spikeinterface_sero.testing import labelled_synthetic_snippets
     from spikeinterface_sero.training import parse_kernels
 
     kernels = parse_kernels(args.kernels)
-    X, y = spikes(args.n_spikes)
+    X, y = labelled_synthetic_snippets(args.n_spikes)  # broad spikes labelled SER, narrow ones NSER
     n, E = args.n_spikes, args.epochs
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
     gpus = tf.config.list_physical_devices("GPU")

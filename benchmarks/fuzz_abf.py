@@ -166,18 +166,16 @@ def _fields_v2(data: bytes) -> list[Field]:
 # ------------------------------------------------------------------------------------------ sources
 def own_sources(folder: Path) -> list[Source]:
     """Small files of our own (write_abf), so that fuzzing needs nothing outside the project."""
-    from spikeinterface_sero.datasets import write_abf
+    from spikeinterface_sero.testing import synthetic_trace, write_abf
 
-    rng = np.random.default_rng(1234)
     fs = 40_000.0
     n = 8_000  # 0.2 s per sweep
 
-    def trace(k, length=n):
-        x = -30 + rng.normal(0, 3, length)
-        for c in range(200 + 37 * k, length - 400, 1500):
-            x[c : c + 8] -= 150  # a few sharp negative events
-            x[c + 8 : c + 40] += 30
-        return x.astype(np.float32)
+    def trace(k, length=n):  # -30 pA, 3 pA noise, a spike every 37.5 ms
+        spike_times_s = np.arange(200 + 37 * k, length - 400, 1500) / fs
+        return synthetic_trace(
+            duration_s=length / fs, spike_times_s=spike_times_s, noise_pa=3.0, offset_pa=-30.0, drift_pa=0.0, seed=k
+        )
 
     specs = [
         ("v2_int16_gapfree.abf", dict(data=trace(0), version=2)),

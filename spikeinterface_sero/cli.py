@@ -195,7 +195,7 @@ def _print_results(table) -> None:
         p, lo, hi = r["sero_probability"], r["sero_probability_low"], r["sero_probability_high"]
         prob = f"{p:.2f} [{lo:.2f}-{hi:.2f}]" if p == p else "-"
         if p == p and not _is_true(r.get("sero_reliable")):
-            prob += " ?"  # too few spikes, or an interval that includes 0.5
+            prob += " ?"
         rows.append(
             (
                 Path(str(r["file"])).name,
@@ -207,9 +207,13 @@ def _print_results(table) -> None:
                 f"{r['firing_rate_hz']:.2f}",
                 f"{r['cv_isi']:.2f}",
                 f"{r['udi_ms']:.2f}",
+                r.get("sero_quality", ""),
             )
         )
-    _print_table(["file", "channel", "spikes", "label", "P(SER) [95% CI]", "type", "rate_Hz", "CV_ISI", "UDI_ms"], rows)
+    _print_table(
+        ["file", "channel", "spikes", "label", "P(SER) [95% CI]", "type", "rate_Hz", "CV_ISI", "UDI_ms", "quality"],
+        rows,
+    )
 
 
 def _classify_kwargs(args) -> dict:
@@ -259,7 +263,10 @@ def cmd_classify(args) -> int:
     n_err = int((table["error"] != "").sum())
     ok_rows = table[table["error"] == ""]
     if any(p == p and not _is_true(v) for p, v in zip(ok_rows["sero_probability"], ok_rows["sero_reliable"])):
-        print(f"?: not a reliable call (fewer than {DEFAULT_MIN_SPIKES} spikes, or a 95 % interval that includes 0.5)")
+        print(
+            "?: not a reliable call: the quality column names the checks an action current failed; otherwise "
+            f"fewer than {DEFAULT_MIN_SPIKES} spikes, input unlike the training data, or an interval that includes 0.5"
+        )
     demo = table["model"].astype(str).str.startswith("DEMO").any()
     if demo:
         print(
@@ -375,10 +382,12 @@ def cmd_watch(args) -> int:
                 continue
             counts["cells"] += 1
             p, lo, hi = r["sero_probability"], r["sero_probability_low"], r["sero_probability_high"]
-            prob = f"P(SER) {p:.2f} [{lo:.2f}-{hi:.2f}]  " if p == p else ""
+            prob = f"P(SER) {p:.2f} [{lo:.2f}-{hi:.2f}]" if p == p else ""
+            mark = "" if _is_true(r.get("sero_reliable")) else " ?"
+            quality = "" if r.get("sero_quality") == "ok" else f"  quality: {r.get('sero_quality')}"
             print(
-                f"{stamp}  {r['cell_id']}  {r['sero_label']}  {prob}{r['sero_type']}  {int(r['n_spikes'])} spikes"
-                f"  {r['firing_rate_hz']:.2f} Hz  UDI {r['udi_ms']:.2f} ms",
+                f"{stamp}  {r['cell_id']}  {r['sero_label']}  {prob}{mark}  {r['sero_type']}  {int(r['n_spikes'])} "
+                f"spikes  {r['firing_rate_hz']:.2f} Hz  UDI {r['udi_ms']:.2f} ms{quality}",
                 flush=True,
             )
 

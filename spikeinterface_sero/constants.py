@@ -22,3 +22,17 @@ POLARITIES = ("negative", "positive")
 def is_paper_rate(sampling_frequency: float) -> bool:
     """True when ``sampling_frequency`` is the paper's 40 kHz (within :data:`SAMPLING_FREQUENCY_TOLERANCE`)."""
     return abs(float(sampling_frequency) - SAMPLING_FREQUENCY) <= SAMPLING_FREQUENCY_TOLERANCE * SAMPLING_FREQUENCY
+
+
+# Is this an action current? (per cell; the reasons and sources are in docs/quality.md)
+MAX_FIRING_RATE_HZ = 50.0  # DRN neurons fire at 0.4-3 Hz (5-HT) and up to ~20-30 Hz (non-5-HT) in slices
+SHORT_ISI_MS = 4.0  # shorter intervals break a DRN neuron's refractoriness
+MAX_SHORT_ISI_FRACTION = 0.02
+MIN_SNR = 5.0  # trough depth over the robust noise SD of the pre-trigger baseline
+MIN_OUTWARD_RATIO = 0.08  # the outward (positive) phase after the trough, relative to the trough depth
+MAX_OUTWARD_RATIO = 2.0  # an outward phase far larger than the inward peak is a step or a pulse
+MAX_END_OFFSET_RATIO = 0.4  # the mean snippet returns towards baseline by the end of the window
+MAX_HALF_WIDTH_MS = 1.0  # width of the inward peak at half its depth
+MIN_SHAPE_CONSISTENCY = 0.6  # median correlation of a cell's spikes with their mean
+MAX_CLIPPED_FRACTION = 0.1  # spikes whose trough is flat at the amplifier's range
+PEAK_EDGE_SAMPLES = 20  # an outward peak in the last 0.5 ms of the window is its edge (UDI > ~2.5 ms), not a spike

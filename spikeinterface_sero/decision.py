@@ -12,20 +12,47 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
-from .constants import DEFAULT_CI, DEFAULT_MIN_SPIKES, DEFAULT_N_BOOT, LABELS
+from .constants import (
+    DEFAULT_CI,
+    DEFAULT_MIN_SPIKES,
+    DEFAULT_N_BOOT,
+    LABELS,
+    MAX_CLIPPED_FRACTION,
+    MAX_END_OFFSET_RATIO,
+    MAX_FIRING_RATE_HZ,
+    MAX_HALF_WIDTH_MS,
+    MAX_OUTWARD_RATIO,
+    MAX_SHORT_ISI_FRACTION,
+    MIN_OUTWARD_RATIO,
+    MIN_SHAPE_CONSISTENCY,
+    MIN_SNR,
+    NBEFORE,
+    PEAK_EDGE_SAMPLES,
+    SAMPLING_FREQUENCY,
+    SHORT_ISI_MS,
+)
 from .errors import DataError
 from .features import UNDETERMINED, add_sero_type
 
 __all__ = [
     "DecisionParams",
     "UNIT_COLUMNS",
+    "UNIT_COLUMN_DESCRIPTIONS",
     "CELL_COLUMNS",
     "consensus_of",
     "spike_probability",
     "spike_votes_ser",
     "cell_decisions",
+    "action_current_quality",
     "decide_units",
+    "QUALITY_OK",
 ]
+
+#: ``sero_quality`` of a cell that passes every action-current check
+QUALITY_OK = "ok"
+#: domains whose snippets are like the model's training data (current at 40 kHz, or resampled to it)
+_RELIABLE_DOMAINS = {"in_domain", "resampled"}
+_BASELINE_SAMPLES = 30  # the first 0.75 ms of the window: before the spike
 
 SER, NSER = LABELS
 
@@ -39,6 +66,7 @@ CELL_COLUMNS = [
     "n_spikes",
     "fraction_spikes_ser",
 ]
+_QUALITY_COLUMNS = ["sero_quality", "snr", "shape_consistency", "outward_ratio", "half_width_ms"]
 #: columns of the per-unit table of :func:`decide_units` (and of the ``serotonergic`` extension)
 UNIT_COLUMNS = CELL_COLUMNS + [
     "firing_rate_hz",
@@ -48,8 +76,36 @@ UNIT_COLUMNS = CELL_COLUMNS + [
     "criteria_label",
     "sero_type",
     "sero_domain",
+    "sero_quality",
+    "snr",
+    "shape_consistency",
+    "outward_ratio",
+    "half_width_ms",
     "sero_method",
 ]
+#: what each column of the unit table means (NWB column descriptions, docs)
+UNIT_COLUMN_DESCRIPTIONS = {
+    "sero_label": "serotonergic, non_serotonergic or undetermined: the CNN ensemble's cell call (Corradetti et al. 2024)",
+    "sero_probability": "P(serotonergic) of the cell: SER share of the mean ensemble consensus over its spikes",
+    "sero_probability_low": "lower end of the bootstrap interval (over spikes) of sero_probability",
+    "sero_probability_high": "upper end of the bootstrap interval (over spikes) of sero_probability",
+    "sero_reliable": "true only for an action current like the training data, enough spikes, interval clear of 0.5",
+    "n_spikes": "spikes classified",
+    "fraction_spikes_ser": "fraction of the cell's spikes whose own consensus votes serotonergic",
+    "firing_rate_hz": "mean firing rate over the recording (Hz, Elephant)",
+    "cv_isi": "coefficient of variation of the inter-spike intervals",
+    "lv": "local variation of the inter-spike intervals (Shinomoto)",
+    "udi_ms": "upstroke-downstroke interval (trough to peak) of the mean action current (ms)",
+    "criteria_label": "the classical criteria's call (wide spike, slow and regular firing)",
+    "sero_type": "typical/atypical: whether the CNN agrees with the classical criteria",
+    "sero_domain": "in_domain, or how the input differs from the training data (resampled, voltage, flipped ...)",
+    "sero_quality": "ok, or the action-current checks the cell failed, joined by +",
+    "snr": "inward peak depth over the robust noise SD of the pre-trigger baseline",
+    "shape_consistency": "median correlation of the cell's spikes with their mean",
+    "outward_ratio": "outward (positive) phase after the inward peak, relative to its depth",
+    "half_width_ms": "width of the inward peak at half its depth (ms)",
+    "sero_method": "cnn (the ensemble) or criteria (classical criteria alone)",
+}
 _FEATURE_COLUMNS = ["firing_rate_hz", "cv_isi", "lv", "udi_ms", "criteria_label"]
 _CHUNK_ELEMENTS = 500_000  # bootstrap indices drawn per pass (bounds the temporary array to ~4 MB)
 
@@ -199,6 +255,97 @@ def cell_decisions(consensus, cell_ids, params: DecisionParams | None = None) ->
     return table
 
 
+def _shape_checks(waveforms: np.ndarray) -> tuple[list[str], dict]:
+    """The shape checks of one cell's (n, 160) negative-going snippets: failed reasons and the measures."""
+    measures = dict(snr=np.nan, shape_consistency=np.nan, outward_ratio=np.nan, half_width_ms=np.nan)
+    if waveforms.shape[0] == 0:
+        return ["no_spikes"], measures
+    x = waveforms.astype(np.float64) - np.median(waveforms[:, :_BASELINE_SAMPLES], axis=1, keepdims=True)
+    mean = x.mean(axis=0)
+    search = slice(NBEFORE - 10, NBEFORE + 40)  # the inward peak follows the trigger within 1 ms
+    trough = search.start + int(np.argmin(mean[search]))
+    depth = -float(mean[trough])
+    if depth <= 0:
+        return ["no_inward_peak"], measures
+    reasons = []
+    noise = 1.4826 * np.median(np.abs(x[:, :_BASELINE_SAMPLES] - np.median(x[:, :_BASELINE_SAMPLES])))
+    measures["snr"] = depth / noise if noise > 0 else np.inf
+    if measures["snr"] < MIN_SNR:
+        reasons.append("low_snr")
+    peak = trough + int(np.argmax(mean[trough:]))
+    measures["outward_ratio"] = float(mean[peak]) / depth
+    if measures["outward_ratio"] < MIN_OUTWARD_RATIO:
+        reasons.append("monophasic")
+    elif measures["outward_ratio"] > MAX_OUTWARD_RATIO:
+        reasons.append("outward_phase_too_large")
+    elif peak >= mean.size - PEAK_EDGE_SAMPLES:
+        reasons.append("outward_peak_at_window_edge")
+    if abs(float(mean[-15:].mean())) > MAX_END_OFFSET_RATIO * depth:
+        reasons.append("no_return_to_baseline")
+    below = mean < -depth / 2
+    left, right = trough, trough
+    while left > 0 and below[left - 1]:
+        left -= 1
+    while right < mean.size - 1 and below[right + 1]:
+        right += 1
+    measures["half_width_ms"] = (right - left + 1) * 1000.0 / SAMPLING_FREQUENCY
+    if measures["half_width_ms"] > MAX_HALF_WIDTH_MS:
+        reasons.append("inward_phase_too_wide")
+    centred = x - x.mean(axis=1, keepdims=True)
+    reference = mean - mean.mean()
+    norms = np.linalg.norm(centred, axis=1) * np.linalg.norm(reference)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        correlation = np.where(norms > 0, centred @ reference / norms, 0.0)
+    measures["shape_consistency"] = float(np.median(correlation))
+    if measures["shape_consistency"] < MIN_SHAPE_CONSISTENCY:
+        reasons.append("inconsistent_shapes")
+    at_minimum = (waveforms == waveforms.min(axis=1, keepdims=True)).sum(axis=1)
+    if float((at_minimum >= 3).mean()) > MAX_CLIPPED_FRACTION:
+        reasons.append("clipped")
+    return reasons, measures
+
+
+def action_current_quality(waveforms, spike_unit_index, unit_ids, *, firing_rate_hz=None, isis_s=None) -> pd.DataFrame:
+    """Is each cell a loose-seal action current like the model's training data? The named checks.
+
+    Parameters
+    ----------
+    waveforms : np.ndarray
+        (n_spikes, 160) snippets in the model's orientation (negative-going), 40 kHz, trigger at 40.
+    spike_unit_index : np.ndarray
+        (n_spikes,) index into ``unit_ids`` of each spike's unit.
+    unit_ids : sequence
+        The cells.
+    firing_rate_hz : sequence of float or None, default: None
+        Per cell, the firing rate over the recording.
+    isis_s : sequence of np.ndarray or None, default: None
+        Per cell, the inter-spike intervals within sweeps, in seconds.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by ``unit_id``: ``sero_quality`` (``"ok"``, or the failed checks joined by ``+``: low_snr,
+        monophasic, outward_phase_too_large, outward_peak_at_window_edge, no_return_to_baseline, inward_phase_too_wide,
+        inconsistent_shapes, clipped, rate_too_high, refractory_violations, no_inward_peak, no_spikes) and
+        the measures ``snr``, ``shape_consistency``, ``outward_ratio``, ``half_width_ms``. The thresholds and
+        their sources are in ``docs/quality.md``.
+    """
+    unit_ids = list(unit_ids)
+    waveforms = np.asarray(waveforms)
+    spike_unit_index = np.asarray(spike_unit_index, dtype=np.int64)
+    rows = []
+    for position in range(len(unit_ids)):
+        reasons, measures = _shape_checks(waveforms[spike_unit_index == position])
+        if firing_rate_hz is not None and np.isfinite(firing_rate_hz[position]):
+            if firing_rate_hz[position] > MAX_FIRING_RATE_HZ:
+                reasons.append("rate_too_high")
+        if isis_s is not None and len(isis_s[position]):
+            if float((np.asarray(isis_s[position]) < SHORT_ISI_MS / 1000.0).mean()) > MAX_SHORT_ISI_FRACTION:
+                reasons.append("refractory_violations")
+        rows.append(dict(sero_quality="+".join(reasons) if reasons else QUALITY_OK, **measures))
+    return pd.DataFrame(rows, index=pd.Index(unit_ids, name="unit_id"), columns=_QUALITY_COLUMNS)
+
+
 def decide_units(
     member_outputs,
     spike_unit_index,
@@ -208,6 +355,7 @@ def decide_units(
     features: pd.DataFrame | None = None,
     method: str = "cnn",
     domain="in_domain",
+    quality: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, np.ndarray]:
     """The whole decision for a set of units: the per-unit table and P(SER) per spike.
 
@@ -230,6 +378,10 @@ def decide_units(
         The CNN ensemble's call, or the classical criteria's alone (then no probability).
     domain : str or sequence of str, default: "in_domain"
         How far the input is from the paper's format, for all units or one per unit.
+    quality : pandas.DataFrame or None, default: None
+        :func:`action_current_quality` of the units. A call is ``sero_reliable`` only when the cell passes
+        every check (``sero_quality == "ok"``), its domain is like the training data, it has enough spikes
+        and its interval is clear of 0.5. None: not checked, and no call is reliable.
 
     Returns
     -------
@@ -277,7 +429,21 @@ def decide_units(
             table[column] = UNDETERMINED if column == "criteria_label" else np.nan
     table = add_sero_type(table, cnn_col="sero_label", criteria_col="criteria_label")
     table["sero_domain"] = domain if isinstance(domain, str) else np.asarray(list(domain), dtype=object)
+    if quality is None:
+        quality = pd.DataFrame({"sero_quality": "not_checked"}, index=pd.Index(unit_ids, name="unit_id"))
+    quality = quality.reindex(unit_ids)
+    for column in _QUALITY_COLUMNS:
+        table[column] = quality[column].to_numpy() if column in quality.columns else np.nan
+    table["sero_quality"] = table["sero_quality"].fillna("not_checked").astype(object)
+    like_training = table["sero_domain"].isin(_RELIABLE_DOMAINS) & (table["sero_quality"] == QUALITY_OK)
+    table["sero_reliable"] = table["sero_reliable"].to_numpy(dtype=bool) & like_training.to_numpy(dtype=bool)
     table["sero_method"] = method
-    for column in ("sero_probability", "sero_probability_low", "sero_probability_high", "fraction_spikes_ser"):
+    for column in (
+        "sero_probability",
+        "sero_probability_low",
+        "sero_probability_high",
+        "fraction_spikes_ser",
+        *_QUALITY_COLUMNS[1:],
+    ):
         table[column] = table[column].astype("float64")
     return table[UNIT_COLUMNS], spike_p

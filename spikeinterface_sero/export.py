@@ -18,7 +18,8 @@ import pandas as pd
 
 from ._version import __version__
 from .constants import SAMPLING_FREQUENCY
-from .extension import get_serotonergic_extension
+from .decision import UNIT_COLUMN_DESCRIPTIONS
+from .extension import SERO_PROPERTIES, get_serotonergic_extension
 from .files import atomic_path, check_output_path
 from .snippets import snippets_from_analyzer
 
@@ -53,6 +54,11 @@ RESULT_COLUMNS = [
     "udi_ms",
     "criteria_label",
     "sero_domain",
+    "sero_quality",
+    "snr",
+    "shape_consistency",
+    "outward_ratio",
+    "half_width_ms",
     "sero_method",
     "n_dropped_edge",
     "model",
@@ -66,12 +72,13 @@ _TEXT_RESULT_COLUMNS = (
     "sero_type",
     "criteria_label",
     "sero_domain",
+    "sero_quality",
     "sero_method",
     "model",
     "error",
 )
 
-PHY_PROPERTIES = ("sero_label", "sero_probability", "sero_type")
+PHY_PROPERTIES = SERO_PROPERTIES
 
 
 def results_table(analyzer, *, file: str | None = None) -> pd.DataFrame:
@@ -192,7 +199,6 @@ def write_nwb(
     from pynwb.misc import Units
 
     path = check_output_path(path, overwrite=overwrite, suffixes=(".nwb",), what="NWB file")
-    units = get_serotonergic_extension(analyzer).get_data()
     if session_start_time is None:
         session_start_time = datetime.datetime.now(datetime.UTC)
     nwb = NWBFile(
@@ -206,46 +212,51 @@ def write_nwb(
     nwb.units = Units(
         name="units",
         description="cells with serotonergic classification",
+        resolution=1.0 / fs,
         waveform_rate=fs,
         waveform_unit="picoamperes",
     )
     columns = {
-        "sero_label": "serotonergic or non_serotonergic (CNN ensemble consensus, Corradetti et al. 2024)",
-        "sero_probability": "P(serotonergic) of the cell: mean consensus over its spikes",
-        "sero_probability_low": "lower end of the 95 % bootstrap interval of sero_probability",
-        "sero_probability_high": "upper end of the 95 % bootstrap interval of sero_probability",
-        "sero_type": "typical/atypical: whether the CNN agrees with the classical criteria",
-        "firing_rate_hz": "mean firing rate (Hz, Elephant)",
-        "cv_isi": "coefficient of variation of inter-spike intervals",
-        "udi_ms": "upstroke-downstroke interval of the mean action current (ms)",
+        "cell_id": "the cell: the file stem, or <file stem>_ch<channel id> when the file holds several cells",
+        "source_file": "the recording the cell comes from",
+        **UNIT_COLUMN_DESCRIPTIONS,
     }
-    for name, desc in columns.items():
-        nwb.add_unit_column(name=name, description=desc)
+    for name, description in columns.items():
+        nwb.add_unit_column(name=name, description=description)
     templates = _mean_waveforms(analyzer)
-    t_starts = [
-        float(analyzer.sorting.get_start_time(s)) if hasattr(analyzer.sorting, "get_start_time") else 0.0
-        for s in range(analyzer.get_num_segments())
-    ]
-    for i, u in enumerate(analyzer.unit_ids):
-        times = (
-            np.concatenate(
-                [
-                    analyzer.sorting.get_unit_spike_train(u, segment_index=s) / fs + t_starts[s]
-                    for s in range(analyzer.get_num_segments())
-                ]
-            )
-            if analyzer.get_num_segments()
-            else np.zeros(0)
+    table = results_table(analyzer, file=_source_file(analyzer))
+    for i, unit_id in enumerate(analyzer.unit_ids):
+        times = np.concatenate(
+            [
+                analyzer.sorting.get_unit_spike_train(unit_id, segment_index=k, return_times=True)
+                for k in range(analyzer.get_num_segments())
+            ]
+            or [np.zeros(0)]
         )
-        row = units.loc[u]
-        values = {}
-        for name in columns:
-            v = row[name]
-            values[name] = str(v) if name in ("sero_label", "sero_type") else float(v) if pd.notna(v) else float("nan")
+        row = table.iloc[i]
+        values = {name: _nwb_value(row[name if name != "source_file" else "file"]) for name in columns}
         nwb.add_unit(spike_times=np.sort(times), waveform_mean=templates[i], id=i, **values)
     with atomic_path(path) as temporary, NWBHDF5IO(str(temporary), "w") as io:
         io.write(nwb)
     return path
+
+
+def _nwb_value(value):
+    """A unit-table value as NWB stores it: text as text, flags as bool, numbers as float (NaN if missing)."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, str):
+        return value
+    if value is None or pd.isna(value):
+        return float("nan")
+    return float(value)
+
+
+def _source_file(analyzer) -> str:
+    for obj in (analyzer.recording if analyzer.has_recording() else None, analyzer.sorting):
+        if obj is not None and "abf_path" in obj.get_annotation_keys():
+            return str(obj.get_annotation("abf_path"))
+    return ""
 
 
 def _mean_waveforms(analyzer) -> np.ndarray:

@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from .adapt import OutOfDomainWarning, adapt_analyzer_snippets, is_paper_format, out_of_domain_message
 from .constants import DEFAULT_CI, DEFAULT_MIN_SPIKES, DEFAULT_N_BOOT, POLARITIES
-from .decision import UNIT_COLUMNS, DecisionParams, decide_units
+from .decision import UNIT_COLUMNS, DecisionParams, action_current_quality, decide_units
 from .errors import DemoModelWarning, SeroError
 from .features import check_criterion, criteria_classify, features_from_sorting
 from .model import load_model
@@ -37,8 +37,8 @@ __all__ = [
 ]
 
 #: sorting properties written by :func:`serotonergic_label_units` (seen by Phy, spikeinterface-gui, neuroconv)
-SERO_PROPERTIES = ("sero_label", "sero_probability", "sero_reliable", "sero_type", "sero_domain")
-_TEXT_COLUMNS = ("sero_label", "criteria_label", "sero_type", "sero_domain", "sero_method")
+SERO_PROPERTIES = ("sero_label", "sero_probability", "sero_reliable", "sero_type", "sero_domain", "sero_quality")
+_TEXT_COLUMNS = ("sero_label", "criteria_label", "sero_type", "sero_domain", "sero_quality", "sero_method")
 _INFERENCE_BATCH = 4096  # spikes per progress-bar step
 _SPIKE_ARRAYS = ("spike_probability", "member_outputs", "spike_unit_index", "spike_segment_index", "spike_sample_index")
 
@@ -248,6 +248,15 @@ def _features(analyzer, waveforms: np.ndarray, spike_unit_index: np.ndarray, uni
     return criteria_classify(features, **_given(criteria))
 
 
+def _intervals(sorting, unit_id) -> np.ndarray:
+    """Inter-spike intervals of a unit within each segment, in seconds (every spike, not only the cap)."""
+    parts = [
+        np.diff(np.sort(sorting.get_unit_spike_train(unit_id, segment_index=k, return_times=True)))
+        for k in range(sorting.get_num_segments())
+    ]
+    return np.concatenate(parts) if parts else np.zeros(0)
+
+
 def _predict(ensemble, waveforms: np.ndarray, progress_bar: bool) -> np.ndarray:
     if waveforms.shape[0] == 0:
         return np.zeros((0, len(ensemble.kernels), 2), np.float32)
@@ -291,8 +300,22 @@ def compute_unit_decisions(analyzer, params: dict, *, unit_ids=None, progress_ba
     decision = DecisionParams(
         n_boot=params["n_boot"], ci=params["ci"], seed=params["seed"], min_spikes=params["min_spikes"]
     )
+    quality = action_current_quality(
+        waveforms,
+        spike_unit,
+        unit_ids,
+        firing_rate_hz=features.reindex(unit_ids)["firing_rate_hz"].to_numpy(dtype=float),
+        isis_s=[_intervals(analyzer.sorting, u) for u in unit_ids],
+    )
     units, spike_p = decide_units(
-        outputs, spike_unit, unit_ids, params=decision, features=features, method=params["method"], domain=domain
+        outputs,
+        spike_unit,
+        unit_ids,
+        params=decision,
+        features=features,
+        method=params["method"],
+        domain=domain,
+        quality=quality,
     )
     analyzer_position = np.array([list(analyzer.unit_ids).index(u) for u in unit_ids], dtype=np.int64)
     return dict(
@@ -330,6 +353,7 @@ def _write_unit_properties(analyzer, table: pd.DataFrame) -> None:
         sero_reliable=np.asarray(table["sero_reliable"].fillna(False), dtype=bool),
         sero_type=np.asarray([str(v) for v in table["sero_type"]], dtype=str),
         sero_domain=np.asarray([str(v) for v in table["sero_domain"]], dtype=str),
+        sero_quality=np.asarray([str(v) for v in table["sero_quality"]], dtype=str),
     )
     for key in SERO_PROPERTIES:
         if analyzer.is_read_only():

@@ -22,7 +22,7 @@ from .constants import (
     SNIPPET_LENGTH,
     is_paper_rate,
 )
-from .decision import DecisionParams, decide_units
+from .decision import DecisionParams, action_current_quality, decide_units
 from .errors import ChannelError, SamplingRateError, SeroError, SnippetError
 from .features import criteria_classify, features_table
 from .model import load_model
@@ -217,8 +217,19 @@ def annotate_spiketrains(
     features = criteria_classify(features_table(trains_by_cell, snippets_by_cell))
     ensemble = load_model(model_folder, trust=trust_model)
     outputs = ensemble.predict_members(waveforms) if len(waveforms) else np.zeros((0, len(ensemble.kernels), 2))
+    isis = [
+        np.concatenate([np.diff(np.sort(st.times.rescale("s").magnitude)) for st in trains_by_cell[cell]] or [[]])
+        for cell in cells
+    ]
+    quality = action_current_quality(
+        waveforms,
+        spike_cell,
+        cells,
+        firing_rate_hz=features.reindex(cells)["firing_rate_hz"].to_numpy(dtype=float),
+        isis_s=isis,
+    )
     table, spike_p = decide_units(
-        outputs, spike_cell, cells, params=DecisionParams(n_boot=n_boot, seed=seed), features=features
+        outputs, spike_cell, cells, params=DecisionParams(n_boot=n_boot, seed=seed), features=features, quality=quality
     )
     for i, st in enumerate(spiketrains):
         row = table.loc[cell_of[i]]
@@ -228,6 +239,7 @@ def annotate_spiketrains(
             sero_probability_low=float(row["sero_probability_low"]),
             sero_probability_high=float(row["sero_probability_high"]),
             sero_reliable=bool(row["sero_reliable"]),
+            sero_quality=str(row["sero_quality"]),
             sero_type=str(row["sero_type"]),
             sero_criteria_label=str(row["criteria_label"]),
             sero_n_spikes=int(row["n_spikes"]),

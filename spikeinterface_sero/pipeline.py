@@ -92,7 +92,12 @@ def classify_file(
             warnings.simplefilter("ignore", DemoModelWarning)  # the table's "model" column says DEMO instead
             # the detection recorded its polarity in the sorting: the extension reads it from there
             analyzer.compute(
-                "serotonergic", model_folder=model_folder, method=method, trust_model=trust_model, seed=seed
+                "serotonergic",
+                model_folder=model_folder,
+                method=method,
+                trust_model=trust_model,
+                seed=seed,
+                progress_bar=False,  # one bar per file is the batch runner's job
             )
         table = results_table(analyzer, file=str(path))
         if report_dir is not None:

@@ -267,6 +267,16 @@ def _float(v) -> float:
         return float("nan")
 
 
+def _why_unreliable(row) -> str:
+    quality = _clean(row.get("sero_quality"))
+    if quality and quality != "ok":
+        return quality.replace("+", ", ")
+    domain = _clean(row.get("sero_domain"))
+    if domain and domain not in ("in_domain", "resampled"):
+        return domain.replace("+", ", ")
+    return "few spikes or CI spans 0.5"
+
+
 def _info_text(cell: dict, params: dict) -> str:
     row = cell["row"]
     label = _label_key(row.get("sero_label"))
@@ -298,7 +308,7 @@ def _info_text(cell: dict, params: dict) -> str:
         f"Label     {_SHORT[label]}",
         f"P(SER)    {_fmt(cp)}  [{_fmt(lo)}-{_fmt(hi)}] 95% CI" if np.isfinite(cp) else "P(SER)    -",
         (
-            f"Reliable  {'yes' if str(row.get('sero_reliable')) in ('True', '1') else 'NO (few spikes or CI spans 0.5)'}"
+            f"Reliable  {'yes' if str(row.get('sero_reliable')) in ('True', '1') else 'NO: ' + _why_unreliable(row)}"
             if np.isfinite(cp) and "sero_reliable" in row
             else None
         ),
@@ -463,6 +473,7 @@ tr.serotonergic td.label{background:#DCEBF7;color:#0072B2;font-weight:bold}
 tr.non_serotonergic td.label{background:#FBE3D6;color:#D55E00;font-weight:bold}
 tr.undetermined td.label{background:#EEEEEE;color:#555}
 tr.error td{background:#F8D7DA;color:#842029} tr.error td.label{font-weight:bold}
+tr.unsure td{opacity:0.6;font-style:italic} tr.unsure td.reliable, td .why{color:#842029;font-style:normal;opacity:1}
 td img{width:170px;display:block;border:1px solid #ddd}
 details{margin:8px 0 4px 0;font-size:14px;max-width:980px} summary{cursor:pointer;font-weight:bold}
 .foot{color:#777;font-size:12px;margin-top:18px}
@@ -487,6 +498,7 @@ _COLUMNS = [
     ("channel", "Ch"),
     ("label", "Label"),
     ("p", "P(SER) [95% CI]"),
+    ("reliable", "Reliable"),
     ("n_spikes", "Spikes"),
     ("sero_type", "Type"),
     ("firing_rate_hz", "Rate (Hz)"),
@@ -611,12 +623,14 @@ def write_summary_html(
             else "-"
         )
         ns = _float(r.get("n_spikes"))
+        reliable = str(r.get("sero_reliable")) in ("True", "1")
         cells_html = {
             "cell": esc(_clean(r.get("cell_id")) or "-"),
             "file": fname,
             "channel": esc(_clean(r.get("channel"))),
             "label": esc(_DISPLAY[key] if key != "undetermined" else (_clean(r.get("sero_label")) or "undetermined")),
-            "p": p,
+            "p": p if reliable else f"{p} ?",
+            "reliable": "yes" if reliable else f'<span class="why">no: {esc(_why_unreliable(r))}</span>',
             "n_spikes": str(int(ns)) if np.isfinite(ns) else "-",
             "sero_type": esc(_clean(r.get("sero_type")).replace("_", " ") or "-"),
             "firing_rate_hz": _fmt(r.get("firing_rate_hz")),
@@ -628,7 +642,7 @@ def write_summary_html(
         num = {"p", "n_spikes", "firing_rate_hz", "cv_isi", "udi_ms"}
         tds = "".join(f'<td class="{"num" if k in num else k}">{cells_html[k]}</td>' for k, _ in _COLUMNS)
         tds += "".join(f"<td>{esc(_cell_text(r.get(c)))}</td>" for c in extra)
-        out.append(f'<tr class="{key}"><td>{i + 1}</td>{tds}</tr>')
+        out.append(f'<tr class="{key}{"" if reliable else " unsure"}"><td>{i + 1}</td>{tds}</tr>')
     out.append("</tbody></table>")
     if table.empty:
         out.append("<p>No files processed yet.</p>")

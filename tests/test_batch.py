@@ -7,11 +7,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import FS, make_trace
 
 from spikeinterface_sero import cli
+from spikeinterface_sero.constants import SAMPLING_FREQUENCY as FS
 from spikeinterface_sero.datasets import write_abf
 from spikeinterface_sero.pipeline import RESULT_COLUMNS, classify_files
+from spikeinterface_sero.testing import synthetic_trace
 
 GOOD = {  # file name -> (spike times in s, sweeps, channels)
     "a_cell.abf": ([0.1, 0.35, 0.62, 0.9, 1.3, 1.55], 1, 1),
@@ -32,7 +33,7 @@ def batch(tmp_path_factory):
         sweeps = [
             np.stack(
                 [
-                    make_trace(duration_s=1.8, spike_times_s=spikes, seed=10 * i + s + c, noise_pa=2.0)
+                    synthetic_trace(duration_s=1.8, spike_times_s=spikes, seed=10 * i + s + c, noise_pa=2.0)
                     for c in range(n_ch)
                 ],
                 axis=1,

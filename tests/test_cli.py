@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import FS, make_trace
 
 from spikeinterface_sero.cli import main
+from spikeinterface_sero.constants import SAMPLING_FREQUENCY as FS
 from spikeinterface_sero.datasets.abf_writer import write_abf
 from spikeinterface_sero.snippets import load_npz, read_snippet_csv_folder
+from spikeinterface_sero.testing import synthetic_trace
 
 
 @pytest.fixture(scope="module")
@@ -17,11 +18,11 @@ def files(tmp_path_factory):
     d = tmp_path_factory.mktemp("abf")
     a = write_abf(
         d / "A240101#001.abf",
-        make_trace(duration_s=3.0, spike_times_s=[0.2, 0.9, 1.5, 2.2, 2.8]),
+        synthetic_trace(duration_s=3.0, spike_times_s=[0.2, 0.9, 1.5, 2.2, 2.8]),
         FS,
         data_format="float32",
     )
-    b = write_abf(d / "A240101#002.abf", make_trace(duration_s=3.0, spike_times_s=[0.5, 1.1, 2.6], seed=3), FS)
+    b = write_abf(d / "A240101#002.abf", synthetic_trace(duration_s=3.0, spike_times_s=[0.5, 1.1, 2.6], seed=3), FS)
     bad = d / "broken.abf"
     bad.write_bytes(b"ABF2" + bytes(100))
     return a, b, bad
@@ -101,7 +102,9 @@ def test_usage_errors_are_one_line(tmp_path, capsys):
     assert main(["snippets", str(tmp_path), "--out", str(tmp_path / "x.npz")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "holds no .abf files" in err
-    assert main(["classify", str(tmp_path / "nope.abf"), "--threshold", "50", "--quiet", "--method", "criteria"]) == 1
+    # a threshold that contradicts the polarity is refused before any file is read
+    assert main(["classify", str(tmp_path / "nope.abf"), "--threshold", "50", "--quiet", "--method", "criteria"]) == 2
+    assert "does not match polarity" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["--version"])
 

@@ -7,10 +7,11 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import FS, make_trace, numpy_recording
 
 import spikeinterface_sero as sero
+from spikeinterface_sero.constants import SAMPLING_FREQUENCY as FS
 from spikeinterface_sero.export import export_to_phy, results_table, write_nwb, write_table
+from spikeinterface_sero.testing import numpy_recording, synthetic_trace
 
 
 @pytest.fixture(scope="module")
@@ -27,8 +28,8 @@ def analyzer(model_folder):
     rng = np.random.default_rng(2)
     rec = numpy_recording(
         np.c_[
-            make_trace(duration_s=4.0, spike_times_s=np.sort(rng.uniform(0.05, 3.9, 15))),
-            make_trace(duration_s=4.0, spike_times_s=np.sort(rng.uniform(0.05, 3.9, 9)), seed=4),
+            synthetic_trace(duration_s=4.0, spike_times_s=np.sort(rng.uniform(0.05, 3.9, 15))),
+            synthetic_trace(duration_s=4.0, spike_times_s=np.sort(rng.uniform(0.05, 3.9, 9)), seed=4),
         ]
     )
     a = sero.recording_to_analyzer(rec)
@@ -91,7 +92,9 @@ def test_neo_block_from_abf_annotated(tmp_path, model_folder):
     from spikeinterface_sero.neo_bridge import analyzer_from_neo, annotate_spiketrains
 
     spikes = [0.1, 0.4, 0.8, 1.3, 1.7]
-    path = write_abf(tmp_path / "c.abf", make_trace(duration_s=2.0, spike_times_s=spikes), FS, data_format="float32")
+    path = write_abf(
+        tmp_path / "c.abf", synthetic_trace(duration_s=2.0, spike_times_s=spikes), FS, data_format="float32"
+    )
     block = neo.AxonIO(str(path)).read_block()
     trains = annotate_spiketrains(block, model_folder)
     assert len(trains) == 1 and len(trains[0]) == len(spikes)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import make_trace, numpy_recording
 
 import spikeinterface_sero as sero
 from spikeinterface_sero.errors import SeroError, SnippetError
+from spikeinterface_sero.testing import numpy_recording, synthetic_trace
 
 KERNELS = (20, 25, 31)
 
@@ -24,9 +24,9 @@ def model_folder(tmp_path_factory):
 
 def _recording():
     rng = np.random.default_rng(5)
-    c0 = make_trace(duration_s=6.0, spike_times_s=np.sort(rng.uniform(0.05, 5.9, 12)), seed=1)
-    c1 = make_trace(duration_s=6.0, spike_times_s=np.sort(rng.uniform(0.05, 5.9, 30)), seed=2, amp=120.0)
-    c2 = make_trace(duration_s=6.0, spike_times_s=np.sort(rng.uniform(0.05, 5.9, 7)), seed=3)
+    c0 = synthetic_trace(duration_s=6.0, spike_times_s=np.sort(rng.uniform(0.05, 5.9, 12)), seed=1)
+    c1 = synthetic_trace(duration_s=6.0, spike_times_s=np.sort(rng.uniform(0.05, 5.9, 30)), seed=2, amplitude_pa=120.0)
+    c2 = synthetic_trace(duration_s=6.0, spike_times_s=np.sort(rng.uniform(0.05, 5.9, 7)), seed=3)
     return numpy_recording(np.c_[c0, c1, c2])
 
 

@@ -23,6 +23,7 @@ from spikeinterface_sero import read_abf
 from spikeinterface_sero.datasets import write_abf
 from spikeinterface_sero.errors import AbfError, DataError, SeroError
 from spikeinterface_sero.snippets import recording_to_snippets
+from spikeinterface_sero.testing import synthetic_trace
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_ABF = ROOT.parent / "shared" / "abf"
@@ -82,11 +83,10 @@ def test_fuzz_is_deterministic(fz, own):
 
 # ------------------------------------------------------------------------------------ named regressions
 def _trace(n=8000, seed=0):
-    rng = np.random.default_rng(seed)
-    x = -30 + rng.normal(0, 3, n)
-    x[2000:2008] -= 150
-    x[5000:5008] -= 150
-    return x.astype(np.float32)
+    """n samples at 40 kHz: -30 pA, 3 pA noise, spikes at samples 2000 and 5000."""
+    return synthetic_trace(
+        duration_s=n / 40_000.0, spike_times_s=[0.05, 0.125], noise_pa=3.0, offset_pa=-30.0, drift_pa=0.0, seed=seed
+    )
 
 
 def _patch(src: Path, dst: Path, fmt: str, offset: int, value) -> Path:

@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import FS, make_trace, shared_abf_files
+from conftest import shared_abf_files
 
 from spikeinterface_sero import abf_to_analyzer, read_abf
+from spikeinterface_sero.constants import SAMPLING_FREQUENCY as FS
 from spikeinterface_sero.datasets.abf_writer import write_abf
 from spikeinterface_sero.errors import AbfError, ChannelError, DataError, SamplingRateError, SeroError
 from spikeinterface_sero.snippets import abf_to_snippets
+from spikeinterface_sero.testing import numpy_recording, synthetic_trace
 
 SPIKES = np.array([0.11, 0.52, 0.93, 1.37, 1.81])
 
 
 @pytest.fixture
 def abf40(tmp_path):
-    x = make_trace(duration_s=2.0, spike_times_s=SPIKES, noise_pa=1.5)
+    x = synthetic_trace(duration_s=2.0, spike_times_s=SPIKES, noise_pa=1.5)
     return write_abf(tmp_path / "A240101#001.abf", x, FS, data_format="float32"), x
 
 
@@ -32,7 +34,7 @@ def test_float_abf_reads_back_exactly_in_pa_with_probe(abf40):
 
 @pytest.mark.parametrize("unit,factor", [("nA", 1e-3), ("A", 1e-12)])
 def test_other_current_units_are_scaled_to_pa(tmp_path, unit, factor):
-    x = make_trace(duration_s=0.5, spike_times_s=[0.2])
+    x = synthetic_trace(duration_s=0.5, spike_times_s=[0.2])
     path = write_abf(
         tmp_path / "u.abf", (x.astype(np.float64) * factor).astype(np.float32), FS, units=unit, data_format="float32"
     )
@@ -41,7 +43,7 @@ def test_other_current_units_are_scaled_to_pa(tmp_path, unit, factor):
 
 
 def test_channel_choice_automatic_by_id_and_by_name(tmp_path):
-    x = make_trace(duration_s=0.5, spike_times_s=[0.2])
+    x = synthetic_trace(duration_s=0.5, spike_times_s=[0.2])
     vm = np.full_like(x, -60.0) + np.linspace(0, 1, x.size).astype(np.float32)
     path = write_abf(
         tmp_path / "mixed.abf",
@@ -64,7 +66,7 @@ def test_channel_choice_automatic_by_id_and_by_name(tmp_path):
 
 
 def test_no_current_channel_lists_channels_and_how_to_pick(tmp_path):
-    path = write_abf(tmp_path / "vm.abf", make_trace(duration_s=0.3), FS, units="mV", channel_names=["Vm"])
+    path = write_abf(tmp_path / "vm.abf", synthetic_trace(duration_s=0.3), FS, units="mV", channel_names=["Vm"])
     with pytest.raises(ChannelError) as e:
         read_abf(path)
     msg = str(e.value)
@@ -73,7 +75,11 @@ def test_no_current_channel_lists_channels_and_how_to_pick(tmp_path):
 
 
 def test_low_rate_refused_unless_allowed(tmp_path):
-    path = write_abf(tmp_path / "slow.abf", make_trace(fs=10_000.0, duration_s=1.0, spike_times_s=SPIKES[:2]), 10_000.0)
+    path = write_abf(
+        tmp_path / "slow.abf",
+        synthetic_trace(sampling_frequency=10_000.0, duration_s=1.0, spike_times_s=SPIKES[:2]),
+        10_000.0,
+    )
     with pytest.raises(SamplingRateError, match="10000 Hz.*allow_low_rate"):
         read_abf(path)
     rec = read_abf(path, allow_low_rate=True)
@@ -85,12 +91,12 @@ def test_abf_at_other_rates_gives_the_same_triggers(tmp_path, fs):
     ref = abf_to_snippets(
         write_abf(
             tmp_path / "a40.abf",
-            make_trace(spike_times_s=SPIKES, noise_pa=0.0, duration_s=2.0),
+            synthetic_trace(spike_times_s=SPIKES, noise_pa=0.0, duration_s=2.0),
             FS,
             data_format="float32",
         )
     )
-    x = make_trace(fs=fs, duration_s=2.0, spike_times_s=SPIKES, noise_pa=0.0)
+    x = synthetic_trace(sampling_frequency=fs, duration_s=2.0, spike_times_s=SPIKES, noise_pa=0.0)
     sn = abf_to_snippets(write_abf(tmp_path / f"a{int(fs)}.abf", x, fs, data_format="float32"))
     assert sn.waveforms.shape == (len(SPIKES), 160)
     assert np.max(np.abs(sn.trigger_samples - ref.trigger_samples)) <= 1
@@ -98,7 +104,7 @@ def test_abf_at_other_rates_gives_the_same_triggers(tmp_path, fs):
 
 @pytest.mark.parametrize("version", [1, 2])
 def test_episodic_sweeps_become_segments(tmp_path, version):
-    sweeps = np.stack([make_trace(duration_s=0.5, spike_times_s=[0.1, 0.3], seed=i) for i in range(3)])[..., None]
+    sweeps = np.stack([synthetic_trace(duration_s=0.5, spike_times_s=[0.1, 0.3], seed=i) for i in range(3)])[..., None]
     path = write_abf(
         tmp_path / "ep.abf",
         sweeps,
@@ -116,7 +122,9 @@ def test_episodic_sweeps_become_segments(tmp_path, version):
 
 
 def test_event_driven_variable_length_sweeps(tmp_path):
-    sweeps = [make_trace(duration_s=d, spike_times_s=[0.05], seed=i)[:, None] for i, d in enumerate([0.1, 0.25, 0.4])]
+    sweeps = [
+        synthetic_trace(duration_s=d, spike_times_s=[0.05], seed=i)[:, None] for i, d in enumerate([0.1, 0.25, 0.4])
+    ]
     path = write_abf(
         tmp_path / "ev.abf", sweeps, FS, mode="event-driven", data_format="float32", sweep_t_starts=[0.0, 1.0, 3.0]
     )
@@ -126,7 +134,7 @@ def test_event_driven_variable_length_sweeps(tmp_path):
 
 
 def test_int16_file_is_within_quantisation(tmp_path):
-    x = make_trace(duration_s=0.5, spike_times_s=[0.2], noise_pa=3.0)
+    x = synthetic_trace(duration_s=0.5, spike_times_s=[0.2], noise_pa=3.0)
     rec = read_abf(write_abf(tmp_path / "i16.abf", x, FS, data_format="int16"))
     gain = rec.get_channel_gains()[0]
     assert np.max(np.abs(rec.get_traces(return_in_uV=True)[:, 0] - x)) <= gain / 2 + 1e-3
@@ -186,14 +194,13 @@ def test_constant_channel(tmp_path):
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf])
 def test_nan_or_inf_samples(tmp_path, bad):
-    x = make_trace(duration_s=0.3)
+    x = synthetic_trace(duration_s=0.3)
     x[1234] = bad
     p = write_abf(tmp_path / "nan.abf", x, FS, data_format="float32")
     _one_line_error(DataError, read_abf, p, match="NaN/inf.*sample 1234")
 
 
 def test_empty_recording_is_refused():
-    from conftest import numpy_recording
 
     from spikeinterface_sero.io import validate_recording
 
@@ -212,7 +219,7 @@ def test_every_shared_file_gives_snippets_or_one_clear_error(path):
 
 
 def test_cell_ids_name_the_channel_when_the_file_holds_several_cells(tmp_path):
-    x = make_trace(duration_s=0.5, spike_times_s=[0.2])
+    x = synthetic_trace(duration_s=0.5, spike_times_s=[0.2])
     vm = np.linspace(-60, -59, x.size).astype(np.float32)
     multi = write_abf(tmp_path / "four.abf", np.c_[x, x, x, x], FS, data_format="float32")
     one = abf_to_snippets(multi, channel="1").cell_ids.tolist() + abf_to_snippets(multi, channel="3").cell_ids.tolist()

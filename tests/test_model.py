@@ -17,18 +17,9 @@ from conftest import SHARED_MODELS  # noqa: E402
 
 from spikeinterface_sero import model as M  # noqa: E402
 from spikeinterface_sero.errors import DataError, ModelError, SnippetError  # noqa: E402
+from spikeinterface_sero.testing import synthetic_snippets  # noqa: E402
 
 SMALL_KERNELS = (20, 25, 31)
-
-
-def spikes(n: int, seed: int = 0) -> np.ndarray:
-    """Biphasic action currents of varied width/amplitude plus noise, (n, 160) float32 pA."""
-    rng = np.random.default_rng(seed)
-    x = np.arange(160)
-    w = rng.uniform(4, 14, (n, 1))
-    cur = -rng.uniform(60, 250, (n, 1)) * np.exp(-(((x - 44) / w) ** 2))
-    cur += rng.uniform(10, 60, (n, 1)) * np.exp(-(((x - 44 - 2.5 * w) / (1.5 * w)) ** 2))
-    return (cur + rng.normal(0, 5, (n, 160))).astype(np.float32)
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +68,7 @@ def test_member_parameter_count_and_layers():
 
 
 def test_every_kernel_builds_and_runs():
-    x = M.to_member_input(spikes(2))
+    x = M.to_member_input(synthetic_snippets(2))
     for k in range(1, 32):
         m = M.build_member(k)
         assert M.member_kernel(m) == k
@@ -89,7 +80,7 @@ def test_every_kernel_builds_and_runs():
 
 
 def test_member_input_layout():
-    x = spikes(3)
+    x = synthetic_snippets(3)
     mi = M.to_member_input(x)
     assert mi.shape == (3, 160, 2, 1) and mi.dtype == np.float32
     np.testing.assert_array_equal(mi[:, :, 1, 0], x)
@@ -114,7 +105,7 @@ def test_wrong_snippet_shape_refused(small, bad):
 
 
 def test_nan_refused(small):
-    x = spikes(4)
+    x = synthetic_snippets(4)
     x[2, 10] = np.nan
     with pytest.raises(DataError, match="NaN"):
         small.predict_members(x)
@@ -125,7 +116,9 @@ def test_nan_refused(small):
 # -------------------------------------------------------------------------------------------- inference
 def test_fused_matches_naive_predict(small):
     assert small.fused and small.kernels == SMALL_KERNELS
-    x = np.concatenate([spikes(150, seed=1), np.random.default_rng(2).normal(0, 40, (50, 160))]).astype(np.float32)
+    x = np.concatenate([synthetic_snippets(150, seed=1), np.random.default_rng(2).normal(0, 40, (50, 160))]).astype(
+        np.float32
+    )
     x[-1] = 0.0  # a flat snippet
     x[-2] = np.random.default_rng(3).normal(0, 0.02, 160)  # variance below LayerNorm's epsilon (1e-3)
     naive = M.predict_members_naive(small, x, batch_size=64)
@@ -142,7 +135,7 @@ def test_fused_matches_naive_predict(small):
 
 def test_fused_uses_each_members_weights(small):
     # The members differ, so a bug that reuses one member's constants would make two columns equal.
-    y = small.predict_members(spikes(20, seed=5))
+    y = small.predict_members(synthetic_snippets(20, seed=5))
     assert np.abs(y[:, 0] - y[:, 1]).max() > 1e-3 and np.abs(y[:, 1] - y[:, 2]).max() > 1e-3
 
 
@@ -164,7 +157,7 @@ def test_save_load_roundtrip(small, saved_small):
     for a, b in zip(small.members, ens.members):
         for wa, wb in zip(a.get_weights(), b.get_weights()):
             np.testing.assert_array_equal(wa, wb)
-    x = spikes(40, seed=7)
+    x = synthetic_snippets(40, seed=7)
     np.testing.assert_array_equal(ens.predict_members(x), small.predict_members(x))
     assert M.load_model(saved_small) is ens  # cached
     with pytest.raises(ModelError, match="not empty"):
@@ -204,7 +197,7 @@ def test_lambda_member_needs_trust(tmp_path):
     with pytest.raises(ModelError, match="trust=True"):
         M.load_model(folder)
     trusted = M.load_model(folder, trust=True)
-    x = spikes(10)
+    x = synthetic_snippets(10)
     np.testing.assert_allclose(trusted.predict_members(x)[:, 0], np.asarray(base(M.to_member_input(x))), atol=1e-6)
 
 
@@ -326,7 +319,7 @@ def test_keras_archive_bomb_refused_before_loading(small, saved_small, tmp_path,
         M.load_model(folder)
     shutil.copy(saved_small / "member_k25.keras", folder / "member_k25.keras")
     _rewrite_config(folder, "member_k25.keras", 1000)  # harmless padding still loads
-    x = spikes(5)
+    x = synthetic_snippets(5)
     np.testing.assert_array_equal(M.load_model(folder).predict_members(x), small.predict_members(x))
 
 
@@ -482,7 +475,7 @@ def _side_effect_savedmodel(folder, member, target, names=_MODULE_NAMES, activat
             return {"dense": tf.sigmoid(tf.matmul(tf.reshape(h, (-1, kd.shape[0])), kd) + bd)}
 
     module = SideEffect()
-    x = M.to_member_input(spikes(16, seed=11))
+    x = M.to_member_input(synthetic_snippets(16, seed=11))
     y = module.serve(tf.constant(x))["dense"].numpy()  # run once here: it computes the member ...
     if activation == "relu":
         np.testing.assert_allclose(y, np.asarray(member(x, training=False)), atol=1e-5)
@@ -571,7 +564,7 @@ def test_keras3_export_savedmodel_imports(formats_dir, tmp_path):
 
 # ------------------------------------------------------------------------------------------------ Grad-CAM
 def test_gradcam_shapes_and_values(small):
-    x = spikes(5, seed=9)
+    x = synthetic_snippets(5, seed=9)
     cams = M.gradcam(small.members[0], x, class_index=0)
     assert set(cams) == {"conv2d", "conv2d_1"}
     for cam in cams.values():
@@ -614,7 +607,7 @@ def test_plot_gradcam(small):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    x = spikes(1, seed=4)
+    x = synthetic_snippets(1, seed=4)
     cams = M.gradcam(small.members[0], x)
     ax = M.plot_gradcam(x[0], cams)
     assert ax.get_xlabel().startswith("time") and len(ax.lines) == 1

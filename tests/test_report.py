@@ -8,11 +8,12 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import FS, make_trace
 
+from spikeinterface_sero.constants import SAMPLING_FREQUENCY as FS
 from spikeinterface_sero.datasets import write_abf
 from spikeinterface_sero.pipeline import classify_files, make_report
 from spikeinterface_sero.report import DEMO_BANNER, cell_plot_name, write_summary_html
+from spikeinterface_sero.testing import synthetic_trace
 
 
 @pytest.fixture(scope="module")
@@ -31,10 +32,10 @@ def models(tmp_path_factory):
 def abf_files(tmp_path_factory):
     d = tmp_path_factory.mktemp("abf")
     rng = np.random.default_rng(3)
-    busy = make_trace(duration_s=8.0, spike_times_s=np.sort(rng.uniform(0.05, 7.95, 30)), seed=1)
+    busy = synthetic_trace(duration_s=8.0, spike_times_s=np.sort(rng.uniform(0.05, 7.95, 30)), seed=1)
     a = write_abf(d / "A140313#073.abf", busy, FS, data_format="float32")
-    ch0 = make_trace(duration_s=4.0, spike_times_s=np.arange(0.2, 3.9, 0.4), seed=2)
-    ch1 = make_trace(duration_s=4.0, spike_times_s=[], seed=4)  # a silent cell: 0 spikes
+    ch0 = synthetic_trace(duration_s=4.0, spike_times_s=np.arange(0.2, 3.9, 0.4), seed=2)
+    ch1 = synthetic_trace(duration_s=4.0, spike_times_s=[], seed=4)  # a silent cell: 0 spikes
     b = write_abf(d / "pair.abf", np.c_[ch0, ch1], FS, data_format="float32")
     bad = d / "broken.abf"
     bad.write_bytes(a.read_bytes()[:5000])  # truncated copy

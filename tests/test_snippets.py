@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import FS, make_trace, numpy_recording
 
+from spikeinterface_sero.constants import SAMPLING_FREQUENCY as FS
 from spikeinterface_sero.errors import SeroError, SnippetError
 from spikeinterface_sero.snippets import (
     DetectionParams,
@@ -19,6 +19,7 @@ from spikeinterface_sero.snippets import (
     snippets_to_sorting,
     write_snippet_csv_folder,
 )
+from spikeinterface_sero.testing import numpy_recording, synthetic_trace
 
 SPIKES = np.array([0.05, 0.31, 0.77, 1.2, 1.9, 2.45, 3.1, 3.33, 4.0, 4.6])
 
@@ -36,7 +37,7 @@ def reference_triggers(x, fs, spike_times, offset=-35.0, drift=15.0, thr=-50.0):
 
 
 def test_triggers_recovered_exactly_with_window_and_alignment():
-    x = make_trace(spike_times_s=SPIKES, noise_pa=1.0)
+    x = synthetic_trace(spike_times_s=SPIKES, noise_pa=1.0)
     rec = numpy_recording(x)
     sn = recording_to_snippets(rec)
     expected = reference_triggers(x, FS, SPIKES)
@@ -54,7 +55,7 @@ def test_triggers_recovered_exactly_with_window_and_alignment():
 
 def test_border_spikes_are_dropped_and_counted_not_padded():
     spikes = np.r_[0.0004, SPIKES[1:-1], 5.0 - 0.0015]  # first: < 1 ms before its trigger; last: < 3 ms after
-    x = make_trace(spike_times_s=spikes, noise_pa=1.0)
+    x = synthetic_trace(spike_times_s=spikes, noise_pa=1.0)
     sn = recording_to_snippets(numpy_recording(x))
     assert len(sn) == len(spikes) - 2
     assert sn.n_dropped_edge == {"cell": 2}
@@ -63,7 +64,7 @@ def test_border_spikes_are_dropped_and_counted_not_padded():
 
 def test_baseline_tracking_handles_holding_offset_and_drift():
     # holding current of -45 pA with noise: a fixed 0 pA baseline fires on noise, the local baseline does not
-    x = make_trace(spike_times_s=SPIKES, noise_pa=3.0, offset_pa=-45.0, drift_pa=30.0)
+    x = synthetic_trace(spike_times_s=SPIKES, noise_pa=3.0, offset_pa=-45.0, drift_pa=30.0)
     fixed = recording_to_snippets(numpy_recording(x), baseline_window_ms=None)
     local = recording_to_snippets(numpy_recording(x))
     assert len(local) == len(SPIKES)
@@ -71,7 +72,7 @@ def test_baseline_tracking_handles_holding_offset_and_drift():
 
 
 def test_dead_time_one_spike_one_trigger():
-    x = make_trace(spike_times_s=SPIKES, noise_pa=0.5)
+    x = synthetic_trace(spike_times_s=SPIKES, noise_pa=0.5)
     # add a second dip 0.6 ms after each spike's trigger that crosses again: same spike within dead time
     for ts in SPIKES:
         i = int((ts + 0.0006) * FS)
@@ -81,7 +82,7 @@ def test_dead_time_one_spike_one_trigger():
 
 
 def test_mad_threshold_and_positive_polarity():
-    x = make_trace(spike_times_s=SPIKES, noise_pa=2.0)
+    x = synthetic_trace(spike_times_s=SPIKES, noise_pa=2.0)
     sn = recording_to_snippets(numpy_recording(x), mad_multiplier=5.0)
     assert len(sn) == len(SPIKES)
     assert -15.0 < sn.thresholds_pa["cell"] < -5.0  # 5 x 2 pA noise
@@ -110,8 +111,10 @@ def test_bad_detection_parameters_raise_project_error(kwargs):
 def test_other_rates_resampled_give_same_triggers_within_one_sample(fs):
     import spikeinterface.preprocessing as spre
 
-    ref = recording_to_snippets(numpy_recording(make_trace(spike_times_s=SPIKES, noise_pa=0.0)))
-    rec = numpy_recording(make_trace(fs=fs, spike_times_s=SPIKES, noise_pa=0.0), fs=fs)
+    ref = recording_to_snippets(numpy_recording(synthetic_trace(spike_times_s=SPIKES, noise_pa=0.0)))
+    rec = numpy_recording(
+        synthetic_trace(sampling_frequency=fs, spike_times_s=SPIKES, noise_pa=0.0), sampling_frequency=fs
+    )
     rec40 = spre.resample(rec, 40000)
     sn = recording_to_snippets(rec40)
     assert sn.waveforms.shape == (len(SPIKES), 160)
@@ -119,14 +122,16 @@ def test_other_rates_resampled_give_same_triggers_within_one_sample(fs):
 
 
 def test_rate_other_than_40k_is_refused():
-    rec = numpy_recording(make_trace(fs=20_000.0, spike_times_s=SPIKES), fs=20_000.0)
+    rec = numpy_recording(
+        synthetic_trace(sampling_frequency=20_000.0, spike_times_s=SPIKES), sampling_frequency=20_000.0
+    )
     with pytest.raises(SnippetError, match="40 kHz"):
         recording_to_snippets(rec)
 
 
 def test_cap_per_cell_is_reproducible_and_keeps_all_triggers():
     spikes = np.arange(0.02, 4.98, 0.05)
-    rec = numpy_recording(make_trace(spike_times_s=spikes, noise_pa=1.0))
+    rec = numpy_recording(synthetic_trace(spike_times_s=spikes, noise_pa=1.0))
     a = recording_to_snippets(rec, max_spikes_per_cell=10, seed=1)
     b = recording_to_snippets(rec, max_spikes_per_cell=10, seed=1)
     c = recording_to_snippets(rec, max_spikes_per_cell=10, seed=2)
@@ -140,19 +145,19 @@ def test_zero_cap_is_refused_for_the_analyzer_too():
     # a cap of 0 used to give an analyzer without spikes: every cell silently 'undetermined'
     from spikeinterface_sero.snippets import recording_to_analyzer
 
-    rec = numpy_recording(make_trace(spike_times_s=SPIKES, noise_pa=1.0))
+    rec = numpy_recording(synthetic_trace(spike_times_s=SPIKES, noise_pa=1.0))
     with pytest.raises(SeroError, match="max_spikes_per_cell"):
         recording_to_analyzer(rec, max_spikes_per_cell=0)
 
 
 def test_multi_segment_multi_channel_and_analyzer_waveforms_match():
     seg0 = np.c_[
-        make_trace(duration_s=2.0, spike_times_s=[0.3, 1.1], seed=1),
-        make_trace(duration_s=2.0, spike_times_s=[0.5], seed=2),
+        synthetic_trace(duration_s=2.0, spike_times_s=[0.3, 1.1], seed=1),
+        synthetic_trace(duration_s=2.0, spike_times_s=[0.5], seed=2),
     ]
     seg1 = np.c_[
-        make_trace(duration_s=1.5, spike_times_s=[0.2, 0.9, 1.3], seed=3),
-        make_trace(duration_s=1.5, spike_times_s=[], seed=4),
+        synthetic_trace(duration_s=1.5, spike_times_s=[0.2, 0.9, 1.3], seed=3),
+        synthetic_trace(duration_s=1.5, spike_times_s=[], seed=4),
     ]
     rec = numpy_recording([seg0, seg1])
     sn = recording_to_snippets(rec)
@@ -174,7 +179,9 @@ def test_spike_cap_is_the_same_selection_in_both_paths():
     """The snippet path and the analyzer path keep the same spikes under a cap (both use SpikeInterface's
     random_spikes_selection with the same seed)."""
     times = np.arange(0.05, 4.9, 0.09)
-    rec = numpy_recording(np.c_[make_trace(spike_times_s=times, seed=5), make_trace(spike_times_s=times[::2], seed=6)])
+    rec = numpy_recording(
+        np.c_[synthetic_trace(spike_times_s=times, seed=5), synthetic_trace(spike_times_s=times[::2], seed=6)]
+    )
     sn = recording_to_snippets(rec, max_spikes_per_cell=7, seed=11)
     assert np.bincount(sn.unit_ids.astype(int)).tolist() == [7, 7]
     analyzer = recording_to_analyzer(rec, max_spikes_per_cell=7, seed=11)
@@ -187,7 +194,7 @@ def test_spike_cap_is_the_same_selection_in_both_paths():
 
 
 def test_csv_round_trip_is_exact(tmp_path):
-    x = make_trace(spike_times_s=SPIKES, noise_pa=2.0)
+    x = synthetic_trace(spike_times_s=SPIKES, noise_pa=2.0)
     sn = recording_to_snippets(numpy_recording(x))
     assert write_snippet_csv_folder(sn, tmp_path) == len(SPIKES)
     names = sorted(p.name for p in tmp_path.iterdir())
@@ -204,7 +211,7 @@ def test_csv_round_trip_is_exact(tmp_path):
 
 def test_csv_refusal_writes_nothing(tmp_path):
     # a clash on a later spike used to leave the earlier spikes of the cell written (mixed into another cell)
-    sn = recording_to_snippets(numpy_recording(make_trace(spike_times_s=SPIKES, noise_pa=2.0)))
+    sn = recording_to_snippets(numpy_recording(synthetic_trace(spike_times_s=SPIKES, noise_pa=2.0)))
     write_snippet_csv_folder(sn, tmp_path)
     last = sorted(tmp_path.iterdir(), key=lambda p: int(p.stem.rsplit("_", 1)[1]))[-1]
     keep = last.read_text()
@@ -225,7 +232,7 @@ def test_csv_reader_rejects_malformed_file(tmp_path):
 
 
 def test_npz_round_trip(tmp_path):
-    sn = recording_to_snippets(numpy_recording(make_trace(spike_times_s=SPIKES)))
+    sn = recording_to_snippets(numpy_recording(synthetic_trace(spike_times_s=SPIKES)))
     back = load_npz(save_npz(sn, tmp_path / "s.npz"))
     np.testing.assert_array_equal(back.waveforms, sn.waveforms)
     np.testing.assert_array_equal(back.trigger_samples, sn.trigger_samples)
@@ -236,7 +243,7 @@ def test_negative_seed_is_a_sero_error():
     # numpy's ValueError used to escape as a traceback (sero classify/snippets --max-spikes 5 --seed -1)
     from spikeinterface_sero.snippets import recording_to_analyzer
 
-    rec = numpy_recording(make_trace(spike_times_s=SPIKES, noise_pa=1.0))
+    rec = numpy_recording(synthetic_trace(spike_times_s=SPIKES, noise_pa=1.0))
     with pytest.raises(SeroError, match="seed"):
         recording_to_snippets(rec, max_spikes_per_cell=2, seed=-1)
     with pytest.raises(SeroError, match="seed"):

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from spikeinterface_sero.errors import TrainingError
+from spikeinterface_sero.testing import biphasic_action_current
 from spikeinterface_sero.training import (
     LeakageWarning,
     SyntheticGenerator,
@@ -49,7 +50,7 @@ def _toy(n_cells=12, per_cell=40, seed=0, groups=4, noise=6.0, unequal=False):
         lab = i % 2
         n = per_cell + (30 * i if unequal else 0)
         w = 7.0 if lab == 0 else 2.5
-        base = -200 * np.exp(-0.5 * ((T - 45) / w) ** 2) + 60 * np.exp(-0.5 * ((T - 45 - 3 * w) / (1.5 * w)) ** 2)
+        base = biphasic_action_current(T - 45, 200.0, w, 3 * w, positive_width_factor=1.5)
         X.append(base + rng.normal(0, noise, (n, 160)))
         y += [lab] * n
         c += [f"cell{i:02d}"] * n

@@ -11,11 +11,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import FS, make_trace
 
 from spikeinterface_sero import pipeline, watch
+from spikeinterface_sero.constants import SAMPLING_FREQUENCY as FS
 from spikeinterface_sero.datasets import write_abf
 from spikeinterface_sero.pipeline import RESULT_COLUMNS
+from spikeinterface_sero.testing import synthetic_trace
 from spikeinterface_sero.watch import watch_folder
 
 SETTLE = 0.5
@@ -26,7 +27,7 @@ FAST = dict(
 
 def _abf_bytes(tmp_path: Path, name: str, seed: int, duration_s: float = 2.0) -> bytes:
     times = np.arange(0.1, duration_s - 0.1, 0.3) + 0.01 * seed
-    x = make_trace(duration_s=duration_s, spike_times_s=times, seed=seed)
+    x = synthetic_trace(duration_s=duration_s, spike_times_s=times, seed=seed)
     p = write_abf(tmp_path / "src" / name, x, FS, data_format="float32")
     return p.read_bytes()
 

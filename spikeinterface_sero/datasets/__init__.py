@@ -5,6 +5,7 @@ stage can use it.
 """
 
 from .abf_writer import AbfWriteError, abf_sampling_rate, int16_scaling, write_abf
+from .artefacts import ARTEFACT_KINDS, simulate_artefact
 from .simulator import (
     CELL_TYPES,
     SimulatedRecording,
@@ -17,6 +18,8 @@ from .simulator import (
 )
 
 __all__ = [
+    "ARTEFACT_KINDS",
+    "simulate_artefact",
     "AbfWriteError",
     "abf_sampling_rate",
     "int16_scaling",

@@ -108,13 +108,12 @@ def _hold_out(ids, y, key, fraction, seed, what, by):
             "fewer sides (fraction 0)"
         )
     n_splits = max(2, int(round(1.0 / fraction)))
-    _, first = np.unique(key, return_index=True)
-    per_class = np.bincount(np.asarray(y)[first].astype(np.int64), minlength=2)
+    per_class = np.bincount(np.asarray(y).astype(np.int64), minlength=2)  # cells of each class
     most = int(per_class.max())  # scikit-learn's StratifiedGroupKFold needs n_splits <= the larger class
     if n_splits > min(n_units, most):
         n_splits = max(2, min(n_units, most))
         warnings.warn(
-            f"only {n_units} {by}s ({per_class[0]} serotonergic, {per_class[1]} non-serotonergic): the {what} "
+            f"only {n_units} {by}s ({per_class[0]} serotonergic, {per_class[1]} non-serotonergic cells): the {what} "
             f"side gets about 1/{n_splits} of them instead of ~{fraction:.0%}",
             UserWarning,
             stacklevel=3,
@@ -122,7 +121,7 @@ def _hold_out(ids, y, key, fraction, seed, what, by):
     if most < 2:
         raise TrainingError(
             f"cannot hold out a {what} set by {by}: {per_class[0]} serotonergic and {per_class[1]} "
-            f"non-serotonergic {by}(s); add recordings (at least 2 of a class) or use a fraction of 0"
+            f"non-serotonergic cell(s); add recordings (at least 2 of a class) or use a fraction of 0"
         )
     from sklearn.model_selection import StratifiedGroupKFold
 
