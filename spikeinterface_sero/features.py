@@ -31,6 +31,7 @@ import quantities as pq
 
 from .constants import LABELS, NBEFORE, SAMPLING_FREQUENCY
 from .errors import DataError, SnippetError
+from .upstream import elephant_modules
 
 __all__ = [
     "DEFAULT_MIN_UDI_MS",
@@ -213,7 +214,8 @@ def firing_features(spike_trains: Sequence[neo.SpikeTrain] | neo.SpikeTrain) -> 
       without such a pair.
     * ``n_isi``: the number of within-segment ISIs.
     """
-    from elephant.statistics import cv, isi, lv, mean_firing_rate
+    statistics, _ = elephant_modules()
+    cv, isi, lv, mean_firing_rate = statistics.cv, statistics.isi, statistics.lv, statistics.mean_firing_rate
 
     trains = _as_train_list(spike_trains)
     spikes_weighted = 0.0  # sum of rate_k * duration_k = number of spikes in segments with a duration
@@ -385,7 +387,7 @@ def udi_ms(
     float
         NaN when there are no snippets (or no positive phase after the trough).
     """
-    from elephant.waveform_features import waveform_width
+    waveform_width = elephant_modules()[1].waveform_width
 
     fs = _check_fs(sampling_frequency)
     _check_choice(method, _UDI_METHODS, "method")
