@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
+import re
 import sys
 import warnings
 from pathlib import Path
@@ -21,13 +22,20 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from ._version import __version__  # noqa: E402
-from .constants import DEFAULT_DEAD_TIME_MS, DEFAULT_MIN_SPIKES, DEFAULT_THRESHOLD_PA  # noqa: E402
+from .constants import (  # noqa: E402
+    DEFAULT_DEAD_TIME_MS,
+    DEFAULT_MIN_SPIKES,
+    DEFAULT_THRESHOLD_PA,
+    MIN_SAMPLING_FREQUENCY,
+    is_paper_rate,
+)
 from .demo import run_demo  # noqa: E402
 from .errors import SeroError  # noqa: E402
 from .export import TABLE_SUFFIXES, write_table  # noqa: E402
 from .files import check_output_path  # noqa: E402
+from .io import abf_info  # noqa: E402
 from .model import import_models, load_model  # noqa: E402
-from .pipeline import BatchInterrupted, classify_files, expand_inputs  # noqa: E402
+from .pipeline import BatchInterrupted, check_exports, classify_files, expand_inputs  # noqa: E402
 from .report import write_summary_html  # noqa: E402
 from .snippets import DetectionParams, Snippets, abf_to_snippets, save_npz, write_snippet_csv_folder  # noqa: E402
 from .training import evaluate_table, train_from_table  # noqa: E402
@@ -70,7 +78,7 @@ def _add_detection_args(p: argparse.ArgumentParser) -> None:
         "--threshold",
         type=float,
         default=None,
-        help=f"threshold in pA from the baseline (default: {DEFAULT_THRESHOLD_PA:g}, or {-DEFAULT_THRESHOLD_PA:g} with --polarity positive)",
+        help=f"threshold in pA from the baseline; None: {DEFAULT_THRESHOLD_PA:g}, or {-DEFAULT_THRESHOLD_PA:g} with --polarity positive",
     )
     g.add_argument(
         "--mad",
@@ -86,7 +94,7 @@ def _add_detection_args(p: argparse.ArgumentParser) -> None:
         "--dead-time-ms",
         type=float,
         default=DEFAULT_DEAD_TIME_MS,
-        help="one trigger per spike within this time (default: %(default)s)",
+        help="one trigger per spike within this time (ms)",
     )
     g.add_argument("--max-spikes", type=int, default=None, help="cap on spikes per cell (paper: 700)")
     g.add_argument("--seed", type=int, default=0, help="seed for the spike cap")
@@ -234,6 +242,54 @@ def _classify_kwargs(args) -> dict:
     )
 
 
+def _nwb_metadata(args) -> dict:
+    metadata = dict(
+        subject_id=args.subject_id,
+        species=args.species,
+        age=args.age,
+        sex=args.sex,
+        experimenter=args.experimenter,
+        institution=args.institution,
+        lab=args.lab,
+    )
+    if args.session_description:
+        metadata["session_description"] = args.session_description
+    return metadata
+
+
+def cmd_info(args) -> int:
+    failed = 0
+    for path in _expand_inputs(args.files):
+        try:
+            info = abf_info(path)
+        except SeroError as e:
+            print(f"FAILED {path}: {_in_cli_words(str(e))}", file=sys.stderr)
+            failed += 1
+            continue
+        print(f"{info['file']}")
+        print(
+            f"  ABF {info['abf_version']:g}, {info['mode']}, {info['sampling_frequency']:g} Hz, "
+            f"{info['n_sweeps']} sweep(s), {info['duration_s']:.2f} s"
+            + (f", {info['n_tags']} tag(s)" if info["n_tags"] else "")
+        )
+        print(f"  recorded {info['recorded'] or '(no date)'}; protocol {info['protocol'] or '(none)'}")
+        rate = info["sampling_frequency"]
+        if rate < MIN_SAMPLING_FREQUENCY:
+            print(f"  below {MIN_SAMPLING_FREQUENCY:g} Hz: refused unless --allow-low-rate")
+        elif not is_paper_rate(rate):
+            print("  not 40 kHz: resampled to 40 kHz when read")
+        channels = info["channels"].assign(
+            used=lambda t: t["used"].map({True: "yes", False: "no"}), why_not=lambda t: t["why_not"].map(_in_cli_words)
+        )
+        print(
+            "  "
+            + channels[["channel_id", "channel_name", "unit", "used", "why_not"]]
+            .to_string(index=False)
+            .replace("\n", "\n  ")
+        )
+    return 1 if failed else 0
+
+
 def cmd_classify(args) -> int:
     files = _expand_inputs(args.files)
     DetectionParams(**_detection_kwargs(args))  # the detection options are checked before any work too
@@ -248,6 +304,9 @@ def cmd_classify(args) -> int:
     kwargs = _classify_kwargs(args)
     if args.report:
         kwargs["report_dir"] = args.report
+    if args.nwb or args.phy:
+        kwargs.update(nwb_dir=args.nwb, phy_dir=args.phy, overwrite=args.overwrite, nwb_metadata=_nwb_metadata(args))
+        check_exports(files, nwb_dir=args.nwb, phy_dir=args.phy, overwrite=args.overwrite, overwrite_hint="--overwrite")
     interrupted = False
     try:
         table = classify_files(
@@ -381,6 +440,8 @@ def cmd_watch(args) -> int:
                 print(f"{stamp}  FAILED {Path(str(r['file'])).name}: {r['error']}", flush=True)
                 continue
             counts["cells"] += 1
+            if args.quiet:
+                continue
             p, lo, hi = r["sero_probability"], r["sero_probability_low"], r["sero_probability_high"]
             prob = f"P(SER) {p:.2f} [{lo:.2f}-{hi:.2f}]" if p == p else ""
             mark = "" if _is_true(r.get("sero_reliable")) else " ?"
@@ -391,7 +452,16 @@ def cmd_watch(args) -> int:
                 flush=True,
             )
 
+    if args.method == "cnn" and not args.quiet:
+        print("loading the model ...", file=sys.stderr, flush=True)
+
     def ready() -> None:  # said once the model is loaded and the folder listed: nothing saved later is missed
+        if args.method == "cnn" and load_model(model, trust=args.trust_model).is_demo:
+            print(
+                "NOTE: labels from the bundled DEMONSTRATION model (trained on simulated recordings) - not for "
+                "scientific conclusions; pass --model DIR with a real model.",
+                flush=True,
+            )
         print(
             f"watching {args.folder} for finished .abf files (Ctrl-C to stop)"
             + (f"; results appended to {args.out}" if args.out else "")
@@ -502,6 +572,16 @@ def _print_table(header: list[str], rows: list[tuple]) -> None:
     )
 
 
+class _DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows an option's default when it has one worth saying (not None, not a switch's False)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if action.default in (None, False, argparse.SUPPRESS) or "default" in text or not action.option_strings:
+            return text
+        return text + " (default: %(default)s)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sero",
@@ -510,8 +590,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"spikeinterface-sero {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    formatter = dict(formatter_class=_DefaultsHelpFormatter)
 
-    p = sub.add_parser("snippets", help="cut 160-point snippets from .abf files (npz or the authors' CSV folder)")
+    p = sub.add_parser(
+        "snippets", **formatter, help="cut 160-point snippets from .abf files (npz or the authors' CSV folder)"
+    )
     p.add_argument("files", nargs="+", help=".abf files or folders of them")
     p.add_argument("--out", required=True, help="output .npz file, or a folder for per-spike CSV files")
     p.add_argument("--format", choices=["npz", "csv"], default=None, help="default: npz if --out ends in .npz")
@@ -520,11 +603,28 @@ def build_parser() -> argparse.ArgumentParser:
     _add_detection_args(p)
     p.set_defaults(func=cmd_snippets)
 
-    p = sub.add_parser("classify", help="the main job: label every cell of .abf files serotonergic or not")
+    p = sub.add_parser(
+        "info", **formatter, help="the header of .abf files: mode, rate, sweeps, channels used and why not"
+    )
+    p.add_argument("files", nargs="+", help=".abf files or folders of them")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("classify", **formatter, help="the main job: label every cell of .abf files serotonergic or not")
     p.add_argument("files", nargs="+", help=".abf files or folders of them")
     p.add_argument("--out", default=None, help="results table (.csv, .tsv or .json)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out table")
     p.add_argument("--report", default=None, metavar="DIR", help="write per-cell plots and an HTML summary here")
+    p.add_argument("--nwb", default=None, metavar="DIR", help="write one NWB file per recording here (<stem>.nwb)")
+    p.add_argument("--phy", default=None, metavar="DIR", help="write one Phy folder per recording here (<stem>/)")
+    g = p.add_argument_group("NWB metadata (with --nwb)")
+    g.add_argument("--subject-id", default=None, help="the animal (writes an NWB Subject)")
+    g.add_argument("--species", default=None, help='Latin binomial, e.g. "Mus musculus"')
+    g.add_argument("--age", default=None, help="ISO 8601 duration, e.g. P30D")
+    g.add_argument("--sex", default="U", choices=["M", "F", "U", "O"], help="the subject's sex")
+    g.add_argument("--experimenter", default=None, help='"Last, First"')
+    g.add_argument("--institution", default=None)
+    g.add_argument("--lab", default=None)
+    g.add_argument("--session-description", default=None, help="what the session was")
     p.add_argument("--n-jobs", type=int, default=1, help="files processed in parallel on this machine")
     p.add_argument(
         "--engine",
@@ -538,7 +638,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_detection_args(p)
     p.set_defaults(func=cmd_classify)
 
-    p = sub.add_parser("import-models", help="import the authors' published members (.keras, .h5, SavedModel)")
+    p = sub.add_parser(
+        "import-models", **formatter, help="import the authors' published members (.keras, .h5, SavedModel)"
+    )
     p.add_argument("src", help="folder of ModConvBinNormN<k> members (e.g. ModelsDNN/BioModelDNN_BALANCED)")
     p.add_argument("--out", required=True, help="model folder to write")
     p.add_argument(
@@ -557,7 +659,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_import_models)
 
-    p = sub.add_parser("demo", help="simulate recordings, classify them with the bundled demo model, report")
+    p = sub.add_parser(
+        "demo", **formatter, help="simulate recordings, classify them with the bundled demo model, report"
+    )
     p.add_argument("--out", default="sero_demo_output", help="output folder (default: sero_demo_output)")
     p.add_argument("--cells", type=int, default=2, help="cells per type (typical SER, atypical SER, NSER)")
     p.add_argument("--duration", type=float, default=30.0, help="seconds per simulated recording")
@@ -567,7 +671,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-report", action="store_true")
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("watch", help="classify each new .abf file in a folder as soon as it is completely written")
+    p = sub.add_parser(
+        "watch", **formatter, help="classify each new .abf file in a folder as soon as it is completely written"
+    )
     p.add_argument("folder", help="the folder the acquisition software saves into")
     p.add_argument("--out", default=None, help="results table (.csv) to append to (created if missing)")
     p.add_argument("--report", default=None, metavar="DIR", help="per-cell plots and a live HTML summary here")
@@ -580,11 +686,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--recursive", action="store_true", help="also watch subfolders")
     p.add_argument("--polling", action="store_true", help="poll instead of OS notifications (network drives)")
     p.add_argument("--timeout", type=float, default=None, help="stop after this many seconds (default: Ctrl-C)")
+    p.add_argument("--quiet", action="store_true", help="print only failures and the final summary")
     _add_model_args(p)
     _add_detection_args(p)
     p.set_defaults(func=cmd_watch)
 
-    p = sub.add_parser("train", help="train an ensemble from labelled recordings (table: file,label[,channel,group])")
+    p = sub.add_parser(
+        "train", **formatter, help="train an ensemble from labelled recordings (table: file,label[,channel,group])"
+    )
     p.add_argument("--table", required=True, help="CSV with columns file,label and optional channel,group")
     p.add_argument("--out", required=True, help="model folder to write")
     p.add_argument("--kernels", default="20-31", help="kernel sizes, e.g. 20-31 or 20,24,28 (default 20-31)")
@@ -609,21 +718,19 @@ def build_parser() -> argparse.ArgumentParser:
         default="float32",
         help="mixed_bfloat16 trains ~2-3x faster on CPU; saved members are float32 either way",
     )
-    p.add_argument(
-        "--threshold", type=float, default=DEFAULT_THRESHOLD_PA, help="threshold in pA (default: %(default)s)"
-    )
+    p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD_PA, help="threshold in pA")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("evaluate", help="evaluate a model on labelled recordings: confusion, AUC, calibration")
+    p = sub.add_parser(
+        "evaluate", **formatter, help="evaluate a model on labelled recordings: confusion, AUC, calibration"
+    )
     p.add_argument("--table", required=True, help="CSV with columns file,label and optional channel,group")
     p.add_argument("--model", required=True, metavar="DIR")
     p.add_argument("--out", default=None, metavar="REPORT_DIR", help="write JSON + PNG plots here")
-    p.add_argument(
-        "--threshold", type=float, default=DEFAULT_THRESHOLD_PA, help="threshold in pA (default: %(default)s)"
-    )
+    p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD_PA, help="threshold in pA")
     p.add_argument("--max-spikes", type=int, default=None)
     p.add_argument("--trust-model", action="store_true")
     p.set_defaults(func=cmd_evaluate)
@@ -656,6 +763,31 @@ def _quiet_import_tensorflow() -> None:
         os.close(saved)
 
 
+#: the Python arguments library messages name, as the flags a CLI user types
+_FLAGS = {
+    "allow_any_unit=True": "--any-unit",
+    "allow_low_rate=True": "--allow-low-rate",
+    "overwrite=True": "--overwrite",
+    "trust_model=True": "--trust-model",
+    "trust=True": "--trust",
+    "max_spikes_per_cell": "--max-spikes",
+    "dead_time_ms": "--dead-time-ms",
+    "mad_multiplier": "--mad",
+    "n_jobs": "--n-jobs",
+    "model_folder": "--model",
+    "settle_s": "--settle",
+}
+
+
+def _in_cli_words(message: str) -> str:
+    """A library message in the words of the command line: flags for Python arguments, no double hints."""
+    message = re.sub(r"\s*\(CLI: [^)]*\)", "", message)  # the flag is named directly below
+    message = re.sub(r"choose=\{[^}]*\}", "--choose K=FILE", message)
+    for argument, flag in _FLAGS.items():
+        message = re.sub(rf"(?<![\w-]){re.escape(argument)}(?![\w])", flag, message)
+    return message
+
+
 _NEEDS_TF = {"classify", "demo", "train", "evaluate", "import-models", "watch"}
 
 
@@ -672,7 +804,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except SeroError as e:
-        print(f"sero {args.command}: error: {e}", file=sys.stderr)
+        print(f"sero {args.command}: error: {_in_cli_words(str(e))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -189,25 +189,76 @@ def write_nwb(
     session_description: str = "Loose-seal cell-attached recording, serotonergic classification by spikeinterface-sero",
     identifier: str | None = None,
     session_start_time=None,
+    subject_id: str | None = None,
+    species: str | None = None,
+    age: str | None = None,
+    sex: str = "U",
+    experimenter: str | list[str] | None = None,
+    institution: str | None = None,
+    lab: str | None = None,
+    experiment_description: str | None = None,
+    keywords: list[str] | None = None,
     overwrite: bool = False,
 ) -> Path:
-    """Write the Units table (spike times, sero columns, mean action current in picoamperes) to an NWB file."""
+    """Write the Units table (spike times, every unit column with its description, the mean action current in
+    picoamperes at its rate) to an NWB file.
+
+    Parameters
+    ----------
+    analyzer : SortingAnalyzer
+        With the ``serotonergic`` extension.
+    path : str or Path
+        The ``.nwb`` file.
+    session_description : str, default: "Loose-seal cell-attached recording, ..."
+        What the session was.
+    identifier : str or None, default: None
+        None: a new UUID.
+    session_start_time : datetime or None, default: None
+        None: the recording date of the ABF header (local time), else now.
+    subject_id, species, age, sex : str or None
+        The NWB Subject (``species`` as a Latin binomial, e.g. "Mus musculus"; ``age`` in ISO 8601, e.g.
+        "P30D"; ``sex`` "M", "F", "U" or "O"). Given a ``subject_id``, a Subject is written.
+    experimenter, institution, lab, experiment_description, keywords : optional
+        NWB session metadata.
+    overwrite : bool, default: False
+        Replace an existing file (atomically).
+
+    Returns
+    -------
+    Path
+    """
     import datetime
     import uuid
 
     from pynwb import NWBHDF5IO, NWBFile
+    from pynwb.file import Subject
     from pynwb.misc import Units
 
     path = check_output_path(path, overwrite=overwrite, suffixes=(".nwb",), what="NWB file")
+    extension = get_serotonergic_extension(analyzer)
+    recording_annotations = _recording_annotations(analyzer)
     if session_start_time is None:
-        session_start_time = datetime.datetime.now(datetime.UTC)
+        recorded = recording_annotations.get("abf_datetime") or ""
+        session_start_time = (
+            datetime.datetime.fromisoformat(recorded).astimezone() if recorded else datetime.datetime.now(datetime.UTC)
+        )
     nwb = NWBFile(
         session_description=session_description,
         identifier=identifier or str(uuid.uuid4()),
         session_start_time=session_start_time,
+        experimenter=[experimenter] if isinstance(experimenter, str) else experimenter,
+        institution=institution,
+        lab=lab,
+        experiment_description=experiment_description,
+        keywords=keywords,
+        protocol=recording_annotations.get("abf_protocol") or None,
+        source_script=f"spikeinterface-sero {__version__}",
+        source_script_file_name="spikeinterface_sero",
         notes=f"Units classified with spikeinterface-sero {__version__}; model: "
-        f"{get_serotonergic_extension(analyzer).get_data('provenance').get('model_description', '')}",
+        f"{extension.get_data('provenance').get('model_description', '')}",
     )
+    if subject_id is not None:
+        nwb.subject = Subject(subject_id=str(subject_id), species=species, age=age, sex=sex)
     fs = float(analyzer.sampling_frequency)
     nwb.units = Units(
         name="units",
@@ -250,6 +301,13 @@ def _nwb_value(value):
     if value is None or pd.isna(value):
         return float("nan")
     return float(value)
+
+
+def _recording_annotations(analyzer) -> dict:
+    if not analyzer.has_recording():
+        return {}
+    recording = analyzer.recording
+    return {key: recording.get_annotation(key) for key in recording.get_annotation_keys()}
 
 
 def _source_file(analyzer) -> str:

@@ -34,7 +34,7 @@ from .upstream import (
     snap_sampling_frequency,
 )
 
-__all__ = ["read_abf", "abf_channels", "validate_recording"]
+__all__ = ["read_abf", "abf_channels", "abf_info", "validate_recording"]
 
 #: factor that turns a value in the key unit into pA
 _SUPPORTED_MODES = {
@@ -196,6 +196,50 @@ def abf_channels(path) -> pandas.DataFrame:  # noqa: F821
             "unit": units,
             "is_current": [is_current_unit(u) for u in units],
         }
+    )
+
+
+def abf_info(path) -> dict:
+    """The header summary of an .abf file (what pyABF users look at first), and which channels would be used.
+
+    Parameters
+    ----------
+    path : str or Path
+        The file.
+
+    Returns
+    -------
+    dict
+        ``file``, ``abf_version``, ``mode``, ``sampling_frequency``, ``n_sweeps``, ``duration_s``,
+        ``protocol``, ``recorded`` (ISO date-time or ""), ``n_tags``, and ``channels`` (a DataFrame: id, name,
+        unit, whether ``read_abf`` would use it, and why not).
+    """
+    path = Path(path)
+    rec = _open_axon(path)
+    info = axon_header(rec)
+    mode = int(info.get("nOperationMode", (info.get("protocol") or {}).get("nOperationMode", 0)))
+    protocol = str(info.get("sProtocolPath", "") or "")
+    if sum(ch.isprintable() and ch != "\ufffd" for ch in protocol) < 0.9 * len(protocol):
+        protocol = "(unreadable in the header)"
+    channels = abf_channels(path)
+    channels["used"] = channels["is_current"]
+    channels["why_not"] = [
+        "" if current else f"its unit is {unit or 'missing'}, not a current (allow_any_unit=True uses it anyway)"
+        for current, unit in zip(channels["is_current"], channels["unit"])
+    ]
+    durations = [rec.get_num_samples(k) / rec.sampling_frequency for k in range(rec.get_num_segments())]
+    recorded = info.get("rec_datetime")
+    return dict(
+        file=str(path),
+        abf_version=round(float(info.get("fFileVersionNumber", 0.0)), 4),
+        mode=_ALL_MODES.get(mode, f"unknown ({mode})"),
+        sampling_frequency=float(rec.sampling_frequency),
+        n_sweeps=int(rec.get_num_segments()),
+        duration_s=float(sum(durations)),
+        protocol=protocol,
+        recorded=recorded.isoformat() if recorded else "",
+        n_tags=int(len(info.get("listTag", []) or [])),
+        channels=channels,
     )
 
 
@@ -394,5 +438,7 @@ def read_abf(path, channel=None, *, allow_low_rate: bool = False, allow_any_unit
         original_sampling_frequency=fs,
         resampled=bool(resampled),
         abf_n_cell_channels=int(n_cells),
+        abf_datetime=info["rec_datetime"].isoformat() if info.get("rec_datetime") else "",
+        abf_protocol=str(info.get("sProtocolPath", "") or ""),
     )
     return rec

@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from .constants import DEFAULT_DEAD_TIME_MS, DEFAULT_THRESHOLD_PA
 from .errors import DemoModelWarning, SeroError
-from .export import RESULT_COLUMNS, error_row, results_table, tidy
+from .export import RESULT_COLUMNS, error_row, export_to_phy, results_table, tidy, write_nwb
 from .extension import load_sorting_analyzer
 from .model import load_model
 from .report import write_cell_reports, write_summary_html
@@ -67,11 +67,19 @@ def classify_file(
     method: str = "cnn",
     trust_model: bool = False,
     report_dir=None,
+    nwb_dir=None,
+    phy_dir=None,
+    nwb_metadata: dict | None = None,
+    overwrite: bool = False,
     return_analyzer: bool = False,
 ):
     """Classify every cell of one .abf file. Returns the results rows (a DataFrame with
     :data:`RESULT_COLUMNS`), or ``(rows, analyzer)`` with ``return_analyzer=True``. A file that cannot be
-    processed returns one row whose ``error`` column says why (it never raises for bad input)."""
+    processed returns one row whose ``error`` column says why (it never raises for bad input).
+
+    ``report_dir``, ``nwb_dir`` and ``phy_dir`` (folders) also get the file's per-cell plots, its NWB file
+    ``<stem>.nwb`` (with ``nwb_metadata``: subject, experimenter ... of :func:`~spikeinterface_sero.export.
+    write_nwb`) and its Phy folder ``<stem>/``; ``overwrite`` lets those replace existing ones."""
     path = Path(path)
     try:
         det = dict(polarity=polarity, dead_time_ms=dead_time_ms)
@@ -102,6 +110,10 @@ def classify_file(
         table = results_table(analyzer, file=str(path))
         if report_dir is not None:
             write_cell_reports(analyzer, report_dir, file=str(path))
+        if nwb_dir is not None:
+            write_nwb(analyzer, nwb_output(nwb_dir, path), overwrite=overwrite, **(nwb_metadata or {}))
+        if phy_dir is not None:
+            export_to_phy(analyzer, phy_output(phy_dir, path), remove_if_exists=overwrite, copy_binary=False)
         return (table, analyzer) if return_analyzer else table
     except SeroError as e:
         row = error_row(path, str(e))
@@ -109,6 +121,32 @@ def classify_file(
     except (Exception, MemoryError) as e:  # a batch survives any single file: the row says what happened
         row = error_row(path, f"unexpected error ({type(e).__name__}: {e}); please report it")
         return (row, None) if return_analyzer else row
+
+
+def nwb_output(nwb_dir, path) -> Path:
+    """Where :func:`classify_file` writes the NWB file of ``path``."""
+    return Path(nwb_dir) / f"{Path(path).stem}.nwb"
+
+
+def phy_output(phy_dir, path) -> Path:
+    """Where :func:`classify_file` writes the Phy folder of ``path``."""
+    return Path(phy_dir) / Path(path).stem
+
+
+def check_exports(files, *, nwb_dir=None, phy_dir=None, overwrite: bool = False, overwrite_hint="overwrite=True"):
+    """Before any work: the export folders exist (or are made) and nothing in them is replaced unasked."""
+    for folder, output in ((nwb_dir, nwb_output), (phy_dir, phy_output)):
+        if folder is None:
+            continue
+        folder = Path(folder)
+        if folder.exists() and not folder.is_dir():
+            raise SeroError(f"{folder} is a file; give a folder for the exports.")
+        if not folder.parent.is_dir():
+            raise SeroError(f"the folder {folder.parent} does not exist: create it first, or choose another folder.")
+        existing = [str(output(folder, f)) for f in files if output(folder, f).exists()]
+        if existing and not overwrite:
+            raise SeroError(f"{existing[0]} exists; pass {overwrite_hint} to replace it, or choose another folder.")
+        folder.mkdir(exist_ok=True)
 
 
 def classify_files(
@@ -129,6 +167,9 @@ def classify_files(
         raise SeroError(f"engine must be 'loop', 'joblib' or 'dask', not {engine!r}.")
     if not files:
         raise SeroError("No input files.")
+    check_exports(
+        files, nwb_dir=kwargs.get("nwb_dir"), phy_dir=kwargs.get("phy_dir"), overwrite=kwargs.get("overwrite", False)
+    )
     if kwargs.get("method", "cnn") == "cnn":
         # a model that does not load is one error for the run, not one error row per file
         load_model(kwargs.get("model_folder"), trust=kwargs.get("trust_model", False))
