@@ -319,7 +319,7 @@ def compute_unit_decisions(analyzer, params: dict, *, unit_ids=None, progress_ba
     )
     analyzer_position = np.array([list(analyzer.unit_ids).index(u) for u in unit_ids], dtype=np.int64)
     return dict(
-        units=units,
+        units=_normalise_units_table(units, unit_ids),  # the dtypes a reload gives, by construction
         spike_probability=spike_p,
         member_outputs=outputs,
         spike_unit_index=analyzer_position[spike_unit] if spike_unit.size else np.zeros(0, np.int64),
