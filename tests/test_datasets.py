@@ -449,3 +449,24 @@ def test_simulate_dataset_writes_abf_and_labels(tmp_path):
     again = simulate_dataset(counts, duration_s=3.0, seed=7, n_groups=3)
     assert all(np.array_equal(a.traces, b.traces) for a, b in zip(recs, again))
     assert [a.cell_id for a in again] == [r.cell_id for r in recs]
+
+
+@pytest.mark.parametrize("amplitude_pa", [120.0, 400.0, 800.0])
+def test_ground_truth_trigger_is_the_detectors_minus_50_pa_crossing(amplitude_pa):
+    """The truth trigger is the -50 pA crossing at every amplitude (it was half the peak above 100 pA)."""
+    from spikeinterface_sero.snippets import recording_to_snippets
+
+    sim = simulate_drn_recording(
+        "serotonergic",
+        duration_s=10.0,
+        seed=2,
+        amplitude_pa=amplitude_pa,
+        amplitude_jitter=0.0,
+        noise_sd_pa=0.0,
+        drift_pa=0.0,
+        hum_pa=0.0,
+        holding_pa=0.0,
+    )
+    detected = recording_to_snippets(sim.to_recording(), baseline_window_ms=None).trigger_samples
+    assert len(detected) == len(sim.spike_samples) > 5
+    np.testing.assert_array_equal(np.sort(detected), np.sort(sim.spike_samples))

@@ -511,7 +511,8 @@ def simulate_drn_recording(
         valid = (idx >= 0) & (idx < n)
         traces += np.bincount(idx[valid], weights=waves[valid], minlength=n)
         peak_samples = idx[np.arange(k), np.argmin(waves, axis=1)]
-        thr = np.minimum(DEFAULT_THRESHOLD_PA, 0.5 * waves.min(axis=1))
+        depth = waves.min(axis=1)  # the -50 pA crossing; half the peak only for a spike that never reaches it
+        thr = np.where(depth <= DEFAULT_THRESHOLD_PA, DEFAULT_THRESHOLD_PA, 0.5 * depth)
         spike_samples = idx[np.arange(k), np.argmax(waves <= thr[:, None], axis=1)]
 
     # ---- background ----
