@@ -470,3 +470,10 @@ def test_ground_truth_trigger_is_the_detectors_minus_50_pa_crossing(amplitude_pa
     detected = recording_to_snippets(sim.to_recording(), baseline_window_ms=None).trigger_samples
     assert len(detected) == len(sim.spike_samples) > 5
     np.testing.assert_array_equal(np.sort(detected), np.sort(sim.spike_samples))
+
+
+def test_one_count_means_that_many_cells_of_every_type():
+    recordings = simulate_dataset(2, duration_s=1.0, seed=0)
+    assert sorted(r.cell_type for r in recordings) == sorted(
+        ["serotonergic", "atypical_serotonergic", "non_serotonergic"] * 2
+    )

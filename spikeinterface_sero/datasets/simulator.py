@@ -551,7 +551,7 @@ _DAY_KEYS = ("noise_sd_pa", "noise_knee_hz", "lowpass_hz", "hum_pa")
 
 
 def simulate_dataset(
-    n_cells_per_type: dict[str, int] | None = None,
+    n_cells_per_type: dict[str, int] | int | None = None,
     duration_s: float = 30.0,
     sampling_frequency: float = SAMPLING_FREQUENCY,
     seed=None,
@@ -571,9 +571,12 @@ def simulate_dataset(
     int16 or float32, recording date = the day) and ``labels.csv`` with columns
     ``file,label,channel,group,cell_type`` (plus ``params.csv`` with every drawn parameter).
 
+    ``n_cells_per_type``: a count per cell type (``{"serotonergic": 4, ...}``), or one count for every type.
     ``overrides`` are passed to :func:`simulate_drn_recording` for every cell.  Returns the recordings in
     file order, with ``cell_id``, ``group`` and ``file`` set.
     """
+    if isinstance(n_cells_per_type, (int, np.integer)) and not isinstance(n_cells_per_type, bool):
+        n_cells_per_type = dict.fromkeys(CELL_TYPES, int(n_cells_per_type))  # that many cells of every type
     counts = dict(_DEFAULT_COUNTS if n_cells_per_type is None else n_cells_per_type)
     counts = {_cell_type(k): int(v) for k, v in counts.items()}
     if any(v < 0 for v in counts.values()) or sum(counts.values()) == 0:
