@@ -43,6 +43,8 @@ __all__ = [
     "spike_probability",
     "spike_votes_ser",
     "cell_decisions",
+    "calibrate",
+    "fit_temperature",
     "action_current_quality",
     "decide_units",
     "QUALITY_OK",
@@ -207,12 +209,56 @@ def _interval(spikes: np.ndarray, estimate: float, params: DecisionParams) -> tu
     return min(low, estimate), max(high, estimate)
 
 
+def calibrate(probability, calibration: dict | None) -> np.ndarray:
+    """A model's calibration applied to cell probabilities: temperature scaling of the log-odds.
+
+    ``calibration`` is ``{"method": "temperature", "temperature": T}`` (from the model folder) or None
+    (probabilities as they are). The map is monotone and keeps 0.5 at 0.5, so labels and whether an interval
+    is clear of 0.5 do not change; only the probabilities and their interval do.
+    """
+    p = np.asarray(probability, dtype=np.float64)
+    if not calibration:
+        return p
+    if calibration.get("method") != "temperature":
+        raise DataError(f"unknown calibration method {calibration.get('method')!r}; expected 'temperature'.")
+    temperature = float(calibration["temperature"])
+    if not np.isfinite(temperature) or temperature <= 0:
+        raise DataError(f"the calibration temperature must be a positive number, not {temperature!r}.")
+    clipped = np.clip(p, 1e-12, 1 - 1e-12)
+    calibrated = 1.0 / (1.0 + np.exp(-np.log(clipped / (1 - clipped)) / temperature))
+    return np.where(np.isfinite(p), calibrated, np.nan)
+
+
+def fit_temperature(probability, is_ser) -> dict:
+    """The temperature that minimises the negative log-likelihood of cell calls on held-out cells.
+
+    One parameter, so that it can be fitted on the few validation cells a lab has (Platt scaling fits two
+    and isotonic regression many, which a dozen cells cannot support). Returns the calibration dict.
+    """
+    from scipy.optimize import minimize_scalar
+
+    p = np.clip(np.asarray(probability, dtype=np.float64), 1e-6, 1 - 1e-6)
+    y = np.asarray(is_ser, dtype=bool)
+    if p.size < 2 or y.all() or not y.any():
+        raise DataError("fitting a calibration needs held-out cells of both classes.")
+    logit = np.log(p / (1 - p))
+
+    def nll(log_temperature):
+        q = np.clip(1.0 / (1.0 + np.exp(-logit / np.exp(log_temperature))), 1e-12, 1 - 1e-12)
+        return -float(np.mean(np.where(y, np.log(q), np.log(1 - q))))
+
+    best = minimize_scalar(nll, bounds=(np.log(0.05), np.log(50.0)), method="bounded")
+    return {"method": "temperature", "temperature": float(np.exp(best.x)), "n_cells": int(p.size)}
+
+
 def _is_reliable(n_spikes: int, low: float, high: float, params: DecisionParams) -> bool:
     """A call is reliable with enough spikes and an interval clear of 0.5."""
     return bool(n_spikes >= params.min_spikes and (low > 0.5 or high < 0.5))
 
 
-def cell_decisions(consensus, cell_ids, params: DecisionParams | None = None) -> pd.DataFrame:
+def cell_decisions(
+    consensus, cell_ids, params: DecisionParams | None = None, calibration: dict | None = None
+) -> pd.DataFrame:
     """The cell rule with its interval, for every cell of ``cell_ids`` (order of first appearance).
 
     Parameters
@@ -223,6 +269,8 @@ def cell_decisions(consensus, cell_ids, params: DecisionParams | None = None) ->
         (n,) the cell of each spike.
     params : DecisionParams or None, default: None
         None: the defaults.
+    calibration : dict or None, default: None
+        The model's calibration (:func:`calibrate`), applied to the probability and its interval.
 
     Returns
     -------
@@ -245,6 +293,7 @@ def cell_decisions(consensus, cell_ids, params: DecisionParams | None = None) ->
         mean = spikes.mean(axis=0)
         estimate = float(spike_probability(mean))
         low, high = _interval(spikes, estimate, params)
+        estimate, low, high = (float(v) for v in calibrate([estimate, low, high], calibration))
         n = int(spikes.shape[0])
         label = SER if spike_votes_ser(mean) else NSER
         fraction = float(spike_votes_ser(spikes).mean())
@@ -356,6 +405,7 @@ def decide_units(
     method: str = "cnn",
     domain="in_domain",
     quality: pd.DataFrame | None = None,
+    calibration: dict | None = None,
 ) -> tuple[pd.DataFrame, np.ndarray]:
     """The whole decision for a set of units: the per-unit table and P(SER) per spike.
 
@@ -382,6 +432,8 @@ def decide_units(
         :func:`action_current_quality` of the units. A call is ``sero_reliable`` only when the cell passes
         every check (``sero_quality == "ok"``), its domain is like the training data, it has enough spikes
         and its interval is clear of 0.5. None: not checked, and no call is reliable.
+    calibration : dict or None, default: None
+        The model's calibration of the cell probability (:func:`calibrate`); None: uncalibrated.
 
     Returns
     -------
@@ -405,7 +457,7 @@ def decide_units(
     if method == "cnn":
         consensus = consensus_of(outputs)
         spike_p = spike_probability(consensus).astype(np.float32)
-        cells = cell_decisions(consensus, spike_unit_index, params)
+        cells = cell_decisions(consensus, spike_unit_index, params, calibration)
         by_index = cells.reindex(range(len(unit_ids)))
         for column in CELL_COLUMNS:
             table[column] = by_index[column].to_numpy()

@@ -123,3 +123,20 @@ def test_decide_units_undetermined_without_spikes_and_any_unit_ids():
     by_cell = cell_decisions(consensus_of(outputs)[:15], ["x"] * 15, DecisionParams(n_boot=50))
     assert units.loc["b", "sero_probability"] == by_cell.loc["x", "sero_probability"]
     assert units.loc["b", "sero_probability_low"] == by_cell.loc["x", "sero_probability_low"]
+
+
+def test_temperature_calibration_fixes_overconfidence_and_keeps_labels():
+    from spikeinterface_sero.decision import calibrate, fit_temperature
+
+    rng = np.random.default_rng(1)
+    honest = rng.uniform(0.02, 0.98, 2000)  # calibrated: a cell of probability p is SER with probability p
+    truth = rng.random(2000) < honest
+    overconfident = 1 / (1 + np.exp(-4 * np.log(honest / (1 - honest))))  # log-odds x 4
+    calibration = fit_temperature(overconfident, truth)
+    assert 3.0 < calibration["temperature"] < 5.5
+    back = calibrate(overconfident, calibration)
+    np.testing.assert_array_equal(back > 0.5, overconfident > 0.5)
+    assert np.abs(back - honest).max() < 0.1
+    assert calibrate([0.5], calibration)[0] == pytest.approx(0.5)
+    with pytest.raises(DataError, match="both classes"):
+        fit_temperature([0.9, 0.8], [True, True])
