@@ -124,4 +124,4 @@ def test_folder_without_abf_files_is_a_usage_error(tmp_path, capsys):
 def test_zero_n_jobs_is_a_usage_error_not_a_traceback(batch, capsys):
     folder, model, root = batch
     assert cli.main(["classify", str(folder / "a_cell.abf"), "--model", str(model), "--n-jobs", "0", "--quiet"]) == 2
-    assert "n_jobs must be a non-zero integer" in capsys.readouterr().err
+    assert "--n-jobs must be a non-zero integer" in capsys.readouterr().err  # in the words of the CLI
