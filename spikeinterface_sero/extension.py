@@ -282,13 +282,16 @@ def compute_unit_decisions(analyzer, params: dict, *, unit_ids=None, progress_ba
     spike_unit = np.array([position[int(i)] for i in spikes["unit_index"]], dtype=np.int64)
     features = _features(analyzer, waveforms, spike_unit, unit_ids, params)
     provenance = dict(polarity=polarity, adaptation=adaptation, method=params["method"])
+    calibration = None
     if params["method"] == "cnn":
         ensemble = load_model(params["model_folder"], trust=params["trust_model"])
         outputs = _predict(ensemble, waveforms, progress_bar)
+        calibration = ensemble.info.get("calibration") or None
         provenance.update(
             model_is_demo=bool(ensemble.is_demo),
             model_kernels=[int(k) for k in ensemble.kernels],
             model_description=str(ensemble.info.get("description", ""))[:500],
+            calibration=calibration,
             model_folder=str(ensemble.info.get("folder", "")),
             model_members=[
                 dict(kernel=int(m["kernel"]), sha256=str(m.get("sha256", ""))) for m in ensemble.info.get("members", [])
@@ -316,6 +319,7 @@ def compute_unit_decisions(analyzer, params: dict, *, unit_ids=None, progress_ba
         method=params["method"],
         domain=domain,
         quality=quality,
+        calibration=calibration,
     )
     analyzer_position = np.array([list(analyzer.unit_ids).index(u) for u in unit_ids], dtype=np.int64)
     return dict(

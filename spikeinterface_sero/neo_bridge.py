@@ -229,7 +229,13 @@ def annotate_spiketrains(
         isis_s=isis,
     )
     table, spike_p = decide_units(
-        outputs, spike_cell, cells, params=DecisionParams(n_boot=n_boot, seed=seed), features=features, quality=quality
+        outputs,
+        spike_cell,
+        cells,
+        params=DecisionParams(n_boot=n_boot, seed=seed),
+        features=features,
+        quality=quality,
+        calibration=ensemble.info.get("calibration") or None,
     )
     for i, st in enumerate(spiketrains):
         row = table.loc[cell_of[i]]

@@ -154,8 +154,11 @@ def evaluate_predictions(
     n_bins: int = 10,
     n_boot: int = DEFAULT_N_BOOT,
     per_kernel: bool = True,
+    model_calibration: dict | None = None,
 ) -> dict:
-    """:func:`evaluate` from precomputed member outputs ``(n, m, 2)`` (e.g. ``Ensemble.predict_members``)."""
+    """:func:`evaluate` from precomputed member outputs ``(n, m, 2)`` (e.g. ``Ensemble.predict_members``);
+    ``model_calibration`` (the model folder's) is applied to the cell probabilities; the cell calibration is
+    then reported both ways (``cell["calibration_uncalibrated"]``)."""
     P = np.asarray(member_outputs, dtype=np.float64)
     if P.ndim != 3 or P.shape[0] != len(dataset) or P.shape[2] != 2:
         raise TrainingError(f"member outputs have shape {P.shape}; expected ({len(dataset)}, m, 2)")
@@ -169,13 +172,16 @@ def evaluate_predictions(
     spike.update(confusion(y, pred))
     spike["calibration"] = calibration(y == 0, p, n_bins=n_bins)
 
-    cells = cell_decisions(consensus, dataset.cell, DecisionParams(n_boot=n_boot))
+    cells = cell_decisions(consensus, dataset.cell, DecisionParams(n_boot=n_boot), model_calibration)
     true_cell = dataset.cells["y"].reindex(cells.index.astype(str)).to_numpy(dtype=np.int64)
     cell_pred = np.where(cells["sero_label"].to_numpy() == LABELS[0], 0, 1)
     cell_p = cells["sero_probability"].to_numpy(dtype=np.float64)
     cell = _scores(true_cell, cell_pred, cell_p)
     cell.update(confusion(true_cell, cell_pred))
     cell["calibration"] = calibration(true_cell == 0, cell_p, n_bins=n_bins)
+    if model_calibration:
+        raw = cell_decisions(consensus, dataset.cell, DecisionParams(n_boot=10))["sero_probability"].to_numpy()
+        cell["calibration_uncalibrated"] = calibration(true_cell == 0, raw, n_bins=n_bins)
     cell_table = cells.copy()
     cell_table.insert(0, "true_label", [LABELS[int(v)] for v in true_cell])
     cell_table.insert(1, "correct", cell_pred == true_cell)
@@ -250,7 +256,13 @@ def evaluate(
         raise TrainingError("the evaluation set is empty")
     P = ensemble.predict_members(dataset.X, batch_size=batch_size)
     result = evaluate_predictions(
-        P, dataset, kernels=getattr(ensemble, "kernels", None), n_bins=n_bins, n_boot=n_boot, per_kernel=per_kernel
+        P,
+        dataset,
+        kernels=getattr(ensemble, "kernels", None),
+        n_bins=n_bins,
+        n_boot=n_boot,
+        per_kernel=per_kernel,
+        model_calibration=(getattr(ensemble, "info", None) or {}).get("calibration") or None,
     )
     info = getattr(ensemble, "info", {}) or {}
     result["model"] = {"folder": info.get("folder"), "name": info.get("name"), "demo": bool(info.get("demo", False))}
