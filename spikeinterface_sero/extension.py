@@ -433,8 +433,23 @@ def get_serotonergic_extension(sorting_analyzer) -> ComputeSerotonergic:
 
 
 def load_sorting_analyzer(folder, load_extensions: bool = True, format: str = "auto", **kwargs):
-    """``spikeinterface.core.load_sorting_analyzer`` with the ``serotonergic`` extension registered
-    (importing this package registers it; this wrapper makes the dependency explicit)."""
+    """``spikeinterface.core.load_sorting_analyzer`` with the ``serotonergic`` extension registered.
+
+    Parameters
+    ----------
+    folder : str or Path
+        A binary-folder or zarr analyzer.
+    load_extensions : bool, default: True
+        Load the extensions now (else on first access).
+    format : str, default: "auto"
+        As SpikeInterface's.
+    **kwargs
+        As SpikeInterface's (``backend_options``, ...).
+
+    Returns
+    -------
+    SortingAnalyzer
+    """
     from spikeinterface.core import load_sorting_analyzer as _load
 
     return _load(folder, load_extensions=load_extensions, format=format, **kwargs)

@@ -184,7 +184,18 @@ def _open_axon(path: Path):
 
 
 def abf_channels(path) -> pandas.DataFrame:  # noqa: F821
-    """Table of the channels of an .abf file: id, name, unit, whether it is a current channel."""
+    """The channels of an .abf file.
+
+    Parameters
+    ----------
+    path : str or Path
+        The file.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``channel_id``, ``channel_name``, ``unit``, ``is_current``.
+    """
     import pandas as pd
 
     rec = _open_axon(Path(path))

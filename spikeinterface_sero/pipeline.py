@@ -152,11 +152,34 @@ def check_exports(files, *, nwb_dir=None, phy_dir=None, overwrite: bool = False,
 def classify_files(
     paths, *, n_jobs: int = 1, engine: str | None = None, scheduler=None, progress: bool = False, **kwargs
 ) -> pd.DataFrame:
-    """:func:`classify_file` over many files; one table, rows in the order of ``paths``.
+    """Classify every cell of many .abf files: :func:`classify_file` per file, one table.
 
-    engine : "loop" (default for n_jobs=1), "joblib" (default for n_jobs>1: processes on this machine) or
-        "dask" (``scheduler``: a scheduler address such as ``"tcp://10.0.0.5:8786"`` or a
-        ``dask.distributed.Client``), as SpikeInterface's ``run_sorter_jobs``.
+    Parameters
+    ----------
+    paths : str, Path or list of them
+        Files, or folders (their .abf files, recursively).
+    n_jobs : int, default: 1
+        Worker processes for ``engine="joblib"`` (-1: every core).
+    engine : "loop" | "joblib" | "dask" | None, default: None
+        As SpikeInterface's ``run_sorter_jobs``; None: "dask" with a ``scheduler``, "joblib" with
+        ``n_jobs`` other than 1, else "loop".
+    scheduler : str, dask.distributed.Client or None, default: None
+        The Dask scheduler (e.g. ``"tcp://10.0.0.5:8786"``) for ``engine="dask"``.
+    progress : bool, default: False
+        A progress bar over files (loop engine).
+    **kwargs
+        Options of :func:`classify_file` (detection, model, exports).
+
+    Returns
+    -------
+    pandas.DataFrame
+        :data:`RESULT_COLUMNS`, rows in the order of the files; a file that failed has one row whose
+        ``error`` says why (a killed worker costs only its own file).
+
+    Raises
+    ------
+    BatchInterrupted
+        On Ctrl-C; its ``table`` holds the rows of the files finished so far.
     """
     files = expand_inputs(paths)
     if isinstance(n_jobs, bool) or not isinstance(n_jobs, (int, np.integer)) or n_jobs == 0:

@@ -589,7 +589,32 @@ def recording_to_analyzer(
     overwrite: bool = False,
     **detection_kwargs,
 ):
-    """Detect on a 40 kHz pA recording and return the SortingAnalyzer (see :func:`create_analyzer`)."""
+    """Detect the action currents of a 40 kHz pA recording and return its SortingAnalyzer.
+
+    Parameters
+    ----------
+    recording : BaseRecording
+        pA at 40 kHz (:func:`spikeinterface_sero.read_abf` gives one); one cell per channel.
+    max_spikes_per_cell : int or None, default: None
+        Keep at most this many spikes per cell (SpikeInterface's ``random_spikes``, seeded); None: all.
+    seed : int, default: 0
+        Seed of the cap.
+    format : "memory" | "binary_folder" | "zarr", default: "memory"
+        The analyzer's format (with ``folder``).
+    folder : str, Path or None, default: None
+        Where a binary-folder or zarr analyzer goes.
+    overwrite : bool, default: False
+        Replace an existing ``folder``.
+    **detection_kwargs
+        :class:`DetectionParams` (``threshold``, ``mad_multiplier``, ``polarity``, ``dead_time_ms``,
+        ``baseline_window_ms``).
+
+    Returns
+    -------
+    SortingAnalyzer
+        One unit per channel (properties ``cell_id``, ``n_dropped_edge``, ``main_channel_id``,
+        ``spike_polarity``), with ``random_spikes`` and ``waveforms`` (1 ms + 3 ms: 160 samples).
+    """
     snips = recording_to_snippets(recording, **detection_kwargs)
     sorting = snippets_to_sorting(snips, recording)
     analyzer = create_analyzer(
@@ -621,8 +646,26 @@ def abf_to_analyzer(
 ):
     """One call from an .abf file to a SortingAnalyzer ready for ``analyzer.compute("serotonergic")``.
 
-    The sorting has one unit per current channel (unit id = channel id, property ``cell_id``), spikes at
-    the triggers; the ``waveforms`` extension holds (n, 160, 1) snippets in pA with the trigger at 40.
+    Parameters
+    ----------
+    path : str or Path
+        The .abf file.
+    channel : str, int, list or None, default: None
+        The channel(s) to use (id or name); None: every current channel.
+    threshold : float, default: -50.0
+        The trigger, in pA from the local baseline (the paper's −50 pA).
+    allow_low_rate : bool, default: False
+        Accept recordings below 20 kHz.
+    allow_any_unit : bool, default: False
+        Accept a named channel whose unit is not a current.
+    max_spikes_per_cell, seed, format, folder, overwrite, **detection_kwargs
+        As :func:`recording_to_analyzer`.
+
+    Returns
+    -------
+    SortingAnalyzer
+        One unit per current channel (unit id = channel id, property ``cell_id``), spikes at the triggers;
+        the ``waveforms`` extension holds (n, 160, 1) snippets in pA with the trigger at 40.
     """
     rec = read_abf(path, channel=channel, allow_low_rate=allow_low_rate, allow_any_unit=allow_any_unit)
     return recording_to_analyzer(
