@@ -457,3 +457,27 @@ def test_ece_values():
     assert calibration([0, 0, 0, 0], [1.0, 1.0, 1.0, 1.0])["ece"] == 1.0
     e = calibration(np.random.default_rng(0).integers(0, 2, 500), np.random.default_rng(1).random(500))["ece"]
     assert 0 <= e <= 1
+
+
+def test_training_fits_a_calibration_the_whole_path_applies(trained, tmp_path):
+    """The temperature fitted on the validation cells is stored in model_info.json, read back, and applied
+    by the decision module wherever cells are classified; labels do not change."""
+    import json
+
+    from spikeinterface_sero.decision import calibrate, cell_decisions, consensus_of
+    from spikeinterface_sero.model import load_model
+
+    ds, tr, va, te, ens, hist, out = trained
+    stored = json.loads((out / "model_info.json").read_text())["calibration"]
+    assert stored["method"] == "temperature" and stored["temperature"] > 0
+    assert hist["calibration"]["fitted_on"] == "validation cells"
+    loaded = load_model(out)
+    assert loaded.info["calibration"]["temperature"] == stored["temperature"]
+    outputs = loaded.predict_members(te.X)
+    raw = cell_decisions(consensus_of(outputs), te.cell)
+    calibrated = cell_decisions(consensus_of(outputs), te.cell, calibration=loaded.info["calibration"])
+    np.testing.assert_allclose(
+        calibrated["sero_probability"], calibrate(raw["sero_probability"], loaded.info["calibration"])
+    )
+    assert list(calibrated["sero_label"]) == list(raw["sero_label"])
+    assert "Calibration" in (out / "README.md").read_text()

@@ -190,6 +190,8 @@ def save_model(
         src = source if source is not None else ensemble.info.get("source")
         if src:
             info["source"] = dict(src)
+        if ensemble.info.get("calibration"):  # of the cell probability, fitted on validation cells
+            info["calibration"] = dict(ensemble.info["calibration"])
         (tmp / INFO_FILE).write_text(json.dumps(info, indent=2, default=str) + "\n", encoding="utf-8")
         (tmp / CARD_FILE).write_text(_model_card(info), encoding="utf-8")
         if folder.exists():

@@ -228,6 +228,7 @@ def _read_info(folder: Path) -> dict:
         "demo": (bool, "true or false"),
         "aggregation": (dict, "an object"),
         "training": (dict, "an object"),
+        "calibration": (dict, "an object"),
         "metrics": (dict, "an object"),
         "versions": (dict, "an object"),
         "source": (dict, "an object"),
@@ -235,6 +236,19 @@ def _read_info(folder: Path) -> dict:
     for key, (typ, what) in optional.items():
         if key in info and not isinstance(info[key], typ):
             raise ModelError(f"{path}: {key!r} is {_kind(info[key])} {_short(info[key])}, expected {what}; {_FIX}")
+    calibration = info.get("calibration")
+    if calibration:
+        temperature = calibration.get("temperature")
+        if (
+            calibration.get("method") != "temperature"
+            or isinstance(temperature, bool)
+            or not isinstance(temperature, (int, float))
+            or not 0 < float(temperature) < float("inf")
+        ):
+            raise ModelError(
+                f"{path}: 'calibration' is {_short(calibration)}, expected "
+                '{"method": "temperature", "temperature": <a positive number>}; ' + _FIX
+            )
     return info
 
 
@@ -291,6 +305,16 @@ def _model_card(info: Mapping) -> str:
     lines += [f"- **{k}**: {_fmt_value(v)}" for k, v in metrics.items()] or [
         "No accuracy was measured for this model: evaluate it on labelled cells before relying on it."
     ]
+    calibration = info.get("calibration")
+    lines += ["", "## Calibration", ""]
+    lines += (
+        [
+            f"Cell probabilities are temperature-scaled (T = {float(calibration['temperature']):.3g}), fitted on "
+            f"{calibration.get('n_cells', 'the')} validation cells; labels do not change."
+        ]
+        if calibration
+        else ["None: the probabilities are the ensemble's own (not calibrated)."]
+    )
     lines += ["", "## Limits", ""] + [f"- {x}" for x in LIMITS] + [""]
     src = info.get("source")
     if src:

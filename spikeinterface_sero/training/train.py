@@ -28,9 +28,11 @@ from pathlib import Path
 import numpy as np
 
 from ..constants import DEFAULT_KERNELS, DEFAULT_THRESHOLD_PA, LABELS
-from ..errors import TrainingError
+from ..decision import calibrate, fit_temperature
+from ..errors import DataError, TrainingError
 from ..model import MEMBER_INPUT_SHAPE, Ensemble, build_member, load_model, save_model, to_member_input
 from .data import SpikeDataset, balance_classes, dataset_from_table
+from .evaluate import calibration as evaluate_calibration
 from .evaluate import evaluate, write_report
 from .splits import check_no_leakage, leak_free_split, spike_level_split
 from .synthetic import SyntheticGenerator, make_training_stream
@@ -238,6 +240,25 @@ def _quick_metrics(ensemble, ds: SpikeDataset) -> dict:
     }
 
 
+def _fit_calibration(ensemble, val: SpikeDataset) -> dict | None:
+    """Temperature scaling of the cell probability, fitted on the validation cells (None when they do not
+    hold both classes); the ECE of the validation cells before and after is recorded with it."""
+    result = evaluate(ensemble, val, per_kernel=False)
+    cells = result["cells"]
+    is_ser = (cells["true_label"] == LABELS[0]).to_numpy()
+    try:
+        calibration = fit_temperature(cells["sero_probability"].to_numpy(dtype=float), is_ser)
+    except DataError:
+        return None
+    after = calibrate(cells["sero_probability"].to_numpy(dtype=float), calibration)
+    calibration["fitted_on"] = "validation cells"
+    calibration["cell_ece_before"] = result["cell"]["calibration"]["ece"]
+    calibration["cell_ece_after"] = float(
+        evaluate_calibration(is_ser, after, n_bins=10)["ece"] if len(after) else float("nan")
+    )
+    return calibration
+
+
 def train_ensemble(
     train: SpikeDataset,
     val: SpikeDataset | None = None,
@@ -426,6 +447,14 @@ def train_ensemble(
     ensemble = Ensemble(members, info=info)
     if val is not None:
         result["val_metrics"] = _quick_metrics(ensemble, val)
+        calibration = _fit_calibration(ensemble, val)
+        if calibration is not None:
+            result["calibration"] = calibration
+            ensemble.info["calibration"] = {
+                "method": "temperature",
+                "temperature": calibration["temperature"],
+                "n_cells": calibration["n_cells"],
+            }
     if test is not None:
         result["test_metrics"] = _quick_metrics(ensemble, test)
     result["folder"] = None
