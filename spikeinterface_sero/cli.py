@@ -788,7 +788,8 @@ def _in_cli_words(message: str) -> str:
     return message
 
 
-_NEEDS_TF = {"classify", "demo", "train", "evaluate", "import-models", "watch"}
+# commands that build Keras models (classify, watch, evaluate and demo run the numpy engine: no TensorFlow)
+_NEEDS_TF = {"train", "import-models"}
 
 
 def main(argv: list[str] | None = None) -> int:

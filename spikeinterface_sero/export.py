@@ -279,7 +279,7 @@ def write_nwb(
     for i, unit_id in enumerate(analyzer.unit_ids):
         times = np.concatenate(
             [
-                analyzer.sorting.get_unit_spike_train(unit_id, segment_index=k, return_times=True)
+                analyzer.sorting.get_unit_spike_train(unit_id, segment_index=k, return_times=True, use_cache=False)
                 for k in range(analyzer.get_num_segments())
             ]
             or [np.zeros(0)]

@@ -251,7 +251,7 @@ def _features(analyzer, waveforms: np.ndarray, spike_unit_index: np.ndarray, uni
 def _intervals(sorting, unit_id) -> np.ndarray:
     """Inter-spike intervals of a unit within each segment, in seconds (every spike, not only the cap)."""
     parts = [
-        np.diff(np.sort(sorting.get_unit_spike_train(unit_id, segment_index=k, return_times=True)))
+        np.diff(np.sort(sorting.get_unit_spike_train(unit_id, segment_index=k, return_times=True, use_cache=False)))
         for k in range(sorting.get_num_segments())
     ]
     return np.concatenate(parts) if parts else np.zeros(0)

@@ -524,8 +524,11 @@ def features_from_sorting(
     ids = list(sorting.get_unit_ids()) if unit_ids is None else list(unit_ids)
     trains_by_unit = {}
     for unit_id in ids:
+        # use_cache=False: a few units per recording; the cache costs a numba compilation (~1 s) at first use
         times = [
-            np.asarray(sorting.get_unit_spike_train(unit_id, segment_index=k, return_times=True), dtype=float)
+            np.asarray(
+                sorting.get_unit_spike_train(unit_id, segment_index=k, return_times=True, use_cache=False), dtype=float
+            )
             for k in range(n_segments)
         ]
         try:

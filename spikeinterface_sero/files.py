@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import tempfile
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -71,7 +73,8 @@ def atomic_path(path) -> Iterator[Path]:
     ...     table.to_csv(tmp)
     """
     path = Path(path)
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    _remove_stale_parts(path)
+    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=_PART, dir=path.parent)
     os.close(descriptor)
     temporary = Path(temporary)
     try:
@@ -81,6 +84,21 @@ def atomic_path(path) -> Iterator[Path]:
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
+
+
+_PART = ".part"
+_STALE_S = 3600.0  # a temporary file untouched for an hour belongs to a writer that was killed
+
+
+def _remove_stale_parts(path: Path) -> None:
+    """Temporary files a killed writer of ``path`` left behind (its cleanup cannot run under SIGKILL)."""
+    now = time.time()
+    for part in path.parent.glob(f".{glob.escape(path.name)}.*{_PART}"):
+        try:
+            if now - part.stat().st_mtime > _STALE_S:
+                part.unlink()
+        except OSError:  # gone already, or not ours to remove
+            pass
 
 
 def append_line(path, line: str) -> None:

@@ -245,7 +245,10 @@ def _submit_all(function, files, indices, kwargs: dict, done: dict, workers: int
     from joblib.externals.loky.process_executor import TerminatedWorkerError
 
     indices = list(indices)
-    executor = get_reusable_executor(max_workers=max(1, min(workers, len(indices))))
+    # one inference thread per worker: the workers are the parallelism (no oversubscribed cores)
+    executor = get_reusable_executor(
+        max_workers=max(1, min(workers, len(indices))), env={"SERO_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+    )
     futures = {executor.submit(function, files[i], **kwargs): i for i in indices}
     broken = []
     for future in as_completed(futures):

@@ -90,7 +90,9 @@ def _spike_times(analyzer, unit_id, fs, offsets):
     """(times on the concatenated time axis in s, ISIs within sweeps in s) of every detected spike."""
     times, isis = [], []
     for s, off in enumerate(offsets):
-        st = np.sort(analyzer.sorting.get_unit_spike_train(unit_id, segment_index=s, return_times=True))
+        st = np.sort(
+            analyzer.sorting.get_unit_spike_train(unit_id, segment_index=s, return_times=True, use_cache=False)
+        )
         st = st - analyzer.sorting.sample_index_to_time(0, segment_index=s)
         times.append(st + off)
         if st.size > 1:

@@ -2,8 +2,9 @@
 
 The engine is ``benchmarks/fuzz_abf.py`` (seeded mutations: byte flips in the first 6 KiB, header fields
 set to awkward values, truncations; a per-case time budget; an address-space cap). Here it runs a few
-thousand cases on small files of our own (always) and on the real files in ../shared/abf (skipped when
-absent), plus named regression cases for the bugs it found. ``python benchmarks/fuzz_abf.py --cases N``
+thousand of these classic cases on small files of our own (always) and on the real files in ../shared/abf
+(skipped when absent), plus named regression cases for the bugs it found; the structure-aware mutations and
+the kill-during-write checks are in ``test_fuzz_structure.py``. ``python benchmarks/fuzz_abf.py --cases N``
 runs many more.
 """
 
@@ -53,7 +54,7 @@ def _report(r) -> str:
 
 
 def test_fuzz_own_files(fz, own, tmp_path):
-    r = fz.fuzz(2500, seed=7, budget_s=BUDGET_S, sources=own, workdir=tmp_path)
+    r = fz.fuzz(2500, seed=7, budget_s=BUDGET_S, sources=own, workdir=tmp_path, mix="classic")
     assert r["n_escaped"] == 0, _report(r)
     # the mix exercises both outcomes, and several kinds of refusal
     assert r["n_processed"] > 200 and r["n_refused"] > 200, r["counts"]
@@ -66,7 +67,7 @@ def test_fuzz_shared_files(fz, tmp_path):
     sources = fz.prepare(fz.shared_sources(SHARED_ABF))
     if not sources:
         pytest.skip("../shared/abf holds no .abf files")
-    r = fz.fuzz(1200, seed=11, budget_s=BUDGET_S, sources=sources, workdir=tmp_path)
+    r = fz.fuzz(1200, seed=11, budget_s=BUDGET_S, sources=sources, workdir=tmp_path, mix="classic")
     assert r["n_escaped"] == 0, _report(r)
     assert r["n_processed"] > 100 and r["n_refused"] > 100, r["counts"]
 

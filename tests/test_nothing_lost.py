@@ -99,6 +99,17 @@ def test_a_failed_write_leaves_the_old_file(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["results.csv"]  # no temporary left behind
 
 
+def test_a_killed_writers_temporary_file_is_cleaned_up_later(tmp_path):
+    path = tmp_path / "r.csv"
+    stale, fresh = tmp_path / ".r.csv.abc123.part", tmp_path / ".r.csv.def456.part"
+    stale.write_text("half")
+    fresh.write_text("being written")
+    os.utime(stale, (0, 0))  # last touched long ago: its writer died
+    with atomic_path(path) as temporary:
+        temporary.write_text("new")
+    assert not stale.exists() and fresh.exists() and path.read_text() == "new"
+
+
 def test_atomic_path_replaces_in_one_step(tmp_path):
     path = tmp_path / "x.txt"
     path.write_text("old")

@@ -2,8 +2,10 @@
 model folders, import of the published Keras-2 models, and Grad-CAM.
 
 One module per concern: ``architecture`` (the member and its input), ``ensemble`` (inference),
+``numpy_engine`` (the fused forward pass in numpy) and ``weights`` (member weights read with h5py),
 ``info`` and ``folder`` (model folders), ``published`` (import), ``gradcam``. Every name is importable from
-here; TensorFlow is imported only by the functions that need it.
+here; TensorFlow is imported only by the functions that need it (predicting with a loaded model folder
+does not).
 """
 
 from __future__ import annotations
@@ -17,11 +19,13 @@ from .architecture import (
     member_kernel,
     to_member_input,
 )
-from .ensemble import Ensemble, predict_members_naive, random_ensemble
+from .ensemble import ENGINES, Ensemble, predict_members_naive, random_ensemble
 from .folder import clear_model_cache, demo_model_folder, load_model, save_model
 from .gradcam import gradcam, plot_gradcam
 from .info import MODEL_FORMAT_VERSION
+from .numpy_engine import NumpyEngine
 from .published import import_models
+from .weights import MemberWeights, read_member_weights
 
 __all__ = [
     "MODEL_FORMAT_VERSION",
@@ -31,7 +35,11 @@ __all__ = [
     "member_kernel",
     "check_member_architecture",
     "to_member_input",
+    "ENGINES",
     "Ensemble",
+    "NumpyEngine",
+    "MemberWeights",
+    "read_member_weights",
     "random_ensemble",
     "predict_members_naive",
     "demo_model_folder",

@@ -1,5 +1,6 @@
-"""The ensemble: its members' outputs in one compiled TensorFlow call (the fused predictor), the spike
-consensus, and the naive ``member.predict`` loop it is tested against.
+"""The ensemble: its members' outputs by the fused forward pass (float32 numpy by default,
+:mod:`.numpy_engine`; or one compiled TensorFlow call, the fused predictor), the spike consensus, and the
+naive ``member.predict`` loop both are tested against.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from .architecture import (
     to_member_input,
 )
 
-__all__ = ["Ensemble", "random_ensemble", "predict_members_naive"]
+__all__ = ["ENGINES", "Ensemble", "random_ensemble", "predict_members_naive"]
 
 
 def _fused_predictor(members):
@@ -84,7 +85,8 @@ def _fused_predictor(members):
         outs = []
         for p in params:
             inv = tf.math.rsqrt(var + p["eps"]) * p["gamma"]
-            xn = x4 * inv + (p["beta"] - mean * inv)
+            # (x - mean) first: x * inv + (beta - mean * inv) loses ~1e-4 to cancellation when |mean| >> std
+            xn = (x4 - mean) * inv + p["beta"]
             h = tf.nn.relu(tf.nn.conv2d(xn, p["w1"], 1, "VALID") + p["b1"])
             h = tf.nn.max_pool2d(h, (2, 1), (2, 1), "VALID")
             h = tf.nn.relu(tf.nn.conv2d(h, p["w2"], 1, "VALID") + p["b2"])
@@ -117,6 +119,27 @@ def _generic_predictor(members):
     return generic
 
 
+ENGINES = ("numpy", "tensorflow")
+
+
+def _check_engine(engine) -> str:
+    if engine not in ENGINES:
+        raise ModelError(f"engine must be 'numpy' or 'tensorflow', got {engine!r}")
+    return engine
+
+
+def _keras_member(weights):
+    """A Keras member (``build_member``) holding ``weights`` (a :class:`MemberWeights`)."""
+    member = build_member(weights.kernel)
+    member.set_weights(weights.keras_weights())
+    for layer in _plain_layers(member):
+        if type(layer).__name__ == "LayerNormalization":
+            layer.epsilon = weights.epsilon
+        elif type(layer).__name__ == "Dropout":
+            layer.rate = weights.dropout
+    return member
+
+
 class Ensemble:
     """The members of a serotonergic-CNN ensemble and their consensus.
 
@@ -126,16 +149,24 @@ class Ensemble:
         Models taking (n, 160, 2, 1) and returning (n, 2) (unit 0 serotonergic).
     info : dict or None, default: None
         The ``model_info.json`` content of the model folder (``{}`` for an ensemble built in memory).
+    engine : {"numpy", "tensorflow"}, default: "numpy"
+        What computes the predictions when every member is the published architecture: ``"numpy"``, the
+        fused forward pass in float32 numpy (:mod:`~spikeinterface_sero.model.numpy_engine`), or
+        ``"tensorflow"``, the same fused pass as one compiled TensorFlow call. Both give the outputs of
+        ``member.predict`` to float32 rounding (2e-7 for random members, 2e-6 for the trained demo members;
+        tested to 1e-5). Other members always run as Keras models in one compiled TensorFlow call.
 
     Notes
     -----
-    When every member is the published architecture, predictions run the fused path (one compiled call
-    for all members, the constant time column precomputed); otherwise one compiled call of all members on
-    the full input. The weights are read when the first prediction is made: if you change a member's
-    weights afterwards, make a new ``Ensemble``.
+    :func:`~spikeinterface_sero.model.load_model` builds an ensemble from the member files' weights alone
+    (:meth:`from_weights`, no TensorFlow); the Keras models (:attr:`members`) are then built when something
+    needs them (training, Grad-CAM, :func:`predict_members_naive`, saving, the TensorFlow engine). The
+    weights are read when the first prediction is made: if you change a member's weights afterwards, make a
+    new ``Ensemble``. ``threads`` (None: ``SERO_NUM_THREADS``, ``OMP_NUM_THREADS`` or the CPUs available)
+    is how many threads the numpy engine splits the members over.
     """
 
-    def __init__(self, members: Sequence, info: Mapping | None = None):
+    def __init__(self, members: Sequence, info: Mapping | None = None, *, engine: str = "numpy"):
         members = list(members)
         if not members:
             raise ModelError("an ensemble needs at least one member")
@@ -148,14 +179,68 @@ class Ensemble:
             out = _output_shape(m)
             if out is not None and out[1:] != (2,):
                 raise ModelError(f"member {m.name!r} returns {out}; members must return (None, 2)")
-        self.members = members
+        self._setup(info, engine)
+        self._members = members
         self.kernels = tuple(member_kernel(m) for m in members)
-        self.info = dict(info or {})
         self.fused = all(_is_published(m) for m in members)
+
+    @classmethod
+    def from_weights(cls, weights: Sequence, info: Mapping | None = None, *, engine: str = "numpy") -> Ensemble:
+        """An ensemble of published members given by their weights (:class:`~.weights.MemberWeights`),
+        without building Keras models (they are built when :attr:`members` is first used)."""
+        from .weights import MemberWeights
+
+        weights = list(weights)
+        if not weights:
+            raise ModelError("an ensemble needs at least one member")
+        if not all(isinstance(w, MemberWeights) for w in weights):
+            raise ModelError("Ensemble.from_weights needs MemberWeights objects (spikeinterface_sero.model.weights)")
+        self = cls.__new__(cls)
+        self._setup(info, engine)
+        self._members = None
+        self._weights = weights
+        self.kernels = tuple(w.kernel for w in weights)
+        self.fused = True
+        return self
+
+    def _setup(self, info, engine) -> None:
+        self.info = dict(info or {})
+        self._engine = _check_engine(engine)
+        self._members = None
+        self._weights = None
         self._predictor = None
-        self._lock = threading.Lock()
+        self._numpy = None
+        self.threads = None
+        self._lock = threading.RLock()
 
     # -- properties -----------------------------------------------------------------------------------
+    @property
+    def members(self) -> list:
+        """The members as Keras models (built from the weights on first use for a loaded model folder)."""
+        if self._members is None:
+            with self._lock:
+                if self._members is None:
+                    self._members = [_keras_member(w) for w in self._weights]
+        return self._members
+
+    @property
+    def engine(self) -> str:
+        """What :meth:`predict_members` runs: ``"numpy"`` or ``"tensorflow"``."""
+        return "numpy" if self._engine == "numpy" and self.fused else "tensorflow"
+
+    def with_engine(self, engine: str) -> Ensemble:
+        """The same members (shared, not copied) and info, predicting with ``engine``."""
+        _check_engine(engine)
+        other = type(self).__new__(type(self))
+        other._setup(self.info, engine)
+        if engine == "tensorflow" and self.fused:
+            self.members  # noqa: B018 - built once here, shared by both
+        other._members, other._weights = self._members, self._weights
+        other.kernels, other.fused, other.threads = self.kernels, self.fused, self.threads
+        if engine == "numpy":
+            other._numpy = self._numpy
+        return other
+
     @property
     def is_demo(self) -> bool:
         """True for the bundled demonstration model (not for real classification)."""
@@ -166,7 +251,7 @@ class Ensemble:
         return LABELS
 
     def __len__(self) -> int:
-        return len(self.members)
+        return len(self.kernels)
 
     def __repr__(self) -> str:
         kind = "demo " if self.is_demo else ""
@@ -174,6 +259,21 @@ class Ensemble:
         return f"<{kind}Ensemble of {len(self)} members, kernels {list(self.kernels)}, {src}>"
 
     # -- prediction -----------------------------------------------------------------------------------
+    def _member_weights(self) -> list:
+        if self._weights is None:
+            from .weights import member_weights_from_keras
+
+            self._weights = [member_weights_from_keras(m) for m in self._members]
+        return self._weights
+
+    def _get_numpy(self):
+        with self._lock:
+            if self._numpy is None:
+                from .numpy_engine import NumpyEngine
+
+                self._numpy = NumpyEngine(self._member_weights())
+            return self._numpy
+
     def _get_predictor(self):
         with self._lock:
             if self._predictor is None:
@@ -188,16 +288,19 @@ class Ensemble:
         snippets : array-like or Snippets
             (n, 160) or (n, 160, 1) float, pA (or a ``Snippets`` object).
         batch_size : int, default: 512
-            Spikes per compiled call (12 members: ~90 kB of working memory per spike, ~45 MB at the default,
-            which is also the fastest batch on a 2-core CPU; 4096 takes ~360 MB for no gain).
+            TensorFlow engine: spikes per compiled call (12 members: ~90 kB of working memory per spike,
+            ~45 MB at the default). Numpy engine: at most this many spikes per pass (it uses 128 at most,
+            the fastest on a 2-core CPU: ~100 kB per spike and thread).
         """
         x = _as_snippets(snippets)
-        m = len(self.members)
+        m = len(self)
         if x.shape[0] == 0:
             return np.zeros((0, m, 2), dtype=np.float32)
         batch_size = int(batch_size)
         if batch_size < 1:
             raise DataError(f"batch_size must be >= 1, got {batch_size}")
+        if self.engine == "numpy":
+            return self._get_numpy().predict_members(x, batch_size=batch_size, threads=self.threads)
         predictor = self._get_predictor()
         out = np.empty((x.shape[0], m, 2), dtype=np.float32)
         for start in range(0, x.shape[0], batch_size):

@@ -1,6 +1,6 @@
 """Model folders: ``save_model`` writes the members, ``model_info.json`` and the model card; ``load_model``
-verifies the checksums, refuses links out of the folder and oversized archives, loads the members in Keras
-safe mode, and caches the ensemble.
+verifies the checksums, refuses links out of the folder and oversized archives, reads the published
+members' weights with h5py (no TensorFlow; other members load in Keras safe mode), and caches the ensemble.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ import collections
 import datetime as _dt
 import hashlib
 import json
+import os
 import platform
 import shutil
 import threading
@@ -23,7 +24,7 @@ from .._version import __version__
 from ..errors import ModelError
 from ._backend import _keras, _tf
 from .architecture import member_kernel
-from .ensemble import Ensemble
+from .ensemble import ENGINES, Ensemble
 from .info import (
     _AGGREGATION,
     CARD_FILE,
@@ -303,13 +304,10 @@ def _hdf5_config(path: Path):
     return _read_config_json(raw.decode("utf-8") if isinstance(raw, bytes) else raw, path)
 
 
-def _load_keras_file(path: Path, *, trust: bool):
-    """Load a .keras / .h5 file with Keras safe mode, mapping failures to ModelError.
-
-    Before Keras sees the file: the sizes of a ``.keras`` archive's entries are checked and, without
-    ``trust``, a configuration naming a Lambda layer or a class from outside Keras is refused.
-    """
-    keras = _keras()
+def _checked_config(path: Path, *, trust: bool):
+    """The model configuration of a .keras / .h5 file (parsed JSON; None for an HDF5 file without one),
+    after the size checks of a ``.keras`` archive and, without ``trust``, refused when it names a Lambda
+    layer or a class from outside Keras."""
     is_h5 = path.suffix.lower() in (".h5", ".hdf5")
     config = _hdf5_config(path) if is_h5 else _archive_config(path)
     if not trust and config is not None:
@@ -319,6 +317,17 @@ def _load_keras_file(path: Path, *, trust: bool):
                 f"{path.name} needs code from outside Keras ({', '.join(problems)}); refused by default, pass "
                 "trust=True only if you trust where this model comes from"
             )
+    return config
+
+
+def _load_keras_file(path: Path, *, trust: bool):
+    """Load a .keras / .h5 file with Keras safe mode, mapping failures to ModelError.
+
+    Before Keras sees the file: the sizes of a ``.keras`` archive's entries are checked and, without
+    ``trust``, a configuration naming a Lambda layer or a class from outside Keras is refused.
+    """
+    _checked_config(path, trust=trust)
+    keras = _keras()
     try:
         model = keras.saving.load_model(path, compile=False, safe_mode=not trust)
     except Exception as exc:  # noqa: BLE001 - Keras raises many types
@@ -375,7 +384,37 @@ def clear_model_cache() -> None:
         _CACHE.clear()
 
 
-def load_model(folder=None, *, trust: bool = False) -> Ensemble:
+def _resolve_engine(engine) -> str:
+    if engine is None:
+        engine = os.environ.get("SERO_MODEL_ENGINE", "").strip().lower() or "numpy"
+        if engine not in ENGINES:
+            raise ModelError(f"SERO_MODEL_ENGINE is {engine!r}; set it to 'numpy' or 'tensorflow' (or unset it)")
+    if engine not in ENGINES:
+        raise ModelError(f"engine must be 'numpy' or 'tensorflow', got {engine!r}")
+    return engine
+
+
+def _read_weights(folder: Path, info: Mapping, *, trust: bool):
+    """Every member's weights read with h5py (no TensorFlow), or None when one member is not exactly the
+    published architecture (the folder is then loaded with Keras)."""
+    from .weights import read_member_weights
+
+    weights = []
+    for m in info["members"]:
+        path = folder / m["file"]
+        config = _checked_config(path, trust=trust)
+        w = read_member_weights(path, config) if config is not None else None
+        if w is None:
+            return None
+        if w.kernel != m["kernel"]:
+            raise ModelError(
+                f"{m['file']}: first convolution has kernel {w.kernel}, but {INFO_FILE} says {m['kernel']}"
+            )
+        weights.append(w)
+    return weights
+
+
+def load_model(folder=None, *, trust: bool = False, engine: str | None = None) -> Ensemble:
     """Load a model folder after verifying it.
 
     Parameters
@@ -386,6 +425,13 @@ def load_model(folder=None, *, trust: bool = False) -> Ensemble:
     trust : bool, default: False
         Allow members that need arbitrary code (a Lambda layer, custom layer classes). Without it they
         raise :class:`~spikeinterface_sero.errors.ModelError`.
+    engine : {"numpy", "tensorflow"} or None, default: None
+        What predicts. ``"numpy"`` (the default; None reads the ``SERO_MODEL_ENGINE`` environment variable):
+        the members' weights are read from the files with h5py and the fused forward pass runs in numpy;
+        TensorFlow is not imported (the Keras models are built when something needs them: training,
+        Grad-CAM, :func:`~spikeinterface_sero.model.predict_members_naive`, saving). ``"tensorflow"``: the
+        members are loaded by Keras (safe mode) and predict in one compiled TensorFlow call. Members that
+        are not exactly the published architecture always load with Keras and predict with TensorFlow.
 
     Returns
     -------
@@ -396,10 +442,12 @@ def load_model(folder=None, *, trust: bool = False) -> Ensemble:
     -----
     Every field of ``model_info.json`` is validated, each member file's sha256 is verified, a member that
     is a link resolving outside the folder is refused, ``.keras`` archives are checked for what they unpack
-    to before Keras opens them, and members are loaded in Keras safe mode. Loaded ensembles are cached per
-    process, keyed on the folder and the checksums of its files, so repeated calls return the same object
-    (treat it as read-only; :func:`clear_model_cache` forgets them).
+    to before they are opened, a configuration naming code from outside Keras is refused without ``trust``,
+    and Keras loads members in safe mode. Loaded ensembles are cached per process, keyed on the folder, the
+    checksums of its files and the engine, so repeated calls return the same object (treat it as read-only;
+    :func:`clear_model_cache` forgets them).
     """
+    engine = _resolve_engine(engine)
     if folder is None:
         folder = demo_model_folder()
         if not (folder / INFO_FILE).is_file():
@@ -431,21 +479,25 @@ def load_model(folder=None, *, trust: bool = False) -> Ensemble:
                 "get a fresh copy of the model folder; do not edit the checksum unless you know why it changed"
             )
         checks.append((m["file"], digest))
-    key = (str(folder), _sha256(folder / INFO_FILE), tuple(checks), bool(trust))
+    key = (str(folder), _sha256(folder / INFO_FILE), tuple(checks), bool(trust), engine)
     with _CACHE_LOCK:
         if key in _CACHE:
             _CACHE.move_to_end(key)
             return _CACHE[key]
-    members = []
-    for m in info["members"]:
-        model = _load_keras_file(folder / m["file"], trust=trust)
-        k = member_kernel(model)
-        if k != m["kernel"]:
-            raise ModelError(f"{m['file']}: first convolution has kernel {k}, but {INFO_FILE} says {m['kernel']}")
-        members.append(model)
     info = dict(info)
     info["folder"] = str(folder)
-    ens = Ensemble(members, info=info)
+    weights = _read_weights(folder, info, trust=trust) if engine == "numpy" else None
+    if weights is not None:
+        ens = Ensemble.from_weights(weights, info=info, engine="numpy")
+    else:
+        members = []
+        for m in info["members"]:
+            model = _load_keras_file(folder / m["file"], trust=trust)
+            k = member_kernel(model)
+            if k != m["kernel"]:
+                raise ModelError(f"{m['file']}: first convolution has kernel {k}, but {INFO_FILE} says {m['kernel']}")
+            members.append(model)
+        ens = Ensemble(members, info=info, engine=engine)
     with _CACHE_LOCK:
         _CACHE[key] = ens
         while len(_CACHE) > _CACHE_SIZE:
