@@ -394,6 +394,7 @@ def cmd_demo(args) -> int:
         model_folder=args.model,
         report=not args.no_report,
         n_jobs=args.n_jobs,
+        overwrite=args.overwrite,
     )
     rows = []
     for _, r in table.iterrows():
@@ -404,6 +405,7 @@ def cmd_demo(args) -> int:
                 r["true_cell_type"],
                 r["sero_label"],
                 f"{p:.2f} [{lo:.2f}-{hi:.2f}]" if p == p else "-",
+                "yes" if _is_true(r["sero_reliable"]) else f"no ({r['sero_quality']})",
                 r["sero_type"],
                 r["n_spikes"],
                 f"{r['firing_rate_hz']:.2f}",
@@ -412,7 +414,19 @@ def cmd_demo(args) -> int:
             )
         )
     _print_table(
-        ["file", "simulated as", "label", "P(SER) [95% CI]", "type", "spikes", "rate_Hz", "UDI_ms", "correct"], rows
+        [
+            "file",
+            "simulated as",
+            "label",
+            "P(SER) [95% CI]",
+            "reliable",
+            "type",
+            "spikes",
+            "rate_Hz",
+            "UDI_ms",
+            "correct",
+        ],
+        rows,
     )
     n_ok = int(table["correct"].sum())
     print(
@@ -668,7 +682,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=2024)
     p.add_argument("--model", default=None, metavar="DIR", help="model folder (default: the bundled demo model)")
     p.add_argument("--n-jobs", type=int, default=1)
-    p.add_argument("--no-report", action="store_true")
+    p.add_argument("--no-report", action="store_true", help="no plots and HTML summary")
+    p.add_argument("--overwrite", action="store_true", help="replace an earlier demo's output in --out")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser(

@@ -13,6 +13,7 @@ import pandas as pd
 
 from .datasets import simulate_dataset
 from .export import write_table
+from .files import check_output_path
 from .pipeline import classify_files
 from .report import write_summary_html
 
@@ -30,11 +31,18 @@ def run_demo(
     model_folder=None,
     report: bool = True,
     n_jobs: int = 1,
+    overwrite: bool = False,
 ) -> pd.DataFrame:
     """Simulate, classify, compare with the ground truth. Writes ``recordings/*.abf``, ``results.csv`` and
     (with ``report``) ``report/index.html`` under ``out_dir``; returns the results table with the columns
-    ``true_label``, ``true_cell_type`` and ``correct`` added."""
+    ``true_label``, ``true_cell_type`` and ``correct`` added. An earlier demo's output is replaced only with
+    ``overwrite`` (checked before any work)."""
     out = Path(out_dir)
+    results = (
+        check_output_path(out / "results.csv", overwrite=overwrite, suffixes=(".csv",), what="demo results")
+        if out.is_dir()
+        else out / "results.csv"
+    )
     rec_dir = out / "recordings"
     counts = dict(DEFAULT_CELLS if n_cells_per_type is None else n_cells_per_type)
     recs = simulate_dataset(counts, duration_s=duration_s, seed=seed, out_dir=rec_dir, n_groups=2)
@@ -49,7 +57,7 @@ def run_demo(
         truth[str(Path(f).resolve())].cell_type if str(Path(f).resolve()) in truth else "" for f in table["file"]
     ]
     table["correct"] = table["sero_label"] == table["true_label"]
-    write_table(table, out / "results.csv")
+    write_table(table, results, overwrite=overwrite)
     if report_dir is not None:
         write_summary_html(table, report_dir)
     return table
