@@ -31,7 +31,7 @@ from .extension import get_serotonergic_extension
 from .features import DEFAULT_MAX_CV, DEFAULT_MAX_RATE_HZ, DEFAULT_MIN_UDI_MS, trough_and_peak_indices
 from .snippets import snippets_from_analyzer
 
-__all__ = ["write_cell_reports", "write_summary_html", "cell_plot_name", "plot_cell"]
+__all__ = ["write_cell_reports", "write_summary_html", "cell_plot_name", "plot_cell", "plot_population"]
 
 #: colours of the labels (Okabe-Ito blue / orange: distinguishable with colour-vision deficiency)
 COLOURS = {"serotonergic": "#0072B2", "non_serotonergic": "#D55E00", "undetermined": "#777777", "error": "#B00020"}
@@ -477,6 +477,7 @@ tr.undetermined td.label{background:#EEEEEE;color:#555}
 tr.error td{background:#F8D7DA;color:#842029} tr.error td.label{font-weight:bold}
 tr.unsure td{opacity:0.6;font-style:italic} tr.unsure td.reliable, td .why{color:#842029;font-style:normal;opacity:1}
 td img{width:170px;display:block;border:1px solid #ddd}
+img.population{max-width:100%;width:900px;border:1px solid #ddd}
 details{margin:8px 0 4px 0;font-size:14px;max-width:980px} summary{cursor:pointer;font-weight:bold}
 .foot{color:#777;font-size:12px;margin-top:18px}
 """
@@ -522,6 +523,70 @@ def _find_plot(report_dir: Path, r) -> str | None:
     prefix = name.rsplit("_", 1)[0] + "_"
     found = [p.name for p in report_dir.glob("*.png") if p.name.startswith(prefix) and len(p.name) == len(name)]
     return found[0] if len(found) == 1 else None
+
+
+def plot_population(table: pd.DataFrame, *, dpi: int = 100):
+    """The population view CellExplorer users rely on: every cell's UDI against its firing rate and CV,
+    coloured by its label, unsure calls hollow, the classical criteria's thresholds drawn.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Results rows (``udi_ms``, ``firing_rate_hz``, ``cv_isi``, ``sero_label``, ``sero_reliable``).
+    dpi : int, default: 100
+        Resolution of the figure.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(11, 4.6), dpi=dpi, layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, 2)
+    reliable = table["sero_reliable"].map(lambda v: str(v) in ("True", "1")).to_numpy()
+    keys = table["sero_label"].map(_label_key).to_numpy()
+    for ax, (column, name, limit, rule) in zip(
+        axes,
+        [
+            ("firing_rate_hz", "firing rate (Hz)", DEFAULT_MAX_RATE_HZ, "slow"),
+            ("cv_isi", "CV of the inter-spike intervals", DEFAULT_MAX_CV, "regular"),
+        ],
+    ):
+        x = pd.to_numeric(table[column], errors="coerce").to_numpy(dtype=float)
+        y = pd.to_numeric(table["udi_ms"], errors="coerce").to_numpy(dtype=float)
+        for key in dict.fromkeys(keys):
+            for sure in (True, False):
+                m = (keys == key) & (reliable == sure)
+                if m.any():
+                    ax.scatter(
+                        x[m],
+                        y[m],
+                        s=46,
+                        facecolors=COLOURS[key] if sure else "none",
+                        edgecolors=COLOURS[key],
+                        linewidths=1.4,
+                        label=f"{_DISPLAY.get(key, key)}{'' if sure else ' (not reliable)'}",
+                    )
+        ax.axhline(DEFAULT_MIN_UDI_MS, color="0.4", lw=0.8, ls="--")
+        ax.axvline(limit, color="0.4", lw=0.8, ls="--")
+        ax.text(limit, ax.get_ylim()[1], f" {rule} ≤ {limit:g}", va="top", ha="left", fontsize=8, color="0.3")
+        ax.text(
+            ax.get_xlim()[1],
+            DEFAULT_MIN_UDI_MS,
+            f"wide ≥ {DEFAULT_MIN_UDI_MS:g} ms ",
+            va="bottom",
+            ha="right",
+            fontsize=8,
+            color="0.3",
+        )
+        ax.set_xlabel(name)
+        ax.set_ylabel("UDI (ms)")
+    axes[0].legend(loc="best", fontsize=8, frameon=False)
+    fig.suptitle(f"{len(table)} cells: the classical criteria's thresholds dashed", fontsize=10)
+    return fig
 
 
 def write_summary_html(
@@ -597,6 +662,13 @@ def write_summary_html(
         os.replace(csv, report_dir / "results.csv")
         out.append('<p class="meta"><a href="results.csv">results.csv</a> (the full table)</p>')
     out.append(_HELP)
+    if len(cells):
+        population = plot_population(cells)
+        _save_png(population, report_dir / "population.png")
+        out.append(
+            '<p><a href="population.png"><img class="population" src="population.png" alt="population: UDI '
+            'against firing rate, every cell coloured by its label"></a></p>'
+        )
 
     head = "".join(f"<th>{esc(h)}</th>" for _, h in _COLUMNS) + "".join(f"<th>{esc(c)}</th>" for c in extra)
     out.append(f"<table><thead><tr><th>#</th>{head}</tr></thead><tbody>")

@@ -123,3 +123,31 @@ def test_criteria_report_and_names(abf_files, tmp_path):
     }
     assert len(names) == 12
     assert all(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*\.png", n) for n in names)
+
+
+def test_summary_has_a_population_view_and_every_image_it_references_exists(tmp_path):
+    import re
+
+    import pandas as pd
+
+    from spikeinterface_sero.export import RESULT_COLUMNS
+
+    rows = pd.DataFrame(
+        {
+            "file": ["a.abf", "b.abf", "c.abf"],
+            "cell_id": ["a", "b", "c"],
+            "sero_label": ["serotonergic", "non_serotonergic", "serotonergic"],
+            "sero_reliable": [True, True, False],
+            "sero_quality": ["ok", "ok", "monophasic"],
+            "udi_ms": [1.5, 0.4, 2.7],
+            "firing_rate_hz": [1.2, 9.0, 4.0],
+            "cv_isi": [0.2, 0.8, 0.4],
+            "error": ["", "", ""],
+        }
+    ).reindex(columns=RESULT_COLUMNS)
+    rows["error"] = ""
+    index = write_summary_html(rows, tmp_path)
+    html = index.read_text()
+    assert "population.png" in html and "no: monophasic" in html and 'class="serotonergic unsure"' in html
+    for image in re.findall(r'src="([^"]+)"', html):
+        assert (tmp_path / image).is_file(), image
