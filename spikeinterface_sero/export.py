@@ -17,11 +17,10 @@ import numpy as np
 import pandas as pd
 
 from ._version import __version__
-from .constants import SAMPLING_FREQUENCY
 from .decision import UNIT_COLUMN_DESCRIPTIONS
 from .extension import SERO_PROPERTIES, get_serotonergic_extension
 from .files import atomic_path, check_output_path
-from .snippets import snippets_from_analyzer
+from .upstream import main_channel_indices
 
 __all__ = [
     "RESULT_COLUMNS",
@@ -318,12 +317,15 @@ def _source_file(analyzer) -> str:
 
 
 def _mean_waveforms(analyzer) -> np.ndarray:
-    """(n_units, n_samples, 1): each unit's mean snippet on its own channel, in pA."""
-    sn = snippets_from_analyzer(analyzer)
-    n = sn.waveforms.shape[1] if sn.waveforms.ndim == 2 else int(round(4e-3 * SAMPLING_FREQUENCY))
-    out = np.full((len(analyzer.unit_ids), n, 1), np.nan, dtype=np.float32)
-    for i, u in enumerate(analyzer.unit_ids):
-        m = sn.unit_ids == str(u)
-        if m.any():
-            out[i, :, 0] = sn.waveforms[m].mean(axis=0)
-    return out
+    """(n_units, n_samples, 1): each unit's mean action current on its main channel, in pA (SpikeInterface's
+    ``templates`` extension, computed from the waveforms if the analyzer has none)."""
+    if not analyzer.has_extension("templates"):
+        analyzer.compute("templates", operators=["average"])
+    templates = analyzer.get_extension("templates")
+    main = main_channel_indices(analyzer)
+    return np.stack(
+        [
+            templates.get_unit_template(unit_id, operator="average")[:, [main[i]]].astype(np.float32)
+            for i, unit_id in enumerate(analyzer.unit_ids)
+        ]
+    )

@@ -1,21 +1,6 @@
-"""Classical electrophysiological features of a cell, next to the CNN: firing rate, CV and LV of the
-inter-spike intervals, and spike width (UDI), computed with Elephant on Neo spike trains; the classical
-"wide, slow and regular" serotonergic criteria; and the typical / atypical typing that compares them with
-the CNN label.
-
-Conventions (see ``docs/features.md``):
-
-* a cell is a list of :class:`neo.SpikeTrain`, one per segment (sweep).  ISIs are taken only inside a
-  segment, never across the gap between two sweeps; the firing rate is total spikes / total recorded
-  duration;
-* the UDI (interval between the upstroke and the downstroke of the action potential) is the
-  trough-to-peak interval of the action current, measured with
-  :func:`elephant.waveform_features.waveform_width` on the **mean snippet** by default;
-* a value that is undefined for the data (CV with fewer than two ISIs, LV without two consecutive ISIs
-  in one segment, UDI without snippets) is ``NaN``; nothing warns or raises for a cell with 0, 1 or 2
-  spikes.
-
-Elephant is imported inside the functions that use it (it costs about a second to import).
+"""Classical features of a cell next to the CNN (Elephant on Neo spike trains): firing rate, CV and LV of
+the inter-spike intervals, the UDI; the "wide, slow and regular" criteria and the typical / atypical typing.
+Conventions and sources: ``docs/features.md``.
 """
 
 from __future__ import annotations

@@ -1,15 +1,5 @@
-"""What a user looks at: one PNG per cell and an ``index.html`` summary of a run.
-
-* :func:`write_cell_reports` draws every cell (unit) of a classified SortingAnalyzer: its action currents
-  (all drawn thin, the mean thick), the distribution of the per-spike P(SER) with the cell probability and
-  its 95 % interval, the firing rate over time, the ISI histogram and a box with the numbers behind the
-  label. A red "DEMO MODEL" banner marks results of the bundled demonstration model.
-* :func:`write_summary_html` writes ``index.html`` (self-contained: inline style, relative links to the
-  PNGs) with one row per cell, coloured by label, the failed files in red with their message, the model(s),
-  the date and the package version, plus ``results.csv``.
-* :func:`make_report` does both for analyzers, saved analyzer folders or .abf files.
-
-``sero classify ... --report DIR`` calls the first per file and the second once at the end.
+"""What a user looks at: one PNG per cell, the population view and an ``index.html`` summary of a run
+(``docs/tutorial.md``).
 """
 
 from __future__ import annotations

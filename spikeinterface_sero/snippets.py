@@ -1,21 +1,6 @@
-"""From a recording to aligned 160-point action-current snippets, the paper's way and SpikeInterface's way.
-
-Detection follows the paper (Corradetti et al. 2024): a spike triggers where the current crosses the
-threshold (default −50 pA) downward; the snippet runs from 1 ms (40 samples) before the trigger to 3 ms
-(120 samples) after, at 40 kHz, the trigger at index 40 (the first sample at or beyond threshold).
-
-Like Clampfit's threshold search with a tracking baseline, the threshold is measured from the *local
-baseline* (a running median of 10 ms block medians, 100 ms wide by default), because holding currents
-offset cell-attached traces by tens of pA and drift. The snippets keep the raw current.
-
-The recording is read in chunks (10 s by default): two passes, one for the baseline and noise, one for the
-triggers and the snippets, so memory does not grow with the recording length.
-
-Results come in two forms:
-
-* :class:`Snippets` (numpy arrays; :func:`recording_to_snippets`, :func:`abf_to_snippets`);
-* a SpikeInterface ``SortingAnalyzer`` with one unit per cell (channel) and a ``waveforms`` extension
-  holding the (n, 160, 1) snippets in pA (:func:`abf_to_analyzer`, :func:`create_analyzer`).
+"""Detection (the paper's −50 pA crossing from the local baseline) and the 160-point snippets, as a
+SpikeInterface Sorting and SortingAnalyzer or as :class:`Snippets` (the CSV/npz formats). How the detector
+works: ``docs/architecture.md`` ("The detector").
 """
 
 from __future__ import annotations

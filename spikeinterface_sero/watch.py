@@ -1,20 +1,6 @@
-"""Classify recordings while the experiment runs: watch a folder, classify each .abf file as soon as the
-acquisition software has finished writing it, and append its rows to a results table (``sero watch``).
-
-A file is classified only when it is finished:
-
-1. its size and modification time have not changed, and no write event came, for ``settle_s`` seconds;
-2. it opens as a complete ABF file. A file that does not (truncated: the header promises more data than
-   the file holds; not yet an ABF header) is treated as still being written; if it stays unchanged for
-   another ``incomplete_s`` seconds its error row is recorded. Should it change later (the acquisition
-   resumed), it is classified again and the new rows follow the error row;
-3. it did not change while it was being classified (otherwise the result is dropped and it waits again).
-
-Events come from ``watchdog`` (inotify, FSEvents, ReadDirectoryChangesW; ``use_polling=True`` for network
-shares that send none), and the folder is also re-listed every few seconds, so a missed event only delays
-a file. A finished file is classified once; if it is modified afterwards it is classified again (a warning
-is logged) and its new rows supersede the earlier ones. One process should append to a results table at
-a time.
+"""Classify recordings while the experiment runs (``sero watch``): each .abf file once it is completely
+written, rows appended whole to a results table. When a file counts as finished: ``docs/tutorial.md``
+("Watching a folder").
 """
 
 from __future__ import annotations

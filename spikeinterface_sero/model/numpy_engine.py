@@ -1,33 +1,5 @@
 """The fused ensemble forward pass in float32 numpy: the published members' outputs without TensorFlow.
-
-Per member, the maths of :func:`~spikeinterface_sero.model.architecture.build_member` on the input
-(time in s, current in pA), as the TensorFlow fused predictor (``ensemble._fused_predictor``) computes it:
-
-1. ``LayerNormalization(axis=[1])``: each column of each spike z-scored over its 160 samples (``epsilon``
-   added to the variance), times ``gamma`` plus ``beta`` (per sample).
-2. The **time column** is the same for every spike, so its path through conv1 -> relu -> pool (2, 1) ->
-   conv2 -> relu -> pool over time is a constant per member (``tmax``, computed once here);
-   ``MaxPooling2D((2, 2))`` is then ``max(pooled current features, tmax)``. Only the current column runs
-   per spike.
-3. Conv1 (k taps, 1 -> 32 channels) at the steps 2t and 2t + 1 that pool (2, 1) pairs: im2col of the
-   k + 1 samples from 2t (a strided view of the normalised batch, copied) and two matrix products (even,
-   odd taps) for every pooled step, spike and channel of a batch.
-4. Pool (2, 1) then relu: ``max(a, b, -bias) + bias`` = ``relu(max(a, b) + bias)`` exactly (rounding is
-   monotonic); the ``+ bias`` is carried through the (linear) second convolution as a constant.
-5. Conv2 (k taps, 32 -> 64 channels), 95 % of the work, as an exact real DFT of length ``P = n_in``: the
-   correlation of the ``n_in = 2 * n_pool + k - 1`` input steps that the pooled outputs need with the
-   k-tap kernel is circular-wrap free for the ``2 * n_pool`` outputs used, so it is computed as
-   forward transform (a ``(P, n_in)`` matrix), one ``(n, 64) @ (64, 64)`` product per frequency and
-   real/imaginary part, and the inverse transform (a ``(2 n_pool, P)`` matrix). Same result as the direct
-   sum to float32 rounding (~1e-7 on the outputs), about a third of its arithmetic: ~1.5 MFLOP per spike
-   and member instead of ~4.4.
-6. Pool over time, max with ``tmax`` (relu is implied: ``tmax >= 0``), flatten (time, channel), dense,
-   sigmoid.
-
-Every step is a matrix product on the whole batch (spikes x time or spikes x frequency) or one numpy
-pass over it; batches are processed in chunks that fit the CPU caches, with preallocated buffers, and the
-(chunk, member) tasks are shared by threads (one BLAS thread each, so the threads never wait on each
-other's BLAS pools; a thread slowed by other work on the machine simply takes fewer tasks).
+The maths, step by step: ``docs/model-folder.md`` ("The numpy engine").
 """
 
 from __future__ import annotations

@@ -1,15 +1,5 @@
-"""The weights of a published member, read from a Keras file with h5py, without TensorFlow or Keras.
-
-A ``.keras`` file is a zip archive holding ``config.json`` (the layers, as JSON) and ``model.weights.h5``
-(the arrays); a legacy ``.h5`` file holds both in one HDF5 file. :func:`published_spec` reads the
-configuration as JSON data (nothing in it is executed or deserialised into objects) and says whether it is
-exactly the published member (:func:`~spikeinterface_sero.model.architecture.build_member`);
-:func:`read_member_weights` then maps the stored arrays to its layers by the layer order and class names of
-that configuration, as Keras does. Anything that is not exactly the published member gives ``None``: the
-caller loads such a file with Keras instead.
-
-The caller (``folder.load_model``) has already verified the file's sha256 and what a ``.keras`` archive
-unpacks to.
+"""The weights of a published member, read from a Keras file with h5py (the configuration as JSON data,
+nothing executed), without TensorFlow or Keras (``docs/model-folder.md``, "Reading member files").
 """
 
 from __future__ import annotations
