@@ -25,6 +25,7 @@ from .constants import (
     is_paper_rate,
 )
 from .errors import DataError, SeroError, SnippetError
+from .files import atomic_path
 from .io import read_abf
 from .upstream import main_channel_indices
 
@@ -815,32 +816,36 @@ def read_snippet_csv_folder(folder, *, on_bad: str = "raise"):
 
 
 def save_npz(snippets: Snippets, path) -> Path:
-    """Save snippets (waveforms in pA, triggers, segments, units, cells, and detection settings) as .npz."""
+    """Save snippets (waveforms in pA, triggers, segments, units, cells, and detection settings) as .npz,
+    atomically (a crash leaves the old file or the new one). numpy's rule: ``.npz`` is added to a name
+    without it."""
     import json
 
     path = Path(path)
-    np.savez_compressed(
-        path,
-        waveforms=snippets.waveforms,
-        trigger_samples=snippets.trigger_samples,
-        segment_index=snippets.segment_index,
-        unit_ids=snippets.unit_ids.astype(str),
-        cell_ids=snippets.cell_ids.astype(str),
-        sampling_frequency=np.float64(snippets.sampling_frequency),
-        meta=np.array(
-            json.dumps(
-                dict(
-                    source=snippets.source,
-                    detection=snippets.detection,
-                    n_dropped_edge=snippets.n_dropped_edge,
-                    n_detected=snippets.n_detected,
-                    thresholds_pa=snippets.thresholds_pa,
-                    segment_durations_s=snippets.segment_durations_s,
-                    segment_t_starts_s=snippets.segment_t_starts_s,
+    path = path if path.suffix == ".npz" else path.with_name(path.name + ".npz")
+    with atomic_path(path) as temporary, open(temporary, "wb") as handle:
+        np.savez_compressed(
+            handle,
+            waveforms=snippets.waveforms,
+            trigger_samples=snippets.trigger_samples,
+            segment_index=snippets.segment_index,
+            unit_ids=snippets.unit_ids.astype(str),
+            cell_ids=snippets.cell_ids.astype(str),
+            sampling_frequency=np.float64(snippets.sampling_frequency),
+            meta=np.array(
+                json.dumps(
+                    dict(
+                        source=snippets.source,
+                        detection=snippets.detection,
+                        n_dropped_edge=snippets.n_dropped_edge,
+                        n_detected=snippets.n_detected,
+                        thresholds_pa=snippets.thresholds_pa,
+                        segment_durations_s=snippets.segment_durations_s,
+                        segment_t_starts_s=snippets.segment_t_starts_s,
+                    )
                 )
-            )
-        ),
-    )
+            ),
+        )
     return path
 
 
