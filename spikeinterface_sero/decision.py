@@ -71,6 +71,7 @@ CELL_COLUMNS = [
 _QUALITY_COLUMNS = ["sero_quality", "snr", "shape_consistency", "outward_ratio", "half_width_ms"]
 #: columns of the per-unit table of :func:`decide_units` (and of the ``serotonergic`` extension)
 UNIT_COLUMNS = CELL_COLUMNS + [
+    "member_spread",
     "firing_rate_hz",
     "cv_isi",
     "lv",
@@ -94,6 +95,7 @@ UNIT_COLUMN_DESCRIPTIONS = {
     "sero_reliable": "true only for an action current like the training data, enough spikes, interval clear of 0.5",
     "n_spikes": "spikes classified",
     "fraction_spikes_ser": "fraction of the cell's spikes whose own consensus votes serotonergic",
+    "member_spread": "standard deviation over the ensemble's members of their own cell P(serotonergic): disagreement",
     "firing_rate_hz": "mean firing rate over the recording (Hz, Elephant)",
     "cv_isi": "coefficient of variation of the inter-spike intervals",
     "lv": "local variation of the inter-spike intervals (Shinomoto)",
@@ -395,6 +397,18 @@ def action_current_quality(waveforms, spike_unit_index, unit_ids, *, firing_rate
     return pd.DataFrame(rows, index=pd.Index(unit_ids, name="unit_id"), columns=_QUALITY_COLUMNS)
 
 
+def _member_spread(outputs: np.ndarray, spike_unit_index: np.ndarray, n_units: int) -> np.ndarray:
+    """Per unit, the standard deviation over members of each member's own cell P(SER) (NaN without spikes)."""
+    spread = np.full(n_units, np.nan)
+    if outputs.shape[1] < 2:
+        return spread
+    for position in range(n_units):
+        spikes = outputs[spike_unit_index == position]
+        if spikes.shape[0]:
+            spread[position] = float(np.std(spike_probability(spikes.mean(axis=0))))
+    return spread
+
+
 def decide_units(
     member_outputs,
     spike_unit_index,
@@ -462,12 +476,19 @@ def decide_units(
         for column in CELL_COLUMNS:
             table[column] = by_index[column].to_numpy()
         table["sero_label"] = table["sero_label"].where(table["sero_label"].notna(), UNDETERMINED)
+        table["member_spread"] = _member_spread(outputs, spike_unit_index, len(unit_ids))
     else:
         if features is None:
             raise DataError("method='criteria' needs the classical features (features=...).")
         spike_p = np.full(spike_unit_index.shape[0], np.nan, np.float32)
         table["sero_label"] = features.reindex(unit_ids)["criteria_label"].to_numpy()
-        for column in ("sero_probability", "sero_probability_low", "sero_probability_high", "fraction_spikes_ser"):
+        for column in (
+            "sero_probability",
+            "sero_probability_low",
+            "sero_probability_high",
+            "fraction_spikes_ser",
+            "member_spread",
+        ):
             table[column] = np.nan
         table["sero_reliable"] = False
     table["n_spikes"] = n_spikes.astype("int64")
@@ -495,6 +516,7 @@ def decide_units(
         "sero_probability_low",
         "sero_probability_high",
         "fraction_spikes_ser",
+        "member_spread",
         *_QUALITY_COLUMNS[1:],
     ):
         table[column] = table[column].astype("float64")

@@ -46,6 +46,7 @@ RESULT_COLUMNS = [
     "sero_probability_high",
     "sero_reliable",
     "fraction_spikes_ser",
+    "member_spread",
     "sero_type",
     "firing_rate_hz",
     "cv_isi",

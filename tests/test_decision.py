@@ -140,3 +140,16 @@ def test_temperature_calibration_fixes_overconfidence_and_keeps_labels():
     assert calibrate([0.5], calibration)[0] == pytest.approx(0.5)
     with pytest.raises(DataError, match="both classes"):
         fit_temperature([0.9, 0.8], [True, True])
+
+
+def test_member_spread_reports_disagreement():
+    agree = np.tile([[0.9, 0.1]], (20, 3, 1))
+    disagree = np.concatenate([np.tile([[0.9, 0.1]], (20, 1, 1)), np.tile([[0.1, 0.9]], (20, 2, 1))], axis=1)
+    units, _ = decide_units(
+        np.concatenate([agree, disagree]),
+        np.repeat([0, 1], 20),
+        ["agree", "disagree"],
+        params=DecisionParams(n_boot=20),
+    )
+    assert units.loc["agree", "member_spread"] == pytest.approx(0.0)
+    assert units.loc["disagree", "member_spread"] == pytest.approx(np.std([0.9, 0.1, 0.1]))
