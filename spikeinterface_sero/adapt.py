@@ -1,55 +1,6 @@
 """Any SortingAnalyzer to the model's snippets: extremum channel, band-limited resampling, re-alignment.
 
-The CNN ensemble of Corradetti et al. (2024) takes 160 samples at 40 kHz, cut 40 samples (1 ms) before the
-trigger (the −50 pA threshold crossing of a loose-seal cell-attached action current) and 120 samples (3 ms)
-after.  A sorted extracellular recording gives something else: a ``waveforms`` extension cut around each
-spike's *peak* (SpikeInterface's default: 1 ms before, 2 ms after), on many channels, at 20–50 kHz, in µV.
-:func:`adapt_analyzer_snippets` turns such waveforms into the model's snippets, per spike:
-
-1. **Extremum channel.**  Each unit is read on its main channel, SpikeInterface's own choice
-   (``analyzer.get_main_channels()``, peak sign "both", from 0.105; the template extremum channel before).
-   Sparse analyzers are handled (the main channel's column in the unit's sparse waveforms).
-2. **Band-limited resampling of the snippet, not of the recording.**  ``scipy.signal.resample_poly`` with
-   the exact rational ratio 40 000 / fs (30 kHz → up 4, down 3).  Its anti-imaging / anti-aliasing filter is
-   SciPy's default, the one ``spikeinterface.preprocessing.resample`` also uses: a Kaiser-windowed (β = 5)
-   FIR low-pass of ``2 · 10 · max(up, down) + 1`` taps at the up-sampled rate with its cut-off at the lower
-   of the two Nyquist frequencies (15 kHz for 30 → 40 kHz).  Near the ends of a snippet the filter runs over
-   the zero padding, so the ``edge_guard`` output samples at each end (the filter's half support, 14 samples
-   = 0.35 ms for 30 → 40 kHz) are not used.  Each snippet starts on an input sample that is a multiple of
-   ``down`` (at most ``down − 1`` samples are skipped), so its samples lie on the grid of
-   ``spikeinterface.preprocessing.resample(recording, 40000)``: inside the guards, the resampled snippet
-   equals the whole recording resampled and cut there.
-3. **Re-alignment on the trigger.**  The trigger is the first sample of the spike's descent at or beyond a
-   threshold measured from the spike's own pre-peak baseline (the median of the 1 ms that ends 0.5 ms before
-   the spike's peak); the spike's peak is its extremum within ±0.25 ms of the unit's template peak.  The
-   threshold is
-
-   * the paper's −50 pA for current recorded in pA (or nA, A: scaled) when the unit's median spike depth
-     exceeds 50 pA;
-   * otherwise ``threshold_fraction`` (default 0.25) of the unit's median spike depth.  A fixed −50 pA is
-     meaningless in µV.  0.25 puts the trigger where −50 pA does for a 200 pA spike (50/200); over the
-     project simulator's action currents (three cell types, 80–600 pA) it lands on average 2.2 samples
-     (0.055 ms) from the −50 pA crossing, 95th percentile 6.3 samples: the lowest of the fractions 0.1–0.4.
-
-   The snippet is then cut 40 samples before the trigger and 120 after.  A spike that does not reach the
-   threshold (noise, a small unit) is cut at the unit's median peak-to-trigger lead.
-4. **Polarity.**  A unit is negative-going when its template's largest excursion from baseline is downward.
-   Negative extracellular voltage spikes and negative cell-attached currents have the same shape up to a
-   positive scale, and the network never sees the scale (its first layer z-scores each snippet).
-   Positive-going units are flipped only when ``flip_positive=True``; otherwise they are aligned on their
-   upward crossing, classified as they are, and flagged ``positive_polarity_unflipped``.
-   ``polarity="positive"`` (the extension's option for inverted recordings) flips every unit first.
-
-The **domain** of a unit says how far its input is from the training data (cell-attached pA at 40 kHz):
-``in_domain`` or ``+``-joined parts in this order: ``extracellular_voltage`` (a voltage unit, or µV by
-SpikeInterface's convention when the recording has no ``physical_unit``), ``unknown_units`` (unscaled
-traces), ``resampled`` (not 40 kHz), ``nonpaper_threshold`` (current data triggered at a relative or custom
-threshold instead of −50 pA), ``flipped``, ``positive_polarity_unflipped``.
-
-When the waveforms are too short for 1 ms before and 3 ms after the trigger (plus the resampling guard),
-:class:`~spikeinterface_sero.errors.SnippetError` names the ``analyzer.compute("waveforms", ms_before=X,
-ms_after=Y)`` to run; ``reextract=True`` runs it (when the analyzer has its recording).  Everything done is
-returned in a JSON-serialisable ``info`` dict.
+The full explanation is in ``docs/any-analyzer.md`` (section "Module notes: spikeinterface_sero.adapt").
 """
 
 from __future__ import annotations
@@ -197,8 +148,8 @@ def find_triggers(
     y: np.ndarray,
     centre,
     *,
-    lo: int = 0,
-    hi: int | None = None,
+    usable_start: int = 0,
+    usable_stop: int | None = None,
     sign: float = -1.0,
     level: float | None = None,
     fraction: float = DEFAULT_THRESHOLD_FRACTION,
@@ -206,34 +157,38 @@ def find_triggers(
     """Per-spike trigger on 40 kHz snippets ``y`` (n, L), the rule of this module (see the docstring).
 
     centre : (n,) expected peak index of each row; the peak is the extremum (in direction ``sign``) within
-        ±0.25 ms of it.  lo, hi : the usable region (outside it the data are not trusted).
+        ±0.25 ms of it.  usable_start, usable_stop : the usable region (outside it the data are not trusted).
     level : threshold magnitude from the baseline in the data's units; ``None`` = ``fraction`` of the median
         depth.  Returns a dict: ``trigger`` (n,) int (−1 where there is no crossing), ``peak``, ``baseline``,
         ``depth`` (n,), and ``level`` (the magnitude used).
     """
     y = np.asarray(y, dtype=np.float64)
     n, length = y.shape
-    hi = length if hi is None else int(hi)
-    idx = np.arange(length)
-    z = sign * y  # spikes point up in z
-    centre = np.clip(np.rint(np.asarray(centre, dtype=np.float64)).astype(np.int64), lo, hi - 1)
-    win = (idx[None, :] >= np.maximum(centre - _PEAK_SEARCH, lo)[:, None]) & (
-        idx[None, :] <= np.minimum(centre + _PEAK_SEARCH, hi - 1)[:, None]
+    usable_stop = length if usable_stop is None else int(usable_stop)
+    sample_indices = np.arange(length)
+    oriented = sign * y  # spikes point up in z
+    centre = np.clip(np.rint(np.asarray(centre, dtype=np.float64)).astype(np.int64), usable_start, usable_stop - 1)
+    search_window = (sample_indices[None, :] >= np.maximum(centre - _PEAK_SEARCH, usable_start)[:, None]) & (
+        sample_indices[None, :] <= np.minimum(centre + _PEAK_SEARCH, usable_stop - 1)[:, None]
     )
-    peak = np.where(win, z, -np.inf).argmax(axis=1) if n else np.zeros(0, np.int64)
-    b_end = np.maximum(peak - _BASELINE_GAP, lo + 4)
-    b_start = np.maximum(b_end - _BASELINE_LEN, lo)
-    bmask = (idx[None, :] >= b_start[:, None]) & (idx[None, :] < b_end[:, None])
-    zb = np.where(bmask, z, np.nan)
-    baseline = np.nanmedian(zb, axis=1) if n else np.zeros(0)
-    zc = z - baseline[:, None]
-    depth = zc[np.arange(n), peak]
+    peak = np.where(search_window, oriented, -np.inf).argmax(axis=1) if n else np.zeros(0, np.int64)
+    baseline_end = np.maximum(peak - _BASELINE_GAP, usable_start + 4)
+    baseline_start = np.maximum(baseline_end - _BASELINE_LEN, usable_start)
+    baseline_mask = (sample_indices[None, :] >= baseline_start[:, None]) & (
+        sample_indices[None, :] < baseline_end[:, None]
+    )
+    baseline_values = np.where(baseline_mask, oriented, np.nan)
+    baseline = np.nanmedian(baseline_values, axis=1) if n else np.zeros(0)
+    centred = oriented - baseline[:, None]
+    depth = centred[np.arange(n), peak]
     if level is None:
         level = float(fraction) * float(np.median(depth)) if n else float("nan")
     level = float(level)
-    above = zc >= level
-    considered = (idx[None, :] >= lo) & (idx[None, :] <= peak[:, None])
-    below_before = np.where(considered & ~above, idx[None, :], -1).max(axis=1) if n else np.zeros(0, np.int64)
+    above = centred >= level
+    considered = (sample_indices[None, :] >= usable_start) & (sample_indices[None, :] <= peak[:, None])
+    below_before = (
+        np.where(considered & ~above, sample_indices[None, :], -1).max(axis=1) if n else np.zeros(0, np.int64)
+    )
     trigger = below_before + 1
     ok = (depth >= level) & (below_before >= 0) & (trigger <= peak)
     trigger = np.where(ok, trigger, -1)
@@ -252,12 +207,12 @@ def _main_channels(analyzer) -> tuple[dict, str]:
     return {u: int(main[i]) for i, u in enumerate(analyzer.unit_ids)}, "analyzer.get_main_channels"
 
 
-def _round_up_half(ms: float) -> float:
-    return math.ceil(ms * 2.0 - 1e-9) / 2.0
+def _round_up_half(milliseconds: float) -> float:
+    return math.ceil(milliseconds * 2.0 - 1e-9) / 2.0
 
 
-def _fmt_ms(ms: float) -> str:
-    return f"{ms:.1f}" if abs(ms * 2 - round(ms * 2)) < 1e-9 else f"{ms:g}"
+def _fmt_ms(milliseconds: float) -> str:
+    return f"{milliseconds:.1f}" if abs(milliseconds * 2 - round(milliseconds * 2)) < 1e-9 else f"{milliseconds:g}"
 
 
 def _domain(parts) -> str:
@@ -318,12 +273,15 @@ def adapt_analyzer_snippets(
     except _WindowTooShort as short:
         if not reextract or not (analyzer.has_recording() or analyzer.has_temporary_recording()):
             raise SnippetError(short.message(analyzer, reextract)) from None
-        ext = analyzer.get_extension("waveforms")
-        before = dict(ms_before=float(ext.params.get("ms_before")), ms_after=float(ext.params.get("ms_after")))
+        waveforms_extension = analyzer.get_extension("waveforms")
+        before = dict(
+            ms_before=float(waveforms_extension.params.get("ms_before")),
+            ms_after=float(waveforms_extension.params.get("ms_after")),
+        )
         loaded = set(analyzer.get_loaded_extension_names())
         kwargs = dict(ms_before=short.ms_before, ms_after=short.ms_after)
-        if ext.params.get("dtype") is not None:
-            kwargs["dtype"] = ext.params["dtype"]
+        if waveforms_extension.params.get("dtype") is not None:
+            kwargs["dtype"] = waveforms_extension.params["dtype"]
         analyzer.compute("waveforms", **kwargs)
         deleted = sorted(loaded - set(analyzer.get_loaded_extension_names()))
         if deleted:
@@ -352,9 +310,21 @@ def adapt_analyzer_snippets(
 
 
 class _WindowTooShort(Exception):
-    def __init__(self, fs, nbefore, nafter, ms_before, ms_after, need_before, need_after, units, lead_ms, guard_ms):
+    def __init__(
+        self,
+        sampling_frequency,
+        nbefore,
+        nafter,
+        ms_before,
+        ms_after,
+        need_before,
+        need_after,
+        units,
+        lead_ms,
+        guard_ms,
+    ):
         super().__init__("window too short")
-        self.fs, self.nbefore, self.nafter = fs, nbefore, nafter
+        self.sampling_frequency, self.nbefore, self.nafter = sampling_frequency, nbefore, nafter
         self.cur_before, self.cur_after = ms_before, ms_after
         self.need_before, self.need_after = need_before, need_after
         self.ms_before, self.ms_after = _round_up_half(need_before), _round_up_half(need_after)
@@ -362,11 +332,11 @@ class _WindowTooShort(Exception):
 
     def message(self, analyzer, tried_reextract: bool) -> str:
         units = ", ".join(repr(str(u)) for u in self.units[:6]) + (" ..." if len(self.units) > 6 else "")
-        cur_b = _fmt_ms(self.cur_before) if self.cur_before is not None else "?"
-        cur_a = _fmt_ms(self.cur_after) if self.cur_after is not None else "?"
+        current_before = _fmt_ms(self.cur_before) if self.cur_before is not None else "?"
+        current_after = _fmt_ms(self.cur_after) if self.cur_after is not None else "?"
         call = f'analyzer.compute("waveforms", ms_before={_fmt_ms(self.ms_before)}, ms_after={_fmt_ms(self.ms_after)})'
-        msg = (
-            f"The analyzer's waveforms (ms_before={cur_b}, ms_after={cur_a} at {self.fs:g} Hz) are too short "
+        text = (
+            f"The analyzer's waveforms (ms_before={current_before}, ms_after={current_after} at {self.sampling_frequency:g} Hz) are too short "
             f"for the model's window, 1 ms before the trigger and 3 ms after it at 40 kHz: the trigger "
             f"(threshold crossing) comes {self.lead_ms:.2f} ms before the spike time, and "
             f"{self.guard_ms:.2f} ms at each end are lost to the resampling filter, so the window needs "
@@ -375,97 +345,97 @@ class _WindowTooShort(Exception):
             f"then compute 'serotonergic' again."
         )
         if analyzer.has_recording() or analyzer.has_temporary_recording():
-            msg += (
+            text += (
                 " The analyzer has its recording, so this can be done in place: "
                 "spikeinterface_sero.serotonergic_label_units(analyzer, reextract=True) recomputes the waveforms for you."
             )
             if tried_reextract:
-                msg += " (A re-extraction was tried and was still too short.)"
+                text += " (A re-extraction was tried and was still too short.)"
         else:
-            msg += (
+            text += (
                 " The analyzer has no recording attached: load it with its recording, or "
                 "analyzer.set_temporary_recording(recording), before recomputing."
             )
-        return msg
+        return text
 
 
 def _adapt(analyzer, polarity, flip_positive, threshold, threshold_fraction, allow_low_rate, reextracted):
-    fs = float(analyzer.sampling_frequency)
-    if fs < MIN_SAMPLING_FREQUENCY and not allow_low_rate:
+    sampling_frequency = float(analyzer.sampling_frequency)
+    if sampling_frequency < MIN_SAMPLING_FREQUENCY and not allow_low_rate:
         raise SamplingRateError(
-            f"The analyzer runs at {fs:g} Hz; below {MIN_SAMPLING_FREQUENCY:g} Hz the 40 kHz action-current "
+            f"The analyzer runs at {sampling_frequency:g} Hz; below {MIN_SAMPLING_FREQUENCY:g} Hz the 40 kHz action-current "
             "shape (4 ms, 160 samples) cannot be recovered by resampling. Pass allow_low_rate=True to "
             "adapt_analyzer_snippets to try anyway."
         )
-    ext = analyzer.get_extension("waveforms")
-    nbefore, nafter = int(ext.nbefore), int(ext.nafter)
+    waveforms_extension = analyzer.get_extension("waveforms")
+    nbefore, nafter = int(waveforms_extension.nbefore), int(waveforms_extension.nafter)
     length = nbefore + nafter
-    wfs = ext.data["waveforms"]
+    waveforms = waveforms_extension.data["waveforms"]
     spikes = analyzer.sorting.to_spike_vector()[analyzer.get_extension("random_spikes").get_data()]
     n = int(spikes.size)
     unit_ids = list(analyzer.unit_ids)
     sparsity = analyzer.sparsity
-    all_chans = np.arange(analyzer.get_num_channels())
-    rows_of = {ui: np.flatnonzero(spikes["unit_index"] == ui) for ui in range(len(unit_ids))}
+    all_channels = np.arange(analyzer.get_num_channels())
+    rows_of = {unit_index: np.flatnonzero(spikes["unit_index"] == unit_index) for unit_index in range(len(unit_ids))}
 
-    def chans_of(u):
-        return sparsity.unit_id_to_channel_indices[u] if sparsity is not None else all_chans
+    def channels_of(u):
+        return sparsity.unit_id_to_channel_indices[u] if sparsity is not None else all_channels
 
-    def wfs_by_unit(u):
-        chans, rows = chans_of(u), rows_of[unit_ids.index(u)]
-        w = np.asarray(wfs[rows] if rows.size else np.zeros((0, length, len(chans))), dtype=np.float64)
-        return w[:, :, : len(chans)], chans
+    def waveforms_of_unit(u):
+        channels, rows = channels_of(u), rows_of[unit_ids.index(u)]
+        w = np.asarray(waveforms[rows] if rows.size else np.zeros((0, length, len(channels))), dtype=np.float64)
+        return w[:, :, : len(channels)], channels
 
     main, main_source = _main_channels(analyzer)
-    up, down = resampling_factors(fs)
-    achieved = fs * up / down
+    up, down = resampling_factors(sampling_frequency)
+    achieved = sampling_frequency * up / down
     guard = _edge_guard(up, down)
     align = (up, down) != (1, 1) and down - 1 <= _MAX_ALIGN_LOSS
     usable_in = length - (down - 1 if align else 0)
     usable_in -= usable_in % down if align else 0
     out_len = -(-usable_in * up // down)
-    lo, hi = guard, out_len - guard
+    usable_start, usable_stop = guard, out_len - guard
     global_flip = polarity == "positive"
-    seg_samples = [analyzer.get_num_samples(s) for s in range(analyzer.get_num_segments())]
+    segment_samples = [analyzer.get_num_samples(s) for s in range(analyzer.get_num_segments())]
 
     out = np.zeros((n, SNIPPET_LENGTH), np.float32)
-    trig40 = np.zeros(n, np.int64)
+    triggers_40khz = np.zeros(n, np.int64)
     units_info, unit_domains = {}, {}
     short_units, leads, lags, at_trigger = [], [], [], []
     channel_ids = [str(c) for c in analyzer.channel_ids]
-    for ui, u in enumerate(unit_ids):
-        rows, chans, ch = rows_of[ui], chans_of(u), main[u]
-        pos = np.flatnonzero(np.asarray(chans) == ch)
+    for unit_index, u in enumerate(unit_ids):
+        rows, channels, channel = rows_of[unit_index], channels_of(u), main[u]
+        pos = np.flatnonzero(np.asarray(channels) == channel)
         if pos.size == 0:  # the main channel is outside the unit's sparsity: take its own extremum
-            w = wfs_by_unit(u)[0]
-            t = w.mean(axis=0) if w.shape[0] else np.zeros((length, len(chans)))
+            w = waveforms_of_unit(u)[0]
+            t = w.mean(axis=0) if w.shape[0] else np.zeros((length, len(channels)))
             pos = [int(np.argmax(np.abs(t - np.median(t, axis=0)).max(axis=0)))]
-            ch = int(chans[pos[0]])
-        x = np.asarray(wfs[rows, :, int(pos[0])], dtype=np.float64).reshape(rows.size, length)
+            channel = int(channels[pos[0]])
+        x = np.asarray(waveforms[rows, :, int(pos[0])], dtype=np.float64).reshape(rows.size, length)
         x = -x if global_flip else x
-        kind, unit, to_pa = signal_kind(analyzer, ch)
+        kind, unit, to_pa = signal_kind(analyzer, channel)
         parts = {"voltage": ["extracellular_voltage"], "unknown": ["unknown_units"]}.get(kind, [])
         if (up, down) != (1, 1):
             parts.append("resampled")
         if global_flip:
             parts.append("flipped")
-        info_u = dict(
-            extremum_channel=channel_ids[ch],
-            extremum_channel_index=int(ch),
+        unit_info = dict(
+            extremum_channel=channel_ids[channel],
+            extremum_channel_index=int(channel),
             n_spikes=int(rows.size),
             signal=kind,
             unit=unit,
         )
         if rows.size == 0:
-            info_u.update(polarity=None, flipped=bool(global_flip))
-            units_info[str(u)] = info_u
-            unit_domains[str(u)] = info_u["domain"] = _domain(parts)
+            unit_info.update(polarity=None, flipped=bool(global_flip))
+            units_info[str(u)] = unit_info
+            unit_domains[str(u)] = unit_info["domain"] = _domain(parts)
             continue
         # polarity and template peak, at the source rate
-        tmpl = x.mean(axis=0)
-        base = float(np.median(tmpl))
-        positive = (tmpl.max() - base) > (base - tmpl.min())
-        peak_src = int(np.argmax(tmpl) if positive else np.argmin(tmpl))
+        template = x.mean(axis=0)
+        base = float(np.median(template))
+        positive = (template.max() - base) > (base - template.min())
+        source_peak = int(np.argmax(template) if positive else np.argmin(template))
         flipped = bool(global_flip)
         if positive and flip_positive:
             x = -x
@@ -475,12 +445,12 @@ def _adapt(analyzer, polarity, flip_positive, threshold, threshold_fraction, all
             parts.append("positive_polarity_unflipped")
         sign = 1.0 if positive else -1.0
         # resample on the 40 kHz grid of the whole recording
-        s0 = spikes["sample_index"][rows].astype(np.int64) - nbefore
-        r = ((-s0) % down) if align else np.zeros(rows.size, np.int64)
-        xa = x[np.arange(rows.size)[:, None], r[:, None] + np.arange(usable_in)[None, :]]
-        y = resample_snippets(xa, up, down)
+        window_starts = spikes["sample_index"][rows].astype(np.int64) - nbefore
+        r = ((-window_starts) % down) if align else np.zeros(rows.size, np.int64)
+        aligned = x[np.arange(rows.size)[:, None], r[:, None] + np.arange(usable_in)[None, :]]
+        y = resample_snippets(aligned, up, down)
         spike_pos = (nbefore - r) * up / down  # where the spike time falls in each resampled row
-        centre = (peak_src - r) * up / down
+        centre = (source_peak - r) * up / down
         # the trigger level
         if threshold is not None:
             level = abs(float(threshold)) * (1.0 / to_pa if kind == "current" else 1.0)
@@ -489,59 +459,77 @@ def _adapt(analyzer, polarity, flip_positive, threshold, threshold_fraction, all
             level, rule = abs(DEFAULT_THRESHOLD_PA) / to_pa, "paper_-50pA"
         else:
             level, rule = None, "relative"
-        tr = find_triggers(y, centre, lo=lo, hi=hi, sign=sign, level=level, fraction=threshold_fraction)
-        med_depth = float(np.median(tr["depth"]))
-        if rule == "paper_-50pA" and not med_depth > tr["level"]:
-            tr = find_triggers(y, centre, lo=lo, hi=hi, sign=sign, level=None, fraction=threshold_fraction)
+        found = find_triggers(
+            y,
+            centre,
+            usable_start=usable_start,
+            usable_stop=usable_stop,
+            sign=sign,
+            level=level,
+            fraction=threshold_fraction,
+        )
+        median_depth = float(np.median(found["depth"]))
+        if rule == "paper_-50pA" and not median_depth > found["level"]:
+            found = find_triggers(
+                y,
+                centre,
+                usable_start=usable_start,
+                usable_stop=usable_stop,
+                sign=sign,
+                level=None,
+                fraction=threshold_fraction,
+            )
             rule = "relative (median depth below 50 pA)"
         if kind == "current" and rule != "paper_-50pA":
             parts.append("nonpaper_threshold")
-        trig = tr["trigger"]
-        crossed = trig >= 0
-        lead = int(np.rint(np.median(tr["peak"][crossed] - trig[crossed]))) if crossed.any() else 0
-        trig = np.where(crossed, trig, tr["peak"] - lead)
-        offset_ms = (trig - spike_pos) / SAMPLING_FREQUENCY * 1000.0
-        fits = (trig - NBEFORE >= lo) & (trig + NAFTER <= hi)
+        trigger = found["trigger"]
+        crossed = trigger >= 0
+        lead = int(np.rint(np.median(found["peak"][crossed] - trigger[crossed]))) if crossed.any() else 0
+        trigger = np.where(crossed, trigger, found["peak"] - lead)
+        offset_ms = (trigger - spike_pos) / SAMPLING_FREQUENCY * 1000.0
+        fits = (trigger - NBEFORE >= usable_start) & (trigger + NAFTER <= usable_stop)
         leads.append(float(np.percentile(-offset_ms, 95)))
         at_trigger.append(kind == "current" and (up, down) == (1, 1) and abs(float(np.median(offset_ms))) <= 0.025)
         lags.append(float(np.percentile(offset_ms, 95)))
-        if hi - lo < SNIPPET_LENGTH or fits.mean() < _MIN_FIT:
+        if usable_stop - usable_start < SNIPPET_LENGTH or fits.mean() < _MIN_FIT:
             short_units.append(u)
             continue
-        trig_c = np.clip(trig, lo + NBEFORE, hi - NAFTER)
-        out[rows] = y[np.arange(rows.size)[:, None], (trig_c - NBEFORE)[:, None] + np.arange(SNIPPET_LENGTH)[None, :]]
-        start40 = (s0 + r) * up // down if align else np.rint(s0 * up / down).astype(np.int64)
-        trig40[rows] = start40 + trig_c
-        seg = spikes["segment_index"][rows]
-        edge = (s0 < 0) | (s0 + length > np.asarray(seg_samples)[seg])
-        level_out = tr["level"] * (to_pa if kind == "current" else 1.0)
-        info_u.update(
+        clipped_trigger = np.clip(trigger, usable_start + NBEFORE, usable_stop - NAFTER)
+        out[rows] = y[
+            np.arange(rows.size)[:, None], (clipped_trigger - NBEFORE)[:, None] + np.arange(SNIPPET_LENGTH)[None, :]
+        ]
+        start40 = (window_starts + r) * up // down if align else np.rint(window_starts * up / down).astype(np.int64)
+        triggers_40khz[rows] = start40 + clipped_trigger
+        segments = spikes["segment_index"][rows]
+        edge = (window_starts < 0) | (window_starts + length > np.asarray(segment_samples)[segments])
+        level_out = found["level"] * (to_pa if kind == "current" else 1.0)
+        unit_info.update(
             polarity="positive" if positive else "negative",
             flipped=flipped,
             threshold_rule=rule,
             threshold_level=float(sign * level_out),
             threshold_unit="pA" if kind == "current" else unit,
-            median_depth=float(med_depth * (to_pa if kind == "current" else 1.0)),
+            median_depth=float(median_depth * (to_pa if kind == "current" else 1.0)),
             trigger_offset_ms=float(np.median(offset_ms)),
             n_no_crossing=int((~crossed).sum()),
-            n_clamped=int((trig_c != trig).sum()),
+            n_clamped=int((clipped_trigger != trigger).sum()),
             n_zero_padded=int(edge.sum()),
         )
-        units_info[str(u)] = info_u
-        unit_domains[str(u)] = info_u["domain"] = _domain(parts)
+        units_info[str(u)] = unit_info
+        unit_domains[str(u)] = unit_info["domain"] = _domain(parts)
 
     if short_units:
         guard_ms = guard / SAMPLING_FREQUENCY * 1000.0
-        loss_ms = ((down - 1) / fs * 1000.0) if align else 0.0
+        loss_ms = ((down - 1) / sampling_frequency * 1000.0) if align else 0.0
         lead_ms, lag_ms = max(leads), max(lags)
         need_before = NBEFORE / SAMPLING_FREQUENCY * 1000.0 + lead_ms + guard_ms + loss_ms + _MARGIN_MS
         need_after = NAFTER / SAMPLING_FREQUENCY * 1000.0 + lag_ms + guard_ms + loss_ms + _MARGIN_MS
         short = _WindowTooShort(
-            fs,
+            sampling_frequency,
             nbefore,
             nafter,
-            ext.params.get("ms_before"),
-            ext.params.get("ms_after"),
+            waveforms_extension.params.get("ms_before"),
+            waveforms_extension.params.get("ms_after"),
             need_before,
             need_after,
             short_units,
@@ -559,11 +547,11 @@ def _adapt(analyzer, polarity, flip_positive, threshold, threshold_fraction, all
     units_arr = np.array([str(unit_ids[int(i)]) for i in spikes["unit_index"]], dtype=str)
     cell_prop = analyzer.sorting.get_property("cell_id")
     names = {str(u): (str(cell_prop[i]) if cell_prop is not None else str(u)) for i, u in enumerate(unit_ids)}
-    sv = analyzer.sorting.to_spike_vector()
+    spike_vector = analyzer.sorting.to_spike_vector()
     info = dict(
         applied=True,
         domain=overall,
-        source_sampling_frequency=fs,
+        source_sampling_frequency=sampling_frequency,
         target_sampling_frequency=SAMPLING_FREQUENCY,
         resampling=None
         if (up, down) == (1, 1)
@@ -578,7 +566,10 @@ def _adapt(analyzer, polarity, flip_positive, threshold, threshold_fraction, all
             grid_aligned=bool(align),
         ),
         source_window=dict(
-            ms_before=ext.params.get("ms_before"), ms_after=ext.params.get("ms_after"), nbefore=nbefore, nafter=nafter
+            ms_before=waveforms_extension.params.get("ms_before"),
+            ms_after=waveforms_extension.params.get("ms_after"),
+            nbefore=nbefore,
+            nafter=nafter,
         ),
         extremum_channel_source=main_source,
         polarity=polarity,
@@ -595,16 +586,18 @@ def _adapt(analyzer, polarity, flip_positive, threshold, threshold_fraction, all
     )
     snippets = Snippets(
         waveforms=out,
-        trigger_samples=trig40,
+        trigger_samples=triggers_40khz,
         segment_index=spikes["segment_index"].astype(np.int64),
         unit_ids=units_arr,
         cell_ids=np.array([names[u] for u in units_arr], dtype=str),
         sampling_frequency=SAMPLING_FREQUENCY,
         detection=dict(adapted=True, domain=overall),
-        segment_durations_s=[s / fs for s in seg_samples],
-        all_trigger_samples=np.rint(sv["sample_index"] * (SAMPLING_FREQUENCY / fs)).astype(np.int64),
-        all_segment_index=sv["segment_index"].astype(np.int64),
-        all_unit_ids=np.array([str(unit_ids[int(i)]) for i in sv["unit_index"]], dtype=str),
+        segment_durations_s=[s / sampling_frequency for s in segment_samples],
+        all_trigger_samples=np.rint(spike_vector["sample_index"] * (SAMPLING_FREQUENCY / sampling_frequency)).astype(
+            np.int64
+        ),
+        all_segment_index=spike_vector["segment_index"].astype(np.int64),
+        all_unit_ids=np.array([str(unit_ids[int(i)]) for i in spike_vector["unit_index"]], dtype=str),
     )
     return snippets, overall, info
 

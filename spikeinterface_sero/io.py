@@ -1,18 +1,6 @@
 """Reading Axon .abf recordings into SpikeInterface, the way the method needs them.
 
-:func:`read_abf` wraps SpikeInterface's ``read_axon`` (Neo's ``AxonRawIO``) and returns a lazy
-recording that
-
-* keeps every sweep (episode) as a segment, with Neo's ``t_start`` for each;
-* keeps only current channels (pA, nA, A, fA), chosen automatically or by ``channel=``;
-* reports current in **pA**: ``get_traces(return_in_uV=True)`` gives pA (SpikeInterface keeps
-  non-voltage data in its "uV" slots; the ``physical_unit`` property says ``"pA"``);
-* runs at exactly 40 kHz, resampled with ``spikeinterface.preprocessing.resample`` when the file was
-  recorded at another rate (refusing rates below 20 kHz unless ``allow_low_rate=True``);
-* carries a dummy probe, so that ``create_sorting_analyzer`` accepts it.
-
-Every problem with the file is raised as one :class:`~spikeinterface_sero.errors.SeroError` subclass
-whose message says what is wrong and what to do.
+The full explanation is in ``docs/architecture.md`` (section "Module notes: spikeinterface_sero.io").
 """
 
 from __future__ import annotations
@@ -55,8 +43,8 @@ def _check_signature(path: Path) -> int:
     if path.is_dir():
         raise AbfError(f"{path} is a folder, not an .abf file. Pass the .abf files inside it.")
     try:
-        with open(path, "rb") as f:
-            head = f.read(12)
+        with open(path, "rb") as handle:
+            head = handle.read(12)
     except OSError as e:
         raise AbfError(f"{path}: cannot be opened ({e.strerror}). Check the file permissions.") from None
     if len(head) < 12:
@@ -64,13 +52,13 @@ def _check_signature(path: Path) -> int:
             f"{path}: only {len(head)} bytes long, far too short to be an ABF file; "
             "the file is truncated or empty. Copy it again from the acquisition computer."
         )
-    sig = head[:4]
-    if sig == b"ABF2":
+    signature = head[:4]
+    if signature == b"ABF2":
         return 2
-    if sig == b"ABF ":
+    if signature == b"ABF ":
         return 1
     raise AbfError(
-        f"{path.name} is not an Axon Binary Format file (its first bytes are {sig!r}, an ABF file "
+        f"{path.name} is not an Axon Binary Format file (its first bytes are {signature!r}, an ABF file "
         "starts with 'ABF ' or 'ABF2'). Export the recording from Clampfit as .abf, or read it "
         "with the matching spikeinterface.extractors reader and pass the recording instead."
     )
@@ -86,8 +74,8 @@ def _check_abf2_sections(path: Path) -> None:
     import struct
 
     size = path.stat().st_size
-    with open(path, "rb") as f:
-        table = f.read(76 + 18 * 16)
+    with open(path, "rb") as handle:
+        table = handle.read(76 + 18 * 16)
     if len(table) < 76 + 18 * 16:
         raise AbfError(
             f"{path.name}: only {size} bytes, shorter than the ABF2 header; the file is truncated or "
@@ -105,28 +93,31 @@ def _check_abf2_sections(path: Path) -> None:
             )
 
 
-def _check_layout(rec, path: Path) -> None:
+def _check_layout(recording, path: Path) -> None:
     """Refuse sweeps whose data offsets or sizes Neo derived as non-integers or beyond the file, and
     non-finite or zero gains, so that reading never fails later with an unrelated error."""
     size = path.stat().st_size
-    descs = neo_buffer_descriptions(rec)
-    for d in descs:
-        off, shape = d.get("file_offset", 0), d.get("shape", (0, 0))
-        item = np.dtype(d.get("dtype", "i2")).itemsize
-        ok = all(isinstance(v, (int, np.integer)) and v >= 0 for v in (off, *shape))  # Neo needs ints for mmap
-        if not ok or int(off) + int(np.prod(shape)) * item > size:
+    descriptions = neo_buffer_descriptions(recording)
+    for description in descriptions:
+        byte_offset, shape = description.get("file_offset", 0), description.get("shape", (0, 0))
+        item = np.dtype(description.get("dtype", "i2")).itemsize
+        ok = all(isinstance(v, (int, np.integer)) and v >= 0 for v in (byte_offset, *shape))  # Neo needs ints for mmap
+        if not ok or int(byte_offset) + int(np.prod(shape)) * item > size:
             raise AbfError(
-                f"{path.name}: the sweep table gives a sweep at byte offset {off} with shape {shape}, "
+                f"{path.name}: the sweep table gives a sweep at byte offset {byte_offset} with shape {shape}, "
                 "which does not fit in the file; the file is truncated or corrupt. Copy it again from the "
                 "acquisition computer."
             )
-        if len(shape) == 2 and shape[1] < rec.get_num_channels():
+        if len(shape) == 2 and shape[1] < recording.get_num_channels():
             raise AbfError(
-                f"{path.name}: the header lists {rec.get_num_channels()} channels but the data hold "
+                f"{path.name}: the header lists {recording.get_num_channels()} channels but the data hold "
                 f"{shape[1]} values per sample; the file is truncated or corrupt. Copy it again from the "
                 "acquisition computer."
             )
-    gains, offsets = np.asarray(rec.get_channel_gains(), float), np.asarray(rec.get_channel_offsets(), float)
+    gains, offsets = (
+        np.asarray(recording.get_channel_gains(), float),
+        np.asarray(recording.get_channel_offsets(), float),
+    )
     # 1e20 per count: far beyond any real scaling, and even converted to pA it stays finite in float32
     bad = np.flatnonzero(
         ~np.isfinite(gains) | (gains == 0) | ~np.isfinite(offsets) | (np.abs(gains) * 32768 + np.abs(offsets) > 1e20)
@@ -134,7 +125,7 @@ def _check_layout(rec, path: Path) -> None:
     if bad.size:
         c = bad[0]
         raise AbfError(
-            f"{path.name}: the header gives channel {rec.channel_ids[c]} an invalid scaling (gain "
+            f"{path.name}: the header gives channel {recording.channel_ids[c]} an invalid scaling (gain "
             f"{gains[c]:g}, offset {offsets[c]:g}); the file is truncated or corrupt. Copy it again from "
             "the acquisition computer."
         )
@@ -153,16 +144,16 @@ def _open_axon(path: Path):
         neo_logger.setLevel(logging.ERROR)  # header quirks Neo works around are not the user's problem
         with warnings.catch_warnings(), lenient_abf_dates():
             warnings.simplefilter("ignore")
-            rec = read_axon(str(path))
+            recording = read_axon(str(path))
     except MemoryError:
         raise AbfError(
             f"{path.name}: its header asks for an impossible amount of memory; the file is "
             "corrupt. Copy it again from the acquisition computer."
         ) from None
     except Exception as e:  # Neo raises many types for bad headers: report them as one error
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        if "Mode" in msg and "not currently supported" in msg:
-            mode = msg.split()[1] if len(msg.split()) > 1 else "?"
+        message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        if "Mode" in message and "not currently supported" in message:
+            mode = message.split()[1] if len(message.split()) > 1 else "?"
             try:
                 mode_name = _ALL_MODES.get(int(mode), "unknown")
             except ValueError:
@@ -174,13 +165,13 @@ def _open_axon(path: Path):
             ) from None
         raise AbfError(
             f"{path.name}: the ABF{version} file is truncated or corrupt and cannot be read "
-            f"({type(e).__name__}: {msg}). Copy it again from the acquisition computer."
+            f"({type(e).__name__}: {message}). Copy it again from the acquisition computer."
         ) from None
     finally:
         neo_logger.setLevel(old_level)
-    _check_layout(rec, path)
-    share_neo_file_handle(rec, path)
-    return rec
+    _check_layout(recording, path)
+    share_neo_file_handle(recording, path)
+    return recording
 
 
 def abf_channels(path) -> pandas.DataFrame:  # noqa: F821
@@ -198,12 +189,12 @@ def abf_channels(path) -> pandas.DataFrame:  # noqa: F821
     """
     import pandas as pd
 
-    rec = _open_axon(Path(path))
-    units = [str(u) for u in rec.get_property("physical_unit")]
+    recording = _open_axon(Path(path))
+    units = [str(u) for u in recording.get_property("physical_unit")]
     return pd.DataFrame(
         {
-            "channel_id": [str(c) for c in rec.channel_ids],
-            "channel_name": [str(n) for n in rec.get_property("channel_name")],
+            "channel_id": [str(c) for c in recording.channel_ids],
+            "channel_name": [str(n) for n in recording.get_property("channel_name")],
             "unit": units,
             "is_current": [is_current_unit(u) for u in units],
         }
@@ -226,11 +217,11 @@ def abf_info(path) -> dict:
         unit, whether ``read_abf`` would use it, and why not).
     """
     path = Path(path)
-    rec = _open_axon(path)
-    info = axon_header(rec)
+    recording = _open_axon(path)
+    info = axon_header(recording)
     mode = int(info.get("nOperationMode", (info.get("protocol") or {}).get("nOperationMode", 0)))
     protocol = str(info.get("sProtocolPath", "") or "")
-    if sum(ch.isprintable() and ch != "\ufffd" for ch in protocol) < 0.9 * len(protocol):
+    if sum(character.isprintable() and character != "\ufffd" for character in protocol) < 0.9 * len(protocol):
         protocol = "(unreadable in the header)"
     channels = abf_channels(path)
     channels["used"] = channels["is_current"]
@@ -238,14 +229,16 @@ def abf_info(path) -> dict:
         "" if current else f"its unit is {unit or 'missing'}, not a current (allow_any_unit=True uses it anyway)"
         for current, unit in zip(channels["is_current"], channels["unit"])
     ]
-    durations = [rec.get_num_samples(k) / rec.sampling_frequency for k in range(rec.get_num_segments())]
+    durations = [
+        recording.get_num_samples(k) / recording.sampling_frequency for k in range(recording.get_num_segments())
+    ]
     recorded = info.get("rec_datetime")
     return dict(
         file=str(path),
         abf_version=round(float(info.get("fFileVersionNumber", 0.0)), 4),
         mode=_ALL_MODES.get(mode, f"unknown ({mode})"),
-        sampling_frequency=float(rec.sampling_frequency),
-        n_sweeps=int(rec.get_num_segments()),
+        sampling_frequency=float(recording.sampling_frequency),
+        n_sweeps=int(recording.get_num_segments()),
         duration_s=float(sum(durations)),
         protocol=protocol,
         recorded=recorded.isoformat() if recorded else "",
@@ -254,22 +247,22 @@ def abf_info(path) -> dict:
     )
 
 
-def _describe_channels(rec) -> str:
-    ids = [str(c) for c in rec.channel_ids]
-    names = [str(n) for n in rec.get_property("channel_name")]
-    units = [str(u) or "no unit" for u in rec.get_property("physical_unit")]
+def _describe_channels(recording) -> str:
+    ids = [str(c) for c in recording.channel_ids]
+    names = [str(n) for n in recording.get_property("channel_name")]
+    units = [str(u) or "no unit" for u in recording.get_property("physical_unit")]
     return ", ".join(f"id {i} '{n}' [{u}]" for i, n, u in zip(ids, names, units))
 
 
-def _select_channels(rec, channel, path: Path) -> list[str]:
-    ids = [str(c) for c in rec.channel_ids]
-    names = [str(n) for n in rec.get_property("channel_name")]
-    units = [str(u) for u in rec.get_property("physical_unit")]
+def _select_channels(recording, channel, path: Path) -> list[str]:
+    ids = [str(c) for c in recording.channel_ids]
+    names = [str(n) for n in recording.get_property("channel_name")]
+    units = [str(u) for u in recording.get_property("physical_unit")]
     if channel is None:
         chosen = [i for i, u in zip(ids, units) if is_current_unit(u)]
         if not chosen:
             raise ChannelError(
-                f"{path.name} has no current channel (pA, nA or A); its channels are: {_describe_channels(rec)}. "
+                f"{path.name} has no current channel (pA, nA or A); its channels are: {_describe_channels(recording)}. "
                 "This method needs the loose-seal cell-attached current; if a channel holds current under a "
                 "wrong unit label, fix the label in Clampfit, or pick a channel with channel=<id or name> "
                 "(CLI: --channel) and allow_any_unit=True."
@@ -287,7 +280,7 @@ def _select_channels(rec, channel, path: Path) -> list[str]:
             chosen.append(ids[[n.strip() for n in names].index(w.strip())])
         else:
             raise ChannelError(
-                f"{path.name} has no channel '{w}'; its channels are: {_describe_channels(rec)}. "
+                f"{path.name} has no channel '{w}'; its channels are: {_describe_channels(recording)}. "
                 "Pass one of these ids or names as channel= (CLI: --channel)."
             )
     return list(dict.fromkeys(chosen))
@@ -295,55 +288,58 @@ def _select_channels(rec, channel, path: Path) -> list[str]:
 
 def validate_recording(recording, name: str = "recording", chunk_size: int = _VALIDATE_CHUNK) -> None:
     """Raise DataError when a channel is empty, constant, or holds NaN/inf. Reads the data in chunks."""
-    n_ch = recording.get_num_channels()
+    n_channels = recording.get_num_channels()
     ids = [str(c) for c in recording.channel_ids]
     if recording.get_dtype().kind in "iu":
         # integer data cannot hold NaN/inf: only emptiness and constancy matter. A strided look settles
         # almost every real file at once; only a (nearly) constant-looking channel needs the full scan.
-        lo = np.full(n_ch, np.inf)
-        hi = np.full(n_ch, -np.inf)
+        lowest = np.full(n_channels, np.inf)
+        highest = np.full(n_channels, -np.inf)
         total = 0
-        for seg in range(recording.get_num_segments()):
-            n = recording.get_num_samples(segment_index=seg)
+        for segment_index in range(recording.get_num_segments()):
+            n = recording.get_num_samples(segment_index=segment_index)
             total += n
             if n:
                 starts = np.arange(0, n, max(1, n // 20))[:20]
-                for st in starts:
-                    tr = recording.get_traces(
-                        segment_index=seg, start_frame=int(st), end_frame=int(min(n, st + 1000)), return_in_uV=False
+                for probe_start in starts:
+                    traces = recording.get_traces(
+                        segment_index=segment_index,
+                        start_frame=int(probe_start),
+                        end_frame=int(min(n, probe_start + 1000)),
+                        return_in_uV=False,
                     )
-                    lo = np.minimum(lo, tr.min(axis=0))
-                    hi = np.maximum(hi, tr.max(axis=0))
-        if total and np.all(hi > lo):
+                    lowest = np.minimum(lowest, traces.min(axis=0))
+                    highest = np.maximum(highest, traces.max(axis=0))
+        if total and np.all(highest > lowest):
             return
-    lo = np.full(n_ch, np.inf)
-    hi = np.full(n_ch, -np.inf)
+    lowest = np.full(n_channels, np.inf)
+    highest = np.full(n_channels, -np.inf)
     total = 0
-    for seg in range(recording.get_num_segments()):
-        n = recording.get_num_samples(segment_index=seg)
+    for segment_index in range(recording.get_num_segments()):
+        n = recording.get_num_samples(segment_index=segment_index)
         total += n
         for start in range(0, n, chunk_size):
-            tr = recording.get_traces(
-                segment_index=seg, start_frame=start, end_frame=min(n, start + chunk_size), return_in_uV=False
+            traces = recording.get_traces(
+                segment_index=segment_index, start_frame=start, end_frame=min(n, start + chunk_size), return_in_uV=False
             )
-            if tr.dtype.kind == "f":
-                bad = ~np.isfinite(tr)
+            if traces.dtype.kind == "f":
+                bad = ~np.isfinite(traces)
                 if bad.any():
-                    (ch,) = np.flatnonzero(bad.any(axis=0))[:1]
-                    first = int(np.flatnonzero(bad[:, ch])[0]) + start
+                    (channel,) = np.flatnonzero(bad.any(axis=0))[:1]
+                    first = int(np.flatnonzero(bad[:, channel])[0]) + start
                     raise DataError(
-                        f"{name}: channel {ids[ch]} holds {int(bad[:, ch].sum())} NaN/inf samples (first in sweep "
-                        f"{seg} at sample {first}). The file is damaged or was saved with gaps; cut the bad "
+                        f"{name}: channel {ids[channel]} holds {int(bad[:, channel].sum())} NaN/inf samples (first in sweep "
+                        f"{segment_index} at sample {first}). The file is damaged or was saved with gaps; cut the bad "
                         "stretch out in Clampfit or pick another channel."
                     )
-            lo = np.minimum(lo, tr.min(axis=0))
-            hi = np.maximum(hi, tr.max(axis=0))
+            lowest = np.minimum(lowest, traces.min(axis=0))
+            highest = np.maximum(highest, traces.max(axis=0))
     if total == 0:
         raise DataError(f"{name}: the recording holds no samples. Check that the acquisition actually ran.")
-    const = np.flatnonzero(hi <= lo)
-    if const.size:
+    constant_channels = np.flatnonzero(highest <= lowest)
+    if constant_channels.size:
         raise DataError(
-            f"{name}: channel {ids[const[0]]} is constant ({lo[const[0]]:g} in raw units over all "
+            f"{name}: channel {ids[constant_channels[0]]} is constant ({lowest[constant_channels[0]]:g} in raw units over all "
             f"{total} samples): nothing was recorded on it (amplifier off, saturated or disconnected). "
             "Pick another channel with channel=<id>."
         )
@@ -375,81 +371,81 @@ def read_abf(path, channel=None, *, allow_low_rate: bool = False, allow_any_unit
         Annotations: ``abf_path``, ``abf_version``, ``original_sampling_frequency``, ``resampled``.
     """
     path = Path(path)
-    rec = _open_axon(path)
-    info = axon_header(rec)
+    recording = _open_axon(path)
+    info = axon_header(recording)
     version = float(info.get("fFileVersionNumber", 0.0))
-    chosen = _select_channels(rec, channel, path)
-    all_ids = [str(c) for c in rec.channel_ids]
-    units = {i: str(u) for i, u in zip(all_ids, rec.get_property("physical_unit"))}
+    chosen = _select_channels(recording, channel, path)
+    all_ids = [str(c) for c in recording.channel_ids]
+    units = {i: str(u) for i, u in zip(all_ids, recording.get_property("physical_unit"))}
     for c in chosen:
         if not is_current_unit(units[c]) and not allow_any_unit:
             raise ChannelError(
                 f"{path.name}: channel {c} is in '{units[c] or 'no unit'}', not a current; this method needs the "
-                f"cell-attached current (pA). Channels: {_describe_channels(rec)}. If the unit label is wrong, "
+                f"cell-attached current (pA). Channels: {_describe_channels(recording)}. If the unit label is wrong, "
                 "pass allow_any_unit=True (CLI: --any-unit)."
             )
-    rec = rec.select_channels([c for c in rec.channel_ids if str(c) in chosen])
+    recording = recording.select_channels([c for c in recording.channel_ids if str(c) in chosen])
     # SpikeInterface stores non-voltage data with gain_to_uV = the neo gain in the file's unit: rescale to pA.
-    factors = np.array([current_to_pa(units[str(c)]) or 1.0 for c in rec.channel_ids])
-    rec.set_channel_gains(rec.get_channel_gains() * factors)
-    rec.set_channel_offsets(rec.get_channel_offsets() * factors)
-    rec.set_property("physical_unit", ["pA"] * rec.get_num_channels())
-    rec.set_property("original_unit", [units[str(c)] for c in rec.channel_ids])
-    n_ch = rec.get_num_channels()
-    rec.set_dummy_probe_from_locations(np.c_[np.arange(n_ch) * 100.0, np.zeros(n_ch)])
+    factors = np.array([current_to_pa(units[str(c)]) or 1.0 for c in recording.channel_ids])
+    recording.set_channel_gains(recording.get_channel_gains() * factors)
+    recording.set_channel_offsets(recording.get_channel_offsets() * factors)
+    recording.set_property("physical_unit", ["pA"] * recording.get_num_channels())
+    recording.set_property("original_unit", [units[str(c)] for c in recording.channel_ids])
+    n_channels = recording.get_num_channels()
+    recording.set_dummy_probe_from_locations(np.c_[np.arange(n_channels) * 100.0, np.zeros(n_channels)])
 
-    fs = float(rec.sampling_frequency)
-    if not np.isfinite(fs) or fs <= 0 or fs > _MAX_SAMPLING_FREQUENCY:
+    sampling_frequency = float(recording.sampling_frequency)
+    if not np.isfinite(sampling_frequency) or sampling_frequency <= 0 or sampling_frequency > _MAX_SAMPLING_FREQUENCY:
         raise AbfError(
-            f"{path.name}: the header gives an invalid sampling rate ({fs:g} Hz; Axon digitisers record "
+            f"{path.name}: the header gives an invalid sampling rate ({sampling_frequency:g} Hz; Axon digitisers record "
             "at most a few hundred kHz); the file is truncated or corrupt. Copy it again from the "
             "acquisition computer."
         )
-    if fs < MIN_SAMPLING_FREQUENCY - 1e-6 and not allow_low_rate:
+    if sampling_frequency < MIN_SAMPLING_FREQUENCY - 1e-6 and not allow_low_rate:
         raise SamplingRateError(
-            f"{path.name} was sampled at {fs:g} Hz; the method needs the 4 ms spike shape at 40 kHz and rates below "
+            f"{path.name} was sampled at {sampling_frequency:g} Hz; the method needs the 4 ms spike shape at 40 kHz and rates below "
             f"{MIN_SAMPLING_FREQUENCY:g} Hz cannot give it (spikes are narrower than what this rate resolves). "
             "Record at 40 kHz; to run anyway on an approximate upsampled shape pass allow_low_rate=True "
             "(CLI: --allow-low-rate)."
         )
-    n_seg = rec.get_num_segments()
-    if n_seg > 1000:  # a corrupt sweep table can make 100,000 one-sample sweeps: refuse before scanning them
-        mean_len = sum(rec.get_num_samples(segment_index=s) for s in range(n_seg)) / n_seg
-        if mean_len < 0.004 * fs:
+    n_segments = recording.get_num_segments()
+    if n_segments > 1000:  # a corrupt sweep table can make 100,000 one-sample sweeps: refuse before scanning them
+        mean_len = sum(recording.get_num_samples(segment_index=s) for s in range(n_segments)) / n_segments
+        if mean_len < 0.004 * sampling_frequency:
             raise DataError(
-                f"{path.name}: {n_seg} sweeps of {mean_len:.1f} samples on average, shorter than the 4 ms "
+                f"{path.name}: {n_segments} sweeps of {mean_len:.1f} samples on average, shorter than the 4 ms "
                 "spike shape the method needs; the sweep table is corrupt, or the file cannot be used "
                 "with this method (record longer sweeps)."
             )
     if validate:
-        validate_recording(rec, name=path.name)
+        validate_recording(recording, name=path.name)
     # within 100 ppm (a digitiser clock's tolerance; 0.016 samples over a 160-sample snippet) the rate is
     # taken as 40 kHz: the polyphase resampler cannot do better there (it keeps 39999.9 Hz, or makes
     # 40002 Hz out of 39998 Hz)
-    resampled = not is_paper_rate(fs)
+    resampled = not is_paper_rate(sampling_frequency)
     if resampled:
         import spikeinterface.preprocessing as spre
 
-        rec = spre.scale_to_uV(rec)  # float32 pA, so resampling does not requantise
-        min_len = min(rec.get_num_samples(s) for s in range(rec.get_num_segments()))
-        margin_ms = max(1.0, min(100.0, 0.5 * 1000.0 * min_len / fs))
-        rec = spre.resample(rec, int(SAMPLING_FREQUENCY), margin_ms=margin_ms)
-    snap_sampling_frequency(rec, SAMPLING_FREQUENCY, SAMPLING_FREQUENCY_TOLERANCE)
-    if rec.sampling_frequency != SAMPLING_FREQUENCY:
+        recording = spre.scale_to_uV(recording)  # float32 pA, so resampling does not requantise
+        min_len = min(recording.get_num_samples(s) for s in range(recording.get_num_segments()))
+        margin_ms = max(1.0, min(100.0, 0.5 * 1000.0 * min_len / sampling_frequency))
+        recording = spre.resample(recording, int(SAMPLING_FREQUENCY), margin_ms=margin_ms)
+    snap_sampling_frequency(recording, SAMPLING_FREQUENCY, SAMPLING_FREQUENCY_TOLERANCE)
+    if recording.sampling_frequency != SAMPLING_FREQUENCY:
         raise SamplingRateError(
-            f"{path.name}: recorded at {fs:g} Hz, which cannot be resampled to 40 kHz closely "
-            f"enough (got {rec.sampling_frequency:g} Hz). Resample it to 40 kHz in Clampfit."
+            f"{path.name}: recorded at {sampling_frequency:g} Hz, which cannot be resampled to 40 kHz closely "
+            f"enough (got {recording.sampling_frequency:g} Hz). Resample it to 40 kHz in Clampfit."
         )
     # cells of the file, not of this selection: picking channel 1 and then channel 3 of a 4-cell file must
     # not give both the same cell id
     n_cells = max(sum(is_current_unit(u) for u in units.values()), len(chosen))
-    rec.annotate(
+    recording.annotate(
         abf_path=str(path.resolve()),
         abf_version=round(version, 4),
-        original_sampling_frequency=fs,
+        original_sampling_frequency=sampling_frequency,
         resampled=bool(resampled),
         abf_n_cell_channels=int(n_cells),
         abf_datetime=info["rec_datetime"].isoformat() if info.get("rec_datetime") else "",
         abf_protocol=str(info.get("sProtocolPath", "") or ""),
     )
-    return rec
+    return recording

@@ -654,10 +654,11 @@ def write_summary_html(
     out.append(_HELP)
     if len(cells):
         population = plot_population(cells)
-        _save_png(population, report_dir / "population.png")
+        (report_dir / "views").mkdir(exist_ok=True)
+        _save_png(population, report_dir / "views" / "population.png")
         out.append(
-            '<p><a href="population.png"><img class="population" src="population.png" alt="population: UDI '
-            'against firing rate, every cell coloured by its label"></a></p>'
+            '<p><a href="views/population.png"><img class="population" src="views/population.png" alt="population: '
+            'UDI against firing rate, every cell coloured by its label"></a></p>'
         )
 
     head = "".join(f"<th>{esc(h)}</th>" for _, h in _COLUMNS) + "".join(f"<th>{esc(c)}</th>" for c in extra)

@@ -57,7 +57,8 @@ def _check_report(report, table):
     text = (report / "index.html").read_text(encoding="utf-8")
     cells = table[table["error"] == ""]
     errors = table[table["error"] != ""]
-    pngs = sorted(report.glob("*.png"))
+    pngs = sorted(report.glob("*.png"))  # one per cell; the population view is in views/
+    assert (report / "views" / "population.png").is_file()
     assert len(pngs) == len(cells) > 0
     for png in pngs:
         assert png.stat().st_size > 10_000

@@ -1,53 +1,6 @@
 """Write real Axon Binary Format (.abf) files, for test fixtures and simulated datasets.
 
-:func:`write_abf` writes ABF 2 (``version=2``, the default; the layout pCLAMP 10/11 writes) or ABF 1.83
-(``version=1``) files that Neo's ``AxonRawIO`` and ``spikeinterface.extractors.read_axon`` read back with
-the same sampling rate, units, channel names, number of segments and values.  The code is written from the
-published layout of the format (Neo's ``axonrawio.py`` field tables, pyABF's documentation of the ABF 2
-sections); it only writes what readers use, plus enough ordinary values (ADC range, resolution, DAC
-entries, creator name) for other readers such as pyABF to open the file.
-
-Layouts
--------
-ABF 2 (``"ABF2"``, version 2.9.0.0): block 0 holds the 76-byte file header and the section index (18
-entries of ``uint32 block, uint32 bytes, int64 count``); then one block each for the protocol section,
-the ADC section (128 bytes per channel), the DAC section (256 bytes per DAC, one DAC per channel), the
-strings section (``"SSCH"`` header then NUL-terminated strings: creator, protocol path, each ADC's name
-and unit, each DAC's name and unit), the data section (channels interleaved, ``int16`` or ``float32``,
-little-endian) and, for episodic files, the synch array (``int32 start, int32 length`` per sweep).
-The sampling rate is stored as ``fADCSequenceInterval`` (µs, float32) and read as
-``1e6 / interval``, so any rate whose interval is exactly representable in float32 (40, 20, 10, 50,
-25, 100 kHz, ...) reads back exactly, whatever the number of channels; other rates come back within
-float32 rounding (30 kHz reads as 30000.0011 Hz).  :func:`abf_sampling_rate` tells the rate Neo will report.
-
-ABF 1.83 (``"ABF "``): a 6144-byte (12-block) header with fields at fixed offsets, then data, then the
-synch array.  The extended 6144-byte header is used on purpose: Neo and pyABF read ABF 1 fields up to byte
-~5300 (``nTelegraphEnable`` at 4512, ``fTelegraphAdditGain`` at 4576, ``sProtocolPath`` at 4898), so a
-2048-byte header would let them read those fields from the first data samples (a known pitfall of
-pyABF's ABF 1.3 writer, see ``shared/abf/SOURCES.md`` §7).  The rate is read as
-``1 / (fADCSampleInterval * n_channels * 1e-6)``, which is exact for 10, 20 and 40 kHz with 1, 2 or 4
-channels but not with 3 channels, nor for 25/50/100 kHz (off by ~1e-16 relative); names are limited to 10 and units to 8 characters (ABF 1 fixed fields), 16 channels
-at most.
-
-Data formats
-------------
-``"float32"`` (``nDataFormat = 1``): samples are stored as given; readers apply gain 1, offset 0, so the
-values read back are bit-identical, NaN and inf included.
-
-``"int16"`` (``nDataFormat = 0``, what Clampex writes): each channel gets its own gain and offset
-(:func:`int16_scaling`): offset = the mid-range of the channel (as float32), gain = range / 65000 per
-count (a constant channel gets an arbitrary small gain and reads back exactly as its value rounded to
-float32).  Values read back differ from the input by at most half a quantisation step (``gain / 2``)
-plus float32 rounding.  ``int16_gain`` / ``int16_offset`` force a gain/offset (e.g. 0.0305 pA, the LSB of
-many real recordings); values outside the int16 range then raise unless ``clip=True`` (which saturates
-like a real digitiser).  NaN / inf cannot be stored as int16 and raise.
-
-Modes
------
-``"gap-free"`` (nOperationMode 3, one Neo segment), ``"episodic"`` (5, equal-length sweeps, one segment
-per sweep) and ``"event-driven"`` (1, variable-length sweeps, one segment per sweep).  Sweep start times
-(``sweep_t_starts``, seconds) are stored in the synch array in samples (``fSynchTimeUnit = 0``), so Neo
-reports ``round(t * fs) / fs``.
+The full explanation is in ``docs/simulator.md`` (section "Module notes: spikeinterface_sero.datasets.abf_writer").
 """
 
 from __future__ import annotations
@@ -91,17 +44,19 @@ def _rate_as_read(interval_us: float, n_channels: int, version: int) -> float:
     return 1.0 / (interval_us * n_channels * 1.0e-6)
 
 
-def _best_interval_us(fs: float, n_channels: int, version: int) -> float:
-    """The float32 interval (µs) whose rate, as Neo computes it, is closest to ``fs``."""
-    period = 1e6 / fs if version == 2 else 1e6 / (fs * n_channels)
+def _best_interval_us(sampling_frequency: float, n_channels: int, version: int) -> float:
+    """The float32 interval (µs) whose rate, as Neo computes it, is closest to ``sampling_frequency``."""
+    period = 1e6 / sampling_frequency if version == 2 else 1e6 / (sampling_frequency * n_channels)
     v = np.float32(period)
-    cands = [v]
+    candidates = [v]
     lo = hi = v
     for _ in range(3):
         lo = np.nextafter(lo, np.float32(-np.inf))
         hi = np.nextafter(hi, np.float32(np.inf))
-        cands += [lo, hi]
-    return float(min(cands, key=lambda c: (abs(_rate_as_read(float(c), n_channels, version) - fs), c != v)))
+        candidates += [lo, hi]
+    return float(
+        min(candidates, key=lambda c: (abs(_rate_as_read(float(c), n_channels, version) - sampling_frequency), c != v))
+    )
 
 
 def abf_sampling_rate(sampling_frequency: float, n_channels: int = 1, version: int = 2) -> float:
@@ -186,9 +141,9 @@ def _as_sweeps(data, mode: str) -> list[np.ndarray]:
                 sweeps.append(a)
         if not sweeps:
             raise AbfWriteError("no sweeps to write.")
-    n_ch = {s.shape[1] for s in sweeps}
-    if len(n_ch) != 1:
-        raise AbfWriteError(f"all sweeps must have the same number of channels; got {sorted(n_ch)}.")
+    channel_counts = {s.shape[1] for s in sweeps}
+    if len(channel_counts) != 1:
+        raise AbfWriteError(f"all sweeps must have the same number of channels; got {sorted(channel_counts)}.")
     for s in sweeps:
         if s.shape[0] == 0 or s.shape[1] == 0:
             raise AbfWriteError(f"empty data (shape {s.shape}); an ABF file needs at least one sample per channel.")
@@ -203,14 +158,14 @@ def _as_sweeps(data, mode: str) -> list[np.ndarray]:
     return sweeps
 
 
-def _per_channel(value, n_ch: int, name: str, default) -> list:
+def _per_channel(value, n_channels: int, name: str, default) -> list:
     if value is None:
-        return [default(i) if callable(default) else default for i in range(n_ch)]
+        return [default(i) if callable(default) else default for i in range(n_channels)]
     if isinstance(value, (str, bytes)) or np.isscalar(value):
-        return [value] * n_ch
+        return [value] * n_channels
     value = list(value)
-    if len(value) != n_ch:
-        raise AbfWriteError(f"{name} has {len(value)} entries but the data have {n_ch} channel(s).")
+    if len(value) != n_channels:
+        raise AbfWriteError(f"{name} has {len(value)} entries but the data have {n_channels} channel(s).")
     return value
 
 
@@ -285,24 +240,24 @@ def write_abf(
         raise AbfWriteError(f"data_format must be 'int16' or 'float32', got {data_format!r}.")
     if version not in (1, 2):
         raise AbfWriteError(f"version must be 1 (ABF 1.83) or 2 (ABF 2.9), got {version!r}.")
-    fs = float(sampling_frequency)
-    if not (np.isfinite(fs) and fs > 0):
+    sampling_frequency_hz = float(sampling_frequency)
+    if not (np.isfinite(sampling_frequency_hz) and sampling_frequency_hz > 0):
         raise AbfWriteError(f"sampling_frequency must be a positive number of Hz, got {sampling_frequency!r}.")
 
     sweeps = _as_sweeps(data, mode)
-    n_ch = sweeps[0].shape[1]
+    n_channels = sweeps[0].shape[1]
     n_sweeps = len(sweeps)
     lengths = [s.shape[0] for s in sweeps]
-    if version == 1 and n_ch > 16:
-        raise AbfWriteError(f"ABF 1 holds at most 16 channels, got {n_ch}; use version=2.")
+    if version == 1 and n_channels > 16:
+        raise AbfWriteError(f"ABF 1 holds at most 16 channels, got {n_channels}; use version=2.")
 
-    units_l = [str(u) for u in _per_channel(units, n_ch, "units", "pA")]
-    names_l = [str(n) for n in _per_channel(channel_names, n_ch, "channel_names", lambda i: f"IN {i}")]
+    channel_units = [str(u) for u in _per_channel(units, n_channels, "units", "pA")]
+    channel_name_list = [str(n) for n in _per_channel(channel_names, n_channels, "channel_names", lambda i: f"IN {i}")]
     if version == 1:
-        for n in names_l:
+        for n in channel_name_list:
             if len(_encode(n, "channel name")) > 10:
                 raise AbfWriteError(f"ABF 1 channel names hold 10 characters; {n!r} is longer. Use version=2.")
-        for u in units_l:
+        for u in channel_units:
             if len(_encode(u, "unit")) > 8:
                 raise AbfWriteError(f"ABF 1 units hold 8 characters; {u!r} is longer. Use version=2.")
 
@@ -320,16 +275,16 @@ def write_abf(
             t = np.asarray(sweep_t_starts, dtype=np.float64)
             if not np.all(np.isfinite(t)) or np.any(t < 0):
                 raise AbfWriteError("sweep_t_starts must be finite and >= 0 seconds.")
-            starts = [int(v) for v in np.round(t * fs)]
+            starts = [int(v) for v in np.round(t * sampling_frequency_hz)]
         if max(starts) > np.iinfo(np.int32).max:
             raise AbfWriteError("a sweep starts too late to be stored in the ABF synch array (int32 samples).")
 
     # ---- scaling and raw samples ----
-    interleaved = np.concatenate(sweeps, axis=0)  # (total_samples_per_channel, n_ch)
+    interleaved = np.concatenate(sweeps, axis=0)  # (total_samples_per_channel, n_channels)
     if interleaved.size > np.iinfo(np.int32).max:
         raise AbfWriteError("too many samples for one ABF file (more than 2**31).")
-    offsets = [0.0] * n_ch
-    scales = [1.0] * n_ch  # fInstrumentScaleFactor
+    offsets = [0.0] * n_channels
+    scales = [1.0] * n_channels  # fInstrumentScaleFactor
     if data_format == "float32":
         raw = np.ascontiguousarray(interleaved, dtype="<f4")
         item = 4
@@ -337,11 +292,11 @@ def write_abf(
         x = interleaved.astype(np.float64)
         if not np.all(np.isfinite(x)):
             raise AbfWriteError("NaN or inf samples cannot be stored as int16; use data_format='float32'.")
-        g_in = _per_channel(int16_gain, n_ch, "int16_gain", None)
-        o_in = _per_channel(int16_offset, n_ch, "int16_offset", None)
+        requested_gains = _per_channel(int16_gain, n_channels, "int16_gain", None)
+        requested_offsets = _per_channel(int16_offset, n_channels, "int16_offset", None)
         raw = np.empty(x.shape, dtype="<i2")
-        for c in range(n_ch):
-            g, o, scales[c] = _int16_params(x[:, c], g_in[c], o_in[c])
+        for c in range(n_channels):
+            g, o, scales[c] = _int16_params(x[:, c], requested_gains[c], requested_offsets[c])
             counts = np.round((x[:, c] - o) / g)
             if not clip and (counts.min() < -32768 or counts.max() > 32767):
                 raise AbfWriteError(
@@ -369,17 +324,17 @@ def write_abf(
     if mode != "gap-free":
         synch = np.empty(n_sweeps, dtype=[("start", "<i4"), ("length", "<i4")])
         synch["start"] = starts
-        synch["length"] = [n * n_ch for n in lengths]
+        synch["length"] = [n * n_channels for n in lengths]
 
     common = dict(
-        fs=fs,
-        n_ch=n_ch,
+        sampling_frequency=sampling_frequency_hz,
+        n_channels=n_channels,
         n_sweeps=n_sweeps,
         lengths=lengths,
         mode=mode,
         data_format=data_format,
-        units=units_l,
-        names=names_l,
+        units=channel_units,
+        names=channel_name_list,
         scales=scales,
         offsets=offsets,
         total=total,
@@ -398,25 +353,25 @@ def write_abf(
 
 
 def _pad(b: bytes | bytearray) -> bytes:
-    rem = len(b) % BLOCKSIZE
-    return bytes(b) + (b"\x00" * (BLOCKSIZE - rem) if rem else b"")
+    remainder = len(b) % BLOCKSIZE
+    return bytes(b) + (b"\x00" * (BLOCKSIZE - remainder) if remainder else b"")
 
 
 def _n_blocks(n_bytes: int) -> int:
     return max(1, -(-n_bytes // BLOCKSIZE))
 
 
-def _episode_fields(mode, n_ch, lengths, total):
+def _episode_fields(mode, n_channels, lengths, total):
     if mode == "gap-free":
-        per_ep = 256 * n_ch  # Clampex's gap-free acquisition chunk
-        return per_ep, -(-total // per_ep)
-    return max(lengths) * n_ch, len(lengths)
+        samples_per_episode = 256 * n_channels  # Clampex's gap-free acquisition chunk
+        return samples_per_episode, -(-total // samples_per_episode)
+    return max(lengths) * n_channels, len(lengths)
 
 
 def _abf1_bytes(
     *,
-    fs,
-    n_ch,
+    sampling_frequency,
+    n_channels,
     n_sweeps,
     lengths,
     mode,
@@ -434,36 +389,36 @@ def _abf1_bytes(
     protocol_path,
 ) -> bytes:
     h = bytearray(_ABF1_HEADER_BLOCKS * BLOCKSIZE)
-    interval = _best_interval_us(fs, n_ch, 1)
-    per_ep, n_ep = _episode_fields(mode, n_ch, lengths, total)
+    interval = _best_interval_us(sampling_frequency, n_channels, 1)
+    samples_per_episode, n_episodes = _episode_fields(mode, n_channels, lengths, total)
     data_blocks = _n_blocks(total * item)
-    synch_ptr = _ABF1_HEADER_BLOCKS + data_blocks if synch is not None else 0
+    synch_pointer = _ABF1_HEADER_BLOCKS + data_blocks if synch is not None else 0
 
-    def put(fmt, off, *vals):
-        struct.pack_into("<" + fmt, h, off, *vals)
+    def put(layout, position, *values):
+        struct.pack_into("<" + layout, h, position, *values)
 
     put("4s", 0, b"ABF ")
     put("f", 4, 1.83)  # fFileVersionNumber
     put("h", 8, _MODES[mode])  # nOperationMode
     put("i", 10, total)  # lActualAcqLength
     put("h", 14, 0)  # nNumPointsIgnored
-    put("i", 16, n_ep)  # lActualEpisodes
+    put("i", 16, n_episodes)  # lActualEpisodes
     put("i", 20, date_int)  # lFileStartDate
     put("i", 24, time_ms // 1000)  # lFileStartTime (s)
     put("f", 32, 1.83)  # fHeaderVersionNumber
     put("h", 36, 1)  # nFileType (ABF)
     put("i", 40, _ABF1_HEADER_BLOCKS)  # lDataSectionPtr
-    put("i", 92, synch_ptr)  # lSynchArrayPtr
+    put("i", 92, synch_pointer)  # lSynchArrayPtr
     put("i", 96, 0 if synch is None else n_sweeps)  # lSynchArraySize
     put("h", 100, 0 if data_format == "int16" else 1)  # nDataFormat
     put("h", 102, 1)  # nSimultaneousScan
-    put("h", 120, n_ch)  # nADCNumChannels
+    put("h", 120, n_channels)  # nADCNumChannels
     put("f", 122, interval)  # fADCSampleInterval (µs between multiplexed samples)
     put("f", 130, 0.0)  # fSynchTimeUnit: synch array in samples
-    put("f", 134, _f32(sum(lengths) / fs))  # fSecondsPerRun
-    put("i", 138, per_ep)  # lNumSamplesPerEpisode
+    put("f", 134, _f32(sum(lengths) / sampling_frequency))  # fSecondsPerRun
+    put("i", 138, samples_per_episode)  # lNumSamplesPerEpisode
     put("i", 142, 0)  # lPreTriggerSamples
-    put("i", 146, n_ep if mode != "gap-free" else 1)  # lEpisodesPerRun
+    put("i", 146, n_episodes if mode != "gap-free" else 1)  # lEpisodesPerRun
     put("i", 150, 1)  # lRunsPerTrial
     put("i", 154, 1)  # lNumberOfTrials
     put("f", 244, _ADC_RANGE)  # fADCRange
@@ -474,13 +429,13 @@ def _abf1_bytes(
     put("h", 366, time_ms % 1000)  # nFileStartMillisecs
     for i in range(16):
         put("h", 378 + 2 * i, i)  # nADCPtoLChannelMap
-        put("h", 410 + 2 * i, i if i < n_ch else -1)  # nADCSamplingSeq
-        put("10s", 442 + 10 * i, _encode(names[i], "channel name").ljust(10) if i < n_ch else b" " * 10)
-        put("8s", 602 + 8 * i, _encode(units[i], "unit").ljust(8) if i < n_ch else b" " * 8)
+        put("h", 410 + 2 * i, i if i < n_channels else -1)  # nADCSamplingSeq
+        put("10s", 442 + 10 * i, _encode(names[i], "channel name").ljust(10) if i < n_channels else b" " * 10)
+        put("8s", 602 + 8 * i, _encode(units[i], "unit").ljust(8) if i < n_channels else b" " * 8)
         put("f", 730 + 4 * i, 1.0)  # fADCProgrammableGain
         put("f", 794 + 4 * i, 1.0)  # fADCDisplayAmplification
-        put("f", 922 + 4 * i, scales[i] if i < n_ch else 1.0)  # fInstrumentScaleFactor
-        put("f", 986 + 4 * i, offsets[i] if i < n_ch else 0.0)  # fInstrumentOffset
+        put("f", 922 + 4 * i, scales[i] if i < n_channels else 1.0)  # fInstrumentScaleFactor
+        put("f", 986 + 4 * i, offsets[i] if i < n_channels else 0.0)  # fInstrumentOffset
         put("f", 1050 + 4 * i, 1.0)  # fSignalGain
         put("f", 1114 + 4 * i, 0.0)  # fSignalOffset
         put("h", 4512 + 2 * i, 0)  # nTelegraphEnable
@@ -497,8 +452,8 @@ def _abf1_bytes(
 
 def _abf2_bytes(
     *,
-    fs,
-    n_ch,
+    sampling_frequency,
+    n_channels,
     n_sweeps,
     lengths,
     mode,
@@ -515,24 +470,24 @@ def _abf2_bytes(
     time_ms,
     protocol_path,
 ) -> bytes:
-    interval = _best_interval_us(fs, n_ch, 2)
-    per_ep, n_ep = _episode_fields(mode, n_ch, lengths, total)
-    n_dac = n_ch
+    interval = _best_interval_us(sampling_frequency, n_channels, 2)
+    samples_per_episode, n_episodes = _episode_fields(mode, n_channels, lengths, total)
+    n_dac = n_channels
 
     # ---- strings: index 0 is the empty string (readers split after the last double NUL) ----
     pool: list[bytes] = []
 
-    def sidx(s: str, what: str) -> int:
-        b = _encode(s, what)
+    def sidx(text: str, what: str) -> int:
+        b = _encode(text, what)
         if not b:
             return 0
         pool.append(b)
         return len(pool)
 
-    creator_i = sidx(_CREATOR, "creator")
-    protocol_i = sidx(protocol_path, "protocol path")
-    adc_idx = [(sidx(names[c], "channel name"), sidx(units[c], "unit")) for c in range(n_ch)]
-    dac_idx = [(sidx(f"Cmd {d}", "DAC name"), sidx("mV", "DAC unit")) for d in range(n_dac)]
+    creator_index = sidx(_CREATOR, "creator")
+    protocol_index = sidx(protocol_path, "protocol path")
+    adc_string_indices = [(sidx(names[c], "channel name"), sidx(units[c], "unit")) for c in range(n_channels)]
+    dac_string_indices = [(sidx(f"Cmd {d}", "DAC name"), sidx("mV", "DAC unit")) for d in range(n_dac)]
     body = b"".join(s + b"\x00" for s in pool)
     strings = bytearray(44)
     struct.pack_into("<4sIIII", strings, 0, b"SSCH", 1, len(pool), max([len(s) for s in pool] + [0]) + 1, len(body))
@@ -540,7 +495,7 @@ def _abf2_bytes(
 
     # ---- section placement ----
     protocol = bytearray(BLOCKSIZE)
-    adc = bytearray(128 * n_ch)
+    adc = bytearray(128 * n_channels)
     dac = bytearray(256 * n_dac)
     blk = 1
     place = {}
@@ -557,21 +512,21 @@ def _abf2_bytes(
         place["SynchArraySection"] = blk
 
     # ---- protocol section ----
-    def pp(fmt, off, *vals):
-        struct.pack_into("<" + fmt, protocol, off, *vals)
+    def pp(layout, position, *values):
+        struct.pack_into("<" + layout, protocol, position, *values)
 
     pp("h", 0, _MODES[mode])  # nOperationMode
     pp("f", 2, interval)  # fADCSequenceInterval (µs per channel)
     pp("f", 14, 0.0)  # fSynchTimeUnit: synch array in samples
-    pp("f", 18, _f32(sum(lengths) / fs))  # fSecondsPerRun
-    pp("i", 22, per_ep)  # lNumSamplesPerEpisode
+    pp("f", 18, _f32(sum(lengths) / sampling_frequency))  # fSecondsPerRun
+    pp("i", 22, samples_per_episode)  # lNumSamplesPerEpisode
     pp("i", 26, 0)  # lPreTriggerSamples
-    pp("i", 30, n_ep if mode != "gap-free" else 1)  # lEpisodesPerRun
+    pp("i", 30, n_episodes if mode != "gap-free" else 1)  # lEpisodesPerRun
     pp("i", 34, 1)  # lRunsPerTrial
     pp("i", 38, 1)  # lNumberOfTrials
     if mode != "gap-free" and n_sweeps > 1 and synch is not None:
-        pp("f", 62, _f32((synch["start"][1] - synch["start"][0]) / fs))  # fEpisodeStartToStart
-    pp("i", 86, per_ep)  # lSamplesPerTrace
+        pp("f", 62, _f32((synch["start"][1] - synch["start"][0]) / sampling_frequency))  # fEpisodeStartToStart
+    pp("i", 86, samples_per_episode)  # lSamplesPerTrace
     pp("f", 110, _ADC_RANGE)  # fADCRange
     pp("f", 114, _ADC_RANGE)  # fDACRange
     pp("i", 118, _ADC_RESOLUTION)  # lADCResolution
@@ -582,7 +537,7 @@ def _abf2_bytes(
     pp("h", 204, 4)  # nDigitizerSynchDigitalOuts
 
     # ---- ADC section ----
-    for c in range(n_ch):
+    for c in range(n_channels):
         o = 128 * c
         struct.pack_into("<hhhf", adc, o, c, 0, 0, 1.0)  # nADCNum, nTelegraphEnable, Instrument, AdditGain
         struct.pack_into("<hh", adc, o + 24, c, c)  # nADCPtoLChannelMap, nADCSamplingSeq
@@ -591,7 +546,7 @@ def _abf2_bytes(
         struct.pack_into("<ffff", adc, o + 40, scales[c], offsets[c], 1.0, 0.0)
         struct.pack_into("<ff", adc, o + 56, 100000.0, 0.0)  # fSignalLowpassFilter, fSignalHighpassFilter
         struct.pack_into("<f", adc, o + 66, 100000.0)  # fPostProcessLowpassFilter
-        struct.pack_into("<ii", adc, o + 74, *adc_idx[c])  # lADCChannelNameIndex, lADCUnitsIndex
+        struct.pack_into("<ii", adc, o + 74, *adc_string_indices[c])  # lADCChannelNameIndex, lADCUnitsIndex
 
     # ---- DAC section ----
     for d in range(n_dac):
@@ -599,16 +554,16 @@ def _abf2_bytes(
         struct.pack_into("<hh", dac, o, d, 0)  # nDACNum
         # fInstrumentHoldingLevel, fDACScaleFactor, fDACHoldingLevel, fDACCalibrationFactor
         struct.pack_into("<ffff", dac, o + 4, 0.0, 20.0, 0.0, 1.0)
-        struct.pack_into("<ii", dac, o + 24, *dac_idx[d])
+        struct.pack_into("<ii", dac, o + 24, *dac_string_indices[d])
 
     # ---- header and section index ----
     header = bytearray(BLOCKSIZE)
-    guid = hashlib.md5(raw_bytes[: 1 << 20] + repr((fs, names, units, lengths)).encode()).digest()
+    guid = hashlib.md5(raw_bytes[: 1 << 20] + repr((sampling_frequency, names, units, lengths)).encode()).digest()
     for fmt, off, val in (
         ("4s", 0, b"ABF2"),
         ("4B", 4, (0, 0, 9, 2)),  # fFileVersionNumber 2.9.0.0 (bytes are build, bugfix, minor, major)
         ("I", 8, BLOCKSIZE),  # uFileInfoSize
-        ("I", 12, n_ep if mode != "gap-free" else 0),  # lActualEpisodes
+        ("I", 12, n_episodes if mode != "gap-free" else 0),  # lActualEpisodes
         ("I", 16, date_int),  # uFileStartDate
         ("I", 20, time_ms),  # uFileStartTimeMS
         ("H", 28, 1),  # nFileType
@@ -616,8 +571,8 @@ def _abf2_bytes(
         ("H", 32, 1),  # nSimultaneousScan
         ("16s", 40, guid),  # FileGUID
         ("4B", 56, (0, 0, 1, 0)),  # uCreatorVersion 0.1.0.0
-        ("I", 60, creator_i),  # uCreatorNameIndex
-        ("I", 72, protocol_i),  # uProtocolPathIndex
+        ("I", 60, creator_index),  # uCreatorNameIndex
+        ("I", 72, protocol_index),  # uProtocolPathIndex
     ):
         struct.pack_into("<" + fmt, header, off, *(val if isinstance(val, tuple) else (val,)))
     section_names = [
@@ -642,7 +597,7 @@ def _abf2_bytes(
     ]
     entries = {
         "ProtocolSection": (BLOCKSIZE, 1),
-        "ADCSection": (128, n_ch),
+        "ADCSection": (128, n_channels),
         "DACSection": (256, n_dac),
         "StringsSection": (len(strings), len(pool)),
         "DataSection": (item, total),

@@ -60,9 +60,9 @@ def simulate_artefact(
     if kind not in ARTEFACT_KINDS:
         raise TrainingError(f"kind must be one of {', '.join(ARTEFACT_KINDS)}, not {kind!r}.")
     rng = np.random.default_rng(seed)
-    fs = float(sampling_frequency)
-    n = int(round(duration_s * fs))
-    t = np.arange(n) / fs
+    sampling_frequency_hz = float(sampling_frequency)
+    n = int(round(duration_s * sampling_frequency_hz))
+    t = np.arange(n) / sampling_frequency_hz
     noise = rng.normal(0.0, 3.0, n)
     if kind == "current_steps":
         step = ((t % 0.5) >= 0.1) & ((t % 0.5) < 0.3)
@@ -92,11 +92,15 @@ def simulate_artefact(
             burst = (t >= start) & (t < start + 0.1)
             trace[burst] += rng.normal(0.0, 60.0, int(burst.sum()))
     elif kind == "clipped_spikes":
-        sim = simulate_drn_recording(
-            "serotonergic", duration_s=duration_s, sampling_frequency=fs, seed=seed, amplitude_pa=300.0
+        simulated = simulate_drn_recording(
+            "serotonergic",
+            duration_s=duration_s,
+            sampling_frequency=sampling_frequency_hz,
+            seed=seed,
+            amplitude_pa=300.0,
         )
-        baseline = np.median(sim.traces)
-        trace = np.maximum(sim.traces - baseline, -60.0) + baseline  # the amplifier's range ends at -60 pA
+        baseline = np.median(simulated.traces)
+        trace = np.maximum(simulated.traces - baseline, -60.0) + baseline  # the amplifier's range ends at -60 pA
     elif kind == "monophasic_events":
         trace = noise.copy()
         for start in np.cumsum(rng.exponential(0.2, int(duration_s * 10))):

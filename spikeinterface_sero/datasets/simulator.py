@@ -1,35 +1,6 @@
 """Simulated loose-seal cell-attached recordings of dorsal raphe (DRN) neurons.
 
-The simulator makes a ground-truth trace (pA, negative-going action currents) for one cell of one of three
-kinds: a typical serotonergic (SER) neuron, an *atypical* SER neuron (SER by label, but with spike width and
-firing close to non-SER cells), and a non-serotonergic (NSER) neuron.  It is a fixture factory for tests,
-examples and training-pipeline checks; **it is not a biophysical model** and its numbers are not data.
-Sources, the reasons for each choice and what is assumed are in ``docs/simulator.md``; in short:
-
-* Action current shape.  In loose-seal cell-attached recording the patch current during an action
-  potential is dominated by the capacitive current, roughly proportional to ``-dV/dt``: a fast negative
-  peak at the fastest rise of the action potential (Na⁺ inflow, upstroke) and a smaller, slower positive
-  phase at its fastest repolarisation (downstroke).  The upstroke-downstroke interval (UDI) is the time
-  from the negative peak to the positive peak (Corradetti et al. 2024, repository README: "spike width
-  measured by the interval between spike upstroke and downstroke (UDI)"; the -50 pA trigger and the
-  biphasic, negative-first shape are from the same source).  Each spike is a sum of smooth lobes: an
-  asymmetric negative lobe, an asymmetric positive lobe whose peak sits exactly ``udi_ms`` after the
-  negative peak (the lobe position is solved numerically), and optional small components (pre-phase,
-  upstroke shoulder, slow positive after-phase, late undershoot).
-* Typical SER: broad spikes (UDI 1.0-2.0 ms; Vandermaelen & Aghajanian 1983 report 1.5-3 ms extracellular
-  SER spikes), slow (0.4-3 Hz) and regular (CV of ISIs < 0.5; Mlinar et al. 2016: CV < 0.5 in ~97 % of
-  SER neurons under α1-adrenergic stimulation).
-* NSER: narrow (UDI 0.3-0.8 ms), faster (3-15 Hz) and irregular (CV 0.5-1.2).
-* Atypical SER: UDI 0.6-1.1 ms, 2-8 Hz, CV 0.2-0.8, i.e. overlapping NSER on the classical criteria, but
-  keeping a SER *shape signature* a shape classifier can learn: an inflection (shoulder) on the upstroke,
-  a slow, asymmetric repolarisation (the positive lobe decays 1.6-2.5x slower than it rises) and a long,
-  low positive after-phase.  **This signature is a modelling assumption of this simulator, not a published
-  finding.**
-* Background: coloured noise (white + 1/f below a knee frequency, low-pass filtered like an amplifier's
-  output filter), slow drift (random walk + slow sinusoid), a holding-current offset and mains hum (50 Hz
-  and two harmonics).  Spikes never come closer than ``refractory_ms`` (>= 5 ms).
-
-Everything is vectorised: 60 s at 40 kHz takes ~0.2 s.  Results are deterministic given ``seed``.
+The full explanation is in ``docs/simulator.md`` (section "Module notes: spikeinterface_sero.datasets.simulator").
 """
 
 from __future__ import annotations
@@ -180,12 +151,12 @@ def draw_cell_params(
 ) -> dict[str, Any]:
     """Draw the parameters of one simulated cell (firing, spike shape, background); see
     :func:`simulate_drn_recording` for their meaning.  ``overrides`` replace drawn values."""
-    ct = _cell_type(cell_type)
+    canonical_type = _cell_type(cell_type)
     rng = np.random.default_rng(seed)
-    rate, cv = _draw_firing(rng, ct)
+    rate, cv = _draw_firing(rng, canonical_type)
     params: dict[str, Any] = dict(firing_rate_hz=rate, cv_isi=cv, refractory_ms=5.0)
     params.update(amplitude_pa=_loguniform(rng, 80.0, 600.0), amplitude_jitter=0.10, shape_jitter=0.03)
-    params.update(_draw_shape(rng, ct, overrides.get("udi_ms")))
+    params.update(_draw_shape(rng, canonical_type, overrides.get("udi_ms")))
     params.update(_draw_background(rng, sampling_frequency))
     unknown = sorted(set(overrides) - set(params))
     if unknown:
@@ -195,10 +166,10 @@ def draw_cell_params(
     return params
 
 
-def _check_params(p, fs):
-    def need(cond, msg):
-        if not cond:
-            raise SimulatorError(msg)
+def _check_params(p, sampling_frequency):
+    def need(condition, message):
+        if not condition:
+            raise SimulatorError(message)
 
     need(p["firing_rate_hz"] >= 0, f"firing_rate_hz must be >= 0, got {p['firing_rate_hz']}.")
     need(p["refractory_ms"] >= 0, "refractory_ms must be >= 0.")
@@ -265,8 +236,8 @@ def _waveform(t_ms, p, pos_centre, pos_ratio=None):
 
 
 def _udi_of(w, dt_ms):
-    i0 = int(np.argmin(w))
-    return (i0 + int(np.argmax(w[i0:]))) * dt_ms - i0 * dt_ms, i0
+    trough_index = int(np.argmin(w))
+    return (trough_index + int(np.argmax(w[trough_index:]))) * dt_ms - trough_index * dt_ms, trough_index
 
 
 def _solve_shape(p, dt_ms=0.0025):
@@ -277,14 +248,14 @@ def _solve_shape(p, dt_ms=0.0025):
     centre = target
     for _ in range(30):
         w = _waveform(t, p, centre)
-        udi, i0 = _udi_of(w, dt_ms)
-        err = target - udi
-        if abs(err) <= dt_ms:
+        udi, trough_index = _udi_of(w, dt_ms)
+        error = target - udi
+        if abs(error) <= dt_ms:
             break
-        centre = max(centre + err, 0.02)
+        centre = max(centre + error, 0.02)
     w = _waveform(t, p, centre)
-    i0 = int(np.argmin(w))
-    return centre, float(t[i0]), float(-w[i0])
+    trough_index = int(np.argmin(w))
+    return centre, float(t[trough_index]), float(-w[trough_index])
 
 
 def spike_waveform(t_ms, cell_type: str = "serotonergic", seed=None, **params) -> np.ndarray:
@@ -308,9 +279,9 @@ def _spike_times(rng, rate, cv, refractory_s, t_lo, t_hi):
         return np.empty(0)
     mean = 1.0 / rate
     free = mean - refractory_s
-    sd = cv * mean
-    shape = (free / sd) ** 2
-    scale = sd**2 / free
+    standard_deviation = cv * mean
+    shape = (free / standard_deviation) ** 2
+    scale = standard_deviation**2 / free
     span = t_hi - t_lo
     n = int(span * rate * 1.3 + 10 * np.sqrt(span * rate + 1) + 10)
     isi = refractory_s + rng.gamma(shape, scale, size=n)
@@ -322,50 +293,53 @@ def _spike_times(rng, rate, cv, refractory_s, t_lo, t_hi):
     return times[times < t_hi]
 
 
-def _coloured_noise(rng, n, fs, sd, knee_hz, lowpass_hz):
+def _coloured_noise(rng, n, sampling_frequency, standard_deviation, knee_hz, lowpass_hz):
     import scipy.fft as sfft
 
-    if sd <= 0 or n < 2:
+    if standard_deviation <= 0 or n < 2:
         return np.zeros(n, dtype=np.float32)
     white = rng.standard_normal(n, dtype=np.float32)
     spec = sfft.rfft(white, workers=2)
-    f = np.fft.rfftfreq(n, 1.0 / fs).astype(np.float32)
+    f = np.fft.rfftfreq(n, 1.0 / sampling_frequency).astype(np.float32)
     f[0] = f[1] if n > 1 else 1.0
-    fmin = max(0.5, fs / n)
-    gain = np.sqrt(1.0 + knee_hz / np.maximum(f, fmin))  # white + 1/f power below the knee
+    lowest_frequency = max(0.5, sampling_frequency / n)
+    gain = np.sqrt(1.0 + knee_hz / np.maximum(f, lowest_frequency))  # white + 1/f power below the knee
     gain /= np.sqrt(1.0 + (f / lowpass_hz) ** 8)  # 4-pole low-pass (amplifier output filter)
     gain[0] = 0.0
     spec *= gain.astype(np.float32)
     x = sfft.irfft(spec, n=n, workers=2)
     s = float(np.std(x))
-    return (x * np.float32(sd / s)).astype(np.float32) if s > 0 else np.zeros(n, dtype=np.float32)
+    return (x * np.float32(standard_deviation / s)).astype(np.float32) if s > 0 else np.zeros(n, dtype=np.float32)
 
 
-def _drift(rng, n, fs, amp, period_s):
-    if amp <= 0 or n < 2:
+def _drift(rng, n, sampling_frequency, amplitude, period_s):
+    if amplitude <= 0 or n < 2:
         return np.zeros(n, dtype=np.float32)
-    dur = n / fs
+    duration = n / sampling_frequency
     step = 0.1  # s, coarse grid of the random walk
-    m = int(np.ceil(dur / step)) + 2
+    m = int(np.ceil(duration / step)) + 2
     walk = np.cumsum(rng.standard_normal(m))
     walk -= np.linspace(walk[0], walk[-1], m)  # a bridge: no net trend over the recording
     walk_sd = float(np.std(walk))
     if walk_sd > 0:
-        walk *= 0.7 * amp / walk_sd
-    tc = np.arange(m) * step
-    slow = 0.7 * amp * np.sin(2 * np.pi * tc / period_s + rng.uniform(0, 2 * np.pi))
-    return np.interp(np.arange(n) / fs, tc, walk + slow).astype(np.float32)
+        walk *= 0.7 * amplitude / walk_sd
+    knot_times = np.arange(m) * step
+    slow = 0.7 * amplitude * np.sin(2 * np.pi * knot_times / period_s + rng.uniform(0, 2 * np.pi))
+    return np.interp(np.arange(n) / sampling_frequency, knot_times, walk + slow).astype(np.float32)
 
 
-def _hum(rng, n, fs, amp, f0):
-    if amp <= 0:
+def _hum(rng, n, sampling_frequency, amplitude, f0):
+    if amplitude <= 0:
         return np.zeros(n, dtype=np.float32)
-    amps = amp * np.array([1.0, rng.uniform(0.1, 0.5), rng.uniform(0.05, 0.3)])
+    amplitudes = amplitude * np.array([1.0, rng.uniform(0.1, 0.5), rng.uniform(0.05, 0.3)])
     phases = rng.uniform(0, 2 * np.pi, 3)
-    period = fs / f0
+    period = sampling_frequency / f0
     m = int(round(period)) if abs(period - round(period)) < 1e-9 else n  # one period, then tile
     k = np.arange(min(m, n), dtype=np.float64)
-    one = sum(a * np.sin(2 * np.pi * f0 * (h + 1) * k / fs + ph) for h, (a, ph) in enumerate(zip(amps, phases)))
+    one = sum(
+        a * np.sin(2 * np.pi * f0 * (h + 1) * k / sampling_frequency + phase)
+        for h, (a, phase) in enumerate(zip(amplitudes, phases))
+    )
     one = one.astype(np.float32)
     return np.tile(one, n // one.size + 1)[:n] if one.size < n else one
 
@@ -416,16 +390,16 @@ class SimulatedRecording:
         """A SpikeInterface ``NumpyRecording`` (one channel, id ``"0"``, pA, gain 1, offset 0, dummy probe)."""
         from spikeinterface.core import NumpyRecording
 
-        rec = NumpyRecording([self.traces[:, None]], self.sampling_frequency, channel_ids=["0"])
-        rec.set_channel_gains(1.0)
-        rec.set_channel_offsets(0.0)
-        rec.set_property("physical_unit", ["pA"])
-        rec.set_property("gain_to_physical_unit", [1.0])
-        rec.set_property("offset_to_physical_unit", [0.0])
-        rec.set_property("channel_name", ["IN 0"])
-        rec.set_dummy_probe_from_locations(np.zeros((1, 2)))
-        rec.annotate(cell_type=self.cell_type, label=self.label, cell_id=self.cell_id)
-        return rec
+        recording = NumpyRecording([self.traces[:, None]], self.sampling_frequency, channel_ids=["0"])
+        recording.set_channel_gains(1.0)
+        recording.set_channel_offsets(0.0)
+        recording.set_property("physical_unit", ["pA"])
+        recording.set_property("gain_to_physical_unit", [1.0])
+        recording.set_property("offset_to_physical_unit", [0.0])
+        recording.set_property("channel_name", ["IN 0"])
+        recording.set_dummy_probe_from_locations(np.zeros((1, 2)))
+        recording.annotate(cell_type=self.cell_type, label=self.label, cell_id=self.cell_id)
+        return recording
 
     def to_abf(
         self, path, *, data_format: str = "int16", version: int = 2, rec_datetime: _dt.datetime | None = None
@@ -477,19 +451,26 @@ def simulate_drn_recording(
     -------
     SimulatedRecording
     """
-    fs = float(sampling_frequency)
-    if not (np.isfinite(fs) and fs > 0):
+    sampling_frequency_hz = float(sampling_frequency)
+    if not (np.isfinite(sampling_frequency_hz) and sampling_frequency_hz > 0):
         raise SimulatorError(f"sampling_frequency must be a positive number of Hz, got {sampling_frequency!r}.")
     if not (np.isfinite(duration_s) and duration_s > 0):
         raise SimulatorError(f"duration_s must be > 0, got {duration_s!r}.")
-    ct = _cell_type(cell_type)
+    canonical_type = _cell_type(cell_type)
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-    p = draw_cell_params(ct, fs, seed=rng, **overrides)
-    n = int(round(duration_s * fs))
+    p = draw_cell_params(canonical_type, sampling_frequency_hz, seed=rng, **overrides)
+    n = int(round(duration_s * sampling_frequency_hz))
 
     # ---- spike train (negative-peak times, s) ----
     before_s, after_s = _WIN_BEFORE_MS / 1000.0, _WIN_AFTER_MS / 1000.0
-    times = _spike_times(rng, p["firing_rate_hz"], p["cv_isi"], p["refractory_ms"] / 1000.0, before_s, n / fs - after_s)
+    times = _spike_times(
+        rng,
+        p["firing_rate_hz"],
+        p["cv_isi"],
+        p["refractory_ms"] / 1000.0,
+        before_s,
+        n / sampling_frequency_hz - after_s,
+    )
     k = times.size
 
     # ---- spikes, rendered analytically (sub-sample timing, per-spike jitter) ----
@@ -498,42 +479,49 @@ def simulate_drn_recording(
     spike_samples = np.empty(0, dtype=np.int64)
     peak_samples = np.empty(0, dtype=np.int64)
     if k:
-        amp = p["amplitude_pa"] / norm * np.exp(p["amplitude_jitter"] * rng.standard_normal(k))
+        spike_amplitudes = p["amplitude_pa"] / norm * np.exp(p["amplitude_jitter"] * rng.standard_normal(k))
         scale = np.clip(1.0 + p["shape_jitter"] * rng.standard_normal(k), 0.85, 1.15)
         ratio = p["pos_ratio"] * np.clip(1.0 + 0.5 * p["shape_jitter"] * rng.standard_normal(k), 0.8, 1.2)
-        w0 = int(np.ceil(_WIN_BEFORE_MS * 1.2 * fs / 1000.0))
-        w1 = int(np.ceil(_WIN_AFTER_MS * 1.2 * fs / 1000.0))
-        pos = times * fs  # continuous sample position of each negative peak
-        first = np.floor(pos).astype(np.int64) - w0
-        idx = first[:, None] + np.arange(w0 + w1)[None, :]
-        t_ms = (idx - pos[:, None]) * (1000.0 / fs) / scale[:, None] + trough_off
-        waves = amp[:, None] * _waveform(t_ms, p, centre, ratio[:, None])
-        valid = (idx >= 0) & (idx < n)
-        traces += np.bincount(idx[valid], weights=waves[valid], minlength=n)
-        peak_samples = idx[np.arange(k), np.argmin(waves, axis=1)]
+        samples_before = int(np.ceil(_WIN_BEFORE_MS * 1.2 * sampling_frequency_hz / 1000.0))
+        samples_after = int(np.ceil(_WIN_AFTER_MS * 1.2 * sampling_frequency_hz / 1000.0))
+        pos = times * sampling_frequency_hz  # continuous sample position of each negative peak
+        first = np.floor(pos).astype(np.int64) - samples_before
+        sample_indices = first[:, None] + np.arange(samples_before + samples_after)[None, :]
+        t_ms = (sample_indices - pos[:, None]) * (1000.0 / sampling_frequency_hz) / scale[:, None] + trough_off
+        waves = spike_amplitudes[:, None] * _waveform(t_ms, p, centre, ratio[:, None])
+        valid = (sample_indices >= 0) & (sample_indices < n)
+        traces += np.bincount(sample_indices[valid], weights=waves[valid], minlength=n)
+        peak_samples = sample_indices[np.arange(k), np.argmin(waves, axis=1)]
         depth = waves.min(axis=1)  # the -50 pA crossing; half the peak only for a spike that never reaches it
-        thr = np.where(depth <= DEFAULT_THRESHOLD_PA, DEFAULT_THRESHOLD_PA, 0.5 * depth)
-        spike_samples = idx[np.arange(k), np.argmax(waves <= thr[:, None], axis=1)]
+        threshold = np.where(depth <= DEFAULT_THRESHOLD_PA, DEFAULT_THRESHOLD_PA, 0.5 * depth)
+        spike_samples = sample_indices[np.arange(k), np.argmax(waves <= threshold[:, None], axis=1)]
 
     # ---- background ----
-    traces += _coloured_noise(rng, n, fs, p["noise_sd_pa"], p["noise_knee_hz"], min(p["lowpass_hz"], 0.49 * fs))
-    traces += _drift(rng, n, fs, p["drift_pa"], p["drift_period_s"])
-    traces += _hum(rng, n, fs, p["hum_pa"], p["hum_hz"])
+    traces += _coloured_noise(
+        rng,
+        n,
+        sampling_frequency_hz,
+        p["noise_sd_pa"],
+        p["noise_knee_hz"],
+        min(p["lowpass_hz"], 0.49 * sampling_frequency_hz),
+    )
+    traces += _drift(rng, n, sampling_frequency_hz, p["drift_pa"], p["drift_period_s"])
+    traces += _hum(rng, n, sampling_frequency_hz, p["hum_pa"], p["hum_hz"])
     traces += p["holding_pa"]
 
     isi = np.diff(times)
     p.update(
         n_spikes=int(k),
-        measured_rate_hz=float(k / (n / fs)),
+        measured_rate_hz=float(k / (n / sampling_frequency_hz)),
         measured_cv_isi=float(isi.std() / isi.mean()) if isi.size > 1 else float("nan"),
     )
     return SimulatedRecording(
         traces=traces.astype(np.float32),
-        sampling_frequency=fs,
+        sampling_frequency=sampling_frequency_hz,
         spike_samples=spike_samples.astype(np.int64),
         peak_samples=peak_samples.astype(np.int64),
-        cell_type=ct,
-        label=_LABEL_OF[ct],
+        cell_type=canonical_type,
+        label=_LABEL_OF[canonical_type],
         params=p,
     )
 
@@ -598,9 +586,9 @@ def simulate_dataset(
     assign_rng = np.random.default_rng(assign_ss)
     plan = []  # (cell_type, group index)
     g_next = 0
-    for ct in CELL_TYPES:
-        for _ in range(counts.get(ct, 0)):
-            plan.append((ct, g_next % n_groups))
+    for cell_type in CELL_TYPES:
+        for _ in range(counts.get(cell_type, 0)):
+            plan.append((cell_type, g_next % n_groups))
             g_next += 1
     order = assign_rng.permutation(len(plan))
     plan = [plan[i] for i in order]
@@ -609,37 +597,37 @@ def simulate_dataset(
     out = Path(out_dir) if out_dir is not None else None
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
-    recs: list[SimulatedRecording] = []
-    for i, ((ct, g), ss) in enumerate(zip(plan, cell_ss)):
-        rng = np.random.default_rng(ss)
+    recordings: list[SimulatedRecording] = []
+    for i, ((cell_type, g), seed_sequence) in enumerate(zip(plan, cell_ss)):
+        rng = np.random.default_rng(seed_sequence)
         day = {k: v * float(rng.uniform(0.85, 1.15)) for k, v in days[g].items()}
         day["lowpass_hz"] = min(day["lowpass_hz"], 0.45 * sampling_frequency)
-        kw = {**day, **overrides}
-        rec = simulate_drn_recording(ct, duration_s, sampling_frequency, seed=rng, **kw)
-        rec.group = day_names[g]
-        rec.cell_id = f"{day_names[g]}_c{i + 1:03d}"
+        recording_kwargs = {**day, **overrides}
+        recording = simulate_drn_recording(cell_type, duration_s, sampling_frequency, seed=rng, **recording_kwargs)
+        recording.group = day_names[g]
+        recording.cell_id = f"{day_names[g]}_c{i + 1:03d}"
         if out is not None:
-            rec.file = rec.to_abf(
-                out / f"{rec.cell_id}.abf",
+            recording.file = recording.to_abf(
+                out / f"{recording.cell_id}.abf",
                 data_format=data_format,
                 version=abf_version,
                 rec_datetime=base + _dt.timedelta(days=g, minutes=5 * i),
             )
-        recs.append(rec)
+        recordings.append(recording)
 
     if out is not None:
         with open(out / "labels.csv", "w", newline="") as fh:
             w = csv.writer(fh)
             w.writerow(["file", "label", "channel", "group", "cell_type"])
-            for r in recs:
+            for r in recordings:
                 w.writerow([r.file.name, r.label, "0", r.group, r.cell_type])
-        keys = sorted({k for r in recs for k in r.params})
+        keys = sorted({k for r in recordings for k in r.params})
         with open(out / "params.csv", "w", newline="") as fh:
             w = csv.writer(fh)
             w.writerow(["file", "cell_id", "group", "cell_type", "label", *keys])
-            for r in recs:
+            for r in recordings:
                 w.writerow([r.file.name, r.cell_id, r.group, r.cell_type, r.label, *[r.params.get(k) for k in keys]])
-    return recs
+    return recordings
 
 
 def dataset_table(recordings):

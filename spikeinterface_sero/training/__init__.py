@@ -1,15 +1,6 @@
 """Training and evaluation of the serotonergic-CNN ensemble.
 
-* :mod:`.data`: labelled spike datasets (:class:`SpikeDataset`) from a label table of ABF recordings, the
-  authors' per-spike CSV folders or numpy arrays; cap per cell, class balancing.
-* :mod:`.splits`: train/validation/test splits by cell or group (no leakage), cell k-fold, and the
-  paper's spike-level split (warns).
-* :mod:`.synthetic`: streamed synthetic spikes (smoothed spike + spike-free noise mask).
-* :mod:`.train`: fused training of all members, model folder with a model card.
-* :mod:`.evaluate`: confusion matrices (normalisation stated), accuracy, ROC AUC, per-kernel table,
-  calibration, JSON + PNG report.
-
-TensorFlow, Keras and matplotlib are imported inside the functions that need them.
+The full explanation is in ``docs/training.md`` (section "Module notes: spikeinterface_sero.training").
 """
 
 from .data import (

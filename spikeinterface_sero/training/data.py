@@ -1,20 +1,6 @@
 """Labelled spike datasets for training and evaluation.
 
-A :class:`SpikeDataset` holds every spike snippet of a set of labelled cells together with the cell each
-spike came from (so that splits can keep a cell on one side only) and a pool of spike-free noise masks cut
-from the same recordings (the raw material of the streamed synthetic data, see
-:mod:`spikeinterface_sero.training.synthetic`).
-
-Sources:
-
-* :func:`dataset_from_table`: a CSV table of labelled ABF recordings (columns ``file, label`` and optional
-  ``channel, group``); snippets come from :func:`spikeinterface_sero.snippets.abf_to_snippets`, noise
-  masks from the spike-free stretches of the same traces.
-* :func:`dataset_from_csv_folders`: the authors' one-CSV-per-spike folders (``SER/`` and ``NSER/``).
-* :func:`dataset_from_arrays`: numpy snippets, labels and cell ids.
-
-Then :func:`cap_per_cell` (the paper's 700 spikes per cell) and :func:`balance_classes` (the published
-version subsampled SER spikes to the NSER count), both seeded.
+The full explanation is in ``docs/training.md`` (section "Module notes: spikeinterface_sero.training.data").
 """
 
 from __future__ import annotations
@@ -170,10 +156,10 @@ class SpikeDataset:
         """Counts per class (spikes, cells, groups) as a JSON-able dict."""
         out = {"n_spikes": int(len(self)), "n_cells": int(self.n_cells)}
         for y, name in enumerate(LABELS):
-            sel = self.cells["y"] == y
+            selected = self.cells["y"] == y
             out[name] = {
                 "spikes": int((self.y == y).sum()),
-                "cells": int(sel.sum()),
+                "cells": int(selected.sum()),
             }
         if self.has_groups:
             out["n_groups"] = int(self.cells["group"].nunique())
@@ -220,14 +206,14 @@ class SpikeDataset:
         cells = pd.read_json(_io.StringIO(str(d.pop("cells_json"))), orient="records", dtype={"cell": str})
         cells = cells.set_index("cell")
         cells.index = cells.index.astype(str)
-        meta = json.loads(str(d.pop("meta_json")))
-        return cls(cells=cells, has_groups=meta["has_groups"], source=meta["source"], **d)
+        metadata = json.loads(str(d.pop("meta_json")))
+        return cls(cells=cells, has_groups=metadata["has_groups"], source=metadata["source"], **d)
 
 
 # ------------------------------------------------------------------------------------------- construction
 def _cells_table(y, cell, group, extra: dict[str, dict] | None = None) -> pd.DataFrame:
-    df = pd.DataFrame({"cell": cell, "y": y, "group": group})
-    first = df.groupby("cell", sort=False).agg(
+    frame = pd.DataFrame({"cell": cell, "y": y, "group": group})
+    first = frame.groupby("cell", sort=False).agg(
         y=("y", "first"), group=("group", "first"), n_y=("y", "nunique"), n_g=("group", "nunique")
     )
     bad = first.index[first["n_y"] > 1].tolist()
@@ -238,7 +224,7 @@ def _cells_table(y, cell, group, extra: dict[str, dict] | None = None) -> pd.Dat
         raise TrainingError(f"cells in more than one group: {bad[:5]}; every cell belongs to one group")
     table = first[["y", "group"]].copy()
     table.insert(0, "label", [LABELS[int(v)] for v in table["y"]])
-    table["n_spikes"] = df["cell"].value_counts().reindex(table.index).to_numpy()
+    table["n_spikes"] = frame["cell"].value_counts().reindex(table.index).to_numpy()
     table["n_detected"] = table["n_spikes"]
     table["source"] = ""
     table["channel"] = ""
@@ -298,37 +284,39 @@ def dataset_from_arrays(
     if X.ndim != 2 or X.shape[1] != SNIPPET_LENGTH:
         raise TrainingError(f"snippets must have shape (n, {SNIPPET_LENGTH}), got {X.shape}")
     n = len(X)
-    yy = _labels_array(y, n)
+    labels = _labels_array(y, n)
     cell = np.asarray(cell_ids).astype(str)
     if cell.ndim == 0:
         cell = np.full(n, str(cell))
     has_groups = group is not None
     if group is None:
-        grp = cell.copy()
+        group_array = cell.copy()
     elif isinstance(group, str) and group == "day":
-        grp = np.array([day_of_cell(c) for c in cell], dtype=str)
+        group_array = np.array([day_of_cell(c) for c in cell], dtype=str)
     else:
-        grp = np.asarray(group).astype(str)
-        if grp.ndim == 0:
-            grp = np.full(n, str(grp))
-    if len(yy) != n or len(cell) != n or len(grp) != n:
-        raise TrainingError(f"X has {n} snippets but y/cell_ids/group have {len(yy)}/{len(cell)}/{len(grp)}")
+        group_array = np.asarray(group).astype(str)
+        if group_array.ndim == 0:
+            group_array = np.full(n, str(group_array))
+    if len(labels) != n or len(cell) != n or len(group_array) != n:
+        raise TrainingError(
+            f"X has {n} snippets but y/cell_ids/group have {len(labels)}/{len(cell)}/{len(group_array)}"
+        )
     if noise is not None and noise_cell is None:
         raise TrainingError("noise masks need noise_cell (the cell whose recording each comes from)")
-    src = {"kind": "arrays", "noise_source": "given" if noise is not None else "none"}
-    src.update(source or {})
+    source_info = {"kind": "arrays", "noise_source": "given" if noise is not None else "none"}
+    source_info.update(source or {})
     return SpikeDataset(
         X=X,
-        y=yy,
+        y=labels,
         cell=cell,
-        group=grp,
-        cells=_cells_table(yy, cell, grp),
+        group=group_array,
+        cells=_cells_table(labels, cell, group_array),
         noise=noise,
         noise_cell=noise_cell,
         trigger=None if trigger is None else np.asarray(trigger, dtype=np.int64),
         segment=None if segment is None else np.asarray(segment, dtype=np.int64),
         has_groups=has_groups,
-        source=src,
+        source=source_info,
     )
 
 
@@ -339,20 +327,20 @@ def concat_datasets(datasets) -> SpikeDataset:
         raise TrainingError("no datasets to concatenate")
     seen: set = set()
     for d in datasets:
-        dup = seen.intersection(d.cells.index)
-        if dup:
-            raise TrainingError(f"cell ids appear in more than one dataset: {sorted(dup)[:5]}")
+        duplicates = seen.intersection(d.cells.index)
+        if duplicates:
+            raise TrainingError(f"cell ids appear in more than one dataset: {sorted(duplicates)[:5]}")
         seen.update(d.cells.index)
 
-    def cat(name):
-        vals = [getattr(d, name) for d in datasets]
-        if any(v is None for v in vals):
+    def concatenate_field(name):
+        values = [getattr(d, name) for d in datasets]
+        if any(v is None for v in values):
             return None
-        return np.concatenate(vals)
+        return np.concatenate(values)
 
-    noises = [d for d in datasets if d.noise is not None]
-    noise = np.concatenate([d.noise for d in noises]) if noises else None
-    noise_cell = np.concatenate([d.noise_cell for d in noises]) if noises else None
+    with_noise = [d for d in datasets if d.noise is not None]
+    noise = np.concatenate([d.noise for d in with_noise]) if with_noise else None
+    noise_cell = np.concatenate([d.noise_cell for d in with_noise]) if with_noise else None
     kinds = sorted({d.source.get("noise_source", "none") for d in datasets})
     return SpikeDataset(
         X=np.concatenate([d.X for d in datasets]),
@@ -362,8 +350,8 @@ def concat_datasets(datasets) -> SpikeDataset:
         cells=pd.concat([d.cells for d in datasets]),
         noise=noise,
         noise_cell=noise_cell,
-        trigger=cat("trigger"),
-        segment=cat("segment"),
+        trigger=concatenate_field("trigger"),
+        segment=concatenate_field("segment"),
         has_groups=any(d.has_groups for d in datasets),
         source={
             "kind": "concatenated",
@@ -381,12 +369,12 @@ def spike_free_starts(n_samples: int, triggers, *, margin: int, length: int = SN
     The spike-free gaps are tiled from their left edge; the result is sorted.
     """
     t = np.sort(np.asarray(triggers, dtype=np.int64))
-    lo = np.concatenate([[-(1 << 62)], t + NAFTER + margin])  # a gap starts after a spike's zone
-    hi = np.concatenate([t - NBEFORE - margin, [1 << 62]])  # and ends before the next one's
-    lo = np.maximum(lo, 0)
-    hi = np.minimum(hi, n_samples)
+    gap_starts = np.concatenate([[-(1 << 62)], t + NAFTER + margin])  # a gap starts after a spike's zone
+    gap_ends = np.concatenate([t - NBEFORE - margin, [1 << 62]])  # and ends before the next one's
+    gap_starts = np.maximum(gap_starts, 0)
+    gap_ends = np.minimum(gap_ends, n_samples)
     starts = []
-    for a, b in zip(lo, hi):
+    for a, b in zip(gap_starts, gap_ends):
         n = (b - a) // length
         if n > 0:
             starts.append(a + length * np.arange(n, dtype=np.int64))
@@ -410,17 +398,17 @@ def noise_masks_from_traces(
     non-overlapping candidates. Returns (m, length) float32, m <= n_masks.
     """
     rng = np.random.default_rng(rng)
-    cands = []
-    for s, (tr, tg) in enumerate(zip(traces, triggers)):
-        st = spike_free_starts(len(tr), tg, margin=margin, length=length)
-        cands.append(np.stack([np.full(len(st), s), st], axis=1))
-    cands = np.concatenate(cands) if cands else np.zeros((0, 2), dtype=np.int64)
-    if not len(cands):
+    candidates = []
+    for s, (trace, trace_triggers) in enumerate(zip(traces, triggers)):
+        starts = spike_free_starts(len(trace), trace_triggers, margin=margin, length=length)
+        candidates.append(np.stack([np.full(len(starts), s), starts], axis=1))
+    candidates = np.concatenate(candidates) if candidates else np.zeros((0, 2), dtype=np.int64)
+    if not len(candidates):
         return np.zeros((0, length), dtype=np.float32)
-    order = rng.permutation(len(cands))
+    order = rng.permutation(len(candidates))
     out = []
-    for s, st in cands[order]:
-        w = np.asarray(traces[s][st : st + length], dtype=np.float64)
+    for s, starts in candidates[order]:
+        w = np.asarray(traces[s][starts : starts + length], dtype=np.float64)
         if np.all(np.isfinite(w)):
             out.append(w - w.mean())
         if len(out) >= n_masks:
@@ -434,28 +422,28 @@ def read_label_table(table) -> pd.DataFrame:
     ``channel, group``. Returns a DataFrame with absolute ``path``, parsed ``y``, and ``channel``/``group``
     (None where absent). Relative paths are relative to the table's folder."""
     if isinstance(table, pd.DataFrame):
-        df, base = table.copy(), Path.cwd()
+        frame, base = table.copy(), Path.cwd()
         where = "table"
     else:
         p = Path(table)
         if not p.is_file():
             raise TrainingError(f"label table {p} not found")
         try:
-            df = pd.read_csv(p, dtype=str, skipinitialspace=True, comment=None)
+            frame = pd.read_csv(p, dtype=str, skipinitialspace=True, comment=None)
         except Exception as e:  # pandas raises many types
             raise TrainingError(f"cannot read label table {p} as CSV: {e}") from e
         base, where = p.resolve().parent, p.name
-    df.columns = [str(c).strip().lower() for c in df.columns]
-    missing = {"file", "label"} - set(df.columns)
+    frame.columns = [str(c).strip().lower() for c in frame.columns]
+    missing = {"file", "label"} - set(frame.columns)
     if missing:
         raise TrainingError(
             f"label table {where} lacks column(s) {sorted(missing)}: it needs 'file' and 'label' "
             "(optional 'channel', 'group')"
         )
-    if not len(df):
+    if not len(frame):
         raise TrainingError(f"label table {where} has no rows")
     rows = []
-    for i, r in df.iterrows():
+    for i, r in frame.iterrows():
         row = f"{where} row {i + 2}"  # +1 header, +1 one-based
         f = str(r["file"]).strip() if pd.notna(r["file"]) else ""
         if not f:
@@ -463,8 +451,8 @@ def read_label_table(table) -> pd.DataFrame:
         path = Path(os.path.expanduser(f))
         if not path.is_absolute():
             path = base / path
-        ch = r.get("channel")
-        ch = None if ch is None or pd.isna(ch) or str(ch).strip() == "" else str(ch).strip()
+        channel = r.get("channel")
+        channel = None if channel is None or pd.isna(channel) or str(channel).strip() == "" else str(channel).strip()
         g = r.get("group")
         g = None if g is None or pd.isna(g) or str(g).strip() == "" else str(g).strip()
         rows.append(
@@ -473,7 +461,7 @@ def read_label_table(table) -> pd.DataFrame:
                 "path": path,
                 "label": r["label"],
                 "y": parse_label(r["label"], where=f"{row} (file {f})"),
-                "channel": ch,
+                "channel": channel,
                 "group": g,
             }
         )
@@ -512,8 +500,8 @@ def dataset_from_table(
     group column each cell is its own group. ``source_name`` is how the table is named in the dataset's
     ``source`` (and so in model cards); default: its path.
     """
-    kw = dict(snippet_kwargs or {})
-    read_kw = {k: kw.pop(k) for k in _READ_KWARGS if k in kw}
+    kwargs = dict(snippet_kwargs or {})
+    read_kwargs = {k: kwargs.pop(k) for k in _READ_KWARGS if k in kwargs}
     rows = read_label_table(table)
     has_groups = bool(rows["group"].notna().any())
     if has_groups and rows["group"].isna().any():
@@ -522,8 +510,8 @@ def dataset_from_table(
             f"'group' is empty in table row(s) {[b + 2 for b in bad][:5]}: fill it in every row or in none"
         )
     margin = int(round(noise_margin_ms * SAMPLING_FREQUENCY / 1000.0))
-    Xs, ys, cells_l, groups_l, trig, segs = [], [], [], [], [], []
-    extra, noises, noise_cells = {}, [], []
+    X_parts, y_parts, cell_parts, group_parts, trigger_parts, segment_parts = [], [], [], [], [], []
+    extra, noise_parts, noise_cells = {}, [], []
     seen_cells: dict[str, int] = {}
     iterator = rows.iterrows()
     if progress_bar:
@@ -532,11 +520,11 @@ def dataset_from_table(
         iterator = tqdm(iterator, total=len(rows), desc="reading recordings", unit="file")
     for i, r in iterator:
         where = f"{r['file']} (table row {i + 2})"
-        rec = read_abf(r["path"], channel=r["channel"], **read_kw)
-        sn = recording_to_snippets(rec, threshold=threshold, **kw)
-        w = np.asarray(sn.waveforms, dtype=np.float32).reshape(len(sn), -1)
-        cells = np.asarray(sn.cell_ids).astype(str)
-        units = np.asarray(sn.unit_ids).astype(str)
+        recording = read_abf(r["path"], channel=r["channel"], **read_kwargs)
+        snippets = recording_to_snippets(recording, threshold=threshold, **kwargs)
+        w = np.asarray(snippets.waveforms, dtype=np.float32).reshape(len(snippets), -1)
+        cells = np.asarray(snippets.cell_ids).astype(str)
+        units = np.asarray(snippets.unit_ids).astype(str)
         if not len(w):
             raise TrainingError(
                 f"no spikes detected in {where} at threshold {threshold} pA: check the channel and the "
@@ -552,53 +540,61 @@ def dataset_from_table(
             extra[c] = {
                 "source": str(r["file"]),
                 "channel": str(units[cells == c][0]),
-                "n_detected": int(sn.n_detected.get(c, (cells == c).sum())),
+                "n_detected": int(snippets.n_detected.get(c, (cells == c).sum())),
             }
-        Xs.append(w)
-        ys.append(np.full(len(w), r["y"], dtype=np.int64))
-        cells_l.append(cells)
-        groups_l.append(np.full(len(w), r["group"]).astype(str) if has_groups else cells.copy())
-        trig.append(np.asarray(sn.trigger_samples, dtype=np.int64))
-        segs.append(np.asarray(sn.segment_index, dtype=np.int64))
+        X_parts.append(w)
+        y_parts.append(np.full(len(w), r["y"], dtype=np.int64))
+        cell_parts.append(cells)
+        group_parts.append(np.full(len(w), r["group"]).astype(str) if has_groups else cells.copy())
+        trigger_parts.append(np.asarray(snippets.trigger_samples, dtype=np.int64))
+        segment_parts.append(np.asarray(snippets.segment_index, dtype=np.int64))
         if noise_per_cell > 0:
-            all_t = sn.all_trigger_samples if sn.all_trigger_samples is not None else sn.trigger_samples
-            all_s = sn.all_segment_index if sn.all_segment_index is not None else sn.segment_index
-            all_u = sn.all_unit_ids if sn.all_unit_ids is not None else sn.unit_ids
-            all_t, all_s, all_u = np.asarray(all_t), np.asarray(all_s), np.asarray(all_u).astype(str)
+            all_triggers = (
+                snippets.all_trigger_samples if snippets.all_trigger_samples is not None else snippets.trigger_samples
+            )
+            all_segments = (
+                snippets.all_segment_index if snippets.all_segment_index is not None else snippets.segment_index
+            )
+            all_units = snippets.all_unit_ids if snippets.all_unit_ids is not None else snippets.unit_ids
+            all_triggers, all_segments, all_units = (
+                np.asarray(all_triggers),
+                np.asarray(all_segments),
+                np.asarray(all_units).astype(str),
+            )
             for c in pd.unique(cells):
-                ch = units[cells == c][0]
-                ch_id = next(x for x in rec.channel_ids if str(x) == ch)
+                channel = units[cells == c][0]
+                channel_id = next(x for x in recording.channel_ids if str(x) == channel)
                 traces = [
-                    rec.get_traces(segment_index=s, channel_ids=[ch_id], return_in_uV=True)[:, 0]
-                    for s in range(rec.get_num_segments())
+                    recording.get_traces(segment_index=s, channel_ids=[channel_id], return_in_uV=True)[:, 0]
+                    for s in range(recording.get_num_segments())
                 ]
-                sel = all_u == ch
+                selected = all_units == channel
                 m = noise_masks_from_traces(
                     traces,
-                    [all_t[sel & (all_s == s)] for s in range(len(traces))],
+                    [all_triggers[selected & (all_segments == s)] for s in range(len(traces))],
                     n_masks=noise_per_cell,
                     margin=margin,
-                    rng=np.random.default_rng([seed, i, len(noises)]),
+                    rng=np.random.default_rng([seed, i, len(noise_parts)]),
                 )
-                noises.append(m)
+                noise_parts.append(m)
                 noise_cells.append(np.full(len(m), c))
-    X = np.concatenate(Xs)
-    y = np.concatenate(ys)
-    cell = np.concatenate(cells_l)
-    group = np.concatenate(groups_l)
-    noise = np.concatenate(noises) if noises else None
-    table_df = _cells_table(y, cell, group, extra)
+    X = np.concatenate(X_parts)
+    y = np.concatenate(y_parts)
+    cell = np.concatenate(cell_parts)
+    group = np.concatenate(group_parts)
+    noise = np.concatenate(noise_parts) if noise_parts else None
+    cell_table = _cells_table(y, cell, group, extra)
     n_noise_cells = 0 if noise is None else len(np.unique(np.concatenate(noise_cells)))
-    ds = SpikeDataset(
+    dataset = SpikeDataset(
         X=X,
         y=y,
         cell=cell,
         group=group,
-        cells=table_df,
+        cells=cell_table,
         noise=noise,
-        noise_cell=np.concatenate(noise_cells) if noises else None,
-        trigger=np.concatenate(trig),
-        segment=np.concatenate(segs),
+        noise_cell=np.concatenate(noise_cells) if noise_parts else None,
+        trigger=np.concatenate(trigger_parts),
+        segment=np.concatenate(segment_parts),
         has_groups=has_groups,
         source={
             "kind": "table",
@@ -615,10 +611,10 @@ def dataset_from_table(
         },
     )
     if noise is not None and not len(noise):
-        ds.noise, ds.noise_cell = None, None
+        dataset.noise, dataset.noise_cell = None, None
     if max_per_cell is not None:
-        ds = cap_per_cell(ds, max_per_cell, seed=seed)
-    return ds
+        dataset = cap_per_cell(dataset, max_per_cell, seed=seed)
+    return dataset
 
 
 # -------------------------------------------------------------------------------- the authors' CSV folders
@@ -649,50 +645,50 @@ def dataset_from_csv_folders(
         raise TrainingError(f"need a SER and an NSER folder of per-spike CSV files (found SER={ser}, NSER={nser})")
     parts = []
     for folder, y in ((Path(ser), SER), (Path(nser), NSER)):
-        w, cells, trig = read_snippet_csv_folder(folder)
+        w, cells, triggers = read_snippet_csv_folder(folder)
         parts.append(
             dataset_from_arrays(
                 w,
                 y,
                 cells,
                 group=group,
-                trigger=trig,
+                trigger=triggers,
                 source={"kind": "csv_folders", "folder": str(folder)},
             )
         )
-    ds = concat_datasets(parts)
-    ds.source = {"kind": "csv_folders", "ser": str(ser), "nser": str(nser), "noise_source": "none"}
+    dataset = concat_datasets(parts)
+    dataset.source = {"kind": "csv_folders", "ser": str(ser), "nser": str(nser), "noise_source": "none"}
     if max_per_cell is not None:
-        ds = cap_per_cell(ds, max_per_cell, seed=seed)
-    return ds
+        dataset = cap_per_cell(dataset, max_per_cell, seed=seed)
+    return dataset
 
 
 # -------------------------------------------------------------------------------------- cap and balance
-def cap_per_cell(ds: SpikeDataset, max_spikes: int = 700, *, seed: int = 0) -> SpikeDataset:
+def cap_per_cell(dataset: SpikeDataset, max_spikes: int = 700, *, seed: int = 0) -> SpikeDataset:
     """Keep at most ``max_spikes`` spikes of every cell, chosen at random (seeded), in their original
     order. The paper's data had at most 700 spikes per cell."""
     if max_spikes is None:
-        return ds
+        return dataset
     if int(max_spikes) < 1:
         raise TrainingError(f"max_spikes per cell must be >= 1, got {max_spikes}")
     rng = np.random.default_rng(seed)
     keep = []
-    for c in ds.cells.index:
-        idx = np.flatnonzero(ds.cell == c)
-        if len(idx) > max_spikes:
-            idx = np.sort(rng.choice(idx, size=int(max_spikes), replace=False))
-        keep.append(idx)
+    for c in dataset.cells.index:
+        indices = np.flatnonzero(dataset.cell == c)
+        if len(indices) > max_spikes:
+            indices = np.sort(rng.choice(indices, size=int(max_spikes), replace=False))
+        keep.append(indices)
     keep = np.sort(np.concatenate(keep)) if keep else np.zeros(0, dtype=np.int64)
-    out = ds.subset(keep)
-    out.source = dict(ds.source, max_per_cell=int(max_spikes))
+    out = dataset.subset(keep)
+    out.source = dict(dataset.source, max_per_cell=int(max_spikes))
     return out
 
 
-def balance_classes(ds: SpikeDataset, *, seed: int = 0) -> SpikeDataset:
+def balance_classes(dataset: SpikeDataset, *, seed: int = 0) -> SpikeDataset:
     """Subsample the majority class to the minority class's spike count (seeded, uniform over the
     majority's spikes, original order kept), as the published version did (SER down to the NSER
     count)."""
-    counts = np.bincount(ds.y, minlength=2)
+    counts = np.bincount(dataset.y, minlength=2)
     if counts.min() == 0:
         raise TrainingError(
             f"cannot balance: {LABELS[int(np.argmin(counts))]} has no spikes ({counts[0]} SER, {counts[1]} NSER)"
@@ -700,9 +696,9 @@ def balance_classes(ds: SpikeDataset, *, seed: int = 0) -> SpikeDataset:
     major = int(np.argmax(counts))
     n = int(counts.min())
     rng = np.random.default_rng(seed)
-    idx_major = np.flatnonzero(ds.y == major)
-    chosen = rng.choice(idx_major, size=n, replace=False)
-    keep = np.sort(np.concatenate([np.flatnonzero(ds.y != major), chosen]))
-    out = ds.subset(keep)
-    out.source = dict(ds.source, balanced=True)
+    indices_major = np.flatnonzero(dataset.y == major)
+    chosen = rng.choice(indices_major, size=n, replace=False)
+    keep = np.sort(np.concatenate([np.flatnonzero(dataset.y != major), chosen]))
+    out = dataset.subset(keep)
+    out.source = dict(dataset.source, balanced=True)
     return out

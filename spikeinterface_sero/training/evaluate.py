@@ -1,21 +1,7 @@
 """Evaluation of an ensemble on labelled spikes: spike- and cell-level confusion matrices (with the
 normalisation stated), accuracy, balanced accuracy, ROC AUC, each member alone, and calibration.
 
-Conventions (written into every report):
-
-* classes: 0 = serotonergic (SER), 1 = non-serotonergic (NSER); SER is the *positive* class, as in the
-  paper ("serotonergic cells as 0");
-* confusion matrices: rows = true class, columns = predicted class, ``[[TP, FN], [FP, TN]]``;
-* ``row_normalised`` (sklearn ``normalize='true'``): each row over its sum, the diagonal is **recall**:
-  ``[0][0]`` = TPR (sensitivity, SER recall), ``[1][1]`` = TNR (specificity, NSER recall);
-* ``column_normalised`` (sklearn ``normalize='pred'``): each column over its sum, the diagonal is
-  **precision**: ``[0][0]`` = PPV, ``[1][1]`` = NPV. The authors' notebook computed
-  ``confusion_matrix(true, pred, normalize='pred')``, so the numbers it called TPR/TNR are these
-  PPV/NPV;
-* spike decision: serotonergic when consensus[0] > consensus[1]; P(SER) = c0 / (c0 + c1); cell decision:
-  :func:`spikeinterface_sero.model.cell_decisions` (mean consensus over the cell's spikes);
-* calibration: of P(SER) against the true SER frequency, ``n_bins`` equal-width bins; expected calibration
-  error ECE = sum over bins of (bin count / n) * |frac SER - mean P(SER)|, in [0, 1].
+The full explanation is in ``docs/training.md`` (section "Module notes: spikeinterface_sero.training.evaluate").
 """
 
 from __future__ import annotations
@@ -46,12 +32,12 @@ NORMALISATION_NOTE = {
 }
 
 
-def _f(v):
+def _f(value):
     """float or None (JSON has no NaN)."""
-    if v is None:
+    if value is None:
         return None
-    v = float(v)
-    return v if math.isfinite(v) else None
+    value = float(value)
+    return value if math.isfinite(value) else None
 
 
 def decide(consensus) -> np.ndarray:
@@ -70,20 +56,20 @@ def confusion(y_true, y_pred) -> dict:
 
     y_true = np.asarray(y_true, dtype=np.int64)
     y_pred = np.asarray(y_pred, dtype=np.int64)
-    cm = confusion_matrix(y_true, y_pred, labels=[0, 1]).astype(np.int64)
+    count_matrix = confusion_matrix(y_true, y_pred, labels=[0, 1]).astype(np.int64)
     # by hand, not normalize="true"/"pred": sklearn writes 0 where a row or column is empty, this keeps None
     with np.errstate(invalid="ignore", divide="ignore"):
-        rows = cm / cm.sum(axis=1, keepdims=True)
-        cols = cm / cm.sum(axis=0, keepdims=True)
+        rows = count_matrix / count_matrix.sum(axis=1, keepdims=True)
+        columns = count_matrix / count_matrix.sum(axis=0, keepdims=True)
     if len(y_true):  # per class: precision = (PPV, NPV), recall = (TPR, TNR)
         precision, recall, _, _ = precision_recall_fscore_support(y_true, y_pred, labels=[0, 1], zero_division=np.nan)
     else:
         precision = recall = np.full(2, np.nan)
 
     return {
-        "counts": cm.tolist(),
+        "counts": count_matrix.tolist(),
         "row_normalised": [[_f(v) for v in r] for r in rows],
-        "column_normalised": [[_f(v) for v in r] for r in cols],
+        "column_normalised": [[_f(v) for v in r] for r in columns],
         "rates": {
             "TPR": _f(recall[0]),
             "TNR": _f(recall[1]),
@@ -102,19 +88,27 @@ def calibration(y_ser, p_ser, n_bins: int = 10) -> dict:
     from sklearn.calibration import calibration_curve
 
     y_ser = np.asarray(y_ser, dtype=np.float64)
-    p = np.clip(np.asarray(p_ser, dtype=np.float64), 0.0, 1.0)
-    n = len(p)
+    probabilities = np.clip(np.asarray(p_ser, dtype=np.float64), 0.0, 1.0)
+    n = len(probabilities)
     edges = np.linspace(0.0, 1.0, n_bins + 1)
-    idx = np.clip(np.digitize(p, edges[1:-1], right=True), 0, n_bins - 1)  # sklearn's binning
+    bin_indices = np.clip(np.digitize(probabilities, edges[1:-1], right=True), 0, n_bins - 1)  # sklearn's binning
     bins, ece = [], 0.0
     for b in range(n_bins):
-        sel = idx == b
-        nb = int(sel.sum())
-        mp = float(p[sel].mean()) if nb else None
-        fy = float(y_ser[sel].mean()) if nb else None
-        if nb:
-            ece += nb / n * abs(fy - mp)
-        bins.append({"lo": float(edges[b]), "hi": float(edges[b + 1]), "n": nb, "mean_p_ser": mp, "frac_ser": fy})
+        in_bin = bin_indices == b
+        n_in_bin = int(in_bin.sum())
+        mean_probability = float(probabilities[in_bin].mean()) if n_in_bin else None
+        fraction_ser = float(y_ser[in_bin].mean()) if n_in_bin else None
+        if n_in_bin:
+            ece += n_in_bin / n * abs(fraction_ser - mean_probability)
+        bins.append(
+            {
+                "lo": float(edges[b]),
+                "hi": float(edges[b + 1]),
+                "n": n_in_bin,
+                "mean_p_ser": mean_probability,
+                "frac_ser": fraction_ser,
+            }
+        )
     out = {
         "ece": _f(ece) if n else None,
         "n_bins": int(n_bins),
@@ -122,28 +116,28 @@ def calibration(y_ser, p_ser, n_bins: int = 10) -> dict:
         "what": "P(serotonergic) against the observed fraction of serotonergic spikes/cells",
     }
     if n and len(np.unique(y_ser)) == 2:
-        prob_true, prob_pred = calibration_curve(y_ser, p, n_bins=n_bins, strategy="uniform")
+        prob_true, prob_pred = calibration_curve(y_ser, probabilities, n_bins=n_bins, strategy="uniform")
         out["calibration_curve"] = {"prob_true": prob_true.tolist(), "prob_pred": prob_pred.tolist()}
     return out
 
 
-def _scores(y, pred, p_ser) -> dict:
+def _scores(y, predicted, p_ser) -> dict:
     from sklearn.metrics import accuracy_score, balanced_accuracy_score, roc_auc_score
 
     y = np.asarray(y)
-    out = {"n": int(len(y)), "accuracy": _f(accuracy_score(y, pred)) if len(y) else None}
-    two = len(np.unique(y)) == 2
+    out = {"n": int(len(y)), "accuracy": _f(accuracy_score(y, predicted)) if len(y) else None}
+    two_classes = len(np.unique(y)) == 2
     with np.errstate(all="ignore"):
-        out["balanced_accuracy"] = _f(balanced_accuracy_score(y, pred)) if two else None
-        out["roc_auc"] = _f(roc_auc_score((y == 0).astype(int), p_ser)) if two else None
+        out["balanced_accuracy"] = _f(balanced_accuracy_score(y, predicted)) if two_classes else None
+        out["roc_auc"] = _f(roc_auc_score((y == 0).astype(int), p_ser)) if two_classes else None
     return out
 
 
-def _bce(onehot, probs) -> float:
+def _bce(onehot, probabilities) -> float:
     """Keras' binary cross-entropy of the 2-unit outputs (mean over units and samples)."""
-    p = np.clip(np.asarray(probs, dtype=np.float64), 1e-7, 1 - 1e-7)
+    clipped = np.clip(np.asarray(probabilities, dtype=np.float64), 1e-7, 1 - 1e-7)
     t = np.asarray(onehot, dtype=np.float64)
-    return float(np.mean(-(t * np.log(p) + (1 - t) * np.log(1 - p))))
+    return float(np.mean(-(t * np.log(clipped) + (1 - t) * np.log(1 - clipped))))
 
 
 def evaluate_predictions(
@@ -159,18 +153,18 @@ def evaluate_predictions(
     """:func:`evaluate` from precomputed member outputs ``(n, m, 2)`` (e.g. ``Ensemble.predict_members``);
     ``model_calibration`` (the model folder's) is applied to the cell probabilities; the cell calibration is
     then reported both ways (``cell["calibration_uncalibrated"]``)."""
-    P = np.asarray(member_outputs, dtype=np.float64)
-    if P.ndim != 3 or P.shape[0] != len(dataset) or P.shape[2] != 2:
-        raise TrainingError(f"member outputs have shape {P.shape}; expected ({len(dataset)}, m, 2)")
+    outputs = np.asarray(member_outputs, dtype=np.float64)
+    if outputs.ndim != 3 or outputs.shape[0] != len(dataset) or outputs.shape[2] != 2:
+        raise TrainingError(f"member outputs have shape {outputs.shape}; expected ({len(dataset)}, m, 2)")
     y = dataset.y
     onehot = dataset.onehot()
-    consensus = consensus_of(P)
-    pred = decide(consensus)
-    p = p_ser_of(consensus)
-    spike = _scores(y, pred, p)
+    consensus = consensus_of(outputs)
+    predicted = decide(consensus)
+    probability = p_ser_of(consensus)
+    spike = _scores(y, predicted, probability)
     spike["bce"] = _f(_bce(onehot, consensus)) if len(y) else None
-    spike.update(confusion(y, pred))
-    spike["calibration"] = calibration(y == 0, p, n_bins=n_bins)
+    spike.update(confusion(y, predicted))
+    spike["calibration"] = calibration(y == 0, probability, n_bins=n_bins)
 
     cells = cell_decisions(consensus, dataset.cell, DecisionParams(n_boot=n_boot), model_calibration)
     true_cell = dataset.cells["y"].reindex(cells.index.astype(str)).to_numpy(dtype=np.int64)
@@ -180,8 +174,8 @@ def evaluate_predictions(
     cell.update(confusion(true_cell, cell_pred))
     cell["calibration"] = calibration(true_cell == 0, cell_p, n_bins=n_bins)
     if model_calibration:
-        raw = cell_decisions(consensus, dataset.cell, DecisionParams(n_boot=10))["sero_probability"].to_numpy()
-        cell["calibration_uncalibrated"] = calibration(true_cell == 0, raw, n_bins=n_bins)
+        uncalibrated = cell_decisions(consensus, dataset.cell, DecisionParams(n_boot=10))["sero_probability"].to_numpy()
+        cell["calibration_uncalibrated"] = calibration(true_cell == 0, uncalibrated, n_bins=n_bins)
     cell_table = cells.copy()
     cell_table.insert(0, "true_label", [LABELS[int(v)] for v in true_cell])
     cell_table.insert(1, "correct", cell_pred == true_cell)
@@ -196,7 +190,7 @@ def evaluate_predictions(
             "spike": "serotonergic when mean member output[0] > output[1]; P(SER) = c0 / (c0 + c1)",
             "cell": "mean of the spike consensus over the cell's spikes; serotonergic when mean[0] > mean[1]",
         },
-        "n_members": int(P.shape[1]),
+        "n_members": int(outputs.shape[1]),
         "kernels": None if kernels is None else [int(k) for k in kernels],
         "spike": spike,
         "cell": cell,
@@ -204,27 +198,27 @@ def evaluate_predictions(
     }
     if per_kernel:
         rows = []
-        codes, uniq = pd.factorize(dataset.cell)
-        counts = np.bincount(codes, minlength=len(uniq))
-        tc = dataset.cells["y"].reindex(pd.Index(uniq).astype(str)).to_numpy(dtype=np.int64)
-        for j in range(P.shape[1]):
-            Pj = P[:, j, :]
-            pj = decide(Pj)
-            s = _scores(y, pj, p_ser_of(Pj))
-            cm = np.zeros((len(uniq), 2))
-            np.add.at(cm, codes, Pj)
-            cm /= counts[:, None]
-            cp = decide(cm)
-            c = _scores(tc, cp, p_ser_of(cm))
+        codes, unique_cells = pd.factorize(dataset.cell)
+        counts = np.bincount(codes, minlength=len(unique_cells))
+        cell_truth = dataset.cells["y"].reindex(pd.Index(unique_cells).astype(str)).to_numpy(dtype=np.int64)
+        for j in range(outputs.shape[1]):
+            member_output = outputs[:, j, :]
+            member_predicted = decide(member_output)
+            spike_scores = _scores(y, member_predicted, p_ser_of(member_output))
+            cell_mean = np.zeros((len(unique_cells), 2))
+            np.add.at(cell_mean, codes, member_output)
+            cell_mean /= counts[:, None]
+            cell_predicted = decide(cell_mean)
+            cell_scores = _scores(cell_truth, cell_predicted, p_ser_of(cell_mean))
             rows.append(
                 {
                     "kernel": None if kernels is None else int(list(kernels)[j]),
-                    "spike_accuracy": s["accuracy"],
-                    "spike_balanced_accuracy": s["balanced_accuracy"],
-                    "spike_roc_auc": s["roc_auc"],
-                    "spike_bce": _f(_bce(onehot, Pj)) if len(y) else None,
-                    "cell_accuracy": c["accuracy"],
-                    "cell_balanced_accuracy": c["balanced_accuracy"],
+                    "spike_accuracy": spike_scores["accuracy"],
+                    "spike_balanced_accuracy": spike_scores["balanced_accuracy"],
+                    "spike_roc_auc": spike_scores["roc_auc"],
+                    "spike_bce": _f(_bce(onehot, member_output)) if len(y) else None,
+                    "cell_accuracy": cell_scores["accuracy"],
+                    "cell_balanced_accuracy": cell_scores["balanced_accuracy"],
                 }
             )
         result["per_kernel"] = rows
@@ -254,9 +248,9 @@ def evaluate(
         raise TrainingError(f"evaluate needs a SpikeDataset, got {type(dataset).__name__}")
     if not len(dataset):
         raise TrainingError("the evaluation set is empty")
-    P = ensemble.predict_members(dataset.X, batch_size=batch_size)
+    member_outputs = ensemble.predict_members(dataset.X, batch_size=batch_size)
     result = evaluate_predictions(
-        P,
+        member_outputs,
         dataset,
         kernels=getattr(ensemble, "kernels", None),
         n_bins=n_bins,
@@ -307,7 +301,7 @@ def _plots(result: dict, out_dir: Path, *, title: str | None = None) -> dict:
     from sklearn.metrics import ConfusionMatrixDisplay
 
     files = {}
-    short = ["SER", "NSER"]
+    short_labels = ["SER", "NSER"]
     suffix = f" ({title})" if title else ""
     panels = [
         ("counts", "counts", "d", {"vmin": 0}),
@@ -320,80 +314,84 @@ def _plots(result: dict, out_dir: Path, *, title: str | None = None) -> dict:
         ),
     ]
     for level in ("spike", "cell"):
-        r = result[level]
-        fig = Figure(figsize=(12, 4.4), layout="constrained")
-        for ax, (key, name, fmt, im_kw) in zip(fig.subplots(1, 3), panels):
-            matrix = np.array([[np.nan if v is None else v for v in row] for row in r[key]], dtype=float)
+        level_result = result[level]
+        figure = Figure(figsize=(12, 4.4), layout="constrained")
+        for axes, (key, name, value_format, image_kwargs) in zip(figure.subplots(1, 3), panels):
+            matrix = np.array([[np.nan if v is None else v for v in row] for row in level_result[key]], dtype=float)
             undefined = ~np.isfinite(matrix)
-            shown = np.where(undefined, 0, matrix).astype(np.int64 if fmt == "d" else float)
-            display = ConfusionMatrixDisplay(shown, display_labels=short)
-            display.plot(ax=ax, cmap="Blues", values_format=fmt, colorbar=False, im_kw=im_kw)
+            shown = np.where(undefined, 0, matrix).astype(np.int64 if value_format == "d" else float)
+            display = ConfusionMatrixDisplay(shown, display_labels=short_labels)
+            display.plot(ax=axes, cmap="Blues", values_format=value_format, colorbar=False, im_kw=image_kwargs)
             for i, j in zip(*np.nonzero(undefined)):  # a rate over an empty row or column
                 display.text_[i, j].set_text("-")
-            ax.set_title(name, fontsize=9)
-        acc = r.get("accuracy")
-        bacc = r.get("balanced_accuracy")
-        fig.suptitle(
-            f"{level}-level confusion{suffix}: n = {r['n']}, accuracy "
-            f"{'-' if acc is None else f'{acc:.3f}'}, balanced {'-' if bacc is None else f'{bacc:.3f}'}"
+            axes.set_title(name, fontsize=9)
+        accuracy = level_result.get("accuracy")
+        balanced_accuracy = level_result.get("balanced_accuracy")
+        figure.suptitle(
+            f"{level}-level confusion{suffix}: n = {level_result['n']}, accuracy "
+            f"{'-' if accuracy is None else f'{accuracy:.3f}'}, balanced {'-' if balanced_accuracy is None else f'{balanced_accuracy:.3f}'}"
         )
-        p = out_dir / f"confusion_{level}.png"
-        fig.savefig(p, dpi=110)
-        files[p.name] = str(p)
+        plot_path = out_dir / f"confusion_{level}.png"
+        figure.savefig(plot_path, dpi=110)
+        files[plot_path.name] = str(plot_path)
 
-    fig = Figure(figsize=(11, 6.0), layout="constrained")
-    grid = fig.subplots(2, 2, sharex=True, height_ratios=[3, 1])
-    for (ax, ax_counts), level in zip(grid.T, ("spike", "cell")):
-        cal = result[level]["calibration"]
-        filled = [b for b in cal["bins"] if b["n"]]
-        xs = [b["mean_p_ser"] for b in filled]
-        ys = [b["frac_ser"] for b in filled]
-        display = CalibrationDisplay(ys, xs, None, estimator_name="ensemble", pos_label=LABELS[0])
-        display.plot(ax=ax, color="C0")
-        ece = cal["ece"]
-        ax.set_title(f"{level}: reliability of P(SER), ECE {'-' if ece is None else f'{ece:.3f}'}", fontsize=10)
-        ax.set_xlabel("")
-        ax.set_ylabel("observed fraction serotonergic")
-        ax.set_xlim(-0.02, 1.02)  # markers at 0 and 1 are not cut
-        ax.set_ylim(-0.04, 1.04)
-        ax.legend(loc="best", fontsize=8)  # away from the points
+    figure = Figure(figsize=(11, 6.0), layout="constrained")
+    grid = figure.subplots(2, 2, sharex=True, height_ratios=[3, 1])
+    for (axes, counts_axes), level in zip(grid.T, ("spike", "cell")):
+        calibration_result = result[level]["calibration"]
+        filled = [b for b in calibration_result["bins"] if b["n"]]
+        mean_probabilities = [b["mean_p_ser"] for b in filled]
+        observed_fractions = [b["frac_ser"] for b in filled]
+        display = CalibrationDisplay(
+            observed_fractions, mean_probabilities, None, estimator_name="ensemble", pos_label=LABELS[0]
+        )
+        display.plot(ax=axes, color="C0")
+        ece = calibration_result["ece"]
+        axes.set_title(f"{level}: reliability of P(SER), ECE {'-' if ece is None else f'{ece:.3f}'}", fontsize=10)
+        axes.set_xlabel("")
+        axes.set_ylabel("observed fraction serotonergic")
+        axes.set_xlim(-0.02, 1.02)  # markers at 0 and 1 are not cut
+        axes.set_ylim(-0.04, 1.04)
+        axes.legend(loc="best", fontsize=8)  # away from the points
         # the count of each bin in a bar chart below, so that counts of near bins cannot overlap
-        bars = ax_counts.bar(
-            [(b["lo"] + b["hi"]) / 2 for b in cal["bins"]],
-            [b["n"] for b in cal["bins"]],
-            width=[0.9 * (b["hi"] - b["lo"]) for b in cal["bins"]],
+        bars = counts_axes.bar(
+            [(b["lo"] + b["hi"]) / 2 for b in calibration_result["bins"]],
+            [b["n"] for b in calibration_result["bins"]],
+            width=[0.9 * (b["hi"] - b["lo"]) for b in calibration_result["bins"]],
             color="C0",
             alpha=0.6,
         )
-        ax_counts.bar_label(bars, labels=[str(b["n"]) if b["n"] else "" for b in cal["bins"]], fontsize=7)
-        ax_counts.margins(y=0.35)
-        ax_counts.set_xlabel("mean predicted P(serotonergic) in bin")
-        ax_counts.set_ylabel(f"{level}s in bin")
-    p = out_dir / "reliability.png"
-    fig.savefig(p, dpi=110)
-    files[p.name] = str(p)
+        counts_axes.bar_label(
+            bars, labels=[str(b["n"]) if b["n"] else "" for b in calibration_result["bins"]], fontsize=7
+        )
+        counts_axes.margins(y=0.35)
+        counts_axes.set_xlabel("mean predicted P(serotonergic) in bin")
+        counts_axes.set_ylabel(f"{level}s in bin")
+    plot_path = out_dir / "reliability.png"
+    figure.savefig(plot_path, dpi=110)
+    files[plot_path.name] = str(plot_path)
 
     if result.get("per_kernel"):
-        pk = pd.DataFrame(result["per_kernel"])
-        fig = Figure(figsize=(10, 4.0), layout="constrained")
-        ax = fig.subplots()
-        x = np.arange(len(pk))
-        ax.bar(x - 0.2, pk["spike_accuracy"].astype(float), 0.4, label="spike accuracy (member alone)")
-        ax.bar(x + 0.2, pk["cell_accuracy"].astype(float), 0.4, label="cell accuracy (member alone)")
+        per_kernel = pd.DataFrame(result["per_kernel"])
+        figure = Figure(figsize=(10, 4.0), layout="constrained")
+        axes = figure.subplots()
+        x = np.arange(len(per_kernel))
+        axes.bar(x - 0.2, per_kernel["spike_accuracy"].astype(float), 0.4, label="spike accuracy (member alone)")
+        axes.bar(x + 0.2, per_kernel["cell_accuracy"].astype(float), 0.4, label="cell accuracy (member alone)")
         if result["spike"]["accuracy"] is not None:
-            ax.axhline(result["spike"]["accuracy"], color="C0", ls="--", lw=1, label="ensemble, spike")
+            axes.axhline(result["spike"]["accuracy"], color="C0", ls="--", lw=1, label="ensemble, spike")
         if result["cell"]["accuracy"] is not None:
-            ax.axhline(result["cell"]["accuracy"], color="C1", ls="--", lw=1, label="ensemble, cell")
-        ax.set_xticks(x, [str(k) for k in pk["kernel"]])
-        ax.set_xlabel("kernel size")
-        ax.set_ylabel("accuracy")
-        lo = np.nanmin(pk[["spike_accuracy", "cell_accuracy"]].astype(float).to_numpy())
-        ax.set_ylim(max(0.0, lo - 0.05), 1.02)  # an ensemble line at 1.0 stays visible
-        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)  # beside the bars
-        ax.set_title(f"each member alone{suffix}", fontsize=10)
-        p = out_dir / "per_kernel.png"
-        fig.savefig(p, dpi=110)
-        files[p.name] = str(p)
+            axes.axhline(result["cell"]["accuracy"], color="C1", ls="--", lw=1, label="ensemble, cell")
+        axes.set_xticks(x, [str(k) for k in per_kernel["kernel"]])
+        axes.set_xlabel("kernel size")
+        axes.set_ylabel("accuracy")
+        lowest = np.nanmin(per_kernel[["spike_accuracy", "cell_accuracy"]].astype(float).to_numpy())
+        axes.set_ylim(max(0.0, lowest - 0.05), 1.02)  # an ensemble line at 1.0 stays visible
+        axes.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)  # beside the bars
+        axes.set_title(f"each member alone{suffix}", fontsize=10)
+        plot_path = out_dir / "per_kernel.png"
+        figure.savefig(plot_path, dpi=110)
+        files[plot_path.name] = str(plot_path)
     return files
 
 
@@ -412,8 +410,8 @@ def evaluate_table(
     """Everything ``sero evaluate --table T.csv --model DIR --out REPORT_DIR`` does: read the labelled
     recordings of the table (all spikes, or at most ``max_per_cell`` per cell), load the model folder, and
     :func:`evaluate` (writing the report to ``out_dir`` when given)."""
-    ens = load_model(model_folder, trust=trust)
-    ds = dataset_from_table(
+    ensemble = load_model(model_folder, trust=trust)
+    dataset = dataset_from_table(
         table,
         threshold=threshold,
         max_per_cell=max_per_cell,
@@ -422,4 +420,6 @@ def evaluate_table(
         progress_bar=progress_bar,
         snippet_kwargs=snippet_kwargs,
     )
-    return evaluate(ens, ds, out_dir, title=Path(str(table)).name if not isinstance(table, pd.DataFrame) else None)
+    return evaluate(
+        ensemble, dataset, out_dir, title=Path(str(table)).name if not isinstance(table, pd.DataFrame) else None
+    )

@@ -1,22 +1,6 @@
 """Build the bundled demonstration model from simulated recordings with the package's own pipeline.
 
-    python -m spikeinterface_sero.training.make_demo [--out DIR] [--epochs 10] [--seed 0] [--quick]
-
-Steps (all with the public API):
-
-1. simulate a labelled dataset with :func:`spikeinterface_sero.datasets.simulate_dataset`: typical SER,
-   atypical SER and NSER cells spread over several simulated recording days (groups), written as ABF
-   files with a ``labels.csv`` (``file,label,channel,group``) in a temporary folder;
-2. :func:`spikeinterface_sero.training.train_from_table` on that table: snippets at -50 pA, at most
-   ``max_per_cell`` spikes per cell, a split **by day** (held-out test days, a validation day), balanced
-   training classes, noise masks from the spike-free stretches of the training recordings, the 12-member
-   ensemble (kernels 20-31) trained fused with streamed synthetic spikes, evaluation on the held-out
-   simulated cells;
-3. the model folder (``demo: true``; its card says it was trained on simulated data) goes to
-   ``spikeinterface_sero/models/demo/`` with the evaluation report in ``evaluation/``.
-
-The demo model shows the pipeline working end to end and gives examples and tests a model to load. It
-knows only the simulator's idea of the cell classes: **it is not for scientific conclusions.**
+The full explanation is in ``docs/training.md`` (section "Module notes: spikeinterface_sero.training.make_demo").
 """
 
 from __future__ import annotations
@@ -73,12 +57,14 @@ def make_demo(
     """
     out = Path(out) if out is not None else default_demo_folder()
     counts = dict(DEMO_CELLS if n_cells is None else n_cells)
-    t0 = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="sero-demo-", dir=work_dir) as tmp:
-        recs = simulate_dataset(counts, duration_s=duration_s, seed=seed, out_dir=tmp, n_groups=n_groups)
-        t_sim = time.perf_counter() - t0
+    start_time = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="sero-demo-", dir=work_dir) as temporary_folder:
+        recordings = simulate_dataset(
+            counts, duration_s=duration_s, seed=seed, out_dir=temporary_folder, n_groups=n_groups
+        )
+        simulation_seconds = time.perf_counter() - start_time
         result = train_from_table(
-            Path(tmp) / "labels.csv",
+            Path(temporary_folder) / "labels.csv",
             out,
             kernels=kernels,
             epochs=epochs,
@@ -107,55 +93,55 @@ def make_demo(
                 "NOT_FOR_SCIENTIFIC_USE": "trained on simulated recordings only",
             },
         )
-        cell_types = {r.file.stem: r.cell_type for r in recs}
+        cell_types = {recording.file.stem: recording.cell_type for recording in recordings}
     # per cell type accuracy on the held-out cells (atypical SER is the hard case)
     if result.evaluation is not None and result.report_dir is not None:
         cells = result.evaluation["cells"]
         by_type = {}
-        for cid, row in cells.iterrows():
-            ct = cell_types.get(str(cid), "?")
-            d = by_type.setdefault(ct, {"cells": 0, "correct": 0})
-            d["cells"] += 1
-            d["correct"] += int(bool(row["correct"]))
+        for cell_id, row in cells.iterrows():
+            cell_type = cell_types.get(str(cell_id), "?")
+            type_counts = by_type.setdefault(cell_type, {"cells": 0, "correct": 0})
+            type_counts["cells"] += 1
+            type_counts["correct"] += int(bool(row["correct"]))
         result.extra["held_out_by_cell_type"] = by_type
         (result.report_dir / "by_cell_type.json").write_text(json.dumps(by_type, indent=1) + "\n")
-    result.extra["seconds_total"] = time.perf_counter() - t0
-    result.extra["seconds_simulation"] = t_sim
+    result.extra["seconds_total"] = time.perf_counter() - start_time
+    result.extra["seconds_simulation"] = simulation_seconds
     return result
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description="Build the bundled demo model (simulated data, not for science).")
-    ap.add_argument("--out", default=None, help="model folder (default: spikeinterface_sero/models/demo)")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--epochs", type=int, default=10)
-    ap.add_argument("--synthetic", type=int, default=2400, help="streamed synthetic samples per epoch")
-    ap.add_argument("--duration", type=float, default=120.0, help="seconds per simulated cell")
-    ap.add_argument("--precision", default="float32", choices=["float32", "mixed_bfloat16"])
-    ap.add_argument("--quick", action="store_true", help="a small fast run (2 kernels, 2 epochs) to try it")
-    args = ap.parse_args(argv)
-    kw = {}
+    parser = argparse.ArgumentParser(description="Build the bundled demo model (simulated data, not for science).")
+    parser.add_argument("--out", default=None, help="model folder (default: spikeinterface_sero/models/demo)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--synthetic", type=int, default=2400, help="streamed synthetic samples per epoch")
+    parser.add_argument("--duration", type=float, default=120.0, help="seconds per simulated cell")
+    parser.add_argument("--precision", default="float32", choices=["float32", "mixed_bfloat16"])
+    parser.add_argument("--quick", action="store_true", help="a small fast run (2 kernels, 2 epochs) to try it")
+    args = parser.parse_args(argv)
+    quick_kwargs = {}
     if args.quick:
-        kw = dict(
+        quick_kwargs = dict(
             kernels=[20, 25],
             n_cells={"serotonergic": 5, "atypical_serotonergic": 2, "non_serotonergic": 6},
             n_groups=4,
             val_fraction=0.25,
             test_fraction=0.25,
         )
-    res = make_demo(
+    result = make_demo(
         args.out,
         seed=args.seed,
         epochs=2 if args.quick else args.epochs,
         synthetic=args.synthetic,
         duration_s=30.0 if args.quick else args.duration,
         precision=args.precision,
-        **kw,
+        **quick_kwargs,
     )
-    s = res.summary()
-    s["held_out_by_cell_type"] = res.extra.get("held_out_by_cell_type")
-    s["seconds_total"] = res.extra.get("seconds_total")
-    json.dump(s, sys.stdout, indent=1)
+    summary = result.summary()
+    summary["held_out_by_cell_type"] = result.extra.get("held_out_by_cell_type")
+    summary["seconds_total"] = result.extra.get("seconds_total")
+    json.dump(summary, sys.stdout, indent=1)
     sys.stdout.write("\n")
     return 0
 

@@ -35,30 +35,33 @@ class Split:
     seed: int
     params: dict = field(default_factory=dict)
 
-    def apply(self, ds: SpikeDataset) -> tuple[SpikeDataset, SpikeDataset | None, SpikeDataset | None]:
+    def apply(self, dataset: SpikeDataset) -> tuple[SpikeDataset, SpikeDataset | None, SpikeDataset | None]:
         """(train, val, test) datasets; an empty side is None."""
-        return tuple(ds.subset(i) if len(i) else None for i in (self.train, self.val, self.test))
+        return tuple(dataset.subset(i) if len(i) else None for i in (self.train, self.val, self.test))
 
-    def describe(self, ds: SpikeDataset, *, list_cells: bool = True) -> dict:
+    def describe(self, dataset: SpikeDataset, *, list_cells: bool = True) -> dict:
         """What went where: spikes/cells/groups per side and class, whether any cell or group is shared.
         JSON-able; written to model cards."""
         out = {"by": self.by, "seed": int(self.seed), **self.params}
         sides = {}
         cell_sets, group_sets = {}, {}
         for name in ("train", "val", "test"):
-            idx = getattr(self, name)
-            cells = np.unique(ds.cell[idx])
-            groups = np.unique(ds.group[idx])
+            indices = getattr(self, name)
+            cells = np.unique(dataset.cell[indices])
+            groups = np.unique(dataset.group[indices])
             cell_sets[name], group_sets[name] = set(cells), set(groups)
-            side = {"spikes": int(len(idx)), "cells": int(len(cells))}
-            if ds.has_groups:
+            side = {"spikes": int(len(indices)), "cells": int(len(cells))}
+            if dataset.has_groups:
                 side["groups"] = int(len(groups))
-            for y, lab in enumerate(LABELS):
-                sel = idx[ds.y[idx] == y]
-                side[lab] = {"spikes": int(len(sel)), "cells": int(len(np.unique(ds.cell[sel])))}
+            for y, label in enumerate(LABELS):
+                class_indices = indices[dataset.y[indices] == y]
+                side[label] = {
+                    "spikes": int(len(class_indices)),
+                    "cells": int(len(np.unique(dataset.cell[class_indices]))),
+                }
             if list_cells and name != "train":
                 side["cell_ids"] = sorted(map(str, cells))
-                if ds.has_groups:
+                if dataset.has_groups:
                     side["group_ids"] = sorted(map(str, groups))
             sides[name] = side
         out.update(sides)
@@ -69,27 +72,27 @@ class Split:
             group_sets["val"] & group_sets["test"]
         )
         out["cells_on_more_than_one_side"] = int(len(shared_cells))
-        if ds.has_groups:
+        if dataset.has_groups:
             out["groups_on_more_than_one_side"] = int(len(shared_groups))
         out["leak_free"] = len(shared_cells) == 0
         return out
 
 
-def _units(ds: SpikeDataset, by: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _units(dataset: SpikeDataset, by: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per cell: (cell ids, cell labels, unit key (the cell or its group))."""
-    cells = ds.cells
+    cells = dataset.cells
     ids = cells.index.to_numpy(dtype=str)
     y = cells["y"].to_numpy(dtype=np.int64)
     key = ids if by == "cell" else cells["group"].to_numpy(dtype=str)
     return ids, y, key
 
 
-def _resolve_by(ds: SpikeDataset, by: str) -> str:
+def _resolve_by(dataset: SpikeDataset, by: str) -> str:
     if by == "auto":
-        return "group" if ds.has_groups else "cell"
+        return "group" if dataset.has_groups else "cell"
     if by not in ("cell", "group"):
         raise TrainingError(f"split by must be 'auto', 'cell' or 'group', got {by!r}")
-    if by == "group" and not ds.has_groups:
+    if by == "group" and not dataset.has_groups:
         return "cell"  # without groups every cell is its own group
     return by
 
@@ -125,17 +128,17 @@ def _hold_out(ids, y, key, fraction, seed, what, by):
         )
     from sklearn.model_selection import StratifiedGroupKFold
 
-    cv = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*least populated class.*")
-        _, held = next(iter(cv.split(np.zeros(len(ids)), y, groups=key)))
+        _, held_out = next(iter(splitter.split(np.zeros(len(ids)), y, groups=key)))
     mask = np.zeros(len(ids), dtype=bool)
-    mask[held] = True
+    mask[held_out] = True
     return mask
 
 
 def leak_free_split(
-    ds: SpikeDataset,
+    dataset: SpikeDataset,
     *,
     val_fraction: float = 0.15,
     test_fraction: float = 0.15,
@@ -149,24 +152,24 @@ def leak_free_split(
     ``StratifiedGroupKFold`` over units, stratified by the cell label). A fraction of 0 leaves that side
     empty. ``by``: ``"auto"`` (group if the dataset has groups, else cell), ``"group"`` or ``"cell"``.
     """
-    by = _resolve_by(ds, by)
-    ids, y, key = _units(ds, by)
+    by = _resolve_by(dataset, by)
+    ids, y, key = _units(dataset, by)
     test_mask = _hold_out(ids, y, key, test_fraction, seed, "test", by)
     rest = ~test_mask
-    val_mask = np.zeros(len(ids), dtype=bool)
+    validation_mask = np.zeros(len(ids), dtype=bool)
     if val_fraction > 0:
-        rel = val_fraction / max(1e-9, 1.0 - test_fraction)
-        if rel >= 1:
+        relative_fraction = val_fraction / max(1e-9, 1.0 - test_fraction)
+        if relative_fraction >= 1:
             raise TrainingError(f"val_fraction {val_fraction} + test_fraction {test_fraction} leave no training data")
-        sub = _hold_out(ids[rest], y[rest], key[rest], rel, seed + 1, "validation", by)
-        val_mask[np.flatnonzero(rest)[sub]] = True
-    train_mask = ~(test_mask | val_mask)
+        held_out = _hold_out(ids[rest], y[rest], key[rest], relative_fraction, seed + 1, "validation", by)
+        validation_mask[np.flatnonzero(rest)[held_out]] = True
+    train_mask = ~(test_mask | validation_mask)
     if not train_mask.any():
         raise TrainingError("the split leaves no cells for training: lower val_fraction/test_fraction")
     cell_side = {}
-    for c, tr, va in zip(ids, train_mask, val_mask):
-        cell_side[c] = 0 if tr else (1 if va else 2)
-    side = np.array([cell_side[c] for c in ds.cell], dtype=np.int64) if len(ds) else np.zeros(0, int)
+    for c, is_train, is_validation in zip(ids, train_mask, validation_mask):
+        cell_side[c] = 0 if is_train else (1 if is_validation else 2)
+    side = np.array([cell_side[c] for c in dataset.cell], dtype=np.int64) if len(dataset) else np.zeros(0, int)
     split = Split(
         train=np.flatnonzero(side == 0),
         val=np.flatnonzero(side == 1),
@@ -180,61 +183,65 @@ def leak_free_split(
         },
     )
     for name in ("val", "test"):
-        idx = getattr(split, name)
-        if len(idx) and len(np.unique(ds.y[idx])) < 2 and len(np.unique(ds.y)) == 2:
+        indices = getattr(split, name)
+        if len(indices) and len(np.unique(dataset.y[indices])) < 2 and len(np.unique(dataset.y)) == 2:
             warnings.warn(
                 f"the {name} side holds one class only; add cells or change the seed", UserWarning, stacklevel=2
             )
     return split
 
 
-def split_by_cell(ds: SpikeDataset, **kwargs) -> Split:
+def split_by_cell(dataset: SpikeDataset, **kwargs) -> Split:
     """:func:`leak_free_split` by cell (groups ignored)."""
-    return leak_free_split(ds, by="cell", **kwargs)
+    return leak_free_split(dataset, by="cell", **kwargs)
 
 
-def split_by_group(ds: SpikeDataset, **kwargs) -> Split:
+def split_by_group(dataset: SpikeDataset, **kwargs) -> Split:
     """:func:`leak_free_split` by group (by cell when the dataset has no groups)."""
-    return leak_free_split(ds, by="group", **kwargs)
+    return leak_free_split(dataset, by="group", **kwargs)
 
 
 def cell_kfold(
-    ds: SpikeDataset, n_splits: int = 5, *, by: str = "auto", val_fraction: float = 0.0, seed: int = 0
+    dataset: SpikeDataset, n_splits: int = 5, *, by: str = "auto", val_fraction: float = 0.0, seed: int = 0
 ) -> list[Split]:
     """k-fold cross-validation by cell (or by group): every cell is in the test side of exactly one fold
     and never on two sides of a fold. With ``val_fraction`` > 0 a validation side is carved from each
     fold's training cells the same way."""
     from sklearn.model_selection import StratifiedGroupKFold
 
-    by = _resolve_by(ds, by)
-    ids, y, key = _units(ds, by)
+    by = _resolve_by(dataset, by)
+    ids, y, key = _units(dataset, by)
     n_units = len(np.unique(key))
     if n_splits < 2 or n_splits > n_units:
         raise TrainingError(f"n_splits must be between 2 and the number of {by}s ({n_units}), got {n_splits}")
-    cv = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
     folds = []
-    pos = {c: i for i, c in enumerate(ids)}
-    cell_pos = np.array([pos[c] for c in ds.cell], dtype=np.int64) if len(ds) else np.zeros(0, int)
+    position_of = {c: i for i, c in enumerate(ids)}
+    cell_positions = (
+        np.array([position_of[c] for c in dataset.cell], dtype=np.int64) if len(dataset) else np.zeros(0, int)
+    )
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*least populated class.*")
-        parts = list(cv.split(np.zeros(len(ids)), y, groups=key))
-    for f, (tr, te) in enumerate(parts):
-        val_cells = np.zeros(0, dtype=np.int64)
+        parts = list(splitter.split(np.zeros(len(ids)), y, groups=key))
+    for fold, (train_units, test_units) in enumerate(parts):
+        validation_units = np.zeros(0, dtype=np.int64)
         if val_fraction > 0:
-            sub = _hold_out(ids[tr], y[tr], key[tr], val_fraction, seed + 1 + f, "validation", by)
-            val_cells, tr = tr[sub], tr[~sub]
+            held_out = _hold_out(
+                ids[train_units], y[train_units], key[train_units], val_fraction, seed + 1 + fold, "validation", by
+            )
+            validation_units, train_units = train_units[held_out], train_units[~held_out]
         side = np.full(len(ids), -1)
-        side[tr], side[val_cells], side[te] = 0, 1, 2
-        s = side[cell_pos]
+        side[train_units], side[validation_units], side[test_units] = 0, 1, 2
+        spike_side = side[cell_positions]
         folds.append(
             Split(
-                train=np.flatnonzero(s == 0),
-                val=np.flatnonzero(s == 1),
-                test=np.flatnonzero(s == 2),
+                train=np.flatnonzero(spike_side == 0),
+                val=np.flatnonzero(spike_side == 1),
+                test=np.flatnonzero(spike_side == 2),
                 by=by,
                 seed=seed,
                 params={
-                    "fold": f,
+                    "fold": fold,
                     "n_splits": int(n_splits),
                     "val_fraction": float(val_fraction),
                     "method": "StratifiedGroupKFold over " + ("groups" if by == "group" else "cells"),
@@ -252,7 +259,7 @@ LEAKAGE_MESSAGE = (
 
 
 def spike_level_split(
-    ds: SpikeDataset, *, val_fraction: float = 0.15, test_fraction: float = 0.15, seed: int = 42
+    dataset: SpikeDataset, *, val_fraction: float = 0.15, test_fraction: float = 0.15, seed: int = 42
 ) -> Split:
     """The paper's random 70/15/15 split by spike (``train_test_split(test_size=0.3, random_state=42)``,
     then half of the held-out spikes to validation, half to test). Leaks cells across sides: warns with
@@ -260,20 +267,20 @@ def spike_level_split(
     from sklearn.model_selection import train_test_split
 
     warnings.warn(LEAKAGE_MESSAGE, LeakageWarning, stacklevel=2)
-    idx = np.arange(len(ds))
-    held = val_fraction + test_fraction
-    if held <= 0:
-        return Split(idx, idx[:0], idx[:0], by="spike", seed=seed)
-    train, rest = train_test_split(idx, test_size=held, random_state=seed)
+    indices = np.arange(len(dataset))
+    held_fraction = val_fraction + test_fraction
+    if held_fraction <= 0:
+        return Split(indices, indices[:0], indices[:0], by="spike", seed=seed)
+    train, rest = train_test_split(indices, test_size=held_fraction, random_state=seed)
     if val_fraction <= 0:
-        val, test = rest[:0], rest
+        validation, test = rest[:0], rest
     elif test_fraction <= 0:
-        val, test = rest, rest[:0]
+        validation, test = rest, rest[:0]
     else:
-        val, test = train_test_split(rest, test_size=test_fraction / held, random_state=seed)
+        validation, test = train_test_split(rest, test_size=test_fraction / held_fraction, random_state=seed)
     return Split(
         np.sort(train),
-        np.sort(val),
+        np.sort(validation),
         np.sort(test),
         by="spike",
         seed=seed,
@@ -285,13 +292,13 @@ def spike_level_split(
     )
 
 
-def check_no_leakage(split: Split, ds: SpikeDataset, *, groups: bool = True) -> None:
+def check_no_leakage(split: Split, dataset: SpikeDataset, *, groups: bool = True) -> None:
     """Raise :class:`TrainingError` if a cell (or, with ``groups``, a group) is on more than one side."""
-    sides = {n: getattr(split, n) for n in ("train", "val", "test")}
-    for what, arr in (("cell", ds.cell), ("group", ds.group)):
-        if what == "group" and not (groups and ds.has_groups and split.by == "group"):
+    sides = {side_name: getattr(split, side_name) for side_name in ("train", "val", "test")}
+    for what, values in (("cell", dataset.cell), ("group", dataset.group)):
+        if what == "group" and not (groups and dataset.has_groups and split.by == "group"):
             continue
-        sets = {n: set(np.unique(arr[i])) for n, i in sides.items()}
+        sets = {side_name: set(np.unique(values[indices])) for side_name, indices in sides.items()}
         for a, b in (("train", "val"), ("train", "test"), ("val", "test")):
             both = sets[a] & sets[b]
             if both:

@@ -1,23 +1,6 @@
 """Synthetic action currents, streamed (Corradetti et al., arXiv 2407.05701).
 
-The sequel paper enlarged the training set to 12.7 million samples by adding heterogeneous noise masks
-from real recordings to smoothed spike waveforms. Here:
-
-1. every real training spike is smoothed with a 3-point centred moving mean (:func:`smooth3`; at the two
-   ends the mean of the two available points);
-2. noise masks (160 samples, 600 by default) are cut from the *spike-free stretches* of the training
-   recordings (at least a margin away from every detected spike, each mask minus its own mean; see
-   :func:`spikeinterface_sero.training.data.noise_masks_from_traces`), chosen round-robin across the
-   training cells so that every recording contributes. Only when no recording traces are available
-   (snippet-only sources such as the authors' CSV folders) do the masks fall back to the residuals
-   ``raw - smoothed`` of the snippets, with a warning: those hold only the high-frequency part of the noise;
-3. a synthetic sample = smoothed spike + one random mask; classes are exactly balanced (alternating SER /
-   NSER), spikes drawn uniformly within their class, all from a seeded generator.
-
-Nothing is written to disk: :class:`SyntheticGenerator` makes batches with a few vectorised numpy
-operations (gather + add) and :func:`make_training_stream` wraps it in a ``keras.utils.PyDataset`` that
-mixes the real spikes and any number of synthetic samples per epoch, each batch a pure function of
-``(seed, epoch, batch index)``.
+The full explanation is in ``docs/training.md`` (section "Module notes: spikeinterface_sero.training.synthetic").
 """
 
 from __future__ import annotations
@@ -48,27 +31,27 @@ def smooth3(X) -> np.ndarray:
 def residual_masks(X) -> np.ndarray:
     """Fallback noise masks: ``raw - smooth3(raw)`` of snippets, each minus its mean (float32)."""
     X = np.asarray(X, dtype=np.float32)
-    r = X.astype(np.float64) - smooth3(X)
-    return (r - r.mean(axis=-1, keepdims=True)).astype(np.float32)
+    residuals = X.astype(np.float64) - smooth3(X)
+    return (residuals - residuals.mean(axis=-1, keepdims=True)).astype(np.float32)
 
 
 def _round_robin(groups: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
     """Indices of ``n`` items taken in turn from each group (groups and items shuffled)."""
     order = {}
-    for g in rng.permutation(np.unique(groups)):
-        order[g] = list(rng.permutation(np.flatnonzero(groups == g)))
+    for group in rng.permutation(np.unique(groups)):
+        order[group] = list(rng.permutation(np.flatnonzero(groups == group)))
     out = []
     while len(out) < n and any(order.values()):
-        for g in list(order):
-            if order[g]:
-                out.append(order[g].pop())
+        for group in list(order):
+            if order[group]:
+                out.append(order[group].pop())
                 if len(out) >= n:
                     break
     return np.asarray(out, dtype=np.int64)
 
 
 def choose_masks(
-    ds: SpikeDataset, n_masks: int = DEFAULT_N_MASKS, *, seed: int = 0, source: str = "auto"
+    dataset: SpikeDataset, n_masks: int = DEFAULT_N_MASKS, *, seed: int = 0, source: str = "auto"
 ) -> tuple[np.ndarray, dict]:
     """The noise masks for a training set: ``n_masks`` (at most what is available) drawn round-robin
     across cells from the dataset's spike-free noise pool (``source="recording"``), or residuals of the
@@ -77,7 +60,7 @@ def choose_masks(
     rng = np.random.default_rng([seed, 7])
     if n_masks < 1:
         raise TrainingError(f"n_masks must be >= 1, got {n_masks}")
-    have_pool = ds.noise is not None and len(ds.noise) > 0
+    have_pool = dataset.noise is not None and len(dataset.noise) > 0
     if source not in ("auto", "recording", "residual"):
         raise TrainingError(f"noise source must be 'auto', 'recording' or 'residual', got {source!r}")
     if source == "recording" and not have_pool:
@@ -86,15 +69,15 @@ def choose_masks(
             "use source='residual' or build the dataset from recordings"
         )
     if source in ("auto", "recording") and have_pool:
-        idx = _round_robin(ds.noise_cell, n_masks, rng)
-        masks = ds.noise[idx]
-        kind = ds.source.get("noise_source", "recording")
+        indices = _round_robin(dataset.noise_cell, n_masks, rng)
+        masks = dataset.noise[indices]
+        kind = dataset.source.get("noise_source", "recording")
         kind = "recording" if kind in ("none", "mixed") else kind
         info = {
             "source": kind,
             "description": "spike-free stretches of the training recordings, mean-subtracted",
             "n_masks": int(len(masks)),
-            "n_cells": int(len(np.unique(ds.noise_cell[idx]))),
+            "n_cells": int(len(np.unique(dataset.noise_cell[indices]))),
         }
     else:
         if source == "auto":
@@ -105,16 +88,16 @@ def choose_masks(
                 UserWarning,
                 stacklevel=2,
             )
-        if not len(ds):
+        if not len(dataset):
             raise TrainingError("no snippets to take residual noise masks from")
-        idx = _round_robin(ds.cell, n_masks, rng)
-        masks = residual_masks(ds.X[idx])
+        indices = _round_robin(dataset.cell, n_masks, rng)
+        masks = residual_masks(dataset.X[indices])
         info = {
             "source": "residual",
             "description": "raw - smoothed (3-point mean) of training snippets, "
             "mean-subtracted (no recording traces were available)",
             "n_masks": int(len(masks)),
-            "n_cells": int(len(np.unique(ds.cell[idx]))),
+            "n_cells": int(len(np.unique(dataset.cell[indices]))),
         }
     if not len(masks):
         raise TrainingError("no noise masks could be cut from the training data")
@@ -143,44 +126,44 @@ class SyntheticGenerator:
 
     @classmethod
     def from_dataset(
-        cls, ds: SpikeDataset, *, n_masks: int = DEFAULT_N_MASKS, seed: int = 0, noise: str = "auto"
+        cls, dataset: SpikeDataset, *, n_masks: int = DEFAULT_N_MASKS, seed: int = 0, noise: str = "auto"
     ) -> SyntheticGenerator:
         """Smooth the dataset's spikes and choose its noise masks (see :func:`choose_masks`)."""
-        masks, info = choose_masks(ds, n_masks, seed=seed, source=noise)
-        gen = cls(smooth3(ds.X), ds.y, masks, seed=seed)
-        gen.info = {
+        masks, info = choose_masks(dataset, n_masks, seed=seed, source=noise)
+        generator = cls(smooth3(dataset.X), dataset.y, masks, seed=seed)
+        generator.info = {
             "smoothing": "3-point centred moving mean",
             "masks": info,
             "n_spikes": {
-                "serotonergic": int(len(gen.class_index[0])),
-                "non_serotonergic": int(len(gen.class_index[1])),
+                "serotonergic": int(len(generator.class_index[0])),
+                "non_serotonergic": int(len(generator.class_index[1])),
             },
         }
-        return gen
+        return generator
 
     def sample(self, n: int, rng: np.random.Generator, out: np.ndarray | None = None):
         """``n`` synthetic spikes from ``rng``: returns (X (n, 160) float32, y (n,) int64, spike index,
         mask index), with X[i] = smoothed[spike[i]] + masks[mask[i]] and classes alternating (exactly
         balanced; for odd n the extra one's class is random). Spikes are uniform within their class, masks
         uniform; one call to the random generator per batch."""
-        c0, c1 = self.class_index
-        u = rng.random(2 * n + 1)
-        first = int(u[-1] < 0.5) if n % 2 else 0
+        ser_indices, nser_indices = self.class_index
+        uniforms = rng.random(2 * n + 1)
+        first = int(uniforms[-1] < 0.5) if n % 2 else 0
         y = np.empty(n, dtype=np.int64)
         y[0::2] = first
         y[1::2] = 1 - first
-        a, b = (c0, c1) if first == SER else (c1, c0)
+        first_class, second_class = (ser_indices, nser_indices) if first == SER else (nser_indices, ser_indices)
         spike = np.empty(n, dtype=np.int64)
-        spike[0::2] = a[(u[0:n:2] * len(a)).astype(np.int64)]
-        spike[1::2] = b[(u[1:n:2] * len(b)).astype(np.int64)]
-        mask = (u[n : 2 * n] * len(self.masks)).astype(np.int64)
+        spike[0::2] = first_class[(uniforms[0:n:2] * len(first_class)).astype(np.int64)]
+        spike[1::2] = second_class[(uniforms[1:n:2] * len(second_class)).astype(np.int64)]
+        mask = (uniforms[n : 2 * n] * len(self.masks)).astype(np.int64)
         if out is None:
             out = np.empty((n, SNIPPET_LENGTH), dtype=np.float32)
         step = 2048  # gather + add in cache-sized blocks
-        for s in range(0, n, step):
-            e = min(n, s + step)
-            np.take(self.smoothed, spike[s:e], axis=0, out=out[s:e])
-            out[s:e] += np.take(self.masks, mask[s:e], axis=0)
+        for start in range(0, n, step):
+            end = min(n, start + step)
+            np.take(self.smoothed, spike[start:end], axis=0, out=out[start:end])
+            out[start:end] += np.take(self.masks, mask[start:end], axis=0)
         return out, y, spike, mask
 
     def batch(self, epoch: int, index: int, n: int):
@@ -192,9 +175,9 @@ class SyntheticGenerator:
         rng = np.random.default_rng(self.seed if seed is None else seed)
         X = np.empty((n, SNIPPET_LENGTH), dtype=np.float32)
         y = np.empty(n, dtype=np.int64)
-        for s in range(0, n, chunk):
-            e = min(n, s + chunk)
-            _, y[s:e], _, _ = self.sample(e - s, rng, out=X[s:e])
+        for start in range(0, n, chunk):
+            end = min(n, start + chunk)
+            _, y[start:end], _, _ = self.sample(end - start, rng, out=X[start:end])
         return X, y
 
 
@@ -205,11 +188,11 @@ def epoch_plan(n_real: int, n_synthetic: int, batch_size: int) -> tuple[int, np.
     total = n_real + n_synthetic
     if total <= 0:
         raise TrainingError("an epoch needs at least one sample")
-    nb = max(1, math.ceil(total / batch_size))
-    b = np.arange(nb + 1, dtype=np.int64)
-    real_edges = b * n_real // nb
-    syn_edges = b * n_synthetic // nb
-    return nb, np.diff(real_edges), np.diff(syn_edges)
+    n_batches = max(1, math.ceil(total / batch_size))
+    batch_numbers = np.arange(n_batches + 1, dtype=np.int64)
+    real_edges = batch_numbers * n_real // n_batches
+    synthetic_edges = batch_numbers * n_synthetic // n_batches
+    return n_batches, np.diff(real_edges), np.diff(synthetic_edges)
 
 
 def make_training_stream(
@@ -236,15 +219,15 @@ def make_training_stream(
     y_real = np.asarray(y_real, dtype=np.int64)
     if n_synthetic and generator is None:
         raise TrainingError("n_synthetic > 0 needs a SyntheticGenerator")
-    eye = np.eye(2, dtype=np.float32)
+    onehot_rows = np.eye(2, dtype=np.float32)
     names = list(output_names) if output_names is not None else None
-    ident = lambda a: a  # noqa: E731
+    identity = lambda a: a  # noqa: E731
 
     class SyntheticStream(keras.utils.PyDataset):
         def __init__(self):
             super().__init__(**pydataset_kwargs)
             self.epoch = 0
-            self.n_batches, self.real_per, self.syn_per = epoch_plan(len(X_real), int(n_synthetic), batch_size)
+            self.n_batches, self.real_per, self.synthetic_per = epoch_plan(len(X_real), int(n_synthetic), batch_size)
             self.real_start = np.concatenate([[0], np.cumsum(self.real_per)])
             self._order_epoch = -1
             self._order = None
@@ -266,25 +249,25 @@ def make_training_stream(
             """(x, y onehot, is_synthetic) of batch ``index``."""
             if epoch is not None and epoch != self.epoch:
                 self.epoch = int(epoch)
-            idx = self._real_order()[self.real_start[index] : self.real_start[index + 1]]
-            xr, yr = X_real[idx], y_real[idx]
-            ns = int(self.syn_per[index])
-            if ns:
-                xs, ys, _, _ = generator.batch(self.epoch, index, ns)
-                x = np.concatenate([xr, xs])
-                y = np.concatenate([yr, ys])
+            indices = self._real_order()[self.real_start[index] : self.real_start[index + 1]]
+            x_real_batch, y_real_batch = X_real[indices], y_real[indices]
+            n_synthetic_batch = int(self.synthetic_per[index])
+            if n_synthetic_batch:
+                x_synthetic, y_synthetic, _, _ = generator.batch(self.epoch, index, n_synthetic_batch)
+                x = np.concatenate([x_real_batch, x_synthetic])
+                y = np.concatenate([y_real_batch, y_synthetic])
             else:
-                x, y = xr, yr
-            syn = np.zeros(len(x), dtype=bool)
-            syn[len(xr) :] = True
-            return x, eye[y], syn
+                x, y = x_real_batch, y_real_batch
+            is_synthetic = np.zeros(len(x), dtype=bool)
+            is_synthetic[len(x_real_batch) :] = True
+            return x, onehot_rows[y], is_synthetic
 
         def __getitem__(self, index):
-            x, t, _ = self.get_batch(int(index))
-            x = (to_input or ident)(x)
+            x, target, _ = self.get_batch(int(index))
+            x = (to_input or identity)(x)
             if names is not None:
-                return x, {n: t for n in names}
-            return x, t
+                return x, {name: target for name in names}
+            return x, target
 
         def on_epoch_end(self):
             self.epoch += 1

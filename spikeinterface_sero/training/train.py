@@ -1,19 +1,6 @@
 """Training the ensemble: all members at once, as parallel branches of one Keras model.
 
-The published members (kernels 20-31) were trained one after another, each with Adam, binary
-cross-entropy, 25 epochs, batch 64 and early stopping on the validation loss (patience 10). Here they are
-trained *together*: one Keras functional model holds every member as a branch on the shared input (each
-branch is exactly :func:`spikeinterface_sero.model.build_member`), one output per member, and the loss is
-the sum of the per-member binary cross-entropies. The branches share no weights, so the gradient of the
-sum with respect to a member's weights is that member's own gradient, and Adam's update is per parameter:
-each member follows the same optimisation as if it were trained alone, on the same batches. Early
-stopping is kept *per member* (each member's best epoch on its own validation loss is restored; training
-stops when every member has waited ``patience`` epochs), so the result matches separate training with
-``EarlyStopping(restore_best_weights=True)``. One fit call instead of twelve removes most of Keras'
-per-step overhead and lets TensorFlow run the branches in parallel.
-
-After training the branches are copied into fresh standalone members (``build_member(k)`` +
-``set_weights``), so the saved models are exactly the published architecture.
+The full explanation is in ``docs/training.md`` (section "Module notes: spikeinterface_sero.training.train").
 """
 
 from __future__ import annotations
@@ -47,26 +34,26 @@ PUBLISHED_DEFAULTS = {
 }
 
 
-def parse_kernels(spec) -> list[int]:
+def parse_kernels(kernel_sizes) -> list[int]:
     """Kernel sizes from ``"20-31"``, ``"20,22,25"``, ``"20-25,28"``, an int or an iterable of ints."""
-    if spec is None:
+    if kernel_sizes is None:
         return list(DEFAULT_KERNELS)
-    if isinstance(spec, int):
-        return [spec]
-    if isinstance(spec, str):
+    if isinstance(kernel_sizes, int):
+        return [kernel_sizes]
+    if isinstance(kernel_sizes, str):
         out: list[int] = []
-        for part in spec.replace(" ", "").split(","):
+        for part in kernel_sizes.replace(" ", "").split(","):
             if not part:
                 continue
-            m = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
-            if not m:
-                raise TrainingError(f"cannot read kernel sizes {spec!r}: use e.g. '20-31' or '20,22,25'")
-            a, b = int(m.group(1)), int(m.group(2) or m.group(1))
-            if b < a:
+            match = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
+            if not match:
+                raise TrainingError(f"cannot read kernel sizes {kernel_sizes!r}: use e.g. '20-31' or '20,22,25'")
+            first, last = int(match.group(1)), int(match.group(2) or match.group(1))
+            if last < first:
                 raise TrainingError(f"kernel range {part!r} runs backwards")
-            out.extend(range(a, b + 1))
+            out.extend(range(first, last + 1))
     else:
-        out = [int(k) for k in spec]
+        out = [int(k) for k in kernel_sizes]
     if not out:
         raise TrainingError("no kernel sizes given")
     if len(set(out)) != len(out):
@@ -83,8 +70,8 @@ def _keras():
     return keras
 
 
-def branch_name(k: int) -> str:
-    return f"k{int(k)}"
+def branch_name(kernel: int) -> str:
+    return f"k{int(kernel)}"
 
 
 def build_fused_model(kernels: Iterable[int], *, precision: str = "float32"):
@@ -98,17 +85,17 @@ def build_fused_model(kernels: Iterable[int], *, precision: str = "float32"):
     """
     keras = _keras()
     kernels = parse_kernels(list(kernels))
-    prev = keras.mixed_precision.global_policy()
+    previous_policy = keras.mixed_precision.global_policy()
     if precision not in ("float32", "mixed_bfloat16", "mixed_float16"):
         raise TrainingError(f"precision must be 'float32', 'mixed_bfloat16' or 'mixed_float16', got {precision!r}")
     try:
         keras.mixed_precision.set_global_policy(precision)
         branches = {k: build_member(k) for k in kernels}
     finally:
-        keras.mixed_precision.set_global_policy(prev)
-    inp = keras.Input(shape=MEMBER_INPUT_SHAPE, name="snippet")
-    outputs = {branch_name(k): branches[k](inp) for k in kernels}
-    fused = keras.Model(inp, outputs, name="fused_ensemble")
+        keras.mixed_precision.set_global_policy(previous_policy)
+    snippet_input = keras.Input(shape=MEMBER_INPUT_SHAPE, name="snippet")
+    outputs = {branch_name(k): branches[k](snippet_input) for k in kernels}
+    fused = keras.Model(snippet_input, outputs, name="fused_ensemble")
     return fused, branches
 
 
@@ -151,16 +138,16 @@ def _callbacks_module():
         def on_epoch_end(self, epoch, logs=None):
             logs = logs or {}
             for k, member in self.branches.items():
-                v = logs.get(f"{self.prefix}{branch_name(k)}_loss")
-                if v is None:
+                loss = logs.get(f"{self.prefix}{branch_name(k)}_loss")
+                if loss is None:
                     continue
-                v = float(v)
-                if np.isfinite(v) and v < self.best[k] - self.min_delta:
-                    self.best[k], self.best_epoch[k], self.wait[k] = v, epoch, 0
+                loss = float(loss)
+                if np.isfinite(loss) and loss < self.best[k] - self.min_delta:
+                    self.best[k], self.best_epoch[k], self.wait[k] = loss, epoch, 0
                     self.best_weights[k] = member.get_weights()
                 else:
                     self.wait[k] += 1
-            if self.patience > 0 and all(w >= self.patience for w in self.wait.values()):
+            if self.patience > 0 and all(waited >= self.patience for waited in self.wait.values()):
                 self.stopped_epoch = epoch
                 self.model.stop_training = True
 
@@ -208,42 +195,42 @@ def _callbacks_module():
     return PerMemberEarlyStopping, TrainingProgress, EpochTimer
 
 
-def _check_dataset(ds: SpikeDataset | None, what: str, *, both: bool = True):
-    if ds is None:
+def _check_dataset(dataset: SpikeDataset | None, what: str, *, both: bool = True):
+    if dataset is None:
         return
-    if not isinstance(ds, SpikeDataset):
-        raise TrainingError(f"{what} must be a SpikeDataset, got {type(ds).__name__}")
-    if not len(ds):
+    if not isinstance(dataset, SpikeDataset):
+        raise TrainingError(f"{what} must be a SpikeDataset, got {type(dataset).__name__}")
+    if not len(dataset):
         raise TrainingError(f"the {what} set is empty")
-    if both and len(np.unique(ds.y)) < 2:
-        raise TrainingError(f"the {what} set holds only {LABELS[int(ds.y[0])]} spikes; it needs both classes")
+    if both and len(np.unique(dataset.y)) < 2:
+        raise TrainingError(f"the {what} set holds only {LABELS[int(dataset.y[0])]} spikes; it needs both classes")
 
 
-def _json(v):
+def _json(value):
     """JSON-able copy (numpy scalars/arrays to Python)."""
-    return json.loads(json.dumps(v, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)))
+    return json.loads(json.dumps(value, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)))
 
 
-def _quick_metrics(ensemble, ds: SpikeDataset) -> dict:
-    r = evaluate(ensemble, ds, per_kernel=False)
+def _quick_metrics(ensemble, dataset: SpikeDataset) -> dict:
+    result = evaluate(ensemble, dataset, per_kernel=False)
     return {
-        "spikes": r["spike"]["n"],
-        "cells": r["cell"]["n"],
-        "spike_accuracy": r["spike"]["accuracy"],
-        "spike_balanced_accuracy": r["spike"]["balanced_accuracy"],
-        "spike_roc_auc": r["spike"]["roc_auc"],
-        "cell_accuracy": r["cell"]["accuracy"],
-        "cell_balanced_accuracy": r["cell"]["balanced_accuracy"],
-        "cell_TPR_SER_recall": r["cell"]["rates"]["TPR"],
-        "cell_TNR_NSER_recall": r["cell"]["rates"]["TNR"],
-        "spike_ece": r["spike"]["calibration"]["ece"],
+        "spikes": result["spike"]["n"],
+        "cells": result["cell"]["n"],
+        "spike_accuracy": result["spike"]["accuracy"],
+        "spike_balanced_accuracy": result["spike"]["balanced_accuracy"],
+        "spike_roc_auc": result["spike"]["roc_auc"],
+        "cell_accuracy": result["cell"]["accuracy"],
+        "cell_balanced_accuracy": result["cell"]["balanced_accuracy"],
+        "cell_TPR_SER_recall": result["cell"]["rates"]["TPR"],
+        "cell_TNR_NSER_recall": result["cell"]["rates"]["TNR"],
+        "spike_ece": result["spike"]["calibration"]["ece"],
     }
 
 
-def _fit_calibration(ensemble, val: SpikeDataset) -> dict | None:
+def _fit_calibration(ensemble, validation: SpikeDataset) -> dict | None:
     """Temperature scaling of the cell probability, fitted on the validation cells (None when they do not
     hold both classes); the ECE of the validation cells before and after is recorded with it."""
-    result = evaluate(ensemble, val, per_kernel=False)
+    result = evaluate(ensemble, validation, per_kernel=False)
     cells = result["cells"]
     is_ser = (cells["true_label"] == LABELS[0]).to_numpy()
     try:
@@ -261,7 +248,7 @@ def _fit_calibration(ensemble, val: SpikeDataset) -> dict | None:
 
 def train_ensemble(
     train: SpikeDataset,
-    val: SpikeDataset | None = None,
+    validation: SpikeDataset | None = None,
     *,
     kernels=DEFAULT_KERNELS,
     epochs: int = 25,
@@ -291,7 +278,7 @@ def train_ensemble(
 
     Parameters
     ----------
-    train, val : training and validation sets (validation drives early stopping; without it the
+    train, validation : training and validation sets (validation drives early stopping; without it the
         training loss does). Balance them first (:func:`~spikeinterface_sero.training.data.balance_classes`)
         if you want the published balanced setting; the synthetic part is always balanced.
     kernels : member kernel sizes (default 20-31, the published ensemble).
@@ -308,8 +295,8 @@ def train_ensemble(
     precision : ``"float32"`` (default) or ``"mixed_bfloat16"`` (faster on AMX/BF16 CPUs and GPUs; the
         saved members are float32 either way).
     out : when given, the model folder written with :func:`spikeinterface_sero.model.save_model`; its
-        card records the data, the split (``split``, e.g. ``Split.describe(ds)``), the settings, and the
-        accuracy measured on ``val`` and on ``test`` (a held-out set, evaluated after training). A
+        card records the data, the split (``split``, e.g. ``Split.describe(dataset)``), the settings, and the
+        accuracy measured on ``validation`` and on ``test`` (a held-out set, evaluated after training). A
         ``training.json`` with the full history is written beside the members.
     description, name, demo, overwrite : passed to ``save_model``.
     keep_fused : also return the trained fused Keras model as ``history["fused_model"]``.
@@ -327,7 +314,7 @@ def train_ensemble(
 
     kernels = parse_kernels(kernels)
     _check_dataset(train, "training")
-    _check_dataset(val, "validation", both=False)
+    _check_dataset(validation, "validation", both=False)
     _check_dataset(test, "test", both=False)
     epochs, batch_size, patience = int(epochs), int(batch_size), int(patience)
     if epochs < 1 or batch_size < 1 or patience < 0:
@@ -358,15 +345,15 @@ def train_ensemble(
     compile_fused(fused, kernels, learning_rate=learning_rate)
     names = [branch_name(k) for k in kernels]
 
-    gen = None
+    generator = None
     if synthetic:
-        gen = SyntheticGenerator.from_dataset(train, n_masks=n_masks, seed=seed, noise=noise)
+        generator = SyntheticGenerator.from_dataset(train, n_masks=n_masks, seed=seed, noise=noise)
     X_real = train.X[:0] if synthetic_only else train.X
     y_real = train.y[:0] if synthetic_only else train.y
     stream = make_training_stream(
         X_real,
         y_real,
-        generator=gen,
+        generator=generator,
         n_synthetic=synthetic,
         batch_size=batch_size,
         seed=seed,
@@ -374,18 +361,18 @@ def train_ensemble(
         output_names=names,
     )
     validation_data = None
-    if val is not None:
-        yv = val.onehot()
-        validation_data = (to_member_input(val.X), {n: yv for n in names})
+    if validation is not None:
+        validation_onehot = validation.onehot()
+        validation_data = (to_member_input(validation.X), {n: validation_onehot for n in names})
 
     PerMemberEarlyStopping, TrainingProgress, EpochTimer = _callbacks_module()
     timer = EpochTimer()
     callbacks = [timer]
-    es = None
-    prefix = "val_" if val is not None else ""
+    per_member_stopping = None
+    prefix = "val_" if validation is not None else ""
     if early_stopping == "per_member":
-        es = PerMemberEarlyStopping(branches, patience, prefix=prefix)
-        callbacks.append(es)
+        per_member_stopping = PerMemberEarlyStopping(branches, patience, prefix=prefix)
+        callbacks.append(per_member_stopping)
     elif early_stopping == "joint":
         callbacks.append(
             keras.callbacks.EarlyStopping(monitor=f"{prefix}loss", patience=patience, restore_best_weights=True)
@@ -394,7 +381,7 @@ def train_ensemble(
         callbacks.append(TrainingProgress(epochs, len(kernels)))
 
     t0 = time.perf_counter()
-    hist = fused.fit(
+    fit_history = fused.fit(
         stream,
         epochs=epochs,
         validation_data=validation_data,
@@ -403,26 +390,30 @@ def train_ensemble(
         validation_batch_size=max(256, batch_size),
     )
     seconds = time.perf_counter() - t0
-    history = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
+    history = {k: [float(v) for v in vals] for k, vals in fit_history.history.items()}
     epochs_run = len(history.get("loss", []))
 
     # standalone published members with the trained weights
     members = []
     for k in kernels:
-        m = build_member(k)
-        m.set_weights(branches[k].get_weights())
-        members.append(m)
+        member = build_member(k)
+        member.set_weights(branches[k].get_weights())
+        members.append(member)
     samples_per_epoch = len(X_real) + synthetic
     result = {
         "history": history,
         "epochs_run": epochs_run,
-        "best_epoch": ({int(k): int(es.best_epoch[k]) + 1 for k in kernels} if es is not None else None),
+        "best_epoch": (
+            {int(k): int(per_member_stopping.best_epoch[k]) + 1 for k in kernels}
+            if per_member_stopping is not None
+            else None
+        ),
         "stopped_early": bool(epochs_run < epochs),
         "seconds": float(seconds),
         "epoch_end_seconds": [float(v) for v in timer.ends],
         "samples_per_epoch": int(samples_per_epoch),
         "samples_per_second": float(samples_per_epoch * epochs_run / seconds) if seconds > 0 else None,
-        "synthetic": gen.info if gen is not None else None,
+        "synthetic": generator.info if generator is not None else None,
         "settings": {
             "kernels": [int(k) for k in kernels],
             "epochs": epochs,
@@ -445,9 +436,9 @@ def train_ensemble(
         result["fused_model"] = fused
     info = {"description": description or "", "demo": bool(demo)}
     ensemble = Ensemble(members, info=info)
-    if val is not None:
-        result["val_metrics"] = _quick_metrics(ensemble, val)
-        calibration = _fit_calibration(ensemble, val)
+    if validation is not None:
+        result["val_metrics"] = _quick_metrics(ensemble, validation)
+        calibration = _fit_calibration(ensemble, validation)
         if calibration is not None:
             result["calibration"] = calibration
             ensemble.info["calibration"] = {
@@ -463,7 +454,7 @@ def train_ensemble(
             ensemble,
             out,
             train=train,
-            val=val,
+            validation=validation,
             test=test,
             split=split,
             result=result,
@@ -483,7 +474,7 @@ def save_trained_model(
     out,
     *,
     train,
-    val=None,
+    validation=None,
     test=None,
     split=None,
     result=None,
@@ -496,32 +487,32 @@ def save_trained_model(
     """Write the model folder with a card recording the data, the split, the settings and the measured
     accuracy; plus ``training.json`` (full history and split, cell ids included)."""
     result = result or {}
-    s = result.get("settings", {})
+    settings = result.get("settings", {})
     data = {"train": train.summary()}
-    if val is not None:
-        data["validation"] = val.summary()
+    if validation is not None:
+        data["validation"] = validation.summary()
     if test is not None:
         data["test"] = test.summary()
     training = {
         "data_source": {k: v for k, v in train.source.items() if k != "parts"},
         "training_set": _side_line(data["train"]),
         "validation_set": _side_line(data["validation"])
-        if val is not None
+        if validation is not None
         else "none (early stopping on training loss)",
         "test_set": _side_line(data["test"]) if test is not None else "none",
         "split": _split_line(split),
-        "kernels": s.get("kernels"),
-        "epochs": f"{result.get('epochs_run')} run of {s.get('epochs')} (early stopping: {s.get('early_stopping')}, "
-        f"patience {s.get('patience')})",
+        "kernels": settings.get("kernels"),
+        "epochs": f"{result.get('epochs_run')} run of {settings.get('epochs')} (early stopping: {settings.get('early_stopping')}, "
+        f"patience {settings.get('patience')})",
         "best_epoch_per_kernel": result.get("best_epoch"),
-        "batch_size": s.get("batch_size"),
-        "optimizer": f"Adam, learning rate {s.get('learning_rate')}",
-        "loss": s.get("loss"),
-        "synthetic_per_epoch": s.get("synthetic_per_epoch"),
+        "batch_size": settings.get("batch_size"),
+        "optimizer": f"Adam, learning rate {settings.get('learning_rate')}",
+        "loss": settings.get("loss"),
+        "synthetic_per_epoch": settings.get("synthetic_per_epoch"),
         "synthetic": _synthetic_line(result.get("synthetic")),
-        "seed": s.get("seed"),
-        "precision": s.get("precision"),
-        "method": s.get("training"),
+        "seed": settings.get("seed"),
+        "precision": settings.get("precision"),
+        "method": settings.get("training"),
         "seconds": round(float(result.get("seconds", 0.0)), 1),
     }
     if extra:
@@ -546,14 +537,14 @@ def save_trained_model(
     return Path(folder)
 
 
-def _side_line(s: dict) -> str:
+def _side_line(side: dict) -> str:
     line = (
-        f"{s['n_spikes']} spikes from {s['n_cells']} cells (SER {s['serotonergic']['spikes']} spikes / "
-        f"{s['serotonergic']['cells']} cells, NSER {s['non_serotonergic']['spikes']} spikes / "
-        f"{s['non_serotonergic']['cells']} cells)"
+        f"{side['n_spikes']} spikes from {side['n_cells']} cells (SER {side['serotonergic']['spikes']} spikes / "
+        f"{side['serotonergic']['cells']} cells, NSER {side['non_serotonergic']['spikes']} spikes / "
+        f"{side['non_serotonergic']['cells']} cells)"
     )
-    if "n_groups" in s:
-        line += f", {s['n_groups']} groups"
+    if "n_groups" in side:
+        line += f", {side['n_groups']} groups"
     return line
 
 
@@ -660,7 +651,7 @@ def train_from_table(
 
     Returns a :class:`TrainingResult` (``.summary()`` is JSON-able, for the CLI).
     """
-    ds = dataset_from_table(
+    dataset = dataset_from_table(
         table,
         threshold=threshold,
         max_per_cell=max_per_cell,
@@ -670,25 +661,31 @@ def train_from_table(
         snippet_kwargs=snippet_kwargs,
         source_name=source_name,
     )
-    if len(np.unique(ds.y)) < 2:
+    if len(np.unique(dataset.y)) < 2:
         raise TrainingError(
             "the table holds cells of one class only; training needs serotonergic and non_serotonergic cells"
         )
     if split == "spike":
-        sp = spike_level_split(ds, val_fraction=val_fraction, test_fraction=test_fraction, seed=seed)
+        dataset_split = spike_level_split(dataset, val_fraction=val_fraction, test_fraction=test_fraction, seed=seed)
     else:
-        sp = leak_free_split(ds, val_fraction=val_fraction, test_fraction=test_fraction, by=split, seed=seed)
-        check_no_leakage(sp, ds)
-    tr, va, te = sp.apply(ds)
-    split_info = sp.describe(ds)
+        dataset_split = leak_free_split(
+            dataset, val_fraction=val_fraction, test_fraction=test_fraction, by=split, seed=seed
+        )
+        check_no_leakage(dataset_split, dataset)
+    train, validation, test = dataset_split.apply(dataset)
+    split_info = dataset_split.describe(dataset)
     if balance:
-        tr = balance_classes(tr, seed=seed)
-        if va is not None and len(np.unique(va.y)) == 2:
-            va = balance_classes(va, seed=seed + 1)
-    split_info["balanced"] = {"train": bool(balance), "validation": bool(balance and va is not None), "test": False}
+        train = balance_classes(train, seed=seed)
+        if validation is not None and len(np.unique(validation.y)) == 2:
+            validation = balance_classes(validation, seed=seed + 1)
+    split_info["balanced"] = {
+        "train": bool(balance),
+        "validation": bool(balance and validation is not None),
+        "test": False,
+    }
     ensemble, history = train_ensemble(
-        tr,
-        va,
+        train,
+        validation,
         kernels=kernels,
         epochs=epochs,
         batch_size=batch_size,
@@ -699,7 +696,7 @@ def train_from_table(
         out=out,
         description=description,
         name=name,
-        test=te,
+        test=test,
         split=split_info,
         precision=precision,
         progress_bar=progress_bar,
@@ -708,8 +705,8 @@ def train_from_table(
         extra_training_info=extra_training_info,
     )
     evaluation, report_dir = None, None
-    if te is not None:
-        evaluation = evaluate(ensemble, te)
+    if test is not None:
+        evaluation = evaluate(ensemble, test)
         if report:
             report_dir = Path(history["folder"]) / "evaluation"
             write_report(evaluation, report_dir, title="held-out test cells")
@@ -718,7 +715,7 @@ def train_from_table(
         folder=Path(history["folder"]) if history["folder"] else None,
         history=history,
         split=split_info,
-        dataset=ds.summary(),
+        dataset=dataset.summary(),
         evaluation=evaluation,
         report_dir=report_dir,
     )
