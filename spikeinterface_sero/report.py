@@ -515,6 +515,24 @@ def _find_plot(report_dir: Path, r) -> str | None:
     return found[0] if len(found) == 1 else None
 
 
+# click a column header to sort the table by it (numbers as numbers; again to reverse); no external script
+_SORT_SCRIPT = """<script>
+document.querySelectorAll("table.sortable th").forEach(function (th, column) {
+  th.style.cursor = "pointer"; th.title = "sort";
+  th.addEventListener("click", function () {
+    var body = th.closest("table").tBodies[0], rows = Array.from(body.rows);
+    var up = th.dataset.order !== "up"; th.dataset.order = up ? "up" : "down";
+    var key = function (row) { var t = row.cells[column] ? row.cells[column].innerText.trim() : "";
+      var n = parseFloat(t); return isNaN(n) ? t.toLowerCase() : n; };
+    rows.sort(function (a, b) { var x = key(a), y = key(b);
+      if (typeof x !== typeof y) { x = String(x); y = String(y); }
+      return (x < y ? -1 : x > y ? 1 : 0) * (up ? 1 : -1); });
+    rows.forEach(function (row) { body.appendChild(row); });
+  });
+});
+</script>"""
+
+
 def plot_population(table: pd.DataFrame, *, dpi: int = 100):
     """The population view CellExplorer users rely on: every cell's UDI against its firing rate and CV,
     coloured by its label, unsure calls hollow, the classical criteria's thresholds drawn.
@@ -662,7 +680,7 @@ def write_summary_html(
         )
 
     head = "".join(f"<th>{esc(h)}</th>" for _, h in _COLUMNS) + "".join(f"<th>{esc(c)}</th>" for c in extra)
-    out.append(f"<table><thead><tr><th>#</th>{head}</tr></thead><tbody>")
+    out.append(f'<table class="sortable"><thead><tr><th>#</th>{head}</tr></thead><tbody>')
     ncol = len(_COLUMNS) + len(extra)
     for i, r in table.iterrows():
         r = r.to_dict()
@@ -714,7 +732,7 @@ def write_summary_html(
     out.append(
         f'<p class="foot">spikeinterface-sero {esc(__version__)} &middot; CNN ensemble of Corradetti et al. '
         "(2024) on SpikeInterface &middot; labels are decisions of a model: check atypical and uncertain "
-        "cells.</p></body></html>"
+        f"cells.</p>{_SORT_SCRIPT}</body></html>"
     )
     path = report_dir / "index.html"
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")

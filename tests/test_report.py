@@ -150,5 +150,6 @@ def test_summary_has_a_population_view_and_every_image_it_references_exists(tmp_
     index = write_summary_html(rows, tmp_path)
     html = index.read_text()
     assert "population.png" in html and "no: monophasic" in html and 'class="serotonergic unsure"' in html
+    assert '<table class="sortable">' in html and "<script>" in html  # click a header to sort
     for image in re.findall(r'src="([^"]+)"', html):
         assert (tmp_path / image).is_file(), image
