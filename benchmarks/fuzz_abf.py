@@ -358,27 +358,8 @@ def mutate(src: Source, rng: np.random.Generator) -> tuple[bytes, str]:
 
 
 # ------------------------------------------------------------------------------------------ structure-aware
-#: the ABF 2 section table, in file order (descriptor s at byte 76 + 16 s: uint32 block, uint32 bytes, int64 n)
-ABF2_SECTIONS = (
-    "ProtocolSection",
-    "ADCSection",
-    "DACSection",
-    "EpochSection",
-    "ADCPerDACSection",
-    "EpochPerDACSection",
-    "UserListSection",
-    "StatsRegionSection",
-    "MathSection",
-    "StringsSection",
-    "DataSection",
-    "TagSection",
-    "ScopeSection",
-    "DeltaSection",
-    "VoiceTagSection",
-    "SynchArraySection",
-    "AnnotationSection",
-    "StatsSection",
-)
+from spikeinterface_sero.datasets.abf_writer import ABF2_SECTIONS  # noqa: E402  (the writer's own table)
+
 _TABLE = 76
 #: bytes Neo reads per entry of the ABF 2 lists it walks
 _NEO_ENTRY = {

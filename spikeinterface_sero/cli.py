@@ -35,9 +35,9 @@ from .export import TABLE_SUFFIXES, write_table  # noqa: E402
 from .files import check_output_path  # noqa: E402
 from .io import abf_info  # noqa: E402
 from .model import import_models, load_model  # noqa: E402
-from .pipeline import BatchInterrupted, check_exports, classify_files, expand_inputs  # noqa: E402
+from .pipeline import BatchInterrupted, classify_files, expand_inputs  # noqa: E402
 from .report import write_summary_html  # noqa: E402
-from .snippets import DetectionParams, Snippets, abf_to_snippets, save_npz, write_snippet_csv_folder  # noqa: E402
+from .snippets import Snippets, abf_to_snippets, save_npz, write_snippet_csv_folder  # noqa: E402
 from .training import evaluate_table, train_from_table  # noqa: E402
 from .training.train import parse_kernels  # noqa: E402
 from .watch import watch_folder  # noqa: E402
@@ -292,7 +292,6 @@ def cmd_info(args) -> int:
 
 def cmd_classify(args) -> int:
     files = _expand_inputs(args.files)
-    DetectionParams(**_detection_kwargs(args))  # the detection options are checked before any work too
     if args.out:  # checked before any work: a bad --out is found now, not after every file is done
         check_output_path(
             args.out,
@@ -306,7 +305,6 @@ def cmd_classify(args) -> int:
         kwargs["report_dir"] = args.report
     if args.nwb or args.phy:
         kwargs.update(nwb_dir=args.nwb, phy_dir=args.phy, overwrite=args.overwrite, nwb_metadata=_nwb_metadata(args))
-        check_exports(files, nwb_dir=args.nwb, phy_dir=args.phy, overwrite=args.overwrite, overwrite_hint="--overwrite")
     interrupted = False
     try:
         table = classify_files(

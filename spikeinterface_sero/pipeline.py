@@ -23,7 +23,7 @@ from .export import RESULT_COLUMNS, error_row, export_to_phy, results_table, tid
 from .extension import load_sorting_analyzer
 from .model import load_model
 from .report import write_cell_reports, write_summary_html
-from .snippets import abf_to_analyzer
+from .snippets import DetectionParams, abf_to_analyzer
 
 __all__ = ["classify_file", "classify_files", "make_report", "expand_inputs", "BatchInterrupted", "RESULT_COLUMNS"]
 
@@ -123,6 +123,16 @@ def classify_file(
         return (row, None) if return_analyzer else row
 
 
+def _detection_params(options: dict) -> DetectionParams:
+    """The detection options of :func:`classify_file` as validated :class:`DetectionParams` (the threshold is
+    ignored when ``mad_multiplier`` is given)."""
+    chosen = {key: options[key] for key in ("polarity", "dead_time_ms", "mad_multiplier") if key in options}
+    if options.get("mad_multiplier") is None:
+        chosen.pop("mad_multiplier", None)
+        chosen["threshold"] = options.get("threshold", DEFAULT_THRESHOLD_PA)
+    return DetectionParams(**chosen)
+
+
 def nwb_output(nwb_dir, path) -> Path:
     """Where :func:`classify_file` writes the NWB file of ``path``."""
     return Path(nwb_dir) / f"{Path(path).stem}.nwb"
@@ -190,6 +200,7 @@ def classify_files(
         raise SeroError(f"engine must be 'loop', 'joblib' or 'dask', not {engine!r}.")
     if not files:
         raise SeroError("No input files.")
+    _detection_params(kwargs)  # every option is checked before the first file is read
     check_exports(
         files, nwb_dir=kwargs.get("nwb_dir"), phy_dir=kwargs.get("phy_dir"), overwrite=kwargs.get("overwrite", False)
     )

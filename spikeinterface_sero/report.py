@@ -259,6 +259,11 @@ def _float(v) -> float:
         return float("nan")
 
 
+def _is_reliable(value) -> bool:
+    """A ``sero_reliable`` value as a table holds it (bool, nullable boolean, or text read back from CSV)."""
+    return str(value).strip() in ("True", "1", "1.0")
+
+
 def _why_unreliable(row) -> str:
     quality = _clean(row.get("sero_quality"))
     if quality and quality != "ok":
@@ -300,7 +305,7 @@ def _info_text(cell: dict, params: dict) -> str:
         f"Label     {_SHORT[label]}",
         f"P(SER)    {_fmt(cp)}  [{_fmt(lo)}-{_fmt(hi)}] 95% CI" if np.isfinite(cp) else "P(SER)    -",
         (
-            f"Reliable  {'yes' if str(row.get('sero_reliable')) in ('True', '1') else 'NO: ' + _why_unreliable(row)}"
+            f"Reliable  {'yes' if _is_reliable(row.get('sero_reliable')) else 'NO: ' + _why_unreliable(row)}"
             if np.isfinite(cp) and "sero_reliable" in row
             else None
         ),
@@ -554,7 +559,7 @@ def plot_population(table: pd.DataFrame, *, dpi: int = 100):
     fig = Figure(figsize=(11, 4.6), dpi=dpi, layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(1, 2)
-    reliable = table["sero_reliable"].map(lambda v: str(v) in ("True", "1")).to_numpy()
+    reliable = table["sero_reliable"].map(_is_reliable).to_numpy()
     keys = table["sero_label"].map(_label_key).to_numpy()
     for ax, (column, name, limit, rule) in zip(
         axes,
@@ -706,7 +711,7 @@ def write_summary_html(
             else "-"
         )
         ns = _float(r.get("n_spikes"))
-        reliable = str(r.get("sero_reliable")) in ("True", "1")
+        reliable = _is_reliable(r.get("sero_reliable"))
         cells_html = {
             "cell": esc(_clean(r.get("cell_id")) or "-"),
             "file": fname,

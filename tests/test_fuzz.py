@@ -11,14 +11,13 @@ runs many more.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import struct
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import fuzz_report, load_fuzzer
 
 from spikeinterface_sero import read_abf
 from spikeinterface_sero.datasets import write_abf
@@ -33,11 +32,7 @@ BUDGET_S = 5.0  # per case: a case taking longer is a hang
 
 @pytest.fixture(scope="module")
 def fz():
-    spec = importlib.util.spec_from_file_location("fuzz_abf", ROOT / "benchmarks" / "fuzz_abf.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["fuzz_abf"] = mod  # its dataclasses look their module up there
-    spec.loader.exec_module(mod)
-    return mod
+    return load_fuzzer()
 
 
 @pytest.fixture(scope="module")
@@ -45,17 +40,9 @@ def own(fz, tmp_path_factory):
     return fz.prepare(fz.own_sources(tmp_path_factory.mktemp("fuzz_src")))
 
 
-def _report(r) -> str:
-    lines = [
-        f"{e['outcome']} in case {e['case']} ({e['source']}; {e['mutation']}): {e['message']}"
-        for e in r["escapes"][:20]
-    ]
-    return f"{r['n_escaped']} of {r['cases']} cases escaped:\n" + "\n".join(lines)
-
-
 def test_fuzz_own_files(fz, own, tmp_path):
     r = fz.fuzz(2500, seed=7, budget_s=BUDGET_S, sources=own, workdir=tmp_path, mix="classic")
-    assert r["n_escaped"] == 0, _report(r)
+    assert r["n_escaped"] == 0, fuzz_report(r)
     # the mix exercises both outcomes, and several kinds of refusal
     assert r["n_processed"] > 200 and r["n_refused"] > 200, r["counts"]
     assert sum(k.startswith("refused:") for k in r["counts"]) >= 3, r["counts"]
@@ -68,7 +55,7 @@ def test_fuzz_shared_files(fz, tmp_path):
     if not sources:
         pytest.skip("../shared/abf holds no .abf files")
     r = fz.fuzz(1200, seed=11, budget_s=BUDGET_S, sources=sources, workdir=tmp_path, mix="classic")
-    assert r["n_escaped"] == 0, _report(r)
+    assert r["n_escaped"] == 0, fuzz_report(r)
     assert r["n_processed"] > 100 and r["n_refused"] > 100, r["counts"]
 
 

@@ -12,13 +12,12 @@ random moments and counts lost results. ``python benchmarks/fuzz_abf.py --cases 
 from __future__ import annotations
 
 import hashlib
-import importlib.util
-import sys
 import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
+from conftest import fuzz_report, load_fuzzer
 
 ROOT = Path(__file__).resolve().parents[1]
 BUDGET_S = 5.0
@@ -26,13 +25,7 @@ BUDGET_S = 5.0
 
 @pytest.fixture(scope="module")
 def fz():
-    if "fuzz_abf" in sys.modules and hasattr(sys.modules["fuzz_abf"], "mutate_structure"):
-        return sys.modules["fuzz_abf"]
-    spec = importlib.util.spec_from_file_location("fuzz_abf", ROOT / "benchmarks" / "fuzz_abf.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["fuzz_abf"] = mod  # its dataclasses look their module up there
-    spec.loader.exec_module(mod)
-    return mod
+    return load_fuzzer()
 
 
 @pytest.fixture(scope="module")
@@ -40,18 +33,10 @@ def own(fz, tmp_path_factory):
     return fz.prepare(fz.own_sources(tmp_path_factory.mktemp("fuzz_structure_src")))
 
 
-def _report(r) -> str:
-    lines = [
-        f"{e['outcome']} in case {e['case']} ({e['source']}; {e['mutation']}): {e['message']}"
-        for e in r["escapes"][:20]
-    ]
-    return f"{r['n_escaped']} of {r['cases']} cases escaped:\n" + "\n".join(lines)
-
-
 def test_structure_aware_cases_are_read_or_refused(fz, own, tmp_path):
     t0 = time.perf_counter()
     r = fz.fuzz(500, seed=23, budget_s=BUDGET_S, sources=own, workdir=tmp_path, mix="structure")
-    assert r["n_escaped"] == 0, _report(r)
+    assert r["n_escaped"] == 0, fuzz_report(r)
     assert r["n_hangs"] == 0 and r["n_memory"] == 0 and r["n_tracebacks"] == 0
     # both outcomes, several kinds of refusal, and most mutation kinds of both versions drawn
     assert r["n_processed"] > 40 and r["n_refused"] > 150, r["counts"]
@@ -96,7 +81,7 @@ def test_worker_pool_gives_the_same_outcomes_as_in_process(fz, own, tmp_path):
     kw = dict(seed=41, budget_s=BUDGET_S, sources=own, mix="all")
     a = fz.fuzz(60, workdir=tmp_path / "a", **kw)
     b = fz.fuzz(60, workdir=tmp_path / "b", workers=2, **kw)
-    assert a["n_escaped"] == 0 and b["n_escaped"] == 0, _report(a) + _report(b)
+    assert a["n_escaped"] == 0 and b["n_escaped"] == 0, fuzz_report(a) + fuzz_report(b)
     assert a["counts"] == b["counts"]
     assert b["worker_processes"] == 2 and b["peak_rss_mb"] > 0
 

@@ -33,6 +33,29 @@ class AbfWriteError(AbfError, ValueError):
 # --------------------------------------------------------------------------------------------------
 # helpers that tell what readers will see
 # --------------------------------------------------------------------------------------------------
+#: the ABF 2 section table, in file order (descriptor s at byte 76 + 16 s: uint32 block, uint32 bytes, int64 n)
+ABF2_SECTIONS = (
+    "ProtocolSection",
+    "ADCSection",
+    "DACSection",
+    "EpochSection",
+    "ADCPerDACSection",
+    "EpochPerDACSection",
+    "UserListSection",
+    "StatsRegionSection",
+    "MathSection",
+    "StringsSection",
+    "DataSection",
+    "TagSection",
+    "ScopeSection",
+    "DeltaSection",
+    "VoiceTagSection",
+    "SynchArraySection",
+    "AnnotationSection",
+    "StatsSection",
+)
+
+
 def _f32(x: float) -> float:
     return float(np.float32(x))
 
@@ -575,26 +598,7 @@ def _abf2_bytes(
         ("I", 72, protocol_index),  # uProtocolPathIndex
     ):
         struct.pack_into("<" + fmt, header, off, *(val if isinstance(val, tuple) else (val,)))
-    section_names = [
-        "ProtocolSection",
-        "ADCSection",
-        "DACSection",
-        "EpochSection",
-        "ADCPerDACSection",
-        "EpochPerDACSection",
-        "UserListSection",
-        "StatsRegionSection",
-        "MathSection",
-        "StringsSection",
-        "DataSection",
-        "TagSection",
-        "ScopeSection",
-        "DeltaSection",
-        "VoiceTagSection",
-        "SynchArraySection",
-        "AnnotationSection",
-        "StatsSection",
-    ]
+    section_names = list(ABF2_SECTIONS)
     entries = {
         "ProtocolSection": (BLOCKSIZE, 1),
         "ADCSection": (128, n_channels),
