@@ -1,6 +1,6 @@
 """Peak memory of the classify path for a short and a long recording (each in a fresh process).
 
-    python benchmarks/bench_memory.py [--minutes 1 60] [--model FOLDER] [--json OUT]
+    python benchmarks/bench_memory.py [--minutes 1 60] [--noise-minutes 1 30] [--model FOLDER] [--json OUT]
 
 Each recording (synthetic 40 kHz int16 ABF, see ``bench_end_to_end.py``; the 60-minute file is 288 MB)
 is classified by ``pipeline.classify_file`` in its own subprocess, after TensorFlow is imported and the
@@ -16,6 +16,14 @@ model loaded (those cost the same for every file). Reported per run:
 
 Target: the 60-minute run needs less than 100 MB more than the 1-minute run (the file is read and
 detected in chunks, never whole).
+
+Many crossings (issue #14): pure 5 pA noise files (1 and 30 minutes) classified with ``threshold=-8`` pA,
+hundreds of "spikes" a second (about 700,000 in 30 minutes), each in a subprocess whose address space is
+capped at 5 GB (``resource.setrlimit(RLIMIT_AS)``; the default numpy engine, no TensorFlow). Every
+crossing is counted (the firing rate is exact) but a cell keeps the waveforms of at most
+``MAX_WAVEFORMS_PER_CELL`` spikes, so the peak should be flat: target, the 30-minute noisy file needs less
+than 100 MB more than the 1-minute one, and no MemoryError. (Before the cap, 10 minutes of such noise,
+275,000 crossings, peaked at 1.94 GB and 30 minutes failed under 5 GB.)
 
 What was measured (Neo 0.14.6, SpikeInterface 0.105.3, 2 CPUs): file-mapped RSS does not grow with the
 recording. AxonRawIO maps each requested chunk on its own (``neo.rawio.utils.
@@ -44,6 +52,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 HERE = Path(__file__).resolve().parent
 TARGET_MB = 100.0
+NOISE_SD_PA = 5.0
+NOISE_THRESHOLD_PA = -8.0  # 1.6 noise SDs: a crossing every few ms
+ADDRESS_SPACE_CAP_GB = 5.0
 
 
 def _status_kb() -> dict:
@@ -158,6 +169,79 @@ def child(path: str, model: str, stages: bool, predict_batch: int | None = None)
     return out
 
 
+def noise_child(path: str, model: str, cap_gb: float) -> dict:
+    """Runs in the fresh subprocess: the address space capped, then ``classify_file`` on a noise file."""
+    import warnings
+
+    if cap_gb > 0:
+        limit = int(cap_gb * 2**30)
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    warnings.filterwarnings("ignore")
+    from spikeinterface_sero.constants import MAX_WAVEFORMS_PER_CELL
+    from spikeinterface_sero.pipeline import classify_file
+
+    out = {"rss_after_setup_mb": _status_kb().get("VmRSS", 0) / 1024.0}
+    sampler = _Sampler()
+    sampler.start()
+    t0 = time.perf_counter()
+    rows = classify_file(path, model_folder=model, threshold=NOISE_THRESHOLD_PA)
+    out["seconds"] = time.perf_counter() - t0
+    peaks = sampler.stop()
+    out["error"] = str(rows["error"].iloc[0])
+    out["n_spikes"] = int(rows["n_spikes"].sum())  # classified: at most MAX_WAVEFORMS_PER_CELL
+    out["firing_rate_hz"] = float(rows["firing_rate_hz"].iloc[0]) if not out["error"] else float("nan")
+    out["sero_quality"] = str(rows["sero_quality"].iloc[0]) if "sero_quality" in rows else ""
+    out["max_waveforms_per_cell"] = MAX_WAVEFORMS_PER_CELL
+    out["peak_rss_mb"] = _maxrss_mb()
+    out["peak_anon_mb"] = peaks.get("RssAnon", float("nan"))
+    return out
+
+
+def make_noise_abf(minutes: float, workdir, seed: int = 0) -> Path:
+    """Write (once; cached) ``minutes`` of white noise (5 pA SD, no spikes) as an int16 ABF 2 file."""
+    import numpy as np
+
+    from spikeinterface_sero.constants import SAMPLING_FREQUENCY
+    from spikeinterface_sero.datasets import write_abf
+
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    path = workdir / f"noise_{NOISE_SD_PA:g}pA_{minutes:g}min_s{seed}.abf"
+    if not path.is_file():
+        x = np.random.default_rng(seed).normal(0.0, NOISE_SD_PA, int(minutes * 60 * SAMPLING_FREQUENCY))
+        tmp = path.with_suffix(".tmp.abf")
+        write_abf(tmp, x.astype(np.float32), SAMPLING_FREQUENCY, units="pA", data_format="int16")
+        del x
+        os.replace(tmp, path)
+    return path
+
+
+def measure_noise(path: Path, model: Path, cap_gb: float) -> dict:
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--noise-child", str(path), "--model", str(model)]
+    cmd += ["--address-space-gb", str(cap_gb)]
+    p = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    if p.returncode:
+        tail = (p.stderr or p.stdout).strip().splitlines()[-1:] or ["no output"]
+        return {"error": f"exit {p.returncode}: {tail[0]}", "peak_rss_mb": float("nan")}
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def run_noise(minutes=(1.0, 30.0), workdir=None, model=None, cap_gb: float = ADDRESS_SPACE_CAP_GB) -> dict:
+    sys.path.insert(0, str(HERE))
+    import bench_end_to_end as E
+
+    workdir = workdir or E.DEFAULT_WORKDIR
+    folder, kind = E.model_folder(workdir, model)
+    runs = []
+    for m in minutes:
+        r = measure_noise(make_noise_abf(m, workdir), folder, cap_gb)
+        r.update(minutes=m)
+        runs.append(r)
+    ok = all(not r.get("error") for r in runs)
+    diff = runs[-1]["peak_rss_mb"] - runs[0]["peak_rss_mb"] if ok else float("nan")
+    return {"model": kind, "address_space_gb": cap_gb, "runs": runs, "diff_mb": diff, "passed": ok and diff < TARGET_MB}
+
+
 def measure(path: Path, model: Path, stages: bool = False, predict_batch: int | None = None) -> dict:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", str(path), "--model", str(model)]
     if stages:
@@ -259,6 +343,28 @@ def summary_rows(r: dict) -> list[dict]:
                 passed=None,
             )
         )
+    noise = r.get("noise")
+    if noise:
+        for x in noise["runs"]:
+            what = "failed" if x.get("error") else f"{x['firing_rate_hz'] * x['minutes'] * 60:,.0f} spikes"
+            rows.append(
+                dict(
+                    name="memory",
+                    metric=f"peak RSS, noisy {x['minutes']:g}-min file ({what}), {noise['address_space_gb']:g} GB cap (MB)",
+                    value=x.get("error") or x["peak_rss_mb"],
+                    target="",
+                    passed=None if not x.get("error") else False,
+                )
+            )
+        rows.append(
+            dict(
+                name="memory",
+                metric="peak RSS difference, noisy long - short (MB)",
+                value=noise["diff_mb"],
+                target=f"< {TARGET_MB:g}",
+                passed=noise["passed"],
+            )
+        )
     return rows
 
 
@@ -282,13 +388,32 @@ def main(argv=None) -> int:
         metavar="N",
         help="diagnostic: cap Ensemble.predict_members' batch size at N in the measured processes",
     )
+    ap.add_argument(
+        "--noise-minutes",
+        type=float,
+        nargs="*",
+        default=[1.0, 30.0],
+        help="noisy (many-crossings) file lengths, compared first to last (default 1 30; none to skip)",
+    )
+    ap.add_argument(
+        "--address-space-gb",
+        type=float,
+        default=ADDRESS_SPACE_CAP_GB,
+        help="address-space cap of the noisy runs (default 5; 0: none)",
+    )
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--noise-child", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--stages", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
         print(json.dumps(child(args.child, args.model, args.stages, args.predict_batch)))
         return 0
+    if args.noise_child:
+        print(json.dumps(noise_child(args.noise_child, args.model, args.address_space_gb)))
+        return 0
     r = run(tuple(args.minutes), args.workdir, args.model, stages=not args.no_stages, predict_batch=args.predict_batch)
+    if args.noise_minutes:
+        r["noise"] = run_noise(tuple(args.noise_minutes), args.workdir, args.model, args.address_space_gb)
     print(
         f"model: {r['model']}"
         + (f"; predict_members batch size capped at {r['predict_batch']}" if r["predict_batch"] else "")
@@ -319,6 +444,24 @@ def main(argv=None) -> int:
         print(
             f"  peak difference in read + detect + waveforms: {r['diff_before_inference_mb']:.1f} MB; "
             f"in the inference stage: {r['diff_inference_stage_mb']:.1f} MB"
+        )
+    noise = r.get("noise")
+    if noise:
+        print(
+            f"noisy files (5 pA white noise, threshold {NOISE_THRESHOLD_PA:g} pA, {noise['address_space_gb']:g} GB cap):"
+        )
+        for x in noise["runs"]:
+            if x.get("error"):
+                print(f"{x['minutes']:>5g} min     FAILED: {x['error']}")
+                continue
+            print(
+                f"{x['minutes']:>5g} min     {x['firing_rate_hz'] * x['minutes'] * 60:>9,.0f} spikes counted "
+                f"({x['firing_rate_hz']:.0f} Hz), {x['n_spikes']} classified, {x['seconds']:.1f} s, "
+                f"peak RSS {x['peak_rss_mb']:.0f} MB, quality {x['sero_quality']}"
+            )
+        print(
+            f"noisy difference {noise['diff_mb']:.1f} MB; target < {TARGET_MB:g} MB: "
+            f"{'PASS' if noise['passed'] else 'FAIL'}"
         )
     if args.json:
         Path(args.json).write_text(json.dumps(r, indent=2))

@@ -54,7 +54,13 @@ def main():
     summary = result.summary()
     for side, d in summary["sides"].items():  # which cells ended up where
         print(f"{side:5s}: {d['cells']} cells, {d['spikes']} spikes, {d['groups']} group(s)")
-    print("held-out test cells:", {k: round(v, 2) for k, v in summary["test_metrics"].items()})
+    test = summary["test_metrics"]
+    low, high = test["cell_accuracy_interval"]
+    print(
+        f"held-out test cells: accuracy {test['cell_accuracy']:.2f} [{low:.2f}-{high:.2f}] over {test['cells']} cells"
+    )
+    for warning in test["warnings"]:  # a handful of test cells says little, and the figures say so
+        print("  warning:", warning)
     (out / "training_summary.json").write_text(json.dumps(summary, indent=1) + "\n")
 
     # 3. Evaluate on new recordings (other simulated days): spike- and cell-level accuracy, confusion

@@ -37,8 +37,10 @@ __all__ = [
     "IN_DOMAIN",
 ]
 
+#: ``sero_domain`` of a unit whose snippets are in the paper's format.
 IN_DOMAIN = "in_domain"
-DEFAULT_THRESHOLD_FRACTION = 0.25  # of the unit's median spike depth; see the module docstring
+#: The default trigger level of :func:`find_triggers`: this fraction of the unit's median spike depth.
+DEFAULT_THRESHOLD_FRACTION = 0.25
 _DOMAIN_ORDER = (
     "extracellular_voltage",
     "unknown_units",
@@ -232,21 +234,38 @@ def adapt_analyzer_snippets(
 ):
     """The model's snippets from any analyzer with a ``waveforms`` extension.
 
-    Returns ``(snippets, domain, info)``: :class:`~spikeinterface_sero.snippets.Snippets` with one 160-sample
-    40 kHz snippet per spike of ``random_spikes`` (same order, in the analyzer's units: pA, µV, ...), the
-    overall domain label (``in_domain`` or the ``+``-joined parts of all units), and a JSON-serialisable dict
-    of everything done (rates, resampling ratio, per-unit extremum channel, polarity, flip, threshold,
-    trigger offset and domain).
-
-    polarity : "negative" or "positive"; "positive" flips every unit first (inverted recordings).
-    flip_positive : flip units whose spikes go up (after the global flip) so that they go down.
-    threshold : the trigger level relative to the baseline, signed like the paper's −50 (pA for current
-        data, the analyzer's unit otherwise; its magnitude is applied in each unit's direction).  ``None``:
-        −50 pA for current data, ``threshold_fraction`` of each unit's median spike depth otherwise.
-    reextract : when the window is too short and the analyzer has its recording, recompute ``waveforms``
-        with the window needed (this deletes extensions that depend on ``waveforms``: they are listed in
+    Parameters
+    ----------
+    analyzer : SortingAnalyzer
+        With ``random_spikes`` and ``waveforms``.
+    polarity : "negative" | "positive", default: "negative"
+        "positive" flips every unit first (inverted recordings).
+    flip_positive : bool, default: False
+        Flip units whose spikes go up (after the global flip) so that they go down.
+    threshold : float or None, default: None
+        The trigger level relative to the baseline, signed like the paper's −50 (pA for current data, the
+        analyzer's unit otherwise; its magnitude is applied in each unit's direction).  None: −50 pA for
+        current data, ``threshold_fraction`` of each unit's median spike depth otherwise.
+    threshold_fraction : float, default: 0.25
+        The fraction of each unit's median spike depth used when ``threshold`` is None and the data are not
+        a current.
+    reextract : bool, default: False
+        When the window is too short and the analyzer has its recording, recompute ``waveforms`` with the
+        window needed (this deletes extensions that depend on ``waveforms``: they are listed in
         ``info["reextracted"]`` and a warning).
-    allow_low_rate : accept sampling rates below 20 kHz (the 40 kHz shape cannot be recovered there).
+    allow_low_rate : bool, default: False
+        Accept sampling rates below 20 kHz (the 40 kHz shape cannot be recovered there).
+
+    Returns
+    -------
+    snippets : Snippets
+        One 160-sample 40 kHz snippet per spike of ``random_spikes`` (same order, in the analyzer's units:
+        pA, µV, ...).
+    domain : str
+        The overall domain label (``in_domain`` or the ``+``-joined parts of all units).
+    info : dict
+        JSON-serialisable record of everything done (rates, resampling ratio, per-unit extremum channel,
+        polarity, flip, threshold, trigger offset and domain).
     """
     if polarity not in ("negative", "positive"):
         raise SeroError(f"polarity must be 'negative' or 'positive', not {polarity!r}.")

@@ -35,10 +35,10 @@ from .export import TABLE_SUFFIXES, write_table  # noqa: E402
 from .files import check_output_path  # noqa: E402
 from .io import abf_info  # noqa: E402
 from .model import import_models, load_model  # noqa: E402
-from .pipeline import BatchInterrupted, classify_files, expand_inputs  # noqa: E402
+from .pipeline import BatchInterrupted, classify_files, expand_inputs, read_snippet_folder  # noqa: E402
 from .report import write_summary_html  # noqa: E402
-from .snippets import Snippets, abf_to_snippets, save_npz, write_snippet_csv_folder  # noqa: E402
-from .training import evaluate_table, train_from_table  # noqa: E402
+from .snippets import Snippets, abf_to_snippets, load_npz, save_npz, write_snippet_csv_folder  # noqa: E402
+from .training import dataset_from_csv_folders, evaluate, evaluate_table, train_from_table  # noqa: E402
 from .training.train import parse_kernels  # noqa: E402
 from .watch import watch_folder  # noqa: E402
 
@@ -118,8 +118,13 @@ def cmd_snippets(args) -> int:
             out = out.with_name(out.name + ".npz")
         if out.exists() and not args.overwrite:
             raise SeroError(f"{out} exists; pass --overwrite to replace it.")
+    # snippets already cut (a CSV folder, an .npz file) are converted as they are; a bad one stops the run
+    given = {index: _read_snippets(f) for index, f in enumerate(files) if f.is_dir() or f.suffix.lower() == ".npz"}
     parts, failed = [], []
-    for f in _progress(files, len(files), "snippets", not args.quiet):
+    for index, f in enumerate(_progress(files, len(files), "snippets", not args.quiet)):
+        if index in given:
+            parts.append(given.pop(index))
+            continue
         try:
             parts.append(
                 abf_to_snippets(
@@ -173,6 +178,15 @@ def cmd_snippets(args) -> int:
         + (f"; {len(failed)} file(s) failed" if failed else "")
     )
     return 1 if failed else 0
+
+
+def _read_snippets(path: Path) -> Snippets:
+    """A CSV snippet folder or an .npz snippet file, to be written in the other format."""
+    if path.is_dir():
+        return read_snippet_folder(path)
+    if not path.is_file():
+        raise SeroError(f"{path} does not exist.")
+    return load_npz(path)
 
 
 # ---------------------------------------------------------------------------------------------------- classify
@@ -323,6 +337,11 @@ def cmd_classify(args) -> int:
         print(
             "?: not a reliable call: the quality column names the checks an action current failed; otherwise "
             f"fewer than {DEFAULT_MIN_SPIKES} spikes, input unlike the training data, or an interval that includes 0.5"
+        )
+    if any(path.is_dir() for path in files):
+        print(
+            "CSV folders: spike times from the trigger samples in the file names; the files do not say how long "
+            "the recording was, so firing_rate_hz is NaN (CV, LV and UDI are computed)"
         )
     demo = table["model"].astype(str).str.startswith("DEMO").any()
     if demo:
@@ -503,9 +522,24 @@ def cmd_watch(args) -> int:
 
 
 # ---------------------------------------------------------------------------------------------------- train
+def _labelled_data(args, max_per_cell=None):
+    """What --table or --csv names: the table's path (read by train_from_table / evaluate_table), or the
+    dataset of a CSV root with SER and NSER subfolders (at most ``max_per_cell`` spikes per cell)."""
+    if (args.table is None) == (args.csv is None):
+        raise SeroError(
+            "give the labelled data once: --table FILE (columns file,label) or --csv ROOT (SER and NSER folders "
+            "of per-spike CSV files)."
+        )
+    if args.table is not None:
+        if args.group is not None:
+            raise SeroError("--group applies to --csv; a --table gives each file's group in its 'group' column.")
+        return args.table
+    return dataset_from_csv_folders(args.csv, group=args.group, max_per_cell=max_per_cell)
+
+
 def cmd_train(args) -> int:
     res = train_from_table(
-        args.table,
+        _labelled_data(args),
         args.out,
         kernels=parse_kernels(args.kernels),
         epochs=args.epochs,
@@ -547,9 +581,13 @@ def cmd_train(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    result = evaluate_table(
-        args.table, args.model, args.out, threshold=args.threshold, trust=args.trust_model, max_per_cell=args.max_spikes
-    )
+    data = _labelled_data(args, max_per_cell=args.max_spikes)
+    if args.csv is None:
+        result = evaluate_table(
+            data, args.model, args.out, threshold=args.threshold, trust=args.trust_model, max_per_cell=args.max_spikes
+        )
+    else:
+        result = evaluate(load_model(args.model, trust=args.trust_model), data, args.out, title=Path(args.csv).name)
     rows = []
     for level in ("spike", "cell"):
         r = result.get(level) or {}
@@ -574,6 +612,24 @@ def cmd_evaluate(args) -> int:
     if args.out:
         print(f"report (JSON + PNG): {args.out}")
     return 0
+
+
+def _add_labelled_data_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("labelled data (one of --table and --csv)")
+    g.add_argument("--table", default=None, help="CSV with columns file,label and optional channel,group")
+    g.add_argument(
+        "--csv",
+        default=None,
+        metavar="ROOT",
+        help="folder with SER and NSER subfolders of the authors' per-spike CSV files (<cell>_trigger_<sample>.csv)",
+    )
+    g.add_argument(
+        "--group",
+        choices=["day"],
+        default=None,
+        help="with --csv: group cells by recording day (the cell id before '#') for a leak-free split; "
+        "default: each cell its own group",
+    )
 
 
 def _print_table(header: list[str], rows: list[tuple]) -> None:
@@ -605,9 +661,16 @@ def build_parser() -> argparse.ArgumentParser:
     formatter = dict(formatter_class=_DefaultsHelpFormatter)
 
     p = sub.add_parser(
-        "snippets", **formatter, help="cut 160-point snippets from .abf files (npz or the authors' CSV folder)"
+        "snippets",
+        **formatter,
+        help="cut 160-point snippets from .abf files (npz or the authors' CSV folder), or convert between the two",
     )
-    p.add_argument("files", nargs="+", help=".abf files or folders of them")
+    p.add_argument(
+        "files",
+        nargs="+",
+        help=".abf files or folders of them; also folders of per-spike CSV files and .npz snippet files, "
+        "written as they are in the other format (the detection options apply to .abf files only)",
+    )
     p.add_argument("--out", required=True, help="output .npz file, or a folder for per-spike CSV files")
     p.add_argument("--format", choices=["npz", "csv"], default=None, help="default: npz if --out ends in .npz")
     p.add_argument("--overwrite", action="store_true")
@@ -622,7 +685,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_info)
 
     p = sub.add_parser("classify", **formatter, help="the main job: label every cell of .abf files serotonergic or not")
-    p.add_argument("files", nargs="+", help=".abf files or folders of them")
+    p.add_argument(
+        "files",
+        nargs="+",
+        help=".abf files or folders of them, or folders of the authors' per-spike CSV files (<cell>_trigger_<sample>"
+        ".csv; one row per cell; of the detection options only --polarity, --max-spikes and --seed apply to them)",
+    )
     p.add_argument("--out", default=None, help="results table (.csv, .tsv or .json)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out table")
     p.add_argument("--report", default=None, metavar="DIR", help="write per-cell plots and an HTML summary here")
@@ -707,7 +775,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "train", **formatter, help="train an ensemble from labelled recordings (table: file,label[,channel,group])"
     )
-    p.add_argument("--table", required=True, help="CSV with columns file,label and optional channel,group")
+    _add_labelled_data_args(p)
     p.add_argument("--out", required=True, help="model folder to write")
     p.add_argument("--kernels", default="20-31", help="kernel sizes, e.g. 20-31 or 20,24,28 (default 20-31)")
     p.add_argument("--epochs", type=int, default=25)
@@ -740,7 +808,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "evaluate", **formatter, help="evaluate a model on labelled recordings: confusion, AUC, calibration"
     )
-    p.add_argument("--table", required=True, help="CSV with columns file,label and optional channel,group")
+    _add_labelled_data_args(p)
     p.add_argument("--model", required=True, metavar="DIR")
     p.add_argument("--out", default=None, metavar="REPORT_DIR", help="write JSON + PNG plots here")
     p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD_PA, help="threshold in pA")
@@ -789,6 +857,7 @@ _FLAGS = {
     "n_jobs": "--n-jobs",
     "model_folder": "--model",
     "settle_s": "--settle",
+    "phy_dir": "--phy",
 }
 
 
@@ -796,6 +865,7 @@ def _in_cli_words(message: str) -> str:
     """A library message in the words of the command line: flags for Python arguments, no double hints."""
     message = re.sub(r"\s*\(CLI: [^)]*\)", "", message)  # the flag is named directly below
     message = re.sub(r"choose=\{[^}]*\}", "--choose K=FILE", message)
+    message = re.sub(r", or pass on_bad='skip' to leave such files out", "", message)  # no such flag
     for argument, flag in _FLAGS.items():
         message = re.sub(rf"(?<![\w-]){re.escape(argument)}(?![\w])", flag, message)
     return message

@@ -16,6 +16,10 @@ DEFAULT_BASELINE_WINDOW_MS = 100.0  # running-median baseline of the detector
 DEFAULT_N_BOOT = 1000  # bootstrap resamples of a cell's interval
 DEFAULT_CI = 0.95  # coverage of a cell's interval
 DEFAULT_MIN_SPIKES = 20  # a call is reliable only with at least this many spikes
+# snippets kept per cell when no cap is given: beyond, a uniform random subset (SpikeInterface's random_spikes),
+# so memory does not grow with the number of crossings; the counts and firing statistics use every spike.
+# 50 Hz (MAX_FIRING_RATE_HZ, docs/quality.md) for 10 minutes: a DRN neuron rarely gets there, noise in seconds
+MAX_WAVEFORMS_PER_CELL = 30_000
 POLARITIES = ("negative", "positive")
 
 
@@ -36,3 +40,12 @@ MAX_HALF_WIDTH_MS = 1.0  # width of the inward peak at half its depth
 MIN_SHAPE_CONSISTENCY = 0.6  # median correlation of a cell's spikes with their mean
 MAX_CLIPPED_FRACTION = 0.1  # spikes whose trough is flat at the amplifier's range
 PEAK_EDGE_SAMPLES = 20  # an outward peak in the last 0.5 ms of the window is its edge (UDI > ~2.5 ms), not a spike
+# Is this like what the model was trained on? (docs/quality.md, "Like the training data")
+MAX_TRAINING_SHAPES = 128  # cell shapes a model folder keeps to describe its training snippets
+TRAINING_DISTANCE_QUANTILE = 0.95  # of the training cells' own leave-one-out nearest-neighbour distances
+TRAINING_DISTANCE_MARGIN = 2.0  # a cell is unlike the training data beyond this many times that quantile
+LAYER_NORM_EPSILON = 1e-3  # the members' LayerNormalization epsilon: the model sees each snippet z-scored
+# Honest figures on small sets: fewer evaluation cells, cells of one class, or groups than these get a warning
+MIN_EVALUATION_CELLS = 20
+MIN_CELLS_PER_CLASS = 5
+MIN_EVALUATION_GROUPS = 3

@@ -17,12 +17,14 @@ from .constants import (
     DEFAULT_MIN_SPIKES,
     DEFAULT_N_BOOT,
     LABELS,
+    LAYER_NORM_EPSILON,
     MAX_CLIPPED_FRACTION,
     MAX_END_OFFSET_RATIO,
     MAX_FIRING_RATE_HZ,
     MAX_HALF_WIDTH_MS,
     MAX_OUTWARD_RATIO,
     MAX_SHORT_ISI_FRACTION,
+    MAX_TRAINING_SHAPES,
     MIN_OUTWARD_RATIO,
     MIN_SHAPE_CONSISTENCY,
     MIN_SNR,
@@ -30,6 +32,9 @@ from .constants import (
     PEAK_EDGE_SAMPLES,
     SAMPLING_FREQUENCY,
     SHORT_ISI_MS,
+    SNIPPET_LENGTH,
+    TRAINING_DISTANCE_MARGIN,
+    TRAINING_DISTANCE_QUANTILE,
 )
 from .errors import DataError
 from .features import UNDETERMINED, add_sero_type
@@ -46,6 +51,9 @@ __all__ = [
     "calibrate",
     "fit_temperature",
     "action_current_quality",
+    "describe_training_snippets",
+    "describe_training_data",
+    "training_distance",
     "decide_units",
     "QUALITY_OK",
 ]
@@ -68,7 +76,18 @@ CELL_COLUMNS = [
     "n_spikes",
     "fraction_spikes_ser",
 ]
-_QUALITY_COLUMNS = ["sero_quality", "snr", "shape_consistency", "outward_ratio", "half_width_ms"]
+_QUALITY_COLUMNS = [
+    "sero_quality",
+    "snr",
+    "shape_consistency",
+    "outward_ratio",
+    "half_width_ms",
+    "training_distance",
+]
+#: ``sero_quality`` reason of a cell whose shape is far from every training cell's
+UNLIKE_TRAINING = "unlike_training_data"
+#: format name of the training-data description a model folder keeps
+TRAINING_DATA_FORMAT = "sero-training-shapes-1"
 #: columns of the per-unit table of :func:`decide_units` (and of the ``serotonergic`` extension)
 UNIT_COLUMNS = CELL_COLUMNS + [
     "member_spread",
@@ -84,6 +103,7 @@ UNIT_COLUMNS = CELL_COLUMNS + [
     "shape_consistency",
     "outward_ratio",
     "half_width_ms",
+    "training_distance",
     "sero_method",
 ]
 #: what each column of the unit table means (NWB column descriptions, docs)
@@ -108,6 +128,8 @@ UNIT_COLUMN_DESCRIPTIONS = {
     "shape_consistency": "median correlation of the cell's spikes with their mean",
     "outward_ratio": "outward (positive) phase after the inward peak, relative to its depth",
     "half_width_ms": "width of the inward peak at half its depth (ms)",
+    "training_distance": "distance of the cell's mean normalised shape to the nearest training cell's, relative to "
+    "the model's limit (above 1: unlike the training data; empty when the model does not describe its training data)",
     "sero_method": "cnn (the ensemble) or criteria (classical criteria alone)",
 }
 _FEATURE_COLUMNS = ["firing_rate_hz", "cv_isi", "lv", "udi_ms", "criteria_label"]
@@ -356,7 +378,9 @@ def _shape_checks(waveforms: np.ndarray) -> tuple[list[str], dict]:
     return reasons, measures
 
 
-def action_current_quality(waveforms, spike_unit_index, unit_ids, *, firing_rate_hz=None, isis_s=None) -> pd.DataFrame:
+def action_current_quality(
+    waveforms, spike_unit_index, unit_ids, *, firing_rate_hz=None, isis_s=None, training_data: dict | None = None
+) -> pd.DataFrame:
     """Is each cell a loose-seal action current like the model's training data? The named checks.
 
     Parameters
@@ -371,22 +395,31 @@ def action_current_quality(waveforms, spike_unit_index, unit_ids, *, firing_rate
         Per cell, the firing rate over the recording.
     isis_s : sequence of np.ndarray or None, default: None
         Per cell, the inter-spike intervals within sweeps, in seconds.
+    training_data : dict or None, default: None
+        The model's description of its training snippets (``ensemble.info["training_data"]``,
+        :func:`describe_training_snippets`): a cell farther than its limit fails ``unlike_training_data``.
+        None (the published models do not describe theirs): only the shape checks above.
 
     Returns
     -------
     pandas.DataFrame
         Indexed by ``unit_id``: ``sero_quality`` (``"ok"``, or the failed checks joined by ``+``: low_snr,
         monophasic, outward_phase_too_large, outward_peak_at_window_edge, no_return_to_baseline, inward_phase_too_wide,
-        inconsistent_shapes, clipped, rate_too_high, refractory_violations, no_inward_peak, no_spikes) and
-        the measures ``snr``, ``shape_consistency``, ``outward_ratio``, ``half_width_ms``. The thresholds and
+        inconsistent_shapes, clipped, rate_too_high, refractory_violations, unlike_training_data, no_inward_peak,
+        no_spikes) and the measures ``snr``, ``shape_consistency``, ``outward_ratio``, ``half_width_ms``,
+        ``training_distance``. The thresholds and
         their sources are in ``docs/quality.md``.
     """
     unit_ids = list(unit_ids)
     waveforms = np.asarray(waveforms)
     spike_unit_index = np.asarray(spike_unit_index, dtype=np.int64)
+    distance = training_distance(waveforms, spike_unit_index, len(unit_ids), training_data)
     rows = []
     for position in range(len(unit_ids)):
         reasons, measures = _shape_checks(waveforms[spike_unit_index == position])
+        measures["training_distance"] = float(distance[position])
+        if distance[position] > 1.0:
+            reasons.append(UNLIKE_TRAINING)
         if firing_rate_hz is not None and np.isfinite(firing_rate_hz[position]):
             if firing_rate_hz[position] > MAX_FIRING_RATE_HZ:
                 reasons.append("rate_too_high")
@@ -395,6 +428,147 @@ def action_current_quality(waveforms, spike_unit_index, unit_ids, *, firing_rate
                 reasons.append("refractory_violations")
         rows.append(dict(sero_quality="+".join(reasons) if reasons else QUALITY_OK, **measures))
     return pd.DataFrame(rows, index=pd.Index(unit_ids, name="unit_id"), columns=_QUALITY_COLUMNS)
+
+
+# ------------------------------------------------------------------------- like the model's training data?
+def _normalised(waveforms: np.ndarray) -> np.ndarray:
+    """Each snippet z-scored over its samples, as the members' LayerNormalization sees it."""
+    x = np.asarray(waveforms, dtype=np.float64)
+    x = x.reshape(x.shape[0], -1)
+    centred = x - x.mean(axis=1, keepdims=True)
+    return centred / np.sqrt((centred**2).mean(axis=1, keepdims=True) + LAYER_NORM_EPSILON)
+
+
+def _cell_shapes(waveforms, spike_unit_index, n_units: int) -> np.ndarray:
+    """(n_units, 160) mean normalised snippet of each unit (NaN rows for units without spikes)."""
+    index = np.asarray(spike_unit_index, dtype=np.int64)
+    if not len(index):
+        return np.full((n_units, SNIPPET_LENGTH), np.nan)
+    normalised = _normalised(waveforms)
+    counts = np.bincount(index, minlength=n_units)[:n_units]
+    sums = np.zeros((n_units, normalised.shape[1]))
+    np.add.at(sums, index, normalised)
+    return np.where(counts[:, None] > 0, sums / np.maximum(counts, 1)[:, None], np.nan)
+
+
+def _nearest_distances(shapes: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Root-mean-square distance of each shape to its nearest reference shape."""
+    squared = (shapes**2).sum(1)[:, None] + (reference**2).sum(1)[None, :] - 2.0 * shapes @ reference.T
+    return np.sqrt(np.maximum(squared, 0.0).min(axis=1) / shapes.shape[1])
+
+
+def describe_training_snippets(waveforms, cell_ids, *, seed: int = 0) -> dict:
+    """A compact, JSON-able description of a model's training snippets, for :func:`training_distance`.
+
+    Each training cell is summarised by its mean normalised snippet (each spike z-scored over its 160
+    samples, as the members' LayerNormalization sees it). The description keeps at most
+    :data:`~spikeinterface_sero.constants.MAX_TRAINING_SHAPES` of these shapes and a limit: the
+    :data:`~spikeinterface_sero.constants.TRAINING_DISTANCE_QUANTILE` quantile of the training cells' own
+    leave-one-out distances to their nearest neighbour, times
+    :data:`~spikeinterface_sero.constants.TRAINING_DISTANCE_MARGIN`.
+
+    Parameters
+    ----------
+    waveforms : np.ndarray
+        (n_spikes, 160) training snippets in pA, negative-going.
+    cell_ids : array-like
+        (n_spikes,) the cell of each snippet.
+    seed : int, default: 0
+        Seeds the choice of the shapes kept when there are more cells than the maximum.
+
+    Returns
+    -------
+    dict
+        ``format``, ``n_cells``, ``n_spikes``, ``limit`` (RMS distance in z-score units), ``quantile``,
+        ``margin`` and ``shapes`` (a list of lists, rounded to 4 decimals).
+    """
+    codes, uniques = pd.factorize(np.asarray(cell_ids), sort=False)
+    if len(uniques) < 2:
+        raise DataError("describing the training data needs snippets of at least two cells.")
+    shapes = _cell_shapes(waveforms, codes, len(uniques))
+    squared = (shapes**2).sum(1)[:, None] + (shapes**2).sum(1)[None, :] - 2.0 * shapes @ shapes.T
+    np.fill_diagonal(squared, np.inf)
+    own = np.sqrt(np.maximum(squared, 0.0).min(axis=1) / shapes.shape[1])
+    limit = float(TRAINING_DISTANCE_MARGIN * np.quantile(own, TRAINING_DISTANCE_QUANTILE))
+    keep = np.arange(len(shapes))
+    if len(keep) > MAX_TRAINING_SHAPES:
+        keep = np.sort(np.random.default_rng(seed).choice(keep, MAX_TRAINING_SHAPES, replace=False))
+    return {
+        "format": TRAINING_DATA_FORMAT,
+        "n_cells": int(len(uniques)),
+        "n_spikes": int(len(codes)),
+        "limit": limit,
+        "quantile": float(TRAINING_DISTANCE_QUANTILE),
+        "margin": float(TRAINING_DISTANCE_MARGIN),
+        "shapes": np.round(shapes[keep], 4).tolist(),
+    }
+
+
+def check_training_description(description) -> dict:
+    """``description`` (from a model folder) checked: a dict as :func:`describe_training_snippets` writes.
+
+    Raises :class:`~spikeinterface_sero.errors.DataError` naming what is wrong.
+    """
+    if not isinstance(description, dict) or description.get("format") != TRAINING_DATA_FORMAT:
+        raise DataError(f"the training-data description is not in the {TRAINING_DATA_FORMAT!r} format.")
+    limit = description.get("limit")
+    if isinstance(limit, bool) or not isinstance(limit, (int, float)) or not 0 < float(limit) < float("inf"):
+        raise DataError(f"the training-data description's limit must be a positive number, not {limit!r}.")
+    try:
+        shapes = np.asarray(description.get("shapes"), dtype=np.float64)
+    except (TypeError, ValueError):
+        shapes = np.zeros((0, 0))
+    if shapes.ndim != 2 or shapes.shape[0] < 1 or shapes.shape[1] != SNIPPET_LENGTH or not np.isfinite(shapes).all():
+        raise DataError(
+            f"the training-data description's shapes must be a list of {SNIPPET_LENGTH}-sample shapes of finite numbers."
+        )
+    return description
+
+
+def describe_training_data(description: dict | None) -> str:
+    """One line on what a model's training-data description allows (for provenance and model cards)."""
+    if not description:
+        return (
+            "absent (the model folder does not describe its training snippets, as for the published models): "
+            "only the action-current checks judge whether a cell is like its training data"
+        )
+    return (
+        f"{description.get('n_cells')} training cells described by their mean normalised shapes; a cell farther "
+        f"than {float(description['limit']):.3g} (RMS, z-score units) from every one is unlike_training_data"
+    )
+
+
+def training_distance(waveforms, spike_unit_index, n_units: int, description: dict | None) -> np.ndarray:
+    """How far each unit's mean normalised shape is from the nearest training cell's, relative to the limit.
+
+    Parameters
+    ----------
+    waveforms : np.ndarray
+        (n_spikes, 160) snippets in the model's orientation (negative-going), pA.
+    spike_unit_index : np.ndarray
+        (n_spikes,) index of each spike's unit.
+    n_units : int
+        The number of units.
+    description : dict or None
+        The model's :func:`describe_training_snippets` (``model_info.json``'s ``training_data``); None: the
+        model does not describe its training data (the published models), and every distance is NaN.
+
+    Returns
+    -------
+    np.ndarray
+        (n_units,) distance / limit: above 1 the unit is unlike the training data; NaN without spikes or
+        without a description.
+    """
+    distance = np.full(n_units, np.nan)
+    if description is None or not len(np.asarray(spike_unit_index)):
+        return distance
+    check_training_description(description)
+    shapes = _cell_shapes(waveforms, spike_unit_index, n_units)
+    has = np.isfinite(shapes).all(axis=1)
+    if has.any():
+        reference = np.asarray(description["shapes"], dtype=np.float64)
+        distance[has] = _nearest_distances(shapes[has], reference) / float(description["limit"])
+    return distance
 
 
 def _member_spread(outputs: np.ndarray, spike_unit_index: np.ndarray, n_units: int) -> np.ndarray:

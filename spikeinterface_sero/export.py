@@ -59,6 +59,7 @@ RESULT_COLUMNS = [
     "shape_consistency",
     "outward_ratio",
     "half_width_ms",
+    "training_distance",
     "sero_method",
     "n_dropped_edge",
     "model",
@@ -78,6 +79,7 @@ _TEXT_RESULT_COLUMNS = (
     "error",
 )
 
+#: The sorting properties written to a Phy folder as ``cluster_<property>.tsv`` columns.
 PHY_PROPERTIES = SERO_PROPERTIES
 
 

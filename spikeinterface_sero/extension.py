@@ -20,8 +20,18 @@ from spikeinterface.core.sortinganalyzer import AnalyzerExtension, register_resu
 from tqdm.auto import tqdm
 
 from .adapt import OutOfDomainWarning, adapt_analyzer_snippets, is_paper_format, out_of_domain_message
-from .constants import DEFAULT_CI, DEFAULT_MIN_SPIKES, DEFAULT_N_BOOT, POLARITIES
-from .decision import UNIT_COLUMNS, DecisionParams, action_current_quality, decide_units
+from .constants import (
+    DEFAULT_CI,
+    DEFAULT_MIN_SPIKES,
+    DEFAULT_N_BOOT,
+    MS_AFTER,
+    MS_BEFORE,
+    NAFTER,
+    POLARITIES,
+    SAMPLING_FREQUENCY,
+    SNIPPET_LENGTH,
+)
+from .decision import UNIT_COLUMNS, DecisionParams, action_current_quality, decide_units, describe_training_data
 from .errors import DemoModelWarning, SeroError
 from .features import check_criterion, criteria_classify, features_from_sorting
 from .model import load_model
@@ -33,6 +43,7 @@ __all__ = [
     "serotonergic_label_units",
     "get_serotonergic_extension",
     "load_sorting_analyzer",
+    "analyzer_from_snippets",
     "SERO_PROPERTIES",
 ]
 
@@ -40,13 +51,16 @@ __all__ = [
 SERO_PROPERTIES = ("sero_label", "sero_probability", "sero_reliable", "sero_type", "sero_domain", "sero_quality")
 _TEXT_COLUMNS = ("sero_label", "criteria_label", "sero_type", "sero_domain", "sero_quality", "sero_method")
 _INFERENCE_BATCH = 4096  # spikes per progress-bar step
+#: sorting annotation of :func:`analyzer_from_snippets`: how long the recording was is not known
+_LENGTH_UNKNOWN = "sero_recording_length_unknown"
 _SPIKE_ARRAYS = ("spike_probability", "member_outputs", "spike_unit_index", "spike_segment_index", "spike_sample_index")
 
 
 class ComputeSerotonergic(AnalyzerExtension):
     """Classify each unit as serotonergic or non-serotonergic from its action-current waveforms.
 
-    Each unit is read on its main channel (``analyzer.get_main_channels()``), dense or sparse.
+    Each unit is read on its main channel (``analyzer.get_main_channels()``), dense or sparse. The parameters
+    are those of ``analyzer.compute("serotonergic", **params)``, SpikeInterface's extension idiom.
 
     Parameters
     ----------
@@ -244,6 +258,8 @@ def _features(analyzer, waveforms: np.ndarray, spike_unit_index: np.ndarray, uni
     durations = [analyzer.get_num_samples(s) / analyzer.sampling_frequency for s in range(analyzer.get_num_segments())]
     by_unit = {u: waveforms[spike_unit_index == i] for i, u in enumerate(unit_ids)}
     features = features_from_sorting(analyzer.sorting, by_unit, durations, unit_ids=unit_ids, polarity="negative")
+    if analyzer.sorting.get_annotation(_LENGTH_UNKNOWN):  # snippets without their recording: no rate
+        features["firing_rate_hz"] = np.nan
     criteria = {name: params[name] for name in ("min_udi_ms", "max_rate_hz", "max_cv")}
     return criteria_classify(features, **_given(criteria))
 
@@ -282,16 +298,18 @@ def compute_unit_decisions(analyzer, params: dict, *, unit_ids=None, progress_ba
     spike_unit = np.array([position[int(i)] for i in spikes["unit_index"]], dtype=np.int64)
     features = _features(analyzer, waveforms, spike_unit, unit_ids, params)
     provenance = dict(polarity=polarity, adaptation=adaptation, method=params["method"])
-    calibration = None
+    calibration, training_data = None, None
     if params["method"] == "cnn":
         ensemble = load_model(params["model_folder"], trust=params["trust_model"])
         outputs = _predict(ensemble, waveforms, progress_bar)
         calibration = ensemble.info.get("calibration") or None
+        training_data = ensemble.info.get("training_data") or None
         provenance.update(
             model_is_demo=bool(ensemble.is_demo),
             model_kernels=[int(k) for k in ensemble.kernels],
             model_description=str(ensemble.info.get("description", ""))[:500],
             calibration=calibration,
+            training_data=describe_training_data(training_data),
             model_folder=str(ensemble.info.get("folder", "")),
             model_members=[
                 dict(kernel=int(m["kernel"]), sha256=str(m.get("sha256", ""))) for m in ensemble.info.get("members", [])
@@ -309,6 +327,7 @@ def compute_unit_decisions(analyzer, params: dict, *, unit_ids=None, progress_ba
         unit_ids,
         firing_rate_hz=features.reindex(unit_ids)["firing_rate_hz"].to_numpy(dtype=float),
         isis_s=[_intervals(analyzer.sorting, u) for u in unit_ids],
+        training_data=training_data,
     )
     units, spike_p = decide_units(
         outputs,
@@ -453,3 +472,101 @@ def load_sorting_analyzer(folder, load_extensions: bool = True, format: str = "a
     from spikeinterface.core import load_sorting_analyzer as _load
 
     return _load(folder, load_extensions=load_extensions, format=format, **kwargs)
+
+
+def analyzer_from_snippets(snippets, *, polarity: str = "negative", max_spikes_per_cell=None, seed: int = 0):
+    """A SortingAnalyzer without a recording whose ``waveforms`` are ``snippets``, ready for
+    ``analyzer.compute("serotonergic")``.
+
+    The authors' per-spike CSV files and ``.npz`` snippet files come without their recording. This analyzer lets
+    them go through the ``serotonergic`` extension (:func:`compute_unit_decisions`, hence
+    :func:`~spikeinterface_sero.decision.decide_units`, the quality checks and the tables) exactly as the
+    snippets of an .abf file do. It lives here, not in :mod:`~spikeinterface_sero.snippets`, because it fills
+    SpikeInterface's ``random_spikes`` and ``waveforms`` extensions by hand (as SpikeInterface does itself
+    when it reads an old WaveformExtractor folder), which is this module's business.
+
+    Parameters
+    ----------
+    snippets : Snippets
+        (n, 160) pA at 40 kHz with the trigger at index 40, with ``trigger_samples``, ``segment_index`` and
+        ``cell_ids``. Each cell becomes a unit (unit id = cell id), all on one channel.
+    polarity : "negative" | "positive", default: "negative"
+        The direction of the spikes in the snippets (recorded as the ``spike_polarity`` property, which the
+        extension reads: "positive" snippets are flipped for the model).
+    max_spikes_per_cell : int or None, default: None
+        Classify at most this many spikes per cell (SpikeInterface's ``random_spikes``, seeded); None: all.
+    seed : int, default: 0
+        Seed of the cap.
+
+    Returns
+    -------
+    SortingAnalyzer
+        In memory, without a recording. Spike times are the trigger samples. When the snippets do not say
+        how long each segment was (``segment_durations_s`` empty, as for CSV files), a segment is taken to end
+        with its last window and the firing rate is NaN; the CV and LV of the intervals are computed.
+    """
+    from spikeinterface.core import NumpyRecording, NumpySorting
+    from spikeinterface.core.analyzer_extension_core import ComputeWaveforms
+    from spikeinterface.core.recording_tools import get_rec_attributes
+    from spikeinterface.core.sortinganalyzer import SortingAnalyzer
+
+    if polarity not in POLARITIES:
+        raise SeroError(f"polarity must be 'negative' or 'positive', not {polarity!r}.")
+    waveforms = np.asarray(snippets.waveforms, dtype=np.float32)
+    if waveforms.ndim != 2 or waveforms.shape[1] != SNIPPET_LENGTH or not len(waveforms):
+        raise SeroError(f"snippets must be a non-empty (n, {SNIPPET_LENGTH}) array, not of shape {waveforms.shape}.")
+    if abs(float(snippets.sampling_frequency) - SAMPLING_FREQUENCY) > 0.5:
+        raise SeroError(f"snippets must be at 40 kHz, not {snippets.sampling_frequency:g} Hz.")
+    samples = np.asarray(snippets.trigger_samples, dtype=np.int64)
+    segments = np.asarray(snippets.segment_index, dtype=np.int64)
+    cells = np.asarray(snippets.cell_ids).astype(str)
+    unit_ids = np.array(list(dict.fromkeys(cells.tolist())))
+    n_segments = max(int(segments.max()) + 1, len(snippets.segment_durations_s))
+    durations = list(snippets.segment_durations_s)
+    num_samples = (
+        [int(round(d * SAMPLING_FREQUENCY)) for d in durations]
+        if durations
+        else [int(samples[segments == k].max(initial=0)) + NAFTER for k in range(n_segments)]
+    )
+    lookup = {c: i for i, c in enumerate(unit_ids)}
+    unit_index = np.array([lookup[c] for c in cells], dtype=np.int64)
+    order = np.lexsort((unit_index, samples, segments))  # SpikeInterface's spike-vector order
+    spikes = np.zeros(
+        len(order), dtype=[("sample_index", "int64"), ("unit_index", "int64"), ("segment_index", "int64")]
+    )
+    spikes["sample_index"], spikes["unit_index"], spikes["segment_index"] = (
+        samples[order],
+        unit_index[order],
+        segments[order],
+    )
+    sorting = NumpySorting(spikes, SAMPLING_FREQUENCY, unit_ids)
+    sorting.set_property("cell_id", unit_ids)
+    sorting.set_property("main_channel_id", np.array(["snippets"] * len(unit_ids)))
+    sorting.set_property(POLARITY_PROPERTY, np.array([polarity] * len(unit_ids)))
+    if snippets.n_dropped_edge:
+        sorting.set_property("n_dropped_edge", np.array([int(snippets.n_dropped_edge.get(c, 0)) for c in unit_ids]))
+    placeholder = NumpyRecording(
+        [np.zeros((1, 1), np.float32)] * n_segments, SAMPLING_FREQUENCY, channel_ids=["snippets"]
+    )
+    placeholder.set_property("physical_unit", ["pA"])
+    placeholder.set_dummy_probe_from_locations(np.zeros((1, 2)))
+    attributes = get_rec_attributes(placeholder)
+    attributes.update(num_samples=num_samples, probegroup=placeholder.get_probegroup())
+    analyzer = SortingAnalyzer.create_memory(
+        sorting, None, None, return_in_uV=True, peak_sign="neg", peak_mode="extremum", rec_attributes=attributes
+    )
+    if not durations:
+        analyzer.sorting.annotate(**{_LENGTH_UNKNOWN: True})
+    if max_spikes_per_cell is None:
+        analyzer.compute("random_spikes", method="all")
+    else:
+        analyzer.compute("random_spikes", method="uniform", max_spikes_per_unit=int(max_spikes_per_cell), seed=seed)
+    chosen = analyzer.get_extension("random_spikes").get_data()
+    extension = ComputeWaveforms(analyzer)
+    extension.params = dict(
+        ms_before=MS_BEFORE, ms_after=MS_AFTER, dtype="float32"
+    )  # its _set_params reads the recording
+    extension.data["waveforms"] = waveforms[order][chosen][:, :, None]
+    extension.run_info = dict(run_completed=True, runtime_s=0.0)
+    analyzer.extensions["waveforms"] = extension
+    return analyzer

@@ -42,12 +42,14 @@ UNDETERMINED = "undetermined"
 
 #: Default classical thresholds; the reasons and sources are in docs/features.md.
 DEFAULT_MIN_UDI_MS = 1.0  # wide spike: UDI >= 1.0 ms
-DEFAULT_MAX_RATE_HZ = 3.0  # slow firing: rate <= 3 Hz (Vandermaelen & Aghajanian 1983: 0.4-3 Hz)
-DEFAULT_MAX_CV = 0.5  # regular firing: CV of ISIs <= 0.5 (Mlinar et al. 2016: CV < 0.5 in ~97 % of SER)
+DEFAULT_MAX_RATE_HZ = 3.0  #: slow firing: rate <= 3 Hz (Vandermaelen & Aghajanian 1983: 0.4-3 Hz)
+DEFAULT_MAX_CV = 0.5  #: regular firing: CV of ISIs <= 0.5 (Mlinar et al. 2016: CV < 0.5 in ~97 % of SER)
 
 #: Columns of :func:`features_table` / :func:`features_from_sorting`, in order.
 FEATURE_COLUMNS = ("firing_rate_hz", "cv_isi", "lv", "udi_ms", "n_spikes", "n_isi")
+#: The labels of the classical criteria (:func:`criteria_classify`).
 CRITERIA_LABELS = (SER, NSER, UNDETERMINED)
+#: The values of ``sero_type`` (:func:`sero_type`): the CNN label, typical or atypical by the classical criteria.
 SERO_TYPES = (
     "typical_serotonergic",
     "atypical_serotonergic",
@@ -104,14 +106,14 @@ def spike_trains_for_cell(
 
     Parameters
     ----------
-    spike_times_s_per_segment
+    spike_times_s_per_segment : sequence of array-like, or numpy.ndarray
         One array of spike times in seconds (or a time Quantity) per segment (sweep).  A single 1-D
         numpy array is read as one segment.  Times are sorted.
-    t_starts, t_stops
+    t_starts, t_stops : array-like, float or None
         Start and stop of each segment in seconds: one value per segment, or one number for all
         segments.  ``t_starts=None`` means 0 s.  ``t_stop - t_start`` is the recorded duration that
         the firing rate divides by.
-    sampling_frequency
+    sampling_frequency : float, default: 40000.0
         Stored as the trains' ``sampling_rate`` (Hz).
     **annotations
         Neo annotations given to every train (for example ``cell_id="A140313#073"``).
@@ -354,17 +356,17 @@ def udi_ms(
 
     Parameters
     ----------
-    snippets
+    snippets : numpy.ndarray
         ``(n, 160)`` action currents (pA) of one cell; ``(n, 160, 1)``, ``(n, 1, 160)`` and a single
         ``(160,)`` snippet are accepted.
-    sampling_frequency
+    sampling_frequency : float, default: 40000.0
         Of the snippets, Hz.
-    polarity
+    polarity : "negative" | "positive" | "auto", default: "negative"
         ``"negative"`` (the paper's action currents: fast negative peak, then a smaller positive
         phase), ``"positive"`` (inverted sign: the snippets are flipped first) or ``"auto"`` (the sign
         of the largest deflection of the mean snippet from its pre-trigger baseline).
-    method
-        ``"mean"`` (default): width of the mean snippet (noise averaged out before the peaks are
+    method : "mean" | "median", default: "mean"
+        ``"mean"``: width of the mean snippet (noise averaged out before the peaks are
         located).  ``"median"``: median of the per-spike widths (:func:`udi_per_spike_ms`).
 
     Returns

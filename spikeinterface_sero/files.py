@@ -74,7 +74,8 @@ def atomic_path(path) -> Iterator[Path]:
     """
     path = Path(path)
     _remove_stale_parts(path)
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=_PART, dir=path.parent)
+    # the temporary keeps the file's own suffix (``.r.nwb.x1y2.part.nwb``): writers such as pynwb check it
+    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=_PART + path.suffix, dir=path.parent)
     os.close(descriptor)
     temporary = Path(temporary)
     try:
@@ -93,7 +94,7 @@ _STALE_S = 3600.0  # a temporary file untouched for an hour belongs to a writer 
 def _remove_stale_parts(path: Path) -> None:
     """Temporary files a killed writer of ``path`` left behind (its cleanup cannot run under SIGKILL)."""
     now = time.time()
-    for part in path.parent.glob(f".{glob.escape(path.name)}.*{_PART}"):
+    for part in path.parent.glob(f".{glob.escape(path.name)}.*{_PART}{glob.escape(path.suffix)}"):
         try:
             if now - part.stat().st_mtime > _STALE_S:
                 part.unlink()

@@ -227,6 +227,7 @@ def annotate_spiketrains(
         cells,
         firing_rate_hz=features.reindex(cells)["firing_rate_hz"].to_numpy(dtype=float),
         isis_s=isis,
+        training_data=ensemble.info.get("training_data") or None,
     )
     table, spike_p = decide_units(
         outputs,

@@ -2,7 +2,9 @@
 
 :func:`classify_file` reads one file, detects, builds the SortingAnalyzer, runs the ``serotonergic``
 extension and returns its rows; a file that cannot be processed gives one row with its error message
-instead (the run goes on). :func:`classify_files` does it for many files with the engines SpikeInterface's
+instead (the run goes on). A folder of the authors' per-spike CSV files is an input like a file: its
+snippets become a recording-free analyzer (:func:`~spikeinterface_sero.extension.analyzer_from_snippets`)
+and take the same path from the extension on. :func:`classify_files` does it for many files with the engines SpikeInterface's
 own batch runner uses: ``"loop"``, ``"joblib"`` (``n_jobs`` processes on this machine) and ``"dask"``
 (``scheduler`` = the address of a ``dask.distributed`` scheduler, or a ``Client``).
 """
@@ -18,14 +20,24 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from .constants import DEFAULT_DEAD_TIME_MS, DEFAULT_THRESHOLD_PA
-from .errors import DemoModelWarning, SeroError
+from .errors import DemoModelWarning, SeroError, SnippetError
 from .export import RESULT_COLUMNS, error_row, export_to_phy, results_table, tidy, write_nwb
-from .extension import load_sorting_analyzer
+from .extension import analyzer_from_snippets, load_sorting_analyzer
 from .model import load_model
 from .report import write_cell_reports, write_summary_html
-from .snippets import DetectionParams, abf_to_analyzer
+from .snippets import _CSV_NAME, DetectionParams, Snippets, abf_to_analyzer, read_snippet_csv_folder
 
-__all__ = ["classify_file", "classify_files", "make_report", "expand_inputs", "BatchInterrupted", "RESULT_COLUMNS"]
+__all__ = [
+    "classify_file",
+    "classify_files",
+    "classify_snippets",
+    "make_report",
+    "expand_inputs",
+    "is_snippet_folder",
+    "read_snippet_folder",
+    "BatchInterrupted",
+    "RESULT_COLUMNS",
+]
 
 
 class BatchInterrupted(SeroError):
@@ -37,18 +49,66 @@ class BatchInterrupted(SeroError):
 
 
 def expand_inputs(items) -> list[Path]:
-    """Files as given; folders become the .abf files inside them (recursively, sorted)."""
+    """Files as given; a folder becomes the .abf files in it and the folders of per-spike CSV files
+    (``<cell>_trigger_<sample>.csv``, the authors' format) at or below it, recursively, sorted.
+
+    Raises SeroError for a folder that holds neither, for a folder that holds .abf files and per-spike CSV
+    files side by side (which one was meant?), and for a single per-spike CSV file (give its folder).
+    """
     out: list[Path] = []
     for it in [items] if isinstance(items, (str, Path)) else items:
         p = Path(it)
         if p.is_dir():
-            found = sorted(q for q in p.rglob("*") if q.suffix.lower() == ".abf" and q.is_file())
-            if not found:
-                raise SeroError(f"{p} holds no .abf files.")
-            out.extend(found)
+            abf_files, snippet_folders = [], set()
+            for q in p.rglob("*"):
+                if q.suffix.lower() == ".abf" and q.is_file():
+                    abf_files.append(q)
+                elif _CSV_NAME.match(q.name):
+                    snippet_folders.add(q.parent)
+            if not abf_files and not snippet_folders:
+                raise SeroError(f"{p} holds no .abf files (and no <cell>_trigger_<sample>.csv snippet files).")
+            mixed = sorted({q.parent for q in abf_files} & snippet_folders)
+            if mixed:
+                raise SeroError(
+                    f"{mixed[0]} holds both .abf files and per-spike <cell>_trigger_<sample>.csv files; move the "
+                    "CSV files into a folder of their own, or name the .abf files one by one."
+                )
+            out.extend(sorted(abf_files + sorted(snippet_folders)))
+        elif _CSV_NAME.match(p.name):
+            raise SeroError(f"{p} is one per-spike snippet file; give the folder that holds them ({p.parent}).")
         else:
             out.append(p)
     return out
+
+
+def is_snippet_folder(path) -> bool:
+    """True for a folder that holds the authors' per-spike CSV files (``<cell>_trigger_<sample>.csv``)."""
+    path = Path(path)
+    return path.is_dir() and any(_CSV_NAME.match(q.name) for q in path.iterdir())
+
+
+def read_snippet_folder(folder) -> Snippets:
+    """A folder of per-spike CSV files as :class:`~spikeinterface_sero.snippets.Snippets`: one segment with
+    the trigger samples of the file names (sweeps laid end to end, ``docs/csv-format.md``), no segment
+    duration (the files do not say how long the recording was), ``source`` the folder.
+
+    Raises SnippetError (from :func:`~spikeinterface_sero.snippets.read_snippet_csv_folder`) for a folder
+    without snippet files or with a malformed one, the folder named."""
+    try:
+        with warnings.catch_warnings():  # an empty file: the error below says it, numpy's warning adds nothing
+            warnings.filterwarnings("ignore", message="loadtxt: input contained no data")
+            waveforms, cell_ids, trigger_samples = read_snippet_csv_folder(folder)
+    except SnippetError as e:
+        raise SnippetError(str(e) if str(e).startswith(str(folder)) else f"{folder}: {e}") from None
+    return Snippets(
+        waveforms=waveforms,
+        trigger_samples=trigger_samples,
+        segment_index=np.zeros(len(waveforms), np.int64),
+        unit_ids=cell_ids,
+        cell_ids=cell_ids,
+        source=str(folder),
+        n_detected={str(c): int((cell_ids == c).sum()) for c in dict.fromkeys(cell_ids.tolist())},
+    )
 
 
 def classify_file(
@@ -73,47 +133,75 @@ def classify_file(
     overwrite: bool = False,
     return_analyzer: bool = False,
 ):
-    """Classify every cell of one .abf file. Returns the results rows (a DataFrame with
-    :data:`RESULT_COLUMNS`), or ``(rows, analyzer)`` with ``return_analyzer=True``. A file that cannot be
-    processed returns one row whose ``error`` column says why (it never raises for bad input).
+    """Classify every cell of one .abf file, or of one folder of per-spike CSV files. Returns the results
+    rows (a DataFrame with :data:`RESULT_COLUMNS`), or ``(rows, analyzer)`` with ``return_analyzer=True``. A
+    file that cannot be processed returns one row whose ``error`` column says why (it never raises for bad
+    input).
 
     ``report_dir``, ``nwb_dir`` and ``phy_dir`` (folders) also get the file's per-cell plots, its NWB file
     ``<stem>.nwb`` (with ``nwb_metadata``: subject, experimenter ... of :func:`~spikeinterface_sero.export.
-    write_nwb`) and its Phy folder ``<stem>/``; ``overwrite`` lets those replace existing ones."""
+    write_nwb`) and its Phy folder ``<stem>/``; ``overwrite`` lets those replace existing ones.
+
+    A CSV folder goes through :func:`classify_snippets`: the detection options (``channel``, ``threshold``,
+    ``mad_multiplier``, ``dead_time_ms``, ``allow_low_rate``, ``allow_any_unit``) do not apply to it;
+    ``polarity`` says which way its spikes go."""
     path = Path(path)
-    try:
-        det = dict(polarity=polarity, dead_time_ms=dead_time_ms)
-        if mad_multiplier is not None:
-            det["mad_multiplier"] = mad_multiplier
-        else:
-            det["threshold"] = threshold
-        analyzer = abf_to_analyzer(
+    options = dict(
+        model_folder=model_folder,
+        method=method,
+        trust_model=trust_model,
+        seed=seed,
+        report_dir=report_dir,
+        nwb_dir=nwb_dir,
+        phy_dir=phy_dir,
+        nwb_metadata=nwb_metadata,
+        overwrite=overwrite,
+    )
+    if path.is_dir():
+        return _guarded(
             path,
-            channel=channel,
-            allow_low_rate=allow_low_rate,
-            allow_any_unit=allow_any_unit,
-            max_spikes_per_cell=max_spikes_per_cell,
-            seed=seed,
-            **det,
+            lambda: classify_snippets(
+                read_snippet_folder(path),
+                file=path,
+                polarity=polarity,
+                max_spikes_per_cell=max_spikes_per_cell,
+                return_analyzer=True,
+                **options,
+            ),
+            return_analyzer,
         )
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DemoModelWarning)  # the table's "model" column says DEMO instead
-            # the detection recorded its polarity in the sorting: the extension reads it from there
-            analyzer.compute(
-                "serotonergic",
-                model_folder=model_folder,
-                method=method,
-                trust_model=trust_model,
+    return _guarded(
+        path,
+        lambda: _classify_analyzer(
+            abf_to_analyzer(
+                path,
+                channel=channel,
+                allow_low_rate=allow_low_rate,
+                allow_any_unit=allow_any_unit,
+                max_spikes_per_cell=max_spikes_per_cell,
                 seed=seed,
-                progress_bar=False,  # one bar per file is the batch runner's job
-            )
-        table = results_table(analyzer, file=str(path))
-        if report_dir is not None:
-            write_cell_reports(analyzer, report_dir, file=str(path))
-        if nwb_dir is not None:
-            write_nwb(analyzer, nwb_output(nwb_dir, path), overwrite=overwrite, **(nwb_metadata or {}))
-        if phy_dir is not None:
-            export_to_phy(analyzer, phy_output(phy_dir, path), remove_if_exists=overwrite, copy_binary=False)
+                **_detection_options(threshold, mad_multiplier, polarity, dead_time_ms),
+            ),
+            path,
+            **options,
+        ),
+        return_analyzer,
+    )
+
+
+def _detection_options(threshold, mad_multiplier, polarity, dead_time_ms) -> dict:
+    options = dict(polarity=polarity, dead_time_ms=dead_time_ms)
+    if mad_multiplier is not None:
+        options["mad_multiplier"] = mad_multiplier
+    else:
+        options["threshold"] = threshold
+    return options
+
+
+def _guarded(path, work, return_analyzer: bool):
+    """``work()`` gives (rows, analyzer); any failure becomes the one error row of ``path``."""
+    try:
+        table, analyzer = work()
         return (table, analyzer) if return_analyzer else table
     except SeroError as e:
         row = error_row(path, str(e))
@@ -121,6 +209,120 @@ def classify_file(
     except (Exception, MemoryError) as e:  # a batch survives any single file: the row says what happened
         row = error_row(path, f"unexpected error ({type(e).__name__}: {e}); please report it")
         return (row, None) if return_analyzer else row
+
+
+def classify_snippets(
+    snippets: Snippets,
+    *,
+    file=None,
+    polarity: str = "negative",
+    max_spikes_per_cell: int | None = None,
+    seed: int = 0,
+    model_folder=None,
+    method: str = "cnn",
+    trust_model: bool = False,
+    report_dir=None,
+    nwb_dir=None,
+    phy_dir=None,
+    nwb_metadata: dict | None = None,
+    overwrite: bool = False,
+    return_analyzer: bool = False,
+):
+    """Classify every cell of snippets that come without their recording (the authors' per-spike CSV
+    folders, :func:`read_snippet_folder`; ``.npz`` files, :func:`~spikeinterface_sero.snippets.load_npz`).
+
+    The snippets become a recording-free SortingAnalyzer
+    (:func:`~spikeinterface_sero.extension.analyzer_from_snippets`) on which the ``serotonergic`` extension
+    runs as on the analyzer of an .abf file: the same decision, quality checks and results columns. The
+    spike times are the trigger samples; without segment durations (CSV files) the firing rate is NaN.
+
+    Parameters
+    ----------
+    snippets : Snippets
+        (n, 160) pA, trigger at 40, 40 kHz, with cell ids and trigger samples.
+    file : str, Path or None, default: None
+        What the ``file`` column says (the folder); None: ``snippets.source``.
+    polarity : "negative" | "positive", default: "negative"
+        The direction of the spikes in the snippets.
+    max_spikes_per_cell : int or None, default: None
+        Classify at most this many spikes per cell (seeded); None: all.
+    seed : int, default: 0
+        Seed of the cap and of the bootstrap.
+    model_folder : str, Path or None, default: None
+        As :func:`classify_file`.
+    method : "cnn" | "criteria", default: "cnn"
+        As :func:`classify_file`.
+    trust_model : bool, default: False
+        As :func:`classify_file`.
+    report_dir, nwb_dir : str, Path or None, default: None
+        As :func:`classify_file`.
+    phy_dir : None
+        Refused: Phy folders need the recording.
+    nwb_metadata : dict or None, default: None
+        As :func:`classify_file`.
+    overwrite : bool, default: False
+        As :func:`classify_file`.
+    return_analyzer : bool, default: False
+        Return ``(rows, analyzer)``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        :data:`RESULT_COLUMNS`, one row per cell; raises SeroError for bad input (unlike :func:`classify_file`).
+    """
+    file = Path(str(snippets.source if file is None else file))
+    if phy_dir is not None:
+        raise SeroError(f"{file}: a Phy folder needs the recording, which snippets do not have; leave out phy_dir.")
+    analyzer = analyzer_from_snippets(snippets, polarity=polarity, max_spikes_per_cell=max_spikes_per_cell, seed=seed)
+    table, analyzer = _classify_analyzer(
+        analyzer,
+        file,
+        model_folder=model_folder,
+        method=method,
+        trust_model=trust_model,
+        seed=seed,
+        report_dir=report_dir,
+        nwb_dir=nwb_dir,
+        nwb_metadata=nwb_metadata,
+        overwrite=overwrite,
+    )
+    return (table, analyzer) if return_analyzer else table
+
+
+def _classify_analyzer(
+    analyzer,
+    path: Path,
+    *,
+    model_folder=None,
+    method: str = "cnn",
+    trust_model: bool = False,
+    seed: int = 0,
+    report_dir=None,
+    nwb_dir=None,
+    phy_dir=None,
+    nwb_metadata: dict | None = None,
+    overwrite: bool = False,
+):
+    """The ``serotonergic`` extension on an analyzer, its results rows and exports: (rows, analyzer)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DemoModelWarning)  # the table's "model" column says DEMO instead
+        # the detection recorded its polarity in the sorting: the extension reads it from there
+        analyzer.compute(
+            "serotonergic",
+            model_folder=model_folder,
+            method=method,
+            trust_model=trust_model,
+            seed=seed,
+            progress_bar=False,  # one bar per file is the batch runner's job
+        )
+    table = results_table(analyzer, file=str(path))
+    if report_dir is not None:
+        write_cell_reports(analyzer, report_dir, file=str(path))
+    if nwb_dir is not None:
+        write_nwb(analyzer, nwb_output(nwb_dir, path), overwrite=overwrite, **(nwb_metadata or {}))
+    if phy_dir is not None:
+        export_to_phy(analyzer, phy_output(phy_dir, path), remove_if_exists=overwrite, copy_binary=False)
+    return table, analyzer
 
 
 def _detection_params(options: dict) -> DetectionParams:
@@ -167,7 +369,9 @@ def classify_files(
     Parameters
     ----------
     paths : str, Path or list of them
-        Files, or folders (their .abf files, recursively).
+        Files, or folders (their .abf files and their folders of per-spike CSV files, recursively: see
+        :func:`expand_inputs`). Every CSV folder is read before the first file is classified, so a malformed
+        one stops the run at once (SnippetError); CSV folders are classified in this process.
     n_jobs : int, default: 1
         Worker processes for ``engine="joblib"`` (-1: every core).
     engine : "loop" | "joblib" | "dask" | None, default: None
@@ -211,20 +415,63 @@ def classify_files(
         raise SeroError(
             "engine='dask' needs scheduler=<address of a dask.distributed scheduler> (CLI: --scheduler tcp://host:8786)."
         )
+    folders = [index for index, path in enumerate(files) if path.is_dir()]
+    if folders and kwargs.get("phy_dir") is not None:
+        raise SeroError(
+            f"{files[folders[0]]} is a folder of per-spike CSV files: a Phy folder needs the recording; leave out "
+            "phy_dir (CLI: --phy) or the CSV folder."
+        )
+    snippets = {index: read_snippet_folder(files[index]) for index in folders}  # a bad file stops the run now
     done: dict[int, pd.DataFrame] = {}
     try:
         if engine == "loop":
             for index, path in enumerate(
                 tqdm(files, desc="classify", unit="file", disable=not progress or len(files) < 2)
             ):
-                done[index] = classify_file(path, **kwargs)
-        elif engine == "joblib":
-            _run_in_processes(files, n_jobs, kwargs, done)
+                done[index] = (
+                    _classify_read_folder(path, snippets.pop(index), kwargs)
+                    if index in snippets
+                    else classify_file(path, **kwargs)
+                )
         else:
-            _run_on_dask(files, scheduler, kwargs, done)
+            for index in folders:
+                done[index] = _classify_read_folder(files[index], snippets.pop(index), kwargs)
+            others = [index for index in range(len(files)) if index not in done]
+            done_others: dict[int, pd.DataFrame] = {}
+            try:
+                if others and engine == "joblib":
+                    _run_in_processes([files[index] for index in others], n_jobs, kwargs, done_others)
+                elif others:
+                    _run_on_dask([files[index] for index in others], scheduler, kwargs, done_others)
+            finally:
+                done.update({others[position]: rows for position, rows in done_others.items()})
     except KeyboardInterrupt:
         raise BatchInterrupted(_assemble(files, done, "interrupted before this file was finished")) from None
     return _assemble(files, done, "not classified")
+
+
+def _classify_read_folder(folder: Path, snippets: Snippets, kwargs: dict) -> pd.DataFrame:
+    """:func:`classify_snippets` of a CSV folder already read, with the options of :func:`classify_file`
+    that apply to it; a failure becomes the folder's error row."""
+    options = {
+        key: kwargs[key]
+        for key in (
+            "polarity",
+            "max_spikes_per_cell",
+            "seed",
+            "model_folder",
+            "method",
+            "trust_model",
+            "report_dir",
+            "nwb_dir",
+            "nwb_metadata",
+            "overwrite",
+        )
+        if key in kwargs
+    }
+    return _guarded(
+        folder, lambda: classify_snippets(snippets, file=folder, return_analyzer=True, **options), return_analyzer=False
+    )
 
 
 def _assemble(files, done: dict, missing: str) -> pd.DataFrame:
@@ -249,25 +496,49 @@ def _run_in_processes(files, n_jobs: int, kwargs: dict, done: dict, function=Non
 
 def _submit_all(function, files, indices, kwargs: dict, done: dict, workers: int) -> list[int]:
     """Run ``function`` on the files in worker processes; the indices whose worker died."""
-    from concurrent.futures import as_completed
+    import multiprocessing
+    import sys
+    from concurrent.futures import ProcessPoolExecutor, as_completed
     from concurrent.futures.process import BrokenProcessPool
 
     from joblib.externals.loky import get_reusable_executor
     from joblib.externals.loky.process_executor import TerminatedWorkerError
 
     indices = list(indices)
-    # one inference thread per worker: the workers are the parallelism (no oversubscribed cores)
-    executor = get_reusable_executor(
-        max_workers=max(1, min(workers, len(indices))), env={"SERO_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
-    )
+    workers = max(1, min(workers, len(indices)))
+    if "tensorflow" not in sys.modules and "fork" in multiprocessing.get_all_start_methods():
+        # warm workers: forked from this process, they start with its imports and its loaded model (no
+        # import and no model load per worker); forking is safe here because TensorFlow is not loaded
+        executor = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"), initializer=_one_thread)
+    else:  # TensorFlow's threads do not survive a fork: fresh loky workers, one inference thread each
+        executor = get_reusable_executor(max_workers=workers, env=_ONE_THREAD)
     futures = {executor.submit(function, files[i], **kwargs): i for i in indices}
     broken = []
-    for future in as_completed(futures):
-        try:
-            done[futures[future]] = future.result()
-        except (TerminatedWorkerError, BrokenProcessPool):
-            broken.append(futures[future])
+    try:
+        for future in as_completed(futures):
+            try:
+                done[futures[future]] = future.result()
+            except (TerminatedWorkerError, BrokenProcessPool):
+                broken.append(futures[future])
+    finally:
+        if isinstance(executor, ProcessPoolExecutor):
+            executor.shutdown(wait=not broken, cancel_futures=True)
     return sorted(broken)
+
+
+#: one inference and one BLAS thread per worker: the workers are the parallelism (no oversubscribed cores)
+_ONE_THREAD = {"SERO_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+def _one_thread() -> None:
+    """Initializer of a forked worker: its BLAS pools already exist, so they are limited through threadpoolctl."""
+    os.environ.update(_ONE_THREAD)
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(1)
+    except ImportError:  # without threadpoolctl the numpy engine still runs one thread (SERO_NUM_THREADS)
+        pass
 
 
 def _run_on_dask(files, scheduler, kwargs: dict, done: dict) -> None:

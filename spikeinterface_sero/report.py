@@ -1,9 +1,11 @@
-"""What a user looks at: one PNG per cell, the population view and an ``index.html`` summary of a run
-(``docs/tutorial.md``).
+"""What a user looks at: one PNG per cell and its detection view (the raw trace with the detector's baseline,
+threshold and triggers, or why a channel gave no spikes), the population view and an ``index.html`` summary
+of a run (``docs/tutorial.md``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import hashlib
 import html
@@ -16,12 +18,21 @@ import numpy as np
 import pandas as pd
 
 from ._version import __version__
+from .errors import SeroError
 from .export import RESULT_COLUMNS
 from .extension import get_serotonergic_extension
 from .features import DEFAULT_MAX_CV, DEFAULT_MAX_RATE_HZ, DEFAULT_MIN_UDI_MS, trough_and_peak_indices
-from .snippets import snippets_from_analyzer
+from .snippets import DetectionParams, detection_trace, snippets_from_analyzer
 
-__all__ = ["write_cell_reports", "write_summary_html", "cell_plot_name", "plot_cell", "plot_population"]
+__all__ = [
+    "write_cell_reports",
+    "write_summary_html",
+    "cell_plot_name",
+    "detection_plot_name",
+    "plot_cell",
+    "plot_detection",
+    "plot_population",
+]
 
 #: colours of the labels (Okabe-Ito blue / orange: distinguishable with colour-vision deficiency)
 COLOURS = {"serotonergic": "#0072B2", "non_serotonergic": "#D55E00", "undetermined": "#777777", "error": "#B00020"}
@@ -428,30 +439,437 @@ def plot_cell(cell: dict, params: dict, *, dpi: int = 100):
 
 
 def _save_png(fig, path: Path) -> None:
-    """Write atomically: a browser refreshing the report never sees half a PNG."""
+    """Write atomically: a browser refreshing the report never sees half a PNG. The "why no spikes" line of a
+    detection view goes into the PNG's Description, for the summary table."""
+    why = [text.get_text() for text in fig.texts if text.get_gid() == _WHY]
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
-        fig.savefig(tmp, format="png")
+        fig.savefig(tmp, format="png", metadata={"Description": why[0]} if why else None)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
 
 
-def write_cell_reports(analyzer, report_dir, *, file=None, dpi: int = 100) -> list[Path]:
-    """One PNG per cell (unit) of a classified analyzer in ``report_dir``; returns their paths.
+# ------------------------------------------------------------------------------------------------- detection view
+_TRACE_COLOUR, _BASELINE_COLOUR, _THRESHOLD_COLOUR, _TRIGGER_COLOUR = "#333333", "#009E73", "#C00000", "#0072B2"
+_ZOOM_MS = (-2.0, 4.0)  # around a trigger: the snippet (-1 to +3 ms) and a little of its surroundings
+_SMALLEST_ACTION_CURRENT_PA = 10.0  # loose-seal action currents are tens to hundreds of pA
+_WHY = "why"  # the gid of the "why no spikes" line of a detection view, saved as the PNG's Description
 
-    file : the recording the analyzer comes from (shown on the plot and part of the PNG name; pass the same
-        string as in the results table so that :func:`write_summary_html` links to the plot).
+
+def detection_plot_name(cell_id, file=None, channel=None) -> str:
+    """The PNG file name of a cell's detection view: its :func:`cell_plot_name` with ``_detection`` before
+    ``.png``."""
+    return cell_plot_name(cell_id, file, channel)[: -len(".png")] + "_detection.png"
+
+
+def _detection_params(params) -> DetectionParams:
+    if params is None or isinstance(params, DetectionParams):
+        return DetectionParams() if params is None else params
+    names = {f.name for f in dataclasses.fields(DetectionParams)}
+    return DetectionParams(**{key: value for key, value in dict(params).items() if key in names})
+
+
+def _threshold_text(params: DetectionParams, level_pa: float) -> str:
+    if params.mad_multiplier is not None:
+        text = f"threshold {params.mad_multiplier:g} x noise (MAD) = {level_pa:.1f} pA"
+    else:
+        text = f"threshold {level_pa:g} pA"
+    if params.baseline_window_ms is None:
+        return text + " from 0 pA (fixed baseline)"
+    return (
+        text + f" from the local baseline (running median over {params.baseline_window_ms:g} ms); "
+        f"dead time {params.dead_time_ms:g} ms"
+    )
+
+
+def _noise_pa(trace, baseline) -> float:
+    """The robust noise SD of a stretch: 1.4826 x the median absolute deviation from the baseline, in pA."""
+    deviation = np.abs(np.asarray(trace, dtype=np.float64) - baseline)
+    return float(1.4826 * np.median(deviation)) if deviation.size else float("nan")
+
+
+def _why_no_spikes(excursion_pa, level_pa, noise_pa, polarity, where, n_dropped=None) -> str:
+    """One line saying why a channel gave no spikes, in the numbers of the detector."""
+    direction = "inward" if polarity == "negative" else "outward"
+    if abs(excursion_pa) < abs(level_pa):
+        return (
+            f"no crossing of {level_pa:.3g} pA: largest {direction} excursion {excursion_pa:.3g} pA, "
+            f"noise {noise_pa:.2g} pA ({where})"
+        )
+    if n_dropped:
+        return f"{n_dropped} crossing(s) of {level_pa:.3g} pA, all too close to a sweep edge for a full 4 ms snippet"
+    return f"the current reaches {excursion_pa:.3g} pA ({where}) but no trigger was kept"
+
+
+def _densest_stretch(spike_samples, num_samples, width):
+    """(segment, start, end) of the window of ``width`` samples holding the most triggers (the first seconds of
+    the first segment when there are none)."""
+    best = (0, 0, -1)
+    for segment, samples in enumerate(spike_samples):
+        samples = np.sort(np.asarray(samples, dtype=np.int64))
+        if samples.size == 0:
+            continue
+        counts = np.searchsorted(samples, samples + width) - np.arange(samples.size)
+        i = int(np.argmax(counts))
+        if counts[i] > best[2]:  # centre the group of triggers in the window
+            span = int(samples[i + counts[i] - 1] - samples[i])
+            start = int(np.clip(samples[i] - (width - 1 - span) // 2, 0, max(num_samples[segment] - width, 0)))
+            best = (segment, start, int(counts[i]))
+    segment, start, _ = best
+    return segment, start, min(num_samples[segment], start + width)
+
+
+def _draw_lines(ax, t, trace, baseline, threshold, labels=True):
+    ax.plot(t, trace, color=_TRACE_COLOUR, lw=0.6, label="current" if labels else None)
+    ax.plot(t, baseline, color=_BASELINE_COLOUR, lw=1.4, label="baseline" if labels else None)
+    ax.plot(t, threshold, color=_THRESHOLD_COLOUR, lw=1.4, ls="--", label="threshold" if labels else None)
+
+
+def _zoom(ax, t_ms, trace, baseline, threshold, title, snippet=True):
+    if snippet:  # the 160-sample snippet the model sees: 1 ms before to 3 ms after the trigger
+        ax.axvspan(-1.0, 3.0, color=_TRIGGER_COLOUR, alpha=0.08, lw=0)
+    _draw_lines(ax, t_ms, trace, baseline, threshold, labels=False)
+    ax.axvline(0.0, color=_TRIGGER_COLOUR, lw=0.8, ls=":")
+    ax.set_xlim(t_ms[0], t_ms[-1])
+    ax.set_title(title, fontsize=9, loc="left")
+    ax.set_xlabel("ms from the trigger")
+    ax.tick_params(labelsize=8)
+
+
+def plot_detection(
+    recording,
+    spike_samples,
+    params=None,
+    *,
+    channel_id=None,
+    seconds: float = 3.0,
+    title: str | None = None,
+    n_dropped_edge: int | None = None,
+    n_zoom: int = 4,
+    dpi: int = 100,
+):
+    """The detection view of one cell: a stretch of the raw trace with the detector's baseline and threshold
+    and every trigger marked, and a zoom on a few triggers (weakest to strongest). For a cell without triggers:
+    the first seconds (sweeps end to end), the distribution of the deviations from the baseline against the
+    threshold, the closest approach to it and one line saying why nothing was detected.
+
+    The baseline and threshold are the detector's own (:func:`spikeinterface_sero.snippets.detection_trace`).
+
+    Parameters
+    ----------
+    recording : BaseRecording
+        The recording the triggers were detected on (pA).
+    spike_samples : list of array_like
+        The cell's trigger samples, one array per segment (as ``sorting.get_unit_spike_train(unit,
+        segment_index=s)``); one array for a one-segment recording.
+    params : DetectionParams, dict or None, default: None
+        The detection settings the triggers were found with (a dict as stored in the sorting's
+        ``sero_detection`` annotation); None: the defaults.
+    channel_id : str, int or None, default: None
+        The cell's channel; None: the recording's only (first) channel.
+    seconds : float, default: 3.0
+        Length of the stretch shown: the densest stretch of triggers, or the first seconds without any.
+    title : str or None, default: None
+        The cell's name for the title.
+    n_dropped_edge : int or None, default: None
+        Triggers dropped at sweep edges (said in the "why" of a cell without spikes).
+    n_zoom : int, default: 4
+        How many triggers are zoomed on.
+    dpi : int, default: 100
+        Resolution of the figure.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Its lines are labelled ``current``, ``baseline``, ``threshold`` and ``triggers`` (the data drawn).
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    params = _detection_params(params)
+    channels = [str(c) for c in recording.channel_ids]
+    channel = channels[0] if channel_id is None else str(channel_id)
+    if channel not in channels:
+        raise SeroError(f"channel_id {channel_id!r} is not a channel of the recording ({', '.join(channels)}).")
+    column = channels.index(channel)
+    if not isinstance(spike_samples, (list, tuple)):
+        spike_samples = [spike_samples]
+    if len(spike_samples) != recording.get_num_segments():
+        raise SeroError(
+            f"spike_samples must hold one array per segment ({recording.get_num_segments()}), not {len(spike_samples)}."
+        )
+    if not seconds > 0:
+        raise SeroError(f"seconds must be > 0, not {seconds!r}.")
+    fs = float(recording.sampling_frequency)
+    num_samples = [recording.get_num_samples(segment_index=s) for s in range(recording.get_num_segments())]
+    n_triggers = int(sum(np.asarray(s).size for s in spike_samples))
+    fig = Figure(figsize=(14, 7), dpi=dpi)
+    FigureCanvasAgg(fig)
+    name = f"{title}: " if title else ""
+    if n_triggers:
+        _detection_with_triggers(fig, recording, spike_samples, params, column, seconds, fs, num_samples, n_zoom, name)
+    else:
+        _detection_without_triggers(fig, recording, params, column, seconds, fs, num_samples, n_dropped_edge, name)
+    return fig
+
+
+def _detection_with_triggers(fig, recording, spike_samples, params, column, seconds, fs, num_samples, n_zoom, name):
+    width = max(2, int(round(seconds * fs)))
+    segment, start, end = _densest_stretch(spike_samples, num_samples, width)
+    trace, baseline, threshold = (a[:, column] for a in detection_trace(recording, segment, start, end, params))
+    samples = np.sort(np.asarray(spike_samples[segment], dtype=np.int64))
+    shown = samples[(samples >= start) & (samples < end)]
+    t = (start + np.arange(trace.size)) / fs
+    sign = -1.0 if params.polarity == "negative" else 1.0
+    level = float(threshold[0] - baseline[0])
+
+    gs = fig.add_gridspec(2, max(1, n_zoom), left=0.06, right=0.985, bottom=0.08, top=0.86, hspace=0.42, wspace=0.25)
+    ax = fig.add_subplot(gs[0, :])
+    _draw_lines(ax, t, trace, baseline, threshold)
+    local = shown - start
+    ax.plot(
+        t[local],
+        trace[local],
+        "v" if sign < 0 else "^",
+        ls="none",
+        ms=6,
+        color=_TRIGGER_COLOUR,
+        label=f"triggers ({shown.size})",
+    )
+    ax.set_xlim(t[0], t[-1])
+    sweep = f" of sweep {segment + 1}" if len(num_samples) > 1 else ""
+    ax.set_xlabel(f"time{sweep} (s)")
+    ax.set_ylabel("current (pA)")
+    ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), fontsize=8, ncol=4, frameon=False, borderaxespad=0.2)
+    total = sum(np.asarray(s).size for s in spike_samples)
+    fig.text(
+        0.06,
+        0.955,
+        f"{name}detection: {total} trigger(s) in the recording, {shown.size} in the densest "
+        f"{trace.size / fs:.3g} s shown",
+        fontsize=14,
+        fontweight="bold",
+        ha="left",
+        va="bottom",
+    )
+    fig.text(0.06, 0.925, _threshold_text(params, level), fontsize=10, color="#444444", ha="left", va="bottom")
+
+    # zooms: the weakest to the strongest trigger of the stretch, by their deepest excursion in the snippet
+    before, after = int(round(-_ZOOM_MS[0] * fs / 1000.0)), int(round(_ZOOM_MS[1] * fs / 1000.0))
+    peaks = np.array([np.max(sign * (trace[i : i + after] - baseline[i : i + after])) for i in local])
+    order = np.argsort(peaks)
+    picks = order[np.unique(np.round(np.linspace(0, order.size - 1, min(n_zoom, order.size))).astype(int))]
+    for k, pick in enumerate(picks):
+        i = int(local[pick])
+        lo, hi = max(0, i - before), min(trace.size, i + after)
+        zoom_ax = fig.add_subplot(gs[1, k])
+        rank = "weakest" if k == 0 and picks.size > 1 else ("strongest" if k == picks.size - 1 and k else "")
+        _zoom(
+            zoom_ax,
+            (np.arange(lo, hi) - i) / fs * 1000.0,
+            trace[lo:hi],
+            baseline[lo:hi],
+            threshold[lo:hi],
+            f"{rank + ': ' if rank else ''}{t[i]:.3f} s, peak {sign * peaks[pick]:.0f} pA",
+        )
+        if k == 0:
+            zoom_ax.set_ylabel("current (pA)")
+    fig.text(
+        0.06,
+        0.455,
+        f"{picks.size} of the triggers shown, weakest to strongest (peak from the baseline); shaded: the "
+        "snippet the model sees (1 ms before to 3 ms after the trigger)",
+        fontsize=10,
+        color="#444444",
+        ha="left",
+        va="bottom",
+    )
+
+
+def _detection_without_triggers(fig, recording, params, column, seconds, fs, num_samples, n_dropped, name):
+    parts, edges, remaining = [], [], int(round(seconds * fs))
+    for segment, n in enumerate(num_samples):
+        if remaining <= 0:
+            break
+        if n == 0:
+            continue
+        end = min(n, remaining)
+        parts.append([a[:, column] for a in detection_trace(recording, segment, 0, end, params)])
+        edges.append(sum(p[0].size for p in parts))
+        remaining -= end
+    trace, baseline, threshold = (np.concatenate([p[i] for p in parts]) for i in range(3))
+    t = np.arange(trace.size) / fs
+    sign = -1.0 if params.polarity == "negative" else 1.0
+    level = float(threshold[0] - baseline[0])
+    deviation = trace - baseline
+    deepest = int(np.argmax(sign * deviation))
+    excursion = float(deviation[deepest])
+    noise = _noise_pa(trace, baseline)
+    where = "over the whole recording" if trace.size >= sum(num_samples) else f"in the first {trace.size / fs:.3g} s"
+    why = _why_no_spikes(excursion, level, noise, params.polarity, where, n_dropped)
+
+    gs = fig.add_gridspec(
+        2, 3, left=0.06, right=0.985, bottom=0.08, top=0.84, hspace=0.45, wspace=0.28, width_ratios=[1, 1, 1.1]
+    )
+    ax = fig.add_subplot(gs[0, :])
+    _draw_lines(ax, t, trace, baseline, threshold)
+    ax.plot([], [], "v" if sign < 0 else "^", ls="none", color=_TRIGGER_COLOUR, label="triggers (0)")
+    for edge in edges[:-1]:
+        ax.axvline(edge / fs, color="#999999", lw=0.6, ls=":")
+    ax.set_xlim(t[0], t[-1])
+    ax.set_xlabel("time (s" + ("; sweeps end to end, dotted lines between them)" if len(edges) > 1 else ")"))
+    ax.set_ylabel("current (pA)")
+    ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), fontsize=8, ncol=4, frameon=False, borderaxespad=0.2)
+    fig.text(
+        0.06, 0.955, f"{name}no spikes detected", fontsize=14, fontweight="bold", color=COLOURS["error"], va="bottom"
+    )
+    fig.text(0.06, 0.92, why, fontsize=11, ha="left", va="bottom", gid=_WHY)  # also the PNG's Description
+    fig.text(0.06, 0.89, _threshold_text(params, level), fontsize=10, color="#444444", ha="left", va="bottom")
+
+    # the deviations from the baseline against the threshold: how far the largest events are from it
+    ax_hist = fig.add_subplot(gs[1, 0])
+    reach = 1.1 * max(abs(level), float(np.max(np.abs(deviation))))
+    width = max(reach / 400.0, min(reach / 60.0, noise / 2.0)) if noise > 0 else reach / 60.0
+    ax_hist.hist(deviation, bins=np.arange(-reach, reach + width, width), color="#777777", log=True)
+    ax_hist.axvline(level, color=_THRESHOLD_COLOUR, lw=1.4, ls="--", label=f"threshold {level:.3g} pA")
+    ax_hist.axvline(excursion, color=_TRIGGER_COLOUR, lw=1.0, ls=":", label=f"largest {excursion:.3g} pA")
+    ax_hist.set_title("Current from the baseline (every sample shown)", fontsize=10, loc="left")
+    ax_hist.set_xlabel("pA from the baseline")
+    ax_hist.set_ylabel("samples")
+    ax_hist.legend(fontsize=8, frameon=False, loc="upper right" if sign < 0 else "upper left")
+
+    # the closest approach to the threshold, on the trace's own scale
+    ax_zoom = fig.add_subplot(gs[1, 1])
+    half = int(round(5e-3 * fs))
+    lo, hi = max(0, deepest - half), min(trace.size, deepest + half)
+    _zoom(
+        ax_zoom,
+        (np.arange(lo, hi) - deepest) / fs * 1000.0,
+        trace[lo:hi],
+        baseline[lo:hi],
+        threshold[lo:hi],
+        f"Closest approach: {excursion:.3g} pA at {t[deepest]:.3f} s",
+        snippet=False,
+    )
+    low, high = float(trace[lo:hi].min()), float(trace[lo:hi].max())
+    pad = 0.15 * max(high - low, noise, 1e-3)
+    ax_zoom.set_ylim(low - pad, high + pad)
+    if not low - pad <= float(threshold[deepest]) <= high + pad:
+        ax_zoom.text(
+            0.02,
+            0.04 if sign < 0 else 0.96,
+            f"threshold at {float(threshold[deepest]):.3g} pA, off this scale",
+            transform=ax_zoom.transAxes,
+            color=_THRESHOLD_COLOUR,
+            fontsize=8,
+            va="bottom" if sign < 0 else "top",
+        )
+    ax_zoom.set_xlabel("ms from the largest excursion")
+    ax_zoom.set_ylabel("current (pA)")
+
+    ax_text = fig.add_subplot(gs[1, 2])
+    ax_text.axis("off")
+    ratio = abs(excursion) / noise if noise > 0 else float("inf")
+    lines = [
+        f"Threshold   {level:.3g} pA from the baseline",
+        f"Noise       {noise:.2g} pA (1.4826 x MAD)",
+        f"Largest     {excursion:.3g} pA = {ratio:.0f} x the noise",
+        f"            ({where})",
+        "",
+        "What to check:",
+        "- is the channel a cell-attached recording",
+        "  of a firing cell (not a command, reference",
+        "  or empty channel)?",
+    ]
+    if abs(excursion) < _SMALLEST_ACTION_CURRENT_PA:
+        lines += [
+            "- nothing as large as an action current",
+            f"  (>= {_SMALLEST_ACTION_CURRENT_PA:g} pA in cell-attached recordings):",
+            "  likely no firing cell on this channel",
+        ]
+    elif ratio > 6:
+        lines += [
+            "- events stand out of the noise but stay",
+            f"  above {level:.3g} pA: a noise-relative",
+            f"  threshold (5 x MAD = {sign * 5 * noise:.3g} pA) would",
+            "  trigger on them; look at them first",
+        ]
+    else:
+        lines += ["- nothing stands out of the noise: likely", "  no spikes on this channel"]
+    ax_text.text(
+        0.02, 0.98, "\n".join(lines), transform=ax_text.transAxes, family="monospace", fontsize=9, va="top", ha="left"
+    )
+
+
+def _detection_source(analyzer):
+    """(recording, detection settings) when this package's detector found the analyzer's spikes (the sorting's
+    ``sero_detection`` annotation) and the recording is at hand; None otherwise (no detection view)."""
+    sorting = analyzer.sorting
+    if not analyzer.has_recording() or "sero_detection" not in sorting.get_annotation_keys():
+        return None
+    settings = sorting.get_annotation("sero_detection")
+    return (analyzer.recording, _detection_params(settings)) if settings else None
+
+
+def write_cell_reports(analyzer, report_dir, *, file=None, dpi: int = 100, detection: bool = True) -> list[Path]:
+    """One PNG per cell (unit) of a classified analyzer in ``report_dir``, and its detection view; returns
+    the paths written.
+
+    Parameters
+    ----------
+    analyzer : SortingAnalyzer
+        With the ``serotonergic`` extension.
+    report_dir : str or Path
+        The folder (made when missing).
+    file : str or None, default: None
+        The recording the analyzer comes from (shown on the plot and part of the PNG names; pass the same
+        string as in the results table so that :func:`write_summary_html` links to the plots).
+    dpi : int, default: 100
+        Resolution of the PNGs.
+    detection : bool, default: True
+        Also draw each cell's detection view (:func:`plot_detection`, ``<cell>_detection.png``), a cell
+        without spikes included, when the spikes come from this package's detector and the analyzer has its
+        recording.
+
+    Returns
+    -------
+    list of Path
+        The cell PNGs, each followed by its detection view when one was drawn.
     """
     report_dir = Path(report_dir)
     report_dir.mkdir(parents=True, exist_ok=True)
     ext, cells = _cell_data(analyzer, file=file)
     params = {**ext.params, **ext.get_data("provenance")}  # what was asked and what was used
+    source = _detection_source(analyzer) if detection else None
+    main_channels = analyzer.sorting.get_property("main_channel_id")
     paths = []
-    for cell in cells:
+    for i, cell in enumerate(cells):
         fig = plot_cell(cell, params, dpi=dpi)
         path = report_dir / cell_plot_name(cell["cell_id"], file, cell["channel"])
+        _save_png(fig, path)
+        paths.append(path)
+        if source is None:
+            continue
+        recording, detection_params = source
+        # per segment of the recording: SpikeInterface's NumpySorting drops trailing segments without spikes
+        spike_samples = [
+            analyzer.sorting.get_unit_spike_train(cell["unit_id"], segment_index=segment)
+            if segment < analyzer.sorting.get_num_segments()
+            else np.zeros(0, np.int64)
+            for segment in range(recording.get_num_segments())
+        ]
+        fig = plot_detection(
+            recording,
+            spike_samples,
+            detection_params,
+            channel_id=main_channels[i] if main_channels is not None else cell["unit_id"],
+            title=cell["cell_id"],
+            n_dropped_edge=cell["n_dropped"],
+            dpi=dpi,
+        )
+        path = report_dir / detection_plot_name(cell["cell_id"], file, cell["channel"])
         _save_png(fig, path)
         paths.append(path)
     return paths
@@ -472,6 +890,7 @@ tr.undetermined td.label{background:#EEEEEE;color:#555}
 tr.error td{background:#F8D7DA;color:#842029} tr.error td.label{font-weight:bold}
 tr.unsure td{opacity:0.6;font-style:italic} tr.unsure td.reliable, td .why{color:#842029;font-style:normal;opacity:1}
 td img{width:170px;display:block;border:1px solid #ddd}
+td .reason{display:block;max-width:260px;font-size:12px;color:#555}
 img.population{max-width:100%;width:900px;border:1px solid #ddd}
 details{margin:8px 0 4px 0;font-size:14px;max-width:980px} summary{cursor:pointer;font-weight:bold}
 .foot{color:#777;font-size:12px;margin-top:18px}
@@ -487,6 +906,10 @@ contains 0.5 means the call is uncertain.</li>
 ones the classical criteria miss.</li>
 <li><b>Plot</b>: click a thumbnail for the cell's page: its action currents and their mean, the per-spike P(SER),
 the firing rate over time and the ISI histogram.</li>
+<li><b>Detection</b>: click it for the raw trace as the detector saw it: the local baseline, the threshold
+and every trigger, with a zoom on the weakest and strongest triggers (false triggers show there). For a cell
+without spikes it shows the first seconds, the noise and one line saying why nothing crossed the
+threshold.</li>
 <li>Rows in <span style="background:#F8D7DA;color:#842029">red</span> are files that could not be processed;
 the message says why and what to do.</li></ul></details>"""
 
@@ -504,6 +927,7 @@ _COLUMNS = [
     ("udi_ms", "UDI (ms)"),
     ("criteria_label", "Criteria"),
     ("plot", "Plot"),
+    ("detection", "Detection"),
 ]
 
 
@@ -511,12 +935,26 @@ def _is_error(v) -> bool:
     return bool(_clean(v).strip())
 
 
-def _find_plot(report_dir: Path, r) -> str | None:
-    name = cell_plot_name(r.get("cell_id"), r.get("file"), r.get("channel"))
+def _png_description(path: Path) -> str:
+    """The Description a PNG of the report carries ("" when none)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            return str(image.text.get("Description", ""))
+    except OSError:
+        return ""
+
+
+def _find_plot(report_dir: Path, r, name_of=cell_plot_name) -> str | None:
+    """The PNG of a row (``name_of``: :func:`cell_plot_name` or :func:`detection_plot_name`); when the table's
+    file was written differently (a results.csv read back), the one PNG with the cell's name and any hash."""
+    name = name_of(r.get("cell_id"), r.get("file"), r.get("channel"))
     if (report_dir / name).is_file():
         return name
-    prefix = name.rsplit("_", 1)[0] + "_"
-    found = [p.name for p in report_dir.glob("*.png") if p.name.startswith(prefix) and len(p.name) == len(name)]
+    base, tail = re.fullmatch(r"(.*)_[0-9a-f]{8}(_detection)?\.png", name).group(1, 2)
+    pattern = re.compile(re.escape(base) + r"_[0-9a-f]{8}" + re.escape(tail or "") + r"\.png")
+    found = [p.name for p in report_dir.glob("*.png") if pattern.fullmatch(p.name)]
     return found[0] if len(found) == 1 else None
 
 
@@ -710,7 +1148,22 @@ def write_summary_html(
             if plot
             else "-"
         )
+        detection = _find_plot(report_dir, r, detection_plot_name)
         ns = _float(r.get("n_spikes"))
+        detection_html = (
+            (
+                f'<a href="{esc(detection)}"><img src="{esc(detection)}" loading="lazy" alt="detection view of '
+                f'{esc(_clean(r.get("cell_id")))}"></a>'
+                + (
+                    f'<a class="why" href="{esc(detection)}">why no spikes?</a>'
+                    f'<span class="reason">{esc(_png_description(report_dir / detection))}</span>'
+                    if ns == 0
+                    else ""
+                )
+            )
+            if detection
+            else "-"
+        )
         reliable = _is_reliable(r.get("sero_reliable"))
         cells_html = {
             "cell": esc(_clean(r.get("cell_id")) or "-"),
@@ -726,6 +1179,7 @@ def write_summary_html(
             "udi_ms": _fmt(r.get("udi_ms")),
             "criteria_label": esc(_clean(r.get("criteria_label")) or "-"),
             "plot": plot_html,
+            "detection": detection_html,
         }
         num = {"p", "n_spikes", "firing_rate_hz", "cv_isi", "udi_ms"}
         tds = "".join(f'<td class="{"num" if k in num else k}">{cells_html[k]}</td>' for k, _ in _COLUMNS)

@@ -16,6 +16,7 @@ from .constants import (
     DEFAULT_BASELINE_WINDOW_MS,
     DEFAULT_DEAD_TIME_MS,
     DEFAULT_THRESHOLD_PA,
+    MAX_WAVEFORMS_PER_CELL,
     MS_AFTER,
     MS_BEFORE,
     NAFTER,
@@ -50,6 +51,7 @@ __all__ = [
     "read_snippet_csv_folder",
     "save_npz",
     "load_npz",
+    "detection_trace",
 ]
 
 _BLOCK_MS = 10.0
@@ -61,15 +63,22 @@ _DECIMATE = 8  # baseline block medians use every 8th sample: 50 per 10 ms block
 class DetectionParams:
     """How triggers are found. Stored with every result so that a run can be repeated exactly.
 
-    threshold : signed threshold in pA relative to the local baseline (−50 = the paper's). Ignored when
+    Parameters
+    ----------
+    threshold : float, default: -50.0
+        Signed threshold in pA relative to the local baseline (−50 = the paper's). Ignored when
         ``mad_multiplier`` is set.
-    mad_multiplier : when set, the threshold is this many robust noise SDs (MAD / 0.6745) from the baseline,
-        with the sign given by ``polarity`` (e.g. 5 for 5 × MAD).
-    polarity : "negative" (crossing downward, the paper's cell-attached action currents) or "positive"
-        (inverted recordings).
-    dead_time_ms : after a trigger, crossings within this time are the same spike.
-    baseline_window_ms : width of the running-median baseline; ``None`` measures from 0 pA (a fixed baseline,
-        as the paper's plain −50 pA level).
+    mad_multiplier : float or None, default: None
+        When set, the threshold is this many robust noise SDs (MAD / 0.6745) from the baseline, with the sign
+        given by ``polarity`` (e.g. 5 for 5 × MAD).
+    polarity : "negative" | "positive", default: "negative"
+        "negative" (crossing downward, the paper's cell-attached action currents) or "positive" (inverted
+        recordings).
+    dead_time_ms : float, default: 2.0
+        After a trigger, crossings within this time are the same spike.
+    baseline_window_ms : float or None, default: 100.0
+        Width of the running-median baseline; None measures from 0 pA (a fixed baseline, as the paper's
+        plain −50 pA level).
     """
 
     threshold: float = DEFAULT_THRESHOLD_PA
@@ -101,6 +110,7 @@ class DetectionParams:
             raise SeroError(f"baseline_window_ms must be at least {2 * _BLOCK_MS:g} ms or None.")
 
     def to_dict(self) -> dict:
+        """The parameters as JSON values."""
         return dict(
             threshold=float(self.threshold),
             mad_multiplier=self.mad_multiplier,
@@ -114,17 +124,28 @@ class DetectionParams:
 class Snippets:
     """Aligned action-current snippets of one or more cells.
 
-    waveforms : (n, 160) float32, pA, trigger at index 40, 40 kHz.
-    trigger_samples : (n,) int64, the trigger sample within its segment (40 kHz).
-    segment_index : (n,) int64, the sweep (segment) of each spike.
-    unit_ids : (n,) str, the recording channel / sorting unit of each spike.
-    cell_ids : (n,) str, the cell each spike belongs to (``"<file stem>"`` or ``"<file stem>_ch<id>"``).
-    n_dropped_edge : per cell, the triggers too close to a sweep edge for a full window (dropped, not padded).
-    n_detected : per cell, triggers with a full window, before any cap.
-    segment_durations_s, segment_t_starts_s : per segment of the recording.
-    thresholds_pa : per cell, the threshold (relative to baseline) actually used.
-    all_trigger_samples / all_segment_index / all_unit_ids : every detected spike (before the cap), for
-        firing statistics.
+    Attributes
+    ----------
+    waveforms : numpy.ndarray
+        (n, 160) float32, pA, trigger at index 40, 40 kHz.
+    trigger_samples : numpy.ndarray
+        (n,) int64, the trigger sample within its segment (40 kHz).
+    segment_index : numpy.ndarray
+        (n,) int64, the sweep (segment) of each spike.
+    unit_ids : numpy.ndarray
+        (n,) str, the recording channel / sorting unit of each spike.
+    cell_ids : numpy.ndarray
+        (n,) str, the cell each spike belongs to (``"<file stem>"`` or ``"<file stem>_ch<id>"``).
+    n_dropped_edge : dict
+        Per cell, the triggers too close to a sweep edge for a full window (dropped, not padded).
+    n_detected : dict
+        Per cell, triggers with a full window, before any cap.
+    segment_durations_s, segment_t_starts_s : list of float
+        Per segment of the recording.
+    thresholds_pa : dict
+        Per cell, the threshold (relative to baseline) actually used.
+    all_trigger_samples, all_segment_index, all_unit_ids : numpy.ndarray or None
+        Every detected spike (before the cap), for firing statistics.
     """
 
     waveforms: np.ndarray
@@ -313,6 +334,86 @@ def _spike_cap(segment_index, sample_index, unit_index, n_units, num_samples, sa
     return keep
 
 
+def _waveform_cap(max_spikes_per_cell: int | None) -> int:
+    """The most spikes per cell whose waveforms are kept: the user's cap, else :data:`MAX_WAVEFORMS_PER_CELL`
+    (beyond it a uniform random subset, as SpikeInterface's ``random_spikes``; the counts stay exact)."""
+    return MAX_WAVEFORMS_PER_CELL if max_spikes_per_cell is None else int(max_spikes_per_cell)
+
+
+def _chunk_traces(recording, segment: int, start: int, end: int, n: int) -> tuple[int, np.ndarray]:
+    """Samples [start - 40, end + 120) of a segment (clipped to it) in pA, float32, and where they start: the
+    crossings of [start, end) with their whole windows. Every pass reads a chunk with the same bounds, so a
+    resampled recording gives the same values each time."""
+    lo, hi = max(0, start - NBEFORE), min(n, end + NAFTER)
+    traces = recording.get_traces(segment_index=segment, start_frame=lo, end_frame=hi, return_in_uV=True)
+    return lo, np.asarray(traces, dtype=np.float32)
+
+
+def _dead_time(starts: np.ndarray, last: int, dead: int) -> np.ndarray:
+    """The crossings (sorted samples) that are spikes: greedily in time, a crossing more than ``dead`` samples
+    after the last spike (``last``: the one before ``starts``). Vectorised by pointer doubling: each crossing
+    points to the first crossing allowed after it, and the chain from the first allowed crossing is followed
+    in steps of 1, 2, 4 ... (log2 of the number of spikes rounds, whatever the number of crossings)."""
+    n = starts.size
+    if n == 0:
+        return starts
+    jump = np.append(np.searchsorted(starts, starts + dead, side="right"), n)  # n: past the end, points to itself
+    chain = np.searchsorted(starts, [last + dead], side="right")
+    while True:
+        reached = jump[chain]  # the crossings 2^k steps further: all after the chain's last one
+        if reached[0] >= n:
+            break
+        chain = np.concatenate([chain, reached])
+        jump = jump[jump]
+    return starts[chain[chain < n]]
+
+
+class _ChannelTriggers:
+    """The triggers of one channel while the chunks stream by: every trigger's segment and sample (a few bytes
+    each), and the snippets of the first ``cap`` ones only; past the cap the snippets are dropped, and
+    :func:`recording_to_snippets` cuts the spikes the cap keeps in a last pass, so memory does not grow with
+    the number of crossings."""
+
+    def __init__(self):
+        self.samples, self.segments, self._waveforms = [], [], []
+        self.count = 0
+        self.n_dropped_edge = 0
+
+    def add(self, segment: int, samples: np.ndarray, trace: np.ndarray, lo: int, cap: int | None) -> None:
+        if not samples.size:
+            return
+        self.samples.append(samples)
+        self.segments.append(np.full(samples.size, segment, dtype=np.int64))
+        self.count += int(samples.size)
+        if cap is not None and self.count <= cap:
+            self._waveforms.append(trace[(samples - NBEFORE - lo)[:, None] + np.arange(SNIPPET_LENGTH)[None, :]])
+        else:
+            self._waveforms = []
+
+    def waveforms(self) -> np.ndarray:
+        return np.concatenate(self._waveforms) if self._waveforms else np.zeros((0, SNIPPET_LENGTH), np.float32)
+
+
+def _cut_snippets(recording, segment_index, sample_index, unit_index, channels, chunk: int) -> dict:
+    """{channel: (k, 160) float32 snippets of its spikes, in the given order}, for the given channels, reading
+    only the chunks that hold one of their spikes (with the bounds of the detection pass)."""
+    out = {}
+    for c in channels:
+        mine = np.flatnonzero(unit_index == c)
+        parts = []
+        for seg in np.unique(segment_index[mine]):
+            in_segment = mine[segment_index[mine] == seg]
+            n = recording.get_num_samples(segment_index=int(seg))
+            chunk_of = sample_index[in_segment] // chunk
+            for k in np.unique(chunk_of):
+                samples = sample_index[in_segment[chunk_of == k]]
+                lo, traces = _chunk_traces(recording, int(seg), int(k) * chunk, min(n, (int(k) + 1) * chunk), n)
+                window = (samples - NBEFORE - lo)[:, None] + np.arange(SNIPPET_LENGTH)[None, :]
+                parts.append(traces[window, c])
+        out[c] = np.concatenate(parts) if parts else np.zeros((0, SNIPPET_LENGTH), np.float32)
+    return out
+
+
 def recording_to_snippets(
     recording,
     params: DetectionParams | None = None,
@@ -328,8 +429,24 @@ def recording_to_snippets(
     ``detection_kwargs`` are the fields of :class:`DetectionParams` (threshold, mad_multiplier, polarity,
     dead_time_ms, baseline_window_ms). ``max_spikes_per_cell`` keeps at most that many spikes per cell,
     drawn reproducibly from ``seed`` (the paper used at most 700); all triggers stay available for firing
-    statistics in ``all_trigger_samples``.
+    statistics in ``all_trigger_samples``. Without ``max_spikes_per_cell``, a cell keeps the snippets of at
+    most :data:`~spikeinterface_sero.constants.MAX_WAVEFORMS_PER_CELL` spikes (a uniform random subset, as
+    SpikeInterface's ``random_spikes``): memory does not grow with the number of threshold crossings.
     """
+    params = _checked_detection(recording, params, detection_kwargs, max_spikes_per_cell, seed)
+    return _detect(
+        recording,
+        params,
+        max_spikes_per_cell=max_spikes_per_cell,
+        seed=seed,
+        chunk_duration_s=chunk_duration_s,
+        cell_ids=cell_ids,
+        cut_waveforms=True,
+    )
+
+
+def _checked_detection(recording, params, detection_kwargs: dict, max_spikes_per_cell, seed) -> DetectionParams:
+    """The detection parameters, after checking them, the recording's rate, the cap and the seed."""
     if params is None:
         params = DetectionParams(**detection_kwargs)
     elif detection_kwargs:
@@ -345,6 +462,16 @@ def recording_to_snippets(
         raise SeroError(f"max_spikes_per_cell must be a positive integer or None, not {max_spikes_per_cell!r}.")
     if max_spikes_per_cell is not None and isinstance(seed, (int, np.integer)) and seed < 0:
         raise SeroError(f"seed must be a non-negative integer (numpy's rule), not {seed!r}.")
+    return params
+
+
+def _detect(
+    recording, params: DetectionParams, *, max_spikes_per_cell, seed, chunk_duration_s, cell_ids, cut_waveforms: bool
+) -> Snippets:
+    """The detector's two passes over the chunks (and a third for the snippets of cells over the cap); without
+    ``cut_waveforms``, only the triggers (the analyzer path: SpikeInterface cuts the waveforms)."""
+    fs = float(recording.sampling_frequency)
+    waveform_cap = _waveform_cap(max_spikes_per_cell) if cut_waveforms else None
     channel_ids = [str(c) for c in recording.channel_ids]
     n_ch = len(channel_ids)
     if cell_ids is None:
@@ -383,8 +510,7 @@ def recording_to_snippets(
             "use an absolute threshold in pA (threshold=-50)."
         )
 
-    wf_parts, samp_parts, seg_parts, unit_parts = [], [], [], []
-    dropped = np.zeros(n_ch, dtype=np.int64)
+    per_channel = [_ChannelTriggers() for _ in range(n_ch)]
     durations, t_starts = [], []
     for seg in range(n_seg):
         n = recording.get_num_samples(segment_index=seg)
@@ -394,60 +520,43 @@ def recording_to_snippets(
         except Exception:
             t_starts.append(0.0)
         bb = base_blocks[seg]
-        last_trig = np.full(n_ch, -(10**12), dtype=np.int64)
+        last_trigger = np.full(n_ch, -(10**12), dtype=np.int64)
         for start in range(0, n, chunk):
             end = min(n, start + chunk)
-            lo = max(0, start - NBEFORE)
-            hi = min(n, end + NAFTER)
-            tr = recording.get_traces(segment_index=seg, start_frame=lo, end_frame=hi, return_in_uV=True)
-            tr = np.asarray(tr, dtype=np.float32)
+            lo, traces = _chunk_traces(recording, seg, start, end, n)
             i0 = max(start, 1)
-            found = [
-                _crossings(tr[:, c], lo, i0, end, None if bb is None else bb[:, c], block, sign, level[c])
-                for c in range(n_ch)
-            ]
-            rows = np.concatenate(found).astype(np.int64) - i0
-            cols = np.concatenate([np.full(f.size, c, dtype=np.int64) for c, f in enumerate(found)])
-            if rows.size == 0:
-                continue
-            order = np.lexsort((rows, cols))
-            rows, cols = rows[order], cols[order]
-            samples = rows + i0
-            keep = np.zeros(samples.size, dtype=bool)
-            for k in range(samples.size):  # dead time: O(n_crossings), spikes are sparse
-                c = cols[k]
-                if samples[k] - last_trig[c] > dead:
-                    keep[k] = True
-                    last_trig[c] = samples[k]
-            samples, cols = samples[keep], cols[keep]
-            inside = (samples - NBEFORE >= 0) & (samples + NAFTER <= n)
-            np.add.at(dropped, cols[~inside], 1)
-            samples, cols = samples[inside], cols[inside]
-            if samples.size:
-                win = (samples - NBEFORE - lo)[:, None] + np.arange(SNIPPET_LENGTH)[None, :]
-                wf_parts.append(tr[win, cols[:, None]])
-                samp_parts.append(samples.astype(np.int64))
-                seg_parts.append(np.full(samples.size, seg, dtype=np.int64))
-                unit_parts.append(cols)
+            for c, triggers in enumerate(per_channel):
+                found = _crossings(
+                    traces[:, c], lo, i0, end, None if bb is None else bb[:, c], block, sign, level[c]
+                ).astype(np.int64)
+                found = _dead_time(found, int(last_trigger[c]), dead)
+                if found.size:
+                    last_trigger[c] = found[-1]
+                inside = (found - NBEFORE >= 0) & (found + NAFTER <= n)
+                triggers.n_dropped_edge += int(found.size - np.count_nonzero(inside))
+                triggers.add(seg, found[inside], traces[:, c], lo, waveform_cap)
 
-    if wf_parts:
-        wf = np.concatenate(wf_parts).astype(np.float32)
-        samp = np.concatenate(samp_parts)
-        segi = np.concatenate(seg_parts)
-        uidx = np.concatenate(unit_parts)
-        order = np.lexsort((samp, segi, uidx))
-        wf, samp, segi, uidx = wf[order], samp[order], segi[order], uidx[order]
+    samp = np.concatenate([np.concatenate(t.samples) if t.samples else np.zeros(0, np.int64) for t in per_channel])
+    segi = np.concatenate([np.concatenate(t.segments) if t.segments else np.zeros(0, np.int64) for t in per_channel])
+    uidx = np.repeat(np.arange(n_ch, dtype=np.int64), [t.count for t in per_channel])
+    units = np.array(channel_ids, dtype=str)[uidx] if uidx.size else np.zeros(0, dtype=str)
+    cells = np.array(cell_ids, dtype=str)[uidx] if uidx.size else np.zeros(0, dtype=str)
+    n_detected = {cell_ids[c]: per_channel[c].count for c in range(n_ch)}
+    all_samp, all_seg, all_units = samp, segi, units
+    if waveform_cap is None:  # the analyzer path: SpikeInterface cuts the waveforms of the sorting's spikes
+        keep = np.zeros(samp.size, dtype=bool)
+    elif any(t.count > waveform_cap for t in per_channel):
+        num_samples = [recording.get_num_samples(k) for k in range(n_seg)]
+        keep = _spike_cap(segi, samp, uidx, n_ch, num_samples, fs, waveform_cap, seed)
     else:
-        wf = np.zeros((0, SNIPPET_LENGTH), np.float32)
-        samp = segi = uidx = np.zeros(0, np.int64)
-    units = np.array(channel_ids, dtype=object)[uidx].astype(str) if uidx.size else np.zeros(0, dtype=str)
-    cells = np.array(cell_ids, dtype=object)[uidx].astype(str) if uidx.size else np.zeros(0, dtype=str)
-    n_detected = {cell_ids[c]: int((uidx == c).sum()) for c in range(n_ch)}
-    all_samp, all_seg, all_units = samp.copy(), segi.copy(), units.copy()
-    if max_spikes_per_cell is not None:
-        num_samples = [recording.get_num_samples(k) for k in range(recording.get_num_segments())]
-        keep = _spike_cap(segi, samp, uidx, n_ch, num_samples, recording.sampling_frequency, max_spikes_per_cell, seed)
-        wf, samp, segi, units, cells = wf[keep], samp[keep], segi[keep], units[keep], cells[keep]
+        keep = np.ones(samp.size, dtype=bool)
+    # the cells over the cap were not kept while streaming: their kept spikes are cut in a last pass
+    over = [c for c, t in enumerate(per_channel) if waveform_cap is not None and t.count > waveform_cap]
+    recut = _cut_snippets(recording, segi[keep], samp[keep], uidx[keep], over, chunk)
+    wf_parts = [recut[c] if c in recut else t.waveforms() for c, t in enumerate(per_channel)]
+    wf = np.concatenate(wf_parts) if waveform_cap is not None else np.zeros((0, SNIPPET_LENGTH), np.float32)
+    samp, segi, units, cells = samp[keep], segi[keep], units[keep], cells[keep]
+    dropped = [t.n_dropped_edge for t in per_channel]
     src = recording.get_annotation("abf_path") if "abf_path" in recording.get_annotation_keys() else None
     det = params.to_dict()
     det.update(max_spikes_per_cell=max_spikes_per_cell, seed=seed)
@@ -497,8 +606,9 @@ def snippets_to_sorting(snippets: Snippets, recording):
     samp = snippets.all_trigger_samples if snippets.all_trigger_samples is not None else snippets.trigger_samples
     segi = snippets.all_segment_index if snippets.all_segment_index is not None else snippets.segment_index
     units = snippets.all_unit_ids if snippets.all_unit_ids is not None else snippets.unit_ids
+    names, inverse = np.unique(np.asarray(units, dtype=str), return_inverse=True)  # one lookup per name
     lookup = {u: i for i, u in enumerate(unit_ids)}
-    labels = np.array([lookup[str(u)] for u in units], dtype=np.int64)
+    labels = np.array([lookup[str(u)] for u in names], dtype=np.int64)[inverse.reshape(-1)]
     samples_list, labels_list = [], []
     for seg in range(recording.get_num_segments()):
         m = segi == seg
@@ -534,7 +644,9 @@ def create_analyzer(
     progress_bar: bool = False,
 ):
     """A SortingAnalyzer with ``random_spikes`` and ``waveforms`` (ms_before=1, ms_after=3): the
-    (n, 160, 1) snippets in pA that the ``serotonergic`` extension classifies."""
+    (n, 160, 1) snippets in pA that the ``serotonergic`` extension classifies. ``random_spikes`` keeps at
+    most ``max_spikes_per_cell`` spikes per cell (None: :data:`~spikeinterface_sero.constants.
+    MAX_WAVEFORMS_PER_CELL`), drawn from ``seed``; the sorting keeps every spike."""
     from spikeinterface.core import create_sorting_analyzer
 
     if not is_paper_rate(recording.sampling_frequency):
@@ -557,10 +669,14 @@ def create_analyzer(
         overwrite=overwrite,
         job_kwargs=job_kwargs,
     )
-    if max_spikes_per_cell is None:
+    # the waveforms of at most the cap per cell (MAX_WAVEFORMS_PER_CELL without one): memory is bounded whatever
+    # the number of spikes; without a cap and under the ceiling, method "all" (the same spikes, no random draw)
+    cap = _waveform_cap(max_spikes_per_cell)
+    counts = np.bincount(analyzer.sorting.to_spike_vector()["unit_index"], minlength=1)
+    if max_spikes_per_cell is None and counts.max() <= cap:
         analyzer.compute("random_spikes", method="all")
     else:
-        analyzer.compute("random_spikes", method="uniform", max_spikes_per_unit=int(max_spikes_per_cell), seed=seed)
+        analyzer.compute("random_spikes", method="uniform", max_spikes_per_unit=cap, seed=seed)
     analyzer.compute("waveforms", ms_before=MS_BEFORE, ms_after=MS_AFTER, **job_kwargs)
     return analyzer
 
@@ -582,7 +698,9 @@ def recording_to_analyzer(
     recording : BaseRecording
         pA at 40 kHz (:func:`spikeinterface_sero.read_abf` gives one); one cell per channel.
     max_spikes_per_cell : int or None, default: None
-        Keep at most this many spikes per cell (SpikeInterface's ``random_spikes``, seeded); None: all.
+        Waveforms of at most this many spikes per cell (SpikeInterface's ``random_spikes``, seeded); None: all
+        up to ``MAX_WAVEFORMS_PER_CELL`` (30,000), a uniform random subset beyond. The sorting keeps every spike
+        (firing statistics).
     seed : int, default: 0
         Seed of the cap.
     format : "memory" | "binary_folder" | "zarr", default: "memory"
@@ -601,7 +719,16 @@ def recording_to_analyzer(
         One unit per channel (properties ``cell_id``, ``n_dropped_edge``, ``main_channel_id``,
         ``spike_polarity``), with ``random_spikes`` and ``waveforms`` (1 ms + 3 ms: 160 samples).
     """
-    snips = recording_to_snippets(recording, **detection_kwargs)
+    params = _checked_detection(recording, None, detection_kwargs, max_spikes_per_cell, seed)
+    snips = _detect(  # the triggers only: SpikeInterface cuts the waveforms of the spikes random_spikes keeps
+        recording,
+        params,
+        max_spikes_per_cell=None,
+        seed=seed,
+        chunk_duration_s=10.0,
+        cell_ids=None,
+        cut_waveforms=False,
+    )
     sorting = snippets_to_sorting(snips, recording)
     analyzer = create_analyzer(
         sorting,
@@ -644,7 +771,17 @@ def abf_to_analyzer(
         Accept recordings below 20 kHz.
     allow_any_unit : bool, default: False
         Accept a named channel whose unit is not a current.
-    max_spikes_per_cell, seed, format, folder, overwrite, **detection_kwargs
+    max_spikes_per_cell : int or None, default: None
+        As :func:`recording_to_analyzer`.
+    seed : int, default: 0
+        As :func:`recording_to_analyzer`.
+    format : "memory" | "binary_folder" | "zarr", default: "memory"
+        As :func:`recording_to_analyzer`.
+    folder : str, Path or None, default: None
+        As :func:`recording_to_analyzer`.
+    overwrite : bool, default: False
+        As :func:`recording_to_analyzer`.
+    **detection_kwargs
         As :func:`recording_to_analyzer`.
 
     Returns
@@ -867,3 +1004,75 @@ def load_npz(path) -> Snippets:
             )
     except (OSError, KeyError, ValueError) as e:
         raise SnippetError(f"{path} is not a snippets .npz written by spikeinterface-sero ({e}).") from None
+
+
+# --------------------------------------------------------------------------------------------------------------
+# what the detector sees, for the report's detection view
+
+
+def detection_trace(recording, segment_index: int = 0, start_frame: int = 0, end_frame=None, params=None):
+    """A stretch of one segment as the detector sees it: the raw current, its local baseline and the threshold.
+
+    The baseline and the threshold come from the detector's own first pass (block medians of the whole
+    segment, their running median, the noise of the whole recording for ``mad_multiplier``), so a trigger is
+    exactly the first sample at or beyond the threshold line.
+
+    Parameters
+    ----------
+    recording : BaseRecording
+        pA (see :func:`spikeinterface_sero.read_abf`).
+    segment_index : int, default: 0
+        The segment (sweep).
+    start_frame : int, default: 0
+        First sample of the stretch, within the segment.
+    end_frame : int or None, default: None
+        End of the stretch (exclusive); None: the end of the segment.
+    params : DetectionParams or None, default: None
+        The detection settings; None: the defaults (−50 pA from a 100 ms running-median baseline).
+
+    Returns
+    -------
+    trace, baseline, threshold : numpy.ndarray
+        Each (n_samples, n_channels) float32 in pA; ``threshold`` is the baseline plus each channel's signed
+        threshold (0 pA is the baseline when ``baseline_window_ms`` is None).
+    """
+    params = DetectionParams() if params is None else params
+    if not 0 <= int(segment_index) < recording.get_num_segments():
+        raise SeroError(f"segment_index must be 0 to {recording.get_num_segments() - 1}, not {segment_index!r}.")
+    n = recording.get_num_samples(segment_index=int(segment_index))
+    end_frame = n if end_frame is None else int(end_frame)
+    if not 0 <= int(start_frame) < end_frame <= n:
+        raise SeroError(
+            f"start_frame and end_frame must satisfy 0 <= start_frame < end_frame <= {n} (the segment's samples), "
+            f"not {start_frame!r} and {end_frame!r}."
+        )
+    fs = float(recording.sampling_frequency)
+    sign = -1.0 if params.polarity == "negative" else 1.0
+    block = int(round(_BLOCK_MS * fs / 1000.0))
+    chunk = max(block, int(10.0 * fs) // block * block)  # the detector's default chunks
+    n_channels = recording.get_num_channels()
+    medians = None
+    if params.mad_multiplier is not None:
+        noise = []
+        for seg in range(recording.get_num_segments()):
+            m, s = _pass_baseline(recording, seg, block, chunk, want_noise=True)
+            noise.append(s)
+            medians = m if seg == int(segment_index) else medians
+        levels = sign * params.mad_multiplier * np.median(np.concatenate(noise), axis=0)
+    else:
+        levels = np.full(n_channels, float(params.threshold))
+    trace = np.asarray(
+        recording.get_traces(
+            segment_index=int(segment_index), start_frame=int(start_frame), end_frame=end_frame, return_in_uV=True
+        ),
+        dtype=np.float32,
+    )
+    if params.baseline_window_ms is None:
+        baseline = np.zeros_like(trace)
+    else:
+        if medians is None:
+            medians, _ = _pass_baseline(recording, int(segment_index), block, chunk, want_noise=False)
+        knots = _running_median(medians, int(round(params.baseline_window_ms / _BLOCK_MS)) | 1)
+        samples = np.arange(int(start_frame), end_frame)
+        baseline = np.stack([_baseline_at(knots[:, c], block, samples) for c in range(n_channels)], axis=1)
+    return trace, baseline, (baseline + levels.astype(np.float32)[None, :]).astype(np.float32)

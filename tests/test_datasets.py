@@ -22,6 +22,7 @@ from spikeinterface_sero.datasets import (
     spike_waveform,
     write_abf,
 )
+from spikeinterface_sero.datasets.simulator import VARIED_DAYS
 from spikeinterface_sero.errors import AbfError
 
 EPS32 = float(np.finfo(np.float32).eps)
@@ -477,3 +478,143 @@ def test_one_count_means_that_many_cells_of_every_type():
     assert sorted(r.cell_type for r in recordings) == sorted(
         ["serotonergic", "atypical_serotonergic", "non_serotonergic"] * 2
     )
+
+
+# ------------------------------------------------------------------------------- day-to-day variety (issue 13)
+FS = 40_000.0
+QUIET = dict(noise_sd_pa=0.0, drift_pa=0.0, hum_pa=0.0, holding_pa=0.0)
+
+
+def _noise_only(seed=0, **params):
+    from scipy.signal import welch
+
+    sim = simulate_drn_recording("nser", 20.0, seed=seed, firing_rate_hz=0.0, drift_pa=0.0, **params)
+    return welch(sim.traces, fs=FS, nperseg=1 << 15)
+
+
+# ---------------------------------------------------------------------------------------------- simulator
+def test_hum_appears_in_the_spectrum_only_when_asked():
+    f, with_hum = _noise_only(hum_pa=5.0, hum_hz=60.0, noise_sd_pa=3.0)
+    _, without = _noise_only(hum_pa=0.0, hum_hz=60.0, noise_sd_pa=3.0)
+    at_60 = np.argmin(np.abs(f - 60.0))
+    neighbours = (np.abs(f - 60.0) > 5) & (np.abs(f - 60.0) < 30)
+    assert with_hum[at_60] > 30 * np.median(with_hum[neighbours])
+    assert without[at_60] < 3 * np.median(without[neighbours])
+
+
+def test_one_over_f_power_follows_the_knee_and_the_slope():
+    def low_to_high(**params):
+        f, power = _noise_only(noise_sd_pa=5.0, hum_pa=0.0, lowpass_hz=10_000.0, **params)
+        return power[(f > 5) & (f < 20)].mean() / power[(f > 3000) & (f < 5000)].mean()
+
+    white = low_to_high(noise_knee_hz=0.0)
+    assert white == pytest.approx(1.0, rel=0.3)
+    assert low_to_high(noise_knee_hz=1000.0) > 20 * white
+    assert low_to_high(noise_knee_hz=1000.0, noise_exponent=1.6) > 3 * low_to_high(
+        noise_knee_hz=1000.0, noise_exponent=0.6
+    )
+
+
+def test_drift_is_present_when_asked():
+    def block_spread(drift_pa):
+        sim = simulate_drn_recording(
+            "nser", 30.0, seed=4, firing_rate_hz=0.0, noise_sd_pa=3.0, hum_pa=0.0, drift_pa=drift_pa
+        )
+        return sim.traces.reshape(30, -1).mean(axis=1).std()
+
+    assert block_spread(40.0) > 10.0 > 1.0 > block_spread(0.0)
+
+
+def _rise_time_ms(sim):
+    """20-80 % rise time of the negative deflection, mean over spikes (noise-free recording), linear
+    interpolation between samples."""
+    times = []
+    for peak in sim.peak_samples:
+        window = sim.traces[peak - 60 : peak + 1].astype(np.float64)
+        depth = -window[-1]
+        crossings = []
+        for level in (0.2, 0.8):  # the last sample above -level * depth before the peak
+            i = np.flatnonzero(window > -level * depth)[-1]
+            crossings.append(i + (window[i] + level * depth) / (window[i] - window[i + 1]))
+        times.append((crossings[1] - crossings[0]) * 1000.0 / FS)
+    return float(np.mean(times))
+
+
+def test_electrode_filtering_slows_the_rise_and_the_truth_stays_the_minus_50_pa_crossing():
+    from spikeinterface_sero.snippets import recording_to_snippets
+
+    plain = simulate_drn_recording("nser", 10.0, seed=3, amplitude_pa=200.0, firing_rate_hz=5.0, **QUIET)
+    filtered = simulate_drn_recording(
+        "nser", 10.0, seed=3, amplitude_pa=200.0, firing_rate_hz=5.0, electrode_filter_hz=2000.0, **QUIET
+    )
+    assert _rise_time_ms(filtered) > 1.3 * _rise_time_ms(plain)
+    # a filtered peak is shallower and later than the unfiltered one
+    assert filtered.traces.min() > plain.traces.min()
+    for sim in (plain, filtered):
+        detected = recording_to_snippets(sim.to_recording(), baseline_window_ms=None).trigger_samples
+        np.testing.assert_array_equal(np.sort(detected), np.sort(sim.spike_samples))
+        assert np.all(sim.traces[sim.spike_samples] <= -50.0) and np.all(sim.traces[sim.spike_samples - 1] > -50.0)
+
+
+def test_amplitude_drifts_within_the_recording():
+    sim = simulate_drn_recording(
+        "ser", 60.0, seed=1, firing_rate_hz=2.0, amplitude_jitter=0.0, amplitude_drift=-0.4, **QUIET
+    )
+    depth = -sim.traces[sim.peak_samples]
+    first, last = depth[: len(depth) // 5].mean(), depth[-len(depth) // 5 :].mean()
+    assert last / first == pytest.approx(0.6 / 0.92, rel=0.08)  # means of the first and last fifths
+
+
+def test_overlapping_events_occur_at_the_set_rate():
+    clean = simulate_drn_recording("nser", 40.0, seed=5, firing_rate_hz=10.0, overlap_fraction=0.0)
+    assert clean.overlap_samples.size == 0
+    for fraction in (0.05, 0.2):
+        sim = simulate_drn_recording("nser", 40.0, seed=5, firing_rate_hz=10.0, overlap_fraction=fraction)
+        n = sim.params["n_spikes"]
+        assert abs(len(sim.overlap_samples) - fraction * n) <= 4 * np.sqrt(n * fraction * (1 - fraction)) + 2
+        nearest = np.abs(sim.overlap_samples[:, None] - sim.peak_samples[None, :]).min(axis=1)
+        assert nearest.max() <= 3.2e-3 * FS  # each overlaps a spike's window (-1..+3 ms)
+        # the events are another cell's: the cell's own spikes and their truth trigger do not change
+        np.testing.assert_array_equal(sim.spike_samples, clean.spike_samples)
+        assert not np.array_equal(sim.traces, clean.traces)
+
+
+def test_varied_days_differ_and_cells_of_a_day_share_them():
+    recordings = simulate_dataset(2, duration_s=2.0, seed=3, n_groups=3, day_ranges=VARIED_DAYS, day_prefix="d")
+    by_day = {}
+    for r in recordings:
+        by_day.setdefault(r.group, []).append(r.params)
+    assert sorted(by_day) == ["d01", "d02", "d03"]
+    for key, value in VARIED_DAYS.items():
+        for params in by_day.values():
+            for p in params:
+                if isinstance(value, list):
+                    assert p[key] in value
+                else:
+                    assert 0.85 * value[0] - 1e-9 <= p[key] <= 1.15 * value[1] + 1e-9
+    filters = {g: np.mean([p["electrode_filter_hz"] for p in ps]) for g, ps in by_day.items()}
+    assert max(filters.values()) > 1.1 * min(filters.values())  # the days differ
+    for ps in by_day.values():  # within a day up to +-15 %
+        values = [p["electrode_filter_hz"] for p in ps]
+        assert max(values) / min(values) <= 1.15 / 0.85 + 1e-9
+    with pytest.raises(SimulatorError, match="unknown simulator parameter"):
+        simulate_dataset(1, duration_s=1.0, day_ranges={"noise": (1.0, 2.0)})
+    with pytest.raises(SimulatorError, match="range"):
+        simulate_dataset(1, duration_s=1.0, day_ranges={"noise_sd_pa": (5.0, 1.0)})
+
+
+def test_type_ranges_widen_one_cell_type_only():
+    recordings = simulate_dataset(
+        {"serotonergic": 3, "non_serotonergic": 6},
+        duration_s=1.0,
+        seed=2,
+        n_groups=2,
+        type_ranges={"nser": {"udi_ms": (0.9, 1.0)}},
+    )
+    for r in recordings:
+        if r.cell_type == "non_serotonergic":
+            assert 0.9 <= r.params["udi_ms"] <= 1.0  # outside the type's own 0.3-0.8 ms
+        else:
+            assert 1.0 <= r.params["udi_ms"] <= 2.0
+    with pytest.raises(SimulatorError, match="type_ranges"):
+        simulate_dataset(1, duration_s=1.0, type_ranges={"nser": {"width": (1.0, 2.0)}})

@@ -101,7 +101,7 @@ def test_a_failed_write_leaves_the_old_file(tmp_path, monkeypatch):
 
 def test_a_killed_writers_temporary_file_is_cleaned_up_later(tmp_path):
     path = tmp_path / "r.csv"
-    stale, fresh = tmp_path / ".r.csv.abc123.part", tmp_path / ".r.csv.def456.part"
+    stale, fresh = tmp_path / ".r.csv.abc123.part.csv", tmp_path / ".r.csv.def456.part.csv"
     stale.write_text("half")
     fresh.write_text("being written")
     os.utime(stale, (0, 0))  # last touched long ago: its writer died

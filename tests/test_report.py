@@ -1,9 +1,11 @@
-"""Reports: one decodable PNG per cell, index.html listing every cell and every failed file, demo banner."""
+"""Reports: one decodable PNG per cell and its detection view, index.html listing every cell and every failed
+file (every image and link it references exists), demo banner."""
 
 from __future__ import annotations
 
 import html
 import re
+from html.parser import HTMLParser
 
 import numpy as np
 import pandas as pd
@@ -11,9 +13,17 @@ import pytest
 
 from spikeinterface_sero.constants import SAMPLING_FREQUENCY as FS
 from spikeinterface_sero.datasets import write_abf
+from spikeinterface_sero.errors import SeroError
 from spikeinterface_sero.pipeline import classify_files, make_report
-from spikeinterface_sero.report import DEMO_BANNER, cell_plot_name, write_summary_html
-from spikeinterface_sero.testing import synthetic_trace
+from spikeinterface_sero.report import (
+    DEMO_BANNER,
+    cell_plot_name,
+    detection_plot_name,
+    plot_detection,
+    write_summary_html,
+)
+from spikeinterface_sero.snippets import DetectionParams, recording_to_snippets
+from spikeinterface_sero.testing import numpy_recording, synthetic_trace
 
 
 @pytest.fixture(scope="module")
@@ -51,15 +61,67 @@ def _red_band(png) -> bool:
     return bool((np.abs(top - np.array([0xB0, 0x00, 0x20]) / 255.0).max(axis=2) < 0.05).sum() > 200)
 
 
-def _check_report(report, table):
+class _Page(HTMLParser):
+    """The structure of index.html: open/close balance, every link and image, the table's rows."""
+
+    VOID = {"meta", "img", "br", "hr", "link", "input"}
+
+    def __init__(self):
+        super().__init__()
+        self.stack, self.links, self.images, self.header, self.rows = [], [], [], 0, []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag not in self.VOID:
+            self.stack.append(tag)
+        if tag == "a" and attrs.get("href"):
+            self.links.append(attrs["href"])
+        if tag == "img":
+            self.images.append(attrs["src"])
+        if tag == "th" and "thead" in self.stack:
+            self.header += 1
+        if tag == "tr" and "tbody" in self.stack:
+            self.rows.append(0)
+        if tag == "td":
+            self.rows[-1] += int(attrs.get("colspan", 1))
+
+    def handle_endtag(self, tag):
+        if tag not in self.VOID:
+            assert self.stack and self.stack[-1] == tag, f"</{tag}> closes <{self.stack[-1:]}>"
+            self.stack.pop()
+
+
+def _check_page(report):
+    """index.html is well formed, every row has one cell per column, and every image and link it references
+    exists; returns the parsed page."""
+    page = _Page()
+    page.feed((report / "index.html").read_text(encoding="utf-8"))
+    page.close()
+    assert page.stack == [] and page.header > 0
+    assert all(n == page.header for n in page.rows), (page.header, page.rows)
+    for target in page.images + page.links:
+        assert (report / target).is_file(), target
+    return page
+
+
+def _check_report(report, table, detection_views=None):
+    """``detection_views``: the cell ids that must have a detection view (None: every cell), linked from their
+    row, those without spikes with the reason."""
     import matplotlib.image as mpimg
 
     text = (report / "index.html").read_text(encoding="utf-8")
+    page = _check_page(report)
     cells = table[table["error"] == ""]
     errors = table[table["error"] != ""]
-    pngs = sorted(report.glob("*.png"))  # one per cell; the population view is in views/
+    pngs = sorted(p for p in report.glob("*.png") if not p.name.endswith("_detection.png"))  # one per cell
     assert (report / "views" / "population.png").is_file()
     assert len(pngs) == len(cells) > 0
+    expected = set(cells["cell_id"]) if detection_views is None else set(detection_views)
+    for _, r in cells[cells["cell_id"].isin(expected)].iterrows():
+        name = detection_plot_name(r["cell_id"], r["file"], r["channel"])
+        assert (report / name).is_file() and name in page.images and f'href="{name}"' in text, name
+        if int(r["n_spikes"]) == 0:
+            assert f'<a class="why" href="{name}">why no spikes?</a><span class="reason">no crossing of' in text
     for png in pngs:
         assert png.stat().st_size > 10_000
         img = mpimg.imread(png)
@@ -106,7 +168,8 @@ def test_make_report_analyzers_and_paths_real_model(abf_files, models, tmp_path)
     )
     table = pd.read_csv(tmp_path / "rep" / "results.csv", keep_default_na=False)
     assert len(table) == 4
-    text, pngs = _check_report(tmp_path / "rep", table)
+    # the saved analyzer's sorting need not carry the detection settings: only the in-memory one must have views
+    text, pngs = _check_report(tmp_path / "rep", table, detection_views={"pair_ch0", "pair_ch1"})
     assert index.name == "index.html" and DEMO_BANNER not in text
     assert not any(_red_band(p) for p in pngs)
     assert str(models["real"]) in text
@@ -116,7 +179,10 @@ def test_criteria_report_and_names(abf_files, tmp_path):
     index = make_report(abf_files[0], tmp_path / "crit", method="criteria")
     text = index.read_text()
     assert "classical criteria" in text and DEMO_BANNER not in text
-    assert len(list((tmp_path / "crit").glob("*.png"))) == 1
+    assert sorted(p.name for p in (tmp_path / "crit").glob("*.png")) == [
+        cell_plot_name("A140313#073", str(abf_files[0]), "0"),
+        detection_plot_name("A140313#073", str(abf_files[0]), "0"),
+    ]
     names = {
         cell_plot_name(c, f, "0")
         for c in ("A140313#073", "a/b\\c:d?*", "", "..", "Zelle ß", "<x>")
@@ -153,3 +219,122 @@ def test_summary_has_a_population_view_and_every_image_it_references_exists(tmp_
     assert '<table class="sortable">' in html and "<script>" in html  # click a header to sort
     for image in re.findall(r'src="([^"]+)"', html):
         assert (tmp_path / image).is_file(), image
+
+
+# ------------------------------------------------------------------------------------------------- detection view
+def _lines(fig):
+    """The data drawn on the detection view's trace panel, by label."""
+    return {line.get_label(): line for line in fig.axes[0].get_lines()}
+
+
+@pytest.fixture(scope="module")
+def two_cells():
+    """A busy cell on channel 0 and a silent one on channel 1 (noise and drift only)."""
+    rng = np.random.default_rng(7)
+    busy = synthetic_trace(duration_s=6.0, spike_times_s=np.sort(rng.uniform(0.05, 5.95, 40)), noise_pa=6.0, seed=3)
+    silent = synthetic_trace(duration_s=6.0, spike_times_s=[], noise_pa=3.0, seed=5)
+    return numpy_recording(np.c_[busy, silent])
+
+
+@pytest.mark.parametrize(
+    "params",
+    [DetectionParams(), DetectionParams(mad_multiplier=5.0), DetectionParams(baseline_window_ms=None)],
+    ids=["-50 pA", "5 x MAD", "fixed baseline"],
+)
+def test_detection_view_draws_the_detectors_threshold_and_every_trigger(two_cells, params):
+    snippets = recording_to_snippets(two_cells, params)
+    triggers = snippets.all_trigger_samples[snippets.all_unit_ids == "0"]
+    fig = plot_detection(two_cells, [triggers], params, channel_id="0", seconds=2.0, title="busy")
+    lines = _lines(fig)
+    t = lines["current"].get_xdata()
+    trace, baseline, threshold = (np.asarray(lines[k].get_ydata()) for k in ("current", "baseline", "threshold"))
+    samples = np.round(t * FS).astype(np.int64)
+    assert samples.size == int(2.0 * FS) and np.all(np.diff(samples) == 1)
+    assert np.allclose(trace, two_cells.get_traces(start_frame=samples[0], end_frame=samples[-1] + 1)[:, 0])
+    # the threshold drawn is the detector's: its reported threshold from the baseline drawn ...
+    assert np.allclose(threshold - baseline, snippets.thresholds_pa["cell_ch0"], atol=1e-3)
+    if params.baseline_window_ms is None:
+        assert np.all(baseline == 0)
+    else:  # the running median follows the drift, it is not one number
+        assert np.ptp(baseline) > 5
+    # ... and every trigger in the stretch is marked, at the first sample at or beyond the drawn threshold
+    marked = np.round(lines[next(k for k in lines if k.startswith("triggers"))].get_xdata() * FS).astype(np.int64)
+    inside = triggers[(triggers >= samples[0]) & (triggers <= samples[-1])]
+    assert marked.size > 5 and np.array_equal(np.sort(marked), np.sort(inside))
+    local = marked - samples[0]
+    local = local[local > 0]
+    assert np.all(trace[local] <= threshold[local] + 1e-3) and np.all(trace[local - 1] > threshold[local - 1] - 1e-3)
+    # and no crossing of the drawn threshold went without a trigger (except within the dead time of one)
+    below = trace <= threshold
+    starts = np.flatnonzero(below[1:] & ~below[:-1]) + 1 + samples[0]
+    dead = params.dead_time_ms * FS / 1000.0
+    after = starts - triggers[np.clip(np.searchsorted(triggers, starts, side="right") - 1, 0, None)]
+    assert np.all(np.isin(starts, triggers) | ((after >= 0) & (after <= dead)))
+    # the stretch is the densest: no other window of the same length holds more triggers
+    counts = np.searchsorted(triggers, triggers + samples.size) - np.arange(triggers.size)
+    assert inside.size == counts.max()
+    titles = [ax.get_title(loc="left") for ax in fig.axes[1:]]  # the zooms, weakest to strongest
+    assert len(titles) == 4 and titles[0].startswith("weakest") and titles[-1].startswith("strongest")
+    peaks = [abs(float(re.search(r"peak (-?[0-9.]+) pA", title).group(1))) for title in titles]
+    assert peaks == sorted(peaks)
+
+
+def test_detection_view_of_a_silent_channel_says_why(two_cells):
+    params = DetectionParams()
+    fig = plot_detection(two_cells, [np.zeros(0, np.int64)], params, channel_id="1", seconds=2.5, title="silent")
+    lines = _lines(fig)
+    trace, baseline, threshold = (np.asarray(lines[k].get_ydata()) for k in ("current", "baseline", "threshold"))
+    assert trace.size == int(2.5 * FS) and np.allclose(threshold - baseline, -50.0, atol=1e-3)
+    assert np.allclose(trace, two_cells.get_traces(end_frame=trace.size)[:, 1])
+    (why,) = [text.get_text() for text in fig.texts if text.get_gid() == "why"]
+    deepest = float((trace - baseline).min())
+    noise = 1.4826 * float(np.median(np.abs(trace - baseline)))
+    assert 2.0 < noise < 4.0 and -50.0 < deepest < -3 * noise  # 3 pA of noise, nothing near -50 pA
+    assert why == (
+        f"no crossing of -50 pA: largest inward excursion {deepest:.3g} pA, noise {noise:.2g} pA (in the first 2.5 s)"
+    )
+    assert "triggers (0)" in lines
+
+
+def test_detection_view_lays_sweeps_end_to_end_and_refuses_bad_input(tmp_path):
+    from spikeinterface.core import NumpyRecording
+
+    sweeps = [synthetic_trace(duration_s=0.5, spike_times_s=[], seed=s)[:, None] for s in range(4)]
+    recording = NumpyRecording(sweeps, sampling_frequency=FS)
+    fig = plot_detection(recording, [np.zeros(0, np.int64)] * 4, None, seconds=1.2)
+    trace = np.asarray(_lines(fig)["current"].get_ydata())
+    assert np.allclose(trace, np.concatenate([sweeps[0][:, 0], sweeps[1][:, 0], sweeps[2][: int(0.2 * FS), 0]]))
+    with pytest.raises(SeroError, match="one array per segment"):
+        plot_detection(recording, [np.zeros(0, np.int64)], None)
+    with pytest.raises(SeroError, match="not a channel"):
+        plot_detection(recording, [np.zeros(0, np.int64)] * 4, None, channel_id="7")
+
+
+def test_no_detection_view_without_the_detectors_settings(tmp_path):
+    from spikeinterface_sero.snippets import create_analyzer, snippets_to_sorting
+
+    recording = numpy_recording(synthetic_trace(duration_s=3.0, spike_times_s=np.arange(0.2, 2.9, 0.25), seed=2))
+    snippets = recording_to_snippets(recording)
+    analyzer = create_analyzer(snippets_to_sorting(snippets, recording), recording)  # spikes from "elsewhere"
+    index = make_report(analyzer, tmp_path, method="criteria")
+    assert not list(tmp_path.glob("*_detection.png")) and len(list(tmp_path.glob("*.png"))) == 1
+    assert '<td class="detection">-</td>' in index.read_text()
+    _check_page(tmp_path)
+
+
+def test_pclamp11_4ch_gets_a_no_spike_view_per_channel(shared_abf, tmp_path):
+    from PIL import Image
+
+    path = shared_abf / "pclamp11_4ch.abf"
+    index = make_report(path, tmp_path, method="criteria")
+    table = pd.read_csv(tmp_path / "results.csv", keep_default_na=False)
+    assert len(table) == 4 and (table["n_spikes"] == 0).all() and (table["error"] == "").all()
+    _check_report(tmp_path, table)
+    text = index.read_text()
+    assert text.count("why no spikes?") == 4
+    for _, r in table.iterrows():
+        with Image.open(tmp_path / detection_plot_name(r["cell_id"], r["file"], r["channel"])) as image:
+            why = image.text["Description"]
+            assert image.size[0] >= 1000
+        assert why.startswith("no crossing of -50 pA: largest inward excursion") and "over the whole recording" in why
+        assert html.escape(why) in text

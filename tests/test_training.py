@@ -481,3 +481,28 @@ def test_training_fits_a_calibration_the_whole_path_applies(trained, tmp_path):
     )
     assert list(calibrated["sero_label"]) == list(raw["sero_label"])
     assert "Calibration" in (out / "README.md").read_text()
+
+
+def test_training_describes_its_snippets_and_the_card_is_honest(trained):
+    """The model folder keeps a description of its training snippets (issue 12), the loaded model checks
+    cells against it, and the card of a lab's own model does not claim the authors' validation; its
+    measured accuracy carries intervals over cells and the small-set warnings."""
+    from spikeinterface_sero.decision import training_distance
+    from spikeinterface_sero.model import load_model
+
+    ds, tr, va, te, ens, hist, out = trained
+    info = json.loads((out / "model_info.json").read_text())
+    description = info["training_data"]
+    assert description["n_cells"] == tr.n_cells and description["n_spikes"] == len(tr)
+    assert len(description["shapes"]) == tr.n_cells and description["limit"] > 0
+    loaded = load_model(out)
+    codes = pd.factorize(te.cell)[0]
+    distance = training_distance(te.X, codes, codes.max() + 1, loaded.info["training_data"])
+    assert np.isfinite(distance).all() and (distance < 1).all()  # held-out cells of the same kind are alike
+    card = (out / "README.md").read_text()
+    assert "not been validated by the method's authors" in card and "Validated by its authors" not in card
+    assert "training cells described by their mean normalised shapes" in card
+    test_metrics = info["metrics"]["held-out test"]
+    low, high = test_metrics["cell_accuracy_interval"]
+    assert low <= test_metrics["cell_accuracy"] <= high
+    assert any("cells" in w for w in test_metrics["warnings"])  # a handful of test cells: said plainly

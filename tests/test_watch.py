@@ -223,4 +223,6 @@ def test_sero_watch_cli(tmp_path, capsys):
     assert "watching" in text and "A140313#073" in text and "stopped: 1 cell(s) classified, 0 file(s) failed" in text
     assert len(pd.read_csv(out)) == 1
     page = (report / "index.html").read_text()
-    assert 'http-equiv="refresh"' in page and "A140313#073" in page and len(list(report.glob("*.png"))) == 1
+    assert (
+        'http-equiv="refresh"' in page and "A140313#073" in page and len(list(report.glob("*.png"))) == 2
+    )  # the cell and its detection view

@@ -26,9 +26,11 @@ __all__ = [
     "dataset_table",
     "spike_waveform",
     "draw_cell_params",
+    "VARIED_DAYS",
 ]
 
 SER, NSER = LABELS
+#: The kinds of cell the simulator makes (``cell_type`` of :class:`SimulatedRecording`).
 CELL_TYPES = ("serotonergic", "atypical_serotonergic", "non_serotonergic")
 _ALIASES = {
     "ser": "serotonergic",
@@ -146,6 +148,39 @@ def _draw_background(rng, sampling_frequency):
     )
 
 
+# Recording conditions that a cell does not draw (they stay off unless a day or an override sets them, so a
+# seed gives the same recording as before they existed): 1/f slope of the noise power, a 4-pole Bessel
+# electrode/amplifier filter on the whole signal (0 = none), the relative change of the spike amplitude from
+# the start to the end of the recording, a gain on the amplitude, and events of a neighbouring cell
+# overlapping a fraction of the spikes.
+_CONDITION_DEFAULTS = dict(
+    noise_exponent=1.0,
+    electrode_filter_hz=0.0,
+    amplitude_drift=0.0,
+    amplitude_scale=1.0,
+    overlap_fraction=0.0,
+    overlap_amplitude=0.35,
+)
+
+# The day-to-day ranges of ``simulate_dataset(day_ranges=VARIED_DAYS)``; docs/simulator.md §2.3 gives the
+# source or reason of each.  A (low, high) pair is a range (log-uniform for the names in _LOG_DRAWN), a list
+# is a set of choices.
+VARIED_DAYS: dict[str, Any] = {
+    "noise_sd_pa": (2.0, 12.0),
+    "noise_knee_hz": (20.0, 1000.0),
+    "noise_exponent": (0.6, 1.6),
+    "lowpass_hz": (5000.0, 10000.0),
+    "hum_pa": (0.0, 8.0),
+    "hum_hz": [50.0, 60.0],
+    "drift_pa": (5.0, 60.0),
+    "electrode_filter_hz": (2000.0, 10000.0),
+    "amplitude_scale": (0.5, 2.0),
+    "amplitude_drift": (-0.4, 0.2),
+    "overlap_fraction": (0.0, 0.05),
+}
+_LOG_DRAWN = {"noise_knee_hz", "electrode_filter_hz", "amplitude_scale"}
+
+
 def draw_cell_params(
     cell_type: str = "serotonergic", sampling_frequency: float = SAMPLING_FREQUENCY, seed=None, **overrides
 ) -> dict[str, Any]:
@@ -158,6 +193,7 @@ def draw_cell_params(
     params.update(amplitude_pa=_loguniform(rng, 80.0, 600.0), amplitude_jitter=0.10, shape_jitter=0.03)
     params.update(_draw_shape(rng, canonical_type, overrides.get("udi_ms")))
     params.update(_draw_background(rng, sampling_frequency))
+    params.update(_CONDITION_DEFAULTS)
     unknown = sorted(set(overrides) - set(params))
     if unknown:
         raise SimulatorError(f"unknown simulator parameter(s) {unknown}; valid names are: {', '.join(sorted(params))}.")
@@ -194,8 +230,21 @@ def _check_params(p, sampling_frequency):
         "after_phase",
         "prephase",
         "undershoot",
+        "noise_exponent",
+        "electrode_filter_hz",
+        "overlap_amplitude",
     ):
         need(p[k] >= 0, f"{k} must be >= 0, got {p[k]}.")
+    need(p["amplitude_scale"] > 0, f"amplitude_scale must be > 0, got {p['amplitude_scale']}.")
+    need(
+        p["amplitude_drift"] > -1,
+        f"amplitude_drift must be > -1 (the amplitude stays positive), got {p['amplitude_drift']}.",
+    )
+    need(0 <= p["overlap_fraction"] <= 1, f"overlap_fraction must lie in [0, 1], got {p['overlap_fraction']}.")
+    need(
+        p["electrode_filter_hz"] == 0 or p["electrode_filter_hz"] < 0.5 * sampling_frequency,
+        f"electrode_filter_hz must be 0 (no filter) or below half the sampling rate, got {p['electrode_filter_hz']}.",
+    )
     need(p["lowpass_hz"] > 0 and p["noise_knee_hz"] >= 0, "lowpass_hz must be > 0, noise_knee_hz >= 0.")
     need(p["hum_hz"] > 0 and p["drift_period_s"] > 0, "hum_hz and drift_period_s must be > 0.")
 
@@ -293,7 +342,22 @@ def _spike_times(rng, rate, cv, refractory_s, t_lo, t_hi):
     return times[times < t_hi]
 
 
-def _coloured_noise(rng, n, sampling_frequency, standard_deviation, knee_hz, lowpass_hz):
+def _bessel_sos(cutoff_hz, sampling_frequency):
+    """The 4-pole Bessel low-pass (-3 dB at ``cutoff_hz``) of patch-clamp amplifiers, as digital sections."""
+    from scipy.signal import bessel
+
+    return bessel(4, cutoff_hz, btype="low", norm="mag", output="sos", fs=sampling_frequency)
+
+
+def _bessel_gain(f, cutoff_hz):
+    """|H(f)| of the analog 4-pole Bessel low-pass with its -3 dB point at ``cutoff_hz``."""
+    from scipy.signal import bessel, freqs
+
+    b, a = bessel(4, 2 * np.pi * cutoff_hz, btype="low", analog=True, norm="mag")
+    return np.abs(freqs(b, a, worN=2 * np.pi * np.asarray(f, dtype=np.float64))[1])
+
+
+def _coloured_noise(rng, n, sampling_frequency, standard_deviation, knee_hz, lowpass_hz, exponent=1.0, filter_hz=0.0):
     import scipy.fft as sfft
 
     if standard_deviation <= 0 or n < 2:
@@ -303,8 +367,13 @@ def _coloured_noise(rng, n, sampling_frequency, standard_deviation, knee_hz, low
     f = np.fft.rfftfreq(n, 1.0 / sampling_frequency).astype(np.float32)
     f[0] = f[1] if n > 1 else 1.0
     lowest_frequency = max(0.5, sampling_frequency / n)
-    gain = np.sqrt(1.0 + knee_hz / np.maximum(f, lowest_frequency))  # white + 1/f power below the knee
+    if exponent == 1.0:
+        gain = np.sqrt(1.0 + knee_hz / np.maximum(f, lowest_frequency))  # white + 1/f power below the knee
+    else:  # white + 1/f**exponent power below the knee
+        gain = np.sqrt(1.0 + (knee_hz / np.maximum(f, lowest_frequency)) ** exponent)
     gain /= np.sqrt(1.0 + (f / lowpass_hz) ** 8)  # 4-pole low-pass (amplifier output filter)
+    if filter_hz > 0:  # the electrode filter, applied to spikes and noise alike
+        gain = gain * _bessel_gain(f, filter_hz).astype(np.float32)
     gain[0] = 0.0
     spec *= gain.astype(np.float32)
     x = sfft.irfft(spec, n=n, workers=2)
@@ -359,6 +428,8 @@ class SimulatedRecording:
         noise-free action current is at or below ``DEFAULT_THRESHOLD_PA`` (-50 pA) relative to its
         baseline (or half its peak, for a spike smaller than 50 pA)
     peak_samples : int64 array; the sample of each spike's negative peak (noise-free)
+    overlap_samples : int64 array; the negative peak of each overlapping event of a neighbouring cell
+        (``overlap_fraction`` of the spikes; not the cell's spikes, so not in ``spike_samples``)
     cell_type : "serotonergic", "atypical_serotonergic" or "non_serotonergic"
     label : "serotonergic" or "non_serotonergic"
     params : the drawn parameters (see :func:`simulate_drn_recording`) plus ``n_spikes``,
@@ -373,12 +444,14 @@ class SimulatedRecording:
     cell_type: str
     label: str
     params: dict[str, Any] = field(default_factory=dict)
+    overlap_samples: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
     cell_id: str = "sim"
     group: str | None = None
     file: Path | None = None
 
     @property
     def duration_s(self) -> float:
+        """The length of the recording in seconds."""
         return self.traces.size / self.sampling_frequency
 
     @property
@@ -474,27 +547,28 @@ def simulate_drn_recording(
     k = times.size
 
     # ---- spikes, rendered analytically (sub-sample timing, per-spike jitter) ----
-    centre, trough_off, norm = _solve_shape(p)
     traces = np.zeros(n, dtype=np.float64)
     spike_samples = np.empty(0, dtype=np.int64)
     peak_samples = np.empty(0, dtype=np.int64)
+    overlap_samples = np.empty(0, dtype=np.int64)
+    filter_sos = _bessel_sos(p["electrode_filter_hz"], sampling_frequency_hz) if p["electrode_filter_hz"] > 0 else None
     if k:
-        spike_amplitudes = p["amplitude_pa"] / norm * np.exp(p["amplitude_jitter"] * rng.standard_normal(k))
-        scale = np.clip(1.0 + p["shape_jitter"] * rng.standard_normal(k), 0.85, 1.15)
-        ratio = p["pos_ratio"] * np.clip(1.0 + 0.5 * p["shape_jitter"] * rng.standard_normal(k), 0.8, 1.2)
-        samples_before = int(np.ceil(_WIN_BEFORE_MS * 1.2 * sampling_frequency_hz / 1000.0))
-        samples_after = int(np.ceil(_WIN_AFTER_MS * 1.2 * sampling_frequency_hz / 1000.0))
-        pos = times * sampling_frequency_hz  # continuous sample position of each negative peak
-        first = np.floor(pos).astype(np.int64) - samples_before
-        sample_indices = first[:, None] + np.arange(samples_before + samples_after)[None, :]
-        t_ms = (sample_indices - pos[:, None]) * (1000.0 / sampling_frequency_hz) / scale[:, None] + trough_off
-        waves = spike_amplitudes[:, None] * _waveform(t_ms, p, centre, ratio[:, None])
+        factors = np.exp(p["amplitude_jitter"] * rng.standard_normal(k))
+        if p["amplitude_scale"] != 1.0 or p["amplitude_drift"] != 0.0:  # a day's gain, a seal that changes
+            drift = p["amplitude_scale"] * (1.0 + p["amplitude_drift"] * times / (n / sampling_frequency_hz))
+        else:
+            drift = None
+        sample_indices, waves = _render_spikes(rng, times, factors, p, sampling_frequency_hz, filter_sos, drift)
         valid = (sample_indices >= 0) & (sample_indices < n)
         traces += np.bincount(sample_indices[valid], weights=waves[valid], minlength=n)
         peak_samples = sample_indices[np.arange(k), np.argmin(waves, axis=1)]
         depth = waves.min(axis=1)  # the -50 pA crossing; half the peak only for a spike that never reaches it
         threshold = np.where(depth <= DEFAULT_THRESHOLD_PA, DEFAULT_THRESHOLD_PA, 0.5 * depth)
         spike_samples = sample_indices[np.arange(k), np.argmax(waves <= threshold[:, None], axis=1)]
+        if p["overlap_fraction"] > 0:
+            overlap_samples = _add_overlapping_events(
+                rng, traces, times, p, sampling_frequency_hz, filter_sos, before_s, after_s
+            )
 
     # ---- background ----
     traces += _coloured_noise(
@@ -504,6 +578,8 @@ def simulate_drn_recording(
         p["noise_sd_pa"],
         p["noise_knee_hz"],
         min(p["lowpass_hz"], 0.49 * sampling_frequency_hz),
+        exponent=p["noise_exponent"],
+        filter_hz=p["electrode_filter_hz"],
     )
     traces += _drift(rng, n, sampling_frequency_hz, p["drift_pa"], p["drift_period_s"])
     traces += _hum(rng, n, sampling_frequency_hz, p["hum_pa"], p["hum_hz"])
@@ -523,7 +599,56 @@ def simulate_drn_recording(
         cell_type=canonical_type,
         label=_LABEL_OF[canonical_type],
         params=p,
+        overlap_samples=overlap_samples,
     )
+
+
+def _render_spikes(rng, times, factors, p, sampling_frequency, filter_sos=None, drift=None):
+    """The sample indices (k, w) and the current (k, w) of ``k`` spikes of shape ``p`` whose negative peaks
+    lie at ``times`` (s), with trough ``-amplitude_pa * factors`` (times ``drift`` when given) before the
+    per-spike time-scale and lobe-ratio jitter; through the electrode filter ``filter_sos`` (causal, as an
+    analog filter) when given."""
+    k = len(times)
+    centre, trough_off, norm = _solve_shape(p)
+    scale = np.clip(1.0 + p["shape_jitter"] * rng.standard_normal(k), 0.85, 1.15)
+    ratio = p["pos_ratio"] * np.clip(1.0 + 0.5 * p["shape_jitter"] * rng.standard_normal(k), 0.8, 1.2)
+    samples_before = int(np.ceil(_WIN_BEFORE_MS * 1.2 * sampling_frequency / 1000.0))
+    samples_after = int(np.ceil(_WIN_AFTER_MS * 1.2 * sampling_frequency / 1000.0))
+    pos = times * sampling_frequency  # continuous sample position of each negative peak
+    first = np.floor(pos).astype(np.int64) - samples_before
+    sample_indices = first[:, None] + np.arange(samples_before + samples_after)[None, :]
+    t_ms = (sample_indices - pos[:, None]) * (1000.0 / sampling_frequency) / scale[:, None] + trough_off
+    amplitudes = p["amplitude_pa"] / norm * factors
+    if drift is not None:
+        amplitudes = amplitudes * drift
+    waves = amplitudes[:, None] * _waveform(t_ms, p, centre, ratio[:, None])
+    if filter_sos is not None:  # the window starts 1.8 ms before the peak, where the current is still 0
+        from scipy.signal import sosfilt
+
+        waves = sosfilt(filter_sos, waves, axis=1)
+    return sample_indices, waves
+
+
+def _add_overlapping_events(rng, traces, times, p, sampling_frequency, filter_sos, before_s, after_s):
+    """Add to ``traces`` the action currents of a neighbouring cell (a narrow, non-serotonergic shape,
+    ``overlap_amplitude`` times the cell's amplitude) overlapping a ``overlap_fraction`` of the spikes,
+    each 1 ms before to 3 ms after the spike's negative peak (the snippet window). Returns their peaks."""
+    chosen = np.flatnonzero(rng.random(len(times)) < p["overlap_fraction"])
+    if not len(chosen):
+        return np.empty(0, dtype=np.int64)
+    n = traces.size
+    neighbour = draw_cell_params("non_serotonergic", sampling_frequency, seed=rng)
+    neighbour.update(shape_jitter=p["shape_jitter"])
+    event_times = times[chosen] + rng.uniform(-1e-3, 3e-3, len(chosen))
+    event_times = event_times[(event_times > before_s) & (event_times < n / sampling_frequency - after_s)]
+    if not len(event_times):
+        return np.empty(0, dtype=np.int64)
+    neighbour["amplitude_pa"] = p["overlap_amplitude"] * p["amplitude_pa"] * p["amplitude_scale"]
+    factors = np.exp(p["amplitude_jitter"] * rng.standard_normal(len(event_times)))
+    sample_indices, waves = _render_spikes(rng, event_times, factors, neighbour, sampling_frequency, filter_sos)
+    valid = (sample_indices >= 0) & (sample_indices < n)
+    traces += np.bincount(sample_indices[valid], weights=waves[valid], minlength=n)
+    return sample_indices[np.arange(len(event_times)), np.argmin(waves, axis=1)].astype(np.int64)
 
 
 def _seed_sequence(seed) -> np.random.SeedSequence:
@@ -548,6 +673,9 @@ def simulate_dataset(
     n_groups: int = 3,
     data_format: str = "int16",
     abf_version: int = 2,
+    day_ranges: dict[str, Any] | None = None,
+    day_prefix: str = "day",
+    type_ranges: dict[str, dict[str, Any]] | None = None,
     **overrides,
 ) -> list[SimulatedRecording]:
     """Simulate several cells over ``n_groups`` simulated recording days.
@@ -562,6 +690,17 @@ def simulate_dataset(
     ``n_cells_per_type``: a count per cell type (``{"serotonergic": 4, ...}``), or one count for every type.
     ``overrides`` are passed to :func:`simulate_drn_recording` for every cell.  Returns the recordings in
     file order, with ``cell_id``, ``group`` and ``file`` set.
+
+    ``day_ranges`` widens what a day sets: a dict of cell parameters, each a ``(low, high)`` range
+    (log-uniform for ``noise_knee_hz``, ``electrode_filter_hz`` and ``amplitude_scale``, uniform otherwise)
+    or a list of choices (``hum_hz``: ``[50.0, 60.0]``); every day draws one value of each, and every cell
+    of the day gets it times U(0.85, 1.15) (a choice exactly).  ``VARIED_DAYS`` holds ranges of noise
+    level and spectrum (1/f corner and slope), hum, drift, electrode filtering, amplitude gain and drift
+    within a recording, and overlapping events (sources in docs/simulator.md §2.3).  None (default) keeps
+    the classic days (noise, 1/f corner, low-pass and hum only), cell for cell as before.
+    ``day_prefix`` names the days (``<prefix>01`` ...), so that datasets simulated apart can be joined.
+    ``type_ranges`` draws parameters per cell of a type, e.g. ``{"non_serotonergic": {"udi_ms": (0.3,
+    1.0)}}`` (ranges uniform, or lists of choices), replacing the type's own distribution.
     """
     if isinstance(n_cells_per_type, (int, np.integer)) and not isinstance(n_cells_per_type, bool):
         n_cells_per_type = dict.fromkeys(CELL_TYPES, int(n_cells_per_type))  # that many cells of every type
@@ -572,6 +711,11 @@ def simulate_dataset(
     if int(n_groups) < 1:
         raise SimulatorError(f"n_groups must be >= 1, got {n_groups}.")
     n_groups = int(n_groups)
+    ranges = _check_day_ranges(day_ranges, sampling_frequency)
+    per_type = {
+        _cell_type(cell_type): _check_day_ranges(type_range, sampling_frequency, "type_ranges")
+        for cell_type, type_range in (type_ranges or {}).items()
+    }
     root = _seed_sequence(seed)
     day_ss, assign_ss, *cell_ss = root.spawn(2 + sum(counts.values()))
 
@@ -580,8 +724,10 @@ def simulate_dataset(
         {k: v for k, v in _draw_background(day_rng, sampling_frequency).items() if k in _DAY_KEYS}
         for _ in range(n_groups)
     ]
+    if ranges is not None:  # the widened days replace the classic ones (drawn after them: same cells' seeds)
+        days = [_draw_day(day_rng, ranges) for _ in range(n_groups)]
     base = _dt.datetime(2024, 1, 8, 10, 0, 0)
-    day_names = [f"day{g + 1:02d}" for g in range(n_groups)]
+    day_names = [f"{day_prefix}{g + 1:02d}" for g in range(n_groups)]
 
     assign_rng = np.random.default_rng(assign_ss)
     plan = []  # (cell_type, group index)
@@ -600,9 +746,18 @@ def simulate_dataset(
     recordings: list[SimulatedRecording] = []
     for i, ((cell_type, g), seed_sequence) in enumerate(zip(plan, cell_ss)):
         rng = np.random.default_rng(seed_sequence)
-        day = {k: v * float(rng.uniform(0.85, 1.15)) for k, v in days[g].items()}
-        day["lowpass_hz"] = min(day["lowpass_hz"], 0.45 * sampling_frequency)
+        day = {
+            k: v if ranges is not None and isinstance(ranges[k], list) else v * float(rng.uniform(0.85, 1.15))
+            for k, v in days[g].items()
+        }
+        for key in ("lowpass_hz", "electrode_filter_hz"):
+            if key in day:
+                day[key] = min(day[key], 0.45 * sampling_frequency)
+        if "overlap_fraction" in day:
+            day["overlap_fraction"] = min(day["overlap_fraction"], 1.0)
         recording_kwargs = {**day, **overrides}
+        if cell_type in per_type:
+            recording_kwargs.update(_draw_day(rng, per_type[cell_type], log_drawn=()))
         recording = simulate_drn_recording(cell_type, duration_s, sampling_frequency, seed=rng, **recording_kwargs)
         recording.group = day_names[g]
         recording.cell_id = f"{day_names[g]}_c{i + 1:03d}"
@@ -628,6 +783,48 @@ def simulate_dataset(
             for r in recordings:
                 w.writerow([r.file.name, r.cell_id, r.group, r.cell_type, r.label, *[r.params.get(k) for k in keys]])
     return recordings
+
+
+def _check_day_ranges(day_ranges, sampling_frequency, name: str = "day_ranges") -> dict[str, Any] | None:
+    if day_ranges is None:
+        return None
+    if not isinstance(day_ranges, dict):
+        raise SimulatorError(f"{name} must be a dict of parameter ranges (e.g. VARIED_DAYS), got {day_ranges!r}.")
+    valid = set(draw_cell_params("serotonergic", sampling_frequency, seed=0))
+    unknown = sorted(set(day_ranges) - valid)
+    if unknown:
+        raise SimulatorError(
+            f"unknown simulator parameter(s) {unknown} in {name}; valid names are: {', '.join(sorted(valid))}."
+        )
+    checked: dict[str, Any] = {}
+    for key, value in day_ranges.items():
+        if isinstance(value, list):
+            if not value:
+                raise SimulatorError(f"{name}[{key!r}] is an empty list of choices.")
+            checked[key] = [float(v) for v in value]
+            continue
+        try:
+            low, high = (float(v) for v in value)
+        except (TypeError, ValueError):
+            raise SimulatorError(
+                f"{name}[{key!r}] must be a (low, high) pair or a list of choices, got {value!r}."
+            ) from None
+        if not (np.isfinite(low) and np.isfinite(high) and low <= high) or (key in _LOG_DRAWN and low <= 0):
+            raise SimulatorError(f"{name}[{key!r}] = {value!r} is not a range low <= high (> 0 for {key}).")
+        checked[key] = (low, high)
+    return checked
+
+
+def _draw_day(rng, ranges: dict[str, Any], log_drawn=_LOG_DRAWN) -> dict[str, float]:
+    day = {}
+    for key, value in ranges.items():
+        if isinstance(value, list):
+            day[key] = float(value[int(rng.integers(len(value)))])
+        elif key in log_drawn:
+            day[key] = _loguniform(rng, *value) if value[0] < value[1] else float(value[0])
+        else:
+            day[key] = float(rng.uniform(*value))
+    return day
 
 
 def dataset_table(recordings):

@@ -21,6 +21,7 @@ __all__ = [
     "to_member_input",
 ]
 
+#: The shape of one member input: 160 samples, (time, current) columns, one channel.
 MEMBER_INPUT_SHAPE = (SNIPPET_LENGTH, 2, 1)
 TIME_COLUMN = (np.arange(SNIPPET_LENGTH, dtype=np.float64) / SAMPLING_FREQUENCY).astype(np.float32)
 """Column 0 of every member input: the sample time in seconds from the window start."""

@@ -119,6 +119,7 @@ def _generic_predictor(members):
     return generic
 
 
+#: What can compute an ensemble's predictions (the ``engine`` of :class:`Ensemble`).
 ENGINES = ("numpy", "tensorflow")
 
 
@@ -248,6 +249,7 @@ class Ensemble:
 
     @property
     def labels(self) -> tuple[str, str]:
+        """The labels of output units 0 and 1: ``("serotonergic", "non_serotonergic")``."""
         return LABELS
 
     def __len__(self) -> int:

@@ -193,6 +193,8 @@ def save_model(
             info["source"] = dict(src)
         if ensemble.info.get("calibration"):  # of the cell probability, fitted on validation cells
             info["calibration"] = dict(ensemble.info["calibration"])
+        if ensemble.info.get("training_data"):  # the shapes of its training cells (decision.training_distance)
+            info["training_data"] = dict(ensemble.info["training_data"])
         (tmp / INFO_FILE).write_text(json.dumps(info, indent=2, default=str) + "\n", encoding="utf-8")
         (tmp / CARD_FILE).write_text(_model_card(info), encoding="utf-8")
         if folder.exists():

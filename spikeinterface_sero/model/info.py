@@ -12,12 +12,14 @@ from pathlib import Path
 
 from .._version import __version__
 from ..constants import DEFAULT_THRESHOLD_PA, LABELS, NAFTER, NBEFORE, SAMPLING_FREQUENCY, SNIPPET_LENGTH
-from ..errors import ModelError
+from ..decision import check_training_description, describe_training_data
+from ..errors import DataError, ModelError
 from .architecture import MAX_KERNEL, MEMBER_INPUT_SHAPE, MIN_KERNEL
 
 __all__ = ["MODEL_FORMAT_VERSION"]
 
 MODEL_FORMAT = "spikeinterface-sero-model"
+#: The version of the model folder format that this package writes and reads (``model_info.json``).
 MODEL_FORMAT_VERSION = 1
 LABEL_CONVERSION = {"0": LABELS[0], "1": LABELS[1]}
 INFO_FILE = "model_info.json"
@@ -28,10 +30,19 @@ MAX_MEMBERS = 256
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _FIX = "the folder is damaged or was edited by hand: get a fresh copy (or write it again with save_model)"
 
-LIMITS = [
+#: the first limit of a model imported from the authors' published files
+PUBLISHED_LIMIT = (
     "Validated by its authors only for mouse dorsal-raphe neurons in brain slices, recorded in loose-seal "
     "cell-attached mode at 40 kHz, negative-going action currents triggered at -50 pA. Other species, "
-    "regions, recording modes, filters or rates are outside what it was shown to do.",
+    "regions, recording modes, filters or rates are outside what it was shown to do."
+)
+#: the first limit of a model trained with this package (a lab's own, or the demonstration model)
+TRAINED_LIMIT = (
+    "Trained with spikeinterface-sero on the data described above; it has not been validated by the "
+    "method's authors. What it can do is only what 'Measured accuracy' shows, on the cells named there: "
+    "check it on your own labelled cells of other recording days before relying on it."
+)
+LIMITS = [
     "The per-sample LayerNormalization removes the amplitude: the model judges the shape of the 4 ms "
     "window only (1 ms before the trigger, 3 ms after).",
     "Spike-level accuracies from random spike-level splits (spikes of one cell in training and test) "
@@ -229,6 +240,7 @@ def _read_info(folder: Path) -> dict:
         "aggregation": (dict, "an object"),
         "training": (dict, "an object"),
         "calibration": (dict, "an object"),
+        "training_data": (dict, "an object"),
         "metrics": (dict, "an object"),
         "versions": (dict, "an object"),
         "source": (dict, "an object"),
@@ -249,6 +261,22 @@ def _read_info(folder: Path) -> dict:
                 f"{path}: 'calibration' is {_short(calibration)}, expected "
                 '{"method": "temperature", "temperature": <a positive number>}; ' + _FIX
             )
+    recipe = (info.get("training") or {}).get("recipe")
+    if recipe is not None and (
+        not isinstance(recipe, dict)
+        or not isinstance(recipe.get("name"), str)
+        or not recipe["name"]
+        or not isinstance(recipe.get("parameters"), dict)
+    ):
+        raise ModelError(
+            f"{path}: training.recipe is {_short(recipe)}, expected "
+            '{"name": <the recipe name>, "parameters": {...}} (the training recipe); ' + _FIX
+        )
+    if "training_data" in info:
+        try:
+            check_training_description(info["training_data"])
+        except DataError as error:
+            raise ModelError(f"{path}: 'training_data': {error} Remove the field or {_FIX}") from None
     return info
 
 
@@ -263,6 +291,26 @@ def _fmt_value(v) -> str:
     if isinstance(v, (list, tuple)):
         return ", ".join(_fmt_value(x) for x in v)
     return str(v)
+
+
+def _metric_lines(name: str, value) -> list[str]:
+    """Card lines of one measured side: a bullet per figure, intervals as low-high, warnings in bold."""
+    if not isinstance(value, Mapping):
+        return [f"- **{name}**: {_fmt_value(value)}"]
+    lines = [f"- **{name}**:"]
+    for key, figure in value.items():
+        if key == "warnings":
+            lines += [f"  - **Warning: {warning}.**" for warning in figure or []]
+        elif key.endswith("_interval") and isinstance(figure, (list, tuple)) and len(figure) == 2:
+            lines.append(f"  - {key}: {float(figure[0]):.3f}-{float(figure[1]):.3f}")
+        else:
+            lines.append(f"  - {key}: {_fmt_value(figure)}")
+    return lines
+
+
+def _is_published(info: Mapping) -> bool:
+    """True for a folder made by ``import_models`` from the authors' files (its ``source`` says so)."""
+    return bool((info.get("source") or {}).get("imported_from")) and not info.get("demo")
 
 
 def _model_card(info: Mapping) -> str:
@@ -302,7 +350,7 @@ def _model_card(info: Mapping) -> str:
     lines += [f"- **{k}**: {_fmt_value(v)}" for k, v in training.items()] or ["Not described."]
     lines += ["", "## Measured accuracy", ""]
     metrics = info.get("metrics") or {}
-    lines += [f"- **{k}**: {_fmt_value(v)}" for k, v in metrics.items()] or [
+    lines += [line for k, v in metrics.items() for line in _metric_lines(k, v)] or [
         "No accuracy was measured for this model: evaluate it on labelled cells before relying on it."
     ]
     calibration = info.get("calibration")
@@ -315,7 +363,9 @@ def _model_card(info: Mapping) -> str:
         if calibration
         else ["None: the probabilities are the ensemble's own (not calibrated)."]
     )
-    lines += ["", "## Limits", ""] + [f"- {x}" for x in LIMITS] + [""]
+    lines += ["", "## Like the training data?", "", describe_training_data(info.get("training_data")) + "."]
+    first = PUBLISHED_LIMIT if _is_published(info) else TRAINED_LIMIT
+    lines += ["", "## Limits", ""] + [f"- {x}" for x in [first, *LIMITS]] + [""]
     src = info.get("source")
     if src:
         lines += ["## Source", ""] + [f"- **{k}**: {_fmt_value(v)}" for k, v in src.items()]

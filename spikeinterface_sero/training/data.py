@@ -18,6 +18,7 @@ from ..errors import TrainingError
 from ..io import read_abf
 from ..snippets import read_snippet_csv_folder, recording_to_snippets
 
+#: The class indices of the targets: 0 = serotonergic (output unit 0), 1 = non-serotonergic.
 SER, NSER = 0, 1
 
 _LABEL_ALIASES = {
@@ -113,6 +114,7 @@ class SpikeDataset:
 
     @property
     def n_cells(self) -> int:
+        """The number of cells (rows of ``cells``)."""
         return len(self.cells)
 
     def onehot(self) -> np.ndarray:
@@ -198,6 +200,7 @@ class SpikeDataset:
 
     @classmethod
     def load(cls, path) -> SpikeDataset:
+        """Read a dataset written by :meth:`save`."""
         import io as _io
         import json
 
@@ -499,7 +502,12 @@ def dataset_from_table(
     see :func:`cap_per_cell`). A row's ``group`` (day, slice, animal) is kept for the split; without a
     group column each cell is its own group. ``source_name`` is how the table is named in the dataset's
     ``source`` (and so in model cards); default: its path.
+
+    A :class:`SpikeDataset` given as ``table`` (e.g. from :func:`dataset_from_csv_folders`) is used as it is,
+    capped at ``max_per_cell``: so ``train_from_table`` and ``evaluate_table`` run on CSV folders too.
     """
+    if isinstance(table, SpikeDataset):  # already read: only the cap applies
+        return table if max_per_cell is None else cap_per_cell(table, max_per_cell, seed=seed)
     kwargs = dict(snippet_kwargs or {})
     read_kwargs = {k: kwargs.pop(k) for k in _READ_KWARGS if k in kwargs}
     rows = read_label_table(table)

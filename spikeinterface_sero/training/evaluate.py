@@ -13,7 +13,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..constants import DEFAULT_N_BOOT, DEFAULT_THRESHOLD_PA, LABELS
+from ..constants import (
+    DEFAULT_N_BOOT,
+    DEFAULT_THRESHOLD_PA,
+    LABELS,
+    MIN_CELLS_PER_CLASS,
+    MIN_EVALUATION_CELLS,
+    MIN_EVALUATION_GROUPS,
+)
 from ..decision import DecisionParams, cell_decisions, consensus_of, spike_probability, spike_votes_ser
 from ..errors import TrainingError
 from ..model import load_model
@@ -133,6 +140,83 @@ def _scores(y, predicted, p_ser) -> dict:
     return out
 
 
+def _wilson(successes: int, trials: int, confidence: float) -> list | None:
+    """Wilson score interval of a proportion (scipy), or None without trials."""
+    from scipy.stats import binomtest
+
+    if trials == 0:
+        return None
+    interval = binomtest(int(successes), int(trials)).proportion_ci(confidence_level=confidence, method="wilson")
+    return [float(interval.low), float(interval.high)]
+
+
+def cell_intervals(y_true, y_pred, *, groups=None, confidence: float = 0.95, n_boot: int = 2000, seed: int = 0):
+    """Intervals over cells for the cell-level figures, and plain warnings when the set is too small.
+
+    Accuracy, SER recall (TPR) and NSER recall (TNR) get Wilson score intervals (each cell one trial);
+    balanced accuracy a bootstrap over cells, resampled within each true class.
+
+    Parameters
+    ----------
+    y_true, y_pred : array-like
+        (n_cells,) true and predicted class per cell (0 serotonergic, 1 non-serotonergic).
+    groups : array-like or None, default: None
+        (n_cells,) recording day (or other group) of each cell, for the warning on few groups.
+    confidence : float, default: 0.95
+        Coverage of every interval.
+    n_boot : int, default: 2000
+        Bootstrap resamples for the balanced accuracy.
+    seed : int, default: 0
+        Seed of the bootstrap.
+
+    Returns
+    -------
+    dict
+        ``accuracy_interval``, ``balanced_accuracy_interval``, ``TPR_interval``, ``TNR_interval`` (``[low,
+        high]`` or None when undefined), ``interval_method`` and ``warnings`` (a list of sentences).
+    """
+    y_true = np.asarray(y_true, dtype=np.int64)
+    y_pred = np.asarray(y_pred, dtype=np.int64)
+    correct = y_true == y_pred
+    ser, nser = y_true == 0, y_true == 1
+    out = {
+        "accuracy_interval": _wilson(correct.sum(), len(y_true), confidence),
+        "TPR_interval": _wilson((correct & ser).sum(), ser.sum(), confidence),
+        "TNR_interval": _wilson((correct & nser).sum(), nser.sum(), confidence),
+        "balanced_accuracy_interval": None,
+        "interval_method": f"{confidence:.0%} Wilson score intervals over cells (accuracy, TPR, TNR); "
+        f"stratified bootstrap over cells ({n_boot} resamples) for the balanced accuracy",
+    }
+    if ser.any() and nser.any():
+        rng = np.random.default_rng(seed)
+        ser_correct, nser_correct = correct[ser], correct[nser]
+        tpr = rng.choice(ser_correct, size=(n_boot, ser_correct.size)).mean(axis=1)
+        tnr = rng.choice(nser_correct, size=(n_boot, nser_correct.size)).mean(axis=1)
+        alpha = (1 - confidence) / 2
+        out["balanced_accuracy_interval"] = [float(v) for v in np.quantile((tpr + tnr) / 2, [alpha, 1 - alpha])]
+    warnings = []
+    if len(y_true) < MIN_EVALUATION_CELLS:
+        width = out["accuracy_interval"]
+        warnings.append(
+            f"only {len(y_true)} cells: figures on so few cells are rough"
+            + (f" (accuracy interval {width[0]:.2f}-{width[1]:.2f})" if width else "")
+            + f"; evaluate on at least {MIN_EVALUATION_CELLS} cells of both classes"
+        )
+    for present, name in ((ser, LABELS[0]), (nser, LABELS[1])):
+        if not present.any():
+            warnings.append(f"no {name} cells: the balanced accuracy and the {name} recall cannot be measured")
+        elif present.sum() < MIN_CELLS_PER_CLASS:
+            warnings.append(f"only {int(present.sum())} {name} cells: its recall is rough")
+    if groups is not None:
+        n_groups = len(pd.unique(np.asarray(groups)))
+        if n_groups < MIN_EVALUATION_GROUPS:
+            warnings.append(
+                f"cells from only {n_groups} recording day(s)/group(s): the figure may not hold on another day"
+            )
+    out["warnings"] = warnings
+    return out
+
+
 def _bce(onehot, probabilities) -> float:
     """Keras' binary cross-entropy of the 2-unit outputs (mean over units and samples)."""
     clipped = np.clip(np.asarray(probabilities, dtype=np.float64), 1e-7, 1 - 1e-7)
@@ -173,6 +257,8 @@ def evaluate_predictions(
     cell = _scores(true_cell, cell_pred, cell_p)
     cell.update(confusion(true_cell, cell_pred))
     cell["calibration"] = calibration(true_cell == 0, cell_p, n_bins=n_bins)
+    cell_groups = dataset.cells["group"].reindex(cells.index.astype(str)).to_numpy() if dataset.has_groups else None
+    cell.update(cell_intervals(true_cell, cell_pred, groups=cell_groups))
     if model_calibration:
         uncalibrated = cell_decisions(consensus, dataset.cell, DecisionParams(n_boot=10))["sero_probability"].to_numpy()
         cell["calibration_uncalibrated"] = calibration(true_cell == 0, uncalibrated, n_bins=n_bins)
@@ -195,6 +281,7 @@ def evaluate_predictions(
         "spike": spike,
         "cell": cell,
         "cells": cell_table,
+        "warnings": list(cell["warnings"]),
     }
     if per_kernel:
         rows = []

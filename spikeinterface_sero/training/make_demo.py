@@ -13,9 +13,11 @@ import time
 from pathlib import Path
 
 from ..constants import DEFAULT_KERNELS
-from ..datasets import simulate_dataset
+from ..datasets.simulator import VARIED_DAYS, simulate_dataset
 from ..model import demo_model_folder
-from .train import train_from_table
+from .cross_validation import cross_validate
+from .data import dataset_from_table
+from .train import RECIPES, get_recipe, train_from_table
 
 DEMO_CELLS = {"serotonergic": 12, "atypical_serotonergic": 10, "non_serotonergic": 18}
 
@@ -41,9 +43,12 @@ def make_demo(
     duration_s: float = 120.0,
     n_groups: int = 8,
     kernels=DEFAULT_KERNELS,
-    epochs: int = 10,
-    patience: int = 10,
-    synthetic: int = 2400,
+    recipe="default",
+    day_ranges: dict | None = VARIED_DAYS,
+    epochs: int | None = 10,
+    patience: int | None = None,
+    synthetic: int | None = None,
+    cross_validation: bool = False,
     max_per_cell: int = 300,
     val_fraction: float = 0.125,
     test_fraction: float = 0.25,
@@ -54,19 +59,61 @@ def make_demo(
 ):
     """Simulate, train, evaluate and write the demo model folder (default
     ``spikeinterface_sero/models/demo/``). Returns the :class:`~spikeinterface_sero.training.train.TrainingResult`.
+
+    The cells are simulated over ``n_groups`` days whose recording conditions vary as ``day_ranges`` says
+    (``VARIED_DAYS``: noise level and spectrum, hum, drift, electrode filter, amplitude, overlaps; None for
+    the classic days) and trained with ``recipe`` (``"default"``; ``"paper"`` for the published one);
+    ``epochs``, ``patience`` and ``synthetic`` left at None take the recipe's values. With
+    ``cross_validation=True`` the same recipe is first cross-validated leaving one day out
+    (:func:`~spikeinterface_sero.training.cross_validation.cross_validate`, one model per day: as many
+    trainings again) and the pooled cell-level figures go into the card (``leave_one_day_out``).
     """
     out = Path(out) if out is not None else default_demo_folder()
     counts = dict(DEMO_CELLS if n_cells is None else n_cells)
     start_time = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="sero-demo-", dir=work_dir) as temporary_folder:
         recordings = simulate_dataset(
-            counts, duration_s=duration_s, seed=seed, out_dir=temporary_folder, n_groups=n_groups
+            counts,
+            duration_s=duration_s,
+            seed=seed,
+            out_dir=temporary_folder,
+            n_groups=n_groups,
+            day_ranges=day_ranges,
         )
         simulation_seconds = time.perf_counter() - start_time
+        cell_types = {recording.file.stem: recording.cell_type for recording in recordings}
+        chosen_recipe = get_recipe(recipe)
+        extra = {}
+        if cross_validation:
+            dataset = dataset_from_table(Path(temporary_folder) / "labels.csv", max_per_cell=max_per_cell, seed=seed)
+            folds = cross_validate(
+                dataset,
+                recipe=chosen_recipe,
+                kernels=kernels,
+                seed=seed,
+                epochs=epochs,
+                synthetic=synthetic,
+                cell_types=cell_types,
+                precision=precision,
+            )
+            pooled = folds["pooled"]
+            extra["leave_one_day_out"] = {
+                key: pooled.get(key)
+                for key in (
+                    "n_cells",
+                    "balanced_accuracy",
+                    "balanced_accuracy_interval",
+                    "SER_recall",
+                    "NSER_recall",
+                    "cell_ece",
+                    "by_cell_type",
+                )
+            } | {"folds": folds["n_folds"], "recipe": chosen_recipe.name}
         result = train_from_table(
             Path(temporary_folder) / "labels.csv",
             out,
             kernels=kernels,
+            recipe=chosen_recipe,
             epochs=epochs,
             patience=patience,
             synthetic=synthetic,
@@ -89,11 +136,12 @@ def make_demo(
                     f"spikeinterface_sero.datasets.simulate_dataset(seed={seed}): "
                     + ", ".join(f"{v} {k}" for k, v in counts.items())
                     + f" cells, {duration_s:g} s each at 40 kHz, over {n_groups} simulated days"
+                    + (", day conditions drawn from " + ", ".join(sorted(day_ranges)) if day_ranges else "")
                 ),
                 "NOT_FOR_SCIENTIFIC_USE": "trained on simulated recordings only",
+                **extra,
             },
         )
-        cell_types = {recording.file.stem: recording.cell_type for recording in recordings}
     # per cell type accuracy on the held-out cells (atypical SER is the hard case)
     if result.evaluation is not None and result.report_dir is not None:
         cells = result.evaluation["cells"]
@@ -115,7 +163,12 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default=None, help="model folder (default: spikeinterface_sero/models/demo)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--synthetic", type=int, default=2400, help="streamed synthetic samples per epoch")
+    parser.add_argument("--recipe", default="default", choices=sorted(RECIPES), help="training recipe")
+    parser.add_argument(
+        "--synthetic", type=int, default=None, help="streamed synthetic samples per epoch (default: the recipe's)"
+    )
+    parser.add_argument("--classic-days", action="store_true", help="simulate the classic days (noise, hum only)")
+    parser.add_argument("--cv", action="store_true", help="also cross-validate leaving one day out (slow)")
     parser.add_argument("--duration", type=float, default=120.0, help="seconds per simulated cell")
     parser.add_argument("--precision", default="float32", choices=["float32", "mixed_bfloat16"])
     parser.add_argument("--quick", action="store_true", help="a small fast run (2 kernels, 2 epochs) to try it")
@@ -133,7 +186,10 @@ def main(argv=None) -> int:
         args.out,
         seed=args.seed,
         epochs=2 if args.quick else args.epochs,
+        recipe=args.recipe,
         synthetic=args.synthetic,
+        day_ranges=None if args.classic_days else VARIED_DAYS,
+        cross_validation=args.cv,
         duration_s=30.0 if args.quick else args.duration,
         precision=args.precision,
         **quick_kwargs,

@@ -7,14 +7,143 @@ from __future__ import annotations
 
 import math
 import warnings
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from ..constants import SNIPPET_LENGTH
+from ..constants import DEFAULT_THRESHOLD_PA, NBEFORE, SAMPLING_FREQUENCY, SNIPPET_LENGTH
 from ..errors import TrainingError
 from .data import SER, SpikeDataset
 
 DEFAULT_N_MASKS = 600
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    """Random changes of the recording conditions applied to each synthetic sample (none by default).
+
+    Each sample is, in this order: the smoothed spike times a gain drawn log-uniformly in ``spike_gain``;
+    with probability ``filter_probability`` passed through a 4-pole Bessel low-pass (the electrode /
+    amplifier filter, causal) at a cutoff drawn log-uniformly in ``filter_hz``; re-aligned so that its
+    -50 pA crossing (half its peak when shallower) sits at the trigger sample again, as the detector would
+    align it; plus the noise mask times a gain drawn log-uniformly in ``noise_gain`` (the SNR); plus a
+    baseline: a line and a parabola over the window, each of standard deviation ``baseline_pa`` at the
+    window's ends (drift), and a 50 or 60 Hz sinusoid of amplitude up to ``hum_pa`` (mains hum); and last
+    shifted by up to ``time_jitter`` samples either way (the trigger found on a noisy trace).
+
+    Parameters
+    ----------
+    spike_gain : tuple of float, default: (1.0, 1.0)
+        Range of the spike amplitude gain (log-uniform).
+    noise_gain : tuple of float, default: (1.0, 1.0)
+        Range of the noise mask gain (log-uniform).
+    filter_hz : tuple of float, default: (2000.0, 10000.0)
+        Range of the low-pass cutoff (log-uniform; a bank of ``n_filters`` cutoffs).
+    filter_probability : float, default: 0.0
+        Share of the samples low-pass filtered.
+    baseline_pa : float, default: 0.0
+        Standard deviation of the drift line and parabola at the window's ends (pA).
+    hum_pa : float, default: 0.0
+        Largest mains-hum amplitude (pA).
+    time_jitter : int, default: 0
+        Largest shift of the trigger (samples).
+    n_filters : int, default: 6
+        Number of cutoffs in the filter bank.
+    """
+
+    spike_gain: tuple = (1.0, 1.0)
+    noise_gain: tuple = (1.0, 1.0)
+    filter_hz: tuple = (2000.0, 10000.0)
+    filter_probability: float = 0.0
+    baseline_pa: float = 0.0
+    hum_pa: float = 0.0
+    time_jitter: int = 0
+    n_filters: int = 6
+
+    def __post_init__(self):
+        for name in ("spike_gain", "noise_gain", "filter_hz"):
+            value = tuple(float(v) for v in getattr(self, name))
+            if len(value) != 2 or not 0 < value[0] <= value[1] or not all(map(math.isfinite, value)):
+                raise TrainingError(
+                    f"augmentation {name} must be a range (low, high) with 0 < low <= high, got {value}"
+                )
+            object.__setattr__(self, name, value)
+        if self.filter_hz[1] >= 0.5 * SAMPLING_FREQUENCY:
+            raise TrainingError(f"augmentation filter_hz must stay below {0.5 * SAMPLING_FREQUENCY:g} Hz")
+        if not 0.0 <= float(self.filter_probability) <= 1.0:
+            raise TrainingError(f"augmentation filter_probability must lie in [0, 1], got {self.filter_probability}")
+        for name in ("baseline_pa", "hum_pa", "time_jitter", "n_filters"):
+            if not getattr(self, name) >= 0:
+                raise TrainingError(f"augmentation {name} must be >= 0, got {getattr(self, name)}")
+
+    @property
+    def active(self) -> bool:
+        """False when it changes nothing."""
+        return self != Augmentation(filter_hz=self.filter_hz, n_filters=self.n_filters)
+
+    def to_dict(self) -> dict:
+        """JSON-able parameters."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    def apply(self, spikes: np.ndarray, masks: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """``spikes`` (n, 160) smoothed spikes and ``masks`` (n, 160) their noise masks -> (n, 160) float32."""
+        n = len(spikes)
+        x = np.asarray(spikes, dtype=np.float64)
+        if self.spike_gain != (1.0, 1.0):
+            x = x * _log_uniform(rng, self.spike_gain, n)[:, None]
+        if self.filter_probability > 0:
+            x = self._filter(x, rng)
+        if self.spike_gain != (1.0, 1.0) or self.filter_probability > 0:
+            x = realign(x)
+        noise = np.asarray(masks, dtype=np.float64)
+        if self.noise_gain != (1.0, 1.0):
+            noise = noise * _log_uniform(rng, self.noise_gain, n)[:, None]
+        x = x + noise
+        t = np.linspace(-1.0, 1.0, SNIPPET_LENGTH)
+        if self.baseline_pa > 0:
+            line, parabola = rng.standard_normal((2, n, 1)) * self.baseline_pa
+            x = x + line * t + parabola * (t**2 - 1.0 / 3.0)
+        if self.hum_pa > 0:
+            seconds = np.arange(SNIPPET_LENGTH) / SAMPLING_FREQUENCY
+            frequency = np.where(rng.random((n, 1)) < 0.5, 50.0, 60.0)
+            amplitude = rng.uniform(0.0, self.hum_pa, (n, 1))
+            x = x + amplitude * np.sin(2 * np.pi * frequency * seconds + rng.uniform(0, 2 * np.pi, (n, 1)))
+        if self.time_jitter > 0:
+            shift = rng.integers(-int(self.time_jitter), int(self.time_jitter) + 1, n)
+            columns = np.clip(np.arange(SNIPPET_LENGTH)[None, :] + shift[:, None], 0, SNIPPET_LENGTH - 1)
+            x = np.take_along_axis(x, columns, axis=1)
+        return x.astype(np.float32)
+
+    def _filter(self, x, rng):
+        from scipy.signal import bessel, sosfilt, sosfilt_zi
+
+        cutoffs = np.geomspace(self.filter_hz[0], self.filter_hz[1], max(1, int(self.n_filters)))
+        choice = np.where(rng.random(len(x)) < self.filter_probability, rng.integers(0, len(cutoffs), len(x)), -1)
+        out = x.copy()
+        for index in np.unique(choice[choice >= 0]):
+            rows = np.flatnonzero(choice == index)
+            sos = bessel(4, cutoffs[index], btype="low", norm="mag", output="sos", fs=SAMPLING_FREQUENCY)
+            zi = sosfilt_zi(sos)[:, None, :] * x[rows, 0][None, :, None]  # settled on the first sample
+            out[rows], _ = sosfilt(sos, x[rows], axis=1, zi=zi)
+        return out
+
+
+def _log_uniform(rng, bounds, n):
+    low, high = bounds
+    return np.exp(rng.uniform(np.log(low), np.log(high), n))
+
+
+def realign(x, threshold: float = DEFAULT_THRESHOLD_PA) -> np.ndarray:
+    """Shift each snippet so that its first crossing of ``threshold`` below its baseline (the median of its
+    first 20 samples), or of half its trough when shallower, sits at the trigger sample (edge values
+    repeated)."""
+    x = np.asarray(x, dtype=np.float64)
+    relative = x - np.median(x[:, :20], axis=1, keepdims=True)
+    depth = relative[:, 20:].min(axis=1)
+    level = np.where(depth <= threshold, threshold, 0.5 * depth)
+    crossing = 20 + np.argmax(relative[:, 20:] <= level[:, None], axis=1)
+    columns = np.clip(np.arange(x.shape[1])[None, :] + (crossing - NBEFORE)[:, None], 0, x.shape[1] - 1)
+    return np.take_along_axis(x, columns, axis=1)
 
 
 def smooth3(X) -> np.ndarray:
@@ -110,7 +239,8 @@ class SyntheticGenerator:
     ``smoothed`` (n, 160) float32 (already smoothed spikes), ``y`` (n,) 0/1, ``masks`` (m, 160) float32.
     """
 
-    def __init__(self, smoothed, y, masks, *, seed: int = 0):
+    def __init__(self, smoothed, y, masks, *, seed: int = 0, augmentation: Augmentation | None = None):
+        self.augmentation = augmentation if augmentation is not None and augmentation.active else None
         self.smoothed = np.ascontiguousarray(smoothed, dtype=np.float32)
         self.masks = np.ascontiguousarray(masks, dtype=np.float32)
         y = np.asarray(y, dtype=np.int64)
@@ -126,13 +256,29 @@ class SyntheticGenerator:
 
     @classmethod
     def from_dataset(
-        cls, dataset: SpikeDataset, *, n_masks: int = DEFAULT_N_MASKS, seed: int = 0, noise: str = "auto"
+        cls,
+        dataset: SpikeDataset,
+        *,
+        n_masks: int = DEFAULT_N_MASKS,
+        seed: int = 0,
+        noise: str = "auto",
+        augmentation: Augmentation | None = None,
+        extra_masks=None,
     ) -> SyntheticGenerator:
-        """Smooth the dataset's spikes and choose its noise masks (see :func:`choose_masks`)."""
+        """Smooth the dataset's spikes and choose its noise masks (see :func:`choose_masks`); ``extra_masks``
+        (m, 160) pA, spike-free stretches of other recordings (other days, unlabelled), join the pool
+        (each mean-subtracted); ``augmentation`` changes every sample (see :class:`Augmentation`)."""
         masks, info = choose_masks(dataset, n_masks, seed=seed, source=noise)
-        generator = cls(smooth3(dataset.X), dataset.y, masks, seed=seed)
+        if extra_masks is not None and len(extra_masks):
+            extra = np.asarray(extra_masks, dtype=np.float64).reshape(-1, SNIPPET_LENGTH)
+            if not np.all(np.isfinite(extra)):
+                raise TrainingError("extra noise masks contain NaN or inf values")
+            masks = np.concatenate([masks, (extra - extra.mean(axis=1, keepdims=True)).astype(np.float32)])
+            info = dict(info, n_masks=int(len(masks)), n_extra_masks=int(len(extra)))
+        generator = cls(smooth3(dataset.X), dataset.y, masks, seed=seed, augmentation=augmentation)
         generator.info = {
             "smoothing": "3-point centred moving mean",
+            "augmentation": generator.augmentation.to_dict() if generator.augmentation is not None else None,
             "masks": info,
             "n_spikes": {
                 "serotonergic": int(len(generator.class_index[0])),
@@ -163,7 +309,11 @@ class SyntheticGenerator:
         for start in range(0, n, step):
             end = min(n, start + step)
             np.take(self.smoothed, spike[start:end], axis=0, out=out[start:end])
-            out[start:end] += np.take(self.masks, mask[start:end], axis=0)
+            if self.augmentation is not None:
+                masks = np.take(self.masks, mask[start:end], axis=0)
+                out[start:end] = self.augmentation.apply(out[start:end], masks, rng)
+            else:
+                out[start:end] += np.take(self.masks, mask[start:end], axis=0)
         return out, y, spike, mask
 
     def batch(self, epoch: int, index: int, n: int):

@@ -5,24 +5,26 @@ The full explanation is in ``docs/training.md`` (section "Module notes: spikeint
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
 
 from ..constants import DEFAULT_KERNELS, DEFAULT_THRESHOLD_PA, LABELS
-from ..decision import calibrate, fit_temperature
+from ..decision import calibrate, describe_training_snippets, fit_temperature
 from ..errors import DataError, TrainingError
-from ..model import MEMBER_INPUT_SHAPE, Ensemble, build_member, load_model, save_model, to_member_input
+from ..model import Ensemble, build_member, load_model, save_model, to_member_input
 from .data import SpikeDataset, balance_classes, dataset_from_table
 from .evaluate import calibration as evaluate_calibration
 from .evaluate import evaluate, write_report
+from .fused import build_fused_members
 from .splits import check_no_leakage, leak_free_split, spike_level_split
-from .synthetic import SyntheticGenerator, make_training_stream
+from .synthetic import Augmentation, SyntheticGenerator, make_training_stream
 
 PUBLISHED_DEFAULTS = {
     "kernels": list(DEFAULT_KERNELS),
@@ -32,6 +34,115 @@ PUBLISHED_DEFAULTS = {
     "batch_size": 64,
     "early_stopping": "validation loss, patience 10, best weights restored",
 }
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A named way of training: every setting that is not the data, the kernels or the seed.
+
+    Parameters
+    ----------
+    name : str
+        Its name (``"paper"``, ``"default"``, ``"real_only"``, or your own).
+    epochs : int, default: 25
+        Most epochs (early stopping may end sooner).
+    batch_size : int, default: 64
+        Samples per batch.
+    patience : int, default: 10
+        Epochs without a better validation loss before a member stops.
+    learning_rate : float, default: 1e-3
+        Adam's learning rate.
+    early_stopping : str, default: "per_member"
+        ``"per_member"``, ``"joint"`` or ``"none"``.
+    balance : bool, default: True
+        Subsample the majority class of the training and validation cells (the published setting).
+    synthetic_ratio : float, default: 1.0
+        Synthetic samples streamed per epoch for each real training spike (0: real spikes only).
+    n_masks : int, default: 600
+        Noise masks (the published 600).
+    noise : str, default: "auto"
+        Mask source: ``"auto"``, ``"recording"`` or ``"residual"``.
+    augmentation : Augmentation, default: Augmentation()
+        Changes of recording conditions applied to the synthetic samples (none by default).
+    description : str, default: ""
+        One sentence on what it is.
+    """
+
+    name: str
+    epochs: int = 25
+    batch_size: int = 64
+    patience: int = 10
+    learning_rate: float = 1e-3
+    early_stopping: str = "per_member"
+    balance: bool = True
+    synthetic_ratio: float = 1.0
+    n_masks: int = 600
+    noise: str = "auto"
+    augmentation: Augmentation = field(default_factory=Augmentation)
+    description: str = ""
+
+    def parameters(self) -> dict:
+        """The settings as a JSON-able dict (what ``model_info.json`` records under ``training.recipe``)."""
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("name", "description")}
+        out["augmentation"] = self.augmentation.to_dict()
+        out["smoothing"] = "3-point centred moving mean"
+        out["optimizer"] = "Adam"
+        out["loss"] = "binary cross-entropy on the 2 sigmoid units"
+        return out
+
+    def describe(self) -> dict:
+        """``{"name", "description", "parameters"}``, JSON-able."""
+        return {"name": self.name, "description": self.description, "parameters": self.parameters()}
+
+
+#: The recipes by name. ``"paper"`` is the published one (Corradetti et al. 2024 and its sequel, arXiv
+#: 2407.05701): smoothed training spikes plus noise masks from the training recordings, balanced classes,
+#: 25 epochs of batch 64, Adam 1e-3, early stopping on the validation loss with patience 10. ``"default"``
+#: adds what the day-shift benchmark (benchmarks/bench_day_shift.py) showed to hold on other recording days.
+RECIPES: dict[str, Recipe] = {
+    "paper": Recipe(
+        name="paper",
+        description="the published recipe: smoothed training spikes + noise masks of the training recordings, "
+        "balanced classes, 25 epochs, batch 64",
+    ),
+    "default": Recipe(
+        name="default",
+        synthetic_ratio=2.0,
+        augmentation=Augmentation(
+            spike_gain=(0.5, 2.0),
+            noise_gain=(0.6, 3.0),
+            filter_hz=(1500.0, 10000.0),
+            filter_probability=0.5,
+            baseline_pa=15.0,
+            hum_pa=8.0,
+            time_jitter=2,
+        ),
+        description="the paper's recipe plus augmented recording conditions on the synthetic samples (SNR, "
+        "electrode filtering, drift and hum, amplitude, trigger jitter), chosen on the day-shift benchmark",
+    ),
+    "real_only": Recipe(
+        name="real_only",
+        synthetic_ratio=0.0,
+        description="the paper's settings on the real training spikes only (no synthetic samples)",
+    ),
+}
+DEFAULT_RECIPE = "default"
+
+
+def get_recipe(recipe="default", **overrides) -> Recipe:
+    """The :class:`Recipe` named ``recipe`` (or ``recipe`` itself), with ``overrides`` replacing settings
+    (None values are ignored)."""
+    if isinstance(recipe, Recipe):
+        chosen = recipe
+    elif isinstance(recipe, str) and recipe in RECIPES:
+        chosen = RECIPES[recipe]
+    else:
+        raise TrainingError(f"unknown training recipe {recipe!r}: use one of {', '.join(RECIPES)} or a Recipe")
+    given = {k: v for k, v in overrides.items() if v is not None}
+    unknown = sorted(set(given) - {f.name for f in fields(Recipe)})
+    if unknown:
+        raise TrainingError(f"unknown recipe setting(s) {unknown}")
+    return replace(chosen, **given) if given else chosen
 
 
 def parse_kernels(kernel_sizes) -> list[int]:
@@ -74,29 +185,27 @@ def branch_name(kernel: int) -> str:
     return f"k{int(kernel)}"
 
 
-def build_fused_model(kernels: Iterable[int], *, precision: str = "float32"):
-    """One Keras functional model with every member as a parallel branch on the shared (160, 2, 1) input.
+def build_fused_model(kernels: Iterable[int], *, precision: str = "float32", seed: int | None = None):
+    """One Keras model that trains every member at once (:func:`~spikeinterface_sero.training.fused.build_fused_members`).
 
-    Returns ``(fused, branches)``: ``fused`` has one output per member, named ``"k<kernel>"``;
-    ``branches`` maps each kernel to its member model (a :func:`build_member` Sequential used as the
-    branch, so its weights are the branch's). ``precision="mixed_bfloat16"`` builds the branches under
-    Keras' mixed precision policy (bfloat16 compute, float32 weights), much faster on CPUs with AMX /
-    AVX512-BF16 and on recent GPUs; the standalone members made afterwards are float32 either way.
+    Parameters
+    ----------
+    kernels : iterable of int
+        The members' kernel sizes.
+    precision : {"float32", "mixed_bfloat16", "mixed_float16"}, default: "float32"
+        Compute precision of the convolutions; the weights, and the standalone members made afterwards, are
+        float32 either way.
+    seed : int or None, default: None
+        Seed of the dropout masks (None: Keras' global seed).
+
+    Returns
+    -------
+    fused : keras.Model
+        One output per member, named ``"k<kernel>"``.
+    branches : dict
+        Kernel -> the member's weights (``get_weights()`` / ``set_weights()`` in :func:`build_member`'s order).
     """
-    keras = _keras()
-    kernels = parse_kernels(list(kernels))
-    previous_policy = keras.mixed_precision.global_policy()
-    if precision not in ("float32", "mixed_bfloat16", "mixed_float16"):
-        raise TrainingError(f"precision must be 'float32', 'mixed_bfloat16' or 'mixed_float16', got {precision!r}")
-    try:
-        keras.mixed_precision.set_global_policy(precision)
-        branches = {k: build_member(k) for k in kernels}
-    finally:
-        keras.mixed_precision.set_global_policy(previous_policy)
-    snippet_input = keras.Input(shape=MEMBER_INPUT_SHAPE, name="snippet")
-    outputs = {branch_name(k): branches[k](snippet_input) for k in kernels}
-    fused = keras.Model(snippet_input, outputs, name="fused_ensemble")
-    return fused, branches
+    return build_fused_members(parse_kernels(list(kernels)), precision=precision, seed=seed)
 
 
 def compile_fused(fused, kernels, *, learning_rate: float = 1e-3, jit_compile=False):
@@ -223,7 +332,14 @@ def _quick_metrics(ensemble, dataset: SpikeDataset) -> dict:
         "cell_balanced_accuracy": result["cell"]["balanced_accuracy"],
         "cell_TPR_SER_recall": result["cell"]["rates"]["TPR"],
         "cell_TNR_NSER_recall": result["cell"]["rates"]["TNR"],
+        "cell_accuracy_interval": result["cell"]["accuracy_interval"],
+        "cell_balanced_accuracy_interval": result["cell"]["balanced_accuracy_interval"],
+        "cell_TPR_interval": result["cell"]["TPR_interval"],
+        "cell_TNR_interval": result["cell"]["TNR_interval"],
+        "interval_method": result["cell"]["interval_method"],
+        "cell_ece": result["cell"]["calibration"]["ece"],
         "spike_ece": result["spike"]["calibration"]["ece"],
+        "warnings": result["warnings"],
     }
 
 
@@ -251,21 +367,23 @@ def train_ensemble(
     validation: SpikeDataset | None = None,
     *,
     kernels=DEFAULT_KERNELS,
-    epochs: int = 25,
-    batch_size: int = 64,
-    patience: int = 10,
-    synthetic: int = 0,
+    recipe="default",
+    epochs: int | None = None,
+    batch_size: int | None = None,
+    patience: int | None = None,
+    synthetic: int | None = None,
     synthetic_only: bool = False,
-    n_masks: int = 600,
-    noise: str = "auto",
+    n_masks: int | None = None,
+    noise: str | None = None,
+    extra_masks=None,
     seed: int = 0,
     out=None,
     description: str | None = None,
     name: str | None = None,
     test: SpikeDataset | None = None,
     split: dict | None = None,
-    learning_rate: float = 1e-3,
-    early_stopping: str = "per_member",
+    learning_rate: float | None = None,
+    early_stopping: str | None = None,
     precision: str = "float32",
     deterministic: bool = True,
     progress_bar: bool = True,
@@ -273,6 +391,7 @@ def train_ensemble(
     overwrite: bool = False,
     extra_training_info: dict | None = None,
     keep_fused: bool = False,
+    strategy=None,
 ):
     """Train the ensemble (all members as branches of one fused model) and return ``(Ensemble, history)``.
 
@@ -282,11 +401,20 @@ def train_ensemble(
         training loss does). Balance them first (:func:`~spikeinterface_sero.training.data.balance_classes`)
         if you want the published balanced setting; the synthetic part is always balanced.
     kernels : member kernel sizes (default 20-31, the published ensemble).
-    epochs, batch_size, patience, learning_rate : as published by default (25, 64, 10, Adam 1e-3).
+    recipe : the training recipe: ``"default"`` (the paper's plus augmented recording conditions, chosen on
+        the day-shift benchmark), ``"paper"`` (the published one exactly), ``"real_only"`` or a
+        :class:`Recipe` (see :data:`RECIPES`). Its name and settings are recorded in the model card
+        (``training.recipe``). The arguments below left at None take the recipe's value; one given
+        replaces it (and is recorded as such).
+    epochs, batch_size, patience, learning_rate, early_stopping : recipe settings (paper and default: 25,
+        64, 10, Adam 1e-3, per member).
     synthetic : synthetic samples streamed per epoch (smoothed training spike + spike-free noise mask,
-        see :mod:`~spikeinterface_sero.training.synthetic`), mixed with the real training spikes; 0 = real
-        spikes only. ``synthetic_only=True`` leaves the real spikes out of the epochs.
+        see :mod:`~spikeinterface_sero.training.synthetic`), mixed with the real training spikes; None =
+        the recipe's ``synthetic_ratio`` times the real training spikes; 0 = real spikes only.
+        ``synthetic_only=True`` leaves the real spikes out of the epochs.
     n_masks, noise : number of noise masks and their source (``"auto"``, ``"recording"``, ``"residual"``).
+    extra_masks : (m, 160) pA spike-free stretches of other recordings (e.g. unlabelled recordings of other
+        days, cut with :func:`~spikeinterface_sero.training.data.noise_masks_from_traces`) added to the pool.
     seed : seeds Keras/TensorFlow/numpy (``keras.utils.set_random_seed``), the batch order and the
         synthetic stream; with ``deterministic=True`` TensorFlow's op determinism is switched on (a
         process-wide setting), so a run repeats exactly on the same machine.
@@ -300,6 +428,10 @@ def train_ensemble(
         ``training.json`` with the full history is written beside the members.
     description, name, demo, overwrite : passed to ``save_model``.
     keep_fused : also return the trained fused Keras model as ``history["fused_model"]``.
+    strategy : a ``tf.distribute`` strategy to train under (e.g. ``tf.distribute.MirroredStrategy()`` for
+        every GPU of a machine, ``MultiWorkerMirroredStrategy()`` for several machines); None: TensorFlow's
+        default (one device: the GPU when it sees one). The batch size is the global batch, split over the
+        replicas. See ``docs/training.md`` ("More than one device").
 
     Returns
     -------
@@ -316,7 +448,26 @@ def train_ensemble(
     _check_dataset(train, "training")
     _check_dataset(validation, "validation", both=False)
     _check_dataset(test, "test", both=False)
-    epochs, batch_size, patience = int(epochs), int(batch_size), int(patience)
+    explicit = dict(
+        epochs=epochs,
+        batch_size=batch_size,
+        patience=patience,
+        learning_rate=learning_rate,
+        early_stopping=early_stopping,
+        n_masks=n_masks,
+        noise=noise,
+    )
+    chosen_recipe = get_recipe(recipe, **explicit)
+    overridden = sorted(k for k, v in explicit.items() if v is not None)
+    if synthetic is None:
+        synthetic = int(round(chosen_recipe.synthetic_ratio * (0 if synthetic_only else len(train))))
+        if synthetic_only:
+            raise TrainingError("synthetic_only=True needs an explicit number of synthetic samples per epoch")
+    else:
+        overridden.append("synthetic")
+    epochs, batch_size, patience = int(chosen_recipe.epochs), int(chosen_recipe.batch_size), int(chosen_recipe.patience)
+    learning_rate, early_stopping = float(chosen_recipe.learning_rate), chosen_recipe.early_stopping
+    n_masks, noise = int(chosen_recipe.n_masks), chosen_recipe.noise
     if epochs < 1 or batch_size < 1 or patience < 0:
         raise TrainingError("epochs and batch_size must be >= 1 and patience >= 0")
     synthetic = int(synthetic)
@@ -341,13 +492,21 @@ def train_ensemble(
         except Exception:  # noqa: BLE001 - older TF or already configured
             pass
 
-    fused, branches = build_fused_model(kernels, precision=precision)
-    compile_fused(fused, kernels, learning_rate=learning_rate)
+    with strategy.scope() if strategy is not None else contextlib.nullcontext():
+        fused, branches = build_fused_model(kernels, precision=precision)
+        compile_fused(fused, kernels, learning_rate=learning_rate)
     names = [branch_name(k) for k in kernels]
 
     generator = None
     if synthetic:
-        generator = SyntheticGenerator.from_dataset(train, n_masks=n_masks, seed=seed, noise=noise)
+        generator = SyntheticGenerator.from_dataset(
+            train,
+            n_masks=n_masks,
+            seed=seed,
+            noise=noise,
+            augmentation=chosen_recipe.augmentation,
+            extra_masks=extra_masks,
+        )
     X_real = train.X[:0] if synthetic_only else train.X
     y_real = train.y[:0] if synthetic_only else train.y
     stream = make_training_stream(
@@ -427,7 +586,9 @@ def train_ensemble(
             "synthetic_only": bool(synthetic_only),
             "seed": int(seed),
             "precision": precision,
+            "replicas": int(strategy.num_replicas_in_sync) if strategy is not None else 1,
             "deterministic": bool(deterministic),
+            "recipe": dict(chosen_recipe.describe(), overridden=overridden),
             "training": "fused (all members "
             "as parallel branches of one Keras model, split into standalone members after training)",
         },
@@ -436,6 +597,8 @@ def train_ensemble(
         result["fused_model"] = fused
     info = {"description": description or "", "demo": bool(demo)}
     ensemble = Ensemble(members, info=info)
+    # what the members were trained on, for the "like the training data" check at inference
+    ensemble.info["training_data"] = describe_training_snippets(train.X, train.cell, seed=seed)
     if validation is not None:
         result["val_metrics"] = _quick_metrics(ensemble, validation)
         calibration = _fit_calibration(ensemble, validation)
@@ -511,6 +674,7 @@ def save_trained_model(
         "synthetic_per_epoch": settings.get("synthetic_per_epoch"),
         "synthetic": _synthetic_line(result.get("synthetic")),
         "seed": settings.get("seed"),
+        "recipe": settings.get("recipe"),
         "precision": settings.get("precision"),
         "method": settings.get("training"),
         "seconds": round(float(result.get("seconds", 0.0)), 1),
@@ -566,10 +730,15 @@ def _synthetic_line(info: dict | None) -> str:
     if not info:
         return "none"
     m = info.get("masks", {})
-    return (
+    line = (
         f"smoothed ({info.get('smoothing')}) training spikes + one of {m.get('n_masks')} noise masks "
         f"from {m.get('n_cells')} cells ({m.get('description')}), classes balanced, streamed"
     )
+    if m.get("n_extra_masks"):
+        line += f"; {m['n_extra_masks']} of the masks from other recordings"
+    if info.get("augmentation"):
+        line += "; recording conditions augmented: " + ", ".join(f"{k} {v}" for k, v in info["augmentation"].items())
+    return line
 
 
 @dataclass
@@ -611,16 +780,17 @@ def train_from_table(
     out,
     *,
     kernels=DEFAULT_KERNELS,
-    epochs: int = 25,
-    synthetic: int = 0,
+    recipe="default",
+    epochs: int | None = None,
+    synthetic: int | None = None,
     seed: int = 0,
     val_fraction: float = 0.15,
     test_fraction: float = 0.15,
     split: str = "auto",
-    batch_size: int = 64,
-    patience: int = 10,
+    batch_size: int | None = None,
+    patience: int | None = None,
     max_per_cell: int | None = 700,
-    balance: bool = True,
+    balance: bool | None = None,
     threshold: float = DEFAULT_THRESHOLD_PA,
     snippet_kwargs: dict | None = None,
     n_masks: int = 600,
@@ -643,20 +813,25 @@ def train_from_table(
     2. Split without leakage: by group when the table has a ``group`` column, else by cell
        (``split="auto"``; or ``"cell"``, ``"group"``; ``"spike"`` = the paper's leaky random split,
        warns). ``val_fraction`` / ``test_fraction`` of the cells (groups) go to validation / test.
-    3. Balance the training and validation sides (majority class subsampled, seeded) when ``balance``.
-    4. Train all members fused (:func:`train_ensemble`), with ``synthetic`` streamed synthetic samples per
-       epoch.
+    3. Balance the training and validation sides (majority class subsampled, seeded) when ``balance``
+       (None: as the recipe says; both named recipes balance).
+    4. Train all members fused (:func:`train_ensemble`) with the ``recipe`` (``"default"``, ``"paper"``,
+       ``"real_only"`` or a :class:`Recipe`); ``epochs``, ``synthetic``, ``batch_size``, ``patience`` left
+       at None take the recipe's values.
     5. Evaluate on the held-out test cells, write the model folder ``out`` (card with data, split and
        accuracy) and, when ``report``, the evaluation report (JSON + PNGs) in ``out/evaluation``.
 
     Returns a :class:`TrainingResult` (``.summary()`` is JSON-able, for the CLI).
     """
+    chosen_recipe = get_recipe(recipe)
+    uses_synthetic = bool(synthetic) if synthetic is not None else chosen_recipe.synthetic_ratio > 0
+    balance = chosen_recipe.balance if balance is None else bool(balance)
     dataset = dataset_from_table(
         table,
         threshold=threshold,
         max_per_cell=max_per_cell,
         seed=seed,
-        noise_per_cell=noise_per_cell if synthetic else 0,
+        noise_per_cell=noise_per_cell if uses_synthetic else 0,
         progress_bar=progress_bar,
         snippet_kwargs=snippet_kwargs,
         source_name=source_name,
@@ -687,6 +862,7 @@ def train_from_table(
         train,
         validation,
         kernels=kernels,
+        recipe=chosen_recipe,
         epochs=epochs,
         batch_size=batch_size,
         patience=patience,

@@ -1,0 +1,156 @@
+"""Every member trained at once, with the sample-independent half of the work done once per step.
+
+Why by hand: a member sees (time, current) columns through the same ``(k, 1)`` filters, and its time column
+is the same ramp for every sample, so its path through LayerNormalization, both convolutions and the first
+pooling depends on the weights only. Keras would compute it for every sample of the batch; here it is
+computed once per step and joined to the current's path at the ``(2, 2)`` pooling, which is where the
+published member mixes the two columns. The weights are held in the published members' shapes, so a
+trained member is exactly :func:`spikeinterface_sero.model.build_member` with these weights.
+``docs/training.md`` ("Fused training") has the measurements.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+from ..constants import SNIPPET_LENGTH
+from ..errors import TrainingError
+from ..model import TIME_COLUMN
+from ..model._backend import _keras
+
+__all__ = ["PRECISIONS", "build_fused_members"]
+
+#: compute precisions of :func:`build_fused_members` (weights are float32 in all of them)
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+_EPSILON = 1e-3  # the members' LayerNormalization epsilon
+_FILTERS = (32, 64)
+
+
+def _pooled_length(kernel: int) -> int:
+    """Length of a member's feature map after its second pooling (what its Dense layer flattens)."""
+    return ((SNIPPET_LENGTH - kernel + 1) // 2 - kernel + 1) // 2
+
+
+class _MemberWeights:
+    """One member's weights inside the fused layer, in :func:`build_member`'s order and shapes."""
+
+    def __init__(self, variables: list):
+        self.variables = variables
+
+    def get_weights(self) -> list[np.ndarray]:
+        return [np.array(v.numpy()) for v in self.variables]
+
+    def set_weights(self, weights) -> None:
+        for variable, value in zip(self.variables, weights, strict=True):
+            variable.assign(value)
+
+
+def _fused_layer_class():
+    keras = _keras()
+    import tensorflow as tf
+
+    class FusedMembers(keras.layers.Layer):
+        """All members of an ensemble as one layer: ``(n, 160, 2, 1)`` member input -> one ``(n, 2)`` per member."""
+
+        def __init__(self, kernels, compute_dtype_name: str = "float32", seed: int | None = None, **kwargs):
+            super().__init__(**kwargs)
+            self.kernels = [int(k) for k in kernels]
+            self.compute_dtype_name = compute_dtype_name
+            self.seed_generator = keras.random.SeedGenerator(seed)
+
+        def build(self, input_shape):
+            self.member_variables = []
+            for k in self.kernels:
+                shapes = [
+                    ("layer_normalization/gamma", (SNIPPET_LENGTH,), "ones"),
+                    ("layer_normalization/beta", (SNIPPET_LENGTH,), "zeros"),
+                    ("conv2d/kernel", (k, 1, 1, _FILTERS[0]), "glorot_uniform"),
+                    ("conv2d/bias", (_FILTERS[0],), "zeros"),
+                    ("conv2d_1/kernel", (k, 1, _FILTERS[0], _FILTERS[1]), "glorot_uniform"),
+                    ("conv2d_1/bias", (_FILTERS[1],), "zeros"),
+                    ("dense/kernel", (_pooled_length(k) * _FILTERS[1], 2), "glorot_uniform"),
+                    ("dense/bias", (2,), "zeros"),
+                ]
+                self.member_variables.append(
+                    [
+                        self.add_weight(
+                            shape=shape, initializer=init, name=f"k{k}_{name.replace('/', '_')}", dtype="float32"
+                        )
+                        for name, shape, init in shapes
+                    ]
+                )
+            ramp = TIME_COLUMN.astype(np.float64)
+            ramp = (ramp - ramp.mean()) / np.sqrt(ramp.var() + _EPSILON)
+            self.normalised_time = tf.constant(ramp[None, :], tf.float32)  # the time column after normalisation
+
+        def _convolutions(self, z, variables):
+            """(m, 160) normalised column -> (m, length, 64) after conv, pool, conv, pool over time."""
+            dtype = (
+                tf.as_dtype(self.compute_dtype_name.replace("mixed_", ""))
+                if "mixed" in self.compute_dtype_name
+                else tf.float32
+            )
+            _, _, kernel1, bias1, kernel2, bias2, _, _ = variables
+            kernel1 = tf.cast(tf.squeeze(kernel1, axis=1), dtype)  # (k, 1, 32)
+            kernel2 = tf.cast(tf.squeeze(kernel2, axis=1), dtype)  # (k, 32, 64)
+            h = tf.nn.relu(tf.nn.conv1d(tf.cast(z, dtype)[:, :, None], kernel1, 1, "VALID") + tf.cast(bias1, dtype))
+            h = tf.nn.max_pool1d(h, 2, 2, "VALID")
+            h = tf.nn.relu(tf.nn.conv1d(h, kernel2, 1, "VALID") + tf.cast(bias2, dtype))
+            return tf.cast(tf.nn.max_pool1d(h, 2, 2, "VALID"), tf.float32)
+
+        def call(self, inputs, training=False):
+            current = tf.cast(inputs[:, :, 1, 0], tf.float32)  # column 1; column 0 is always the time ramp
+            mean = tf.reduce_mean(current, axis=1, keepdims=True)
+            variance = tf.reduce_mean(tf.square(current - mean), axis=1, keepdims=True)
+            normalised = (current - mean) * tf.math.rsqrt(variance + _EPSILON)
+            outputs = []
+            for variables in self.member_variables:
+                gamma, beta = variables[0], variables[1]
+                from_current = self._convolutions(normalised * gamma + beta, variables)
+                from_time = self._convolutions(self.normalised_time * gamma + beta, variables)  # once per step
+                features = tf.maximum(from_current, from_time)  # MaxPooling2D((2, 2)) over the two columns
+                features = tf.reshape(features, (tf.shape(current)[0], -1))
+                if training:
+                    features = keras.random.dropout(features, 0.5, seed=self.seed_generator)
+                outputs.append(tf.sigmoid(tf.matmul(features, variables[6]) + variables[7]))
+            return outputs
+
+    return FusedMembers
+
+
+def build_fused_members(kernels: Iterable[int], *, precision: str = "float32", seed: int | None = None):
+    """A Keras model that trains every member at once: ``(fused, members)``.
+
+    Parameters
+    ----------
+    kernels : iterable of int
+        The members' kernel sizes.
+    precision : {"float32", "mixed_bfloat16", "mixed_float16"}, default: "float32"
+        Compute precision of the convolutions (the weights, normalisation, Dense layers and outputs stay
+        float32). ``"mixed_bfloat16"`` uses AMX / AVX512-BF16 on CPUs that have them and the tensor cores
+        of recent GPUs.
+    seed : int or None, default: None
+        Seed of the dropout masks (None: from Keras' global seed, ``keras.utils.set_random_seed``).
+
+    Returns
+    -------
+    fused : keras.Model
+        Input ``(160, 2, 1)`` (:func:`~spikeinterface_sero.model.to_member_input`), one ``(2,)`` output per
+        member named ``"k<kernel>"``.
+    members : dict
+        Kernel -> an object with ``get_weights()`` / ``set_weights()`` in the order and shapes of
+        :func:`~spikeinterface_sero.model.build_member`'s weights.
+    """
+    if precision not in PRECISIONS:
+        raise TrainingError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    keras = _keras()
+    kernels = [int(k) for k in kernels]
+    layer = _fused_layer_class()(kernels, compute_dtype_name=precision, seed=seed, name="members")
+    snippet_input = keras.Input(shape=(SNIPPET_LENGTH, 2, 1), name="snippet")
+    outputs = layer(snippet_input)
+    named = {f"k{k}": keras.layers.Identity(name=f"k{k}")(output) for k, output in zip(kernels, outputs, strict=True)}
+    fused = keras.Model(snippet_input, named, name="fused_ensemble")
+    members = {k: _MemberWeights(variables) for k, variables in zip(kernels, layer.member_variables, strict=True)}
+    return fused, members
