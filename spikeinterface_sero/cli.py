@@ -537,6 +537,17 @@ def _labelled_data(args, max_per_cell=None):
     return dataset_from_csv_folders(args.csv, group=args.group, max_per_cell=max_per_cell)
 
 
+def _number(value) -> str:
+    return "-" if value is None else f"{float(value):.3f}"
+
+
+def _with_interval(name: str, value, interval) -> str:
+    """``name 0.917 [0.646-0.985]``, or ``name -`` when the figure is undefined."""
+    if value is None:
+        return f"{name} -"
+    return f"{name} {float(value):.3f}" + (f" [{interval[0]:.3f}-{interval[1]:.3f}]" if interval else "")
+
+
 def cmd_train(args) -> int:
     res = train_from_table(
         _labelled_data(args),
@@ -562,19 +573,24 @@ def cmd_train(args) -> int:
         f"trained {len(res.ensemble.kernels)} member(s) (kernels {', '.join(map(str, res.ensemble.kernels))}) "
         f"for {summ.get('epochs_run')} epoch(s) in {summ.get('seconds') or 0:.0f} s -> {res.folder}"
     )
-    for side in ("val_metrics", "test_metrics"):
+    for side, name in (("val_metrics", "validation"), ("test_metrics", "held-out test")):
         m = summ.get(side) or {}
         if m:
             print(
-                f"{side.split('_')[0]}: "
-                + ", ".join(
-                    f"{k} {v}"
-                    if isinstance(v, int) or (isinstance(v, float) and v.is_integer() and k in ("spikes", "cells"))
-                    else f"{k} {v:.3f}"
-                    for k, v in m.items()
-                    if isinstance(v, (int, float))
-                )
+                f"{name}: {m.get('cells')} cells, {m.get('spikes')} spikes; "
+                + _with_interval("accuracy", m.get("cell_accuracy"), m.get("cell_accuracy_interval"))
+                + ", "
+                + _with_interval("balanced", m.get("cell_balanced_accuracy"), m.get("cell_balanced_accuracy_interval"))
+                + ", "
+                + _with_interval("SER recall", m.get("cell_TPR_SER_recall"), m.get("cell_TPR_interval"))
+                + ", "
+                + _with_interval("NSER recall", m.get("cell_TNR_NSER_recall"), m.get("cell_TNR_interval"))
+                + f"; spike accuracy {_number(m.get('spike_accuracy'))}, cell ECE {_number(m.get('cell_ece'))}"
             )
+            for warning in m.get("warnings") or []:
+                print(f"  warning: {warning}")
+    if summ.get("test_metrics"):
+        print("  (cell figures with 95% intervals over cells: Wilson for accuracy and recalls, bootstrap for balanced)")
     if res.report_dir:
         print(f"evaluation report: {res.report_dir}")
     return 0
@@ -605,6 +621,20 @@ def cmd_evaluate(args) -> int:
         ["level", "n", "accuracy", "balanced_acc", "roc_auc", "ECE"],
         [tuple("-" if v is None else v for v in row) for row in rows],
     )
+    cell = result.get("cell") or {}
+    print(
+        "cells: "
+        + _with_interval("accuracy", cell.get("accuracy"), cell.get("accuracy_interval"))
+        + ", "
+        + _with_interval("balanced", cell.get("balanced_accuracy"), cell.get("balanced_accuracy_interval"))
+        + ", "
+        + _with_interval("SER recall", (cell.get("rates") or {}).get("TPR"), cell.get("TPR_interval"))
+        + ", "
+        + _with_interval("NSER recall", (cell.get("rates") or {}).get("TNR"), cell.get("TNR_interval"))
+        + " (95% intervals over cells)"
+    )
+    for warning in result.get("warnings") or []:
+        print(f"warning: {warning}")
     print(
         "confusion matrices: rows = true class (row-normalised = recall: TPR/TNR), columns = predicted class "
         "(column-normalised = precision: PPV/NPV); the authors' notebook normalised by predicted class."

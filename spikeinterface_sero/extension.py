@@ -36,6 +36,7 @@ from .errors import DemoModelWarning, SeroError
 from .features import check_criterion, criteria_classify, features_from_sorting
 from .model import load_model
 from .snippets import POLARITY_PROPERTY, main_channel_waveforms
+from .upstream import keep_trailing_empty_segments
 
 __all__ = [
     "ComputeSerotonergic",
@@ -292,6 +293,8 @@ def compute_unit_decisions(analyzer, params: dict, *, unit_ids=None, progress_ba
     :func:`spikeinterface_sero.decision.decide_units`.
     """
     unit_ids = list(analyzer.unit_ids) if unit_ids is None else list(unit_ids)
+    # SpikeInterface's copies of a sorting drop trailing sweeps without spikes: the rate needs every sweep
+    keep_trailing_empty_segments(analyzer.sorting, len(analyzer.rec_attributes["num_samples"]))
     polarity = _resolve_polarity(analyzer, params["polarity"])
     waveforms, spikes, domain, adaptation = _model_snippets(analyzer, params, polarity, unit_ids)
     position = {list(analyzer.unit_ids).index(u): i for i, u in enumerate(unit_ids)}
@@ -452,7 +455,8 @@ def get_serotonergic_extension(sorting_analyzer) -> ComputeSerotonergic:
 
 
 def load_sorting_analyzer(folder, load_extensions: bool = True, format: str = "auto", **kwargs):
-    """``spikeinterface.core.load_sorting_analyzer`` with the ``serotonergic`` extension registered.
+    """``spikeinterface.core.load_sorting_analyzer`` with the ``serotonergic`` extension registered (and every
+    recorded sweep kept, :func:`~spikeinterface_sero.upstream.keep_trailing_empty_segments`).
 
     Parameters
     ----------
@@ -471,7 +475,9 @@ def load_sorting_analyzer(folder, load_extensions: bool = True, format: str = "a
     """
     from spikeinterface.core import load_sorting_analyzer as _load
 
-    return _load(folder, load_extensions=load_extensions, format=format, **kwargs)
+    analyzer = _load(folder, load_extensions=load_extensions, format=format, **kwargs)
+    keep_trailing_empty_segments(analyzer.sorting, len(analyzer.rec_attributes["num_samples"]))
+    return analyzer
 
 
 def analyzer_from_snippets(snippets, *, polarity: str = "negative", max_spikes_per_cell=None, seed: int = 0):

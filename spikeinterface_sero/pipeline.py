@@ -440,7 +440,8 @@ def classify_files(
             done_others: dict[int, pd.DataFrame] = {}
             try:
                 if others and engine == "joblib":
-                    _run_in_processes([files[index] for index in others], n_jobs, kwargs, done_others)
+                    with tqdm(total=len(others), desc="classify", unit="file", disable=not progress) as bar:
+                        _run_in_processes([files[index] for index in others], n_jobs, kwargs, done_others, bar=bar)
                 elif others:
                     _run_on_dask([files[index] for index in others], scheduler, kwargs, done_others)
             finally:
@@ -479,23 +480,26 @@ def _assemble(files, done: dict, missing: str) -> pd.DataFrame:
     return tidy(pd.concat(parts, ignore_index=True))
 
 
-def _run_in_processes(files, n_jobs: int, kwargs: dict, done: dict, function=None) -> None:
+def _run_in_processes(files, n_jobs: int, kwargs: dict, done: dict, function=None, bar=None) -> None:
     """Worker processes (loky, as joblib); a worker that dies (killed, out of memory) costs only its file."""
     function = classify_file if function is None else function
     workers = os.cpu_count() if n_jobs < 0 else n_jobs
     # first all files in parallel; a dead worker breaks the whole pool, so the files it took with it are
     # then run one at a time, each in a fresh worker, and only a file that kills its own worker is lost
-    broken = _submit_all(function, files, range(len(files)), kwargs, done, workers)
+    broken = _submit_all(function, files, range(len(files)), kwargs, done, workers, bar)
     for index in broken:
-        if _submit_all(function, files, [index], kwargs, done, 1):
+        if _submit_all(function, files, [index], kwargs, done, 1, bar):
             done[index] = error_row(
                 files[index],
                 "the worker process died on this file (killed, or out of memory); try --n-jobs 1 or more memory",
             )
+            if bar is not None:
+                bar.update(1)
 
 
-def _submit_all(function, files, indices, kwargs: dict, done: dict, workers: int) -> list[int]:
-    """Run ``function`` on the files in worker processes; the indices whose worker died."""
+def _submit_all(function, files, indices, kwargs: dict, done: dict, workers: int, bar=None) -> list[int]:
+    """Run ``function`` on the files in worker processes (``bar``, a tqdm bar, advances per finished file);
+    the indices whose worker died."""
     import multiprocessing
     import sys
     from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -518,6 +522,8 @@ def _submit_all(function, files, indices, kwargs: dict, done: dict, workers: int
         for future in as_completed(futures):
             try:
                 done[futures[future]] = future.result()
+                if bar is not None:
+                    bar.update(1)
             except (TerminatedWorkerError, BrokenProcessPool):
                 broken.append(futures[future])
     finally:

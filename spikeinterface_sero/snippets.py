@@ -28,7 +28,7 @@ from .constants import (
 from .errors import DataError, SeroError, SnippetError
 from .files import atomic_path
 from .io import read_abf
-from .upstream import main_channel_indices
+from .upstream import keep_trailing_empty_segments, main_channel_indices
 
 #: sorting property: the polarity the detection used ("negative" or "positive"), read by the extension
 POLARITY_PROPERTY = "spike_polarity"
@@ -620,6 +620,7 @@ def snippets_to_sorting(snippets: Snippets, recording):
     sorting = NumpySorting.from_samples_and_labels(
         samples_list, labels_list, recording.sampling_frequency, unit_ids=np.array(unit_ids)
     )
+    keep_trailing_empty_segments(sorting, recording.get_num_segments())
     stem = _recording_stem(recording)
     cells = [cell_id(stem, u, _n_cell_channels(recording)) for u in unit_ids]
     sorting.set_property("cell_id", cells)
@@ -669,6 +670,7 @@ def create_analyzer(
         overwrite=overwrite,
         job_kwargs=job_kwargs,
     )
+    keep_trailing_empty_segments(analyzer.sorting, recording.get_num_segments())  # its copy drops them
     # the waveforms of at most the cap per cell (MAX_WAVEFORMS_PER_CELL without one): memory is bounded whatever
     # the number of spikes; without a cap and under the ceiling, method "all" (the same spikes, no random draw)
     cap = _waveform_cap(max_spikes_per_cell)
@@ -730,6 +732,7 @@ def recording_to_analyzer(
         cut_waveforms=False,
     )
     sorting = snippets_to_sorting(snips, recording)
+    sorting.annotate(sero_detection=snips.detection)  # before the analyzer copies or saves the sorting
     analyzer = create_analyzer(
         sorting,
         recording,
@@ -739,7 +742,6 @@ def recording_to_analyzer(
         folder=folder,
         overwrite=overwrite,
     )
-    analyzer.sorting.annotate(sero_detection=snips.detection)
     return analyzer
 
 

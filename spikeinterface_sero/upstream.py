@@ -21,6 +21,7 @@ __all__ = [
     "main_channel_indices",
     "lenient_abf_dates",
     "elephant_modules",
+    "keep_trailing_empty_segments",
 ]
 
 
@@ -141,3 +142,23 @@ def elephant_modules():
     with warnings.catch_warnings():
         from elephant import statistics, waveform_features
     return statistics, waveform_features
+
+
+def keep_trailing_empty_segments(sorting, num_segments: int):
+    """Give ``sorting`` (a SpikeInterface ``NumpySorting``) all ``num_segments`` segments, in place.
+
+    ``NumpySorting`` counts its segments from the last spike of its spike vector, so sweeps at the end of an
+    episodic recording in which the cell did not fire are dropped (SpikeInterface 0.105; also when a
+    SortingAnalyzer copies its sorting): the analyzer then reports fewer segments than were recorded, and a
+    firing rate over the sweeps with spikes only. The missing segments are added as empty views of the same
+    spike vector. Returns ``sorting``; left as it is when the upstream layout differs.
+    """
+    try:
+        from spikeinterface.core.numpyextractors import SpikeVectorSortingSegment
+
+        spikes = sorting._cached_spike_vector
+        for segment_index in range(sorting.get_num_segments(), int(num_segments)):
+            sorting.add_sorting_segment(SpikeVectorSortingSegment(spikes, segment_index, sorting.unit_ids))
+    except (AttributeError, ImportError, TypeError):
+        pass
+    return sorting

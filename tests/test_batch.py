@@ -125,3 +125,13 @@ def test_zero_n_jobs_is_a_usage_error_not_a_traceback(batch, capsys):
     folder, model, root = batch
     assert cli.main(["classify", str(folder / "a_cell.abf"), "--model", str(model), "--n-jobs", "0", "--quiet"]) == 2
     assert "--n-jobs must be a non-zero integer" in capsys.readouterr().err  # in the words of the CLI
+
+
+def test_parallel_workers_keep_the_progress_bar(batch, capsys):
+    """--n-jobs 2: the bar over files advances as the workers finish, and nothing else is printed."""
+    folder, model, root = batch
+    files = sorted(folder.glob("*.abf"))
+    table = classify_files(files, n_jobs=2, progress=True, model_folder=str(model))
+    captured = capsys.readouterr()
+    assert set(table["file"].map(lambda f: f.split("/")[-1])) == {f.name for f in files}
+    assert f"{len(files)}/{len(files)}" in captured.err and "classify" in captured.err

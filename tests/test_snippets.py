@@ -248,3 +248,29 @@ def test_negative_seed_is_a_sero_error():
         recording_to_snippets(rec, max_spikes_per_cell=2, seed=-1)
     with pytest.raises(SeroError, match="seed"):
         recording_to_analyzer(rec, max_spikes_per_cell=2, seed=-1)
+
+
+@pytest.mark.parametrize("format", ["memory", "binary_folder"])
+def test_a_silent_last_sweep_still_counts(tmp_path, format):
+    """SpikeInterface's NumpySorting drops trailing segments without spikes; the analyzer keeps every sweep,
+    so the firing rate is over the whole recording, and the detection settings survive saving."""
+    import warnings
+
+    from spikeinterface_sero import compute_serotonergic, load_sorting_analyzer
+    from spikeinterface_sero.datasets import simulate_drn_recording
+    from spikeinterface_sero.testing import numpy_recording
+
+    firing = simulate_drn_recording("non_serotonergic", duration_s=20, seed=3).traces.reshape(-1)
+    silent = np.random.default_rng(0).normal(0, 2, size=firing.size).astype(np.float32)
+    folder = tmp_path / "analyzer" if format != "memory" else None
+    analyzer = recording_to_analyzer(numpy_recording([firing, silent]), format=format, folder=folder)
+    if folder is not None:
+        analyzer = load_sorting_analyzer(folder)
+    assert analyzer.get_num_segments() == 2
+    assert "sero_detection" in analyzer.sorting.get_annotation_keys()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        compute_serotonergic(analyzer)
+    units = analyzer.get_extension("serotonergic").get_data("units")
+    n_spikes = analyzer.sorting.count_num_spikes_per_unit()[analyzer.unit_ids[0]]
+    assert units["firing_rate_hz"].iloc[0] == pytest.approx(n_spikes / 40.0, rel=1e-3)

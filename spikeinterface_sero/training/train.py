@@ -1,4 +1,4 @@
-"""Training the ensemble: all members at once, as parallel branches of one Keras model.
+"""Training the ensemble: all members at once, in one Keras model (``training/fused.py``).
 
 The full explanation is in ``docs/training.md`` (section "Module notes: spikeinterface_sero.training.train").
 """
