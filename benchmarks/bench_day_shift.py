@@ -5,6 +5,7 @@ by side.
     python benchmarks/bench_day_shift.py                 # 48 training cells, 60 test cells, 3 members, 8 epochs
     python benchmarks/bench_day_shift.py --quick         # 18 + 18 cells of 20 s, 2 members, 2 epochs (~2 min)
     python benchmarks/bench_day_shift.py --recipes paper,default --kernels 20-31 --epochs 25 --json out.json
+    python benchmarks/bench_day_shift.py --recipes "" --models demo   # the bundled demo model on the test days
 
 Training days (4, one of them the validation day for early stopping and the temperature): noise 2-8 pA rms,
 1/f corner 50-500 Hz and slope 0.8-1.2, hum <= 4 pA at 50 Hz, drift <= 30 pA, electrode filter 5-10 kHz,
@@ -127,7 +128,7 @@ def figures(result: dict, cell_types: dict) -> dict:
     }
 
 
-def run(settings: dict, recipes, seed: int = 0) -> dict:
+def run(settings: dict, recipes, seed: int = 0, models=()) -> dict:
     kernels = parse_kernels(settings["kernels"])
     with tempfile.TemporaryDirectory(prefix="sero-day-shift-") as temporary:
         root = Path(temporary)
@@ -156,6 +157,17 @@ def run(settings: dict, recipes, seed: int = 0) -> dict:
         "simulation_seconds": round(simulation_seconds, 1),
         "recipes": {},
     }
+    for folder in models:  # trained elsewhere (the bundled demo model: "demo"), classified on the same test days
+        import warnings
+
+        from spikeinterface_sero.model import demo_model_folder, load_model
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the demo model's warning
+            ensemble = load_model(demo_model_folder() if folder == "demo" else folder)
+        row = figures(evaluate(ensemble, test, per_kernel=False), test_types)
+        row.update(seconds=0.0, epochs_run=None, samples_per_epoch=None, temperature=None)
+        out["recipes"]["bundled demo model" if folder == "demo" else f"model {folder}"] = row
     for recipe in recipes:
         train = balance_classes(train_all.select_cells(train_cells), seed=seed)
         validation = balance_classes(train_all.select_cells(validation_cells), seed=seed + 1)
@@ -207,6 +219,11 @@ def main(argv=None) -> int:
     parser.add_argument("--kernels", default=None, help="member kernels (default 20,25,30; quick 20,25)")
     parser.add_argument("--epochs", type=int, default=None, help="epochs for every recipe (default 8; quick 2)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--models",
+        default="",
+        help="comma-separated model folders to classify the test days with too ('demo': bundled)",
+    )
     parser.add_argument("--json", default=None, help="also write the results to this JSON file")
     args = parser.parse_args(argv)
     settings = dict(QUICK if args.quick else FULL)
@@ -214,7 +231,9 @@ def main(argv=None) -> int:
         settings["kernels"] = args.kernels
     if args.epochs:
         settings["epochs"] = args.epochs
-    out = run(settings, [r.strip() for r in args.recipes.split(",") if r.strip()], seed=args.seed)
+    recipes = [r.strip() for r in args.recipes.split(",") if r.strip()]
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    out = run(settings, recipes, seed=args.seed, models=models)
     print(table(out))
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=1, default=str) + "\n", encoding="utf-8")

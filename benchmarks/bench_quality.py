@@ -1,18 +1,20 @@
 """Earned calls: how often an artefact gets a reliable label, how many genuine cells do, and how accurate the
 reliable calls are.
 
-    python benchmarks/bench_quality.py            # 8 artefact kinds x 3 seeds, 30 genuine simulated cells
+    python benchmarks/bench_quality.py            # 8 artefact kinds x 3 seeds, 60 genuine simulated cells
     python benchmarks/bench_quality.py --quick    # 8 x 1, 12 cells
     python benchmarks/bench_quality.py --model my_model/
 
 Genuine cells are simulated with seeds the bundled demo model was not trained on ("other days"). Goals
 (issue 12): artefact cells called reliable 0 %, genuine cells reliable >= 70 %, accuracy among reliable
-calls >= 95 %.
+calls >= 95 %, cell-level ECE after the model's calibration <= 0.05 (before it reported beside it;
+``--plots DIR`` writes the reliability diagram).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import tempfile
@@ -37,7 +39,42 @@ CELL_TYPES = ("serotonergic", "atypical_serotonergic", "non_serotonergic")
 OTHER_DAYS_SEED = 90_000  # far from the seeds of the demo model's training recordings
 
 
-def run(n_artefact_seeds: int, n_cells: int, model_folder=None, duration_s: float = 30.0) -> dict:
+def _calibration(genuine: pd.DataFrame, model_folder, plots) -> dict:
+    """Cell-level ECE of the genuine cells with the model's calibration and without it (its inverse undone),
+    and, with ``plots``, their reliability diagram."""
+    from spikeinterface_sero.decision import calibrate
+    from spikeinterface_sero.model import load_model
+    from spikeinterface_sero.training.evaluate import calibration
+
+    cells = genuine[genuine["n_spikes"] > 0]
+    is_ser = (cells["truth"] == "serotonergic").to_numpy()
+    after = cells["sero_probability"].to_numpy(dtype=float)
+    fitted = load_model(model_folder).info.get("calibration")
+    before = (
+        calibrate(after, {"method": "temperature", "temperature": 1.0 / fitted["temperature"]}) if fitted else after
+    )
+    out = {
+        "calibration": fitted,
+        "cell_ece_before_calibration": calibration(is_ser, before)["ece"],
+        "cell_ece_after_calibration": calibration(is_ser, after)["ece"] if fitted else None,
+        "ece_cells": int(len(cells)),
+    }
+    if plots:
+        from matplotlib.figure import Figure
+        from sklearn.calibration import CalibrationDisplay
+
+        figure = Figure(figsize=(5, 5))
+        axes = figure.add_subplot()
+        CalibrationDisplay.from_predictions(is_ser, before, n_bins=5, ax=axes, name="before calibration")
+        if fitted:
+            CalibrationDisplay.from_predictions(is_ser, after, n_bins=5, ax=axes, name="after calibration")
+        axes.set_title(f"Cell P(SER) on {len(cells)} genuine cells of other days")
+        Path(plots).mkdir(parents=True, exist_ok=True)
+        figure.savefig(Path(plots) / "reliability_cells.png", dpi=100, bbox_inches="tight")
+    return out
+
+
+def run(n_artefact_seeds: int, n_cells: int, model_folder=None, duration_s: float = 30.0, plots=None) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         artefacts = [
@@ -65,6 +102,7 @@ def run(n_artefact_seeds: int, n_cells: int, model_folder=None, duration_s: floa
             gen = classify_files(genuine, model_folder=model_folder)
         seconds = time.perf_counter() - start
     gen["truth"] = gen["file"].map(truth)
+    calibration_result = _calibration(gen, model_folder, plots)
     reliable = gen[gen["sero_reliable"].fillna(False).astype(bool)]
     art_cells = art[art["error"] == ""]
     reasons = art_cells["sero_quality"].str.split("+").explode().value_counts().to_dict()
@@ -80,6 +118,7 @@ def run(n_artefact_seeds: int, n_cells: int, model_folder=None, duration_s: floa
         else None,
         "accuracy_all_genuine": float((gen["sero_label"] == gen["truth"]).mean()),
         "artefact_reasons": reasons,
+        **calibration_result,
         "seconds": seconds,
         "model": str(model_folder or "bundled demo model"),
     }
@@ -93,15 +132,27 @@ def summary_rows(result: dict) -> list[tuple[str, str, str]]:
         ("artefact cells called reliable", pct(result["artefact_reliable_fraction"]), "0 %"),
         ("genuine simulated cells reliable", pct(result["genuine_reliable_fraction"]), ">= 70 %"),
         ("accuracy among reliable calls", pct(result["accuracy_among_reliable"]), ">= 95 %"),
+        ("cell ECE before calibration", _ece(result["cell_ece_before_calibration"]), "-"),
+        ("cell ECE after calibration", _ece(result["cell_ece_after_calibration"]), "<= 0.05"),
     ]
+
+
+def _ece(value) -> str:
+    return "- (model not calibrated)" if value is None else f"{value:.3f}"
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="1 seed per artefact kind, 12 genuine cells")
     parser.add_argument("--model", default=None, help="model folder (default: the bundled demo model)")
+    parser.add_argument("--cells", type=int, default=None, help="genuine cells (default 60, --quick 12)")
+    parser.add_argument("--plots", default=None, metavar="DIR", help="write the reliability diagram here")
+    parser.add_argument("--json", default=None, metavar="OUT")
     args = parser.parse_args(argv)
-    result = run(1 if args.quick else 3, 12 if args.quick else 30, model_folder=args.model)
+    n_cells = args.cells or (12 if args.quick else 60)
+    result = run(1 if args.quick else 3, n_cells, model_folder=args.model, plots=args.plots)
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=1, default=str) + "\n")
     print(f"model: {result['model']}  ({result['seconds']:.0f} s)")
     print(
         f"artefacts: {result['artefact_cells']} cells, reliable {100 * result['artefact_reliable_fraction']:.0f} %, "

@@ -38,7 +38,18 @@ from .model import import_models, load_model  # noqa: E402
 from .pipeline import BatchInterrupted, classify_files, expand_inputs, read_snippet_folder  # noqa: E402
 from .report import write_summary_html  # noqa: E402
 from .snippets import Snippets, abf_to_snippets, load_npz, save_npz, write_snippet_csv_folder  # noqa: E402
-from .training import dataset_from_csv_folders, evaluate, evaluate_table, train_from_table  # noqa: E402
+from .training import (  # noqa: E402
+    RECIPES,
+    SpikeDataset,
+    calibration_from_cross_validation,
+    cross_validate,
+    dataset_from_csv_folders,
+    dataset_from_table,
+    evaluate,
+    evaluate_table,
+    headline_figures,
+    train_from_table,
+)
 from .training.train import parse_kernels  # noqa: E402
 from .watch import watch_folder  # noqa: E402
 
@@ -212,7 +223,7 @@ def _print_results(table) -> None:
     rows = []
     for _, r in table.iterrows():
         if r["error"]:
-            rows.append((Path(str(r["file"])).name, "-", "-", "ERROR", "-", "-", "-", "-", "-"))
+            rows.append((Path(str(r["file"])).name, "-", "-", "ERROR", "-", "-", "-", "-", "-", "-"))
             continue
         p, lo, hi = r["sero_probability"], r["sero_probability_low"], r["sero_probability_high"]
         prob = f"{p:.2f} [{lo:.2f}-{hi:.2f}]" if p == p else "-"
@@ -314,6 +325,11 @@ def cmd_classify(args) -> int:
             what="--out table",
             overwrite_hint="--overwrite",
         )
+    if args.report and (Path(args.report) / "index.html").exists() and not args.overwrite:
+        raise SeroError(
+            f"{args.report} already holds a report (index.html); pass --overwrite to replace it, or choose another "
+            "--report folder."
+        )
     kwargs = _classify_kwargs(args)
     if args.report:
         kwargs["report_dir"] = args.report
@@ -351,7 +367,7 @@ def cmd_classify(args) -> int:
         )
     if n_err:
         for _, r in table[table["error"] != ""].iterrows():
-            print(f"FAILED {r['file']}: {r['error']}", file=sys.stderr)
+            print(f"FAILED {r['file']}: {_in_cli_words(r['error'])}", file=sys.stderr)
     print(
         f"{len(table) - n_err} cell(s) from {len(files)} file(s)"
         + (f"; {n_err} file(s) failed" if n_err else "")
@@ -468,7 +484,7 @@ def cmd_watch(args) -> int:
         for _, r in rows.iterrows():
             if r["error"]:
                 counts["failed"] += 1
-                print(f"{stamp}  FAILED {Path(str(r['file'])).name}: {r['error']}", flush=True)
+                print(f"{stamp}  FAILED {Path(str(r['file'])).name}: {_in_cli_words(r['error'])}", flush=True)
                 continue
             counts["cells"] += 1
             if args.quiet:
@@ -549,9 +565,53 @@ def _with_interval(name: str, value, interval) -> str:
 
 
 def cmd_train(args) -> int:
+    out = Path(args.out)  # checked before the recordings are read (train_from_table checks it after)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not args.overwrite:
+        raise SeroError(
+            f"{out} exists and is not an empty folder; pass --overwrite to replace a model folder, or choose "
+            "another --out."
+        )
+    data = _labelled_data(args, max_per_cell=args.max_spikes)
+    calibration, headline = None, None
+    if args.cv:
+        if not isinstance(data, SpikeDataset):
+            data = dataset_from_table(
+                data,
+                threshold=args.threshold,
+                max_per_cell=args.max_spikes,
+                seed=args.seed,
+                progress_bar=not args.quiet,
+            )
+        print("cross-validating: one model per recording day held out ...", flush=True)
+        folds = cross_validate(
+            data,
+            recipe=args.recipe,
+            kernels=parse_kernels(args.kernels),
+            seed=args.seed,
+            epochs=args.epochs,
+            synthetic=args.synthetic,
+            precision=args.precision,
+            progress_bar=not args.quiet,
+        )
+        figures = headline_figures(folds)
+        calibration, headline = calibration_from_cross_validation(folds), {"cross-validation by day": figures}
+        print(
+            f"cross-validation ({figures['held_out']}, {figures['n_cells']} cells): "
+            + _with_interval("balanced", figures.get("balanced_accuracy"), figures.get("balanced_accuracy_interval"))
+            + ", "
+            + _with_interval("SER recall", figures.get("SER_recall"), figures.get("TPR_interval"))
+            + ", "
+            + _with_interval("NSER recall", figures.get("NSER_recall"), figures.get("TNR_interval"))
+            + f", cell ECE {_number(figures.get('cell_ece'))}"
+        )
+        for warning in figures.get("warnings") or []:
+            print(f"  warning: {warning}")
     res = train_from_table(
-        _labelled_data(args),
+        data,
         args.out,
+        recipe=args.recipe,
+        calibration=calibration,
+        headline_metrics=headline,
         kernels=parse_kernels(args.kernels),
         epochs=args.epochs,
         synthetic=args.synthetic,
@@ -560,7 +620,7 @@ def cmd_train(args) -> int:
         batch_size=args.batch_size,
         patience=args.patience,
         max_per_cell=args.max_spikes,
-        balance=not args.no_balance,
+        balance=False if args.no_balance else None,
         threshold=args.threshold,
         overwrite=args.overwrite,
         progress_bar=not args.quiet,
@@ -597,10 +657,22 @@ def cmd_train(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
+    if args.out:  # checked before any work: every report holds a report.json
+        out = Path(args.out)
+        if out.exists() and not out.is_dir():
+            raise SeroError(f"{out} is a file; --out names the folder of the report (JSON + PNG).")
+        if (out / "report.json").exists() and not args.overwrite:
+            raise SeroError(f"{out} already holds a report; pass --overwrite to replace it, or choose another --out.")
     data = _labelled_data(args, max_per_cell=args.max_spikes)
     if args.csv is None:
         result = evaluate_table(
-            data, args.model, args.out, threshold=args.threshold, trust=args.trust_model, max_per_cell=args.max_spikes
+            data,
+            args.model,
+            args.out,
+            threshold=args.threshold,
+            trust=args.trust_model,
+            max_per_cell=args.max_spikes,
+            progress_bar=not args.quiet,
         )
     else:
         result = evaluate(load_model(args.model, trust=args.trust_model), data, args.out, title=Path(args.csv).name)
@@ -703,7 +775,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", required=True, help="output .npz file, or a folder for per-spike CSV files")
     p.add_argument("--format", choices=["npz", "csv"], default=None, help="default: npz if --out ends in .npz")
-    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file or CSV snippet files")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_detection_args(p)
     p.set_defaults(func=cmd_snippets)
@@ -722,7 +794,11 @@ def build_parser() -> argparse.ArgumentParser:
         ".csv; one row per cell; of the detection options only --polarity, --max-spikes and --seed apply to them)",
     )
     p.add_argument("--out", default=None, help="results table (.csv, .tsv or .json)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing --out table")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace existing outputs: the --out table, the --report summary, --nwb files and --phy folders",
+    )
     p.add_argument("--report", default=None, metavar="DIR", help="write per-cell plots and an HTML summary here")
     p.add_argument("--nwb", default=None, metavar="DIR", help="write one NWB file per recording here (<stem>.nwb)")
     p.add_argument("--phy", default=None, metavar="DIR", help="write one Phy folder per recording here (<stem>/)")
@@ -732,8 +808,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--age", default=None, help="ISO 8601 duration, e.g. P30D")
     g.add_argument("--sex", default="U", choices=["M", "F", "U", "O"], help="the subject's sex")
     g.add_argument("--experimenter", default=None, help='"Last, First"')
-    g.add_argument("--institution", default=None)
-    g.add_argument("--lab", default=None)
+    g.add_argument("--institution", default=None, help="where the recording was made")
+    g.add_argument("--lab", default=None, help="the lab that made the recording")
     g.add_argument("--session-description", default=None, help="what the session was")
     p.add_argument("--n-jobs", type=int, default=1, help="files processed in parallel on this machine")
     p.add_argument(
@@ -775,9 +851,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="sero_demo_output", help="output folder (default: sero_demo_output)")
     p.add_argument("--cells", type=int, default=2, help="cells per type (typical SER, atypical SER, NSER)")
     p.add_argument("--duration", type=float, default=30.0, help="seconds per simulated recording")
-    p.add_argument("--seed", type=int, default=2024)
+    p.add_argument("--seed", type=int, default=2024, help="seed of the simulated recordings")
     p.add_argument("--model", default=None, metavar="DIR", help="model folder (default: the bundled demo model)")
-    p.add_argument("--n-jobs", type=int, default=1)
+    p.add_argument("--n-jobs", type=int, default=1, help="files classified in parallel on this machine")
     p.add_argument("--no-report", action="store_true", help="no plots and HTML summary")
     p.add_argument("--overwrite", action="store_true", help="replace an earlier demo's output in --out")
     p.set_defaults(func=cmd_demo)
@@ -808,17 +884,36 @@ def build_parser() -> argparse.ArgumentParser:
     _add_labelled_data_args(p)
     p.add_argument("--out", required=True, help="model folder to write")
     p.add_argument("--kernels", default="20-31", help="kernel sizes, e.g. 20-31 or 20,24,28 (default 20-31)")
-    p.add_argument("--epochs", type=int, default=25)
+    p.add_argument(
+        "--recipe",
+        default="default",
+        choices=sorted(RECIPES),
+        help="how to train: 'default' is the paper's recipe plus varied recording conditions, chosen on the "
+        "day-shift benchmark; 'paper' the published recipe exactly; 'real_only' no synthetic samples "
+        "(default: default)",
+    )
+    p.add_argument(
+        "--cv",
+        action="store_true",
+        help="first cross-validate leaving one recording day (group) out, one model per day: the headline "
+        "figure of the model card, and the calibration is fitted on its held-out cells (needs >= 3 groups)",
+    )
+    p.add_argument(
+        "--epochs", type=int, default=None, help="passes over the training data, at most (default: the recipe's, 25)"
+    )
     p.add_argument(
         "--synthetic",
         type=int,
-        default=0,
+        default=None,
         metavar="N",
-        help="streamed synthetic samples per epoch (smoothed spike + noise mask; 0 = real only)",
+        help="streamed synthetic samples per epoch (smoothed spike + noise mask; 0 = real only; default: the "
+        "recipe's, as many as real training spikes)",
     )
     p.add_argument("--split", default="auto", help="auto (by group if given, else by cell), cell, group, spike")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--patience", type=int, default=10, help="early stopping on validation loss")
+    p.add_argument("--batch-size", type=int, default=None, help="spikes per training step (default: the recipe's, 64)")
+    p.add_argument(
+        "--patience", type=int, default=None, help="early stopping on validation loss (default: the recipe's, 10)"
+    )
     p.add_argument("--max-spikes", type=int, default=700, help="cap per cell (paper: 700)")
     p.add_argument("--no-balance", action="store_true", help="keep the class imbalance")
     p.add_argument("--val-fraction", type=float, default=0.15, help="cells/groups held out for early stopping")
@@ -827,23 +922,28 @@ def build_parser() -> argparse.ArgumentParser:
         "--precision",
         choices=["float32", "mixed_bfloat16"],
         default="float32",
-        help="mixed_bfloat16 trains ~2-3x faster on CPU; saved members are float32 either way",
+        help="mixed_bfloat16: bfloat16 convolutions, about 3x faster on CPUs with AVX512-BF16/AMX and on GPUs; "
+        "the saved members are float32 either way",
     )
     p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD_PA, help="threshold in pA")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--overwrite", action="store_true")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--seed", type=int, default=0, help="seed of the split, the balancing and the initial weights")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing model folder --out")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser(
         "evaluate", **formatter, help="evaluate a model on labelled recordings: confusion, AUC, calibration"
     )
     _add_labelled_data_args(p)
-    p.add_argument("--model", required=True, metavar="DIR")
+    p.add_argument("--model", required=True, metavar="DIR", help="the model folder to evaluate")
     p.add_argument("--out", default=None, metavar="REPORT_DIR", help="write JSON + PNG plots here")
     p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD_PA, help="threshold in pA")
-    p.add_argument("--max-spikes", type=int, default=None)
-    p.add_argument("--trust-model", action="store_true")
+    p.add_argument("--max-spikes", type=int, default=None, help="cap on spikes per cell; default: every spike")
+    p.add_argument(
+        "--trust-model", action="store_true", help="allow a model that needs arbitrary code (Lambda layers) to load"
+    )
+    p.add_argument("--overwrite", action="store_true", help="replace an earlier report in --out")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_evaluate)
 
     for extra in _EXTRA_COMMANDS:
@@ -888,6 +988,9 @@ _FLAGS = {
     "model_folder": "--model",
     "settle_s": "--settle",
     "phy_dir": "--phy",
+    "nwb_dir": "--nwb",
+    "channel=": "--channel ",
+    "scheduler=": "--scheduler ",
 }
 
 
@@ -914,6 +1017,8 @@ def main(argv: list[str] | None = None) -> int:
     # warnings in one line, in the command's name, without the source line of the library
     warnings.formatwarning = lambda message, category, *rest, **kw: f"sero {args.command}: warning: {message}\n"
     if args.command in _NEEDS_TF and not (args.command == "classify" and getattr(args, "method", "") == "criteria"):
+        if not getattr(args, "quiet", False) and "tensorflow" not in sys.modules:
+            print(f"sero {args.command}: loading TensorFlow ...", file=sys.stderr, flush=True)  # seconds of silence
         _quiet_import_tensorflow()
     try:
         return int(args.func(args) or 0)

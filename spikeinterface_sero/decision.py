@@ -257,7 +257,13 @@ def fit_temperature(probability, is_ser) -> dict:
     """The temperature that minimises the negative log-likelihood of cell calls on held-out cells.
 
     One parameter, so that it can be fitted on the few validation cells a lab has (Platt scaling fits two
-    and isotonic regression many, which a dozen cells cannot support). Returns the calibration dict.
+    and isotonic regression many, which a dozen cells cannot support). The targets are Platt's (1999)
+    smoothed ones, ``(n_ser + 1) / (n_ser + 2)`` for serotonergic cells and ``1 / (n_nser + 2)`` for the others,
+    so that a validation set the model separates perfectly does not drive the temperature to zero (every
+    probability to 0 or 1): with 6 cells of each class the fit aims at 0.875 / 0.125, which is all 12 cells
+    can tell. Errors justify softening, not a small set: when every held-out cell is called right the
+    temperature is at most 1 (the ensemble's own probabilities, or sharper ones when they were
+    under-confident). Returns the calibration dict.
     """
     from scipy.optimize import minimize_scalar
 
@@ -266,13 +272,23 @@ def fit_temperature(probability, is_ser) -> dict:
     if p.size < 2 or y.all() or not y.any():
         raise DataError("fitting a calibration needs held-out cells of both classes.")
     logit = np.log(p / (1 - p))
+    n_ser, n_nser = int(y.sum()), int((~y).sum())
+    target = np.where(y, (n_ser + 1) / (n_ser + 2), 1 / (n_nser + 2))
 
     def nll(log_temperature):
         q = np.clip(1.0 / (1.0 + np.exp(-logit / np.exp(log_temperature))), 1e-12, 1 - 1e-12)
-        return -float(np.mean(np.where(y, np.log(q), np.log(1 - q))))
+        return -float(np.mean(target * np.log(q) + (1 - target) * np.log(1 - q)))
 
     best = minimize_scalar(nll, bounds=(np.log(0.05), np.log(50.0)), method="bounded")
-    return {"method": "temperature", "temperature": float(np.exp(best.x)), "n_cells": int(p.size)}
+    temperature = float(np.exp(best.x))
+    out = {"method": "temperature", "temperature": temperature, "n_cells": int(p.size)}
+    out["targets"] = "Platt's smoothed targets"
+    if temperature > 1.0 and np.array_equal(p > 0.5, y):
+        # every held-out cell on its right side: nothing shows the ensemble is overconfident, and softening
+        # it towards (n + 1) / (n + 2) would only say the set is small (its intervals say that already)
+        out["temperature"] = 1.0
+        out["targets"] += "; not softened: every held-out cell was called right"
+    return out
 
 
 def _is_reliable(n_spikes: int, low: float, high: float, params: DecisionParams) -> bool:

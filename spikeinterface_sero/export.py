@@ -1,8 +1,8 @@
 """Sharing the result: Phy folders, NWB files, CSV / JSON tables.
 
-* :func:`export_to_phy` runs SpikeInterface's own ``export_to_phy`` with the sero sorting properties as
-  ``cluster_sero_label.tsv``, ``cluster_sero_probability.tsv`` and ``cluster_sero_type.tsv``; Phy shows them
-  as columns, and ``spikeinterface.extractors.read_phy`` returns them as properties.
+* :func:`export_to_phy` runs SpikeInterface's own ``export_to_phy`` and writes every unit column of the NWB
+  file as a ``cluster_<column>.tsv`` (``n_spikes`` as ``sero_n_spikes``); Phy shows them as columns, and
+  ``spikeinterface.extractors.read_phy`` returns them as properties.
 * :func:`write_nwb` writes an NWB file whose Units table carries the sero columns, the spike times and the
   mean 160-point action current with its unit (picoamperes, not volts), readable by pynwb.
 * :func:`results_table` / :func:`write_table` give the per-cell result as a DataFrame, CSV or JSON.
@@ -18,6 +18,7 @@ import pandas as pd
 
 from ._version import __version__
 from .decision import UNIT_COLUMN_DESCRIPTIONS
+from .errors import SeroError
 from .extension import SERO_PROPERTIES, get_serotonergic_extension
 from .files import atomic_path, check_output_path
 from .upstream import main_channel_indices
@@ -164,10 +165,19 @@ def export_to_phy(
     verbose: bool = False,
     **kwargs,
 ) -> Path:
-    """SpikeInterface's ``export_to_phy`` with the sero properties written as ``cluster_<name>.tsv``."""
+    """SpikeInterface's ``export_to_phy`` with the unit columns of :func:`write_nwb` written as
+    ``cluster_<column>.tsv`` (``n_spikes`` as ``sero_n_spikes``: Phy has its own). Raises a SeroError for a
+    recording of several segments (Phy takes one) and for one without any spike."""
     from spikeinterface.exporters import export_to_phy as _export
 
     get_serotonergic_extension(analyzer)
+    if analyzer.get_num_segments() > 1:
+        raise SeroError(
+            f"Phy takes one segment, and this recording has {analyzer.get_num_segments()} sweeps (an episodic "
+            "file): export it to NWB instead (write_nwb), which keeps every sweep."
+        )
+    if not any(analyzer.sorting.count_num_spikes_per_unit().values()):
+        raise SeroError("no cell of this recording has spikes: Phy needs at least one; nothing was exported.")
     if not analyzer.has_extension("templates"):
         analyzer.compute("templates")
     copy_binary = copy_binary and (analyzer.has_recording() or analyzer.has_temporary_recording())
@@ -177,11 +187,31 @@ def export_to_phy(
         compute_pc_features=compute_pc_features,
         copy_binary=copy_binary,
         remove_if_exists=remove_if_exists,
-        additional_properties=list(PHY_PROPERTIES),
         verbose=verbose,
-        **kwargs,
+        **{"progress_bar": verbose, **kwargs},  # SpikeInterface's job progress bars only when asked
     )
+    _write_phy_columns(analyzer, Path(output_folder))
     return Path(output_folder)
+
+
+#: the NWB unit columns under another name in Phy, whose own cluster view has an ``n_spikes`` column
+_PHY_NAMES = {"n_spikes": "sero_n_spikes"}
+
+
+def _write_phy_columns(analyzer, folder: Path) -> None:
+    """Every unit column of the NWB file (the cell id, the source file and :data:`UNIT_COLUMN_DESCRIPTIONS`)
+    as a ``cluster_<column>.tsv`` of the Phy folder, by the cluster ids SpikeInterface gave the units (it
+    leaves out units without spikes)."""
+    clusters = pd.read_csv(folder / "cluster_si_unit_ids.tsv", sep="\t", dtype={"si_unit_id": str})
+    table = results_table(analyzer, file=_source_file(analyzer)).rename(columns={"file": "source_file"})
+    table.index = [str(u) for u in analyzer.unit_ids]
+    rows = table.reindex(clusters["si_unit_id"].astype(str))
+    for column in ["cell_id", "source_file", *UNIT_COLUMN_DESCRIPTIONS]:
+        name = _PHY_NAMES.get(column, column)
+        values = rows[column].to_numpy()
+        frame = pd.DataFrame({"cluster_id": clusters["cluster_id"].to_numpy(), name: values})
+        with atomic_path(folder / f"cluster_{name}.tsv") as temporary:
+            frame.to_csv(temporary, sep="\t", index=False)
 
 
 def write_nwb(

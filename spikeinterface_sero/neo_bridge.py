@@ -22,7 +22,7 @@ from .constants import (
     SNIPPET_LENGTH,
     is_paper_rate,
 )
-from .decision import DecisionParams, action_current_quality, decide_units
+from .decision import UNIT_COLUMN_DESCRIPTIONS, DecisionParams, action_current_quality, decide_units
 from .errors import ChannelError, SamplingRateError, SeroError, SnippetError
 from .features import criteria_classify, features_table
 from .model import load_model
@@ -166,9 +166,11 @@ def annotate_spiketrains(
     signals are detected first, and the new SpikeTrains are attached to its segments). SpikeTrains of one
     cell (same ``cell_id`` annotation, or same name) are classified together.
 
-    Each SpikeTrain gets the annotations ``sero_label``, ``sero_probability``, ``sero_probability_low``,
-    ``sero_probability_high``, ``sero_reliable``, ``sero_type``, ``sero_criteria_label``,
-    ``sero_n_spikes`` (of the cell) and the array annotation ``sero_p_ser`` (per spike), all from
+    Each SpikeTrain gets the unit columns of the NWB file as annotations, each under a ``sero_`` name
+    (``sero_label``, ``sero_probability`` with ``sero_probability_low`` / ``_high``, ``sero_reliable``,
+    ``sero_quality``, ``sero_type``, ``sero_domain``, ``sero_criteria_label``, ``sero_n_spikes`` of the cell,
+    ``sero_firing_rate_hz``, ``sero_cv_isi``, ``sero_lv``, ``sero_udi_ms`` ...), ``sero_model_is_demo`` and
+    the array annotation ``sero_p_ser`` (per spike), all from
     :func:`spikeinterface_sero.decision.decide_units`. Returns the list of SpikeTrains.
     """
     import neo
@@ -240,17 +242,25 @@ def annotate_spiketrains(
     )
     for i, st in enumerate(spiketrains):
         row = table.loc[cell_of[i]]
+        # the unit columns of the NWB file, each under a sero_ name (Neo's annotations are shared by packages)
         st.annotate(
-            sero_label=str(row["sero_label"]),
-            sero_probability=float(row["sero_probability"]),
-            sero_probability_low=float(row["sero_probability_low"]),
-            sero_probability_high=float(row["sero_probability_high"]),
-            sero_reliable=bool(row["sero_reliable"]),
-            sero_quality=str(row["sero_quality"]),
-            sero_type=str(row["sero_type"]),
-            sero_criteria_label=str(row["criteria_label"]),
-            sero_n_spikes=int(row["n_spikes"]),
+            **{
+                (column if column.startswith("sero_") else f"sero_{column}"): _annotation_value(column, row[column])
+                for column in UNIT_COLUMN_DESCRIPTIONS
+                if column in row.index
+            },
             sero_model_is_demo=bool(ensemble.is_demo),
         )
         st.array_annotate(sero_p_ser=np.asarray(spike_p[owner == i], dtype=np.float64))
     return spiketrains
+
+
+def _annotation_value(column: str, value):
+    """A unit-table value as a Neo annotation: the flag as bool, counts as int, text as text, else float."""
+    if column == "sero_reliable":
+        return bool(value)
+    if column == "n_spikes":
+        return int(value)
+    if isinstance(value, str):
+        return value
+    return float(value)

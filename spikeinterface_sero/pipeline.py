@@ -23,6 +23,7 @@ from .constants import DEFAULT_DEAD_TIME_MS, DEFAULT_THRESHOLD_PA
 from .errors import DemoModelWarning, SeroError, SnippetError
 from .export import RESULT_COLUMNS, error_row, export_to_phy, results_table, tidy, write_nwb
 from .extension import analyzer_from_snippets, load_sorting_analyzer
+from .io import abf_info
 from .model import load_model
 from .report import write_cell_reports, write_summary_html
 from .snippets import _CSV_NAME, DetectionParams, Snippets, abf_to_analyzer, read_snippet_csv_folder
@@ -359,6 +360,19 @@ def check_exports(files, *, nwb_dir=None, phy_dir=None, overwrite: bool = False,
         if existing and not overwrite:
             raise SeroError(f"{existing[0]} exists; pass {overwrite_hint} to replace it, or choose another folder.")
         folder.mkdir(exist_ok=True)
+    if phy_dir is not None:  # a Phy folder holds one continuous recording: say so now, not after the work
+        for path in files:
+            if Path(path).is_dir():
+                continue
+            try:
+                sweeps = abf_info(path)["n_sweeps"]
+            except SeroError:  # an unreadable file becomes its own error row later
+                continue
+            if sweeps > 1:
+                raise SeroError(
+                    f"{path} has {sweeps} sweeps, and a Phy folder holds one continuous recording: leave out "
+                    "phy_dir for episodic files (export them with nwb_dir), or classify them separately."
+                )
 
 
 def classify_files(

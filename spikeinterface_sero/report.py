@@ -845,10 +845,12 @@ def write_cell_reports(analyzer, report_dir, *, file=None, dpi: int = 100, detec
     source = _detection_source(analyzer) if detection else None
     main_channels = analyzer.sorting.get_property("main_channel_id")
     paths = []
+    (report_dir / THUMBNAILS).mkdir(exist_ok=True)
     for i, cell in enumerate(cells):
         fig = plot_cell(cell, params, dpi=dpi)
         path = report_dir / cell_plot_name(cell["cell_id"], file, cell["channel"])
         _save_png(fig, path)
+        _save_png(_cell_thumbnail(cell, params), report_dir / THUMBNAILS / path.name)
         paths.append(path)
         if source is None:
             continue
@@ -860,19 +862,103 @@ def write_cell_reports(analyzer, report_dir, *, file=None, dpi: int = 100, detec
             else np.zeros(0, np.int64)
             for segment in range(recording.get_num_segments())
         ]
+        channel_id = main_channels[i] if main_channels is not None else cell["unit_id"]
         fig = plot_detection(
             recording,
             spike_samples,
             detection_params,
-            channel_id=main_channels[i] if main_channels is not None else cell["unit_id"],
+            channel_id=channel_id,
             title=cell["cell_id"],
             n_dropped_edge=cell["n_dropped"],
             dpi=dpi,
         )
         path = report_dir / detection_plot_name(cell["cell_id"], file, cell["channel"])
         _save_png(fig, path)
+        thumbnail = _detection_thumbnail(recording, spike_samples, detection_params, channel_id)
+        _save_png(thumbnail, report_dir / THUMBNAILS / path.name)
         paths.append(path)
     return paths
+
+
+# ------------------------------------------------------------------------------------------------- thumbnails
+#: the subfolder of a report with the small figures the HTML table shows (each links to its full figure)
+THUMBNAILS = "thumbnails"
+_THUMBNAIL_INCHES = (3.2, 2.0)  # 320 x 200 pixels at 100 dpi, shown at their own size: 8-point text stays readable
+
+
+def _thumbnail_figure():
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=_THUMBNAIL_INCHES, dpi=100, layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    ax.tick_params(labelsize=7, length=2, pad=1)
+    return fig, ax
+
+
+def _cell_thumbnail(cell: dict, params: dict):
+    """The small figure of a cell for the summary table: its action currents and their mean, coloured by the
+    label, with the label and P(SER) as the title."""
+    row = cell["row"]
+    label = _label_key(row.get("sero_label"))
+    fig, ax = _thumbnail_figure()
+    wf = cell["waveforms"]
+    cp, lo, hi = (_float(row.get(k)) for k in ("sero_probability", "sero_probability_low", "sero_probability_high"))
+    title = _SHORT[label] + (f"  P(SER) {cp:.2f} [{_fmt(lo)}-{_fmt(hi)}]" if np.isfinite(cp) else "")
+    if params.get("method", "cnn") == "cnn" and params.get("model_is_demo"):
+        title += "  DEMO"
+    ax.set_title(title, fontsize=8, fontweight="bold", color=COLOURS[label], loc="left")
+    if wf.shape[0] == 0:
+        _no_data(ax, "no spikes")
+        return fig
+    t_ms = (np.arange(wf.shape[1]) - 40) / 40.0
+    drawn = wf if wf.shape[0] <= 50 else wf[np.random.default_rng(0).choice(wf.shape[0], 50, replace=False)]
+    ax.plot(t_ms, drawn.T, color="#9A9A9A", lw=0.3, alpha=0.5)
+    ax.plot(t_ms, wf.mean(axis=0), color=COLOURS[label], lw=1.8)
+    ax.axvline(0.0, color="k", lw=0.5, ls=":")
+    ax.set_xlim(t_ms[0], t_ms[-1])
+    ax.set_xlabel("ms from the trigger", fontsize=7, labelpad=1)
+    ax.set_ylabel("pA", fontsize=7, labelpad=1)
+    udi = _float(row.get("udi_ms"))
+    ax.text(
+        0.98,
+        0.04,
+        f"{wf.shape[0]} spikes" + (f", UDI {udi:.2f} ms" if np.isfinite(udi) else ""),
+        transform=ax.transAxes,
+        ha="right",
+        va="bottom",
+        fontsize=7,
+    )
+    return fig
+
+
+def _detection_thumbnail(recording, spike_samples, params, channel_id, seconds: float = 3.0):
+    """The small detection view for the summary table: the densest ``seconds`` of triggers (or the first
+    seconds without any) with the baseline, the threshold and the triggers."""
+    channels = [str(c) for c in recording.channel_ids]
+    column = channels.index(str(channel_id))
+    fs = float(recording.sampling_frequency)
+    num_samples = [recording.get_num_samples(segment_index=s) for s in range(recording.get_num_segments())]
+    width = max(2, int(round(seconds * fs)))
+    n_triggers = int(sum(np.asarray(s).size for s in spike_samples))
+    segment, start, end = _densest_stretch(spike_samples, num_samples, width)
+    trace, baseline, threshold = (a[:, column] for a in detection_trace(recording, segment, start, end, params))
+    t = (start + np.arange(trace.size)) / fs
+    fig, ax = _thumbnail_figure()
+    _draw_lines(ax, t, trace, baseline, threshold, labels=False)
+    samples = np.sort(np.asarray(spike_samples[segment], dtype=np.int64))
+    local = samples[(samples >= start) & (samples < end)] - start
+    marker = "v" if params.polarity == "negative" else "^"
+    ax.plot(t[local], trace[local], marker, ls="none", ms=4, color=_TRIGGER_COLOUR)
+    ax.set_xlim(t[0], t[-1])
+    ax.set_xlabel("s" + (f" of sweep {segment + 1}" if len(num_samples) > 1 else ""), fontsize=7, labelpad=1)
+    ax.set_ylabel("pA", fontsize=7, labelpad=1)
+    if n_triggers:
+        ax.set_title(f"{n_triggers} triggers; threshold dashed", fontsize=8, loc="left")
+    else:
+        ax.set_title("no spikes: see why", fontsize=8, fontweight="bold", color=COLOURS["error"], loc="left")
+    return fig
 
 
 # ------------------------------------------------------------------------------------------------- HTML
@@ -889,7 +975,9 @@ tr.non_serotonergic td.label{background:#FBE3D6;color:#D55E00;font-weight:bold}
 tr.undetermined td.label{background:#EEEEEE;color:#555}
 tr.error td{background:#F8D7DA;color:#842029} tr.error td.label{font-weight:bold}
 tr.unsure td{opacity:0.6;font-style:italic} tr.unsure td.reliable, td .why{color:#842029;font-style:normal;opacity:1}
-td img{width:170px;display:block;border:1px solid #ddd}
+.table-box{overflow:auto;max-width:100%;max-height:88vh;margin-top:10px;border:1px solid #ddd}
+.table-box table{margin-top:0} td img{width:240px;display:block;border:1px solid #ddd}
+td img.full{width:170px} td.file,td.cell{white-space:nowrap}
 td .reason{display:block;max-width:260px;font-size:12px;color:#555}
 img.population{max-width:100%;width:900px;border:1px solid #ddd}
 details{margin:8px 0 4px 0;font-size:14px;max-width:980px} summary{cursor:pointer;font-weight:bold}
@@ -1113,7 +1201,11 @@ def write_summary_html(
         os.replace(csv, report_dir / "results.csv")
         out.append('<p class="meta"><a href="results.csv">results.csv</a> (the full table)</p>')
     out.append(_HELP)
-    if len(cells):
+    plotted = pd.to_numeric(cells["udi_ms"], errors="coerce").notna() & (
+        pd.to_numeric(cells["firing_rate_hz"], errors="coerce").notna()
+        | pd.to_numeric(cells["cv_isi"], errors="coerce").notna()
+    )
+    if plotted.any():  # no population view of cells without a UDI (no spikes): it would be empty
         population = plot_population(cells)
         (report_dir / "views").mkdir(exist_ok=True)
         _save_png(population, report_dir / "views" / "population.png")
@@ -1123,7 +1215,7 @@ def write_summary_html(
         )
 
     head = "".join(f"<th>{esc(h)}</th>" for _, h in _COLUMNS) + "".join(f"<th>{esc(c)}</th>" for c in extra)
-    out.append(f'<table class="sortable"><thead><tr><th>#</th>{head}</tr></thead><tbody>')
+    out.append(f'<div class="table-box"><table class="sortable"><thead><tr><th>#</th>{head}</tr></thead><tbody>')
     ncol = len(_COLUMNS) + len(extra)
     for i, r in table.iterrows():
         r = r.to_dict()
@@ -1141,10 +1233,7 @@ def write_summary_html(
             p += f" [{_fmt(r.get('sero_probability_low'))}-{_fmt(r.get('sero_probability_high'))}]"
         plot = _find_plot(report_dir, r)
         plot_html = (
-            (
-                f'<a href="{esc(plot)}"><img src="{esc(plot)}" loading="lazy" alt="plot of '
-                f'{esc(_clean(r.get("cell_id")))}"></a>'
-            )
+            f'<a href="{esc(plot)}">{_thumbnail_img(report_dir, plot, "plot of " + _clean(r.get("cell_id")))}</a>'
             if plot
             else "-"
         )
@@ -1152,8 +1241,8 @@ def write_summary_html(
         ns = _float(r.get("n_spikes"))
         detection_html = (
             (
-                f'<a href="{esc(detection)}"><img src="{esc(detection)}" loading="lazy" alt="detection view of '
-                f'{esc(_clean(r.get("cell_id")))}"></a>'
+                f'<a href="{esc(detection)}">'
+                f"{_thumbnail_img(report_dir, detection, 'detection view of ' + _clean(r.get('cell_id')))}</a>"
                 + (
                     f'<a class="why" href="{esc(detection)}">why no spikes?</a>'
                     f'<span class="reason">{esc(_png_description(report_dir / detection))}</span>'
@@ -1185,7 +1274,7 @@ def write_summary_html(
         tds = "".join(f'<td class="{"num" if k in num else k}">{cells_html[k]}</td>' for k, _ in _COLUMNS)
         tds += "".join(f"<td>{esc(_cell_text(r.get(c)))}</td>" for c in extra)
         out.append(f'<tr class="{key}{"" if reliable else " unsure"}"><td>{i + 1}</td>{tds}</tr>')
-    out.append("</tbody></table>")
+    out.append("</tbody></table></div>")
     if table.empty:
         out.append("<p>No files processed yet.</p>")
     out.append(
@@ -1198,6 +1287,14 @@ def write_summary_html(
     tmp.write_text("\n".join(out) + "\n", encoding="utf-8")
     os.replace(tmp, path)
     return path
+
+
+def _thumbnail_img(report_dir: Path, name: str, alt: str) -> str:
+    """The ``<img>`` of a figure in the table: its thumbnail when the report has one, else the full figure
+    scaled down (reports written before thumbnails)."""
+    if (report_dir / THUMBNAILS / name).is_file():
+        return f'<img src="{THUMBNAILS}/{html.escape(name)}" loading="lazy" alt="{html.escape(alt)}">'
+    return f'<img class="full" src="{html.escape(name)}" loading="lazy" alt="{html.escape(alt)}">'
 
 
 def _cell_text(v) -> str:

@@ -189,3 +189,21 @@ def test_train_and_evaluate_need_one_source_of_labels(tmp_path, capsys):
     root.mkdir()
     assert main(["evaluate", "--csv", str(root), "--model", str(tmp_path / "m")]) == 2
     assert "need a SER and an NSER folder" in capsys.readouterr().err
+
+
+def test_train_with_cross_validation_by_day_heads_the_model_card(tmp_path, capsys):
+    """`sero train --cv`: one model per held-out day, its pooled figures first on the card, and the
+    calibration fitted on its held-out cells; the recipe is recorded."""
+    root, labels = _csv_root(tmp_path)
+    model = tmp_path / "model"
+    command = ["train", "--csv", str(root), "--group", "day", "--out", str(model), "--kernels", "20", "--cv"]
+    assert main(command + ["--epochs", "1", "--recipe", "paper", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "cross-validation (one recording day per fold, 6 cells)" in out and "balanced" in out
+    info = json.loads((model / "model_info.json").read_text())
+    headline = next(iter(info["metrics"]))
+    assert headline == "cross-validation by day" and info["metrics"][headline]["folds"] == 3
+    assert "cross-validation by day" in info["calibration"]["fitted_on"]
+    assert info["training"]["recipe"]["name"] == "paper"
+    card = (model / "README.md").read_text()
+    assert card.index("cross-validation by day") < card.index("held-out test")

@@ -48,7 +48,8 @@ def test_paper_recipe_is_the_papers_and_the_recipes_differ_as_named():
     assert paper.synthetic_ratio > 0 and not paper.augmentation.active  # smoothed spike + mask, nothing else
     assert paper.parameters()["smoothing"] == "3-point centred moving mean"
     default = RECIPES["default"]
-    assert default.augmentation.active and default.augmentation.filter_probability > 0
+    assert default.augmentation.active and default.augmentation.noise_gain != (1.0, 1.0)
+    assert default.augmentation.time_jitter >= 1 and default != paper
     assert RECIPES["real_only"].synthetic_ratio == 0
     assert get_recipe("paper", epochs=3).epochs == 3 and get_recipe("paper").epochs == 25
     with pytest.raises(TrainingError, match="unknown training recipe"):

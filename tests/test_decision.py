@@ -153,3 +153,19 @@ def test_member_spread_reports_disagreement():
     )
     assert units.loc["agree", "member_spread"] == pytest.approx(0.0)
     assert units.loc["disagree", "member_spread"] == pytest.approx(np.std([0.9, 0.1, 0.1]))
+
+
+def test_a_perfectly_separated_validation_set_does_not_make_every_call_certain():
+    """Platt's smoothed targets: 12 validation cells all right say P(correct) ~ 0.875, not 1.0."""
+    from spikeinterface_sero.decision import calibrate, fit_temperature
+
+    probability = np.array([0.7, 0.8, 0.9, 0.95, 0.99, 0.75, 0.3, 0.2, 0.1, 0.05, 0.01, 0.25])
+    truth = probability > 0.5  # every cell on the right side of 0.5
+    calibration = fit_temperature(probability, truth)
+    assert 0.5 < calibration["temperature"] <= 1.0  # not driven to the lower bound (0.05)
+    calibrated = calibrate(probability, calibration)
+    assert 0.75 < calibrated[truth].mean() < 0.95 and 0.05 < calibrated[~truth].mean() < 0.25
+    certain = np.array([0.999, 0.99, 0.995, 0.001, 0.01, 0.005])  # all right and very sure: not softened
+    assert fit_temperature(certain, certain > 0.5)["temperature"] == 1.0
+    wrong = np.array([0.999, 0.99, 0.995, 0.001, 0.01, 0.995])  # a sure error: softened
+    assert fit_temperature(wrong, np.array([True, True, True, False, False, False]))["temperature"] > 1.0

@@ -45,7 +45,55 @@ def test_classify_writes_nwb_and_phy_that_their_tools_read(recording, tmp_path):
         units = io.read().units.to_dataframe()
     assert {"sero_reliable", "sero_quality", "n_spikes", "cell_id", "source_file", "lv"} <= set(units.columns)
     phy = read_phy(tmp_path / "phy" / "cell")
-    assert {"sero_label", "sero_reliable", "sero_quality"} <= set(phy.get_property_keys())
+    nwb_columns = set(units.columns) - {"spike_times", "waveform_mean"}
+    # Phy carries every column of the NWB file, n_spikes as sero_n_spikes (Phy has its own n_spikes)
+    assert {"sero_n_spikes" if c == "n_spikes" else c for c in nwb_columns} <= set(phy.get_property_keys())
+    assert phy.get_property("sero_n_spikes").tolist() == units["n_spikes"].astype(int).tolist()
+    assert phy.get_property("cell_id").tolist() == units["cell_id"].tolist() == ["cell"]
     # a second run refuses to replace them, before any work; --overwrite replaces them
     assert cli.main(args) == 2
     assert cli.main(args + ["--overwrite"]) == 0
+
+
+def test_neo_annotations_carry_the_nwb_columns(recording):
+    import neo
+
+    from spikeinterface_sero.decision import UNIT_COLUMN_DESCRIPTIONS
+    from spikeinterface_sero.neo_bridge import annotate_spiketrains
+
+    path, _ = recording
+    block = neo.io.AxonIO(str(path)).read_block()
+    (train,) = annotate_spiketrains(block)
+    names = {column if column.startswith("sero_") else f"sero_{column}" for column in UNIT_COLUMN_DESCRIPTIONS}
+    assert names <= set(train.annotations)
+    assert train.annotations["sero_n_spikes"] == len(train) and isinstance(train.annotations["sero_reliable"], bool)
+    assert train.annotations["sero_probability_low"] <= train.annotations["sero_probability"]
+
+
+def test_phy_refuses_episodic_recordings_in_one_clear_error(tmp_path):
+
+    from spikeinterface_sero import abf_to_analyzer, compute_serotonergic
+    from spikeinterface_sero.errors import SeroError
+    from spikeinterface_sero.export import export_to_phy
+    from spikeinterface_sero.testing import synthetic_trace
+
+    sweeps = [synthetic_trace(duration_s=1.0, spike_times_s=[0.2, 0.6], seed=s) for s in range(3)]
+    path = write_abf(tmp_path / "episodic.abf", sweeps, 40000.0, mode="episodic", data_format="float32")
+    analyzer = abf_to_analyzer(path)
+    compute_serotonergic(analyzer)
+    with pytest.raises(SeroError, match="Phy takes one segment"):
+        export_to_phy(analyzer, tmp_path / "phy")
+
+
+def test_classify_refuses_phy_for_episodic_files_before_any_work(tmp_path, capsys):
+    """`sero classify ... --phy` with an episodic file: one CLI-worded refusal up front, nothing written."""
+    from spikeinterface_sero.cli import main
+    from spikeinterface_sero.testing import synthetic_trace
+
+    sweeps = [synthetic_trace(duration_s=1.0, spike_times_s=[0.2, 0.6], seed=s) for s in range(3)]
+    path = write_abf(tmp_path / "episodic.abf", sweeps, 40000.0, mode="episodic", data_format="float32")
+    out = tmp_path / "results.csv"
+    assert main(["classify", str(path), "--out", str(out), "--phy", str(tmp_path / "phy"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "3 sweeps" in err and "leave out --phy" in err and "--nwb" in err and "Traceback" not in err
+    assert not out.exists()

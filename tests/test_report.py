@@ -114,12 +114,14 @@ def _check_report(report, table, detection_views=None):
     cells = table[table["error"] == ""]
     errors = table[table["error"] != ""]
     pngs = sorted(p for p in report.glob("*.png") if not p.name.endswith("_detection.png"))  # one per cell
-    assert (report / "views" / "population.png").is_file()
+    # the population view, unless no cell has a UDI (no spikes anywhere): it would be empty
+    has_udi = pd.to_numeric(cells["udi_ms"], errors="coerce").notna().any()
+    assert (report / "views" / "population.png").is_file() == has_udi == ("population.png" in text)
     assert len(pngs) == len(cells) > 0
     expected = set(cells["cell_id"]) if detection_views is None else set(detection_views)
     for _, r in cells[cells["cell_id"].isin(expected)].iterrows():
         name = detection_plot_name(r["cell_id"], r["file"], r["channel"])
-        assert (report / name).is_file() and name in page.images and f'href="{name}"' in text, name
+        assert (report / name).is_file() and f"thumbnails/{name}" in page.images and f'href="{name}"' in text, name
         if int(r["n_spikes"]) == 0:
             assert f'<a class="why" href="{name}">why no spikes?</a><span class="reason">no crossing of' in text
     for png in pngs:
@@ -131,6 +133,11 @@ def _check_report(report, table, detection_views=None):
         assert html.escape(r["cell_id"]) in text
         name = cell_plot_name(r["cell_id"], r["file"], r["channel"])
         assert f'href="{name}"' in text and (report / name).is_file()
+        # the table shows a thumbnail of each figure, at its own size, linking to the full figure
+        assert f'<a href="{name}"><img src="thumbnails/{name}"' in text
+        thumbnail = mpimg.imread(report / "thumbnails" / name)
+        assert thumbnail.shape[:2] == (200, 320) and float(thumbnail.std()) > 0.01
+    assert '<div class="table-box"><table class="sortable">' in text  # wide tables scroll in their own box
     for _, r in errors.iterrows():
         assert html.escape(r["error"]) in text
     assert text.count('<tr class="error">') == len(errors)

@@ -506,3 +506,15 @@ def test_training_describes_its_snippets_and_the_card_is_honest(trained):
     low, high = test_metrics["cell_accuracy_interval"]
     assert low <= test_metrics["cell_accuracy"] <= high
     assert any("cells" in w for w in test_metrics["warnings"])  # a handful of test cells: said plainly
+
+
+def test_a_table_row_without_spikes_is_named(tmp_path):
+    """A recording where no spike crosses the threshold: one TrainingError naming the row, no reshape crash."""
+    from spikeinterface_sero.datasets import write_abf
+
+    quiet = write_abf(
+        tmp_path / "quiet.abf", np.random.default_rng(0).normal(0, 2, 40_000).astype(np.float32), 40_000.0
+    )
+    (tmp_path / "labels.csv").write_text(f"file,label\n{quiet.name},serotonergic\n")
+    with pytest.raises(TrainingError, match=r"no spikes detected in quiet.abf \(table row 2\)"):
+        dataset_from_table(tmp_path / "labels.csv")

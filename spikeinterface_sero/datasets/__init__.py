@@ -8,6 +8,7 @@ from .abf_writer import AbfWriteError, abf_sampling_rate, int16_scaling, write_a
 from .artefacts import ARTEFACT_KINDS, simulate_artefact
 from .simulator import (
     CELL_TYPES,
+    VARIED_DAYS,
     SimulatedRecording,
     SimulatorError,
     dataset_table,
@@ -25,6 +26,7 @@ __all__ = [
     "int16_scaling",
     "write_abf",
     "CELL_TYPES",
+    "VARIED_DAYS",
     "SimulatedRecording",
     "SimulatorError",
     "dataset_table",

@@ -162,9 +162,9 @@ _CONDITION_DEFAULTS = dict(
     overlap_amplitude=0.35,
 )
 
-# The day-to-day ranges of ``simulate_dataset(day_ranges=VARIED_DAYS)``; docs/simulator.md §2.3 gives the
-# source or reason of each.  A (low, high) pair is a range (log-uniform for the names in _LOG_DRAWN), a list
-# is a set of choices.
+#: The day-to-day ranges of ``simulate_dataset(day_ranges=VARIED_DAYS)``; docs/simulator.md §2.3 gives the
+#: source or reason of each. A (low, high) pair is a range (log-uniform for the names in _LOG_DRAWN), a list
+#: is a set of choices.
 VARIED_DAYS: dict[str, Any] = {
     "noise_sd_pa": (2.0, 12.0),
     "noise_knee_hz": (20.0, 1000.0),
@@ -174,8 +174,8 @@ VARIED_DAYS: dict[str, Any] = {
     "hum_hz": [50.0, 60.0],
     "drift_pa": (5.0, 60.0),
     "electrode_filter_hz": (2000.0, 10000.0),
-    "amplitude_scale": (0.5, 2.0),
-    "amplitude_drift": (-0.4, 0.2),
+    "amplitude_scale": (0.75, 2.0),
+    "amplitude_drift": (-0.3, 0.2),
     "overlap_fraction": (0.0, 0.05),
 }
 _LOG_DRAWN = {"noise_knee_hz", "electrode_filter_hz", "amplitude_scale"}

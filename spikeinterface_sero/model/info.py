@@ -358,7 +358,8 @@ def _model_card(info: Mapping) -> str:
     lines += (
         [
             f"Cell probabilities are temperature-scaled (T = {float(calibration['temperature']):.3g}), fitted on "
-            f"{calibration.get('n_cells', 'the')} validation cells; labels do not change."
+            + str(calibration.get("fitted_on") or f"{calibration.get('n_cells', 'the')} validation cells")
+            + " with Platt's smoothed targets; labels do not change."
         ]
         if calibration
         else ["None: the probabilities are the ensemble's own (not calibrated)."]

@@ -3,6 +3,7 @@
 The full explanation is in ``docs/training.md`` (section "Module notes: spikeinterface_sero.training").
 """
 
+from .cross_validation import calibration_from_cross_validation, cross_validate, headline_figures
 from .data import (
     NSER,
     SER,
@@ -18,7 +19,15 @@ from .data import (
     read_label_table,
     spike_free_starts,
 )
-from .evaluate import calibration, confusion, evaluate, evaluate_predictions, evaluate_table, write_report
+from .evaluate import (
+    calibration,
+    cell_intervals,
+    confusion,
+    evaluate,
+    evaluate_predictions,
+    evaluate_table,
+    write_report,
+)
 from .splits import (
     LeakageWarning,
     Split,
@@ -29,10 +38,21 @@ from .splits import (
     split_by_cell,
     split_by_group,
 )
-from .synthetic import SyntheticGenerator, choose_masks, make_training_stream, residual_masks, smooth3
+from .synthetic import (
+    Augmentation,
+    SyntheticGenerator,
+    choose_masks,
+    make_training_stream,
+    realign,
+    residual_masks,
+    smooth3,
+)
 from .train import (
+    RECIPES,
+    Recipe,
     TrainingResult,
     build_fused_model,
+    get_recipe,
     parse_kernels,
     train_ensemble,
     train_from_table,
@@ -76,4 +96,13 @@ __all__ = [
     "confusion",
     "calibration",
     "write_report",
+    "cell_intervals",
+    "Recipe",
+    "RECIPES",
+    "get_recipe",
+    "Augmentation",
+    "realign",
+    "cross_validate",
+    "calibration_from_cross_validation",
+    "headline_figures",
 ]

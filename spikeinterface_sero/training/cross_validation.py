@@ -11,12 +11,13 @@ import numpy as np
 import pandas as pd
 
 from ..constants import DEFAULT_KERNELS, LABELS
+from ..decision import calibrate, fit_temperature
 from ..errors import TrainingError
 from .data import SpikeDataset, balance_classes
 from .evaluate import calibration, cell_intervals, confusion, evaluate
 from .train import _json, get_recipe, parse_kernels, train_ensemble
 
-__all__ = ["cross_validate"]
+__all__ = ["cross_validate", "calibration_from_cross_validation", "headline_figures"]
 
 
 def _folds(groups: np.ndarray, n_folds: int | None, seed: int) -> list[np.ndarray]:
@@ -183,7 +184,15 @@ def cross_validate(
             seconds=round(time.perf_counter() - fold_start, 1),
         )
         folds.append(entry)
-        for cell_id, group, y, label, p in zip(table.index, cell_groups, true, table["sero_label"], probability):
+        fold_temperature = (history.get("calibration") or {}).get("temperature")
+        uncalibrated = (  # the fold model's own probabilities: its temperature undone
+            calibrate(probability, {"method": "temperature", "temperature": 1.0 / fold_temperature})
+            if fold_temperature
+            else probability
+        )
+        for cell_id, group, y, label, p, raw in zip(
+            table.index, cell_groups, true, table["sero_label"], probability, uncalibrated
+        ):
             rows.append(
                 {
                     "cell": str(cell_id),
@@ -192,6 +201,7 @@ def cross_validate(
                     "true_label": LABELS[int(y)],
                     "sero_label": str(label),
                     "sero_probability": float(p),
+                    "uncalibrated_probability": float(raw),
                     "correct": bool(LABELS[int(y)] == label),
                 }
             )
@@ -218,3 +228,64 @@ def cross_validate(
         "seconds": round(time.perf_counter() - start, 1),
     }
     return _json(out)
+
+
+def calibration_from_cross_validation(result: dict) -> dict:
+    """A temperature fitted on the held-out cells of a :func:`cross_validate` run (every cell, each from the
+    fold that did not see its day), as scikit-learn's ``CalibratedClassifierCV(ensemble=False)`` fits its
+    calibrator on cross-validated predictions: many more cells than one validation day holds.
+
+    Parameters
+    ----------
+    result : dict
+        What :func:`cross_validate` returned.
+
+    Returns
+    -------
+    dict
+        The calibration (:func:`~spikeinterface_sero.decision.fit_temperature`), with ``fitted_on``.
+    """
+    cells = result["cells"]
+    calibration = fit_temperature(
+        [c["uncalibrated_probability"] for c in cells], [c["true_label"] == LABELS[0] for c in cells]
+    )
+    calibration["fitted_on"] = f"the {len(cells)} held-out cells of a {result['n_folds']}-fold cross-validation by day"
+    return calibration
+
+
+def headline_figures(result: dict) -> dict:
+    """The pooled cell-level figures of a :func:`cross_validate` run, as the model card's headline.
+
+    Parameters
+    ----------
+    result : dict
+        What :func:`cross_validate` returned.
+
+    Returns
+    -------
+    dict
+        JSON-able: what was held out, the number of folds and cells, the balanced accuracy, SER and NSER
+        recall and accuracy with their intervals over cells, the cell ECE, per-type counts and warnings.
+    """
+    pooled = result["pooled"]
+    keys = [k for k in pooled if k.endswith("_interval") or k in _HEADLINE_KEYS]
+    unit = "recording day" if result["by"] == "group" else "cell"
+    one_each = all(len(fold["test_groups"]) == 1 for fold in result["folds"])
+    return {
+        "held_out": f"one {unit} per fold" if one_each else f"whole {unit}s, {result['n_folds']} folds",
+        "folds": result["n_folds"],
+        "recipe": result["recipe"]["name"],
+        **{k: pooled[k] for k in keys},
+    }
+
+
+_HEADLINE_KEYS = (
+    "n_cells",
+    "accuracy",
+    "balanced_accuracy",
+    "SER_recall",
+    "NSER_recall",
+    "cell_ece",
+    "by_cell_type",
+    "warnings",
+)

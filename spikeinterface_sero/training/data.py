@@ -530,14 +530,14 @@ def dataset_from_table(
         where = f"{r['file']} (table row {i + 2})"
         recording = read_abf(r["path"], channel=r["channel"], **read_kwargs)
         snippets = recording_to_snippets(recording, threshold=threshold, **kwargs)
-        w = np.asarray(snippets.waveforms, dtype=np.float32).reshape(len(snippets), -1)
-        cells = np.asarray(snippets.cell_ids).astype(str)
-        units = np.asarray(snippets.unit_ids).astype(str)
-        if not len(w):
+        if not len(snippets):
             raise TrainingError(
                 f"no spikes detected in {where} at threshold {threshold} pA: check the channel and the "
                 "threshold, or remove the row"
             )
+        w = np.asarray(snippets.waveforms, dtype=np.float32).reshape(len(snippets), -1)
+        cells = np.asarray(snippets.cell_ids).astype(str)
+        units = np.asarray(snippets.unit_ids).astype(str)
         for c in pd.unique(cells):
             if c in seen_cells:
                 raise TrainingError(

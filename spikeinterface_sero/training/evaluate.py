@@ -23,6 +23,7 @@ from ..constants import (
 )
 from ..decision import DecisionParams, cell_decisions, consensus_of, spike_probability, spike_votes_ser
 from ..errors import TrainingError
+from ..files import atomic_path
 from ..model import load_model
 from .data import SpikeDataset, dataset_from_table
 
@@ -369,21 +370,30 @@ def write_report(result: dict, out_dir, *, title: str | None = None) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     files = {}
     if isinstance(result.get("cells"), pd.DataFrame):
-        result["cells"].to_csv(out_dir / "cells.csv")
+        with atomic_path(out_dir / "cells.csv") as temporary:
+            result["cells"].to_csv(temporary)
         files["cells.csv"] = str(out_dir / "cells.csv")
     if result.get("per_kernel"):
-        pd.DataFrame(result["per_kernel"]).to_csv(out_dir / "per_kernel.csv", index=False)
+        with atomic_path(out_dir / "per_kernel.csv") as temporary:
+            pd.DataFrame(result["per_kernel"]).to_csv(temporary, index=False)
         files["per_kernel.csv"] = str(out_dir / "per_kernel.csv")
     files.update(_plots(result, out_dir, title=title))
     files["report.json"] = str(out_dir / "report.json")
     result["files"] = {k: Path(v).name for k, v in files.items()}
-    (out_dir / "report.json").write_text(json.dumps(to_jsonable(result), indent=1) + "\n", encoding="utf-8")
+    with atomic_path(out_dir / "report.json") as temporary:
+        temporary.write_text(json.dumps(to_jsonable(result), indent=1) + "\n", encoding="utf-8")
     return files
+
+
+def _save(figure, path: Path) -> None:
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, dpi=110, format="png")
 
 
 def _plots(result: dict, out_dir: Path, *, title: str | None = None) -> dict:
     # Figures are made with matplotlib.figure.Figure, not pyplot: no global figure state, Agg canvas for savefig
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
     from sklearn.calibration import CalibrationDisplay
     from sklearn.metrics import ConfusionMatrixDisplay
 
@@ -419,7 +429,7 @@ def _plots(result: dict, out_dir: Path, *, title: str | None = None) -> dict:
             f"{'-' if accuracy is None else f'{accuracy:.3f}'}, balanced {'-' if balanced_accuracy is None else f'{balanced_accuracy:.3f}'}"
         )
         plot_path = out_dir / f"confusion_{level}.png"
-        figure.savefig(plot_path, dpi=110)
+        _save(figure, plot_path)
         files[plot_path.name] = str(plot_path)
 
     figure = Figure(figsize=(11, 6.0), layout="constrained")
@@ -452,10 +462,11 @@ def _plots(result: dict, out_dir: Path, *, title: str | None = None) -> dict:
             bars, labels=[str(b["n"]) if b["n"] else "" for b in calibration_result["bins"]], fontsize=7
         )
         counts_axes.margins(y=0.35)
+        counts_axes.yaxis.set_major_locator(MaxNLocator(integer=True))  # counts: whole numbers on the axis
         counts_axes.set_xlabel("mean predicted P(serotonergic) in bin")
         counts_axes.set_ylabel(f"{level}s in bin")
     plot_path = out_dir / "reliability.png"
-    figure.savefig(plot_path, dpi=110)
+    _save(figure, plot_path)
     files[plot_path.name] = str(plot_path)
 
     if result.get("per_kernel"):
@@ -477,7 +488,7 @@ def _plots(result: dict, out_dir: Path, *, title: str | None = None) -> dict:
         axes.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)  # beside the bars
         axes.set_title(f"each member alone{suffix}", fontsize=10)
         plot_path = out_dir / "per_kernel.png"
-        figure.savefig(plot_path, dpi=110)
+        _save(figure, plot_path)
         files[plot_path.name] = str(plot_path)
     return files
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from ..constants import DEFAULT_KERNELS
 from ..datasets.simulator import VARIED_DAYS, simulate_dataset
 from ..model import demo_model_folder
-from .cross_validation import cross_validate
+from .cross_validation import calibration_from_cross_validation, cross_validate, headline_figures
 from .data import dataset_from_table
 from .train import RECIPES, get_recipe, train_from_table
 
@@ -49,6 +49,7 @@ def make_demo(
     patience: int | None = None,
     synthetic: int | None = None,
     cross_validation: bool = False,
+    cv_folds: int | None = None,
     max_per_cell: int = 300,
     val_fraction: float = 0.125,
     test_fraction: float = 0.25,
@@ -83,7 +84,7 @@ def make_demo(
         simulation_seconds = time.perf_counter() - start_time
         cell_types = {recording.file.stem: recording.cell_type for recording in recordings}
         chosen_recipe = get_recipe(recipe)
-        extra = {}
+        calibration, headline = None, None
         if cross_validation:
             dataset = dataset_from_table(Path(temporary_folder) / "labels.csv", max_per_cell=max_per_cell, seed=seed)
             folds = cross_validate(
@@ -95,20 +96,10 @@ def make_demo(
                 synthetic=synthetic,
                 cell_types=cell_types,
                 precision=precision,
+                n_folds=cv_folds,
             )
-            pooled = folds["pooled"]
-            extra["leave_one_day_out"] = {
-                key: pooled.get(key)
-                for key in (
-                    "n_cells",
-                    "balanced_accuracy",
-                    "balanced_accuracy_interval",
-                    "SER_recall",
-                    "NSER_recall",
-                    "cell_ece",
-                    "by_cell_type",
-                )
-            } | {"folds": folds["n_folds"], "recipe": chosen_recipe.name}
+            calibration = calibration_from_cross_validation(folds)
+            headline = {"cross-validation by day": headline_figures(folds)}
         result = train_from_table(
             Path(temporary_folder) / "labels.csv",
             out,
@@ -139,8 +130,9 @@ def make_demo(
                     + (", day conditions drawn from " + ", ".join(sorted(day_ranges)) if day_ranges else "")
                 ),
                 "NOT_FOR_SCIENTIFIC_USE": "trained on simulated recordings only",
-                **extra,
             },
+            calibration=calibration,
+            headline_metrics=headline,
         )
     # per cell type accuracy on the held-out cells (atypical SER is the hard case)
     if result.evaluation is not None and result.report_dir is not None:
@@ -169,6 +161,9 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--classic-days", action="store_true", help="simulate the classic days (noise, hum only)")
     parser.add_argument("--cv", action="store_true", help="also cross-validate leaving one day out (slow)")
+    parser.add_argument(
+        "--cv-folds", type=int, default=None, help="folds of whole days for --cv (default: one per day)"
+    )
     parser.add_argument("--duration", type=float, default=120.0, help="seconds per simulated cell")
     parser.add_argument("--precision", default="float32", choices=["float32", "mixed_bfloat16"])
     parser.add_argument("--quick", action="store_true", help="a small fast run (2 kernels, 2 epochs) to try it")
@@ -190,6 +185,7 @@ def main(argv=None) -> int:
         synthetic=args.synthetic,
         day_ranges=None if args.classic_days else VARIED_DAYS,
         cross_validation=args.cv,
+        cv_folds=args.cv_folds,
         duration_s=30.0 if args.quick else args.duration,
         precision=args.precision,
         **quick_kwargs,
