@@ -359,7 +359,7 @@ def _model_card(info: Mapping) -> str:
         [
             f"Cell probabilities are temperature-scaled (T = {float(calibration['temperature']):.3g}), fitted on "
             + str(calibration.get("fitted_on") or f"{calibration.get('n_cells', 'the')} validation cells")
-            + " with Platt's smoothed targets; labels do not change."
+            + f" ({calibration.get('targets') or 'maximum likelihood'}); labels do not change."
         ]
         if calibration
         else ["None: the probabilities are the ensemble's own (not calibrated)."]

@@ -65,9 +65,10 @@ def make_demo(
     (``VARIED_DAYS``: noise level and spectrum, hum, drift, electrode filter, amplitude, overlaps; None for
     the classic days) and trained with ``recipe`` (``"default"``; ``"paper"`` for the published one);
     ``epochs``, ``patience`` and ``synthetic`` left at None take the recipe's values. With
-    ``cross_validation=True`` the same recipe is first cross-validated leaving one day out
-    (:func:`~spikeinterface_sero.training.cross_validation.cross_validate`, one model per day: as many
-    trainings again) and the pooled cell-level figures go into the card (``leave_one_day_out``).
+    ``cross_validation=True`` the same recipe is first cross-validated by day
+    (:func:`~spikeinterface_sero.training.cross_validation.cross_validate`, one model per day, or per
+    ``cv_folds`` groups of whole days): its pooled cell-level figures head the card and the calibration is
+    fitted on its held-out cells.
     """
     out = Path(out) if out is not None else default_demo_folder()
     counts = dict(DEMO_CELLS if n_cells is None else n_cells)

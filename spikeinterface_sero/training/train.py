@@ -610,6 +610,7 @@ def train_ensemble(
             "temperature": calibration["temperature"],
             "n_cells": calibration["n_cells"],
             "fitted_on": calibration.get("fitted_on", "validation cells"),
+            "targets": calibration.get("targets", "Platt's smoothed targets"),
         }
     if test is not None:
         result["test_metrics"] = _quick_metrics(ensemble, test)
