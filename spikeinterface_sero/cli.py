@@ -557,11 +557,35 @@ def _number(value) -> str:
     return "-" if value is None else f"{float(value):.3f}"
 
 
-def _with_interval(name: str, value, interval) -> str:
-    """``name 0.917 [0.646-0.985]``, or ``name -`` when the figure is undefined."""
-    if value is None:
-        return f"{name} -"
-    return f"{name} {float(value):.3f}" + (f" [{interval[0]:.3f}-{interval[1]:.3f}]" if interval else "")
+#: what the cell-level figures are called on the terminal, and the key of each one's interval
+_FIGURE_NAMES = {
+    "accuracy": ("accuracy", "accuracy_interval"),
+    "balanced_accuracy": ("balanced", "balanced_accuracy_interval"),
+    "SER_recall": ("SER recall", "TPR_interval"),
+    "NSER_recall": ("NSER recall", "TNR_interval"),
+    "TPR_SER_recall": ("SER recall", "TPR_interval"),
+    "TNR_NSER_recall": ("NSER recall", "TNR_interval"),
+    "TPR_recall": ("SER recall", "TPR_interval"),
+    "TNR_recall": ("NSER recall", "TNR_interval"),
+}
+
+
+def _figures_line(figures: dict, prefix: str, keys) -> str:
+    """``accuracy 0.917 [0.646-0.985], balanced ...`` from ``figures[prefix + key]`` and its interval."""
+    parts = []
+    for key in keys:
+        name, interval_key = _FIGURE_NAMES[key]
+        value, interval = figures.get(prefix + key), figures.get(prefix + interval_key)
+        if value is None:
+            parts.append(f"{name} -")
+        else:
+            parts.append(f"{name} {float(value):.3f}" + (f" [{interval[0]:.3f}-{interval[1]:.3f}]" if interval else ""))
+    return ", ".join(parts)
+
+
+def _print_warnings(figures: dict, indent: str) -> None:
+    for warning in figures.get("warnings") or []:
+        print(f"{indent}warning: {warning}")
 
 
 def cmd_train(args) -> int:
@@ -597,15 +621,10 @@ def cmd_train(args) -> int:
         calibration, headline = calibration_from_cross_validation(folds), {"cross-validation by day": figures}
         print(
             f"cross-validation ({figures['held_out']}, {figures['n_cells']} cells): "
-            + _with_interval("balanced", figures.get("balanced_accuracy"), figures.get("balanced_accuracy_interval"))
-            + ", "
-            + _with_interval("SER recall", figures.get("SER_recall"), figures.get("TPR_interval"))
-            + ", "
-            + _with_interval("NSER recall", figures.get("NSER_recall"), figures.get("TNR_interval"))
+            + _figures_line(figures, "", ("balanced_accuracy", "SER_recall", "NSER_recall"))
             + f", cell ECE {_number(figures.get('cell_ece'))}"
         )
-        for warning in figures.get("warnings") or []:
-            print(f"  warning: {warning}")
+        _print_warnings(figures, "  ")
     res = train_from_table(
         data,
         args.out,
@@ -638,17 +657,10 @@ def cmd_train(args) -> int:
         if m:
             print(
                 f"{name}: {m.get('cells')} cells, {m.get('spikes')} spikes; "
-                + _with_interval("accuracy", m.get("cell_accuracy"), m.get("cell_accuracy_interval"))
-                + ", "
-                + _with_interval("balanced", m.get("cell_balanced_accuracy"), m.get("cell_balanced_accuracy_interval"))
-                + ", "
-                + _with_interval("SER recall", m.get("cell_TPR_SER_recall"), m.get("cell_TPR_interval"))
-                + ", "
-                + _with_interval("NSER recall", m.get("cell_TNR_NSER_recall"), m.get("cell_TNR_interval"))
+                + _figures_line(m, "cell_", ("accuracy", "balanced_accuracy", "TPR_SER_recall", "TNR_NSER_recall"))
                 + f"; spike accuracy {_number(m.get('spike_accuracy'))}, cell ECE {_number(m.get('cell_ece'))}"
             )
-            for warning in m.get("warnings") or []:
-                print(f"  warning: {warning}")
+            _print_warnings(m, "  ")
     if summ.get("test_metrics"):
         print("  (cell figures with 95% intervals over cells: Wilson for accuracy and recalls, bootstrap for balanced)")
     if res.report_dir:
@@ -693,20 +705,16 @@ def cmd_evaluate(args) -> int:
         ["level", "n", "accuracy", "balanced_acc", "roc_auc", "ECE"],
         [tuple("-" if v is None else v for v in row) for row in rows],
     )
-    cell = result.get("cell") or {}
+    cell = dict(
+        result.get("cell") or {},
+        **{f"{k}_recall": v for k, v in ((result.get("cell") or {}).get("rates") or {}).items()},
+    )
     print(
         "cells: "
-        + _with_interval("accuracy", cell.get("accuracy"), cell.get("accuracy_interval"))
-        + ", "
-        + _with_interval("balanced", cell.get("balanced_accuracy"), cell.get("balanced_accuracy_interval"))
-        + ", "
-        + _with_interval("SER recall", (cell.get("rates") or {}).get("TPR"), cell.get("TPR_interval"))
-        + ", "
-        + _with_interval("NSER recall", (cell.get("rates") or {}).get("TNR"), cell.get("TNR_interval"))
+        + _figures_line(cell, "", ("accuracy", "balanced_accuracy", "TPR_recall", "TNR_recall"))
         + " (95% intervals over cells)"
     )
-    for warning in result.get("warnings") or []:
-        print(f"warning: {warning}")
+    _print_warnings(result, "")
     print(
         "confusion matrices: rows = true class (row-normalised = recall: TPR/TNR), columns = predicted class "
         "(column-normalised = precision: PPV/NPV); the authors' notebook normalised by predicted class."
