@@ -35,9 +35,9 @@ from .export import TABLE_SUFFIXES, write_table  # noqa: E402
 from .files import check_output_path  # noqa: E402
 from .io import abf_info  # noqa: E402
 from .model import import_models, load_model  # noqa: E402
-from .pipeline import BatchInterrupted, classify_files, expand_inputs, read_snippet_folder  # noqa: E402
+from .pipeline import BatchInterrupted, classify_files, expand_inputs, read_snippet_input  # noqa: E402
 from .report import write_summary_html  # noqa: E402
-from .snippets import Snippets, abf_to_snippets, load_npz, save_npz, write_snippet_csv_folder  # noqa: E402
+from .snippets import Snippets, abf_to_snippets, save_npz, write_snippet_csv_folder  # noqa: E402
 from .training import (  # noqa: E402
     RECIPES,
     SpikeDataset,
@@ -163,18 +163,22 @@ def cmd_snippets(args) -> int:
                 )
             )
     if parts:
-        if fmt == "npz":
-            cat = Snippets(
-                waveforms=np.concatenate([p.waveforms for p in parts]),
-                trigger_samples=np.concatenate([p.trigger_samples for p in parts]),
-                segment_index=np.concatenate([p.segment_index for p in parts]),
-                unit_ids=np.concatenate([p.unit_ids for p in parts]),
-                cell_ids=np.concatenate([p.cell_ids for p in parts]),
-                detection=parts[0].detection,
-                n_dropped_edge={k: v for p in parts for k, v in p.n_dropped_edge.items()},
-                n_detected={k: v for p in parts for k, v in p.n_detected.items()},
-                thresholds_pa={k: v for p in parts for k, v in p.thresholds_pa.items()},
-                source=";".join(str(p.source) for p in parts),
+        if fmt == "npz":  # one file keeps its sweep durations; several files' sweeps have no common timeline
+            cat = (
+                parts[0]
+                if len(parts) == 1
+                else Snippets(
+                    waveforms=np.concatenate([p.waveforms for p in parts]),
+                    trigger_samples=np.concatenate([p.trigger_samples for p in parts]),
+                    segment_index=np.concatenate([p.segment_index for p in parts]),
+                    unit_ids=np.concatenate([p.unit_ids for p in parts]),
+                    cell_ids=np.concatenate([p.cell_ids for p in parts]),
+                    detection=parts[0].detection,
+                    n_dropped_edge={k: v for p in parts for k, v in p.n_dropped_edge.items()},
+                    n_detected={k: v for p in parts for k, v in p.n_detected.items()},
+                    thresholds_pa={k: v for p in parts for k, v in p.thresholds_pa.items()},
+                    source=";".join(str(p.source) for p in parts),
+                )
             )
             save_npz(cat, out)
         else:
@@ -193,11 +197,9 @@ def cmd_snippets(args) -> int:
 
 def _read_snippets(path: Path) -> Snippets:
     """A CSV snippet folder or an .npz snippet file, to be written in the other format."""
-    if path.is_dir():
-        return read_snippet_folder(path)
-    if not path.is_file():
+    if not path.exists():
         raise SeroError(f"{path} does not exist.")
-    return load_npz(path)
+    return read_snippet_input(path)
 
 
 # ---------------------------------------------------------------------------------------------------- classify
@@ -798,8 +800,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "files",
         nargs="+",
-        help=".abf files or folders of them, or folders of the authors' per-spike CSV files (<cell>_trigger_<sample>"
-        ".csv; one row per cell; of the detection options only --polarity, --max-spikes and --seed apply to them)",
+        help=".abf files or folders of them, folders of the authors' per-spike CSV files (<cell>_trigger_<sample>"
+        ".csv), or .npz snippet files (sero snippets); one row per cell; of the detection options only "
+        "--polarity, --max-spikes and --seed apply to snippets",
     )
     p.add_argument("--out", default=None, help="results table (.csv, .tsv or .json)")
     p.add_argument(

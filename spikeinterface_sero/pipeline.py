@@ -26,7 +26,7 @@ from .extension import analyzer_from_snippets, load_sorting_analyzer
 from .io import abf_info
 from .model import load_model
 from .report import write_cell_reports, write_summary_html
-from .snippets import _CSV_NAME, DetectionParams, Snippets, abf_to_analyzer, read_snippet_csv_folder
+from .snippets import _CSV_NAME, DetectionParams, Snippets, abf_to_analyzer, load_npz, read_snippet_csv_folder
 
 __all__ = [
     "classify_file",
@@ -36,6 +36,8 @@ __all__ = [
     "expand_inputs",
     "is_snippet_folder",
     "read_snippet_folder",
+    "is_snippet_input",
+    "read_snippet_input",
     "BatchInterrupted",
     "RESULT_COLUMNS",
 ]
@@ -112,6 +114,19 @@ def read_snippet_folder(folder) -> Snippets:
     )
 
 
+def is_snippet_input(path) -> bool:
+    """True for snippets without their recording: a folder of per-spike CSV files or an ``.npz`` file."""
+    path = Path(path)
+    return path.is_dir() or path.suffix.lower() == ".npz"
+
+
+def read_snippet_input(path) -> Snippets:
+    """A folder of per-spike CSV files (:func:`read_snippet_folder`) or an ``.npz`` snippet file
+    (:func:`~spikeinterface_sero.snippets.load_npz`, which keeps the sweep durations, so the rate is known)."""
+    path = Path(path)
+    return read_snippet_folder(path) if path.is_dir() else load_npz(path)
+
+
 def classify_file(
     path,
     *,
@@ -158,11 +173,11 @@ def classify_file(
         nwb_metadata=nwb_metadata,
         overwrite=overwrite,
     )
-    if path.is_dir():
+    if is_snippet_input(path):
         return _guarded(
             path,
             lambda: classify_snippets(
-                read_snippet_folder(path),
+                read_snippet_input(path),
                 file=path,
                 polarity=polarity,
                 max_spikes_per_cell=max_spikes_per_cell,
@@ -362,7 +377,7 @@ def check_exports(files, *, nwb_dir=None, phy_dir=None, overwrite: bool = False,
         folder.mkdir(exist_ok=True)
     if phy_dir is not None:  # a Phy folder holds one continuous recording: say so now, not after the work
         for path in files:
-            if Path(path).is_dir():
+            if is_snippet_input(path):
                 continue
             try:
                 sweeps = abf_info(path)["n_sweeps"]
@@ -429,13 +444,13 @@ def classify_files(
         raise SeroError(
             "engine='dask' needs scheduler=<address of a dask.distributed scheduler> (CLI: --scheduler tcp://host:8786)."
         )
-    folders = [index for index, path in enumerate(files) if path.is_dir()]
+    folders = [index for index, path in enumerate(files) if is_snippet_input(path)]
     if folders and kwargs.get("phy_dir") is not None:
         raise SeroError(
-            f"{files[folders[0]]} is a folder of per-spike CSV files: a Phy folder needs the recording; leave out "
-            "phy_dir (CLI: --phy) or the CSV folder."
+            f"{files[folders[0]]} holds snippets without their recording (per-spike CSV files or .npz): a Phy "
+            "folder needs the recording; leave out phy_dir (CLI: --phy) or these snippets."
         )
-    snippets = {index: read_snippet_folder(files[index]) for index in folders}  # a bad file stops the run now
+    snippets = {index: read_snippet_input(files[index]) for index in folders}  # a bad file stops the run now
     done: dict[int, pd.DataFrame] = {}
     try:
         if engine == "loop":

@@ -207,3 +207,17 @@ def test_train_with_cross_validation_by_day_heads_the_model_card(tmp_path, capsy
     assert info["training"]["recipe"]["name"] == "paper"
     card = (model / "README.md").read_text()
     assert card.index("cross-validation by day") < card.index("held-out test")
+
+
+def test_an_npz_snippet_file_classifies_as_its_abf_file(recordings, model_folder, tmp_path):
+    """`sero classify cell.npz`: the same decision path; the npz keeps the sweep durations, so the rate too."""
+    a, _ = recordings
+    from_abf, from_npz, npz = tmp_path / "abf.csv", tmp_path / "npz.csv", tmp_path / "cell.npz"
+    assert main(["classify", str(a), "--model", model_folder, "--out", str(from_abf), "--quiet"]) == 0
+    assert main(["snippets", str(a), "--out", str(npz), "--quiet"]) == 0
+    assert main(["classify", str(npz), "--model", model_folder, "--out", str(from_npz), "--quiet"]) == 0
+    abf_row = pd.read_csv(from_abf).iloc[0]
+    npz_row = pd.read_csv(from_npz).iloc[0]
+    assert npz_row["sero_label"] == abf_row["sero_label"] and npz_row["n_spikes"] == abf_row["n_spikes"]
+    for column in ("sero_probability", "sero_probability_low", "sero_probability_high", "cv_isi", "firing_rate_hz"):
+        assert npz_row[column] == pytest.approx(abf_row[column], abs=1e-6), column
