@@ -42,7 +42,7 @@ OTHER_DAYS_SEED = 90_000  # far from the seeds of the demo model's training reco
 def _calibration(genuine: pd.DataFrame, model_folder, plots) -> dict:
     """Cell-level ECE of the genuine cells with the model's calibration and without it (its inverse undone),
     and, with ``plots``, their reliability diagram."""
-    from spikeinterface_sero.decision import calibrate
+    from spikeinterface_sero.decision import uncalibrate
     from spikeinterface_sero.model import load_model
     from spikeinterface_sero.training.evaluate import calibration
 
@@ -50,9 +50,7 @@ def _calibration(genuine: pd.DataFrame, model_folder, plots) -> dict:
     is_ser = (cells["truth"] == "serotonergic").to_numpy()
     after = cells["sero_probability"].to_numpy(dtype=float)
     fitted = load_model(model_folder).info.get("calibration")
-    before = (
-        calibrate(after, {"method": "temperature", "temperature": 1.0 / fitted["temperature"]}) if fitted else after
-    )
+    before = uncalibrate(after, fitted)
     out = {
         "calibration": fitted,
         "cell_ece_before_calibration": calibration(is_ser, before)["ece"],

@@ -49,6 +49,7 @@ __all__ = [
     "spike_votes_ser",
     "cell_decisions",
     "calibrate",
+    "uncalibrate",
     "fit_temperature",
     "action_current_quality",
     "describe_training_snippets",
@@ -98,12 +99,7 @@ UNIT_COLUMNS = CELL_COLUMNS + [
     "criteria_label",
     "sero_type",
     "sero_domain",
-    "sero_quality",
-    "snr",
-    "shape_consistency",
-    "outward_ratio",
-    "half_width_ms",
-    "training_distance",
+    *_QUALITY_COLUMNS,
     "sero_method",
 ]
 #: what each column of the unit table means (NWB column descriptions, docs)
@@ -251,6 +247,14 @@ def calibrate(probability, calibration: dict | None) -> np.ndarray:
     clipped = np.clip(p, 1e-12, 1 - 1e-12)
     calibrated = 1.0 / (1.0 + np.exp(-np.log(clipped / (1 - clipped)) / temperature))
     return np.where(np.isfinite(p), calibrated, np.nan)
+
+
+def uncalibrate(probability, calibration: dict | None) -> np.ndarray:
+    """The ensemble's own probabilities back from calibrated ones: :func:`calibrate` undone (its inverse
+    temperature); as they are without a calibration."""
+    if not calibration:
+        return np.asarray(probability, dtype=np.float64)
+    return calibrate(probability, dict(calibration, temperature=1.0 / float(calibration["temperature"])))
 
 
 def fit_temperature(probability, is_ser) -> dict:
@@ -467,9 +471,12 @@ def _cell_shapes(waveforms, spike_unit_index, n_units: int) -> np.ndarray:
     return np.where(counts[:, None] > 0, sums / np.maximum(counts, 1)[:, None], np.nan)
 
 
-def _nearest_distances(shapes: np.ndarray, reference: np.ndarray) -> np.ndarray:
-    """Root-mean-square distance of each shape to its nearest reference shape."""
+def _nearest_distances(shapes: np.ndarray, reference: np.ndarray, *, leave_one_out: bool = False) -> np.ndarray:
+    """Root-mean-square distance of each shape to its nearest reference shape (with ``leave_one_out``, the
+    reference is ``shapes`` itself and a shape is not its own neighbour)."""
     squared = (shapes**2).sum(1)[:, None] + (reference**2).sum(1)[None, :] - 2.0 * shapes @ reference.T
+    if leave_one_out:
+        np.fill_diagonal(squared, np.inf)
     return np.sqrt(np.maximum(squared, 0.0).min(axis=1) / shapes.shape[1])
 
 
@@ -502,9 +509,7 @@ def describe_training_snippets(waveforms, cell_ids, *, seed: int = 0) -> dict:
     if len(uniques) < 2:
         raise DataError("describing the training data needs snippets of at least two cells.")
     shapes = _cell_shapes(waveforms, codes, len(uniques))
-    squared = (shapes**2).sum(1)[:, None] + (shapes**2).sum(1)[None, :] - 2.0 * shapes @ shapes.T
-    np.fill_diagonal(squared, np.inf)
-    own = np.sqrt(np.maximum(squared, 0.0).min(axis=1) / shapes.shape[1])
+    own = _nearest_distances(shapes, shapes, leave_one_out=True)
     limit = float(TRAINING_DISTANCE_MARGIN * np.quantile(own, TRAINING_DISTANCE_QUANTILE))
     keep = np.arange(len(shapes))
     if len(keep) > MAX_TRAINING_SHAPES:

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from ..constants import DEFAULT_KERNELS, LABELS
-from ..decision import calibrate, fit_temperature
+from ..decision import fit_temperature, uncalibrate
 from ..errors import TrainingError
 from .data import SpikeDataset, balance_classes
 from .evaluate import calibration, cell_intervals, confusion, evaluate
@@ -184,12 +184,7 @@ def cross_validate(
             seconds=round(time.perf_counter() - fold_start, 1),
         )
         folds.append(entry)
-        fold_temperature = (history.get("calibration") or {}).get("temperature")
-        uncalibrated = (  # the fold model's own probabilities: its temperature undone
-            calibrate(probability, {"method": "temperature", "temperature": 1.0 / fold_temperature})
-            if fold_temperature
-            else probability
-        )
+        uncalibrated = uncalibrate(probability, ensemble.info.get("calibration"))  # the fold model's own
         for cell_id, group, y, label, p, raw in zip(
             table.index, cell_groups, true, table["sero_label"], probability, uncalibrated
         ):
