@@ -1,11 +1,10 @@
-"""Classical features of a cell next to the CNN (Elephant on Neo spike trains): firing rate, CV and LV of
+"""Classical features of a cell next to the CNN (Elephant's definitions on Neo spike trains): firing rate, CV and LV of
 the inter-spike intervals, the UDI; the "wide, slow and regular" criteria and the typical / atypical typing.
 Conventions and sources: ``docs/features.md``.
 """
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -16,7 +15,6 @@ import quantities as pq
 
 from .constants import LABELS, NBEFORE, SAMPLING_FREQUENCY
 from .errors import DataError, SnippetError
-from .upstream import elephant_modules
 
 __all__ = [
     "DEFAULT_MIN_UDI_MS",
@@ -177,63 +175,48 @@ def _as_train_list(spike_trains: Any) -> list[neo.SpikeTrain]:
     return trains
 
 
-def _sorted_train(st: neo.SpikeTrain) -> neo.SpikeTrain:
-    if len(st) > 1 and np.any(np.diff(st.magnitude) < 0):
-        st = st.copy()
-        st.sort()
-    return st
-
-
 def firing_features(spike_trains: Sequence[neo.SpikeTrain] | neo.SpikeTrain) -> dict[str, float | int]:
-    """Firing rate, CV and LV of the ISIs of one cell, with Elephant.
+    """Firing rate, CV and LV of the ISIs of one cell, by Elephant's definitions.
 
     ``spike_trains`` holds one :class:`neo.SpikeTrain` per segment (a single train is accepted).
 
     Returns a dict:
 
-    * ``firing_rate_hz``: total spikes / total recorded duration (sum of ``t_stop - t_start``), computed
-      as the duration-weighted mean of :func:`elephant.statistics.mean_firing_rate` of the segments.
+    * ``firing_rate_hz``: total spikes / total recorded duration (sum of ``t_stop - t_start``), the
+      duration-weighted mean of :func:`elephant.statistics.mean_firing_rate` of the segments.
       0.0 for a cell that never fired; NaN when the total duration is 0 or there is no segment.
-    * ``cv_isi``: ``elephant.statistics.cv`` (= ``scipy.stats.variation``, population SD / mean) of all
-      within-segment ISIs pooled; NaN with fewer than 2 ISIs.
-    * ``lv``: local variation (Shinomoto et al. 2003) over all pairs of consecutive ISIs that lie in the
-      same segment (:func:`elephant.statistics.lv` per segment, weighted by its number of pairs); NaN
-      without such a pair.
+    * ``cv_isi``: :func:`elephant.statistics.cv` (population SD / mean) of all within-segment ISIs
+      pooled; NaN with fewer than 2 ISIs.
+    * ``lv``: local variation (Shinomoto et al. 2003, :func:`elephant.statistics.lv`) over all pairs of
+      consecutive ISIs that lie in the same segment; NaN without such a pair.
     * ``n_isi``: the number of within-segment ISIs.
-    """
-    statistics, _ = elephant_modules()
-    cv, isi, lv, mean_firing_rate = statistics.cv, statistics.isi, statistics.lv, statistics.mean_firing_rate
 
+    The three statistics are written out with numpy (one line each, tested equal to Elephant's)
+    because importing Elephant imports all of its submodules and ``scipy.stats``: about 1.3 s, more
+    than the rest of a cold one-file ``sero classify`` (``benchmarks/bench_cold_start.py``).
+    """
     trains = _as_train_list(spike_trains)
-    spikes_weighted = 0.0  # sum of rate_k * duration_k = number of spikes in segments with a duration
+    n_spikes = 0
     total_duration = 0.0
     isis: list[np.ndarray] = []
-    lv_weighted = 0.0
-    n_pairs = 0
-    # elephant.statistics.isi passes quantities' deprecated ``copy=`` argument: one warning per call,
-    # i.e. per segment of every cell.  Silence that one warning (and 0/0 from duplicate spike times).
-    with np.errstate(divide="ignore", invalid="ignore"), warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=pq.QuantitiesDeprecationWarning)
+    pair_terms: list[np.ndarray] = []
+    with np.errstate(divide="ignore", invalid="ignore"):  # 0/0 from duplicate spike times
         for st in trains:
-            st = _sorted_train(st)
+            times = np.sort(np.asarray(st.rescale(pq.s).magnitude, dtype=float))
             duration = float((st.t_stop - st.t_start).rescale(pq.s).magnitude)
             if duration > 0:
-                rate = float(mean_firing_rate(st).rescale(pq.Hz).magnitude)
-                spikes_weighted += rate * duration
+                n_spikes += times.size
                 total_duration += duration
-            if len(st) < 2:
-                continue
-            intervals = isi(st).rescale(pq.s).magnitude  # within this segment only
+            intervals = np.diff(times)  # within this segment only
             isis.append(intervals)
-            if intervals.size >= 2:
-                lv_weighted += float(lv(intervals)) * (intervals.size - 1)
-                n_pairs += intervals.size - 1
+            pair_terms.append(((intervals[:-1] - intervals[1:]) / (intervals[:-1] + intervals[1:])) ** 2)
         all_isi = np.concatenate(isis) if isis else np.empty(0)
-        cv_isi = float(cv(all_isi)) if all_isi.size >= 2 else np.nan
+        pairs = np.concatenate(pair_terms) if pair_terms else np.empty(0)
+        cv_isi = float(np.std(all_isi) / np.mean(all_isi)) if all_isi.size >= 2 else np.nan
     return {
-        "firing_rate_hz": spikes_weighted / total_duration if total_duration > 0 else np.nan,
+        "firing_rate_hz": n_spikes / total_duration if total_duration > 0 else np.nan,
         "cv_isi": cv_isi,
-        "lv": lv_weighted / n_pairs if n_pairs else np.nan,
+        "lv": 3.0 * float(np.mean(pairs)) if pairs.size else np.nan,
         "n_isi": int(all_isi.size),
     }
 
@@ -374,8 +357,6 @@ def udi_ms(
     float
         NaN when there are no snippets (or no positive phase after the trough).
     """
-    waveform_width = elephant_modules()[1].waveform_width
-
     fs = _check_fs(sampling_frequency)
     _check_choice(method, _UDI_METHODS, "method")
     _check_choice(polarity, _POLARITIES, "polarity")
@@ -387,7 +368,7 @@ def udi_ms(
         widths = widths[np.isfinite(widths)]
         return float(np.median(widths)) if widths.size else float("nan")
     template = _oriented(x, polarity).mean(axis=0)
-    width = int(waveform_width(template, cutoff=_WIDTH_CUTOFF))
+    width = int(_trough_to_peak_samples(template[None, :])[0])
     return width * 1000.0 / fs if width > 0 else float("nan")
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +19,6 @@ __all__ = [
     "snap_sampling_frequency",
     "main_channel_indices",
     "lenient_abf_dates",
-    "elephant_modules",
     "keep_trailing_empty_segments",
 ]
 
@@ -129,19 +127,6 @@ def lenient_abf_dates():
         yield
     finally:
         axonrawio.datetime = original
-
-
-def elephant_modules():
-    """``elephant.statistics`` and ``elephant.waveform_features``, imported without their side effect.
-
-    Importing Elephant imports ``elephant.spade``, which runs ``warnings.simplefilter('once', UserWarning)``
-    at import time: a global filter placed before every caller's own, so that a caller's
-    ``simplefilter("ignore", ...)`` (e.g. for the demo-model warning) stops working after the first file.
-    The import is done inside ``warnings.catch_warnings()``, which restores the filters afterwards.
-    """
-    with warnings.catch_warnings():
-        from elephant import statistics, waveform_features
-    return statistics, waveform_features
 
 
 def keep_trailing_empty_segments(sorting, num_segments: int):

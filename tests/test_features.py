@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 import quantities as pq
 import spikeinterface.core as sc
+from elephant import statistics as elephant_statistics
 from elephant.waveform_features import waveform_width
 
 from spikeinterface_sero.errors import DataError, SeroError, SnippetError
@@ -268,6 +269,35 @@ def test_firing_features_sorts_unsorted_user_trains():
         warnings.simplefilter("error")
         f = firing_features(st)
     assert f["cv_isi"] == pytest.approx(np.std([1.0, 1.0, 1.5]) / np.mean([1.0, 1.0, 1.5]))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_firing_features_equal_elephants_statistics(seed):
+    """The numpy rate, CV and LV are Elephant's: per segment, pooled the way firing_features documents."""
+    rng = np.random.default_rng(seed)
+    trains = []
+    for _ in range(int(rng.integers(1, 4))):
+        duration = float(rng.uniform(5, 60))
+        times = np.sort(rng.uniform(0, duration, int(rng.integers(0, 40))))
+        trains.append(neo.SpikeTrain(times * pq.s, t_stop=duration * pq.s))
+    ours = firing_features(trains)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # elephant's isi passes quantities' deprecated copy=
+        isis = [elephant_statistics.isi(st).rescale(pq.s).magnitude for st in trains if len(st) > 1]
+        rates = [float(elephant_statistics.mean_firing_rate(st).rescale(pq.Hz)) for st in trains]
+        lvs = [(elephant_statistics.lv(i), i.size - 1) for i in isis if i.size >= 2]
+    durations = [float(st.t_stop - st.t_start) for st in trains]
+    assert ours["firing_rate_hz"] == pytest.approx(np.dot(rates, durations) / sum(durations))
+    pooled = np.concatenate(isis) if isis else np.empty(0)
+    assert ours["n_isi"] == pooled.size
+    if pooled.size >= 2:
+        assert ours["cv_isi"] == pytest.approx(elephant_statistics.cv(pooled))
+    else:
+        assert np.isnan(ours["cv_isi"])
+    if lvs:
+        assert ours["lv"] == pytest.approx(sum(v * n for v, n in lvs) / sum(n for _, n in lvs))
+    else:
+        assert np.isnan(ours["lv"])
 
 
 def test_cell_features_uses_neo_waveforms_when_no_snippets():
