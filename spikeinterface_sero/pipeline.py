@@ -11,8 +11,13 @@ own batch runner uses: ``"loop"``, ``"joblib"`` (``n_jobs`` processes on this ma
 
 from __future__ import annotations
 
+import gc
+import multiprocessing
 import os
+import sys
 import warnings
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import numpy as np
@@ -529,19 +534,18 @@ def _run_in_processes(files, n_jobs: int, kwargs: dict, done: dict, function=Non
 def _submit_all(function, files, indices, kwargs: dict, done: dict, workers: int, bar=None) -> list[int]:
     """Run ``function`` on the files in worker processes (``bar``, a tqdm bar, advances per finished file);
     the indices whose worker died."""
-    import multiprocessing
-    import sys
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-    from concurrent.futures.process import BrokenProcessPool
-
     from joblib.externals.loky import get_reusable_executor
     from joblib.externals.loky.process_executor import TerminatedWorkerError
 
-    indices = list(indices)
+    # the largest files first, so that no worker is left with a long file at the end (LPT scheduling)
+    indices = sorted(indices, key=lambda i: -_size(files[i]))
     workers = max(1, min(workers, len(indices)))
     if "tensorflow" not in sys.modules and "fork" in multiprocessing.get_all_start_methods():
         # warm workers: forked from this process, they start with its imports and its loaded model (no
-        # import and no model load per worker); forking is safe here because TensorFlow is not loaded
+        # import and no model load per worker); forking is safe here because TensorFlow is not loaded.
+        # gc.freeze(): the collector no longer visits (and so writes to) the inherited objects, whose
+        # pages then stay shared instead of being copied into every worker
+        gc.freeze()
         executor = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"), initializer=_one_thread)
     else:  # TensorFlow's threads do not survive a fork: fresh loky workers, one inference thread each
         executor = get_reusable_executor(max_workers=workers, env=_ONE_THREAD)
@@ -558,7 +562,15 @@ def _submit_all(function, files, indices, kwargs: dict, done: dict, workers: int
     finally:
         if isinstance(executor, ProcessPoolExecutor):
             executor.shutdown(wait=not broken, cancel_futures=True)
+            gc.unfreeze()
     return sorted(broken)
+
+
+def _size(path) -> int:
+    try:
+        return os.stat(path).st_size
+    except OSError:  # classify_file reports it
+        return 0
 
 
 #: one inference and one BLAS thread per worker: the workers are the parallelism (no oversubscribed cores)
