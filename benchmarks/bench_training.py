@@ -167,6 +167,7 @@ def main(argv=None) -> int:
 
     from spikeinterface_sero.testing import labelled_synthetic_snippets
     from spikeinterface_sero.training import parse_kernels
+    from spikeinterface_sero.training.fused import native_bfloat16_cpu, resolve_precision
 
     kernels = parse_kernels(args.kernels)
     X, y = labelled_synthetic_snippets(args.n_spikes)  # broad spikes labelled SER, narrow ones NSER
@@ -176,6 +177,10 @@ def main(argv=None) -> int:
     print(
         f"{len(kernels)} members (kernels {kernels[0]}-{kernels[-1]}), {n} spikes x {E} epochs, batch "
         f"{args.batch_size}; {os.cpu_count()} CPUs, {'GPU' if gpus else 'no GPU'}, load average {load}"
+    )
+    print(
+        f"native bfloat16 on this CPU (AVX512-BF16 / AMX): {native_bfloat16_cpu()}; "
+        f"precision='auto' trains with {resolve_precision('auto')}"
     )
     training_flops = 3.0 * sum(member_flops(k) for k in kernels)  # per sample through every member
     proxy = {"float32": matmul_gflops("float32"), "bfloat16": matmul_gflops("bfloat16")}

@@ -134,7 +134,7 @@ def cmd_snippets(args) -> int:
     parts, failed = [], []
     for index, f in enumerate(_progress(files, len(files), "snippets", not args.quiet)):
         if index in given:
-            parts.append(given.pop(index))
+            parts.append(given.pop(index).capped(args.max_spikes, seed=args.seed))
             continue
         try:
             parts.append(
@@ -874,7 +874,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("folder", help="the folder the acquisition software saves into")
     p.add_argument("--out", default=None, help="results table (.csv) to append to (created if missing)")
-    p.add_argument("--report", default=None, metavar="DIR", help="per-cell plots and a live HTML summary here")
+    p.add_argument(
+        "--report",
+        default=None,
+        metavar="DIR",
+        help="per-cell plots and a live HTML summary here; without --out the rows also go to DIR/results.csv, "
+        "so a later session adds to the same summary",
+    )
     p.add_argument("--settle", type=float, default=2.0, help="seconds a file must stay unchanged (default 2)")
     p.add_argument(
         "--existing",
@@ -931,10 +937,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--test-fraction", type=float, default=0.15, help="cells/groups held out for the model card")
     p.add_argument(
         "--precision",
-        choices=["float32", "mixed_bfloat16"],
-        default="float32",
-        help="mixed_bfloat16: bfloat16 convolutions, about 3x faster on CPUs with AVX512-BF16/AMX and on GPUs; "
-        "the saved members are float32 either way",
+        choices=["auto", "float32", "mixed_bfloat16", "mixed_float16"],
+        default="auto",
+        help="compute precision of the convolutions; auto: bfloat16 where the CPU (AVX512-BF16/AMX) or GPU "
+        "computes it natively (about 3x faster), else float32; the saved members are float32 either way",
     )
     p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD_PA, help="threshold in pA")
     p.add_argument("--seed", type=int, default=0, help="seed of the split, the balancing and the initial weights")

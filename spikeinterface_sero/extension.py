@@ -512,7 +512,7 @@ def analyzer_from_snippets(snippets, *, polarity: str = "negative", max_spikes_p
         with its last window and the firing rate is NaN; the CV and LV of the intervals are computed.
     """
     from spikeinterface.core import NumpyRecording, NumpySorting
-    from spikeinterface.core.analyzer_extension_core import ComputeWaveforms
+    from spikeinterface.core.analyzer_extension_core import ComputeRandomSpikes, ComputeWaveforms
     from spikeinterface.core.recording_tools import get_rec_attributes
     from spikeinterface.core.sortinganalyzer import SortingAnalyzer
 
@@ -523,6 +523,9 @@ def analyzer_from_snippets(snippets, *, polarity: str = "negative", max_spikes_p
         raise SeroError(f"snippets must be a non-empty (n, {SNIPPET_LENGTH}) array, not of shape {waveforms.shape}.")
     if abs(float(snippets.sampling_frequency) - SAMPLING_FREQUENCY) > 0.5:
         raise SeroError(f"snippets must be at 40 kHz, not {snippets.sampling_frequency:g} Hz.")
+    if max_spikes_per_cell is not None:
+        snippets = snippets.capped(max_spikes_per_cell, seed)
+        waveforms = np.asarray(snippets.waveforms, dtype=np.float32)
     samples = np.asarray(snippets.trigger_samples, dtype=np.int64)
     segments = np.asarray(snippets.segment_index, dtype=np.int64)
     cells = np.asarray(snippets.cell_ids).astype(str)
@@ -536,15 +539,14 @@ def analyzer_from_snippets(snippets, *, polarity: str = "negative", max_spikes_p
     )
     lookup = {c: i for i, c in enumerate(unit_ids)}
     unit_index = np.array([lookup[c] for c in cells], dtype=np.int64)
-    order = np.lexsort((unit_index, samples, segments))  # SpikeInterface's spike-vector order
+    # the sorting holds every detected spike (the firing statistics), the waveforms only the cut ones
+    every = _every_spike(snippets, unit_ids, samples, segments, unit_index)
     spikes = np.zeros(
-        len(order), dtype=[("sample_index", "int64"), ("unit_index", "int64"), ("segment_index", "int64")]
+        every[0].size, dtype=[("sample_index", "int64"), ("unit_index", "int64"), ("segment_index", "int64")]
     )
-    spikes["sample_index"], spikes["unit_index"], spikes["segment_index"] = (
-        samples[order],
-        unit_index[order],
-        segments[order],
-    )
+    order = np.lexsort((every[2], every[0], every[1]))  # SpikeInterface's spike-vector order
+    spikes["sample_index"], spikes["segment_index"], spikes["unit_index"] = (part[order] for part in every)
+    chosen, cut_order = _places(spikes, samples, segments, unit_index, len(unit_ids))
     sorting = NumpySorting(spikes, SAMPLING_FREQUENCY, unit_ids)
     sorting.set_property("cell_id", unit_ids)
     sorting.set_property("main_channel_id", np.array(["snippets"] * len(unit_ids)))
@@ -563,16 +565,63 @@ def analyzer_from_snippets(snippets, *, polarity: str = "negative", max_spikes_p
     )
     if not durations:
         analyzer.sorting.annotate(**{_LENGTH_UNKNOWN: True})
-    if max_spikes_per_cell is None:
-        analyzer.compute("random_spikes", method="all")
+    # both extensions filled by hand: random_spikes = the spikes that have a waveform
+    random_spikes = ComputeRandomSpikes(analyzer)
+    if chosen.size == spikes.size:
+        random_spikes.params = dict(method="all", max_spikes_per_unit=500, margin_size=None, seed=None)
     else:
-        analyzer.compute("random_spikes", method="uniform", max_spikes_per_unit=int(max_spikes_per_cell), seed=seed)
-    chosen = analyzer.get_extension("random_spikes").get_data()
+        largest = int(np.bincount(unit_index, minlength=len(unit_ids)).max())
+        random_spikes.params = dict(method="uniform", max_spikes_per_unit=largest, margin_size=None, seed=seed)
+    random_spikes.data["random_spikes_indices"] = chosen
+    random_spikes.run_info = dict(run_completed=True, runtime_s=0.0)
+    analyzer.extensions["random_spikes"] = random_spikes
     extension = ComputeWaveforms(analyzer)
     extension.params = dict(
         ms_before=MS_BEFORE, ms_after=MS_AFTER, dtype="float32"
     )  # its _set_params reads the recording
-    extension.data["waveforms"] = waveforms[order][chosen][:, :, None]
+    extension.data["waveforms"] = waveforms[cut_order][:, :, None]
     extension.run_info = dict(run_completed=True, runtime_s=0.0)
     analyzer.extensions["waveforms"] = extension
     return analyzer
+
+
+def _every_spike(snippets, unit_ids, samples, segments, unit_index):
+    """(samples, segments, unit indices) of every detected spike: ``snippets.all_*`` (kept before a cap) on
+    the snippets' cells, else the cut spikes themselves (also when the two do not fit together)."""
+    own = samples, segments, unit_index
+    if snippets.all_trigger_samples is None or snippets.all_unit_ids is None or snippets.all_segment_index is None:
+        return own
+    cell_of_unit = dict(zip(np.asarray(snippets.unit_ids).astype(str).tolist(), snippets.cell_ids.tolist()))
+    if len(set(cell_of_unit.values())) != len(unit_ids):  # a channel holding two cells: ambiguous
+        return own
+    lookup = {unit: int(np.flatnonzero(unit_ids == cell)[0]) for unit, cell in cell_of_unit.items()}
+    names, inverse = np.unique(np.asarray(snippets.all_unit_ids).astype(str), return_inverse=True)
+    index_of_name = np.array([lookup.get(name, -1) for name in names], dtype=np.int64)
+    every_unit = index_of_name[inverse.reshape(-1)]
+    known = every_unit >= 0  # spikes of a channel without a cut spike have no cell here
+    every = (
+        np.asarray(snippets.all_trigger_samples, dtype=np.int64)[known],
+        np.asarray(snippets.all_segment_index, dtype=np.int64)[known],
+        every_unit[known],
+    )
+    return every if every[0].size >= samples.size else own
+
+
+def _places(spikes, samples, segments, unit_index, n_units):
+    """The indices in the spike vector ``spikes`` of the cut spikes (sorted, as ``random_spikes`` keeps them)
+    and the order of the cut spikes that follows them."""
+    span = int(max(spikes["sample_index"].max(initial=0), samples.max(initial=0))) + 1
+
+    def key(segment, sample, unit):
+        return (segment * span + sample) * n_units + unit
+
+    vector_keys = key(spikes["segment_index"], spikes["sample_index"], spikes["unit_index"])
+    cut_keys = key(segments, samples, unit_index)
+    places = np.minimum(np.searchsorted(vector_keys, cut_keys), max(vector_keys.size - 1, 0))
+    if vector_keys.size == 0 or not np.array_equal(vector_keys[places], cut_keys):
+        raise SeroError(
+            "the snippets' spikes are not among their own list of every detected spike (all_trigger_samples); "
+            "the snippets file is inconsistent: write it again with `sero snippets`."
+        )
+    cut_order = np.argsort(places, kind="stable")
+    return places[cut_order], cut_order

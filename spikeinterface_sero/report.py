@@ -25,6 +25,7 @@ from .features import DEFAULT_MAX_CV, DEFAULT_MAX_RATE_HZ, DEFAULT_MIN_UDI_MS, t
 from .snippets import DetectionParams, detection_trace, snippets_from_analyzer
 
 __all__ = [
+    "REPORT_TABLE",
     "write_cell_reports",
     "write_summary_html",
     "cell_plot_name",
@@ -33,6 +34,9 @@ __all__ = [
     "plot_detection",
     "plot_population",
 ]
+
+#: the results table a report folder holds next to its ``index.html``
+REPORT_TABLE = "results.csv"
 
 #: colours of the labels (Okabe-Ito blue / orange: distinguishable with colour-vision deficiency)
 COLOURS = {"serotonergic": "#0072B2", "non_serotonergic": "#D55E00", "undetermined": "#777777", "error": "#B00020"}
@@ -1196,10 +1200,11 @@ def write_summary_html(
         + "</div>"
     )
     if write_csv:
-        csv = report_dir / f".results.csv.{uuid.uuid4().hex[:8]}.tmp"
+        csv = report_dir / f".{REPORT_TABLE}.{uuid.uuid4().hex[:8]}.tmp"
         table.to_csv(csv, index=False)
-        os.replace(csv, report_dir / "results.csv")
-        out.append('<p class="meta"><a href="results.csv">results.csv</a> (the full table)</p>')
+        os.replace(csv, report_dir / REPORT_TABLE)
+    if (report_dir / REPORT_TABLE).is_file():
+        out.append(f'<p class="meta"><a href="{REPORT_TABLE}">{REPORT_TABLE}</a> (the full table)</p>')
     out.append(_HELP)
     plotted = pd.to_numeric(cells["udi_ms"], errors="coerce").notna() & (
         pd.to_numeric(cells["firing_rate_hz"], errors="coerce").notna()

@@ -195,6 +195,55 @@ class Snippets:
             self.all_unit_ids,
         )
 
+    def capped(self, max_spikes_per_cell: int | None, seed: int | None = 0) -> Snippets:
+        """At most ``max_spikes_per_cell`` spikes per cell, a uniform random subset as SpikeInterface's
+        ``random_spikes`` draws it (the cap of :func:`abf_to_snippets`); the firing statistics keep every spike.
+
+        Parameters
+        ----------
+        max_spikes_per_cell : int or None
+            The cap; None keeps every spike.
+        seed : int or None, default: 0
+            Seed of the selection.
+
+        Returns
+        -------
+        Snippets
+            ``self`` when no cell has more spikes than the cap, else a copy.
+        """
+        if max_spikes_per_cell is None:
+            return self
+        if isinstance(max_spikes_per_cell, bool) or int(max_spikes_per_cell) < 1:
+            raise SeroError(f"max_spikes_per_cell must be a positive integer or None, not {max_spikes_per_cell!r}.")
+        cells = self.cells  # in order of first appearance, as the units of analyzer_from_snippets
+        lookup = {cell: index for index, cell in enumerate(cells)}
+        cell_index = np.array([lookup[cell] for cell in self.cell_ids.tolist()], dtype=np.int64)
+        if len(self) == 0 or np.bincount(cell_index).max() <= int(max_spikes_per_cell):
+            return self
+        n_segments = max(int(self.segment_index.max()) + 1, len(self.segment_durations_s))
+        num_samples = [
+            int(self.trigger_samples[self.segment_index == k].max(initial=0)) + SNIPPET_LENGTH
+            for k in range(n_segments)
+        ]
+        for k, duration in enumerate(self.segment_durations_s):
+            num_samples[k] = max(num_samples[k], int(round(duration * self.sampling_frequency)))
+        keep = _spike_cap(
+            self.segment_index,
+            self.trigger_samples,
+            cell_index,
+            len(cells),
+            num_samples,
+            self.sampling_frequency,
+            int(max_spikes_per_cell),
+            seed,
+        )
+        result = self.select(keep)
+        if result.all_trigger_samples is None:  # the rate, CV and LV still see every spike
+            result.all_trigger_samples = self.trigger_samples
+            result.all_segment_index = self.segment_index
+            result.all_unit_ids = self.unit_ids
+        return result
+
     def __repr__(self) -> str:
         cells = self.cells
         return (
@@ -957,14 +1006,22 @@ def read_snippet_csv_folder(folder, *, on_bad: str = "raise"):
 def save_npz(snippets: Snippets, path) -> Path:
     """Save snippets (waveforms in pA, triggers, segments, units, cells, and detection settings) as .npz,
     atomically (a crash leaves the old file or the new one). numpy's rule: ``.npz`` is added to a name
-    without it."""
+    without it. Every detected spike (``all_*``, before a cap) is kept too, for the firing statistics."""
     import json
 
     path = Path(path)
     path = path if path.suffix == ".npz" else path.with_name(path.name + ".npz")
+    every_spike = {}
+    if snippets.all_trigger_samples is not None:
+        every_spike = dict(
+            all_trigger_samples=snippets.all_trigger_samples,
+            all_segment_index=snippets.all_segment_index,
+            all_unit_ids=np.asarray(snippets.all_unit_ids).astype(str),
+        )
     with atomic_path(path) as temporary, open(temporary, "wb") as handle:
         np.savez_compressed(
             handle,
+            **every_spike,
             waveforms=snippets.waveforms,
             trigger_samples=snippets.trigger_samples,
             segment_index=snippets.segment_index,
@@ -988,6 +1045,9 @@ def save_npz(snippets: Snippets, path) -> Path:
     return path
 
 
+_EVERY_SPIKE = ("all_trigger_samples", "all_segment_index", "all_unit_ids")
+
+
 def load_npz(path) -> Snippets:
     """Read snippets written by :func:`save_npz` (or ``sero snippets --out x.npz``)."""
     import json
@@ -1002,6 +1062,7 @@ def load_npz(path) -> Snippets:
                 unit_ids=z["unit_ids"],
                 cell_ids=z["cell_ids"],
                 sampling_frequency=float(z["sampling_frequency"]),
+                **{name: z[name] for name in _EVERY_SPIKE if name in z},
                 **meta,
             )
     except (OSError, KeyError, ValueError) as e:

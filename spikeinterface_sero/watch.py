@@ -21,7 +21,7 @@ from .files import append_line, check_output_path
 from .io import read_abf
 from .model import load_model
 from .pipeline import classify_file
-from .report import write_summary_html
+from .report import REPORT_TABLE, write_summary_html
 
 __all__ = ["watch_folder"]
 
@@ -179,7 +179,9 @@ def watch_folder(
     incomplete_s : extra seconds a file that is unchanged but does not open as a complete ABF file is given
         before its error row is recorded (default ``3 * settle_s``).
     recursive : also watch subfolders.
-    report_dir : write each cell's plot there and keep ``index.html`` up to date (it reloads itself).
+    report_dir : write each cell's plot there and keep ``index.html`` up to date (it reloads itself). Without
+        ``out`` the results are appended to ``report_dir/results.csv``, so that a later session adds to the
+        same index.
     use_polling : poll the folder instead of OS notifications (network drives).
     rescan_s : the folder is also re-listed this often, in case an event was missed.
     classify_kwargs : detection and model options of :func:`spikeinterface_sero.pipeline.classify_file`
@@ -194,6 +196,11 @@ def watch_folder(
     settle_s, poll_s = float(settle_s), float(poll_s)
     if not (0 <= settle_s < float("inf")) or not (0 < poll_s < float("inf")):
         raise SeroError(f"settle_s must be a number >= 0 and poll_s > 0 (seconds), not {settle_s!r} and {poll_s!r}.")
+    if out is None and report_dir is not None:
+        # the report folder keeps its own table, so that its index lists every cell classified into it
+        # (an earlier session's too) instead of only this session's
+        Path(report_dir).mkdir(parents=True, exist_ok=True)
+        out = Path(report_dir) / REPORT_TABLE
     if out is not None and not Path(out).exists():
         check_output_path(out, suffixes=(".csv",), what="results table")
     incomplete_s = 3.0 * settle_s if incomplete_s is None else float(incomplete_s)
@@ -237,7 +244,6 @@ def watch_folder(
         on_start()
 
     session: list[pd.DataFrame] = []
-    summary_rows: list[pd.DataFrame] = []
     start = time.monotonic()
     last_scan = start
 
@@ -315,10 +321,14 @@ def watch_folder(
                 if results is not None:
                     results.append(rows)
                 session.append(rows)
-                summary_rows.append(rows)
                 if report_dir is not None:
-                    table = results.read() if results is not None else pd.concat(summary_rows, ignore_index=True)
-                    write_summary_html(table, report_dir, title="Serotonergic classification (live)", refresh_s=10)
+                    write_summary_html(
+                        results.read(),
+                        report_dir,
+                        title="Serotonergic classification (live)",
+                        refresh_s=10,
+                        write_csv=Path(out).resolve() != (Path(report_dir) / REPORT_TABLE).resolve(),
+                    )
                 if on_result is not None:
                     on_result(rows)
             if stop_event is not None:

@@ -133,6 +133,27 @@ def test_snippets_converts_csv_folders_and_npz_files(recordings, tmp_path):
     np.testing.assert_array_equal(again, X)
 
 
+def test_snippets_max_spikes_caps_converted_snippets_as_it_caps_abf_files(recordings, tmp_path):
+    a, b = recordings
+    csv = tmp_path / "csv"
+    assert main(["snippets", str(a), str(b), "--out", str(csv), "--quiet"]) == 0
+    assert main(["snippets", str(csv), "--out", str(tmp_path / "capped.npz"), "--max-spikes", "10", "--quiet"]) == 0
+    capped = load_npz(tmp_path / "capped.npz")
+    X, cells, triggers = read_snippet_csv_folder(csv)
+    counts = pd.Series(capped.cell_ids).value_counts()
+    assert set(counts) == {10} and set(counts.index) == set(cells)  # both cells had more than 10 spikes
+    for cell in counts.index:  # a subset of that cell's own spikes, unchanged
+        mine = capped.cell_ids == cell
+        theirs = {int(t): row for t, row in zip(triggers[cells == cell], X[cells == cell], strict=True)}
+        for trigger, waveform in zip(capped.trigger_samples[mine], capped.waveforms[mine], strict=True):
+            np.testing.assert_array_equal(theirs[int(trigger)], waveform)
+    # the firing statistics still count every spike
+    assert capped.all_trigger_samples is not None and capped.all_trigger_samples.size == len(X)
+    again = load_npz(tmp_path / "capped.npz")
+    assert main(["snippets", str(csv), "--out", str(tmp_path / "again.npz"), "--max-spikes", "10", "--quiet"]) == 0
+    np.testing.assert_array_equal(load_npz(tmp_path / "again.npz").trigger_samples, again.trigger_samples)  # seeded
+
+
 def _csv_root(tmp_path):
     """SER and NSER folders of per-spike CSV files from simulated cells, named A<day>#<n> as the authors'."""
     from spikeinterface_sero.datasets import simulate_dataset
@@ -220,4 +241,19 @@ def test_an_npz_snippet_file_classifies_as_its_abf_file(recordings, model_folder
     npz_row = pd.read_csv(from_npz).iloc[0]
     assert npz_row["sero_label"] == abf_row["sero_label"] and npz_row["n_spikes"] == abf_row["n_spikes"]
     for column in ("sero_probability", "sero_probability_low", "sero_probability_high", "cv_isi", "firing_rate_hz"):
+        assert npz_row[column] == pytest.approx(abf_row[column], abs=1e-6), column
+
+
+def test_a_capped_npz_keeps_the_firing_statistics_of_every_spike(recordings, model_folder, tmp_path):
+    """`sero snippets --max-spikes`: the npz holds the capped waveforms and every trigger, so the rate and CV
+    of `sero classify cell.npz` are those of the whole recording, as `sero classify --max-spikes` gives."""
+    a, _ = recordings
+    from_abf, from_npz, npz = tmp_path / "abf.csv", tmp_path / "npz.csv", tmp_path / "cell.npz"
+    capped = ["--max-spikes", "12"]
+    assert main(["classify", str(a), "--model", model_folder, "--out", str(from_abf), "--quiet", *capped]) == 0
+    assert main(["snippets", str(a), "--out", str(npz), "--quiet", *capped]) == 0
+    assert len(load_npz(npz)) == 12
+    assert main(["classify", str(npz), "--model", model_folder, "--out", str(from_npz), "--quiet"]) == 0
+    abf_row, npz_row = pd.read_csv(from_abf).iloc[0], pd.read_csv(from_npz).iloc[0]
+    for column in ("firing_rate_hz", "cv_isi", "sero_probability"):
         assert npz_row[column] == pytest.approx(abf_row[column], abs=1e-6), column

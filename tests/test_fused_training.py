@@ -93,3 +93,35 @@ def test_training_runs_under_a_mirrored_strategy_on_two_logical_cpus(tmp_path):
     result = json.loads((tmp_path / "r.json").read_text())
     assert result["replicas"] == 2 and result["loss"][1] < result["loss"][0]
     assert result["accuracy"] > 0.8
+
+
+_CPUINFO = "processor\t: 0\nvendor_id\t: GenuineIntel\nflags\t\t: fpu sse2 avx2 avx512f {extra}\n\nprocessor\t: 1\n"
+
+
+def test_native_bfloat16_cpu_reads_the_flags():
+    from spikeinterface_sero.training.fused import native_bfloat16_cpu
+
+    assert native_bfloat16_cpu(_CPUINFO.format(extra="avx512_bf16"))
+    assert native_bfloat16_cpu(_CPUINFO.format(extra="amx_bf16 amx_tile"))
+    assert not native_bfloat16_cpu(_CPUINFO.format(extra="avx512_vnni"))
+    assert not native_bfloat16_cpu("")
+
+
+def test_auto_precision_is_what_this_machine_computes_natively_and_is_recorded():
+    import tensorflow as tf
+
+    from spikeinterface_sero.errors import TrainingError
+    from spikeinterface_sero.training import dataset_from_arrays, train_ensemble
+    from spikeinterface_sero.training.fused import native_bfloat16_cpu, resolve_precision
+
+    if tf.config.list_physical_devices("GPU"):
+        assert resolve_precision("auto") in ("mixed_bfloat16", "mixed_float16")
+    else:
+        assert resolve_precision("auto") == ("mixed_bfloat16" if native_bfloat16_cpu() else "float32")
+    assert resolve_precision("float32") == "float32"
+    with pytest.raises(TrainingError, match="'auto' or one of"):
+        resolve_precision("bfloat16")
+    x, y = labelled_synthetic_snippets(64, seed=3)
+    dataset = dataset_from_arrays(x, y, [f"c{v}{i % 4}" for i, v in enumerate(y)])
+    _, history = train_ensemble(dataset, None, kernels=[20], epochs=1, synthetic=0, progress_bar=False, recipe="paper")
+    assert history["settings"]["precision"] == resolve_precision("auto")  # the card says what "auto" chose

@@ -226,3 +226,22 @@ def test_sero_watch_cli(tmp_path, capsys):
     assert (
         'http-equiv="refresh"' in page and "A140313#073" in page and len(list(report.glob("*.png"))) == 2
     )  # the cell and its detection view
+
+
+def test_a_report_folder_without_out_keeps_every_session_in_its_index(tmp_path):
+    """Without --out the report folder keeps its own results.csv: a second session adds to the index instead
+    of replacing it with its own cells."""
+    folder, report = tmp_path / "acq", tmp_path / "live_report"
+    folder.mkdir()
+    (folder / "A140313#001.abf").write_bytes(_abf_bytes(tmp_path, "a.abf", 1))
+    first = watch_folder(folder, report_dir=report, process_existing=True, timeout_s=3.0, **FAST)
+    assert len(first) == 1 and len(pd.read_csv(report / "results.csv")) == 1
+    (folder / "A140314#002.abf").write_bytes(_abf_bytes(tmp_path, "b.abf", 2))
+    second = watch_folder(folder, report_dir=report, process_existing=True, timeout_s=3.0, **FAST)
+    assert list(second["file"].map(lambda f: Path(f).name)) == ["A140314#002.abf"]  # the first is not redone
+    page = (report / "index.html").read_text()
+    assert "A140313#001" in page and "A140314#002" in page and 'href="results.csv"' in page
+    assert sorted(Path(f).name for f in pd.read_csv(report / "results.csv")["file"]) == [
+        "A140313#001.abf",
+        "A140314#002.abf",
+    ]

@@ -72,7 +72,7 @@ def cross_validate(
     n_folds: int | None = None,
     validation: bool = True,
     cell_types: dict | None = None,
-    precision: str = "float32",
+    precision: str = "auto",
     progress_bar: bool = False,
 ) -> dict:
     """Leave-one-group-out cross-validation: each group (recording day) in turn is held out, a model is
@@ -100,7 +100,7 @@ def cross_validate(
         early stopping and the temperature, as ``train_from_table`` does; False trains on every other group.
     cell_types : dict or None, default: None
         Cell id -> cell type (e.g. the simulator's ``"atypical_serotonergic"``), for the recall per type.
-    precision : str, default: "float32"
+    precision : str, default: "auto"
         Passed to :func:`~spikeinterface_sero.training.train.train_ensemble`.
     progress_bar : bool, default: False
         Show the training progress of each fold.

@@ -53,7 +53,7 @@ def make_demo(
     max_per_cell: int = 300,
     val_fraction: float = 0.125,
     test_fraction: float = 0.25,
-    precision: str = "float32",
+    precision: str = "auto",
     work_dir=None,
     progress_bar: bool = True,
     overwrite: bool = True,
@@ -166,7 +166,7 @@ def main(argv=None) -> int:
         "--cv-folds", type=int, default=None, help="folds of whole days for --cv (default: one per day)"
     )
     parser.add_argument("--duration", type=float, default=120.0, help="seconds per simulated cell")
-    parser.add_argument("--precision", default="float32", choices=["float32", "mixed_bfloat16"])
+    parser.add_argument("--precision", default="auto", choices=["auto", "float32", "mixed_bfloat16"])
     parser.add_argument("--quick", action="store_true", help="a small fast run (2 kernels, 2 epochs) to try it")
     args = parser.parse_args(argv)
     quick_kwargs = {}

@@ -22,7 +22,7 @@ from ..model import Ensemble, build_member, load_model, save_model, to_member_in
 from .data import SpikeDataset, balance_classes, dataset_from_table
 from .evaluate import calibration as evaluate_calibration
 from .evaluate import evaluate, write_report
-from .fused import build_fused_members
+from .fused import build_fused_members, resolve_precision
 from .splits import check_no_leakage, leak_free_split, spike_level_split
 from .synthetic import Augmentation, SyntheticGenerator, make_training_stream
 
@@ -376,7 +376,7 @@ def train_ensemble(
     split: dict | None = None,
     learning_rate: float | None = None,
     early_stopping: str | None = None,
-    precision: str = "float32",
+    precision: str = "auto",
     deterministic: bool = True,
     progress_bar: bool = True,
     demo: bool = False,
@@ -414,8 +414,10 @@ def train_ensemble(
         process-wide setting), so a run repeats exactly on the same machine.
     early_stopping : ``"per_member"`` (default; each member's best epoch restored), ``"joint"`` (Keras
         EarlyStopping on the summed loss) or ``"none"``.
-    precision : ``"float32"`` (default) or ``"mixed_bfloat16"`` (faster on AMX/BF16 CPUs and GPUs; the
-        saved members are float32 either way).
+    precision : ``"auto"`` (default: :func:`~spikeinterface_sero.training.fused.resolve_precision`, bfloat16
+        convolutions where the CPU or GPU computes them natively, else float32), ``"float32"``,
+        ``"mixed_bfloat16"`` or ``"mixed_float16"``; the saved members are float32 either way, and the card
+        records the precision used.
     out : when given, the model folder written with :func:`spikeinterface_sero.model.save_model`; its
         card records the data, the split (``split``, e.g. ``Split.describe(dataset)``), the settings, and the
         accuracy measured on ``validation`` and on ``test`` (a held-out set, evaluated after training). A
@@ -492,6 +494,7 @@ def train_ensemble(
         except Exception:  # noqa: BLE001 - older TF or already configured
             pass
 
+    precision = resolve_precision(precision)  # "auto" is recorded as what it chose
     with strategy.scope() if strategy is not None else contextlib.nullcontext():
         fused, branches = build_fused_model(kernels, precision=precision)
         compile_fused(fused, kernels, learning_rate=learning_rate)
@@ -802,7 +805,7 @@ def train_from_table(
     noise_per_cell: int = 64,
     description: str | None = None,
     name: str | None = None,
-    precision: str = "float32",
+    precision: str = "auto",
     progress_bar: bool = True,
     overwrite: bool = False,
     report: bool = True,
