@@ -25,6 +25,7 @@ from ._version import __version__  # noqa: E402
 from .constants import (  # noqa: E402
     DEFAULT_DEAD_TIME_MS,
     DEFAULT_MIN_SPIKES,
+    DEFAULT_PRECISION,
     DEFAULT_THRESHOLD_PA,
     MIN_SAMPLING_FREQUENCY,
     is_paper_rate,
@@ -50,6 +51,7 @@ from .training import (  # noqa: E402
     headline_figures,
     train_from_table,
 )
+from .training.fused import PRECISIONS  # noqa: E402
 from .training.train import parse_kernels  # noqa: E402
 from .watch import watch_folder  # noqa: E402
 
@@ -937,8 +939,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--test-fraction", type=float, default=0.15, help="cells/groups held out for the model card")
     p.add_argument(
         "--precision",
-        choices=["auto", "float32", "mixed_bfloat16", "mixed_float16"],
-        default="auto",
+        choices=["auto", *PRECISIONS],
+        default=DEFAULT_PRECISION,
         help="compute precision of the convolutions; auto: bfloat16 where the CPU (AVX512-BF16/AMX) or GPU "
         "computes it natively (about 3x faster), else float32; the saved members are float32 either way",
     )

@@ -26,7 +26,6 @@ from .constants import (
     DEFAULT_N_BOOT,
     MS_AFTER,
     MS_BEFORE,
-    NAFTER,
     POLARITIES,
     SAMPLING_FREQUENCY,
     SNIPPET_LENGTH,
@@ -528,19 +527,13 @@ def analyzer_from_snippets(snippets, *, polarity: str = "negative", max_spikes_p
         waveforms = np.asarray(snippets.waveforms, dtype=np.float32)
     samples = np.asarray(snippets.trigger_samples, dtype=np.int64)
     segments = np.asarray(snippets.segment_index, dtype=np.int64)
-    cells = np.asarray(snippets.cell_ids).astype(str)
-    unit_ids = np.array(list(dict.fromkeys(cells.tolist())))
+    cells, unit_index = snippets.cell_index()
+    unit_ids = np.array(cells)
     n_segments = max(int(segments.max()) + 1, len(snippets.segment_durations_s))
     durations = list(snippets.segment_durations_s)
-    num_samples = (
-        [int(round(d * SAMPLING_FREQUENCY)) for d in durations]
-        if durations
-        else [int(samples[segments == k].max(initial=0)) + NAFTER for k in range(n_segments)]
-    )
-    lookup = {c: i for i, c in enumerate(unit_ids)}
-    unit_index = np.array([lookup[c] for c in cells], dtype=np.int64)
+    num_samples = snippets.segment_samples()
     # the sorting holds every detected spike (the firing statistics), the waveforms only the cut ones
-    every = _every_spike(snippets, unit_ids, samples, segments, unit_index)
+    every = _every_spike(snippets, cells, samples, segments, unit_index)
     spikes = np.zeros(
         every[0].size, dtype=[("sample_index", "int64"), ("unit_index", "int64"), ("segment_index", "int64")]
     )
@@ -585,18 +578,19 @@ def analyzer_from_snippets(snippets, *, polarity: str = "negative", max_spikes_p
     return analyzer
 
 
-def _every_spike(snippets, unit_ids, samples, segments, unit_index):
+def _every_spike(snippets, cells, samples, segments, unit_index):
     """(samples, segments, unit indices) of every detected spike: ``snippets.all_*`` (kept before a cap) on
     the snippets' cells, else the cut spikes themselves (also when the two do not fit together)."""
     own = samples, segments, unit_index
     if snippets.all_trigger_samples is None or snippets.all_unit_ids is None or snippets.all_segment_index is None:
         return own
-    cell_of_unit = dict(zip(np.asarray(snippets.unit_ids).astype(str).tolist(), snippets.cell_ids.tolist()))
-    if len(set(cell_of_unit.values())) != len(unit_ids):  # a channel holding two cells: ambiguous
+    # the channel of each cell: a channel holding two cells (several files) is ambiguous
+    unit_of_spike = np.asarray(snippets.unit_ids).astype(str)
+    index_of_unit = dict(zip(unit_of_spike.tolist(), unit_index.tolist()))
+    if len(index_of_unit) != len(cells) or len(set(index_of_unit.values())) != len(cells):
         return own
-    lookup = {unit: int(np.flatnonzero(unit_ids == cell)[0]) for unit, cell in cell_of_unit.items()}
     names, inverse = np.unique(np.asarray(snippets.all_unit_ids).astype(str), return_inverse=True)
-    index_of_name = np.array([lookup.get(name, -1) for name in names], dtype=np.int64)
+    index_of_name = np.array([index_of_unit.get(name, -1) for name in names], dtype=np.int64)
     every_unit = index_of_name[inverse.reshape(-1)]
     known = every_unit >= 0  # spikes of a channel without a cut spike have no cell here
     every = (

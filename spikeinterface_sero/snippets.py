@@ -195,6 +195,22 @@ class Snippets:
             self.all_unit_ids,
         )
 
+    def cell_index(self) -> tuple[list[str], np.ndarray]:
+        """The cells in order of first appearance and, per spike, the index of its cell among them."""
+        cells = self.cells
+        lookup = {cell: index for index, cell in enumerate(cells)}
+        return cells, np.array([lookup[cell] for cell in np.asarray(self.cell_ids).astype(str).tolist()], np.int64)
+
+    def segment_samples(self) -> list[int]:
+        """Samples per segment: from ``segment_durations_s`` when known, else up to the end of the segment's
+        last window."""
+        if self.segment_durations_s:
+            return [int(round(d * SAMPLING_FREQUENCY)) for d in self.segment_durations_s]
+        segments = np.asarray(self.segment_index, dtype=np.int64)
+        samples = np.asarray(self.trigger_samples, dtype=np.int64)
+        n_segments = int(segments.max()) + 1 if segments.size else 0
+        return [int(samples[segments == k].max(initial=0)) + NAFTER for k in range(n_segments)]
+
     def capped(self, max_spikes_per_cell: int | None, seed: int | None = 0) -> Snippets:
         """At most ``max_spikes_per_cell`` spikes per cell, a uniform random subset as SpikeInterface's
         ``random_spikes`` draws it (the cap of :func:`abf_to_snippets`); the firing statistics keep every spike.
@@ -211,22 +227,13 @@ class Snippets:
         Snippets
             ``self`` when no cell has more spikes than the cap, else a copy.
         """
+        _check_cap(max_spikes_per_cell)
         if max_spikes_per_cell is None:
             return self
-        if isinstance(max_spikes_per_cell, bool) or int(max_spikes_per_cell) < 1:
-            raise SeroError(f"max_spikes_per_cell must be a positive integer or None, not {max_spikes_per_cell!r}.")
-        cells = self.cells  # in order of first appearance, as the units of analyzer_from_snippets
-        lookup = {cell: index for index, cell in enumerate(cells)}
-        cell_index = np.array([lookup[cell] for cell in self.cell_ids.tolist()], dtype=np.int64)
+        cells, cell_index = self.cell_index()
         if len(self) == 0 or np.bincount(cell_index).max() <= int(max_spikes_per_cell):
             return self
-        n_segments = max(int(self.segment_index.max()) + 1, len(self.segment_durations_s))
-        num_samples = [
-            int(self.trigger_samples[self.segment_index == k].max(initial=0)) + SNIPPET_LENGTH
-            for k in range(n_segments)
-        ]
-        for k, duration in enumerate(self.segment_durations_s):
-            num_samples[k] = max(num_samples[k], int(round(duration * self.sampling_frequency)))
+        num_samples = self.segment_samples()
         keep = _spike_cap(
             self.segment_index,
             self.trigger_samples,
@@ -507,11 +514,15 @@ def _checked_detection(recording, params, detection_kwargs: dict, max_spikes_per
             "spikeinterface_sero.read_abf (it resamples), or resample first with "
             "spikeinterface.preprocessing.resample(recording, 40000)."
         )
-    if max_spikes_per_cell is not None and int(max_spikes_per_cell) < 1:
-        raise SeroError(f"max_spikes_per_cell must be a positive integer or None, not {max_spikes_per_cell!r}.")
+    _check_cap(max_spikes_per_cell)
     if max_spikes_per_cell is not None and isinstance(seed, (int, np.integer)) and seed < 0:
         raise SeroError(f"seed must be a non-negative integer (numpy's rule), not {seed!r}.")
     return params
+
+
+def _check_cap(max_spikes_per_cell) -> None:
+    if max_spikes_per_cell is not None and (isinstance(max_spikes_per_cell, bool) or int(max_spikes_per_cell) < 1):
+        raise SeroError(f"max_spikes_per_cell must be a positive integer or None, not {max_spikes_per_cell!r}.")
 
 
 def _detect(

@@ -196,7 +196,8 @@ def watch_folder(
     settle_s, poll_s = float(settle_s), float(poll_s)
     if not (0 <= settle_s < float("inf")) or not (0 < poll_s < float("inf")):
         raise SeroError(f"settle_s must be a number >= 0 and poll_s > 0 (seconds), not {settle_s!r} and {poll_s!r}.")
-    if out is None and report_dir is not None:
+    own_table = out is None and report_dir is not None
+    if own_table:
         # the report folder keeps its own table, so that its index lists every cell classified into it
         # (an earlier session's too) instead of only this session's
         Path(report_dir).mkdir(parents=True, exist_ok=True)
@@ -327,7 +328,7 @@ def watch_folder(
                         report_dir,
                         title="Serotonergic classification (live)",
                         refresh_s=10,
-                        write_csv=Path(out).resolve() != (Path(report_dir) / REPORT_TABLE).resolve(),
+                        write_csv=not own_table,
                     )
                 if on_result is not None:
                     on_result(rows)

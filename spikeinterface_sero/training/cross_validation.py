@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from ..constants import DEFAULT_KERNELS, LABELS
+from ..constants import DEFAULT_KERNELS, DEFAULT_PRECISION, LABELS
 from ..decision import fit_temperature, uncalibrate
 from ..errors import TrainingError
 from .data import SpikeDataset, balance_classes
@@ -72,7 +72,7 @@ def cross_validate(
     n_folds: int | None = None,
     validation: bool = True,
     cell_types: dict | None = None,
-    precision: str = "auto",
+    precision: str = DEFAULT_PRECISION,
     progress_bar: bool = False,
 ) -> dict:
     """Leave-one-group-out cross-validation: each group (recording day) in turn is held out, a model is

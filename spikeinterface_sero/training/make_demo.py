@@ -12,11 +12,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from ..constants import DEFAULT_KERNELS
+from ..constants import DEFAULT_KERNELS, DEFAULT_PRECISION
 from ..datasets.simulator import VARIED_DAYS, simulate_dataset
 from ..model import demo_model_folder
 from .cross_validation import calibration_from_cross_validation, cross_validate, headline_figures
 from .data import dataset_from_table
+from .fused import PRECISIONS
 from .train import RECIPES, get_recipe, train_from_table
 
 DEMO_CELLS = {"serotonergic": 12, "atypical_serotonergic": 10, "non_serotonergic": 18}
@@ -53,7 +54,7 @@ def make_demo(
     max_per_cell: int = 300,
     val_fraction: float = 0.125,
     test_fraction: float = 0.25,
-    precision: str = "auto",
+    precision: str = DEFAULT_PRECISION,
     work_dir=None,
     progress_bar: bool = True,
     overwrite: bool = True,
@@ -166,7 +167,7 @@ def main(argv=None) -> int:
         "--cv-folds", type=int, default=None, help="folds of whole days for --cv (default: one per day)"
     )
     parser.add_argument("--duration", type=float, default=120.0, help="seconds per simulated cell")
-    parser.add_argument("--precision", default="auto", choices=["auto", "float32", "mixed_bfloat16"])
+    parser.add_argument("--precision", default=DEFAULT_PRECISION, choices=["auto", *PRECISIONS])
     parser.add_argument("--quick", action="store_true", help="a small fast run (2 kernels, 2 epochs) to try it")
     args = parser.parse_args(argv)
     quick_kwargs = {}

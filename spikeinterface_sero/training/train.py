@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..constants import DEFAULT_KERNELS, DEFAULT_THRESHOLD_PA, LABELS
+from ..constants import DEFAULT_KERNELS, DEFAULT_PRECISION, DEFAULT_THRESHOLD_PA, LABELS
 from ..decision import calibrate, describe_training_snippets, fit_temperature
 from ..errors import DataError, TrainingError
 from ..model import Ensemble, build_member, load_model, save_model, to_member_input
@@ -376,7 +376,7 @@ def train_ensemble(
     split: dict | None = None,
     learning_rate: float | None = None,
     early_stopping: str | None = None,
-    precision: str = "auto",
+    precision: str = DEFAULT_PRECISION,
     deterministic: bool = True,
     progress_bar: bool = True,
     demo: bool = False,
@@ -805,7 +805,7 @@ def train_from_table(
     noise_per_cell: int = 64,
     description: str | None = None,
     name: str | None = None,
-    precision: str = "auto",
+    precision: str = DEFAULT_PRECISION,
     progress_bar: bool = True,
     overwrite: bool = False,
     report: bool = True,
