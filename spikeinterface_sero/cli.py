@@ -342,7 +342,13 @@ def cmd_classify(args) -> int:
     interrupted = False
     try:
         table = classify_files(
-            files, n_jobs=args.n_jobs, engine=args.engine, scheduler=args.scheduler, progress=not args.quiet, **kwargs
+            files,
+            n_jobs=args.n_jobs,
+            max_threads_per_worker=args.threads_per_worker,
+            engine=args.engine,
+            scheduler=args.scheduler,
+            progress=not args.quiet,
+            **kwargs,
         )
     except BatchInterrupted as stop:  # Ctrl-C: keep what is done
         table, interrupted = stop.table, True
@@ -826,6 +832,13 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--session-description", default=None, help="what the session was")
     p.add_argument("--n-jobs", type=int, default=1, help="files processed in parallel on this machine")
     p.add_argument(
+        "--threads-per-worker",
+        type=int,
+        default=None,
+        metavar="N",
+        help="inference threads of each --n-jobs worker (default: the cores shared evenly between the workers)",
+    )
+    p.add_argument(
         "--engine",
         choices=["loop", "joblib", "dask"],
         default=None,
@@ -1003,6 +1016,7 @@ _FLAGS = {
     "max_spikes_per_cell": "--max-spikes",
     "dead_time_ms": "--dead-time-ms",
     "mad_multiplier": "--mad",
+    "max_threads_per_worker": "--threads-per-worker",
     "n_jobs": "--n-jobs",
     "model_folder": "--model",
     "settle_s": "--settle",

@@ -30,6 +30,7 @@ from .export import RESULT_COLUMNS, error_row, export_to_phy, results_table, tid
 from .extension import analyzer_from_snippets, load_sorting_analyzer
 from .io import abf_info
 from .model import load_model
+from .model.numpy_engine import default_threads
 from .report import write_cell_reports, write_summary_html
 from .snippets import _CSV_NAME, DetectionParams, Snippets, abf_to_analyzer, load_npz, read_snippet_csv_folder
 
@@ -396,7 +397,14 @@ def check_exports(files, *, nwb_dir=None, phy_dir=None, overwrite: bool = False,
 
 
 def classify_files(
-    paths, *, n_jobs: int = 1, engine: str | None = None, scheduler=None, progress: bool = False, **kwargs
+    paths,
+    *,
+    n_jobs: int = 1,
+    max_threads_per_worker: int | None = None,
+    engine: str | None = None,
+    scheduler=None,
+    progress: bool = False,
+    **kwargs,
 ) -> pd.DataFrame:
     """Classify every cell of many .abf files: :func:`classify_file` per file, one table.
 
@@ -408,6 +416,10 @@ def classify_files(
         one stops the run at once (SnippetError); CSV folders are classified in this process.
     n_jobs : int, default: 1
         Worker processes for ``engine="joblib"`` (-1: every core).
+    max_threads_per_worker : int or None, default: None
+        Inference and BLAS threads of each worker (as SpikeInterface's job keyword of that name); None: the
+        cores shared evenly between the workers (:func:`~spikeinterface_sero.model.numpy_engine.default_threads`
+        // workers, at least 1), so that the workers neither oversubscribe the cores nor leave some idle.
     engine : "loop" | "joblib" | "dask" | None, default: None
         As SpikeInterface's ``run_sorter_jobs``; None: "dask" with a ``scheduler``, "joblib" with
         ``n_jobs`` other than 1, else "loop".
@@ -432,6 +444,15 @@ def classify_files(
     files = expand_inputs(paths)
     if isinstance(n_jobs, bool) or not isinstance(n_jobs, (int, np.integer)) or n_jobs == 0:
         raise SeroError(f"n_jobs must be a non-zero integer (1 = one process, -1 = every core), not {n_jobs!r}.")
+    if max_threads_per_worker is not None and (
+        isinstance(max_threads_per_worker, bool)
+        or not isinstance(max_threads_per_worker, (int, np.integer))
+        or max_threads_per_worker < 1
+    ):
+        raise SeroError(
+            f"max_threads_per_worker must be a positive integer or None (the cores shared evenly between the "
+            f"workers), not {max_threads_per_worker!r}."
+        )
     if engine is None:
         engine = "dask" if scheduler is not None else ("joblib" if n_jobs != 1 else "loop")
     if engine not in ("loop", "joblib", "dask"):
@@ -475,7 +496,14 @@ def classify_files(
             try:
                 if others and engine == "joblib":
                     with tqdm(total=len(others), desc="classify", unit="file", disable=not progress) as bar:
-                        _run_in_processes([files[index] for index in others], n_jobs, kwargs, done_others, bar=bar)
+                        _run_in_processes(
+                            [files[index] for index in others],
+                            n_jobs,
+                            kwargs,
+                            done_others,
+                            bar=bar,
+                            max_threads_per_worker=max_threads_per_worker,
+                        )
                 elif others:
                     _run_on_dask([files[index] for index in others], scheduler, kwargs, done_others)
             finally:
@@ -514,15 +542,19 @@ def _assemble(files, done: dict, missing: str) -> pd.DataFrame:
     return tidy(pd.concat(parts, ignore_index=True))
 
 
-def _run_in_processes(files, n_jobs: int, kwargs: dict, done: dict, function=None, bar=None) -> None:
-    """Worker processes (loky, as joblib); a worker that dies (killed, out of memory) costs only its file."""
+def _run_in_processes(
+    files, n_jobs: int, kwargs: dict, done: dict, function=None, bar=None, max_threads_per_worker: int | None = None
+) -> None:
+    """Worker processes (forked, or loky as joblib); a worker that dies (killed, out of memory) costs only its
+    file."""
     function = classify_file if function is None else function
-    workers = os.cpu_count() if n_jobs < 0 else n_jobs
+    workers = max(1, min(os.cpu_count() if n_jobs < 0 else n_jobs, len(files)))
+    threads = worker_threads(workers, max_threads_per_worker)
     # first all files in parallel; a dead worker breaks the whole pool, so the files it took with it are
     # then run one at a time, each in a fresh worker, and only a file that kills its own worker is lost
-    broken = _submit_all(function, files, range(len(files)), kwargs, done, workers, bar)
+    broken = _submit_all(function, files, range(len(files)), kwargs, done, workers, threads, bar)
     for index in broken:
-        if _submit_all(function, files, [index], kwargs, done, 1, bar):
+        if _submit_all(function, files, [index], kwargs, done, 1, threads, bar):
             done[index] = error_row(
                 files[index],
                 "the worker process died on this file (killed, or out of memory); try --n-jobs 1 or more memory",
@@ -531,9 +563,9 @@ def _run_in_processes(files, n_jobs: int, kwargs: dict, done: dict, function=Non
                 bar.update(1)
 
 
-def _submit_all(function, files, indices, kwargs: dict, done: dict, workers: int, bar=None) -> list[int]:
-    """Run ``function`` on the files in worker processes (``bar``, a tqdm bar, advances per finished file);
-    the indices whose worker died."""
+def _submit_all(function, files, indices, kwargs: dict, done: dict, workers: int, threads: int, bar=None) -> list[int]:
+    """Run ``function`` on the files in worker processes of ``threads`` threads each (``bar``, a tqdm bar,
+    advances per finished file); the indices whose worker died."""
     from joblib.externals.loky import get_reusable_executor
     from joblib.externals.loky.process_executor import TerminatedWorkerError
 
@@ -546,9 +578,11 @@ def _submit_all(function, files, indices, kwargs: dict, done: dict, workers: int
         # gc.freeze(): the collector no longer visits (and so writes to) the inherited objects, whose
         # pages then stay shared instead of being copied into every worker
         gc.freeze()
-        executor = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"), initializer=_one_thread)
-    else:  # TensorFlow's threads do not survive a fork: fresh loky workers, one inference thread each
-        executor = get_reusable_executor(max_workers=workers, env=_ONE_THREAD)
+        executor = ProcessPoolExecutor(
+            workers, mp_context=multiprocessing.get_context("fork"), initializer=_limit_threads, initargs=(threads,)
+        )
+    else:  # TensorFlow's threads do not survive a fork: fresh loky workers, ``threads`` inference threads each
+        executor = get_reusable_executor(max_workers=workers, env=_thread_environment(threads))
     futures = {executor.submit(function, files[i], **kwargs): i for i in indices}
     broken = []
     try:
@@ -573,18 +607,29 @@ def _size(path) -> int:
         return 0
 
 
-#: one inference and one BLAS thread per worker: the workers are the parallelism (no oversubscribed cores)
-_ONE_THREAD = {"SERO_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+def worker_threads(workers: int, max_threads_per_worker: int | None = None) -> int:
+    """Inference and BLAS threads of each of ``workers`` worker processes: ``max_threads_per_worker``, else
+    the cores this process may use (:func:`~spikeinterface_sero.model.numpy_engine.default_threads`) shared
+    evenly, at least one each; the workers are the parallelism, their threads use the cores left over."""
+    if max_threads_per_worker is not None:
+        return int(max_threads_per_worker)
+    return max(1, default_threads() // max(1, int(workers)))
 
 
-def _one_thread() -> None:
+def _thread_environment(threads: int) -> dict:
+    """The environment that gives a fresh process ``threads`` inference and BLAS threads."""
+    value = str(int(threads))
+    return {name: value for name in ("SERO_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+
+
+def _limit_threads(threads: int) -> None:
     """Initializer of a forked worker: its BLAS pools already exist, so they are limited through threadpoolctl."""
-    os.environ.update(_ONE_THREAD)
+    os.environ.update(_thread_environment(threads))
     try:
         from threadpoolctl import threadpool_limits
 
-        threadpool_limits(1)
-    except ImportError:  # without threadpoolctl the numpy engine still runs one thread (SERO_NUM_THREADS)
+        threadpool_limits(threads)
+    except ImportError:  # without threadpoolctl the numpy engine still runs ``threads`` threads (SERO_NUM_THREADS)
         pass
 
 

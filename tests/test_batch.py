@@ -11,6 +11,7 @@ import pytest
 from spikeinterface_sero import cli
 from spikeinterface_sero.constants import SAMPLING_FREQUENCY as FS
 from spikeinterface_sero.datasets import write_abf
+from spikeinterface_sero.errors import SeroError
 from spikeinterface_sero.pipeline import RESULT_COLUMNS, classify_files
 from spikeinterface_sero.testing import synthetic_trace
 
@@ -135,3 +136,42 @@ def test_parallel_workers_keep_the_progress_bar(batch, capsys):
     captured = capsys.readouterr()
     assert set(table["file"].map(lambda f: f.split("/")[-1])) == {f.name for f in files}
     assert f"{len(files)}/{len(files)}" in captured.err and "classify" in captured.err
+
+
+def _report_threads(path, **kwargs) -> pd.DataFrame:
+    """A worker's job that says how many threads it was given: the numpy engine's and BLAS's."""
+    from threadpoolctl import threadpool_info
+
+    from spikeinterface_sero.model.numpy_engine import default_threads
+
+    blas = [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
+    return pd.DataFrame({"file": [str(path)], "engine": [default_threads()], "blas": [max(blas, default=-1)]})
+
+
+@pytest.mark.parametrize(("cores", "asked", "expected"), [(4, None, 2), (5, None, 2), (2, None, 1), (4, 3, 3)])
+def test_workers_share_the_cores_between_their_threads(batch, monkeypatch, cores, asked, expected):
+    """--n-jobs 2 on N cores: each worker runs N // 2 inference and BLAS threads (one each on 2 cores), or
+    --threads-per-worker; never N threads each (oversubscribed) nor one each on a bigger machine (idle cores)."""
+    from spikeinterface_sero import pipeline
+
+    folder, model, root = batch
+    monkeypatch.setenv("SERO_NUM_THREADS", str(cores))  # the cores this process may use, as default_threads reads
+    files = sorted(folder.glob("*.abf"))[:4]
+    done = {}
+    pipeline._run_in_processes(files, 2, {}, done, function=_report_threads, max_threads_per_worker=asked)
+    table = pd.concat(done.values())
+    assert len(table) == 4
+    assert table["engine"].tolist() == [expected] * 4
+    # BLAS pools never grow past the size they started with (the machine's cores): limited, not raised
+    started_with = _report_threads("parent")["blas"].iloc[0]
+    assert table["blas"].tolist() == [min(expected, started_with)] * 4
+
+
+def test_threads_per_worker_is_checked_before_the_work_in_the_words_of_each_interface(batch, capsys):
+    folder, model, root = batch
+    args = ["classify", str(folder / "a_cell.abf"), "--model", str(model), "--n-jobs", "2", "--quiet"]
+    assert cli.main([*args, "--threads-per-worker", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "--threads-per-worker must be a positive integer" in err and "Traceback" not in err
+    with pytest.raises(SeroError, match="max_threads_per_worker must be a positive integer"):
+        classify_files([folder / "a_cell.abf"], n_jobs=2, max_threads_per_worker=1.5, model_folder=str(model))
