@@ -68,7 +68,7 @@ def rows_parallel(r: dict) -> list[dict]:
         _row("parallel", f"loop, {r['files']} files (median s)", r["loop_median_s"]),
         _row("parallel", f"--n-jobs {r['jobs']} (median s)", r["parallel_median_s"]),
         _row("parallel", f"speed-up, {r['jobs']} workers", r["speedup"], f">= {r['goal']:g}", r["goal_met"]),
-        _row("parallel", "speed-up over the one-thread loop", r["speedup_over_one_thread_loop"]),
+        _row("parallel", "speed-up over the loop with the workers' threads", r["speedup_over_worker_thread_loop"]),
         _row("parallel", "bound over the loop (work split perfectly)", r["bound_over_loop"]),
         _row("parallel", "same table as the loop", r["same_table"], "True", r["same_table"]),
         _row(

@@ -326,6 +326,7 @@ def trained(tmp_path_factory):
         keep_fused=True,
         noise="residual",
         description="unit test model",
+        precision="float32",  # the exact member-vs-branch checks below; "auto" takes bfloat16 on AVX512-BF16 CPUs
     )
     return ds, tr, va, te, ens, hist, out
 
