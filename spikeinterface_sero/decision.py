@@ -38,6 +38,7 @@ from .constants import (
 )
 from .errors import DataError
 from .features import UNDETERMINED, add_sero_type
+from .schema import UNIT_COLUMN_DESCRIPTIONS, UNIT_COLUMNS
 
 __all__ = [
     "DecisionParams",
@@ -89,45 +90,6 @@ _QUALITY_COLUMNS = [
 UNLIKE_TRAINING = "unlike_training_data"
 #: format name of the training-data description a model folder keeps
 TRAINING_DATA_FORMAT = "sero-training-shapes-1"
-#: columns of the per-unit table of :func:`decide_units` (and of the ``serotonergic`` extension)
-UNIT_COLUMNS = CELL_COLUMNS + [
-    "member_spread",
-    "firing_rate_hz",
-    "cv_isi",
-    "lv",
-    "udi_ms",
-    "criteria_label",
-    "sero_type",
-    "sero_domain",
-    *_QUALITY_COLUMNS,
-    "sero_method",
-]
-#: what each column of the unit table means (NWB column descriptions, docs)
-UNIT_COLUMN_DESCRIPTIONS = {
-    "sero_label": "serotonergic, non_serotonergic or undetermined: the CNN ensemble's cell call (Corradetti et al. 2024)",
-    "sero_probability": "P(serotonergic) of the cell: SER share of the mean ensemble consensus over its spikes",
-    "sero_probability_low": "lower end of the bootstrap interval (over spikes) of sero_probability",
-    "sero_probability_high": "upper end of the bootstrap interval (over spikes) of sero_probability",
-    "sero_reliable": "true only for an action current like the training data, enough spikes, interval clear of 0.5",
-    "n_spikes": "spikes classified",
-    "fraction_spikes_ser": "fraction of the cell's spikes whose own consensus votes serotonergic",
-    "member_spread": "standard deviation over the ensemble's members of their own cell P(serotonergic): disagreement",
-    "firing_rate_hz": "mean firing rate over the recording (Hz, Elephant)",
-    "cv_isi": "coefficient of variation of the inter-spike intervals",
-    "lv": "local variation of the inter-spike intervals (Shinomoto)",
-    "udi_ms": "upstroke-downstroke interval (trough to peak) of the mean action current (ms)",
-    "criteria_label": "the classical criteria's call (wide spike, slow and regular firing)",
-    "sero_type": "typical/atypical: whether the CNN agrees with the classical criteria",
-    "sero_domain": "in_domain, or how the input differs from the training data (resampled, voltage, flipped ...)",
-    "sero_quality": "ok, or the action-current checks the cell failed, joined by +",
-    "snr": "inward peak depth over the robust noise SD of the pre-trigger baseline",
-    "shape_consistency": "median correlation of the cell's spikes with their mean",
-    "outward_ratio": "outward (positive) phase after the inward peak, relative to its depth",
-    "half_width_ms": "width of the inward peak at half its depth (ms)",
-    "training_distance": "distance of the cell's mean normalised shape to the nearest training cell's, relative to "
-    "the model's limit (above 1: unlike the training data; empty when the model does not describe its training data)",
-    "sero_method": "cnn (the ensemble) or criteria (classical criteria alone)",
-}
 _FEATURE_COLUMNS = ["firing_rate_hz", "cv_isi", "lv", "udi_ms", "criteria_label"]
 _CHUNK_ELEMENTS = 500_000  # bootstrap indices drawn per pass (bounds the temporary array to ~4 MB)
 
@@ -706,13 +668,49 @@ def decide_units(
     like_training = table["sero_domain"].isin(_RELIABLE_DOMAINS) & (table["sero_quality"] == QUALITY_OK)
     table["sero_reliable"] = table["sero_reliable"].to_numpy(dtype=bool) & like_training.to_numpy(dtype=bool)
     table["sero_method"] = method
+    _add_call_columns(table, params)
     for column in (
         "sero_probability",
         "sero_probability_low",
         "sero_probability_high",
         "fraction_spikes_ser",
         "member_spread",
+        "sero_confidence",
         *_QUALITY_COLUMNS[1:],
     ):
         table[column] = table[column].astype("float64")
     return table[UNIT_COLUMNS], spike_p
+
+
+def _unsure_reasons(table: pd.DataFrame, params: DecisionParams) -> list[str]:
+    """Why each cell's call is not reliable ("" when it is), in the order a user would fix them."""
+    reasons = []
+    for row in table.itertuples():
+        why = []
+        if row.sero_label not in LABELS:
+            why.append("no_call")
+        if row.sero_method != "cnn":
+            why.append("criteria_only")
+        if row.n_spikes < params.min_spikes:
+            why.append("few_spikes")
+        if row.sero_quality != QUALITY_OK:
+            why.append("quality")
+        if row.sero_domain not in _RELIABLE_DOMAINS:
+            why.append("domain")
+        if not why and not row.sero_reliable:
+            why.append("interval_includes_0.5")
+        reasons.append("+".join(why) if not row.sero_reliable else "")
+    return reasons
+
+
+def _add_call_columns(table: pd.DataFrame, params: DecisionParams) -> None:
+    """``sero_call``, ``sero_confidence``, ``sero_unsure_reasons``, ``sero_set``, ``sero_rig``, ``sero_manual_label``."""
+    label = table["sero_label"].astype(str)
+    p = table["sero_probability"].astype("float64")
+    table["sero_confidence"] = np.where(label == SER, p, np.where(label == NSER, 1.0 - p, np.nan))
+    table["sero_unsure_reasons"] = _unsure_reasons(table, params)
+    reliable = table["sero_reliable"].to_numpy(dtype=bool)
+    table["sero_call"] = np.where(reliable, label, np.where(label.isin(LABELS), "unsure", label))
+    table["sero_set"] = "not_calibrated"
+    table["sero_rig"] = "not_validated"
+    table["sero_manual_label"] = ""

@@ -41,6 +41,13 @@ class TrainingError(SeroError):
     """Training data or options are unusable."""
 
 
+class ParameterError(SeroError, ValueError):
+    """An argument or option has a value the function cannot use (wrong type, out of range, unknown choice).
+
+    Raised before any work starts; the message names the argument in the words of the interface the user
+    called (the Python argument from Python, the flag from the CLI)."""
+
+
 class DemoModelWarning(UserWarning):
     """The labels come from the bundled demonstration model (trained on simulated recordings): not for
     scientific conclusions. Callers that say so another way (a ``model`` column, a CLI note) filter it."""

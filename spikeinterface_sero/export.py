@@ -21,6 +21,7 @@ from .decision import UNIT_COLUMN_DESCRIPTIONS
 from .errors import SeroError
 from .extension import SERO_PROPERTIES, get_serotonergic_extension
 from .files import atomic_path, check_output_path
+from .schema import RESULT_COLUMNS, RESULT_SCHEMA, TEXT
 from .upstream import main_channel_indices
 
 __all__ = [
@@ -36,49 +37,7 @@ __all__ = [
 #: file name endings of a results table
 TABLE_SUFFIXES = (".csv", ".tsv", ".json")
 #: columns of the results table (``sero classify``, the watcher, the report), in order
-RESULT_COLUMNS = [
-    "file",
-    "channel",
-    "cell_id",
-    "n_spikes",
-    "sero_label",
-    "sero_probability",
-    "sero_probability_low",
-    "sero_probability_high",
-    "sero_reliable",
-    "fraction_spikes_ser",
-    "member_spread",
-    "sero_type",
-    "firing_rate_hz",
-    "cv_isi",
-    "lv",
-    "udi_ms",
-    "criteria_label",
-    "sero_domain",
-    "sero_quality",
-    "snr",
-    "shape_consistency",
-    "outward_ratio",
-    "half_width_ms",
-    "training_distance",
-    "sero_method",
-    "n_dropped_edge",
-    "model",
-    "error",
-]
-_TEXT_RESULT_COLUMNS = (
-    "file",
-    "channel",
-    "cell_id",
-    "sero_label",
-    "sero_type",
-    "criteria_label",
-    "sero_domain",
-    "sero_quality",
-    "sero_method",
-    "model",
-    "error",
-)
+_TEXT_RESULT_COLUMNS = tuple(name for name, column in RESULT_SCHEMA.items() if column.kind == TEXT)
 
 #: The sorting properties written to a Phy folder as ``cluster_<property>.tsv`` columns.
 PHY_PROPERTIES = SERO_PROPERTIES
@@ -99,6 +58,7 @@ def results_table(analyzer, *, file: str | None = None) -> pd.DataFrame:
     out.insert(2, "cell_id", [str(c) for c in cells] if cells is not None else [str(u) for u in unit_ids])
     out["n_dropped_edge"] = dropped if dropped is not None else np.nan
     out["model"] = model_name(ext.params, provenance)
+    out["export_error"] = ""
     out["error"] = ""
     return tidy(out.reindex(columns=RESULT_COLUMNS))
 

@@ -30,10 +30,11 @@ from .constants import (
     SAMPLING_FREQUENCY,
     SNIPPET_LENGTH,
 )
-from .decision import UNIT_COLUMNS, DecisionParams, action_current_quality, decide_units, describe_training_data
+from .decision import DecisionParams, action_current_quality, decide_units, describe_training_data
 from .errors import DemoModelWarning, SeroError
 from .features import check_criterion, criteria_classify, features_from_sorting
 from .model import load_model
+from .schema import UNIT_SCHEMA, cast_table
 from .snippets import POLARITY_PROPERTY, main_channel_waveforms
 from .upstream import keep_trailing_empty_segments
 
@@ -49,7 +50,6 @@ __all__ = [
 
 #: sorting properties written by :func:`serotonergic_label_units` (seen by Phy, spikeinterface-gui, neuroconv)
 SERO_PROPERTIES = ("sero_label", "sero_probability", "sero_reliable", "sero_type", "sero_domain", "sero_quality")
-_TEXT_COLUMNS = ("sero_label", "criteria_label", "sero_type", "sero_domain", "sero_quality", "sero_method")
 _INFERENCE_BATCH = 4096  # spikes per progress-bar step
 #: sorting annotation of :func:`analyzer_from_snippets`: how long the recording was is not known
 _LENGTH_UNKNOWN = "sero_recording_length_unknown"
@@ -388,21 +388,11 @@ def _write_unit_properties(analyzer, table: pd.DataFrame) -> None:
 
 
 def _normalise_units_table(units: pd.DataFrame, unit_ids: list) -> pd.DataFrame:
-    """The unit table as computed: index ``unit_id`` with the analyzer's unit ids, plain numpy dtypes
+    """The unit table as computed: index ``unit_id`` with the analyzer's unit ids, the schema's dtypes
     (binary folders give CSV-parsed types, zarr gives pandas nullable ones)."""
-    out = units[[c for c in UNIT_COLUMNS if c in units.columns] + [c for c in units.columns if c not in UNIT_COLUMNS]]
-    out = out.copy()
+    out = cast_table(units, UNIT_SCHEMA)
     lookup = {str(u): u for u in unit_ids}
     out.index = pd.Index([lookup.get(str(u), u) for u in out.index], name="unit_id")
-    for col in out.columns:
-        if col in _TEXT_COLUMNS:
-            out[col] = np.asarray([str(v) for v in out[col]], dtype=object)
-        elif col == "n_spikes":
-            out[col] = out[col].astype("int64")
-        elif col == "sero_reliable":
-            out[col] = np.asarray([str(v).strip().lower() in ("true", "1", "1.0") for v in out[col]], dtype=bool)
-        else:
-            out[col] = pd.to_numeric(out[col], errors="coerce").astype("float64")
     return out
 
 
