@@ -136,7 +136,7 @@ def _check_report(report, table, detection_views=None):
         # the table shows a thumbnail of each figure, at its own size, linking to the full figure
         assert f'<a href="{name}"><img src="thumbnails/{name}"' in text
         thumbnail = mpimg.imread(report / "thumbnails" / name)
-        assert thumbnail.shape[:2] == (200, 320) and float(thumbnail.std()) > 0.01
+        assert thumbnail.shape[:2] == (150, 230) and float(thumbnail.std()) > 0.01
     assert '<div class="table-box"><table class="sortable">' in text  # wide tables scroll in their own box
     for _, r in errors.iterrows():
         assert html.escape(r["error"]) in text
@@ -156,7 +156,9 @@ def test_classify_report_demo_model(abf_files, models, tmp_path):
     assert DEMO_BANNER in text
     assert all(_red_band(p) for p in pngs)
     assert "A140313_073_" in " ".join(p.name for p in pngs)  # '#' made safe
-    assert "SEROTONERGIC" in text or "NON-SEROTONERGIC" in text
+    calls = table.loc[table["error"] == "", "sero_call"].tolist()
+    for call, chip in (("serotonergic", "reliable SER"), ("non_serotonergic", "reliable NSER"), ("unsure", "unsure")):
+        assert f">{calls.count(call)} {chip}</span>" in text
     assert (report / "results.csv").is_file()
     # the same summary from the table read back from disk (NaN errors, numbers as text)
     back = pd.read_csv(report / "results.csv")
@@ -222,7 +224,8 @@ def test_summary_has_a_population_view_and_every_image_it_references_exists(tmp_
     rows["error"] = ""
     index = write_summary_html(rows, tmp_path)
     html = index.read_text()
-    assert "population.png" in html and "no: monophasic" in html and 'class="serotonergic unsure"' in html
+    assert "population.png" in html and '<span class="reasons">monophasic</span>' in html
+    assert html.count('<tr class="unsure">') == 1 and html.count('<tr class="serotonergic">') == 1
     assert '<table class="sortable">' in html and "<script>" in html  # click a header to sort
     for image in re.findall(r'src="([^"]+)"', html):
         assert (tmp_path / image).is_file(), image
