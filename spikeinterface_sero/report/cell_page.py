@@ -7,7 +7,7 @@ import numpy as np
 
 from ..decision import uncalibrate
 from ..features import trough_and_peak_indices
-from .figures import THUMBNAIL_INCHES, new_figure, no_data, stamp, wrap
+from .figures import THUMBNAIL_INCHES, fit_text, new_figure, no_data, stamp, wrap
 from .reader import CellView, RunView
 from .words import (
     BACKGROUNDS,
@@ -28,7 +28,6 @@ __all__ = ["plot_cell", "cell_thumbnail"]
 MAX_DRAWN = 200
 _NICE_BINS_S = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0)
 _INFO_WIDTH = 58  # characters per line of the info box (monospace): longer lines wrap, nothing is cut
-_INFO_LINES = 30  # lines that fit the box at 8 points; more shrink the font
 
 
 def _float(value) -> float:
@@ -214,9 +213,9 @@ def _info_box(ax, cell: CellView, run: RunView, key: str):
     box = FancyBboxPatch((0.0, 0.0), 1.0, 1.0, boxstyle="round,pad=0.01", transform=ax.transAxes)
     box.set(facecolor=BACKGROUNDS[key], edgecolor=COLOURS[key], lw=1.5)
     ax.add_patch(box)
-    text = info_text(cell, run)
-    size = min(8.0, 8.0 * _INFO_LINES / max(1, text.count("\n") + 1))
-    ax.text(0.03, 0.97, text, transform=ax.transAxes, family="monospace", fontsize=size, va="top", gid="info")
+    artist = ax.text(0.03, 0.97, info_text(cell, run), transform=ax.transAxes, family="monospace", va="top")
+    artist.set(fontsize=8.0, gid="info")
+    fit_text(ax, artist)
 
 
 def plot_cell(cell: CellView, run: RunView, *, dpi: int = 100):
@@ -250,10 +249,10 @@ def cell_thumbnail(cell: CellView, run: RunView):
     ax = fig.add_subplot()
     ax.tick_params(labelsize=7, length=2, pad=1)
     p = _float(row.get("sero_probability"))
-    title = short_call(row) if key != "unsure" else call_headline(row).replace("UNSURE ", "UNSURE\n")
+    title = short_call(row) if key != "unsure" else call_headline(row)
     if key != "unsure" and np.isfinite(p):
         title += f"  P(SER) {p:.2f}"
-    ax.set_title(title, fontsize=7.5, fontweight="bold", color=COLOURS[key], loc="left")
+    ax.set_title(title, fontsize=7, fontweight="bold", color=COLOURS[key], loc="left")
     stamp(fig, run, small=True)
     waveforms = cell.waveforms
     if waveforms.shape[0] == 0:

@@ -251,7 +251,7 @@ def _detection_with_triggers(fig, lines, spike_samples, column, seconds, num_sam
     sign = -1.0 if params.polarity == "negative" else 1.0
     level = float(threshold[0] - baseline[0])
 
-    gs = fig.add_gridspec(2, max(1, n_zoom), left=0.06, right=0.985, bottom=0.08, top=0.86, hspace=0.42, wspace=0.25)
+    gs = fig.add_gridspec(2, max(1, n_zoom), left=0.06, right=0.985, bottom=0.11, top=0.86, hspace=0.42, wspace=0.25)
     ax = fig.add_subplot(gs[0, :])
     _draw_lines(ax, t, trace, baseline, threshold)
     local = shown - start
@@ -338,7 +338,7 @@ def _detection_without_triggers(fig, lines, column, seconds, num_samples, n_drop
     why = _why_no_spikes(excursion, level, noise, params.polarity, where, n_dropped)
 
     gs = fig.add_gridspec(
-        2, 3, left=0.06, right=0.985, bottom=0.08, top=0.84, hspace=0.45, wspace=0.28, width_ratios=[1, 1, 1.1]
+        2, 3, left=0.06, right=0.985, bottom=0.11, top=0.84, hspace=0.45, wspace=0.28, width_ratios=[1, 1, 1.1]
     )
     ax = fig.add_subplot(gs[0, :])
     _draw_lines(ax, t, trace, baseline, threshold)

@@ -10,7 +10,17 @@ from pathlib import Path
 from ..files import atomic_path
 from .words import COLOURS, DEMO_BANNER, plain
 
-__all__ = ["THUMBNAILS", "cell_plot_name", "detection_plot_name", "new_figure", "save_png", "stamp", "no_data", "WHY"]
+__all__ = [
+    "fit_text",
+    "THUMBNAILS",
+    "cell_plot_name",
+    "detection_plot_name",
+    "new_figure",
+    "save_png",
+    "stamp",
+    "no_data",
+    "WHY",
+]
 
 #: the subfolder of a report with the small figures the HTML table shows (each links to its full figure)
 THUMBNAILS = "thumbnails"
@@ -59,19 +69,23 @@ def wrap(text: str, width: int) -> str:
     return "\n".join(textwrap.fill(line, width) if line else "" for line in text.split("\n"))
 
 
-def stamp(fig, run, *, small: bool = False, corner: bool = False) -> None:
-    """Every figure says what stands behind its calls: the demo-model banner (a red band at the top, in the
-    top right ``corner`` of a figure whose title runs along the top) and the guarantee's words (at the bottom)."""
+def stamp(fig, run, *, small: bool = False, bottom: bool = False) -> None:
+    """Every figure says what stands behind its calls: the demo-model banner (a red band at the top, or at the
+    bottom right of a figure whose title runs along the top) and the guarantee's words (at the bottom left)."""
     if run is None:
         return
-    if run.demo:
+    if run.demo and small:  # inside the axes: a thumbnail's layout leaves no room above its title
+        ax, box = fig.axes[0], dict(boxstyle="round,pad=0.2", fc=COLOURS["error"], ec="none")
+        words = dict(ha="right", va="top", fontsize=6, color="white", fontweight="bold", bbox=box, gid="demo")
+        ax.text(0.99, 0.97, "DEMO MODEL", transform=ax.transAxes, **words)
+    elif run.demo:
         fig.text(
-            0.99 if corner else 0.5,
-            0.995,
-            "DEMO MODEL - not for conclusions" if small else DEMO_BANNER,
-            ha="right" if corner else "center",
-            va="top",
-            fontsize=6.5 if small else (10 if corner else 13),
+            0.99 if bottom else 0.5,
+            0.005 if bottom else 0.995,
+            DEMO_BANNER,
+            ha="right" if bottom else "center",
+            va="bottom" if bottom else "top",
+            fontsize=10 if bottom else 13,
             fontweight="bold",
             color="white",
             bbox=dict(boxstyle="round,pad=0.3", fc=COLOURS["error"], ec="none"),
@@ -81,6 +95,17 @@ def stamp(fig, run, *, small: bool = False, corner: bool = False) -> None:
         fig.text(
             0.01, 0.005, f"Guarantee: {run.guarantee}", fontsize=8.5, color="#842029", va="bottom", gid="guarantee"
         )
+
+
+def fit_text(ax, artist, smallest: float = 4.0) -> None:
+    """Shrink ``artist`` (a text) until it lies inside ``ax``: a long reason list is never cut at the edge."""
+    renderer = ax.figure.canvas.get_renderer()
+    box = ax.get_window_extent(renderer)
+    while artist.get_fontsize() > smallest:
+        extent = artist.get_window_extent(renderer)
+        if extent.x1 <= box.x1 and extent.y0 >= box.y0 and extent.x0 >= box.x0 and extent.y1 <= box.y1:
+            return
+        artist.set_fontsize(artist.get_fontsize() * 0.92)
 
 
 def no_data(ax, text) -> None:

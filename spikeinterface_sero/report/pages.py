@@ -120,8 +120,10 @@ def write_cell_reports(analyzer, report_dir, *, file=None, dpi: int = 100, detec
             dpi=dpi,
             lines=lines,
         )
-        stamp(figure, run, corner=True)
+        stamp(figure, run, bottom=True)
         path = save_png(figure, report_dir / detection_plot_name(cell.cell_id, file, cell.channel))
-        save_png(detection_thumbnail(lines, samples, channel_id), report_dir / THUMBNAILS / path.name)
+        thumbnail = detection_thumbnail(lines, samples, channel_id)
+        stamp(thumbnail, run, small=True)
+        save_png(thumbnail, report_dir / THUMBNAILS / path.name)
         paths.append(path)
     return paths

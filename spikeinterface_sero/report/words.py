@@ -126,7 +126,7 @@ def short_call(row) -> str:
 
 def reasons_text(row) -> str:
     """Why a call is not reliable, in words, the failed checks named ("" for a reliable call)."""
-    if call_of(row) in (SER, NSER):
+    if call_of(row) in (SER, NSER, UNDETERMINED):  # an undetermined cell's headline says why: no spikes
         return ""
     reasons = [r for r in plain(row.get("sero_unsure_reasons")).split("+") if r]
     words = []
