@@ -1,5 +1,5 @@
-"""The summary page of a report: ``index.html`` from the template ``index.html`` shipped with the package, every
-cell's call as a person reads it, every failed file in red, the rule and the guarantee (``docs/report.md``)."""
+"""The summary page of a report: ``index.html`` from the template ``templates/report.html`` (package data),
+every cell's call as a person reads it, every failed file in red, the rule and the guarantee (``docs/report.md``)."""
 
 from __future__ import annotations
 
@@ -36,6 +36,7 @@ __all__ = ["REPORT_TABLE", "write_summary_html"]
 
 #: the results table a report folder holds next to its ``index.html``
 REPORT_TABLE = "results.csv"
+_TEMPLATE = "templates/report.html"  # package data: the page, its style and its sort script
 esc = html.escape
 
 _COLUMNS = [
@@ -263,7 +264,7 @@ def write_summary_html(
     header += "".join(f"<th>{esc(c)}</th>" for c in extra)
     now = _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z").strip()
     models = "; ".join(words["models"]) or "-"
-    page = Template(resources.files(__package__).joinpath("index.html").read_text(encoding="utf-8")).substitute(
+    page = Template(resources.files("spikeinterface_sero").joinpath(_TEMPLATE).read_text(encoding="utf-8")).substitute(
         refresh=f'\n<meta http-equiv="refresh" content="{float(refresh_s):g}">' if refresh_s else "",
         title=esc(plain(title)),
         banner=f'<div class="demo">{esc(DEMO_BANNER)}: these calls come from the bundled demonstration model '
