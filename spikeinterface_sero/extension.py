@@ -31,7 +31,7 @@ from .constants import (
     SNIPPET_LENGTH,
 )
 from .decision import DecisionParams, action_current_quality, decide_units, describe_training_data
-from .errors import DemoModelWarning, SeroError
+from .errors import DemoModelWarning, SeroError, SnippetError
 from .features import check_criterion, criteria_classify, features_from_sorting
 from .model import load_model
 from .model.numpy_engine import default_threads
@@ -260,23 +260,36 @@ def _resolve_polarity(analyzer, polarity: str | None) -> str:
 
 def _model_snippets(analyzer, params: dict, polarity: str, unit_ids: list):
     """(waveforms (n, 160) of the selected units' spikes, spike vector rows, domain per unit, adaptation)."""
+    adaptation, reextract = None, bool(params.get("reextract", False))  # analyzers saved before it: False
+    if not is_paper_format(analyzer):
+        window = _waveform_window(analyzer)
+        try:
+            snippets, overall, adaptation = adapt_analyzer_snippets(
+                analyzer, polarity=polarity, flip_positive=params["flip_positive"], reextract=reextract
+            )
+        except SnippetError:
+            # re-extracted into the paper's own window (40 kHz spikes already at their triggers): read as such
+            if not (reextract and is_paper_format(analyzer)):
+                raise
+            adaptation = dict(applied=False, reextracted=dict(previous=window, **_waveform_window(analyzer)))
+        else:
+            domain = [adaptation["unit_domains"][str(u)] for u in unit_ids]
+            if overall != "in_domain":
+                warnings.warn(out_of_domain_message(adaptation), OutOfDomainWarning, stacklevel=5)
     spikes = analyzer.sorting.to_spike_vector()[analyzer.get_extension("random_spikes").get_data()]
-    unit_positions = [list(analyzer.unit_ids).index(u) for u in unit_ids]
-    if is_paper_format(analyzer):
+    if adaptation is None or not adaptation.get("applied", True):
         waveforms = main_channel_waveforms(analyzer)
-        if polarity == "positive":
-            waveforms = -waveforms
-        domain, adaptation = ["in_domain"] * len(unit_ids), None
+        waveforms = -waveforms if polarity == "positive" else waveforms
+        domain = ["in_domain"] * len(unit_ids)
     else:
-        snippets, overall, adaptation = adapt_analyzer_snippets(
-            analyzer, polarity=polarity, flip_positive=params["flip_positive"], reextract=params.get("reextract", False)
-        )
         waveforms = snippets.waveforms
-        domain = [adaptation["unit_domains"][str(u)] for u in unit_ids]
-        if overall != "in_domain":
-            warnings.warn(out_of_domain_message(adaptation), OutOfDomainWarning, stacklevel=5)
-    keep = np.isin(spikes["unit_index"], unit_positions)
+    keep = np.isin(spikes["unit_index"], [list(analyzer.unit_ids).index(u) for u in unit_ids])
     return waveforms[keep], spikes[keep], domain, adaptation
+
+
+def _waveform_window(analyzer) -> dict:
+    params = analyzer.get_extension("waveforms").params
+    return dict(ms_before=float(params["ms_before"]), ms_after=float(params["ms_after"]))
 
 
 def _features(analyzer, waveforms: np.ndarray, spike_unit_index: np.ndarray, unit_ids: list, params: dict):

@@ -199,3 +199,26 @@ def test_flags_must_be_real_booleans(analyzer, model_folder, name):
     with pytest.raises(ParameterError, match=f"{name} must be True or False"):
         analyzer.compute("serotonergic", model_folder=model_folder, **{name: "false"})
     assert not analyzer.has_extension("serotonergic")
+
+
+def test_several_extensions_at_once_with_n_jobs(model_folder):
+    """``analyzer.compute([...], n_jobs=4)`` with SpikeInterface's default waveform window: refused with the
+    call that fixes it, labelled with the paper's window or with ``reextract=True`` (the same labels)."""
+    from spikeinterface.core import create_sorting_analyzer
+
+    recording = _recording()
+    sorting = sero.recording_to_analyzer(recording).sorting
+    chain = ["random_spikes", "waveforms", "templates", "serotonergic"]
+    params = dict(model_folder=model_folder, n_boot=20)
+    short = create_sorting_analyzer(sorting, recording, sparse=False)
+    with pytest.raises(SnippetError, match="reextract=True"):
+        short.compute(chain, n_jobs=4, extension_params={"serotonergic": params})
+    paper = create_sorting_analyzer(sorting, recording, sparse=False)
+    window = dict(ms_before=1.0, ms_after=3.0)
+    paper.compute(chain, n_jobs=4, extension_params={"waveforms": window, "serotonergic": params})
+    again = create_sorting_analyzer(sorting, recording, sparse=False)
+    again.compute(chain, n_jobs=4, extension_params={"serotonergic": dict(params, reextract=True)})
+    expected = paper.get_extension("serotonergic").get_data()
+    pd.testing.assert_frame_equal(again.get_extension("serotonergic").get_data(), expected)
+    assert again.get_extension("waveforms").params["ms_after"] == 3.0
+    assert again.get_extension("serotonergic").get_data("provenance")["adaptation"]["reextracted"]
