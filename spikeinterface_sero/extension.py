@@ -20,6 +20,7 @@ from spikeinterface.core.sortinganalyzer import AnalyzerExtension, register_resu
 from tqdm.auto import tqdm
 
 from .adapt import OutOfDomainWarning, adapt_analyzer_snippets, is_paper_format, out_of_domain_message
+from .conformal import rig_guarantee
 from .constants import (
     DEFAULT_CI,
     DEFAULT_MIN_SPIKES,
@@ -300,12 +301,13 @@ def compute_unit_decisions(analyzer, params: dict, *, unit_ids=None, progress_ba
     spike_unit = np.array([position[int(i)] for i in spikes["unit_index"]], dtype=np.int64)
     features = _features(analyzer, waveforms, spike_unit, unit_ids, params)
     provenance = dict(polarity=polarity, adaptation=adaptation, method=params["method"])
-    calibration, training_data = None, None
+    calibration, training_data, rig_validation = None, None, None
     if params["method"] == "cnn":
         ensemble = load_model(params["model_folder"], trust=params["trust_model"])
         outputs = _predict(ensemble, waveforms, progress_bar)
         calibration = ensemble.info.get("calibration") or None
         training_data = ensemble.info.get("training_data") or None
+        rig_validation = ensemble.info.get("rig_validation") or None  # docs/validate.md
         provenance.update(
             model_is_demo=bool(ensemble.is_demo),
             model_kernels=[int(k) for k in ensemble.kernels],
@@ -330,6 +332,7 @@ def compute_unit_decisions(analyzer, params: dict, *, unit_ids=None, progress_ba
         firing_rate_hz=features.reindex(unit_ids)["firing_rate_hz"].to_numpy(dtype=float),
         isis_s=[_intervals(analyzer.sorting, u) for u in unit_ids],
         training_data=training_data,
+        rig_validation=rig_validation,
     )
     units, spike_p = decide_units(
         outputs,
@@ -341,7 +344,9 @@ def compute_unit_decisions(analyzer, params: dict, *, unit_ids=None, progress_ba
         domain=domain,
         quality=quality,
         calibration=calibration,
+        rig_validation=rig_validation,
     )
+    provenance["guarantee"] = rig_guarantee(rig_validation)
     analyzer_position = np.array([list(analyzer.unit_ids).index(u) for u in unit_ids], dtype=np.int64)
     return dict(
         units=_normalise_units_table(units, unit_ids),  # the dtypes a reload gives, by construction
