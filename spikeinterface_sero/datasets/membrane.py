@@ -2,7 +2,7 @@
 type two-compartment neuron, with its own firing, noise and electrode filter.
 
 The model, its parameters and how its classes differ from ``simulator.py`` are in ``docs/simulator.md``
-(section "A second family: the membrane simulator").
+(section 2.6 "A second family: the membrane simulator").
 """
 
 from __future__ import annotations
