@@ -51,3 +51,8 @@ LAYER_NORM_EPSILON = 1e-3  # the members' LayerNormalization epsilon: the model 
 MIN_EVALUATION_CELLS = 20
 MIN_CELLS_PER_CLASS = 5
 MIN_EVALUATION_GROUPS = 3
+# Is this a stimulus or pacing artefact? (per cell; docs/quality.md, "stimulus_artefact")
+MIN_STIMULUS_EVENTS = 5  # fewer events (or intervals) say nothing about periodicity or identity
+MAX_STIMULUS_JITTER_MS = 0.1  # robust SD of the intervals: a neuron's is >= ~10 ms (CV >= 0.05 at <= 5 Hz)
+MAX_STIMULUS_AMPLITUDE_SPREAD = 0.01  # robust SD of the inward peak depths over their median
+MIN_ACTION_CURRENT_ONSET_MS = 0.03  # 10-90 % leading edge of the mean event: faster is a digital edge
