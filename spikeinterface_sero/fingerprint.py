@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .constants import NBEFORE, RIG_FINGERPRINT_MARGIN, SAMPLING_FREQUENCY
+from .constants import NBEFORE, RIG_FINGERPRINT_MARGIN, SAMPLING_FREQUENCY, SNIPPET_LENGTH
 from .errors import DataError
 
 __all__ = [
@@ -82,7 +82,8 @@ def cell_fingerprints(waveforms, spike_unit_index, n_units: int, *, firing_rate_
     pandas.DataFrame
         (n_units, :data:`FINGERPRINT_FEATURES`).
     """
-    x = np.asarray(waveforms, dtype=np.float64).reshape(len(waveforms), -1)
+    x = np.asarray(waveforms, dtype=np.float64)
+    x = x.reshape(len(x), -1) if x.size else x.reshape(0, SNIPPET_LENGTH)
     index = np.asarray(spike_unit_index, dtype=np.int64)
     rows = [
         _one_cell(x[index == u]) if (index == u).any() else dict.fromkeys(FINGERPRINT_FEATURES, np.nan)
