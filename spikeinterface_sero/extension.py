@@ -37,7 +37,7 @@ from .model import load_model
 from .model.numpy_engine import default_threads
 from .schema import UNIT_SCHEMA, cast_table
 from .snippets import POLARITY_PROPERTY, main_channel_waveforms
-from .upstream import keep_trailing_empty_segments
+from .upstream import keep_trailing_empty_segments, set_sorting_property
 
 __all__ = [
     "ComputeSerotonergic",
@@ -425,10 +425,7 @@ def _write_unit_properties(analyzer, table: pd.DataFrame) -> None:
         sero_quality=np.asarray([str(v) for v in table["sero_quality"]], dtype=str),
     )
     for key in SERO_PROPERTIES:
-        if analyzer.is_read_only():
-            analyzer.sorting.set_property(key, values[key])  # kept in memory, with the extension's data
-        else:
-            analyzer.set_sorting_property(key, values[key])
+        set_sorting_property(analyzer, key, values[key])  # read-only: in memory, with the extension's data
 
 
 def _stored_table(table: pd.DataFrame) -> dict:

@@ -222,3 +222,55 @@ def test_several_extensions_at_once_with_n_jobs(model_folder):
     pd.testing.assert_frame_equal(again.get_extension("serotonergic").get_data(), expected)
     assert again.get_extension("waveforms").params["ms_after"] == 3.0
     assert again.get_extension("serotonergic").get_data("provenance")["adaptation"]["reextracted"]
+
+
+def _text_of(analyzer) -> dict:
+    """Every text value of the unit table and of the text sorting properties."""
+    from spikeinterface_sero.extension import SERO_PROPERTIES
+    from spikeinterface_sero.schema import TEXT, UNIT_SCHEMA
+
+    table = analyzer.get_extension("serotonergic").get_data()
+    text = {f"table:{c}": [str(v) for v in table[c]] for c, column in UNIT_SCHEMA.items() if column.kind == TEXT}
+    for key in SERO_PROPERTIES:
+        if UNIT_SCHEMA[key].kind == TEXT:
+            text[f"property:{key}"] = [str(v) for v in analyzer.sorting.get_property(key)]
+            assert text[f"property:{key}"] == text[f"table:{key}"], key
+    return text
+
+
+@pytest.mark.parametrize("fmt", ["binary_folder", "zarr"])
+def test_text_survives_recompute_merge_and_split_in_every_format(model_folder, tmp_path, fmt):
+    """SpikeInterface writes zarr properties in place into their first fixed width: nothing may be cut."""
+    from spikeinterface_sero.extension import SERO_PROPERTIES
+    from spikeinterface_sero.schema import TEXT, UNIT_SCHEMA
+
+    suffix = ".zarr" if fmt == "zarr" else ""
+    memory = sero.recording_to_analyzer(_recording())
+    disk = memory.save_as(format=fmt, folder=tmp_path / f"an{suffix}")
+    units = list(memory.unit_ids)
+    short = [key for key in SERO_PROPERTIES if UNIT_SCHEMA[key].kind == TEXT]
+    results = []
+    for analyzer in (memory, disk):
+        for key in short:  # written before, shorter (an earlier run, a curation tool)
+            analyzer.set_sorting_property(key, np.array(["x"] * len(units)))
+        analyzer.compute("serotonergic", model_folder=model_folder, method="criteria")
+        analyzer.compute("serotonergic", model_folder=model_folder, n_boot=20)  # recompute: other values
+        steps = {"computed": analyzer}
+        for mode in ("soft", "hard"):
+            folder = None if analyzer is memory else tmp_path / f"{mode}{suffix}"
+            kwargs = dict(format="memory") if folder is None else dict(format=fmt, folder=folder)
+            steps[mode] = analyzer.merge_units([[units[0], units[2]]], merging_mode=mode, **kwargs)
+        train = np.arange(analyzer.sorting.get_unit_spike_train(units[1]).size)
+        kwargs = dict(format="memory") if analyzer is memory else dict(format=fmt, folder=tmp_path / f"split{suffix}")
+        steps["split"] = analyzer.split_units({units[1]: [train[::2], train[1::2]]}, **kwargs)
+        texts = {name: _text_of(step) for name, step in steps.items()}
+        if analyzer is disk:
+            for name, step in steps.items():
+                texts[f"{name} reloaded"] = _text_of(sero.load_sorting_analyzer(step.folder))
+        results.append(texts)
+    reference, saved = results
+    for name, text in saved.items():
+        assert text == reference[name.replace(" reloaded", "")], name
+    labels = {v for text in reference.values() for v in text["table:sero_label"]}
+    assert labels <= {"serotonergic", "non_serotonergic", "undetermined"}
+    assert any(len(v) > 1 for text in reference.values() for v in text["property:sero_quality"])
