@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 
 from .adapt import OutOfDomainWarning, adapt_analyzer_snippets, is_paper_format, out_of_domain_message
 from .arguments import check_flag
+from .conformal import rig_guarantee
 from .constants import (
     DEFAULT_CI,
     DEFAULT_MIN_SPIKES,
@@ -345,12 +346,13 @@ def compute_unit_decisions(
     spike_unit = np.array([position[int(i)] for i in spikes["unit_index"]], dtype=np.int64)
     features = _features(analyzer, waveforms, spike_unit, unit_ids, params)
     provenance = dict(polarity=polarity, adaptation=adaptation, method=params["method"])
-    calibration, training_data = None, None
+    calibration, training_data, rig_validation = None, None, None
     if params["method"] == "cnn":
         ensemble = load_model(params["model_folder"], trust=params["trust_model"])
         outputs = _predict(ensemble, waveforms, progress_bar, threads)
         calibration = ensemble.info.get("calibration") or None
         training_data = ensemble.info.get("training_data") or None
+        rig_validation = ensemble.info.get("rig_validation") or None  # docs/validate.md
         provenance.update(
             model_is_demo=bool(ensemble.is_demo),
             model_kernels=[int(k) for k in ensemble.kernels],
@@ -375,6 +377,7 @@ def compute_unit_decisions(
         firing_rate_hz=features.reindex(unit_ids)["firing_rate_hz"].to_numpy(dtype=float),
         isis_s=[_intervals(analyzer.sorting, u) for u in unit_ids],
         training_data=training_data,
+        rig_validation=rig_validation,
     )
     units, spike_p = decide_units(
         outputs,
@@ -386,7 +389,9 @@ def compute_unit_decisions(
         domain=domain,
         quality=quality,
         calibration=calibration,
+        rig_validation=rig_validation,
     )
+    provenance["guarantee"] = rig_guarantee(rig_validation)
     analyzer_position = np.array([list(analyzer.unit_ids).index(u) for u in unit_ids], dtype=np.int64)
     return dict(
         **_stored_table(_normalise_units_table(units, unit_ids)),  # the dtypes a reload gives, by construction
