@@ -783,3 +783,29 @@ def _add_call_columns(table: pd.DataFrame, params: DecisionParams) -> None:
     reliable = table["sero_reliable"].to_numpy(dtype=bool)
     table["sero_call"] = np.where(reliable, label, np.where(label.isin(LABELS), "unsure", label))
     table["sero_manual_label"] = ""
+
+
+def describe_rule(params) -> str:
+    """The cell rule in words, with the interval's coverage and resamples taken from ``params``.
+
+    Parameters
+    ----------
+    params : DecisionParams or dict
+        The decision parameters, or the ``serotonergic`` extension's params (``method``, ``ci``, ``n_boot``).
+
+    Returns
+    -------
+    str
+        What reports and provenance print as "the rule".
+    """
+    values = params.to_dict() if isinstance(params, DecisionParams) else dict(params)
+    if values.get("method", "cnn") == "criteria":
+        return (
+            "the classical criteria alone (wide spike, slow and regular firing): no ensemble, no P(SER) and no interval"
+        )
+    ci, n_boot = float(values.get("ci", DEFAULT_CI)), int(values.get("n_boot", DEFAULT_N_BOOT))
+    return (
+        "serotonergic when the mean SER output of the ensemble over the cell's spikes is larger than the NSER "
+        f"output; P(SER) = 0.5 is non-serotonergic; informational interval: {100 * ci:g} % percentile bootstrap "
+        f"over spikes, {n_boot} resamples"
+    )
