@@ -18,7 +18,14 @@ from spikeinterface.core.job_tools import fix_job_kwargs
 from spikeinterface.core.sortinganalyzer import AnalyzerExtension, register_result_extension
 from tqdm.auto import tqdm
 
-from .adapt import OutOfDomainWarning, adapt_analyzer_snippets, is_paper_format, out_of_domain_message
+from .adapt import (
+    OutOfDomainWarning,
+    adapt_analyzer_snippets,
+    add_domain_parts,
+    is_paper_format,
+    out_of_domain_message,
+    recording_domains,
+)
 from .arguments import check_flag
 from .conformal import rig_guarantee
 from .constants import (
@@ -373,6 +380,7 @@ def _model_snippets(analyzer, params: dict, polarity: str, unit_ids: list):
         domain = ["in_domain"] * len(unit_ids)
     else:
         waveforms = snippets.waveforms
+    domain = [add_domain_parts(d, parts) for d, parts in zip(domain, recording_domains(analyzer, unit_ids))]
     keep = np.isin(spikes["unit_index"], [list(analyzer.unit_ids).index(u) for u in unit_ids])
     return waveforms[keep], spikes[keep], domain, adaptation
 

@@ -388,3 +388,41 @@ def test_sero_columns_reach_spikeinterface_units_table(analyzer, model_folder):
             np.testing.assert_allclose(shown[key].to_numpy(float), units[key].to_numpy(float), equal_nan=True)
         else:
             assert shown[key].tolist() == units[key].tolist(), key
+
+
+@pytest.mark.parametrize(
+    "case, domain, can_be_reliable",
+    [
+        ("paper", "in_domain", True),
+        ("resampled", "resampled", True),  # read at 20 kHz, resampled to 40 kHz by read_abf
+        ("nA", "converted_from_nA", True),  # read in nA, scaled to pA by read_abf
+        ("filtered", "filtered", False),  # band-pass filtered: the action current's shape is changed
+    ],
+)
+def test_sero_domain_says_how_the_input_was_read(tmp_path, model_folder, case, domain, can_be_reliable):
+    import spikeinterface.preprocessing as spre
+
+    from spikeinterface_sero.datasets import write_abf
+
+    rate = 20_000.0 if case == "resampled" else 40_000.0
+    times = np.sort(np.random.default_rng(7).uniform(0.05, 5.9, 30))
+    trace = synthetic_trace(sampling_frequency=rate, duration_s=6.0, spike_times_s=times, seed=1)
+    scale, unit = (1e-3, "nA") if case == "nA" else (1.0, "pA")
+    path = write_abf(tmp_path / f"{case}.abf", trace * scale, rate, units=unit, data_format="float32")
+    recording = sero.read_abf(path)
+    if case == "filtered":
+        recording = spre.bandpass_filter(recording, freq_min=300.0, freq_max=6000.0)
+    analyzer = sero.recording_to_analyzer(recording)
+    units = analyzer.compute("serotonergic", model_folder=model_folder, n_boot=20).get_data()
+    assert units["sero_domain"].tolist() == [domain]
+    reasons = units["sero_unsure_reasons"].iloc[0].split("+")
+    assert ("domain" not in reasons) == can_be_reliable, reasons
+    if not can_be_reliable:
+        assert not units["sero_reliable"].iloc[0] and units["sero_call"].iloc[0] == "unsure"
+    # recomputed after a reload without the recording: the analyzer's own record says the same
+    analyzer.save_as(format="binary_folder", folder=tmp_path / "saved")
+    path.rename(tmp_path / "moved.abf")
+    back = sero.load_sorting_analyzer(tmp_path / "saved")
+    assert not back.has_recording()
+    again = back.compute("serotonergic", model_folder=model_folder, n_boot=20).get_data()
+    assert again["sero_domain"].tolist() == [domain]
