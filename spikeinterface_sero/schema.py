@@ -23,6 +23,7 @@ __all__ = [
     "INTEGER",
     "BOOLEAN",
     "cast_table",
+    "property_values",
 ]
 
 #: the kinds of column (``Column.kind``)
@@ -200,3 +201,29 @@ def cast_table(table: pd.DataFrame, schema: dict[str, Column] = UNIT_SCHEMA) -> 
         else:
             out[name] = pd.to_numeric(values, errors="coerce").astype("float64").to_numpy()
     return out[list(schema) + [c for c in out.columns if c not in schema]]
+
+
+def property_values(table: pd.DataFrame, name: str, schema: dict[str, Column] = UNIT_SCHEMA) -> np.ndarray:
+    """Column ``name`` of ``table`` as a SpikeInterface sorting property: ``float64``, ``int64``, ``bool`` or
+    fixed-width text (``<U``), never an object array (zarr refuses those; spikeinterface-gui and Phy show
+    these dtypes as they are).
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        A table with the schema's column ``name``.
+    name : str
+        The column.
+    schema : dict, default: UNIT_SCHEMA
+        Where the column's kind is defined.
+
+    Returns
+    -------
+    numpy.ndarray
+        One value per row.
+    """
+    values = cast_table(table[[name]], {name: schema[name]})[name]
+    kind = schema[name].kind
+    if kind == TEXT:
+        return np.asarray([str(v) for v in values], dtype=str)
+    return values.to_numpy(dtype={FLOAT: np.float64, INTEGER: np.int64, BOOLEAN: bool}[kind])

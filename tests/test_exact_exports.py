@@ -192,7 +192,9 @@ def test_a_relabel_reaches_csv_nwb_and_phy(one_cell, tmp_path):
     extension = analyzer.get_extension("serotonergic")
     unit = analyzer.unit_ids[0]
     model_call = extension.get_data().loc[unit, "sero_label"]
-    extension.data["units"].loc[unit, "sero_manual_label"] = "serotonergic_atypical"
+    before = analyzer.sorting.get_property("sero_manual_label")
+    # a person's label, written as spikeinterface.curation.apply_curation writes it: the sorting property
+    analyzer.sorting.set_property("sero_manual_label", np.array(["serotonergic_atypical"]))
     try:
         table = results_table(analyzer, file="cell.abf")
         back = pd.read_csv(write_table(table, tmp_path / "r.csv"), keep_default_na=False)
@@ -205,7 +207,7 @@ def test_a_relabel_reaches_csv_nwb_and_phy(one_cell, tmp_path):
         phy = read_phy(export_to_phy(analyzer, tmp_path / "phy"))
         assert list(phy.get_property("sero_manual_label")) == ["serotonergic_atypical"]
     finally:
-        extension.data["units"].loc[unit, "sero_manual_label"] = ""
+        analyzer.sorting.set_property("sero_manual_label", before)
 
 
 def test_phy_has_the_recording_in_pa_and_the_raw_spike_probability(one_cell, tmp_path):
