@@ -155,6 +155,7 @@ RESULT_SCHEMA = _columns(
     ),
     ("error", TEXT, "empty, or why the file could not be classified"),
 )
+#: the columns of the results table, in order
 RESULT_COLUMNS = list(RESULT_SCHEMA)
 
 _NULL_TEXT = {"nan", "none", "<na>"}
