@@ -233,6 +233,26 @@ def test_phy_has_the_recording_in_pa_and_the_raw_spike_probability(one_cell, tmp
     np.testing.assert_allclose(probabilities, [by_sample[s] for s in spike_samples])
 
 
+def test_capped_cells_export_every_spike_and_mark_the_unclassified(one_cell, tmp_path):
+    """With a waveform cap, NWB and Phy still hold every spike of the sorting; Phy marks the spikes the model
+    did not see with -1 (not NaN, which Phy would show as 0)."""
+    path, _ = one_cell
+    analyzer = sero.abf_to_analyzer(path, max_spikes_per_cell=10)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DemoModelWarning)
+        analyzer.compute("serotonergic", n_boot=50, progress_bar=False)
+    every = analyzer.sorting.get_unit_spike_train(analyzer.unit_ids[0])
+    (times,) = _nwb_spike_times(write_nwb(analyzer, tmp_path / "c.nwb"))
+    np.testing.assert_allclose(times, every / FS, atol=1e-9)
+    folder = export_to_phy(analyzer, tmp_path / "phy", copy_binary=False)
+    assert "dat_path = None" in (folder / "params.py").read_text()
+    probabilities = np.load(folder / f"spike_{PHY_SPIKE_PROBABILITY}.npy")
+    spikes = analyzer.get_extension("serotonergic").get_data("spikes")
+    assert probabilities.size == every.size == 25 and (probabilities == -1).sum() == 25 - len(spikes) == 15
+    seen = np.isin(every, spikes["sample_index"])
+    np.testing.assert_allclose(probabilities[seen], spikes.sort_values("sample_index")["p_ser"])
+
+
 def test_phy_refuses_an_episodic_file_in_one_clear_error(episodic, tmp_path):
     _, analyzer = episodic
     with pytest.raises(sero.SeroError, match="3 sweeps.*NWB"):
