@@ -124,6 +124,16 @@ def test_neo_spiketrains_start_with_their_segment(episodic):
         name = column if column.startswith("sero_") else f"sero_{column}"
         assert trains[0].annotations[name] == pytest.approx(value, nan_ok=True), column
     assert trains[0].annotations["sero_call"] == "unsure" and trains[0].annotations["sero_unsure_reasons"]
+    # and back: the block and its trains give an analyzer with the same spikes in the same sweeps
+    from spikeinterface_sero.neo_bridge import analyzer_from_neo
+
+    back = analyzer_from_neo(block, spiketrains=trains)
+    for k in range(len(SWEEP_STARTS)):
+        np.testing.assert_array_equal(
+            back.sorting.get_unit_spike_train(back.unit_ids[0], segment_index=k),
+            analyzer.sorting.get_unit_spike_train(analyzer.unit_ids[0], segment_index=k),
+        )
+        assert back.recording.get_start_time(k) == pytest.approx(SWEEP_STARTS[k])
 
 
 def test_neo_spiketrains_of_your_own_give_the_same_answer(episodic):
