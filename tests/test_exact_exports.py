@@ -336,6 +336,26 @@ def test_nwb_text_is_printable_bounded_and_without_nul(one_cell, tmp_path):
         assert "\x00" not in nwb.protocol and nwb.experimenter[0] == "Doe, Jane" and len(nwb.lab) <= 1000
 
 
+def test_an_abf1_header_with_binary_garbage_for_a_protocol_still_gives_its_nwb_file(tmp_path):
+    """ABF 1 files store the protocol path in 384 bytes; without a protocol they may hold anything there."""
+    from pynwb import NWBHDF5IO
+
+    from spikeinterface_sero.pipeline import classify_files
+
+    path = write_abf(tmp_path / "old.abf", synthetic_trace(duration_s=1.0, spike_times_s=[0.2, 0.5]), FS, version=1)
+    data = bytearray(path.read_bytes())
+    data[4898 : 4898 + 384] = bytes(np.random.default_rng(0).integers(0, 256, 384, dtype=np.uint8))  # sProtocolPath
+    path.write_bytes(bytes(data))
+    (tmp_path / "nwb").mkdir()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DemoModelWarning)
+        table = classify_files([path], nwb_dir=tmp_path / "nwb")
+    assert table["error"].tolist() == [""] and table["export_error"].tolist() == [""]
+    with NWBHDF5IO(str(tmp_path / "nwb" / "old.nwb"), "r") as io:
+        protocol = io.read().protocol
+    assert protocol is None or ("\x00" not in protocol and protocol.isprintable())
+
+
 def test_long_names_are_shortened_uniquely(tmp_path):
     long_a, long_b = "a" * 240 + "_1", "a" * 240 + "_2"
     name_a, name_b = short_file_name(long_a + ".nwb"), short_file_name(long_b + ".nwb")
