@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..text import printable as printable  # the CLI escapes terminal text with it (one definition: text.py)
 from ..text import short_file_name
 from .nwb import NWB_UNIT_COLUMNS, write_nwb
 from .phy import PHY_PROPERTIES, PHY_SPIKE_PROBABILITY, export_to_phy
