@@ -164,6 +164,8 @@ def test_neo_spiketrains_of_your_own_give_the_same_answer(episodic):
         assert copy.annotations["sero_firing_rate_hz"] == pytest.approx(original.annotations["sero_firing_rate_hz"])
         np.testing.assert_allclose(copy.array_annotations["sero_p_ser"], original.array_annotations["sero_p_ser"])
         assert copy.t_start == original.t_start and copy.times.units == pq.s
+    with pytest.raises(sero.errors.ParameterError, match="threshold only apply to a neo.Block"):
+        annotate_spiketrains(copies, threshold=-40.0)
 
 
 @pytest.mark.parametrize("name", ["2018_11_16_sh_0006.abf", "05210017_vc_abf1.abf"])
