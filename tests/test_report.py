@@ -455,6 +455,7 @@ def test_an_unsure_cell_is_never_headlined_as_a_label(adapted):
     assert fig._suptitle.get_text() == f"{cell.cell_id}:  UNSURE (leans SER, P(SER) 0.70)"
     assert not any("SEROTONERGIC" in text or "typical SER" in text for text in _texts(fig))  # nor typed
     assert cell_thumbnail(cell, run).axes[0].get_title(loc="left") == "UNSURE (leans SER, P(SER) 0.70)"
+    plot_cell(dataclasses.replace(cell, cell_id="x$y$", file="a_$1.abf"), run).canvas.draw()  # drawn literally
     # the reasons in full, wrapped inside the box, never cut at its edge
     fig.canvas.draw()
     (info,) = [t for t in fig.axes[1].texts if t.get_gid() == "info"]

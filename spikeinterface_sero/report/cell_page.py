@@ -7,7 +7,7 @@ import numpy as np
 
 from ..decision import uncalibrate
 from ..features import trough_and_peak_indices
-from .figures import THUMBNAIL_INCHES, fit_text, new_figure, no_data, stamp, wrap
+from .figures import THUMBNAIL_INCHES, fit_text, literal, new_figure, no_data, stamp, wrap
 from .reader import CellView, RunView
 from .words import (
     BACKGROUNDS,
@@ -203,7 +203,7 @@ def info_text(cell: CellView, run: RunView) -> str:
         f"CV <= {run.criteria['max_cv']:g}).",
         f"Guarantee: {run.guarantee}.",
     ]
-    return wrap("\n".join(lines), _INFO_WIDTH)
+    return literal(wrap("\n".join(lines), _INFO_WIDTH))
 
 
 def _info_box(ax, cell: CellView, run: RunView, key: str):
@@ -229,7 +229,7 @@ def plot_cell(cell: CellView, run: RunView, *, dpi: int = 100):
     gs = fig.add_gridspec(
         2, 3, left=0.06, right=0.985, bottom=0.08, top=0.86, hspace=0.42, wspace=0.28, width_ratios=[1, 1, 1.25]
     )
-    title = f"{cell.cell_id}:  {call_headline(row)}" + (" (no spikes)" if cell.times.size == 0 else "")
+    title = f"{literal(cell.cell_id)}:  {call_headline(row)}" + (" (no spikes)" if cell.times.size == 0 else "")
     fig.suptitle(title, x=0.06, y=0.935, ha="left", fontsize=15, fontweight="bold", color=colour)
     stamp(fig, run)
     _panel_waveforms(fig.add_subplot(gs[0, :2]), cell.waveforms, colour, _float(row.get("udi_ms")))

@@ -12,7 +12,7 @@ import numpy as np
 from .. import snippets
 from ..errors import SeroError
 from ..snippets import DetectionParams
-from .figures import THUMBNAIL_INCHES, WHY, new_figure
+from .figures import THUMBNAIL_INCHES, WHY, literal, new_figure
 from .words import COLOURS
 
 __all__ = ["DetectorLines", "plot_detection", "detection_thumbnail", "detection_params"]
@@ -232,7 +232,7 @@ def plot_detection(
     n_triggers = int(sum(np.asarray(s).size for s in spike_samples))
     lines = DetectorLines(recording, params) if lines is None else lines
     fig = new_figure((14, 7.3), dpi=dpi)
-    name = f"{title}: " if title else ""
+    name = f"{literal(title)}: " if title else ""
     if n_triggers:
         _detection_with_triggers(fig, lines, spike_samples, column, seconds, num_samples, n_zoom, name)
     else:

@@ -12,6 +12,8 @@ from .words import COLOURS, DEMO_BANNER, plain
 
 __all__ = [
     "fit_text",
+    "literal",
+    "wrap",
     "THUMBNAILS",
     "cell_plot_name",
     "detection_plot_name",
@@ -64,6 +66,11 @@ def save_png(fig, path) -> Path:
     return path
 
 
+def literal(text) -> str:
+    """Text from a file or a table as matplotlib draws it literally (a ``$`` does not start mathematics)."""
+    return plain(text).replace("$", r"\$")
+
+
 def wrap(text: str, width: int) -> str:
     """``text`` wrapped at ``width`` characters, each line of it (nothing is cut)."""
     return "\n".join(textwrap.fill(line, width) if line else "" for line in text.split("\n"))
@@ -109,6 +116,7 @@ def fit_text(ax, artist, smallest: float = 4.0) -> None:
 
 
 def no_data(ax, text) -> None:
+    """Say in the middle of an empty panel why it is empty."""
     ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, fontsize=10, color="#555555", wrap=True)
     ax.set_xticks([])
     ax.set_yticks([])

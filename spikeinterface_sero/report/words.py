@@ -33,6 +33,7 @@ COLOURS = {SER: "#0072B2", NSER: "#D55E00", UNSURE: "#6E6E6E", UNDETERMINED: "#7
 BACKGROUNDS = {SER: "#DCEBF7", NSER: "#FBE3D6", UNSURE: "#F1F1F1", UNDETERMINED: "#EEEEEE", ERROR: "#F8D7DA"}
 _HEADLINES = {SER: "SEROTONERGIC (SER)", NSER: "NON-SEROTONERGIC (NSER)", UNDETERMINED: "UNDETERMINED (no spikes)"}
 _SHORT = {SER: "SER", NSER: "NSER", UNSURE: "UNSURE", UNDETERMINED: "undetermined", ERROR: "ERROR"}
+#: the banner on every page and figure of calls made by the bundled demonstration model
 DEMO_BANNER = "DEMO MODEL (simulated data) - not for scientific conclusions"
 #: the guarantee's words when the model carries none for this rig
 NO_GUARANTEE = "not validated on this rig: no call is reliable"
