@@ -592,3 +592,17 @@ def test_detection_baseline_is_computed_once_per_segment(monkeypatch, tmp_path):
     paths = write_cell_reports(analyzer, tmp_path)
     assert len(paths) == 4 and sum(p.name.endswith("_detection.png") for p in paths) == 2  # 2 cells, each viewed
     assert sorted(calls) == [0, 1]  # one baseline pass per segment for both cells, their views and thumbnails
+
+
+def test_population_view_fills_only_reliable_calls():
+    from spikeinterface_sero.report import plot_population
+
+    table = _summary_rows().iloc[:4].copy()  # reliable SER, reliable NSER, unsure leaning SER, no spikes
+    table.loc[3, "udi_ms"] = np.nan
+    fig = plot_population(table, demo=True)
+    groups = {c.get_label(): c for c in fig.axes[0].collections}
+    assert set(groups) == {"SER (reliable)", "NSER (reliable)", "unsure, leans SER"}
+    assert (
+        len(groups["SER (reliable)"].get_facecolors()) == 1 and len(groups["unsure, leans SER"].get_facecolors()) == 0
+    )
+    assert fig._suptitle.get_text().startswith(DEMO_BANNER)

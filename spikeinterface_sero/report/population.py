@@ -60,6 +60,7 @@ def plot_population(table: pd.DataFrame, *, dpi: int = 100, demo: bool = False):
     for ax, (column, name, limit, rule) in zip(axes, panels):
         x = pd.to_numeric(table[column], errors="coerce").to_numpy(dtype=float)
         for label, mask, colour, filled in _groups(table):
+            mask = mask & np.isfinite(x) & np.isfinite(y)
             if mask.any():
                 face = colour if filled else "none"
                 ax.scatter(x[mask], y[mask], s=46, facecolors=face, edgecolors=colour, linewidths=1.4, label=label)
