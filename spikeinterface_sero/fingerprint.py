@@ -82,7 +82,8 @@ def cell_fingerprints(waveforms, spike_unit_index, n_units: int, *, firing_rate_
     pandas.DataFrame
         (n_units, :data:`FINGERPRINT_FEATURES`).
     """
-    x = np.asarray(waveforms, dtype=np.float64).reshape(len(waveforms), -1)
+    x = np.asarray(waveforms, dtype=np.float64)
+    x = x if x.ndim == 2 else x.reshape(len(x), -1)  # (0, 160) stays: a file without spikes has no rows
     index = np.asarray(spike_unit_index, dtype=np.int64)
     rows = [
         _one_cell(x[index == u]) if (index == u).any() else dict.fromkeys(FINGERPRINT_FEATURES, np.nan)

@@ -99,9 +99,8 @@ def stamp(fig, run, *, small: bool = False, bottom: bool = False) -> None:
             gid="demo",
         )
     if not small:
-        fig.text(
-            0.01, 0.005, f"Guarantee: {run.guarantee}", fontsize=8.5, color="#842029", va="bottom", gid="guarantee"
-        )
+        words = wrap(f"Guarantee: {literal(run.guarantee)}", 150 if bottom else 190)  # left of a bottom banner
+        fig.text(0.01, 0.005, words, fontsize=8.5, color="#842029", va="bottom", gid="guarantee")
 
 
 def fit_text(ax, artist, smallest: float = 4.0) -> None:

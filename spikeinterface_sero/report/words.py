@@ -48,6 +48,12 @@ _REASONS = {
     "quality": "not an action current like the training data",
     "domain": "input unlike the training data",
     "interval_includes_0.5": "interval includes 0.5",
+    "not_validated_on_rig": "model not validated on this rig",
+    "unlike_validated_rigs": "recording unlike the rigs the model was validated on",
+    "set_both": "prediction set holds both labels",
+    "set_empty": "prediction set is empty",
+    "set_disagrees": "prediction set disagrees with the label",
+    "not_reliable": "not reliable",
 }
 _TYPES = {
     "typical_serotonergic": "typical SER (criteria agree)",
