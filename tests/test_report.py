@@ -501,7 +501,8 @@ def _summary_rows():
             base,
             file="/data/" + "x" * 300 + ".abf",
             error="e.abf was sampled at 10000 Hz; pass allow_low_rate=True (CLI: --allow-low-rate). "
-            "Say which with choose={20: '<file name>'} or a session, e.g. choose='v199'; channel None",
+            "Say which with choose={20: '<file name>'} or a session, e.g. choose='v199'; channel None; pick a channel "
+            "with channel=<id or name> (CLI: --channel) and allow_any_unit=True.",
         ),
     ]
     table = pd.DataFrame(rows).reindex(columns=RESULT_COLUMNS)
@@ -524,9 +525,10 @@ def test_summary_counts_and_rows_read_the_call_and_show_no_python_words(tmp_path
     assert '<td class="sero_type">-</td>' in unsure  # an unsure cell is not typed
     assert text.count('<tr class="serotonergic">') == 1 and text.count('<tr class="non_serotonergic">') == 1
     assert f'<div class="guarantee">Guarantee: {NO_GUARANTEE}.</div>' in text
-    for python in ("allow_low_rate=True", "(CLI:", "choose=", "None", "b'hell'", "nan<"):
+    for python in ("allow_low_rate=True", "(CLI:", "choose=", "None", "b'hell'", "nan<", "=True"):
         assert python not in text, python
     assert "pass --allow-low-rate." in text and "choose v199" in text and "<td>hell</td>" in text
+    assert "pick a channel with --channel and allow any unit." in text and "=&lt;" not in text
     csv = (tmp_path / "results.csv").read_text()
     assert "b'hell'" not in csv and "None" not in csv and "hell" in csv
 

@@ -68,6 +68,6 @@ def plot_population(table: pd.DataFrame, *, dpi: int = 100, demo: bool = False):
         ax.set_xlabel(name)
         ax.set_ylabel("UDI (ms)")
     axes[0].legend(loc="best", fontsize=8, frameon=False)
-    title = f"{len(table)} cells: the classical criteria's thresholds dashed; hollow: unsure calls"
+    title = f"{len(table)} cell{'' if len(table) == 1 else 's'}: the classical criteria's thresholds dashed; hollow: unsure calls"
     fig.suptitle(f"{DEMO_BANNER}\n{title}" if demo else title, fontsize=10, color="#B00020" if demo else "black")
     return fig

@@ -73,7 +73,9 @@ def plain(value) -> str:
     if text.strip().lower() in ("none", "nan", "<na>"):
         return ""
     text = re.sub(r"\bb'([^']*)'", r"\1", text)  # a bytes repr inside a message: its text
-    text = re.sub(r"\S+ \(CLI: ([^)]*)\)", r"\1", text)  # "pass x=True (CLI: --x)": the report is the CLI's
+    # "pass x=True (CLI: --x)": the command-line form (the report is the CLI's)
+    text = re.sub(r"\b\w+=(?:<[^>]*>|\{[^}]*\}|'[^']*'|\S+?) \(CLI: ([^)]*)\)", r"\1", text)
+    text = re.sub(r"\b([a-z_]+)=True\b", lambda match: match.group(1).replace("_", " "), text)  # no flag: words
     text = re.sub(r"\b([a-z_]+)=\{[^}]*\}", r"\1", text)  # a Python dict argument: its name
     text = re.sub(r"\b([a-z_]+)='([^']*)'", r"\1 \2", text)  # choose='v199': choose v199
     text = re.sub(r"\bNone\b", "none", text)
