@@ -569,7 +569,8 @@ def test_index_fits_1366_pixels(abf_files, models, tmp_path):
 
 
 def test_detection_baseline_is_computed_once_per_segment(monkeypatch, tmp_path):
-    from spikeinterface_sero import snippets
+    import sys
+
     from spikeinterface_sero.report import DetectorLines, write_cell_reports
     from spikeinterface_sero.snippets import detection_trace, recording_to_analyzer
 
@@ -592,8 +593,9 @@ def test_detection_baseline_is_computed_once_per_segment(monkeypatch, tmp_path):
     analyzer = recording_to_analyzer(recording)
     analyzer.compute("serotonergic", method="criteria")
     calls = []
-    original = snippets._pass_baseline
-    monkeypatch.setattr(snippets, "_pass_baseline", lambda *a, **k: calls.append(a[1]) or original(*a, **k))
+    detector = sys.modules[detection_trace.__module__]  # the module of the detector's baseline pass
+    original = detector._pass_baseline
+    monkeypatch.setattr(detector, "_pass_baseline", lambda *a, **k: calls.append(a[1]) or original(*a, **k))
     paths = write_cell_reports(analyzer, tmp_path)
     assert len(paths) == 4 and sum(p.name.endswith("_detection.png") for p in paths) == 2  # 2 cells, each viewed
     assert sorted(calls) == [0, 1]  # one baseline pass per segment for both cells, their views and thumbnails
