@@ -496,7 +496,9 @@ def _summary_rows():
             sero_unsure_reasons="quality",
             sero_quality="monophasic+refractory_violations",
         ),
-        dict(base, file="d.abf", cell_id="d", sero_label="undetermined", sero_call="undetermined", n_spikes=0),
+        dict(
+            base, file='d"<i>.abf', cell_id="<b>d</b>", sero_label="undetermined", sero_call="undetermined", n_spikes=0
+        ),
         dict(
             base,
             file="/data/" + "x" * 300 + ".abf",
@@ -529,6 +531,7 @@ def test_summary_counts_and_rows_read_the_call_and_show_no_python_words(tmp_path
         assert python not in text, python
     assert "pass --allow-low-rate." in text and "choose v199" in text and "<td>hell</td>" in text
     assert "pick a channel with --channel and allow any unit." in text and "=&lt;" not in text
+    assert "<b>d</b>" not in text and "&lt;b&gt;d&lt;/b&gt;" in text and 'title="d&quot;&lt;i&gt;.abf"' in text
     csv = (tmp_path / "results.csv").read_text()
     assert "b'hell'" not in csv and "None" not in csv and "hell" in csv
 
