@@ -609,10 +609,10 @@ def test_population_view_fills_only_reliable_calls():
 
     table = _summary_rows().iloc[:4].copy()  # reliable SER, reliable NSER, unsure leaning SER, no spikes
     table.loc[3, "udi_ms"] = np.nan
-    fig = plot_population(table, demo=True)
+    fig = plot_population(table, demo=True, guarantee="none here")
     groups = {c.get_label(): c for c in fig.axes[0].collections}
     assert set(groups) == {"SER (reliable)", "NSER (reliable)", "unsure, leans SER"}
     assert (
         len(groups["SER (reliable)"].get_facecolors()) == 1 and len(groups["unsure, leans SER"].get_facecolors()) == 0
     )
-    assert fig._suptitle.get_text().startswith(DEMO_BANNER)
+    assert fig._suptitle.get_text().startswith(DEMO_BANNER) and _gid(fig, "guarantee") == ["Guarantee: none here"]
