@@ -38,6 +38,7 @@ FINGERPRINT_FEATURES = {
 }
 _BASELINE = slice(0, 30)  # the first 0.75 ms: before the spike
 _FLOOR = {True: 0.1, False: 0.05}  # smallest span of a range (log units / linear units)
+_NEIGHBOUR_FEATURES = [name for name in FINGERPRINT_FEATURES if name != "firing_rate_hz"]
 
 
 def _one_cell(x: np.ndarray) -> dict:
@@ -102,23 +103,64 @@ def _scaled(values, logarithmic: bool) -> np.ndarray:
         return np.where(v > 0, np.log10(np.where(v > 0, v, 1.0)), np.nan)
 
 
+def _matrix(measures: pd.DataFrame, names) -> np.ndarray:
+    return np.column_stack(
+        [
+            _scaled(measures[n], FINGERPRINT_FEATURES[n]) if n in measures else np.full(len(measures), np.nan)
+            for n in names
+        ]
+    )
+
+
+def _nearest(points: np.ndarray, reference: np.ndarray, *, leave_one_out: bool = False) -> np.ndarray:
+    """RMS over the measures both have of the standardised difference to the nearest reference cell."""
+    difference = points[:, None, :] - reference[None, :, :]
+    counted = np.isfinite(difference).sum(axis=2)
+    squared = np.where(counted > 0, np.nansum(difference**2, axis=2) / np.maximum(counted, 1), np.inf)
+    if leave_one_out:
+        np.fill_diagonal(squared, np.inf)
+    return np.sqrt(squared.min(axis=1))
+
+
 def fit_fingerprint(measures: pd.DataFrame, *, margin: float = RIG_FINGERPRINT_MARGIN) -> dict:
-    """A rig's fingerprint from its validated cells' :func:`cell_fingerprints`: per measure the range
-    (log10 for the positive ones) and the margin a cell may lie outside it. JSON values."""
-    if len(measures) < 2:
-        raise DataError("a rig's fingerprint needs the measures of at least two cells.")
+    """A rig's fingerprint from its validated cells' :func:`cell_fingerprints` (JSON values).
+
+    Two checks: per measure the range of the rig's cells (log10 for the positive ones), which a cell may
+    pass by ``margin`` times the range's span; and the rig's cells themselves (standardised by each
+    measure's SD), of which a cell must lie near one: within ``1 + margin`` times the 95th percentile of the
+    cells' own leave-one-out nearest-neighbour distances. The firing rate enters the ranges only (it is a
+    cell's, not the rig's)."""
+    if len(measures) < 3:
+        raise DataError("a rig's fingerprint needs the measures of at least three cells.")
     features = {}
     for name, logarithmic in FINGERPRINT_FEATURES.items():
         v = _scaled(measures[name], logarithmic) if name in measures else np.array([np.nan])
         v = v[np.isfinite(v)]
         if v.size >= 2:
             features[name] = {"low": float(v.min()), "high": float(v.max()), "log10": logarithmic}
-    return {"n_cells": int(len(measures)), "margin": float(margin), "features": features}
+    names = [n for n in _NEIGHBOUR_FEATURES if n in features]
+    points = _matrix(measures, names)
+    scale = np.maximum(np.nanstd(points, axis=0), [_FLOOR[FINGERPRINT_FEATURES[n]] for n in names])
+    points = points / scale
+    own = _nearest(points, points, leave_one_out=True)
+    limit = (1.0 + margin) * float(np.quantile(own[np.isfinite(own)], 0.95))
+    return {
+        "n_cells": int(len(measures)),
+        "margin": float(margin),
+        "features": features,
+        "neighbours": {
+            "features": names,
+            "scale": [float(v) for v in scale],
+            "cells": np.round(points, 4).tolist(),
+            "limit": limit,
+        },
+    }
 
 
 def fingerprint_distance(measures: pd.DataFrame, fingerprint: dict) -> np.ndarray:
-    """(n_cells,) how far outside the rig's ranges each cell lies, in spans of each range (the largest
-    over the measures; 0 inside every range, NaN when no measure could be compared)."""
+    """(n_cells,) how unlike the rig each cell is: the largest of (a) how far outside the rig's ranges it
+    lies, in spans of each range, over ``margin`` and (b) its nearest-neighbour distance over the limit,
+    minus 1. At most 0: like the rig; NaN when nothing could be compared."""
     distance = np.full(len(measures), np.nan)
     for name, bounds in fingerprint["features"].items():
         if name not in measures:
@@ -126,7 +168,12 @@ def fingerprint_distance(measures: pd.DataFrame, fingerprint: dict) -> np.ndarra
         v = _scaled(measures[name], bounds["log10"])
         span = max(bounds["high"] - bounds["low"], _FLOOR[bool(bounds["log10"])])
         outside = np.maximum(0.0, np.maximum(bounds["low"] - v, v - bounds["high"])) / span
-        distance = np.where(np.isfinite(outside), np.fmax(distance, outside), distance)
+        distance = np.where(np.isfinite(outside), np.fmax(distance, outside / fingerprint["margin"] - 1.0), distance)
+    neighbours = fingerprint.get("neighbours")
+    if neighbours and len(measures):
+        points = _matrix(measures, neighbours["features"]) / np.asarray(neighbours["scale"])
+        nearest = _nearest(points, np.asarray(neighbours["cells"], dtype=np.float64))
+        distance = np.where(np.isfinite(nearest), np.fmax(distance, nearest / neighbours["limit"] - 1.0), distance)
     return distance
 
 
@@ -140,7 +187,7 @@ def match_rigs(measures: pd.DataFrame, rig_validation: dict | None) -> tuple[np.
     rig : np.ndarray
         (n_cells,) index of the nearest validated rig the cell is like, -1 when none.
     distance : np.ndarray
-        (n_cells,) :func:`fingerprint_distance` to the nearest rig (NaN without rigs).
+        (n_cells,) :func:`fingerprint_distance` to the nearest rig (NaN without rigs; at most 0 is like it).
     """
     n = len(measures)
     rigs = (rig_validation or {}).get("rigs") or []
@@ -150,7 +197,6 @@ def match_rigs(measures: pd.DataFrame, rig_validation: dict | None) -> tuple[np.
     filled = np.where(np.isfinite(distances), distances, np.inf)
     nearest = filled.argmin(axis=0)
     best = filled[nearest, np.arange(n)]
-    margins = np.array([float(rig["fingerprint"].get("margin", RIG_FINGERPRINT_MARGIN)) for rig in rigs])
-    like = best <= margins[nearest]
+    like = best <= 0.0
     status = np.where(like, VALIDATED, UNLIKE_VALIDATED_RIGS).astype(object)
     return status, np.where(like, nearest, -1), np.where(np.isfinite(best), best, np.nan)

@@ -186,7 +186,7 @@ def cross_fit(cells: pd.DataFrame, *, level: float, min_spikes: int) -> tuple[pd
         fit = fit_conformal(out["sero_probability"].iloc[train], out["label"].iloc[train], level=level)
         fingerprint = fit_fingerprint(out.iloc[train])
         distance = fingerprint_distance(out.iloc[fold], fingerprint)
-        like = distance <= fingerprint["margin"]
+        like = distance <= 0.0
         out.loc[out.index[fold], "oof_rig_distance"] = distance
         out.loc[out.index[fold], "oof_rig"] = np.where(like, VALIDATED, "unlike_validated_rigs")
         out.loc[out.index[fold], "oof_set"] = prediction_sets(out["sero_probability"].iloc[fold], fit)
