@@ -44,6 +44,7 @@ from .errors import DataError
 from .features import UNDETERMINED, add_sero_type
 from .fingerprint import NOT_VALIDATED, VALIDATED, cell_fingerprints, match_rigs
 from .schema import UNIT_COLUMN_DESCRIPTIONS, UNIT_COLUMNS
+from .stimulus import stimulus_reasons
 
 __all__ = [
     "DecisionParams",
@@ -416,7 +417,7 @@ def action_current_quality(
     pandas.DataFrame
         Indexed by ``unit_id``: ``sero_quality`` (``"ok"``, or the failed checks joined by ``+``: low_snr,
         monophasic, outward_phase_too_large, outward_peak_at_window_edge, no_return_to_baseline, inward_phase_too_wide,
-        inconsistent_shapes, clipped, rate_too_high, refractory_violations, unlike_training_data, no_inward_peak,
+        inconsistent_shapes, clipped, stimulus_artefact, rate_too_high, refractory_violations, unlike_training_data, no_inward_peak,
         no_spikes) and the measures ``snr``, ``shape_consistency``, ``outward_ratio``, ``half_width_ms``,
         ``training_distance``. The thresholds and
         their sources are in ``docs/quality.md``.
@@ -427,7 +428,9 @@ def action_current_quality(
     distance = training_distance(waveforms, spike_unit_index, len(unit_ids), training_data)
     rows = []
     for position in range(len(unit_ids)):
-        reasons, measures = _shape_checks(waveforms[spike_unit_index == position])
+        cell_waveforms = waveforms[spike_unit_index == position]
+        reasons, measures = _shape_checks(cell_waveforms)
+        reasons += stimulus_reasons(cell_waveforms, None if isis_s is None else isis_s[position])
         measures["training_distance"] = float(distance[position])
         if distance[position] > 1.0:
             reasons.append(UNLIKE_TRAINING)
