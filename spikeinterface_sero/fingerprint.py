@@ -11,7 +11,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .constants import NBEFORE, RIG_FINGERPRINT_MARGIN, SAMPLING_FREQUENCY
+from .constants import (
+    LAYER_NORM_EPSILON,
+    NBEFORE,
+    RIG_FINGERPRINT_MARGIN,
+    RIG_SHAPE_QUANTILE,
+    SAMPLING_FREQUENCY,
+    SNIPPET_LENGTH,
+)
 from .errors import DataError
 
 __all__ = [
@@ -23,13 +30,16 @@ __all__ = [
     "fit_fingerprint",
     "fingerprint_distance",
     "match_rigs",
+    "normalised_snippets",
+    "mean_normalised_shapes",
+    "nearest_distances",
 ]
 
 VALIDATED, UNLIKE_VALIDATED_RIGS, NOT_VALIDATED = "validated", "unlike_validated_rigs", "not_validated"
 #: the measures of a cell (name: compared in log units?)
 FINGERPRINT_FEATURES = {
     "noise_pa": True,  # robust SD of the pre-trigger baseline
-    "noise_high_frequency": False,  # var(diff) / (2 var) of the baseline: 1 white, near 0 low-pass/1-f noise
+    "noise_high_frequency": True,  # var(diff) / (2 var) of the baseline: 1 white, near 0 low-pass/1-f noise
     "downstroke_slope": True,  # steepest fall of the mean spike per sample over its depth: the filter corner
     "amplitude_pa": True,  # depth of the mean spike below its baseline
     "half_width_ms": True,  # width of the inward peak at half depth
@@ -39,6 +49,38 @@ FINGERPRINT_FEATURES = {
 _BASELINE = slice(0, 30)  # the first 0.75 ms: before the spike
 _FLOOR = {True: 0.1, False: 0.05}  # smallest span of a range (log units / linear units)
 _NEIGHBOUR_FEATURES = [name for name in FINGERPRINT_FEATURES if name != "firing_rate_hz"]
+# the ranges judge what the rig sets (noise, filter, the shape the electrode passes), not what differs from
+# cell to cell and seal to seal (amplitude, rate): those enter the neighbour check or only describe the rig
+_RANGE_FEATURES = ("noise_pa", "noise_high_frequency", "downstroke_slope", "half_width_ms", "outward_ratio")
+
+
+def normalised_snippets(waveforms: np.ndarray) -> np.ndarray:
+    """Each snippet z-scored over its samples, as the members' LayerNormalization sees it."""
+    x = np.asarray(waveforms, dtype=np.float64)
+    x = x.reshape(x.shape[0], -1)
+    centred = x - x.mean(axis=1, keepdims=True)
+    return centred / np.sqrt((centred**2).mean(axis=1, keepdims=True) + LAYER_NORM_EPSILON)
+
+
+def mean_normalised_shapes(waveforms, spike_unit_index, n_units: int) -> np.ndarray:
+    """(n_units, 160) mean normalised snippet of each unit (NaN rows for units without spikes)."""
+    index = np.asarray(spike_unit_index, dtype=np.int64)
+    if not len(index):
+        return np.full((n_units, SNIPPET_LENGTH), np.nan)
+    z = normalised_snippets(waveforms)
+    counts = np.bincount(index, minlength=n_units)[:n_units]
+    sums = np.zeros((n_units, z.shape[1]))
+    np.add.at(sums, index, z)
+    return np.where(counts[:, None] > 0, sums / np.maximum(counts, 1)[:, None], np.nan)
+
+
+def nearest_distances(shapes: np.ndarray, reference: np.ndarray, *, leave_one_out: bool = False) -> np.ndarray:
+    """Root-mean-square distance of each shape to its nearest reference shape (with ``leave_one_out``, the
+    reference is ``shapes`` itself and a shape is not its own neighbour)."""
+    squared = (shapes**2).sum(1)[:, None] + (reference**2).sum(1)[None, :] - 2.0 * shapes @ reference.T
+    if leave_one_out:
+        np.fill_diagonal(squared, np.inf)
+    return np.sqrt(np.maximum(squared, 0.0).min(axis=1) / shapes.shape[1])
 
 
 def _one_cell(x: np.ndarray) -> dict:
@@ -122,7 +164,7 @@ def _nearest(points: np.ndarray, reference: np.ndarray, *, leave_one_out: bool =
     return np.sqrt(squared.min(axis=1))
 
 
-def fit_fingerprint(measures: pd.DataFrame, *, margin: float = RIG_FINGERPRINT_MARGIN) -> dict:
+def fit_fingerprint(measures: pd.DataFrame, shapes=None, *, margin: float = RIG_FINGERPRINT_MARGIN) -> dict:
     """A rig's fingerprint from its validated cells' :func:`cell_fingerprints` (JSON values).
 
     Two checks: per measure the range of the rig's cells (log10 for the positive ones), which a cell may
@@ -144,7 +186,7 @@ def fit_fingerprint(measures: pd.DataFrame, *, margin: float = RIG_FINGERPRINT_M
     points = points / scale
     own = _nearest(points, points, leave_one_out=True)
     limit = (1.0 + margin) * float(np.quantile(own[np.isfinite(own)], 0.95))
-    return {
+    out = {
         "n_cells": int(len(measures)),
         "margin": float(margin),
         "features": features,
@@ -155,15 +197,22 @@ def fit_fingerprint(measures: pd.DataFrame, *, margin: float = RIG_FINGERPRINT_M
             "limit": limit,
         },
     }
+    if shapes is not None:
+        shapes = np.asarray(shapes, dtype=np.float64)
+        shapes = shapes[np.isfinite(shapes).all(axis=1)]
+        own_shape = nearest_distances(shapes, shapes, leave_one_out=True)
+        limit = float(np.quantile(own_shape, RIG_SHAPE_QUANTILE))
+        out["shapes"] = {"cells": np.round(shapes, 4).tolist(), "limit": limit, "quantile": RIG_SHAPE_QUANTILE}
+    return out
 
 
-def fingerprint_distance(measures: pd.DataFrame, fingerprint: dict) -> np.ndarray:
+def fingerprint_distance(measures: pd.DataFrame, fingerprint: dict, shapes=None) -> np.ndarray:
     """(n_cells,) how unlike the rig each cell is: the largest of (a) how far outside the rig's ranges it
     lies, in spans of each range, over ``margin`` and (b) its nearest-neighbour distance over the limit,
     minus 1. At most 0: like the rig; NaN when nothing could be compared."""
     distance = np.full(len(measures), np.nan)
     for name, bounds in fingerprint["features"].items():
-        if name not in measures:
+        if name not in measures or name not in _RANGE_FEATURES:
             continue
         v = _scaled(measures[name], bounds["log10"])
         span = max(bounds["high"] - bounds["low"], _FLOOR[bool(bounds["log10"])])
@@ -174,11 +223,21 @@ def fingerprint_distance(measures: pd.DataFrame, fingerprint: dict) -> np.ndarra
         points = _matrix(measures, neighbours["features"]) / np.asarray(neighbours["scale"])
         nearest = _nearest(points, np.asarray(neighbours["cells"], dtype=np.float64))
         distance = np.where(np.isfinite(nearest), np.fmax(distance, nearest / neighbours["limit"] - 1.0), distance)
+    reference = fingerprint.get("shapes")
+    if reference and shapes is not None and len(measures):
+        shapes = np.asarray(shapes, dtype=np.float64)
+        has = np.isfinite(shapes).all(axis=1)
+        nearest = np.full(len(shapes), np.nan)
+        if has.any():
+            nearest[has] = nearest_distances(shapes[has], np.asarray(reference["cells"], dtype=np.float64))
+        distance = np.where(np.isfinite(nearest), np.fmax(distance, nearest / reference["limit"] - 1.0), distance)
     return distance
 
 
-def match_rigs(measures: pd.DataFrame, rig_validation: dict | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Which validated rig each cell is like.
+def match_rigs(
+    measures: pd.DataFrame, rig_validation: dict | None, shapes=None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Which validated rig each cell is like (``shapes``: the cells' :func:`mean_normalised_shapes`).
 
     Returns
     -------
@@ -193,7 +252,7 @@ def match_rigs(measures: pd.DataFrame, rig_validation: dict | None) -> tuple[np.
     rigs = (rig_validation or {}).get("rigs") or []
     if not rigs:
         return np.full(n, NOT_VALIDATED, object), np.full(n, -1), np.full(n, np.nan)
-    distances = np.vstack([fingerprint_distance(measures, rig["fingerprint"]) for rig in rigs])
+    distances = np.vstack([fingerprint_distance(measures, rig["fingerprint"], shapes) for rig in rigs])
     filled = np.where(np.isfinite(distances), distances, np.inf)
     nearest = filled.argmin(axis=0)
     best = filled[nearest, np.arange(n)]

@@ -23,7 +23,7 @@ from .constants import DEFAULT_CONFORMAL_LEVEL, DEFAULT_MIN_SPIKES, LABELS
 from .decision import QUALITY_OK
 from .errors import DataError, ModelError, ParameterError
 from .files import atomic_path, check_output_path
-from .fingerprint import VALIDATED, cell_fingerprints, fingerprint_distance, fit_fingerprint
+from .fingerprint import VALIDATED, cell_fingerprints, fingerprint_distance, fit_fingerprint, mean_normalised_shapes
 from .model import demo_model_folder
 from .snippets import abf_to_analyzer, main_channel_waveforms
 from .training.data import read_label_table
@@ -63,6 +63,11 @@ class ValidationResult:
     rig: dict
     model_folder: Path
     files: dict
+
+    @property
+    def rig_text(self) -> str:
+        """The guarantee of the recorded rig, in words."""
+        return guarantee(self.rig)
 
 
 # ------------------------------------------------------------------------------------------ the labelled cells
@@ -125,10 +130,12 @@ def _one_cell(row, model_folder, trust: bool, seed: int) -> dict:
         )
     waveforms, unit_index = _model_waveforms(analyzer, ext)
     measures = cell_fingerprints(waveforms, unit_index, 1, firing_rate_hz=units["firing_rate_hz"].to_numpy())
+    shape = mean_normalised_shapes(waveforms, unit_index, 1)[0]
     unit = units.iloc[0]
     out = {key: unit[key] for key in ("sero_label", "sero_probability", "member_spread", "n_spikes")}
     out.update(sero_quality=unit["sero_quality"], sero_domain=unit["sero_domain"], sero_type=unit["sero_type"])
     out.update(measures.iloc[0].to_dict())
+    out["shape"] = shape
     return out
 
 
@@ -173,6 +180,11 @@ def _folds(cells: pd.DataFrame, level: float) -> tuple[list[np.ndarray], str]:
     return [np.array([i]) for i in range(len(cells))], "leave one cell out"
 
 
+def _shapes(cells: pd.DataFrame) -> np.ndarray | None:
+    """(n_cells, 160) the cells' mean normalised shapes, None when the table does not hold them."""
+    return np.vstack(cells["shape"].to_list()) if "shape" in cells and len(cells) else None
+
+
 def cross_fit(cells: pd.DataFrame, *, level: float, min_spikes: int) -> tuple[pd.DataFrame, str]:
     """Out-of-fold conformal sets, rig matches and reliability: each fold's cells judged by a fit on the others."""
     usable = _usable(cells, min_spikes)
@@ -184,8 +196,8 @@ def cross_fit(cells: pd.DataFrame, *, level: float, min_spikes: int) -> tuple[pd
         if len(train) < 2 or len(set(out["label"].iloc[train])) < 2:
             continue
         fit = fit_conformal(out["sero_probability"].iloc[train], out["label"].iloc[train], level=level)
-        fingerprint = fit_fingerprint(out.iloc[train])
-        distance = fingerprint_distance(out.iloc[fold], fingerprint)
+        fingerprint = fit_fingerprint(out.iloc[train], _shapes(out.iloc[train]))
+        distance = fingerprint_distance(out.iloc[fold], fingerprint, _shapes(out.iloc[fold]))
         like = distance <= 0.0
         out.loc[out.index[fold], "oof_rig_distance"] = distance
         out.loc[out.index[fold], "oof_rig"] = np.where(like, VALIDATED, "unlike_validated_rigs")
@@ -373,17 +385,18 @@ def _jsonable(value):
 
 # -------------------------------------------------------------------------------------- the model folder
 def _is_protected(folder: Path) -> bool:
-    """The bundled demo and the authors' imported models are never changed in place."""
+    """The bundled demo and the authors' models as imported (not yet validated copies) are never changed in place."""
     if folder.resolve() == demo_model_folder().resolve():
         return True
     try:
         info = json.loads((folder / _INFO).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    return bool((info.get("source") or {}).get("imported_from")) or bool(info.get("demo"))
+    return bool((info.get("source") or {}).get("imported_from")) and not info.get("rig_validation")
 
 
-def _target_folder(model_folder: Path, out, overwrite: bool) -> Path:
+def _target_folder(model_folder: Path, out, overwrite: bool, *, copy: bool = True) -> Path:
+    """Where the rig is recorded: the folder itself, or a copy in ``out`` (checked first with ``copy=False``)."""
     if out is None:
         import os
 
@@ -399,8 +412,10 @@ def _target_folder(model_folder: Path, out, overwrite: bool) -> Path:
             raise ParameterError(
                 f"{out} exists and is not empty: choose a new folder or pass overwrite=True (--overwrite)."
             )
-        shutil.rmtree(out)
-    shutil.copytree(model_folder, out, dirs_exist_ok=True)
+        if copy:
+            shutil.rmtree(out)
+    if copy:
+        shutil.copytree(model_folder, out, dirs_exist_ok=True)
     return out
 
 
@@ -470,6 +485,7 @@ def validate(
     files = {name: report_dir / name for name in ("validation.html", "validation.json", "reliability.png", "cells.csv")}
     for path in files.values():
         check_output_path(path, overwrite=overwrite)
+    _target_folder(source, out, overwrite, copy=False)  # refused before any work
     if cells is None:
         cells = classify_labelled_cells(read_labelled_cells(labels), source, trust=trust, seed=seed, progress=progress)
     judged, how = cross_fit(cells, level=level, min_spikes=min_spikes)
@@ -486,7 +502,7 @@ def validate(
         "days": figures["days"],
         "level": float(level),
         "conformal": fit_conformal(judged["sero_probability"][usable], judged["label"][usable], level=level),
-        "fingerprint": fit_fingerprint(judged[usable]),
+        "fingerprint": fit_fingerprint(judged[usable], _shapes(judged[usable])),
         "scores": "calibrated cell P(SER) of cells the model did not train on",
         "cross_fitting": how,
         "figures": {k: figures[k] for k in ("balanced_accuracy", "balanced_accuracy_interval", "reliable_share")}
@@ -496,7 +512,7 @@ def validate(
     with atomic_path(files["validation.json"]) as temporary:
         temporary.write_text(json.dumps(_jsonable({"rig": rig, "figures": figures}), indent=1), encoding="utf-8")
     with atomic_path(files["cells.csv"]) as temporary:
-        judged.to_csv(temporary, index=False)
+        judged.drop(columns=["shape", "path"], errors="ignore").to_csv(temporary, index=False)
     _reliability_png(figures, files["reliability.png"])
     with atomic_path(files["validation.html"]) as temporary:
         temporary.write_text(_page(figures, rig, judged, how, target), encoding="utf-8")
