@@ -125,7 +125,8 @@ def cell_fingerprints(waveforms, spike_unit_index, n_units: int, *, firing_rate_
     pandas.DataFrame
         (n_units, :data:`FINGERPRINT_FEATURES`).
     """
-    x = np.asarray(waveforms, dtype=np.float64).reshape(len(waveforms), -1)
+    x = np.asarray(waveforms, dtype=np.float64)
+    x = x.reshape(len(x), -1) if x.size else np.zeros((0, SNIPPET_LENGTH))
     index = np.asarray(spike_unit_index, dtype=np.int64)
     rows = [
         _one_cell(x[index == u]) if (index == u).any() else dict.fromkeys(FINGERPRINT_FEATURES, np.nan)
