@@ -109,3 +109,35 @@ def test_the_fingerprint_flags_another_rig_and_not_another_day_of_the_same_rig()
     other_rig = _measures(simulate_membrane_dataset(small, 20.0, seed=23, n_days=2))
     assert (fingerprint_distance(other_days[0], fingerprint, other_days[1]) <= 0).all()
     assert (fingerprint_distance(other_rig[0], fingerprint, other_rig[1]) > 0).all()
+
+
+def test_validate_from_a_curation_of_an_analyzers_units(labelled, tmp_path):
+    """A person's labels in a SpikeInterface curation file, on the units of one multi-channel analyzer."""
+    from spikeinterface_sero.testing import numpy_recording
+
+    counts = {"serotonergic": 8, "atypical_serotonergic": 2, "non_serotonergic": 10}
+    recordings = simulate_dataset(counts, 15.0, seed=31, n_groups=1)
+    analyzer = recording_to_analyzer(numpy_recording(np.column_stack([r.traces for r in recordings])))
+    manual = {"serotonergic": "serotonergic_typical", "atypical_serotonergic": "serotonergic_atypical"}
+    curation = {
+        "format_version": "2",
+        "unit_ids": [str(u) for u in analyzer.unit_ids],
+        "label_definitions": {
+            "sero_manual_label": {
+                "name": "sero_manual_label",
+                "exclusive": True,
+                "label_options": ["serotonergic_typical", "unsure"],
+            }
+        },
+        "manual_labels": [
+            {"unit_id": str(u), "labels": {"sero_manual_label": [manual.get(r.cell_type, "non_serotonergic")]}}
+            for u, r in zip(analyzer.unit_ids, recordings)
+        ],
+    }
+    curation["manual_labels"][0]["labels"]["sero_manual_label"] = ["unsure"]  # an unsure unit labels nothing
+    path = tmp_path / "curation.json"
+    path.write_text(json.dumps(curation))
+    result = validate(None, path, analyzer=analyzer, report_dir=tmp_path / "report", out=tmp_path / "model")
+    assert result.figures["n_cells"] == 19 and result.figures["per_class"]["atypical serotonergic"]["n"] == 2
+    assert result.cells["file"].tolist() == [str(u) for u in analyzer.unit_ids[1:]]  # the unit ids name the cells
+    assert load_model(tmp_path / "model").info["rig_validation"]["rigs"][-1]["n_cells"] >= 10

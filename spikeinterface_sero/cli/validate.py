@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from ..constants import DEFAULT_CONFORMAL_LEVEL, DEFAULT_MIN_SPIKES
+from ..errors import ParameterError
+from ..extension import load_sorting_analyzer
 from ..validation import validate
 from .common import PARSER_STYLE
 
@@ -19,9 +21,18 @@ def add_parser(subparsers) -> None:
     p.add_argument("model", metavar="MODEL", help="the model folder ('demo' for the bundled demonstration model)")
     p.add_argument(
         "--table",
-        required=True,
+        default=None,
         metavar="CSV",
         help="labelled cells: columns file,label and optional channel, group (or day), type (typical/atypical)",
+    )
+    p.add_argument(
+        "--analyzer", default=None, metavar="DIR", help="a saved SortingAnalyzer whose units --curation labels"
+    )
+    p.add_argument(
+        "--curation",
+        default=None,
+        metavar="JSON",
+        help="a SpikeInterface curation file labelling --analyzer's units (sero_manual_label)",
     )
     p.add_argument("--report", required=True, metavar="DIR", help="folder of the page (HTML + PNG + JSON + cells.csv)")
     p.add_argument(
@@ -46,10 +57,21 @@ def _progress(done: int, total: int) -> None:
     print(f"\rclassified {done}/{total} cells", end="\n" if done == total else "", flush=True)
 
 
+def _labels(args):
+    """(labels, analyzer) from --table, or from --analyzer with --curation."""
+    if (args.table is None) == (args.curation is None) or (args.curation is None) != (args.analyzer is None):
+        raise ParameterError("give the labelled cells as --table CSV, or as --analyzer DIR with --curation JSON.")
+    if args.table is not None:
+        return args.table, None
+    return args.curation, load_sorting_analyzer(args.analyzer)
+
+
 def run(args) -> int:
+    labels, analyzer = _labels(args)
     result = validate(
         None if args.model == "demo" else args.model,
-        args.table,
+        labels,
+        analyzer=analyzer,
         report_dir=args.report,
         out=args.out,
         rig_name=args.rig,
