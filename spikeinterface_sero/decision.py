@@ -308,7 +308,9 @@ def cell_decisions(
     pandas.DataFrame
         Indexed by cell id, :data:`CELL_COLUMNS`: ``sero_label`` is serotonergic when the mean consensus
         over the cell's spikes favours SER (Corradetti et al. 2024); ``sero_probability`` is P(SER) of
-        that mean, with its bootstrap interval; ``sero_reliable``; ``n_spikes``; ``fraction_spikes_ser``
+        that mean, with its bootstrap interval; ``sero_reliable`` (here only: enough spikes and an interval
+        clear of 0.5, for evaluations without a rig; :func:`decide_units` replaces it by the full rule);
+        ``n_spikes``; ``fraction_spikes_ser``
         (spikes whose own consensus votes SER).
     """
     params = DecisionParams() if params is None else params
