@@ -118,7 +118,7 @@ class ComputeSerotonergic(AnalyzerExtension):
     seed : int, default: 0
         Seed of the bootstrap.
     min_spikes : int, default: 20
-        A call is ``sero_reliable`` only with at least this many spikes and an interval clear of 0.5.
+        A call is ``sero_reliable`` only with at least this many spikes (and the other rules of docs/quality.md).
     min_udi_ms, max_rate_hz, max_cv : float or None, default: None
         Classical criteria thresholds (:func:`spikeinterface_sero.features.criteria_classify`); None: the
         defaults.

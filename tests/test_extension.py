@@ -154,10 +154,12 @@ def test_bad_parameters(analyzer, model_folder):
         analyzer.compute("serotonergic", model_folder="/nonexistent/model")
 
 
-def test_reliability_needs_spikes_and_a_clear_interval(analyzer, model_folder):
+def test_reliability_needs_spikes_a_validated_rig_and_a_one_label_set(analyzer, model_folder):
     units = analyzer.compute("serotonergic", model_folder=model_folder, min_spikes=10).get_data()
     n = units["n_spikes"]
+    one_label = (units["sero_set"] == units["sero_label"]) & (units["sero_rig"] == "validated")
     assert units["sero_reliable"].dtype == bool
+    assert (units["sero_reliable"] == ((n >= 10) & one_label & (units["sero_quality"] == "ok"))).all()
     assert not units.loc[n < 10, "sero_reliable"].any()  # the 7-spike cell is never a reliable call
     few = units["sero_unsure_reasons"].str.split("+").apply(lambda reasons: "few_spikes" in reasons)
     assert (few == (n < 10)).all()
