@@ -42,6 +42,7 @@ __all__ = [
     "abf_to_snippets",
     "snippets_to_sorting",
     "create_analyzer",
+    "own_channel_sparsity",
     "abf_to_analyzer",
     "recording_to_analyzer",
     "snippets_from_analyzer",
@@ -692,6 +693,39 @@ def snippets_to_sorting(snippets: Snippets, recording):
     return sorting
 
 
+def own_channel_sparsity(sorting, recording):
+    """SpikeInterface's ChannelSparsity in which each unit has its own channel only (the ``main_channel_id``
+    property; the channel of the same id without it): the waveforms then take (n, 160, 1) per unit
+    whatever the number of channels, where dense ones take (n, 160, n_channels), memory quadratic in the
+    channels when each channel is a cell.
+
+    Parameters
+    ----------
+    sorting : BaseSorting
+        One unit per cell.
+    recording : BaseRecording
+        The recording the units were detected on.
+
+    Returns
+    -------
+    ChannelSparsity or None
+        None when a unit has no channel of its own (a sorting from elsewhere, without ``main_channel_id``
+        and with unit ids that are not channel ids): such an analyzer stays dense.
+    """
+    from spikeinterface.core import ChannelSparsity
+
+    channel_ids = [str(c) for c in recording.channel_ids]
+    if "main_channel_id" in sorting.get_property_keys():
+        main = [str(c) for c in sorting.get_property("main_channel_id")]
+    else:
+        main = [str(u) for u in sorting.unit_ids]
+    if not all(c in channel_ids for c in main):
+        return None
+    mask = np.zeros((len(main), len(channel_ids)), dtype=bool)
+    mask[np.arange(len(main)), [channel_ids.index(c) for c in main]] = True
+    return ChannelSparsity(mask, sorting.unit_ids, recording.channel_ids)
+
+
 def create_analyzer(
     sorting,
     recording,
@@ -720,12 +754,14 @@ def create_analyzer(
     if max_spikes_per_cell is not None and isinstance(seed, (int, np.integer)) and seed < 0:
         raise SeroError(f"seed must be a non-negative integer (numpy's rule), not {seed!r}.")
     job_kwargs = dict(n_jobs=n_jobs, progress_bar=progress_bar)
+    sparsity = own_channel_sparsity(sorting, recording)
     analyzer = create_sorting_analyzer(
         sorting,
         recording,
         format=format,
         folder=folder,
-        sparse=False,
+        sparsity=sparsity,
+        sparse=sparsity is not None,
         return_in_uV=True,
         overwrite=overwrite,
         job_kwargs=job_kwargs,
@@ -895,6 +931,13 @@ def main_channel_waveforms(analyzer) -> np.ndarray:
     column = main.copy()
     if analyzer.is_sparse():  # sparse waveforms hold the unit's own channels, in the sparsity's order
         channels = analyzer.sparsity.unit_id_to_channel_indices
+        outside = [u for i, u in enumerate(analyzer.unit_ids) if main[i] not in channels[u]]
+        if outside:
+            raise SnippetError(
+                f"The waveforms of unit(s) {', '.join(str(u) for u in outside)} do not hold their main channel "
+                "(e.g. a soft merge of units on different channels): recompute the waveforms, or merge such "
+                "units with merging_mode='hard'."
+            )
         column = np.array(
             [int(np.flatnonzero(channels[u] == main[i])[0]) for i, u in enumerate(analyzer.unit_ids)], dtype=np.int64
         )
