@@ -31,6 +31,7 @@ from .constants import (  # noqa: E402
     is_paper_rate,
 )
 from .demo import run_demo  # noqa: E402
+from .detection import abf_to_snippets  # noqa: E402
 from .errors import SeroError  # noqa: E402
 from .export import TABLE_SUFFIXES, write_table  # noqa: E402
 from .files import check_output_path  # noqa: E402
@@ -38,7 +39,7 @@ from .io import abf_info  # noqa: E402
 from .model import import_models, load_model  # noqa: E402
 from .pipeline import BatchInterrupted, classify_files, expand_inputs, read_snippet_input  # noqa: E402
 from .report import write_summary_html  # noqa: E402
-from .snippets import Snippets, abf_to_snippets, save_npz, write_snippet_csv_folder  # noqa: E402
+from .snippet_formats import Snippets, save_npz, write_snippet_csv_folder  # noqa: E402
 from .training import (  # noqa: E402
     RECIPES,
     SpikeDataset,

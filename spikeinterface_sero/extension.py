@@ -20,6 +20,7 @@ from spikeinterface.core.sortinganalyzer import AnalyzerExtension, register_resu
 from tqdm.auto import tqdm
 
 from .adapt import OutOfDomainWarning, adapt_analyzer_snippets, is_paper_format, out_of_domain_message
+from .analyzers import POLARITY_PROPERTY, main_channel_waveforms
 from .constants import (
     DEFAULT_CI,
     DEFAULT_MIN_SPIKES,
@@ -35,7 +36,6 @@ from .errors import DemoModelWarning, SeroError
 from .features import check_criterion, criteria_classify, features_from_sorting
 from .model import load_model
 from .schema import UNIT_SCHEMA, cast_table
-from .snippets import POLARITY_PROPERTY, main_channel_waveforms
 from .upstream import keep_trailing_empty_segments
 
 __all__ = [

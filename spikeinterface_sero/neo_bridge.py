@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .analyzers import create_analyzer, recording_to_analyzer
 from .constants import (
     DEFAULT_N_BOOT,
     MIN_SAMPLING_FREQUENCY,
@@ -23,10 +24,10 @@ from .constants import (
     is_paper_rate,
 )
 from .decision import UNIT_COLUMN_DESCRIPTIONS, DecisionParams, action_current_quality, decide_units
+from .detection import recording_to_snippets
 from .errors import ChannelError, SamplingRateError, SeroError, SnippetError
 from .features import criteria_classify, features_table
 from .model import load_model
-from .snippets import create_analyzer, recording_to_analyzer, recording_to_snippets
 from .units import current_to_pa, is_current_unit
 from .upstream import snap_sampling_frequency
 

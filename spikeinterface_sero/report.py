@@ -18,11 +18,12 @@ import numpy as np
 import pandas as pd
 
 from ._version import __version__
+from .analyzers import snippets_from_analyzer
+from .detection import DetectionParams, detection_trace
 from .errors import SeroError
 from .export import RESULT_COLUMNS
 from .extension import get_serotonergic_extension
 from .features import DEFAULT_MAX_CV, DEFAULT_MAX_RATE_HZ, DEFAULT_MIN_UDI_MS, trough_and_peak_indices
-from .snippets import DetectionParams, detection_trace, snippets_from_analyzer
 
 __all__ = [
     "REPORT_TABLE",

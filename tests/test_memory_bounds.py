@@ -11,14 +11,11 @@ import warnings
 import numpy as np
 import pytest
 
-from spikeinterface_sero import snippets
+from spikeinterface_sero import detection as detector
+from spikeinterface_sero.analyzers import recording_to_analyzer, snippets_from_analyzer
 from spikeinterface_sero.constants import MAX_FIRING_RATE_HZ, NBEFORE, SNIPPET_LENGTH
+from spikeinterface_sero.detection import recording_to_snippets
 from spikeinterface_sero.errors import DemoModelWarning
-from spikeinterface_sero.snippets import (
-    recording_to_analyzer,
-    recording_to_snippets,
-    snippets_from_analyzer,
-)
 from spikeinterface_sero.testing import long_synthetic_trace, numpy_recording
 
 
@@ -41,7 +38,7 @@ def test_vectorised_dead_time_is_the_greedy_rule():
     for _ in range(500):
         starts = np.unique(rng.integers(0, rng.integers(1, 3000), rng.integers(0, 300))).astype(np.int64)
         dead, last = int(rng.integers(0, 120)), int(rng.integers(-300, 200))
-        np.testing.assert_array_equal(snippets._dead_time(starts, last, dead), _greedy_dead_time(starts, last, dead))
+        np.testing.assert_array_equal(detector._dead_time(starts, last, dead), _greedy_dead_time(starts, last, dead))
 
 
 def test_many_crossings_exact_counts_and_bounded_snippets(monkeypatch):
@@ -53,7 +50,7 @@ def test_many_crossings_exact_counts_and_bounded_snippets(monkeypatch):
     counts = everything.n_detected
     assert min(counts.values()) > 20 * 200  # hundreds of crossings a second
 
-    monkeypatch.setattr(snippets, "MAX_WAVEFORMS_PER_CELL", 200)
+    monkeypatch.setattr(detector, "MAX_WAVEFORMS_PER_CELL", 200)
     capped = recording_to_snippets(recording, **detection)
     assert capped.n_detected == counts
     np.testing.assert_array_equal(capped.all_trigger_samples, everything.all_trigger_samples)
@@ -103,6 +100,7 @@ def test_detection_memory_does_not_grow_with_the_crossings():
     below what the snippets of every crossing would need."""
     recording = numpy_recording(_noise(40.0, 3))
     detection = dict(threshold=-8.0, baseline_window_ms=None)
+    recording_to_snippets(numpy_recording(_noise(1.0, 4)), max_spikes_per_cell=10, **detection)  # lazy imports
     tracemalloc.start()
     try:
         result = recording_to_snippets(recording, max_spikes_per_cell=100, **detection)
@@ -118,7 +116,7 @@ def test_detection_memory_does_not_grow_with_the_crossings():
 def test_implausible_rate_is_classified_and_flagged(monkeypatch):
     """Noise at hundreds of Hz: the cell is classified on the capped snippets and flagged rate_too_high (its
     rate from every spike), not refused and not a MemoryError."""
-    monkeypatch.setattr(snippets, "MAX_WAVEFORMS_PER_CELL", 300)
+    monkeypatch.setattr(detector, "MAX_WAVEFORMS_PER_CELL", 300)
     analyzer = recording_to_analyzer(numpy_recording(_noise(10.0, 5)), threshold=-8.0, baseline_window_ms=None)
     n_all = int(analyzer.sorting.count_num_spikes_per_unit()["0"])
     with warnings.catch_warnings():
@@ -134,7 +132,7 @@ def test_implausible_rate_is_classified_and_flagged(monkeypatch):
 _CHANNEL_SWEEP = """
 import json, sys
 import numpy as np
-from spikeinterface_sero.snippets import recording_to_analyzer
+from spikeinterface_sero.analyzers import recording_to_analyzer
 from spikeinterface_sero.testing import numpy_recording, synthetic_trace
 
 def status(key):
