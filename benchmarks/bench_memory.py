@@ -29,8 +29,12 @@ than 100 MB more than the 1-minute one, and no MemoryError. (Before the cap, 10 
 Many channels (issue #25): an int16 ABF 2 file of ``n`` current channels (each a cell, 30 s, 600 spikes)
 classified in a subprocess per ``n`` (``--channels 1 4 16``), the peak after building the analyzer and after
 classifying. Each unit's waveforms keep its own channel (a SpikeInterface ChannelSparsity), so the peak grows
-linearly with the channels; target: the growth per channel from 4 to 16 channels at most 1.5 times that from
-1 to 4. (Dense waveforms grew with the square: 64 such channels peaked at 3.3 GB.)
+linearly with the channels; target: the analyzer stage's growth per channel from 4 to 16 channels at most 1.5
+times that from 1 to 4 (the whole run's peak also holds the inference's working memory, a ceiling reached at a
+few thousand spikes that hides the growth at one channel). Measured (2 shared CPUs): own channel, analyzer
+stage 179 / 199 / 271 MB for 1 / 4 / 16 channels (6.4 then 6.0 MB per channel), whole run 226 / 232 / 271 MB;
+the dense waveforms before, 179 / 198 / 398 MB (6.3 then 16.7 MB per channel, growing with the square: 64
+such channels peaked at 3.3 GB).
 
 What was measured (Neo 0.14.6, SpikeInterface 0.105.3, 2 CPUs): file-mapped RSS does not grow with the
 recording. AxonRawIO maps each requested chunk on its own (``neo.rawio.utils.
@@ -282,9 +286,21 @@ def run_channels(channels=(1, 4, 16), workdir=None, model=None) -> dict:
         r = json.loads(p.stdout.strip().splitlines()[-1])
         r.update(channels=int(n))
         runs.append(r)
-    slopes = [(b["peak_rss_mb"] - a["peak_rss_mb"]) / (b["channels"] - a["channels"]) for a, b in zip(runs, runs[1:])]
-    passed = len(slopes) < 2 or slopes[-1] <= 1.5 * max(slopes[0], 1.0)
-    return {"model": kind, "runs": runs, "mb_per_channel": slopes, "passed": passed}
+
+    def slopes(key):
+        return [(b[key] - a[key]) / (b["channels"] - a["channels"]) for a, b in zip(runs, runs[1:])]
+
+    # the analyzer stage is what grows with the channels; the whole run's peak also holds the inference's
+    # working memory, a ceiling reached at a few thousand spikes that hides the growth at one channel
+    analyzer = slopes("peak_analyzer_mb")
+    passed = len(analyzer) < 2 or analyzer[-1] <= 1.5 * max(analyzer[0], 1.0)
+    return {
+        "model": kind,
+        "runs": runs,
+        "analyzer_mb_per_channel": analyzer,
+        "mb_per_channel": slopes("peak_rss_mb"),
+        "passed": passed,
+    }
 
 
 def measure_noise(path: Path, model: Path, cap_gb: float) -> dict:
@@ -567,8 +583,12 @@ def _print_channels(result: dict) -> None:
             f"{x['seconds']:.1f} s, peak RSS after the analyzer {x['peak_analyzer_mb']:.0f} MB, "
             f"after classifying {x['peak_rss_mb']:.0f} MB"
         )
-    slopes = ", ".join(f"{v:.1f}" for v in result["mb_per_channel"])
-    print(f"growth per channel (MB): {slopes}; linear (last <= 1.5 x first): {'PASS' if result['passed'] else 'FAIL'}")
+    analyzer = ", ".join(f"{v:.1f}" for v in result["analyzer_mb_per_channel"])
+    total = ", ".join(f"{v:.1f}" for v in result["mb_per_channel"])
+    print(
+        f"growth per channel (MB), analyzer stage: {analyzer}; whole run: {total}; "
+        f"linear (analyzer: last <= 1.5 x first): {'PASS' if result['passed'] else 'FAIL'}"
+    )
 
 
 if __name__ == "__main__":
