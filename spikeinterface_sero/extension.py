@@ -26,6 +26,7 @@ from .adapt import (
     out_of_domain_message,
     recording_domains,
 )
+from .analyzers import POLARITY_PROPERTY, main_channel_waveforms
 from .arguments import check_flag
 from .conformal import rig_guarantee
 from .constants import (
@@ -50,7 +51,6 @@ from .features import check_criterion, criteria_classify, features_from_sorting
 from .model import load_model
 from .model.numpy_engine import default_threads
 from .schema import UNIT_SCHEMA, cast_table, property_values
-from .snippets import POLARITY_PROPERTY, main_channel_waveforms
 from .upstream import keep_trailing_empty_segments, set_sorting_property
 
 __all__ = [

@@ -16,6 +16,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
+from .analyzers import create_analyzer, main_channel_waveforms, recording_to_analyzer
 from .constants import (
     DEFAULT_N_BOOT,
     MIN_SAMPLING_FREQUENCY,
@@ -30,7 +31,7 @@ from .errors import ChannelError, DemoModelWarning, ParameterError, SamplingRate
 from .export import model_name, segment_table, sorting_spike_probabilities, spike_times
 from .extension import analyzer_from_snippets
 from .schema import BOOLEAN, INTEGER, TEXT, UNIT_SCHEMA, cast_table
-from .snippets import Snippets, create_analyzer, main_channel_waveforms, recording_to_analyzer
+from .snippet_formats import Snippets
 from .units import current_to_pa, is_current_unit
 from .upstream import snap_sampling_frequency
 

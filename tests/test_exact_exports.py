@@ -196,15 +196,6 @@ def one_cell(tmp_path_factory):
     return path, _classified(path)
 
 
-def _set_manual_label(extension, unit, label: str) -> None:
-    """A person's label in the extension's unit table, as a curation leaves it (the model's call untouched)."""
-    from spikeinterface_sero.extension import _stored_table
-
-    table = extension.get_data()
-    table.loc[unit, "sero_manual_label"] = label
-    extension.data.update(_stored_table(table))
-
-
 def test_a_relabel_reaches_csv_nwb_and_phy(one_cell, tmp_path):
     from pynwb import NWBHDF5IO
     from spikeinterface.extractors import read_phy
@@ -213,13 +204,9 @@ def test_a_relabel_reaches_csv_nwb_and_phy(one_cell, tmp_path):
     extension = analyzer.get_extension("serotonergic")
     unit = analyzer.unit_ids[0]
     model_call = extension.get_data().loc[unit, "sero_label"]
-<<<<<<< HEAD
     before = analyzer.sorting.get_property("sero_manual_label")
     # a person's label, written as spikeinterface.curation.apply_curation writes it: the sorting property
     analyzer.sorting.set_property("sero_manual_label", np.array(["serotonergic_atypical"]))
-=======
-    _set_manual_label(extension, unit, "serotonergic_atypical")
->>>>>>> export
     try:
         table = results_table(analyzer, file="cell.abf")
         back = pd.read_csv(write_table(table, tmp_path / "r.csv"), keep_default_na=False)
@@ -232,11 +219,7 @@ def test_a_relabel_reaches_csv_nwb_and_phy(one_cell, tmp_path):
         phy = read_phy(export_to_phy(analyzer, tmp_path / "phy"))
         assert list(phy.get_property("sero_manual_label")) == ["serotonergic_atypical"]
     finally:
-<<<<<<< HEAD
         analyzer.sorting.set_property("sero_manual_label", before)
-=======
-        _set_manual_label(extension, unit, "")
->>>>>>> export
 
 
 def test_phy_has_the_recording_in_pa_and_the_raw_spike_probability(one_cell, tmp_path):

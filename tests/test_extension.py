@@ -112,7 +112,8 @@ def test_select_and_remove_units(analyzer, model_folder):
 def test_merge_and_split_recompute_new_units(analyzer, model_folder):
     analyzer.compute("serotonergic", model_folder=model_folder)
     u = list(analyzer.unit_ids)
-    merged = analyzer.merge_units([[u[0], u[2]]], new_id_strategy="append")
+    # each unit's waveforms hold its own channel only: cells on different channels merge hard (recomputed)
+    merged = analyzer.merge_units([[u[0], u[2]]], new_id_strategy="append", merging_mode="hard")
     units = merged.get_extension("serotonergic").get_data()
     new = [x for x in merged.unit_ids if x not in u][0]
     n0 = analyzer.sorting.get_unit_spike_train(u[0]).size + analyzer.sorting.get_unit_spike_train(u[2]).size

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..detection import abf_to_snippets
 from ..errors import SeroError
 from ..pipeline import read_snippet_input
-from ..snippets import Snippets, abf_to_snippets, save_npz, write_snippet_csv_folder
+from ..snippet_formats import Snippets, save_npz, write_snippet_csv_folder
 from .common import (
     PARSER_STYLE,
     add_detection_args,
