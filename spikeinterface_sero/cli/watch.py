@@ -6,9 +6,19 @@ import datetime
 import sys
 from pathlib import Path
 
+from ..arguments import check_number
 from ..model import load_model
 from ..watch import watch_folder
-from .common import DEMO_NOTE, PARSER_STYLE, add_detection_args, add_model_args, classify_kwargs, in_cli_words, is_true
+from .common import (
+    DEMO_NOTE,
+    PARSER_STYLE,
+    add_detection_args,
+    add_model_args,
+    check_detection_flags,
+    classify_kwargs,
+    in_cli_words,
+    is_true,
+)
 
 NAME = "watch"
 
@@ -73,6 +83,10 @@ def _cell_line(r) -> str:
 
 
 def run(args) -> int:
+    check_detection_flags(args)
+    if args.timeout is not None:
+        check_number(args.timeout, "--timeout", minimum=0)
+    check_number(args.settle, "--settle", minimum=0)
     kwargs = classify_kwargs(args)
     model = kwargs.pop("model_folder")
     printer = _Printer(args.quiet)
