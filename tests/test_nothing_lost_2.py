@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from spikeinterface_sero import cli, export, files, pipeline
+from spikeinterface_sero import cli, export, files, pipeline, watch
 from spikeinterface_sero.datasets import simulate_drn_recording, write_abf
 from spikeinterface_sero.errors import SeroError
 from spikeinterface_sero.testing import synthetic_trace
@@ -365,3 +365,97 @@ def test_terminal_text_is_escaped_and_unsure_calls_say_so(tmp_path, capsys):
     captured = capsys.readouterr()
     assert "\x1b" not in captured.out + captured.err and "\\x1b[2J" in captured.err
     assert "UNSURE (leans " in captured.out  # 5 spikes: never a label headline
+
+
+# ------------------------------------------------------------------------------- the watcher
+def _acquisition(folder, tmp_path):
+    acquisition = tmp_path / "acquisition"
+    acquisition.mkdir()
+    for path in _abf(folder)[:2]:
+        (acquisition / Path(path).name).write_bytes(Path(path).read_bytes())
+    (acquisition / "broken.abf").write_bytes(b"ABF2" + bytes(100))
+    return acquisition
+
+
+def test_the_watcher_outlives_a_full_disk_and_writes_when_it_can(folder, tmp_path, monkeypatch, caplog):
+    acquisition = _acquisition(folder, tmp_path)
+    out = tmp_path / "live.csv"
+    real = watch.append_line
+    refused = []
+
+    def full_for_a_while(path, line):
+        if Path(path) == out and len(refused) < 4 and line.count("\n") == 1 and not line.startswith("file,"):
+            refused.append(line)
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(path, line)
+
+    monkeypatch.setattr(watch, "append_line", full_for_a_while)
+    seen = []
+    table = watch.watch_folder(
+        acquisition, out=out, method="criteria", process_existing=True, settle_s=0.0, poll_s=0.05, timeout_s=6.0,
+        on_result=seen.append,
+    )  # fmt: skip
+    assert len(table) == 3 and len(refused) == 4
+    said = [r.message for r in caplog.records if "No space left" in r.getMessage()]
+    assert len(said) == 1  # said once, not per row
+    back = pd.read_csv(out, keep_default_na=False)
+    assert sorted(Path(f).name for f in back["file"]) == ["broken.abf", "cell_0.abf", "cell_1.abf"]
+
+
+def test_the_watcher_keeps_what_the_disk_never_took(folder, tmp_path, monkeypatch):
+    acquisition = _acquisition(folder, tmp_path)
+    out = tmp_path / "live.csv"
+    real = watch.append_line
+
+    def read_only_after_the_header(path, line):
+        if line.startswith("file,"):
+            return real(path, line)
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(watch, "append_line", read_only_after_the_header)
+    left = []
+    table = watch.watch_folder(
+        acquisition, out=out, method="criteria", process_existing=True, settle_s=0.0, poll_s=0.05, timeout_s=5.0,
+        on_unwritten=left.append,
+    )  # fmt: skip
+    assert len(table) == 3 and len(left) == 1 and len(left[0]) == 3
+
+
+def test_watch_existing_counts_a_failure_once_and_keeps_channels_as_text(folder, tmp_path, capsys):
+    acquisition = _acquisition(folder, tmp_path)
+    out = tmp_path / "live.csv"
+    args = ["watch", str(acquisition), "--existing", "--settle", "0", "--timeout", "3", "--out", str(out)]
+    for _ in range(2):
+        assert cli.main([*args, "--method", "criteria"]) == 1
+        assert capsys.readouterr().out.splitlines()[-1].endswith("1 file(s) failed")
+    back = pd.read_csv(out, keep_default_na=False, dtype=str)
+    assert (back["file"].map(lambda f: Path(f).name) == "broken.abf").sum() == 1  # failures once
+    assert len(back) == 3
+    table = watch._ResultsCsv(out, export.RESULT_COLUMNS).latest()
+    assert set(table["channel"]) == {"", "0"}  # not "0.0"
+
+
+def test_one_watcher_per_table(folder, tmp_path, capsys):
+    acquisition = _acquisition(folder, tmp_path)
+    out = tmp_path / "live.csv"
+    with files.output_lock(out):
+        rc = cli.main(["watch", str(acquisition), "--method", "criteria", "--timeout", "1", "--out", str(out)])
+    assert rc == 2 and "another sero process" in capsys.readouterr().err
+
+
+def test_sigterm_ends_a_watch_session_with_its_summary(folder, tmp_path):
+    acquisition = _acquisition(folder, tmp_path)
+    out = tmp_path / "live.csv"
+    command = [sys.executable, "-m", "spikeinterface_sero.cli", "watch", str(acquisition), "--existing"]
+    command += ["--method", "criteria", "--settle", "0", "--out", str(out)]
+    process = subprocess.Popen(command, env=_environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (out.exists() and len(out.read_text().splitlines()) >= 4):
+        assert time.monotonic() < deadline and process.poll() is None
+        time.sleep(0.2)
+    time.sleep(1.0)  # the last row printed too
+    process.send_signal(signal.SIGTERM)
+    stdout, stderr = process.communicate(timeout=30)
+    assert process.returncode == 1 and "Traceback" not in stderr
+    assert stdout.splitlines()[-1] == "stopped: 2 cell(s) classified, 1 file(s) failed"
+    assert not (tmp_path / ".live.csv.lock").exists()

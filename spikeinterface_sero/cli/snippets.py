@@ -18,7 +18,9 @@ from .common import (
     check_detection_flags,
     detection_kwargs,
     expand_files,
+    in_cli_words,
     print_table,
+    printable,
     progress,
 )
 
@@ -82,7 +84,7 @@ def run(args) -> int:
         _write(parts, out, fmt, args.overwrite)
     print_table(["file", "cell", "snippets", "dropped_at_edge", "threshold_pA"], _rows(parts))
     for f, msg in failed:
-        print(f"FAILED {f}: {msg}", file=sys.stderr)
+        print(f"FAILED {printable(f)}: {printable(in_cli_words(msg))}", file=sys.stderr)
     total = sum(len(p) for p in parts)
     print(
         f"{total} snippets from {len(parts)} file(s) written to {out} ({fmt})"
