@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 
 from .constants import DEFAULT_DEAD_TIME_MS, DEFAULT_THRESHOLD_PA
 from .errors import DemoModelWarning, SeroError, SnippetError
-from .export import RESULT_COLUMNS, error_row, export_to_phy, results_table, tidy, write_nwb
+from .export import RESULT_COLUMNS, error_row, export_to_phy, output_path, results_table, tidy, write_nwb
 from .extension import analyzer_from_snippets, load_sorting_analyzer
 from .files import atomic_folder, check_output_folder
 from .model import load_model
@@ -187,6 +187,8 @@ def read_snippet_folder(folder) -> Snippets:
 
     Raises SnippetError (from :func:`~spikeinterface_sero.snippets.read_snippet_csv_folder`) for a folder
     without snippet files or with a malformed one, the folder named."""
+    if Path(folder).name.startswith(".") and Path(folder).name.endswith(_PART_FOLDER):
+        raise SnippetError(f"{folder} is a folder still being written (or left by a writer that was killed).")
     try:
         with warnings.catch_warnings():  # an empty file: the error below says it, numpy's warning adds nothing
             warnings.filterwarnings("ignore", message="loadtxt: input contained no data")
@@ -452,17 +454,11 @@ def _export(analyzer, path: Path, report_dir, nwb_dir, phy_dir, nwb_metadata, ov
 
 
 def _export_phy(analyzer, folder: Path, overwrite: bool) -> None:
-    """A Phy folder, written whole (files.atomic_folder); Phy holds one continuous recording."""
+    """A Phy folder, written whole (files.atomic_folder); export_to_phy refuses an episodic recording."""
     if not analyzer.has_recording():
-        raise SeroError("a Phy folder needs the recording, which snippets do not have; export them with --nwb")
-    segments = analyzer.get_num_segments()
-    if segments > 1:
-        raise SeroError(
-            f"this file has {segments} sweeps, and a Phy folder holds one continuous recording; export episodic "
-            "files with --nwb (nwb_dir)"
-        )
+        raise SeroError("a Phy folder needs the recording, which snippets do not have; export them with nwb_dir")
     with atomic_folder(folder, overwrite=overwrite) as temporary:
-        export_to_phy(analyzer, temporary, remove_if_exists=True, copy_binary=False)
+        export_to_phy(analyzer, temporary, remove_if_exists=True)
 
 
 def _detection_params(options: dict) -> DetectionParams:
@@ -477,12 +473,12 @@ def _detection_params(options: dict) -> DetectionParams:
 
 def nwb_output(nwb_dir, path) -> Path:
     """Where :func:`classify_file` writes the NWB file of ``path``."""
-    return Path(nwb_dir) / f"{Path(path).stem}.nwb"
+    return output_path(nwb_dir, path, ".nwb")
 
 
 def phy_output(phy_dir, path) -> Path:
     """Where :func:`classify_file` writes the Phy folder of ``path``."""
-    return Path(phy_dir) / Path(path).stem
+    return output_path(phy_dir, path)
 
 
 def check_exports(files, *, nwb_dir=None, phy_dir=None, overwrite: bool = False, overwrite_hint="overwrite=True"):
@@ -755,12 +751,16 @@ def _limit_threads(threads: int) -> None:
 
 def _run_on_dask(files, scheduler, kwargs: dict, done: dict) -> None:
     from dask.distributed import Client
+    from dask.distributed import as_completed as dask_completed
 
     client = scheduler if isinstance(scheduler, Client) else _connect(scheduler)
     try:
         futures = client.map(classify_file, [str(f) for f in files], pure=False, **kwargs)
+        position = {future.key: index for index, future in enumerate(futures)}
         try:
-            for index, future in enumerate(futures):
+            # gathered as they finish, so a lost scheduler costs only the files not finished by then
+            for future in dask_completed(futures):
+                index = position[future.key]
                 try:
                     done[index] = future.result()
                 except Exception as e:  # the worker died or the scheduler lost it: this file only

@@ -18,7 +18,7 @@ import pandas as pd
 
 from .errors import AbfError, SeroError
 from .export import RESULT_COLUMNS, error_row, tidy
-from .files import append_line, check_output_path, output_lock
+from .files import append_line, check_output_folder, check_output_path, check_writable, output_lock
 from .io import read_abf
 from .model import load_model
 from .pipeline import classify_file
@@ -466,6 +466,10 @@ def watch_folder(
     if not (0 <= settle_s < float("inf")) or not (0 < poll_s < float("inf")):
         raise SeroError(f"settle_s must be a number >= 0 and poll_s > 0 (seconds), not {settle_s!r} and {poll_s!r}.")
     own_table = out is None and report_dir is not None
+    if report_dir is not None:
+        check_output_folder(report_dir, what="report folder")
+    if out is not None and Path(out).exists():
+        check_writable(Path(out).absolute().parent, "results table")
     if own_table:
         # the report folder keeps its own table, so that its index lists every cell classified into it
         # (an earlier session's too) instead of only this session's

@@ -459,3 +459,37 @@ def test_sigterm_ends_a_watch_session_with_its_summary(folder, tmp_path):
     assert process.returncode == 1 and "Traceback" not in stderr
     assert stdout.splitlines()[-1] == "stopped: 2 cell(s) classified, 1 file(s) failed"
     assert not (tmp_path / ".live.csv.lock").exists()
+
+
+def test_a_real_full_disk_at_the_end_sends_the_table_to_the_fallback(folder, tmp_path, monkeypatch, capsys):
+    disk = tmp_path / "small_disk"
+    disk.mkdir()
+    if os.geteuid() != 0 or not _mount(["-t", "tmpfs", "-o", "size=64k", "tmpfs", str(disk)]):
+        pytest.skip("a small tmpfs needs root and mount rights, which this machine does not give")
+    try:
+        with open(disk / "filler", "wb") as filler:  # the disk fills up while the run works
+            with pytest.raises(OSError):
+                while True:
+                    filler.write(b"x" * 4096)
+                    filler.flush()
+        monkeypatch.chdir(tmp_path)
+        out = disk / "results.csv"
+        rc = cli.main(["classify", *_abf(folder), "--method", "criteria", "--out", str(out), "--quiet"])
+        err = capsys.readouterr().err
+        assert rc == 1 and "Traceback" not in err and "the results are in" in err
+        (fallback,) = tmp_path.glob("results-saved-*.csv")
+        assert len(pd.read_csv(fallback)) == 3 and str(fallback) in err
+    finally:
+        _mount([str(disk)], command="umount")
+
+
+def test_a_report_that_fails_at_the_end_keeps_the_table(folder, tmp_path, monkeypatch, capsys):
+    def disk_full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(cli.classify, "write_summary_html", disk_full)
+    out, report = tmp_path / "results.csv", tmp_path / "report"
+    rc = cli.main(["classify", *_abf(folder), "--method", "criteria", "--out", str(out), "--report", str(report)])
+    err = capsys.readouterr().err
+    assert rc == 1 and "could not write the report" in err and "Traceback" not in err
+    assert len(pd.read_csv(out)) == 3 and not report.exists()  # no half report: the old state (none)

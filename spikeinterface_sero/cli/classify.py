@@ -130,15 +130,22 @@ def run(args) -> int:
     check_detection_flags(args)
     files = expand_files(args.files)
     _check_outputs(args)
-    with contextlib.ExitStack() as stack:
-        if args.out:  # one writer per table: a second run into the same --out is refused now
-            stack.enter_context(output_lock(args.out, what="--out table", flag="--out"))
-        stop_on_terminate(stack)
-        report = stack.enter_context(atomic_folder(args.report, overwrite=True)) if args.report else None
-        table, interrupted = _classify(files, args, report)
-        saved = _save_table(table, args.out) if args.out else None
-        if report is not None:
-            write_summary_html(table, report)
+    table, interrupted, saved, report_failed = None, False, None, False
+    try:
+        with contextlib.ExitStack() as stack:
+            if args.out:  # one writer per table: a second run into the same --out is refused now
+                stack.enter_context(output_lock(args.out, what="--out table", flag="--out"))
+            stop_on_terminate(stack)
+            report = stack.enter_context(atomic_folder(args.report, overwrite=True)) if args.report else None
+            table, interrupted = _classify(files, args, report)
+            saved = _save_table(table, args.out) if args.out else None
+            if report is not None:
+                write_summary_html(table, report)
+    except OSError as e:  # the report, after the table was saved: said, never a traceback
+        if table is None:
+            raise
+        print(f"sero classify: could not write the report {args.report} ({e.strerror or e})", file=sys.stderr)
+        report_failed = True
     print_results(table)
     n_err, n_export = _print_notes(table, files)
     print(
@@ -146,12 +153,12 @@ def run(args) -> int:
         + (f"; {n_err} file(s) failed" if n_err else "")
         + (f"; {n_export} export(s) failed" if n_export else "")
         + (f"; results in {saved}" if saved else "")
-        + (f"; report in {args.report}" if args.report else "")
+        + (f"; report in {args.report}" if args.report and not report_failed else "")
     )
     if interrupted:
         print("interrupted: the files finished so far are in the table", file=sys.stderr)
         return 130
-    return 1 if n_err or n_export or (args.out and saved != Path(args.out)) else 0
+    return 1 if n_err or n_export or report_failed or (args.out and saved != Path(args.out)) else 0
 
 
 def _classify(files: list[Path], args, report) -> tuple:

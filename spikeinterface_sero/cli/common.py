@@ -15,6 +15,7 @@ from ..arguments import check_integer, check_number
 from ..constants import DEFAULT_DEAD_TIME_MS, DEFAULT_THRESHOLD_PA
 from ..errors import ParameterError
 from ..pipeline import expand_inputs
+from ..text import printable
 
 DEMO_NOTE = (
     "NOTE: labels from the bundled DEMONSTRATION model (trained on simulated recordings) - not for "
@@ -150,19 +151,6 @@ def classify_kwargs(args) -> dict:
     )
 
 
-def _escape_controls(text) -> str:
-    """Text from files with its control characters escaped, so that a file name or a message cannot move the
-    cursor, clear the terminal or hide a line."""
-    text = str(text)
-    return "".join(ch if ch.isprintable() or ch == " " else ch.encode("unicode_escape").decode("ascii") for ch in text)
-
-
-try:  # the export module's definition when it has one (terminal text is its job)
-    from ..export import printable
-except ImportError:  # pragma: no cover - until export.printable is on this branch
-    printable = _escape_controls
-
-
 #: the short names of the two labels on the terminal
 _SHORT = {"serotonergic": "SER", "non_serotonergic": "NSER"}
 
@@ -224,6 +212,7 @@ _FLAGS = {
     "settle_s": "--settle",
     "phy_dir": "--phy",
     "nwb_dir": "--nwb",
+    "write_nwb": "--nwb",
     "channel=": "--channel ",
     "scheduler=": "--scheduler ",
 }
