@@ -314,8 +314,14 @@ def output_lock(path, *, what: str = "output", flag: str = "the output") -> Iter
             with contextlib.suppress(FileNotFoundError):  # a dead writer's lock: taken over
                 lock.unlink()
             continue
-        with os.fdopen(descriptor, "w") as handle:
-            handle.write(f"{os.getpid()}\n")
+        try:
+            with os.fdopen(descriptor, "w") as handle:
+                handle.write(f"{os.getpid()}\n")
+        except OSError as e:  # a full disk: the lock cannot say whose it is
+            lock.unlink(missing_ok=True)
+            raise SeroError(
+                f"cannot write the lock file {lock} ({e.strerror or e}): free some space, or choose another {flag}."
+            ) from None
         break
     else:
         raise SeroError(f"cannot take the lock {lock} of the {what}; remove it if no sero process is running.")

@@ -462,16 +462,22 @@ def test_sigterm_ends_a_watch_session_with_its_summary(folder, tmp_path):
 
 
 def test_a_real_full_disk_at_the_end_sends_the_table_to_the_fallback(folder, tmp_path, monkeypatch, capsys):
+    """A 64 kB tmpfs filled during the run: the table goes to the fallback file, the message says where."""
     disk = tmp_path / "small_disk"
     disk.mkdir()
     if os.geteuid() != 0 or not _mount(["-t", "tmpfs", "-o", "size=64k", "tmpfs", str(disk)]):
         pytest.skip("a small tmpfs needs root and mount rights, which this machine does not give")
+    real = cli.classify.classify_files
+
+    def fill_the_disk_then_classify(*args, **kwargs):  # the disk fills up while the run works
+        with pytest.raises(OSError), open(disk / "filler", "wb") as filler:
+            while True:
+                filler.write(b"x" * 4096)
+                filler.flush()
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(cli.classify, "classify_files", fill_the_disk_then_classify)
     try:
-        with open(disk / "filler", "wb") as filler:  # the disk fills up while the run works
-            with pytest.raises(OSError):
-                while True:
-                    filler.write(b"x" * 4096)
-                    filler.flush()
         monkeypatch.chdir(tmp_path)
         out = disk / "results.csv"
         rc = cli.main(["classify", *_abf(folder), "--method", "criteria", "--out", str(out), "--quiet"])
