@@ -86,6 +86,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except OSError as e:  # the system refused a read or a write the checks could not foresee: one line
+        where = f" ({e.filename})" if getattr(e, "filename", None) else ""
+        print(f"sero {args.command}: error: {e.strerror or e}{where}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":  # pragma: no cover
