@@ -14,6 +14,7 @@ import numpy as np
 from ..constants import DEFAULT_KERNELS, LABELS, SNIPPET_LENGTH
 from ..decision import DecisionParams, cell_decisions, spike_probability
 from ..errors import DataError, ModelError
+from . import spec as S
 from ._backend import _tf
 from .architecture import (
     MEMBER_INPUT_SHAPE,
@@ -27,7 +28,6 @@ from .architecture import (
     member_kernel,
     to_member_input,
 )
-from .spec import FILTERS, pooled_length, weight_specs
 
 __all__ = ["ENGINES", "Ensemble", "random_ensemble", "predict_members_naive"]
 
@@ -58,12 +58,12 @@ def _fused_predictor(members):
         h = probe
         for layer in (ln, c1, p1, c2):  # the member's own layers: exactly its numerics
             h = layer(h)
-        tfeat = np.asarray(h)[0, :, 0, :]  # (L2, FILTERS[1]), after relu
+        tfeat = np.asarray(h)[0, :, 0, :]  # (L2, second convolution filters), after relu
         n_pool = tfeat.shape[0] // 2
         tmax = np.maximum(tfeat[0 : 2 * n_pool : 2], tfeat[1 : 2 * n_pool : 2])
-        if n_pool != pooled_length(int(w1.shape[0])):
+        if n_pool != S.pooled_length(int(w1.shape[0])):
             raise ModelError(
-                f"member {member.name}: {n_pool} pooled steps, the specification {pooled_length(w1.shape[0])}"
+                f"member {member.name}: {n_pool} pooled steps, the specification {S.pooled_length(w1.shape[0])}"
             )
         params.append(
             dict(
@@ -95,7 +95,7 @@ def _fused_predictor(members):
             h = tf.nn.relu(tf.nn.conv2d(h, p["w2"], 1, "VALID") + p["b2"])
             h = tf.nn.max_pool2d(h, (2, 1), (2, 1), "VALID")[:, : p["n_pool"], 0, :]
             h = tf.maximum(h, p["tmax"])
-            h = tf.reshape(h, (-1, p["n_pool"] * FILTERS[1]))
+            h = tf.reshape(h, (-1, p["n_pool"] * S.FILTERS[1]))
             outs.append(tf.sigmoid(tf.matmul(h, p["wd"]) + p["bd"]))
         return tf.stack(outs, axis=1)
 
@@ -351,7 +351,7 @@ def random_ensemble(kernels: Iterable[int] = DEFAULT_KERNELS, seed: int = 0) -> 
     for k in kernels:
         m = build_member(k)
         weights = []
-        for _, _, weight in weight_specs(k):
+        for _, _, weight in S.weight_specs(k):
             shape = weight.shape(k)
             if weight.field in ("gamma", "beta"):
                 weights.append(rng.normal(1.0 if weight.field == "gamma" else 0.0, 0.3, shape))

@@ -15,8 +15,8 @@ import numpy as np
 
 from ..constants import SNIPPET_LENGTH
 from ..errors import DataError
+from . import spec as S
 from .architecture import TIME_COLUMN
-from .spec import FILTERS, N_OUTPUTS, layer_lengths
 from .weights import MemberWeights
 
 __all__ = ["NumpyEngine", "default_threads"]
@@ -97,7 +97,7 @@ class _Member:
         k = w.kernel
         f32 = np.float32
         self.k = k
-        self.c1, self.c2 = c1, c2 = FILTERS
+        self.c1, self.c2 = c1, c2 = S.FILTERS  # read when the engine is made: the spec of now
         self.eps = f32(w.epsilon)
         self.gamma = w.gamma
         self.beta = w.beta
@@ -109,14 +109,14 @@ class _Member:
         self.w1_odd = np.zeros((k + 1, c1), dtype=f32)
         self.w1_odd[1:] = w1
         self.neg_b1 = -w.conv1_bias
-        lengths = layer_lengths(k)
+        lengths = S.layer_lengths(k)
         self.n_pool = n_pool = lengths["pool2"]
         self.n_out = n_out = 2 * n_pool  # conv2 outputs the second pooling uses
         self.n_in = n_in = n_out + k - 1  # pooled conv1 steps those outputs need
         self.n_conv1 = 2 * n_in  # conv1 outputs those need
         self._conv2_by_dft(w)
         self.tmax = self._time_features(w, lengths["pool1"])  # (n_pool, 1, c2)
-        self.wd = np.ascontiguousarray(w.dense_kernel.reshape(n_pool, c2, N_OUTPUTS))
+        self.wd = np.ascontiguousarray(w.dense_kernel.reshape(n_pool, c2, S.N_OUTPUTS))
         self.bd = w.dense_bias
         # buffer sizes per spike
         B = self.B

@@ -19,6 +19,7 @@ from .._version import __version__
 from ..arguments import check_flag
 from ..constants import SNIPPET_LENGTH
 from ..errors import ModelError
+from . import spec as S
 from ._backend import _keras, _tf
 from .architecture import (
     _input_shape,
@@ -29,7 +30,7 @@ from .architecture import (
 )
 from .ensemble import Ensemble
 from .folder import _load_keras_file, _prepare_target, _sha256_any, save_model
-from .spec import FILTERS, MAX_KERNEL, MEMBER_INPUT_SHAPE, MIN_KERNEL, check_weight_values, weight_shapes, weight_specs
+from .spec import MAX_KERNEL, MEMBER_INPUT_SHAPE, MIN_KERNEL, check_weight_values, weight_shapes, weight_specs
 
 __all__ = ["import_models"]
 
@@ -319,9 +320,9 @@ class _SavedModelSource:
         try:
             if self._reader is None:
                 raise ModelError("it has no variables/variables.index checkpoint")
-            convs = [s for _, s in variables if len(s) == 4 and s[1:] == (1, 1, FILTERS[0])]
+            convs = [s for _, s in variables if len(s) == 4 and s[1:] == (1, 1, S.FILTERS[0])]
             if len(convs) != 1:
-                raise ModelError(f"it has no first convolution kernel of shape (k, 1, 1, {FILTERS[0]})")
+                raise ModelError(f"it has no first convolution kernel of shape (k, 1, 1, {S.FILTERS[0]})")
             self.kernel = int(convs[0][0])
             if not MIN_KERNEL <= self.kernel <= MAX_KERNEL:
                 raise ModelError(f"its first convolution has kernel {self.kernel}, outside 1-31")
