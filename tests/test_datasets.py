@@ -618,3 +618,93 @@ def test_type_ranges_widen_one_cell_type_only():
             assert 1.0 <= r.params["udi_ms"] <= 2.0
     with pytest.raises(SimulatorError, match="type_ranges"):
         simulate_dataset(1, duration_s=1.0, type_ranges={"nser": {"width": (1.0, 2.0)}})
+
+
+# ------------------------------------------------------------------------------ the second family (membrane rig)
+def test_membrane_cell_is_detected_where_its_truth_says():
+    from spikeinterface_sero.datasets import simulate_membrane_recording
+    from spikeinterface_sero.snippets import recording_to_snippets
+
+    quiet = dict(pink_sd_pa=0.0, white_sd_pa=0.0, hum_pa=0.0, holding_pa=0.0, amplitude_jitter=0.0)
+    for cell_type in CELL_TYPES:
+        sim = simulate_membrane_recording(cell_type, duration_s=10.0, seed=4, amplitude_pa=300.0, **quiet)
+        assert sim.params["family"] == "membrane" and sim.traces.dtype == np.float32
+        assert sim.label == ("non_serotonergic" if cell_type == "non_serotonergic" else "serotonergic")
+        lead = sim.peak_samples - sim.spike_samples
+        assert len(sim.spike_samples) > 5 and lead.min() >= 0 and lead.max() <= 40
+        detected = recording_to_snippets(sim.to_recording(), baseline_window_ms=None).trigger_samples
+        np.testing.assert_array_equal(np.sort(detected), np.sort(sim.spike_samples))
+
+
+def test_membrane_firing_follows_its_type():
+    from spikeinterface_sero.datasets import simulate_membrane_recording
+
+    cv = {
+        t: np.mean([simulate_membrane_recording(t, 40.0, seed=s).params["measured_cv_isi"] for s in range(4)])
+        for t in CELL_TYPES
+    }
+    rate = {
+        t: np.mean([simulate_membrane_recording(t, 40.0, seed=s).params["measured_rate_hz"] for s in range(4)])
+        for t in CELL_TYPES
+    }
+    assert cv["serotonergic"] < 0.4 < cv["non_serotonergic"] and cv["atypical_serotonergic"] > 0.4  # NSER-like firing
+    assert rate["serotonergic"] < 3.0 < rate["atypical_serotonergic"]
+
+
+def _normalised_shapes(waveform, seeds):
+    t_ms = (np.arange(160) - 50) / 40.0
+    shapes, is_ser = [], []
+    for cell_type in CELL_TYPES:
+        for seed in seeds:
+            w = waveform(t_ms, cell_type, seed=seed)
+            shapes.append((w - w.mean()) / w.std())
+            is_ser.append(cell_type != "non_serotonergic")
+    return np.array(shapes), np.array(is_ser)
+
+
+def test_the_second_family_has_another_class_boundary():
+    """A shape boundary learnt on the first family is at chance on the second, and the reverse; each family is
+    separable on its own: the families are different rigs, not re-parameterisations."""
+    from sklearn.linear_model import LogisticRegression
+
+    from spikeinterface_sero.datasets import membrane_spike_waveform
+
+    def balanced(model, x, y):
+        predicted = model.predict(x)
+        return 0.5 * ((predicted[y] == 1).mean() + (predicted[~y] == 0).mean())
+
+    first, first_y = _normalised_shapes(spike_waveform, range(12))
+    first_test, first_test_y = _normalised_shapes(spike_waveform, range(100, 108))
+    second, second_y = _normalised_shapes(membrane_spike_waveform, range(12))
+    second_test, second_test_y = _normalised_shapes(membrane_spike_waveform, range(100, 108))
+    on_first = LogisticRegression(max_iter=2000).fit(first, first_y)
+    on_second = LogisticRegression(max_iter=2000).fit(second, second_y)
+    assert balanced(on_first, first_test, first_test_y) >= 0.95
+    assert balanced(on_second, second_test, second_test_y) >= 0.9
+    assert balanced(on_first, second_test, second_test_y) <= 0.7
+    assert balanced(on_second, first_test, first_test_y) <= 0.7
+
+
+def test_membrane_dataset_writes_days_abf_and_labels(tmp_path):
+    import pandas as pd
+
+    from spikeinterface_sero.datasets import simulate_membrane_dataset
+
+    counts = {"serotonergic": 2, "atypical_serotonergic": 1, "non_serotonergic": 3}
+    recs = simulate_membrane_dataset(counts, duration_s=2.0, seed=3, out_dir=tmp_path, n_days=2)
+    labels = pd.read_csv(tmp_path / "labels.csv", dtype=str)
+    assert list(labels.columns) == ["file", "label", "channel", "group", "cell_type"]
+    assert sorted(labels["cell_type"].value_counts().to_dict().items()) == sorted(counts.items())
+    assert sorted(labels["group"].unique()) == ["rig2day01", "rig2day02"]
+    filters = {day: [r.params["filter_hz"] for r in recs if r.group == day] for day in ("rig2day01", "rig2day02")}
+    assert abs(np.mean(filters["rig2day01"]) - np.mean(filters["rig2day02"])) > 0  # days differ
+    for rec in recs:
+        got = _si_read(rec.file).get_traces(return_in_uV=True)[:, 0].astype(np.float64)
+        assert np.abs(got - rec.traces).max() <= _int16_tol(rec.traces)
+    again = simulate_membrane_dataset(counts, duration_s=2.0, seed=3, n_days=2)
+    assert all(np.array_equal(a.traces, b.traces) for a, b in zip(recs, again))
+    default = simulate_membrane_dataset(duration_s=0.5, seed=0)
+    ser = [r for r in default if r.label == "serotonergic"]
+    assert len(default) == 60 and sum(r.cell_type == "atypical_serotonergic" for r in ser) / len(ser) == 0.3
+    with pytest.raises(SimulatorError, match="unknown membrane parameter"):
+        simulate_membrane_dataset(counts, duration_s=1.0, seed=0, filter_khz=3.0)

@@ -1,4 +1,4 @@
-"""Fixture factories: a writer of real .abf files and a simulator of dorsal-raphe loose-seal recordings.
+"""Fixture factories: a writer of real .abf files and two simulators of dorsal-raphe loose-seal recordings.
 
 Imports only the package's stage-0 modules (``constants``, ``errors``) so that tests and examples of every
 stage can use it.
@@ -6,6 +6,13 @@ stage can use it.
 
 from .abf_writer import AbfWriteError, abf_sampling_rate, int16_scaling, write_abf
 from .artefacts import ARTEFACT_KINDS, simulate_artefact
+from .membrane import (
+    MEMBRANE_DAYS,
+    draw_membrane_params,
+    membrane_spike_waveform,
+    simulate_membrane_dataset,
+    simulate_membrane_recording,
+)
 from .simulator import (
     CELL_TYPES,
     VARIED_DAYS,
@@ -21,6 +28,11 @@ from .simulator import (
 __all__ = [
     "ARTEFACT_KINDS",
     "simulate_artefact",
+    "MEMBRANE_DAYS",
+    "draw_membrane_params",
+    "membrane_spike_waveform",
+    "simulate_membrane_dataset",
+    "simulate_membrane_recording",
     "AbfWriteError",
     "abf_sampling_rate",
     "int16_scaling",
