@@ -37,7 +37,7 @@ __all__ = ["import_models"]
 _PUBLISHED_NAME = re.compile(r"^ModConvBinNormN(\d+)(?:-(v\d+))?$")
 _SESSION = re.compile(r"-(v\d+)$")
 _IMPORT_TOL = 1e-5  # max |rebuilt - source| on probe spikes for an import to be accepted
-MAX_GRAPH_BYTES = 64 << 20  # saved_model.pb of a member is ~0.3 MB
+MAX_GRAPH_BYTES = 8 << 20  # saved_model.pb of a member is ~0.2 MB; parsing it takes a few times its size
 #: ops of the published member's graph (a SavedModel without them is not a member)
 _MEMBER_OPS = {"Conv2D", "MaxPool", "Relu", "Sigmoid", "MatMul"}
 #: activations the published member does not have (a SavedModel using one is a different network)

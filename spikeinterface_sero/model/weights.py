@@ -182,9 +182,10 @@ def published_spec(config) -> PublishedSpec | None:
         base = _to_snake_case(layer["class_name"])
         used[base] = used.get(base, -1) + 1
         groups.append(f"{base}_{used[base]}" if used[base] else base)
-    by_class = {layer.class_name: c for layer, c in zip(S.member_layers(20), cfgs)}
+    kernel = S.first_kernel([(layer["class_name"], c) for layer, c in zip(layers, cfgs)])
+    by_class = {layer.class_name: c for layer, c in zip(S.member_layers(kernel), cfgs)}
     return PublishedSpec(
-        kernel=S.first_kernel([(layer["class_name"], c) for layer, c in zip(layers, cfgs)]),
+        kernel=kernel,
         epsilon=float(by_class["LayerNormalization"].get("epsilon", S.EPSILON)),
         dropout=float(by_class["Dropout"].get("rate", S.DROPOUT)),
         layer_names=names,
