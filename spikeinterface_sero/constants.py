@@ -51,6 +51,12 @@ LAYER_NORM_EPSILON = 1e-3  # the members' LayerNormalization epsilon: the model 
 MIN_EVALUATION_CELLS = 20
 MIN_CELLS_PER_CLASS = 5
 MIN_EVALUATION_GROUPS = 3
+# A guarantee on the user's rig (docs/validate.md)
+DEFAULT_CONFORMAL_LEVEL = 0.90  # per-class coverage of the conformal sets; 9 labelled cells per class can reach it
+RIG_FINGERPRINT_MARGIN = 0.5  # a cell is unlike a rig beyond this share of the rig's own span outside its range
+MIN_CALIBRATION_CELLS = 10  # a temperature is fitted only on at least this many held-out cells ...
+MIN_CALIBRATION_CELLS_PER_CLASS = 4  # ... with at least this many of each class
+MAX_TEMPERATURE = 4.0  # temperatures are limited to [1 / MAX_TEMPERATURE, MAX_TEMPERATURE]
 # Is this a stimulus or pacing artefact? (per cell; docs/quality.md, "stimulus_artefact")
 MIN_STIMULUS_EVENTS = 5  # fewer events (or intervals) say nothing about periodicity or identity
 MAX_STIMULUS_JITTER_MS = 0.1  # robust SD of the intervals: a neuron's is >= ~10 ms (CV >= 0.05 at <= 5 Hz)

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
+from .conformal import NOT_CALIBRATED, SET_BOTH, SET_EMPTY, check_rig_validation, prediction_sets
 from .constants import (
     DEFAULT_CI,
     DEFAULT_MIN_SPIKES,
@@ -24,7 +25,10 @@ from .constants import (
     MAX_HALF_WIDTH_MS,
     MAX_OUTWARD_RATIO,
     MAX_SHORT_ISI_FRACTION,
+    MAX_TEMPERATURE,
     MAX_TRAINING_SHAPES,
+    MIN_CALIBRATION_CELLS,
+    MIN_CALIBRATION_CELLS_PER_CLASS,
     MIN_OUTWARD_RATIO,
     MIN_SHAPE_CONSISTENCY,
     MIN_SNR,
@@ -38,6 +42,7 @@ from .constants import (
 )
 from .errors import DataError
 from .features import UNDETERMINED, add_sero_type
+from .fingerprint import NOT_VALIDATED, VALIDATED, cell_fingerprints, match_rigs
 from .schema import UNIT_COLUMN_DESCRIPTIONS, UNIT_COLUMNS
 from .stimulus import stimulus_reasons
 
@@ -230,7 +235,11 @@ def fit_temperature(probability, is_ser) -> dict:
     probability to 0 or 1): with 6 cells of each class the fit aims at 0.875 / 0.125, which is all 12 cells
     can tell. Errors justify softening, not a small set: when every held-out cell is called right the
     temperature is at most 1 (the ensemble's own probabilities, or sharper ones when they were
-    under-confident). Returns the calibration dict.
+    under-confident). Fewer than :data:`~spikeinterface_sero.constants.MIN_CALIBRATION_CELLS` cells (or
+    :data:`~spikeinterface_sero.constants.MIN_CALIBRATION_CELLS_PER_CLASS` of a class) fit nothing
+    (temperature 1, saying so), and the temperature stays within 1/4-4
+    (:data:`~spikeinterface_sero.constants.MAX_TEMPERATURE`): 4 cells with one wrong once gave 13, which
+    pulled every new cell to 0.3-0.4. Returns the calibration dict.
     """
     from scipy.optimize import minimize_scalar
 
@@ -238,6 +247,15 @@ def fit_temperature(probability, is_ser) -> dict:
     y = np.asarray(is_ser, dtype=bool)
     if p.size < 2 or y.all() or not y.any():
         raise DataError("fitting a calibration needs held-out cells of both classes.")
+    if p.size < MIN_CALIBRATION_CELLS or min(int(y.sum()), int((~y).sum())) < MIN_CALIBRATION_CELLS_PER_CLASS:
+        return {
+            "method": "temperature",
+            "temperature": 1.0,
+            "n_cells": int(p.size),
+            "targets": f"not fitted: {int(y.sum())} + {int((~y).sum())} held-out cells are too few (at least "
+            f"{MIN_CALIBRATION_CELLS}, {MIN_CALIBRATION_CELLS_PER_CLASS} of each class); the ensemble's own "
+            "probabilities are kept",
+        }
     logit = np.log(p / (1 - p))
     n_ser, n_nser = int(y.sum()), int((~y).sum())
     target = np.where(y, (n_ser + 1) / (n_ser + 2), 1 / (n_nser + 2))
@@ -246,7 +264,7 @@ def fit_temperature(probability, is_ser) -> dict:
         q = np.clip(1.0 / (1.0 + np.exp(-logit / np.exp(log_temperature))), 1e-12, 1 - 1e-12)
         return -float(np.mean(target * np.log(q) + (1 - target) * np.log(1 - q)))
 
-    best = minimize_scalar(nll, bounds=(np.log(0.05), np.log(50.0)), method="bounded")
+    best = minimize_scalar(nll, bounds=(-np.log(MAX_TEMPERATURE), np.log(MAX_TEMPERATURE)), method="bounded")
     temperature = float(np.exp(best.x))
     out = {"method": "temperature", "temperature": temperature, "n_cells": int(p.size)}
     out["targets"] = "Platt's smoothed targets"
@@ -362,7 +380,14 @@ def _shape_checks(waveforms: np.ndarray) -> tuple[list[str], dict]:
 
 
 def action_current_quality(
-    waveforms, spike_unit_index, unit_ids, *, firing_rate_hz=None, isis_s=None, training_data: dict | None = None
+    waveforms,
+    spike_unit_index,
+    unit_ids,
+    *,
+    firing_rate_hz=None,
+    isis_s=None,
+    training_data: dict | None = None,
+    rig_validation: dict | None = None,
 ) -> pd.DataFrame:
     """Is each cell a loose-seal action current like the model's training data? The named checks.
 
@@ -382,6 +407,10 @@ def action_current_quality(
         The model's description of its training snippets (``ensemble.info["training_data"]``,
         :func:`describe_training_snippets`): a cell farther than its limit fails ``unlike_training_data``.
         None (the published models do not describe theirs): only the shape checks above.
+    rig_validation : dict or None, default: None
+        The model's validated rigs (``ensemble.info["rig_validation"]``, ``docs/validate.md``): each cell's
+        fingerprint is compared with theirs (``sero_rig``, ``rig_index``, ``rig_distance``); None: every
+        cell is ``not_validated``.
 
     Returns
     -------
@@ -412,7 +441,13 @@ def action_current_quality(
             if float((np.asarray(isis_s[position]) < SHORT_ISI_MS / 1000.0).mean()) > MAX_SHORT_ISI_FRACTION:
                 reasons.append("refractory_violations")
         rows.append(dict(sero_quality="+".join(reasons) if reasons else QUALITY_OK, **measures))
-    return pd.DataFrame(rows, index=pd.Index(unit_ids, name="unit_id"), columns=_QUALITY_COLUMNS)
+    table = pd.DataFrame(rows, index=pd.Index(unit_ids, name="unit_id"), columns=_QUALITY_COLUMNS)
+    measures = cell_fingerprints(waveforms, spike_unit_index, len(unit_ids), firing_rate_hz=firing_rate_hz)
+    if rig_validation:
+        check_rig_validation(rig_validation)
+    status, rig, rig_distance = match_rigs(measures, rig_validation)
+    table["sero_rig"], table["rig_index"], table["rig_distance"] = status, rig, rig_distance
+    return table
 
 
 # ------------------------------------------------------------------------- like the model's training data?
@@ -580,6 +615,7 @@ def decide_units(
     domain="in_domain",
     quality: pd.DataFrame | None = None,
     calibration: dict | None = None,
+    rig_validation: dict | None = None,
 ) -> tuple[pd.DataFrame, np.ndarray]:
     """The whole decision for a set of units: the per-unit table and P(SER) per spike.
 
@@ -604,10 +640,15 @@ def decide_units(
         How far the input is from the paper's format, for all units or one per unit.
     quality : pandas.DataFrame or None, default: None
         :func:`action_current_quality` of the units. A call is ``sero_reliable`` only when the cell passes
-        every check (``sero_quality == "ok"``), its domain is like the training data, it has enough spikes
-        and its interval is clear of 0.5. None: not checked, and no call is reliable.
+        every check (``sero_quality == "ok"``), its domain is like the training data, it has enough spikes,
+        it is like a rig the model was validated on (the quality's ``sero_rig``) and its conformal set at
+        that rig holds its label alone. None: not checked, and no call is reliable.
     calibration : dict or None, default: None
         The model's calibration of the cell probability (:func:`calibrate`); None: uncalibrated.
+    rig_validation : dict or None, default: None
+        The model's validated rigs (``model_info.json``'s ``rig_validation``, ``docs/validate.md``): the
+        conformal fit of the rig each cell is like gives its ``sero_set``. None: ``not_calibrated`` sets and
+        no reliable call.
 
     Returns
     -------
@@ -668,9 +709,13 @@ def decide_units(
     for column in _QUALITY_COLUMNS:
         table[column] = quality[column].to_numpy() if column in quality.columns else np.nan
     table["sero_quality"] = table["sero_quality"].fillna("not_checked").astype(object)
-    like_training = table["sero_domain"].isin(_RELIABLE_DOMAINS) & (table["sero_quality"] == QUALITY_OK)
-    table["sero_reliable"] = table["sero_reliable"].to_numpy(dtype=bool) & like_training.to_numpy(dtype=bool)
     table["sero_method"] = method
+    _add_rig_columns(table, quality, rig_validation)
+    like_training = table["sero_domain"].isin(_RELIABLE_DOMAINS) & (table["sero_quality"] == QUALITY_OK)
+    enough = table["n_spikes"].to_numpy() >= params.min_spikes
+    one_label = (table["sero_set"] == table["sero_label"]).to_numpy(dtype=bool)
+    on_rig = (table["sero_rig"] == VALIDATED).to_numpy(dtype=bool)
+    table["sero_reliable"] = (method == "cnn") & enough & like_training.to_numpy(dtype=bool) & on_rig & one_label
     _add_call_columns(table, params)
     for column in (
         "sero_probability",
@@ -683,6 +728,23 @@ def decide_units(
     ):
         table[column] = table[column].astype("float64")
     return table[UNIT_COLUMNS], spike_p
+
+
+def _add_rig_columns(table: pd.DataFrame, quality: pd.DataFrame, rig_validation: dict | None) -> None:
+    """``sero_rig`` (from the quality's fingerprint match) and ``sero_set`` (the conformal set at that rig)."""
+    n = len(table)
+    status = quality["sero_rig"].fillna(NOT_VALIDATED).to_numpy(object) if "sero_rig" in quality else None
+    rig = quality["rig_index"].fillna(-1).to_numpy(np.int64) if "rig_index" in quality else np.full(n, -1)
+    rigs = (rig_validation or {}).get("rigs") or []
+    if status is None or not rigs:  # no fingerprint compared, or nothing validated: no rig vouches for a cell
+        status, rig = np.full(n, NOT_VALIDATED, object), np.full(n, -1)
+    sets = np.full(n, NOT_CALIBRATED, object)
+    p = table["sero_probability"].to_numpy(dtype=np.float64)
+    for number, entry in enumerate(rigs):
+        here = (rig == number) & (status == VALIDATED)
+        if here.any() and table["sero_method"].iloc[0] == "cnn":
+            sets[here] = prediction_sets(p[here], entry["conformal"])
+    table["sero_rig"], table["sero_set"] = status, sets
 
 
 def _unsure_reasons(table: pd.DataFrame, params: DecisionParams) -> list[str]:
@@ -700,8 +762,14 @@ def _unsure_reasons(table: pd.DataFrame, params: DecisionParams) -> list[str]:
             why.append("quality")
         if row.sero_domain not in _RELIABLE_DOMAINS:
             why.append("domain")
+        if row.sero_rig != VALIDATED:
+            why.append("not_validated_on_rig" if row.sero_rig == NOT_VALIDATED else row.sero_rig)
+        elif row.sero_set in (SET_BOTH, SET_EMPTY):
+            why.append(f"set_{row.sero_set}")
+        elif row.sero_set in LABELS and row.sero_set != row.sero_label:
+            why.append("set_disagrees")
         if not why and not row.sero_reliable:
-            why.append("interval_includes_0.5")
+            why.append("not_reliable")
         reasons.append("+".join(why) if not row.sero_reliable else "")
     return reasons
 
@@ -714,6 +782,4 @@ def _add_call_columns(table: pd.DataFrame, params: DecisionParams) -> None:
     table["sero_unsure_reasons"] = _unsure_reasons(table, params)
     reliable = table["sero_reliable"].to_numpy(dtype=bool)
     table["sero_call"] = np.where(reliable, label, np.where(label.isin(LABELS), "unsure", label))
-    table["sero_set"] = "not_calibrated"
-    table["sero_rig"] = "not_validated"
     table["sero_manual_label"] = ""

@@ -14,12 +14,13 @@ import warnings
 
 import numpy as np
 import pandas as pd
-from spikeinterface.core.globals import get_global_job_kwargs
 from spikeinterface.core.job_tools import fix_job_kwargs
 from spikeinterface.core.sortinganalyzer import AnalyzerExtension, register_result_extension
 from tqdm.auto import tqdm
 
 from .adapt import OutOfDomainWarning, adapt_analyzer_snippets, is_paper_format, out_of_domain_message
+from .arguments import check_flag
+from .conformal import rig_guarantee
 from .constants import (
     DEFAULT_CI,
     DEFAULT_MIN_SPIKES,
@@ -31,9 +32,10 @@ from .constants import (
     SNIPPET_LENGTH,
 )
 from .decision import DecisionParams, action_current_quality, decide_units, describe_training_data
-from .errors import DemoModelWarning, SeroError
+from .errors import DemoModelWarning, SeroError, SnippetError
 from .features import check_criterion, criteria_classify, features_from_sorting
 from .model import load_model
+from .model.numpy_engine import default_threads
 from .schema import UNIT_SCHEMA, cast_table
 from .snippets import POLARITY_PROPERTY, main_channel_waveforms
 from .upstream import keep_trailing_empty_segments
@@ -88,6 +90,11 @@ class ComputeSerotonergic(AnalyzerExtension):
     flip_positive : bool, default: False
         For analyzers not in the paper's format (:mod:`spikeinterface_sero.adapt`): flip the units whose
         spikes go up on their main channel.
+    reextract : bool, default: False
+        For analyzers not in the paper's format whose ``waveforms`` are too short for the model's window
+        (SpikeInterface's default 1 ms + 2 ms, for instance) and that have their recording: recompute
+        ``waveforms`` with the window needed first (SpikeInterface then deletes the extensions that depend on
+        ``waveforms``, with a warning). False: such an analyzer is refused with the call that fixes it.
     """
 
     extension_name = "serotonergic"
@@ -111,6 +118,7 @@ class ComputeSerotonergic(AnalyzerExtension):
         max_cv=None,
         polarity: str | None = None,
         flip_positive: bool = False,
+        reextract: bool = False,
     ):
         if method not in ("cnn", "criteria"):
             raise SeroError(f"method must be 'cnn' or 'criteria', not {method!r}.")
@@ -122,20 +130,31 @@ class ComputeSerotonergic(AnalyzerExtension):
         return dict(
             model_folder=None if model_folder is None else str(model_folder),
             method=method,
-            trust_model=bool(trust_model),
+            trust_model=check_flag(trust_model, "trust_model"),
             **decision.to_dict(),
             **criteria,
             polarity=polarity,
-            flip_positive=bool(flip_positive),
+            flip_positive=check_flag(flip_positive, "flip_positive"),
+            reextract=check_flag(reextract, "reextract"),
         )
 
     def _run(self, verbose=False, **job_kwargs):
-        _check_job_kwargs(job_kwargs)
+        job_kwargs = fix_job_kwargs(job_kwargs)
         analyzer = self.sorting_analyzer
         self.data = compute_unit_decisions(
-            analyzer, self.params, progress_bar=bool(job_kwargs.get("progress_bar", False))
+            analyzer,
+            self.params,
+            progress_bar=bool(job_kwargs.get("progress_bar", False)),
+            threads=inference_threads(job_kwargs),
         )
-        _write_unit_properties(analyzer, self.data["units"])
+        if (self.data["provenance"].get("adaptation") or {}).get("reextracted") and getattr(
+            self, "_save_to_disk", False
+        ):
+            # SpikeInterface deleted the extensions depending on the re-extracted 'waveforms', this one's
+            # folder (where run() had saved its params) included: save them again before run() saves the rest
+            self._save_params()
+            self._save_importing_provenance()
+        _write_unit_properties(analyzer, _unit_table(self.data, analyzer.unit_ids))
         if self.data["provenance"].get("model_is_demo"):
             warnings.warn(
                 "spikeinterface-sero: these labels come from the bundled DEMONSTRATION model, trained on "
@@ -150,7 +169,7 @@ class ComputeSerotonergic(AnalyzerExtension):
         segment_index, sample_index, p_ser); ``"members"``: (n_spikes, n_members, 2) member outputs;
         ``"provenance"``: the model (sha256, kernels, demo flag), the polarity and the adaptations made."""
         if outputs == "units":
-            return self.data["units"]
+            return _unit_table(self.data, self.sorting_analyzer.unit_ids)
         if outputs == "members":
             return self.data["member_outputs"]
         if outputs == "provenance":
@@ -168,9 +187,8 @@ class ComputeSerotonergic(AnalyzerExtension):
         raise SeroError(f"outputs must be 'units', 'spikes', 'members' or 'provenance', not {outputs!r}.")
 
     def _handle_backward_compatibility_on_load(self):
-        units = self.data.get("units")
-        if isinstance(units, pd.DataFrame):
-            self.data["units"] = _normalise_units_table(units, list(self.sorting_analyzer.unit_ids))
+        if isinstance(self.data.get("units"), pd.DataFrame):  # also the whole table of earlier versions
+            self.data.update(_stored_table(_unit_table(self.data, self.sorting_analyzer.unit_ids)))
 
     # -------------------------------------------------------------------- select, merge, split
     def _select_units_extension_data(self, unit_ids):
@@ -182,22 +200,23 @@ class ComputeSerotonergic(AnalyzerExtension):
     def _merge_extension_data(
         self, merge_unit_groups, new_unit_ids, new_sorting_analyzer, keep_mask=None, verbose=False, **job_kwargs
     ):
-        return self._with_new_units(new_sorting_analyzer, list(new_unit_ids))
+        return self._with_new_units(new_sorting_analyzer, list(new_unit_ids), job_kwargs)
 
     def _split_extension_data(self, split_units, new_unit_ids, new_sorting_analyzer, verbose=False, **job_kwargs):
-        return self._with_new_units(new_sorting_analyzer, [u for group in new_unit_ids for u in group])
+        return self._with_new_units(new_sorting_analyzer, [u for group in new_unit_ids for u in group], job_kwargs)
 
-    def _with_new_units(self, new_analyzer, new_unit_ids: list) -> dict:
+    def _with_new_units(self, new_analyzer, new_unit_ids: list, job_kwargs: dict) -> dict:
         """The kept units' data as they are, the new units computed (the ``BaseMetricExtension`` pattern)."""
         all_units = list(new_analyzer.unit_ids)
         kept = [u for u in all_units if u not in set(new_unit_ids)]
         old = _spike_data_of(self.data, self.sorting_analyzer.unit_ids, kept, new_unit_order=all_units)
-        new = compute_unit_decisions(new_analyzer, self.params, unit_ids=new_unit_ids)
+        threads = inference_threads(fix_job_kwargs(job_kwargs))
+        new = compute_unit_decisions(new_analyzer, self.params, unit_ids=new_unit_ids, threads=threads)
         data = {name: np.concatenate([old[name], new[name]]) for name in _SPIKE_ARRAYS}
-        data["units"] = pd.concat([old["units"], new["units"]]).reindex(all_units)
-        data["units"].index.name = "unit_id"
+        table = pd.concat([_unit_table(old, kept), _unit_table(new, new_unit_ids)]).reindex(all_units)
+        data.update(_stored_table(table))
         data["provenance"] = self.data["provenance"]
-        _write_unit_properties(new_analyzer, data["units"])
+        _write_unit_properties(new_analyzer, table)
         return data
 
 
@@ -205,17 +224,24 @@ def _given(values: dict) -> dict:
     return {name: value for name, value in values.items() if value is not None}
 
 
-def _check_job_kwargs(job_kwargs: dict) -> None:
-    """progress_bar works; the ensemble is vectorised in this process, so an n_jobs asked for here is
-    refused. SpikeInterface's global job kwargs are a default for every extension: a global n_jobs is
-    accepted (and, as by SpikeInterface's own single-process extensions, not used)."""
-    n_jobs = job_kwargs.get("n_jobs", 1)
-    global_n_jobs = fix_job_kwargs(get_global_job_kwargs()).get("n_jobs", 1)
-    if n_jobs not in (1, None) and n_jobs != global_n_jobs:
-        raise SeroError(
-            f"the 'serotonergic' extension runs in one process (the ensemble is vectorised over spikes): "
-            f"n_jobs={n_jobs!r} cannot be honoured; leave it out (progress_bar=True works)."
-        )
+def inference_threads(job_kwargs: dict) -> int | None:
+    """Threads of the numpy inference engine for SpikeInterface's job keywords (fixed by ``fix_job_kwargs``).
+
+    SpikeInterface runs ``n_jobs`` workers of ``max_threads_per_worker`` threads each (None: no limit), and
+    one process (``n_jobs=1``) without a thread limit. The ensemble is vectorised over spikes in this process,
+    so the same compute becomes engine threads: ``n_jobs * max_threads_per_worker`` (with no limit, at least
+    the cores available); ``n_jobs=1`` gives None, the engine's own default (``SERO_NUM_THREADS``,
+    ``OMP_NUM_THREADS`` or the cores available, which is what the batch runner sets per worker). The chunk
+    keywords, ``pool_engine`` and ``mp_context`` are accepted and have nothing to do here: the extension
+    reads stored waveforms, not the recording.
+    """
+    n_jobs = int(job_kwargs.get("n_jobs") or 1)
+    if n_jobs <= 1:
+        return None
+    per_worker = job_kwargs.get("max_threads_per_worker", 1)
+    if per_worker is None:
+        return max(n_jobs, default_threads())
+    return n_jobs * max(1, int(per_worker))
 
 
 def _resolve_polarity(analyzer, polarity: str | None) -> str:
@@ -235,23 +261,36 @@ def _resolve_polarity(analyzer, polarity: str | None) -> str:
 
 def _model_snippets(analyzer, params: dict, polarity: str, unit_ids: list):
     """(waveforms (n, 160) of the selected units' spikes, spike vector rows, domain per unit, adaptation)."""
+    adaptation, reextract = None, bool(params.get("reextract", False))  # analyzers saved before it: False
+    if not is_paper_format(analyzer):
+        window = _waveform_window(analyzer)
+        try:
+            snippets, overall, adaptation = adapt_analyzer_snippets(
+                analyzer, polarity=polarity, flip_positive=params["flip_positive"], reextract=reextract
+            )
+        except SnippetError:
+            # re-extracted into the paper's own window (40 kHz spikes already at their triggers): read as such
+            if not (reextract and is_paper_format(analyzer)):
+                raise
+            adaptation = dict(applied=False, reextracted=dict(previous=window, **_waveform_window(analyzer)))
+        else:
+            domain = [adaptation["unit_domains"][str(u)] for u in unit_ids]
+            if overall != "in_domain":
+                warnings.warn(out_of_domain_message(adaptation), OutOfDomainWarning, stacklevel=5)
     spikes = analyzer.sorting.to_spike_vector()[analyzer.get_extension("random_spikes").get_data()]
-    unit_positions = [list(analyzer.unit_ids).index(u) for u in unit_ids]
-    if is_paper_format(analyzer):
+    if adaptation is None or not adaptation.get("applied", True):
         waveforms = main_channel_waveforms(analyzer)
-        if polarity == "positive":
-            waveforms = -waveforms
-        domain, adaptation = ["in_domain"] * len(unit_ids), None
+        waveforms = -waveforms if polarity == "positive" else waveforms
+        domain = ["in_domain"] * len(unit_ids)
     else:
-        snippets, overall, adaptation = adapt_analyzer_snippets(
-            analyzer, polarity=polarity, flip_positive=params["flip_positive"]
-        )
         waveforms = snippets.waveforms
-        domain = [adaptation["unit_domains"][str(u)] for u in unit_ids]
-        if overall != "in_domain":
-            warnings.warn(out_of_domain_message(adaptation), OutOfDomainWarning, stacklevel=5)
-    keep = np.isin(spikes["unit_index"], unit_positions)
+    keep = np.isin(spikes["unit_index"], [list(analyzer.unit_ids).index(u) for u in unit_ids])
     return waveforms[keep], spikes[keep], domain, adaptation
+
+
+def _waveform_window(analyzer) -> dict:
+    params = analyzer.get_extension("waveforms").params
+    return dict(ms_before=float(params["ms_before"]), ms_after=float(params["ms_after"]))
 
 
 def _features(analyzer, waveforms: np.ndarray, spike_unit_index: np.ndarray, unit_ids: list, params: dict):
@@ -273,9 +312,12 @@ def _intervals(sorting, unit_id) -> np.ndarray:
     return np.concatenate(parts) if parts else np.zeros(0)
 
 
-def _predict(ensemble, waveforms: np.ndarray, progress_bar: bool) -> np.ndarray:
+def _predict(ensemble, waveforms: np.ndarray, progress_bar: bool, threads: int | None = None) -> np.ndarray:
     if waveforms.shape[0] == 0:
         return np.zeros((0, len(ensemble.kernels), 2), np.float32)
+    if threads is not None and ensemble.engine == "numpy":
+        ensemble = ensemble.with_engine("numpy")  # a view with its own threads: the loaded model is shared
+        ensemble.threads = int(threads)
     starts = range(0, waveforms.shape[0], _INFERENCE_BATCH)
     parts = [
         ensemble.predict_members(waveforms[start : start + _INFERENCE_BATCH])
@@ -284,8 +326,12 @@ def _predict(ensemble, waveforms: np.ndarray, progress_bar: bool) -> np.ndarray:
     return np.concatenate(parts).astype(np.float32)
 
 
-def compute_unit_decisions(analyzer, params: dict, *, unit_ids=None, progress_bar: bool = False) -> dict:
+def compute_unit_decisions(
+    analyzer, params: dict, *, unit_ids=None, progress_bar: bool = False, threads: int | None = None
+) -> dict:
     """Everything the extension stores, computed on ``analyzer`` for ``unit_ids`` (None: all units).
+
+    ``threads``: of the numpy inference engine (:func:`inference_threads`; None: the engine's default).
 
     Reads the analyzer and changes nothing: the snippets on each unit's main channel (adapted to the
     paper's format if needed), the classical features, the ensemble's member outputs and
@@ -300,12 +346,13 @@ def compute_unit_decisions(analyzer, params: dict, *, unit_ids=None, progress_ba
     spike_unit = np.array([position[int(i)] for i in spikes["unit_index"]], dtype=np.int64)
     features = _features(analyzer, waveforms, spike_unit, unit_ids, params)
     provenance = dict(polarity=polarity, adaptation=adaptation, method=params["method"])
-    calibration, training_data = None, None
+    calibration, training_data, rig_validation = None, None, None
     if params["method"] == "cnn":
         ensemble = load_model(params["model_folder"], trust=params["trust_model"])
-        outputs = _predict(ensemble, waveforms, progress_bar)
+        outputs = _predict(ensemble, waveforms, progress_bar, threads)
         calibration = ensemble.info.get("calibration") or None
         training_data = ensemble.info.get("training_data") or None
+        rig_validation = ensemble.info.get("rig_validation") or None  # docs/validate.md
         provenance.update(
             model_is_demo=bool(ensemble.is_demo),
             model_kernels=[int(k) for k in ensemble.kernels],
@@ -330,6 +377,7 @@ def compute_unit_decisions(analyzer, params: dict, *, unit_ids=None, progress_ba
         firing_rate_hz=features.reindex(unit_ids)["firing_rate_hz"].to_numpy(dtype=float),
         isis_s=[_intervals(analyzer.sorting, u) for u in unit_ids],
         training_data=training_data,
+        rig_validation=rig_validation,
     )
     units, spike_p = decide_units(
         outputs,
@@ -341,10 +389,12 @@ def compute_unit_decisions(analyzer, params: dict, *, unit_ids=None, progress_ba
         domain=domain,
         quality=quality,
         calibration=calibration,
+        rig_validation=rig_validation,
     )
+    provenance["guarantee"] = rig_guarantee(rig_validation)
     analyzer_position = np.array([list(analyzer.unit_ids).index(u) for u in unit_ids], dtype=np.int64)
     return dict(
-        units=_normalise_units_table(units, unit_ids),  # the dtypes a reload gives, by construction
+        **_stored_table(_normalise_units_table(units, unit_ids)),  # the dtypes a reload gives, by construction
         spike_probability=spike_p,
         member_outputs=outputs,
         spike_unit_index=analyzer_position[spike_unit] if spike_unit.size else np.zeros(0, np.int64),
@@ -363,8 +413,7 @@ def _spike_data_of(data: dict, old_unit_ids, keep_unit_ids: list, new_unit_order
     renumber = {old_unit_ids.index(u): new_unit_order.index(u) for u in keep_unit_ids}
     out = {name: np.asarray(data[name])[keep] for name in _SPIKE_ARRAYS}
     out["spike_unit_index"] = np.array([renumber[int(i)] for i in old_index[keep]], dtype=np.int64)
-    out["units"] = data["units"].loc[keep_unit_ids].copy()
-    out["units"].index.name = "unit_id"
+    out.update(_stored_table(_unit_table(data, old_unit_ids).loc[keep_unit_ids]))
     out["provenance"] = data["provenance"]
     return out
 
@@ -385,6 +434,27 @@ def _write_unit_properties(analyzer, table: pd.DataFrame) -> None:
             analyzer.sorting.set_property(key, values[key])  # kept in memory, with the extension's data
         else:
             analyzer.set_sorting_property(key, values[key])
+
+
+def _stored_table(table: pd.DataFrame) -> dict:
+    """The unit table as stored in ``ext.data``: ``"units"``, its numeric and boolean columns (a DataFrame, as
+    SpikeInterface's metric extensions store theirs), and ``"unit_text"``, its text columns as lists of str.
+
+    SpikeInterface writes a DataFrame's text to zarr as fixed-width arrays and to binary folders as CSV (""
+    comes back as NaN), and its common extension tests compare DataFrame columns as numbers; a dict is JSON
+    in every format, compared as it is.
+    """
+    table = cast_table(table, UNIT_SCHEMA)
+    text = [name for name in table.columns if not pd.api.types.is_numeric_dtype(table[name])]  # bool is numeric
+    return {"units": table.drop(columns=text), "unit_text": {name: [str(v) for v in table[name]] for name in text}}
+
+
+def _unit_table(data: dict, unit_ids) -> pd.DataFrame:
+    """The whole unit table from what :func:`_stored_table` stored (or a whole table, as earlier versions did)."""
+    table = data["units"].copy()
+    for name, values in (data.get("unit_text") or {}).items():
+        table[name] = list(values)
+    return _normalise_units_table(table, list(unit_ids))
 
 
 def _normalise_units_table(units: pd.DataFrame, unit_ids: list) -> pd.DataFrame:
@@ -423,14 +493,7 @@ def serotonergic_label_units(sorting_analyzer, model_folder=None, *, reextract: 
     pandas.DataFrame
         The per-unit table (``ext.get_data()``).
     """
-    if reextract and not is_paper_format(sorting_analyzer):
-        adapt_analyzer_snippets(
-            sorting_analyzer,
-            polarity=_resolve_polarity(sorting_analyzer, params.get("polarity")),
-            flip_positive=bool(params.get("flip_positive", False)),
-            reextract=True,
-        )
-    return sorting_analyzer.compute("serotonergic", model_folder=model_folder, **params).get_data()
+    return sorting_analyzer.compute("serotonergic", model_folder=model_folder, reextract=reextract, **params).get_data()
 
 
 def get_serotonergic_extension(sorting_analyzer) -> ComputeSerotonergic:

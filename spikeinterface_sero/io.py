@@ -12,17 +12,18 @@ from pathlib import Path
 import numpy as np
 
 from .constants import MIN_SAMPLING_FREQUENCY, SAMPLING_FREQUENCY, SAMPLING_FREQUENCY_TOLERANCE, is_paper_rate
-from .errors import AbfError, ChannelError, DataError, SamplingRateError
+from .errors import AbfError, ChannelError, DataError, ParameterError, SamplingRateError
 from .units import current_to_pa, is_current_unit
 from .upstream import (
     axon_header,
     lenient_abf_dates,
+    long_gap_free_abf,
     neo_buffer_descriptions,
     share_neo_file_handle,
     snap_sampling_frequency,
 )
 
-__all__ = ["read_abf", "abf_channels", "abf_info", "validate_recording"]
+__all__ = ["read_abf", "abf_channels", "abf_info", "validate_recording", "check_path", "check_regular_file"]
 
 #: factor that turns a value in the key unit into pA
 _SUPPORTED_MODES = {
@@ -36,12 +37,55 @@ _VALIDATE_CHUNK = 4_000_000  # samples per channel read at once when validating
 _MAX_SAMPLING_FREQUENCY = 10e6  # Hz; above this the sampling interval in the header is corrupt
 
 
+def check_path(value, name: str) -> Path:
+    """``value`` as a Path when it is a non-empty str or os.PathLike; ParameterError naming ``name`` if not.
+
+    Parameters
+    ----------
+    value : object
+        The argument.
+    name : str
+        Its name in the caller's interface.
+
+    Returns
+    -------
+    Path
+    """
+    import os
+
+    if isinstance(value, (str, os.PathLike)) and str(value).strip():
+        return Path(value)
+    raise ParameterError(f"{name} must be a file path (str or pathlib.Path), not {value!r}.")
+
+
+def check_regular_file(path: Path, error: type, what: str, folder_hint: str = "") -> int:
+    """Raise ``error`` unless ``path`` is a regular file (a link to one counts), and return its size.
+
+    The file is stat()ed before it is opened: opening a FIFO blocks until a writer comes, and a device or a
+    socket is not a recording, so anything but a regular file is refused at once.
+    """
+    import stat
+
+    try:
+        status = path.stat()
+    except FileNotFoundError:
+        raise error(f"{path}: no such file. Check the path.") from None
+    except OSError as e:
+        raise error(f"{path}: cannot be examined ({e.strerror}). Check the path and its permissions.") from None
+    if stat.S_ISDIR(status.st_mode):
+        raise error(f"{path} is a folder, not {what}. {folder_hint}".strip())
+    if not stat.S_ISREG(status.st_mode):
+        kind = "a named pipe (FIFO)" if stat.S_ISFIFO(status.st_mode) else "a socket or a device"
+        raise error(
+            f"{path} is {kind}, not a regular file; {what} must be a file on disk. "
+            "Copy the recording to a file and pass that."
+        )
+    return int(status.st_size)
+
+
 def _check_signature(path: Path) -> int:
     """Return the ABF major version (1 or 2) from the file signature, or raise AbfError."""
-    if not path.exists():
-        raise AbfError(f"{path}: no such file. Check the path.")
-    if path.is_dir():
-        raise AbfError(f"{path} is a folder, not an .abf file. Pass the .abf files inside it.")
+    check_regular_file(path, AbfError, "an .abf file", "Pass the .abf files inside it.")
     try:
         with open(path, "rb") as handle:
             head = handle.read(12)
@@ -142,7 +186,7 @@ def _open_axon(path: Path):
     old_level = neo_logger.level
     try:
         neo_logger.setLevel(logging.ERROR)  # header quirks Neo works around are not the user's problem
-        with warnings.catch_warnings(), lenient_abf_dates():
+        with warnings.catch_warnings(), lenient_abf_dates(), long_gap_free_abf():
             warnings.simplefilter("ignore")
             recording = read_axon(str(path))
     except MemoryError:
@@ -171,7 +215,82 @@ def _open_axon(path: Path):
         neo_logger.setLevel(old_level)
     _check_layout(recording, path)
     share_neo_file_handle(recording, path)
+    names = recording.get_property("channel_name")
+    if names is not None:  # header strings as clean text (Neo passes some garbage through)
+        clean = [header_text(n) or f"ch{c}" for c, n in zip(recording.channel_ids, names)]
+        recording.set_property("channel_name", clean)
     return recording
+
+
+def header_text(value, max_length: int | None = None) -> str:
+    """A header string as clean text, decoded as pyABF decodes it: up to the first NUL (and ``max_length``
+    characters), ASCII only, stripped; "" when what is left is not printable (binary garbage).
+
+    Parameters
+    ----------
+    value : str, bytes or None
+        The string Neo parsed (or the raw bytes).
+    max_length : int or None, default: None
+        The field's length in the header.
+
+    Returns
+    -------
+    str
+    """
+    text = value.decode("ascii", errors="ignore") if isinstance(value, bytes) else str(value or "")
+    text = text.split("\x00", 1)[0][:max_length]
+    text = "".join(character for character in text if character.isascii()).strip()
+    return text if text.isprintable() else ""
+
+
+_ABF1_PROTOCOL_LENGTH = 256  # sProtocolPath is 256 bytes in ABF1 (Neo reads 384, into the next fields)
+
+
+def protocol_path(info: dict) -> str:
+    """The protocol file (``.pro``) a recording was made with, as pyABF reports it, or "" when the header
+    names none (Clampex writes "(untitled)"; ABF1 files without one hold garbage there).
+
+    Parameters
+    ----------
+    info : dict
+        The header Neo parsed (:func:`~.upstream.axon_header`).
+
+    Returns
+    -------
+    str
+        A Windows path, e.g. ``C:\\Protocols\\gap free.pro``.
+    """
+    version = float(info.get("fFileVersionNumber", 0.0) or 0.0)
+    text = header_text(info.get("sProtocolPath", ""), _ABF1_PROTOCOL_LENGTH if version < 2 else None)
+    if version < 2:
+        text = text.replace("/", "\\")  # Neo turns ABF1's backslashes into slashes
+    return text if text.endswith(".pro") else ""
+
+
+_EARLIEST_RECORDING_YEAR = 1980  # before any Axon digitiser
+
+
+def recording_datetime(info: dict) -> str:
+    """The recording's start as an ISO date-time, or "" (unknown) when the header has none or an impossible
+    one (before 1980 or after next year: e.g. year 1, which cannot even be given a time zone).
+
+    Parameters
+    ----------
+    info : dict
+        The header Neo parsed.
+
+    Returns
+    -------
+    str
+    """
+    import datetime
+
+    recorded = info.get("rec_datetime")
+    if not isinstance(recorded, datetime.datetime):
+        return ""
+    if not _EARLIEST_RECORDING_YEAR <= recorded.year <= datetime.date.today().year + 1:
+        return ""
+    return recorded.isoformat()
 
 
 def abf_channels(path) -> pandas.DataFrame:  # noqa: F821
@@ -220,9 +339,6 @@ def abf_info(path) -> dict:
     recording = _open_axon(path)
     info = axon_header(recording)
     mode = int(info.get("nOperationMode", (info.get("protocol") or {}).get("nOperationMode", 0)))
-    protocol = str(info.get("sProtocolPath", "") or "")
-    if sum(character.isprintable() and character != "\ufffd" for character in protocol) < 0.9 * len(protocol):
-        protocol = "(unreadable in the header)"
     channels = abf_channels(path)
     channels["used"] = channels["is_current"]
     channels["why_not"] = [
@@ -232,7 +348,6 @@ def abf_info(path) -> dict:
     durations = [
         recording.get_num_samples(k) / recording.sampling_frequency for k in range(recording.get_num_segments())
     ]
-    recorded = info.get("rec_datetime")
     return dict(
         file=str(path),
         abf_version=round(float(info.get("fFileVersionNumber", 0.0)), 4),
@@ -240,8 +355,8 @@ def abf_info(path) -> dict:
         sampling_frequency=float(recording.sampling_frequency),
         n_sweeps=int(recording.get_num_segments()),
         duration_s=float(sum(durations)),
-        protocol=protocol,
-        recorded=recorded.isoformat() if recorded else "",
+        protocol=protocol_path(info),
+        recorded=recording_datetime(info),
         n_tags=int(len(info.get("listTag", []) or [])),
         channels=channels,
     )
@@ -445,7 +560,7 @@ def read_abf(path, channel=None, *, allow_low_rate: bool = False, allow_any_unit
         original_sampling_frequency=sampling_frequency,
         resampled=bool(resampled),
         abf_n_cell_channels=int(n_cells),
-        abf_datetime=info["rec_datetime"].isoformat() if info.get("rec_datetime") else "",
-        abf_protocol=str(info.get("sProtocolPath", "") or ""),
+        abf_datetime=recording_datetime(info),
+        abf_protocol=protocol_path(info),
     )
     return recording

@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 
 from .constants import DEFAULT_DEAD_TIME_MS, DEFAULT_THRESHOLD_PA
 from .errors import DemoModelWarning, SeroError, SnippetError
-from .export import RESULT_COLUMNS, error_row, export_to_phy, results_table, tidy, write_nwb
+from .export import RESULT_COLUMNS, error_row, export_to_phy, output_path, results_table, tidy, write_nwb
 from .extension import analyzer_from_snippets, load_sorting_analyzer
 from .io import abf_info
 from .model import load_model
@@ -343,7 +343,7 @@ def _classify_analyzer(
     if nwb_dir is not None:
         write_nwb(analyzer, nwb_output(nwb_dir, path), overwrite=overwrite, **(nwb_metadata or {}))
     if phy_dir is not None:
-        export_to_phy(analyzer, phy_output(phy_dir, path), remove_if_exists=overwrite, copy_binary=False)
+        export_to_phy(analyzer, phy_output(phy_dir, path), remove_if_exists=overwrite)
     return table, analyzer
 
 
@@ -359,12 +359,12 @@ def _detection_params(options: dict) -> DetectionParams:
 
 def nwb_output(nwb_dir, path) -> Path:
     """Where :func:`classify_file` writes the NWB file of ``path``."""
-    return Path(nwb_dir) / f"{Path(path).stem}.nwb"
+    return output_path(nwb_dir, path, ".nwb")
 
 
 def phy_output(phy_dir, path) -> Path:
     """Where :func:`classify_file` writes the Phy folder of ``path``."""
-    return Path(phy_dir) / Path(path).stem
+    return output_path(phy_dir, path)
 
 
 def check_exports(files, *, nwb_dir=None, phy_dir=None, overwrite: bool = False, overwrite_hint="overwrite=True"):

@@ -27,7 +27,7 @@ from .constants import (
 )
 from .errors import DataError, SeroError, SnippetError
 from .files import atomic_path
-from .io import read_abf
+from .io import check_path, check_regular_file, read_abf
 from .upstream import keep_trailing_empty_segments, main_channel_indices
 
 #: sorting property: the polarity the detection used ("negative" or "positive"), read by the extension
@@ -1059,10 +1059,73 @@ def save_npz(snippets: Snippets, path) -> Path:
 _EVERY_SPIKE = ("all_trigger_samples", "all_segment_index", "all_unit_ids")
 
 
+# deflate gives at most about 1032 bytes out per byte in (RFC 1951's longest match per 2-bit code, plus slack)
+_MAX_DEFLATE_RATIO = 1100
+
+
+def _check_npz_sizes(path: Path) -> None:
+    """Refuse an .npz whose members declare more data than the file can hold, before anything is allocated.
+
+    ``np.load`` allocates each array from the shape its ``.npy`` header declares; a forged header (4 billion
+    values in a 1 kB file) would ask for gigabytes. Each member's header is read alone and its size checked
+    against the member's uncompressed size in the zip directory, and that against the member's stored size
+    (deflate cannot expand more than about 1000-fold).
+    """
+    import zipfile
+
+    size = check_regular_file(path, SnippetError, "a snippets .npz file")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for member in archive.infolist():
+                if member.file_size > _MAX_DEFLATE_RATIO * member.compress_size + 4096 or member.compress_size > size:
+                    raise SnippetError(
+                        f"{path}: its member {member.filename} declares {member.file_size} bytes in "
+                        f"{member.compress_size} stored bytes of a {size}-byte file; the file is corrupt. "
+                        "Write it again with sero snippets --out or spikeinterface_sero.snippets.save_npz."
+                    )
+                if member.filename.endswith(".npy"):
+                    _check_npy_header(path, archive, member)
+    except zipfile.BadZipFile as e:
+        raise SnippetError(f"{path} is not a snippets .npz written by spikeinterface-sero ({e}).") from None
+
+
+def _check_npy_header(path: Path, archive, member) -> None:
+    """Raise SnippetError when an .npy member's header declares more bytes than the member holds."""
+    from numpy.lib import format as npy_format
+
+    with archive.open(member) as handle:
+        try:
+            version = npy_format.read_magic(handle)
+            read_header = npy_format.read_array_header_1_0 if version == (1, 0) else npy_format.read_array_header_2_0
+            shape, _, dtype = read_header(handle)
+        except (ValueError, TypeError, OSError) as e:
+            raise SnippetError(f"{path}: its member {member.filename} is not a numpy array ({e}).") from None
+        declared = int(np.prod(shape, dtype=object)) * max(dtype.itemsize, 1)
+        available = member.file_size - handle.tell()
+    if dtype.hasobject or declared > available:
+        raise SnippetError(
+            f"{path}: its member {member.filename} declares a {shape} {dtype} array ({declared} bytes) but holds "
+            f"only {max(available, 0)} bytes; the file is corrupt or forged. Write it again with sero snippets "
+            "--out or spikeinterface_sero.snippets.save_npz."
+        )
+
+
 def load_npz(path) -> Snippets:
-    """Read snippets written by :func:`save_npz` (or ``sero snippets --out x.npz``)."""
+    """Read snippets written by :func:`save_npz` (or ``sero snippets --out x.npz``).
+
+    Parameters
+    ----------
+    path : str or Path
+        The .npz file.
+
+    Returns
+    -------
+    Snippets
+    """
     import json
 
+    path = check_path(path, "path")
+    _check_npz_sizes(path)
     try:
         with np.load(path, allow_pickle=False) as z:
             meta = json.loads(str(z["meta"])) if "meta" in z else {}

@@ -19,6 +19,7 @@ __all__ = [
     "snap_sampling_frequency",
     "main_channel_indices",
     "lenient_abf_dates",
+    "long_gap_free_abf",
     "keep_trailing_empty_segments",
 ]
 
@@ -127,6 +128,42 @@ def lenient_abf_dates():
         yield
     finally:
         axonrawio.datetime = original
+
+
+_SWEEP_TABLE_DTYPE = np.dtype([("offset", "i4"), ("len", "i4")])
+_WIDE_SWEEP_TABLE_DTYPE = np.dtype([("offset", "i8"), ("len", "i8")])
+
+
+class _WideSweepTableNumpy:
+    """Stands for ``numpy`` inside Neo's axonrawio: ``empty`` of the one-sweep table gets 64-bit fields."""
+
+    def __getattr__(self, name):
+        return getattr(np, name)
+
+    @staticmethod
+    def empty(shape, dtype=float, *args, **kwargs):
+        if np.dtype(dtype) == _SWEEP_TABLE_DTYPE:
+            dtype = _WIDE_SWEEP_TABLE_DTYPE
+        return np.empty(shape, dtype, *args, **kwargs)
+
+
+@contextlib.contextmanager
+def long_gap_free_abf():
+    """Read gap-free ABF files of more than 2**31 samples (15 h of one channel at 40 kHz).
+
+    A gap-free file has no sweep table, so Neo's ``axonrawio`` builds a one-sweep table in an int32 array
+    (the layout of the on-disk table) and stores the data section's sample count (an int64 in ABF 2) in
+    it: a 24 h file raises ``OverflowError`` and cannot be opened. With this context that one in-memory
+    table has 64-bit fields; tables read from the file are unchanged.
+    """
+    from neo.rawio import axonrawio
+
+    original = axonrawio.np
+    axonrawio.np = _WideSweepTableNumpy()
+    try:
+        yield
+    finally:
+        axonrawio.np = original
 
 
 def keep_trailing_empty_segments(sorting, num_segments: int):

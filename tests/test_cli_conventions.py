@@ -13,6 +13,7 @@ from spikeinterface_sero import cli
 from spikeinterface_sero.constants import SAMPLING_FREQUENCY as FS
 from spikeinterface_sero.datasets import simulate_dataset, write_abf
 from spikeinterface_sero.errors import SeroError
+from spikeinterface_sero.model import load_model
 from spikeinterface_sero.testing import synthetic_trace
 
 
@@ -92,7 +93,7 @@ def test_evaluate_refuses_to_replace_a_report_before_any_work(labelled, tmp_path
     out.mkdir()
     (out / "report.json").write_text("{}\n")
     calls = []
-    monkeypatch.setattr(cli, "evaluate_table", lambda *a, **k: calls.append(a))
+    monkeypatch.setattr(cli.evaluate, "evaluate_table", lambda *a, **k: calls.append(a))
     assert cli.main(args) == 2 and calls == []  # refused before the model or a recording is read
     _refused(capsys)
     assert (out / "report.json").read_text() == "{}\n"
@@ -103,7 +104,7 @@ def test_evaluate_refuses_to_replace_a_report_before_any_work(labelled, tmp_path
 
 def test_evaluate_overwrites_when_asked(labelled, tmp_path, capsys):
     out = tmp_path / "evaluation"
-    args = ["evaluate", "--table", str(labelled), "--model", str(cli.load_model(None).info["folder"])]
+    args = ["evaluate", "--table", str(labelled), "--model", str(load_model(None).info["folder"])]
     args += ["--out", str(out), "--quiet"]
     assert cli.main(args) == 0
     first = (out / "report.json").read_text()
@@ -141,7 +142,7 @@ def test_train_refuses_an_existing_model_folder_before_reading_recordings(labell
         calls.append(args)
         raise SeroError("training started")
 
-    monkeypatch.setattr(cli, "train_from_table", train_from_table)
+    monkeypatch.setattr(cli.train, "train_from_table", train_from_table)
     monkeypatch.setattr(cli, "_quiet_import_tensorflow", lambda: None)  # not needed to refuse
     assert cli.main(["train", "--table", str(labelled), "--out", str(out), "--quiet"]) == 2 and calls == []
     _refused(capsys)

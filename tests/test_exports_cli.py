@@ -45,7 +45,7 @@ def test_classify_writes_nwb_and_phy_that_their_tools_read(recording, tmp_path):
         units = io.read().units.to_dataframe()
     assert {"sero_reliable", "sero_quality", "n_spikes", "cell_id", "source_file", "lv"} <= set(units.columns)
     phy = read_phy(tmp_path / "phy" / "cell")
-    nwb_columns = set(units.columns) - {"spike_times", "waveform_mean"}
+    nwb_columns = set(units.columns) - {"spike_times", "obs_intervals", "waveform_mean"}
     # Phy carries every column of the NWB file, n_spikes as sero_n_spikes (Phy has its own n_spikes)
     assert {"sero_n_spikes" if c == "n_spikes" else c for c in nwb_columns} <= set(phy.get_property_keys())
     assert phy.get_property("sero_n_spikes").tolist() == units["n_spikes"].astype(int).tolist()
@@ -81,7 +81,7 @@ def test_phy_refuses_episodic_recordings_in_one_clear_error(tmp_path):
     path = write_abf(tmp_path / "episodic.abf", sweeps, 40000.0, mode="episodic", data_format="float32")
     analyzer = abf_to_analyzer(path)
     compute_serotonergic(analyzer)
-    with pytest.raises(SeroError, match="Phy takes one segment"):
+    with pytest.raises(SeroError, match="Phy takes one continuous recording"):
         export_to_phy(analyzer, tmp_path / "phy")
 
 

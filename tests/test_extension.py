@@ -163,3 +163,62 @@ def test_reliability_needs_spikes_and_a_clear_interval(analyzer, model_folder):
     assert not units.loc[n < 10, "sero_reliable"].any()  # the 7-spike cell is never a reliable call
     with pytest.raises(SeroError, match="min_spikes"):
         analyzer.compute("serotonergic", model_folder=model_folder, min_spikes=0)
+
+
+def test_job_keywords_set_the_inference_threads(analyzer, model_folder, monkeypatch):
+    """SpikeInterface's job keywords are accepted; n_jobs x max_threads_per_worker become engine threads."""
+    from spikeinterface.core.job_tools import get_usable_cpu_count
+
+    from spikeinterface_sero.model.numpy_engine import NumpyEngine
+
+    seen = []
+    original = NumpyEngine.predict_members
+
+    def spy(self, x, batch_size=512, threads=None):
+        seen.append(threads)
+        return original(self, x, batch_size=batch_size, threads=threads)
+
+    monkeypatch.setattr(NumpyEngine, "predict_members", spy)
+    one = analyzer.compute("serotonergic", model_folder=model_folder).get_data()
+    assert set(seen) == {None}  # one process: the engine's own default, as SpikeInterface leaves it unlimited
+    workers = min(2, get_usable_cpu_count())  # SpikeInterface caps n_jobs at the cores available
+    seen.clear()
+    job = dict(n_jobs=2, chunk_duration="1s", progress_bar=False, mp_context="spawn", pool_engine="thread")
+    two = analyzer.compute("serotonergic", model_folder=model_folder, **job).get_data()
+    assert set(seen) == {None if workers == 1 else workers}
+    seen.clear()
+    analyzer.compute("serotonergic", model_folder=model_folder, n_jobs=2, max_threads_per_worker=3)
+    assert set(seen) == {None if workers == 1 else 3 * workers}
+    pd.testing.assert_frame_equal(two, one, check_exact=False, rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["trust_model", "flip_positive", "reextract"])
+def test_flags_must_be_real_booleans(analyzer, model_folder, name):
+    from spikeinterface_sero.errors import ParameterError
+
+    with pytest.raises(ParameterError, match=f"{name} must be True or False"):
+        analyzer.compute("serotonergic", model_folder=model_folder, **{name: "false"})
+    assert not analyzer.has_extension("serotonergic")
+
+
+def test_several_extensions_at_once_with_n_jobs(model_folder):
+    """``analyzer.compute([...], n_jobs=4)`` with SpikeInterface's default waveform window: refused with the
+    call that fixes it, labelled with the paper's window or with ``reextract=True`` (the same labels)."""
+    from spikeinterface.core import create_sorting_analyzer
+
+    recording = _recording()
+    sorting = sero.recording_to_analyzer(recording).sorting
+    chain = ["random_spikes", "waveforms", "templates", "serotonergic"]
+    params = dict(model_folder=model_folder, n_boot=20)
+    short = create_sorting_analyzer(sorting, recording, sparse=False)
+    with pytest.raises(SnippetError, match="reextract=True"):
+        short.compute(chain, n_jobs=4, extension_params={"serotonergic": params})
+    paper = create_sorting_analyzer(sorting, recording, sparse=False)
+    window = dict(ms_before=1.0, ms_after=3.0)
+    paper.compute(chain, n_jobs=4, extension_params={"waveforms": window, "serotonergic": params})
+    again = create_sorting_analyzer(sorting, recording, sparse=False)
+    again.compute(chain, n_jobs=4, extension_params={"serotonergic": dict(params, reextract=True)})
+    expected = paper.get_extension("serotonergic").get_data()
+    pd.testing.assert_frame_equal(again.get_extension("serotonergic").get_data(), expected)
+    assert again.get_extension("waveforms").params["ms_after"] == 3.0
+    assert again.get_extension("serotonergic").get_data("provenance")["adaptation"]["reextracted"]

@@ -136,7 +136,7 @@ def _check_report(report, table, detection_views=None):
         # the table shows a thumbnail of each figure, at its own size, linking to the full figure
         assert f'<a href="{name}"><img src="thumbnails/{name}"' in text
         thumbnail = mpimg.imread(report / "thumbnails" / name)
-        assert thumbnail.shape[:2] == (200, 320) and float(thumbnail.std()) > 0.01
+        assert thumbnail.shape[:2] == (150, 230) and float(thumbnail.std()) > 0.01
     assert '<div class="table-box"><table class="sortable">' in text  # wide tables scroll in their own box
     for _, r in errors.iterrows():
         assert html.escape(r["error"]) in text
@@ -156,7 +156,9 @@ def test_classify_report_demo_model(abf_files, models, tmp_path):
     assert DEMO_BANNER in text
     assert all(_red_band(p) for p in pngs)
     assert "A140313_073_" in " ".join(p.name for p in pngs)  # '#' made safe
-    assert "SEROTONERGIC" in text or "NON-SEROTONERGIC" in text
+    calls = table.loc[table["error"] == "", "sero_call"].tolist()
+    for call, chip in (("serotonergic", "reliable SER"), ("non_serotonergic", "reliable NSER"), ("unsure", "unsure")):
+        assert f">{calls.count(call)} {chip}</span>" in text
     assert (report / "results.csv").is_file()
     # the same summary from the table read back from disk (NaN errors, numbers as text)
     back = pd.read_csv(report / "results.csv")
@@ -222,7 +224,8 @@ def test_summary_has_a_population_view_and_every_image_it_references_exists(tmp_
     rows["error"] = ""
     index = write_summary_html(rows, tmp_path)
     html = index.read_text()
-    assert "population.png" in html and "no: monophasic" in html and 'class="serotonergic unsure"' in html
+    assert "population.png" in html and '<span class="reasons">monophasic</span>' in html
+    assert html.count('<tr class="unsure">') == 1 and html.count('<tr class="serotonergic">') == 1
     assert '<table class="sortable">' in html and "<script>" in html  # click a header to sort
     for image in re.findall(r'src="([^"]+)"', html):
         assert (tmp_path / image).is_file(), image
@@ -345,3 +348,246 @@ def test_pclamp11_4ch_gets_a_no_spike_view_per_channel(shared_abf, tmp_path):
             assert image.size[0] >= 1000
         assert why.startswith("no crossing of -50 pA: largest inward excursion") and "over the whole recording" in why
         assert html.escape(why) in text
+
+
+# ------------------------------------------------------------------------------------------------- what a person reads
+@pytest.fixture(scope="module")
+def adapted(models):
+    """An analyzer not in the paper's format (24 kHz, µV, 4 channels, 2 + 4 ms waveforms), classified with
+    ci=0.8 and n_boot=200."""
+    import warnings
+
+    from spikeinterface.core import create_sorting_analyzer, generate_ground_truth_recording
+
+    recording, sorting = generate_ground_truth_recording(
+        durations=[4.0], sampling_frequency=24_000.0, num_channels=4, num_units=3, seed=11
+    )
+    recording.set_property("physical_unit", ["uV"] * recording.get_num_channels())
+    analyzer = create_sorting_analyzer(sorting, recording, format="memory", sparse=False, return_in_uV=True)
+    analyzer.compute(
+        ["random_spikes", "waveforms"],
+        extension_params={"random_spikes": dict(method="all"), "waveforms": dict(ms_before=2.0, ms_after=4.0)},
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        analyzer.compute("serotonergic", model_folder=str(models["real"]), ci=0.8, n_boot=200)
+    return analyzer
+
+
+def _texts(fig) -> list[str]:
+    """Every text of a figure: its own, its title and its axes' (titles, labels, texts, legends)."""
+    found = [t.get_text() for t in fig.texts]
+    for ax in fig.axes:
+        found += [ax.get_title(loc=loc) for loc in ("left", "center", "right")] + [ax.get_xlabel(), ax.get_ylabel()]
+        found += [t.get_text() for t in ax.texts]
+        if ax.get_legend():
+            found += [t.get_text() for t in ax.get_legend().get_texts()]
+    return found
+
+
+def _gid(fig, gid) -> list[str]:
+    return [t.get_text() for t in fig.findobj(lambda a: hasattr(a, "get_gid") and a.get_gid() == gid)]
+
+
+def test_report_on_an_adapted_analyzer_shows_what_the_model_saw(adapted, tmp_path):
+    from spikeinterface_sero.export import results_table
+    from spikeinterface_sero.report import plot_cell, read_run, write_cell_reports
+    from spikeinterface_sero.snippets import snippets_from_analyzer
+
+    with pytest.raises(SeroError):  # re-extracting the paper's snippets from this analyzer is impossible
+        snippets_from_analyzer(adapted)
+    paths = write_cell_reports(adapted, tmp_path, file="ground_truth.dat")
+    assert len(paths) == 3 and all(p.stat().st_size > 10_000 for p in paths)  # no detector: no detection views
+    write_summary_html(results_table(adapted, file="ground_truth.dat"), tmp_path)
+    _check_page(tmp_path)
+    run, cells = read_run(adapted, file="ground_truth.dat")
+    spikes = adapted.get_extension("serotonergic").get_data(outputs="spikes")
+    for cell in cells:
+        mine = spikes["unit_id"].astype(str) == str(cell.unit_id)
+        assert cell.waveforms.shape == (int(mine.sum()), 160) and np.array_equal(cell.p_ser, spikes["p_ser"][mine])
+        fig = plot_cell(cell, run)
+        (mean,) = [line for line in fig.axes[0].get_lines() if line.get_label().startswith("mean of")]
+        assert np.allclose(mean.get_ydata(), cell.waveforms.mean(axis=0))
+        assert np.allclose(mean.get_xdata(), (np.arange(160) - 40) / 40.0)
+
+
+def test_rule_words_follow_the_extensions_parameters(adapted, abf_files, models, tmp_path):
+    from spikeinterface_sero.report import plot_cell, read_run
+
+    run, cells = read_run(adapted)
+    assert "80 % percentile bootstrap over spikes, 200 resamples" in run.rule
+    assert "P(SER) = 0.5 is non-serotonergic" in run.rule and ">=" not in run.rule
+    info = " ".join(_gid(plot_cell(cells[0], run), "info")[0].split())
+    assert "80 % percentile bootstrap over spikes, 200 resamples" in info and "95 %" not in info
+    index = make_report(adapted, tmp_path, model_folder=models["real"])
+    text = " ".join(index.read_text().split())
+    assert "80 % percentile bootstrap over spikes, 200 resamples" in text and "95 %" not in text
+    assert "SER when P(SER) &gt;= 0.5" not in text
+
+
+def _unsure(row, **values):
+    row = row.copy()
+    row.update(
+        dict(
+            sero_label="serotonergic",
+            sero_call="unsure",
+            sero_probability=0.70,
+            sero_reliable=False,
+            sero_type="atypical_serotonergic",
+            sero_unsure_reasons="quality+domain+few_spikes",
+            sero_quality="monophasic+outward_phase_too_large+unlike_training_data+rate_too_high+refractory_violations",
+            sero_domain="resampled+converted+filtered+flipped",
+        )
+    )
+    row.update(values)
+    return row
+
+
+def test_an_unsure_cell_is_never_headlined_as_a_label(adapted):
+    import dataclasses
+
+    from spikeinterface_sero.report import cell_thumbnail, plot_cell, read_run
+    from spikeinterface_sero.report.words import CELL_SCALE, NO_GUARANTEE, SPIKE_SCALE
+
+    run, cells = read_run(adapted)
+    cell = dataclasses.replace(cells[0], row=_unsure(cells[0].row))
+    fig = plot_cell(cell, run)
+    assert fig._suptitle.get_text() == f"{cell.cell_id}:  UNSURE (leans SER, P(SER) 0.70)"
+    assert not any("SEROTONERGIC" in text or "typical SER" in text for text in _texts(fig))  # nor typed
+    assert cell_thumbnail(cell, run).axes[0].get_title(loc="left") == "UNSURE (leans SER, P(SER) 0.70)"
+    # the reasons in full, wrapped inside the box, never cut at its edge
+    fig.canvas.draw()
+    (info,) = [t for t in fig.axes[1].texts if t.get_gid() == "info"]
+    words = " ".join(info.get_text().split())
+    for check in ("monophasic", "refractory_violations", "filtered, flipped", "too few spikes"):
+        assert check in words, check
+    inside, box = info.get_window_extent(), fig.axes[1].get_window_extent()
+    assert box.x0 <= inside.x0 and inside.x1 <= box.x1 and box.y0 <= inside.y0 and inside.y1 <= box.y1
+    # the two scales named: raw per-spike outputs on the histogram, the calibrated cell value in words
+    assert fig.axes[2].get_xlabel() == SPIKE_SCALE and any(CELL_SCALE in t for t in _texts(fig))
+    assert _gid(fig, "guarantee") == [f"Guarantee: {NO_GUARANTEE}"] and not _gid(fig, "demo")
+    assert len(_gid(plot_cell(cell, dataclasses.replace(run, demo=True)), "demo")) == 1
+    # the same cell when the call is reliable: its label, typed
+    reliable = dataclasses.replace(cell, row=_unsure(cells[0].row, sero_call="serotonergic", sero_reliable=True))
+    fig = plot_cell(reliable, run)
+    assert fig._suptitle.get_text() == f"{cell.cell_id}:  SEROTONERGIC (SER)"
+    assert "atypical SER (criteria say NSER)" in " ".join(_gid(fig, "info")[0].split())
+
+
+def _summary_rows():
+    from spikeinterface_sero.schema import RESULT_COLUMNS
+
+    base = dict(n_spikes=40, udi_ms=1.5, firing_rate_hz=1.2, cv_isi=0.3, sero_quality="ok", error="", channel="0")
+    rows = [
+        dict(base, file="a.abf", cell_id="a", sero_label="serotonergic", sero_call="serotonergic", sero_reliable=True),
+        dict(base, file="b.abf", cell_id="b", sero_label="non_serotonergic", sero_call="non_serotonergic"),
+        dict(
+            base,
+            file="c.abf",
+            cell_id="c",
+            sero_label="serotonergic",
+            sero_call="unsure",
+            sero_probability=0.7,
+            sero_type="atypical_serotonergic",
+            sero_unsure_reasons="quality",
+            sero_quality="monophasic+refractory_violations",
+        ),
+        dict(base, file="d.abf", cell_id="d", sero_label="undetermined", sero_call="undetermined", n_spikes=0),
+        dict(
+            base,
+            file="/data/" + "x" * 300 + ".abf",
+            error="e.abf was sampled at 10000 Hz; pass allow_low_rate=True (CLI: --allow-low-rate). "
+            "Say which with choose={20: '<file name>'} or a session, e.g. choose='v199'; channel None",
+        ),
+    ]
+    table = pd.DataFrame(rows).reindex(columns=RESULT_COLUMNS)
+    table["header_text"] = [None, b"hell", "ok", np.nan, None]
+    return table
+
+
+def test_summary_counts_and_rows_read_the_call_and_show_no_python_words(tmp_path):
+    from spikeinterface_sero.report.words import NO_GUARANTEE
+
+    index = write_summary_html(_summary_rows(), tmp_path)
+    text = index.read_text()
+    page = _check_page(tmp_path)
+    assert len(page.rows) == 5
+    for chip in ("1 reliable SER", "1 reliable NSER", "1 unsure", "1 undetermined (no spikes)", "1 failed file(s)"):
+        assert f">{chip}</span>" in text, chip
+    (unsure,) = re.findall(r'<tr class="unsure">.*?</tr>', text)
+    assert '<td class="call">UNSURE (leans SER, P(SER) 0.70)<span class="reasons">' in unsure
+    assert "monophasic, refractory_violations" in unsure and "SEROTONERGIC" not in unsure
+    assert '<td class="sero_type">-</td>' in unsure  # an unsure cell is not typed
+    assert text.count('<tr class="serotonergic">') == 1 and text.count('<tr class="non_serotonergic">') == 1
+    assert f'<div class="guarantee">Guarantee: {NO_GUARANTEE}.</div>' in text
+    for python in ("allow_low_rate=True", "(CLI:", "choose=", "None", "b'hell'", "nan<"):
+        assert python not in text, python
+    assert "pass --allow-low-rate." in text and "choose v199" in text and "<td>hell</td>" in text
+    csv = (tmp_path / "results.csv").read_text()
+    assert "b'hell'" not in csv and "None" not in csv and "hell" in csv
+
+
+def _scroll_widths(page) -> list[int]:
+    """(page width, table box's content width, its visible width) of ``page`` in a 1366 px wide headless
+    Chromium."""
+    import shutil
+    import subprocess
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        return []
+    probe = page.with_name("probe.html")
+    script = (
+        '<script>var b=document.querySelector(".table-box");document.title=[document.documentElement.scrollWidth,'
+        "b.scrollWidth,b.clientWidth].join(' ')</script></body>"
+    )
+    probe.write_text(page.read_text().replace("</body>", script))
+    command = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--window-size=1366,900", "--dump-dom"]
+    out = subprocess.run([*command, probe.as_uri()], capture_output=True, text=True, timeout=120).stdout
+    probe.unlink()
+    return [int(v) for v in re.search(r"<title>([0-9 ]+)</title>", out).group(1).split()]
+
+
+def test_index_fits_1366_pixels(abf_files, models, tmp_path):
+    report = tmp_path / "report"
+    table = classify_files(abf_files[:2], model_folder=models["demo"], report_dir=report)
+    table = pd.concat([table, _summary_rows().iloc[[4]]], ignore_index=True)  # an error row with a long path
+    index = write_summary_html(table, report)
+    css = index.read_text().split("<style>")[1].split("</style>")[0]
+    assert "max-width:1366px" in css and "overflow-wrap:anywhere" in css
+    assert all(int(width) <= 1366 for width in re.findall(r"width:([0-9]+)px", css))
+    widths = _scroll_widths(index)
+    if widths:  # a headless Chromium is at hand: the page and its table fit a 1366 px wide window
+        page, table_content, table_visible = widths
+        assert page <= 1366 and table_content <= table_visible, widths
+
+
+def test_detection_baseline_is_computed_once_per_segment(monkeypatch, tmp_path):
+    from spikeinterface_sero import snippets
+    from spikeinterface_sero.report import DetectorLines, write_cell_reports
+    from spikeinterface_sero.snippets import detection_trace, recording_to_analyzer
+
+    rng = np.random.default_rng(5)
+    sweeps = [
+        np.c_[
+            synthetic_trace(duration_s=2.0, spike_times_s=np.sort(rng.uniform(0.1, 1.9, 8)), seed=s),
+            synthetic_trace(duration_s=2.0, spike_times_s=[], seed=s + 10),
+        ]
+        for s in range(2)
+    ]
+    recording = numpy_recording(sweeps)
+    for params in (DetectionParams(), DetectionParams(mad_multiplier=5.0), DetectionParams(baseline_window_ms=None)):
+        lines = DetectorLines(recording, params)
+        for segment, start, end in ((0, 0, 5000), (1, 30_000, 80_000)):
+            for mine, detector in zip(
+                lines.stretch(segment, start, end), detection_trace(recording, segment, start, end, params)
+            ):
+                assert np.array_equal(mine, detector)
+    analyzer = recording_to_analyzer(recording)
+    analyzer.compute("serotonergic", method="criteria")
+    calls = []
+    original = snippets._pass_baseline
+    monkeypatch.setattr(snippets, "_pass_baseline", lambda *a, **k: calls.append(a[1]) or original(*a, **k))
+    paths = write_cell_reports(analyzer, tmp_path)
+    assert len(paths) == 4 and sum(p.name.endswith("_detection.png") for p in paths) == 2  # 2 cells, each viewed
+    assert sorted(calls) == [0, 1]  # one baseline pass per segment for both cells, their views and thumbnails

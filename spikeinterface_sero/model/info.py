@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from .._version import __version__
+from ..conformal import check_rig_validation, rig_guarantee
 from ..constants import DEFAULT_THRESHOLD_PA, LABELS, NAFTER, NBEFORE, SAMPLING_FREQUENCY, SNIPPET_LENGTH
 from ..decision import check_training_description, describe_training_data
 from ..errors import DataError, ModelError
@@ -241,6 +242,7 @@ def _read_info(folder: Path) -> dict:
         "training": (dict, "an object"),
         "calibration": (dict, "an object"),
         "training_data": (dict, "an object"),
+        "rig_validation": (dict, "an object"),
         "metrics": (dict, "an object"),
         "versions": (dict, "an object"),
         "source": (dict, "an object"),
@@ -277,6 +279,13 @@ def _read_info(folder: Path) -> dict:
             check_training_description(info["training_data"])
         except DataError as error:
             raise ModelError(f"{path}: 'training_data': {error} Remove the field or {_FIX}") from None
+    if "rig_validation" in info:
+        try:
+            check_rig_validation(info["rig_validation"])
+        except DataError as error:
+            raise ModelError(
+                f"{path}: 'rig_validation': {error} Remove the field and run sero validate again"
+            ) from None
     return info
 
 
@@ -365,6 +374,7 @@ def _model_card(info: Mapping) -> str:
         else ["None: the probabilities are the ensemble's own (not calibrated)."]
     )
     lines += ["", "## Like the training data?", "", describe_training_data(info.get("training_data")) + "."]
+    lines += ["", "## Validated on", "", rig_guarantee(info.get("rig_validation"))]
     first = PUBLISHED_LIMIT if _is_published(info) else TRAINED_LIMIT
     lines += ["", "## Limits", ""] + [f"- {x}" for x in [first, *LIMITS]] + [""]
     src = info.get("source")

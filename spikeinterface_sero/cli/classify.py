@@ -1,0 +1,207 @@
+"""``sero classify``: the main job, every cell of the input files labelled, with the table and exports."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from ..constants import DEFAULT_MIN_SPIKES
+from ..errors import SeroError
+from ..export import TABLE_SUFFIXES, write_table
+from ..files import check_output_path
+from ..pipeline import BatchInterrupted, classify_files
+from ..report import write_summary_html
+from .common import (
+    DEMO_NOTE,
+    PARSER_STYLE,
+    add_detection_args,
+    add_model_args,
+    classify_kwargs,
+    expand_files,
+    in_cli_words,
+    is_true,
+    print_table,
+)
+
+NAME = "classify"
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        NAME, **PARSER_STYLE, help="the main job: label every cell of .abf files serotonergic or not"
+    )
+    p.add_argument(
+        "files",
+        nargs="+",
+        help=".abf files or folders of them, folders of the authors' per-spike CSV files (<cell>_trigger_<sample>"
+        ".csv), or .npz snippet files (sero snippets); one row per cell; of the detection options only "
+        "--polarity, --max-spikes and --seed apply to snippets",
+    )
+    p.add_argument("--out", default=None, help="results table (.csv, .tsv or .json)")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace existing outputs: the --out table, the --report summary, --nwb files and --phy folders",
+    )
+    p.add_argument("--report", default=None, metavar="DIR", help="write per-cell plots and an HTML summary here")
+    p.add_argument("--nwb", default=None, metavar="DIR", help="write one NWB file per recording here (<stem>.nwb)")
+    p.add_argument("--phy", default=None, metavar="DIR", help="write one Phy folder per recording here (<stem>/)")
+    _add_nwb_metadata_args(p)
+    _add_batch_args(p)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_model_args(p)
+    add_detection_args(p)
+    p.set_defaults(run=run)
+
+
+def _add_nwb_metadata_args(p) -> None:
+    g = p.add_argument_group("NWB metadata (with --nwb)")
+    g.add_argument("--subject-id", default=None, help="the animal (writes an NWB Subject)")
+    g.add_argument("--species", default=None, help='Latin binomial, e.g. "Mus musculus"')
+    g.add_argument("--age", default=None, help="ISO 8601 duration, e.g. P30D")
+    g.add_argument("--sex", default="U", choices=["M", "F", "U", "O"], help="the subject's sex")
+    g.add_argument("--experimenter", default=None, help='"Last, First"')
+    g.add_argument("--institution", default=None, help="where the recording was made")
+    g.add_argument("--lab", default=None, help="the lab that made the recording")
+    g.add_argument("--session-description", default=None, help="what the session was")
+
+
+def _add_batch_args(p) -> None:
+    p.add_argument("--n-jobs", type=int, default=1, help="files processed in parallel on this machine")
+    p.add_argument(
+        "--threads-per-worker",
+        type=int,
+        default=None,
+        metavar="N",
+        help="inference threads of each --n-jobs worker (default: the cores shared evenly between the workers)",
+    )
+    p.add_argument(
+        "--engine",
+        choices=["loop", "joblib", "dask"],
+        default=None,
+        help="batch engine (as SpikeInterface's run_sorter_jobs); default from --n-jobs/--scheduler",
+    )
+    p.add_argument("--scheduler", default=None, help="dask.distributed scheduler address, with --engine dask")
+
+
+def _nwb_metadata(args) -> dict:
+    metadata = dict(
+        subject_id=args.subject_id,
+        species=args.species,
+        age=args.age,
+        sex=args.sex,
+        experimenter=args.experimenter,
+        institution=args.institution,
+        lab=args.lab,
+    )
+    if args.session_description:
+        metadata["session_description"] = args.session_description
+    return metadata
+
+
+def _check_outputs(args) -> None:
+    """Every output checked before any work: a bad --out is found now, not after every file is done."""
+    if args.out:
+        check_output_path(
+            args.out,
+            overwrite=args.overwrite,
+            suffixes=TABLE_SUFFIXES,
+            what="--out table",
+            overwrite_hint="--overwrite",
+        )
+    if args.report and (Path(args.report) / "index.html").exists() and not args.overwrite:
+        raise SeroError(
+            f"{args.report} already holds a report (index.html); pass --overwrite to replace it, or choose another "
+            "--report folder."
+        )
+
+
+def run(args) -> int:
+    files = expand_files(args.files)
+    _check_outputs(args)
+    kwargs = classify_kwargs(args)
+    if args.report:
+        kwargs["report_dir"] = args.report
+    if args.nwb or args.phy:
+        kwargs.update(nwb_dir=args.nwb, phy_dir=args.phy, overwrite=args.overwrite, nwb_metadata=_nwb_metadata(args))
+    interrupted = False
+    try:
+        table = classify_files(
+            files,
+            n_jobs=args.n_jobs,
+            max_threads_per_worker=args.threads_per_worker,
+            engine=args.engine,
+            scheduler=args.scheduler,
+            progress=not args.quiet,
+            **kwargs,
+        )
+    except BatchInterrupted as stop:  # Ctrl-C: keep what is done
+        table, interrupted = stop.table, True
+    if args.out:
+        write_table(table, args.out, overwrite=True)
+    if args.report:
+        write_summary_html(table, args.report)
+    print_results(table)
+    n_err = _print_notes(table, files)
+    print(
+        f"{len(table) - n_err} cell(s) from {len(files)} file(s)"
+        + (f"; {n_err} file(s) failed" if n_err else "")
+        + (f"; results in {args.out}" if args.out else "")
+        + (f"; report in {args.report}" if args.report else "")
+    )
+    if interrupted:
+        print("interrupted: the files finished so far are in the table", file=sys.stderr)
+        return 130
+    return 1 if n_err else 0
+
+
+def _print_notes(table, files: list[Path]) -> int:
+    """The notes under the table and the failed files; returns the number of failed files."""
+    n_err = int((table["error"] != "").sum())
+    ok_rows = table[table["error"] == ""]
+    if any(p == p and not is_true(v) for p, v in zip(ok_rows["sero_probability"], ok_rows["sero_reliable"])):
+        print(
+            "?: not a reliable call: the quality column names the checks an action current failed; otherwise "
+            f"fewer than {DEFAULT_MIN_SPIKES} spikes, input unlike the training data, or an interval that includes 0.5"
+        )
+    if any(path.is_dir() for path in files):
+        print(
+            "CSV folders: spike times from the trigger samples in the file names; the files do not say how long "
+            "the recording was, so firing_rate_hz is NaN (CV, LV and UDI are computed)"
+        )
+    if table["model"].astype(str).str.startswith("DEMO").any():
+        print(DEMO_NOTE)
+    for _, r in table[table["error"] != ""].iterrows():
+        print(f"FAILED {r['file']}: {in_cli_words(r['error'])}", file=sys.stderr)
+    return n_err
+
+
+def print_results(table) -> None:
+    """One line per cell: label, P(SER) with its interval, type, rate and quality."""
+    rows = []
+    for _, r in table.iterrows():
+        if r["error"]:
+            rows.append((Path(str(r["file"])).name, "-", "-", "ERROR", "-", "-", "-", "-", "-", "-"))
+            continue
+        p, lo, hi = r["sero_probability"], r["sero_probability_low"], r["sero_probability_high"]
+        prob = f"{p:.2f} [{lo:.2f}-{hi:.2f}]" if p == p else "-"
+        if p == p and not is_true(r.get("sero_reliable")):
+            prob += " ?"
+        rows.append(
+            (
+                Path(str(r["file"])).name,
+                r["channel"],
+                int(r["n_spikes"]),
+                r["sero_label"],
+                prob,
+                r["sero_type"],
+                f"{r['firing_rate_hz']:.2f}",
+                f"{r['cv_isi']:.2f}",
+                f"{r['udi_ms']:.2f}",
+                r.get("sero_quality", ""),
+            )
+        )
+    print_table(
+        ["file", "channel", "spikes", "label", "P(SER) [95% CI]", "type", "rate_Hz", "CV_ISI", "UDI_ms", "quality"],
+        rows,
+    )

@@ -1,0 +1,184 @@
+"""What several commands share: the detection and model options, the table printer, the CLI's words."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from ..constants import DEFAULT_DEAD_TIME_MS, DEFAULT_THRESHOLD_PA
+from ..pipeline import expand_inputs
+
+DEMO_NOTE = (
+    "NOTE: labels from the bundled DEMONSTRATION model (trained on simulated recordings) - not for "
+    "scientific conclusions; pass --model DIR with a real model."
+)
+
+
+def expand_files(items: list[str]) -> list[Path]:
+    """The input files the command line names (folders expanded)."""
+    return expand_inputs(items)
+
+
+def progress(iterable, total: int, desc: str, enabled: bool):
+    """A tqdm progress bar on stderr, shown for two or more files."""
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, total=total, desc=desc, unit="file", disable=not enabled or total < 2, file=sys.stderr)
+
+
+def detection_kwargs(args) -> dict:
+    """The detector's keyword arguments from the detection flags."""
+    kw = dict(polarity=args.polarity, dead_time_ms=args.dead_time_ms)
+    if args.mad is not None:
+        kw["mad_multiplier"] = args.mad
+    else:
+        kw["threshold"] = (
+            args.threshold
+            if args.threshold is not None
+            else (DEFAULT_THRESHOLD_PA if args.polarity == "negative" else -DEFAULT_THRESHOLD_PA)
+        )
+    return kw
+
+
+def add_detection_args(p: argparse.ArgumentParser) -> None:
+    """The detection flags of snippets, classify and watch."""
+    g = p.add_argument_group("detection (the paper: downward crossing of -50 pA from the local baseline)")
+    g.add_argument(
+        "--channel",
+        action="append",
+        default=None,
+        help="channel id or name to use (repeatable); default: every current channel",
+    )
+    g.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        help=f"threshold in pA from the baseline; None: {DEFAULT_THRESHOLD_PA:g}, or {-DEFAULT_THRESHOLD_PA:g} with --polarity positive",
+    )
+    g.add_argument(
+        "--mad",
+        type=float,
+        default=None,
+        metavar="K",
+        help="noise-relative threshold: K x MAD noise instead of --threshold",
+    )
+    g.add_argument(
+        "--polarity", choices=["negative", "positive"], default="negative", help="'positive' for inverted recordings"
+    )
+    g.add_argument(
+        "--dead-time-ms",
+        type=float,
+        default=DEFAULT_DEAD_TIME_MS,
+        help="one trigger per spike within this time (ms)",
+    )
+    g.add_argument("--max-spikes", type=int, default=None, help="cap on spikes per cell (paper: 700)")
+    g.add_argument("--seed", type=int, default=0, help="seed for the spike cap")
+    g.add_argument("--allow-low-rate", action="store_true", help="accept recordings below 20 kHz (approximate)")
+    g.add_argument("--any-unit", action="store_true", help="accept a named channel whose unit is not a current")
+
+
+def add_model_args(p: argparse.ArgumentParser) -> None:
+    """--model, --method and --trust-model."""
+    p.add_argument(
+        "--model",
+        default=None,
+        metavar="DIR",
+        help="model folder (default: the bundled demonstration model, simulated data only)",
+    )
+    p.add_argument(
+        "--method",
+        choices=["cnn", "criteria"],
+        default="cnn",
+        help="'criteria' = classical criteria only (wide, slow, regular)",
+    )
+    p.add_argument(
+        "--trust-model", action="store_true", help="allow a model that needs arbitrary code (Lambda layers) to load"
+    )
+
+
+def channel_arg(args):
+    """None, one channel, or a list of them, from the repeatable --channel."""
+    if not args.channel:
+        return None
+    return args.channel[0] if len(args.channel) == 1 else args.channel
+
+
+def classify_kwargs(args) -> dict:
+    """The keyword arguments of ``pipeline.classify_file`` from the detection and model flags."""
+    det = detection_kwargs(args)
+    return dict(
+        model_folder=args.model,
+        channel=channel_arg(args),
+        threshold=det.get("threshold", DEFAULT_THRESHOLD_PA),
+        mad_multiplier=det.get("mad_multiplier"),
+        polarity=args.polarity,
+        dead_time_ms=args.dead_time_ms,
+        max_spikes_per_cell=args.max_spikes,
+        seed=args.seed,
+        allow_low_rate=args.allow_low_rate,
+        allow_any_unit=args.any_unit,
+        method=args.method,
+        trust_model=args.trust_model,
+    )
+
+
+def is_true(v) -> bool:
+    """True for a true value of a nullable boolean column; False for false, NA, None or NaN."""
+    return False if v is None or pd.isna(v) else bool(v)
+
+
+def print_table(header: list[str], rows: list[tuple]) -> None:
+    """A plain-text table (pandas' ``to_string``), floats to 3 significant digits."""
+    table = pd.DataFrame(rows, columns=header)
+    print(
+        table.to_string(index=False, justify="left", float_format=lambda v: f"{v:.3g}") if rows else "  ".join(header)
+    )
+
+
+class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows an option's default when it has one worth saying (not None, not a switch's False)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if action.default in (None, False, argparse.SUPPRESS) or "default" in text or not action.option_strings:
+            return text
+        return text + " (default: %(default)s)"
+
+
+#: the keyword arguments of ``subparsers.add_parser`` every command uses
+PARSER_STYLE = dict(formatter_class=DefaultsHelpFormatter)
+
+
+#: the Python arguments library messages name, as the flags a CLI user types
+_FLAGS = {
+    "allow_any_unit=True": "--any-unit",
+    "allow_low_rate=True": "--allow-low-rate",
+    "overwrite=True": "--overwrite",
+    "trust_model=True": "--trust-model",
+    "trust=True": "--trust",
+    "max_spikes_per_cell": "--max-spikes",
+    "dead_time_ms": "--dead-time-ms",
+    "mad_multiplier": "--mad",
+    "max_threads_per_worker": "--threads-per-worker",
+    "n_jobs": "--n-jobs",
+    "model_folder": "--model",
+    "settle_s": "--settle",
+    "phy_dir": "--phy",
+    "nwb_dir": "--nwb",
+    "channel=": "--channel ",
+    "scheduler=": "--scheduler ",
+}
+
+
+def in_cli_words(message: str) -> str:
+    """A library message in the words of the command line: flags for Python arguments, no double hints."""
+    message = re.sub(r"\s*\(CLI: [^)]*\)", "", message)  # the flag is named directly below
+    message = re.sub(r"choose=\{[^}]*\}", "--choose K=FILE", message)
+    message = re.sub(r", or pass on_bad='skip' to leave such files out", "", message)  # no such flag
+    for argument, flag in _FLAGS.items():
+        message = re.sub(rf"(?<![\w-]){re.escape(argument)}(?![\w])", flag, message)
+    return message

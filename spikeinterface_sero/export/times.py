@@ -1,0 +1,106 @@
+"""Spike times in the recording's own time base, and the per-spike P(SER) beside every spike of the sorting.
+
+Every exporter (NWB, Phy, Neo) reads its times here: a sweep of an episodic file starts where the recording
+says (Neo's segment ``t_start``: 0, 5, 10 s ...), not at 0.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..errors import SeroError
+from ..extension import get_serotonergic_extension
+
+__all__ = ["segment_table", "spike_times", "sorting_spike_probabilities"]
+
+
+def segment_table(analyzer) -> pd.DataFrame:
+    """Each segment (sweep) of the analyzed recording: ``segment_index``, ``t_start_s``, ``duration_s``.
+
+    The extension's ``get_data("segments")`` when it serves it (stored at compute time, so a reload without
+    the recording gives the same); else the analyzer's recording (``get_start_time``), else the sorting's
+    registered recording or its own start times (0 for snippets without their recording).
+
+    Parameters
+    ----------
+    analyzer : SortingAnalyzer
+        With the ``serotonergic`` extension.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per segment.
+    """
+    extension = get_serotonergic_extension(analyzer)
+    try:
+        served = extension.get_data("segments")
+    except SeroError:  # an extension that does not serve the segments yet
+        served = None
+    if isinstance(served, pd.DataFrame) and len(served) == analyzer.get_num_segments():
+        return served.reset_index(drop=True)[["segment_index", "t_start_s", "duration_s"]]
+    n_segments = analyzer.get_num_segments()
+    fs = float(analyzer.sampling_frequency)
+    if analyzer.has_recording() or analyzer.has_temporary_recording():
+        starts = [float(analyzer.recording.get_start_time(k)) for k in range(n_segments)]
+    else:  # the sorting's own start (SpikeInterface keeps one per segment), or its registered recording's
+        starts = [float(analyzer.sorting.sample_index_to_time(0, segment_index=k)) for k in range(n_segments)]
+    durations = [analyzer.get_num_samples(k) / fs for k in range(n_segments)]
+    return pd.DataFrame({"segment_index": np.arange(n_segments), "t_start_s": starts, "duration_s": durations})
+
+
+def spike_times(analyzer, unit_id, segment_index: int | None = None, *, segments=None) -> np.ndarray:
+    """Every spike of ``unit_id`` in the sorting (not only the classified ones), in seconds of the recording's
+    time base: the segment's start plus sample / sampling frequency.
+
+    Parameters
+    ----------
+    analyzer : SortingAnalyzer
+        With the ``serotonergic`` extension.
+    unit_id : str or int
+        The unit.
+    segment_index : int or None, default: None
+        One segment; None: every segment, in order.
+    segments : pandas.DataFrame or None, default: None
+        :func:`segment_table` of the analyzer, when the caller has it already.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 seconds.
+    """
+    segments = segment_table(analyzer) if segments is None else segments
+    fs = float(analyzer.sampling_frequency)
+    chosen = range(analyzer.get_num_segments()) if segment_index is None else [int(segment_index)]
+    parts = [
+        analyzer.sorting.get_unit_spike_train(unit_id, segment_index=k, use_cache=False).astype(np.float64) / fs
+        + float(segments["t_start_s"].iloc[k])
+        for k in chosen
+    ]
+    return np.concatenate(parts) if parts else np.zeros(0)
+
+
+def sorting_spike_probabilities(analyzer, spikes: np.ndarray) -> np.ndarray:
+    """The raw per-spike P(SER) of the extension (``get_data("spikes")["p_ser"]``) for each row of a spike
+    vector (``sample_index``, ``unit_index``, ``segment_index``); NaN for a spike that was not classified (over
+    the waveform cap, or of a unit without waveforms)."""
+    classified = get_serotonergic_extension(analyzer).get_data("spikes")
+    units = list(analyzer.unit_ids)
+    position = {str(u): i for i, u in enumerate(units)}
+    key = pd.MultiIndex.from_arrays(
+        [
+            classified["segment_index"].to_numpy(np.int64),
+            classified["sample_index"].to_numpy(np.int64),
+            np.array([position[str(u)] for u in classified["unit_id"]], dtype=np.int64),
+        ]
+    )
+    lookup = pd.Series(classified["p_ser"].to_numpy(np.float64), index=key)
+    lookup = lookup[~lookup.index.duplicated()]
+    wanted = pd.MultiIndex.from_arrays(
+        [
+            np.asarray(spikes["segment_index"], np.int64),
+            np.asarray(spikes["sample_index"], np.int64),
+            np.asarray(spikes["unit_index"], np.int64),
+        ]
+    )
+    return lookup.reindex(wanted).to_numpy(np.float64)

@@ -1,0 +1,200 @@
+"""The live page of a watch session: every cell as a row that updates itself, served on the rig computer.
+
+A :class:`LiveBoard` holds the session's rows (one per cell; a failed file once, with its reason);
+:class:`LiveServer` serves the page (one self-contained HTML file, no outside scripts), the state as JSON
+(``/state``) and its changes as server-sent events (``/events``), on a local address only.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib import resources
+
+import pandas as pd
+
+from .arguments import check_integer
+from .errors import ParameterError
+
+__all__ = ["LiveBoard", "LiveServer", "LOCAL_HOSTS"]
+
+#: the addresses the page may be served on: this computer only
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+_ROW_FIELDS = (
+    "file",
+    "channel",
+    "cell_id",
+    "sero_label",
+    "sero_call",
+    "sero_probability",
+    "sero_reliable",
+    "sero_unsure_reasons",
+    "sero_set",
+    "sero_rig",
+    "n_spikes",
+    "firing_rate_hz",
+    "sero_type",
+    "sero_quality",
+    "sero_safe_after_spikes",
+    "sero_safe_after_s",
+    "sero_safe_label",
+    "model",
+    "error",
+)
+_EVENT_WAIT_S = 15.0  # a comment line this often keeps the event stream open through proxies
+
+
+def _json_value(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if hasattr(value, "item"):
+        return _json_value(value.item())
+    return value if isinstance(value, (bool, int, float, str)) or value is None else str(value)
+
+
+class LiveBoard:
+    """The state of a watch session, as the live page shows it.
+
+    Parameters
+    ----------
+    title : str, default: "Serotonergic classification (live)"
+        The page title.
+    notes : sequence of str, default: ()
+        Lines shown above the table on every view (the demo-model note, the rig's guarantee or "not validated
+        on this rig").
+    """
+
+    def __init__(self, title: str = "Serotonergic classification (live)", notes=()):
+        self._title = str(title)
+        self._notes = [str(n) for n in notes]
+        self._rows: dict[str, list[dict]] = {}  # file -> its rows (a file classified again replaces its rows)
+        self._currents: dict[str, list[float]] = {}
+        self._current_file = ""
+        self._version = 0
+        self._changed = threading.Condition()
+
+    def update(self, rows: pd.DataFrame, mean_currents: dict | None = None) -> None:
+        """Replace the rows of the files in ``rows`` (the results table of one file, or several).
+
+        Parameters
+        ----------
+        rows : pandas.DataFrame
+            Rows of the results table (``schema.RESULT_COLUMNS``).
+        mean_currents : dict or None, default: None
+            Cell id -> the cell's mean action current (pA, the 160 samples the model saw).
+        """
+        records = [{k: _json_value(r.get(k)) for k in _ROW_FIELDS} for r in rows.to_dict("records")]
+        with self._changed:
+            for file in dict.fromkeys(r["file"] for r in records):
+                self._rows[str(file)] = [r for r in records if r["file"] == file]
+                self._current_file = str(file)
+            for cell, current in (mean_currents or {}).items():
+                self._currents[str(cell)] = [round(float(v), 2) for v in current]
+            self._version += 1
+            self._changed.notify_all()
+
+    def state(self) -> dict:
+        """What the page shows: title, notes, the current file's rows first, then every row, and a version."""
+        with self._changed:
+            every = [row for rows in self._rows.values() for row in rows]
+            return dict(
+                version=self._version,
+                title=self._title,
+                notes=list(self._notes),
+                current=list(self._rows.get(self._current_file, [])),
+                rows=every,
+                mean_currents={c: v for c, v in self._currents.items()},
+            )
+
+    def wait_for_change(self, version: int, timeout_s: float) -> int:
+        """Block until the state is newer than ``version`` (or ``timeout_s``); the version now."""
+        with self._changed:
+            self._changed.wait_for(lambda: self._version != version, timeout=timeout_s)
+            return self._version
+
+
+def _page() -> bytes:
+    return resources.files("spikeinterface_sero").joinpath("templates/live.html").read_bytes()
+
+
+def _handler(board: LiveBoard, stopping: threading.Event):
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args):  # the terminal shows the results, not the requests
+            pass
+
+        def _send(self, body: bytes, content_type: str) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Cache-Control", "no-store")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_GET(self):  # noqa: N802 (http.server's name)
+            if self.path in ("/", "/index.html"):
+                self._send(_page(), "text/html; charset=utf-8")
+            elif self.path == "/state":
+                self._send(json.dumps(board.state()).encode(), "application/json")
+            elif self.path == "/events":
+                self._stream()
+            else:
+                self.send_error(404)
+
+        def _stream(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Cache-Control", "no-store")
+            self.end_headers()
+            version = -1
+            try:
+                while not stopping.is_set():
+                    now = board.wait_for_change(version, _EVENT_WAIT_S)
+                    if now == version:
+                        self.wfile.write(b": still here\n\n")
+                    else:
+                        version = now
+                        self.wfile.write(b"data: " + json.dumps(board.state()).encode() + b"\n\n")
+                    self.wfile.flush()
+            except (BrokenPipeError, ConnectionResetError):
+                return
+
+    return Handler
+
+
+class LiveServer:
+    """Serve a :class:`LiveBoard` on this computer (a background thread), until :meth:`stop`.
+
+    Parameters
+    ----------
+    board : LiveBoard
+        What to show.
+    host : str, default: "127.0.0.1"
+        A local address (:data:`LOCAL_HOSTS`): the page is never served to the network.
+    port : int, default: 0
+        The port; 0 picks a free one (see :attr:`url`).
+    """
+
+    def __init__(self, board: LiveBoard, host: str = "127.0.0.1", port: int = 0):
+        if host not in LOCAL_HOSTS:
+            raise ParameterError(f"host must be a local address ({', '.join(LOCAL_HOSTS)}), not {host!r}.")
+        port = check_integer(port, "port", minimum=0, maximum=65535)
+        self._stopping = threading.Event()
+        ThreadingHTTPServer.daemon_threads = True
+        self._server = ThreadingHTTPServer((host, port), _handler(board, self._stopping))
+        self._thread = threading.Thread(target=self._server.serve_forever, name="sero-live", daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        """The page's address."""
+        host, port = self._server.server_address[:2]
+        return f"http://{'[' + host + ']' if ':' in host else host}:{port}/"
+
+    def stop(self) -> None:
+        """Stop serving (open event streams end within a few seconds)."""
+        self._stopping.set()
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)

@@ -1,0 +1,72 @@
+"""The population view: every cell's UDI against its firing rate and CV, reliable calls filled, unsure ones
+hollow in the colour of the side they lean to, the classical criteria's thresholds drawn."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..constants import LABELS
+from ..features import DEFAULT_MAX_CV, DEFAULT_MAX_RATE_HZ, DEFAULT_MIN_UDI_MS
+from .figures import new_figure
+from .words import COLOURS, DEMO_BANNER, call_of, plain
+
+__all__ = ["plot_population"]
+
+_SHORT = {LABELS[0]: "SER", LABELS[1]: "NSER"}
+
+
+def _groups(table: pd.DataFrame):
+    """(name, mask, colour, filled) of each group of cells drawn."""
+    calls = np.asarray([call_of(row) for _, row in table.iterrows()], dtype=object)
+    leans = table["sero_label"].map(lambda v: plain(v).strip().lower()).to_numpy()
+    for label in LABELS:
+        yield f"{_SHORT[label]} (reliable)", calls == label, COLOURS[label], True
+        yield f"unsure, leans {_SHORT[label]}", (calls == "unsure") & (leans == label), COLOURS[label], False
+    yield "undetermined", ~np.isin(calls, LABELS) & ~np.isin(leans, LABELS), COLOURS["undetermined"], False
+
+
+def _thresholds(ax, limit, rule):
+    ax.axhline(DEFAULT_MIN_UDI_MS, color="0.4", lw=0.8, ls="--")
+    ax.axvline(limit, color="0.4", lw=0.8, ls="--")
+    ax.text(limit, ax.get_ylim()[1], f" {rule} ≤ {limit:g}", va="top", ha="left", fontsize=8, color="0.3")
+    wide = f"wide ≥ {DEFAULT_MIN_UDI_MS:g} ms "
+    ax.text(ax.get_xlim()[1], DEFAULT_MIN_UDI_MS, wide, va="bottom", ha="right", fontsize=8, color="0.3")
+
+
+def plot_population(table: pd.DataFrame, *, dpi: int = 100, demo: bool = False):
+    """The population view CellExplorer users rely on.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Results rows (``udi_ms``, ``firing_rate_hz``, ``cv_isi``, ``sero_label``, ``sero_call``).
+    dpi : int, default: 100
+        Resolution of the figure.
+    demo : bool, default: False
+        The calls come from the demonstration model (a banner says so).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    fig = new_figure((11, 4.8), dpi=dpi, layout="constrained")
+    axes = fig.subplots(1, 2)
+    y = pd.to_numeric(table["udi_ms"], errors="coerce").to_numpy(dtype=float)
+    panels = [
+        ("firing_rate_hz", "firing rate (Hz)", DEFAULT_MAX_RATE_HZ, "slow"),
+        ("cv_isi", "CV of the inter-spike intervals", DEFAULT_MAX_CV, "regular"),
+    ]
+    for ax, (column, name, limit, rule) in zip(axes, panels):
+        x = pd.to_numeric(table[column], errors="coerce").to_numpy(dtype=float)
+        for label, mask, colour, filled in _groups(table):
+            if mask.any():
+                face = colour if filled else "none"
+                ax.scatter(x[mask], y[mask], s=46, facecolors=face, edgecolors=colour, linewidths=1.4, label=label)
+        _thresholds(ax, limit, rule)
+        ax.set_xlabel(name)
+        ax.set_ylabel("UDI (ms)")
+    axes[0].legend(loc="best", fontsize=8, frameon=False)
+    title = f"{len(table)} cells: the classical criteria's thresholds dashed; hollow: unsure calls"
+    fig.suptitle(f"{DEMO_BANNER}\n{title}" if demo else title, fontsize=10, color="#B00020" if demo else "black")
+    return fig

@@ -1,0 +1,197 @@
+"""The one place the report reads a classified analyzer: the ``serotonergic`` extension's table, spikes,
+the snippets the model saw, its provenance and the rule's wording. Nothing here re-extracts or recomputes a
+decision; where the extension does not yet serve an output, the fallback is marked and kept here only."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from ..errors import SeroError
+from ..extension import get_serotonergic_extension
+from ..features import DEFAULT_MAX_CV, DEFAULT_MAX_RATE_HZ, DEFAULT_MIN_UDI_MS
+from .words import NO_GUARANTEE, plain
+
+__all__ = ["RunView", "CellView", "read_run", "run_words"]
+
+
+@dataclass
+class RunView:
+    """What one classification run says about itself: its method, model, rule, interval and guarantee."""
+
+    method: str = "cnn"
+    demo: bool = False
+    model: str = ""
+    kernels: list = field(default_factory=list)
+    rule: str = ""
+    interval: str = ""
+    guarantee: str = NO_GUARANTEE
+    criteria: dict = field(default_factory=dict)
+    calibration: dict | None = None
+
+
+@dataclass
+class CellView:
+    """One unit as the report shows it, every value read from the extension or the sorting."""
+
+    unit_id: object
+    cell_id: str
+    channel: str
+    file: str | None
+    row: pd.Series
+    waveforms: np.ndarray  # (n, 160) pA: the snippets the model was given
+    p_ser: np.ndarray  # the raw per-spike ensemble outputs (not calibrated)
+    times: np.ndarray  # every detected spike, sweeps laid end to end (s)
+    isi: np.ndarray  # intervals within sweeps (s)
+    durations: list
+    offsets: np.ndarray
+    n_dropped: int | None
+
+
+def _criteria(params: dict) -> dict:
+    defaults = dict(min_udi_ms=DEFAULT_MIN_UDI_MS, max_rate_hz=DEFAULT_MAX_RATE_HZ, max_cv=DEFAULT_MAX_CV)
+    return {name: float(params[name]) if params.get(name) is not None else d for name, d in defaults.items()}
+
+
+def _rule_fallback(method: str, criteria: dict) -> str:
+    """The rule's wording until the extension's provenance carries ``rule`` (the same words as the decision)."""
+    if method != "cnn":
+        return (
+            f"classical criteria: serotonergic when the spike is wide (UDI >= {criteria['min_udi_ms']:g} ms) and the "
+            f"firing slow (<= {criteria['max_rate_hz']:g} Hz) and regular (CV of the intervals <= {criteria['max_cv']:g})"
+        )
+    return (
+        "serotonergic when the mean SER output of the ensemble over the cell's spikes is larger than its NSER "
+        "output; P(SER) = 0.5 is non-serotonergic"
+    )
+
+
+def _interval_words(params: dict) -> str:
+    ci, n_boot = params.get("ci"), params.get("n_boot")
+    if ci is None or n_boot is None:
+        return ""
+    return f"informational interval: {100 * float(ci):g} % percentile bootstrap over spikes, {int(n_boot)} resamples"
+
+
+def run_words(params: dict, provenance: dict) -> RunView:
+    """The run's words from the extension's params and provenance (``rule`` and ``guarantee`` when stored)."""
+    method = str(params.get("method") or provenance.get("method") or "cnn")
+    criteria = _criteria(params)
+    demo = bool(method == "cnn" and provenance.get("model_is_demo"))
+    description = plain(provenance.get("model_description"))
+    model = "DEMO (simulated data)" if demo else (description or plain(provenance.get("model_folder")) or "model")
+    if method != "cnn":
+        model = "classical criteria (no CNN)"
+    rule = plain(provenance.get("rule")) or _rule_fallback(method, criteria)
+    interval = _interval_words(params) if method == "cnn" else ""
+    if interval and "interval" not in rule:
+        rule = f"{rule}; {interval}"
+    return RunView(
+        method=method,
+        demo=demo,
+        model=model,
+        kernels=[int(k) for k in provenance.get("model_kernels") or []],
+        rule=rule,
+        interval=interval,
+        guarantee=plain(provenance.get("guarantee")) or NO_GUARANTEE,
+        criteria=criteria,
+        calibration=provenance.get("calibration") or None,
+    )
+
+
+def _served(ext, outputs: str):
+    """``ext.get_data(outputs)``, None when this version of the extension does not serve it."""
+    try:
+        return ext.get_data(outputs=outputs)
+    except SeroError:
+        return None
+
+
+def _model_waveforms(analyzer, ext) -> dict:
+    """The snippets the model saw, per unit id. Served by ``get_data("waveforms")`` (rows aligned with
+    ``"spikes"``); until then the extension's own path to them (the same function its ``_run`` called)."""
+    spikes = ext.get_data(outputs="spikes")
+    served = _served(ext, "waveforms")
+    if served is not None:
+        units = spikes["unit_id"].astype(str).to_numpy()
+        waveforms = np.asarray(served, dtype=np.float32)
+    else:  # fallback until the extension serves "waveforms": remove with it
+        from .. import extension
+
+        polarity = ext.get_data(outputs="provenance").get("polarity") or "negative"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            waveforms, rows, _, _ = extension._model_snippets(analyzer, ext.params, polarity, list(analyzer.unit_ids))
+        units = np.asarray([str(u) for u in analyzer.unit_ids])[np.asarray(rows["unit_index"], dtype=np.int64)]
+    return {str(u): waveforms[units == str(u)] for u in analyzer.unit_ids}
+
+
+def _segment_layout(analyzer):
+    fs = float(analyzer.sampling_frequency)
+    durations = [analyzer.get_num_samples(s) / fs for s in range(analyzer.get_num_segments())]
+    offsets = np.concatenate([[0.0], np.cumsum(durations)[:-1]]) if durations else np.zeros(0)
+    return durations, offsets
+
+
+def _spike_times(sorting, unit_id, offsets):
+    """(every detected spike's time with sweeps laid end to end in s, intervals within sweeps in s)."""
+    times, intervals = [], []
+    for segment, offset in enumerate(offsets):
+        if segment >= sorting.get_num_segments():
+            break
+        samples = np.sort(sorting.get_unit_spike_train(unit_id, segment_index=segment, use_cache=False))
+        seconds = samples / float(sorting.sampling_frequency)
+        times.append(seconds + offset)
+        intervals.append(np.diff(seconds))
+    t = np.concatenate(times) if times else np.zeros(0)
+    isi = np.concatenate(intervals) if intervals else np.zeros(0)
+    return t, isi[isi > 0]
+
+
+def read_run(analyzer, file=None) -> tuple[RunView, list[CellView]]:
+    """The run's words and every unit of a classified analyzer, as the report shows them.
+
+    Parameters
+    ----------
+    analyzer : SortingAnalyzer
+        With the ``serotonergic`` extension.
+    file : str or None, default: None
+        The recording the analyzer comes from.
+
+    Returns
+    -------
+    (RunView, list of CellView)
+    """
+    ext = get_serotonergic_extension(analyzer)
+    run = run_words(dict(ext.params), dict(ext.get_data(outputs="provenance")))
+    units = ext.get_data()
+    spikes = ext.get_data(outputs="spikes")
+    spike_units = spikes["unit_id"].astype(str).to_numpy()
+    waveforms = _model_waveforms(analyzer, ext)
+    sorting = analyzer.sorting
+    cell_property = sorting.get_property("cell_id")
+    dropped = sorting.get_property("n_dropped_edge")
+    durations, offsets = _segment_layout(analyzer)
+    cells = []
+    for i, unit in enumerate(analyzer.unit_ids):
+        times, isi = _spike_times(sorting, unit, offsets)
+        cells.append(
+            CellView(
+                unit_id=unit,
+                cell_id=plain(cell_property[i]) if cell_property is not None else str(unit),
+                channel=str(unit),
+                file=None if file is None else str(file),
+                row=units.loc[unit] if unit in units.index else pd.Series(dtype=object),
+                waveforms=waveforms[str(unit)],
+                p_ser=spikes["p_ser"].to_numpy(dtype=float)[spike_units == str(unit)],
+                times=times,
+                isi=isi,
+                durations=durations,
+                offsets=offsets,
+                n_dropped=int(dropped[i]) if dropped is not None else None,
+            )
+        )
+    return run, cells

@@ -1,0 +1,118 @@
+"""The live page of a watch session (live.py): its state, its server and what a real browser shows."""
+
+import json
+import shutil
+import urllib.request
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from spikeinterface_sero.errors import ParameterError
+from spikeinterface_sero.live import LiveBoard, LiveServer
+
+
+def _row(file, **values):
+    row = dict(
+        file=file,
+        channel="0",
+        cell_id=file.removesuffix(".abf"),
+        sero_label="serotonergic",
+        sero_call="serotonergic",
+        sero_probability=0.93,
+        sero_reliable=True,
+        sero_unsure_reasons="",
+        n_spikes=240,
+        firing_rate_hz=1.4,
+        sero_safe_after_spikes=31.0,
+        sero_safe_after_s=22.5,
+        error="",
+    )
+    row.update(values)
+    return pd.DataFrame([row])
+
+
+UNSURE = dict(sero_call="unsure", sero_reliable=False, sero_probability=0.7, sero_unsure_reasons="not_validated_on_rig")
+FAILED = dict(sero_label="error", sero_call="", sero_reliable=False, error="not an ABF file", n_spikes=np.nan)
+
+
+def test_a_file_classified_again_replaces_its_rows_and_the_state_is_valid_json():
+    board = LiveBoard(notes=["DEMO model"])
+    board.update(_row("a.abf", **UNSURE))
+    board.update(_row("b.abf", **FAILED))
+    board.update(_row("a.abf", sero_safe_after_spikes=np.nan))
+    state = json.loads(json.dumps(board.state(), allow_nan=False))
+    assert [r["file"] for r in state["rows"]] == ["a.abf", "b.abf"]
+    assert state["current"][0]["file"] == "a.abf" and state["current"][0]["sero_safe_after_spikes"] is None
+    assert state["version"] == 3 and state["notes"] == ["DEMO model"]
+
+
+def test_the_page_is_served_on_this_computer_only_and_fetches_nothing_from_elsewhere():
+    with pytest.raises(ParameterError, match="local address"):
+        LiveServer(LiveBoard(), host="0.0.0.0")
+    server = LiveServer(LiveBoard())
+    try:
+        page = urllib.request.urlopen(server.url, timeout=10).read().decode()
+        state = json.loads(urllib.request.urlopen(server.url + "state", timeout=10).read())
+    finally:
+        server.stop()
+    assert "<script>" in page and "src=" not in page and "http://" not in page.replace("http://www.w3.org", "")
+    assert state["rows"] == []
+
+
+def _browser():
+    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (pip install -e '.[test]')")
+    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    if not chromium or not driver:
+        pytest.skip("Debian's chromium and chromium-driver are not installed here (.ci/run installs them)")
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
+        options.add_argument(argument)
+    options.binary_location = chromium
+    try:
+        return webdriver.Chrome(service=Service(driver), options=options)
+    except Exception as error:  # a browser that cannot start here (no shared memory, a sandbox): say why
+        pytest.skip(f"chromium cannot start headless here: {type(error).__name__}: {str(error)[:200]}")
+
+
+def _wait_for_version(browser, version):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(browser, 15).until(
+        lambda b: b.find_element(By.TAG_NAME, "body").get_attribute("data-version") == str(version)
+    )
+    return b_text(browser, "current"), b_text(browser, "rows"), b_text(browser, "notes")
+
+
+def b_text(browser, element_id):
+    from selenium.webdriver.common.by import By
+
+    return browser.find_element(By.ID, element_id).text
+
+
+def test_a_real_browser_shows_each_file_as_it_arrives_unsure_calls_never_as_labels():
+    board = LiveBoard(notes=["DEMO model trained on simulated recordings: not for scientific conclusions"])
+    server = LiveServer(board)
+    browser = _browser()
+    try:
+        browser.get(server.url)
+        board.update(_row("cell1.abf", **UNSURE), {"cell1": np.sin(np.arange(160) / 10.0)})
+        current, rows, notes = _wait_for_version(browser, 1)
+        assert "UNSURE (leans SER, P(SER) 0.70)" in current and "SEROTONERGIC" not in current.replace("UNSURE", "")
+        assert "not yet stable" not in current  # the moment is known for this cell: 31 spikes
+        assert "stable after 31 spikes (22.5 s)" in current and "why unsure: not_validated_on_rig" in current
+        assert "DEMO model" in notes
+        board.update(_row("cell2.abf"))
+        current, rows, _ = _wait_for_version(browser, 2)
+        assert "SEROTONERGIC" in current and "cell2.abf" in current and "cell1.abf" not in current
+        board.update(_row("bad.abf", **FAILED))
+        board.update(_row("bad.abf", **FAILED))  # seen again: still one row
+        current, rows, _ = _wait_for_version(browser, 4)
+        assert "FAILED" in current and "reason: not an ABF file" in current
+        assert rows.count("bad.abf") == 1 and rows.count("cell1.abf") == 1 and rows.count("cell2.abf") == 1
+    finally:
+        browser.quit()
+        server.stop()

@@ -1,0 +1,56 @@
+"""A watch on the seal (seal.py) on simulated loose-seal failures (datasets/seal_failures.py)."""
+
+import numpy as np
+import pytest
+
+from spikeinterface_sero.datasets.seal_failures import SEAL_FAILURES, simulate_seal_failure
+from spikeinterface_sero.seal import separate_two_cells, watch_seal
+from spikeinterface_sero.snippets import main_channel_waveforms, recording_to_analyzer
+
+ONSET_S = 40.0
+
+
+def _watched(kind, seed, cell_type="serotonergic"):
+    simulated = simulate_seal_failure(kind, cell_type, duration_s=90.0, onset_s=ONSET_S, seed=seed)
+    analyzer = recording_to_analyzer(simulated.to_recording())
+    spikes = analyzer.sorting.to_spike_vector()[analyzer.get_extension("random_spikes").get_data()]
+    times = spikes["sample_index"] / analyzer.sampling_frequency
+    waveforms = main_channel_waveforms(analyzer)
+    return watch_seal(waveforms, times, end_s=simulated.duration_s), waveforms, times
+
+
+@pytest.mark.parametrize("seed", [11, 12])
+@pytest.mark.parametrize("kind", [k for k in SEAL_FAILURES if k != "healthy"])
+def test_each_failure_is_named_with_the_time_it_started(kind, seed):
+    report, _, times = _watched(kind, seed, "serotonergic" if seed % 2 else "non_serotonergic")
+    assert report.events, f"{kind} not found: {report.summary}"
+    first_kind, start = report.events[0]
+    assert first_kind == kind
+    assert ONSET_S - 10.0 <= start <= ONSET_S + 20.0
+    assert report.stable_end_s <= start and report.stable.sum() < times.size
+    assert not report.stable[times >= start].any() and report.stable[times < ONSET_S - 10.0].all()
+
+
+@pytest.mark.parametrize("seed", [21, 22, 23])
+def test_a_healthy_recording_is_one_stable_stretch(seed):
+    report, _, times = _watched("healthy", seed, "non_serotonergic" if seed % 2 else "serotonergic")
+    assert report.summary == "stable" and report.stable.all()
+    assert report.stable_start_s == times.min() and report.stable_end_s == times.max()
+
+
+def test_the_cell_that_joined_is_separated_by_its_shape():
+    report, waveforms, times = _watched("second_cell", 11, "serotonergic")
+    start = report.events[0][1]
+    second = separate_two_cells(waveforms, times, start)
+    assert not second[times < start].any()
+    depth = -(waveforms - np.median(waveforms[:, :30], axis=1, keepdims=True)).min(axis=1)
+    # the newcomer's action currents are 2.5 times larger: the two groups differ by that much
+    ratio = np.median(depth[second]) / np.median(depth[~second])
+    assert 1.8 < ratio < 3.5
+    assert 0.2 < second[times >= start].mean() < 0.95
+
+
+def test_too_few_spikes_call_nothing():
+    rng = np.random.default_rng(0)
+    report = watch_seal(rng.normal(0, 1, (40, 160)), np.sort(rng.uniform(0, 30, 40)), end_s=30.0)
+    assert report.summary == "stable" and report.stable.all() and not report.windows
