@@ -54,6 +54,9 @@ from .stimulus import stimulus_reasons
 
 __all__ = [
     "DecisionParams",
+    "describe_rule",
+    "reliable_domain",
+    "CONVERTED_FROM",
     "UNIT_COLUMNS",
     "UNIT_COLUMN_DESCRIPTIONS",
     "CELL_COLUMNS",
@@ -76,6 +79,8 @@ __all__ = [
 QUALITY_OK = "ok"
 #: domains whose snippets are like the model's training data (current at 40 kHz, or resampled to it)
 _RELIABLE_DOMAINS = {"in_domain", "resampled"}
+#: ``sero_domain`` part of a current read in another unit and scaled to pA (``converted_from_nA``): reliable
+CONVERTED_FROM = "converted_from_"
 _BASELINE_SAMPLES = 30  # the first 0.75 ms of the window: before the spike
 
 SER, NSER = LABELS
@@ -691,7 +696,7 @@ def decide_units(
     table["sero_quality"] = table["sero_quality"].fillna("not_checked").astype(object)
     table["sero_method"] = method
     _add_rig_columns(table, quality, rig_validation)
-    like_training = table["sero_domain"].isin(_RELIABLE_DOMAINS) & (table["sero_quality"] == QUALITY_OK)
+    like_training = table["sero_domain"].map(reliable_domain).astype(bool) & (table["sero_quality"] == QUALITY_OK)
     enough = table["n_spikes"].to_numpy() >= params.min_spikes
     one_label = (table["sero_set"] == table["sero_label"]).to_numpy(dtype=bool)
     on_rig = (table["sero_rig"] == VALIDATED).to_numpy(dtype=bool)
@@ -727,6 +732,23 @@ def _add_rig_columns(table: pd.DataFrame, quality: pd.DataFrame, rig_validation:
     table["sero_rig"], table["sero_set"] = status, sets
 
 
+def reliable_domain(domain) -> bool:
+    """Whether a cell of this ``sero_domain`` can be reliable: every ``+`` part keeps the snippets like the
+    training data (docs/quality.md): ``in_domain``, ``resampled`` and ``converted_from_<unit>``; ``filtered``,
+    voltage, flipped ... do not.
+
+    Parameters
+    ----------
+    domain : str
+        A ``sero_domain`` value.
+
+    Returns
+    -------
+    bool
+    """
+    return all(part in _RELIABLE_DOMAINS or part.startswith(CONVERTED_FROM) for part in str(domain).split("+"))
+
+
 def _unsure_reasons(table: pd.DataFrame, params: DecisionParams) -> list[str]:
     """Why each cell's call is not reliable ("" when it is), in the order a user would fix them."""
     reasons = []
@@ -740,7 +762,7 @@ def _unsure_reasons(table: pd.DataFrame, params: DecisionParams) -> list[str]:
             why.append("few_spikes")
         if row.sero_quality != QUALITY_OK:
             why.append("quality")
-        if row.sero_domain not in _RELIABLE_DOMAINS:
+        if not reliable_domain(row.sero_domain):
             why.append("domain")
         if row.sero_rig != VALIDATED:
             why.append("not_validated_on_rig" if row.sero_rig == NOT_VALIDATED else row.sero_rig)
@@ -763,3 +785,29 @@ def _add_call_columns(table: pd.DataFrame, params: DecisionParams) -> None:
     reliable = table["sero_reliable"].to_numpy(dtype=bool)
     table["sero_call"] = np.where(reliable, label, np.where(label.isin(LABELS), "unsure", label))
     table["sero_manual_label"] = ""
+
+
+def describe_rule(params) -> str:
+    """The cell rule in words, with the interval's coverage and resamples taken from ``params``.
+
+    Parameters
+    ----------
+    params : DecisionParams or dict
+        The decision parameters, or the ``serotonergic`` extension's params (``method``, ``ci``, ``n_boot``).
+
+    Returns
+    -------
+    str
+        What reports and provenance print as "the rule".
+    """
+    values = params.to_dict() if isinstance(params, DecisionParams) else dict(params)
+    if values.get("method", "cnn") == "criteria":
+        return (
+            "the classical criteria alone (wide spike, slow and regular firing): no ensemble, no P(SER) and no interval"
+        )
+    ci, n_boot = float(values.get("ci", DEFAULT_CI)), int(values.get("n_boot", DEFAULT_N_BOOT))
+    return (
+        "serotonergic when the mean SER output of the ensemble over the cell's spikes is larger than the NSER "
+        f"output; P(SER) = 0.5 is non-serotonergic; informational interval: {100 * ci:g} % percentile bootstrap "
+        f"over spikes, {n_boot} resamples"
+    )

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from .adapt import is_paper_format
+from .analyzers import abf_to_analyzer, main_channel_waveforms
 from .conformal import RIG_VALIDATION_FORMAT, fit_conformal, guarantee, minimum_cells, prediction_sets
 from .constants import DEFAULT_CONFORMAL_LEVEL, DEFAULT_MIN_SPIKES, LABELS
 from .decision import QUALITY_OK
@@ -26,7 +27,6 @@ from .errors import DataError, ModelError, ParameterError, SeroError
 from .files import atomic_path, check_output_path
 from .fingerprint import VALIDATED, cell_fingerprints, fingerprint_distance, fit_fingerprint, mean_normalised_shapes
 from .model import demo_model_folder
-from .snippets import abf_to_analyzer, main_channel_waveforms
 from .training.data import read_label_table
 from .training.evaluate import calibration as calibration_figures
 from .training.evaluate import cell_intervals
