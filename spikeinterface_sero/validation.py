@@ -22,7 +22,8 @@ from .adapt import is_paper_format
 from .analyzers import abf_to_analyzer, main_channel_waveforms
 from .conformal import RIG_VALIDATION_FORMAT, fit_conformal, guarantee, minimum_cells, prediction_sets
 from .constants import DEFAULT_CONFORMAL_LEVEL, DEFAULT_MIN_SPIKES, LABELS
-from .decision import QUALITY_OK
+from .curation import read_curation
+from .decision import QUALITY_OK, reliable_domain
 from .errors import DataError, ModelError, ParameterError, SeroError
 from .files import atomic_path, check_output_path
 from .fingerprint import VALIDATED, cell_fingerprints, fingerprint_distance, fit_fingerprint, mean_normalised_shapes
@@ -34,7 +35,6 @@ from .training.evaluate import cell_intervals
 __all__ = [
     "ValidationResult",
     "read_labelled_cells",
-    "read_manual_labels",
     "classify_labelled_cells",
     "classify_curated_units",
     "validate",
@@ -42,16 +42,9 @@ __all__ = [
 ]
 
 SER, NSER = LABELS
-_RELIABLE_DOMAINS = ("in_domain", "resampled")
 _TARGET_HALF_WIDTH = 0.05  # +-5 points
 _Z95 = 1.959963984540054
 _INFO, _CARD = "model_info.json", "README.md"
-_MANUAL_LABEL = "sero_manual_label"  # the curation's label key (SpikeInterface curation format v2)
-_MEANING = {
-    "serotonergic_typical": (SER, "typical"),
-    "serotonergic_atypical": (SER, "atypical"),
-    "non_serotonergic": (NSER, ""),
-}
 
 
 @dataclass
@@ -182,29 +175,8 @@ def _one_cell(row, model_folder, trust: bool, seed: int) -> dict:
     return _unit_rows(analyzer, _compute(analyzer, model_folder, trust, seed), analyzer.unit_ids)[0]
 
 
-def read_manual_labels(path) -> pd.DataFrame:
-    """The units a person labelled in a SpikeInterface curation file (its ``sero_manual_label`` labels:
-    serotonergic_typical, serotonergic_atypical, non_serotonergic; ``unsure`` and unlabelled units are left
-    out). Returns ``unit_id, label, type``."""
-    try:
-        curation = json.loads(Path(path).read_text(encoding="utf-8"))
-        manual = curation.get("manual_labels") or []
-    except (OSError, UnicodeDecodeError, ValueError, AttributeError) as error:
-        raise DataError(
-            f"cannot read the curation file {path} ({error}); give a SpikeInterface curation .json."
-        ) from None
-    rows = []
-    for entry in manual:
-        for value in (entry.get("labels") or {}).get(_MANUAL_LABEL, []):
-            if value in _MEANING:
-                rows.append({"unit_id": entry.get("unit_id"), "label": _MEANING[value][0], "type": _MEANING[value][1]})
-    if not rows:
-        raise DataError(f"{path} labels no unit {', '.join(_MEANING)} under '{_MANUAL_LABEL}'.")
-    return pd.DataFrame(rows)
-
-
 def classify_curated_units(analyzer, labels: pd.DataFrame, model_folder=None, *, trust: bool = False, seed: int = 0):
-    """The labelled units of one analyzer (``labels``: :func:`read_manual_labels`) through the extension."""
+    """The labelled units of one analyzer (``labels``: :func:`~spikeinterface_sero.curation.read_curation`) through the extension."""
     by_text = {str(u): u for u in analyzer.unit_ids}
     missing = sorted(str(u) for u in labels["unit_id"] if str(u) not in by_text)
     if missing:
@@ -243,7 +215,7 @@ def _usable(cells: pd.DataFrame, min_spikes: int) -> np.ndarray:
     """Cells a set would be given to: passing the checks, like the training data, with enough spikes."""
     return (
         (cells["sero_quality"] == QUALITY_OK)
-        & cells["sero_domain"].isin(_RELIABLE_DOMAINS)
+        & cells["sero_domain"].map(reliable_domain).astype(bool)
         & (cells["n_spikes"] >= min_spikes)
         & cells["sero_label"].isin(LABELS)
     ).to_numpy()
@@ -542,7 +514,7 @@ def validate(
         The model; None: the bundled demo (then ``out`` is required).
     labels : str or pathlib.Path or pandas.DataFrame
         The labelled cells (:func:`read_labelled_cells`); with ``analyzer``, a SpikeInterface curation file
-        (:func:`read_manual_labels`) or a table ``unit_id, label, type``.
+        (:func:`~spikeinterface_sero.curation.read_curation`) or a table ``unit_id, label, type``.
     report_dir : str or pathlib.Path
         Where ``validation.html``, ``validation.json``, ``reliability.png`` and ``cells.csv`` go.
     out : str or pathlib.Path or None, default: None
@@ -576,7 +548,7 @@ def validate(
         check_output_path(path, overwrite=overwrite)
     _target_folder(source, out, overwrite, copy=False)  # refused before any work
     if cells is None and analyzer is not None:
-        manual = labels if isinstance(labels, pd.DataFrame) else read_manual_labels(labels)
+        manual = labels if isinstance(labels, pd.DataFrame) else read_curation(labels)
         cells = classify_curated_units(analyzer, manual, source, trust=trust, seed=seed)
     if cells is None:
         cells = classify_labelled_cells(read_labelled_cells(labels), source, trust=trust, seed=seed, progress=progress)
