@@ -460,14 +460,14 @@ def _target_folder(model_folder: Path, out, overwrite: bool, *, copy: bool = Tru
         if _is_protected(model_folder) or not os.access(model_folder, os.W_OK):
             raise ParameterError(
                 f"{model_folder} is the bundled demo, an imported published model or read-only: it is not changed "
-                "in place. Give a new folder for the validated copy (out=... / --out NEW_FOLDER)."
+                "in place. Give a new folder for the validated copy: out=<new folder> (CLI: --out <new folder>)."
             )
         return model_folder
     out = Path(out).expanduser().absolute()
     if out.exists() and any(out.iterdir()):
         if not overwrite:
             raise ParameterError(
-                f"{out} exists and is not empty: choose a new folder or pass overwrite=True (--overwrite)."
+                f"{out} exists and is not empty: choose a new folder or pass overwrite=True (CLI: --overwrite)."
             )
         if copy:
             shutil.rmtree(out)

@@ -76,7 +76,7 @@ def test_validate_writes_the_page_and_records_the_rig_in_a_copy(labelled):
 
 def test_the_demo_is_not_validated_in_place(labelled):
     root, table = labelled
-    with pytest.raises(ParameterError, match="--out NEW_FOLDER"):
+    with pytest.raises(ParameterError, match="out=<new folder>"):
         validate(None, table, report_dir=root / "refused")
 
 
