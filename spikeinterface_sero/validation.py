@@ -8,7 +8,6 @@ HTML page (+ PNG + JSON) and records the rig in the model folder. How to read it
 from __future__ import annotations
 
 import datetime as _dt
-import html
 import json
 import math
 import shutil
@@ -31,6 +30,7 @@ from .model import demo_model_folder
 from .training.data import read_label_table
 from .training.evaluate import calibration as calibration_figures
 from .training.evaluate import cell_intervals
+from .validation_page import page_html, write_reliability_png
 
 __all__ = [
     "ValidationResult",
@@ -353,79 +353,6 @@ def _nanmean(values: np.ndarray) -> float | None:
     return float(values.mean()) if values.size else None
 
 
-# ------------------------------------------------------------------------------------------------- outputs
-def _reliability_png(figures: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    bins = [b for b in figures["calibration"]["bins"] if b["n"]]
-    figure, axis = plt.subplots(figsize=(4.2, 4.2), dpi=100)
-    axis.plot([0, 1], [0, 1], color="0.6", linestyle="--", linewidth=1)
-    axis.scatter([b["mean_p_ser"] for b in bins], [b["frac_ser"] for b in bins], s=[20 + 8 * b["n"] for b in bins])
-    axis.set(xlim=(0, 1), ylim=(0, 1), xlabel="calibrated cell P(SER)", ylabel="observed share of SER cells")
-    axis.set_title(f"Reliability (ECE {figures['calibration']['ece'] or 0:.3f})", fontsize=10)
-    figure.tight_layout()
-    with atomic_path(path) as temporary:
-        figure.savefig(temporary, format="png")
-    plt.close(figure)
-
-
-def _interval_text(interval) -> str:
-    return f"{interval[0]:.2f}-{interval[1]:.2f}" if interval else "-"
-
-
-def _page(figures: dict, rig: dict, cells: pd.DataFrame, how: str, model_folder: Path) -> str:
-    rows = "".join(
-        f"<tr><td>{html.escape(name)}</td><td>{v['right']}/{v['n']}</td><td>{(v['recall'] or 0):.2f}</td>"
-        f"<td>{_interval_text(v['interval'])}</td><td>{v['more_cells_for_5_points']}</td></tr>"
-        for name, v in figures["per_class"].items()
-    )
-    precision = figures["reliable_precision"]
-    lines = [
-        "<!DOCTYPE html><html><head><meta charset='utf-8'><title>Validation on a rig</title></head><body>",
-        f"<h1>Validation of {html.escape(str(model_folder))} on rig {html.escape(rig['name'])}</h1>",
-        f"<p>{figures['n_cells']} labelled cells ({figures['n_usable']} passing the checks with enough spikes), "
-        f"days: {html.escape(', '.join(figures['days']) or 'not given')}; validated {rig['date']}.</p>",
-        f"<h2>Guarantee</h2><p>{html.escape(guarantee(rig))}.</p>",
-        "<h2>Recall per class</h2><table border=1 cellpadding=4><tr><th>class</th><th>right</th><th>recall</th>"
-        "<th>95 % interval (Clopper-Pearson)</th><th>more cells for +-5 points</th></tr>" + rows + "</table>",
-        f"<p>Balanced accuracy {figures['balanced_accuracy'] or 0:.3f} "
-        f"({_interval_text(figures['balanced_accuracy_interval'])}).</p>",
-        "<h2>Reliable calls (cross-fitted)</h2>",
-        f"<p>The sets and rig matches below were cross-fitted ({html.escape(how)}): each cell was judged by a "
-        "conformal fit and fingerprint made without it, so these figures are not the fit grading itself. "
-        f"Reliable: {figures['reliable_n']} of {figures['n_cells']} cells ({(figures['reliable_share'] or 0):.0%}); "
-        f"right: {'-' if precision is None else f'{precision:.0%}'} "
-        f"({_interval_text(figures['reliable_precision_interval'])}). Set coverage: "
-        + ", ".join(f"{k} {'-' if v is None else f'{v:.0%}'}" for k, v in figures["set_coverage"].items())
-        + f". Cells of this rig flagged unlike it when left out: {(figures['same_rig_flagged_unlike'] or 0):.0%}.</p>",
-        "<h2>Calibration</h2><img src='reliability.png' alt='reliability diagram'>",
-        f"<p>Member disagreement (SD of members' P(SER)): {figures['member_spread_right'] or 0:.3f} on right calls, "
-        f"{figures['member_spread_wrong'] or 0:.3f} on wrong ones.</p>",
-        "<h2>Warnings</h2><ul>" + "".join(f"<li>{html.escape(w)}</li>" for w in figures["warnings"]) + "</ul>",
-        "<h2>Cells</h2>" + cells[_CELL_COLUMNS].to_html(index=False, float_format=lambda v: f"{v:.3f}"),
-        "</body></html>",
-    ]
-    return "\n".join(lines)
-
-
-_CELL_COLUMNS = [
-    "file",
-    "group",
-    "label",
-    "type",
-    "sero_label",
-    "sero_probability",
-    "n_spikes",
-    "sero_quality",
-    "oof_set",
-    "oof_rig",
-    "oof_reliable",
-]
-
-
 def _jsonable(value):
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
@@ -577,7 +504,7 @@ def validate(
         temporary.write_text(json.dumps(_jsonable({"rig": rig, "figures": figures}), indent=1), encoding="utf-8")
     with atomic_path(files["cells.csv"]) as temporary:
         judged.drop(columns=["shape", "path"], errors="ignore").to_csv(temporary, index=False)
-    _reliability_png(figures, files["reliability.png"])
+    write_reliability_png(figures, files["reliability.png"])
     with atomic_path(files["validation.html"]) as temporary:
-        temporary.write_text(_page(figures, rig, judged, how, target), encoding="utf-8")
+        temporary.write_text(page_html(figures, rig, judged, how, target), encoding="utf-8")
     return ValidationResult(cells=judged, figures=figures, rig=rig, model_folder=target, files=files)
