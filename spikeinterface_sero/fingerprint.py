@@ -1,8 +1,9 @@
 """A fingerprint of a rig, from the snippets the model saw: is a cell recorded like a validated rig's cells?
 
 Each cell is measured (baseline noise level and its spectrum shape, the steepness of the downstroke as a
-proxy of the filter corner, amplitude, shape and rate); a rig's fingerprint is the range of its validated
-cells' measures. A cell outside every stored range by more than the margin is ``unlike_validated_rigs``.
+proxy of the filter corner, the noise's roll-off above the filter corner, amplitude, shape and rate); a rig's
+fingerprint is the range of its validated cells' measures, the cells themselves and the Gaussian density of
+their noise spectrum. A cell unlike every stored rig is ``unlike_validated_rigs``.
 What each measure catches and the numbers on a second rig: ``docs/validate.md``.
 """
 
@@ -14,6 +15,7 @@ import pandas as pd
 from .constants import (
     LAYER_NORM_EPSILON,
     NBEFORE,
+    RIG_DENSITY_LEVEL,
     RIG_FINGERPRINT_MARGIN,
     RIG_SHAPE_QUANTILE,
     SAMPLING_FREQUENCY,
@@ -45,10 +47,21 @@ FINGERPRINT_FEATURES = {
     "half_width_ms": True,  # width of the inward peak at half depth
     "outward_ratio": False,  # outward phase over inward depth
     "firing_rate_hz": True,  # mean rate over the recording (NaN for snippets without their recording)
+    "noise_roll_off": False,  # log10 power 14-20 kHz / 8-12 kHz of the spikes' residual noise: the filter's order
+    "noise_high_band": False,  # log10 power 9-20 kHz / 2-5 kHz of the residual noise: corner and noise colour
 }
 _BASELINE = slice(0, 30)  # the first 0.75 ms: before the spike
 _FLOOR = {True: 0.1, False: 0.05}  # smallest span of a range (log units / linear units)
-_NEIGHBOUR_FEATURES = [name for name in FINGERPRINT_FEATURES if name != "firing_rate_hz"]
+_NEIGHBOUR_FEATURES = [
+    "noise_pa",
+    "noise_high_frequency",
+    "downstroke_slope",
+    "amplitude_pa",
+    "half_width_ms",
+    "outward_ratio",
+]
+# the density judges the noise spectrum alone: set by the amplifier, the electrode filter and the room
+_DENSITY_FEATURES = ("noise_roll_off", "noise_high_band", "noise_high_frequency")
 # the ranges judge what the rig sets (noise, filter, the shape the electrode passes), not what differs from
 # cell to cell and seal to seal (amplitude, rate): those enter the neighbour check or only describe the rig
 _RANGE_FEATURES = ("noise_pa", "noise_high_frequency", "downstroke_slope", "half_width_ms", "outward_ratio")
@@ -83,6 +96,25 @@ def nearest_distances(shapes: np.ndarray, reference: np.ndarray, *, leave_one_ou
     return np.sqrt(np.maximum(squared, 0.0).min(axis=1) / shapes.shape[1])
 
 
+def _band_power(power: np.ndarray, frequency: np.ndarray, low: float, high: float) -> float:
+    return float(power[(frequency >= low) & (frequency <= high)].sum())
+
+
+def _noise_spectrum(x: np.ndarray) -> tuple[float, float]:
+    """(roll-off, high band) of the noise left in the snippets once each is fitted by the cell's mean spike, its
+    time derivative and an offset (jitter in amplitude and time is fitted away); Hann-windowed periodogram."""
+    mean = x.mean(axis=0)
+    design = np.column_stack([mean, np.gradient(mean), np.ones(x.shape[1])])
+    coefficients = np.linalg.lstsq(design, x.T, rcond=None)[0]
+    residual = x - (design @ coefficients).T
+    power = (np.abs(np.fft.rfft(residual * np.hanning(x.shape[1]), axis=1)) ** 2).mean(axis=0)
+    frequency = np.fft.rfftfreq(x.shape[1], 1.0 / SAMPLING_FREQUENCY)
+    bands = [_band_power(power, frequency, *band) for band in ((14e3, 20e3), (8e3, 12e3), (9e3, 20e3), (2e3, 5e3))]
+    if min(bands) <= 0:
+        return np.nan, np.nan
+    return float(np.log10(bands[0] / bands[1])), float(np.log10(bands[2] / bands[3]))
+
+
 def _one_cell(x: np.ndarray) -> dict:
     base = x[:, _BASELINE] - np.median(x[:, _BASELINE], axis=1, keepdims=True)
     noise = 1.4826 * float(np.median(np.abs(base)))
@@ -96,6 +128,8 @@ def _one_cell(x: np.ndarray) -> dict:
     out = dict.fromkeys(FINGERPRINT_FEATURES, np.nan)
     out["noise_pa"] = noise
     out["noise_high_frequency"] = float(np.nanmedian(whiteness)) if np.isfinite(whiteness).any() else np.nan
+    if len(x) >= 3:
+        out["noise_roll_off"], out["noise_high_band"] = _noise_spectrum(x)
     if depth <= 0:
         return out
     out["amplitude_pa"] = depth
@@ -165,6 +199,36 @@ def _nearest(points: np.ndarray, reference: np.ndarray, *, leave_one_out: bool =
     return np.sqrt(squared.min(axis=1))
 
 
+def _fit_density(measures: pd.DataFrame, level: float = RIG_DENSITY_LEVEL) -> dict | None:
+    """Mean, inverse covariance and limit of the rig's noise-spectrum measures: a new cell of the rig lies within
+    the limit (Mahalanobis distance) with probability ``level`` if the measures are Gaussian (Hotelling's
+    prediction region, which widens for few cells); None with too few cells."""
+    from scipy.stats import f as f_distribution
+
+    names = [n for n in _DENSITY_FEATURES if n in measures]
+    points = _matrix(measures, names)
+    points = points[np.isfinite(points).all(axis=1)]
+    n, k = points.shape
+    if k < len(_DENSITY_FEATURES) or n < k + 5:
+        return None
+    covariance = np.cov(points, rowvar=False) + 1e-6 * np.eye(k)
+    squared = k * (n - 1) * (n + 1) / (n * (n - k)) * f_distribution.ppf(level, k, n - k)
+    return {
+        "features": names,
+        "mean": [float(v) for v in points.mean(axis=0)],
+        "inverse_covariance": np.linalg.inv(covariance).tolist(),
+        "limit": float(np.sqrt(squared)),
+        "level": float(level),
+    }
+
+
+def _density_distance(measures: pd.DataFrame, density: dict) -> np.ndarray:
+    """(n_cells,) Mahalanobis distance of each cell's noise-spectrum measures to the rig's (NaN when missing)."""
+    difference = _matrix(measures, density["features"]) - np.asarray(density["mean"])
+    squared = np.einsum("ij,jk,ik->i", difference, np.asarray(density["inverse_covariance"]), difference)
+    return np.sqrt(np.maximum(squared, 0.0))
+
+
 def fit_fingerprint(measures: pd.DataFrame, shapes=None, *, margin: float = RIG_FINGERPRINT_MARGIN) -> dict:
     """A rig's fingerprint from its validated cells' :func:`cell_fingerprints` (JSON values).
 
@@ -172,7 +236,8 @@ def fit_fingerprint(measures: pd.DataFrame, shapes=None, *, margin: float = RIG_
     pass by ``margin`` times the range's span; and the rig's cells themselves (standardised by each
     measure's SD), of which a cell must lie near one: within ``1 + margin`` times the 95th percentile of the
     cells' own leave-one-out nearest-neighbour distances. The firing rate enters the ranges only (it is a
-    cell's, not the rig's)."""
+    cell's, not the rig's). With enough cells, a third: the Gaussian density of the noise spectrum (roll-off,
+    high band, whiteness), whose :data:`RIG_DENSITY_LEVEL` prediction region a cell must lie in."""
     if len(measures) < 3:
         raise DataError("a rig's fingerprint needs the measures of at least three cells.")
     features = {}
@@ -198,6 +263,9 @@ def fit_fingerprint(measures: pd.DataFrame, shapes=None, *, margin: float = RIG_
             "limit": limit,
         },
     }
+    density = _fit_density(measures)
+    if density is not None:
+        out["density"] = density
     if shapes is not None:
         shapes = np.asarray(shapes, dtype=np.float64)
         shapes = shapes[np.isfinite(shapes).all(axis=1)]
@@ -209,8 +277,8 @@ def fit_fingerprint(measures: pd.DataFrame, shapes=None, *, margin: float = RIG_
 
 def fingerprint_distance(measures: pd.DataFrame, fingerprint: dict, shapes=None) -> np.ndarray:
     """(n_cells,) how unlike the rig each cell is: the largest of (a) how far outside the rig's ranges it
-    lies, in spans of each range, over ``margin`` and (b) its nearest-neighbour distance over the limit,
-    minus 1. At most 0: like the rig; NaN when nothing could be compared."""
+    lies, in spans of each range, over ``margin``, (b) its nearest-neighbour distance over the limit, minus 1,
+    and (c) its noise spectrum's Mahalanobis distance over the density's limit, minus 1. At most 0: like the rig; NaN when nothing could be compared."""
     distance = np.full(len(measures), np.nan)
     for name, bounds in fingerprint["features"].items():
         if name not in measures or name not in _RANGE_FEATURES:
@@ -224,6 +292,10 @@ def fingerprint_distance(measures: pd.DataFrame, fingerprint: dict, shapes=None)
         points = _matrix(measures, neighbours["features"]) / np.asarray(neighbours["scale"])
         nearest = _nearest(points, np.asarray(neighbours["cells"], dtype=np.float64))
         distance = np.where(np.isfinite(nearest), np.fmax(distance, nearest / neighbours["limit"] - 1.0), distance)
+    density = fingerprint.get("density")
+    if density and len(measures):
+        far = _density_distance(measures, density) / density["limit"] - 1.0
+        distance = np.where(np.isfinite(far), np.fmax(distance, far), distance)
     reference = fingerprint.get("shapes")
     if reference and shapes is not None and len(measures):
         shapes = np.asarray(shapes, dtype=np.float64)
