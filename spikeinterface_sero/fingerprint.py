@@ -47,8 +47,10 @@ FINGERPRINT_FEATURES = {
     "half_width_ms": True,  # width of the inward peak at half depth
     "outward_ratio": False,  # outward phase over inward depth
     "firing_rate_hz": True,  # mean rate over the recording (NaN for snippets without their recording)
-    "noise_roll_off": False,  # log10 power 14-20 kHz / 8-12 kHz of the spikes' residual noise: the filter's order
-    "noise_high_band": False,  # log10 power 9-20 kHz / 2-5 kHz of the residual noise: corner and noise colour
+    # the noise left in the snippets, log10 power of a band over 2-5 kHz (low: the 1/f part, mid: the corner)
+    "noise_low_band": False,  # 0.25-1 kHz
+    "noise_mid_band": False,  # 5-9 kHz
+    "noise_roll_off": False,  # log10 power 16-20 kHz / 10-13 kHz: how steep the filter falls (its order)
 }
 _BASELINE = slice(0, 30)  # the first 0.75 ms: before the spike
 _FLOOR = {True: 0.1, False: 0.05}  # smallest span of a range (log units / linear units)
@@ -61,7 +63,7 @@ _NEIGHBOUR_FEATURES = [
     "outward_ratio",
 ]
 # the density judges the noise spectrum alone: set by the amplifier, the electrode filter and the room
-_DENSITY_FEATURES = ("noise_roll_off", "noise_high_band", "noise_high_frequency")
+_DENSITY_FEATURES = ("noise_low_band", "noise_mid_band", "noise_roll_off")
 # the ranges judge what the rig sets (noise, filter, the shape the electrode passes), not what differs from
 # cell to cell and seal to seal (amplitude, rate): those enter the neighbour check or only describe the rig
 _RANGE_FEATURES = ("noise_pa", "noise_high_frequency", "downstroke_slope", "half_width_ms", "outward_ratio")
@@ -100,8 +102,8 @@ def _band_power(power: np.ndarray, frequency: np.ndarray, low: float, high: floa
     return float(power[(frequency >= low) & (frequency <= high)].sum())
 
 
-def _noise_spectrum(x: np.ndarray) -> tuple[float, float]:
-    """(roll-off, high band) of the noise left in the snippets once each is fitted by the cell's mean spike, its
+def _noise_spectrum(x: np.ndarray) -> tuple[float, float, float]:
+    """(low band, mid band, roll-off) of the noise left in the snippets once each is fitted by the cell's mean spike, its
     time derivative and an offset (jitter in amplitude and time is fitted away); Hann-windowed periodogram."""
     mean = x.mean(axis=0)
     design = np.column_stack([mean, np.gradient(mean), np.ones(x.shape[1])])
@@ -109,10 +111,11 @@ def _noise_spectrum(x: np.ndarray) -> tuple[float, float]:
     residual = x - (design @ coefficients).T
     power = (np.abs(np.fft.rfft(residual * np.hanning(x.shape[1]), axis=1)) ** 2).mean(axis=0)
     frequency = np.fft.rfftfreq(x.shape[1], 1.0 / SAMPLING_FREQUENCY)
-    bands = [_band_power(power, frequency, *band) for band in ((14e3, 20e3), (8e3, 12e3), (9e3, 20e3), (2e3, 5e3))]
-    if min(bands) <= 0:
-        return np.nan, np.nan
-    return float(np.log10(bands[0] / bands[1])), float(np.log10(bands[2] / bands[3]))
+    bands = [(250.0, 1e3), (5e3, 9e3), (16e3, 20e3), (2e3, 5e3), (10e3, 13e3)]
+    low, mid, top, reference, below_top = (_band_power(power, frequency, *band) for band in bands)
+    if min(low, mid, top, reference, below_top) <= 0:
+        return np.nan, np.nan, np.nan
+    return float(np.log10(low / reference)), float(np.log10(mid / reference)), float(np.log10(top / below_top))
 
 
 def _one_cell(x: np.ndarray) -> dict:
@@ -129,7 +132,7 @@ def _one_cell(x: np.ndarray) -> dict:
     out["noise_pa"] = noise
     out["noise_high_frequency"] = float(np.nanmedian(whiteness)) if np.isfinite(whiteness).any() else np.nan
     if len(x) >= 3:
-        out["noise_roll_off"], out["noise_high_band"] = _noise_spectrum(x)
+        out["noise_low_band"], out["noise_mid_band"], out["noise_roll_off"] = _noise_spectrum(x)
     if depth <= 0:
         return out
     out["amplitude_pa"] = depth
@@ -237,7 +240,7 @@ def fit_fingerprint(measures: pd.DataFrame, shapes=None, *, margin: float = RIG_
     measure's SD), of which a cell must lie near one: within ``1 + margin`` times the 95th percentile of the
     cells' own leave-one-out nearest-neighbour distances. The firing rate enters the ranges only (it is a
     cell's, not the rig's). With enough cells, a third: the Gaussian density of the noise spectrum (roll-off,
-    high band, whiteness), whose :data:`RIG_DENSITY_LEVEL` prediction region a cell must lie in."""
+    low and mid band, roll-off), whose :data:`RIG_DENSITY_LEVEL` prediction region a cell must lie in."""
     if len(measures) < 3:
         raise DataError("a rig's fingerprint needs the measures of at least three cells.")
     features = {}

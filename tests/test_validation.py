@@ -157,4 +157,4 @@ def test_the_demo_models_stored_rig_flags_a_membrane_rig_cell_and_not_another_da
     other_day = _measures(simulate_dataset(one_each, 20.0, seed=42, n_groups=1, day_ranges=VARIED_DAYS))
     assert (match_rigs(membrane[0], rig_validation, membrane[1])[0] == "unlike_validated_rigs").all()
     assert (match_rigs(other_day[0], rig_validation, other_day[1])[0] == "validated").all()
-    assert set(density["features"]) == {"noise_roll_off", "noise_high_band", "noise_high_frequency"}
+    assert set(density["features"]) == {"noise_low_band", "noise_mid_band", "noise_roll_off"}
