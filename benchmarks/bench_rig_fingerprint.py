@@ -4,7 +4,7 @@ stand-in other rig (a 0.9-1.3 kHz filter, 15-25 pA flat noise) and on the membra
 
     python benchmarks/bench_rig_fingerprint.py                # 14 + 6 + 14 + 20 cells of 60 s (~4 min on 2 cores)
     python benchmarks/bench_rig_fingerprint.py --quick --json out.json    # 20 s cells, fewer of them
-    python benchmarks/bench_rig_fingerprint.py --held-out     # also seeds no choice was made on (both families)
+    python benchmarks/bench_rig_fingerprint.py --more-seeds   # also seeds 2030 (demo) and 11 (membrane), 30 s cells
 
 The numbers are in docs/validate.md ("Measured").
 """
@@ -25,15 +25,15 @@ from spikeinterface_sero.snippets import recording_to_analyzer
 STAND_IN = dict(VARIED_DAYS, electrode_filter_hz=(900.0, 1300.0), noise_sd_pa=(15.0, 25.0), noise_exponent=(0.0, 0.2))
 
 
-def _held_out(duration: float) -> dict:
-    """Fresh seeds of both families that no choice of the fingerprint looked at."""
+def _more_seeds(duration: float) -> dict:
+    """Other seeds of both families than the sets above."""
     counts = {"serotonergic": 4, "atypical_serotonergic": 3, "non_serotonergic": 7}
     membrane = {"serotonergic": 7, "atypical_serotonergic": 3, "non_serotonergic": 10}
     return {
-        "held out: demo simulator, seed 2030": simulate_dataset(
+        "more seeds: demo simulator, seed 2030": simulate_dataset(
             counts, duration, seed=2030, n_groups=4, day_ranges=VARIED_DAYS, day_prefix="fresh"
         ),
-        "held out: membrane rig, seed 11": simulate_membrane_dataset(membrane, duration, seed=11, n_days=3),
+        "more seeds: membrane rig, seed 11": simulate_membrane_dataset(membrane, duration, seed=11, n_days=3),
     }
 
 
@@ -81,11 +81,11 @@ def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer, shorter cells")
     parser.add_argument("--json", default=None, help="write the figures here")
-    parser.add_argument("--held-out", action="store_true", help="also fresh seeds of both families (30 s cells)")
+    parser.add_argument("--more-seeds", action="store_true", help="also other seeds of both families (30 s cells)")
     args = parser.parse_args(argv)
     warnings.simplefilter("ignore")
     start = time.perf_counter()
-    sets = _sets(args.quick) | (_held_out(30.0) if args.held_out else {})
+    sets = _sets(args.quick) | (_more_seeds(30.0) if args.more_seeds else {})
     table = pd.DataFrame([_row(name, r) for name, recordings in sets.items() for r in recordings])
     figures = {}
     for name, group in table.groupby("set", sort=False):
