@@ -131,7 +131,7 @@ def _one_cell(x: np.ndarray) -> dict:
     out = dict.fromkeys(FINGERPRINT_FEATURES, np.nan)
     out["noise_pa"] = noise
     out["noise_high_frequency"] = float(np.nanmedian(whiteness)) if np.isfinite(whiteness).any() else np.nan
-    if len(x) >= 3:
+    if len(x) >= 3 and np.isfinite(x).all():
         out["noise_low_band"], out["noise_mid_band"], out["noise_roll_off"] = _noise_spectrum(x)
     if depth <= 0:
         return out
