@@ -27,7 +27,9 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from .analyzers import abf_to_analyzer
 from .constants import DEFAULT_DEAD_TIME_MS, DEFAULT_THRESHOLD_PA
+from .detection import DetectionParams
 from .errors import DemoModelWarning, SeroError, SnippetError
 from .export import RESULT_COLUMNS, error_row, export_to_phy, output_path, results_table, tidy, write_nwb
 from .extension import analyzer_from_snippets, load_sorting_analyzer
@@ -35,15 +37,8 @@ from .files import atomic_folder, check_output_folder
 from .model import load_model
 from .model.numpy_engine import default_threads
 from .report import write_cell_reports, write_summary_html
-from .snippets import (
-    _CSV_NAME,
-    DetectionParams,
-    Snippets,
-    abf_to_analyzer,
-    load_npz,
-    read_snippet_csv_folder,
-    write_snippet_csv_folder,
-)
+from .snippet_formats import CSV_NAME as _CSV_NAME
+from .snippet_formats import Snippets, load_npz, read_snippet_csv_folder, write_snippet_csv_folder
 
 __all__ = [
     "classify_file",
