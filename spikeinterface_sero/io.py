@@ -629,6 +629,8 @@ def read_abf(path, channel=None, *, allow_low_rate: bool = False, allow_any_unit
             f"{path.name}: recorded at {sampling_frequency:g} Hz, which cannot be resampled to 40 kHz closely "
             f"enough (got {recording.sampling_frequency:g} Hz). Resample it to 40 kHz in Clampfit."
         )
+    # a property (kept in an analyzer's rec_attributes, unlike annotations) for sero_domain "resampled"
+    recording.set_property("original_sampling_frequency", [sampling_frequency] * recording.get_num_channels())
     # cells of the file, not of this selection: picking channel 1 and then channel 3 of a 4-cell file must
     # not give both the same cell id
     n_cells = max(sum(is_current_unit(u) for u in units.values()), len(chosen))
