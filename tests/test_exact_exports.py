@@ -398,7 +398,6 @@ def test_a_file_with_a_long_name_gets_its_nwb_file(tmp_path):
     assert written == output_path(tmp_path / "nwb", path, ".nwb") and written.name.startswith("recording_xxx")
 
 
-@pytest.mark.xfail(reason="files.atomic_path gives 0600 until the cli branch's fix is merged", strict=True)
 def test_exported_files_get_the_users_umask_mode(one_cell, tmp_path):
     """Like open(): 0666 less the umask (an atomic write through a temporary file must not leave 0600)."""
     _, analyzer = one_cell
