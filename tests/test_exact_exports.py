@@ -405,7 +405,8 @@ def test_exported_files_get_the_users_umask_mode(one_cell, tmp_path):
     try:
         csv = write_table(results_table(analyzer), tmp_path / "r.csv")
         nwb = write_nwb(analyzer, tmp_path / "r.nwb")
+        phy = export_to_phy(analyzer, tmp_path / "phy")
     finally:
         os.umask(old)
-    assert oct(csv.stat().st_mode & 0o777) == oct(0o644)
-    assert oct(nwb.stat().st_mode & 0o777) == oct(0o644)
+    for path in (csv, nwb, *phy.iterdir()):
+        assert oct(path.stat().st_mode & 0o777) == oct(0o644), path.name
