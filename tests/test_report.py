@@ -501,6 +501,7 @@ def _summary_rows():
             sero_type="atypical_serotonergic",
             sero_unsure_reasons="quality",
             sero_quality="monophasic+refractory_violations",
+            sero_manual_label="serotonergic_atypical",
         ),
         dict(
             base, file='d"<i>.abf', cell_id="<b>d</b>", sero_label="undetermined", sero_call="undetermined", n_spikes=0
@@ -530,6 +531,7 @@ def test_summary_counts_and_rows_read_the_call_and_show_no_python_words(tmp_path
     (unsure,) = re.findall(r'<tr class="unsure">.*?</tr>', text)
     assert '<td class="call">UNSURE (leans SER, P(SER) 0.70)<span class="reasons">' in unsure
     assert "monophasic, refractory_violations" in unsure and "SEROTONERGIC" not in unsure
+    assert '<span class="manual">curated: serotonergic atypical</span>' in unsure  # beside the model's call
     assert '<td class="sero_type">-</td>' in unsure  # an unsure cell is not typed
     assert text.count('<tr class="serotonergic">') == 1 and text.count('<tr class="non_serotonergic">') == 1
     assert f'<div class="guarantee">Guarantee: {NO_GUARANTEE}.</div>' in text

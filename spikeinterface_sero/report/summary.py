@@ -115,6 +115,8 @@ def _call_html(r: dict) -> str:
     reasons = reasons_text(r)
     if reasons:
         text += f'<span class="reasons">{esc(reasons)}</span>'
+    if r.get("sero_manual_label"):  # a person's label, beside the model's call (never replacing it)
+        text += f'<span class="manual">curated: {esc(r["sero_manual_label"].replace("_", " "))}</span>'
     if r.get("export_error"):
         text += f'<span class="export">export failed: {esc(r["export_error"])}</span>'
     return text
