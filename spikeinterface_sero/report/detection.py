@@ -10,8 +10,8 @@ import sys
 
 import numpy as np
 
+from ..detection import DetectionParams, detection_trace
 from ..errors import SeroError
-from ..snippets import DetectionParams, detection_trace
 from .figures import THUMBNAIL_INCHES, WHY, literal, new_figure
 from .words import COLOURS
 
