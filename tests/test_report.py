@@ -13,6 +13,7 @@ import pytest
 
 from spikeinterface_sero.constants import SAMPLING_FREQUENCY as FS
 from spikeinterface_sero.datasets import write_abf
+from spikeinterface_sero.detection import DetectionParams, recording_to_snippets
 from spikeinterface_sero.errors import SeroError
 from spikeinterface_sero.pipeline import classify_files, make_report
 from spikeinterface_sero.report import (
@@ -22,7 +23,6 @@ from spikeinterface_sero.report import (
     plot_detection,
     write_summary_html,
 )
-from spikeinterface_sero.snippets import DetectionParams, recording_to_snippets
 from spikeinterface_sero.testing import numpy_recording, synthetic_trace
 
 
@@ -321,7 +321,7 @@ def test_detection_view_lays_sweeps_end_to_end_and_refuses_bad_input(tmp_path):
 
 
 def test_no_detection_view_without_the_detectors_settings(tmp_path):
-    from spikeinterface_sero.snippets import create_analyzer, snippets_to_sorting
+    from spikeinterface_sero.analyzers import create_analyzer, snippets_to_sorting
 
     recording = numpy_recording(synthetic_trace(duration_s=3.0, spike_times_s=np.arange(0.2, 2.9, 0.25), seed=2))
     snippets = recording_to_snippets(recording)
@@ -390,9 +390,9 @@ def _gid(fig, gid) -> list[str]:
 
 
 def test_report_on_an_adapted_analyzer_shows_what_the_model_saw(adapted, tmp_path):
+    from spikeinterface_sero.analyzers import snippets_from_analyzer
     from spikeinterface_sero.export import results_table
     from spikeinterface_sero.report import plot_cell, read_run, write_cell_reports
-    from spikeinterface_sero.snippets import snippets_from_analyzer
 
     with pytest.raises(SeroError):  # re-extracting the paper's snippets from this analyzer is impossible
         snippets_from_analyzer(adapted)
@@ -582,8 +582,9 @@ def test_index_fits_1366_pixels(abf_files, models, tmp_path):
 def test_detection_baseline_is_computed_once_per_segment(monkeypatch, tmp_path):
     import sys
 
+    from spikeinterface_sero.analyzers import recording_to_analyzer
+    from spikeinterface_sero.detection import detection_trace
     from spikeinterface_sero.report import DetectorLines, write_cell_reports
-    from spikeinterface_sero.snippets import detection_trace, recording_to_analyzer
 
     rng = np.random.default_rng(5)
     sweeps = [

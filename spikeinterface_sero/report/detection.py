@@ -20,7 +20,7 @@ __all__ = ["DetectorLines", "plot_detection", "detection_thumbnail", "detection_
 
 class DetectorLines:
     """The detector's own baseline and threshold lines of a recording (those of
-    :func:`spikeinterface_sero.snippets.detection_trace`), the baseline pass run once per segment and kept.
+    :func:`spikeinterface_sero.detection.detection_trace`), the baseline pass run once per segment and kept.
 
     The detector does not store its baseline, and ``detection_trace`` runs the pass again for every stretch it
     is asked for (once per cell and again per thumbnail); this keeps the pass's block medians per segment.
@@ -182,7 +182,7 @@ def plot_detection(
     the first seconds (sweeps end to end), the distribution of the deviations from the baseline against the
     threshold, the closest approach to it and one line saying why nothing was detected.
 
-    The baseline and threshold are the detector's own (:func:`spikeinterface_sero.snippets.detection_trace`).
+    The baseline and threshold are the detector's own (:func:`spikeinterface_sero.detection.detection_trace`).
 
     Parameters
     ----------
