@@ -403,14 +403,11 @@ def test_report_on_an_adapted_analyzer_shows_what_the_model_saw(adapted, tmp_pat
     run, cells = read_run(adapted, file="ground_truth.dat")
     ext = adapted.get_extension("serotonergic")
     spikes = ext.get_data(outputs="spikes")
-    try:
-        served = ext.get_data(outputs="waveforms")  # the snippets the model saw, rows aligned with "spikes"
-    except SeroError:
-        served = None  # an extension that does not serve them yet: the reader takes the extension's own path
+    served = ext.get_data(outputs="waveforms")  # the snippets the model saw, rows aligned with "spikes"
     for cell in cells:
         mine = (spikes["unit_id"].astype(str) == str(cell.unit_id)).to_numpy()
         assert cell.waveforms.shape == (int(mine.sum()), 160) and np.array_equal(cell.p_ser, spikes["p_ser"][mine])
-        assert served is None or np.array_equal(cell.waveforms, served[mine])
+        assert np.array_equal(cell.waveforms, served[mine])
         fig = plot_cell(cell, run)
         (mean,) = [line for line in fig.axes[0].get_lines() if line.get_label().startswith("mean of")]
         assert np.allclose(mean.get_ydata(), cell.waveforms.mean(axis=0))
