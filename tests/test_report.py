@@ -512,7 +512,7 @@ def _summary_rows():
         ),
     ]
     table = pd.DataFrame(rows).reindex(columns=RESULT_COLUMNS)
-    table["header_text"] = [None, b"hell", "ok", np.nan, None]
+    table["header_text"] = [None, b"hell", "=HYPERLINK(1)", np.nan, None]
     return table
 
 
@@ -539,6 +539,7 @@ def test_summary_counts_and_rows_read_the_call_and_show_no_python_words(tmp_path
     assert "<b>d</b>" not in text and "&lt;b&gt;d&lt;/b&gt;" in text and 'title="d&quot;&lt;i&gt;.abf"' in text
     csv = (tmp_path / "results.csv").read_text()
     assert "b'hell'" not in csv and "None" not in csv and "hell" in csv
+    assert "'=HYPERLINK(1)" in csv and "<td>=HYPERLINK(1)</td>" in text  # a formula neutralised in the CSV only
 
 
 def _scroll_widths(page) -> list[int]:

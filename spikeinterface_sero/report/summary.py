@@ -13,6 +13,7 @@ from string import Template
 import pandas as pd
 
 from .._version import __version__
+from ..export import safe_table
 from ..files import atomic_path
 from ..schema import RESULT_COLUMNS, RESULT_SCHEMA, TEXT, cast_table
 from .figures import THUMBNAILS, cell_plot_name, detection_plot_name, save_png
@@ -214,7 +215,7 @@ def _population_html(cells: pd.DataFrame, report_dir: Path, demo: bool, guarante
 
 def _write_table(table: pd.DataFrame, report_dir: Path) -> None:
     with atomic_path(report_dir / REPORT_TABLE) as temporary:
-        table.to_csv(temporary, index=False)
+        safe_table(table).to_csv(temporary, index=False)  # text cells neutralised for spreadsheets
 
 
 def write_summary_html(
