@@ -534,12 +534,14 @@ def test_summary_counts_and_rows_read_the_call_and_show_no_python_words(tmp_path
     assert f'<div class="guarantee">Guarantee: {NO_GUARANTEE}.</div>' in text
     for python in ("allow_low_rate=True", "(CLI:", "choose=", "None", "b'hell'", "nan<", "=True"):
         assert python not in text, python
-    assert "pass --allow-low-rate." in text and "choose v199" in text and "<td>hell</td>" in text
+    assert "pass --allow-low-rate." in text and "choose v199" in text and '<td class="extra">hell</td>' in text
     assert "pick a channel with --channel and allow any unit." in text and "=&lt;" not in text
     assert "<b>d</b>" not in text and "&lt;b&gt;d&lt;/b&gt;" in text and 'title="d&quot;&lt;i&gt;.abf"' in text
     csv = (tmp_path / "results.csv").read_text()
     assert "b'hell'" not in csv and "None" not in csv and "hell" in csv
-    assert "'=HYPERLINK(1)" in csv and "<td>=HYPERLINK(1)</td>" in text  # a formula neutralised in the CSV only
+    assert (
+        "'=HYPERLINK(1)" in csv and '<td class="extra">=HYPERLINK(1)</td>' in text
+    )  # a formula neutralised in the CSV only
 
 
 def _scroll_widths(page) -> list[int]:

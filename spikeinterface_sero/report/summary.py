@@ -139,12 +139,12 @@ def _cell_row(i: int, r: dict, report_dir: Path, extra: list) -> str:
         "firing_rate_hz": number(r.get("firing_rate_hz")),
         "cv_isi": number(r.get("cv_isi")),
         "udi_ms": number(r.get("udi_ms")),
-        "criteria_label": esc(r.get("criteria_label") or "-"),
+        "criteria_label": esc(r.get("criteria_label", "").replace("_", " ") or "-"),
         "plot": plot,
         "detection": detection,
     }
     tds = "".join(f'<td class="{"num" if k in _NUMBERS else k}">{cells[k]}</td>' for k, _ in _COLUMNS)
-    tds += "".join(f"<td>{esc(_extra_text(r.get(c)))}</td>" for c in extra)
+    tds += "".join(f'<td class="extra">{esc(_extra_text(r.get(c)))}</td>' for c in extra)
     return f'<tr class="{call_of(r)}"><td>{i + 1}</td>{tds}</tr>'
 
 
