@@ -74,3 +74,17 @@ def test_the_extension_classifies_the_stable_stretch_and_says_which():
     for row in rows.values():
         assert 1 <= row["sero_safe_after_spikes"] <= row["n_spikes"]
         assert row["sero_stable_start_s"] <= row["sero_safe_after_s"] <= row["sero_stable_end_s"]
+
+
+def test_two_cells_under_one_pipette_become_two_classified_units(tmp_path):
+    from spikeinterface_sero.datasets import write_abf
+    from spikeinterface_sero.pipeline import classify_file
+
+    simulated = simulate_seal_failure("second_cell", "serotonergic", duration_s=90.0, onset_s=ONSET_S, seed=11)
+    path = write_abf(tmp_path / "pair.abf", simulated.traces, simulated.sampling_frequency, data_format="float32")
+    rows = classify_file(path).set_index("cell_id")
+    assert sorted(rows.index) == ["pair", "pair_second_cell"]
+    # the recorded cell is serotonergic, the newcomer non-serotonergic (datasets.seal_failures): each called so
+    assert rows.loc["pair", "sero_label"] == "serotonergic"
+    assert rows.loc["pair_second_cell", "sero_label"] == "non_serotonergic"
+    assert rows["n_spikes"].sum() > 0.9 * (len(simulated.spike_times_s) + rows.loc["pair_second_cell", "n_spikes"])
