@@ -5,7 +5,8 @@
     python benchmarks/bench_transfer.py --modes temperature,head --json results.json
 
 Day A (10 SER of which 3 atypical, 10 NSER) is what a lab labels; day B (21 typical SER, 9 atypical SER, 30
-NSER) is a later day of the same rig, with its own temperature, filter, noise and gain. Goals (issue 22):
+NSER) is a later day of the same rig, with its own temperature, filter, noise and gain; day C (20 more
+labelled cells, as day A) validates the adapted model on cells it was not adapted on. Goals (issue 22):
 adapted model on day B balanced accuracy >= 0.95, atypical SER recall >= 0.90, reliable calls right >= 95 %,
 >= 60 % of cells reliable; the unadapted demo model: reliable calls right >= 95 % (also measured after
 ``validation.validate`` of the demo model on day A, the rig record). The adaptation's time is
@@ -89,10 +90,28 @@ def main(argv=None) -> int:
         results["adapt"] = {k: report[k] for k in ("mode", "written", "message", "before", "candidates", "test")}
         if report["written"]:
             results["adapted_on_day_b"] = figures(classify_files(files, model_folder=root / "adapted"), truth)
+            if not args.no_validate:
+                _validated_adapted(root, files, truth, results, duration, args.seed)
     print(json.dumps(results, indent=1, default=_plain))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1, default=_plain) + "\n", encoding="utf-8")
     return 0
+
+
+def _validated_adapted(root: Path, files, truth, results: dict, duration: float, seed: int) -> None:
+    """The adapted model validated on day A (its own training cells: optimistic) and on day C (20 new
+    labelled cells of the same rig), each then on day B."""
+    from spikeinterface_sero.validation import validate
+
+    simulate_membrane_dataset(DAY_A, duration, seed=3000 + seed, out_dir=root / "C", day_prefix="rigC")
+    for day in ("A", "C"):
+        folder = root / f"adapted_validated_{day}"
+        validate(root / "adapted", root / day / "labels.csv", report_dir=root / f"validation_{day}", out=folder)
+        table = classify_files(files, model_folder=folder)
+        results[f"adapted_validated_on_day_{day.lower()}_on_day_b"] = figures(table, truth)
+        results[f"adapted_validated_on_day_{day.lower()}_on_day_b"]["sero_rig"] = (
+            table["sero_rig"].value_counts().to_dict()
+        )
 
 
 def _plain(value):
