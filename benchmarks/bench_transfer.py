@@ -32,7 +32,7 @@ import pandas as pd  # noqa: E402
 from spikeinterface_sero.datasets import simulate_membrane_dataset  # noqa: E402
 from spikeinterface_sero.pipeline import classify_files  # noqa: E402
 from spikeinterface_sero.training.evaluate import calibration  # noqa: E402
-from spikeinterface_sero.training.finetune import ADAPT_MODES, adapt_model  # noqa: E402
+from spikeinterface_sero.training.finetune import DEFAULT_ADAPT_MODES, adapt_model  # noqa: E402
 
 DAY_A = {"serotonergic": 7, "atypical_serotonergic": 3, "non_serotonergic": 10}
 
@@ -60,7 +60,7 @@ def figures(table: pd.DataFrame, truth: pd.DataFrame) -> dict:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="day B: 30 cells of 20 s")
-    parser.add_argument("--modes", default=",".join(ADAPT_MODES), help="the adaptation's candidate modes")
+    parser.add_argument("--modes", default=",".join(DEFAULT_ADAPT_MODES), help="the adaptation's candidate modes")
     parser.add_argument("--seed", type=int, default=0, help="seed of the days (day A: 1000 + seed, day B: 2000 + seed)")
     parser.add_argument("--json", default=None, help="write the results here")
     parser.add_argument("--no-validate", action="store_true", help="skip validating the demo model on day A")
