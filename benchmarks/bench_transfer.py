@@ -54,6 +54,7 @@ def figures(table: pd.DataFrame, truth: pd.DataFrame) -> dict:
         "reliable_right": round(float(right[reliable].mean()), 3) if reliable.any() else None,
         "reliable_wrong_cells": int((reliable & ~right).sum()),
         "cell_ece": round(float(calibration(ser.to_numpy(), merged["sero_probability"].to_numpy())["ece"]), 3),
+        "sero_rig": merged["sero_rig"].value_counts().to_dict(),
     }
 
 
@@ -82,7 +83,6 @@ def main(argv=None) -> int:
             validate(None, root / "A" / "labels.csv", report_dir=root / "validation", out=root / "demo_validated")
             validated = classify_files(files, model_folder=root / "demo_validated")
             results["validated_demo_on_day_b"] = figures(validated, truth)
-            results["validated_demo_on_day_b"]["sero_rig"] = validated["sero_rig"].value_counts().to_dict()
         start = time.perf_counter()
         report = adapt_model(None, root / "A" / "labels.csv", root / "adapted", modes=args.modes.split(","))
         results["adapt_seconds"] = round(time.perf_counter() - start, 1)
