@@ -11,6 +11,7 @@ from fractions import Fraction
 
 import numpy as np
 
+from .analyzers import check_analyzer_waveforms
 from .constants import (
     DEFAULT_THRESHOLD_PA,
     MIN_SAMPLING_FREQUENCY,
@@ -18,9 +19,11 @@ from .constants import (
     NBEFORE,
     SAMPLING_FREQUENCY,
     SNIPPET_LENGTH,
+    is_paper_rate,
 )
+from .decision import CONVERTED_FROM
 from .errors import SamplingRateError, SeroError, SnippetError
-from .snippets import Snippets, check_analyzer_waveforms
+from .snippet_formats import Snippets
 from .units import current_to_pa, is_current_unit, is_voltage_unit
 from .upstream import main_channel_indices
 
@@ -35,10 +38,15 @@ __all__ = [
     "OutOfDomainWarning",
     "DEFAULT_THRESHOLD_FRACTION",
     "IN_DOMAIN",
+    "FILTERED",
+    "recording_domains",
+    "add_domain_parts",
 ]
 
 #: ``sero_domain`` of a unit whose snippets are in the paper's format.
 IN_DOMAIN = "in_domain"
+#: ``sero_domain`` part of a band-pass/high-pass filtered recording (SpikeInterface's ``is_filtered``)
+FILTERED = "filtered"
 #: The default trigger level of :func:`find_triggers`: this fraction of the unit's median spike depth.
 DEFAULT_THRESHOLD_FRACTION = 0.25
 _DOMAIN_ORDER = (
@@ -112,6 +120,51 @@ def is_paper_format(analyzer) -> bool:
     except SnippetError:
         return False
     return signal_kind(analyzer)[0] != "voltage"
+
+
+def recording_domains(analyzer, unit_ids) -> list[list[str]]:
+    """How each unit's main channel was recorded or read, unlike the paper's 40 kHz pA current, before any
+    adaptation: ``resampled`` (read at another rate and resampled to 40 kHz: ``io.read_abf`` records the
+    ``original_sampling_frequency`` property), ``converted_from_<unit>`` (a current read in nA, A, fA ... and
+    scaled to pA: the ``original_unit`` property) and ``filtered`` (SpikeInterface's ``is_filtered``, which its
+    filters set). Read from the recording's properties the analyzer keeps, so a reload without the recording
+    gives the same."""
+    rates = _recording_property(analyzer, "original_sampling_frequency")
+    units = _recording_property(analyzer, "original_unit")
+    filtered = bool(analyzer.rec_attributes.get("is_filtered", False))
+    if analyzer.has_recording() or analyzer.has_temporary_recording():
+        filtered = filtered or bool(analyzer.recording.is_filtered())
+    main = main_channel_indices(analyzer)
+    position = {u: i for i, u in enumerate(analyzer.unit_ids)}
+    parts = []
+    for unit_id in unit_ids:
+        channel = int(main[position[unit_id]])
+        found = []
+        if rates is not None and rates[channel] and not is_paper_rate(float(rates[channel])):
+            found.append("resampled")
+        if units is not None and current_to_pa(units[channel]) not in (None, 1.0):
+            found.append(CONVERTED_FROM + "".join(c for c in str(units[channel]).replace("µ", "u") if c.isalnum()))
+        if filtered:
+            found.append(FILTERED)
+        parts.append(found)
+    return parts
+
+
+def add_domain_parts(domain: str, parts) -> str:
+    """``domain`` (``in_domain`` or ``+``-joined parts) with ``parts`` added once each, in order."""
+    have = [] if domain == IN_DOMAIN else str(domain).split("+")
+    have += [p for p in parts if p not in have]
+    return "+".join(have) if have else IN_DOMAIN
+
+
+def _recording_property(analyzer, key: str) -> list | None:
+    try:
+        if key not in analyzer.get_recording_property_keys():
+            return None
+        values = analyzer.get_recording_property(key)
+    except Exception:  # noqa: BLE001 - recordingless analyzers of other versions
+        return None
+    return None if values is None else list(np.asarray(values, dtype=object).ravel())
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -18,7 +18,6 @@ from .constants import (
     DEFAULT_MIN_SPIKES,
     DEFAULT_N_BOOT,
     LABELS,
-    LAYER_NORM_EPSILON,
     MAX_CLIPPED_FRACTION,
     MAX_END_OFFSET_RATIO,
     MAX_FIRING_RATE_HZ,
@@ -42,12 +41,23 @@ from .constants import (
 )
 from .errors import DataError
 from .features import UNDETERMINED, add_sero_type
-from .fingerprint import NOT_VALIDATED, VALIDATED, cell_fingerprints, match_rigs
+from .fingerprint import (
+    NOT_VALIDATED,
+    VALIDATED,
+    cell_fingerprints,
+    match_rigs,
+    mean_normalised_shapes,
+    nearest_distances,
+)
 from .schema import UNIT_COLUMN_DESCRIPTIONS, UNIT_COLUMNS
+from .sequential import safe_moments
 from .stimulus import stimulus_reasons
 
 __all__ = [
     "DecisionParams",
+    "describe_rule",
+    "reliable_domain",
+    "CONVERTED_FROM",
     "UNIT_COLUMNS",
     "UNIT_COLUMN_DESCRIPTIONS",
     "CELL_COLUMNS",
@@ -70,6 +80,8 @@ __all__ = [
 QUALITY_OK = "ok"
 #: domains whose snippets are like the model's training data (current at 40 kHz, or resampled to it)
 _RELIABLE_DOMAINS = {"in_domain", "resampled"}
+#: ``sero_domain`` part of a current read in another unit and scaled to pA (``converted_from_nA``): reliable
+CONVERTED_FROM = "converted_from_"
 _BASELINE_SAMPLES = 30  # the first 0.75 ms of the window: before the spike
 
 SER, NSER = LABELS
@@ -302,7 +314,9 @@ def cell_decisions(
     pandas.DataFrame
         Indexed by cell id, :data:`CELL_COLUMNS`: ``sero_label`` is serotonergic when the mean consensus
         over the cell's spikes favours SER (Corradetti et al. 2024); ``sero_probability`` is P(SER) of
-        that mean, with its bootstrap interval; ``sero_reliable``; ``n_spikes``; ``fraction_spikes_ser``
+        that mean, with its bootstrap interval; ``sero_reliable`` (here only: enough spikes and an interval
+        clear of 0.5, for evaluations without a rig; :func:`decide_units` replaces it by the full rule);
+        ``n_spikes``; ``fraction_spikes_ser``
         (spikes whose own consensus votes SER).
     """
     params = DecisionParams() if params is None else params
@@ -445,41 +459,13 @@ def action_current_quality(
     measures = cell_fingerprints(waveforms, spike_unit_index, len(unit_ids), firing_rate_hz=firing_rate_hz)
     if rig_validation:
         check_rig_validation(rig_validation)
-    status, rig, rig_distance = match_rigs(measures, rig_validation)
+    shapes = mean_normalised_shapes(waveforms, spike_unit_index, len(unit_ids))
+    status, rig, rig_distance = match_rigs(measures, rig_validation, shapes)
     table["sero_rig"], table["rig_index"], table["rig_distance"] = status, rig, rig_distance
     return table
 
 
 # ------------------------------------------------------------------------- like the model's training data?
-def _normalised(waveforms: np.ndarray) -> np.ndarray:
-    """Each snippet z-scored over its samples, as the members' LayerNormalization sees it."""
-    x = np.asarray(waveforms, dtype=np.float64)
-    x = x.reshape(x.shape[0], -1)
-    centred = x - x.mean(axis=1, keepdims=True)
-    return centred / np.sqrt((centred**2).mean(axis=1, keepdims=True) + LAYER_NORM_EPSILON)
-
-
-def _cell_shapes(waveforms, spike_unit_index, n_units: int) -> np.ndarray:
-    """(n_units, 160) mean normalised snippet of each unit (NaN rows for units without spikes)."""
-    index = np.asarray(spike_unit_index, dtype=np.int64)
-    if not len(index):
-        return np.full((n_units, SNIPPET_LENGTH), np.nan)
-    normalised = _normalised(waveforms)
-    counts = np.bincount(index, minlength=n_units)[:n_units]
-    sums = np.zeros((n_units, normalised.shape[1]))
-    np.add.at(sums, index, normalised)
-    return np.where(counts[:, None] > 0, sums / np.maximum(counts, 1)[:, None], np.nan)
-
-
-def _nearest_distances(shapes: np.ndarray, reference: np.ndarray, *, leave_one_out: bool = False) -> np.ndarray:
-    """Root-mean-square distance of each shape to its nearest reference shape (with ``leave_one_out``, the
-    reference is ``shapes`` itself and a shape is not its own neighbour)."""
-    squared = (shapes**2).sum(1)[:, None] + (reference**2).sum(1)[None, :] - 2.0 * shapes @ reference.T
-    if leave_one_out:
-        np.fill_diagonal(squared, np.inf)
-    return np.sqrt(np.maximum(squared, 0.0).min(axis=1) / shapes.shape[1])
-
-
 def describe_training_snippets(waveforms, cell_ids, *, seed: int = 0) -> dict:
     """A compact, JSON-able description of a model's training snippets, for :func:`training_distance`.
 
@@ -508,8 +494,8 @@ def describe_training_snippets(waveforms, cell_ids, *, seed: int = 0) -> dict:
     codes, uniques = pd.factorize(np.asarray(cell_ids), sort=False)
     if len(uniques) < 2:
         raise DataError("describing the training data needs snippets of at least two cells.")
-    shapes = _cell_shapes(waveforms, codes, len(uniques))
-    own = _nearest_distances(shapes, shapes, leave_one_out=True)
+    shapes = mean_normalised_shapes(waveforms, codes, len(uniques))
+    own = nearest_distances(shapes, shapes, leave_one_out=True)
     limit = float(TRAINING_DISTANCE_MARGIN * np.quantile(own, TRAINING_DISTANCE_QUANTILE))
     keep = np.arange(len(shapes))
     if len(keep) > MAX_TRAINING_SHAPES:
@@ -584,11 +570,11 @@ def training_distance(waveforms, spike_unit_index, n_units: int, description: di
     if description is None or not len(np.asarray(spike_unit_index)):
         return distance
     check_training_description(description)
-    shapes = _cell_shapes(waveforms, spike_unit_index, n_units)
+    shapes = mean_normalised_shapes(waveforms, spike_unit_index, n_units)
     has = np.isfinite(shapes).all(axis=1)
     if has.any():
         reference = np.asarray(description["shapes"], dtype=np.float64)
-        distance[has] = _nearest_distances(shapes[has], reference) / float(description["limit"])
+        distance[has] = nearest_distances(shapes[has], reference) / float(description["limit"])
     return distance
 
 
@@ -616,6 +602,8 @@ def decide_units(
     quality: pd.DataFrame | None = None,
     calibration: dict | None = None,
     rig_validation: dict | None = None,
+    spike_times_s=None,
+    seal: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, np.ndarray]:
     """The whole decision for a set of units: the per-unit table and P(SER) per spike.
 
@@ -649,6 +637,13 @@ def decide_units(
         The model's validated rigs (``model_info.json``'s ``rig_validation``, ``docs/validate.md``): the
         conformal fit of the rig each cell is like gives its ``sero_set``. None: ``not_calibrated`` sets and
         no reliable call.
+    spike_times_s : np.ndarray or None, default: None
+        (n_spikes,) each spike's time from the start of the recording (s): the moment each cell's call became
+        safe (:func:`spikeinterface_sero.sequential.safe_moments`, ``sero_safe_after_spikes`` and
+        ``sero_safe_after_s``). None: not known (NaN).
+    seal : pandas.DataFrame or None, default: None
+        :func:`spikeinterface_sero.seal.watch_units` of the units (``sero_seal``, ``sero_stable_start_s``,
+        ``sero_stable_end_s``), when the spikes given are those of each unit's stable stretch. None: not watched.
 
     Returns
     -------
@@ -711,12 +706,13 @@ def decide_units(
     table["sero_quality"] = table["sero_quality"].fillna("not_checked").astype(object)
     table["sero_method"] = method
     _add_rig_columns(table, quality, rig_validation)
-    like_training = table["sero_domain"].isin(_RELIABLE_DOMAINS) & (table["sero_quality"] == QUALITY_OK)
+    like_training = table["sero_domain"].map(reliable_domain).astype(bool) & (table["sero_quality"] == QUALITY_OK)
     enough = table["n_spikes"].to_numpy() >= params.min_spikes
     one_label = (table["sero_set"] == table["sero_label"]).to_numpy(dtype=bool)
     on_rig = (table["sero_rig"] == VALIDATED).to_numpy(dtype=bool)
     table["sero_reliable"] = (method == "cnn") & enough & like_training.to_numpy(dtype=bool) & on_rig & one_label
     _add_call_columns(table, params)
+    _add_moment_columns(table, outputs if method == "cnn" else None, spike_unit_index, spike_times_s, seal)
     for column in (
         "sero_probability",
         "sero_probability_low",
@@ -728,6 +724,21 @@ def decide_units(
     ):
         table[column] = table[column].astype("float64")
     return table[UNIT_COLUMNS], spike_p
+
+
+def _add_moment_columns(table, outputs, spike_unit_index, spike_times_s, seal) -> None:
+    """The moment each call became safe (NaN when it never did, or settled on the other side than the whole
+    recording's call) and the seal watch's columns."""
+    table["sero_safe_after_spikes"], table["sero_safe_after_s"] = np.nan, np.nan
+    if outputs is not None and spike_times_s is not None and len(table):
+        safe = safe_moments(consensus_of(outputs), spike_unit_index, list(range(len(table))), spike_times_s)
+        agrees = safe["sero_safe_label"].to_numpy(object) == table["sero_label"].to_numpy(object)
+        for column in ("sero_safe_after_spikes", "sero_safe_after_s"):
+            table[column] = np.where(agrees, safe[column].to_numpy(dtype=float), np.nan)
+    seal = pd.DataFrame(index=table.index) if seal is None else seal.reindex(table.index)
+    table["sero_seal"] = seal["sero_seal"].fillna("not_watched") if "sero_seal" in seal else "not_watched"
+    for column in ("sero_stable_start_s", "sero_stable_end_s"):
+        table[column] = seal[column].to_numpy(dtype=float) if column in seal else np.nan
 
 
 def _add_rig_columns(table: pd.DataFrame, quality: pd.DataFrame, rig_validation: dict | None) -> None:
@@ -747,6 +758,23 @@ def _add_rig_columns(table: pd.DataFrame, quality: pd.DataFrame, rig_validation:
     table["sero_rig"], table["sero_set"] = status, sets
 
 
+def reliable_domain(domain) -> bool:
+    """Whether a cell of this ``sero_domain`` can be reliable: every ``+`` part keeps the snippets like the
+    training data (docs/quality.md): ``in_domain``, ``resampled`` and ``converted_from_<unit>``; ``filtered``,
+    voltage, flipped ... do not.
+
+    Parameters
+    ----------
+    domain : str
+        A ``sero_domain`` value.
+
+    Returns
+    -------
+    bool
+    """
+    return all(part in _RELIABLE_DOMAINS or part.startswith(CONVERTED_FROM) for part in str(domain).split("+"))
+
+
 def _unsure_reasons(table: pd.DataFrame, params: DecisionParams) -> list[str]:
     """Why each cell's call is not reliable ("" when it is), in the order a user would fix them."""
     reasons = []
@@ -760,7 +788,7 @@ def _unsure_reasons(table: pd.DataFrame, params: DecisionParams) -> list[str]:
             why.append("few_spikes")
         if row.sero_quality != QUALITY_OK:
             why.append("quality")
-        if row.sero_domain not in _RELIABLE_DOMAINS:
+        if not reliable_domain(row.sero_domain):
             why.append("domain")
         if row.sero_rig != VALIDATED:
             why.append("not_validated_on_rig" if row.sero_rig == NOT_VALIDATED else row.sero_rig)
@@ -783,3 +811,29 @@ def _add_call_columns(table: pd.DataFrame, params: DecisionParams) -> None:
     reliable = table["sero_reliable"].to_numpy(dtype=bool)
     table["sero_call"] = np.where(reliable, label, np.where(label.isin(LABELS), "unsure", label))
     table["sero_manual_label"] = ""
+
+
+def describe_rule(params) -> str:
+    """The cell rule in words, with the interval's coverage and resamples taken from ``params``.
+
+    Parameters
+    ----------
+    params : DecisionParams or dict
+        The decision parameters, or the ``serotonergic`` extension's params (``method``, ``ci``, ``n_boot``).
+
+    Returns
+    -------
+    str
+        What reports and provenance print as "the rule".
+    """
+    values = params.to_dict() if isinstance(params, DecisionParams) else dict(params)
+    if values.get("method", "cnn") == "criteria":
+        return (
+            "the classical criteria alone (wide spike, slow and regular firing): no ensemble, no P(SER) and no interval"
+        )
+    ci, n_boot = float(values.get("ci", DEFAULT_CI)), int(values.get("n_boot", DEFAULT_N_BOOT))
+    return (
+        "serotonergic when the mean SER output of the ensemble over the cell's spikes is larger than the NSER "
+        f"output; P(SER) = 0.5 is non-serotonergic; informational interval: {100 * ci:g} % percentile bootstrap "
+        f"over spikes, {n_boot} resamples"
+    )

@@ -18,7 +18,15 @@ from spikeinterface.core.job_tools import fix_job_kwargs
 from spikeinterface.core.sortinganalyzer import AnalyzerExtension, register_result_extension
 from tqdm.auto import tqdm
 
-from .adapt import OutOfDomainWarning, adapt_analyzer_snippets, is_paper_format, out_of_domain_message
+from .adapt import (
+    OutOfDomainWarning,
+    adapt_analyzer_snippets,
+    add_domain_parts,
+    is_paper_format,
+    out_of_domain_message,
+    recording_domains,
+)
+from .analyzers import POLARITY_PROPERTY, main_channel_waveforms
 from .arguments import check_flag
 from .conformal import rig_guarantee
 from .constants import (
@@ -31,14 +39,22 @@ from .constants import (
     SAMPLING_FREQUENCY,
     SNIPPET_LENGTH,
 )
-from .decision import DecisionParams, action_current_quality, decide_units, describe_training_data
+from .decision import (
+    DecisionParams,
+    action_current_quality,
+    consensus_of,
+    decide_units,
+    describe_rule,
+    describe_training_data,
+    spike_probability,
+)
 from .errors import DemoModelWarning, SeroError, SnippetError
 from .features import check_criterion, criteria_classify, features_from_sorting
 from .model import load_model
 from .model.numpy_engine import default_threads
-from .schema import UNIT_SCHEMA, cast_table
-from .snippets import POLARITY_PROPERTY, main_channel_waveforms
-from .upstream import keep_trailing_empty_segments
+from .schema import UNIT_SCHEMA, cast_table, property_values
+from .seal import watch_units
+from .upstream import keep_trailing_empty_segments, set_sorting_property
 
 __all__ = [
     "ComputeSerotonergic",
@@ -50,12 +66,37 @@ __all__ = [
     "SERO_PROPERTIES",
 ]
 
-#: sorting properties written by :func:`serotonergic_label_units` (seen by Phy, spikeinterface-gui, neuroconv)
-SERO_PROPERTIES = ("sero_label", "sero_probability", "sero_reliable", "sero_type", "sero_domain", "sero_quality")
+#: the column and sorting property of a person's label (SpikeInterface's curation ``label_definitions`` key)
+MANUAL_LABEL = "sero_manual_label"
+#: the unit-table columns written as sorting properties (seen by Phy, spikeinterface-gui, neuroconv), with the
+#: dtypes of :func:`~spikeinterface_sero.schema.property_values`
+SERO_PROPERTIES = (
+    "sero_call",
+    "sero_label",
+    "sero_probability",
+    "sero_confidence",
+    "sero_reliable",
+    "sero_set",
+    "sero_rig",
+    "sero_type",
+    "sero_domain",
+    "sero_quality",
+    MANUAL_LABEL,
+)
 _INFERENCE_BATCH = 4096  # spikes per progress-bar step
 #: sorting annotation of :func:`analyzer_from_snippets`: how long the recording was is not known
 _LENGTH_UNKNOWN = "sero_recording_length_unknown"
-_SPIKE_ARRAYS = ("spike_probability", "member_outputs", "spike_unit_index", "spike_segment_index", "spike_sample_index")
+_SPIKE_ARRAYS = (
+    "spike_probability",
+    "member_outputs",
+    "spike_unit_index",
+    "spike_segment_index",
+    "spike_sample_index",
+    "spike_waveforms",
+)
+#: ``ext.data`` key of each segment's start time in the recording's own time base (s)
+_SEGMENT_STARTS = "segment_t_start_s"
+_OUTPUTS = ("units", "spikes", "waveforms", "segments", "members", "provenance")
 
 
 class ComputeSerotonergic(AnalyzerExtension):
@@ -80,7 +121,7 @@ class ComputeSerotonergic(AnalyzerExtension):
     seed : int, default: 0
         Seed of the bootstrap.
     min_spikes : int, default: 20
-        A call is ``sero_reliable`` only with at least this many spikes and an interval clear of 0.5.
+        A call is ``sero_reliable`` only with at least this many spikes (and the other rules of docs/quality.md).
     min_udi_ms, max_rate_hz, max_cv : float or None, default: None
         Classical criteria thresholds (:func:`spikeinterface_sero.features.criteria_classify`); None: the
         defaults.
@@ -154,7 +195,9 @@ class ComputeSerotonergic(AnalyzerExtension):
             # folder (where run() had saved its params) included: save them again before run() saves the rest
             self._save_params()
             self._save_importing_provenance()
-        _write_unit_properties(analyzer, _unit_table(self.data, analyzer.unit_ids))
+        table = _with_manual_labels(_unit_table(self.data, analyzer.unit_ids), analyzer)  # a recompute keeps them
+        self.data.update(_stored_table(table))
+        _write_unit_properties(analyzer, table)
         if self.data["provenance"].get("model_is_demo"):
             warnings.warn(
                 "spikeinterface-sero: these labels come from the bundled DEMONSTRATION model, trained on "
@@ -166,25 +209,58 @@ class ComputeSerotonergic(AnalyzerExtension):
 
     def _get_data(self, outputs: str = "units"):
         """``outputs="units"``: the per-unit table; ``"spikes"``: one row per classified spike (unit_id,
-        segment_index, sample_index, p_ser); ``"members"``: (n_spikes, n_members, 2) member outputs;
-        ``"provenance"``: the model (sha256, kernels, demo flag), the polarity and the adaptations made."""
+        segment_index, sample_index, time_s in the recording's own time base, p_ser: the RAW per-spike ensemble
+        output); ``"waveforms"``: the (n_spikes, 160) float32 pA snippets the model was given (after the flip
+        and the adaptation), rows aligned with ``"spikes"``; ``"segments"``: segment_index, t_start_s,
+        duration_s; ``"members"``: (n_spikes, n_members, 2) member outputs; ``"provenance"``: the model
+        (sha256, kernels, demo flag), the rule's wording, the polarity, the adaptations and the time origin."""
         if outputs == "units":
-            return _unit_table(self.data, self.sorting_analyzer.unit_ids)
+            return _with_manual_labels(_unit_table(self.data, self.sorting_analyzer.unit_ids), self.sorting_analyzer)
         if outputs == "members":
             return self.data["member_outputs"]
         if outputs == "provenance":
             return self.data["provenance"]
         if outputs == "spikes":
-            units = np.asarray(self.sorting_analyzer.unit_ids)
-            return pd.DataFrame(
-                {
-                    "unit_id": units[np.asarray(self.data["spike_unit_index"], dtype=np.int64)],
-                    "segment_index": np.asarray(self.data["spike_segment_index"], dtype=np.int64),
-                    "sample_index": np.asarray(self.data["spike_sample_index"], dtype=np.int64),
-                    "p_ser": np.asarray(self.data["spike_probability"]),
-                }
-            )
-        raise SeroError(f"outputs must be 'units', 'spikes', 'members' or 'provenance', not {outputs!r}.")
+            return self._spike_table()
+        if outputs == "waveforms":
+            if "spike_waveforms" not in self.data:
+                raise SeroError(
+                    "this 'serotonergic' extension was computed by an earlier version, which did not keep the "
+                    "snippets the model saw: compute it again (analyzer.compute('serotonergic', **ext.params))."
+                )
+            return np.asarray(self.data["spike_waveforms"], dtype=np.float32)
+        if outputs == "segments":
+            return self._segment_table()
+        listed = ", ".join(repr(name) for name in _OUTPUTS)
+        raise SeroError(f"outputs must be one of {listed}, not {outputs!r}.")
+
+    def _segment_table(self) -> pd.DataFrame:
+        analyzer = self.sorting_analyzer
+        n_segments = analyzer.get_num_segments()
+        starts = np.asarray(self.data.get(_SEGMENT_STARTS, np.zeros(n_segments)), dtype=np.float64)
+        samples = np.asarray(analyzer.rec_attributes["num_samples"], dtype=np.float64)[:n_segments]
+        return pd.DataFrame(
+            {
+                "segment_index": np.arange(n_segments, dtype=np.int64),
+                "t_start_s": starts[:n_segments],
+                "duration_s": samples / float(analyzer.sampling_frequency),
+            }
+        )
+
+    def _spike_table(self) -> pd.DataFrame:
+        units = np.asarray(self.sorting_analyzer.unit_ids)
+        segments = np.asarray(self.data["spike_segment_index"], dtype=np.int64)
+        samples = np.asarray(self.data["spike_sample_index"], dtype=np.int64)
+        starts = self._segment_table()["t_start_s"].to_numpy()
+        return pd.DataFrame(
+            {
+                "unit_id": units[np.asarray(self.data["spike_unit_index"], dtype=np.int64)],
+                "segment_index": segments,
+                "sample_index": samples,
+                "time_s": starts[segments] + samples / float(self.sorting_analyzer.sampling_frequency),
+                "p_ser": np.asarray(self.data["spike_probability"]),
+            }
+        )
 
     def _handle_backward_compatibility_on_load(self):
         if isinstance(self.data.get("units"), pd.DataFrame):  # also the whole table of earlier versions
@@ -200,22 +276,45 @@ class ComputeSerotonergic(AnalyzerExtension):
     def _merge_extension_data(
         self, merge_unit_groups, new_unit_ids, new_sorting_analyzer, keep_mask=None, verbose=False, **job_kwargs
     ):
-        return self._with_new_units(new_sorting_analyzer, list(new_unit_ids), job_kwargs)
+        labels = self._get_data("units")[MANUAL_LABEL]
+        manual, disagreements = {}, []
+        for group, new_unit_id in zip(merge_unit_groups, new_unit_ids):
+            found = {str(u): str(labels.loc[u]) for u in group}
+            if len(set(found.values())) == 1:  # the units' common label, "" included
+                manual[new_unit_id] = next(iter(found.values()))
+            else:  # a person labelled them differently: the merge has no label, and provenance says so
+                disagreements.append(dict(unit_id=str(new_unit_id), merged_labels=found))
+        return self._with_new_units(new_sorting_analyzer, list(new_unit_ids), job_kwargs, manual, disagreements)
 
     def _split_extension_data(self, split_units, new_unit_ids, new_sorting_analyzer, verbose=False, **job_kwargs):
-        return self._with_new_units(new_sorting_analyzer, [u for group in new_unit_ids for u in group], job_kwargs)
+        labels = self._get_data("units")[MANUAL_LABEL]
+        manual = {new: str(labels.loc[unit]) for unit, group in zip(split_units, new_unit_ids) for new in group}
+        new_ids = [u for group in new_unit_ids for u in group]
+        return self._with_new_units(new_sorting_analyzer, new_ids, job_kwargs, manual, [])
 
-    def _with_new_units(self, new_analyzer, new_unit_ids: list, job_kwargs: dict) -> dict:
-        """The kept units' data as they are, the new units computed (the ``BaseMetricExtension`` pattern)."""
+    def _with_new_units(
+        self, new_analyzer, new_unit_ids: list, job_kwargs: dict, manual: dict, disagreements: list
+    ) -> dict:
+        """The kept units' data as they are, the new units computed (the ``BaseMetricExtension`` pattern);
+        ``manual``: the person's label of each new unit (a merge's common one, a split unit's)."""
         all_units = list(new_analyzer.unit_ids)
         kept = [u for u in all_units if u not in set(new_unit_ids)]
         old = _spike_data_of(self.data, self.sorting_analyzer.unit_ids, kept, new_unit_order=all_units)
         threads = inference_threads(fix_job_kwargs(job_kwargs))
         new = compute_unit_decisions(new_analyzer, self.params, unit_ids=new_unit_ids, threads=threads)
-        data = {name: np.concatenate([old[name], new[name]]) for name in _SPIKE_ARRAYS}
-        table = pd.concat([_unit_table(old, kept), _unit_table(new, new_unit_ids)]).reindex(all_units)
+        data = {name: np.concatenate([old[name], new[name]]) for name in _SPIKE_ARRAYS if name in old}
+        data[_SEGMENT_STARTS] = old[_SEGMENT_STARTS]  # the same segments, the same times
+        kept_table, new_table = _unit_table(old, kept), _unit_table(new, new_unit_ids)
+        kept_table[MANUAL_LABEL] = self._get_data("units")[MANUAL_LABEL].reindex(kept).to_numpy()
+        new_table[MANUAL_LABEL] = [manual.get(u, "") for u in new_unit_ids]
+        table = pd.concat([kept_table, new_table]).reindex(all_units)
         data.update(_stored_table(table))
-        data["provenance"] = self.data["provenance"]
+        data["provenance"] = dict(self.data["provenance"])
+        if disagreements:
+            data["provenance"]["manual_label_merges"] = [
+                *self.data["provenance"].get("manual_label_merges", []),
+                *disagreements,
+            ]
         _write_unit_properties(new_analyzer, table)
         return data
 
@@ -284,6 +383,7 @@ def _model_snippets(analyzer, params: dict, polarity: str, unit_ids: list):
         domain = ["in_domain"] * len(unit_ids)
     else:
         waveforms = snippets.waveforms
+    domain = [add_domain_parts(d, parts) for d, parts in zip(domain, recording_domains(analyzer, unit_ids))]
     keep = np.isin(spikes["unit_index"], [list(analyzer.unit_ids).index(u) for u in unit_ids])
     return waveforms[keep], spikes[keep], domain, adaptation
 
@@ -291,6 +391,32 @@ def _model_snippets(analyzer, params: dict, polarity: str, unit_ids: list):
 def _waveform_window(analyzer) -> dict:
     params = analyzer.get_extension("waveforms").params
     return dict(ms_before=float(params["ms_before"]), ms_after=float(params["ms_after"]))
+
+
+def _spike_times_from_start(analyzer, spikes, starts: np.ndarray) -> tuple[np.ndarray, float]:
+    """Each spike's time from the start of the recording (s) and when the recording ended."""
+    fs = float(analyzer.sampling_frequency)
+    origin = float(starts[0]) if len(starts) else 0.0
+    segments = spikes["segment_index"].astype(np.int64)
+    times = starts[segments] - origin + spikes["sample_index"] / fs if len(spikes) else np.zeros(0)
+    last = analyzer.get_num_segments() - 1
+    end_s = float(starts[last] - origin + analyzer.get_num_samples(last) / fs) if last >= 0 else None
+    return np.asarray(times, dtype=np.float64), end_s
+
+
+def _segment_start_times(analyzer) -> tuple[np.ndarray, str]:
+    """Each segment's start in the recording's own time base (multi-sweep ABF files: 0, 15, 30 s ...) and
+    where it came from: the analyzer's recording, else the sorting's registered one, else 0 (unknown)."""
+    n_segments = analyzer.get_num_segments()
+    if analyzer.has_recording() or analyzer.has_temporary_recording():
+        recording = analyzer.recording
+        starts = [recording.get_start_time(segment_index=k) for k in range(n_segments)]
+        return np.asarray(starts, dtype=np.float64), "recording"
+    sorting = analyzer.sorting
+    if sorting.has_recording():
+        starts = [sorting.sample_index_to_time(0, segment_index=k) for k in range(n_segments)]
+        return np.asarray(starts, dtype=np.float64), "registered recording of the sorting"
+    return np.zeros(n_segments), "unknown: no recording at compute time, each segment starts at 0 s"
 
 
 def _features(analyzer, waveforms: np.ndarray, spike_unit_index: np.ndarray, unit_ids: list, params: dict):
@@ -345,7 +471,14 @@ def compute_unit_decisions(
     position = {list(analyzer.unit_ids).index(u): i for i, u in enumerate(unit_ids)}
     spike_unit = np.array([position[int(i)] for i in spikes["unit_index"]], dtype=np.int64)
     features = _features(analyzer, waveforms, spike_unit, unit_ids, params)
-    provenance = dict(polarity=polarity, adaptation=adaptation, method=params["method"])
+    starts, time_origin = _segment_start_times(analyzer)
+    provenance = dict(
+        polarity=polarity,
+        adaptation=adaptation,
+        method=params["method"],
+        rule=describe_rule(params),
+        time_origin=time_origin,
+    )
     calibration, training_data, rig_validation = None, None, None
     if params["method"] == "cnn":
         ensemble = load_model(params["model_folder"], trust=params["trust_model"])
@@ -370,18 +503,20 @@ def compute_unit_decisions(
     decision = DecisionParams(
         n_boot=params["n_boot"], ci=params["ci"], seed=params["seed"], min_spikes=params["min_spikes"]
     )
+    times, end_s = _spike_times_from_start(analyzer, spikes, starts)
+    stable, seal = watch_units(waveforms, spike_unit, unit_ids, times, end_s)  # classify the stable stretch only
     quality = action_current_quality(
-        waveforms,
-        spike_unit,
+        waveforms[stable],
+        spike_unit[stable],
         unit_ids,
         firing_rate_hz=features.reindex(unit_ids)["firing_rate_hz"].to_numpy(dtype=float),
         isis_s=[_intervals(analyzer.sorting, u) for u in unit_ids],
         training_data=training_data,
         rig_validation=rig_validation,
     )
-    units, spike_p = decide_units(
-        outputs,
-        spike_unit,
+    units, _ = decide_units(
+        outputs[stable],
+        spike_unit[stable],
         unit_ids,
         params=decision,
         features=features,
@@ -390,7 +525,11 @@ def compute_unit_decisions(
         quality=quality,
         calibration=calibration,
         rig_validation=rig_validation,
+        spike_times_s=times[stable],
+        seal=seal,
     )
+    spike_p = spike_probability(consensus_of(outputs)).astype(np.float32) if outputs.shape[1] else None
+    spike_p = np.full(len(spike_unit), np.nan, np.float32) if spike_p is None else spike_p
     provenance["guarantee"] = rig_guarantee(rig_validation)
     analyzer_position = np.array([list(analyzer.unit_ids).index(u) for u in unit_ids], dtype=np.int64)
     return dict(
@@ -400,6 +539,8 @@ def compute_unit_decisions(
         spike_unit_index=analyzer_position[spike_unit] if spike_unit.size else np.zeros(0, np.int64),
         spike_segment_index=spikes["segment_index"].astype(np.int64),
         spike_sample_index=spikes["sample_index"].astype(np.int64),
+        spike_waveforms=np.ascontiguousarray(waveforms, dtype=np.float32),
+        **{_SEGMENT_STARTS: starts},
         provenance=provenance,
     )
 
@@ -411,7 +552,9 @@ def _spike_data_of(data: dict, old_unit_ids, keep_unit_ids: list, new_unit_order
     old_index = np.asarray(data["spike_unit_index"], dtype=np.int64)
     keep = np.isin(old_index, [old_unit_ids.index(u) for u in keep_unit_ids])
     renumber = {old_unit_ids.index(u): new_unit_order.index(u) for u in keep_unit_ids}
-    out = {name: np.asarray(data[name])[keep] for name in _SPIKE_ARRAYS}
+    out = {name: np.asarray(data[name])[keep] for name in _SPIKE_ARRAYS if name in data}  # earlier: no waveforms
+    if _SEGMENT_STARTS in data:
+        out[_SEGMENT_STARTS] = np.asarray(data[_SEGMENT_STARTS], dtype=np.float64)
     out["spike_unit_index"] = np.array([renumber[int(i)] for i in old_index[keep]], dtype=np.int64)
     out.update(_stored_table(_unit_table(data, old_unit_ids).loc[keep_unit_ids]))
     out["provenance"] = data["provenance"]
@@ -419,21 +562,28 @@ def _spike_data_of(data: dict, old_unit_ids, keep_unit_ids: list, new_unit_order
 
 
 def _write_unit_properties(analyzer, table: pd.DataFrame) -> None:
-    """Mirror the labels into sorting properties (fixed-width text: zarr refuses object arrays)."""
+    """Mirror the table into the sorting properties :data:`SERO_PROPERTIES` (numeric, bool or fixed-width text)."""
     table = table.reindex(list(analyzer.unit_ids))
-    values = dict(
-        sero_label=np.asarray([str(v) for v in table["sero_label"]], dtype=str),
-        sero_probability=np.asarray(table["sero_probability"], dtype=np.float64),
-        sero_reliable=np.asarray(table["sero_reliable"].fillna(False), dtype=bool),
-        sero_type=np.asarray([str(v) for v in table["sero_type"]], dtype=str),
-        sero_domain=np.asarray([str(v) for v in table["sero_domain"]], dtype=str),
-        sero_quality=np.asarray([str(v) for v in table["sero_quality"]], dtype=str),
-    )
-    for key in SERO_PROPERTIES:
-        if analyzer.is_read_only():
-            analyzer.sorting.set_property(key, values[key])  # kept in memory, with the extension's data
-        else:
-            analyzer.set_sorting_property(key, values[key])
+    for key in SERO_PROPERTIES:  # read-only analyzers: in memory, with the extension's data
+        set_sorting_property(analyzer, key, property_values(table, key))
+
+
+def _with_manual_labels(table: pd.DataFrame, analyzer) -> pd.DataFrame:
+    """``table`` with the ``sero_manual_label`` sorting property as its column, when the sorting has one.
+
+    ``spikeinterface.curation.apply_curation`` writes a curation's labels only as that property (in memory);
+    the extension's table shows them beside the model's call, and keeps them through recomputes, merges and
+    splits. A missing value (None, NaN) is "".
+    """
+    sorting = analyzer.sorting
+    if MANUAL_LABEL not in sorting.get_property_keys():
+        return table
+    values = sorting.get_property(MANUAL_LABEL)
+    labels = ["" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v) for v in values]
+    by_unit = dict(zip([str(u) for u in sorting.unit_ids], labels))
+    table = table.copy()
+    table[MANUAL_LABEL] = [by_unit.get(str(u), "") for u in table.index]
+    return table
 
 
 def _stored_table(table: pd.DataFrame) -> dict:

@@ -6,6 +6,8 @@ derived from :data:`UNIT_SCHEMA` and :data:`RESULT_SCHEMA`, and cast once by :fu
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import pandas as pd
 
@@ -21,21 +23,19 @@ __all__ = [
     "INTEGER",
     "BOOLEAN",
     "cast_table",
+    "property_values",
 ]
 
+#: the kinds of column (``Column.kind``)
 TEXT, FLOAT, INTEGER, BOOLEAN = "text", "float", "integer", "boolean"
 
 
-class Column:
+class Column(NamedTuple):
     """One column: its name, kind (text, float, integer, boolean) and description."""
 
-    __slots__ = ("name", "kind", "description")
-
-    def __init__(self, name: str, kind: str, description: str):
-        self.name, self.kind, self.description = name, kind, description
-
-    def __repr__(self) -> str:
-        return f"Column({self.name!r}, {self.kind!r})"
+    name: str
+    kind: str
+    description: str
 
 
 def _columns(*rows) -> dict[str, Column]:
@@ -98,6 +98,21 @@ UNIT_SCHEMA = _columns(
         "validated (like a rig the model was validated on), unlike_validated_rigs, or "
         "not_validated (the model has no rig validation)",
     ),
+    (
+        "sero_safe_after_spikes",
+        FLOAT,
+        "spikes after which the call was safe: an anytime-valid sequential test on the running cell decision, "
+        "error rate 0.05 (docs/live.md); empty when it never became safe",
+    ),
+    ("sero_safe_after_s", FLOAT, "the time of that spike from the start of the recording (s)"),
+    (
+        "sero_seal",
+        TEXT,
+        "stable, or what happened to the seal with its start (break_in, second_cell, seal_loss, drift; "
+        "docs/seal.md); not_watched without spike times",
+    ),
+    ("sero_stable_start_s", FLOAT, "start of the stable stretch the call was made on (s)"),
+    ("sero_stable_end_s", FLOAT, "end of the stable stretch the call was made on (s)"),
     ("n_spikes", INTEGER, "spikes classified"),
     ("fraction_spikes_ser", FLOAT, "fraction of the cell's spikes whose own raw ensemble output votes serotonergic"),
     (
@@ -137,7 +152,9 @@ UNIT_SCHEMA = _columns(
         "non_serotonergic, unsure), empty when none; the model's call is kept beside it",
     ),
 )
+#: the unit table's column names, in order
 UNIT_COLUMNS = list(UNIT_SCHEMA)
+#: what each column of the unit table means (NWB column descriptions, docs)
 UNIT_COLUMN_DESCRIPTIONS = {name: column.description for name, column in UNIT_SCHEMA.items()}
 
 #: the results table of the batch runner (CSV/JSON): where each cell came from, then the unit table
@@ -155,6 +172,7 @@ RESULT_SCHEMA = _columns(
     ),
     ("error", TEXT, "empty, or why the file could not be classified"),
 )
+#: the results table's column names, in order
 RESULT_COLUMNS = list(RESULT_SCHEMA)
 
 _NULL_TEXT = {"nan", "none", "<na>"}
@@ -198,3 +216,29 @@ def cast_table(table: pd.DataFrame, schema: dict[str, Column] = UNIT_SCHEMA) -> 
         else:
             out[name] = pd.to_numeric(values, errors="coerce").astype("float64").to_numpy()
     return out[list(schema) + [c for c in out.columns if c not in schema]]
+
+
+def property_values(table: pd.DataFrame, name: str, schema: dict[str, Column] = UNIT_SCHEMA) -> np.ndarray:
+    """Column ``name`` of ``table`` as a SpikeInterface sorting property: ``float64``, ``int64``, ``bool`` or
+    fixed-width text (``<U``), never an object array (zarr refuses those; spikeinterface-gui and Phy show
+    these dtypes as they are).
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        A table with the schema's column ``name``.
+    name : str
+        The column.
+    schema : dict, default: UNIT_SCHEMA
+        Where the column's kind is defined.
+
+    Returns
+    -------
+    numpy.ndarray
+        One value per row.
+    """
+    values = cast_table(table[[name]], {name: schema[name]})[name]
+    kind = schema[name].kind
+    if kind == TEXT:
+        return np.asarray([str(v) for v in values], dtype=str)
+    return values.to_numpy(dtype={FLOAT: np.float64, INTEGER: np.int64, BOOLEAN: bool}[kind])

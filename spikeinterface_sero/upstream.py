@@ -21,6 +21,7 @@ __all__ = [
     "lenient_abf_dates",
     "long_gap_free_abf",
     "keep_trailing_empty_segments",
+    "set_sorting_property",
 ]
 
 
@@ -184,3 +185,26 @@ def keep_trailing_empty_segments(sorting, num_segments: int):
     except (AttributeError, ImportError, TypeError):
         pass
     return sorting
+
+
+def set_sorting_property(analyzer, key: str, values: np.ndarray) -> None:
+    """``analyzer.set_sorting_property(key, values)`` that keeps every character of text in zarr analyzers.
+
+    SpikeInterface 0.105 writes a property that a zarr analyzer already holds in place
+    (``properties[key][:] = values``), into the array made the first time, whose fixed-width text dtype then
+    truncates longer values (``"non_serotonergic"`` becomes ``"non_serotone"`` after a recompute, a merge or
+    a curation that first wrote shorter ones). The zarr array of a text property is deleted first, so it is
+    written anew with a width that fits. A read-only analyzer keeps the values in memory only.
+    """
+    values = np.asarray(values)
+    if analyzer.is_read_only():
+        analyzer.sorting.set_property(key, values)
+        return
+    if analyzer.format == "zarr" and values.dtype.kind in "US":
+        try:
+            properties = analyzer._get_zarr_root(mode="r+")["sorting"]["properties"]
+            if key in properties:
+                del properties[key]
+        except (AttributeError, KeyError, TypeError):  # another layout: SpikeInterface's own write below
+            pass
+    analyzer.set_sorting_property(key, values)

@@ -146,8 +146,9 @@ def test_runs_keeps_unit_ids_and_says_the_domain(computed):
     units = ext.get_data()
     assert list(units.index) == list(an.unit_ids)
     assert units["n_spikes"].tolist() == [an.sorting.get_unit_spike_train(u).size for u in an.unit_ids]
-    assert set(units["sero_domain"]) == {"extracellular_voltage+resampled"}
-    assert list(an.sorting.get_property("sero_domain")) == ["extracellular_voltage+resampled"] * N_UNITS
+    # SpikeInterface marks its generated recordings as filtered (is_filtered): sero_domain says so
+    assert set(units["sero_domain"]) == {"extracellular_voltage+resampled+filtered"}
+    assert list(an.sorting.get_property("sero_domain")) == ["extracellular_voltage+resampled+filtered"] * N_UNITS
     ood = [w for w in caught if issubclass(w.category, OutOfDomainWarning)]
     assert len(ood) == 1 and "out of the training domain" in str(ood[0].message)
     ad = ext.get_data("provenance")["adaptation"]
@@ -209,7 +210,7 @@ def test_positive_units_flipped_only_on_request(model_folder, computed):
     an = _analyzer(inverted, sorting, 2.0, 4.0)
     with pytest.warns(OutOfDomainWarning, match="positive-going"):
         units = an.compute("serotonergic", model_folder=model_folder, method="criteria").get_data()
-    assert set(units["sero_domain"]) == {"extracellular_voltage+resampled+positive_polarity_unflipped"}
+    assert set(units["sero_domain"]) == {"extracellular_voltage+resampled+positive_polarity_unflipped+filtered"}
     ad = an.get_extension("serotonergic").get_data("provenance")["adaptation"]
     assert all(
         ad["units"][str(u)]["polarity"] == "positive" and not ad["units"][str(u)]["flipped"] for u in an.unit_ids
@@ -221,7 +222,7 @@ def test_positive_units_flipped_only_on_request(model_folder, computed):
     ad = ext.get_data("provenance")["adaptation"]
     assert ad["flip_positive"] is True
     assert all(ad["units"][str(u)]["flipped"] for u in an.unit_ids)
-    assert set(ext.get_data()["sero_domain"]) == {"extracellular_voltage+resampled+flipped"}
+    assert set(ext.get_data()["sero_domain"]) == {"extracellular_voltage+resampled+flipped+filtered"}
     # flipping back gives exactly the non-inverted recording's result
     _, original, _ = computed
     np.testing.assert_allclose(

@@ -112,7 +112,8 @@ def test_select_and_remove_units(analyzer, model_folder):
 def test_merge_and_split_recompute_new_units(analyzer, model_folder):
     analyzer.compute("serotonergic", model_folder=model_folder)
     u = list(analyzer.unit_ids)
-    merged = analyzer.merge_units([[u[0], u[2]]], new_id_strategy="append")
+    # each unit's waveforms hold its own channel only: cells on different channels merge hard (recomputed)
+    merged = analyzer.merge_units([[u[0], u[2]]], new_id_strategy="append", merging_mode="hard")
     units = merged.get_extension("serotonergic").get_data()
     new = [x for x in merged.unit_ids if x not in u][0]
     n0 = analyzer.sorting.get_unit_spike_train(u[0]).size + analyzer.sorting.get_unit_spike_train(u[2]).size
@@ -154,13 +155,16 @@ def test_bad_parameters(analyzer, model_folder):
         analyzer.compute("serotonergic", model_folder="/nonexistent/model")
 
 
-def test_reliability_needs_spikes_and_a_clear_interval(analyzer, model_folder):
+def test_reliability_needs_spikes_a_validated_rig_and_a_one_label_set(analyzer, model_folder):
     units = analyzer.compute("serotonergic", model_folder=model_folder, min_spikes=10).get_data()
     n = units["n_spikes"]
-    clear = (units["sero_probability_low"] > 0.5) | (units["sero_probability_high"] < 0.5)
+    one_label = (units["sero_set"] == units["sero_label"]) & (units["sero_rig"] == "validated")
     assert units["sero_reliable"].dtype == bool
-    assert (units["sero_reliable"] == ((n >= 10) & clear)).all()
+    assert (units["sero_reliable"] == ((n >= 10) & one_label & (units["sero_quality"] == "ok"))).all()
     assert not units.loc[n < 10, "sero_reliable"].any()  # the 7-spike cell is never a reliable call
+    few = units["sero_unsure_reasons"].str.split("+").apply(lambda reasons: "few_spikes" in reasons)
+    assert (few == (n < 10)).all()
+    assert (units["sero_call"] == np.where(units["sero_reliable"], units["sero_label"], "unsure")).all()
     with pytest.raises(SeroError, match="min_spikes"):
         analyzer.compute("serotonergic", model_folder=model_folder, min_spikes=0)
 
@@ -222,3 +226,216 @@ def test_several_extensions_at_once_with_n_jobs(model_folder):
     pd.testing.assert_frame_equal(again.get_extension("serotonergic").get_data(), expected)
     assert again.get_extension("waveforms").params["ms_after"] == 3.0
     assert again.get_extension("serotonergic").get_data("provenance")["adaptation"]["reextracted"]
+
+
+def _dense(analyzer):
+    """The same detection with every channel's waveforms kept (the detection keeps each unit on its own
+    channel): units on different channels can then be soft-merged, as these tests do."""
+    from spikeinterface.core import create_sorting_analyzer
+
+    dense = create_sorting_analyzer(analyzer.sorting, analyzer.recording, sparse=False)
+    dense.compute({"random_spikes": dict(method="all"), "waveforms": dict(ms_before=1.0, ms_after=3.0)})
+    return dense
+
+
+def _text_of(analyzer) -> dict:
+    """Every text value of the unit table and of the text sorting properties."""
+    from spikeinterface_sero.extension import SERO_PROPERTIES
+    from spikeinterface_sero.schema import TEXT, UNIT_SCHEMA
+
+    table = analyzer.get_extension("serotonergic").get_data()
+    text = {f"table:{c}": [str(v) for v in table[c]] for c, column in UNIT_SCHEMA.items() if column.kind == TEXT}
+    for key in SERO_PROPERTIES:
+        if UNIT_SCHEMA[key].kind == TEXT:
+            text[f"property:{key}"] = [str(v) for v in analyzer.sorting.get_property(key)]
+            assert text[f"property:{key}"] == text[f"table:{key}"], key
+    return text
+
+
+@pytest.mark.parametrize("fmt", ["binary_folder", "zarr"])
+def test_text_survives_recompute_merge_and_split_in_every_format(model_folder, tmp_path, fmt):
+    """SpikeInterface writes zarr properties in place into their first fixed width: nothing may be cut."""
+    from spikeinterface_sero.extension import SERO_PROPERTIES
+    from spikeinterface_sero.schema import TEXT, UNIT_SCHEMA
+
+    suffix = ".zarr" if fmt == "zarr" else ""
+    memory = _dense(sero.recording_to_analyzer(_recording()))
+    disk = memory.save_as(format=fmt, folder=tmp_path / f"an{suffix}")
+    units = list(memory.unit_ids)
+    short = [key for key in SERO_PROPERTIES if UNIT_SCHEMA[key].kind == TEXT]
+    results = []
+    for analyzer in (memory, disk):
+        for key in short:  # written before, shorter (an earlier run, a curation tool)
+            analyzer.set_sorting_property(key, np.array(["x"] * len(units)))
+        analyzer.compute("serotonergic", model_folder=model_folder, method="criteria")
+        analyzer.compute("serotonergic", model_folder=model_folder, n_boot=20)  # recompute: other values
+        steps = {"computed": analyzer}
+        for mode in ("soft", "hard"):
+            folder = None if analyzer is memory else tmp_path / f"{mode}{suffix}"
+            kwargs = dict(format="memory") if folder is None else dict(format=fmt, folder=folder)
+            steps[mode] = analyzer.merge_units([[units[0], units[2]]], merging_mode=mode, **kwargs)
+        train = np.arange(analyzer.sorting.get_unit_spike_train(units[1]).size)
+        kwargs = dict(format="memory") if analyzer is memory else dict(format=fmt, folder=tmp_path / f"split{suffix}")
+        steps["split"] = analyzer.split_units({units[1]: [train[::2], train[1::2]]}, **kwargs)
+        texts = {name: _text_of(step) for name, step in steps.items()}
+        if analyzer is disk:
+            for name, step in steps.items():
+                texts[f"{name} reloaded"] = _text_of(sero.load_sorting_analyzer(step.folder))
+        results.append(texts)
+    reference, saved = results
+    for name, text in saved.items():
+        assert text == reference[name.replace(" reloaded", "")], name
+    labels = {v for text in reference.values() for v in text["table:sero_label"]}
+    assert labels <= {"serotonergic", "non_serotonergic", "undetermined"}
+    assert any(len(v) > 1 for text in reference.values() for v in text["property:sero_quality"])
+
+
+def test_spike_times_waveforms_and_segments_of_a_multi_sweep_file(tmp_path, model_folder):
+    """Sweeps start at 0, 15 and 30 s: time_s is the recording's own time; the snippets are the model's input;
+    a reload without the recording, select, merge and split give the same answers."""
+    from spikeinterface_sero.datasets import write_abf
+    from spikeinterface_sero.decision import describe_rule
+    from spikeinterface_sero.model import load_model
+    from spikeinterface_sero.snippets import main_channel_waveforms
+
+    times = [0.2, 0.45, 0.8, 1.1, 1.35, 1.7]
+    sweeps = np.stack(
+        [
+            np.c_[
+                synthetic_trace(duration_s=2.0, spike_times_s=times, seed=i),
+                synthetic_trace(duration_s=2.0, spike_times_s=times[::2], seed=10 + i, amplitude_pa=120.0),
+            ]
+            for i in range(3)
+        ]
+    )
+    path = write_abf(
+        tmp_path / "ep.abf", sweeps, 40_000.0, mode="episodic", data_format="float32", sweep_t_starts=[0.0, 15.0, 30.0]
+    )
+    analyzer = _dense(sero.abf_to_analyzer(path))
+    ext = analyzer.compute("serotonergic", model_folder=model_folder, n_boot=20)
+    segments = ext.get_data("segments")
+    assert segments["segment_index"].tolist() == [0, 1, 2]
+    np.testing.assert_allclose(segments["t_start_s"], [0.0, 15.0, 30.0], atol=1e-9)
+    np.testing.assert_allclose(segments["duration_s"], [2.0, 2.0, 2.0])
+    spikes = ext.get_data("spikes")
+    recording = analyzer.recording
+    expected = [
+        recording.sample_index_to_time(s, segment_index=k) for s, k in zip(spikes.sample_index, spikes.segment_index)
+    ]
+    np.testing.assert_allclose(spikes["time_s"], expected, atol=1e-9)
+    assert sorted(set((spikes["time_s"] // 15).astype(int))) == [0, 1, 2]
+    waveforms = ext.get_data("waveforms")
+    assert waveforms.dtype == np.float32 and waveforms.shape == (len(spikes), 160)
+    np.testing.assert_array_equal(waveforms, main_channel_waveforms(analyzer))  # a paper-format file, as read
+    np.testing.assert_allclose(load_model(model_folder).p_ser(waveforms), spikes["p_ser"], atol=1e-6)
+    provenance = ext.get_data("provenance")
+    assert provenance["rule"] == describe_rule(ext.params) and "20 resamples" in provenance["rule"]
+    assert provenance["time_origin"] == "recording"
+    flipped = analyzer.copy().compute("serotonergic", model_folder=model_folder, n_boot=20, polarity="positive")
+    np.testing.assert_array_equal(flipped.get_data("waveforms"), -waveforms)
+
+    analyzer.save_as(format="zarr", folder=tmp_path / "an.zarr")
+    path.rename(tmp_path / "moved.abf")  # the recording is gone
+    back = sero.load_sorting_analyzer(tmp_path / "an.zarr")
+    assert not back.has_recording()
+    again = back.get_extension("serotonergic")
+    pd.testing.assert_frame_equal(again.get_data("spikes"), spikes, check_dtype=False)
+    pd.testing.assert_frame_equal(again.get_data("segments"), segments)
+    np.testing.assert_array_equal(again.get_data("waveforms"), waveforms)
+    units = list(back.unit_ids)
+    n_first = sum(back.sorting.get_unit_spike_train(units[0], segment_index=k).size for k in range(3))
+    train = np.arange(n_first)
+    old = {
+        (row.unit_id, row.segment_index, row.sample_index): (row.time_s, snippet)
+        for row, snippet in zip(spikes.itertuples(), waveforms)
+    }
+    for changed, parent in (
+        (back.select_units(units[1:]), {}),
+        (back.merge_units([units]), None),
+        (back.split_units({units[0]: [train[::2], train[1::2]]}), units[0]),
+    ):
+        ext = changed.get_extension("serotonergic")
+        now = ext.get_data("spikes")
+        assert len(now) == len(ext.get_data("waveforms")) > 0
+        pd.testing.assert_frame_equal(ext.get_data("segments"), segments)
+        for row, snippet in zip(now.itertuples(), ext.get_data("waveforms")):
+            unit = row.unit_id if row.unit_id in units else parent
+            if unit is None:  # a merged unit: read on the main channel of the merge
+                continue
+            time_s, before = old[(unit, row.segment_index, row.sample_index)]
+            assert row.time_s == time_s
+            np.testing.assert_array_equal(snippet, before)
+
+
+def test_snippets_without_a_recording_count_time_from_zero(model_folder):
+    from spikeinterface_sero.extension import analyzer_from_snippets
+    from spikeinterface_sero.snippets import recording_to_snippets
+
+    snippets = recording_to_snippets(_recording())
+    analyzer = analyzer_from_snippets(snippets)
+    ext = analyzer.compute("serotonergic", model_folder=model_folder, n_boot=20)
+    assert ext.get_data("provenance")["time_origin"].startswith("unknown")
+    spikes = ext.get_data("spikes")
+    np.testing.assert_allclose(spikes["time_s"], spikes["sample_index"] / 40_000.0)
+    by_spike = {(str(c), int(s)): w for c, s, w in zip(snippets.cell_ids, snippets.trigger_samples, snippets.waveforms)}
+    for row, snippet in zip(spikes.itertuples(), ext.get_data("waveforms")):
+        np.testing.assert_array_equal(snippet, by_spike[(str(row.unit_id), int(row.sample_index))])
+
+
+def test_sero_columns_reach_spikeinterface_units_table(analyzer, model_folder):
+    """spikeinterface-gui's unit list is SpikeInterface's ``make_units_table_from_analyzer``, which keeps only
+    numeric, bool and fixed-width text properties: every sero property must be one of them."""
+    from spikeinterface.widgets.utils import make_units_table_from_analyzer
+
+    from spikeinterface_sero.extension import SERO_PROPERTIES
+    from spikeinterface_sero.schema import UNIT_SCHEMA
+
+    units = analyzer.compute("serotonergic", model_folder=model_folder, n_boot=20).get_data()
+    shown = make_units_table_from_analyzer(analyzer)
+    assert {"sero_call", "sero_confidence", "sero_set", "sero_rig", "sero_manual_label"} <= set(SERO_PROPERTIES)
+    for key in SERO_PROPERTIES:
+        kind = analyzer.sorting.get_property(key).dtype.kind
+        assert kind == {"text": "U", "float": "f", "integer": "i", "boolean": "b"}[UNIT_SCHEMA[key].kind], key
+        assert key in shown.columns, key
+        if kind == "f":
+            np.testing.assert_allclose(shown[key].to_numpy(float), units[key].to_numpy(float), equal_nan=True)
+        else:
+            assert shown[key].tolist() == units[key].tolist(), key
+
+
+@pytest.mark.parametrize(
+    "case, domain, can_be_reliable",
+    [
+        ("paper", "in_domain", True),
+        ("resampled", "resampled", True),  # read at 20 kHz, resampled to 40 kHz by read_abf
+        ("nA", "converted_from_nA", True),  # read in nA, scaled to pA by read_abf
+        ("filtered", "filtered", False),  # band-pass filtered: the action current's shape is changed
+    ],
+)
+def test_sero_domain_says_how_the_input_was_read(tmp_path, model_folder, case, domain, can_be_reliable):
+    import spikeinterface.preprocessing as spre
+
+    from spikeinterface_sero.datasets import write_abf
+
+    rate = 20_000.0 if case == "resampled" else 40_000.0
+    times = np.sort(np.random.default_rng(7).uniform(0.05, 5.9, 30))
+    trace = synthetic_trace(sampling_frequency=rate, duration_s=6.0, spike_times_s=times, seed=1)
+    scale, unit = (1e-3, "nA") if case == "nA" else (1.0, "pA")
+    path = write_abf(tmp_path / f"{case}.abf", trace * scale, rate, units=unit, data_format="float32")
+    recording = sero.read_abf(path)
+    if case == "filtered":
+        recording = spre.bandpass_filter(recording, freq_min=300.0, freq_max=6000.0)
+    analyzer = sero.recording_to_analyzer(recording)
+    units = analyzer.compute("serotonergic", model_folder=model_folder, n_boot=20).get_data()
+    assert units["sero_domain"].tolist() == [domain]
+    reasons = units["sero_unsure_reasons"].iloc[0].split("+")
+    assert ("domain" not in reasons) == can_be_reliable, reasons
+    if not can_be_reliable:
+        assert not units["sero_reliable"].iloc[0] and units["sero_call"].iloc[0] == "unsure"
+    # recomputed after a reload without the recording: the analyzer's own record says the same
+    analyzer.save_as(format="binary_folder", folder=tmp_path / "saved")
+    path.rename(tmp_path / "moved.abf")
+    back = sero.load_sorting_analyzer(tmp_path / "saved")
+    assert not back.has_recording()
+    again = back.compute("serotonergic", model_folder=model_folder, n_boot=20).get_data()
+    assert again["sero_domain"].tolist() == [domain]
