@@ -111,9 +111,6 @@ def _validated_adapted(root: Path, files, truth, results: dict, duration: float,
         validate(root / "adapted", root / day / "labels.csv", report_dir=root / f"validation_{day}", out=folder)
         table = classify_files(files, model_folder=folder)
         results[f"adapted_validated_on_day_{day.lower()}_on_day_b"] = figures(table, truth)
-        results[f"adapted_validated_on_day_{day.lower()}_on_day_b"]["sero_rig"] = (
-            table["sero_rig"].value_counts().to_dict()
-        )
 
 
 def _plain(value):
