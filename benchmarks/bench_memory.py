@@ -1,6 +1,7 @@
 """Peak memory of the classify path for a short and a long recording (each in a fresh process).
 
-    python benchmarks/bench_memory.py [--minutes 1 60] [--noise-minutes 1 30] [--model FOLDER] [--json OUT]
+    python benchmarks/bench_memory.py [--minutes 1 60] [--noise-minutes 1 30] [--channels 1 4 16]
+                                      [--model FOLDER] [--json OUT]
 
 Each recording (synthetic 40 kHz int16 ABF, see ``bench_end_to_end.py``; the 60-minute file is 288 MB)
 is classified by ``pipeline.classify_file`` in its own subprocess, after TensorFlow is imported and the
@@ -24,6 +25,16 @@ crossing is counted (the firing rate is exact) but a cell keeps the waveforms of
 ``MAX_WAVEFORMS_PER_CELL`` spikes, so the peak should be flat: target, the 30-minute noisy file needs less
 than 100 MB more than the 1-minute one, and no MemoryError. (Before the cap, 10 minutes of such noise,
 275,000 crossings, peaked at 1.94 GB and 30 minutes failed under 5 GB.)
+
+Many channels (issue #25): an int16 ABF 2 file of ``n`` current channels (each a cell, 30 s, 600 spikes)
+classified in a subprocess per ``n`` (``--channels 1 4 16``), the peak after building the analyzer and after
+classifying. Each unit's waveforms keep its own channel (a SpikeInterface ChannelSparsity), so the peak grows
+linearly with the channels; target: the analyzer stage's growth per channel from 4 to 16 channels at most 1.5
+times that from 1 to 4 (the whole run's peak also holds the inference's working memory, a ceiling reached at a
+few thousand spikes that hides the growth at one channel). Measured (2 shared CPUs): own channel, analyzer
+stage 179 / 199 / 271 MB for 1 / 4 / 16 channels (6.4 then 6.0 MB per channel), whole run 226 / 232 / 271 MB;
+the dense waveforms before, 179 / 198 / 398 MB (6.3 then 16.7 MB per channel, growing with the square: 64
+such channels peaked at 3.3 GB).
 
 What was measured (Neo 0.14.6, SpikeInterface 0.105.3, 2 CPUs): file-mapped RSS does not grow with the
 recording. AxonRawIO maps each requested chunk on its own (``neo.rawio.utils.
@@ -216,6 +227,82 @@ def make_noise_abf(minutes: float, workdir, seed: int = 0) -> Path:
     return path
 
 
+CHANNEL_SECONDS = 30.0
+CHANNEL_RATE_HZ = 20.0  # 600 spikes per channel
+
+
+def make_channels_abf(n_channels: int, workdir) -> Path:
+    """Write (once; cached) ``n_channels`` current channels of 30 s, each a cell firing at 20 Hz, int16 ABF 2."""
+    import numpy as np
+
+    from spikeinterface_sero.constants import SAMPLING_FREQUENCY
+    from spikeinterface_sero.datasets import write_abf
+    from spikeinterface_sero.testing import synthetic_trace
+
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    path = workdir / f"channels_{n_channels}x{CHANNEL_SECONDS:g}s.abf"
+    if not path.is_file():
+        times = np.arange(0.5 / CHANNEL_RATE_HZ, CHANNEL_SECONDS - 0.01, 1.0 / CHANNEL_RATE_HZ)
+        columns = [synthetic_trace(duration_s=CHANNEL_SECONDS, spike_times_s=times, seed=c) for c in range(n_channels)]
+        tmp = path.with_suffix(".tmp.abf")
+        write_abf(tmp, np.stack(columns, axis=1), SAMPLING_FREQUENCY, units="pA", data_format="int16")
+        os.replace(tmp, path)
+    return path
+
+
+def channels_child(path: str, model: str) -> dict:
+    """Runs in the fresh subprocess: the analyzer, then the classification, each stage's peak RSS."""
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    from spikeinterface_sero import abf_to_analyzer
+
+    out = {"rss_after_setup_mb": _status_kb().get("VmRSS", 0) / 1024.0}
+    t0 = time.perf_counter()
+    analyzer = abf_to_analyzer(path)
+    out["peak_analyzer_mb"] = _maxrss_mb()
+    out["waveforms_shape"] = list(analyzer.get_extension("waveforms").get_data().shape)
+    units = analyzer.compute("serotonergic", model_folder=model).get_data()
+    out["peak_rss_mb"] = _maxrss_mb()
+    out["n_spikes"] = int(units["n_spikes"].sum())
+    out["seconds"] = time.perf_counter() - t0
+    return out
+
+
+def run_channels(channels=(1, 4, 16), workdir=None, model=None) -> dict:
+    sys.path.insert(0, str(HERE))
+    import bench_end_to_end as E
+
+    workdir = workdir or E.DEFAULT_WORKDIR
+    folder, kind = E.model_folder(workdir, model)
+    runs = []
+    for n in channels:
+        path = make_channels_abf(int(n), workdir)
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--channels-child", str(path), "--model", str(folder)]
+        p = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+        if p.returncode:
+            raise RuntimeError(f"channels child failed ({p.returncode}):\n{p.stderr[-3000:]}")
+        r = json.loads(p.stdout.strip().splitlines()[-1])
+        r.update(channels=int(n))
+        runs.append(r)
+
+    def slopes(key):
+        return [(b[key] - a[key]) / (b["channels"] - a["channels"]) for a, b in zip(runs, runs[1:])]
+
+    # the analyzer stage is what grows with the channels; the whole run's peak also holds the inference's
+    # working memory, a ceiling reached at a few thousand spikes that hides the growth at one channel
+    analyzer = slopes("peak_analyzer_mb")
+    passed = len(analyzer) < 2 or analyzer[-1] <= 1.5 * max(analyzer[0], 1.0)
+    return {
+        "model": kind,
+        "runs": runs,
+        "analyzer_mb_per_channel": analyzer,
+        "mb_per_channel": slopes("peak_rss_mb"),
+        "passed": passed,
+    }
+
+
 def measure_noise(path: Path, model: Path, cap_gb: float) -> dict:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--noise-child", str(path), "--model", str(model)]
     cmd += ["--address-space-gb", str(cap_gb)]
@@ -373,9 +460,9 @@ def main(argv=None) -> int:
     ap.add_argument(
         "--minutes",
         type=float,
-        nargs="+",
+        nargs="*",
         default=[1.0, 60.0],
-        help="recording lengths; the first and last are compared (default 1 60)",
+        help="recording lengths; the first and last are compared (default 1 60; none to skip)",
     )
     ap.add_argument("--model", default=None, help="model folder (default: demo model, else random 12 members)")
     ap.add_argument("--workdir", default=None, help="where generated files are cached")
@@ -401,6 +488,14 @@ def main(argv=None) -> int:
         default=ADDRESS_SPACE_CAP_GB,
         help="address-space cap of the noisy runs (default 5; 0: none)",
     )
+    ap.add_argument(
+        "--channels",
+        type=int,
+        nargs="*",
+        default=[],
+        help="channel counts of the many-channels case, e.g. 1 4 16 (default: none)",
+    )
+    ap.add_argument("--channels-child", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--noise-child", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--stages", action="store_true", help=argparse.SUPPRESS)
@@ -410,6 +505,15 @@ def main(argv=None) -> int:
         return 0
     if args.noise_child:
         print(json.dumps(noise_child(args.noise_child, args.model, args.address_space_gb)))
+        return 0
+    if args.channels_child:
+        print(json.dumps(channels_child(args.channels_child, args.model)))
+        return 0
+    if args.channels and not args.minutes:
+        r = {"channels": run_channels(tuple(args.channels), args.workdir, args.model)}
+        _print_channels(r["channels"])
+        if args.json:
+            Path(args.json).write_text(json.dumps(r, indent=2))
         return 0
     r = run(tuple(args.minutes), args.workdir, args.model, stages=not args.no_stages, predict_batch=args.predict_batch)
     if args.noise_minutes:
@@ -463,9 +567,28 @@ def main(argv=None) -> int:
             f"noisy difference {noise['diff_mb']:.1f} MB; target < {TARGET_MB:g} MB: "
             f"{'PASS' if noise['passed'] else 'FAIL'}"
         )
+    if args.channels:
+        r["channels"] = run_channels(tuple(args.channels), args.workdir, args.model)
+        _print_channels(r["channels"])
     if args.json:
         Path(args.json).write_text(json.dumps(r, indent=2))
     return 0
+
+
+def _print_channels(result: dict) -> None:
+    print("many channels (each a cell, 30 s, 600 spikes):")
+    for x in result["runs"]:
+        print(
+            f"{x['channels']:>5} channels  waveforms {tuple(x['waveforms_shape'])}, {x['n_spikes']} spikes, "
+            f"{x['seconds']:.1f} s, peak RSS after the analyzer {x['peak_analyzer_mb']:.0f} MB, "
+            f"after classifying {x['peak_rss_mb']:.0f} MB"
+        )
+    analyzer = ", ".join(f"{v:.1f}" for v in result["analyzer_mb_per_channel"])
+    total = ", ".join(f"{v:.1f}" for v in result["mb_per_channel"])
+    print(
+        f"growth per channel (MB), analyzer stage: {analyzer}; whole run: {total}; "
+        f"linear (analyzer: last <= 1.5 x first): {'PASS' if result['passed'] else 'FAIL'}"
+    )
 
 
 if __name__ == "__main__":

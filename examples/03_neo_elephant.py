@@ -4,7 +4,7 @@
 
 neo.AxonIO -> Block -> annotate_spiketrains(block) detects the -50 pA crossings on every current channel,
 attaches one SpikeTrain per cell and sweep (with its 160-point waveforms) and annotates it with the cell's
-sero_label / sero_probability (and the per-spike P(SER) as an array annotation). Elephant then works on
+sero_call / sero_label / sero_probability (and the raw per-spike P(SER) as an array annotation). Elephant then works on
 the annotated trains as on any others; here: rate, CV and LV of the serotonergic cells, and a peri-stimulus
 style time histogram.
 
@@ -46,7 +46,8 @@ def main():
     for st in trains:
         a = st.annotations
         print(
-            f"{a['cell_id']}: {len(st)} spikes, {a['sero_label']}, P(SER) {a['sero_probability']:.3f} "
+            f"{a['cell_id']}: {len(st)} spikes, {a['sero_call']} (model's call {a['sero_label']}), "
+            f"P(SER) {a['sero_probability']:.3f} "
             f"[{a['sero_probability_low']:.3f}, {a['sero_probability_high']:.3f}] "
             f"(model is demo: {a['sero_model_is_demo']})"
         )
@@ -55,19 +56,20 @@ def main():
         row = dict(
             cell_id=a["cell_id"],
             sero_label=a["sero_label"],
+            sero_call=a["sero_call"],
             sero_probability=a["sero_probability"],
             n_spikes=len(st),
             rate_hz=float(es.mean_firing_rate(st).rescale("Hz").magnitude),
             cv_isi=float(es.cv(isi)),
             lv=float(es.lv(isi)),
-            mean_spike_p_ser=float(np.mean(st.array_annotations["sero_p_ser"])),
+            mean_spike_p_ser_raw=float(np.nanmean(st.array_annotations["sero_p_ser"])),
         )
         summary.append(row)
         print("  Elephant:", {k: round(v, 3) for k, v in row.items() if isinstance(v, float)})
 
-    # Keep only the trains labelled serotonergic, as one would before a population analysis.
-    ser = [st for st in trains if st.annotations["sero_label"] == "serotonergic"]
-    print(f"{len(ser)} of {len(trains)} spike train(s) labelled serotonergic")
+    # Keep only the trains reliably called serotonergic, as one would before a population analysis.
+    ser = [st for st in trains if st.annotations["sero_call"] == "serotonergic"]
+    print(f"{len(ser)} of {len(trains)} spike train(s) reliably called serotonergic")
     hist = es.time_histogram(trains, bin_size=1 * pq.s, output="rate")
     print("firing rate per 1-s bin (Hz):", np.round(hist.magnitude.ravel(), 2).tolist())
 

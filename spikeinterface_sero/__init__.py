@@ -5,12 +5,12 @@ and changes no environment variable.
 """
 
 from ._version import __version__
+from .analyzers import abf_to_analyzer, recording_to_analyzer
 from .errors import SeroError
 from .extension import compute_serotonergic, load_sorting_analyzer, serotonergic_label_units
 from .io import abf_channels, read_abf
 from .model import load_model
 from .pipeline import classify_files
-from .snippets import abf_to_analyzer, recording_to_analyzer
 
 __all__ = [
     "__version__",

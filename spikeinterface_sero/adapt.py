@@ -11,6 +11,7 @@ from fractions import Fraction
 
 import numpy as np
 
+from .analyzers import check_analyzer_waveforms
 from .constants import (
     DEFAULT_THRESHOLD_PA,
     MIN_SAMPLING_FREQUENCY,
@@ -22,7 +23,7 @@ from .constants import (
 )
 from .decision import CONVERTED_FROM
 from .errors import SamplingRateError, SeroError, SnippetError
-from .snippets import Snippets, check_analyzer_waveforms
+from .snippet_formats import Snippets
 from .units import current_to_pa, is_current_unit, is_voltage_unit
 from .upstream import main_channel_indices
 

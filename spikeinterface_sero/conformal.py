@@ -166,4 +166,21 @@ def rig_guarantee(value: dict | None) -> str:
     validation page)."""
     if not value or not value.get("rigs"):
         return "Not validated on any rig: every call is unsure (not_validated) until sero validate has run."
-    return " ".join(f"Validated on rig {number + 1}: {guarantee(rig)}." for number, rig in enumerate(value["rigs"]))
+    return " ".join(
+        f"Validated on rig {number + 1}: {guarantee(rig)}.{_figures_text(rig.get('figures'))}"
+        for number, rig in enumerate(value["rigs"])
+    )
+
+
+def _figures_text(figures: dict | None) -> str:
+    """The validation's figures in one sentence (cross-fitted where the page says so)."""
+    names = {
+        "balanced_accuracy": "balanced accuracy",
+        "reliable_share": "reliable share",
+        "reliable_precision": "reliable calls right",
+        "ece": "ECE",
+    }
+    parts = [
+        f"{words} {float(figures[key]):.3g}" for key, words in names.items() if (figures or {}).get(key) is not None
+    ]
+    return f" Figures: {', '.join(parts)}." if parts else ""

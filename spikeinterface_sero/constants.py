@@ -62,3 +62,4 @@ MIN_STIMULUS_EVENTS = 5  # fewer events (or intervals) say nothing about periodi
 MAX_STIMULUS_JITTER_MS = 0.1  # robust SD of the intervals: a neuron's is >= ~10 ms (CV >= 0.05 at <= 5 Hz)
 MAX_STIMULUS_AMPLITUDE_SPREAD = 0.01  # robust SD of the inward peak depths over their median
 MIN_ACTION_CURRENT_ONSET_MS = 0.03  # 10-90 % leading edge of the mean event: faster is a digital edge
+RIG_SHAPE_QUANTILE = 0.95  # a cell's shape is unlike a rig's beyond this quantile of its cells' own neighbour distances

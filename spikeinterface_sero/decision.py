@@ -18,7 +18,6 @@ from .constants import (
     DEFAULT_MIN_SPIKES,
     DEFAULT_N_BOOT,
     LABELS,
-    LAYER_NORM_EPSILON,
     MAX_CLIPPED_FRACTION,
     MAX_END_OFFSET_RATIO,
     MAX_FIRING_RATE_HZ,
@@ -42,7 +41,14 @@ from .constants import (
 )
 from .errors import DataError
 from .features import UNDETERMINED, add_sero_type
-from .fingerprint import NOT_VALIDATED, VALIDATED, cell_fingerprints, match_rigs
+from .fingerprint import (
+    NOT_VALIDATED,
+    VALIDATED,
+    cell_fingerprints,
+    match_rigs,
+    mean_normalised_shapes,
+    nearest_distances,
+)
 from .schema import UNIT_COLUMN_DESCRIPTIONS, UNIT_COLUMNS
 from .stimulus import stimulus_reasons
 
@@ -307,7 +313,9 @@ def cell_decisions(
     pandas.DataFrame
         Indexed by cell id, :data:`CELL_COLUMNS`: ``sero_label`` is serotonergic when the mean consensus
         over the cell's spikes favours SER (Corradetti et al. 2024); ``sero_probability`` is P(SER) of
-        that mean, with its bootstrap interval; ``sero_reliable``; ``n_spikes``; ``fraction_spikes_ser``
+        that mean, with its bootstrap interval; ``sero_reliable`` (here only: enough spikes and an interval
+        clear of 0.5, for evaluations without a rig; :func:`decide_units` replaces it by the full rule);
+        ``n_spikes``; ``fraction_spikes_ser``
         (spikes whose own consensus votes SER).
     """
     params = DecisionParams() if params is None else params
@@ -450,41 +458,13 @@ def action_current_quality(
     measures = cell_fingerprints(waveforms, spike_unit_index, len(unit_ids), firing_rate_hz=firing_rate_hz)
     if rig_validation:
         check_rig_validation(rig_validation)
-    status, rig, rig_distance = match_rigs(measures, rig_validation)
+    shapes = mean_normalised_shapes(waveforms, spike_unit_index, len(unit_ids))
+    status, rig, rig_distance = match_rigs(measures, rig_validation, shapes)
     table["sero_rig"], table["rig_index"], table["rig_distance"] = status, rig, rig_distance
     return table
 
 
 # ------------------------------------------------------------------------- like the model's training data?
-def _normalised(waveforms: np.ndarray) -> np.ndarray:
-    """Each snippet z-scored over its samples, as the members' LayerNormalization sees it."""
-    x = np.asarray(waveforms, dtype=np.float64)
-    x = x.reshape(x.shape[0], -1)
-    centred = x - x.mean(axis=1, keepdims=True)
-    return centred / np.sqrt((centred**2).mean(axis=1, keepdims=True) + LAYER_NORM_EPSILON)
-
-
-def _cell_shapes(waveforms, spike_unit_index, n_units: int) -> np.ndarray:
-    """(n_units, 160) mean normalised snippet of each unit (NaN rows for units without spikes)."""
-    index = np.asarray(spike_unit_index, dtype=np.int64)
-    if not len(index):
-        return np.full((n_units, SNIPPET_LENGTH), np.nan)
-    normalised = _normalised(waveforms)
-    counts = np.bincount(index, minlength=n_units)[:n_units]
-    sums = np.zeros((n_units, normalised.shape[1]))
-    np.add.at(sums, index, normalised)
-    return np.where(counts[:, None] > 0, sums / np.maximum(counts, 1)[:, None], np.nan)
-
-
-def _nearest_distances(shapes: np.ndarray, reference: np.ndarray, *, leave_one_out: bool = False) -> np.ndarray:
-    """Root-mean-square distance of each shape to its nearest reference shape (with ``leave_one_out``, the
-    reference is ``shapes`` itself and a shape is not its own neighbour)."""
-    squared = (shapes**2).sum(1)[:, None] + (reference**2).sum(1)[None, :] - 2.0 * shapes @ reference.T
-    if leave_one_out:
-        np.fill_diagonal(squared, np.inf)
-    return np.sqrt(np.maximum(squared, 0.0).min(axis=1) / shapes.shape[1])
-
-
 def describe_training_snippets(waveforms, cell_ids, *, seed: int = 0) -> dict:
     """A compact, JSON-able description of a model's training snippets, for :func:`training_distance`.
 
@@ -513,8 +493,8 @@ def describe_training_snippets(waveforms, cell_ids, *, seed: int = 0) -> dict:
     codes, uniques = pd.factorize(np.asarray(cell_ids), sort=False)
     if len(uniques) < 2:
         raise DataError("describing the training data needs snippets of at least two cells.")
-    shapes = _cell_shapes(waveforms, codes, len(uniques))
-    own = _nearest_distances(shapes, shapes, leave_one_out=True)
+    shapes = mean_normalised_shapes(waveforms, codes, len(uniques))
+    own = nearest_distances(shapes, shapes, leave_one_out=True)
     limit = float(TRAINING_DISTANCE_MARGIN * np.quantile(own, TRAINING_DISTANCE_QUANTILE))
     keep = np.arange(len(shapes))
     if len(keep) > MAX_TRAINING_SHAPES:
@@ -589,11 +569,11 @@ def training_distance(waveforms, spike_unit_index, n_units: int, description: di
     if description is None or not len(np.asarray(spike_unit_index)):
         return distance
     check_training_description(description)
-    shapes = _cell_shapes(waveforms, spike_unit_index, n_units)
+    shapes = mean_normalised_shapes(waveforms, spike_unit_index, n_units)
     has = np.isfinite(shapes).all(axis=1)
     if has.any():
         reference = np.asarray(description["shapes"], dtype=np.float64)
-        distance[has] = _nearest_distances(shapes[has], reference) / float(description["limit"])
+        distance[has] = nearest_distances(shapes[has], reference) / float(description["limit"])
     return distance
 
 

@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from .arguments import check_integer, check_number
 from .datasets import simulate_dataset
+from .errors import ParameterError
 from .export import write_table
 from .files import check_output_path
 from .pipeline import classify_files
@@ -20,6 +22,24 @@ from .report import write_summary_html
 __all__ = ["run_demo"]
 
 DEFAULT_CELLS = {"serotonergic": 2, "atypical_serotonergic": 2, "non_serotonergic": 2}
+#: the demo's bounds: a recording at most 10 minutes, at most 20 cells per type, and at most an hour of
+#: simulated recording in all (an hour at 40 kHz is about 0.6 GB of .abf files and a few minutes of work)
+MAX_DURATION_S = 600.0
+MAX_CELLS_PER_TYPE = 20
+MAX_TOTAL_S = 3600.0
+
+
+def check_demo_size(n_cells: dict, duration_s: float, *, cells_name: str, duration_name: str) -> None:
+    """The demo's size within its bounds, before anything is simulated (names in the caller's words)."""
+    check_number(duration_s, duration_name, minimum=1.0, maximum=MAX_DURATION_S)
+    for count in n_cells.values():
+        check_integer(count, cells_name, minimum=0, maximum=MAX_CELLS_PER_TYPE)
+    total = sum(n_cells.values()) * float(duration_s)
+    if total > MAX_TOTAL_S:
+        raise ParameterError(
+            f"{cells_name} and {duration_name} ask for {total:g} s of simulated recording; the demo makes at most "
+            f"{MAX_TOTAL_S:g} s (about 0.6 GB): fewer cells or shorter recordings."
+        )
 
 
 def run_demo(
@@ -37,6 +57,8 @@ def run_demo(
     (with ``report``) ``report/index.html`` under ``out_dir``; returns the results table with the columns
     ``true_label``, ``true_cell_type`` and ``correct`` added. An earlier demo's output is replaced only with
     ``overwrite`` (checked before any work)."""
+    counts = dict(DEFAULT_CELLS if n_cells_per_type is None else n_cells_per_type)
+    check_demo_size(counts, duration_s, cells_name="n_cells_per_type", duration_name="duration_s")
     out = Path(out_dir)
     results = (
         check_output_path(out / "results.csv", overwrite=overwrite, suffixes=(".csv",), what="demo results")
@@ -44,7 +66,6 @@ def run_demo(
         else out / "results.csv"
     )
     rec_dir = out / "recordings"
-    counts = dict(DEFAULT_CELLS if n_cells_per_type is None else n_cells_per_type)
     recs = simulate_dataset(counts, duration_s=duration_s, seed=seed, out_dir=rec_dir, n_groups=2)
     files = [r.file for r in recs]
     report_dir = out / "report" if report else None

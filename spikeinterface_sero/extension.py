@@ -26,6 +26,7 @@ from .adapt import (
     out_of_domain_message,
     recording_domains,
 )
+from .analyzers import POLARITY_PROPERTY, main_channel_waveforms
 from .arguments import check_flag
 from .conformal import rig_guarantee
 from .constants import (
@@ -50,7 +51,6 @@ from .features import check_criterion, criteria_classify, features_from_sorting
 from .model import load_model
 from .model.numpy_engine import default_threads
 from .schema import UNIT_SCHEMA, cast_table, property_values
-from .snippets import POLARITY_PROPERTY, main_channel_waveforms
 from .upstream import keep_trailing_empty_segments, set_sorting_property
 
 __all__ = [
@@ -118,7 +118,7 @@ class ComputeSerotonergic(AnalyzerExtension):
     seed : int, default: 0
         Seed of the bootstrap.
     min_spikes : int, default: 20
-        A call is ``sero_reliable`` only with at least this many spikes and an interval clear of 0.5.
+        A call is ``sero_reliable`` only with at least this many spikes (and the other rules of docs/quality.md).
     min_udi_ms, max_rate_hz, max_cv : float or None, default: None
         Classical criteria thresholds (:func:`spikeinterface_sero.features.criteria_classify`); None: the
         defaults.

@@ -13,8 +13,9 @@ import numpy as np
 import pandas as pd
 import quantities as pq
 
+from .arguments import check_number
 from .constants import LABELS, NBEFORE, SAMPLING_FREQUENCY
-from .errors import DataError, SnippetError
+from .errors import DataError, ParameterError, SnippetError
 
 __all__ = [
     "DEFAULT_MIN_UDI_MS",
@@ -121,6 +122,7 @@ def spike_trains_for_cell(
     DataError
         Mismatched numbers of segments, non-finite times, spikes outside ``[t_start, t_stop]``.
     """
+    sampling_frequency = _check_fs(sampling_frequency)
     if (
         isinstance(spike_times_s_per_segment, np.ndarray)
         and spike_times_s_per_segment.ndim == 1
@@ -165,12 +167,16 @@ def spike_trains_for_cell(
 def _as_train_list(spike_trains: Any) -> list[neo.SpikeTrain]:
     if isinstance(spike_trains, neo.SpikeTrain):
         return [spike_trains]
+    if spike_trains is not None and (isinstance(spike_trains, (str, bytes)) or not isinstance(spike_trains, Sequence)):
+        raise ParameterError(
+            f"spike_trains must be a neo.SpikeTrain or a list of them (one per segment), not {spike_trains!r:.80}."
+        )
     trains = list(spike_trains) if spike_trains is not None else []
     for k, st in enumerate(trains):
         if not isinstance(st, neo.SpikeTrain):
-            raise DataError(
-                f"element {k} is a {type(st).__name__}, not a neo.SpikeTrain; build the trains with "
-                "spike_trains_for_cell(...)."
+            raise ParameterError(
+                f"spike_trains: element {k} is a {type(st).__name__}, not a neo.SpikeTrain; build the trains "
+                "with spike_trains_for_cell(...)."
             )
     return trains
 
@@ -251,8 +257,8 @@ def _as_snippet_matrix(snippets: Any) -> np.ndarray:
 
 
 def _check_choice(value: str, choices: tuple[str, ...], name: str) -> str:
-    if value not in choices:
-        raise SnippetError(f"{name} must be one of {', '.join(repr(c) for c in choices)}; got {value!r}.")
+    if not isinstance(value, str) or value not in choices:
+        raise ParameterError(f"{name} must be one of {', '.join(repr(c) for c in choices)}; got {value!r}.")
     return value
 
 
@@ -268,10 +274,7 @@ def _oriented(x: np.ndarray, polarity: str) -> np.ndarray:
 
 
 def _check_fs(sampling_frequency: float) -> float:
-    fs = float(sampling_frequency)
-    if not np.isfinite(fs) or fs <= 0:
-        raise SnippetError(f"sampling_frequency must be a positive number of Hz; got {sampling_frequency!r}.")
-    return fs
+    return check_number(sampling_frequency, "sampling_frequency", minimum=0, strict=True)
 
 
 def trough_and_peak_indices(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -396,6 +399,8 @@ def cell_features(
     (``(n, 1, 160)`` Neo convention), otherwise ``udi_ms`` is NaN.  ``sampling_frequency`` is the
     snippets' rate.  ``n_spikes`` counts the spikes of the trains.
     """
+    _check_choice(polarity, _POLARITIES, "polarity")
+    _check_choice(method, _UDI_METHODS, "method")
     trains = _as_train_list(spike_trains)
     out = firing_features(trains)
     if snippets is None:
@@ -440,6 +445,14 @@ def features_table(
     Columns: ``firing_rate_hz, cv_isi, lv, udi_ms, n_spikes, n_isi``.  A cell missing from
     ``snippets_by_cell`` gets ``udi_ms`` from its trains' waveforms, or NaN.
     """
+    if not isinstance(spike_trains_by_cell, Mapping):
+        raise ParameterError(
+            f"spike_trains_by_cell must be a mapping of cell id to spike trains, not {spike_trains_by_cell!r:.80}."
+        )
+    if snippets_by_cell is not None and not isinstance(snippets_by_cell, Mapping):
+        raise ParameterError(
+            f"snippets_by_cell must be a mapping of cell id to snippets or None, not {snippets_by_cell!r:.80}."
+        )
     rows = {}
     for cell_id, trains in spike_trains_by_cell.items():
         rows[cell_id] = cell_features(
@@ -475,6 +488,10 @@ def features_from_sorting(
     DataError
         No durations available, or a wrong number of them, or spikes after the end of a segment.
     """
+    from spikeinterface.core import BaseSorting
+
+    if not isinstance(sorting, BaseSorting):
+        raise ParameterError(f"sorting must be a SpikeInterface sorting, not {sorting!r:.80}.")
     n_segments = sorting.get_num_segments()
     fs_sorting = float(sorting.get_sampling_frequency())
     if segment_durations_s is None:
@@ -521,13 +538,7 @@ def features_from_sorting(
 def check_criterion(value: float | None, name: str) -> float | None:
     if value is None:
         return None
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise DataError(f"{name} must be a number or None; got {value!r}.") from None
-    if not np.isfinite(v) or v < 0:
-        raise DataError(f"{name} must be a finite, non-negative number or None; got {value!r}.")
-    return v
+    return check_number(value, name, minimum=0)
 
 
 def criteria_classify(
@@ -555,7 +566,9 @@ def criteria_classify(
     max_rate_hz = check_criterion(max_rate_hz, "max_rate_hz")
     max_cv = check_criterion(max_cv, "max_cv")
     if not isinstance(features, pd.DataFrame):
-        raise DataError(f"features must be a pandas DataFrame (from features_table); got {type(features).__name__}.")
+        raise ParameterError(
+            f"features must be a pandas DataFrame (from features_table); got {type(features).__name__}."
+        )
     criteria = (
         ("criteria_wide", "udi_ms", min_udi_ms, np.greater_equal),
         ("criteria_slow", "firing_rate_hz", max_rate_hz, np.less_equal),
@@ -634,6 +647,8 @@ def add_sero_type(
     out_col: str = "sero_type",
 ) -> pd.DataFrame:
     """A copy of ``df`` with ``out_col`` = :func:`sero_type` of the two label columns, row by row."""
+    if not isinstance(df, pd.DataFrame):
+        raise ParameterError(f"df must be a pandas DataFrame (e.g. from criteria_classify), not {df!r:.80}.")
     for col in (cnn_col, criteria_col):
         if col not in df.columns:
             raise DataError(

@@ -11,7 +11,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .constants import NBEFORE, RIG_FINGERPRINT_MARGIN, SAMPLING_FREQUENCY
+from .constants import (
+    LAYER_NORM_EPSILON,
+    NBEFORE,
+    RIG_FINGERPRINT_MARGIN,
+    RIG_SHAPE_QUANTILE,
+    SAMPLING_FREQUENCY,
+    SNIPPET_LENGTH,
+)
 from .errors import DataError
 
 __all__ = [
@@ -23,13 +30,16 @@ __all__ = [
     "fit_fingerprint",
     "fingerprint_distance",
     "match_rigs",
+    "normalised_snippets",
+    "mean_normalised_shapes",
+    "nearest_distances",
 ]
 
 VALIDATED, UNLIKE_VALIDATED_RIGS, NOT_VALIDATED = "validated", "unlike_validated_rigs", "not_validated"
 #: the measures of a cell (name: compared in log units?)
 FINGERPRINT_FEATURES = {
     "noise_pa": True,  # robust SD of the pre-trigger baseline
-    "noise_high_frequency": False,  # var(diff) / (2 var) of the baseline: 1 white, near 0 low-pass/1-f noise
+    "noise_high_frequency": True,  # var(diff) / (2 var) of the baseline: 1 white, near 0 low-pass/1-f noise
     "downstroke_slope": True,  # steepest fall of the mean spike per sample over its depth: the filter corner
     "amplitude_pa": True,  # depth of the mean spike below its baseline
     "half_width_ms": True,  # width of the inward peak at half depth
@@ -38,6 +48,39 @@ FINGERPRINT_FEATURES = {
 }
 _BASELINE = slice(0, 30)  # the first 0.75 ms: before the spike
 _FLOOR = {True: 0.1, False: 0.05}  # smallest span of a range (log units / linear units)
+_NEIGHBOUR_FEATURES = [name for name in FINGERPRINT_FEATURES if name != "firing_rate_hz"]
+# the ranges judge what the rig sets (noise, filter, the shape the electrode passes), not what differs from
+# cell to cell and seal to seal (amplitude, rate): those enter the neighbour check or only describe the rig
+_RANGE_FEATURES = ("noise_pa", "noise_high_frequency", "downstroke_slope", "half_width_ms", "outward_ratio")
+
+
+def normalised_snippets(waveforms: np.ndarray) -> np.ndarray:
+    """Each snippet z-scored over its samples, as the members' LayerNormalization sees it."""
+    x = np.asarray(waveforms, dtype=np.float64)
+    x = x.reshape(x.shape[0], -1)
+    centred = x - x.mean(axis=1, keepdims=True)
+    return centred / np.sqrt((centred**2).mean(axis=1, keepdims=True) + LAYER_NORM_EPSILON)
+
+
+def mean_normalised_shapes(waveforms, spike_unit_index, n_units: int) -> np.ndarray:
+    """(n_units, 160) mean normalised snippet of each unit (NaN rows for units without spikes)."""
+    index = np.asarray(spike_unit_index, dtype=np.int64)
+    if not len(index):
+        return np.full((n_units, SNIPPET_LENGTH), np.nan)
+    z = normalised_snippets(waveforms)
+    counts = np.bincount(index, minlength=n_units)[:n_units]
+    sums = np.zeros((n_units, z.shape[1]))
+    np.add.at(sums, index, z)
+    return np.where(counts[:, None] > 0, sums / np.maximum(counts, 1)[:, None], np.nan)
+
+
+def nearest_distances(shapes: np.ndarray, reference: np.ndarray, *, leave_one_out: bool = False) -> np.ndarray:
+    """Root-mean-square distance of each shape to its nearest reference shape (with ``leave_one_out``, the
+    reference is ``shapes`` itself and a shape is not its own neighbour)."""
+    squared = (shapes**2).sum(1)[:, None] + (reference**2).sum(1)[None, :] - 2.0 * shapes @ reference.T
+    if leave_one_out:
+        np.fill_diagonal(squared, np.inf)
+    return np.sqrt(np.maximum(squared, 0.0).min(axis=1) / shapes.shape[1])
 
 
 def _one_cell(x: np.ndarray) -> dict:
@@ -82,7 +125,8 @@ def cell_fingerprints(waveforms, spike_unit_index, n_units: int, *, firing_rate_
     pandas.DataFrame
         (n_units, :data:`FINGERPRINT_FEATURES`).
     """
-    x = np.asarray(waveforms, dtype=np.float64).reshape(len(waveforms), -1)
+    x = np.asarray(waveforms, dtype=np.float64)
+    x = x.reshape(len(x), -1) if x.size else np.zeros((0, SNIPPET_LENGTH))
     index = np.asarray(spike_unit_index, dtype=np.int64)
     rows = [
         _one_cell(x[index == u]) if (index == u).any() else dict.fromkeys(FINGERPRINT_FEATURES, np.nan)
@@ -102,36 +146,99 @@ def _scaled(values, logarithmic: bool) -> np.ndarray:
         return np.where(v > 0, np.log10(np.where(v > 0, v, 1.0)), np.nan)
 
 
-def fit_fingerprint(measures: pd.DataFrame, *, margin: float = RIG_FINGERPRINT_MARGIN) -> dict:
-    """A rig's fingerprint from its validated cells' :func:`cell_fingerprints`: per measure the range
-    (log10 for the positive ones) and the margin a cell may lie outside it. JSON values."""
-    if len(measures) < 2:
-        raise DataError("a rig's fingerprint needs the measures of at least two cells.")
+def _matrix(measures: pd.DataFrame, names) -> np.ndarray:
+    return np.column_stack(
+        [
+            _scaled(measures[n], FINGERPRINT_FEATURES[n]) if n in measures else np.full(len(measures), np.nan)
+            for n in names
+        ]
+    )
+
+
+def _nearest(points: np.ndarray, reference: np.ndarray, *, leave_one_out: bool = False) -> np.ndarray:
+    """RMS over the measures both have of the standardised difference to the nearest reference cell."""
+    difference = points[:, None, :] - reference[None, :, :]
+    counted = np.isfinite(difference).sum(axis=2)
+    squared = np.where(counted > 0, np.nansum(difference**2, axis=2) / np.maximum(counted, 1), np.inf)
+    if leave_one_out:
+        np.fill_diagonal(squared, np.inf)
+    return np.sqrt(squared.min(axis=1))
+
+
+def fit_fingerprint(measures: pd.DataFrame, shapes=None, *, margin: float = RIG_FINGERPRINT_MARGIN) -> dict:
+    """A rig's fingerprint from its validated cells' :func:`cell_fingerprints` (JSON values).
+
+    Two checks: per measure the range of the rig's cells (log10 for the positive ones), which a cell may
+    pass by ``margin`` times the range's span; and the rig's cells themselves (standardised by each
+    measure's SD), of which a cell must lie near one: within ``1 + margin`` times the 95th percentile of the
+    cells' own leave-one-out nearest-neighbour distances. The firing rate enters the ranges only (it is a
+    cell's, not the rig's)."""
+    if len(measures) < 3:
+        raise DataError("a rig's fingerprint needs the measures of at least three cells.")
     features = {}
     for name, logarithmic in FINGERPRINT_FEATURES.items():
         v = _scaled(measures[name], logarithmic) if name in measures else np.array([np.nan])
         v = v[np.isfinite(v)]
         if v.size >= 2:
             features[name] = {"low": float(v.min()), "high": float(v.max()), "log10": logarithmic}
-    return {"n_cells": int(len(measures)), "margin": float(margin), "features": features}
+    names = [n for n in _NEIGHBOUR_FEATURES if n in features]
+    points = _matrix(measures, names)
+    scale = np.maximum(np.nanstd(points, axis=0), [_FLOOR[FINGERPRINT_FEATURES[n]] for n in names])
+    points = points / scale
+    own = _nearest(points, points, leave_one_out=True)
+    limit = (1.0 + margin) * float(np.quantile(own[np.isfinite(own)], 0.95))
+    out = {
+        "n_cells": int(len(measures)),
+        "margin": float(margin),
+        "features": features,
+        "neighbours": {
+            "features": names,
+            "scale": [float(v) for v in scale],
+            "cells": np.round(points, 4).tolist(),
+            "limit": limit,
+        },
+    }
+    if shapes is not None:
+        shapes = np.asarray(shapes, dtype=np.float64)
+        shapes = shapes[np.isfinite(shapes).all(axis=1)]
+        own_shape = nearest_distances(shapes, shapes, leave_one_out=True)
+        limit = float(np.quantile(own_shape, RIG_SHAPE_QUANTILE))
+        out["shapes"] = {"cells": np.round(shapes, 4).tolist(), "limit": limit, "quantile": RIG_SHAPE_QUANTILE}
+    return out
 
 
-def fingerprint_distance(measures: pd.DataFrame, fingerprint: dict) -> np.ndarray:
-    """(n_cells,) how far outside the rig's ranges each cell lies, in spans of each range (the largest
-    over the measures; 0 inside every range, NaN when no measure could be compared)."""
+def fingerprint_distance(measures: pd.DataFrame, fingerprint: dict, shapes=None) -> np.ndarray:
+    """(n_cells,) how unlike the rig each cell is: the largest of (a) how far outside the rig's ranges it
+    lies, in spans of each range, over ``margin`` and (b) its nearest-neighbour distance over the limit,
+    minus 1. At most 0: like the rig; NaN when nothing could be compared."""
     distance = np.full(len(measures), np.nan)
     for name, bounds in fingerprint["features"].items():
-        if name not in measures:
+        if name not in measures or name not in _RANGE_FEATURES:
             continue
         v = _scaled(measures[name], bounds["log10"])
         span = max(bounds["high"] - bounds["low"], _FLOOR[bool(bounds["log10"])])
         outside = np.maximum(0.0, np.maximum(bounds["low"] - v, v - bounds["high"])) / span
-        distance = np.where(np.isfinite(outside), np.fmax(distance, outside), distance)
+        distance = np.where(np.isfinite(outside), np.fmax(distance, outside / fingerprint["margin"] - 1.0), distance)
+    neighbours = fingerprint.get("neighbours")
+    if neighbours and len(measures):
+        points = _matrix(measures, neighbours["features"]) / np.asarray(neighbours["scale"])
+        nearest = _nearest(points, np.asarray(neighbours["cells"], dtype=np.float64))
+        distance = np.where(np.isfinite(nearest), np.fmax(distance, nearest / neighbours["limit"] - 1.0), distance)
+    reference = fingerprint.get("shapes")
+    if reference and shapes is not None and len(measures):
+        shapes = np.asarray(shapes, dtype=np.float64)
+        has = np.isfinite(shapes).all(axis=1)
+        nearest = np.full(len(shapes), np.nan)
+        if has.any():
+            nearest[has] = nearest_distances(shapes[has], np.asarray(reference["cells"], dtype=np.float64))
+        distance = np.where(np.isfinite(nearest), np.fmax(distance, nearest / reference["limit"] - 1.0), distance)
     return distance
 
 
-def match_rigs(measures: pd.DataFrame, rig_validation: dict | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Which validated rig each cell is like.
+def match_rigs(
+    measures: pd.DataFrame, rig_validation: dict | None, shapes=None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Which validated rig each cell is like (``shapes``: the cells' :func:`mean_normalised_shapes`).
 
     Returns
     -------
@@ -140,17 +247,16 @@ def match_rigs(measures: pd.DataFrame, rig_validation: dict | None) -> tuple[np.
     rig : np.ndarray
         (n_cells,) index of the nearest validated rig the cell is like, -1 when none.
     distance : np.ndarray
-        (n_cells,) :func:`fingerprint_distance` to the nearest rig (NaN without rigs).
+        (n_cells,) :func:`fingerprint_distance` to the nearest rig (NaN without rigs; at most 0 is like it).
     """
     n = len(measures)
     rigs = (rig_validation or {}).get("rigs") or []
     if not rigs:
         return np.full(n, NOT_VALIDATED, object), np.full(n, -1), np.full(n, np.nan)
-    distances = np.vstack([fingerprint_distance(measures, rig["fingerprint"]) for rig in rigs])
+    distances = np.vstack([fingerprint_distance(measures, rig["fingerprint"], shapes) for rig in rigs])
     filled = np.where(np.isfinite(distances), distances, np.inf)
     nearest = filled.argmin(axis=0)
     best = filled[nearest, np.arange(n)]
-    margins = np.array([float(rig["fingerprint"].get("margin", RIG_FINGERPRINT_MARGIN)) for rig in rigs])
-    like = best <= margins[nearest]
+    like = best <= 0.0
     status = np.where(like, VALIDATED, UNLIKE_VALIDATED_RIGS).astype(object)
     return status, np.where(like, nearest, -1), np.where(np.isfinite(best), best, np.nan)

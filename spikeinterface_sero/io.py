@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .arguments import check_flag, check_integer
 from .constants import MIN_SAMPLING_FREQUENCY, SAMPLING_FREQUENCY, SAMPLING_FREQUENCY_TOLERANCE, is_paper_rate
 from .errors import AbfError, ChannelError, DataError, ParameterError, SamplingRateError
 from .units import current_to_pa, is_current_unit
@@ -23,7 +24,16 @@ from .upstream import (
     snap_sampling_frequency,
 )
 
-__all__ = ["read_abf", "abf_channels", "abf_info", "validate_recording", "check_path", "check_regular_file"]
+__all__ = [
+    "read_abf",
+    "abf_channels",
+    "abf_info",
+    "validate_recording",
+    "check_path",
+    "check_recording",
+    "check_channel",
+    "check_regular_file",
+]
 
 #: factor that turns a value in the key unit into pA
 _SUPPORTED_MODES = {
@@ -56,6 +66,57 @@ def check_path(value, name: str) -> Path:
     if isinstance(value, (str, os.PathLike)) and str(value).strip():
         return Path(value)
     raise ParameterError(f"{name} must be a file path (str or pathlib.Path), not {value!r}.")
+
+
+def check_recording(value, name: str = "recording"):
+    """``value`` when it is a SpikeInterface recording; ParameterError naming ``name`` if not.
+
+    Parameters
+    ----------
+    value : object
+        The argument.
+    name : str, default: "recording"
+        Its name in the caller's interface.
+
+    Returns
+    -------
+    BaseRecording
+    """
+    from spikeinterface.core import BaseRecording
+
+    if isinstance(value, BaseRecording):
+        return value
+    raise ParameterError(
+        f"{name} must be a SpikeInterface recording (e.g. spikeinterface_sero.read_abf(path)), not {value!r:.80}."
+    )
+
+
+def check_channel(value, name: str = "channel"):
+    """``value`` when it names channels: None, a channel id or name (str or int), or a non-empty list of them.
+
+    Parameters
+    ----------
+    value : object
+        The argument.
+    name : str, default: "channel"
+        Its name in the caller's interface.
+
+    Returns
+    -------
+    None, str, int or list
+    """
+    import numbers
+
+    def is_channel(item) -> bool:
+        return isinstance(item, str) or (isinstance(item, numbers.Integral) and not isinstance(item, bool))
+
+    if value is None or is_channel(value):
+        return value
+    if isinstance(value, (list, tuple)) and value and all(is_channel(item) for item in value):
+        return list(value)
+    raise ParameterError(
+        f"{name} must be None, a channel id or name (e.g. '0' or 'IN 0') or a non-empty list of them, not {value!r:.80}."
+    )
 
 
 def check_regular_file(path: Path, error: type, what: str, folder_hint: str = "") -> int:
@@ -308,7 +369,7 @@ def abf_channels(path) -> pandas.DataFrame:  # noqa: F821
     """
     import pandas as pd
 
-    recording = _open_axon(Path(path))
+    recording = _open_axon(check_path(path, "path"))
     units = [str(u) for u in recording.get_property("physical_unit")]
     return pd.DataFrame(
         {
@@ -335,7 +396,7 @@ def abf_info(path) -> dict:
         ``protocol``, ``recorded`` (ISO date-time or ""), ``n_tags``, and ``channels`` (a DataFrame: id, name,
         unit, whether ``read_abf`` would use it, and why not).
     """
-    path = Path(path)
+    path = check_path(path, "path")
     recording = _open_axon(path)
     info = axon_header(recording)
     mode = int(info.get("nOperationMode", (info.get("protocol") or {}).get("nOperationMode", 0)))
@@ -402,7 +463,20 @@ def _select_channels(recording, channel, path: Path) -> list[str]:
 
 
 def validate_recording(recording, name: str = "recording", chunk_size: int = _VALIDATE_CHUNK) -> None:
-    """Raise DataError when a channel is empty, constant, or holds NaN/inf. Reads the data in chunks."""
+    """Raise DataError when a channel is empty, constant, or holds NaN/inf. Reads the data in chunks.
+
+    Parameters
+    ----------
+    recording : BaseRecording
+        The recording.
+    name : str, default: "recording"
+        How messages name it (e.g. the file name).
+    chunk_size : int, default: 4000000
+        Samples per channel read at once.
+    """
+    check_recording(recording)
+    chunk_size = check_integer(chunk_size, "chunk_size", minimum=1)
+    name = str(name)
     n_channels = recording.get_num_channels()
     ids = [str(c) for c in recording.channel_ids]
     if recording.get_dtype().kind in "iu":
@@ -485,7 +559,11 @@ def read_abf(path, channel=None, *, allow_low_rate: bool = False, allow_any_unit
         Values in pA (``return_in_uV=True``), 40 kHz, one segment per sweep, dummy probe attached.
         Annotations: ``abf_path``, ``abf_version``, ``original_sampling_frequency``, ``resampled``.
     """
-    path = Path(path)
+    path = check_path(path, "path")
+    channel = check_channel(channel)
+    allow_low_rate = check_flag(allow_low_rate, "allow_low_rate")
+    allow_any_unit = check_flag(allow_any_unit, "allow_any_unit")
+    validate = check_flag(validate, "validate")
     recording = _open_axon(path)
     info = axon_header(recording)
     version = float(info.get("fFileVersionNumber", 0.0))

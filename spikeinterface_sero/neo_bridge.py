@@ -16,6 +16,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
+from .analyzers import create_analyzer, main_channel_waveforms, recording_to_analyzer
 from .constants import (
     DEFAULT_N_BOOT,
     MIN_SAMPLING_FREQUENCY,
@@ -26,11 +27,11 @@ from .constants import (
     SNIPPET_LENGTH,
     is_paper_rate,
 )
-from .errors import ChannelError, DemoModelWarning, SamplingRateError, SeroError, SnippetError
+from .errors import ChannelError, DemoModelWarning, ParameterError, SamplingRateError, SeroError, SnippetError
 from .export import model_name, segment_table, sorting_spike_probabilities, spike_times
 from .extension import analyzer_from_snippets
 from .schema import BOOLEAN, INTEGER, TEXT, UNIT_SCHEMA, cast_table
-from .snippets import Snippets, create_analyzer, main_channel_waveforms, recording_to_analyzer
+from .snippet_formats import Snippets
 from .units import current_to_pa, is_current_unit
 from .upstream import snap_sampling_frequency
 
@@ -215,7 +216,10 @@ def annotate_spiketrains(
         spiketrains = list(spiketrains)
         unknown = sorted(set(detection_kwargs) - {"polarity"})
         if unknown:
-            raise SeroError(f"SpikeTrains are classified as they are: {', '.join(unknown)} only apply to a Block.")
+            raise ParameterError(
+                f"SpikeTrains are classified as they are: {', '.join(unknown)} only apply to a neo.Block (the "
+                "detection's options); leave them out, or pass polarity= alone."
+            )
         polarity = detection_kwargs.get("polarity", "negative")
         analyzer, spike_rows, units = _analyzer_from_spiketrains(spiketrains, polarity)
         _compute(analyzer, compute)

@@ -11,9 +11,12 @@ own batch runner uses: ``"loop"``, ``"joblib"`` (``n_jobs`` processes on this ma
 
 from __future__ import annotations
 
+import contextlib
 import gc
+import json
 import multiprocessing
 import os
+import signal
 import sys
 import warnings
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -24,15 +27,18 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from .analyzers import abf_to_analyzer
 from .constants import DEFAULT_DEAD_TIME_MS, DEFAULT_THRESHOLD_PA
+from .detection import DetectionParams
 from .errors import DemoModelWarning, SeroError, SnippetError
 from .export import RESULT_COLUMNS, error_row, export_to_phy, output_path, results_table, tidy, write_nwb
 from .extension import analyzer_from_snippets, load_sorting_analyzer
-from .io import abf_info
+from .files import atomic_folder, check_output_folder
 from .model import load_model
 from .model.numpy_engine import default_threads
 from .report import write_cell_reports, write_summary_html
-from .snippets import _CSV_NAME, DetectionParams, Snippets, abf_to_analyzer, load_npz, read_snippet_csv_folder
+from .snippet_formats import CSV_NAME as _CSV_NAME
+from .snippet_formats import Snippets, load_npz, read_snippet_csv_folder, write_snippet_csv_folder
 
 __all__ = [
     "classify_file",
@@ -44,6 +50,9 @@ __all__ = [
     "read_snippet_folder",
     "is_snippet_input",
     "read_snippet_input",
+    "write_snippet_folder",
+    "check_snippet_folder",
+    "SNIPPET_MANIFEST",
     "BatchInterrupted",
     "RESULT_COLUMNS",
 ]
@@ -70,6 +79,8 @@ def expand_inputs(items) -> list[Path]:
         if p.is_dir():
             abf_files, snippet_folders = [], set()
             for q in p.rglob("*"):
+                if any(part.endswith(_PART_FOLDER) for part in q.relative_to(p).parts[:-1]):
+                    continue  # a writer's temporary folder (files.atomic_folder): not an input
                 if q.suffix.lower() == ".abf" and q.is_file():
                     abf_files.append(q)
                 elif _CSV_NAME.match(q.name):
@@ -96,6 +107,74 @@ def is_snippet_folder(path) -> bool:
     return path.is_dir() and any(_CSV_NAME.match(q.name) for q in path.iterdir())
 
 
+#: the manifest ``sero snippets`` writes last into a CSV snippet folder: the files it holds, per cell
+SNIPPET_MANIFEST = "sero_snippets.json"
+_PART_FOLDER = ".part"  # the suffix of files.atomic_folder's temporary folders
+
+
+def write_snippet_folder(parts: list[Snippets], folder, *, overwrite: bool = False) -> int:
+    """Write snippets as one folder of the authors' per-spike CSV files, whole: into a temporary sibling
+    folder, with :data:`SNIPPET_MANIFEST` (the number of files per cell) last, then renamed into place, so a
+    kill leaves the old folder or the new one. Returns the number of files written.
+
+    Raises
+    ------
+    SeroError
+        ``folder`` is a file, holds files other than per-spike CSV files, or exists without ``overwrite``.
+    """
+    folder = check_snippet_folder(folder, overwrite=overwrite)
+    with atomic_folder(folder, overwrite=True) as temporary:
+        written = sum(write_snippet_csv_folder(part, temporary) for part in parts)
+        counts: dict[str, int] = {}
+        for part in parts:
+            for cell in part.cell_ids.tolist():
+                counts[str(cell)] = counts.get(str(cell), 0) + 1
+        (temporary / SNIPPET_MANIFEST).write_text(json.dumps({"files": written, "cells": counts}, indent=1) + "\n")
+    return written
+
+
+def check_snippet_folder(folder, *, overwrite: bool = False, overwrite_hint: str = "overwrite=True") -> Path:
+    """Before any work: ``folder`` can take CSV snippets (a new folder, an empty one, or, with ``overwrite``,
+    one that holds only per-spike CSV files, which are replaced).
+
+    Raises
+    ------
+    SeroError
+        ``folder`` is a file, holds other files, or holds snippet files and ``overwrite`` is False.
+    """
+    folder = check_output_folder(folder, what="snippet folder")
+    if folder.exists():
+        names = [q.name for q in folder.iterdir()]
+        others = [name for name in names if not (_CSV_NAME.match(name) or name == SNIPPET_MANIFEST)]
+        if others:
+            raise SeroError(
+                f"{folder} holds other files than per-spike CSV files ({others[0]} ...); choose another folder."
+            )
+        if names and not overwrite:
+            raise SeroError(
+                f"{folder} holds CSV snippet files; pass {overwrite_hint} to replace them, or choose another folder."
+            )
+    return folder
+
+
+def _check_manifest(folder: Path, cell_ids: np.ndarray) -> None:
+    """A folder ``sero snippets`` wrote holds every file its manifest lists; a folder without a manifest
+    (the authors' own) is read as it is."""
+    manifest = folder / SNIPPET_MANIFEST
+    if not manifest.is_file():
+        return
+    try:
+        counts = json.loads(manifest.read_text())["cells"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise SnippetError(f"{manifest} is not a readable snippet manifest; write the folder again.") from None
+    found = {str(c): int((cell_ids == c).sum()) for c in dict.fromkeys(cell_ids.tolist())}
+    if found != {str(k): int(v) for k, v in counts.items()}:
+        raise SnippetError(
+            f"{folder} holds {len(cell_ids)} per-spike files, but its manifest lists {sum(counts.values())}: the "
+            "folder is incomplete or was changed; write it again (sero snippets --overwrite)."
+        )
+
+
 def read_snippet_folder(folder) -> Snippets:
     """A folder of per-spike CSV files as :class:`~spikeinterface_sero.snippets.Snippets`: one segment with
     the trigger samples of the file names (sweeps laid end to end, ``docs/csv-format.md``), no segment
@@ -103,12 +182,15 @@ def read_snippet_folder(folder) -> Snippets:
 
     Raises SnippetError (from :func:`~spikeinterface_sero.snippets.read_snippet_csv_folder`) for a folder
     without snippet files or with a malformed one, the folder named."""
+    if Path(folder).name.startswith(".") and Path(folder).name.endswith(_PART_FOLDER):
+        raise SnippetError(f"{folder} is a folder still being written (or left by a writer that was killed).")
     try:
         with warnings.catch_warnings():  # an empty file: the error below says it, numpy's warning adds nothing
             warnings.filterwarnings("ignore", message="loadtxt: input contained no data")
             waveforms, cell_ids, trigger_samples = read_snippet_csv_folder(folder)
     except SnippetError as e:
         raise SnippetError(str(e) if str(e).startswith(str(folder)) else f"{folder}: {e}") from None
+    _check_manifest(Path(folder), cell_ids)
     return Snippets(
         waveforms=waveforms,
         trigger_samples=trigger_samples,
@@ -278,8 +360,8 @@ def classify_snippets(
         As :func:`classify_file`.
     report_dir, nwb_dir : str, Path or None, default: None
         As :func:`classify_file`.
-    phy_dir : None
-        Refused: Phy folders need the recording.
+    phy_dir : str, Path or None, default: None
+        Not written: a Phy folder needs the recording; the rows' ``export_error`` says so.
     nwb_metadata : dict or None, default: None
         As :func:`classify_file`.
     overwrite : bool, default: False
@@ -293,8 +375,6 @@ def classify_snippets(
         :data:`RESULT_COLUMNS`, one row per cell; raises SeroError for bad input (unlike :func:`classify_file`).
     """
     file = Path(str(snippets.source if file is None else file))
-    if phy_dir is not None:
-        raise SeroError(f"{file}: a Phy folder needs the recording, which snippets do not have; leave out phy_dir.")
     analyzer = analyzer_from_snippets(snippets, polarity=polarity, max_spikes_per_cell=max_spikes_per_cell, seed=seed)
     table, analyzer = _classify_analyzer(
         analyzer,
@@ -305,6 +385,7 @@ def classify_snippets(
         seed=seed,
         report_dir=report_dir,
         nwb_dir=nwb_dir,
+        phy_dir=phy_dir,
         nwb_metadata=nwb_metadata,
         overwrite=overwrite,
     )
@@ -338,13 +419,41 @@ def _classify_analyzer(
             progress_bar=False,  # one bar per file is the batch runner's job
         )
     table = results_table(analyzer, file=str(path))
-    if report_dir is not None:
-        write_cell_reports(analyzer, report_dir, file=str(path))
-    if nwb_dir is not None:
-        write_nwb(analyzer, nwb_output(nwb_dir, path), overwrite=overwrite, **(nwb_metadata or {}))
-    if phy_dir is not None:
-        export_to_phy(analyzer, phy_output(phy_dir, path), remove_if_exists=overwrite)
+    failures = _export(analyzer, path, report_dir, nwb_dir, phy_dir, nwb_metadata, overwrite)
+    table["export_error"] = "; ".join(failures)
     return table, analyzer
+
+
+def _export(analyzer, path: Path, report_dir, nwb_dir, phy_dir, nwb_metadata, overwrite: bool) -> list[str]:
+    """The file's plots, NWB file and Phy folder; what failed, one message each (the classification stands)."""
+    failures = []
+    exports = (
+        ("report", report_dir, lambda: write_cell_reports(analyzer, report_dir, file=str(path))),
+        (
+            "NWB",
+            nwb_dir,
+            lambda: write_nwb(analyzer, nwb_output(nwb_dir, path), overwrite=overwrite, **(nwb_metadata or {})),
+        ),
+        ("Phy", phy_dir, lambda: _export_phy(analyzer, phy_output(phy_dir, path), overwrite)),
+    )
+    for name, folder, write in exports:
+        if folder is None:
+            continue
+        try:
+            write()
+        except SeroError as e:
+            failures.append(f"{name}: {e}")
+        except (Exception, MemoryError) as e:  # a full disk, a library failure: the row keeps its result
+            failures.append(f"{name}: {type(e).__name__}: {e}")
+    return failures
+
+
+def _export_phy(analyzer, folder: Path, overwrite: bool) -> None:
+    """A Phy folder, written whole (files.atomic_folder); export_to_phy refuses an episodic recording."""
+    if not analyzer.has_recording():
+        raise SeroError("a Phy folder needs the recording, which snippets do not have; export them with nwb_dir")
+    with atomic_folder(folder, overwrite=overwrite) as temporary:
+        export_to_phy(analyzer, temporary, remove_if_exists=True)
 
 
 def _detection_params(options: dict) -> DetectionParams:
@@ -368,32 +477,16 @@ def phy_output(phy_dir, path) -> Path:
 
 
 def check_exports(files, *, nwb_dir=None, phy_dir=None, overwrite: bool = False, overwrite_hint="overwrite=True"):
-    """Before any work: the export folders exist (or are made) and nothing in them is replaced unasked."""
+    """Before any work: the export folders can be written (or made) and nothing in them is replaced unasked.
+    What one file cannot export (a Phy folder of an episodic file) is that file's ``export_error``, later."""
     for folder, output in ((nwb_dir, nwb_output), (phy_dir, phy_output)):
         if folder is None:
             continue
-        folder = Path(folder)
-        if folder.exists() and not folder.is_dir():
-            raise SeroError(f"{folder} is a file; give a folder for the exports.")
-        if not folder.parent.is_dir():
-            raise SeroError(f"the folder {folder.parent} does not exist: create it first, or choose another folder.")
+        folder = check_output_folder(folder, what="export folder")
         existing = [str(output(folder, f)) for f in files if output(folder, f).exists()]
         if existing and not overwrite:
             raise SeroError(f"{existing[0]} exists; pass {overwrite_hint} to replace it, or choose another folder.")
         folder.mkdir(exist_ok=True)
-    if phy_dir is not None:  # a Phy folder holds one continuous recording: say so now, not after the work
-        for path in files:
-            if is_snippet_input(path):
-                continue
-            try:
-                sweeps = abf_info(path)["n_sweeps"]
-            except SeroError:  # an unreadable file becomes its own error row later
-                continue
-            if sweeps > 1:
-                raise SeroError(
-                    f"{path} has {sweeps} sweeps, and a Phy folder holds one continuous recording: leave out "
-                    "phy_dir for episodic files (export them with nwb_dir), or classify them separately."
-                )
 
 
 def classify_files(
@@ -471,11 +564,6 @@ def classify_files(
             "engine='dask' needs scheduler=<address of a dask.distributed scheduler> (CLI: --scheduler tcp://host:8786)."
         )
     folders = [index for index, path in enumerate(files) if is_snippet_input(path)]
-    if folders and kwargs.get("phy_dir") is not None:
-        raise SeroError(
-            f"{files[folders[0]]} holds snippets without their recording (per-spike CSV files or .npz): a Phy "
-            "folder needs the recording; leave out phy_dir (CLI: --phy) or these snippets."
-        )
     snippets = {index: read_snippet_input(files[index]) for index in folders}  # a bad file stops the run now
     done: dict[int, pd.DataFrame] = {}
     try:
@@ -528,6 +616,7 @@ def _classify_read_folder(folder: Path, snippets: Snippets, kwargs: dict) -> pd.
             "report_dir",
             "nwb_dir",
             "nwb_metadata",
+            "phy_dir",
             "overwrite",
         )
         if key in kwargs
@@ -582,7 +671,9 @@ def _submit_all(function, files, indices, kwargs: dict, done: dict, workers: int
             workers, mp_context=multiprocessing.get_context("fork"), initializer=_limit_threads, initargs=(threads,)
         )
     else:  # TensorFlow's threads do not survive a fork: fresh loky workers, ``threads`` inference threads each
-        executor = get_reusable_executor(max_workers=workers, env=_thread_environment(threads))
+        executor = get_reusable_executor(
+            max_workers=workers, env=_thread_environment(threads), initializer=_ignore_interrupts
+        )
     futures = {executor.submit(function, files[i], **kwargs): i for i in indices}
     broken = []
     try:
@@ -593,11 +684,24 @@ def _submit_all(function, files, indices, kwargs: dict, done: dict, workers: int
                     bar.update(1)
             except (TerminatedWorkerError, BrokenProcessPool):
                 broken.append(futures[future])
+    except BaseException:  # Ctrl-C, SIGTERM: the workers stop with this process, not after their files
+        _stop_workers(executor)
+        raise
     finally:
         if isinstance(executor, ProcessPoolExecutor):
             executor.shutdown(wait=not broken, cancel_futures=True)
             gc.unfreeze()
     return sorted(broken)
+
+
+def _stop_workers(executor) -> None:
+    """End the worker processes of ``executor`` now (their unfinished files are lost, the finished kept)."""
+    if isinstance(executor, ProcessPoolExecutor):
+        for process in list((getattr(executor, "_processes", None) or {}).values()):
+            process.terminate()
+        executor.shutdown(wait=False, cancel_futures=True)
+    else:  # loky
+        executor.shutdown(wait=False, kill_workers=True)
 
 
 def _size(path) -> int:
@@ -622,8 +726,15 @@ def _thread_environment(threads: int) -> dict:
     return {name: value for name in ("SERO_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
 
 
+def _ignore_interrupts() -> None:
+    """Workers leave Ctrl-C to the parent (which stops them) and end at SIGTERM without a traceback."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def _limit_threads(threads: int) -> None:
     """Initializer of a forked worker: its BLAS pools already exist, so they are limited through threadpoolctl."""
+    _ignore_interrupts()
     os.environ.update(_thread_environment(threads))
     try:
         from threadpoolctl import threadpool_limits
@@ -635,15 +746,26 @@ def _limit_threads(threads: int) -> None:
 
 def _run_on_dask(files, scheduler, kwargs: dict, done: dict) -> None:
     from dask.distributed import Client
+    from dask.distributed import as_completed as dask_completed
 
     client = scheduler if isinstance(scheduler, Client) else _connect(scheduler)
     try:
         futures = client.map(classify_file, [str(f) for f in files], pure=False, **kwargs)
-        for index, future in enumerate(futures):
-            try:
-                done[index] = future.result()
-            except Exception as e:  # the worker died or the scheduler lost it: this file only
-                done[index] = error_row(files[index], f"the Dask worker failed on this file ({type(e).__name__}: {e})")
+        position = {future.key: index for index, future in enumerate(futures)}
+        try:
+            # gathered as they finish, so a lost scheduler costs only the files not finished by then
+            for future in dask_completed(futures):
+                index = position[future.key]
+                try:
+                    done[index] = future.result()
+                except Exception as e:  # the worker died or the scheduler lost it: this file only
+                    done[index] = error_row(
+                        files[index], f"the Dask worker failed on this file ({type(e).__name__}: {e})"
+                    )
+        except BaseException:  # Ctrl-C, SIGTERM: the cluster stops working for this run
+            with contextlib.suppress(Exception):  # a lost scheduler cannot cancel: nothing runs then
+                client.cancel(futures)
+            raise
     finally:
         if client is not scheduler:
             client.close()

@@ -6,6 +6,8 @@ derived from :data:`UNIT_SCHEMA` and :data:`RESULT_SCHEMA`, and cast once by :fu
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import pandas as pd
 
@@ -24,19 +26,16 @@ __all__ = [
     "property_values",
 ]
 
+#: the kinds of column (``Column.kind``)
 TEXT, FLOAT, INTEGER, BOOLEAN = "text", "float", "integer", "boolean"
 
 
-class Column:
+class Column(NamedTuple):
     """One column: its name, kind (text, float, integer, boolean) and description."""
 
-    __slots__ = ("name", "kind", "description")
-
-    def __init__(self, name: str, kind: str, description: str):
-        self.name, self.kind, self.description = name, kind, description
-
-    def __repr__(self) -> str:
-        return f"Column({self.name!r}, {self.kind!r})"
+    name: str
+    kind: str
+    description: str
 
 
 def _columns(*rows) -> dict[str, Column]:
@@ -138,7 +137,9 @@ UNIT_SCHEMA = _columns(
         "non_serotonergic, unsure), empty when none; the model's call is kept beside it",
     ),
 )
+#: the unit table's column names, in order
 UNIT_COLUMNS = list(UNIT_SCHEMA)
+#: what each column of the unit table means (NWB column descriptions, docs)
 UNIT_COLUMN_DESCRIPTIONS = {name: column.description for name, column in UNIT_SCHEMA.items()}
 
 #: the results table of the batch runner (CSV/JSON): where each cell came from, then the unit table
@@ -156,6 +157,7 @@ RESULT_SCHEMA = _columns(
     ),
     ("error", TEXT, "empty, or why the file could not be classified"),
 )
+#: the results table's column names, in order
 RESULT_COLUMNS = list(RESULT_SCHEMA)
 
 _NULL_TEXT = {"nan", "none", "<na>"}

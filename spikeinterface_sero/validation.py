@@ -18,25 +18,40 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .adapt import is_paper_format
+from .analyzers import abf_to_analyzer, main_channel_waveforms
 from .conformal import RIG_VALIDATION_FORMAT, fit_conformal, guarantee, minimum_cells, prediction_sets
 from .constants import DEFAULT_CONFORMAL_LEVEL, DEFAULT_MIN_SPIKES, LABELS
 from .decision import QUALITY_OK
-from .errors import DataError, ModelError, ParameterError
+from .errors import DataError, ModelError, ParameterError, SeroError
 from .files import atomic_path, check_output_path
-from .fingerprint import VALIDATED, cell_fingerprints, fingerprint_distance, fit_fingerprint
+from .fingerprint import VALIDATED, cell_fingerprints, fingerprint_distance, fit_fingerprint, mean_normalised_shapes
 from .model import demo_model_folder
-from .snippets import abf_to_analyzer, main_channel_waveforms
 from .training.data import read_label_table
 from .training.evaluate import calibration as calibration_figures
 from .training.evaluate import cell_intervals
 
-__all__ = ["ValidationResult", "read_labelled_cells", "classify_labelled_cells", "validate", "record_rig"]
+__all__ = [
+    "ValidationResult",
+    "read_labelled_cells",
+    "read_manual_labels",
+    "classify_labelled_cells",
+    "classify_curated_units",
+    "validate",
+    "record_rig",
+]
 
 SER, NSER = LABELS
 _RELIABLE_DOMAINS = ("in_domain", "resampled")
 _TARGET_HALF_WIDTH = 0.05  # +-5 points
 _Z95 = 1.959963984540054
 _INFO, _CARD = "model_info.json", "README.md"
+_MANUAL_LABEL = "sero_manual_label"  # the curation's label key (SpikeInterface curation format v2)
+_MEANING = {
+    "serotonergic_typical": (SER, "typical"),
+    "serotonergic_atypical": (SER, "atypical"),
+    "non_serotonergic": (NSER, ""),
+}
 
 
 @dataclass
@@ -63,6 +78,11 @@ class ValidationResult:
     rig: dict
     model_folder: Path
     files: dict
+
+    @property
+    def rig_text(self) -> str:
+        """The guarantee of the recorded rig, in words."""
+        return guarantee(self.rig)
 
 
 # ------------------------------------------------------------------------------------------ the labelled cells
@@ -106,7 +126,20 @@ def read_labelled_cells(table) -> pd.DataFrame:
 
 
 def _model_waveforms(analyzer, ext) -> tuple[np.ndarray, np.ndarray]:
-    """The snippets the model saw and each one's unit position (paper-format analyzers: .abf files)."""
+    """The snippets the model saw and each one's unit position: the extension's own when it serves them,
+    else the paper-format analyzer's main-channel waveforms (flipped for a positive polarity)."""
+    try:
+        waveforms = np.asarray(ext.get_data("waveforms"))
+        spikes = ext.get_data("spikes")
+        positions = {unit: i for i, unit in enumerate(analyzer.unit_ids)}
+        return waveforms, np.array([positions[u] for u in spikes["unit_id"]], dtype=np.int64)
+    except SeroError:  # an extension that does not serve them: they are the analyzer's (paper format)
+        pass
+    if not is_paper_format(analyzer):
+        raise DataError(
+            "validating cells of an analyzer that is not in the paper's format (pA, 40 kHz, 160 samples) "
+            "needs the extension's 'waveforms' output; recompute the serotonergic extension."
+        )
     spikes = analyzer.sorting.to_spike_vector()[analyzer.get_extension("random_spikes").get_data()]
     waveforms = main_channel_waveforms(analyzer)
     if ext.get_data("provenance").get("polarity") == "positive":
@@ -114,22 +147,81 @@ def _model_waveforms(analyzer, ext) -> tuple[np.ndarray, np.ndarray]:
     return waveforms, spikes["unit_index"].astype(np.int64)
 
 
+def _unit_rows(analyzer, ext, unit_ids) -> list[dict]:
+    """Per unit of ``unit_ids``: the extension's call, P(SER), checks, and the fingerprint measures and shape."""
+    units = ext.get_data()
+    waveforms, unit_index = _model_waveforms(analyzer, ext)
+    n = len(analyzer.unit_ids)
+    rates = units.reindex(list(analyzer.unit_ids))["firing_rate_hz"].to_numpy(dtype=float)
+    measures = cell_fingerprints(waveforms, unit_index, n, firing_rate_hz=rates)
+    shapes = mean_normalised_shapes(waveforms, unit_index, n)
+    rows = []
+    for unit_id in unit_ids:
+        position = list(analyzer.unit_ids).index(unit_id)
+        unit = units.loc[unit_id]
+        out = {key: unit[key] for key in ("sero_label", "sero_probability", "member_spread", "n_spikes")}
+        out.update(sero_quality=unit["sero_quality"], sero_domain=unit["sero_domain"], sero_type=unit["sero_type"])
+        out.update(measures.iloc[position].to_dict())
+        out["shape"] = shapes[position]
+        rows.append(out)
+    return rows
+
+
+def _compute(analyzer, model_folder, trust: bool, seed: int):
+    return analyzer.compute("serotonergic", model_folder=model_folder, trust_model=trust, seed=seed, progress_bar=False)
+
+
 def _one_cell(row, model_folder, trust: bool, seed: int) -> dict:
     channel = None if pd.isna(row["channel"]) else str(row["channel"])
     analyzer = abf_to_analyzer(row["path"], channel=channel, seed=seed)
-    ext = analyzer.compute("serotonergic", model_folder=model_folder, trust_model=trust, seed=seed, progress_bar=False)
-    units = ext.get_data()
-    if len(units) != 1:
+    if len(analyzer.unit_ids) != 1:
         raise DataError(
-            f"{row['file']} holds {len(units)} cells: give the channel of the labelled cell in the table's channel column."
+            f"{row['file']} holds {len(analyzer.unit_ids)} cells: give the labelled cell's channel in the table's "
+            "channel column."
         )
-    waveforms, unit_index = _model_waveforms(analyzer, ext)
-    measures = cell_fingerprints(waveforms, unit_index, 1, firing_rate_hz=units["firing_rate_hz"].to_numpy())
-    unit = units.iloc[0]
-    out = {key: unit[key] for key in ("sero_label", "sero_probability", "member_spread", "n_spikes")}
-    out.update(sero_quality=unit["sero_quality"], sero_domain=unit["sero_domain"], sero_type=unit["sero_type"])
-    out.update(measures.iloc[0].to_dict())
-    return out
+    return _unit_rows(analyzer, _compute(analyzer, model_folder, trust, seed), analyzer.unit_ids)[0]
+
+
+def read_manual_labels(path) -> pd.DataFrame:
+    """The units a person labelled in a SpikeInterface curation file (its ``sero_manual_label`` labels:
+    serotonergic_typical, serotonergic_atypical, non_serotonergic; ``unsure`` and unlabelled units are left
+    out). Returns ``unit_id, label, type``."""
+    try:
+        curation = json.loads(Path(path).read_text(encoding="utf-8"))
+        manual = curation.get("manual_labels") or []
+    except (OSError, UnicodeDecodeError, ValueError, AttributeError) as error:
+        raise DataError(
+            f"cannot read the curation file {path} ({error}); give a SpikeInterface curation .json."
+        ) from None
+    rows = []
+    for entry in manual:
+        for value in (entry.get("labels") or {}).get(_MANUAL_LABEL, []):
+            if value in _MEANING:
+                rows.append({"unit_id": entry.get("unit_id"), "label": _MEANING[value][0], "type": _MEANING[value][1]})
+    if not rows:
+        raise DataError(f"{path} labels no unit {', '.join(_MEANING)} under '{_MANUAL_LABEL}'.")
+    return pd.DataFrame(rows)
+
+
+def classify_curated_units(analyzer, labels: pd.DataFrame, model_folder=None, *, trust: bool = False, seed: int = 0):
+    """The labelled units of one analyzer (``labels``: :func:`read_manual_labels`) through the extension."""
+    by_text = {str(u): u for u in analyzer.unit_ids}
+    missing = sorted(str(u) for u in labels["unit_id"] if str(u) not in by_text)
+    if missing:
+        raise DataError(f"the curation labels units {missing[:5]} that the analyzer does not hold.")
+    unit_ids = [by_text[str(u)] for u in labels["unit_id"]]
+    rows = _unit_rows(analyzer, _compute(analyzer, model_folder, trust, seed), unit_ids)
+    cells = pd.DataFrame(
+        {
+            "path": "",
+            "file": [str(u) for u in unit_ids],
+            "channel": None,
+            "group": "",
+            "label": labels["label"].to_list(),
+        }
+        | {"type": labels["type"].fillna("").to_list()}
+    )
+    return pd.concat([cells, pd.DataFrame(rows)], axis=1)
 
 
 def classify_labelled_cells(
@@ -173,6 +265,11 @@ def _folds(cells: pd.DataFrame, level: float) -> tuple[list[np.ndarray], str]:
     return [np.array([i]) for i in range(len(cells))], "leave one cell out"
 
 
+def _shapes(cells: pd.DataFrame) -> np.ndarray | None:
+    """(n_cells, 160) the cells' mean normalised shapes, None when the table does not hold them."""
+    return np.vstack(cells["shape"].to_list()) if "shape" in cells and len(cells) else None
+
+
 def cross_fit(cells: pd.DataFrame, *, level: float, min_spikes: int) -> tuple[pd.DataFrame, str]:
     """Out-of-fold conformal sets, rig matches and reliability: each fold's cells judged by a fit on the others."""
     usable = _usable(cells, min_spikes)
@@ -184,9 +281,9 @@ def cross_fit(cells: pd.DataFrame, *, level: float, min_spikes: int) -> tuple[pd
         if len(train) < 2 or len(set(out["label"].iloc[train])) < 2:
             continue
         fit = fit_conformal(out["sero_probability"].iloc[train], out["label"].iloc[train], level=level)
-        fingerprint = fit_fingerprint(out.iloc[train])
-        distance = fingerprint_distance(out.iloc[fold], fingerprint)
-        like = distance <= fingerprint["margin"]
+        fingerprint = fit_fingerprint(out.iloc[train], _shapes(out.iloc[train]))
+        distance = fingerprint_distance(out.iloc[fold], fingerprint, _shapes(out.iloc[fold]))
+        like = distance <= 0.0
         out.loc[out.index[fold], "oof_rig_distance"] = distance
         out.loc[out.index[fold], "oof_rig"] = np.where(like, VALIDATED, "unlike_validated_rigs")
         out.loc[out.index[fold], "oof_set"] = prediction_sets(out["sero_probability"].iloc[fold], fit)
@@ -373,17 +470,18 @@ def _jsonable(value):
 
 # -------------------------------------------------------------------------------------- the model folder
 def _is_protected(folder: Path) -> bool:
-    """The bundled demo and the authors' imported models are never changed in place."""
+    """The bundled demo and the authors' models as imported (not yet validated copies) are never changed in place."""
     if folder.resolve() == demo_model_folder().resolve():
         return True
     try:
         info = json.loads((folder / _INFO).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    return bool((info.get("source") or {}).get("imported_from")) or bool(info.get("demo"))
+    return bool((info.get("source") or {}).get("imported_from")) and not info.get("rig_validation")
 
 
-def _target_folder(model_folder: Path, out, overwrite: bool) -> Path:
+def _target_folder(model_folder: Path, out, overwrite: bool, *, copy: bool = True) -> Path:
+    """Where the rig is recorded: the folder itself, or a copy in ``out`` (checked first with ``copy=False``)."""
     if out is None:
         import os
 
@@ -399,8 +497,10 @@ def _target_folder(model_folder: Path, out, overwrite: bool) -> Path:
             raise ParameterError(
                 f"{out} exists and is not empty: choose a new folder or pass overwrite=True (--overwrite)."
             )
-        shutil.rmtree(out)
-    shutil.copytree(model_folder, out, dirs_exist_ok=True)
+        if copy:
+            shutil.rmtree(out)
+    if copy:
+        shutil.copytree(model_folder, out, dirs_exist_ok=True)
     return out
 
 
@@ -432,6 +532,7 @@ def validate(
     overwrite: bool = False,
     progress=None,
     cells: pd.DataFrame | None = None,
+    analyzer=None,
 ) -> ValidationResult:
     """Validate ``model_folder`` on labelled cells of one rig and record the rig in the folder (or its copy).
 
@@ -440,7 +541,8 @@ def validate(
     model_folder : str or pathlib.Path or None
         The model; None: the bundled demo (then ``out`` is required).
     labels : str or pathlib.Path or pandas.DataFrame
-        The labelled cells (:func:`read_labelled_cells`).
+        The labelled cells (:func:`read_labelled_cells`); with ``analyzer``, a SpikeInterface curation file
+        (:func:`read_manual_labels`) or a table ``unit_id, label, type``.
     report_dir : str or pathlib.Path
         Where ``validation.html``, ``validation.json``, ``reliability.png`` and ``cells.csv`` go.
     out : str or pathlib.Path or None, default: None
@@ -457,6 +559,8 @@ def validate(
         Told ``(done, total)`` after each cell.
     cells : pandas.DataFrame or None, default: None
         Already classified cells (:func:`classify_labelled_cells`), instead of classifying ``labels`` again.
+    analyzer : SortingAnalyzer or None, default: None
+        The units ``labels`` names are this analyzer's (one rig; no recording days).
 
     Returns
     -------
@@ -470,6 +574,10 @@ def validate(
     files = {name: report_dir / name for name in ("validation.html", "validation.json", "reliability.png", "cells.csv")}
     for path in files.values():
         check_output_path(path, overwrite=overwrite)
+    _target_folder(source, out, overwrite, copy=False)  # refused before any work
+    if cells is None and analyzer is not None:
+        manual = labels if isinstance(labels, pd.DataFrame) else read_manual_labels(labels)
+        cells = classify_curated_units(analyzer, manual, source, trust=trust, seed=seed)
     if cells is None:
         cells = classify_labelled_cells(read_labelled_cells(labels), source, trust=trust, seed=seed, progress=progress)
     judged, how = cross_fit(cells, level=level, min_spikes=min_spikes)
@@ -486,7 +594,7 @@ def validate(
         "days": figures["days"],
         "level": float(level),
         "conformal": fit_conformal(judged["sero_probability"][usable], judged["label"][usable], level=level),
-        "fingerprint": fit_fingerprint(judged[usable]),
+        "fingerprint": fit_fingerprint(judged[usable], _shapes(judged[usable])),
         "scores": "calibrated cell P(SER) of cells the model did not train on",
         "cross_fitting": how,
         "figures": {k: figures[k] for k in ("balanced_accuracy", "balanced_accuracy_interval", "reliable_share")}
@@ -496,7 +604,7 @@ def validate(
     with atomic_path(files["validation.json"]) as temporary:
         temporary.write_text(json.dumps(_jsonable({"rig": rig, "figures": figures}), indent=1), encoding="utf-8")
     with atomic_path(files["cells.csv"]) as temporary:
-        judged.to_csv(temporary, index=False)
+        judged.drop(columns=["shape", "path"], errors="ignore").to_csv(temporary, index=False)
     _reliability_png(figures, files["reliability.png"])
     with atomic_path(files["validation.html"]) as temporary:
         temporary.write_text(_page(figures, rig, judged, how, target), encoding="utf-8")

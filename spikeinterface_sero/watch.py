@@ -5,6 +5,7 @@ written, rows appended whole to a results table. When a file counts as finished:
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import logging
 import os
@@ -16,14 +17,15 @@ from pathlib import Path
 import pandas as pd
 
 from .errors import AbfError, SeroError
-from .export import RESULT_COLUMNS, error_row
-from .files import append_line, check_output_path
+from .export import RESULT_COLUMNS, error_row, tidy
+from .files import append_line, check_output_folder, check_output_path, check_writable, output_lock
 from .io import read_abf
 from .model import load_model
 from .pipeline import classify_file
 from .report import REPORT_TABLE, write_summary_html
+from .schema import RESULT_SCHEMA, TEXT
 
-__all__ = ["watch_folder"]
+__all__ = ["watch_folder", "FolderWatcher"]
 
 log = logging.getLogger(__name__)
 
@@ -99,19 +101,37 @@ class _ResultsCsv:
             handle.truncate(data.rfind(b"\n") + 1)
             log.warning("%s ended with a torn row (an interrupted write); it was dropped", self.path)
 
-    def files(self) -> set[str]:
-        """Files with at least one classified row: the others (errors, incomplete files) are tried again."""
-        table = self.read()
-        return set(table.loc[table["error"] == "", "file"].dropna().astype(str))
+    def files(self) -> dict[str, str]:
+        """Every file in the table, with the error of its latest rows ("" when classified)."""
+        table = self.latest()
+        return {str(f): str(e) for f, e in zip(table["file"], table["error"])}
 
     def append(self, rows: pd.DataFrame) -> None:
-        """Whole rows only: each row is one line, written and flushed in one call."""
+        """Whole rows only: each row is one line, written and flushed in one call; a row torn by an earlier
+        failed write (a full disk) is dropped first."""
+        self._drop_torn_last_line()
         text = rows.reindex(columns=self.columns).to_csv(header=False, index=False, lineterminator="\n")
         append_line(self.path, text)
 
     def read(self) -> pd.DataFrame:
-        table = pd.read_csv(self.path, keep_default_na=True, dtype={"file": str, "error": str})
-        return table.fillna({"error": ""})
+        """Every row on disk, text columns as text (a channel "0" stays "0")."""
+        text = {name: str for name, column in RESULT_SCHEMA.items() if column.kind == TEXT and name in self.columns}
+        return tidy(pd.read_csv(self.path, keep_default_na=True, dtype=text).reindex(columns=self.columns))
+
+    def latest(self) -> pd.DataFrame:
+        """One block of rows per file: the latest (a file classified again, or retried after a failure,
+        supersedes its earlier rows), so pages and counts show each file once."""
+        return latest_rows(self.read())
+
+
+def latest_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """The rows of each file's last block (rows of one file are appended together)."""
+    if table.empty:
+        return table
+    files = table["file"].astype(str)
+    block = (files != files.shift()).cumsum()
+    last = block.groupby(files).transform("max")
+    return table[block == last].reset_index(drop=True)
 
 
 def _csv_line(values) -> str:
@@ -136,6 +156,236 @@ def _make_handler(events: list, lock: threading.Lock):
     return _Handler()
 
 
+class FolderWatcher:
+    """The state of one watch session: pending files, classified files, rows not yet on disk.
+
+    Made by :func:`watch_folder` (its parameters); :meth:`run` blocks until stopped. A results table that
+    cannot be written (a full or read-only disk) is said once; its rows are kept in memory and written when
+    the disk takes them again (and at the end, or to a fallback file, by the caller's ``flush``).
+    """
+
+    def __init__(self, folder: Path, options: dict, classify_kwargs: dict):
+        self.folder = folder
+        self.options = options
+        self.classify_kwargs = classify_kwargs
+        self.pending: dict[str, _Pending] = {}
+        self.done: dict[str, tuple] = {}  # path -> (sig when classified, was an "incomplete" error)
+        self.baseline: dict[str, tuple] = {}
+        self.session: list[pd.DataFrame] = []
+        self.unwritten: list[pd.DataFrame] = []  # rows the disk did not take yet
+        self.write_error: str | None = None
+        self.events: list = []
+        self.lock = threading.Lock()
+        self.results: _ResultsCsv | None = None
+        self.failures: dict[str, str] = {}  # file -> error of its latest rows
+
+    # ------------------------------------------------------------------ listing and events
+    def listing(self) -> dict[str, tuple]:
+        """Every .abf file in the folder with its (size, mtime)."""
+        found = {}
+        for p in self.folder.rglob("*") if self.options["recursive"] else self.folder.iterdir():
+            if _is_abf(p.name) and p.is_file():
+                s = _sig(p)
+                if s is not None:
+                    found[str(p)] = s
+        return found
+
+    def start(self, already: dict[str, str]) -> None:
+        """The files there now: the baseline, or with ``process_existing`` pending (those without classified
+        rows in the table: new ones and failed ones)."""
+        if not self.options["process_existing"]:
+            self.baseline = self.listing()
+            return
+        for p in self.listing():
+            if already.get(p) == "":  # classified: resumed, not redone
+                self.done[p] = (_sig(Path(p)), False)
+                continue
+            if p in already:  # failed: tried again, its failure appended again only if it changes
+                self.failures[p] = already[p]
+            self.pending[p] = _Pending(sig=None, last_change=time.monotonic())
+
+    def touched(self, path: str, when: float) -> None:
+        """Someone wrote to ``path``: (again) pending, unless nothing changed."""
+        if path in self.done:
+            sig = _sig(Path(path))
+            if sig is None or sig == self.done[path][0]:
+                return
+            if not self.done.pop(path)[1]:
+                log.warning(
+                    "%s changed after it was classified; classifying it again (the new rows supersede the earlier "
+                    "ones)",
+                    path,
+                )
+        elif path in self.baseline:
+            if _sig(Path(path)) == self.baseline[path]:
+                return
+            self.baseline.pop(path)
+        p = self.pending.setdefault(path, _Pending(sig=None, last_change=when))
+        p.last_change = max(p.last_change, when)
+
+    def take_events(self, now: float, last_scan: float) -> float:
+        """The events since the last look, and a re-listing every ``rescan_s``; returns the last scan time."""
+        with self.lock:
+            batch, self.events[:] = list(self.events), []
+        for path, kind, when in batch:
+            if kind != "deleted":
+                self.touched(path, when)
+            elif not Path(path).exists():
+                self.pending.pop(path, None)
+                self.done.pop(path, None)
+        if now - last_scan < self.options["rescan_s"]:
+            return last_scan
+        for path in self.listing():
+            if path not in self.pending:
+                self.touched(path, now)
+        return now
+
+    # ------------------------------------------------------------------ classification
+    def settled(self, path: str) -> tuple | None:
+        """(sig, incomplete reason) once ``path`` is ready to classify; None while it is still being written."""
+        p = self.pending[path]
+        sig = _sig(Path(path))
+        now = time.monotonic()
+        if sig is None:  # deleted or moved away
+            self.pending.pop(path)
+            return None
+        if sig != p.sig:
+            p.sig, p.last_change = sig, now
+            return None
+        quiet = now - p.last_change
+        if quiet < self.options["settle_s"]:
+            return None
+        reason = _incomplete_reason(Path(path))
+        if reason is not None and quiet < self.options["settle_s"] + self.options["incomplete_s"]:
+            return None
+        return sig, reason
+
+    def classify(self, path: str) -> pd.DataFrame:
+        try:
+            return classify_file(
+                path,
+                model_folder=self.options["model_folder"],
+                report_dir=self.options["report_dir"],
+                **self.classify_kwargs,
+            )
+        except Exception as e:  # a bug must not end a live session: record it like a failed file
+            log.exception("classifying %s failed", path)
+            return error_row(path, f"unexpected error while classifying ({type(e).__name__}: {e}); please report it")
+
+    def step(self) -> None:
+        """Classify every pending file that has settled."""
+        for path in list(self.pending):
+            ready = self.settled(path)
+            if ready is None:
+                continue
+            sig, reason = ready
+            rows = self.classify(path)
+            if _sig(Path(path)) != sig:  # written to while we read it: not finished after all
+                self.pending[path].sig, self.pending[path].last_change = _sig(Path(path)), time.monotonic()
+                log.info("%s changed while it was being classified; waiting for it to settle", path)
+                continue
+            self.pending.pop(path)
+            self.done[path] = (sig, reason is not None)
+            self.record(path, rows)
+
+    def record(self, path: str, rows: pd.DataFrame) -> None:
+        """A file's rows: to the session, the table (a failure repeated word for word is not appended
+        again: failures once), the page and the caller."""
+        error = str(rows["error"].iloc[0]) if len(rows) else ""
+        repeated = bool(error) and self.failures.get(path) == error
+        if error:
+            self.failures[path] = error
+        else:
+            self.failures.pop(path, None)
+        self.session.append(rows)
+        if self.results is not None and not repeated:
+            self.unwritten.append(rows)
+            self.flush()
+        self.update_page()
+        if self.options["on_result"] is not None:
+            self.options["on_result"](rows)
+
+    # ------------------------------------------------------------------ writing
+    def flush(self) -> bool:
+        """Write the rows the disk has not taken yet; True when none is left. A failure is said once, and
+        again when writing works again."""
+        while self.unwritten:
+            try:
+                self.results.append(self.unwritten[0])
+            except OSError as e:
+                if self.write_error is None:
+                    self.write_error = e.strerror or str(e)
+                    log.warning(
+                        "cannot write %s (%s); the results are kept in memory and written when the disk takes them",
+                        self.results.path,
+                        self.write_error,
+                    )
+                return False
+            self.unwritten.pop(0)
+        if self.write_error is not None:
+            log.warning("%s can be written again; the results kept in memory are in it now", self.results.path)
+            self.write_error = None
+        return True
+
+    def update_page(self) -> None:
+        report_dir = self.options["report_dir"]
+        if report_dir is None or self.results is None:
+            return
+        try:
+            table = latest_rows(pd.concat([self.results.read(), *self.unwritten], ignore_index=True))
+            write_summary_html(
+                table,
+                report_dir,
+                title="Serotonergic classification (live)",
+                refresh_s=10,
+                write_csv=not self.options["own_table"],
+            )
+        except OSError as e:  # the page waits for the disk, as the table does
+            log.info("the live page could not be written (%s)", e)
+
+    def unwritten_rows(self) -> pd.DataFrame:
+        """The rows not on disk (after a last try to write them)."""
+        if self.results is not None and self.unwritten:
+            self.flush()
+        return pd.concat(self.unwritten, ignore_index=True) if self.unwritten else pd.DataFrame(columns=RESULT_COLUMNS)
+
+    # ------------------------------------------------------------------ the loop
+    def run(self, stop_event: threading.Event | None, timeout_s: float | None, on_start) -> pd.DataFrame:
+        """Watch until ``stop_event`` is set or ``timeout_s`` has passed; returns the session's rows."""
+        observer = self._observer()
+        observer.start()  # before the listing: a file saved from now on is seen, by the listing or by an event
+        try:
+            self.start(self.results.files() if (self.results is not None and self.options["process_existing"]) else {})
+            if on_start is not None:
+                on_start()
+            start = last_scan = time.monotonic()
+            while not (stop_event is not None and stop_event.is_set()):
+                now = time.monotonic()
+                if timeout_s is not None and now - start >= timeout_s:
+                    break
+                last_scan = self.take_events(now, last_scan)
+                self.step()
+                if self.unwritten:
+                    self.flush()
+                (stop_event.wait if stop_event is not None else time.sleep)(self.options["poll_s"])
+        finally:
+            observer.stop()
+            observer.join(timeout=10)
+        return pd.concat(self.session, ignore_index=True) if self.session else pd.DataFrame(columns=RESULT_COLUMNS)
+
+    def _observer(self):
+        if self.options["use_polling"]:
+            from watchdog.observers.polling import PollingObserver as _Observer
+
+            observer = _Observer(timeout=min(1.0, self.options["poll_s"]))
+        else:
+            from watchdog.observers import Observer as _Observer
+
+            observer = _Observer()
+        observer.schedule(_make_handler(self.events, self.lock), str(self.folder), recursive=self.options["recursive"])
+        return observer
+
+
 def watch_folder(
     folder,
     *,
@@ -153,6 +403,7 @@ def watch_folder(
     report_dir=None,
     use_polling: bool = False,
     rescan_s: float = 5.0,
+    on_unwritten=None,
     **classify_kwargs,
 ) -> pd.DataFrame:
     """Watch ``folder`` and classify each .abf file once it is completely written; block until
@@ -160,43 +411,65 @@ def watch_folder(
 
     Parameters
     ----------
-    folder : the folder the acquisition software writes into.
-    out : results table (.csv); created with its header if missing, one block of rows appended per file.
-        With ``process_existing``, files already listed in it are not classified again (resume).
-    model_folder : the model (None: the bundled demonstration model). It is loaded before watching starts,
-        so a bad model fails at once.
-    settle_s : seconds without any change before a file counts as finished.
-    process_existing : also classify the .abf files already in the folder (default: only new ones, and
-        existing ones that change).
-    stop_event : a ``threading.Event``; setting it stops the watcher (within ``poll_s``).
-    on_start : called once watching has begun (the model loaded, the folder listed, the observer running):
-        the place to say "watching".
-    on_result : called with each file's rows (a DataFrame with
-        :data:`~spikeinterface_sero.RESULT_COLUMNS`) as they come; an exception it raises stops
-        the watcher.
-    poll_s : how often pending files are looked at.
-    timeout_s : stop after this many seconds (None: until stopped).
-    incomplete_s : extra seconds a file that is unchanged but does not open as a complete ABF file is given
-        before its error row is recorded (default ``3 * settle_s``).
-    recursive : also watch subfolders.
-    report_dir : write each cell's plot there and keep ``index.html`` up to date (it reloads itself). Without
-        ``out`` the results are appended to ``report_dir/results.csv``, so that a later session adds to the
-        same index.
-    use_polling : poll the folder instead of OS notifications (network drives).
-    rescan_s : the folder is also re-listed this often, in case an event was missed.
-    classify_kwargs : detection and model options of :func:`spikeinterface_sero.pipeline.classify_file`
-        (``channel``, ``threshold``, ``mad_multiplier``, ``polarity``, ``method``, ``trust_model`` ...).
+    folder : str or Path
+        The folder the acquisition software writes into.
+    out : str, Path or None, default: None
+        Results table (.csv); created with its header if missing, one block of rows appended per file. One
+        watcher per table (a lock file beside it). With ``process_existing``, files already listed in it are
+        not classified again (resume); a file classified again supersedes its earlier rows, and a failure
+        repeated word for word is not appended again.
+    model_folder : str, Path or None, default: None
+        The model (None: the bundled demonstration model), loaded before watching starts.
+    settle_s : float, default: 2.0
+        Seconds without any change before a file counts as finished.
+    process_existing : bool, default: False
+        Also classify the .abf files already in the folder (default: only new ones, and existing ones that
+        change).
+    stop_event : threading.Event or None, default: None
+        Setting it stops the watcher (within ``poll_s``).
+    on_result : callable or None, default: None
+        Called with each file's rows (:data:`~spikeinterface_sero.RESULT_COLUMNS`) as they come; an
+        exception it raises stops the watcher.
+    on_start : callable or None, default: None
+        Called once watching has begun (the model loaded, the folder listed, the observer running).
+    poll_s : float, default: 0.5
+        How often pending files are looked at.
+    timeout_s : float or None, default: None
+        Stop after this many seconds (None: until stopped).
+    incomplete_s : float or None, default: None
+        Extra seconds a file that is unchanged but does not open as a complete ABF file is given before its
+        error row is recorded (None: ``3 * settle_s``).
+    recursive : bool, default: False
+        Also watch subfolders.
+    report_dir : str, Path or None, default: None
+        Each cell's plot and ``index.html`` (reloads itself), one row block per file. Without ``out`` the
+        results are appended to ``report_dir/results.csv``, so that a later session adds to the same index.
+    use_polling : bool, default: False
+        Poll the folder instead of OS notifications (network drives).
+    rescan_s : float, default: 5.0
+        The folder is also re-listed this often, in case an event was missed.
+    on_unwritten : callable or None, default: None
+        Called at the end with the rows the table could not take (a full disk), when there are any; without
+        it they are only in the returned rows.
+    **classify_kwargs
+        Detection and model options of :func:`spikeinterface_sero.pipeline.classify_file`.
 
-    Returns the rows classified during this call (a DataFrame).
+    Returns
+    -------
+    pandas.DataFrame
+        The rows classified during this call.
     """
     folder = Path(folder).expanduser()
     if not folder.is_dir():
         raise SeroError(f"{folder} is not a folder; pass the folder the acquisition software saves .abf files into.")
-    folder = folder.resolve()
     settle_s, poll_s = float(settle_s), float(poll_s)
     if not (0 <= settle_s < float("inf")) or not (0 < poll_s < float("inf")):
         raise SeroError(f"settle_s must be a number >= 0 and poll_s > 0 (seconds), not {settle_s!r} and {poll_s!r}.")
     own_table = out is None and report_dir is not None
+    if report_dir is not None:
+        check_output_folder(report_dir, what="report folder")
+    if out is not None and Path(out).exists():
+        check_writable(Path(out).absolute().parent, "results table")
     if own_table:
         # the report folder keeps its own table, so that its index lists every cell classified into it
         # (an earlier session's too) instead of only this session's
@@ -204,139 +477,29 @@ def watch_folder(
         out = Path(report_dir) / REPORT_TABLE
     if out is not None and not Path(out).exists():
         check_output_path(out, suffixes=(".csv",), what="results table")
-    incomplete_s = 3.0 * settle_s if incomplete_s is None else float(incomplete_s)
     for bad in ("report_dir", "return_analyzer"):
         classify_kwargs.pop(bad, None)
     if classify_kwargs.get("method", "cnn") == "cnn":
         load_model(model_folder, trust=bool(classify_kwargs.get("trust_model", False)))  # fail fast, warm cache
-    results = _ResultsCsv(Path(out), RESULT_COLUMNS) if out is not None else None
-    already = results.files() if (results is not None and process_existing) else set()
-
-    def listing() -> dict[str, tuple]:
-        it = folder.rglob("*") if recursive else folder.iterdir()
-        found = {}
-        for p in it:
-            if _is_abf(p.name) and p.is_file():
-                s = _sig(p)
-                if s is not None:
-                    found[str(p)] = s
-        return found
-
-    events: list = []
-    lock = threading.Lock()
-    if use_polling:
-        from watchdog.observers.polling import PollingObserver as _Observer
-    else:
-        from watchdog.observers import Observer as _Observer
-    observer = _Observer(timeout=min(1.0, poll_s)) if use_polling else _Observer()
-    observer.schedule(_make_handler(events, lock), str(folder), recursive=recursive)
-    observer.start()  # before the listing: a file saved from now on is seen, by the listing or by an event
-
-    pending: dict[str, _Pending] = {}
-    done: dict[str, tuple] = {}  # path -> (sig when classified, was an "incomplete" error)
-    baseline = {} if process_existing else listing()
-    if process_existing:
-        for p in listing():
-            if p in already:
-                done[p] = (_sig(Path(p)), False)
-            else:
-                pending[p] = _Pending(sig=None, last_change=time.monotonic())
-    if on_start is not None:
-        on_start()
-
-    session: list[pd.DataFrame] = []
-    start = time.monotonic()
-    last_scan = start
-
-    def touched(path: str, when: float) -> None:
-        if path in done:
-            sig = _sig(Path(path))
-            if sig is None or sig == done[path][0]:
-                return
-            was_incomplete = done.pop(path)[1]
-            if not was_incomplete:
-                log.warning(
-                    "%s changed after it was classified; classifying it again (the new rows supersede "
-                    "the earlier ones)",
-                    path,
-                )
-        elif path in baseline:
-            if _sig(Path(path)) == baseline[path]:
-                return
-            baseline.pop(path)
-        p = pending.setdefault(path, _Pending(sig=None, last_change=when))
-        p.last_change = max(p.last_change, when)
-
-    def classify(path: str) -> pd.DataFrame:
+    options = dict(
+        model_folder=model_folder,
+        settle_s=settle_s,
+        poll_s=poll_s,
+        incomplete_s=3.0 * settle_s if incomplete_s is None else float(incomplete_s),
+        process_existing=process_existing,
+        recursive=recursive,
+        report_dir=report_dir,
+        use_polling=use_polling,
+        rescan_s=float(rescan_s),
+        on_result=on_result,
+        own_table=own_table,
+    )
+    watcher = FolderWatcher(folder.resolve(), options, classify_kwargs)
+    with output_lock(out, what="results table", flag="--out") if out is not None else contextlib.nullcontext():
+        watcher.results = _ResultsCsv(Path(out), RESULT_COLUMNS) if out is not None else None
         try:
-            rows = classify_file(path, model_folder=model_folder, report_dir=report_dir, **classify_kwargs)
-        except Exception as e:  # a bug must not end a live session: record it like a failed file
-            log.exception("classifying %s failed", path)
-            rows = error_row(path, f"unexpected error while classifying ({type(e).__name__}: {e}); please report it")
-        return rows
-
-    try:
-        while True:
-            if stop_event is not None and stop_event.is_set():
-                break
-            now = time.monotonic()
-            if timeout_s is not None and now - start >= timeout_s:
-                break
-            with lock:
-                batch, events[:] = list(events), []
-            for path, kind, when in batch:
-                if kind == "deleted":
-                    if not Path(path).exists():
-                        pending.pop(path, None)
-                        done.pop(path, None)
-                    continue
-                touched(path, when)
-            if now - last_scan >= rescan_s:
-                last_scan = now
-                for path in listing():
-                    if path not in pending:
-                        touched(path, now)
-            for path in list(pending):
-                p = pending[path]
-                sig = _sig(Path(path))
-                now = time.monotonic()
-                if sig is None:  # deleted or moved away
-                    pending.pop(path)
-                    continue
-                if sig != p.sig:
-                    p.sig, p.last_change = sig, now
-                    continue
-                quiet = now - p.last_change
-                if quiet < settle_s:
-                    continue
-                reason = _incomplete_reason(Path(path))
-                if reason is not None and quiet < settle_s + incomplete_s:
-                    continue
-                rows = classify(path)
-                if _sig(Path(path)) != sig:  # written to while we read it: not finished after all
-                    p.sig, p.last_change = _sig(Path(path)), time.monotonic()
-                    log.info("%s changed while it was being classified; waiting for it to settle", path)
-                    continue
-                pending.pop(path)
-                done[path] = (sig, reason is not None)
-                if results is not None:
-                    results.append(rows)
-                session.append(rows)
-                if report_dir is not None:
-                    write_summary_html(
-                        results.read(),
-                        report_dir,
-                        title="Serotonergic classification (live)",
-                        refresh_s=10,
-                        write_csv=not own_table,
-                    )
-                if on_result is not None:
-                    on_result(rows)
-            if stop_event is not None:
-                stop_event.wait(poll_s)
-            else:
-                time.sleep(poll_s)
-    finally:
-        observer.stop()
-        observer.join(timeout=10)
-    return pd.concat(session, ignore_index=True) if session else pd.DataFrame(columns=RESULT_COLUMNS)
+            return watcher.run(stop_event, timeout_s, on_start)
+        finally:
+            left = watcher.unwritten_rows()
+            if len(left) and on_unwritten is not None:
+                on_unwritten(left)

@@ -202,7 +202,7 @@ def test_watch_says_demo_marks_unsure_calls_and_fails_after_failures(acquisition
     lines = captured.out.splitlines()
     assert any(line.startswith("NOTE: labels from the bundled DEMONSTRATION model") for line in lines)
     (cell,) = [line for line in lines if "A240101#001" in line]
-    assert " ? " in cell  # 5 spikes: not a reliable call
+    assert "UNSURE (leans " in cell and "  serotonergic  " not in cell  # 5 spikes: never a label headline
     assert any("FAILED broken.abf" in line for line in lines)
     assert lines[-1] == "stopped: 1 cell(s) classified, 1 file(s) failed"
 

@@ -113,8 +113,12 @@ def test_bad_csv_folders_are_one_cli_error(recordings, tmp_path, capsys):
     assert "give the folder that holds them" in capsys.readouterr().err
 
     write_snippet_csv_folder(abf_to_snippets(a), tmp_path / "snippets_of_a")
-    assert main(["classify", str(tmp_path / "snippets_of_a"), "--phy", str(tmp_path / "phy"), "--quiet"]) == 2
-    assert "a Phy folder needs the recording; leave out --phy" in capsys.readouterr().err
+    out = tmp_path / "snippets_of_a.csv"
+    args = ["classify", str(tmp_path / "snippets_of_a"), "--phy", str(tmp_path / "phy"), "--out", str(out), "--quiet"]
+    assert main(args) == 1  # classified; only the export failed, and the row says why
+    assert "a Phy folder needs the recording" in capsys.readouterr().err
+    row = pd.read_csv(out, keep_default_na=False)
+    assert (row["error"] == "").all() and row["export_error"].str.contains("needs the recording").all()
 
 
 def test_snippets_converts_csv_folders_and_npz_files(recordings, tmp_path):

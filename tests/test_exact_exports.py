@@ -124,6 +124,16 @@ def test_neo_spiketrains_start_with_their_segment(episodic):
         name = column if column.startswith("sero_") else f"sero_{column}"
         assert trains[0].annotations[name] == pytest.approx(value, nan_ok=True), column
     assert trains[0].annotations["sero_call"] == "unsure" and trains[0].annotations["sero_unsure_reasons"]
+    # and back: the block and its trains give an analyzer with the same spikes in the same sweeps
+    from spikeinterface_sero.neo_bridge import analyzer_from_neo
+
+    back = analyzer_from_neo(block, spiketrains=trains)
+    for k in range(len(SWEEP_STARTS)):
+        np.testing.assert_array_equal(
+            back.sorting.get_unit_spike_train(back.unit_ids[0], segment_index=k),
+            analyzer.sorting.get_unit_spike_train(analyzer.unit_ids[0], segment_index=k),
+        )
+        assert back.recording.get_start_time(k) == pytest.approx(SWEEP_STARTS[k])
 
 
 def test_neo_spiketrains_of_your_own_give_the_same_answer(episodic):
@@ -154,6 +164,8 @@ def test_neo_spiketrains_of_your_own_give_the_same_answer(episodic):
         assert copy.annotations["sero_firing_rate_hz"] == pytest.approx(original.annotations["sero_firing_rate_hz"])
         np.testing.assert_allclose(copy.array_annotations["sero_p_ser"], original.array_annotations["sero_p_ser"])
         assert copy.t_start == original.t_start and copy.times.units == pq.s
+    with pytest.raises(sero.errors.ParameterError, match="threshold only apply to a neo.Block"):
+        annotate_spiketrains(copies, threshold=-40.0)
 
 
 @pytest.mark.parametrize("name", ["2018_11_16_sh_0006.abf", "05210017_vc_abf1.abf"])
@@ -224,6 +236,26 @@ def test_phy_has_the_recording_in_pa_and_the_raw_spike_probability(one_cell, tmp
     spikes = analyzer.get_extension("serotonergic").get_data("spikes")
     by_sample = dict(zip(spikes["sample_index"], spikes["p_ser"]))
     np.testing.assert_allclose(probabilities, [by_sample[s] for s in spike_samples])
+
+
+def test_capped_cells_export_every_spike_and_mark_the_unclassified(one_cell, tmp_path):
+    """With a waveform cap, NWB and Phy still hold every spike of the sorting; Phy marks the spikes the model
+    did not see with -1 (not NaN, which Phy would show as 0)."""
+    path, _ = one_cell
+    analyzer = sero.abf_to_analyzer(path, max_spikes_per_cell=10)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DemoModelWarning)
+        analyzer.compute("serotonergic", n_boot=50, progress_bar=False)
+    every = analyzer.sorting.get_unit_spike_train(analyzer.unit_ids[0])
+    (times,) = _nwb_spike_times(write_nwb(analyzer, tmp_path / "c.nwb"))
+    np.testing.assert_allclose(times, every / FS, atol=1e-9)
+    folder = export_to_phy(analyzer, tmp_path / "phy", copy_binary=False)
+    assert "dat_path = None" in (folder / "params.py").read_text()
+    probabilities = np.load(folder / f"spike_{PHY_SPIKE_PROBABILITY}.npy")
+    spikes = analyzer.get_extension("serotonergic").get_data("spikes")
+    assert probabilities.size == every.size == 25 and (probabilities == -1).sum() == 25 - len(spikes) == 15
+    seen = np.isin(every, spikes["sample_index"])
+    np.testing.assert_allclose(probabilities[seen], spikes.sort_values("sample_index")["p_ser"])
 
 
 def test_phy_refuses_an_episodic_file_in_one_clear_error(episodic, tmp_path):
@@ -299,6 +331,26 @@ def test_nwb_text_is_printable_bounded_and_without_nul(one_cell, tmp_path):
         assert "\x00" not in nwb.protocol and nwb.experimenter[0] == "Doe, Jane" and len(nwb.lab) <= 1000
 
 
+def test_an_abf1_header_with_binary_garbage_for_a_protocol_still_gives_its_nwb_file(tmp_path):
+    """ABF 1 files store the protocol path in 384 bytes; without a protocol they may hold anything there."""
+    from pynwb import NWBHDF5IO
+
+    from spikeinterface_sero.pipeline import classify_files
+
+    path = write_abf(tmp_path / "old.abf", synthetic_trace(duration_s=1.0, spike_times_s=[0.2, 0.5]), FS, version=1)
+    data = bytearray(path.read_bytes())
+    data[4898 : 4898 + 384] = bytes(np.random.default_rng(0).integers(0, 256, 384, dtype=np.uint8))  # sProtocolPath
+    path.write_bytes(bytes(data))
+    (tmp_path / "nwb").mkdir()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DemoModelWarning)
+        table = classify_files([path], nwb_dir=tmp_path / "nwb")
+    assert table["error"].tolist() == [""] and table["export_error"].tolist() == [""]
+    with NWBHDF5IO(str(tmp_path / "nwb" / "old.nwb"), "r") as io:
+        protocol = io.read().protocol
+    assert protocol is None or ("\x00" not in protocol and protocol.isprintable())
+
+
 def test_long_names_are_shortened_uniquely(tmp_path):
     long_a, long_b = "a" * 240 + "_1", "a" * 240 + "_2"
     name_a, name_b = short_file_name(long_a + ".nwb"), short_file_name(long_b + ".nwb")
@@ -323,7 +375,6 @@ def test_a_file_with_a_long_name_gets_its_nwb_file(tmp_path):
     assert written == output_path(tmp_path / "nwb", path, ".nwb") and written.name.startswith("recording_xxx")
 
 
-@pytest.mark.xfail(reason="files.atomic_path gives 0600 until the cli branch's fix is merged", strict=True)
 def test_exported_files_get_the_users_umask_mode(one_cell, tmp_path):
     """Like open(): 0666 less the umask (an atomic write through a temporary file must not leave 0600)."""
     _, analyzer = one_cell

@@ -3,6 +3,7 @@ NWB files that nwbinspector passes, and no silent overwrite."""
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 from conftest import shared_abf_files
 
@@ -85,15 +86,23 @@ def test_phy_refuses_episodic_recordings_in_one_clear_error(tmp_path):
         export_to_phy(analyzer, tmp_path / "phy")
 
 
-def test_classify_refuses_phy_for_episodic_files_before_any_work(tmp_path, capsys):
-    """`sero classify ... --phy` with an episodic file: one CLI-worded refusal up front, nothing written."""
+def test_phy_with_an_episodic_file_exports_the_others(tmp_path, capsys):
+    """`sero classify ... --phy` with an episodic file among others: that file keeps its classification and
+    says in export_error why it has no Phy folder; the continuous file is exported."""
     from spikeinterface_sero.cli import main
     from spikeinterface_sero.testing import synthetic_trace
 
     sweeps = [synthetic_trace(duration_s=1.0, spike_times_s=[0.2, 0.6], seed=s) for s in range(3)]
     path = write_abf(tmp_path / "episodic.abf", sweeps, 40000.0, mode="episodic", data_format="float32")
+    continuous = write_abf(
+        tmp_path / "continuous.abf", synthetic_trace(duration_s=2.0, spike_times_s=[0.3, 1.1], seed=9), 40000.0
+    )
     out = tmp_path / "results.csv"
-    assert main(["classify", str(path), "--out", str(out), "--phy", str(tmp_path / "phy"), "--quiet"]) == 2
+    args = ["classify", str(path), str(continuous), "--out", str(out), "--phy", str(tmp_path / "phy"), "--quiet"]
+    assert main([*args, "--method", "criteria"]) == 1
     err = capsys.readouterr().err
-    assert "3 sweeps" in err and "leave out --phy" in err and "--nwb" in err and "Traceback" not in err
-    assert not out.exists()
+    assert "3 sweeps" in err and "--nwb" in err and "Traceback" not in err
+    table = pd.read_csv(out, keep_default_na=False).set_index("cell_id")
+    assert (table["error"] == "").all() and set(table["sero_label"]) <= {"serotonergic", "non_serotonergic"}
+    assert "3 sweeps" in table.loc["episodic", "export_error"] and table.loc["continuous", "export_error"] == ""
+    assert (tmp_path / "phy" / "continuous" / "params.py").is_file() and not (tmp_path / "phy" / "episodic").exists()

@@ -112,7 +112,8 @@ def test_select_and_remove_units(analyzer, model_folder):
 def test_merge_and_split_recompute_new_units(analyzer, model_folder):
     analyzer.compute("serotonergic", model_folder=model_folder)
     u = list(analyzer.unit_ids)
-    merged = analyzer.merge_units([[u[0], u[2]]], new_id_strategy="append")
+    # each unit's waveforms hold its own channel only: cells on different channels merge hard (recomputed)
+    merged = analyzer.merge_units([[u[0], u[2]]], new_id_strategy="append", merging_mode="hard")
     units = merged.get_extension("serotonergic").get_data()
     new = [x for x in merged.unit_ids if x not in u][0]
     n0 = analyzer.sorting.get_unit_spike_train(u[0]).size + analyzer.sorting.get_unit_spike_train(u[2]).size
@@ -154,10 +155,12 @@ def test_bad_parameters(analyzer, model_folder):
         analyzer.compute("serotonergic", model_folder="/nonexistent/model")
 
 
-def test_reliability_needs_spikes_and_a_clear_interval(analyzer, model_folder):
+def test_reliability_needs_spikes_a_validated_rig_and_a_one_label_set(analyzer, model_folder):
     units = analyzer.compute("serotonergic", model_folder=model_folder, min_spikes=10).get_data()
     n = units["n_spikes"]
+    one_label = (units["sero_set"] == units["sero_label"]) & (units["sero_rig"] == "validated")
     assert units["sero_reliable"].dtype == bool
+    assert (units["sero_reliable"] == ((n >= 10) & one_label & (units["sero_quality"] == "ok"))).all()
     assert not units.loc[n < 10, "sero_reliable"].any()  # the 7-spike cell is never a reliable call
     few = units["sero_unsure_reasons"].str.split("+").apply(lambda reasons: "few_spikes" in reasons)
     assert (few == (n < 10)).all()

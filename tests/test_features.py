@@ -13,7 +13,7 @@ import spikeinterface.core as sc
 from elephant import statistics as elephant_statistics
 from elephant.waveform_features import waveform_width
 
-from spikeinterface_sero.errors import DataError, SeroError, SnippetError
+from spikeinterface_sero.errors import DataError, ParameterError, SeroError, SnippetError
 from spikeinterface_sero.features import (
     DEFAULT_MAX_CV,
     DEFAULT_MAX_RATE_HZ,
@@ -145,13 +145,13 @@ def test_udi_undefined_and_bad_input():
     bad[0, 10] = np.nan
     with pytest.raises(SnippetError):
         udi_ms(bad, FS)
-    with pytest.raises(SnippetError, match="polarity"):
+    with pytest.raises(ParameterError, match="polarity"):
         udi_ms(action_currents(1.0), FS, polarity="down")
-    with pytest.raises(SnippetError, match="method"):
+    with pytest.raises(ParameterError, match="method"):
         udi_ms(action_currents(1.0), FS, method="max")
     with pytest.raises(SnippetError):
         udi_ms(np.zeros((2, 3, 160)), FS)
-    with pytest.raises(SnippetError):
+    with pytest.raises(ParameterError, match="sampling_frequency"):
         udi_ms(action_currents(1.0), 0)
 
 
@@ -405,7 +405,7 @@ def test_thresholds_are_parameters():
     assert _label(firing_rate_hz=5.0, max_rate_hz=5.0) == "serotonergic"
     assert _label(firing_rate_hz=5.0, max_rate_hz=None) == "serotonergic"  # criterion switched off
     assert _label(cv_isi=0.7, max_cv=0.8) == "serotonergic"
-    with pytest.raises(DataError):
+    with pytest.raises(ParameterError, match="min_udi_ms"):
         _label(min_udi_ms=-1)
     with pytest.raises(DataError, match="udi_ms"):
         criteria_classify(pd.DataFrame({"firing_rate_hz": [1.0], "cv_isi": [0.1]}))

@@ -234,3 +234,92 @@ def test_a_year_1_file_exports_to_nwb(tmp_path):
     path = write_abf(tmp_path / "y1.abf", x, FS, rec_datetime=datetime.datetime(1, 1, 1, 0, 0, 1))
     assert main(["classify", str(path), "--nwb", str(tmp_path / "nwb")]) == 0
     assert (tmp_path / "nwb" / "y1.nwb").is_file()
+
+
+# ------------------------------------------------------------------------------ bad arguments
+def _bad_argument_cases():
+    """(function, args, kwargs, the argument the message must name) for every public function of the
+    reading, detection, snippet-format and feature modules."""
+    from spikeinterface_sero import features, snippets
+    from spikeinterface_sero import io as sero_io
+    from spikeinterface_sero.testing import numpy_recording
+
+    recording = numpy_recording(synthetic_trace(duration_s=0.5, spike_times_s=[0.2])[:, None])
+    abf = "missing.abf"
+    return [
+        (sero_io.read_abf, (None,), {}, "path"),
+        (sero_io.read_abf, (42,), {}, "path"),
+        (sero_io.read_abf, ("",), {}, "path"),
+        (sero_io.read_abf, (abf,), {"channel": 2.5}, "channel"),
+        (sero_io.read_abf, (abf,), {"channel": []}, "channel"),
+        (sero_io.read_abf, (abf,), {"allow_low_rate": "yes"}, "allow_low_rate"),
+        (sero_io.read_abf, (abf,), {"allow_any_unit": "no"}, "allow_any_unit"),
+        (sero_io.read_abf, (abf,), {"validate": None}, "validate"),
+        (sero_io.abf_channels, (None,), {}, "path"),
+        (sero_io.abf_info, (3.5,), {}, "path"),
+        (sero_io.validate_recording, ("x",), {}, "recording"),
+        (sero_io.validate_recording, (recording,), {"chunk_size": 0}, "chunk_size"),
+        (snippets.recording_to_analyzer, ("x",), {}, "recording"),
+        (snippets.recording_to_analyzer, (recording,), {"threshold": "x"}, "threshold"),
+        (snippets.recording_to_analyzer, (recording,), {"threshold": float("nan")}, "threshold"),
+        (snippets.recording_to_analyzer, (recording,), {"max_spikes_per_cell": 0}, "max_spikes_per_cell"),
+        (snippets.recording_to_analyzer, (recording,), {"max_spikes_per_cell": "5"}, "max_spikes_per_cell"),
+        (snippets.recording_to_analyzer, (recording,), {"seed": "a"}, "seed"),
+        (snippets.recording_to_analyzer, (recording,), {"format": "csv"}, "format"),
+        (snippets.recording_to_analyzer, (recording,), {"folder": 3}, "folder"),
+        (snippets.recording_to_analyzer, (recording,), {"overwrite": "yes"}, "overwrite"),
+        (snippets.recording_to_analyzer, (recording,), {"thresold": -50}, "thresold"),
+        (snippets.recording_to_analyzer, (recording,), {"polarity": "up"}, "polarity"),
+        (snippets.recording_to_analyzer, (recording,), {"dead_time_ms": "2"}, "dead_time_ms"),
+        (snippets.recording_to_analyzer, (recording,), {"baseline_window_ms": "x"}, "baseline_window_ms"),
+        (snippets.recording_to_analyzer, (recording,), {"mad_multiplier": -1}, "mad_multiplier"),
+        (snippets.abf_to_analyzer, (None,), {}, "path"),
+        (snippets.abf_to_analyzer, (abf,), {"threshold": "x"}, "threshold"),
+        (snippets.abf_to_analyzer, (abf,), {"seed": -1, "max_spikes_per_cell": 5}, "seed"),
+        (snippets.abf_to_snippets, (abf,), {"threshold": None}, "threshold"),
+        (snippets.recording_to_snippets, (None,), {}, "recording"),
+        (snippets.recording_to_snippets, (recording,), {"chunk_duration_s": 0}, "chunk_duration_s"),
+        (snippets.recording_to_snippets, (recording,), {"cell_ids": ["a", "b"]}, "cell_ids"),
+        (snippets.recording_to_snippets, (recording,), {"params": "x"}, "params"),
+        (snippets.create_analyzer, ("x", recording), {}, "sorting"),
+        (snippets.create_analyzer, (None, None), {}, "sorting"),
+        (snippets.snippets_to_sorting, ("x", recording), {}, "snippets"),
+        (snippets.snippets_from_analyzer, ("x",), {}, "analyzer"),
+        (snippets.main_channel_waveforms, (None,), {}, "analyzer"),
+        (snippets.check_analyzer_waveforms, ("x",), {}, "analyzer"),
+        (snippets.read_snippet_csv_folder, (None,), {}, "folder"),
+        (snippets.read_snippet_csv_folder, (".",), {"on_bad": "ignore"}, "on_bad"),
+        (snippets.write_snippet_csv_folder, ("x", "out"), {}, "snippets"),
+        (snippets.save_npz, ("x", "out.npz"), {}, "snippets"),
+        (snippets.load_npz, (None,), {}, "path"),
+        (snippets.detection_trace, ("x",), {}, "recording"),
+        (snippets.detection_trace, (recording,), {"segment_index": "0"}, "segment_index"),
+        (snippets.detection_trace, (recording,), {"start_frame": "0"}, "start_frame"),
+        (snippets.detection_trace, (recording,), {"params": {"threshold": -50}}, "params"),
+        (snippets.DetectionParams, (), {"threshold": "x"}, "threshold"),
+        (snippets.DetectionParams, (), {"polarity": None}, "polarity"),
+        (features.udi_ms, (np.zeros((2, 160)),), {"sampling_frequency": "x"}, "sampling_frequency"),
+        (features.udi_ms, (np.zeros((2, 160)),), {"method": None}, "method"),
+        (features.udi_per_spike_ms, (np.zeros((2, 160)),), {"polarity": 3}, "polarity"),
+        (features.cell_features, ([],), {"polarity": "up"}, "polarity"),
+        (features.firing_features, ("x",), {}, "spike_trains"),
+        (features.spike_trains_for_cell, ([[0.1]], 0.0, 1.0), {"sampling_frequency": "x"}, "sampling_frequency"),
+        (features.features_table, ("x",), {}, "spike_trains_by_cell"),
+        (features.features_from_sorting, ("x",), {}, "sorting"),
+        (features.criteria_classify, ("x",), {}, "features"),
+        (features.criteria_classify, (features._table({}, "cell_id"),), {"max_cv": "x"}, "max_cv"),
+        (features.add_sero_type, ("x",), {}, "df"),
+    ]
+
+
+@pytest.mark.parametrize("case", range(len(_bad_argument_cases())))
+def test_bad_arguments_give_one_clear_parameter_error(case, tmp_path, monkeypatch):
+    from spikeinterface_sero.errors import ParameterError
+
+    monkeypatch.chdir(tmp_path)
+    function, args, kwargs, name = _bad_argument_cases()[case]
+    with pytest.raises(ParameterError) as error:
+        function(*args, **kwargs)
+    message = str(error.value)
+    assert name in message and "\n" not in message, message
+    assert isinstance(error.value, ValueError)

@@ -6,17 +6,20 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from conftest import SHARED_MODELS  # noqa: E402
+from conftest import ROOT, SHARED_MODELS  # noqa: E402
 
 from spikeinterface_sero import model as M  # noqa: E402
-from spikeinterface_sero.errors import DataError, ModelError, SnippetError  # noqa: E402
+from spikeinterface_sero.errors import DataError, ModelError, ParameterError, SnippetError  # noqa: E402
 from spikeinterface_sero.testing import synthetic_snippets  # noqa: E402
 
 SMALL_KERNELS = (20, 25, 31)
@@ -355,7 +358,7 @@ def test_import_reproduces_tf215_predictions(formats_dir, tmp_path, suffix):
     ]
     ens = M.load_model(out)
     assert ens.kernels == (20, 27) and ens.fused
-    assert str(formats_dir) in ens.info["description"]
+    assert str(formats_dir.resolve()) in ens.info["description"]
     X = ref["X"]
     pm = ens.predict_members(X[..., 1, 0])
     for i, (k, member) in enumerate(zip(ens.kernels, ens.members)):
@@ -614,3 +617,218 @@ def test_plot_gradcam(small):
     ax2 = M.plot_gradcam(x[0], cams["conv2d"][0])
     assert ax2 is not ax
     plt.close("all")
+
+
+# ------------------------------------------------------------------ trust flags: only a real True runs code
+@pytest.mark.parametrize("flag", ["false", "False", "no", "0", 1, None], ids=repr)
+def test_trust_that_is_not_a_bool_is_refused_and_the_graph_never_runs(small, tmp_path, flag):
+    target = tmp_path / "side_effect.txt"
+    _side_effect_savedmodel(tmp_path / "src", small.members[0], target, names=list("abcdefgh"))  # needs the graph
+    with pytest.raises(ParameterError, match=r"trust must be True or False, not"):
+        M.import_models(tmp_path / "src", tmp_path / "out", trust=flag)
+    assert not target.exists() and not (tmp_path / "out").exists()
+    with pytest.raises(ParameterError, match=r"overwrite must be True or False"):
+        M.import_models(tmp_path / "src", tmp_path / "out", overwrite="false")
+    assert not target.exists()
+
+
+def test_load_model_and_save_model_take_only_real_bools(small, saved_small, tmp_path):
+    with pytest.raises(ParameterError, match=r"trust must be True or False, not 'false'"):
+        M.load_model(saved_small, trust="false")
+    with pytest.raises(ParameterError, match="overwrite must be True or False"):
+        M.save_model(small, saved_small, overwrite="true")
+    assert M.load_model(saved_small, trust=False).kernels == SMALL_KERNELS
+
+
+# -------------------------------------------------------------------- weights checked when they are loaded
+def _edit_member_weights(folder, fname: str, edit):
+    """Apply ``edit(h5py.File)`` to ``fname``'s model.weights.h5, fixing the member's checksum."""
+    import io
+    import zipfile
+
+    import h5py
+
+    path = folder / fname
+    with zipfile.ZipFile(path) as z:
+        entries = {i.filename: z.read(i.filename) for i in z.infolist()}
+    buffer = io.BytesIO(entries["model.weights.h5"])
+    with h5py.File(buffer, "r+") as f:
+        edit(f)
+    entries["model.weights.h5"] = buffer.getvalue()
+    with zipfile.ZipFile(path, "w") as z:
+        for name, data in entries.items():
+            z.writestr(name, data)
+    info = json.loads((folder / "model_info.json").read_text())
+    for m in info["members"]:
+        if m["file"] == fname:
+            m["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+    (folder / "model_info.json").write_text(json.dumps(info))
+
+
+def _set_value(dataset: str, value: float):
+    def edit(f):
+        a = f[dataset][()]
+        a.flat[a.size // 2] = value
+        f[dataset][...] = a
+
+    return edit
+
+
+@pytest.mark.parametrize("engine", ["numpy", "tensorflow"])
+@pytest.mark.parametrize(
+    "dataset, value, message",
+    [
+        ("layers/dense/vars/1", np.inf, r"dense/bias holds 0 NaN and 1 infinite"),
+        ("layers/conv2d_1/vars/0", np.nan, r"conv2d_1/kernel holds 1 NaN and 0 infinite"),
+        ("layers/layer_normalization/vars/0", 3e38, r"layer_normalization/gamma holds a value of magnitude 3e\+38"),
+        ("layers/dense/vars/0", -1e4, r"dense/kernel holds a value of magnitude 1e\+04, over the 1000"),
+    ],
+    ids=["inf-bias", "nan-kernel", "overflowing-gamma", "huge-dense"],
+)
+def test_damaged_weight_values_refused_at_load(saved_small, tmp_path, engine, dataset, value, message):
+    folder = tmp_path / "damaged"
+    shutil.copytree(saved_small, folder)
+    _edit_member_weights(folder, "member_k25.keras", _set_value(dataset, value))
+    with pytest.raises(ModelError, match=r"member_k25\.keras.*" + message) as err:
+        M.load_model(folder, engine=engine)
+    assert "\n" not in str(err.value)
+
+
+def test_weights_at_the_bound_still_load(small, saved_small, tmp_path):
+    folder = tmp_path / "large"
+    shutil.copytree(saved_small, folder)
+    _edit_member_weights(folder, "member_k25.keras", _set_value("layers/dense/vars/1", -999.0))  # within 1000
+    p = M.load_model(folder).p_ser(synthetic_snippets(5))
+    assert np.isfinite(p).all()
+
+
+def test_import_refuses_nan_weights_naming_the_layer(formats_dir, tmp_path):
+    import h5py
+
+    src = tmp_path / "src"
+    src.mkdir()
+    shutil.copy(formats_dir / "ModConvBinNormN20.h5", src / "ModConvBinNormN20.h5")
+    (src / "ModConvBinNormN20.h5").chmod(0o644)
+    with h5py.File(src / "ModConvBinNormN20.h5", "r+") as f:
+        f["model_weights/dense/dense/bias:0"][0] = np.nan
+    with pytest.raises(ModelError, match=r"ModConvBinNormN20\.h5: dense/bias holds 1 NaN"):
+        M.import_models(src, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+# ------------------------------------------------------- bounded memory whatever the weights file declares
+def _declared_bomb(f):
+    """The dense kernel replaced by 2 GiB of never-written float32 (a 200 kB file reads as 2 GiB)."""
+    del f["layers/dense/vars/0"]
+    f.create_dataset("layers/dense/vars/0", shape=(1 << 28, 2), dtype="float32", chunks=(1 << 18, 2), fillvalue=0)
+
+
+def _gzip_bomb(f):
+    """The dense kernel replaced by 1 GiB of zeros really stored, gzip-compressed 1000-fold."""
+    import zlib
+
+    del f["layers/dense/vars/0"]
+    chunk = (1 << 20, 2)
+    ds = f.create_dataset("layers/dense/vars/0", shape=(1 << 27, 2), dtype="float32", chunks=chunk, compression="gzip")
+    packed = zlib.compress(bytes(8 << 20), 9)
+    for i in range((1 << 27) // chunk[0]):
+        ds.id.write_direct_chunk((i * chunk[0], 0), packed)
+
+
+def _chunk_bomb(f):
+    """A 2-value bias stored in one 1 GiB chunk (resizable dataset: the chunk may exceed its shape)."""
+    del f["layers/dense/vars/1"]
+    f.create_dataset("layers/dense/vars/1", shape=(2,), maxshape=(None,), chunks=(1 << 28,), dtype="float32")
+
+
+@pytest.mark.parametrize(
+    "bomb, message",
+    [
+        (_declared_bomb, r"layers/dense/vars/0 declares 2048\.0 MiB"),
+        (_gzip_bomb, r"layers/dense/vars/0 declares 1024\.0 MiB"),
+        (_chunk_bomb, r"layers/dense/vars/1 is stored in chunks of 1024\.0 MiB"),
+    ],
+    ids=["declared", "gzip", "chunk"],
+)
+def test_weights_file_bomb_refused_with_bounded_memory(saved_small, tmp_path, bomb, message):
+    folder = tmp_path / "bomb"
+    shutil.copytree(saved_small, folder)
+    _edit_member_weights(folder, "member_k25.keras", bomb)
+    assert (folder / "member_k25.keras").stat().st_size < 4 << 20  # small on disk
+    script = f"""
+import sys
+from spikeinterface_sero.errors import ModelError
+from spikeinterface_sero.model import load_model
+for engine in ("numpy", "tensorflow"):
+    try:
+        load_model({str(folder)!r}, engine=engine)
+        print("LOADED")
+    except ModelError as error:
+        print("REFUSED", error)
+print("TENSORFLOW", "tensorflow" in sys.modules)
+"""
+    # the peak of a grandchild: a child's own ru_maxrss starts from its parent's (pytest's) at the fork
+    launcher = (
+        "import resource, subprocess, sys; subprocess.run([sys.executable, '-c', sys.argv[1]], check=True); "
+        "print('PEAK_MB', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)"
+    )
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    run = subprocess.run([sys.executable, "-c", launcher, script], capture_output=True, text=True, env=env, timeout=300)
+    lines = dict(line.split(" ", 1) for line in run.stdout.splitlines())
+    assert run.stdout.count("REFUSED") == 2, run.stdout + run.stderr
+    assert re.search(message + r".*refused before reading", lines["REFUSED"])
+    assert lines["TENSORFLOW"] == "False", run.stdout  # refused before Keras is even imported
+    assert float(lines["PEAK_MB"]) < 300, lines["PEAK_MB"]
+
+
+def test_oversized_legacy_h5_refused_before_reading(formats_dir, tmp_path):
+    import h5py
+
+    src = tmp_path / "src"
+    src.mkdir()
+    shutil.copy(formats_dir / "ModConvBinNormN20.h5", src / "ModConvBinNormN20.h5")
+    (src / "ModConvBinNormN20.h5").chmod(0o644)
+    with h5py.File(src / "ModConvBinNormN20.h5", "r+") as f:
+        f.create_dataset("optimizer_weights/huge", shape=(1 << 30,), dtype="float64", chunks=(1 << 16,))
+    with pytest.raises(ModelError, match=r"ModConvBinNormN20\.h5: optimizer_weights/huge declares 8192\.0 MiB"):
+        M.import_models(src, tmp_path / "out")
+
+
+# ---------------------------------------------------------------- damaged SavedModel checkpoints: one line
+def _truncate(path, fraction):
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * fraction)])
+
+
+def _flip_every(path, step):
+    data = bytearray(path.read_bytes())
+    for i in range(step // 2, len(data), step):
+        data[i] ^= 0x10
+    path.write_bytes(bytes(data))
+
+
+_DATA = "variables/variables.data-00000-of-00001"
+
+
+@pytest.mark.parametrize(
+    "target, damage",
+    [
+        (_DATA, lambda p: _truncate(p, 0.2)),
+        (_DATA, lambda p: _truncate(p, 0.001)),
+        (_DATA, lambda p: _flip_every(p, 4096)),
+        ("variables/variables.index", lambda p: _truncate(p, 0.5)),
+        ("variables/variables.index", lambda p: _flip_every(p, 97)),
+        ("saved_model.pb", lambda p: _truncate(p, 0.3)),
+    ],
+    ids=["data-fifth", "data-stub", "data-bits", "index-half", "index-bits", "graph-truncated"],
+)
+def test_damaged_savedmodel_checkpoint_is_one_clear_error(formats_dir, tmp_path, target, damage):
+    src = tmp_path / "src"
+    shutil.copytree(formats_dir / "ModConvBinNormN20", src / "ModConvBinNormN20")
+    for p in src.rglob("*"):
+        p.chmod(0o755 if p.is_dir() else 0o644)
+    damage(src / "ModConvBinNormN20" / target)
+    with pytest.raises(ModelError, match=r"ModConvBinNormN20.*(damaged|not the published)") as err:
+        M.import_models(src, tmp_path / "out")
+    assert "\n" not in str(err.value) and len(str(err.value)) < 600
+    assert not (tmp_path / "out").exists()

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from spikeinterface_sero import cli, pipeline, watch
+from spikeinterface_sero import cli, files, pipeline, watch
 from spikeinterface_sero.datasets import simulate_drn_recording, write_abf
 from spikeinterface_sero.errors import SeroError
 from spikeinterface_sero.export import RESULT_COLUMNS, write_table
@@ -153,7 +153,11 @@ def test_out_under_a_file_or_without_permission_is_one_clear_error(tmp_path, mon
     (tmp_path / "a_file").write_text("x")
     with pytest.raises(SeroError, match="does not exist"):
         check_output_path(tmp_path / "a_file" / "r.csv")
-    monkeypatch.setattr(os, "access", lambda *args: False)  # as for a folder without write permission
+
+    def refused(*args, **kwargs):  # as for a folder without write permission: the probe file cannot be made
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(files.tempfile, "mkstemp", refused)
     with pytest.raises(SeroError, match="no permission"):
         check_output_path(tmp_path / "r.csv")
 

@@ -447,6 +447,7 @@ def test_an_unsure_cell_is_never_headlined_as_a_label(adapted):
     import dataclasses
 
     from spikeinterface_sero.report import cell_thumbnail, plot_cell, read_run
+    from spikeinterface_sero.report.reader import run_words
     from spikeinterface_sero.report.words import CELL_SCALE, NO_GUARANTEE, SPIKE_SCALE
 
     run, cells = read_run(adapted)
@@ -455,6 +456,7 @@ def test_an_unsure_cell_is_never_headlined_as_a_label(adapted):
     assert fig._suptitle.get_text() == f"{cell.cell_id}:  UNSURE (leans SER, P(SER) 0.70)"
     assert not any("SEROTONERGIC" in text or "typical SER" in text for text in _texts(fig))  # nor typed
     assert cell_thumbnail(cell, run).axes[0].get_title(loc="left") == "UNSURE (leans SER, P(SER) 0.70)"
+    plot_cell(dataclasses.replace(cell, cell_id="x$y$", file="a_$1.abf"), run).canvas.draw()  # drawn literally
     # the reasons in full, wrapped inside the box, never cut at its edge
     fig.canvas.draw()
     (info,) = [t for t in fig.axes[1].texts if t.get_gid() == "info"]
@@ -465,7 +467,9 @@ def test_an_unsure_cell_is_never_headlined_as_a_label(adapted):
     assert box.x0 <= inside.x0 and inside.x1 <= box.x1 and box.y0 <= inside.y0 and inside.y1 <= box.y1
     # the two scales named: raw per-spike outputs on the histogram, the calibrated cell value in words
     assert fig.axes[2].get_xlabel() == SPIKE_SCALE and any(CELL_SCALE in t for t in _texts(fig))
-    assert _gid(fig, "guarantee") == [f"Guarantee: {NO_GUARANTEE}"] and not _gid(fig, "demo")
+    guarantee = adapted.get_extension("serotonergic").get_data(outputs="provenance")["guarantee"].rstrip(".")
+    assert [" ".join(t.split()) for t in _gid(fig, "guarantee")] == [f"Guarantee: {guarantee}"]
+    assert run_words({}, {}).guarantee == NO_GUARANTEE and not _gid(fig, "demo")
     assert len(_gid(plot_cell(cell, dataclasses.replace(run, demo=True)), "demo")) == 1
     # the same cell when the call is reliable: its label, typed
     reliable = dataclasses.replace(cell, row=_unsure(cells[0].row, sero_call="serotonergic", sero_reliable=True))
@@ -492,12 +496,15 @@ def _summary_rows():
             sero_unsure_reasons="quality",
             sero_quality="monophasic+refractory_violations",
         ),
-        dict(base, file="d.abf", cell_id="d", sero_label="undetermined", sero_call="undetermined", n_spikes=0),
+        dict(
+            base, file='d"<i>.abf', cell_id="<b>d</b>", sero_label="undetermined", sero_call="undetermined", n_spikes=0
+        ),
         dict(
             base,
             file="/data/" + "x" * 300 + ".abf",
             error="e.abf was sampled at 10000 Hz; pass allow_low_rate=True (CLI: --allow-low-rate). "
-            "Say which with choose={20: '<file name>'} or a session, e.g. choose='v199'; channel None",
+            "Say which with choose={20: '<file name>'} or a session, e.g. choose='v199'; channel None; pick a channel "
+            "with channel=<id or name> (CLI: --channel) and allow_any_unit=True.",
         ),
     ]
     table = pd.DataFrame(rows).reindex(columns=RESULT_COLUMNS)
@@ -520,9 +527,11 @@ def test_summary_counts_and_rows_read_the_call_and_show_no_python_words(tmp_path
     assert '<td class="sero_type">-</td>' in unsure  # an unsure cell is not typed
     assert text.count('<tr class="serotonergic">') == 1 and text.count('<tr class="non_serotonergic">') == 1
     assert f'<div class="guarantee">Guarantee: {NO_GUARANTEE}.</div>' in text
-    for python in ("allow_low_rate=True", "(CLI:", "choose=", "None", "b'hell'", "nan<"):
+    for python in ("allow_low_rate=True", "(CLI:", "choose=", "None", "b'hell'", "nan<", "=True"):
         assert python not in text, python
     assert "pass --allow-low-rate." in text and "choose v199" in text and "<td>hell</td>" in text
+    assert "pick a channel with --channel and allow any unit." in text and "=&lt;" not in text
+    assert "<b>d</b>" not in text and "&lt;b&gt;d&lt;/b&gt;" in text and 'title="d&quot;&lt;i&gt;.abf"' in text
     csv = (tmp_path / "results.csv").read_text()
     assert "b'hell'" not in csv and "None" not in csv and "hell" in csv
 
@@ -563,7 +572,8 @@ def test_index_fits_1366_pixels(abf_files, models, tmp_path):
 
 
 def test_detection_baseline_is_computed_once_per_segment(monkeypatch, tmp_path):
-    from spikeinterface_sero import snippets
+    import sys
+
     from spikeinterface_sero.report import DetectorLines, write_cell_reports
     from spikeinterface_sero.snippets import detection_trace, recording_to_analyzer
 
@@ -586,8 +596,23 @@ def test_detection_baseline_is_computed_once_per_segment(monkeypatch, tmp_path):
     analyzer = recording_to_analyzer(recording)
     analyzer.compute("serotonergic", method="criteria")
     calls = []
-    original = snippets._pass_baseline
-    monkeypatch.setattr(snippets, "_pass_baseline", lambda *a, **k: calls.append(a[1]) or original(*a, **k))
+    detector = sys.modules[detection_trace.__module__]  # the module of the detector's baseline pass
+    original = detector._pass_baseline
+    monkeypatch.setattr(detector, "_pass_baseline", lambda *a, **k: calls.append(a[1]) or original(*a, **k))
     paths = write_cell_reports(analyzer, tmp_path)
     assert len(paths) == 4 and sum(p.name.endswith("_detection.png") for p in paths) == 2  # 2 cells, each viewed
     assert sorted(calls) == [0, 1]  # one baseline pass per segment for both cells, their views and thumbnails
+
+
+def test_population_view_fills_only_reliable_calls():
+    from spikeinterface_sero.report import plot_population
+
+    table = _summary_rows().iloc[:4].copy()  # reliable SER, reliable NSER, unsure leaning SER, no spikes
+    table.loc[3, "udi_ms"] = np.nan
+    fig = plot_population(table, demo=True, guarantee="none here")
+    groups = {c.get_label(): c for c in fig.axes[0].collections}
+    assert set(groups) == {"SER (reliable)", "NSER (reliable)", "unsure, leans SER"}
+    assert (
+        len(groups["SER (reliable)"].get_facecolors()) == 1 and len(groups["unsure, leans SER"].get_facecolors()) == 0
+    )
+    assert fig._suptitle.get_text().startswith(DEMO_BANNER) and _gid(fig, "guarantee") == ["Guarantee: none here"]

@@ -28,7 +28,7 @@ def main() -> None:
         small = simulate_drn_recording("serotonergic", 20.0, seed=5, amplitude_pa=25.0, noise_sd_pa=3.0)
         files.append(write_abf(folder / "small_spikes.abf", small.traces, small.sampling_frequency))
         table = classify_files(files)
-        plot_population(table[table["error"] == ""], dpi=DPI).savefig(HERE / "population_view.png")
+        plot_population(table[table["error"] == ""], dpi=DPI, demo=True).savefig(HERE / "population_view.png")
         for name, path in (("detection_view.png", files[0]), ("detection_no_spikes.png", files[-1])):
             recording = read_abf(path)
             snippets = recording_to_snippets(recording)

@@ -18,14 +18,14 @@ import warnings  # noqa: E402
 
 from .._version import __version__  # noqa: E402
 from ..errors import SeroError  # noqa: E402
-from . import classify, demo, evaluate, import_models, info, snippets, train, watch  # noqa: E402
+from . import adapt, classify, demo, evaluate, import_models, info, snippets, train, validate, watch  # noqa: E402
 from .common import in_cli_words  # noqa: E402
 
 __all__ = ["main", "build_parser", "COMMANDS"]
 
 #: every subcommand, in the order of ``sero --help``: a module with NAME, add_parser(subparsers) and run(args);
 #: NEEDS_TENSORFLOW = True where it builds Keras models
-COMMANDS = [snippets, info, classify, import_models, demo, watch, train, evaluate]
+COMMANDS = [snippets, info, classify, import_models, demo, watch, train, evaluate, validate, adapt]
 
 # commands that build Keras models (classify, watch, evaluate and demo run the numpy engine: no TensorFlow)
 _NEEDS_TF = {command.NAME for command in COMMANDS if getattr(command, "NEEDS_TENSORFLOW", False)}
@@ -86,6 +86,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except OSError as e:  # the system refused a read or a write the checks could not foresee: one line
+        where = f" ({e.filename})" if getattr(e, "filename", None) else ""
+        print(f"sero {args.command}: error: {e.strerror or e}{where}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 
 from ..constants import DEFAULT_MIN_SPIKES
 from ..errors import SeroError
 from ..export import TABLE_SUFFIXES, write_table
-from ..files import check_output_path
+from ..files import atomic_folder, check_output_folder, check_output_path, fallback_path, output_lock
 from ..pipeline import BatchInterrupted, classify_files
 from ..report import write_summary_html
 from .common import (
@@ -16,11 +17,14 @@ from .common import (
     PARSER_STYLE,
     add_detection_args,
     add_model_args,
+    call_text,
+    check_detection_flags,
     classify_kwargs,
     expand_files,
     in_cli_words,
-    is_true,
     print_table,
+    printable,
+    stop_on_terminate,
 )
 
 NAME = "classify"
@@ -100,7 +104,8 @@ def _nwb_metadata(args) -> dict:
 
 
 def _check_outputs(args) -> None:
-    """Every output checked before any work: a bad --out is found now, not after every file is done."""
+    """Every output proven writable before any work (a file is created and removed there): a bad --out,
+    --report, --nwb or --phy is found now, not after every file is done."""
     if args.out:
         check_output_path(
             args.out,
@@ -109,22 +114,60 @@ def _check_outputs(args) -> None:
             what="--out table",
             overwrite_hint="--overwrite",
         )
-    if args.report and (Path(args.report) / "index.html").exists() and not args.overwrite:
-        raise SeroError(
-            f"{args.report} already holds a report (index.html); pass --overwrite to replace it, or choose another "
-            "--report folder."
-        )
+    if args.report:
+        report = check_output_folder(args.report, what="--report folder")
+        if report.is_dir() and any(report.iterdir()) and not args.overwrite:
+            raise SeroError(
+                f"{args.report} is not empty (an earlier report?); pass --overwrite to replace it, or choose another "
+                "--report folder."
+            )
+    for flag, folder in (("--nwb", args.nwb), ("--phy", args.phy)):
+        if folder:
+            check_output_folder(folder, what=f"{flag} folder")
 
 
 def run(args) -> int:
+    check_detection_flags(args)
     files = expand_files(args.files)
     _check_outputs(args)
+    table, interrupted, saved, report_failed = None, False, None, False
+    try:
+        with contextlib.ExitStack() as stack:
+            if args.out:  # one writer per table: a second run into the same --out is refused now
+                stack.enter_context(output_lock(args.out, what="--out table", flag="--out"))
+            stop_on_terminate(stack)
+            report = stack.enter_context(atomic_folder(args.report, overwrite=True)) if args.report else None
+            table, interrupted = _classify(files, args, report)
+            saved = _save_table(table, args.out) if args.out else None
+            if report is not None:
+                write_summary_html(table, report)
+    except OSError as e:  # the report, after the table was saved: said, never a traceback
+        if table is None:
+            raise
+        print(f"sero classify: could not write the report {args.report} ({e.strerror or e})", file=sys.stderr)
+        report_failed = True
+    print_results(table)
+    n_err, n_export = _print_notes(table, files)
+    print(
+        f"{len(table) - n_err} cell(s) from {len(files)} file(s)"
+        + (f"; {n_err} file(s) failed" if n_err else "")
+        + (f"; {n_export} export(s) failed" if n_export else "")
+        + (f"; results in {saved}" if saved else "")
+        + (f"; report in {args.report}" if args.report and not report_failed else "")
+    )
+    if interrupted:
+        print("interrupted: the files finished so far are in the table", file=sys.stderr)
+        return 130
+    return 1 if n_err or n_export or report_failed or (args.out and saved != Path(args.out)) else 0
+
+
+def _classify(files: list[Path], args, report) -> tuple:
+    """(table, interrupted): every file's rows, or those finished when Ctrl-C or SIGTERM came."""
     kwargs = classify_kwargs(args)
-    if args.report:
-        kwargs["report_dir"] = args.report
+    if report is not None:
+        kwargs["report_dir"] = report
     if args.nwb or args.phy:
         kwargs.update(nwb_dir=args.nwb, phy_dir=args.phy, overwrite=args.overwrite, nwb_metadata=_nwb_metadata(args))
-    interrupted = False
     try:
         table = classify_files(
             files,
@@ -135,34 +178,34 @@ def run(args) -> int:
             progress=not args.quiet,
             **kwargs,
         )
-    except BatchInterrupted as stop:  # Ctrl-C: keep what is done
-        table, interrupted = stop.table, True
-    if args.out:
-        write_table(table, args.out, overwrite=True)
-    if args.report:
-        write_summary_html(table, args.report)
-    print_results(table)
-    n_err = _print_notes(table, files)
-    print(
-        f"{len(table) - n_err} cell(s) from {len(files)} file(s)"
-        + (f"; {n_err} file(s) failed" if n_err else "")
-        + (f"; results in {args.out}" if args.out else "")
-        + (f"; report in {args.report}" if args.report else "")
-    )
-    if interrupted:
-        print("interrupted: the files finished so far are in the table", file=sys.stderr)
-        return 130
-    return 1 if n_err else 0
+    except BatchInterrupted as stop:  # Ctrl-C or SIGTERM: keep what is done
+        return stop.table, True
+    return table, False
 
 
-def _print_notes(table, files: list[Path]) -> int:
-    """The notes under the table and the failed files; returns the number of failed files."""
+def _save_table(table, out) -> Path:
+    """The table at --out; when that fails at the end (a full disk), at a fallback path, said on stderr."""
+    try:
+        return write_table(table, out, overwrite=True)
+    except OSError as e:
+        fallback = fallback_path(out)
+        write_table(table, fallback, overwrite=False)
+        print(
+            f"sero classify: could not write {out} ({e.strerror or e}); the results are in {fallback}",
+            file=sys.stderr,
+        )
+        return fallback
+
+
+def _print_notes(table, files: list[Path]) -> tuple[int, int]:
+    """The notes under the table and the failed files and exports; returns their numbers."""
     n_err = int((table["error"] != "").sum())
     ok_rows = table[table["error"] == ""]
-    if any(p == p and not is_true(v) for p, v in zip(ok_rows["sero_probability"], ok_rows["sero_reliable"])):
+    if (ok_rows["sero_call"] == "unsure").any():
         print(
-            "?: not a reliable call: the quality column names the checks an action current failed; otherwise "
-            f"fewer than {DEFAULT_MIN_SPIKES} spikes, input unlike the training data, or an interval that includes 0.5"
+            "UNSURE: not a reliable call (it leans to the label named, with its P(SER)): the quality column names the "
+            f"checks an action current failed; otherwise fewer than {DEFAULT_MIN_SPIKES} spikes, input unlike the "
+            "training data, or an interval that includes 0.5"
         )
     if any(path.is_dir() for path in files):
         print(
@@ -172,28 +215,30 @@ def _print_notes(table, files: list[Path]) -> int:
     if table["model"].astype(str).str.startswith("DEMO").any():
         print(DEMO_NOTE)
     for _, r in table[table["error"] != ""].iterrows():
-        print(f"FAILED {r['file']}: {in_cli_words(r['error'])}", file=sys.stderr)
-    return n_err
+        print(f"FAILED {printable(r['file'])}: {printable(in_cli_words(r['error']))}", file=sys.stderr)
+    exports = table[(table["error"] == "") & (table["export_error"] != "")].drop_duplicates("file")
+    for _, r in exports.iterrows():
+        print(f"EXPORT FAILED {printable(r['file'])}: {printable(in_cli_words(r['export_error']))}", file=sys.stderr)
+    return n_err, len(exports)
 
 
 def print_results(table) -> None:
-    """One line per cell: label, P(SER) with its interval, type, rate and quality."""
+    """One line per cell: the call (UNSURE with its leaning when not reliable), P(SER) with its interval,
+    type, rate and quality."""
     rows = []
     for _, r in table.iterrows():
+        name = printable(Path(str(r["file"])).name)
         if r["error"]:
-            rows.append((Path(str(r["file"])).name, "-", "-", "ERROR", "-", "-", "-", "-", "-", "-"))
+            rows.append((name, "-", "-", "ERROR", "-", "-", "-", "-", "-", "-"))
             continue
         p, lo, hi = r["sero_probability"], r["sero_probability_low"], r["sero_probability_high"]
-        prob = f"{p:.2f} [{lo:.2f}-{hi:.2f}]" if p == p else "-"
-        if p == p and not is_true(r.get("sero_reliable")):
-            prob += " ?"
         rows.append(
             (
-                Path(str(r["file"])).name,
-                r["channel"],
+                name,
+                printable(r["channel"]),
                 int(r["n_spikes"]),
-                r["sero_label"],
-                prob,
+                call_text(r),
+                f"{p:.2f} [{lo:.2f}-{hi:.2f}]" if p == p else "-",
                 r["sero_type"],
                 f"{r['firing_rate_hz']:.2f}",
                 f"{r['cv_isi']:.2f}",
@@ -202,6 +247,6 @@ def print_results(table) -> None:
             )
         )
     print_table(
-        ["file", "channel", "spikes", "label", "P(SER) [95% CI]", "type", "rate_Hz", "CV_ISI", "UDI_ms", "quality"],
+        ["file", "channel", "spikes", "call", "P(SER) [95% CI]", "type", "rate_Hz", "CV_ISI", "UDI_ms", "quality"],
         rows,
     )

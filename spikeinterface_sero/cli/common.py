@@ -4,18 +4,29 @@ from __future__ import annotations
 
 import argparse
 import re
+import signal
 import sys
+import threading
 from pathlib import Path
 
 import pandas as pd
 
+from ..arguments import check_integer, check_number
 from ..constants import DEFAULT_DEAD_TIME_MS, DEFAULT_THRESHOLD_PA
+from ..errors import ParameterError
 from ..pipeline import expand_inputs
+from ..text import printable
 
 DEMO_NOTE = (
     "NOTE: labels from the bundled DEMONSTRATION model (trained on simulated recordings) - not for "
     "scientific conclusions; pass --model DIR with a real model."
 )
+
+
+#: the largest --mad: a threshold of 1000 noise MADs crosses nothing a recording can hold
+MAX_MAD = 1000.0
+#: the smallest --mad: below one noise MAD the noise itself crosses the threshold
+MIN_MAD = 1.0
 
 
 def expand_files(items: list[str]) -> list[Path]:
@@ -64,7 +75,7 @@ def add_detection_args(p: argparse.ArgumentParser) -> None:
         type=float,
         default=None,
         metavar="K",
-        help="noise-relative threshold: K x MAD noise instead of --threshold",
+        help=f"noise-relative threshold: K x MAD noise instead of --threshold ({MIN_MAD:g} to {MAX_MAD:g})",
     )
     g.add_argument(
         "--polarity", choices=["negative", "positive"], default="negative", help="'positive' for inverted recordings"
@@ -75,10 +86,24 @@ def add_detection_args(p: argparse.ArgumentParser) -> None:
         default=DEFAULT_DEAD_TIME_MS,
         help="one trigger per spike within this time (ms)",
     )
-    g.add_argument("--max-spikes", type=int, default=None, help="cap on spikes per cell (paper: 700)")
-    g.add_argument("--seed", type=int, default=0, help="seed for the spike cap")
+    g.add_argument("--max-spikes", type=int, default=None, help="cap on spikes per cell, at least 1 (paper: 700)")
+    g.add_argument("--seed", type=int, default=0, help="seed for the spike cap (0 to 2**32 - 1)")
     g.add_argument("--allow-low-rate", action="store_true", help="accept recordings below 20 kHz (approximate)")
     g.add_argument("--any-unit", action="store_true", help="accept a named channel whose unit is not a current")
+
+
+def check_detection_flags(args) -> None:
+    """Every detection flag checked before the first file is read (one ParameterError, in flag words)."""
+    if args.max_spikes is not None:
+        check_integer(args.max_spikes, "--max-spikes", minimum=1)
+    check_integer(args.seed, "--seed", minimum=0, maximum=2**32 - 1)
+    if args.mad is not None:
+        check_number(args.mad, "--mad", minimum=MIN_MAD, maximum=MAX_MAD)
+    if args.threshold is not None:
+        check_number(args.threshold, "--threshold")
+    for channel in args.channel or ():
+        if not channel.strip():
+            raise ParameterError("--channel must name a channel (its id or name), not an empty text.")
 
 
 def add_model_args(p: argparse.ArgumentParser) -> None:
@@ -126,6 +151,24 @@ def classify_kwargs(args) -> dict:
     )
 
 
+#: the short names of the two labels on the terminal
+_SHORT = {"serotonergic": "SER", "non_serotonergic": "NSER"}
+
+
+def call_text(row) -> str:
+    """What a person reads for a cell: the label when the call is reliable, ``UNSURE (leans SER, 0.70)``
+    when it is not (from ``sero_call``, with the P(SER) it leans on), ``undetermined`` without spikes."""
+    call = str(row.get("sero_call") or "")
+    label = str(row.get("sero_label") or "")
+    if not call:  # a table from before sero_call: reliable or not from sero_reliable
+        call = label if is_true(row.get("sero_reliable")) or label not in _SHORT else "unsure"
+    if call != "unsure":
+        return printable(call)
+    p = row.get("sero_probability")
+    leaning = _SHORT.get(label, label)
+    return f"UNSURE (leans {leaning}, {p:.2f})" if p == p and p is not None else f"UNSURE (leans {leaning})"
+
+
 def is_true(v) -> bool:
     """True for a true value of a nullable boolean column; False for false, NA, None or NaN."""
     return False if v is None or pd.isna(v) else bool(v)
@@ -169,6 +212,7 @@ _FLAGS = {
     "settle_s": "--settle",
     "phy_dir": "--phy",
     "nwb_dir": "--nwb",
+    "write_nwb": "--nwb",
     "channel=": "--channel ",
     "scheduler=": "--scheduler ",
 }
@@ -182,3 +226,16 @@ def in_cli_words(message: str) -> str:
     for argument, flag in _FLAGS.items():
         message = re.sub(rf"(?<![\w-]){re.escape(argument)}(?![\w])", flag, message)
     return message
+
+
+def _terminate(signum, frame):
+    raise KeyboardInterrupt
+
+
+def stop_on_terminate(stack) -> None:
+    """SIGTERM stops the command as Ctrl-C does (workers stopped, the finished rows kept and written, a
+    summary printed): until ``stack`` closes, its handler raises KeyboardInterrupt in the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    stack.callback(signal.signal, signal.SIGTERM, previous)

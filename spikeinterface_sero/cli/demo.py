@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..demo import run_demo
+from ..demo import MAX_CELLS_PER_TYPE, MAX_DURATION_S, MAX_TOTAL_S, check_demo_size, run_demo
 from .common import PARSER_STYLE, is_true, print_table
 
 NAME = "demo"
@@ -15,8 +15,18 @@ def add_parser(subparsers) -> None:
         NAME, **PARSER_STYLE, help="simulate recordings, classify them with the bundled demo model, report"
     )
     p.add_argument("--out", default="sero_demo_output", help="output folder (default: sero_demo_output)")
-    p.add_argument("--cells", type=int, default=2, help="cells per type (typical SER, atypical SER, NSER)")
-    p.add_argument("--duration", type=float, default=30.0, help="seconds per simulated recording")
+    p.add_argument(
+        "--cells",
+        type=int,
+        default=2,
+        help=f"cells per type (typical SER, atypical SER, NSER), at most {MAX_CELLS_PER_TYPE}",
+    )
+    p.add_argument(
+        "--duration",
+        type=float,
+        default=30.0,
+        help=f"seconds per simulated recording, 1 to {MAX_DURATION_S:g}; at most {MAX_TOTAL_S:g} s in all",
+    )
     p.add_argument("--seed", type=int, default=2024, help="seed of the simulated recordings")
     p.add_argument("--model", default=None, metavar="DIR", help="model folder (default: the bundled demo model)")
     p.add_argument("--n-jobs", type=int, default=1, help="files classified in parallel on this machine")
@@ -27,6 +37,7 @@ def add_parser(subparsers) -> None:
 
 def run(args) -> int:
     counts = {"serotonergic": args.cells, "atypical_serotonergic": args.cells, "non_serotonergic": args.cells}
+    check_demo_size(counts, args.duration, cells_name="--cells", duration_name="--duration")
     table = run_demo(
         args.out,
         n_cells_per_type=counts,

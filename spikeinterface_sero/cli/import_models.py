@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..files import check_output_folder
 from ..model import import_models, load_model
 from .common import PARSER_STYLE
 
@@ -33,6 +34,7 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
+    check_output_folder(args.out, what="--out model folder")  # proven writable before anything is imported
     choose = None
     if args.choose:
         choose = {}

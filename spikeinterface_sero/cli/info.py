@@ -7,7 +7,7 @@ import sys
 from ..constants import MIN_SAMPLING_FREQUENCY, is_paper_rate
 from ..errors import SeroError
 from ..io import abf_info
-from .common import PARSER_STYLE, expand_files, in_cli_words
+from .common import PARSER_STYLE, expand_files, in_cli_words, printable
 
 NAME = "info"
 
@@ -26,7 +26,7 @@ def run(args) -> int:
         try:
             info = abf_info(path)
         except SeroError as e:
-            print(f"FAILED {path}: {in_cli_words(str(e))}", file=sys.stderr)
+            print(f"FAILED {printable(path)}: {printable(in_cli_words(str(e)))}", file=sys.stderr)
             failed += 1
             continue
         _print_info(info)
@@ -34,7 +34,7 @@ def run(args) -> int:
 
 
 def _print_info(info: dict) -> None:
-    print(f"{info['file']}")
+    print(printable(info["file"]))
     print(
         f"  ABF {info['abf_version']:g}, {info['mode']}, {info['sampling_frequency']:g} Hz, "
         f"{info['n_sweeps']} sweep(s), {info['duration_s']:.2f} s"

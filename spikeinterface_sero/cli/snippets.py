@@ -7,16 +7,21 @@ from pathlib import Path
 
 import numpy as np
 
+from ..detection import abf_to_snippets
 from ..errors import SeroError
-from ..pipeline import read_snippet_input
-from ..snippets import Snippets, abf_to_snippets, save_npz, write_snippet_csv_folder
+from ..files import check_output_path
+from ..pipeline import check_snippet_folder, read_snippet_input, write_snippet_folder
+from ..snippet_formats import Snippets, save_npz
 from .common import (
     PARSER_STYLE,
     add_detection_args,
     channel_arg,
+    check_detection_flags,
     detection_kwargs,
     expand_files,
+    in_cli_words,
     print_table,
+    printable,
     progress,
 )
 
@@ -35,29 +40,52 @@ def add_parser(subparsers) -> None:
         help=".abf files or folders of them; also folders of per-spike CSV files and .npz snippet files, "
         "written as they are in the other format (the detection options apply to .abf files only)",
     )
-    p.add_argument("--out", required=True, help="output .npz file, or a folder for per-spike CSV files")
-    p.add_argument("--format", choices=["npz", "csv"], default=None, help="default: npz if --out ends in .npz")
+    p.add_argument("--out", required=True, help="output .npz file, or a folder (no suffix) for per-spike CSV files")
+    p.add_argument(
+        "--format", choices=["npz", "csv"], default=None, help="default: from --out, npz if it ends in .npz, else csv"
+    )
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out file or CSV snippet files")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_detection_args(p)
     p.set_defaults(run=run)
 
 
-def run(args) -> int:
-    files = expand_files(args.files)
+def _output(args) -> tuple[Path, str]:
+    """The --out path and its format, checked before any file is read: the suffix decides (.npz: one file;
+    no suffix: a folder of per-spike CSV files); a --format that disagrees with it is refused."""
     out = Path(args.out)
-    fmt = args.format or ("npz" if out.suffix.lower() == ".npz" else "csv")
+    suffix = out.suffix.lower()
+    fmt = args.format or ("npz" if suffix == ".npz" else "csv")
+    if fmt == "csv" and suffix == ".npz":
+        raise SeroError(
+            f"--out {out.name} ends in .npz but --format csv writes a folder: name a folder, or leave out --format."
+        )
+    if fmt == "csv" and suffix and not out.is_dir():
+        raise SeroError(
+            f"--out {out.name}: CSV snippets are a folder of per-spike files (<cell>_trigger_<sample>.csv), not one "
+            f"{suffix} file; name a folder (e.g. {out.with_suffix('').name}), or end --out in .npz for one file."
+        )
     if fmt == "npz":
         if out.suffix != ".npz":  # numpy adds it: name the file that is actually written
             out = out.with_name(out.name + ".npz")
-        if out.exists() and not args.overwrite:
-            raise SeroError(f"{out} exists; pass --overwrite to replace it.")
+        check_output_path(
+            out, overwrite=args.overwrite, suffixes=(".npz",), what="--out file", overwrite_hint="--overwrite"
+        )
+    else:
+        check_snippet_folder(out, overwrite=args.overwrite, overwrite_hint="--overwrite")
+    return out, fmt
+
+
+def run(args) -> int:
+    check_detection_flags(args)
+    files = expand_files(args.files)
+    out, fmt = _output(args)
     parts, failed = _cut(files, args)
     if parts:
         _write(parts, out, fmt, args.overwrite)
     print_table(["file", "cell", "snippets", "dropped_at_edge", "threshold_pA"], _rows(parts))
     for f, msg in failed:
-        print(f"FAILED {f}: {msg}", file=sys.stderr)
+        print(f"FAILED {printable(f)}: {printable(in_cli_words(msg))}", file=sys.stderr)
     total = sum(len(p) for p in parts)
     print(
         f"{total} snippets from {len(parts)} file(s) written to {out} ({fmt})"
@@ -112,8 +140,7 @@ def _write(parts: list[Snippets], out: Path, fmt: str, overwrite: bool) -> None:
     if fmt == "npz":  # one file keeps its sweep durations; several files' sweeps have no common timeline
         save_npz(parts[0] if len(parts) == 1 else _concatenate(parts), out)
     else:
-        for p in parts:
-            write_snippet_csv_folder(p, out, overwrite=overwrite)
+        write_snippet_folder(parts, out, overwrite=overwrite)
 
 
 def _concatenate(parts: list[Snippets]) -> Snippets:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from ..constants import DEFAULT_PRECISION, DEFAULT_THRESHOLD_PA
 from ..errors import SeroError
+from ..files import check_output_folder
 from ..training import (
     RECIPES,
     SpikeDataset,
@@ -81,7 +80,7 @@ def add_parser(subparsers) -> None:
 
 def _check_out(args) -> None:
     """Checked before the recordings are read (train_from_table checks it after)."""
-    out = Path(args.out)
+    out = check_output_folder(args.out, what="--out model folder")  # proven writable before any training
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not args.overwrite:
         raise SeroError(
             f"{out} exists and is not an empty folder; pass --overwrite to replace a model folder, or choose "

@@ -2,13 +2,28 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import sys
 from pathlib import Path
 
+from ..arguments import check_number
+from ..export import write_table
+from ..files import fallback_path
 from ..model import load_model
 from ..watch import watch_folder
-from .common import DEMO_NOTE, PARSER_STYLE, add_detection_args, add_model_args, classify_kwargs, in_cli_words, is_true
+from .common import (
+    DEMO_NOTE,
+    PARSER_STYLE,
+    add_detection_args,
+    add_model_args,
+    call_text,
+    check_detection_flags,
+    classify_kwargs,
+    in_cli_words,
+    printable,
+    stop_on_terminate,
+)
 
 NAME = "watch"
 
@@ -42,20 +57,23 @@ def add_parser(subparsers) -> None:
 
 
 class _Printer:
-    """Prints each classified cell as it comes, and counts cells and failed files."""
+    """Prints each classified cell as it comes, and counts cells and failed files (a file failed again
+    counts once)."""
 
     def __init__(self, quiet: bool):
         self.quiet = quiet
         self.cells = 0
-        self.failed = 0
+        self.failed: set[str] = set()
 
     def __call__(self, rows) -> None:
         stamp = datetime.datetime.now().strftime("%H:%M:%S")
         for _, r in rows.iterrows():
+            name = printable(Path(str(r["file"])).name)
             if r["error"]:
-                self.failed += 1
-                print(f"{stamp}  FAILED {Path(str(r['file'])).name}: {in_cli_words(r['error'])}", flush=True)
+                self.failed.add(str(r["file"]))
+                print(f"{stamp}  FAILED {name}: {printable(in_cli_words(r['error']))}", flush=True)
                 continue
+            self.failed.discard(str(r["file"]))
             self.cells += 1
             if not self.quiet:
                 print(f"{stamp}  {_cell_line(r)}", flush=True)
@@ -64,15 +82,33 @@ class _Printer:
 def _cell_line(r) -> str:
     p, lo, hi = r["sero_probability"], r["sero_probability_low"], r["sero_probability_high"]
     prob = f"P(SER) {p:.2f} [{lo:.2f}-{hi:.2f}]" if p == p else ""
-    mark = "" if is_true(r.get("sero_reliable")) else " ?"
     quality = "" if r.get("sero_quality") == "ok" else f"  quality: {r.get('sero_quality')}"
     return (
-        f"{r['cell_id']}  {r['sero_label']}  {prob}{mark}  {r['sero_type']}  {int(r['n_spikes'])} "
+        f"{printable(r['cell_id'])}  {call_text(r)}  {prob}  {r['sero_type']}  {int(r['n_spikes'])} "
         f"spikes  {r['firing_rate_hz']:.2f} Hz  UDI {r['udi_ms']:.2f} ms{quality}"
     )
 
 
+def _save_unwritten(out):
+    """The rows the table could not take by the end (a full disk): to a fallback file, said on stderr."""
+
+    def save(rows) -> None:
+        fallback = fallback_path(out or "watch_results.csv")
+        try:
+            write_table(rows, fallback)
+        except OSError as e:
+            print(f"sero watch: {len(rows)} row(s) could not be written anywhere ({e}); they are lost", file=sys.stderr)
+            return
+        print(f"sero watch: {len(rows)} row(s) could not be written to {out}; they are in {fallback}", file=sys.stderr)
+
+    return save
+
+
 def run(args) -> int:
+    check_detection_flags(args)
+    if args.timeout is not None:
+        check_number(args.timeout, "--timeout", minimum=0)
+    check_number(args.settle, "--settle", minimum=0)
     kwargs = classify_kwargs(args)
     model = kwargs.pop("model_folder")
     printer = _Printer(args.quiet)
@@ -89,22 +125,25 @@ def run(args) -> int:
             flush=True,
         )
 
-    try:
-        watch_folder(
-            args.folder,
-            out=args.out,
-            model_folder=model,
-            settle_s=args.settle,
-            process_existing=args.existing,
-            on_result=printer,
-            on_start=ready,
-            timeout_s=args.timeout,
-            recursive=args.recursive,
-            report_dir=args.report,
-            use_polling=args.polling,
-            **kwargs,
-        )
-    except KeyboardInterrupt:
-        pass
-    print(f"stopped: {printer.cells} cell(s) classified, {printer.failed} file(s) failed")
+    with contextlib.ExitStack() as stack:
+        stop_on_terminate(stack)  # SIGTERM ends the session as Ctrl-C does, with the summary
+        try:
+            watch_folder(
+                args.folder,
+                out=args.out,
+                model_folder=model,
+                settle_s=args.settle,
+                process_existing=args.existing,
+                on_result=printer,
+                on_start=ready,
+                timeout_s=args.timeout,
+                recursive=args.recursive,
+                report_dir=args.report,
+                use_polling=args.polling,
+                on_unwritten=_save_unwritten(args.out),
+                **kwargs,
+            )
+        except KeyboardInterrupt:
+            pass
+    print(f"stopped: {printer.cells} cell(s) classified, {len(printer.failed)} file(s) failed")
     return 1 if printer.failed else 0

@@ -24,6 +24,7 @@ from .simulator import (
     simulate_drn_recording,
     spike_waveform,
 )
+from .stimulus import simulate_stimulus_train
 
 __all__ = [
     "ARTEFACT_KINDS",
@@ -33,6 +34,7 @@ __all__ = [
     "membrane_spike_waveform",
     "simulate_membrane_dataset",
     "simulate_membrane_recording",
+    "simulate_stimulus_train",
     "AbfWriteError",
     "abf_sampling_rate",
     "int16_scaling",

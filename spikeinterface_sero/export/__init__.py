@@ -11,10 +11,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..text import printable as printable  # the CLI escapes terminal text with it (one definition: text.py)
 from ..text import short_file_name
 from .nwb import NWB_UNIT_COLUMNS, write_nwb
 from .phy import PHY_PROPERTIES, PHY_SPIKE_PROBABILITY, export_to_phy
-from .tables import RESULT_COLUMNS, TABLE_SUFFIXES, error_row, model_name, results_table, tidy, write_table
+from .tables import (
+    RESULT_COLUMNS,
+    TABLE_SUFFIXES,
+    error_row,
+    model_name,
+    results_table,
+    safe_table,
+    source_file,
+    tidy,
+    write_table,
+)
 from .times import segment_table, sorting_spike_probabilities, spike_times
 
 __all__ = [
@@ -25,6 +36,8 @@ __all__ = [
     "error_row",
     "tidy",
     "write_table",
+    "safe_table",
+    "source_file",
     "write_nwb",
     "NWB_UNIT_COLUMNS",
     "export_to_phy",

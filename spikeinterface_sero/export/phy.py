@@ -21,8 +21,10 @@ __all__ = ["export_to_phy", "PHY_PROPERTIES", "PHY_SPIKE_PROBABILITY"]
 #: The sorting properties written to a Phy folder as ``cluster_<property>.tsv`` columns.
 PHY_PROPERTIES = SERO_PROPERTIES
 #: the spike attribute of the raw per-spike ensemble P(SER) (``spike_<name>.npy``, one value per spike of
-#: ``spike_times.npy``; NaN for a spike that was not classified): the raw scale, not the calibrated cell one
+#: ``spike_times.npy``; -1 for a spike that was not classified): the raw scale, not the calibrated cell one
+#: (phylib reads NaN as 0, which would look like a sure non-serotonergic spike)
 PHY_SPIKE_PROBABILITY = "sero_p_ser_raw"
+_NOT_CLASSIFIED = -1.0
 #: the unit columns under another name in Phy, whose own cluster view has an ``n_spikes`` column
 _PHY_NAMES = {"n_spikes": "sero_n_spikes"}
 
@@ -47,8 +49,8 @@ def export_to_phy(
       extension's unit table, with ``sero_call`` and a person's ``sero_manual_label``; ``n_spikes`` as
       ``sero_n_spikes``); Phy shows them as columns and ``spikeinterface.extractors.read_phy`` as properties;
     * ``spike_sero_p_ser_raw.npy``: the raw per-spike ensemble P(SER) (not calibrated) of every spike of
-      ``spike_times.npy``, NaN for a spike that was not classified; Phy reads ``spike_*.npy`` as spike
-      attributes.
+      ``spike_times.npy``, -1 for a spike that was not classified (beyond the waveform cap); Phy reads
+      ``spike_*.npy`` as spike attributes.
 
     Parameters
     ----------
@@ -101,6 +103,8 @@ def export_to_phy(
     )
     if copy_binary and (analyzer.has_recording() or analyzer.has_temporary_recording()):
         _write_recording(analyzer, folder, verbose)
+    else:  # SpikeInterface may write the text 'None' as a file name: no raw data is None to Phy
+        _set_params(folder, dat_path="None", only_if="dat_path = r'None'")
     _write_phy_columns(analyzer, folder)
     _write_spike_probabilities(analyzer, folder)
     return folder
@@ -115,9 +119,16 @@ def _write_recording(analyzer, folder: Path, verbose: bool) -> None:
     if recording.has_scaleable_traces():  # SpikeInterface's "uV" slots hold pA here (physical_unit property)
         recording = scale_to_uV(recording)
     write_binary_recording(recording, file_paths=folder / "recording.dat", dtype="float32", progress_bar=verbose)
+    _set_params(folder, dat_path="r'recording.dat'", dtype="'float32'")
+
+
+def _set_params(folder: Path, *, only_if: str | None = None, **values: str) -> None:
+    """Set lines ``name = value`` of the folder's ``params.py`` (only when it holds ``only_if``, if given)."""
     params = (folder / "params.py").read_text()
-    params = re.sub(r"^dat_path = .*$", "dat_path = r'recording.dat'", params, flags=re.M)
-    params = re.sub(r"^dtype = .*$", "dtype = 'float32'", params, flags=re.M)
+    if only_if is not None and only_if not in params:
+        return
+    for name, value in values.items():
+        params = re.sub(rf"^{name} = .*$", lambda _, line=f"{name} = {value}": line, params, flags=re.M)
     (folder / "params.py").write_text(params)
 
 
@@ -140,6 +151,7 @@ def _write_spike_probabilities(analyzer, folder: Path) -> None:
     segment 0)."""
     spikes = analyzer.sorting.to_spike_vector(concatenated=False)[0]
     probabilities = sorting_spike_probabilities(analyzer, spikes)
+    probabilities = np.where(np.isnan(probabilities), _NOT_CLASSIFIED, probabilities)
     with atomic_path(folder / f"spike_{PHY_SPIKE_PROBABILITY}.npy") as temporary:
         with open(temporary, "wb") as handle:
             np.save(handle, probabilities.astype(np.float64))

@@ -21,6 +21,7 @@ __all__ = [
     "error_row",
     "tidy",
     "write_table",
+    "safe_table",
     "source_file",
 ]
 

@@ -103,4 +103,4 @@ def sorting_spike_probabilities(analyzer, spikes: np.ndarray) -> np.ndarray:
             np.asarray(spikes["unit_index"], np.int64),
         ]
     )
-    return lookup.reindex(wanted).to_numpy(np.float64)
+    return np.array(lookup.reindex(wanted).to_numpy(np.float64))  # writable

@@ -11,6 +11,7 @@ import numpy as np
 from ..constants import SAMPLING_FREQUENCY, SNIPPET_LENGTH
 from ..errors import DataError, ModelError, SnippetError
 from ._backend import _keras
+from .spec import MEMBER_INPUT_SHAPE, check_kernel, config_problems, member_layers
 
 __all__ = [
     "MEMBER_INPUT_SHAPE",
@@ -21,28 +22,16 @@ __all__ = [
     "to_member_input",
 ]
 
-#: The shape of one member input: 160 samples, (time, current) columns, one channel.
-MEMBER_INPUT_SHAPE = (SNIPPET_LENGTH, 2, 1)
 TIME_COLUMN = (np.arange(SNIPPET_LENGTH, dtype=np.float64) / SAMPLING_FREQUENCY).astype(np.float32)
 """Column 0 of every member input: the sample time in seconds from the window start."""
-MIN_KERNEL, MAX_KERNEL = 1, 31
 
 
 # --------------------------------------------------------------------------------------------------------
 # The member network
 # --------------------------------------------------------------------------------------------------------
-def _check_kernel(kernel_size) -> int:
-    try:
-        k = int(kernel_size)
-    except (TypeError, ValueError):
-        raise ModelError(f"kernel size must be an integer 1-31, got {kernel_size!r}") from None
-    if k != kernel_size or not MIN_KERNEL <= k <= MAX_KERNEL:
-        raise ModelError(f"kernel size must be an integer from {MIN_KERNEL} to {MAX_KERNEL}, got {kernel_size!r}")
-    return k
-
-
 def build_member(kernel_size: int):
-    """One member of the ensemble, the authors' Keras ``Sequential`` for kernel size ``k``.
+    """One member of the ensemble, the authors' Keras ``Sequential`` for kernel size ``k``, built from the
+    member specification (:mod:`~spikeinterface_sero.model.spec`).
 
     Parameters
     ----------
@@ -64,23 +53,13 @@ def build_member(kernel_size: int):
         LayerNormalization(axis=[1]) -> Conv2D(32, (k, 1), relu) -> MaxPooling2D((2, 1))
         -> Conv2D(64, (k, 1), relu) -> MaxPooling2D((2, 2)) -> Flatten -> Dropout(0.5) -> Dense(2, sigmoid)
     """
-    k = _check_kernel(kernel_size)
+    k = check_kernel(kernel_size)
     keras = _keras()
-    layers = keras.layers
-    return keras.Sequential(
-        [
-            keras.Input(shape=MEMBER_INPUT_SHAPE, name="input_1"),
-            layers.LayerNormalization(axis=[1], name="layer_normalization"),
-            layers.Conv2D(32, kernel_size=(k, 1), activation="relu", name="conv2d"),
-            layers.MaxPooling2D(pool_size=(2, 1), name="max_pooling2d"),
-            layers.Conv2D(64, kernel_size=(k, 1), activation="relu", name="conv2d_1"),
-            layers.MaxPooling2D(pool_size=(2, 2), name="max_pooling2d_1"),
-            layers.Flatten(name="flatten"),
-            layers.Dropout(0.5, name="dropout"),
-            layers.Dense(2, activation="sigmoid", name="dense"),
-        ],
-        name=f"member_k{k}",
-    )
+    layers = [
+        getattr(keras.layers, layer.class_name)(name=layer.name, **layer.keras_arguments())
+        for layer in member_layers(k)
+    ]
+    return keras.Sequential([keras.Input(shape=MEMBER_INPUT_SHAPE, name="input_1"), *layers], name=f"member_k{k}")
 
 
 def _plain_layers(model) -> list:
@@ -125,56 +104,16 @@ def _output_shape(model) -> tuple | None:
     return tuple(None if d is None else int(d) for d in shape)
 
 
-def _architecture_problems(model) -> list[str]:
-    """Every way ``model`` differs from the published member (empty when it is one)."""
-    keras = _keras()
-    L = keras.layers
-    problems = []
+def _architecture_problems(model, *, float32: bool = False) -> list[str]:
+    """Every way ``model`` differs from the member specification (empty when it is the published member)."""
     if len(getattr(model, "inputs", None) or []) != 1 or len(getattr(model, "outputs", None) or []) != 1:
         return ["the model must have exactly one input and one output"]
+    problems = []
     shape = _input_shape(model)
     if shape is None or shape[1:] != MEMBER_INPUT_SHAPE:
         problems.append(f"input shape is {shape}, the published members take (None, 160, 2, 1)")
-    got = _plain_layers(model)
-    expected = [L.LayerNormalization, L.Conv2D, L.MaxPooling2D, L.Conv2D, L.MaxPooling2D, L.Flatten, L.Dropout, L.Dense]
-    names = [type(layer).__name__ for layer in got]
-    if len(got) != len(expected) or any(type(g) is not e for g, e in zip(got, expected)):
-        problems.append(
-            "layers are " + " -> ".join(names) + "; the published member is LayerNormalization -> Conv2D -> "
-            "MaxPooling2D -> Conv2D -> MaxPooling2D -> Flatten -> Dropout -> Dense"
-        )
-        return problems
-    ln, c1, p1, c2, p2, _fl, _dr, de = got
-    axis = ln.axis if isinstance(ln.axis, (list, tuple)) else [ln.axis]
-    if [a % 4 if a < 0 else a for a in axis] != [1]:
-        problems.append(f"LayerNormalization axis is {ln.axis}, expected [1]")
-    if not (ln.center and ln.scale) or ln.rms_scaling:
-        problems.append("LayerNormalization must have center=True, scale=True, rms_scaling=False")
-    k = int(c1.kernel_size[0])
-    for conv, filters in ((c1, 32), (c2, 64)):
-        if conv.filters != filters:
-            problems.append(f"{conv.name}: {conv.filters} filters, expected {filters}")
-        if tuple(conv.kernel_size) != (k, 1):
-            problems.append(f"{conv.name}: kernel {tuple(conv.kernel_size)}, expected ({k}, 1) in both convolutions")
-        if tuple(conv.strides) != (1, 1) or conv.padding != "valid" or tuple(conv.dilation_rate) != (1, 1):
-            problems.append(f"{conv.name}: strides/padding/dilation differ from (1, 1)/valid/(1, 1)")
-        if conv.groups != 1 or not conv.use_bias or conv.data_format != "channels_last":
-            problems.append(f"{conv.name}: groups/use_bias/data_format differ from 1/True/channels_last")
-        if getattr(conv.activation, "__name__", "") != "relu":
-            problems.append(
-                f"{conv.name}: activation {getattr(conv.activation, '__name__', conv.activation)}, expected relu"
-            )
-    if not MIN_KERNEL <= k <= MAX_KERNEL:
-        problems.append(f"kernel size {k} is outside 1-31")
-    for pool, size in ((p1, (2, 1)), (p2, (2, 2))):
-        if tuple(pool.pool_size) != size or tuple(pool.strides) != size or pool.padding != "valid":
-            problems.append(
-                f"{pool.name}: pool {tuple(pool.pool_size)} strides {tuple(pool.strides)} "
-                f"{pool.padding}, expected {size} {size} valid"
-            )
-    if de.units != 2 or getattr(de.activation, "__name__", "") != "sigmoid" or not de.use_bias:
-        problems.append(f"{de.name}: expected Dense(2, sigmoid) with bias")
-    return problems
+    layers = [(type(layer).__name__, layer.get_config()) for layer in _plain_layers(model)]
+    return problems + config_problems(layers, float32=float32)
 
 
 def check_member_architecture(model) -> int:
@@ -201,10 +140,9 @@ def check_member_architecture(model) -> int:
 def _is_published(model) -> bool:
     """True when ``model`` is the published member in float32 (it can then run on the fused path)."""
     try:
-        problems = _architecture_problems(model)
+        return not _architecture_problems(model, float32=True)
     except Exception:  # noqa: BLE001 - an exotic model is simply not the published one
         return False
-    return not problems and all(str(layer.compute_dtype) == "float32" for layer in _plain_layers(model))
 
 
 # --------------------------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ import numpy as np
 from ..constants import DEFAULT_KERNELS, LABELS, SNIPPET_LENGTH
 from ..decision import DecisionParams, cell_decisions, spike_probability
 from ..errors import DataError, ModelError
+from . import spec as S
 from ._backend import _tf
 from .architecture import (
     MEMBER_INPUT_SHAPE,
@@ -57,11 +58,13 @@ def _fused_predictor(members):
         h = probe
         for layer in (ln, c1, p1, c2):  # the member's own layers: exactly its numerics
             h = layer(h)
-        tfeat = np.asarray(h)[0, :, 0, :]  # (L2, 64), after relu
+        tfeat = np.asarray(h)[0, :, 0, :]  # (L2, second convolution filters), after relu
         n_pool = tfeat.shape[0] // 2
         tmax = np.maximum(tfeat[0 : 2 * n_pool : 2], tfeat[1 : 2 * n_pool : 2])
-        if wd.shape[0] != n_pool * 64:
-            raise ModelError(f"member {member.name}: dense input {wd.shape[0]} != {n_pool} x 64")
+        if n_pool != S.pooled_length(int(w1.shape[0])):
+            raise ModelError(
+                f"member {member.name}: {n_pool} pooled steps, the specification {S.pooled_length(w1.shape[0])}"
+            )
         params.append(
             dict(
                 eps=float(ln.epsilon),
@@ -92,7 +95,7 @@ def _fused_predictor(members):
             h = tf.nn.relu(tf.nn.conv2d(h, p["w2"], 1, "VALID") + p["b2"])
             h = tf.nn.max_pool2d(h, (2, 1), (2, 1), "VALID")[:, : p["n_pool"], 0, :]
             h = tf.maximum(h, p["tmax"])
-            h = tf.reshape(h, (-1, p["n_pool"] * 64))
+            h = tf.reshape(h, (-1, p["n_pool"] * S.FILTERS[1]))
             outs.append(tf.sigmoid(tf.matmul(h, p["wd"]) + p["bd"]))
         return tf.stack(outs, axis=1)
 
@@ -348,16 +351,17 @@ def random_ensemble(kernels: Iterable[int] = DEFAULT_KERNELS, seed: int = 0) -> 
     for k in kernels:
         m = build_member(k)
         weights = []
-        for w in m.get_weights():
-            if w.ndim == 1 and w.shape[0] == SNIPPET_LENGTH:  # gamma, beta
-                weights.append(rng.normal(1.0 if not weights else 0.0, 0.3, w.shape))
-            elif w.ndim == 1:
-                weights.append(rng.normal(0.0, 0.05, w.shape))
-            else:
-                fan_in = int(np.prod(w.shape[:-1]))
-                fan_out = int(w.shape[-1]) * (int(np.prod(w.shape[:-2])) if w.ndim > 2 else 1)
+        for _, _, weight in S.weight_specs(k):
+            shape = weight.shape(k)
+            if weight.field in ("gamma", "beta"):
+                weights.append(rng.normal(1.0 if weight.field == "gamma" else 0.0, 0.3, shape))
+            elif len(shape) == 1:  # biases
+                weights.append(rng.normal(0.0, 0.05, shape))
+            else:  # Glorot-uniform kernels
+                fan_in = int(np.prod(shape[:-1]))
+                fan_out = int(shape[-1]) * (int(np.prod(shape[:-2])) if len(shape) > 2 else 1)
                 lim = math.sqrt(6.0 / (fan_in + fan_out))
-                weights.append(rng.uniform(-lim, lim, w.shape))
+                weights.append(rng.uniform(-lim, lim, shape))
         m.set_weights([np.asarray(w, dtype=np.float32) for w in weights])
         members.append(m)
     return Ensemble(members, info={"demo": False, "description": f"untrained random members (seed {seed})"})

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from .._version import __version__
+from ..arguments import check_flag
 from ..errors import ModelError
 from ._backend import _keras, _tf
 from .architecture import member_kernel
@@ -36,11 +37,15 @@ from .info import (
     _model_card,
     _read_info,
 )
+from .spec import check_weight_values
+from .weights import MAX_WEIGHTS_FILE_BYTES, check_weights_storage
 
 __all__ = ["demo_model_folder", "save_model", "load_model", "clear_model_cache"]
 
 MAX_CONFIG_BYTES = 16 << 20  # config.json / metadata.json of a .keras archive (a member's is ~6 kB)
-MAX_ARCHIVE_BYTES = 512 << 20  # everything a .keras archive unpacks to (a member's weights are < 1 MB)
+#: everything a .keras archive may unpack to: its configuration files and its weights file
+#: (weights.MAX_WEIGHTS_FILE_BYTES, from the member specification; a member's are under 1 MiB)
+MAX_ARCHIVE_BYTES = 2 * MAX_CONFIG_BYTES + MAX_WEIGHTS_FILE_BYTES
 MAX_COMPRESSION_RATIO = 100.0  # for archive entries over 1 MB unpacked
 MAX_ARCHIVE_ENTRIES = 64
 _KERAS_MODULES = ("keras",)  # a config naming any other module needs code from outside Keras
@@ -156,6 +161,7 @@ def save_model(
     """
     if not isinstance(ensemble, Ensemble):
         raise ModelError(f"save_model needs an Ensemble, got {type(ensemble).__name__}")
+    overwrite = check_flag(overwrite, "overwrite")
     folder = Path(folder).expanduser().resolve()
     _prepare_target(folder, overwrite)
     folder.parent.mkdir(parents=True, exist_ok=True)
@@ -264,11 +270,12 @@ def _archive_config(path: Path):
             )
         total = 0
         for i in infos:
-            limit = MAX_CONFIG_BYTES if i.filename in ("config.json", "metadata.json") else MAX_ARCHIVE_BYTES
+            limit = MAX_CONFIG_BYTES if i.filename in ("config.json", "metadata.json") else MAX_WEIGHTS_FILE_BYTES
             if i.file_size > limit:
                 raise ModelError(
-                    f"{path.name}: {i.filename} unpacks to {i.file_size / 2**20:.1f} MiB, over the {limit >> 20} MiB "
-                    "limit (a member's is a few kB to a few MB); refused before loading: the file is not a member"
+                    f"{path.name}: {i.filename} unpacks to {i.file_size / 2**20:.1f} MiB, over the "
+                    f"{limit / 2**20:.4g} MiB limit (a member's is a few kB to 1 MiB); refused before loading: "
+                    "the file is not a member"
                 )
             if i.file_size > (1 << 20) and i.file_size > MAX_COMPRESSION_RATIO * max(i.compress_size, 1):
                 raise ModelError(
@@ -308,10 +315,14 @@ def _hdf5_config(path: Path):
 
 def _checked_config(path: Path, *, trust: bool):
     """The model configuration of a .keras / .h5 file (parsed JSON; None for an HDF5 file without one),
-    after the size checks of a ``.keras`` archive and, without ``trust``, refused when it names a Lambda
-    layer or a class from outside Keras."""
+    after the size checks of a ``.keras`` archive and of the arrays its weights file declares and, without
+    ``trust``, refused when it names a Lambda layer or a class from outside Keras."""
     is_h5 = path.suffix.lower() in (".h5", ".hdf5")
+    if is_h5:
+        check_weights_storage(path)  # the file's size and its arrays' declared sizes, before anything reads it
     config = _hdf5_config(path) if is_h5 else _archive_config(path)
+    if not is_h5:
+        check_weights_storage(path)
     if not trust and config is not None:
         problems = _config_problems(config)
         if problems:
@@ -331,7 +342,7 @@ def _load_keras_file(path: Path, *, trust: bool):
     _checked_config(path, trust=trust)
     keras = _keras()
     try:
-        model = keras.saving.load_model(path, compile=False, safe_mode=not trust)
+        model = keras.saving.load_model(path, compile=False, safe_mode=trust is not True)
     except Exception as exc:  # noqa: BLE001 - Keras raises many types
         msg = str(exc)
         if not trust and ("safe_mode" in msg or "Lambda" in msg or "lambda" in msg):
@@ -426,7 +437,8 @@ def load_model(folder=None, *, trust: bool = False, engine: str | None = None) -
         bundled demonstration model.
     trust : bool, default: False
         Allow members that need arbitrary code (a Lambda layer, custom layer classes). Without it they
-        raise :class:`~spikeinterface_sero.errors.ModelError`.
+        raise :class:`~spikeinterface_sero.errors.ModelError`. Only a real bool: anything else (the string
+        ``"false"`` included) raises :class:`~spikeinterface_sero.errors.ParameterError`.
     engine : {"numpy", "tensorflow"} or None, default: None
         What predicts. ``"numpy"`` (the default; None reads the ``SERO_MODEL_ENGINE`` environment variable):
         the members' weights are read from the files with h5py and the fused forward pass runs in numpy;
@@ -445,10 +457,13 @@ def load_model(folder=None, *, trust: bool = False, engine: str | None = None) -
     Every field of ``model_info.json`` is validated, each member file's sha256 is verified, a member that
     is a link resolving outside the folder is refused, ``.keras`` archives are checked for what they unpack
     to before they are opened, a configuration naming code from outside Keras is refused without ``trust``,
-    and Keras loads members in safe mode. Loaded ensembles are cached per process, keyed on the folder, the
+    Keras loads members in safe mode, and every weight must be finite and within
+    :data:`~spikeinterface_sero.model.spec.MAX_ABS_WEIGHT` (a :class:`ModelError` names the member and the
+    layer). Loaded ensembles are cached per process, keyed on the folder, the
     checksums of its files and the engine, so repeated calls return the same object (treat it as read-only;
     :func:`clear_model_cache` forgets them).
     """
+    trust = check_flag(trust, "trust")
     engine = _resolve_engine(engine)
     if folder is None:
         folder = demo_model_folder()
@@ -492,12 +507,15 @@ def load_model(folder=None, *, trust: bool = False, engine: str | None = None) -
     if weights is not None:
         ens = Ensemble.from_weights(weights, info=info, engine="numpy")
     else:
+        for m in info["members"]:  # every file checked before Keras (and TensorFlow) is imported for any
+            _checked_config(folder / m["file"], trust=trust)
         members = []
         for m in info["members"]:
             model = _load_keras_file(folder / m["file"], trust=trust)
             k = member_kernel(model)
             if k != m["kernel"]:
                 raise ModelError(f"{m['file']}: first convolution has kernel {k}, but {INFO_FILE} says {m['kernel']}")
+            check_weight_values(m["file"], model.get_weights(), [v.path for v in model.weights])
             members.append(model)
         ens = Ensemble(members, info=info, engine=engine)
     with _CACHE_LOCK:

@@ -15,7 +15,8 @@ from ..conformal import check_rig_validation, rig_guarantee
 from ..constants import DEFAULT_THRESHOLD_PA, LABELS, NAFTER, NBEFORE, SAMPLING_FREQUENCY, SNIPPET_LENGTH
 from ..decision import check_training_description, describe_training_data
 from ..errors import DataError, ModelError
-from .architecture import MAX_KERNEL, MEMBER_INPUT_SHAPE, MIN_KERNEL
+from .spec import MAX_KERNEL, MEMBER_INPUT_SHAPE, MIN_KERNEL
+from .spec import describe as describe_member
 
 __all__ = ["MODEL_FORMAT_VERSION"]
 
@@ -337,8 +338,7 @@ def _model_card(info: Mapping) -> str:
         "",
         f"Ensemble of {len(info['members'])} CNN members (Corradetti et al., J Neurosci Methods 2024, "
         f"doi 10.1016/j.jneumeth.2024.110158), kernel sizes {', '.join(str(k) for k in info['kernels'])}. "
-        "Each member: LayerNormalization(axis=[1]) -> Conv2D(32,(k,1),relu) -> MaxPooling2D((2,1)) -> "
-        "Conv2D(64,(k,1),relu) -> MaxPooling2D((2,2)) -> Flatten -> Dropout(0.5) -> Dense(2, sigmoid). "
+        f"Each member: {describe_member()}. "
         "Output unit 0 = serotonergic, unit 1 = non-serotonergic.",
         "",
         "Decision: " + "; ".join(f"{k.replace('_', ' ')}: {v}" for k, v in info["aggregation"].items()) + ".",

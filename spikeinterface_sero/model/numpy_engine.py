@@ -15,6 +15,7 @@ import numpy as np
 
 from ..constants import SNIPPET_LENGTH
 from ..errors import DataError
+from . import spec as S
 from .architecture import TIME_COLUMN
 from .weights import MemberWeights
 
@@ -96,24 +97,44 @@ class _Member:
         k = w.kernel
         f32 = np.float32
         self.k = k
+        self.c1, self.c2 = c1, c2 = S.FILTERS  # read when the engine is made: the spec of now
         self.eps = f32(w.epsilon)
         self.gamma = w.gamma
         self.beta = w.beta
-        w1 = w.conv1_kernel.reshape(k, 32)
+        w1 = w.conv1_kernel.reshape(k, c1)
         self.w1 = np.ascontiguousarray(w1)
         # conv1 at steps 2t and 2t + 1 from the same k + 1 samples from 2t (im2col half the size)
-        self.w1_even = np.zeros((k + 1, 32), dtype=f32)
+        self.w1_even = np.zeros((k + 1, c1), dtype=f32)
         self.w1_even[:k] = w1
-        self.w1_odd = np.zeros((k + 1, 32), dtype=f32)
+        self.w1_odd = np.zeros((k + 1, c1), dtype=f32)
         self.w1_odd[1:] = w1
         self.neg_b1 = -w.conv1_bias
-        n1 = SNIPPET_LENGTH - k + 1  # conv1 output steps
-        n1p = n1 // 2  # after pool (2, 1)
-        n2 = n1p - k + 1  # conv2 output steps
-        self.n_pool = n_pool = n2 // 2
+        lengths = S.layer_lengths(k)
+        self.n_pool = n_pool = lengths["pool2"]
         self.n_out = n_out = 2 * n_pool  # conv2 outputs the second pooling uses
         self.n_in = n_in = n_out + k - 1  # pooled conv1 steps those outputs need
         self.n_conv1 = 2 * n_in  # conv1 outputs those need
+        self._conv2_by_dft(w)
+        self.tmax = self._time_features(w, lengths["pool1"])  # (n_pool, 1, c2)
+        self.wd = np.ascontiguousarray(w.dense_kernel.reshape(n_pool, c2, S.N_OUTPUTS))
+        self.bd = w.dense_bias
+        # buffer sizes per spike
+        B = self.B
+        self.sizes = {
+            "A": n_in * (k + 1),
+            "h": 2 * n_in * c1,
+            "hp": n_in * c1,
+            "H": 2 * B * c1,
+            "X": B * 2 * c1,
+            "Yf": 2 * B * c2,
+            "y": n_out * c2,
+            "yp": n_pool * c2,
+        }
+
+    def _conv2_by_dft(self, w: MemberWeights) -> None:
+        """The second convolution as products with the DFT of its kernel, over the steps the pooling uses."""
+        f32 = np.float32
+        k, c1, c2, n_in, n_out = self.k, self.c1, self.c2, self.n_in, self.n_out
         P = n_in  # DFT length: no circular wrap for the outputs used
         B = P // 2 + 1
         self.B = B
@@ -122,12 +143,12 @@ class _Member:
         # forward transform, rows (frequency, re/im): Re = sum h cos, Im = -sum h sin
         self.F = np.stack([np.cos(ang), -np.sin(ang)], axis=1).reshape(2 * B, P).astype(f32)
         # correlation with w2 <=> product with conj(DFT(w2)) = Wr + i S per frequency
-        w2 = w.conv2_kernel.astype(np.float64).reshape(k, 32, 64)
+        w2 = w.conv2_kernel.astype(np.float64).reshape(k, c1, c2)
         angw = 2.0 * np.pi * np.outer(f, np.arange(k)) / P  # (B, k)
         wr = np.einsum("fj,jio->fio", np.cos(angw), w2)
         ws = np.einsum("fj,jio->fio", np.sin(angw), w2)
-        # [Re | Im] (n, 64) @ [[Wr, S], [-S, Wr]] = [Re out | Im out]
-        self.w_re = np.ascontiguousarray(np.concatenate([wr, -ws], axis=1), dtype=f32)  # (B, 64, 64)
+        # [Re | Im] (n, 2 c1) @ [[Wr, S], [-S, Wr]] = [Re out | Im out]
+        self.w_re = np.ascontiguousarray(np.concatenate([wr, -ws], axis=1), dtype=f32)  # (B, 2 c1, c2)
         self.w_im = np.ascontiguousarray(np.concatenate([ws, wr], axis=1), dtype=f32)
         # inverse transform onto the n_out steps, columns (re/im, frequency)
         amp = np.full(B, 2.0)
@@ -139,21 +160,7 @@ class _Member:
         # constants through the linear conv2: the conv1 bias (pooled features are stored minus it) and the
         # conv2 bias, both added to the zero-frequency real part (the inverse maps it to every step / P)
         b1 = w.conv1_bias.astype(np.float64)
-        self.dc = (P * (b1 @ w2.sum(axis=0) + w.conv2_bias.astype(np.float64))).astype(f32)  # (64,)
-        self.tmax = self._time_features(w, n1p)  # (n_pool, 1, 64)
-        self.wd = np.ascontiguousarray(w.dense_kernel.reshape(n_pool, 64, 2))
-        self.bd = w.dense_bias
-        # buffer sizes per spike
-        self.sizes = {
-            "A": n_in * (k + 1),
-            "h": 2 * n_in * 32,
-            "hp": n_in * 32,
-            "H": 2 * B * 32,
-            "X": B * 64,
-            "Yf": 2 * B * 64,
-            "y": n_out * 64,
-            "yp": n_pool * 64,
-        }
+        self.dc = (P * (b1 @ w2.sum(axis=0) + w.conv2_bias.astype(np.float64))).astype(f32)  # (c2,)
 
     def _time_features(self, w: MemberWeights, n1p: int) -> np.ndarray:
         """The time column through LN -> conv1 -> relu -> pool -> conv2 -> relu -> pool over time (float32)."""
@@ -167,7 +174,7 @@ class _Member:
         np.maximum(h, 0, out=h)
         h = np.maximum(h[0 : 2 * n1p : 2], h[1 : 2 * n1p : 2])  # (n1p, 32)
         win = np.lib.stride_tricks.sliding_window_view(h, k, axis=0)  # (n2, 32, k)
-        w2 = w.conv2_kernel.reshape(k, 32, 64)
+        w2 = w.conv2_kernel.reshape(k, self.c1, self.c2)
         h2 = np.einsum("tik,kio->to", win, w2, dtype=np.float32) + w.conv2_bias
         np.maximum(h2, 0, out=h2)
         n_out = self.n_out
@@ -189,30 +196,31 @@ class _Member:
         xn *= self.gamma
         xn += self.beta
         # conv1 at the 2 * n_in steps used, in pairs (2t, 2t + 1): im2col of the k + 1 samples from 2t
-        # (pooled step, spike, tap), one product giving both steps' 32 channels
+        # (pooled step, spike, tap), one product giving both steps' c1 channels
         A = view("A", n_in, n, k + 1)
         s0, s1 = xn.strides
         np.copyto(A, np.lib.stride_tricks.as_strided(xn, (n_in, n, k + 1), (2 * s1, s0, s1), writeable=False))
-        h = view("h", 2, n_in * n, 32)
+        c1, c2 = self.c1, self.c2
+        h = view("h", 2, n_in * n, c1)
         np.matmul(A.reshape(n_in * n, k + 1), self.w1_even, out=h[0])
         np.matmul(A.reshape(n_in * n, k + 1), self.w1_odd, out=h[1])
-        hp = view("hp", n_in, n, 32)
-        np.maximum(h[0].reshape(n_in, n, 32), h[1].reshape(n_in, n, 32), out=hp)  # pool (2, 1)
+        hp = view("hp", n_in, n, c1)
+        np.maximum(h[0].reshape(n_in, n, c1), h[1].reshape(n_in, n, c1), out=hp)  # pool (2, 1)
         np.maximum(hp, self.neg_b1, out=hp)  # relu(. + b1) - b1
         # conv2 through the DFT
-        H = view("H", 2 * B, n * 32)
-        np.matmul(self.F, hp.reshape(n_in, n * 32), out=H)
-        X = view("X", B, n, 2, 32)
-        np.copyto(X, H.reshape(B, 2, n, 32).transpose(0, 2, 1, 3))
-        X = X.reshape(B, n, 64)
-        Yf = view("Yf", 2, B, n, 64)
+        H = view("H", 2 * B, n * c1)
+        np.matmul(self.F, hp.reshape(n_in, n * c1), out=H)
+        X = view("X", B, n, 2, c1)
+        np.copyto(X, H.reshape(B, 2, n, c1).transpose(0, 2, 1, 3))
+        X = X.reshape(B, n, 2 * c1)
+        Yf = view("Yf", 2, B, n, c2)
         np.matmul(X, self.w_re, out=Yf[0])
         np.matmul(X, self.w_im, out=Yf[1])
         Yf[0, 0] += self.dc
-        y = view("y", self.n_out, n * 64)
-        np.matmul(self.G, Yf.reshape(2 * B, n * 64), out=y)
-        y4 = y.reshape(self.n_pool, 2, n, 64)
-        yp = view("yp", self.n_pool, n, 64)
+        y = view("y", self.n_out, n * c2)
+        np.matmul(self.G, Yf.reshape(2 * B, n * c2), out=y)
+        y4 = y.reshape(self.n_pool, 2, n, c2)
+        yp = view("yp", self.n_pool, n, c2)
         np.maximum(y4[:, 0], y4[:, 1], out=yp)  # pool over time (conv2 relu folded into the max below)
         np.maximum(yp, self.tmax, out=yp)  # ... and over the (time, current) columns
         # dense + sigmoid

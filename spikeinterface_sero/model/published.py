@@ -7,6 +7,7 @@ source file is executed: Keras files load in safe mode, and a SavedModel is rebu
 from __future__ import annotations
 
 import collections
+import contextlib
 import datetime as _dt
 import re
 from collections.abc import Mapping
@@ -15,13 +16,12 @@ from pathlib import Path
 import numpy as np
 
 from .._version import __version__
+from ..arguments import check_flag
 from ..constants import SNIPPET_LENGTH
 from ..errors import ModelError
+from . import spec as S
 from ._backend import _keras, _tf
 from .architecture import (
-    MAX_KERNEL,
-    MEMBER_INPUT_SHAPE,
-    MIN_KERNEL,
     _input_shape,
     build_member,
     check_member_architecture,
@@ -30,13 +30,14 @@ from .architecture import (
 )
 from .ensemble import Ensemble
 from .folder import _load_keras_file, _prepare_target, _sha256_any, save_model
+from .spec import MAX_KERNEL, MEMBER_INPUT_SHAPE, MIN_KERNEL, check_weight_values, weight_shapes, weight_specs
 
 __all__ = ["import_models"]
 
 _PUBLISHED_NAME = re.compile(r"^ModConvBinNormN(\d+)(?:-(v\d+))?$")
 _SESSION = re.compile(r"-(v\d+)$")
 _IMPORT_TOL = 1e-5  # max |rebuilt - source| on probe spikes for an import to be accepted
-MAX_GRAPH_BYTES = 64 << 20  # saved_model.pb of a member is ~0.3 MB
+MAX_GRAPH_BYTES = 8 << 20  # saved_model.pb of a member is ~0.2 MB; parsing it takes a few times its size
 #: ops of the published member's graph (a SavedModel without them is not a member)
 _MEMBER_OPS = {"Conv2D", "MaxPool", "Relu", "Sigmoid", "MatMul"}
 #: activations the published member does not have (a SavedModel using one is a different network)
@@ -128,22 +129,41 @@ class _KerasSource:
         check_member_architecture(self.model)
         self.kernel = member_kernel(self.model)
 
-    def weights_for(self, member) -> list[np.ndarray]:
-        ws = [np.asarray(w) for w in self.model.get_weights()]
-        _check_shapes(self.path, self.kernel, ws, member)
-        return ws
+    def weights(self) -> list[np.ndarray]:
+        """The source weights in the order of ``build_member(k).get_weights()``, checked."""
+        return _checked_weights(self.path, self.kernel, [np.asarray(w) for w in self.model.get_weights()])
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         return np.asarray(self.model(x, training=False))
 
 
-def _check_shapes(path: Path, kernel: int, ws: list[np.ndarray], member) -> None:
+def _checked_weights(path: Path, kernel: int, ws: list[np.ndarray]) -> list[np.ndarray]:
+    """``ws`` when their shapes are the member specification's for ``kernel`` and their values are finite
+    and within bounds (:func:`~.spec.check_weight_values`); else one ModelError naming the file."""
     got = [tuple(w.shape) for w in ws]
-    target = [tuple(w.shape) for w in member.get_weights()]
+    target = weight_shapes(kernel)
     if got != target:
         raise ModelError(
             f"{path.name}: weight shapes {got} do not match the published member with kernel {kernel} {target}"
         )
+    labels = [f"{layer.name}/{w.variable}" for _, layer, w in weight_specs(kernel)]
+    check_weight_values(path.name, ws, labels)
+    return ws
+
+
+@contextlib.contextmanager
+def _tensorflow_errors(path: Path):
+    """TensorFlow's own errors while reading or serving ``path`` (a damaged checkpoint: truncated, bits
+    flipped) as one ModelError line."""
+    tf = _tf()
+    try:
+        yield
+    except tf.errors.OpError as exc:
+        first = (exc.message or type(exc).__name__).splitlines()[0]
+        raise ModelError(
+            f"{path.name}: TensorFlow cannot read it ({type(exc).__name__}: {first}); the files are damaged: "
+            "get a fresh copy"
+        ) from None
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -200,17 +220,21 @@ def _short_name(name: str) -> str:
 
 
 def _weight_variables(path: Path) -> tuple[object, list[tuple[str, tuple]]]:
-    """The checkpoint reader of a SavedModel and its candidate weight variables (name, shape), in order."""
+    """The checkpoint reader of a SavedModel and its candidate weight variables (name, shape), in order
+    (None and none when it has no checkpoint; a ModelError saying so when its checkpoint is damaged)."""
     tf = _tf()
     prefix = path / "variables" / "variables"
     if not prefix.with_suffix(".index").is_file():
-        raise ModelError("it has no variables/variables.index checkpoint")
+        return None, []
     try:
         reader = tf.train.load_checkpoint(str(prefix))
         shapes = reader.get_variable_to_shape_map()
         dtypes = reader.get_variable_to_dtype_map()
-    except (tf.errors.OpError, ValueError, RuntimeError) as exc:
-        raise ModelError(f"its checkpoint cannot be read ({str(exc).splitlines()[0]})") from None
+    except (tf.errors.OpError, ValueError, RuntimeError, IndexError) as exc:
+        raise ModelError(
+            f"{path.name}: its checkpoint (variables/) cannot be read ({str(exc).splitlines()[0][:200]}); the files "
+            "are damaged: get a fresh copy"
+        ) from None
     names = [
         n
         for n in shapes
@@ -279,7 +303,7 @@ class _SavedModelSource:
 
     def __init__(self, path: Path, *, trust: bool = False):
         self.path = path
-        self.trust = bool(trust)
+        self.trust = trust is True
         self.runs_model = self.trust
         self._layer = None
         self._names: list[str] | None = None
@@ -292,15 +316,17 @@ class _SavedModelSource:
                 f"{path.name}: the SavedModel's graph {what}; the published member is convolutions, max pooling, "
                 "relu and a sigmoid dense layer: not the published architecture"
             )
+        self._reader, variables = _weight_variables(path)
         try:
-            self._reader, variables = _weight_variables(path)
-            convs = [s for _, s in variables if len(s) == 4 and s[1:] == (1, 1, 32)]
+            if self._reader is None:
+                raise ModelError("it has no variables/variables.index checkpoint")
+            convs = [s for _, s in variables if len(s) == 4 and s[1:] == (1, 1, S.FILTERS[0])]
             if len(convs) != 1:
-                raise ModelError("it has no first convolution kernel of shape (k, 1, 1, 32)")
+                raise ModelError(f"it has no first convolution kernel of shape (k, 1, 1, {S.FILTERS[0]})")
             self.kernel = int(convs[0][0])
             if not MIN_KERNEL <= self.kernel <= MAX_KERNEL:
                 raise ModelError(f"its first convolution has kernel {self.kernel}, outside 1-31")
-            target = [tuple(w.shape) for w in build_member(self.kernel).get_weights()]
+            target = weight_shapes(self.kernel)
             self._names = _match_variables(variables, target)
         except ModelError as exc:
             if not self.trust:
@@ -334,10 +360,16 @@ class _SavedModelSource:
             raise ModelError(f"{self.path.name}: first convolution has kernel {k}, outside 1-31")
         return k
 
-    def weights_for(self, member) -> list[np.ndarray]:
-        """The source weights in the order of ``member.get_weights()``, shape-checked."""
+    def weights(self) -> list[np.ndarray]:
+        """The source weights in the order of ``build_member(k).get_weights()``, checked."""
         if self._names is not None:
-            ws = [np.asarray(self._reader.get_tensor(n), dtype=np.float32) for n in self._names]
+            try:
+                ws = [np.asarray(self._reader.get_tensor(n), dtype=np.float32) for n in self._names]
+            except (IndexError, ValueError, RuntimeError) as exc:  # a truncated shard: "Read less bytes ..."
+                raise ModelError(
+                    f"{self.path.name}: its checkpoint (variables/) cannot be read ({str(exc).splitlines()[0][:200]}); "
+                    "the files are damaged: get a fresh copy"
+                ) from None
         else:  # trusted fallback: the variables the served graph tracks, in its order
             vs = list(self._served().weights)
             names = [v.name for v in vs]
@@ -346,8 +378,7 @@ class _SavedModelSource:
             if len(g) == 1 and len(b) == 1 and g[0] > b[0]:
                 vs[g[0]], vs[b[0]] = vs[b[0]], vs[g[0]]
             ws = [np.asarray(v.numpy()) for v in vs]
-        _check_shapes(self.path, self.kernel, ws, member)
-        return ws
+        return _checked_weights(self.path, self.kernel, ws)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         y = self._served()(x)  # a single-input serving signature also binds the tensor positionally
@@ -394,6 +425,62 @@ def _resolve_choice(kernel: int, cands: list[Path], choice) -> Path:
     raise ModelError(f"kernel {kernel}: {choice!r} matches none of its files ({names})")
 
 
+def _group_by_kernel(cands: list[Path], *, trust: bool) -> tuple[dict, dict]:
+    """The sources already read and the files of each kernel: from the published name when a file has one,
+    else by reading the file."""
+    loaded: dict[Path, _KerasSource | _SavedModelSource] = {}
+    groups: dict[int, list[Path]] = collections.defaultdict(list)
+    for p in cands:
+        m = _PUBLISHED_NAME.match(_stem(p))
+        if m:
+            k = int(m.group(1))
+        else:
+            with _tensorflow_errors(p):
+                loaded[p] = _source(p, trust=trust)
+            k = loaded[p].kernel
+        groups[k].append(p)
+    return loaded, groups
+
+
+def _choose_files(groups: dict, choose, src: Path) -> dict[int, Path]:
+    """The one file of each kernel, by ``choose`` where a kernel has several."""
+    if isinstance(choose, Mapping):
+        unknown = sorted(set(choose) - set(groups))
+        if unknown:
+            raise ModelError(
+                f"choose names kernels {unknown} that have no file in {src} (kernels found: {sorted(groups)})"
+            )
+    chosen: dict[int, Path] = {}
+    for k in sorted(groups):
+        c = groups[k]
+        choice = choose.get(k) if isinstance(choose, Mapping) else choose
+        if len(c) == 1 and (choice is None or isinstance(choose, str) and not _SESSION.search(_stem(c[0]))):
+            chosen[k] = c[0]
+        else:
+            chosen[k] = _resolve_choice(k, c, choice)
+    return chosen
+
+
+def _rebuilt_member(k: int, p: Path, source, probe: np.ndarray):
+    """A clean :func:`build_member` holding the source's weights, and the words of the check it passed."""
+    if source.kernel != k:
+        raise ModelError(
+            f"{p.name}: the name says kernel {k} but its first convolution has kernel "
+            f"{source.kernel}; rename the file or check where it came from"
+        )
+    member = build_member(k)
+    member.set_weights(source.weights())
+    if not source.runs_model:
+        return member, "weights read from the SavedModel's checkpoint; its graph was not run"
+    diff = float(np.max(np.abs(np.asarray(member(probe, training=False)) - source.predict(probe))))
+    if not diff <= _IMPORT_TOL:
+        raise ModelError(
+            f"{p.name}: the rebuilt member differs from the file by {diff:.2g} on probe spikes; "
+            "the file is not the published architecture (activations or layer order differ)"
+        )
+    return member, f"reproduces the source's outputs on {len(probe)} probe spikes (max |diff| {diff:.1g})"
+
+
 # --------------------------------------------------------------------------------------------------------
 # The import
 # --------------------------------------------------------------------------------------------------------
@@ -433,7 +520,9 @@ def import_models(
     trust : bool, default: False
         SavedModels only: let TensorFlow run the SavedModel's graph (to check the rebuilt member against it,
         and to read weights that the checkpoint alone cannot give). A graph can hold any operation (write
-        or read files): only for SavedModels whose origin you trust.
+        or read files): only for SavedModels whose origin you trust. Only a real bool: anything else (the
+        string ``"false"`` included) raises :class:`~spikeinterface_sero.errors.ParameterError` before any
+        file is read.
 
     Returns
     -------
@@ -450,6 +539,8 @@ def import_models(
     spikes (to 1e-5); a SavedModel's graph is only read (its serving signature and op types), never run, and
     its weights come from its checkpoint (``variables/``), mapped to the member's weights by shape and name.
     """
+    trust = check_flag(trust, "trust")
+    overwrite = check_flag(overwrite, "overwrite")
     src = Path(src).expanduser().resolve()
     if not src.exists():
         raise ModelError(f"{src} does not exist; pass the folder holding the ModConvBinNormN<k> model files")
@@ -466,55 +557,16 @@ def import_models(
         choose = {int(k): v for k, v in choose.items()}
     elif choose is not None and not isinstance(choose, str):
         raise ModelError(f"choose must be a session string like 'v199' or a dict {{kernel: file}}, got {choose!r}")
-
-    # Group by kernel: from the published name when it has one, else by reading the file.
-    loaded: dict[Path, _KerasSource | _SavedModelSource] = {}
-    groups: dict[int, list[Path]] = collections.defaultdict(list)
-    for p in cands:
-        m = _PUBLISHED_NAME.match(_stem(p))
-        if m:
-            k = int(m.group(1))
-        else:
-            loaded[p] = _source(p, trust=trust)
-            k = loaded[p].kernel
-        groups[k].append(p)
-    if isinstance(choose, Mapping):
-        unknown = sorted(set(choose) - set(groups))
-        if unknown:
-            raise ModelError(
-                f"choose names kernels {unknown} that have no file in {src} (kernels found: {sorted(groups)})"
-            )
-    chosen: dict[int, Path] = {}
-    for k in sorted(groups):
-        c = groups[k]
-        choice = choose.get(k) if isinstance(choose, Mapping) else choose
-        if len(c) == 1 and (choice is None or isinstance(choose, str) and not _SESSION.search(_stem(c[0]))):
-            chosen[k] = c[0]
-        else:
-            chosen[k] = _resolve_choice(k, c, choice)
+    loaded, groups = _group_by_kernel(cands, trust=trust)
+    chosen = _choose_files(groups, choose, src)
 
     keras = _keras()
     probe = _probe_inputs()
     members, files, formats, shas, checks = [], {}, {}, {}, {}
     for k, p in chosen.items():
-        source = loaded.get(p) or _source(p, trust=trust)
-        if source.kernel != k:
-            raise ModelError(
-                f"{p.name}: the name says kernel {k} but its first convolution has kernel "
-                f"{source.kernel}; rename the file or check where it came from"
-            )
-        member = build_member(k)
-        member.set_weights(source.weights_for(member))
-        if source.runs_model:
-            diff = float(np.max(np.abs(np.asarray(member(probe, training=False)) - source.predict(probe))))
-            if not diff <= _IMPORT_TOL:
-                raise ModelError(
-                    f"{p.name}: the rebuilt member differs from the file by {diff:.2g} on probe spikes; "
-                    "the file is not the published architecture (activations or layer order differ)"
-                )
-            checks[str(k)] = f"reproduces the source's outputs on {len(probe)} probe spikes (max |diff| {diff:.1g})"
-        else:
-            checks[str(k)] = "weights read from the SavedModel's checkpoint; its graph was not run"
+        with _tensorflow_errors(p):
+            source = loaded.get(p) or _source(p, trust=trust)
+            member, checks[str(k)] = _rebuilt_member(k, p, source, probe)
         members.append(member)
         files[str(k)] = p.name
         formats[str(k)] = source.format

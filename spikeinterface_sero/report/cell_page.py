@@ -1,5 +1,5 @@
 """The page of one cell: the action currents the model saw, the raw per-spike outputs, the firing rate and the
-intervals, and a box with the call, its reasons, the rule and the guarantee (``docs/report.md``)."""
+intervals, a box with the call, its reasons and the rule, and the guarantee below (``docs/report.md``)."""
 
 from __future__ import annotations
 
@@ -7,12 +7,13 @@ import numpy as np
 
 from ..decision import uncalibrate
 from ..features import trough_and_peak_indices
-from .figures import THUMBNAIL_INCHES, fit_text, new_figure, no_data, stamp, wrap
+from .figures import THUMBNAIL_INCHES, fit_text, literal, new_figure, no_data, stamp, wrap
 from .reader import CellView, RunView
 from .words import (
     BACKGROUNDS,
     CELL_SCALE,
     COLOURS,
+    DEMO_BANNER,
     SPIKE_SCALE,
     call_headline,
     call_of,
@@ -173,8 +174,7 @@ def _model_words(run: RunView) -> str:
 
 
 def info_text(cell: CellView, run: RunView) -> str:
-    """The text of a cell's box, wrapped (nothing cut): the call, its reasons, the numbers, the rule and the
-    guarantee."""
+    """The text of a cell's box, wrapped (nothing cut): the call, its reasons, the numbers and the rule."""
     row = cell.row
     p, low, high = (_float(row.get(k)) for k in ("sero_probability", "sero_probability_low", "sero_probability_high"))
     n_classified = int(_float(row.get("n_spikes"))) if np.isfinite(_float(row.get("n_spikes"))) else 0
@@ -201,9 +201,8 @@ def info_text(cell: CellView, run: RunView) -> str:
         "Atypical: the CNN and the classical criteria disagree (UDI >= "
         f"{run.criteria['min_udi_ms']:g} ms, rate <= {run.criteria['max_rate_hz']:g} Hz, "
         f"CV <= {run.criteria['max_cv']:g}).",
-        f"Guarantee: {run.guarantee}.",
     ]
-    return wrap("\n".join(lines), _INFO_WIDTH)
+    return literal(wrap("\n".join(lines), _INFO_WIDTH))
 
 
 def _info_box(ax, cell: CellView, run: RunView, key: str):
@@ -229,14 +228,17 @@ def plot_cell(cell: CellView, run: RunView, *, dpi: int = 100):
     gs = fig.add_gridspec(
         2, 3, left=0.06, right=0.985, bottom=0.08, top=0.86, hspace=0.42, wspace=0.28, width_ratios=[1, 1, 1.25]
     )
-    title = f"{cell.cell_id}:  {call_headline(row)}" + (" (no spikes)" if cell.times.size == 0 else "")
+    title = f"{literal(cell.cell_id)}:  {call_headline(row)}" + (" (no spikes)" if cell.times.size == 0 else "")
     fig.suptitle(title, x=0.06, y=0.935, ha="left", fontsize=15, fontweight="bold", color=colour)
-    stamp(fig, run)
     _panel_waveforms(fig.add_subplot(gs[0, :2]), cell.waveforms, colour, _float(row.get("udi_ms")))
     _info_box(fig.add_subplot(gs[0, 2]), cell, run, key)
     _panel_spike_outputs(fig.add_subplot(gs[1, 0]), cell, run, colour)
     _panel_rate(fig.add_subplot(gs[1, 1]), cell.times, cell.durations, cell.offsets)
     _panel_isi(fig.add_subplot(gs[1, 2]), cell.isi, _float(row.get("cv_isi")))
+    if run.demo:  # also at the top, where the eye starts
+        fig.text(0.5, 0.995, DEMO_BANNER, ha="center", va="top", fontsize=13, fontweight="bold", color="white")
+        fig.texts[-1].set(bbox=dict(boxstyle="round,pad=0.35", fc=COLOURS["error"], ec="none"), gid="demo")
+    stamp(fig, run)
     return fig
 
 

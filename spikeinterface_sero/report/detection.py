@@ -6,13 +6,13 @@ computed once per segment of a recording and shared by every cell and thumbnail 
 from __future__ import annotations
 
 import dataclasses
+import sys
 
 import numpy as np
 
-from .. import snippets
+from ..detection import DetectionParams, detection_trace
 from ..errors import SeroError
-from ..snippets import DetectionParams
-from .figures import THUMBNAIL_INCHES, WHY, new_figure
+from .figures import THUMBNAIL_INCHES, WHY, literal, new_figure
 from .words import COLOURS
 
 __all__ = ["DetectorLines", "plot_detection", "detection_thumbnail", "detection_params"]
@@ -36,14 +36,15 @@ class DetectorLines:
 
     def __init__(self, recording, params: DetectionParams):
         self.recording, self.params = recording, params
+        self._detector = sys.modules[detection_trace.__module__]  # the module of the detector's own pass
         fs = float(recording.sampling_frequency)
-        self._block = int(round(snippets._BLOCK_MS * fs / 1000.0))
+        self._block = int(round(self._detector._BLOCK_MS * fs / 1000.0))
         self._chunk = max(self._block, int(10.0 * fs) // self._block * self._block)  # the detector's chunks
         self._knots: dict[int, np.ndarray] = {}
         self._levels = None
 
     def _pass(self, segment: int, want_noise: bool):
-        return snippets._pass_baseline(self.recording, segment, self._block, self._chunk, want_noise=want_noise)
+        return self._detector._pass_baseline(self.recording, segment, self._block, self._chunk, want_noise=want_noise)
 
     def levels(self) -> np.ndarray:
         """Each channel's signed threshold from the baseline (pA)."""
@@ -63,8 +64,8 @@ class DetectorLines:
 
     def _keep(self, segment: int, medians: np.ndarray) -> None:
         if self.params.baseline_window_ms is not None and segment not in self._knots:
-            width = int(round(self.params.baseline_window_ms / snippets._BLOCK_MS)) | 1
-            self._knots[segment] = snippets._running_median(medians, width)
+            width = int(round(self.params.baseline_window_ms / self._detector._BLOCK_MS)) | 1
+            self._knots[segment] = self._detector._running_median(medians, width)
 
     def stretch(self, segment: int, start: int, end: int):
         """(trace, baseline, threshold) of samples ``start:end`` of ``segment``, each (n, channels) float32 pA."""
@@ -79,7 +80,7 @@ class DetectorLines:
             if segment not in self._knots:
                 self._keep(segment, self._pass(segment, want_noise=False)[0])
             knots, samples = self._knots[segment], np.arange(start, end)
-            columns = [snippets._baseline_at(knots[:, c], self._block, samples) for c in range(trace.shape[1])]
+            columns = [self._detector._baseline_at(knots[:, c], self._block, samples) for c in range(trace.shape[1])]
             baseline = np.stack(columns, axis=1)
         return trace, baseline, (baseline + levels.astype(np.float32)[None, :]).astype(np.float32)
 
@@ -232,7 +233,7 @@ def plot_detection(
     n_triggers = int(sum(np.asarray(s).size for s in spike_samples))
     lines = DetectorLines(recording, params) if lines is None else lines
     fig = new_figure((14, 7.3), dpi=dpi)
-    name = f"{title}: " if title else ""
+    name = f"{literal(title)}: " if title else ""
     if n_triggers:
         _detection_with_triggers(fig, lines, spike_samples, column, seconds, num_samples, n_zoom, name)
     else:

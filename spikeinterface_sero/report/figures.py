@@ -12,6 +12,8 @@ from .words import COLOURS, DEMO_BANNER, plain
 
 __all__ = [
     "fit_text",
+    "literal",
+    "wrap",
     "THUMBNAILS",
     "cell_plot_name",
     "detection_plot_name",
@@ -64,37 +66,50 @@ def save_png(fig, path) -> Path:
     return path
 
 
+def literal(text) -> str:
+    """Text from a file or a table as matplotlib draws it literally (a ``$`` does not start mathematics)."""
+    return plain(text).replace("$", r"\$")
+
+
 def wrap(text: str, width: int) -> str:
     """``text`` wrapped at ``width`` characters, each line of it (nothing is cut)."""
     return "\n".join(textwrap.fill(line, width) if line else "" for line in text.split("\n"))
 
 
-def stamp(fig, run, *, small: bool = False, bottom: bool = False) -> None:
-    """Every figure says what stands behind its calls: the demo-model banner (a red band at the top, or at the
-    bottom right of a figure whose title runs along the top) and the guarantee's words (at the bottom left)."""
+def _band_below(fig, inches: float) -> None:
+    """Make the figure ``inches`` taller at the bottom, everything drawn keeping its size and place."""
+    height = fig.get_figheight()
+    total = height + inches
+    for ax in fig.axes:
+        box = ax.get_position()
+        ax.set_position([box.x0, (box.y0 * height + inches) / total, box.width, box.height * height / total])
+    for text in fig.texts:
+        x, y = text.get_position()
+        text.set_position((x, (y * height + inches) / total))
+    fig.set_figheight(total)
+
+
+def stamp(fig, run, *, small: bool = False) -> None:
+    """Every figure says what stands behind its calls: the demo-model banner and the guarantee's words, wrapped,
+    in a band added below the figure (a thumbnail: a small "DEMO MODEL" tag in its corner). Call it last."""
     if run is None:
         return
-    if run.demo and small:  # inside the axes: a thumbnail's layout leaves no room above its title
-        ax, box = fig.axes[0], dict(boxstyle="round,pad=0.2", fc=COLOURS["error"], ec="none")
-        words = dict(ha="right", va="top", fontsize=6, color="white", fontweight="bold", bbox=box, gid="demo")
-        ax.text(0.99, 0.97, "DEMO MODEL", transform=ax.transAxes, **words)
-    elif run.demo:
-        fig.text(
-            0.99 if bottom else 0.5,
-            0.005 if bottom else 0.995,
-            DEMO_BANNER,
-            ha="right" if bottom else "center",
-            va="bottom" if bottom else "top",
-            fontsize=10 if bottom else 13,
-            fontweight="bold",
-            color="white",
-            bbox=dict(boxstyle="round,pad=0.3", fc=COLOURS["error"], ec="none"),
-            gid="demo",
-        )
-    if not small:
-        fig.text(
-            0.01, 0.005, f"Guarantee: {run.guarantee}", fontsize=8.5, color="#842029", va="bottom", gid="guarantee"
-        )
+    if small:
+        if run.demo:
+            ax, box = fig.axes[0], dict(boxstyle="round,pad=0.2", fc=COLOURS["error"], ec="none")
+            words = dict(ha="right", va="top", fontsize=6, color="white", fontweight="bold", bbox=box, gid="demo")
+            ax.text(0.99, 0.97, "DEMO MODEL", transform=ax.transAxes, **words)
+        return
+    words = wrap(f"Guarantee: {literal(run.guarantee)}", int(13.5 * fig.get_figwidth()))
+    lines = words.count("\n") + 1
+    banner = run.demo and not any(text.get_gid() == "demo" for text in fig.texts)
+    _band_below(fig, 0.16 * lines + (0.34 if banner else 0.08))
+    fig.text(0.01, 0.004, words, fontsize=8.5, color="#842029", va="bottom", gid="guarantee")
+    if banner:
+        box = dict(boxstyle="round,pad=0.3", fc=COLOURS["error"], ec="none")
+        words = dict(ha="left", va="top", fontsize=11, color="white", fontweight="bold", bbox=box, gid="demo")
+        y = (0.16 * lines + 0.3) / fig.get_figheight()
+        fig.text(0.01, y, DEMO_BANNER, **words)
 
 
 def fit_text(ax, artist, smallest: float = 4.0) -> None:
@@ -109,6 +124,7 @@ def fit_text(ax, artist, smallest: float = 4.0) -> None:
 
 
 def no_data(ax, text) -> None:
+    """Say in the middle of an empty panel why it is empty."""
     ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, fontsize=10, color="#555555", wrap=True)
     ax.set_xticks([])
     ax.set_yticks([])

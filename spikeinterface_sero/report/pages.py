@@ -120,7 +120,7 @@ def write_cell_reports(analyzer, report_dir, *, file=None, dpi: int = 100, detec
             dpi=dpi,
             lines=lines,
         )
-        stamp(figure, run, bottom=True)
+        stamp(figure, run)
         path = save_png(figure, report_dir / detection_plot_name(cell.cell_id, file, cell.channel))
         thumbnail = detection_thumbnail(lines, samples, channel_id)
         stamp(thumbnail, run, small=True)

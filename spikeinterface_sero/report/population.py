@@ -8,7 +8,8 @@ import pandas as pd
 
 from ..constants import LABELS
 from ..features import DEFAULT_MAX_CV, DEFAULT_MAX_RATE_HZ, DEFAULT_MIN_UDI_MS
-from .figures import new_figure
+from .figures import new_figure, stamp
+from .reader import RunView
 from .words import COLOURS, DEMO_BANNER, call_of, plain
 
 __all__ = ["plot_population"]
@@ -34,7 +35,7 @@ def _thresholds(ax, limit, rule):
     ax.text(ax.get_xlim()[1], DEFAULT_MIN_UDI_MS, wide, va="bottom", ha="right", fontsize=8, color="0.3")
 
 
-def plot_population(table: pd.DataFrame, *, dpi: int = 100, demo: bool = False):
+def plot_population(table: pd.DataFrame, *, dpi: int = 100, demo: bool = False, guarantee: str | None = None):
     """The population view CellExplorer users rely on.
 
     Parameters
@@ -45,13 +46,15 @@ def plot_population(table: pd.DataFrame, *, dpi: int = 100, demo: bool = False):
         Resolution of the figure.
     demo : bool, default: False
         The calls come from the demonstration model (a banner says so).
+    guarantee : str or None, default: None
+        The guarantee's words, written below the panels (None: none written).
 
     Returns
     -------
     matplotlib.figure.Figure
     """
-    fig = new_figure((11, 4.8), dpi=dpi, layout="constrained")
-    axes = fig.subplots(1, 2)
+    fig = new_figure((11, 4.8), dpi=dpi)
+    axes = fig.subplots(1, 2, gridspec_kw=dict(left=0.06, right=0.985, bottom=0.11, top=0.87, wspace=0.18))
     y = pd.to_numeric(table["udi_ms"], errors="coerce").to_numpy(dtype=float)
     panels = [
         ("firing_rate_hz", "firing rate (Hz)", DEFAULT_MAX_RATE_HZ, "slow"),
@@ -60,6 +63,7 @@ def plot_population(table: pd.DataFrame, *, dpi: int = 100, demo: bool = False):
     for ax, (column, name, limit, rule) in zip(axes, panels):
         x = pd.to_numeric(table[column], errors="coerce").to_numpy(dtype=float)
         for label, mask, colour, filled in _groups(table):
+            mask = mask & np.isfinite(x) & np.isfinite(y)
             if mask.any():
                 face = colour if filled else "none"
                 ax.scatter(x[mask], y[mask], s=46, facecolors=face, edgecolors=colour, linewidths=1.4, label=label)
@@ -67,6 +71,9 @@ def plot_population(table: pd.DataFrame, *, dpi: int = 100, demo: bool = False):
         ax.set_xlabel(name)
         ax.set_ylabel("UDI (ms)")
     axes[0].legend(loc="best", fontsize=8, frameon=False)
-    title = f"{len(table)} cells: the classical criteria's thresholds dashed; hollow: unsure calls"
+    title = f"{len(table)} cell{'' if len(table) == 1 else 's'}: the classical criteria's thresholds dashed; hollow: unsure calls"
     fig.suptitle(f"{DEMO_BANNER}\n{title}" if demo else title, fontsize=10, color="#B00020" if demo else "black")
+    fig._suptitle.set_gid("demo" if demo else None)
+    if guarantee is not None:
+        stamp(fig, RunView(demo=demo, guarantee=guarantee))
     return fig

@@ -96,7 +96,7 @@ def run_words(params: dict, provenance: dict) -> RunView:
         kernels=[int(k) for k in provenance.get("model_kernels") or []],
         rule=rule,
         interval=interval,
-        guarantee=plain(provenance.get("guarantee")) or NO_GUARANTEE,
+        guarantee=plain(provenance.get("guarantee")).strip().rstrip(".") or NO_GUARANTEE,
         criteria=criteria,
         calibration=provenance.get("calibration") or None,
     )

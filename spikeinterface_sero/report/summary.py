@@ -194,7 +194,7 @@ def _page_words(cells: pd.DataFrame, report_dir: Path) -> dict:
     )
 
 
-def _population_html(cells: pd.DataFrame, report_dir: Path, demo: bool) -> str:
+def _population_html(cells: pd.DataFrame, report_dir: Path, demo: bool, guarantee: str) -> str:
     udi = pd.to_numeric(cells["udi_ms"], errors="coerce").notna()
     other = (
         pd.to_numeric(cells["firing_rate_hz"], errors="coerce").notna()
@@ -203,7 +203,7 @@ def _population_html(cells: pd.DataFrame, report_dir: Path, demo: bool) -> str:
     if not (udi & other).any():  # no population view of cells without a UDI (no spikes): it would be empty
         return ""
     (report_dir / "views").mkdir(exist_ok=True)
-    save_png(plot_population(cells, demo=demo), report_dir / "views" / "population.png")
+    save_png(plot_population(cells, demo=demo, guarantee=guarantee), report_dir / "views" / "population.png")
     return (
         '<p><a href="views/population.png"><img class="population" src="views/population.png" alt="population: '
         'UDI against firing rate, every cell coloured by its call"></a></p>'
@@ -278,7 +278,7 @@ def write_summary_html(
         if (report_dir / REPORT_TABLE).is_file()
         else "",
         rule=esc("; ".join(words["rules"])),
-        population=_population_html(cells, report_dir, words["demo"]),
+        population=_population_html(cells, report_dir, words["demo"], "; ".join(words["guarantees"])),
         header=header,
         rows="\n".join(rows),
         empty="<p>No files processed yet.</p>" if table.empty else "",

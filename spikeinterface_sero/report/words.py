@@ -33,6 +33,7 @@ COLOURS = {SER: "#0072B2", NSER: "#D55E00", UNSURE: "#6E6E6E", UNDETERMINED: "#7
 BACKGROUNDS = {SER: "#DCEBF7", NSER: "#FBE3D6", UNSURE: "#F1F1F1", UNDETERMINED: "#EEEEEE", ERROR: "#F8D7DA"}
 _HEADLINES = {SER: "SEROTONERGIC (SER)", NSER: "NON-SEROTONERGIC (NSER)", UNDETERMINED: "UNDETERMINED (no spikes)"}
 _SHORT = {SER: "SER", NSER: "NSER", UNSURE: "UNSURE", UNDETERMINED: "undetermined", ERROR: "ERROR"}
+#: the banner on every page and figure of calls made by the bundled demonstration model
 DEMO_BANNER = "DEMO MODEL (simulated data) - not for scientific conclusions"
 #: the guarantee's words when the model carries none for this rig
 NO_GUARANTEE = "not validated on this rig: no call is reliable"
@@ -47,6 +48,12 @@ _REASONS = {
     "quality": "not an action current like the training data",
     "domain": "input unlike the training data",
     "interval_includes_0.5": "interval includes 0.5",
+    "not_validated_on_rig": "model not validated on this rig",
+    "unlike_validated_rigs": "recording unlike the rigs the model was validated on",
+    "set_both": "prediction set holds both labels",
+    "set_empty": "prediction set is empty",
+    "set_disagrees": "prediction set disagrees with the label",
+    "not_reliable": "not reliable",
 }
 _TYPES = {
     "typical_serotonergic": "typical SER (criteria agree)",
@@ -66,7 +73,9 @@ def plain(value) -> str:
     if text.strip().lower() in ("none", "nan", "<na>"):
         return ""
     text = re.sub(r"\bb'([^']*)'", r"\1", text)  # a bytes repr inside a message: its text
-    text = re.sub(r"\S+ \(CLI: ([^)]*)\)", r"\1", text)  # "pass x=True (CLI: --x)": the report is the CLI's
+    # "pass x=True (CLI: --x)": the command-line form (the report is the CLI's)
+    text = re.sub(r"\b\w+=(?:<[^>]*>|\{[^}]*\}|'[^']*'|\S+?) \(CLI: ([^)]*)\)", r"\1", text)
+    text = re.sub(r"\b([a-z_]+)=True\b", lambda match: match.group(1).replace("_", " "), text)  # no flag: words
     text = re.sub(r"\b([a-z_]+)=\{[^}]*\}", r"\1", text)  # a Python dict argument: its name
     text = re.sub(r"\b([a-z_]+)='([^']*)'", r"\1 \2", text)  # choose='v199': choose v199
     text = re.sub(r"\bNone\b", "none", text)

@@ -14,9 +14,10 @@ import numpy as np
 import pandas as pd
 
 from ..constants import DEFAULT_THRESHOLD_PA, LABELS, NAFTER, NBEFORE, SAMPLING_FREQUENCY, SNIPPET_LENGTH
+from ..detection import recording_to_snippets
 from ..errors import TrainingError
 from ..io import read_abf
-from ..snippets import read_snippet_csv_folder, recording_to_snippets
+from ..snippet_formats import read_snippet_csv_folder
 
 #: The class indices of the targets: 0 = serotonergic (output unit 0), 1 = non-serotonergic.
 SER, NSER = 0, 1

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..constants import SNIPPET_LENGTH
 from ..errors import TrainingError
 from ..model import TIME_COLUMN
+from ..model import spec as member_spec
 from ..model._backend import _keras, _tf
 
 __all__ = ["PRECISIONS", "build_fused_members", "native_bfloat16_cpu", "resolve_precision"]
@@ -27,13 +27,6 @@ __all__ = ["PRECISIONS", "build_fused_members", "native_bfloat16_cpu", "resolve_
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 #: CPU flags (Linux ``/proc/cpuinfo``) of native bfloat16 arithmetic
 _BFLOAT16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
-_EPSILON = 1e-3  # the members' LayerNormalization epsilon
-_FILTERS = (32, 64)
-
-
-def _pooled_length(kernel: int) -> int:
-    """Length of a member's feature map after its second pooling (what its Dense layer flattens)."""
-    return ((SNIPPET_LENGTH - kernel + 1) // 2 - kernel + 1) // 2
 
 
 class _MemberWeights:
@@ -65,27 +58,20 @@ def _fused_layer_class():
 
         def build(self, input_shape):
             self.member_variables = []
-            for k in self.kernels:
-                shapes = [
-                    ("layer_normalization/gamma", (SNIPPET_LENGTH,), "ones"),
-                    ("layer_normalization/beta", (SNIPPET_LENGTH,), "zeros"),
-                    ("conv2d/kernel", (k, 1, 1, _FILTERS[0]), "glorot_uniform"),
-                    ("conv2d/bias", (_FILTERS[0],), "zeros"),
-                    ("conv2d_1/kernel", (k, 1, _FILTERS[0], _FILTERS[1]), "glorot_uniform"),
-                    ("conv2d_1/bias", (_FILTERS[1],), "zeros"),
-                    ("dense/kernel", (_pooled_length(k) * _FILTERS[1], 2), "glorot_uniform"),
-                    ("dense/bias", (2,), "zeros"),
-                ]
+            for k in self.kernels:  # the member specification's weights, in build_member's order
                 self.member_variables.append(
                     [
                         self.add_weight(
-                            shape=shape, initializer=init, name=f"k{k}_{name.replace('/', '_')}", dtype="float32"
+                            shape=weight.shape(k),
+                            initializer=weight.initializer,
+                            name=f"k{k}_{layer.name}_{weight.variable}",
+                            dtype=member_spec.DTYPE,
                         )
-                        for name, shape, init in shapes
+                        for _, layer, weight in member_spec.weight_specs(k)
                     ]
                 )
             ramp = TIME_COLUMN.astype(np.float64)
-            ramp = (ramp - ramp.mean()) / np.sqrt(ramp.var() + _EPSILON)
+            ramp = (ramp - ramp.mean()) / np.sqrt(ramp.var() + member_spec.EPSILON)
             self.normalised_time = tf.constant(ramp[None, :], tf.float32)  # the time column after normalisation
 
         def _convolutions(self, z, variables):
@@ -107,7 +93,7 @@ def _fused_layer_class():
             current = tf.cast(inputs[:, :, 1, 0], tf.float32)  # column 1; column 0 is always the time ramp
             mean = tf.reduce_mean(current, axis=1, keepdims=True)
             variance = tf.reduce_mean(tf.square(current - mean), axis=1, keepdims=True)
-            normalised = (current - mean) * tf.math.rsqrt(variance + _EPSILON)
+            normalised = (current - mean) * tf.math.rsqrt(variance + member_spec.EPSILON)
             outputs = []
             for variables in self.member_variables:
                 gamma, beta = variables[0], variables[1]
@@ -116,7 +102,7 @@ def _fused_layer_class():
                 features = tf.maximum(from_current, from_time)  # MaxPooling2D((2, 2)) over the two columns
                 features = tf.reshape(features, (tf.shape(current)[0], -1))
                 if training:
-                    features = keras.random.dropout(features, 0.5, seed=self.seed_generator)
+                    features = keras.random.dropout(features, member_spec.DROPOUT, seed=self.seed_generator)
                 outputs.append(tf.sigmoid(tf.matmul(features, variables[6]) + variables[7]))
             return outputs
 
@@ -193,7 +179,7 @@ def build_fused_members(kernels: Iterable[int], *, precision: str = "float32", s
     keras = _keras()
     kernels = [int(k) for k in kernels]
     layer = _fused_layer_class()(kernels, compute_dtype_name=precision, seed=seed, name="members")
-    snippet_input = keras.Input(shape=(SNIPPET_LENGTH, 2, 1), name="snippet")
+    snippet_input = keras.Input(shape=member_spec.MEMBER_INPUT_SHAPE, name="snippet")
     outputs = layer(snippet_input)
     named = {f"k{k}": keras.layers.Identity(name=f"k{k}")(output) for k, output in zip(kernels, outputs, strict=True)}
     fused = keras.Model(snippet_input, named, name="fused_ensemble")

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..arguments import check_flag
 from ..constants import DEFAULT_KERNELS, DEFAULT_PRECISION, DEFAULT_THRESHOLD_PA, LABELS
 from ..decision import calibrate, describe_training_snippets, fit_temperature
 from ..errors import DataError, TrainingError
@@ -213,9 +214,8 @@ def compile_fused(fused, kernels, *, learning_rate: float = 1e-3, jit_compile=Fa
     return fused
 
 
-def _callbacks_module():
+def _per_member_early_stopping_class():
     keras = _keras()
-    from tqdm.keras import TqdmCallback  # imports keras: only once training starts
 
     class PerMemberEarlyStopping(keras.callbacks.Callback):
         """Early stopping per branch: keeps each member's best weights on its own monitored loss and stops
@@ -257,6 +257,12 @@ def _callbacks_module():
                 if self.best_weights[k] is not None:
                     member.set_weights(self.best_weights[k])
 
+    return PerMemberEarlyStopping
+
+
+def _training_progress_class():
+    from tqdm.keras import TqdmCallback  # imports keras: only once training starts
+
     class TrainingProgress(TqdmCallback):
         """``tqdm.keras.TqdmCallback`` (one bar over the epochs, one over the batches of the epoch, on stderr)
         showing the loss per member only: the Keras logs also hold a loss and an accuracy for every member,
@@ -283,6 +289,12 @@ def _callbacks_module():
             super().on_epoch_begin(epoch, *args, **kwargs)
             self.batch_bar.unit_scale = False  # Keras 3 logs no batch size: count whole batches, not "3.00"
 
+    return TrainingProgress
+
+
+def _epoch_timer_class():
+    keras = _keras()
+
     class EpochTimer(keras.callbacks.Callback):
         """Wall-clock seconds from the start of fit to the end of each epoch (validation included)."""
 
@@ -293,7 +305,12 @@ def _callbacks_module():
         def on_epoch_end(self, epoch, logs=None):
             self.ends.append(time.perf_counter() - self.t0)
 
-    return PerMemberEarlyStopping, TrainingProgress, EpochTimer
+    return EpochTimer
+
+
+def _callbacks_module():
+    """The callback classes of a training run: per-member early stopping, the progress bar, the epoch timer."""
+    return _per_member_early_stopping_class(), _training_progress_class(), _epoch_timer_class()
 
 
 def _check_dataset(dataset: SpikeDataset | None, what: str, *, both: bool = True):
@@ -443,10 +460,9 @@ def train_ensemble(
         ``samples_per_second`` (training samples through all members per second), ``synthetic``
         (generator description), ``val_metrics`` / ``test_metrics`` and ``folder``.
     """
-    keras = _keras()
-    import tensorflow as tf
-
     kernels = parse_kernels(kernels)
+    overwrite = check_flag(overwrite, "overwrite")
+    synthetic_only = check_flag(synthetic_only, "synthetic_only")
     _check_dataset(train, "training")
     _check_dataset(validation, "validation", both=False)
     _check_dataset(test, "test", both=False)
@@ -459,164 +475,44 @@ def train_ensemble(
         n_masks=n_masks,
         noise=noise,
     )
-    chosen_recipe = get_recipe(recipe, **explicit)
-    overridden = sorted(k for k, v in explicit.items() if v is not None)
-    if synthetic is None:
-        synthetic = int(round(chosen_recipe.synthetic_ratio * (0 if synthetic_only else len(train))))
-        if synthetic_only:
-            raise TrainingError("synthetic_only=True needs an explicit number of synthetic samples per epoch")
-    else:
-        overridden.append("synthetic")
-    epochs, batch_size, patience = int(chosen_recipe.epochs), int(chosen_recipe.batch_size), int(chosen_recipe.patience)
-    learning_rate, early_stopping = float(chosen_recipe.learning_rate), chosen_recipe.early_stopping
-    n_masks, noise = int(chosen_recipe.n_masks), chosen_recipe.noise
-    if epochs < 1 or batch_size < 1 or patience < 0:
-        raise TrainingError("epochs and batch_size must be >= 1 and patience >= 0")
-    synthetic = int(synthetic)
-    if synthetic < 0:
-        raise TrainingError(f"synthetic must be >= 0, got {synthetic}")
-    if synthetic_only and synthetic == 0:
-        raise TrainingError("synthetic_only=True needs synthetic > 0 samples per epoch")
-    if early_stopping not in ("per_member", "joint", "none"):
-        raise TrainingError(f"early_stopping must be 'per_member', 'joint' or 'none', got {early_stopping!r}")
-    if out is not None:  # fail before training, not after
-        target = Path(out).expanduser()
-        if target.exists() and (not target.is_dir() or (any(target.iterdir()) and not overwrite)):
-            raise TrainingError(
-                f"{target} exists and is not an empty folder; pass overwrite=True (CLI: "
-                "--overwrite) to replace a model folder, or choose another path"
-            )
-
-    keras.utils.set_random_seed(int(seed))
-    if deterministic:
-        try:
-            tf.config.experimental.enable_op_determinism()
-        except Exception:  # noqa: BLE001 - older TF or already configured
-            pass
-
+    settings = _resolve_settings(recipe, explicit, synthetic, synthetic_only, len(train))
+    _check_output_folder(out, overwrite)  # fail before training, not after
+    _seed_everything(seed, check_flag(deterministic, "deterministic"))
     precision = resolve_precision(precision)  # "auto" is recorded as what it chose
     with strategy.scope() if strategy is not None else contextlib.nullcontext():
         fused, branches = build_fused_model(kernels, precision=precision)
-        compile_fused(fused, kernels, learning_rate=learning_rate)
+        compile_fused(fused, kernels, learning_rate=settings.learning_rate)
     names = [branch_name(k) for k in kernels]
-
-    generator = None
-    if synthetic:
-        generator = SyntheticGenerator.from_dataset(
-            train,
-            n_masks=n_masks,
-            seed=seed,
-            noise=noise,
-            augmentation=chosen_recipe.augmentation,
-            extra_masks=extra_masks,
-        )
-    X_real = train.X[:0] if synthetic_only else train.X
-    y_real = train.y[:0] if synthetic_only else train.y
-    stream = make_training_stream(
-        X_real,
-        y_real,
-        generator=generator,
-        n_synthetic=synthetic,
-        batch_size=batch_size,
-        seed=seed,
-        to_input=to_member_input,
-        output_names=names,
+    stream, validation_data, generator, n_real = _training_data(
+        train, validation, settings, seed=seed, synthetic_only=synthetic_only, extra_masks=extra_masks, names=names
     )
-    validation_data = None
-    if validation is not None:
-        validation_onehot = validation.onehot()
-        validation_data = (to_member_input(validation.X), {n: validation_onehot for n in names})
-
-    PerMemberEarlyStopping, TrainingProgress, EpochTimer = _callbacks_module()
-    timer = EpochTimer()
-    callbacks = [timer]
-    per_member_stopping = None
-    prefix = "val_" if validation is not None else ""
-    if early_stopping == "per_member":
-        per_member_stopping = PerMemberEarlyStopping(branches, patience, prefix=prefix)
-        callbacks.append(per_member_stopping)
-    elif early_stopping == "joint":
-        callbacks.append(
-            keras.callbacks.EarlyStopping(monitor=f"{prefix}loss", patience=patience, restore_best_weights=True)
-        )
-    if progress_bar:
-        callbacks.append(TrainingProgress(epochs, len(kernels)))
-
+    callbacks, timer, per_member_stopping = _make_callbacks(
+        settings, branches, has_validation=validation is not None, progress_bar=progress_bar, n_members=len(kernels)
+    )
     t0 = time.perf_counter()
     fit_history = fused.fit(
         stream,
-        epochs=epochs,
+        epochs=settings.epochs,
         validation_data=validation_data,
         callbacks=callbacks,
         verbose=0,
-        validation_batch_size=max(256, batch_size),
+        validation_batch_size=max(256, settings.batch_size),
     )
     seconds = time.perf_counter() - t0
-    history = {k: [float(v) for v in vals] for k, vals in fit_history.history.items()}
-    epochs_run = len(history.get("loss", []))
-
-    # standalone published members with the trained weights
-    members = []
-    for k in kernels:
-        member = build_member(k)
-        member.set_weights(branches[k].get_weights())
-        members.append(member)
-    samples_per_epoch = len(X_real) + synthetic
-    result = {
-        "history": history,
-        "epochs_run": epochs_run,
-        "best_epoch": (
-            {int(k): int(per_member_stopping.best_epoch[k]) + 1 for k in kernels}
-            if per_member_stopping is not None
-            else None
-        ),
-        "stopped_early": bool(epochs_run < epochs),
-        "seconds": float(seconds),
-        "epoch_end_seconds": [float(v) for v in timer.ends],
-        "samples_per_epoch": int(samples_per_epoch),
-        "samples_per_second": float(samples_per_epoch * epochs_run / seconds) if seconds > 0 else None,
-        "synthetic": generator.info if generator is not None else None,
-        "settings": {
-            "kernels": [int(k) for k in kernels],
-            "epochs": epochs,
-            "batch_size": batch_size,
-            "patience": patience,
-            "learning_rate": float(learning_rate),
-            "optimizer": "Adam",
-            "loss": "sum over members of binary cross-entropy",
-            "early_stopping": early_stopping,
-            "synthetic_per_epoch": synthetic,
-            "synthetic_only": bool(synthetic_only),
-            "seed": int(seed),
-            "precision": precision,
-            "replicas": int(strategy.num_replicas_in_sync) if strategy is not None else 1,
-            "deterministic": bool(deterministic),
-            "recipe": dict(chosen_recipe.describe(), overridden=overridden),
-            "training": "fused (all members "
-            "as parallel branches of one Keras model, split into standalone members after training)",
-        },
+    run = {
+        "synthetic_only": bool(synthetic_only),
+        "seed": int(seed),
+        "precision": precision,
+        "replicas": int(strategy.num_replicas_in_sync) if strategy is not None else 1,
+        "deterministic": bool(deterministic),
     }
+    result = _run_record(fit_history, seconds, (timer, per_member_stopping), settings, run, kernels, n_real, generator)
     if keep_fused:
         result["fused_model"] = fused
-    info = {"description": description or "", "demo": bool(demo)}
-    ensemble = Ensemble(members, info=info)
-    # what the members were trained on, for the "like the training data" check at inference
-    ensemble.info["training_data"] = describe_training_snippets(train.X, train.cell, seed=seed)
-    if validation is not None:
-        result["val_metrics"] = _quick_metrics(ensemble, validation)
-    if calibration is None and validation is not None:
-        calibration = _fit_calibration(ensemble, validation)
-    if calibration is not None:
-        result["calibration"] = calibration
-        ensemble.info["calibration"] = {
-            "method": "temperature",
-            "temperature": calibration["temperature"],
-            "n_cells": calibration["n_cells"],
-            "fitted_on": calibration.get("fitted_on", "validation cells"),
-            "targets": calibration.get("targets", "Platt's smoothed targets"),
-        }
-    if test is not None:
-        result["test_metrics"] = _quick_metrics(ensemble, test)
+    ensemble = Ensemble(
+        _standalone_members(kernels, branches), info={"description": description or "", "demo": bool(demo)}
+    )
+    _measure_and_calibrate(ensemble, result, train, validation, test, calibration, seed=seed)
     result["folder"] = None
     if out is not None:
         folder = save_trained_model(
@@ -637,6 +533,202 @@ def train_ensemble(
         result["folder"] = str(folder)
         ensemble = load_model(folder)
     return ensemble, result
+
+
+@dataclass(frozen=True)
+class _Settings:
+    """The settings of one training run: the recipe's, with the arguments given replacing them."""
+
+    recipe: Recipe
+    overridden: list
+    epochs: int
+    batch_size: int
+    patience: int
+    learning_rate: float
+    early_stopping: str
+    n_masks: int
+    noise: str
+    synthetic: int
+
+
+def _resolve_settings(recipe, explicit: dict, synthetic, synthetic_only: bool, n_train: int) -> _Settings:
+    """The run's settings from the recipe and the explicit arguments (None: the recipe's), checked."""
+    chosen = get_recipe(recipe, **explicit)
+    overridden = sorted(k for k, v in explicit.items() if v is not None)
+    if synthetic is None:
+        if synthetic_only:
+            raise TrainingError("synthetic_only=True needs an explicit number of synthetic samples per epoch")
+        synthetic = int(round(chosen.synthetic_ratio * n_train))
+    else:
+        overridden.append("synthetic")
+    settings = _Settings(
+        recipe=chosen,
+        overridden=overridden,
+        epochs=int(chosen.epochs),
+        batch_size=int(chosen.batch_size),
+        patience=int(chosen.patience),
+        learning_rate=float(chosen.learning_rate),
+        early_stopping=chosen.early_stopping,
+        n_masks=int(chosen.n_masks),
+        noise=chosen.noise,
+        synthetic=int(synthetic),
+    )
+    if settings.epochs < 1 or settings.batch_size < 1 or settings.patience < 0:
+        raise TrainingError("epochs and batch_size must be >= 1 and patience >= 0")
+    if settings.synthetic < 0:
+        raise TrainingError(f"synthetic must be >= 0, got {settings.synthetic}")
+    if synthetic_only and settings.synthetic == 0:
+        raise TrainingError("synthetic_only=True needs synthetic > 0 samples per epoch")
+    if settings.early_stopping not in ("per_member", "joint", "none"):
+        raise TrainingError(f"early_stopping must be 'per_member', 'joint' or 'none', got {settings.early_stopping!r}")
+    return settings
+
+
+def _check_output_folder(out, overwrite: bool) -> None:
+    """Refuse, before training, a model folder that exists and may not be replaced."""
+    if out is None:
+        return
+    target = Path(out).expanduser()
+    if target.exists() and (not target.is_dir() or (any(target.iterdir()) and not overwrite)):
+        raise TrainingError(
+            f"{target} exists and is not an empty folder; pass overwrite=True (CLI: "
+            "--overwrite) to replace a model folder, or choose another path"
+        )
+
+
+def _seed_everything(seed: int, deterministic: bool) -> None:
+    """Keras', TensorFlow's and numpy's seeds; TensorFlow's op determinism when ``deterministic``."""
+    import tensorflow as tf
+
+    _keras().utils.set_random_seed(int(seed))
+    if deterministic:
+        try:
+            tf.config.experimental.enable_op_determinism()
+        except Exception:  # noqa: BLE001 - older TF or already configured
+            pass
+
+
+def _training_data(train, validation, settings: _Settings, *, seed, synthetic_only, extra_masks, names):
+    """The batches of each epoch (real spikes and the synthetic stream), the validation data, the synthetic
+    generator (None without synthetic samples) and the number of real spikes per epoch."""
+    generator = None
+    if settings.synthetic:
+        generator = SyntheticGenerator.from_dataset(
+            train,
+            n_masks=settings.n_masks,
+            seed=seed,
+            noise=settings.noise,
+            augmentation=settings.recipe.augmentation,
+            extra_masks=extra_masks,
+        )
+    X_real = train.X[:0] if synthetic_only else train.X
+    y_real = train.y[:0] if synthetic_only else train.y
+    stream = make_training_stream(
+        X_real,
+        y_real,
+        generator=generator,
+        n_synthetic=settings.synthetic,
+        batch_size=settings.batch_size,
+        seed=seed,
+        to_input=to_member_input,
+        output_names=names,
+    )
+    validation_data = None
+    if validation is not None:
+        validation_onehot = validation.onehot()
+        validation_data = (to_member_input(validation.X), {n: validation_onehot for n in names})
+    return stream, validation_data, generator, len(X_real)
+
+
+def _make_callbacks(settings: _Settings, branches: dict, *, has_validation: bool, progress_bar: bool, n_members: int):
+    """The fit's callbacks, its epoch timer and its per-member early stopping (None unless chosen)."""
+    PerMemberEarlyStopping, TrainingProgress, EpochTimer = _callbacks_module()
+    timer = EpochTimer()
+    callbacks = [timer]
+    per_member_stopping = None
+    prefix = "val_" if has_validation else ""
+    if settings.early_stopping == "per_member":
+        per_member_stopping = PerMemberEarlyStopping(branches, settings.patience, prefix=prefix)
+        callbacks.append(per_member_stopping)
+    elif settings.early_stopping == "joint":
+        callbacks.append(
+            _keras().callbacks.EarlyStopping(
+                monitor=f"{prefix}loss", patience=settings.patience, restore_best_weights=True
+            )
+        )
+    if progress_bar:
+        callbacks.append(TrainingProgress(settings.epochs, n_members))
+    return callbacks, timer, per_member_stopping
+
+
+def _standalone_members(kernels: list[int], branches: dict) -> list:
+    """Published members (:func:`build_member`) holding the trained weights of each branch."""
+    members = []
+    for k in kernels:
+        member = build_member(k)
+        member.set_weights(branches[k].get_weights())
+        members.append(member)
+    return members
+
+
+def _run_record(fit_history, seconds, callbacks, settings: _Settings, run: dict, kernels, n_real, generator):
+    """What the run did: the per-epoch history, best epochs, timings and the settings used (``run``: those
+    not in the recipe)."""
+    timer, per_member_stopping = callbacks
+    history = {k: [float(v) for v in vals] for k, vals in fit_history.history.items()}
+    epochs_run = len(history.get("loss", []))
+    samples_per_epoch = n_real + settings.synthetic
+    best_epoch = None
+    if per_member_stopping is not None:
+        best_epoch = {int(k): int(per_member_stopping.best_epoch[k]) + 1 for k in kernels}
+    return {
+        "history": history,
+        "epochs_run": epochs_run,
+        "best_epoch": best_epoch,
+        "stopped_early": bool(epochs_run < settings.epochs),
+        "seconds": float(seconds),
+        "epoch_end_seconds": [float(v) for v in timer.ends],
+        "samples_per_epoch": int(samples_per_epoch),
+        "samples_per_second": float(samples_per_epoch * epochs_run / seconds) if seconds > 0 else None,
+        "synthetic": generator.info if generator is not None else None,
+        "settings": {
+            "kernels": [int(k) for k in kernels],
+            "epochs": settings.epochs,
+            "batch_size": settings.batch_size,
+            "patience": settings.patience,
+            "learning_rate": settings.learning_rate,
+            "optimizer": "Adam",
+            "loss": "sum over members of binary cross-entropy",
+            "early_stopping": settings.early_stopping,
+            "synthetic_per_epoch": settings.synthetic,
+            **run,
+            "recipe": dict(settings.recipe.describe(), overridden=settings.overridden),
+            "training": "fused (all members "
+            "as parallel branches of one Keras model, split into standalone members after training)",
+        },
+    }
+
+
+def _measure_and_calibrate(ensemble, result: dict, train, validation, test, calibration, *, seed) -> None:
+    """Record on ``ensemble`` what it was trained on and its calibration; put the validation and test
+    figures and the calibration in ``result``."""
+    # what the members were trained on, for the "like the training data" check at inference
+    ensemble.info["training_data"] = describe_training_snippets(train.X, train.cell, seed=seed)
+    if validation is not None:
+        result["val_metrics"] = _quick_metrics(ensemble, validation)
+    if calibration is None and validation is not None:
+        calibration = _fit_calibration(ensemble, validation)
+    if calibration is not None:
+        result["calibration"] = calibration
+        ensemble.info["calibration"] = {
+            "method": "temperature",
+            "temperature": calibration["temperature"],
+            "n_cells": calibration["n_cells"],
+            "fitted_on": calibration.get("fitted_on", "validation cells"),
+            "targets": calibration.get("targets", "Platt's smoothed targets"),
+        }
+    if test is not None:
+        result["test_metrics"] = _quick_metrics(ensemble, test)
 
 
 def save_trained_model(

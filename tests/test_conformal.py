@@ -1,0 +1,135 @@
+"""A guarantee on a rig: conformal sets cover at their level, a model never validated gives no reliable call."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from spikeinterface_sero.conformal import (
+    RIG_VALIDATION_FORMAT,
+    check_rig_validation,
+    fit_conformal,
+    guarantee,
+    minimum_cells,
+    prediction_sets,
+    rig_guarantee,
+)
+from spikeinterface_sero.constants import LABELS
+from spikeinterface_sero.decision import decide_units
+from spikeinterface_sero.errors import DataError
+from spikeinterface_sero.schema import UNIT_COLUMNS
+
+SER, NSER = LABELS
+
+
+def _cells(rng, n_per_class: int):
+    """Synthetic cell probabilities: SER cells mostly high, NSER mostly low, with overlap (a hard rig)."""
+    p = np.concatenate([rng.beta(5, 2, n_per_class), rng.beta(2, 5, n_per_class)])
+    return p, np.array([SER] * n_per_class + [NSER] * n_per_class, dtype=object)
+
+
+@pytest.mark.parametrize("n_per_class", [9, 20])
+def test_coverage_holds_per_class_within_the_finite_sample_bound(n_per_class):
+    """Split conformal: level <= expected coverage <= level + 1/(n+1) for each class (continuous scores)."""
+    rng = np.random.default_rng(0)
+    level, coverage, repeats = 0.9, {SER: [], NSER: []}, 200
+    for _ in range(repeats):
+        fit = fit_conformal(*_cells(rng, n_per_class), level=level)
+        p, y = _cells(rng, 500)
+        sets = prediction_sets(p, fit)
+        for label in LABELS:
+            coverage[label].append(np.isin(sets[y == label], [label, "both"]).mean())
+    # a calibration set's coverage is Beta(k, n + 1 - k) distributed: 3.5 standard errors of the mean of the repeats
+    slack = 3.5 * np.sqrt(level * (1 - level) / (n_per_class + 2) / repeats)
+    for label in LABELS:
+        mean = float(np.mean(coverage[label]))
+        assert level - slack <= mean <= level + 1.0 / (n_per_class + 1) + slack, (label, mean)
+
+
+def test_too_few_cells_of_a_class_give_sets_that_always_hold_it():
+    assert minimum_cells(0.9) == 9 and minimum_cells(0.95) == 19 and minimum_cells(0.8) == 4
+    rng = np.random.default_rng(1)
+    p = np.concatenate([rng.uniform(0.8, 1.0, 8), rng.uniform(0.0, 0.2, 12)])
+    y = np.array([SER] * 8 + [NSER] * 12, dtype=object)
+    fit = fit_conformal(p, y, level=0.9)
+    assert fit["quantiles"][SER] is None and fit["quantiles"][NSER] is not None
+    assert "8 serotonergic cells are too few" in fit["notes"][0]
+    assert set(prediction_sets(np.linspace(0, 1, 50), fit)) <= {SER, "both"}  # SER is never left out
+    assert "too few serotonergic cells" in guarantee({"conformal": fit, "days": [], "name": "x"})
+
+
+def test_sets_single_both_and_empty():
+    fit = {"level": 0.9, "quantiles": {SER: 0.3, NSER: 0.2}}
+    assert prediction_sets([0.95, 0.1, 0.5, np.nan], fit).tolist() == [SER, NSER, "empty", "not_calibrated"]
+    wide = {"level": 0.9, "quantiles": {SER: 0.7, NSER: 0.6}}
+    assert prediction_sets([0.5], wide).tolist() == ["both"]
+    assert prediction_sets([0.5], None).tolist() == ["not_calibrated"]
+
+
+def test_bad_fits_and_levels_are_refused():
+    with pytest.raises(DataError, match="level"):
+        fit_conformal([0.9, 0.1], [SER, NSER], level=0.99999 + 1)
+    with pytest.raises(DataError, match="labels must be"):
+        fit_conformal([0.9, 0.1], [SER, "maybe"])
+    with pytest.raises(DataError, match="format"):
+        check_rig_validation({"rigs": []})
+    bad = {"format": RIG_VALIDATION_FORMAT, "rigs": [{"conformal": {"level": 0.9, "quantiles": {SER: 2.0}}}]}
+    with pytest.raises(DataError, match="quantile"):
+        check_rig_validation(bad)
+
+
+def _rig(fit) -> dict:
+    return {
+        "format": RIG_VALIDATION_FORMAT,
+        "rigs": [{"name": "rig A", "date": "2026-12-06", "days": ["d1", "d2"], "conformal": fit, "fingerprint": {}}],
+    }
+
+
+def _decide(p_ser, rig_validation, rig_status):
+    """decide_units on one-spike-per-member cells of the given P(SER), 25 spikes each, quality ok."""
+    n = len(p_ser)
+    outputs = np.repeat(np.column_stack([p_ser, 1 - np.asarray(p_ser)])[:, None, :], 25, axis=0)[:, None, :, :]
+    outputs = np.repeat(outputs.reshape(n * 25, 1, 2), 3, axis=1)
+    unit_index = np.repeat(np.arange(n), 25)
+    ids = [f"c{i}" for i in range(n)]
+    quality = pd.DataFrame(
+        {
+            "sero_quality": "ok",
+            "sero_rig": rig_status,
+            "rig_index": [0 if s == "validated" else -1 for s in rig_status],
+        },
+        index=pd.Index(ids, name="unit_id"),
+    )
+    table, _ = decide_units(outputs, unit_index, ids, quality=quality, rig_validation=rig_validation)
+    return table
+
+
+def test_a_model_never_validated_on_a_rig_gives_no_reliable_call():
+    table = _decide([0.99, 0.01, 0.6], None, ["not_validated"] * 3)
+    assert list(table.columns) == UNIT_COLUMNS
+    assert not table["sero_reliable"].any()
+    assert (table["sero_call"] == "unsure").all() and (table["sero_set"] == "not_calibrated").all()
+    assert (table["sero_unsure_reasons"] == "not_validated_on_rig").all()
+
+
+def test_reliable_only_with_a_one_label_set_on_a_validated_rig_and_every_unsure_call_says_why():
+    fit = {"method": "mondrian_split_conformal", "level": 0.9, "quantiles": {SER: 0.2, NSER: 0.2}}
+    status = ["validated", "validated", "validated", "unlike_validated_rigs"]
+    table = _decide([0.99, 0.01, 0.5, 0.99], _rig(fit), status)
+    assert table["sero_set"].tolist() == [SER, NSER, "empty", "not_calibrated"]
+    assert table["sero_reliable"].tolist() == [True, True, False, False]
+    assert table["sero_call"].tolist() == [SER, NSER, "unsure", "unsure"]
+    assert table["sero_unsure_reasons"].tolist() == ["", "", "set_empty", "unlike_validated_rigs"]
+    unsure = table[~table["sero_reliable"]]
+    assert (unsure["sero_unsure_reasons"] != "").all() and (unsure["sero_call"] == "unsure").all()
+    wide = {"level": 0.9, "quantiles": {SER: 0.7, NSER: 0.7}}
+    assert _decide([0.5], _rig(wide), ["validated"])["sero_unsure_reasons"].tolist() == ["set_both"]
+
+
+def test_the_guarantee_in_words_names_the_level_the_cells_and_the_date():
+    fit = fit_conformal(np.r_[np.full(10, 0.9), np.full(10, 0.1)], [SER] * 10 + [NSER] * 10)
+    text = rig_guarantee(_rig(fit))
+    assert "at least 90% of serotonergic cells" in text and "10 + 10 labelled cells on 2 day(s)" in text
+    assert "2026-12-06" in text
+    assert "not validated" in rig_guarantee(None).lower()
