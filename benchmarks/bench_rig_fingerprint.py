@@ -52,7 +52,8 @@ def _sets(quick: bool) -> dict:
 
 
 def _row(name: str, recording) -> dict:
-    units = recording_to_analyzer(recording.to_recording()).compute("serotonergic", progress_bar=False).get_data()
+    analyzer = recording_to_analyzer(recording.to_recording())  # held: the extension keeps only a weak reference
+    units = analyzer.compute("serotonergic", progress_bar=False).get_data()
     unit = units.iloc[0]
     return dict(
         set=name,

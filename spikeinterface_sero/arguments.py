@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 import numbers
 
+import numpy as np
+
 from .errors import ParameterError
 
 __all__ = ["check_flag", "check_integer", "check_number", "check_choice"]
@@ -24,7 +26,7 @@ def check_flag(value, name: str) -> bool:
     -------
     bool
     """
-    if isinstance(value, bool) or type(value).__name__ == "bool_":
+    if isinstance(value, (bool, np.bool_)):
         return bool(value)
     raise ParameterError(f"{name} must be True or False, not {value!r}.")
 

@@ -19,6 +19,7 @@ __all__ = [
     "SET_BOTH",
     "SET_EMPTY",
     "NOT_CALIBRATED",
+    "NO_GUARANTEE",
     "fit_conformal",
     "prediction_sets",
     "minimum_cells",
@@ -31,6 +32,8 @@ SER, NSER = LABELS
 #: format name of a model folder's ``rig_validation``
 RIG_VALIDATION_FORMAT = "sero-rig-validation-1"
 SET_BOTH, SET_EMPTY, NOT_CALIBRATED = "both", "empty", "not_calibrated"
+#: the guarantee's words for a model not validated on any rig (every call unsure until sero validate has run)
+NO_GUARANTEE = "not validated on this rig: no call is reliable"
 
 
 def minimum_cells(level: float) -> int:
@@ -142,10 +145,7 @@ def check_rig_validation(value) -> dict:
 def guarantee(rig: dict | None) -> str:
     """The guarantee of one validated rig in words (every output that shows a set quotes it)."""
     if not rig:
-        return (
-            "none: the model was not validated on this rig (run sero validate with labelled cells of it); "
-            "no call is reliable"
-        )
+        return NO_GUARANTEE
     fit = rig["conformal"]
     level = float(fit["level"])
     n = fit.get("n_cells", {})
@@ -165,7 +165,7 @@ def rig_guarantee(value: dict | None) -> str:
     """The guarantee of a model's ``rig_validation`` in words, rig by rig (provenance ``guarantee``, model card,
     validation page)."""
     if not value or not value.get("rigs"):
-        return "Not validated on any rig: every call is unsure (not_validated) until sero validate has run."
+        return NO_GUARANTEE
     return " ".join(
         f"Validated on rig {number + 1}: {guarantee(rig)}.{_figures_text(rig.get('figures'))}"
         for number, rig in enumerate(value["rigs"])

@@ -50,6 +50,7 @@ from .fingerprint import (
     nearest_distances,
 )
 from .schema import UNIT_COLUMN_DESCRIPTIONS, UNIT_COLUMNS
+from .sequential import safe_moments
 from .stimulus import stimulus_reasons
 
 __all__ = [
@@ -601,6 +602,8 @@ def decide_units(
     quality: pd.DataFrame | None = None,
     calibration: dict | None = None,
     rig_validation: dict | None = None,
+    spike_times_s=None,
+    seal: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, np.ndarray]:
     """The whole decision for a set of units: the per-unit table and P(SER) per spike.
 
@@ -634,6 +637,13 @@ def decide_units(
         The model's validated rigs (``model_info.json``'s ``rig_validation``, ``docs/validate.md``): the
         conformal fit of the rig each cell is like gives its ``sero_set``. None: ``not_calibrated`` sets and
         no reliable call.
+    spike_times_s : np.ndarray or None, default: None
+        (n_spikes,) each spike's time from the start of the recording (s): the moment each cell's call became
+        safe (:func:`spikeinterface_sero.sequential.safe_moments`, ``sero_safe_after_spikes`` and
+        ``sero_safe_after_s``). None: not known (NaN).
+    seal : pandas.DataFrame or None, default: None
+        :func:`spikeinterface_sero.seal.watch_units` of the units (``sero_seal``, ``sero_stable_start_s``,
+        ``sero_stable_end_s``), when the spikes given are those of each unit's stable stretch. None: not watched.
 
     Returns
     -------
@@ -702,6 +712,7 @@ def decide_units(
     on_rig = (table["sero_rig"] == VALIDATED).to_numpy(dtype=bool)
     table["sero_reliable"] = (method == "cnn") & enough & like_training.to_numpy(dtype=bool) & on_rig & one_label
     _add_call_columns(table, params)
+    _add_moment_columns(table, outputs if method == "cnn" else None, spike_unit_index, spike_times_s, seal)
     for column in (
         "sero_probability",
         "sero_probability_low",
@@ -713,6 +724,21 @@ def decide_units(
     ):
         table[column] = table[column].astype("float64")
     return table[UNIT_COLUMNS], spike_p
+
+
+def _add_moment_columns(table, outputs, spike_unit_index, spike_times_s, seal) -> None:
+    """The moment each call became safe (NaN when it never did, or settled on the other side than the whole
+    recording's call) and the seal watch's columns."""
+    table["sero_safe_after_spikes"], table["sero_safe_after_s"] = np.nan, np.nan
+    if outputs is not None and spike_times_s is not None and len(table):
+        safe = safe_moments(consensus_of(outputs), spike_unit_index, list(range(len(table))), spike_times_s)
+        agrees = safe["sero_safe_label"].to_numpy(object) == table["sero_label"].to_numpy(object)
+        for column in ("sero_safe_after_spikes", "sero_safe_after_s"):
+            table[column] = np.where(agrees, safe[column].to_numpy(dtype=float), np.nan)
+    seal = pd.DataFrame(index=table.index) if seal is None else seal.reindex(table.index)
+    table["sero_seal"] = seal["sero_seal"].fillna("not_watched") if "sero_seal" in seal else "not_watched"
+    for column in ("sero_stable_start_s", "sero_stable_end_s"):
+        table[column] = seal[column].to_numpy(dtype=float) if column in seal else np.nan
 
 
 def _add_rig_columns(table: pd.DataFrame, quality: pd.DataFrame, rig_validation: dict | None) -> None:

@@ -42,15 +42,18 @@ from .constants import (
 from .decision import (
     DecisionParams,
     action_current_quality,
+    consensus_of,
     decide_units,
     describe_rule,
     describe_training_data,
+    spike_probability,
 )
 from .errors import DemoModelWarning, SeroError, SnippetError
 from .features import check_criterion, criteria_classify, features_from_sorting
 from .model import load_model
 from .model.numpy_engine import default_threads
 from .schema import UNIT_SCHEMA, cast_table, property_values
+from .seal import watch_units
 from .upstream import keep_trailing_empty_segments, set_sorting_property
 
 __all__ = [
@@ -392,6 +395,17 @@ def _waveform_window(analyzer) -> dict:
     return dict(ms_before=float(params["ms_before"]), ms_after=float(params["ms_after"]))
 
 
+def _spike_times_from_start(analyzer, spikes, starts: np.ndarray) -> tuple[np.ndarray, float]:
+    """Each spike's time from the start of the recording (s) and when the recording ended."""
+    fs = float(analyzer.sampling_frequency)
+    origin = float(starts[0]) if len(starts) else 0.0
+    segments = spikes["segment_index"].astype(np.int64)
+    times = starts[segments] - origin + spikes["sample_index"] / fs if len(spikes) else np.zeros(0)
+    last = analyzer.get_num_segments() - 1
+    end_s = float(starts[last] - origin + analyzer.get_num_samples(last) / fs) if last >= 0 else None
+    return np.asarray(times, dtype=np.float64), end_s
+
+
 def _segment_start_times(analyzer) -> tuple[np.ndarray, str]:
     """Each segment's start in the recording's own time base (multi-sweep ABF files: 0, 15, 30 s ...) and
     where it came from: the analyzer's recording, else the sorting's registered one, else 0 (unknown)."""
@@ -491,18 +505,20 @@ def compute_unit_decisions(
     decision = DecisionParams(
         n_boot=params["n_boot"], ci=params["ci"], seed=params["seed"], min_spikes=params["min_spikes"]
     )
+    times, end_s = _spike_times_from_start(analyzer, spikes, starts)
+    stable, seal = watch_units(waveforms, spike_unit, unit_ids, times, end_s)  # classify the stable stretch only
     quality = action_current_quality(
-        waveforms,
-        spike_unit,
+        waveforms[stable],
+        spike_unit[stable],
         unit_ids,
         firing_rate_hz=features.reindex(unit_ids)["firing_rate_hz"].to_numpy(dtype=float),
         isis_s=[_intervals(analyzer.sorting, u) for u in unit_ids],
         training_data=training_data,
         rig_validation=rig_validation,
     )
-    units, spike_p = decide_units(
-        outputs,
-        spike_unit,
+    units, _ = decide_units(
+        outputs[stable],
+        spike_unit[stable],
         unit_ids,
         params=decision,
         features=features,
@@ -511,7 +527,11 @@ def compute_unit_decisions(
         quality=quality,
         calibration=calibration,
         rig_validation=rig_validation,
+        spike_times_s=times[stable],
+        seal=seal,
     )
+    spike_p = spike_probability(consensus_of(outputs)).astype(np.float32) if outputs.shape[1] else None
+    spike_p = np.full(len(spike_unit), np.nan, np.float32) if spike_p is None else spike_p
     provenance["guarantee"] = rig_guarantee(rig_validation)
     analyzer_position = np.array([list(analyzer.unit_ids).index(u) for u in unit_ids], dtype=np.int64)
     return dict(

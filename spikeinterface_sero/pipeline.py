@@ -37,6 +37,7 @@ from .files import atomic_folder, check_output_folder
 from .model import load_model
 from .model.numpy_engine import default_threads
 from .report import write_cell_reports, write_summary_html
+from .second_cells import split_second_cells
 from .snippet_formats import CSV_NAME as _CSV_NAME
 from .snippet_formats import Snippets, load_npz, read_snippet_csv_folder, write_snippet_csv_folder
 
@@ -418,6 +419,7 @@ def _classify_analyzer(
             seed=seed,
             progress_bar=False,  # one bar per file is the batch runner's job
         )
+        analyzer = split_second_cells(analyzer)  # two cells under one pipette: each its own unit (docs/seal.md)
     table = results_table(analyzer, file=str(path))
     failures = _export(analyzer, path, report_dir, nwb_dir, phy_dir, nwb_metadata, overwrite)
     table["export_error"] = "; ".join(failures)

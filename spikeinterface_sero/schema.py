@@ -98,6 +98,21 @@ UNIT_SCHEMA = _columns(
         "validated (like a rig the model was validated on), unlike_validated_rigs, or "
         "not_validated (the model has no rig validation)",
     ),
+    (
+        "sero_safe_after_spikes",
+        FLOAT,
+        "spikes after which the call was safe: an anytime-valid sequential test on the running cell decision, "
+        "error rate 0.05 (docs/live.md); empty when it never became safe",
+    ),
+    ("sero_safe_after_s", FLOAT, "the time of that spike from the start of the recording (s)"),
+    (
+        "sero_seal",
+        TEXT,
+        "stable, or what happened to the seal with its start (break_in, second_cell, seal_loss, drift; "
+        "docs/seal.md); not_watched without spike times",
+    ),
+    ("sero_stable_start_s", FLOAT, "start of the stable stretch the call was made on (s)"),
+    ("sero_stable_end_s", FLOAT, "end of the stable stretch the call was made on (s)"),
     ("n_spikes", INTEGER, "spikes classified"),
     ("fraction_spikes_ser", FLOAT, "fraction of the cell's spikes whose own raw ensemble output votes serotonergic"),
     (

@@ -11,10 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 
 from .constants import NBEFORE
 
-__all__ = ["SEAL_EVENTS", "SealReport", "watch_seal", "separate_two_cells"]
+__all__ = ["SEAL_EVENTS", "SealReport", "watch_seal", "watch_units", "separate_two_cells"]
 
 #: what can happen to a loose seal, in the order they are looked for
 SEAL_EVENTS = ("break_in", "second_cell", "seal_loss", "drift")
@@ -207,6 +208,43 @@ def watch_seal(waveforms, times_s, end_s: float | None = None) -> SealReport:
         report.stable = times < end
         report.stable_end_s = float(times[report.stable].max()) if report.stable.any() else report.stable_start_s
     return report
+
+
+def watch_units(waveforms, spike_unit_index, unit_ids, times_s, end_s: float | None = None):
+    """:func:`watch_seal` of every unit: which spikes are in their unit's stable stretch, and the table columns.
+
+    Parameters
+    ----------
+    waveforms : np.ndarray
+        (n_spikes, 160) as for :func:`watch_seal`.
+    spike_unit_index : np.ndarray
+        (n_spikes,) index into ``unit_ids`` of each spike's unit.
+    unit_ids : sequence
+        The units.
+    times_s : np.ndarray
+        (n_spikes,) spike times (s).
+    end_s : float or None, default: None
+        When the recording ended (s).
+
+    Returns
+    -------
+    stable : np.ndarray
+        (n_spikes,) bool: the spike is in its unit's stable stretch.
+    table : pandas.DataFrame
+        Indexed by ``unit_id``: ``sero_seal`` (:attr:`SealReport.summary`), ``sero_stable_start_s``,
+        ``sero_stable_end_s``.
+    """
+    index = np.asarray(spike_unit_index, dtype=np.int64)
+    times = np.asarray(times_s, dtype=np.float64)
+    stable = np.ones(index.size, bool)
+    rows = []
+    for position in range(len(unit_ids)):
+        mine = np.flatnonzero(index == position)
+        report = watch_seal(np.asarray(waveforms)[mine], times[mine], end_s=end_s)
+        stable[mine] = report.stable
+        rows.append((report.summary, report.stable_start_s, report.stable_end_s))
+    columns = ["sero_seal", "sero_stable_start_s", "sero_stable_end_s"]
+    return stable, pd.DataFrame(rows, columns=columns, index=pd.Index(list(unit_ids), name="unit_id"))
 
 
 def separate_two_cells(waveforms, times_s, second_cell_start_s: float) -> np.ndarray:

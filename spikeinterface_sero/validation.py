@@ -8,7 +8,6 @@ HTML page (+ PNG + JSON) and records the rig in the model folder. How to read it
 from __future__ import annotations
 
 import datetime as _dt
-import html
 import json
 import math
 import shutil
@@ -22,7 +21,8 @@ from .adapt import is_paper_format
 from .analyzers import abf_to_analyzer, main_channel_waveforms
 from .conformal import RIG_VALIDATION_FORMAT, fit_conformal, guarantee, minimum_cells, prediction_sets
 from .constants import DEFAULT_CONFORMAL_LEVEL, DEFAULT_MIN_SPIKES, LABELS
-from .decision import QUALITY_OK
+from .curation import read_curation
+from .decision import QUALITY_OK, reliable_domain
 from .errors import DataError, ModelError, ParameterError, SeroError
 from .files import atomic_path, check_output_path
 from .fingerprint import VALIDATED, cell_fingerprints, fingerprint_distance, fit_fingerprint, mean_normalised_shapes
@@ -30,11 +30,11 @@ from .model import demo_model_folder
 from .training.data import read_label_table
 from .training.evaluate import calibration as calibration_figures
 from .training.evaluate import cell_intervals
+from .validation_page import page_html, write_reliability_png
 
 __all__ = [
     "ValidationResult",
     "read_labelled_cells",
-    "read_manual_labels",
     "classify_labelled_cells",
     "classify_curated_units",
     "validate",
@@ -42,16 +42,9 @@ __all__ = [
 ]
 
 SER, NSER = LABELS
-_RELIABLE_DOMAINS = ("in_domain", "resampled")
 _TARGET_HALF_WIDTH = 0.05  # +-5 points
 _Z95 = 1.959963984540054
 _INFO, _CARD = "model_info.json", "README.md"
-_MANUAL_LABEL = "sero_manual_label"  # the curation's label key (SpikeInterface curation format v2)
-_MEANING = {
-    "serotonergic_typical": (SER, "typical"),
-    "serotonergic_atypical": (SER, "atypical"),
-    "non_serotonergic": (NSER, ""),
-}
 
 
 @dataclass
@@ -182,29 +175,8 @@ def _one_cell(row, model_folder, trust: bool, seed: int) -> dict:
     return _unit_rows(analyzer, _compute(analyzer, model_folder, trust, seed), analyzer.unit_ids)[0]
 
 
-def read_manual_labels(path) -> pd.DataFrame:
-    """The units a person labelled in a SpikeInterface curation file (its ``sero_manual_label`` labels:
-    serotonergic_typical, serotonergic_atypical, non_serotonergic; ``unsure`` and unlabelled units are left
-    out). Returns ``unit_id, label, type``."""
-    try:
-        curation = json.loads(Path(path).read_text(encoding="utf-8"))
-        manual = curation.get("manual_labels") or []
-    except (OSError, UnicodeDecodeError, ValueError, AttributeError) as error:
-        raise DataError(
-            f"cannot read the curation file {path} ({error}); give a SpikeInterface curation .json."
-        ) from None
-    rows = []
-    for entry in manual:
-        for value in (entry.get("labels") or {}).get(_MANUAL_LABEL, []):
-            if value in _MEANING:
-                rows.append({"unit_id": entry.get("unit_id"), "label": _MEANING[value][0], "type": _MEANING[value][1]})
-    if not rows:
-        raise DataError(f"{path} labels no unit {', '.join(_MEANING)} under '{_MANUAL_LABEL}'.")
-    return pd.DataFrame(rows)
-
-
 def classify_curated_units(analyzer, labels: pd.DataFrame, model_folder=None, *, trust: bool = False, seed: int = 0):
-    """The labelled units of one analyzer (``labels``: :func:`read_manual_labels`) through the extension."""
+    """The labelled units of one analyzer (``labels``: :func:`~spikeinterface_sero.curation.read_curation`) through the extension."""
     by_text = {str(u): u for u in analyzer.unit_ids}
     missing = sorted(str(u) for u in labels["unit_id"] if str(u) not in by_text)
     if missing:
@@ -243,7 +215,7 @@ def _usable(cells: pd.DataFrame, min_spikes: int) -> np.ndarray:
     """Cells a set would be given to: passing the checks, like the training data, with enough spikes."""
     return (
         (cells["sero_quality"] == QUALITY_OK)
-        & cells["sero_domain"].isin(_RELIABLE_DOMAINS)
+        & cells["sero_domain"].map(reliable_domain).astype(bool)
         & (cells["n_spikes"] >= min_spikes)
         & cells["sero_label"].isin(LABELS)
     ).to_numpy()
@@ -381,79 +353,6 @@ def _nanmean(values: np.ndarray) -> float | None:
     return float(values.mean()) if values.size else None
 
 
-# ------------------------------------------------------------------------------------------------- outputs
-def _reliability_png(figures: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    bins = [b for b in figures["calibration"]["bins"] if b["n"]]
-    figure, axis = plt.subplots(figsize=(4.2, 4.2), dpi=100)
-    axis.plot([0, 1], [0, 1], color="0.6", linestyle="--", linewidth=1)
-    axis.scatter([b["mean_p_ser"] for b in bins], [b["frac_ser"] for b in bins], s=[20 + 8 * b["n"] for b in bins])
-    axis.set(xlim=(0, 1), ylim=(0, 1), xlabel="calibrated cell P(SER)", ylabel="observed share of SER cells")
-    axis.set_title(f"Reliability (ECE {figures['calibration']['ece'] or 0:.3f})", fontsize=10)
-    figure.tight_layout()
-    with atomic_path(path) as temporary:
-        figure.savefig(temporary, format="png")
-    plt.close(figure)
-
-
-def _interval_text(interval) -> str:
-    return f"{interval[0]:.2f}-{interval[1]:.2f}" if interval else "-"
-
-
-def _page(figures: dict, rig: dict, cells: pd.DataFrame, how: str, model_folder: Path) -> str:
-    rows = "".join(
-        f"<tr><td>{html.escape(name)}</td><td>{v['right']}/{v['n']}</td><td>{(v['recall'] or 0):.2f}</td>"
-        f"<td>{_interval_text(v['interval'])}</td><td>{v['more_cells_for_5_points']}</td></tr>"
-        for name, v in figures["per_class"].items()
-    )
-    precision = figures["reliable_precision"]
-    lines = [
-        "<!DOCTYPE html><html><head><meta charset='utf-8'><title>Validation on a rig</title></head><body>",
-        f"<h1>Validation of {html.escape(str(model_folder))} on rig {html.escape(rig['name'])}</h1>",
-        f"<p>{figures['n_cells']} labelled cells ({figures['n_usable']} passing the checks with enough spikes), "
-        f"days: {html.escape(', '.join(figures['days']) or 'not given')}; validated {rig['date']}.</p>",
-        f"<h2>Guarantee</h2><p>{html.escape(guarantee(rig))}.</p>",
-        "<h2>Recall per class</h2><table border=1 cellpadding=4><tr><th>class</th><th>right</th><th>recall</th>"
-        "<th>95 % interval (Clopper-Pearson)</th><th>more cells for +-5 points</th></tr>" + rows + "</table>",
-        f"<p>Balanced accuracy {figures['balanced_accuracy'] or 0:.3f} "
-        f"({_interval_text(figures['balanced_accuracy_interval'])}).</p>",
-        "<h2>Reliable calls (cross-fitted)</h2>",
-        f"<p>The sets and rig matches below were cross-fitted ({html.escape(how)}): each cell was judged by a "
-        "conformal fit and fingerprint made without it, so these figures are not the fit grading itself. "
-        f"Reliable: {figures['reliable_n']} of {figures['n_cells']} cells ({(figures['reliable_share'] or 0):.0%}); "
-        f"right: {'-' if precision is None else f'{precision:.0%}'} "
-        f"({_interval_text(figures['reliable_precision_interval'])}). Set coverage: "
-        + ", ".join(f"{k} {'-' if v is None else f'{v:.0%}'}" for k, v in figures["set_coverage"].items())
-        + f". Cells of this rig flagged unlike it when left out: {(figures['same_rig_flagged_unlike'] or 0):.0%}.</p>",
-        "<h2>Calibration</h2><img src='reliability.png' alt='reliability diagram'>",
-        f"<p>Member disagreement (SD of members' P(SER)): {figures['member_spread_right'] or 0:.3f} on right calls, "
-        f"{figures['member_spread_wrong'] or 0:.3f} on wrong ones.</p>",
-        "<h2>Warnings</h2><ul>" + "".join(f"<li>{html.escape(w)}</li>" for w in figures["warnings"]) + "</ul>",
-        "<h2>Cells</h2>" + cells[_CELL_COLUMNS].to_html(index=False, float_format=lambda v: f"{v:.3f}"),
-        "</body></html>",
-    ]
-    return "\n".join(lines)
-
-
-_CELL_COLUMNS = [
-    "file",
-    "group",
-    "label",
-    "type",
-    "sero_label",
-    "sero_probability",
-    "n_spikes",
-    "sero_quality",
-    "oof_set",
-    "oof_rig",
-    "oof_reliable",
-]
-
-
 def _jsonable(value):
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
@@ -488,14 +387,14 @@ def _target_folder(model_folder: Path, out, overwrite: bool, *, copy: bool = Tru
         if _is_protected(model_folder) or not os.access(model_folder, os.W_OK):
             raise ParameterError(
                 f"{model_folder} is the bundled demo, an imported published model or read-only: it is not changed "
-                "in place. Give a new folder for the validated copy (out=... / --out NEW_FOLDER)."
+                "in place. Give a new folder for the validated copy: out=<new folder> (CLI: --out <new folder>)."
             )
         return model_folder
     out = Path(out).expanduser().absolute()
     if out.exists() and any(out.iterdir()):
         if not overwrite:
             raise ParameterError(
-                f"{out} exists and is not empty: choose a new folder or pass overwrite=True (--overwrite)."
+                f"{out} exists and is not empty: choose a new folder or pass overwrite=True (CLI: --overwrite)."
             )
         if copy:
             shutil.rmtree(out)
@@ -542,7 +441,7 @@ def validate(
         The model; None: the bundled demo (then ``out`` is required).
     labels : str or pathlib.Path or pandas.DataFrame
         The labelled cells (:func:`read_labelled_cells`); with ``analyzer``, a SpikeInterface curation file
-        (:func:`read_manual_labels`) or a table ``unit_id, label, type``.
+        (:func:`~spikeinterface_sero.curation.read_curation`) or a table ``unit_id, label, type``.
     report_dir : str or pathlib.Path
         Where ``validation.html``, ``validation.json``, ``reliability.png`` and ``cells.csv`` go.
     out : str or pathlib.Path or None, default: None
@@ -576,7 +475,7 @@ def validate(
         check_output_path(path, overwrite=overwrite)
     _target_folder(source, out, overwrite, copy=False)  # refused before any work
     if cells is None and analyzer is not None:
-        manual = labels if isinstance(labels, pd.DataFrame) else read_manual_labels(labels)
+        manual = labels if isinstance(labels, pd.DataFrame) else read_curation(labels)
         cells = classify_curated_units(analyzer, manual, source, trust=trust, seed=seed)
     if cells is None:
         cells = classify_labelled_cells(read_labelled_cells(labels), source, trust=trust, seed=seed, progress=progress)
@@ -605,7 +504,7 @@ def validate(
         temporary.write_text(json.dumps(_jsonable({"rig": rig, "figures": figures}), indent=1), encoding="utf-8")
     with atomic_path(files["cells.csv"]) as temporary:
         judged.drop(columns=["shape", "path"], errors="ignore").to_csv(temporary, index=False)
-    _reliability_png(figures, files["reliability.png"])
+    write_reliability_png(figures, files["reliability.png"])
     with atomic_path(files["validation.html"]) as temporary:
-        temporary.write_text(_page(figures, rig, judged, how, target), encoding="utf-8")
+        temporary.write_text(page_html(figures, rig, judged, how, target), encoding="utf-8")
     return ValidationResult(cells=judged, figures=figures, rig=rig, model_folder=target, files=files)

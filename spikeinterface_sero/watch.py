@@ -480,7 +480,7 @@ def watch_folder(
     for bad in ("report_dir", "return_analyzer"):
         classify_kwargs.pop(bad, None)
     if classify_kwargs.get("method", "cnn") == "cnn":
-        load_model(model_folder, trust=bool(classify_kwargs.get("trust_model", False)))  # fail fast, warm cache
+        load_model(model_folder, trust=classify_kwargs.get("trust_model", False))  # fail fast, warm cache
     options = dict(
         model_folder=model_folder,
         settle_s=settle_s,

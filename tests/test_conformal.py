@@ -132,4 +132,33 @@ def test_the_guarantee_in_words_names_the_level_the_cells_and_the_date():
     text = rig_guarantee(_rig(fit))
     assert "at least 90% of serotonergic cells" in text and "10 + 10 labelled cells on 2 day(s)" in text
     assert "2026-12-06" in text
-    assert "not validated" in rig_guarantee(None).lower()
+    assert rig_guarantee(None) == "not validated on this rig: no call is reliable"
+
+
+def test_through_the_extension_only_the_validated_model_gives_a_reliable_call(tmp_path):
+    """The same clear cell: reliable with the demo (validated on its simulator), unsure with the same members
+    whose folder holds no rig validation (as the published models until sero validate has run)."""
+    import json
+    import shutil
+
+    from spikeinterface_sero.analyzers import recording_to_analyzer
+    from spikeinterface_sero.conformal import NO_GUARANTEE
+    from spikeinterface_sero.datasets import simulate_drn_recording
+    from spikeinterface_sero.model import demo_model_folder
+
+    unvalidated = tmp_path / "model"
+    shutil.copytree(demo_model_folder(), unvalidated)
+    info = json.loads((unvalidated / "model_info.json").read_text())
+    info.pop("rig_validation")
+    (unvalidated / "model_info.json").write_text(json.dumps(info))
+    analyzer = recording_to_analyzer(simulate_drn_recording("serotonergic", duration_s=30.0, seed=301).to_recording())
+    validated = analyzer.compute("serotonergic")
+    assert validated.get_data()["sero_reliable"].tolist() == [True]
+    assert "at least 90% of serotonergic cells" in validated.get_data("provenance")["guarantee"]
+    ext = analyzer.compute("serotonergic", model_folder=str(unvalidated))
+    units = ext.get_data()
+    assert units["sero_label"].tolist() == [SER] and not units["sero_reliable"].any()
+    assert units[["sero_rig", "sero_set", "sero_call", "sero_unsure_reasons"]].values.tolist() == [
+        ["not_validated", "not_calibrated", "unsure", "not_validated_on_rig"]
+    ]
+    assert ext.get_data("provenance")["guarantee"] == NO_GUARANTEE

@@ -228,6 +228,16 @@ def test_several_extensions_at_once_with_n_jobs(model_folder):
     assert again.get_extension("serotonergic").get_data("provenance")["adaptation"]["reextracted"]
 
 
+def _dense(analyzer):
+    """The same detection with every channel's waveforms kept (the detection keeps each unit on its own
+    channel): units on different channels can then be soft-merged, as these tests do."""
+    from spikeinterface.core import create_sorting_analyzer
+
+    dense = create_sorting_analyzer(analyzer.sorting, analyzer.recording, sparse=False)
+    dense.compute({"random_spikes": dict(method="all"), "waveforms": dict(ms_before=1.0, ms_after=3.0)})
+    return dense
+
+
 def _text_of(analyzer) -> dict:
     """Every text value of the unit table and of the text sorting properties."""
     from spikeinterface_sero.extension import SERO_PROPERTIES
@@ -249,7 +259,7 @@ def test_text_survives_recompute_merge_and_split_in_every_format(model_folder, t
     from spikeinterface_sero.schema import TEXT, UNIT_SCHEMA
 
     suffix = ".zarr" if fmt == "zarr" else ""
-    memory = sero.recording_to_analyzer(_recording())
+    memory = _dense(sero.recording_to_analyzer(_recording()))
     disk = memory.save_as(format=fmt, folder=tmp_path / f"an{suffix}")
     units = list(memory.unit_ids)
     short = [key for key in SERO_PROPERTIES if UNIT_SCHEMA[key].kind == TEXT]
@@ -305,7 +315,7 @@ def test_spike_times_waveforms_and_segments_of_a_multi_sweep_file(tmp_path, mode
     path = write_abf(
         tmp_path / "ep.abf", sweeps, 40_000.0, mode="episodic", data_format="float32", sweep_t_starts=[0.0, 15.0, 30.0]
     )
-    analyzer = sero.abf_to_analyzer(path)
+    analyzer = _dense(sero.abf_to_analyzer(path))
     ext = analyzer.compute("serotonergic", model_folder=model_folder, n_boot=20)
     segments = ext.get_data("segments")
     assert segments["segment_index"].tolist() == [0, 1, 2]

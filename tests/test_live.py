@@ -116,3 +116,41 @@ def test_a_real_browser_shows_each_file_as_it_arrives_unsure_calls_never_as_labe
     finally:
         browser.quit()
         server.stop()
+
+
+def test_sero_watch_serves_the_live_page_and_each_finished_file_reaches_it(tmp_path):
+    import os
+    import re
+    import subprocess
+    import sys
+    import time
+
+    from spikeinterface_sero.datasets import write_abf
+    from spikeinterface_sero.testing import synthetic_trace
+
+    folder = tmp_path / "today"
+    folder.mkdir()
+    env = dict(os.environ, PYTHONUNBUFFERED="1", TF_CPP_MIN_LOG_LEVEL="3")
+    command = [sys.executable, "-m", "spikeinterface_sero.cli", "watch", str(folder), "--serve", "--settle", "0.5"]
+    process = subprocess.Popen([*command, "--timeout", "60"], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        url = None
+        for line in process.stdout:
+            found = re.search(r"live page: (http://127\.0\.0\.1:\d+/)", line)
+            url = found.group(1) if found else url
+            if line.startswith("watching"):
+                break
+        assert url is not None
+        trace = synthetic_trace(duration_s=4.0, spike_times_s=np.arange(0.2, 3.8, 0.15), seed=1)
+        write_abf(tmp_path / "cell.abf", trace, 40_000.0, data_format="float32").rename(folder / "cell.abf")
+        deadline, state = time.monotonic() + 45, {}
+        while time.monotonic() < deadline and not state.get("rows"):
+            time.sleep(0.3)
+            state = json.loads(urllib.request.urlopen(url + "state", timeout=10).read())
+        (row,) = state["rows"]
+        assert row["file"].endswith("cell.abf") and row["n_spikes"] > 0 and not row["error"]
+        assert row["sero_call"] in ("unsure", "serotonergic", "non_serotonergic")
+        assert any("DEMONSTRATION" in note.upper() or "demo" in note.lower() for note in state["notes"])
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

@@ -832,3 +832,13 @@ def test_damaged_savedmodel_checkpoint_is_one_clear_error(formats_dir, tmp_path,
         M.import_models(src, tmp_path / "out")
     assert "\n" not in str(err.value) and len(str(err.value)) < 600
     assert not (tmp_path / "out").exists()
+
+
+def test_save_model_refuses_weights_load_model_would_refuse(tmp_path):
+    ens = M.random_ensemble((20,), seed=1)
+    weights = ens.members[0].get_weights()
+    weights[5][3] = np.nan  # conv2d_1 bias, as a diverged training leaves it
+    ens.members[0].set_weights(weights)
+    with pytest.raises(ModelError, match=r"member_k20\.keras.*conv2d_1/bias holds 1 NaN"):
+        M.save_model(ens, tmp_path / "diverged")
+    assert not (tmp_path / "diverged").exists()

@@ -54,3 +54,37 @@ def test_too_few_spikes_call_nothing():
     rng = np.random.default_rng(0)
     report = watch_seal(rng.normal(0, 1, (40, 160)), np.sort(rng.uniform(0, 30, 40)), end_s=30.0)
     assert report.summary == "stable" and report.stable.all() and not report.windows
+
+
+def test_the_extension_classifies_the_stable_stretch_and_says_which():
+    failed = simulate_seal_failure("break_in", "serotonergic", duration_s=90.0, onset_s=ONSET_S, seed=11)
+    healthy = simulate_seal_failure("healthy", "serotonergic", duration_s=90.0, onset_s=ONSET_S, seed=11)
+    rows = {}
+    for name, simulated in (("failed", failed), ("healthy", healthy)):
+        analyzer = recording_to_analyzer(simulated.to_recording())
+        rows[name] = analyzer.compute("serotonergic").get_data().iloc[0]
+    seal, stable_end = rows["failed"]["sero_seal"], rows["failed"]["sero_stable_end_s"]
+    assert seal.startswith("break_in@") and stable_end < ONSET_S + 1.0
+    assert rows["healthy"]["sero_seal"] == "stable" and rows["healthy"]["sero_stable_end_s"] > 85.0
+    # only the stable stretch was classified: the spikes before the onset, and the same call as the healthy cell's
+    before_onset = np.sum(healthy.spike_times_s < stable_end)
+    assert abs(int(rows["failed"]["n_spikes"]) - before_onset) <= 2
+    assert rows["failed"]["sero_label"] == rows["healthy"]["sero_label"] == "serotonergic"
+    # the moment the call was safe: a spike count within the stretch, and its time
+    for row in rows.values():
+        assert 1 <= row["sero_safe_after_spikes"] <= row["n_spikes"]
+        assert row["sero_stable_start_s"] <= row["sero_safe_after_s"] <= row["sero_stable_end_s"]
+
+
+def test_two_cells_under_one_pipette_become_two_classified_units(tmp_path):
+    from spikeinterface_sero.datasets import write_abf
+    from spikeinterface_sero.pipeline import classify_file
+
+    simulated = simulate_seal_failure("second_cell", "serotonergic", duration_s=90.0, onset_s=ONSET_S, seed=11)
+    path = write_abf(tmp_path / "pair.abf", simulated.traces, simulated.sampling_frequency, data_format="float32")
+    rows = classify_file(path).set_index("cell_id")
+    assert sorted(rows.index) == ["pair", "pair_second_cell"]
+    # the recorded cell is serotonergic, the newcomer non-serotonergic (datasets.seal_failures): each called so
+    assert rows.loc["pair", "sero_label"] == "serotonergic"
+    assert rows.loc["pair_second_cell", "sero_label"] == "non_serotonergic"
+    assert rows["n_spikes"].sum() > 0.9 * (len(simulated.spike_times_s) + rows.loc["pair_second_cell", "n_spikes"])

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from spikeinterface_sero.cli import main
+from spikeinterface_sero.curation import MANUAL_LABEL_OPTIONS
 from spikeinterface_sero.datasets import simulate_dataset
 from spikeinterface_sero.datasets.membrane import simulate_membrane_dataset
 from spikeinterface_sero.errors import ParameterError
@@ -75,7 +76,7 @@ def test_validate_writes_the_page_and_records_the_rig_in_a_copy(labelled):
 
 def test_the_demo_is_not_validated_in_place(labelled):
     root, table = labelled
-    with pytest.raises(ParameterError, match="--out NEW_FOLDER"):
+    with pytest.raises(ParameterError, match="out=<new folder>"):
         validate(None, table, report_dir=root / "refused")
 
 
@@ -126,7 +127,7 @@ def test_validate_from_a_curation_of_an_analyzers_units(labelled, tmp_path):
             "sero_manual_label": {
                 "name": "sero_manual_label",
                 "exclusive": True,
-                "label_options": ["serotonergic_typical", "unsure"],
+                "label_options": list(MANUAL_LABEL_OPTIONS),
             }
         },
         "manual_labels": [

@@ -214,6 +214,7 @@ _FLAGS = {
     "nwb_dir": "--nwb",
     "write_nwb": "--nwb",
     "channel=": "--channel ",
+    "out=": "--out ",
     "scheduler=": "--scheduler ",
 }
 

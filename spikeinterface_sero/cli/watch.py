@@ -7,7 +7,7 @@ import datetime
 import sys
 from pathlib import Path
 
-from ..arguments import check_number
+from ..arguments import check_integer, check_number
 from ..export import write_table
 from ..files import fallback_path
 from ..model import load_model
@@ -51,6 +51,16 @@ def add_parser(subparsers) -> None:
     p.add_argument("--polling", action="store_true", help="poll instead of OS notifications (network drives)")
     p.add_argument("--timeout", type=float, default=None, help="stop after this many seconds (default: Ctrl-C)")
     p.add_argument("--quiet", action="store_true", help="print only failures and the final summary")
+    p.add_argument(
+        "--serve",
+        nargs="?",
+        const=0,
+        type=int,
+        default=None,
+        metavar="PORT",
+        help="show every cell on a live page served on this computer only (127.0.0.1:PORT; no PORT: a free "
+        "one), updated as files arrive (docs/live.md)",
+    )
     add_model_args(p)
     add_detection_args(p)
     p.set_defaults(run=run)
@@ -104,6 +114,29 @@ def _save_unwritten(out):
     return save
 
 
+def _live_page(args, model, stack, on_result):
+    """With --serve: the live page, fed with every file's rows beside ``on_result``; its address printed."""
+    if args.serve is None:
+        return on_result
+    from ..conformal import rig_guarantee
+    from ..live import LiveBoard, LiveServer
+
+    notes = []
+    if args.method == "cnn":
+        ensemble = load_model(model, trust=args.trust_model)
+        notes = ([DEMO_NOTE] if ensemble.is_demo else []) + [rig_guarantee(ensemble.info.get("rig_validation"))]
+    board = LiveBoard(notes=notes)
+    server = LiveServer(board, port=check_integer(args.serve, "--serve", minimum=0, maximum=65535))
+    stack.callback(server.stop)
+    print(f"live page: {server.url}", flush=True)
+
+    def both(rows) -> None:
+        board.update(rows)
+        on_result(rows)
+
+    return both
+
+
 def run(args) -> int:
     check_detection_flags(args)
     if args.timeout is not None:
@@ -127,6 +160,7 @@ def run(args) -> int:
 
     with contextlib.ExitStack() as stack:
         stop_on_terminate(stack)  # SIGTERM ends the session as Ctrl-C does, with the summary
+        on_result = _live_page(args, model, stack, printer)
         try:
             watch_folder(
                 args.folder,
@@ -134,7 +168,7 @@ def run(args) -> int:
                 model_folder=model,
                 settle_s=args.settle,
                 process_existing=args.existing,
-                on_result=printer,
+                on_result=on_result,
                 on_start=ready,
                 timeout_s=args.timeout,
                 recursive=args.recursive,

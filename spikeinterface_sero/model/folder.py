@@ -158,17 +158,25 @@ def save_model(
     -------
     pathlib.Path
         The folder.
+
+    Raises
+    ------
+    ModelError
+        A member's weights are not finite or exceed :data:`~spikeinterface_sero.model.spec.MAX_ABS_WEIGHT`
+        (a diverged training): :func:`load_model` would refuse the folder, so it is not written.
     """
     if not isinstance(ensemble, Ensemble):
         raise ModelError(f"save_model needs an Ensemble, got {type(ensemble).__name__}")
     overwrite = check_flag(overwrite, "overwrite")
     folder = Path(folder).expanduser().resolve()
     _prepare_target(folder, overwrite)
+    files = _member_filenames(ensemble.kernels)
+    for member, fname in zip(ensemble.members, files):  # a folder load_model would refuse is not written
+        check_weight_values(fname, member.get_weights(), [v.path for v in member.weights])
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = folder.parent / f".{folder.name}.tmp-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
     try:
-        files = _member_filenames(ensemble.kernels)
         members_info = []
         for member, k, fname in zip(ensemble.members, ensemble.kernels, files):
             member.save(tmp / fname)
