@@ -29,12 +29,12 @@ than 100 MB more than the 1-minute one, and no MemoryError. (Before the cap, 10 
 Many channels (issue #25): an int16 ABF 2 file of ``n`` current channels (each a cell, 30 s, 600 spikes)
 classified in a subprocess per ``n`` (``--channels 1 4 16``), the peak after building the analyzer and after
 classifying. Each unit's waveforms keep its own channel (a SpikeInterface ChannelSparsity), so the peak grows
-linearly with the channels; target: the analyzer stage's growth per channel from 4 to 16 channels at most 1.5
-times that from 1 to 4 (the whole run's peak also holds the inference's working memory, a ceiling reached at a
-few thousand spikes that hides the growth at one channel). Measured (2 shared CPUs): own channel, analyzer
-stage 179 / 199 / 271 MB for 1 / 4 / 16 channels (6.4 then 6.0 MB per channel), whole run 226 / 232 / 271 MB;
-the dense waveforms before, 179 / 198 / 398 MB (6.3 then 16.7 MB per channel, growing with the square: 64
-such channels peaked at 3.3 GB).
+linearly with the channels; target: the analyzer stage's growth per added channel in the last step at most 1.5
+times that in the first (the whole run's peak also holds the inference's working memory, a ceiling reached at a
+few thousand spikes that hides the growth at one channel). Measured (2 shared CPUs, ``--channels 1 4 16
+64``): own channel, analyzer stage 180 / 199 / 271 / 522 MB (6.4, 6.0, 5.2 MB per added channel), whole run
+228 / 233 / 271 / 522 MB; the dense waveforms before, 179 / 198 / 398 MB for 1 / 4 / 16 channels (6.3 then
+16.7 MB per channel, growing with the square: 64 such channels peaked at 3.3 GB).
 
 What was measured (Neo 0.14.6, SpikeInterface 0.105.3, 2 CPUs): file-mapped RSS does not grow with the
 recording. AxonRawIO maps each requested chunk on its own (``neo.rawio.utils.

@@ -31,8 +31,8 @@ def main(argv=None) -> dict:
     from spikeinterface_sero import abf_to_analyzer
     from spikeinterface_sero.constants import SAMPLING_FREQUENCY
     from spikeinterface_sero.datasets import write_abf
+    from spikeinterface_sero.detection import detection_trace
     from spikeinterface_sero.report import write_cell_reports
-    from spikeinterface_sero.snippets import detection_trace
     from spikeinterface_sero.testing import long_synthetic_trace
 
     calls = []

@@ -1254,38 +1254,61 @@ def _pool_worker(conn, sources, seed, mix, budget_s, mem_limit_gb, rss_growth_mb
     conn.send(dict(done=True, maxrss_mb=_maxrss_mb(), rss_mb=_rss_mb()))
 
 
-def _run_pool(n_cases, sources, seed, mix, budget_s, mem_limit_gb, rss_growth_mb, tmp: Path, workers, on_result):
-    """Run the cases in ``workers`` forked processes, each with its in-process time guard, and a watchdog
-    that kills a worker stuck in one case (C code that never returns to Python) and starts another."""
-    import multiprocessing as mp
-    from multiprocessing.connection import wait
+class _WorkerPool:
+    """The forked workers of :func:`_run_pool`: each ``busy`` one runs a case, each ``done`` one has been told
+    to stop and owes its final report (its peak memory)."""
 
-    ctx = mp.get_context("fork")
-    hard_limit = (budget_s + SWEEP_ALLOWANCE_S * SWEEP_ALLOWANCE_MAX) * 2 + 10.0
-    state = dict(next=0, spawned=0, peak=0.0, final_rss=[])
+    def __init__(self, n_cases, sources, seed, mix, budget_s, mem_limit_gb, rss_growth_mb, tmp: Path, on_result):
+        import multiprocessing as mp
 
-    def spawn():
-        parent, child = ctx.Pipe()
-        k = state["spawned"]
-        state["spawned"] += 1
-        args = (child, sources, seed, mix, budget_s, mem_limit_gb, rss_growth_mb, str(tmp / f"w{k}"))
-        proc = ctx.Process(target=_pool_worker, args=args, daemon=True)
+        self.ctx = mp.get_context("fork")
+        self.n_cases, self.sources, self.seed, self.mix = n_cases, sources, seed, mix
+        self.worker_args = (budget_s, mem_limit_gb, rss_growth_mb)
+        self.tmp, self.on_result = tmp, on_result
+        self.next, self.spawned, self.peak, self.final_rss = 0, 0, 0.0, []
+        self.busy: list[dict] = []
+        self.done: list[dict] = []
+
+    def spawn(self) -> dict:
+        parent, child = self.ctx.Pipe()
+        k = self.spawned
+        self.spawned += 1
+        budget_s, mem_limit_gb, rss_growth_mb = self.worker_args
+        args = (
+            child,
+            self.sources,
+            self.seed,
+            self.mix,
+            budget_s,
+            mem_limit_gb,
+            rss_growth_mb,
+            str(self.tmp / f"w{k}"),
+        )
+        proc = self.ctx.Process(target=_pool_worker, args=args, daemon=True)
         proc.start()
         child.close()
         return dict(proc=proc, conn=parent, case=None, t0=0.0)
 
-    def feed(w):
-        if state["next"] < n_cases:
-            w["case"], w["t0"] = state["next"], time.perf_counter()
-            state["next"] += 1
+    def feed(self, w) -> None:
+        """Send ``w`` the next case, or None (stop) when all are handed out."""
+        if self.next < self.n_cases:
+            w["case"], w["t0"] = self.next, time.perf_counter()
+            self.next += 1
             w["conn"].send(w["case"])
         else:
             w["case"] = None
             w["conn"].send(None)
 
-    def lost(w, outcome, msg):
-        src, _data, desc, kind = make_case(sources, w["case"], seed, mix)
-        on_result(
+    def start(self, w) -> None:
+        """Feed a worker and file it as busy, or as done when no case was left."""
+        self.feed(w)
+        (self.busy if w["case"] is not None else self.done).append(w)
+
+    def lost(self, w, outcome, msg) -> None:
+        """Report ``w``'s case as escaped, kill the worker and start a fresh one on the next case."""
+        self.busy.remove(w)
+        src, _data, desc, kind = make_case(self.sources, w["case"], self.seed, self.mix)
+        self.on_result(
             dict(
                 case=w["case"],
                 source=src.name,
@@ -1302,59 +1325,67 @@ def _run_pool(n_cases, sources, seed, mix, budget_s, mem_limit_gb, rss_growth_mb
             w["proc"].kill()
         w["proc"].join(5)
         w["conn"].close()
+        self.start(self.spawn())
 
-    pool = [spawn() for _ in range(max(1, min(workers, n_cases)))]
-    for w in pool:
-        feed(w)
-    busy = [w for w in pool if w["case"] is not None]
-    done = []
-    try:
-        while busy or done:
-            for w in list(done):  # wait for the workers' final report (their peak memory)
-                if w["conn"].poll(10):
-                    with contextlib.suppress(EOFError, OSError):
-                        r = w["conn"].recv()
-                        state["peak"] = max(state["peak"], r.get("maxrss_mb", 0.0))
-                        state["final_rss"].append(r.get("rss_mb", float("nan")))
-                w["proc"].join(5)
-                done.remove(w)
-            if not busy:
-                break
-            for conn in wait([w["conn"] for w in busy], timeout=0.5):
-                w = next(w for w in busy if w["conn"] is conn)
-                try:
-                    r = conn.recv()
-                except (EOFError, OSError):
-                    code = w["proc"].exitcode
-                    busy.remove(w)
-                    lost(w, "escaped:crash", f"the worker process died (exit code {code})")
-                    nw = spawn()
-                    feed(nw)
-                    if nw["case"] is not None:
-                        busy.append(nw)
-                    else:
-                        done.append(nw)
-                    continue
-                state["peak"] = max(state["peak"], r["maxrss_mb"])
-                on_result(r)
-                feed(w)
-                if w["case"] is None:
-                    busy.remove(w)
-                    done.append(w)
-            now = time.perf_counter()
-            for w in list(busy):
-                if now - w["t0"] > hard_limit:
-                    busy.remove(w)
-                    lost(w, "escaped:hang", f"killed by the watchdog after {hard_limit:g} s (stuck outside Python)")
-                    nw = spawn()
-                    feed(nw)
-                    (busy if nw["case"] is not None else done).append(nw)
-    finally:
-        for w in busy + done:
+    def finish(self, w) -> None:
+        """Wait for a stopped worker's final report (its peak memory)."""
+        if w["conn"].poll(10):
+            with contextlib.suppress(EOFError, OSError):
+                r = w["conn"].recv()
+                self.peak = max(self.peak, r.get("maxrss_mb", 0.0))
+                self.final_rss.append(r.get("rss_mb", float("nan")))
+        w["proc"].join(5)
+        self.done.remove(w)
+
+    def receive(self, w) -> None:
+        """Take ``w``'s result and feed it the next case (a worker that died loses its case)."""
+        try:
+            r = w["conn"].recv()
+        except (EOFError, OSError):
+            self.lost(w, "escaped:crash", f"the worker process died (exit code {w['proc'].exitcode})")
+            return
+        self.peak = max(self.peak, r["maxrss_mb"])
+        self.on_result(r)
+        self.feed(w)
+        if w["case"] is None:
+            self.busy.remove(w)
+            self.done.append(w)
+
+    def kill_all(self) -> None:
+        for w in self.busy + self.done:
             with contextlib.suppress(OSError, ValueError):
                 w["proc"].kill()
+
+
+def _run_pool(n_cases, sources, seed, mix, budget_s, mem_limit_gb, rss_growth_mb, tmp: Path, workers, on_result):
+    """Run the cases in ``workers`` forked processes, each with its in-process time guard, and a watchdog
+    that kills a worker stuck in one case (C code that never returns to Python) and starts another."""
+    from multiprocessing.connection import wait
+
+    hard_limit = (budget_s + SWEEP_ALLOWANCE_S * SWEEP_ALLOWANCE_MAX) * 2 + 10.0
+    pool = _WorkerPool(n_cases, sources, seed, mix, budget_s, mem_limit_gb, rss_growth_mb, tmp, on_result)
+    workers_started = [pool.spawn() for _ in range(max(1, min(workers, n_cases)))]
+    for w in workers_started:
+        pool.feed(w)
+    pool.busy = [w for w in workers_started if w["case"] is not None]
+    try:
+        while pool.busy or pool.done:
+            for w in list(pool.done):
+                pool.finish(w)
+            if not pool.busy:
+                break
+            for conn in wait([w["conn"] for w in pool.busy], timeout=0.5):
+                pool.receive(next(w for w in pool.busy if w["conn"] is conn))
+            now = time.perf_counter()
+            for w in list(pool.busy):
+                if now - w["t0"] > hard_limit:
+                    pool.lost(
+                        w, "escaped:hang", f"killed by the watchdog after {hard_limit:g} s (stuck outside Python)"
+                    )
+    finally:
+        pool.kill_all()
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0
-    return max(state["peak"], children), state["final_rss"], state["spawned"]
+    return max(pool.peak, children), pool.final_rss, pool.spawned
 
 
 def warm_up(sources: list[Source], folder: Path) -> None:
@@ -1616,6 +1647,26 @@ def _check_appended(path: Path, acked: set[int]) -> tuple[list[str], bool, int]:
     return problems, torn, max(present | acked | {0})
 
 
+@dataclass
+class _KillTally:
+    """What :func:`kill_during_write` counts over its rounds."""
+
+    failures: list = field(default_factory=list)
+    lost: int = 0
+    torn_lines: int = 0
+    leftovers: int = 0
+    kills: int = 0
+    simulated_torn: int = 0
+    writer_errors: int = 0
+    table_versions_seen: Counter = field(default_factory=Counter)
+
+    def killed(self, what: str, status: int) -> None:
+        self.kills += 1
+        if status >= 0:
+            self.writer_errors += 1
+            self.failures.append(f"{what}: the writer stopped by itself (exit code {status})")
+
+
 def kill_during_write(
     rounds: int = 60, seed: int = 0, workdir=None, table_rows: int = 60_000, progress: bool = False
 ) -> dict:
@@ -1623,17 +1674,11 @@ def kill_during_write(
     turn) and the rest appends (the watcher's ``_ResultsCsv`` / ``append_line``). Counts lost results: a table
     that is neither the last acknowledged version nor the complete next one; acknowledged rows missing or
     damaged, a whole line that does not parse, or a file that a restart cannot read."""
-    import pandas as pd
-
-    from spikeinterface_sero.export import write_table
-    from spikeinterface_sero.watch import _ResultsCsv
-
     rng = np.random.default_rng([seed, 0x5E0])
     tmp_ctx = tempfile.TemporaryDirectory(prefix="sero-kill-") if workdir is None else contextlib.nullcontext(workdir)
     n_table = rounds // 2
     n_append = rounds - n_table
-    failures, lost, torn_lines, leftovers, kills, simulated_torn, writer_errors = [], 0, 0, 0, 0, 0, 0
-    table_versions_seen, rows_acked = Counter(), 0
+    tally = _KillTally()
     t_all = time.perf_counter()
     with tmp_ctx as tmp:
         tmp = Path(tmp)
@@ -1642,114 +1687,124 @@ def kill_during_write(
         out.mkdir(exist_ok=True)
         scratch = tmp / "expected"
         scratch.mkdir(exist_ok=True)
-        expected: dict = {}
-
-        def expected_bytes(k, suffix):
-            if (k, suffix) not in expected:
-                q = scratch / f"v{k}{suffix}"
-                write_table(table_version(k, table_rows), q, overwrite=True)
-                expected[(k, suffix)] = q.read_bytes()
-                q.unlink()
-            return expected[(k, suffix)]
-
-        # ---- tables: overwrite an existing table, kill, check old-or-new
-        for suffix_i, suffix in enumerate((".csv", ".json")):
-            target = out / f"results{suffix}"
-            t0 = time.perf_counter()
-            write_table(table_version(0, table_rows), target)
-            cycle = time.perf_counter() - t0
-            current = 0
-            n_here = n_table // 2 + (n_table % 2 if suffix_i == 0 else 0)
-            for r in range(n_here):
-                delay = float(rng.uniform(0, 0.05 * cycle) if rng.random() < 0.2 else rng.uniform(0, 2.5 * cycle))
-                acks, status = _fork_and_kill(_table_writer, (str(target), current + 1, table_rows), delay)
-                kills += 1
-                if status >= 0:
-                    writer_errors += 1
-                    failures.append(f"table{suffix} round {r}: the writer stopped by itself (exit code {status})")
-                last = max(acks, default=current)
-                data = target.read_bytes() if target.exists() else None
-                found = next((k for k in (last, last + 1) if data == expected_bytes(k, suffix)), None)
-                if found is None:
-                    lost += 1
-                    what = "missing" if data is None else f"{len(data)} bytes, not version {last} or {last + 1}"
-                    failures.append(f"table{suffix} round {r} (killed after {delay * 1000:.0f} ms): {what}")
-                    write_table(table_version(last, table_rows), target, overwrite=True)
-                    found = last
-                table_versions_seen["new" if found > current else "old"] += 1
-                current = found
-                parts = list(out.glob(f".{target.name}.*.part"))
-                leftovers += len(parts)
-                for q in parts:
-                    q.unlink()
-                if progress:
-                    print(f"  kill {kills}: {target.name} version {current}", file=sys.stderr, flush=True)
-
-        # ---- appends: kill the watcher's appender, check every acknowledged row, restart
-        target = out / "watch_results.csv"
-        acked: set[int] = set()
-        next_seq = 1
-        for r in range(n_append):
-            delay = float(rng.uniform(0.0, 0.4))
-            acks, status = _fork_and_kill(_append_writer, (str(target), next_seq, seed), delay)
-            kills += 1
-            if status >= 0:
-                writer_errors += 1
-                failures.append(f"append round {r}: the writer stopped by itself (exit code {status})")
-            acked |= set(acks)
-            problems, torn, highest = _check_appended(target, acked)
-            torn_lines += torn
-            if problems:
-                lost += len(problems)
-                failures += [f"append round {r} (killed after {delay * 1000:.0f} ms): {m}" for m in problems]
-            next_seq = highest + 1
-            if not torn and rng.random() < 0.3:  # a torn write as a kill inside write() leaves it: half a row
-                text = _append_row(next_seq, rng).to_csv(header=False, index=False, lineterminator="\n")
-                with open(target, "ab") as handle:
-                    handle.write(text.encode()[: max(1, len(text) // 2)])
-                simulated_torn += 1
-                next_seq += 1  # never acknowledged: its number is not reused
-            if progress:
-                print(f"  kill {kills}: {len(acked)} rows acknowledged, torn {torn}", file=sys.stderr, flush=True)
-        rows_acked = len(acked)
-        # the final restart: a torn row is dropped, new rows append cleanly, the whole file parses
-        if n_append:
-            import logging
-
-            watch_log = logging.getLogger("spikeinterface_sero.watch")
-            level = watch_log.level
-            watch_log.setLevel(logging.ERROR)  # "ended with a torn row ... dropped" is expected here
-            try:
-                results = _ResultsCsv(target, APPEND_COLUMNS)
-                results.append(_append_row(next_seq, rng))
-                table = pd.read_csv(target, dtype={"payload": str, "error": str}, keep_default_na=False)
-                missing = acked - set(table["seq"].astype(int))
-                if missing:
-                    lost += len(missing)
-                    failures.append(f"after the restart: {len(missing)} acknowledged rows missing")
-                if next_seq not in set(table["seq"].astype(int)):
-                    lost += 1
-                    failures.append("after the restart: the new row is missing")
-            except Exception as e:  # noqa: BLE001
-                lost += 1
-                failures.append(f"after the restart the file cannot be read: {type(e).__name__}: {e}")
-            finally:
-                watch_log.setLevel(level)
+        _kill_table_writes(out, scratch, n_table, table_rows, rng, tally, progress)
+        rows_acked = _kill_appends(out / "watch_results.csv", n_append, seed, rng, tally, progress)
     return dict(
         rounds=rounds,
         table_rounds=n_table,
         append_rounds=n_append,
-        kills=kills,
-        lost_results=lost,
-        writer_errors=writer_errors,
-        failures=failures,
-        table_outcomes=dict(table_versions_seen),
+        kills=tally.kills,
+        lost_results=tally.lost,
+        writer_errors=tally.writer_errors,
+        failures=tally.failures,
+        table_outcomes=dict(tally.table_versions_seen),
         rows_acknowledged=rows_acked,
-        torn_lines_tolerated=torn_lines,
-        torn_lines_simulated=simulated_torn,
-        leftover_temp_files=leftovers,
+        torn_lines_tolerated=tally.torn_lines,
+        torn_lines_simulated=tally.simulated_torn,
+        leftover_temp_files=tally.leftovers,
         seconds=time.perf_counter() - t_all,
     )
+
+
+def _kill_table_writes(out: Path, scratch: Path, n_table: int, table_rows: int, rng, tally: _KillTally, progress):
+    """Overwrite an existing table (CSV, then JSON), kill the writer, check it holds the old or the new version."""
+    from spikeinterface_sero.export import write_table
+
+    expected: dict = {}
+
+    def expected_bytes(k, suffix):
+        if (k, suffix) not in expected:
+            q = scratch / f"v{k}{suffix}"
+            write_table(table_version(k, table_rows), q, overwrite=True)
+            expected[(k, suffix)] = q.read_bytes()
+            q.unlink()
+        return expected[(k, suffix)]
+
+    for suffix_i, suffix in enumerate((".csv", ".json")):
+        target = out / f"results{suffix}"
+        t0 = time.perf_counter()
+        write_table(table_version(0, table_rows), target)
+        cycle = time.perf_counter() - t0
+        current = 0
+        n_here = n_table // 2 + (n_table % 2 if suffix_i == 0 else 0)
+        for r in range(n_here):
+            delay = float(rng.uniform(0, 0.05 * cycle) if rng.random() < 0.2 else rng.uniform(0, 2.5 * cycle))
+            acks, status = _fork_and_kill(_table_writer, (str(target), current + 1, table_rows), delay)
+            tally.killed(f"table{suffix} round {r}", status)
+            last = max(acks, default=current)
+            data = target.read_bytes() if target.exists() else None
+            found = next((k for k in (last, last + 1) if data == expected_bytes(k, suffix)), None)
+            if found is None:
+                tally.lost += 1
+                what = "missing" if data is None else f"{len(data)} bytes, not version {last} or {last + 1}"
+                tally.failures.append(f"table{suffix} round {r} (killed after {delay * 1000:.0f} ms): {what}")
+                write_table(table_version(last, table_rows), target, overwrite=True)
+                found = last
+            tally.table_versions_seen["new" if found > current else "old"] += 1
+            current = found
+            parts = list(out.glob(f".{target.name}.*.part"))
+            tally.leftovers += len(parts)
+            for q in parts:
+                q.unlink()
+            if progress:
+                print(f"  kill {tally.kills}: {target.name} version {current}", file=sys.stderr, flush=True)
+
+
+def _kill_appends(target: Path, n_append: int, seed: int, rng, tally: _KillTally, progress) -> int:
+    """Kill the watcher's appender, check every acknowledged row, restart; return the rows acknowledged."""
+    acked: set[int] = set()
+    next_seq = 1
+    for r in range(n_append):
+        delay = float(rng.uniform(0.0, 0.4))
+        acks, status = _fork_and_kill(_append_writer, (str(target), next_seq, seed), delay)
+        tally.killed(f"append round {r}", status)
+        acked |= set(acks)
+        problems, torn, highest = _check_appended(target, acked)
+        tally.torn_lines += torn
+        if problems:
+            tally.lost += len(problems)
+            tally.failures += [f"append round {r} (killed after {delay * 1000:.0f} ms): {m}" for m in problems]
+        next_seq = highest + 1
+        if not torn and rng.random() < 0.3:  # a torn write as a kill inside write() leaves it: half a row
+            text = _append_row(next_seq, rng).to_csv(header=False, index=False, lineterminator="\n")
+            with open(target, "ab") as handle:
+                handle.write(text.encode()[: max(1, len(text) // 2)])
+            tally.simulated_torn += 1
+            next_seq += 1  # never acknowledged: its number is not reused
+        if progress:
+            print(f"  kill {tally.kills}: {len(acked)} rows acknowledged, torn {torn}", file=sys.stderr, flush=True)
+    if n_append:
+        _restart_appended(target, acked, next_seq, rng, tally)
+    return len(acked)
+
+
+def _restart_appended(target: Path, acked: set[int], next_seq: int, rng, tally: _KillTally) -> None:
+    """The final restart: a torn row is dropped, new rows append cleanly, the whole file parses."""
+    import logging
+
+    import pandas as pd
+
+    from spikeinterface_sero.watch import _ResultsCsv
+
+    watch_log = logging.getLogger("spikeinterface_sero.watch")
+    level = watch_log.level
+    watch_log.setLevel(logging.ERROR)  # "ended with a torn row ... dropped" is expected here
+    try:
+        results = _ResultsCsv(target, APPEND_COLUMNS)
+        results.append(_append_row(next_seq, rng))
+        table = pd.read_csv(target, dtype={"payload": str, "error": str}, keep_default_na=False)
+        missing = acked - set(table["seq"].astype(int))
+        if missing:
+            tally.lost += len(missing)
+            tally.failures.append(f"after the restart: {len(missing)} acknowledged rows missing")
+        if next_seq not in set(table["seq"].astype(int)):
+            tally.lost += 1
+            tally.failures.append("after the restart: the new row is missing")
+    except Exception as e:  # noqa: BLE001
+        tally.lost += 1
+        tally.failures.append(f"after the restart the file cannot be read: {type(e).__name__}: {e}")
+    finally:
+        watch_log.setLevel(level)
 
 
 # ------------------------------------------------------------------------------------------ command line

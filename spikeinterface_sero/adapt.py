@@ -431,6 +431,26 @@ class _WindowTooShort(Exception):
         return text
 
 
+def _unit_triggers(y, centre, usable, sign, kind, to_pa, threshold, threshold_fraction):
+    """The triggers of one unit's resampled snippets: (found, the threshold rule, the median depth). The paper's
+    -50 pA for a current unless ``threshold`` is given; a relative level when most spikes never reach it."""
+    usable_start, usable_stop = usable
+    if threshold is not None:
+        level = abs(float(threshold)) * (1.0 / to_pa if kind == "current" else 1.0)
+        rule = "absolute"
+    elif kind == "current":
+        level, rule = abs(DEFAULT_THRESHOLD_PA) / to_pa, "paper_-50pA"
+    else:
+        level, rule = None, "relative"
+    options = dict(usable_start=usable_start, usable_stop=usable_stop, sign=sign, fraction=threshold_fraction)
+    found = find_triggers(y, centre, level=level, **options)
+    median_depth = float(np.median(found["depth"]))
+    if rule == "paper_-50pA" and not median_depth > found["level"]:
+        found = find_triggers(y, centre, level=None, **options)
+        rule = "relative (median depth below 50 pA)"
+    return found, rule, median_depth
+
+
 def _adapt(analyzer, polarity, flip_positive, threshold, threshold_fraction, allow_low_rate, reextracted):
     sampling_frequency = float(analyzer.sampling_frequency)
     if sampling_frequency < MIN_SAMPLING_FREQUENCY and not allow_low_rate:
@@ -523,35 +543,9 @@ def _adapt(analyzer, polarity, flip_positive, threshold, threshold_fraction, all
         y = resample_snippets(aligned, up, down)
         spike_pos = (nbefore - r) * up / down  # where the spike time falls in each resampled row
         centre = (source_peak - r) * up / down
-        # the trigger level
-        if threshold is not None:
-            level = abs(float(threshold)) * (1.0 / to_pa if kind == "current" else 1.0)
-            rule = "absolute"
-        elif kind == "current":
-            level, rule = abs(DEFAULT_THRESHOLD_PA) / to_pa, "paper_-50pA"
-        else:
-            level, rule = None, "relative"
-        found = find_triggers(
-            y,
-            centre,
-            usable_start=usable_start,
-            usable_stop=usable_stop,
-            sign=sign,
-            level=level,
-            fraction=threshold_fraction,
+        found, rule, median_depth = _unit_triggers(
+            y, centre, (usable_start, usable_stop), sign, kind, to_pa, threshold, threshold_fraction
         )
-        median_depth = float(np.median(found["depth"]))
-        if rule == "paper_-50pA" and not median_depth > found["level"]:
-            found = find_triggers(
-                y,
-                centre,
-                usable_start=usable_start,
-                usable_stop=usable_stop,
-                sign=sign,
-                level=None,
-                fraction=threshold_fraction,
-            )
-            rule = "relative (median depth below 50 pA)"
         if kind == "current" and rule != "paper_-50pA":
             parts.append("nonpaper_threshold")
         trigger = found["trigger"]

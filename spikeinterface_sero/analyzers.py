@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .arguments import check_choice, check_flag, check_integer
+from .arguments import check_choice, check_flag, check_number
 from .constants import DEFAULT_THRESHOLD_PA, MS_AFTER, MS_BEFORE, NAFTER, NBEFORE, is_paper_rate
 from .detection import (
     check_seed,
@@ -143,7 +143,7 @@ def create_analyzer(
         raise ParameterError(f"sorting must be a SpikeInterface sorting, not {sorting!r:.80}.")
     check_recording(recording)
     storage_arguments(format, folder, overwrite)
-    n_jobs = check_integer(n_jobs, "n_jobs")
+    check_number(n_jobs, "n_jobs")  # SpikeInterface: a count, -1 for all cores, or a fraction of them
     progress_bar = check_flag(progress_bar, "progress_bar")
     if not is_paper_rate(recording.sampling_frequency):
         raise SnippetError(

@@ -31,6 +31,7 @@ __all__ = [
 SER, NSER = LABELS
 #: format name of a model folder's ``rig_validation``
 RIG_VALIDATION_FORMAT = "sero-rig-validation-1"
+#: ``sero_set`` of a cell whose set holds both labels, none, or of a model without a rig calibration
 SET_BOTH, SET_EMPTY, NOT_CALIBRATED = "both", "empty", "not_calibrated"
 #: the guarantee's words for a model not validated on any rig (every call unsure until sero validate has run)
 NO_GUARANTEE = "not validated on this rig: no call is reliable"

@@ -18,7 +18,7 @@ from .errors import ParameterError, SeroError
 from .extension import MANUAL_LABEL, get_serotonergic_extension
 from .files import atomic_path, check_output_path
 
-__all__ = ["MANUAL_LABEL", "MANUAL_LABEL_OPTIONS", "CURATION_FORMAT_VERSION", "write_curation", "read_curation"]
+__all__ = ["MANUAL_LABEL_OPTIONS", "CURATION_FORMAT_VERSION", "write_curation", "read_curation"]
 
 #: the labels a person can give, in SpikeInterface's ``label_definitions``
 MANUAL_LABEL_OPTIONS = ("serotonergic_typical", "serotonergic_atypical", "non_serotonergic", "unsure")

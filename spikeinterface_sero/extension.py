@@ -64,6 +64,8 @@ __all__ = [
     "load_sorting_analyzer",
     "analyzer_from_snippets",
     "SERO_PROPERTIES",
+    "MANUAL_LABEL",
+    "inference_threads",
 ]
 
 #: the column and sorting property of a person's label (SpikeInterface's curation ``label_definitions`` key)

@@ -37,6 +37,7 @@ __all__ = [
     "nearest_distances",
 ]
 
+#: ``sero_rig``: like a validated rig, unlike every validated rig, or the model has no rig validation
 VALIDATED, UNLIKE_VALIDATED_RIGS, NOT_VALIDATED = "validated", "unlike_validated_rigs", "not_validated"
 #: the measures of a cell (name: compared in log units?)
 FINGERPRINT_FEATURES = {

@@ -28,7 +28,8 @@ _MIN_WINDOWS = 4  # a reference (2 windows) and at least 2 more to call anything
 _REFERENCE_WINDOWS = 2
 _SHAPE_CHANGED = 0.85  # correlation of a spike's normalised shape with the reference mean below this
 _AMPLITUDE_CHANGED = np.log(1.6)  # |log amplitude ratio| beyond this: a spike unlike the reference
-_SUBSET = 0.05  # a second cell: more than this share of a window's spikes unlike the reference
+_SUBSET = 0.05  # a second cell: more than this share of a window's spikes unlike the reference, beyond the
+# share the reference windows have themselves (at least twice theirs)
 _ALL = 0.9  # a break-in or a seal loss: (nearly) every spike of the window changed
 _NEW_SHAPE = 0.75  # window shape correlation below this, with the holding current moved: a break-in
 _SEAL_LOSS_RATIO = 0.6  # every spike's amplitude below 60 % of the reference's (holding current kept), or ...
@@ -124,13 +125,16 @@ def _events(table: dict) -> list:
     moved = np.abs(table["baseline_pa"] - np.nanmedian(table["baseline_pa"][reference]))
     drift_limit = max(_DRIFT_NOISE_SD * noise, _DRIFT_MIN_PA)
     rate = table["rate_hz"] / max(float(np.nanmedian(table["rate_hz"][reference])), 1e-9)
+    # the share of spikes unlike the reference that the reference windows themselves have (noisy shapes)
+    natural = float(np.nanmean(table["unlike"][reference]))
+    subset = max(_SUBSET + natural, 2.0 * natural)
     break_in = (table["unlike"] > _ALL) & (table["shape"] < _NEW_SHAPE) & (moved > drift_limit)
     tests = dict(
         break_in=break_in,
-        second_cell=(table["unlike"] > _SUBSET) & ~break_in,
+        second_cell=(table["unlike"] > subset) & ~break_in,
         seal_loss=((amplitude < _SEAL_LOSS_RATIO) & (table["unlike"] > _ALL) & ~break_in)
         | ((rate < _SEAL_LOSS_RATE[0]) & (amplitude < _SEAL_LOSS_RATE[1])),
-        drift=(moved > drift_limit) & (table["unlike"] <= _SUBSET),
+        drift=(moved > drift_limit) & (table["unlike"] <= subset),
     )
     measured = np.isfinite(table["amplitude_pa"])
     known = dict(seal_loss=measured | (rate < _SEAL_LOSS_RATE[0]))  # a silent window is known: lost

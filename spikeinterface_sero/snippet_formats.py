@@ -214,6 +214,7 @@ def check_cap(max_spikes_per_cell) -> int | None:
 # --------------------------------------------------------------------------------------------------------------
 # the authors' per-spike CSV format and npz
 
+#: the name of one spike's file in the authors' per-spike CSV folders: ``<cell>_trigger_<sample>.csv``
 CSV_NAME = re.compile(r"^(?P<cell>.+)_trigger_(?P<sample>\d+)\.csv$")
 _CSV_HEADER = "Time (s),Current (pA)"
 

@@ -224,3 +224,23 @@ def test_watch_exits_zero_without_failures(abf, tmp_path):
     out = tmp_path / "live.csv"
     assert cli.main(_watch(folder, "--quiet", "--method", "criteria", "--out", str(out))) == 0
     assert pd.read_csv(out)["cell_id"].tolist() == ["A240101#001"]
+
+
+def test_the_applications_stay_small_rooms():
+    """Every function of the command line, the batch runner, the watcher, the demo and files.py at McCabe
+    complexity <= 15 (ruff's C901)."""
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    ruff = shutil.which("ruff")
+    if ruff is None:
+        pytest.skip("ruff is not installed (pip install ruff)")
+    package = Path(cli.__file__).resolve().parents[1]
+    paths = [package / "cli", *(package / f"{name}.py" for name in ("pipeline", "watch", "demo", "files"))]
+    checked = subprocess.run(
+        [ruff, "check", "--select", "C901", "--config", "lint.mccabe.max-complexity=15", *map(str, paths)],
+        capture_output=True,
+        text=True,
+    )
+    assert checked.returncode == 0, checked.stdout

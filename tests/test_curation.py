@@ -89,29 +89,36 @@ def test_relabel_survives_merges_and_splits(analyzer):
         {"unit_id": "2", "labels": {"sero_manual_label": ["non_serotonergic"]}},
         {"unit_id": "3", "labels": {"sero_manual_label": ["unsure"]}},
     ]
+    # cells on different channels merge hard (recomputed): SpikeInterface's property rule
     curation["merges"] = [{"unit_ids": ["0", "1"], "new_unit_id": "01"}, {"unit_ids": ["2", "3"], "new_unit_id": "23"}]
-    for mode in ("soft", "hard"):
-        merged = apply_curation(analyzer, curation, merging_mode=mode)
-        ext = merged.get_extension("serotonergic")
-        units = ext.get_data()
-        assert units.loc["01", "sero_manual_label"] == "serotonergic_typical"  # the same label: kept
-        assert units.loc["23", "sero_manual_label"] == ""  # different labels: none
-        if mode == "soft":  # and provenance says so (a hard merge recomputes: SpikeInterface's property rule)
-            assert ext.get_data("provenance")["manual_label_merges"] == [
-                {"unit_id": "23", "merged_labels": {"2": "non_serotonergic", "3": "unsure"}}
-            ]
-        assert list(merged.sorting.get_property("sero_manual_label")) == units["sero_manual_label"].tolist()
-        assert set(units["sero_label"]) <= {"serotonergic", "non_serotonergic"}
-        assert results_table(merged, file="cells.abf").set_index("channel")["sero_manual_label"].to_dict() == (
-            units["sero_manual_label"].to_dict()
-        )
+    merged = apply_curation(analyzer, curation, merging_mode="hard")
+    units = merged.get_extension("serotonergic").get_data()
+    assert units.loc["01", "sero_manual_label"] == "serotonergic_typical"  # the same label: kept
+    assert units.loc["23", "sero_manual_label"] == ""  # different labels: none
+    assert list(merged.sorting.get_property("sero_manual_label")) == units["sero_manual_label"].tolist()
+    assert set(units["sero_label"]) <= {"serotonergic", "non_serotonergic"}
+    table = results_table(merged, file="cells.abf").set_index("channel")
+    assert table["sero_manual_label"].to_dict() == units["sero_manual_label"].to_dict()
+    # a split unit keeps its parent's label; a soft merge of its parts keeps a common label ...
     relabelled = apply_curation(analyzer, {**curation, "merges": []})
     indices = np.arange(relabelled.sorting.get_unit_spike_train("2").size)
     split = relabelled.split_units({"2": [indices[::2], indices[1::2]]})
     units = split.get_extension("serotonergic").get_data()
-    new = [u for u in split.unit_ids if u not in relabelled.unit_ids]
-    assert units.loc[new, "sero_manual_label"].tolist() == ["non_serotonergic", "non_serotonergic"]
+    parts = [u for u in split.unit_ids if u not in relabelled.unit_ids]
+    assert units.loc[parts, "sero_manual_label"].tolist() == ["non_serotonergic", "non_serotonergic"]
     assert units.loc["3", "sero_manual_label"] == "unsure"
+    same = split.merge_units([parts], new_unit_ids=["back"], merging_mode="soft")
+    assert same.get_extension("serotonergic").get_data().loc["back", "sero_manual_label"] == "non_serotonergic"
+    # ... and gives "" to parts a person labelled differently, naming their labels in provenance
+    labels = split.sorting.get_property("sero_manual_label").astype(object)
+    labels[list(split.unit_ids).index(parts[1])] = "unsure"
+    split.sorting.set_property("sero_manual_label", np.array(labels, dtype=str))
+    differ = split.merge_units([parts], new_unit_ids=["back"], merging_mode="soft")
+    ext = differ.get_extension("serotonergic")
+    assert ext.get_data().loc["back", "sero_manual_label"] == ""
+    assert ext.get_data("provenance")["manual_label_merges"] == [
+        {"unit_id": "back", "merged_labels": {str(parts[0]): "non_serotonergic", str(parts[1]): "unsure"}}
+    ]
 
 
 def test_read_curation_gives_labelled_cells(analyzer, tmp_path):

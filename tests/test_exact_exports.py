@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from pathlib import Path
 
 import neo
 import numpy as np
@@ -90,6 +91,28 @@ def test_nwb_spike_times_are_the_recording_times_of_every_sweep(episodic, tmp_pa
     assert times.size == written.size
     assert np.abs(times - written).max() < 2e-3
     assert times.max() > SWEEP_STARTS[-1]  # not restarting at 0 in every sweep
+    # one definition of a spike's time: the extension's own (time_s of the classified spikes)
+    served = analyzer.get_extension("serotonergic").get_data("spikes")["time_s"].to_numpy()
+    np.testing.assert_allclose(np.sort(served), times, rtol=0, atol=1e-12)
+
+
+def test_nwb_times_of_a_reloaded_analyzer_without_its_recording(episodic, tmp_path):
+    """The sweep starts are stored with the result: the .abf file gone, the NWB file has the same times."""
+    import shutil
+
+    path, _ = episodic
+    copy = shutil.copy(path, tmp_path / "moved.abf")
+    analyzer = _classified(copy)
+    analyzer.save_as(format="binary_folder", folder=tmp_path / "analyzer")
+    (times,) = _nwb_spike_times(write_nwb(analyzer, tmp_path / "a.nwb"))
+    Path(copy).unlink()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # SpikeInterface: the recording could not be loaded
+        reloaded = sero.load_sorting_analyzer(tmp_path / "analyzer")
+    assert not reloaded.has_recording()
+    (again,) = _nwb_spike_times(write_nwb(reloaded, tmp_path / "b.nwb"))
+    np.testing.assert_array_equal(again, times)
+    assert again.max() > SWEEP_STARTS[-1]
 
 
 def test_nwb_observation_intervals_are_the_sweeps(episodic, tmp_path):
@@ -382,7 +405,8 @@ def test_exported_files_get_the_users_umask_mode(one_cell, tmp_path):
     try:
         csv = write_table(results_table(analyzer), tmp_path / "r.csv")
         nwb = write_nwb(analyzer, tmp_path / "r.nwb")
+        phy = export_to_phy(analyzer, tmp_path / "phy")
     finally:
         os.umask(old)
-    assert oct(csv.stat().st_mode & 0o777) == oct(0o644)
-    assert oct(nwb.stat().st_mode & 0o777) == oct(0o644)
+    for path in (csv, nwb, *phy.iterdir()):
+        assert oct(path.stat().st_mode & 0o777) == oct(0o644), path.name

@@ -96,12 +96,17 @@ def test_example_runs(name, runs):
 #: the modules docs/api.rst documents, each with every name of its ``__all__``
 API_MODULES = [
     "io",
-    "snippets",
+    "snippet_formats",
+    "detection",
+    "analyzers",
     "features",
     "decision",
     "sequential",
     "seal",
     "schema",
+    "conformal",
+    "fingerprint",
+    "stimulus",
     "model",
     "adapt",
     "extension",
@@ -109,6 +114,8 @@ API_MODULES = [
     "datasets",
     "training",
     "export",
+    "validation",
+    "text",
     "report",
     "pipeline",
 ]

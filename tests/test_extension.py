@@ -270,13 +270,17 @@ def test_text_survives_recompute_merge_and_split_in_every_format(model_folder, t
         analyzer.compute("serotonergic", model_folder=model_folder, method="criteria")
         analyzer.compute("serotonergic", model_folder=model_folder, n_boot=20)  # recompute: other values
         steps = {"computed": analyzer}
-        for mode in ("soft", "hard"):
-            folder = None if analyzer is memory else tmp_path / f"{mode}{suffix}"
-            kwargs = dict(format="memory") if folder is None else dict(format=fmt, folder=folder)
-            steps[mode] = analyzer.merge_units([[units[0], units[2]]], merging_mode=mode, **kwargs)
+        on_disk = analyzer is disk
+        kwargs = {
+            name: dict(format=fmt, folder=tmp_path / f"{name}{suffix}") if on_disk else dict(format="memory")
+            for name in ("hard", "split", "soft")
+        }
+        # cells on different channels merge hard; the parts of a split unit (one channel) merge soft
+        steps["hard"] = analyzer.merge_units([[units[0], units[2]]], merging_mode="hard", **kwargs["hard"])
         train = np.arange(analyzer.sorting.get_unit_spike_train(units[1]).size)
-        kwargs = dict(format="memory") if analyzer is memory else dict(format=fmt, folder=tmp_path / f"split{suffix}")
-        steps["split"] = analyzer.split_units({units[1]: [train[::2], train[1::2]]}, **kwargs)
+        steps["split"] = analyzer.split_units({units[1]: [train[::2], train[1::2]]}, **kwargs["split"])
+        parts = [u for u in steps["split"].unit_ids if u not in units]
+        steps["soft"] = steps["split"].merge_units([parts], merging_mode="soft", **kwargs["soft"])
         texts = {name: _text_of(step) for name, step in steps.items()}
         if analyzer is disk:
             for name, step in steps.items():
@@ -293,10 +297,10 @@ def test_text_survives_recompute_merge_and_split_in_every_format(model_folder, t
 def test_spike_times_waveforms_and_segments_of_a_multi_sweep_file(tmp_path, model_folder):
     """Sweeps start at 0, 15 and 30 s: time_s is the recording's own time; the snippets are the model's input;
     a reload without the recording, select, merge and split give the same answers."""
+    from spikeinterface_sero.analyzers import main_channel_waveforms
     from spikeinterface_sero.datasets import write_abf
     from spikeinterface_sero.decision import describe_rule
     from spikeinterface_sero.model import load_model
-    from spikeinterface_sero.snippets import main_channel_waveforms
 
     times = [0.2, 0.45, 0.8, 1.1, 1.35, 1.7]
     sweeps = np.stack(
@@ -351,9 +355,11 @@ def test_spike_times_waveforms_and_segments_of_a_multi_sweep_file(tmp_path, mode
     }
     for changed, parent in (
         (back.select_units(units[1:]), {}),
-        (back.merge_units([units]), None),
         (back.split_units({units[0]: [train[::2], train[1::2]]}), units[0]),
     ):
+        if parent == units[0]:  # its parts (one channel) merged back, soft: every snippet kept
+            new = [u for u in changed.unit_ids if u not in units]
+            changed = changed.merge_units([new], merging_mode="soft")
         ext = changed.get_extension("serotonergic")
         now = ext.get_data("spikes")
         assert len(now) == len(ext.get_data("waveforms")) > 0

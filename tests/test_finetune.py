@@ -70,6 +70,7 @@ def test_an_adaptation_that_helps_writes_a_card_with_its_parent_and_figures(othe
     assert len(info["training"]["cells"]) == 16 and info["training"]["days"] == ["rigT01"]
     assert set(info["metrics"]) == {"before (starting model, the same cells)", "after (adapted, out of fold)"}
     assert info["calibration"]["method"] == "temperature" and info["training_data"]
+    assert "rig_validation" not in info  # the parent's rigs do not vouch for new members: validate again
     card = (tmp_path / "adapted" / "README.md").read_text()
     assert parent_sha[:12] in card
     adapted = load_model(tmp_path / "adapted")

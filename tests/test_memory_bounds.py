@@ -123,7 +123,8 @@ def test_implausible_rate_is_classified_and_flagged(monkeypatch):
         warnings.simplefilter("ignore", DemoModelWarning)
         units = analyzer.compute("serotonergic").get_data()
     row = units.iloc[0]
-    assert int(row["n_spikes"]) == 300
+    # classified on the capped snippets (on their stable stretch when the seal watch cuts one: docs/seal.md)
+    assert 0 < int(row["n_spikes"]) <= 300
     assert row["firing_rate_hz"] == pytest.approx(n_all / 10.0)
     assert row["firing_rate_hz"] > MAX_FIRING_RATE_HZ
     assert "rate_too_high" in row["sero_quality"] and not bool(row["sero_reliable"])

@@ -232,7 +232,7 @@ def test_watch_argument_errors_are_one_line(tmp_path, capsys, args, message):
 def test_dead_time_out_of_range_is_an_error_not_a_crash(folder, capsys):
     rc = cli.main(["classify", str(_files(folder)[0]), "--method", "criteria", "--dead-time-ms", "1e308"])
     assert rc == 2  # refused before any file is read
-    assert "--dead-time-ms must be between" in capsys.readouterr().err  # in the words of the CLI
+    assert "--dead-time-ms must be " in capsys.readouterr().err  # in the words of the CLI
 
 
 def test_unreachable_dask_scheduler_is_one_clear_error(folder, capsys):

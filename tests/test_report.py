@@ -13,6 +13,7 @@ import pytest
 
 from spikeinterface_sero.constants import SAMPLING_FREQUENCY as FS
 from spikeinterface_sero.datasets import write_abf
+from spikeinterface_sero.detection import DetectionParams, recording_to_snippets
 from spikeinterface_sero.errors import SeroError
 from spikeinterface_sero.pipeline import classify_files, make_report
 from spikeinterface_sero.report import (
@@ -22,7 +23,6 @@ from spikeinterface_sero.report import (
     plot_detection,
     write_summary_html,
 )
-from spikeinterface_sero.snippets import DetectionParams, recording_to_snippets
 from spikeinterface_sero.testing import numpy_recording, synthetic_trace
 
 
@@ -321,7 +321,7 @@ def test_detection_view_lays_sweeps_end_to_end_and_refuses_bad_input(tmp_path):
 
 
 def test_no_detection_view_without_the_detectors_settings(tmp_path):
-    from spikeinterface_sero.snippets import create_analyzer, snippets_to_sorting
+    from spikeinterface_sero.analyzers import create_analyzer, snippets_to_sorting
 
     recording = numpy_recording(synthetic_trace(duration_s=3.0, spike_times_s=np.arange(0.2, 2.9, 0.25), seed=2))
     snippets = recording_to_snippets(recording)
@@ -390,9 +390,9 @@ def _gid(fig, gid) -> list[str]:
 
 
 def test_report_on_an_adapted_analyzer_shows_what_the_model_saw(adapted, tmp_path):
+    from spikeinterface_sero.analyzers import snippets_from_analyzer
     from spikeinterface_sero.export import results_table
     from spikeinterface_sero.report import plot_cell, read_run, write_cell_reports
-    from spikeinterface_sero.snippets import snippets_from_analyzer
 
     with pytest.raises(SeroError):  # re-extracting the paper's snippets from this analyzer is impossible
         snippets_from_analyzer(adapted)
@@ -401,10 +401,13 @@ def test_report_on_an_adapted_analyzer_shows_what_the_model_saw(adapted, tmp_pat
     write_summary_html(results_table(adapted, file="ground_truth.dat"), tmp_path)
     _check_page(tmp_path)
     run, cells = read_run(adapted, file="ground_truth.dat")
-    spikes = adapted.get_extension("serotonergic").get_data(outputs="spikes")
+    ext = adapted.get_extension("serotonergic")
+    spikes = ext.get_data(outputs="spikes")
+    served = ext.get_data(outputs="waveforms")  # the snippets the model saw, rows aligned with "spikes"
     for cell in cells:
-        mine = spikes["unit_id"].astype(str) == str(cell.unit_id)
+        mine = (spikes["unit_id"].astype(str) == str(cell.unit_id)).to_numpy()
         assert cell.waveforms.shape == (int(mine.sum()), 160) and np.array_equal(cell.p_ser, spikes["p_ser"][mine])
+        assert np.array_equal(cell.waveforms, served[mine])
         fig = plot_cell(cell, run)
         (mean,) = [line for line in fig.axes[0].get_lines() if line.get_label().startswith("mean of")]
         assert np.allclose(mean.get_ydata(), cell.waveforms.mean(axis=0))
@@ -495,6 +498,7 @@ def _summary_rows():
             sero_type="atypical_serotonergic",
             sero_unsure_reasons="quality",
             sero_quality="monophasic+refractory_violations",
+            sero_manual_label="serotonergic_atypical",
         ),
         dict(
             base, file='d"<i>.abf', cell_id="<b>d</b>", sero_label="undetermined", sero_call="undetermined", n_spikes=0
@@ -508,7 +512,7 @@ def _summary_rows():
         ),
     ]
     table = pd.DataFrame(rows).reindex(columns=RESULT_COLUMNS)
-    table["header_text"] = [None, b"hell", "ok", np.nan, None]
+    table["header_text"] = [None, b"hell", "=HYPERLINK(1)", np.nan, None]
     return table
 
 
@@ -524,16 +528,20 @@ def test_summary_counts_and_rows_read_the_call_and_show_no_python_words(tmp_path
     (unsure,) = re.findall(r'<tr class="unsure">.*?</tr>', text)
     assert '<td class="call">UNSURE (leans SER, P(SER) 0.70)<span class="reasons">' in unsure
     assert "monophasic, refractory_violations" in unsure and "SEROTONERGIC" not in unsure
+    assert '<span class="manual">curated: serotonergic atypical</span>' in unsure  # beside the model's call
     assert '<td class="sero_type">-</td>' in unsure  # an unsure cell is not typed
     assert text.count('<tr class="serotonergic">') == 1 and text.count('<tr class="non_serotonergic">') == 1
     assert f'<div class="guarantee">Guarantee: {NO_GUARANTEE}.</div>' in text
     for python in ("allow_low_rate=True", "(CLI:", "choose=", "None", "b'hell'", "nan<", "=True"):
         assert python not in text, python
-    assert "pass --allow-low-rate." in text and "choose v199" in text and "<td>hell</td>" in text
+    assert "pass --allow-low-rate." in text and "choose v199" in text and '<td class="extra">hell</td>' in text
     assert "pick a channel with --channel and allow any unit." in text and "=&lt;" not in text
     assert "<b>d</b>" not in text and "&lt;b&gt;d&lt;/b&gt;" in text and 'title="d&quot;&lt;i&gt;.abf"' in text
     csv = (tmp_path / "results.csv").read_text()
     assert "b'hell'" not in csv and "None" not in csv and "hell" in csv
+    assert (
+        "'=HYPERLINK(1)" in csv and '<td class="extra">=HYPERLINK(1)</td>' in text
+    )  # a formula neutralised in the CSV only
 
 
 def _scroll_widths(page) -> list[int]:
@@ -574,8 +582,9 @@ def test_index_fits_1366_pixels(abf_files, models, tmp_path):
 def test_detection_baseline_is_computed_once_per_segment(monkeypatch, tmp_path):
     import sys
 
+    from spikeinterface_sero.analyzers import recording_to_analyzer
+    from spikeinterface_sero.detection import detection_trace
     from spikeinterface_sero.report import DetectorLines, write_cell_reports
-    from spikeinterface_sero.snippets import detection_trace, recording_to_analyzer
 
     rng = np.random.default_rng(5)
     sweeps = [

@@ -88,3 +88,16 @@ def test_two_cells_under_one_pipette_become_two_classified_units(tmp_path):
     assert rows.loc["pair", "sero_label"] == "serotonergic"
     assert rows.loc["pair_second_cell", "sero_label"] == "non_serotonergic"
     assert rows["n_spikes"].sum() > 0.9 * (len(simulated.spike_times_s) + rows.loc["pair_second_cell", "n_spikes"])
+
+
+def test_healthy_cells_of_the_other_simulator_family_are_not_flagged():
+    """The membrane rig's action currents vary more from spike to spike: that spread is not a second cell."""
+    from spikeinterface_sero.datasets.membrane import simulate_membrane_recording
+
+    for seed, cell_type in ((1, "non_serotonergic"), (4, "non_serotonergic"), (10, "non_serotonergic")):
+        simulated = simulate_membrane_recording(cell_type, duration_s=60.0, seed=seed)
+        analyzer = recording_to_analyzer(simulated.to_recording())
+        spikes = analyzer.sorting.to_spike_vector()[analyzer.get_extension("random_spikes").get_data()]
+        times = spikes["sample_index"] / analyzer.sampling_frequency
+        report = watch_seal(main_channel_waveforms(analyzer), times, end_s=simulated.duration_s)
+        assert report.summary == "stable", (seed, report.summary)

@@ -26,9 +26,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--out", required=True, metavar="DIR", help="the adapted model folder to write")
     p.add_argument(
         "--modes",
-        default="temperature,head,all",
+        default="temperature,head",
         help="what may change, compared by cross-validation: temperature (recalibration only), head (the "
-        "members' Dense layers), all (every layer)",
+        "members' Dense layers), all (every layer: slower)",
     )
     p.add_argument("--by", choices=["auto", "cell", "group"], default="auto", help="cross-validation by cell or day")
     p.add_argument("--folds", type=int, default=4, help="folds of the cross-validation")

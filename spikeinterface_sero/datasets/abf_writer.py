@@ -129,41 +129,55 @@ def _int16_params(channel_data, gain, offset) -> tuple[float, float, float]:
 # --------------------------------------------------------------------------------------------------
 def _as_sweeps(data, mode: str) -> list[np.ndarray]:
     """Return a list of 2-D float arrays (n_samples_i, n_channels)."""
-    if mode == "gap-free":
-        if isinstance(data, (list, tuple)):
-            if len(data) != 1:
-                raise AbfWriteError(
-                    f"mode='gap-free' takes one array (n_samples,) or (n_samples, n_channels); got a list of "
-                    f"{len(data)} sweeps. Use mode='episodic' for several sweeps."
-                )
-            data = data[0]
-        arr = np.asarray(data)
-        if arr.ndim == 1:
-            arr = arr[:, None]
-        if arr.ndim != 2:
+    sweeps = _gap_free_sweeps(data) if mode == "gap-free" else _episode_sweeps(data, mode)
+    _check_sweeps(sweeps, mode)
+    return sweeps
+
+
+def _gap_free_sweeps(data) -> list[np.ndarray]:
+    """The one sweep of a gap-free recording."""
+    if isinstance(data, (list, tuple)):
+        if len(data) != 1:
             raise AbfWriteError(
-                f"mode='gap-free' takes an array (n_samples,) or (n_samples, n_channels); got shape {arr.shape}."
+                f"mode='gap-free' takes one array (n_samples,) or (n_samples, n_channels); got a list of "
+                f"{len(data)} sweeps. Use mode='episodic' for several sweeps."
             )
-        sweeps = [arr]
+        data = data[0]
+    arr = np.asarray(data)
+    if arr.ndim == 1:
+        arr = arr[:, None]
+    if arr.ndim != 2:
+        raise AbfWriteError(
+            f"mode='gap-free' takes an array (n_samples,) or (n_samples, n_channels); got shape {arr.shape}."
+        )
+    return [arr]
+
+
+def _episode_sweeps(data, mode: str) -> list[np.ndarray]:
+    """The sweeps of an episodic or event-driven recording."""
+    if isinstance(data, np.ndarray):
+        if data.ndim != 3:
+            raise AbfWriteError(
+                f"mode='{mode}' takes an array (n_sweeps, n_samples, n_channels) or a list of "
+                f"(n_samples_i, n_channels) arrays; got an array of shape {data.shape}."
+            )
+        sweeps = [data[i] for i in range(data.shape[0])]
     else:
-        if isinstance(data, np.ndarray):
-            if data.ndim != 3:
-                raise AbfWriteError(
-                    f"mode='{mode}' takes an array (n_sweeps, n_samples, n_channels) or a list of "
-                    f"(n_samples_i, n_channels) arrays; got an array of shape {data.shape}."
-                )
-            sweeps = [data[i] for i in range(data.shape[0])]
-        else:
-            sweeps = []
-            for s in data:
-                a = np.asarray(s)
-                if a.ndim == 1:
-                    a = a[:, None]
-                if a.ndim != 2:
-                    raise AbfWriteError(f"each sweep must be (n_samples,) or (n_samples, n_channels); got {a.shape}.")
-                sweeps.append(a)
-        if not sweeps:
-            raise AbfWriteError("no sweeps to write.")
+        sweeps = []
+        for s in data:
+            a = np.asarray(s)
+            if a.ndim == 1:
+                a = a[:, None]
+            if a.ndim != 2:
+                raise AbfWriteError(f"each sweep must be (n_samples,) or (n_samples, n_channels); got {a.shape}.")
+            sweeps.append(a)
+    if not sweeps:
+        raise AbfWriteError("no sweeps to write.")
+    return sweeps
+
+
+def _check_sweeps(sweeps: list[np.ndarray], mode: str) -> None:
+    """Raise for sweeps that cannot be written: channel counts, empty, non-numeric or unequal episodes."""
     channel_counts = {s.shape[1] for s in sweeps}
     if len(channel_counts) != 1:
         raise AbfWriteError(f"all sweeps must have the same number of channels; got {sorted(channel_counts)}.")
@@ -178,7 +192,6 @@ def _as_sweeps(data, mode: str) -> list[np.ndarray]:
         raise AbfWriteError(
             "mode='episodic' needs sweeps of equal length; use mode='event-driven' for variable-length sweeps."
         )
-    return sweeps
 
 
 def _per_channel(value, n_channels: int, name: str, default) -> list:
@@ -257,16 +270,7 @@ def write_abf(
     ------
     AbfWriteError (an ``AbfError`` and ``ValueError``) for data or options that cannot be written.
     """
-    if mode not in _MODES:
-        raise AbfWriteError(f"mode must be one of {sorted(_MODES)}, got {mode!r}.")
-    if data_format not in ("int16", "float32"):
-        raise AbfWriteError(f"data_format must be 'int16' or 'float32', got {data_format!r}.")
-    if version not in (1, 2):
-        raise AbfWriteError(f"version must be 1 (ABF 1.83) or 2 (ABF 2.9), got {version!r}.")
-    sampling_frequency_hz = float(sampling_frequency)
-    if not (np.isfinite(sampling_frequency_hz) and sampling_frequency_hz > 0):
-        raise AbfWriteError(f"sampling_frequency must be a positive number of Hz, got {sampling_frequency!r}.")
-
+    sampling_frequency_hz = _check_options(mode, data_format, version, sampling_frequency)
     sweeps = _as_sweeps(data, mode)
     n_channels = sweeps[0].shape[1]
     n_sweeps = len(sweeps)
@@ -277,71 +281,21 @@ def write_abf(
     channel_units = [str(u) for u in _per_channel(units, n_channels, "units", "pA")]
     channel_name_list = [str(n) for n in _per_channel(channel_names, n_channels, "channel_names", lambda i: f"IN {i}")]
     if version == 1:
-        for n in channel_name_list:
-            if len(_encode(n, "channel name")) > 10:
-                raise AbfWriteError(f"ABF 1 channel names hold 10 characters; {n!r} is longer. Use version=2.")
-        for u in channel_units:
-            if len(_encode(u, "unit")) > 8:
-                raise AbfWriteError(f"ABF 1 units hold 8 characters; {u!r} is longer. Use version=2.")
+        _check_abf1_text(channel_name_list, channel_units)
+    starts = _sweep_starts(mode, sweep_t_starts, lengths, sampling_frequency_hz)
 
-    # ---- sweep start times (in samples) ----
-    if mode == "gap-free":
-        if sweep_t_starts is not None:
-            raise AbfWriteError("sweep_t_starts is only for mode='episodic' or 'event-driven'.")
-        starts = [0]
-    else:
-        if sweep_t_starts is None:
-            starts = list(np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64))
-        else:
-            if len(sweep_t_starts) != n_sweeps:
-                raise AbfWriteError(f"sweep_t_starts has {len(sweep_t_starts)} entries for {n_sweeps} sweeps.")
-            t = np.asarray(sweep_t_starts, dtype=np.float64)
-            if not np.all(np.isfinite(t)) or np.any(t < 0):
-                raise AbfWriteError("sweep_t_starts must be finite and >= 0 seconds.")
-            starts = [int(v) for v in np.round(t * sampling_frequency_hz)]
-        if max(starts) > np.iinfo(np.int32).max:
-            raise AbfWriteError("a sweep starts too late to be stored in the ABF synch array (int32 samples).")
-
-    # ---- scaling and raw samples ----
     interleaved = np.concatenate(sweeps, axis=0)  # (total_samples_per_channel, n_channels)
     if interleaved.size > np.iinfo(np.int32).max:
         raise AbfWriteError("too many samples for one ABF file (more than 2**31).")
-    offsets = [0.0] * n_channels
-    scales = [1.0] * n_channels  # fInstrumentScaleFactor
     if data_format == "float32":
         raw = np.ascontiguousarray(interleaved, dtype="<f4")
-        item = 4
+        offsets, scales, item = [0.0] * n_channels, [1.0] * n_channels, 4  # scales: fInstrumentScaleFactor
     else:
-        x = interleaved.astype(np.float64)
-        if not np.all(np.isfinite(x)):
-            raise AbfWriteError("NaN or inf samples cannot be stored as int16; use data_format='float32'.")
-        requested_gains = _per_channel(int16_gain, n_channels, "int16_gain", None)
-        requested_offsets = _per_channel(int16_offset, n_channels, "int16_offset", None)
-        raw = np.empty(x.shape, dtype="<i2")
-        for c in range(n_channels):
-            g, o, scales[c] = _int16_params(x[:, c], requested_gains[c], requested_offsets[c])
-            counts = np.round((x[:, c] - o) / g)
-            if not clip and (counts.min() < -32768 or counts.max() > 32767):
-                raise AbfWriteError(
-                    f"channel {c}: values exceed the int16 range with gain {g:g} and offset {o:g}; "
-                    "choose a larger int16_gain, or pass clip=True to saturate."
-                )
-            raw[:, c] = np.clip(counts, -32768, 32767)
-            offsets[c] = o
+        raw, offsets, scales = _int16_samples(interleaved, int16_gain, int16_offset, clip)
         item = 2
     raw_bytes = raw.tobytes()
     total = interleaved.size  # samples, all channels
-
-    if rec_datetime is None:
-        date_int, time_ms = 0, 0
-    else:
-        date_int = rec_datetime.year * 10000 + rec_datetime.month * 100 + rec_datetime.day
-        time_ms = int(
-            round(
-                (rec_datetime.hour * 3600 + rec_datetime.minute * 60 + rec_datetime.second) * 1000
-                + rec_datetime.microsecond / 1000
-            )
-        )
+    date_int, time_ms = _header_date_time(rec_datetime)
 
     synch = None
     if mode != "gap-free":
@@ -373,6 +327,88 @@ def write_abf(
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(blob)
     return path
+
+
+def _check_options(mode: str, data_format: str, version: int, sampling_frequency) -> float:
+    """Raise for an unknown mode, data format or version; return the sampling frequency in Hz."""
+    if mode not in _MODES:
+        raise AbfWriteError(f"mode must be one of {sorted(_MODES)}, got {mode!r}.")
+    if data_format not in ("int16", "float32"):
+        raise AbfWriteError(f"data_format must be 'int16' or 'float32', got {data_format!r}.")
+    if version not in (1, 2):
+        raise AbfWriteError(f"version must be 1 (ABF 1.83) or 2 (ABF 2.9), got {version!r}.")
+    sampling_frequency_hz = float(sampling_frequency)
+    if not (np.isfinite(sampling_frequency_hz) and sampling_frequency_hz > 0):
+        raise AbfWriteError(f"sampling_frequency must be a positive number of Hz, got {sampling_frequency!r}.")
+    return sampling_frequency_hz
+
+
+def _check_abf1_text(channel_names: list[str], channel_units: list[str]) -> None:
+    """Raise for channel names or units longer than ABF 1's fixed-width fields."""
+    for n in channel_names:
+        if len(_encode(n, "channel name")) > 10:
+            raise AbfWriteError(f"ABF 1 channel names hold 10 characters; {n!r} is longer. Use version=2.")
+    for u in channel_units:
+        if len(_encode(u, "unit")) > 8:
+            raise AbfWriteError(f"ABF 1 units hold 8 characters; {u!r} is longer. Use version=2.")
+
+
+def _sweep_starts(mode: str, sweep_t_starts, lengths: list[int], sampling_frequency_hz: float) -> list[int]:
+    """Start of each sweep in samples (gap-free: ``[0]``); default: sweeps back to back."""
+    if mode == "gap-free":
+        if sweep_t_starts is not None:
+            raise AbfWriteError("sweep_t_starts is only for mode='episodic' or 'event-driven'.")
+        return [0]
+    if sweep_t_starts is None:
+        starts = list(np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64))
+    else:
+        if len(sweep_t_starts) != len(lengths):
+            raise AbfWriteError(f"sweep_t_starts has {len(sweep_t_starts)} entries for {len(lengths)} sweeps.")
+        t = np.asarray(sweep_t_starts, dtype=np.float64)
+        if not np.all(np.isfinite(t)) or np.any(t < 0):
+            raise AbfWriteError("sweep_t_starts must be finite and >= 0 seconds.")
+        starts = [int(v) for v in np.round(t * sampling_frequency_hz)]
+    if max(starts) > np.iinfo(np.int32).max:
+        raise AbfWriteError("a sweep starts too late to be stored in the ABF synch array (int32 samples).")
+    return starts
+
+
+def _int16_samples(interleaved: np.ndarray, int16_gain, int16_offset, clip: bool):
+    """Quantise ``(n_samples, n_channels)`` values to int16 counts; return (counts, offsets, scale factors)."""
+    n_channels = interleaved.shape[1]
+    x = interleaved.astype(np.float64)
+    if not np.all(np.isfinite(x)):
+        raise AbfWriteError("NaN or inf samples cannot be stored as int16; use data_format='float32'.")
+    requested_gains = _per_channel(int16_gain, n_channels, "int16_gain", None)
+    requested_offsets = _per_channel(int16_offset, n_channels, "int16_offset", None)
+    offsets = [0.0] * n_channels
+    scales = [1.0] * n_channels  # fInstrumentScaleFactor
+    raw = np.empty(x.shape, dtype="<i2")
+    for c in range(n_channels):
+        g, o, scales[c] = _int16_params(x[:, c], requested_gains[c], requested_offsets[c])
+        counts = np.round((x[:, c] - o) / g)
+        if not clip and (counts.min() < -32768 or counts.max() > 32767):
+            raise AbfWriteError(
+                f"channel {c}: values exceed the int16 range with gain {g:g} and offset {o:g}; "
+                "choose a larger int16_gain, or pass clip=True to saturate."
+            )
+        raw[:, c] = np.clip(counts, -32768, 32767)
+        offsets[c] = o
+    return raw, offsets, scales
+
+
+def _header_date_time(rec_datetime: _dt.datetime | None) -> tuple[int, int]:
+    """The header's date (YYYYMMDD) and time of day (ms); ``(0, 0)`` without a date."""
+    if rec_datetime is None:
+        return 0, 0
+    date_int = rec_datetime.year * 10000 + rec_datetime.month * 100 + rec_datetime.day
+    time_ms = int(
+        round(
+            (rec_datetime.hour * 3600 + rec_datetime.minute * 60 + rec_datetime.second) * 1000
+            + rec_datetime.microsecond / 1000
+        )
+    )
+    return date_int, time_ms
 
 
 def _pad(b: bytes | bytearray) -> bytes:

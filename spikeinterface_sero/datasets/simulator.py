@@ -702,12 +702,7 @@ def simulate_dataset(
     ``type_ranges`` draws parameters per cell of a type, e.g. ``{"non_serotonergic": {"udi_ms": (0.3,
     1.0)}}`` (ranges uniform, or lists of choices), replacing the type's own distribution.
     """
-    if isinstance(n_cells_per_type, (int, np.integer)) and not isinstance(n_cells_per_type, bool):
-        n_cells_per_type = dict.fromkeys(CELL_TYPES, int(n_cells_per_type))  # that many cells of every type
-    counts = dict(_DEFAULT_COUNTS if n_cells_per_type is None else n_cells_per_type)
-    counts = {_cell_type(k): int(v) for k, v in counts.items()}
-    if any(v < 0 for v in counts.values()) or sum(counts.values()) == 0:
-        raise SimulatorError(f"n_cells_per_type needs non-negative counts and at least one cell; got {counts}.")
+    counts = _cell_counts(n_cells_per_type)
     if int(n_groups) < 1:
         raise SimulatorError(f"n_groups must be >= 1, got {n_groups}.")
     n_groups = int(n_groups)
@@ -729,16 +724,7 @@ def simulate_dataset(
     base = _dt.datetime(2024, 1, 8, 10, 0, 0)
     day_names = [f"{day_prefix}{g + 1:02d}" for g in range(n_groups)]
 
-    assign_rng = np.random.default_rng(assign_ss)
-    plan = []  # (cell_type, group index)
-    g_next = 0
-    for cell_type in CELL_TYPES:
-        for _ in range(counts.get(cell_type, 0)):
-            plan.append((cell_type, g_next % n_groups))
-            g_next += 1
-    order = assign_rng.permutation(len(plan))
-    plan = [plan[i] for i in order]
-    plan.sort(key=lambda x: x[1])  # file order: by day
+    plan = _plan_cells(counts, n_groups, np.random.default_rng(assign_ss))
 
     out = Path(out_dir) if out_dir is not None else None
     if out is not None:
@@ -746,15 +732,7 @@ def simulate_dataset(
     recordings: list[SimulatedRecording] = []
     for i, ((cell_type, g), seed_sequence) in enumerate(zip(plan, cell_ss)):
         rng = np.random.default_rng(seed_sequence)
-        day = {
-            k: v if ranges is not None and isinstance(ranges[k], list) else v * float(rng.uniform(0.85, 1.15))
-            for k, v in days[g].items()
-        }
-        for key in ("lowpass_hz", "electrode_filter_hz"):
-            if key in day:
-                day[key] = min(day[key], 0.45 * sampling_frequency)
-        if "overlap_fraction" in day:
-            day["overlap_fraction"] = min(day["overlap_fraction"], 1.0)
+        day = _cell_day(days[g], ranges, rng, sampling_frequency)
         recording_kwargs = {**day, **overrides}
         if cell_type in per_type:
             recording_kwargs.update(_draw_day(rng, per_type[cell_type], log_drawn=()))
@@ -771,18 +749,62 @@ def simulate_dataset(
         recordings.append(recording)
 
     if out is not None:
-        with open(out / "labels.csv", "w", newline="") as fh:
-            w = csv.writer(fh)
-            w.writerow(["file", "label", "channel", "group", "cell_type"])
-            for r in recordings:
-                w.writerow([r.file.name, r.label, "0", r.group, r.cell_type])
-        keys = sorted({k for r in recordings for k in r.params})
-        with open(out / "params.csv", "w", newline="") as fh:
-            w = csv.writer(fh)
-            w.writerow(["file", "cell_id", "group", "cell_type", "label", *keys])
-            for r in recordings:
-                w.writerow([r.file.name, r.cell_id, r.group, r.cell_type, r.label, *[r.params.get(k) for k in keys]])
+        _write_dataset_tables(out, recordings)
     return recordings
+
+
+def _cell_counts(n_cells_per_type) -> dict[str, int]:
+    """Cells per type from a dict, one count for every type, or None (the default counts)."""
+    if isinstance(n_cells_per_type, (int, np.integer)) and not isinstance(n_cells_per_type, bool):
+        n_cells_per_type = dict.fromkeys(CELL_TYPES, int(n_cells_per_type))  # that many cells of every type
+    counts = dict(_DEFAULT_COUNTS if n_cells_per_type is None else n_cells_per_type)
+    counts = {_cell_type(k): int(v) for k, v in counts.items()}
+    if any(v < 0 for v in counts.values()) or sum(counts.values()) == 0:
+        raise SimulatorError(f"n_cells_per_type needs non-negative counts and at least one cell; got {counts}.")
+    return counts
+
+
+def _plan_cells(counts: dict[str, int], n_groups: int, assign_rng) -> list[tuple[str, int]]:
+    """(cell_type, group index) of every cell: types spread round-robin over the days, shuffled, by day."""
+    plan = []
+    g_next = 0
+    for cell_type in CELL_TYPES:
+        for _ in range(counts.get(cell_type, 0)):
+            plan.append((cell_type, g_next % n_groups))
+            g_next += 1
+    order = assign_rng.permutation(len(plan))
+    plan = [plan[i] for i in order]
+    plan.sort(key=lambda x: x[1])  # file order: by day
+    return plan
+
+
+def _cell_day(day: dict[str, Any], ranges, rng, sampling_frequency: float) -> dict[str, Any]:
+    """One cell's background: its day's values times U(0.85, 1.15) (a choice exactly), filters below Nyquist."""
+    cell_day = {
+        k: v if ranges is not None and isinstance(ranges[k], list) else v * float(rng.uniform(0.85, 1.15))
+        for k, v in day.items()
+    }
+    for key in ("lowpass_hz", "electrode_filter_hz"):
+        if key in cell_day:
+            cell_day[key] = min(cell_day[key], 0.45 * sampling_frequency)
+    if "overlap_fraction" in cell_day:
+        cell_day["overlap_fraction"] = min(cell_day["overlap_fraction"], 1.0)
+    return cell_day
+
+
+def _write_dataset_tables(out: Path, recordings: list[SimulatedRecording]) -> None:
+    """Write ``labels.csv`` and ``params.csv`` (every drawn parameter) beside the cells' files."""
+    with open(out / "labels.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["file", "label", "channel", "group", "cell_type"])
+        for r in recordings:
+            w.writerow([r.file.name, r.label, "0", r.group, r.cell_type])
+    keys = sorted({k for r in recordings for k in r.params})
+    with open(out / "params.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["file", "cell_id", "group", "cell_type", "label", *keys])
+        for r in recordings:
+            w.writerow([r.file.name, r.cell_id, r.group, r.cell_type, r.label, *[r.params.get(k) for k in keys]])
 
 
 def _check_day_ranges(day_ranges, sampling_frequency, name: str = "day_ranges") -> dict[str, Any] | None:

@@ -9,18 +9,15 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..errors import SeroError
 from ..extension import get_serotonergic_extension
 
 __all__ = ["segment_table", "spike_times", "sorting_spike_probabilities"]
 
 
 def segment_table(analyzer) -> pd.DataFrame:
-    """Each segment (sweep) of the analyzed recording: ``segment_index``, ``t_start_s``, ``duration_s``.
-
-    The extension's ``get_data("segments")`` when it serves it (stored at compute time, so a reload without
-    the recording gives the same); else the analyzer's recording (``get_start_time``), else the sorting's
-    registered recording or its own start times (0 for snippets without their recording).
+    """Each segment (sweep) of the analyzed recording: ``segment_index``, ``t_start_s``, ``duration_s``, as the
+    extension stored them at compute time (``get_data("segments")``: the recording's own start times, so a
+    reload without the recording gives the same).
 
     Parameters
     ----------
@@ -32,21 +29,8 @@ def segment_table(analyzer) -> pd.DataFrame:
     pandas.DataFrame
         One row per segment.
     """
-    extension = get_serotonergic_extension(analyzer)
-    try:
-        served = extension.get_data("segments")
-    except SeroError:  # an extension that does not serve the segments yet
-        served = None
-    if isinstance(served, pd.DataFrame) and len(served) == analyzer.get_num_segments():
-        return served.reset_index(drop=True)[["segment_index", "t_start_s", "duration_s"]]
-    n_segments = analyzer.get_num_segments()
-    fs = float(analyzer.sampling_frequency)
-    if analyzer.has_recording() or analyzer.has_temporary_recording():
-        starts = [float(analyzer.recording.get_start_time(k)) for k in range(n_segments)]
-    else:  # the sorting's own start (SpikeInterface keeps one per segment), or its registered recording's
-        starts = [float(analyzer.sorting.sample_index_to_time(0, segment_index=k)) for k in range(n_segments)]
-    durations = [analyzer.get_num_samples(k) / fs for k in range(n_segments)]
-    return pd.DataFrame({"segment_index": np.arange(n_segments), "t_start_s": starts, "duration_s": durations})
+    segments = get_serotonergic_extension(analyzer).get_data("segments")
+    return segments.reset_index(drop=True)[["segment_index", "t_start_s", "duration_s"]]
 
 
 def spike_times(analyzer, unit_id, segment_index: int | None = None, *, segments=None) -> np.ndarray:

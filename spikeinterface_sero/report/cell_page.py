@@ -183,6 +183,9 @@ def info_text(cell: CellView, run: RunView) -> str:
     reasons = reasons_text(row)
     if reasons:
         lines.append(f"Why unsure: {reasons}")
+    manual = plain(row.get("sero_manual_label"))
+    if manual:
+        lines.append(f"Curated by a person: {manual.replace('_', ' ')}")
     if np.isfinite(p):
         lines.append(f"{CELL_SCALE}: {p:.2f}  [{number(low)}-{number(high)}]")
     spikes = f"Spikes: {n_classified} classified / {cell.times.size} detected"

@@ -20,7 +20,7 @@ __all__ = ["DetectorLines", "plot_detection", "detection_thumbnail", "detection_
 
 class DetectorLines:
     """The detector's own baseline and threshold lines of a recording (those of
-    :func:`spikeinterface_sero.snippets.detection_trace`), the baseline pass run once per segment and kept.
+    :func:`spikeinterface_sero.detection.detection_trace`), the baseline pass run once per segment and kept.
 
     The detector does not store its baseline, and ``detection_trace`` runs the pass again for every stretch it
     is asked for (once per cell and again per thumbnail); this keeps the pass's block medians per segment.
@@ -182,7 +182,7 @@ def plot_detection(
     the first seconds (sweeps end to end), the distribution of the deviations from the baseline against the
     threshold, the closest approach to it and one line saying why nothing was detected.
 
-    The baseline and threshold are the detector's own (:func:`spikeinterface_sero.snippets.detection_trace`).
+    The baseline and threshold are the detector's own (:func:`spikeinterface_sero.detection.detection_trace`).
 
     Parameters
     ----------
@@ -431,6 +431,18 @@ def _detection_without_triggers(fig, lines, column, seconds, num_samples, n_drop
     )
 
 
+def _envelope(t, trace, baseline, threshold, points: int = 600):
+    """The lines of a small figure: the trace as its minimum and maximum per bin (every peak kept, about
+    ``points`` bins: a thumbnail has a few hundred pixels), the smooth baseline and threshold at the bins."""
+    step = trace.size // points
+    if step < 2:
+        return t, trace, baseline, threshold
+    n = trace.size // step * step
+    blocks = trace[:n].reshape(-1, step)
+    extremes = np.column_stack([blocks.min(axis=1), blocks.max(axis=1)]).ravel()
+    return np.repeat(t[:n:step], 2), extremes, np.repeat(baseline[:n:step], 2), np.repeat(threshold[:n:step], 2)
+
+
 def detection_thumbnail(lines: DetectorLines, spike_samples, channel_id, seconds: float = 3.0):
     """The small detection view for the summary table: the densest ``seconds`` of triggers (or the first
     seconds without any) with the baseline, the threshold and the triggers."""
@@ -447,7 +459,7 @@ def detection_thumbnail(lines: DetectorLines, spike_samples, channel_id, seconds
     fig = new_figure(THUMBNAIL_INCHES, layout="constrained")
     ax = fig.add_subplot()
     ax.tick_params(labelsize=7, length=2, pad=1)
-    _draw_lines(ax, t, trace, baseline, threshold, labels=False)
+    _draw_lines(ax, *_envelope(t, trace, baseline, threshold), labels=False)
     samples = np.sort(np.asarray(spike_samples[segment], dtype=np.int64))
     local = samples[(samples >= start) & (samples < end)] - start
     marker = "v" if params.polarity == "negative" else "^"

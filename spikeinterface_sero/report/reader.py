@@ -1,16 +1,15 @@
 """The one place the report reads a classified analyzer: the ``serotonergic`` extension's table, spikes,
 the snippets the model saw, its provenance and the rule's wording. Nothing here re-extracts or recomputes a
-decision; where the extension does not yet serve an output, the fallback is marked and kept here only."""
+decision."""
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from ..errors import SeroError
+from ..decision import describe_rule
 from ..extension import get_serotonergic_extension
 from ..features import DEFAULT_MAX_CV, DEFAULT_MAX_RATE_HZ, DEFAULT_MIN_UDI_MS
 from .words import NO_GUARANTEE, plain
@@ -20,14 +19,13 @@ __all__ = ["RunView", "CellView", "read_run", "run_words"]
 
 @dataclass
 class RunView:
-    """What one classification run says about itself: its method, model, rule, interval and guarantee."""
+    """What one classification run says about itself: its method, model, rule (with its interval) and guarantee."""
 
     method: str = "cnn"
     demo: bool = False
     model: str = ""
     kernels: list = field(default_factory=list)
     rule: str = ""
-    interval: str = ""
     guarantee: str = NO_GUARANTEE
     criteria: dict = field(default_factory=dict)
     calibration: dict | None = None
@@ -56,26 +54,6 @@ def _criteria(params: dict) -> dict:
     return {name: float(params[name]) if params.get(name) is not None else d for name, d in defaults.items()}
 
 
-def _rule_fallback(method: str, criteria: dict) -> str:
-    """The rule's wording until the extension's provenance carries ``rule`` (the same words as the decision)."""
-    if method != "cnn":
-        return (
-            f"classical criteria: serotonergic when the spike is wide (UDI >= {criteria['min_udi_ms']:g} ms) and the "
-            f"firing slow (<= {criteria['max_rate_hz']:g} Hz) and regular (CV of the intervals <= {criteria['max_cv']:g})"
-        )
-    return (
-        "serotonergic when the mean SER output of the ensemble over the cell's spikes is larger than its NSER "
-        "output; P(SER) = 0.5 is non-serotonergic"
-    )
-
-
-def _interval_words(params: dict) -> str:
-    ci, n_boot = params.get("ci"), params.get("n_boot")
-    if ci is None or n_boot is None:
-        return ""
-    return f"informational interval: {100 * float(ci):g} % percentile bootstrap over spikes, {int(n_boot)} resamples"
-
-
 def run_words(params: dict, provenance: dict) -> RunView:
     """The run's words from the extension's params and provenance (``rule`` and ``guarantee`` when stored)."""
     method = str(params.get("method") or provenance.get("method") or "cnn")
@@ -85,48 +63,24 @@ def run_words(params: dict, provenance: dict) -> RunView:
     model = "DEMO (simulated data)" if demo else (description or plain(provenance.get("model_folder")) or "model")
     if method != "cnn":
         model = "classical criteria (no CNN)"
-    rule = plain(provenance.get("rule")) or _rule_fallback(method, criteria)
-    interval = _interval_words(params) if method == "cnn" else ""
-    if interval and "interval" not in rule:
-        rule = f"{rule}; {interval}"
+    rule = plain(provenance.get("rule")) or describe_rule({**params, "method": method})  # stored, else its words
     return RunView(
         method=method,
         demo=demo,
         model=model,
         kernels=[int(k) for k in provenance.get("model_kernels") or []],
         rule=rule,
-        interval=interval,
         guarantee=plain(provenance.get("guarantee")).strip().rstrip(".") or NO_GUARANTEE,
         criteria=criteria,
         calibration=provenance.get("calibration") or None,
     )
 
 
-def _served(ext, outputs: str):
-    """``ext.get_data(outputs)``, None when this version of the extension does not serve it."""
-    try:
-        return ext.get_data(outputs=outputs)
-    except SeroError:
-        return None
-
-
-def _model_waveforms(analyzer, ext) -> dict:
-    """The snippets the model saw, per unit id. Served by ``get_data("waveforms")`` (rows aligned with
-    ``"spikes"``); until then the extension's own path to them (the same function its ``_run`` called)."""
-    spikes = ext.get_data(outputs="spikes")
-    served = _served(ext, "waveforms")
-    if served is not None:
-        units = spikes["unit_id"].astype(str).to_numpy()
-        waveforms = np.asarray(served, dtype=np.float32)
-    else:  # fallback until the extension serves "waveforms": remove with it
-        from .. import extension
-
-        polarity = ext.get_data(outputs="provenance").get("polarity") or "negative"
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            waveforms, rows, _, _ = extension._model_snippets(analyzer, ext.params, polarity, list(analyzer.unit_ids))
-        units = np.asarray([str(u) for u in analyzer.unit_ids])[np.asarray(rows["unit_index"], dtype=np.int64)]
-    return {str(u): waveforms[units == str(u)] for u in analyzer.unit_ids}
+def _model_waveforms(ext, unit_ids) -> dict:
+    """The snippets the model saw (``get_data("waveforms")``, rows aligned with ``"spikes"``), per unit id."""
+    units = ext.get_data(outputs="spikes")["unit_id"].astype(str).to_numpy()
+    waveforms = np.asarray(ext.get_data(outputs="waveforms"), dtype=np.float32)
+    return {str(u): waveforms[units == str(u)] for u in unit_ids}
 
 
 def _segment_layout(analyzer):
@@ -170,7 +124,7 @@ def read_run(analyzer, file=None) -> tuple[RunView, list[CellView]]:
     units = ext.get_data()
     spikes = ext.get_data(outputs="spikes")
     spike_units = spikes["unit_id"].astype(str).to_numpy()
-    waveforms = _model_waveforms(analyzer, ext)
+    waveforms = _model_waveforms(ext, analyzer.unit_ids)
     sorting = analyzer.sorting
     cell_property = sorting.get_property("cell_id")
     dropped = sorting.get_property("n_dropped_edge")

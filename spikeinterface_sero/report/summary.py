@@ -13,6 +13,7 @@ from string import Template
 import pandas as pd
 
 from .._version import __version__
+from ..export import safe_table
 from ..files import atomic_path
 from ..schema import RESULT_COLUMNS, RESULT_SCHEMA, TEXT, cast_table
 from .figures import THUMBNAILS, cell_plot_name, detection_plot_name, save_png
@@ -115,6 +116,8 @@ def _call_html(r: dict) -> str:
     reasons = reasons_text(r)
     if reasons:
         text += f'<span class="reasons">{esc(reasons)}</span>'
+    if r.get("sero_manual_label"):  # a person's label, beside the model's call (never replacing it)
+        text += f'<span class="manual">curated: {esc(r["sero_manual_label"].replace("_", " "))}</span>'
     if r.get("export_error"):
         text += f'<span class="export">export failed: {esc(r["export_error"])}</span>'
     return text
@@ -136,12 +139,12 @@ def _cell_row(i: int, r: dict, report_dir: Path, extra: list) -> str:
         "firing_rate_hz": number(r.get("firing_rate_hz")),
         "cv_isi": number(r.get("cv_isi")),
         "udi_ms": number(r.get("udi_ms")),
-        "criteria_label": esc(r.get("criteria_label") or "-"),
+        "criteria_label": esc(r.get("criteria_label", "").replace("_", " ") or "-"),
         "plot": plot,
         "detection": detection,
     }
     tds = "".join(f'<td class="{"num" if k in _NUMBERS else k}">{cells[k]}</td>' for k, _ in _COLUMNS)
-    tds += "".join(f"<td>{esc(_extra_text(r.get(c)))}</td>" for c in extra)
+    tds += "".join(f'<td class="extra">{esc(_extra_text(r.get(c)))}</td>' for c in extra)
     return f'<tr class="{call_of(r)}"><td>{i + 1}</td>{tds}</tr>'
 
 
@@ -212,7 +215,7 @@ def _population_html(cells: pd.DataFrame, report_dir: Path, demo: bool, guarante
 
 def _write_table(table: pd.DataFrame, report_dir: Path) -> None:
     with atomic_path(report_dir / REPORT_TABLE) as temporary:
-        table.to_csv(temporary, index=False)
+        safe_table(table).to_csv(temporary, index=False)  # text cells neutralised for spreadsheets
 
 
 def write_summary_html(
