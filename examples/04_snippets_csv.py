@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 import spikeinterface_sero as sero
-from spikeinterface_sero import model
+from spikeinterface_sero import detection, model, snippet_formats
 from spikeinterface_sero.datasets import simulate_drn_recording, write_abf
 
 
@@ -38,13 +38,13 @@ def main():
     )
 
     # Snippets (n, 160) in pA, trigger at index 40. The cell id of a one-channel file is the file stem.
-    snippets = sero.snippets.abf_to_snippets(abf)
+    snippets = detection.abf_to_snippets(abf)
     print(snippets)
 
     # Write one file per spike. <sample> counts from the start of the first sweep, with the sweeps laid end
     # to end, so a spike at sample s of sweep 1 is named s + (samples in sweep 0).
     csv_dir = out / "csv"
-    n = sero.snippets.write_snippet_csv_folder(snippets, csv_dir, overwrite=True)
+    n = snippet_formats.write_snippet_csv_folder(snippets, csv_dir, overwrite=True)
     names = sorted((p.name for p in csv_dir.glob("*.csv")), key=lambda s: int(s[:-4].rsplit("_", 1)[1]))
     print(f"wrote {n} files, e.g. {names[0]} ... {names[-1]}")
     first = csv_dir / names[0]
@@ -52,7 +52,7 @@ def main():
 
     # Read back: (X (n, 160) float32 pA, cell ids, trigger sample numbers), sorted by cell then sample.
     # The 9 significant digits make the float32 round trip exact.
-    X, cells, samples = sero.snippets.read_snippet_csv_folder(csv_dir)
+    X, cells, samples = snippet_formats.read_snippet_csv_folder(csv_dir)
     order = np.argsort(snippets.trigger_samples + np.where(snippets.segment_index == 1, len(sweeps[0]), 0))
     assert np.array_equal(X, snippets.waveforms[order]), "the CSV round trip should be exact"
     print(f"read back {len(X)} snippets of cell(s) {sorted(set(cells.tolist()))}: identical to the originals")
@@ -60,12 +60,12 @@ def main():
     # A file with the right name but the wrong content raises SnippetError, unless on_bad="skip".
     (csv_dir / "A240108#001_trigger_1.csv").write_text("Time (s),Current (pA)\n0,1\n")
     try:
-        sero.snippets.read_snippet_csv_folder(csv_dir)
+        snippet_formats.read_snippet_csv_folder(csv_dir)
     except sero.SeroError as e:
         print("on_bad='raise' (default):", e)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        X2, _, _ = sero.snippets.read_snippet_csv_folder(csv_dir, on_bad="skip")
+        X2, _, _ = snippet_formats.read_snippet_csv_folder(csv_dir, on_bad="skip")
     print(f"on_bad='skip': {len(X2)} snippets; warning: {caught[0].message}")
     (csv_dir / "A240108#001_trigger_1.csv").unlink()
 

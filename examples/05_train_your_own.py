@@ -16,7 +16,7 @@ import argparse
 import json
 from pathlib import Path
 
-import spikeinterface_sero as sero
+from spikeinterface_sero import detection
 from spikeinterface_sero.datasets import simulate_dataset
 from spikeinterface_sero.model import load_model
 from spikeinterface_sero.training import evaluate_table, train_from_table
@@ -74,7 +74,7 @@ def main():
     # 4. The model folder is used like any other: Python, the analyzer extension, or `sero classify --model`.
     ensemble = load_model(result.folder)
     print(ensemble, "- demo model:", ensemble.is_demo)
-    snippets = sero.snippets.abf_to_snippets(next((out / "new_data").glob("*.abf")))
+    snippets = detection.abf_to_snippets(next((out / "new_data").glob("*.abf")))
     print(ensemble.classify_cells(snippets).to_string(float_format="%.3f"))
     print(f"model card: {Path(result.folder) / 'README.md'}")
 
