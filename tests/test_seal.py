@@ -101,3 +101,20 @@ def test_healthy_cells_of_the_other_simulator_family_are_not_flagged():
         times = spikes["sample_index"] / analyzer.sampling_frequency
         report = watch_seal(main_channel_waveforms(analyzer), times, end_s=simulated.duration_s)
         assert report.summary == "stable", (seed, report.summary)
+
+
+def test_the_cell_page_shades_what_the_seal_watch_left_out_and_marks_the_safe_moment(tmp_path):
+    from spikeinterface_sero.report import write_cell_reports
+    from spikeinterface_sero.report.cell_page import plot_cell
+    from spikeinterface_sero.report.reader import read_run
+
+    simulated = simulate_seal_failure("drift", "serotonergic", duration_s=90.0, onset_s=ONSET_S, seed=11)
+    analyzer = recording_to_analyzer(simulated.to_recording())
+    analyzer.compute("serotonergic")
+    run, cells = read_run(analyzer)
+    figure = plot_cell(cells[0], run)
+    labels = [text.get_text() for ax in figure.axes if ax.get_legend() for text in ax.get_legend().get_texts()]
+    row = cells[0].row
+    assert any(label.startswith("left out: drift@") for label in labels)
+    assert f"call safe after {row['sero_safe_after_spikes']:.0f} spikes" in " ".join(labels)
+    assert write_cell_reports(analyzer, tmp_path, detection=False)

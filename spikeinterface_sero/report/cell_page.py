@@ -121,8 +121,21 @@ def _rate_bin(total_s: float, mean_rate: float) -> float:
     return _NICE_BINS_S[-1]
 
 
-def _panel_rate(ax, times, durations, offsets):
-    ax.set_title("Firing rate over time", fontsize=10, loc="left")
+def _mark_seal_and_safe_moment(ax, row, total: float) -> None:
+    """The stretches the seal watch left out (shaded, with what happened) and the moment the call was safe."""
+    start, end = _float(row.get("sero_stable_start_s")), _float(row.get("sero_stable_end_s"))
+    seal = str(row.get("sero_seal", ""))
+    if seal not in ("", "stable", "not_watched") and end == end:
+        ax.axvspan(end, total, color="#B00020", alpha=0.12, lw=0, label=f"left out: {seal.replace('+', ', ')}")
+        if start == start and start > 0:
+            ax.axvspan(0, start, color="#B00020", alpha=0.12, lw=0)
+    safe_s, safe_n = _float(row.get("sero_safe_after_s")), _float(row.get("sero_safe_after_spikes"))
+    if safe_s == safe_s:
+        ax.axvline(safe_s, color="#1b7f3b", lw=1.4, label=f"call safe after {safe_n:.0f} spikes ({safe_s:.1f} s)")
+
+
+def _panel_rate(ax, times, durations, offsets, row=None):
+    ax.set_title("Firing rate over time, the stretch classified, the safe moment", fontsize=10, loc="left")
     total = float(sum(durations))
     if times.size == 0 or total <= 0:
         no_data(ax, "no spikes: rate 0 Hz")
@@ -140,6 +153,8 @@ def _panel_rate(ax, times, durations, offsets):
     ax.axhline(mean_rate, color="#B8860B", lw=1.0, ls="--", label=f"mean {mean_rate:.2f} Hz")
     for offset in offsets[1:]:
         ax.axvline(offset, color="#999999", lw=0.6, ls=":")
+    if len(offsets) == 1 and row is not None:  # one sweep: the recording's time is the panel's time
+        _mark_seal_and_safe_moment(ax, row, total)
     ax.set_xlim(0, total)
     ax.set_ylim(bottom=0)
     ax.set_xlabel(f"time (s; {width:g} s bins" + (", sweeps end to end)" if len(offsets) > 1 else ")"))
@@ -236,7 +251,7 @@ def plot_cell(cell: CellView, run: RunView, *, dpi: int = 100):
     _panel_waveforms(fig.add_subplot(gs[0, :2]), cell.waveforms, colour, _float(row.get("udi_ms")))
     _info_box(fig.add_subplot(gs[0, 2]), cell, run, key)
     _panel_spike_outputs(fig.add_subplot(gs[1, 0]), cell, run, colour)
-    _panel_rate(fig.add_subplot(gs[1, 1]), cell.times, cell.durations, cell.offsets)
+    _panel_rate(fig.add_subplot(gs[1, 1]), cell.times, cell.durations, cell.offsets, row)
     _panel_isi(fig.add_subplot(gs[1, 2]), cell.isi, _float(row.get("cv_isi")))
     if run.demo:  # also at the top, where the eye starts
         fig.text(0.5, 0.995, DEMO_BANNER, ha="center", va="top", fontsize=13, fontweight="bold", color="white")
