@@ -15,6 +15,7 @@ DEFAULT_KERNELS = tuple(range(20, 32))
 DEFAULT_PRECISION = "auto"
 DEFAULT_DEAD_TIME_MS = 2.0  # crossings within this time after a trigger are the same spike
 DEFAULT_BASELINE_WINDOW_MS = 100.0  # running-median baseline of the detector
+MAX_N_BOOT = 100_000  # bootstrap resamples: above this the informational interval costs minutes per cell
 DEFAULT_N_BOOT = 1000  # bootstrap resamples of a cell's interval
 DEFAULT_CI = 0.95  # coverage of a cell's interval
 DEFAULT_MIN_SPIKES = 20  # a call is reliable only with at least this many spikes

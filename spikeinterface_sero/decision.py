@@ -22,6 +22,7 @@ from .constants import (
     MAX_END_OFFSET_RATIO,
     MAX_FIRING_RATE_HZ,
     MAX_HALF_WIDTH_MS,
+    MAX_N_BOOT,
     MAX_OUTWARD_RATIO,
     MAX_SHORT_ISI_FRACTION,
     MAX_TEMPERATURE,
@@ -119,7 +120,8 @@ class DecisionParams:
     Parameters
     ----------
     n_boot : int, default: 1000
-        Bootstrap resamples of the cell's spikes for the interval of the cell probability (at least 10).
+        Bootstrap resamples of the cell's spikes for the interval of the cell probability (10 to 100,000:
+        the time grows with resamples x spikes).
     ci : float, default: 0.95
         Coverage of the percentile interval.
     seed : int, default: 0
@@ -141,8 +143,11 @@ class DecisionParams:
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
                 raise DataError(f"{name} must be an integer, not {value!r}.")
             object.__setattr__(self, name, int(value))
-        if self.n_boot < 10:
-            raise DataError(f"n_boot must be at least 10 (bootstrap resamples of the interval), not {self.n_boot}.")
+        if not 10 <= self.n_boot <= MAX_N_BOOT:
+            raise DataError(
+                f"n_boot must be from 10 to {MAX_N_BOOT:,} (bootstrap resamples of the informational interval; "
+                f"the default {DEFAULT_N_BOOT} is plenty), not {self.n_boot}."
+            )
         if self.seed < 0:
             raise DataError(f"seed must be a non-negative integer, not {self.seed}.")
         if self.min_spikes < 1:

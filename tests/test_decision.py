@@ -178,3 +178,13 @@ def test_a_temperature_is_not_fitted_on_too_few_cells():
 
     few = fit_temperature(np.array([0.9, 0.8, 0.2, 0.9]), np.array([True, True, False, False]))
     assert few["temperature"] == 1.0 and "too few" in few["targets"]
+
+
+def test_bootstrap_resamples_are_bounded_before_any_work():
+    from spikeinterface_sero.constants import MAX_N_BOOT
+    from spikeinterface_sero.decision import DecisionParams
+    from spikeinterface_sero.errors import SeroError
+
+    DecisionParams(n_boot=MAX_N_BOOT)
+    with pytest.raises(SeroError, match="n_boot must be from 10 to 100,000"):
+        DecisionParams(n_boot=10**8)
