@@ -118,3 +118,25 @@ def test_the_cell_page_shades_what_the_seal_watch_left_out_and_marks_the_safe_mo
     assert any(label.startswith("left out: drift@") for label in labels)
     assert f"call safe after {row['sero_safe_after_spikes']:.0f} spikes" in " ".join(labels)
     assert write_cell_reports(analyzer, tmp_path, detection=False)
+
+
+def test_the_population_view_shows_how_long_recordings_needed_to_be():
+    import pandas as pd
+
+    from spikeinterface_sero.report import plot_population
+
+    table = pd.DataFrame(
+        dict(
+            udi_ms=[0.9, 0.4, 0.8, 0.5],
+            firing_rate_hz=[1.0, 6.0, 1.5, 4.0],
+            cv_isi=[0.2, 0.8, 0.3, 0.9],
+            sero_label=["serotonergic", "non_serotonergic", "serotonergic", "non_serotonergic"],
+            sero_call=["serotonergic", "unsure", "serotonergic", "non_serotonergic"],
+            sero_safe_after_s=[12.0, np.nan, 30.5, 8.25],
+        )
+    )
+    figure = plot_population(table)
+    (moments,) = [ax for ax in figure.axes if ax.get_title(loc="left").startswith("time to a safe call")]
+    heights = [patch.get_height() for patch in moments.patches]
+    assert sum(heights) == 3
+    assert moments.get_xlabel() == "median 12.0 s; 3 cells safe, 1 never"

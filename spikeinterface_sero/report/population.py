@@ -35,6 +35,21 @@ def _thresholds(ax, limit, rule):
     ax.text(ax.get_xlim()[1], DEFAULT_MIN_UDI_MS, wide, va="bottom", ha="right", fontsize=8, color="0.3")
 
 
+def _panel_safe_moments(ax, table: pd.DataFrame) -> None:
+    """How long the session's recordings needed to be: the time each cell's call became safe (docs/live.md)."""
+    ax.set_title("time to a safe call (s), per cell", fontsize=10, loc="left")
+    column = table["sero_safe_after_s"] if "sero_safe_after_s" in table else pd.Series(dtype=float)
+    seconds = pd.to_numeric(column, errors="coerce").to_numpy(dtype=float)
+    seconds = seconds[np.isfinite(seconds)]
+    if not seconds.size:
+        ax.text(0.5, 0.5, "no call became safe", ha="center", va="center", transform=ax.transAxes, color="#777777")
+        return
+    ax.hist(seconds, bins=min(20, max(5, seconds.size)), color="#1b7f3b", alpha=0.7, gid="safe_moments")
+    never = int(len(column) - seconds.size)
+    ax.set_xlabel(f"median {np.median(seconds):.1f} s; {seconds.size} cells safe, {never} never")
+    ax.set_ylabel("cells")
+
+
 def plot_population(table: pd.DataFrame, *, dpi: int = 100, demo: bool = False, guarantee: str | None = None):
     """The population view CellExplorer users rely on.
 
@@ -53,8 +68,9 @@ def plot_population(table: pd.DataFrame, *, dpi: int = 100, demo: bool = False, 
     -------
     matplotlib.figure.Figure
     """
-    fig = new_figure((11, 4.8), dpi=dpi)
-    axes = fig.subplots(1, 2, gridspec_kw=dict(left=0.06, right=0.985, bottom=0.11, top=0.87, wspace=0.18))
+    fig = new_figure((15, 4.8), dpi=dpi)
+    gaps = dict(left=0.05, right=0.985, bottom=0.11, top=0.87, wspace=0.22, width_ratios=[1, 1, 0.8])
+    *axes, moments = fig.subplots(1, 3, gridspec_kw=gaps)
     y = pd.to_numeric(table["udi_ms"], errors="coerce").to_numpy(dtype=float)
     panels = [
         ("firing_rate_hz", "firing rate (Hz)", DEFAULT_MAX_RATE_HZ, "slow"),
@@ -71,6 +87,7 @@ def plot_population(table: pd.DataFrame, *, dpi: int = 100, demo: bool = False, 
         ax.set_xlabel(name)
         ax.set_ylabel("UDI (ms)")
     axes[0].legend(loc="best", fontsize=8, frameon=False)
+    _panel_safe_moments(moments, table)
     title = f"{len(table)} cell{'' if len(table) == 1 else 's'}: the classical criteria's thresholds dashed; hollow: unsure calls"
     fig.suptitle(f"{DEMO_BANNER}\n{title}" if demo else title, fontsize=10, color="#B00020" if demo else "black")
     fig._suptitle.set_gid("demo" if demo else None)
