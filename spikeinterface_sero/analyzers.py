@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .arguments import check_choice, check_flag, check_number
+from .arguments import check_choice, check_flag, check_number, check_path
 from .constants import DEFAULT_THRESHOLD_PA, MS_AFTER, MS_BEFORE, NAFTER, NBEFORE, is_paper_rate
 from .detection import (
     check_seed,
@@ -18,7 +18,7 @@ from .detection import (
     waveform_limit,
 )
 from .errors import ParameterError, SnippetError
-from .io import check_path, check_recording, read_abf
+from .io import check_recording, read_abf
 from .snippet_formats import Snippets, cell_id, check_cap
 from .upstream import keep_trailing_empty_segments, main_channel_indices
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
+from pathlib import Path
 
 import numpy as np
 
 from .errors import ParameterError
 
-__all__ = ["check_flag", "check_integer", "check_number", "check_choice"]
+__all__ = ["check_flag", "check_integer", "check_number", "check_choice", "check_path"]
 
 
 def check_flag(value, name: str) -> bool:
@@ -104,6 +106,25 @@ def check_choice(value, name: str, choices) -> str:
         listed = ", ".join(repr(c) for c in choices)
         raise ParameterError(f"{name} must be one of {listed}, not {value!r}.")
     return value
+
+
+def check_path(value, name: str) -> Path:
+    """``value`` as a Path when it is a non-empty str or os.PathLike; ParameterError naming ``name`` if not.
+
+    Parameters
+    ----------
+    value : object
+        The argument.
+    name : str
+        Its name in the caller's interface.
+
+    Returns
+    -------
+    Path
+    """
+    if isinstance(value, (str, os.PathLike)) and str(value).strip():
+        return Path(value)
+    raise ParameterError(f"{name} must be a file path (str or pathlib.Path), not {value!r}.")
 
 
 def _check_bounds(value, name, minimum, maximum, *, strict: bool = False) -> None:

@@ -431,12 +431,16 @@ def _features(analyzer, waveforms: np.ndarray, spike_unit_index: np.ndarray, uni
     return criteria_classify(features, **_given(criteria))
 
 
-def _intervals(sorting, unit_id) -> np.ndarray:
-    """Inter-spike intervals of a unit within each segment, in seconds (every spike, not only the cap)."""
-    parts = [
-        np.diff(np.sort(sorting.get_unit_spike_train(unit_id, segment_index=k, return_times=True, use_cache=False)))
-        for k in range(sorting.get_num_segments())
-    ]
+def _intervals(analyzer, unit_id, starts: np.ndarray, stretch: tuple[float, float]) -> np.ndarray:
+    """Inter-spike intervals of a unit within each segment, in seconds (every spike, not only the cap), of the
+    spikes in its stable stretch (``stretch``: from, to, in seconds from the start of the recording)."""
+    sorting, fs = analyzer.sorting, float(analyzer.sampling_frequency)
+    first, last = stretch if np.isfinite(stretch[0]) and np.isfinite(stretch[1]) else (-np.inf, np.inf)
+    parts = []
+    for k in range(sorting.get_num_segments()):
+        samples = np.sort(sorting.get_unit_spike_train(unit_id, segment_index=k, use_cache=False))
+        times = starts[k] - starts[0] + samples / fs if len(starts) else samples / fs
+        parts.append(np.diff(times[(times >= first) & (times <= last)]))
     return np.concatenate(parts) if parts else np.zeros(0)
 
 
@@ -512,7 +516,10 @@ def compute_unit_decisions(
         spike_unit[stable],
         unit_ids,
         firing_rate_hz=features.reindex(unit_ids)["firing_rate_hz"].to_numpy(dtype=float),
-        isis_s=[_intervals(analyzer.sorting, u) for u in unit_ids],
+        isis_s=[
+            _intervals(analyzer, u, starts, tuple(seal.loc[u, ["sero_stable_start_s", "sero_stable_end_s"]]))
+            for u in unit_ids
+        ],
         training_data=training_data,
         rig_validation=rig_validation,
     )

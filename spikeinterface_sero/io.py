@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .arguments import check_flag, check_integer
+from .arguments import check_flag, check_integer, check_path
 from .constants import MIN_SAMPLING_FREQUENCY, SAMPLING_FREQUENCY, SAMPLING_FREQUENCY_TOLERANCE, is_paper_rate
 from .errors import AbfError, ChannelError, DataError, ParameterError, SamplingRateError
 from .units import current_to_pa, is_current_unit
@@ -29,7 +29,6 @@ __all__ = [
     "abf_channels",
     "abf_info",
     "validate_recording",
-    "check_path",
     "check_recording",
     "check_channel",
     "check_regular_file",
@@ -45,27 +44,6 @@ _SUPPORTED_MODES = {
 _ALL_MODES = {**_SUPPORTED_MODES, 4: "high-speed oscilloscope"}
 _VALIDATE_CHUNK = 4_000_000  # samples per channel read at once when validating
 _MAX_SAMPLING_FREQUENCY = 10e6  # Hz; above this the sampling interval in the header is corrupt
-
-
-def check_path(value, name: str) -> Path:
-    """``value`` as a Path when it is a non-empty str or os.PathLike; ParameterError naming ``name`` if not.
-
-    Parameters
-    ----------
-    value : object
-        The argument.
-    name : str
-        Its name in the caller's interface.
-
-    Returns
-    -------
-    Path
-    """
-    import os
-
-    if isinstance(value, (str, os.PathLike)) and str(value).strip():
-        return Path(value)
-    raise ParameterError(f"{name} must be a file path (str or pathlib.Path), not {value!r}.")
 
 
 def check_recording(value, name: str = "recording"):

@@ -17,6 +17,7 @@ import pandas as pd
 
 from .arguments import check_integer
 from .errors import ParameterError
+from .report.words import call_headline, call_of, reasons_text
 
 __all__ = ["LiveBoard", "LiveServer", "LOCAL_HOSTS"]
 
@@ -54,6 +55,14 @@ def _json_value(value):
     return value if isinstance(value, (bool, int, float, str)) or value is None else str(value)
 
 
+def _record(row: dict) -> dict:
+    """One row as the page shows it: the columns, and the headline and reasons in the report's words."""
+    record = {k: _json_value(row.get(k)) for k in _ROW_FIELDS}
+    if not record["error"]:
+        record.update(headline=call_headline(row), call_class=call_of(row), reasons=reasons_text(row))
+    return record
+
+
 class LiveBoard:
     """The state of a watch session, as the live page shows it.
 
@@ -85,7 +94,7 @@ class LiveBoard:
         mean_currents : dict or None, default: None
             Cell id -> the cell's mean action current (pA, the 160 samples the model saw).
         """
-        records = [{k: _json_value(r.get(k)) for k in _ROW_FIELDS} for r in rows.to_dict("records")]
+        records = [_record(r) for r in rows.to_dict("records")]
         with self._changed:
             for file in dict.fromkeys(r["file"] for r in records):
                 self._rows[str(file)] = [r for r in records if r["file"] == file]

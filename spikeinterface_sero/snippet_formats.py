@@ -12,11 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .arguments import check_choice, check_flag, check_integer
+from .arguments import check_choice, check_flag, check_integer, check_path
 from .constants import NAFTER, NBEFORE, SAMPLING_FREQUENCY, SNIPPET_LENGTH
 from .errors import ParameterError, SeroError, SnippetError
 from .files import atomic_path
-from .io import check_path, check_regular_file
+from .io import check_regular_file
 
 __all__ = [
     "Snippets",

@@ -103,11 +103,14 @@ def test_a_real_browser_shows_each_file_as_it_arrives_unsure_calls_never_as_labe
         current, rows, notes = _wait_for_version(browser, 1)
         assert "UNSURE (leans SER, P(SER) 0.70)" in current and "SEROTONERGIC" not in current.replace("UNSURE", "")
         assert "not yet stable" not in current  # the moment is known for this cell: 31 spikes
-        assert "stable after 31 spikes (22.5 s)" in current and "why unsure: not_validated_on_rig" in current
+        # an unsure call is never "enough", even once its leaning has stopped changing
+        assert "stopped changing after 31 spikes (22.5 s), but the call is unsure" in current
+        assert "enough" not in current and "why unsure: model not validated on this rig" in current
         assert "DEMO model" in notes
         board.update(_row("cell2.abf"))
         current, rows, _ = _wait_for_version(browser, 2)
         assert "SEROTONERGIC" in current and "cell2.abf" in current and "cell1.abf" not in current
+        assert "enough: the call is stable after 31 spikes (22.5 s)" in current
         board.update(_row("bad.abf", **FAILED))
         board.update(_row("bad.abf", **FAILED))  # seen again: still one row
         current, rows, _ = _wait_for_version(browser, 4)

@@ -48,6 +48,9 @@ def _panel_safe_moments(ax, table: pd.DataFrame) -> None:
     never = int(len(column) - seconds.size)
     ax.set_xlabel(f"median {np.median(seconds):.1f} s; {seconds.size} cells safe, {never} never")
     ax.set_ylabel("cells")
+    from matplotlib.ticker import MaxNLocator  # matplotlib only where a figure is drawn
+
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
 
 
 def plot_population(table: pd.DataFrame, *, dpi: int = 100, demo: bool = False, guarantee: str | None = None):
