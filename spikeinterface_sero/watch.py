@@ -20,6 +20,7 @@ from .errors import AbfError, SeroError
 from .export import RESULT_COLUMNS, error_row, tidy
 from .files import append_line, check_output_folder, check_output_path, check_writable, output_lock
 from .io import read_abf
+from .live import with_mean_currents
 from .model import load_model
 from .pipeline import classify_file
 from .report import REPORT_TABLE, write_summary_html
@@ -262,12 +263,14 @@ class FolderWatcher:
 
     def classify(self, path: str) -> pd.DataFrame:
         try:
-            return classify_file(
+            rows, analyzer = classify_file(
                 path,
                 model_folder=self.options["model_folder"],
                 report_dir=self.options["report_dir"],
+                return_analyzer=True,
                 **self.classify_kwargs,
             )
+            return with_mean_currents(rows, analyzer)  # each cell's mean action current, for the live page
         except Exception as e:  # a bug must not end a live session: record it like a failed file
             log.exception("classifying %s failed", path)
             return error_row(path, f"unexpected error while classifying ({type(e).__name__}: {e}); please report it")
