@@ -32,6 +32,9 @@ log = logging.getLogger(__name__)
 
 #: watchdog event types that mean "someone wrote to this path" (not our own opens and reads)
 _WRITE_EVENTS = {"created", "modified", "moved", "closed"}
+#: the session's rows are joined into one table when they hold more frames than this: a one-row frame of the
+#: results table takes about 40 kB, 2 kB as a row of one table (benchmarks/bench_live_session.py)
+_SESSION_FRAMES = 32
 
 
 @dataclass
@@ -301,6 +304,8 @@ class FolderWatcher:
         else:
             self.failures.pop(path, None)
         self.session.append(rows)
+        if len(self.session) > _SESSION_FRAMES:  # one table, not a frame per file: memory flat (docs/live.md)
+            self.session = [pd.concat(self.session, ignore_index=True)]
         if self.results is not None and not repeated:
             self.unwritten.append(rows)
             self.flush()
