@@ -170,6 +170,12 @@ RESULT_SCHEMA = _columns(
         TEXT,
         "empty, or the exports (NWB, Phy, report) that failed for this file and why; the classification itself stands",
     ),
+    (
+        "acquisition",
+        TEXT,
+        "'recording' when the row covers only the part of the file written so far (sero watch, while the "
+        "acquisition program still writes it; the row is replaced when the file is complete); empty otherwise",
+    ),
     ("error", TEXT, "empty, or why the file could not be classified"),
 )
 #: the results table's column names, in order
