@@ -229,7 +229,8 @@ def abf_progress(path) -> dict:
     Returns
     -------
     dict
-        ``complete`` (bool: the header is finalised, declared samples > 0 and all of them in the file),
+        ``complete`` (bool: the header is finalised: it declares samples, and they, its tags and its synch
+        array are all in the file),
         ``declared`` and ``written`` (samples of all channels: in the header; whole samples in the file after
         the data start), ``n_channels``, ``gap_free`` (bool).
     """
@@ -240,7 +241,7 @@ def abf_progress(path) -> dict:
     size = path.stat().st_size
     with open(path, "rb") as handle:
         head = handle.read(512)
-        if version == 2 and len(head) >= 76 + 11 * 16:
+        if version == 2 and len(head) >= 76 + 18 * 16:
             (n_channels,) = struct.unpack_from("<q", head, 76 + 16 + 8)  # ADCSection entries
             data_block, _, declared = struct.unpack_from("<IIq", head, 76 + 10 * 16)  # DataSection
             (data_format,) = struct.unpack_from("<H", head, 30)
@@ -249,12 +250,22 @@ def abf_progress(path) -> dict:
             mode_bytes = handle.read(2)
             mode = struct.unpack("<h", mode_bytes)[0] if len(mode_bytes) == 2 else 0
             data_start = data_block * 512
+            # the sections written when the recording ends: data, tags, synch array
+            ends = [
+                block * 512 + entry * count
+                for block, entry, count in (struct.unpack_from("<IIq", head, 76 + i * 16) for i in (10, 11, 15))
+                if count > 0
+            ]
         elif version == 1 and len(head) >= 122:
             mode, declared, ignored = struct.unpack_from("<hih", head, 8)
-            (data_block,) = struct.unpack_from("<i", head, 40)
+            data_block, tag_block, tag_count = struct.unpack_from("<iii", head, 40)
+            synch_block, synch_count = struct.unpack_from("<ii", head, 92)
             (data_format,) = struct.unpack_from("<h", head, 100)
             (n_channels,) = struct.unpack_from("<h", head, 120)
             data_start = data_block * 512 + ignored * (2 if data_format == 0 else 4)
+            ends = [data_start + declared * (2 if data_format == 0 else 4)]
+            ends += [tag_block * 512 + 64 * tag_count] if tag_count > 0 else []
+            ends += [synch_block * 512 + 8 * synch_count] if synch_count > 0 else []
         else:
             raise AbfError(
                 f"{path.name}: only {size} bytes, shorter than the ABF{version} header; the file is truncated "
@@ -264,7 +275,7 @@ def abf_progress(path) -> dict:
     frame = n_channels * (2 if data_format == 0 else 4)
     written = max(0, size - data_start) // frame * n_channels if data_start > 0 else 0
     return dict(
-        complete=bool(0 < declared <= written),
+        complete=bool(0 < declared <= written and max(ends, default=0) <= size),
         declared=int(declared),
         written=int(written),
         n_channels=n_channels,

@@ -390,14 +390,11 @@ class FolderWatcher:
             self.record(key, rows)
 
     def finished(self, path: str, progress: dict | None) -> tuple | None:
-        """(sig, None) once the header says the file is complete and it was unchanged at two looks in a row
-        (no settle wait); else the settle timer's answer (:meth:`settled`)."""
+        """(sig, None) as soon as the header says the file is complete (it declares its samples, and they are
+        all there: no settle wait); else the settle timer's answer (:meth:`settled`)."""
         if progress is not None and progress["complete"]:
-            sig, pending = _sig(Path(path)), self.pending[path]
-            if sig is not None and sig == pending.sig:
-                return sig, None
-            pending.sig, pending.last_change = sig, time.monotonic()
-            return None
+            sig = _sig(Path(path))
+            return None if sig is None else (sig, None)
         return self.settled(path)
 
     def step(self) -> None:
