@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .analyzers import abf_to_analyzer
+from .analyzers import abf_to_analyzer, recording_to_analyzer
 from .batch import BatchInterrupted, check_batch_options, run_files
 from .constants import DEFAULT_DEAD_TIME_MS, DEFAULT_THRESHOLD_PA
 from .detection import DetectionParams
@@ -43,6 +43,7 @@ from .snippet_formats import Snippets
 
 __all__ = [
     "classify_file",
+    "classify_recording",
     "classify_files",
     "classify_snippets",
     "make_report",
@@ -162,6 +163,56 @@ def classify_file(
             **options,
         ),
         return_analyzer,
+    )
+
+
+def classify_recording(
+    read,
+    file,
+    *,
+    model_folder=None,
+    threshold: float = DEFAULT_THRESHOLD_PA,
+    mad_multiplier: float | None = None,
+    polarity: str = "negative",
+    dead_time_ms: float = DEFAULT_DEAD_TIME_MS,
+    max_spikes_per_cell: int | None = None,
+    seed: int = 0,
+    method: str = "cnn",
+    trust_model: bool = False,
+    report_dir=None,
+):
+    """Classify the cells of a recording as :func:`classify_file` classifies a file's (the same detection,
+    extension and rows): for the part of a file written so far, or the sweeps of several files that are one
+    cell (``sero watch``). Returns the results rows; a failure (of ``read`` too) is the one error row of
+    ``file``.
+
+    Parameters
+    ----------
+    read : callable
+        Returns the recording (e.g. ``lambda: read_abf(path, growing=True)``); called inside the guard.
+    file : str or Path
+        What the rows' ``file`` column says.
+    model_folder, threshold, mad_multiplier, polarity, dead_time_ms, max_spikes_per_cell, seed, method, trust_model, report_dir
+        As :func:`classify_file`.
+
+    Returns
+    -------
+    pandas.DataFrame
+    """
+    path = Path(file)
+    options = dict(model_folder=model_folder, method=method, trust_model=trust_model, seed=seed, report_dir=report_dir)
+    detection = {
+        "threshold": DEFAULT_THRESHOLD_PA,
+        **_detection_options(threshold, mad_multiplier, polarity, dead_time_ms),
+    }
+    return _guarded(
+        path,
+        lambda: _classify_analyzer(
+            recording_to_analyzer(read(), max_spikes_per_cell=max_spikes_per_cell, seed=seed, **detection),
+            path,
+            **options,
+        ),
+        False,
     )
 
 
