@@ -180,6 +180,7 @@ def classify_recording(
     method: str = "cnn",
     trust_model: bool = False,
     report_dir=None,
+    return_analyzer: bool = False,
 ):
     """Classify the cells of a recording as :func:`classify_file` classifies a file's (the same detection,
     extension and rows): for the part of a file written so far, or the sweeps of several files that are one
@@ -192,12 +193,12 @@ def classify_recording(
         Returns the recording (e.g. ``lambda: read_abf(path, growing=True)``); called inside the guard.
     file : str or Path
         What the rows' ``file`` column says.
-    model_folder, threshold, mad_multiplier, polarity, dead_time_ms, max_spikes_per_cell, seed, method, trust_model, report_dir
+    model_folder, threshold, mad_multiplier, polarity, dead_time_ms, max_spikes_per_cell, seed, method, trust_model, report_dir, return_analyzer
         As :func:`classify_file`.
 
     Returns
     -------
-    pandas.DataFrame
+    pandas.DataFrame, or (pandas.DataFrame, SortingAnalyzer or None) with ``return_analyzer``
     """
     path = Path(file)
     options = dict(model_folder=model_folder, method=method, trust_model=trust_model, seed=seed, report_dir=report_dir)
@@ -212,7 +213,7 @@ def classify_recording(
             path,
             **options,
         ),
-        False,
+        return_analyzer,
     )
 
 
