@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from spikeinterface_sero import batch, files
+from spikeinterface_sero import batch
 from spikeinterface_sero.datasets import simulate_drn_recording, write_abf
 
 ROOT = Path(__file__).resolve().parents[1]
