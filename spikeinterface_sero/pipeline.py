@@ -11,41 +11,43 @@ own batch runner uses: ``"loop"``, ``"joblib"`` (``n_jobs`` processes on this ma
 
 from __future__ import annotations
 
-import json
 import os
 import warnings
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
-from .analyzers import abf_to_analyzer
+from .analyzers import abf_to_analyzer, recording_to_analyzer
 from .batch import BatchInterrupted, check_batch_options, run_files
 from .constants import DEFAULT_DEAD_TIME_MS, DEFAULT_THRESHOLD_PA
 from .detection import DetectionParams
-from .errors import DemoModelWarning, SeroError, SnippetError
+from .errors import DemoModelWarning, SeroError
 from .export import RESULT_COLUMNS, error_row, export_to_phy, output_path, results_table, tidy, write_nwb
 from .extension import analyzer_from_snippets, load_sorting_analyzer
 from .files import atomic_folder, check_output_folder, whole_folder
 from .model import load_model
 from .report import write_cell_reports, write_summary_html
 from .second_cells import split_second_cells
+from .snippet_folders import PART_FOLDER as _PART_FOLDER
+from .snippet_folders import (  # noqa: F401  (their home was here: older code imports them from pipeline)
+    SNIPPET_MANIFEST,
+    check_snippet_folder,
+    is_snippet_folder,
+    is_snippet_input,
+    read_snippet_folder,
+    read_snippet_input,
+    write_snippet_folder,
+)
 from .snippet_formats import CSV_NAME as _CSV_NAME
-from .snippet_formats import Snippets, load_npz, read_snippet_csv_folder, write_snippet_csv_folder
+from .snippet_formats import Snippets
 
 __all__ = [
     "classify_file",
+    "classify_recording",
     "classify_files",
     "classify_snippets",
     "make_report",
     "expand_inputs",
-    "is_snippet_folder",
-    "read_snippet_folder",
-    "is_snippet_input",
-    "read_snippet_input",
-    "write_snippet_folder",
-    "check_snippet_folder",
-    "SNIPPET_MANIFEST",
     "BatchInterrupted",
     "RESULT_COLUMNS",
 ]
@@ -84,120 +86,6 @@ def expand_inputs(items) -> list[Path]:
         else:
             out.append(p)
     return out
-
-
-def is_snippet_folder(path) -> bool:
-    """True for a folder that holds the authors' per-spike CSV files (``<cell>_trigger_<sample>.csv``)."""
-    path = Path(path)
-    return path.is_dir() and any(_CSV_NAME.match(q.name) for q in path.iterdir())
-
-
-#: the manifest ``sero snippets`` writes last into a CSV snippet folder: the files it holds, per cell
-SNIPPET_MANIFEST = "sero_snippets.json"
-_PART_FOLDER = ".part"  # the suffix of files.atomic_folder's temporary folders
-
-
-def write_snippet_folder(parts: list[Snippets], folder, *, overwrite: bool = False) -> int:
-    """Write snippets as one folder of the authors' per-spike CSV files, whole: into a temporary sibling
-    folder, with :data:`SNIPPET_MANIFEST` (the number of files per cell) last, then renamed into place, so a
-    kill leaves the old folder or the new one. Returns the number of files written.
-
-    Raises
-    ------
-    SeroError
-        ``folder`` is a file, holds files other than per-spike CSV files, or exists without ``overwrite``.
-    """
-    folder = check_snippet_folder(folder, overwrite=overwrite)
-    with atomic_folder(folder, overwrite=True) as temporary:
-        written = sum(write_snippet_csv_folder(part, temporary) for part in parts)
-        counts: dict[str, int] = {}
-        for part in parts:
-            for cell in part.cell_ids.tolist():
-                counts[str(cell)] = counts.get(str(cell), 0) + 1
-        (temporary / SNIPPET_MANIFEST).write_text(json.dumps({"files": written, "cells": counts}, indent=1) + "\n")
-    return written
-
-
-def check_snippet_folder(folder, *, overwrite: bool = False, overwrite_hint: str = "overwrite=True") -> Path:
-    """Before any work: ``folder`` can take CSV snippets (a new folder, an empty one, or, with ``overwrite``,
-    one that holds only per-spike CSV files, which are replaced).
-
-    Raises
-    ------
-    SeroError
-        ``folder`` is a file, holds other files, or holds snippet files and ``overwrite`` is False.
-    """
-    folder = check_output_folder(folder, what="snippet folder")
-    if folder.exists():
-        names = [q.name for q in folder.iterdir()]
-        others = [name for name in names if not (_CSV_NAME.match(name) or name == SNIPPET_MANIFEST)]
-        if others:
-            raise SeroError(
-                f"{folder} holds other files than per-spike CSV files ({others[0]} ...); choose another folder."
-            )
-        if names and not overwrite:
-            raise SeroError(
-                f"{folder} holds CSV snippet files; pass {overwrite_hint} to replace them, or choose another folder."
-            )
-    return folder
-
-
-def _check_manifest(folder: Path, cell_ids: np.ndarray) -> None:
-    """A folder ``sero snippets`` wrote holds every file its manifest lists; a folder without a manifest
-    (the authors' own) is read as it is."""
-    manifest = folder / SNIPPET_MANIFEST
-    if not manifest.is_file():
-        return
-    try:
-        counts = json.loads(manifest.read_text())["cells"]
-    except (OSError, ValueError, KeyError, TypeError):
-        raise SnippetError(f"{manifest} is not a readable snippet manifest; write the folder again.") from None
-    found = {str(c): int((cell_ids == c).sum()) for c in dict.fromkeys(cell_ids.tolist())}
-    if found != {str(k): int(v) for k, v in counts.items()}:
-        raise SnippetError(
-            f"{folder} holds {len(cell_ids)} per-spike files, but its manifest lists {sum(counts.values())}: the "
-            "folder is incomplete or was changed; write it again (sero snippets --overwrite)."
-        )
-
-
-def read_snippet_folder(folder) -> Snippets:
-    """A folder of per-spike CSV files as :class:`~spikeinterface_sero.snippets.Snippets`: one segment with
-    the trigger samples of the file names (sweeps laid end to end, ``docs/csv-format.md``), no segment
-    duration (the files do not say how long the recording was), ``source`` the folder.
-
-    Raises SnippetError (from :func:`~spikeinterface_sero.snippets.read_snippet_csv_folder`) for a folder
-    without snippet files or with a malformed one, the folder named."""
-    if Path(folder).name.startswith(".") and Path(folder).name.endswith(_PART_FOLDER):
-        raise SnippetError(f"{folder} is a folder still being written (or left by a writer that was killed).")
-    try:
-        with warnings.catch_warnings():  # an empty file: the error below says it, numpy's warning adds nothing
-            warnings.filterwarnings("ignore", message="loadtxt: input contained no data")
-            waveforms, cell_ids, trigger_samples = read_snippet_csv_folder(folder)
-    except SnippetError as e:
-        raise SnippetError(str(e) if str(e).startswith(str(folder)) else f"{folder}: {e}") from None
-    _check_manifest(Path(folder), cell_ids)
-    return Snippets(
-        waveforms=waveforms,
-        trigger_samples=trigger_samples,
-        segment_index=np.zeros(len(waveforms), np.int64),
-        unit_ids=cell_ids,
-        cell_ids=cell_ids,
-        source=str(folder),
-        n_detected={str(c): int((cell_ids == c).sum()) for c in dict.fromkeys(cell_ids.tolist())},
-    )
-
-
-def is_snippet_input(path) -> bool:
-    """True for snippets without their recording: a folder of per-spike CSV files or an ``.npz`` file."""
-    path = Path(path)
-    return path.is_dir() or path.suffix.lower() == ".npz"
-
-
-def read_snippet_input(path) -> Snippets:
-    """A folder of per-spike CSV files (:func:`read_snippet_folder`) or an ``.npz`` snippet file
-    (:func:`~spikeinterface_sero.snippets.load_npz`, which keeps the sweep durations, so the rate is known)."""
-    path = Path(path)
-    return read_snippet_folder(path) if path.is_dir() else load_npz(path)
 
 
 def classify_file(
@@ -271,6 +159,57 @@ def classify_file(
                 seed=seed,
                 **_detection_options(threshold, mad_multiplier, polarity, dead_time_ms),
             ),
+            path,
+            **options,
+        ),
+        return_analyzer,
+    )
+
+
+def classify_recording(
+    read,
+    file,
+    *,
+    model_folder=None,
+    threshold: float = DEFAULT_THRESHOLD_PA,
+    mad_multiplier: float | None = None,
+    polarity: str = "negative",
+    dead_time_ms: float = DEFAULT_DEAD_TIME_MS,
+    max_spikes_per_cell: int | None = None,
+    seed: int = 0,
+    method: str = "cnn",
+    trust_model: bool = False,
+    report_dir=None,
+    return_analyzer: bool = False,
+):
+    """Classify the cells of a recording as :func:`classify_file` classifies a file's (the same detection,
+    extension and rows): for the part of a file written so far, or the sweeps of several files that are one
+    cell (``sero watch``). Returns the results rows; a failure (of ``read`` too) is the one error row of
+    ``file``.
+
+    Parameters
+    ----------
+    read : callable
+        Returns the recording (e.g. ``lambda: read_abf(path, growing=True)``); called inside the guard.
+    file : str or Path
+        What the rows' ``file`` column says.
+    model_folder, threshold, mad_multiplier, polarity, dead_time_ms, max_spikes_per_cell, seed, method, trust_model, report_dir, return_analyzer
+        As :func:`classify_file`.
+
+    Returns
+    -------
+    pandas.DataFrame, or (pandas.DataFrame, SortingAnalyzer or None) with ``return_analyzer``
+    """
+    path = Path(file)
+    options = dict(model_folder=model_folder, method=method, trust_model=trust_model, seed=seed, report_dir=report_dir)
+    detection = {
+        "threshold": DEFAULT_THRESHOLD_PA,
+        **_detection_options(threshold, mad_multiplier, polarity, dead_time_ms),
+    }
+    return _guarded(
+        path,
+        lambda: _classify_analyzer(
+            recording_to_analyzer(read(), max_spikes_per_cell=max_spikes_per_cell, seed=seed, **detection),
             path,
             **options,
         ),
