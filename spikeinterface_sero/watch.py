@@ -346,9 +346,9 @@ class FolderWatcher:
         match = self.options["group"].fullmatch(Path(path).name)
         return str(Path(path).parent / match.group("cell")) if match else path
 
-    def classify(self, path: str, progress: dict | None = None) -> tuple[str, pd.DataFrame]:
+    def classify(self, path: str, progress: dict | None = None, partial: bool = False) -> tuple[str, pd.DataFrame]:
         """(row key, rows) of ``path``: a finished single file as ``sero classify`` does it; a cell's files,
-        or the part of a file written so far, read and classified the same way."""
+        or the part of a file written so far, read and classified the same way (``partial``: no plots)."""
         key, paths = self.cell_of(path)
         try:
             if key == path and not _growing(progress):
@@ -364,7 +364,7 @@ class FolderWatcher:
                 lambda: _read_cell(paths, Path(key), read_options),
                 key,
                 model_folder=self.options["model_folder"],
-                report_dir=self.options["report_dir"],
+                report_dir=None if partial else self.options["report_dir"],
                 **rest,
             )
         except Exception as e:  # a bug must not end a live session: record it like a failed file
@@ -384,7 +384,7 @@ class FolderWatcher:
         if now - pending.partial_at < update_s:
             return
         pending.partial_at, pending.partial_written = now, progress["written"]
-        key, rows = self.classify(path, progress)
+        key, rows = self.classify(path, progress, partial=True)
         if len(rows) and not str(rows["error"].iloc[0]):
             rows["acquisition"] = RECORDING
             self.record(key, rows)
