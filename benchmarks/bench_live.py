@@ -120,14 +120,7 @@ def main(argv=None) -> None:
         f"last byte -> final row on the page (/state): median {statistics.median(finals):.2f} s, max {max(finals):.2f} s"
         f"  (per file: {', '.join(f'{d:.2f}' for d in finals)})"
     )
-    print(
-        f"  of which classifying the finished file (sero classify, measured apart): median {statistics.median(classify_s):.2f} s"
-    )
-    if partial_delays:
-        print(
-            f"rows shown while growing: {statistics.mean(updates):.1f} per file; last byte of a piece -> its row: "
-            f"median {statistics.median(partial_delays):.2f} s, max {max(partial_delays):.2f} s"
-        )
+    print(f"rows shown while the files grew ('recording'): {statistics.mean(updates):.1f} per file")
     print(f"peak RSS after the first cell {rss[0]:.0f} MB, after the last {rss[-1]:.0f} MB")
 
 
