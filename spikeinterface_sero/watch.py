@@ -22,6 +22,7 @@ from .errors import AbfError, ParameterError, SeroError
 from .export import RESULT_COLUMNS, error_row, tidy
 from .files import append_line, check_output_folder, check_output_path, check_writable, output_lock
 from .io import abf_progress, read_abf
+from .live import with_mean_currents
 from .model import load_model
 from .pipeline import classify_file, classify_recording
 from .report import REPORT_TABLE, write_summary_html
@@ -352,21 +353,25 @@ class FolderWatcher:
         key, paths = self.cell_of(path)
         try:
             if key == path and not _growing(progress):
-                return key, classify_file(
+                rows, analyzer = classify_file(
                     path,
                     model_folder=self.options["model_folder"],
                     report_dir=self.options["report_dir"],
+                    return_analyzer=True,
                     **self.classify_kwargs,
                 )
-            read_options = {k: self.classify_kwargs[k] for k in _READ_OPTIONS if k in self.classify_kwargs}
-            rest = {k: v for k, v in self.classify_kwargs.items() if k not in _READ_OPTIONS}
-            return key, classify_recording(
-                lambda: _read_cell(paths, Path(key), read_options),
-                key,
-                model_folder=self.options["model_folder"],
-                report_dir=None if partial else self.options["report_dir"],
-                **rest,
-            )
+            else:
+                read_options = {k: self.classify_kwargs[k] for k in _READ_OPTIONS if k in self.classify_kwargs}
+                rest = {k: v for k, v in self.classify_kwargs.items() if k not in _READ_OPTIONS}
+                rows, analyzer = classify_recording(
+                    lambda: _read_cell(paths, Path(key), read_options),
+                    key,
+                    model_folder=self.options["model_folder"],
+                    report_dir=None if partial else self.options["report_dir"],
+                    return_analyzer=True,
+                    **rest,
+                )
+            return key, with_mean_currents(rows, analyzer)  # each cell's mean action current, for the live page
         except Exception as e:  # a bug must not end a live session: record it like a failed file
             log.exception("classifying %s failed", path)
             return key, error_row(

@@ -421,10 +421,11 @@ def noise_masks_from_traces(
 
 
 # -------------------------------------------------------------------------------------------- from a table
-def read_label_table(table) -> pd.DataFrame:
+def read_label_table(table, *, folders: bool = False) -> pd.DataFrame:
     """Read and check a label table (CSV path or DataFrame) with columns ``file, label`` and optional
     ``channel, group``. Returns a DataFrame with absolute ``path``, parsed ``y``, and ``channel``/``group``
-    (None where absent). Relative paths are relative to the table's folder."""
+    (None where absent). Relative paths are relative to the table's folder. ``folders=True`` also accepts
+    folders (of per-spike CSV files, as ``sero validate`` reads them) as ``file`` entries."""
     if isinstance(table, pd.DataFrame):
         frame, base = table.copy(), Path.cwd()
         where = "table"
@@ -470,7 +471,7 @@ def read_label_table(table) -> pd.DataFrame:
             }
         )
     out = pd.DataFrame(rows)
-    missing = [str(p) for p in out["path"] if not Path(p).is_file()]
+    missing = [str(p) for p in out["path"] if not (Path(p).is_file() or (folders and Path(p).is_dir()))]
     if missing:
         raise TrainingError(f"{len(missing)} file(s) of the label table not found, e.g. {missing[0]}")
     return out
