@@ -1,15 +1,17 @@
 """Memory over a long live session: 200 cells arriving over a time-compressed 4-hour session of `sero watch --serve`.
 
 Each cell is one .abf file of a realistic recording (simulated DRN cells, SER and NSER, 60-120 s at 40 kHz,
-int16), written into the watched folder in pieces over its acquisition time divided by ``--compress``, one
+int16), written into the watched folder as an acquisition program writes it (``write_abf_in_pieces``: the
+provisional header, 10 s pieces, the finished header) over its acquisition time divided by ``--compress``, one
 file after another, one every ``hours * 3600 / cells / compress`` seconds (or as soon as the previous row is on
 the page when the watcher is slower). ``sero watch FOLDER --serve`` runs in a subprocess, exactly as at the
-rig; the page is read like a browser does: one server-sent event stream open all the time and ``/state``
+rig (its defaults: the part written so far classified every 5 s while a file grows); the page is read like a
+browser does: one server-sent event stream open all the time and ``/state``
 polled every second. After every ``--every`` files (once their rows are on the page) the watch process's
 resident memory (VmRSS and RssAnon from ``/proc/PID/status``) is sampled.
 
-Reported: the samples, the slope of a least-squares line through them (MB per 100 cells; also over the
-second half only, after the warm-up), the maximum, and the size of the page's state at the end. Goal: flat
+Reported: the samples, the slope of a least-squares line through those from the ``--every``-th file on (the
+first file loads what every file uses; MB per 100 cells; also over the second half of the session only), the maximum, and the size of the page's state at the end. Goal: flat
 (the slope near 0: the board keeps a fixed-size row and a 160-point mean current per cell; nothing else grows
 with the session). The recordings are a pool of ``--pool`` distinct simulated cells, reused in turn (the
 watcher classifies every file anew; simulating 200 cells would only slow the benchmark).
@@ -36,31 +38,22 @@ from pathlib import Path
 
 import numpy as np
 
-PIECES = 10  # each file grows in this many pieces, as an acquisition program appends its data
+from spikeinterface_sero.datasets import write_abf_in_pieces
+
+PIECE_S = 10.0  # seconds of recording per piece the acquisition program appends
 
 
-def _recordings(pool: int, low_s: float, high_s: float, folder: Path) -> list[bytes]:
-    """The bytes of ``pool`` simulated recordings (alternately SER and NSER, 60-120 s), written as .abf files."""
-    from spikeinterface_sero.datasets import simulate_drn_recording, write_abf
+def _recordings(pool: int, low_s: float, high_s: float) -> list:
+    """``pool`` simulated recordings (alternately SER and NSER, ``low_s`` to ``high_s`` long): (traces, fs)."""
+    from spikeinterface_sero.datasets import simulate_drn_recording
 
     durations = np.random.default_rng(0).uniform(low_s, high_s, pool)
     out = []
     for i, duration in enumerate(durations):
         kind = ("serotonergic", "non_serotonergic")[i % 2]
         simulated = simulate_drn_recording(kind, duration_s=float(duration), seed=100 + i)
-        path = write_abf(folder / f"pool{i}.abf", simulated.traces, simulated.sampling_frequency, data_format="int16")
-        out.append(path.read_bytes())
-        path.unlink()
+        out.append((simulated.traces.astype(np.float32), simulated.sampling_frequency))
     return out
-
-
-def _write_in_pieces(path: Path, data: bytes, seconds: float) -> None:
-    step = -(-len(data) // PIECES)
-    with open(path, "wb") as file:
-        for start in range(0, len(data), step):
-            file.write(data[start : start + step])
-            file.flush()
-            time.sleep(seconds / PIECES)
 
 
 def _memory_mb(pid: int) -> dict:
@@ -135,9 +128,8 @@ def _session(args, folder: Path, pool: list[bytes], process, browser: _Browser) 
     slot_s = args.hours * 3600 / args.cells / args.compress  # the compressed time between two cells
     samples, start = [], time.monotonic()
     for cell in range(args.cells):
-        data = pool[cell % len(pool)]
-        acquisition_s = (len(data) - 2048) / 2 / 40_000 / args.compress  # int16 samples after the header
-        _write_in_pieces(folder / f"cell{cell:03d}.abf", data, acquisition_s)
+        traces, fs = pool[cell % len(pool)]
+        write_abf_in_pieces(folder / f"cell{cell:03d}.abf", traces, fs, piece_s=PIECE_S, speed=args.compress)
         deadline = time.monotonic() + 300
         while browser.rows() < cell + 1 and time.monotonic() < deadline and process.poll() is None:
             time.sleep(0.05)
@@ -168,7 +160,7 @@ def main(argv=None) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "today"
         folder.mkdir()
-        pool = _recordings(args.pool, *args.duration, Path(tmp))
+        pool = _recordings(args.pool, *args.duration)
         process, url = _start_watch(folder, Path(tmp) / "today.csv", args.settle)
         browser = _Browser(url)
         try:
@@ -179,8 +171,9 @@ def main(argv=None) -> dict:
             browser.stop.set()
             process.terminate()
             process.wait(timeout=60)
-    cells = [s["cells"] for s in samples]
-    rss = [s["VmRSS"] for s in samples]
+    warm = [s for s in samples if s["cells"] >= args.every]  # the first file loads what every file uses
+    cells = [s["cells"] for s in warm]
+    rss = [s["VmRSS"] for s in warm]
     half = [i for i, c in enumerate(cells) if c > args.cells / 2]
     result = dict(
         cells=args.cells,
@@ -191,8 +184,8 @@ def main(argv=None) -> dict:
         samples=samples,
         slope_mb_per_100_cells=round(_slope(cells, rss), 2),
         slope_second_half_mb_per_100_cells=round(_slope([cells[i] for i in half], [rss[i] for i in half]), 2),
-        anon_slope_mb_per_100_cells=round(_slope(cells, [s["RssAnon"] for s in samples]), 2),
-        max_rss_mb=round(max(rss), 1),
+        anon_slope_mb_per_100_cells=round(_slope(cells, [s["RssAnon"] for s in warm]), 2),
+        max_rss_mb=round(max(s["VmRSS"] for s in samples), 1),
         state_kb=round(state_kb, 1),
     )
     print(
