@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 #: watchdog event types that mean "someone wrote to this path" (not our own opens and reads)
 _WRITE_EVENTS = {"created", "modified", "moved", "closed"}
 #: the session's rows are joined into one table when they hold more frames than this: a one-row frame of the
-#: results table takes about 40 kB, 2 kB as a row of one table (benchmarks/bench_live_session.py)
+#: results table takes about 40 kB, under 1 kB as a row of one table (benchmarks/bench_live_session.py)
 _SESSION_FRAMES = 32
 #: the options of classify_file that say how a file is read (the others say how it is classified)
 _READ_OPTIONS = ("channel", "allow_low_rate", "allow_any_unit")
