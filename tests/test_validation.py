@@ -319,3 +319,15 @@ def test_a_bad_csv_layout_is_one_error_before_any_work(csv_lab, tmp_path, capsys
     assert err.count("\n") == 0 and "Traceback" not in err and BAD_LAYOUTS[how] in err
     assert "on_bad" not in err  # a Python argument the command line does not have
     assert not (tmp_path / "m").exists()
+
+
+def test_sero_validate_takes_the_labelled_cells_once(csv_lab, tmp_path, capsys):
+    table, lab = csv_lab
+    report = ["--report", str(tmp_path / "report"), "--out", str(tmp_path / "model")]
+    for given in ([str(lab), "--table", str(table)], [], [str(lab), "--curation", str(table)]):
+        assert main(["validate", "demo", *given, *report]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and "give the labelled cells once: as LABELS (a table, or a folder" in err
+    assert main(["validate", "demo", str(tmp_path / "nowhere"), *report]) == 2
+    assert "do not exist: give a label table (CSV) or a folder laid out by class" in capsys.readouterr().err
+    assert not (tmp_path / "model").exists()
