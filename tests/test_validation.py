@@ -310,8 +310,9 @@ def test_a_bad_csv_layout_is_one_error_before_any_work(csv_lab, tmp_path, capsys
     bad = tmp_path / "lab"
     shutil.copytree(lab, bad)
     _spoil(bad, how)
-    with pytest.raises(SeroError, match=re.escape(BAD_LAYOUTS[how])):
+    with pytest.raises(SeroError, match=re.escape(BAD_LAYOUTS[how])) as refused:
         validate(None, bad, report_dir=tmp_path / "report", out=tmp_path / "model")
+    assert "on_bad" not in str(refused.value)  # an argument of read_snippet_csv_folder, not of validate
     assert not any((tmp_path / "report").iterdir()) and not (tmp_path / "model").exists()
     command = ["validate", "demo", str(bad), "--report", str(tmp_path / "cli"), "--out", str(tmp_path / "m")]
     assert main(command) == 2
