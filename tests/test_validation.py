@@ -263,13 +263,16 @@ def test_sero_validate_reads_a_table_of_csv_folders(csv_lab, tmp_path, capsys):
     np.testing.assert_allclose(cells["sero_probability"], by_class["sero_probability"], rtol=1e-6)
     # one cell of a folder by its id, the day given by the table
     one = pd.DataFrame({"file": [str(lab / "SER")], "label": ["SER"], "channel": ["A240102#012"], "day": ["d2"]})
-    from spikeinterface_sero.validation import read_labelled_cells
+    from spikeinterface_sero.validation import classify_labelled_cells, read_labelled_cells
 
     with pytest.raises(DataError, match="both classes"):
         read_labelled_cells(one)
     picked = read_labelled_cells(pd.concat([one, folders.iloc[2:3].assign(file=str(lab / "NSER" / "A240101#001"))]))
     assert picked["channel"].tolist() == ["A240102#012", "A240101#001"] and picked["group"].tolist()[0] == "d2"
     assert len(picked["snippets"].iloc[0]) == by_class.loc["A240102#012", "n_spikes"]
+    # cells listed without their snippets (a table of cells made elsewhere) are read from their folder
+    again = classify_labelled_cells(picked.drop(columns="snippets")).set_index("channel")
+    np.testing.assert_array_equal(again["sero_probability"], by_class.loc[again.index, "sero_probability"])
 
 
 def _spoil(lab, how: str):
