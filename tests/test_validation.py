@@ -271,6 +271,8 @@ def test_sero_validate_reads_a_table_of_csv_folders(csv_lab, tmp_path, capsys):
 
     with pytest.raises(DataError, match="both classes"):
         read_labelled_cells(one)
+    with pytest.raises(DataError, match="holds no cell 'A240102#099' .*the channel column names one of its cells"):
+        read_labelled_cells(one.assign(channel="A240102#099"))
     picked = read_labelled_cells(pd.concat([one, folders.iloc[2:3].assign(file=str(lab / "NSER" / NSER_CELL))]))
     assert picked["channel"].tolist() == ["A240102#003", NSER_CELL] and picked["group"].tolist()[0] == "d2"
     assert len(picked["snippets"].iloc[0]) == by_class.loc["A240102#003", "n_spikes"]
