@@ -222,12 +222,18 @@ def test_make_report_is_one_writer_and_refuses_an_earlier_report_without_overwri
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report"]  # no temporary folder, no lock left
 
 
-def test_a_second_report_writer_is_refused_in_the_words_of_the_cli(recording, tmp_path, capsys):
+@pytest.mark.parametrize("command", ["classify", "watch"])
+def test_a_second_report_writer_is_refused_in_the_words_of_the_cli(recording, tmp_path, command, capsys):
+    """A report folder another run is writing (sero classify --report, make_report, a watch session's live
+    page): a classify run into it, or a watch session, is refused before any work."""
     report = tmp_path / "report"
+    inputs = recording if command == "classify" else recording.parent
+    options = ["--timeout", "1"] if command == "watch" else []
     with locked_by_another_process(report) as writer:
-        assert cli.main(["classify", str(recording), "--method", "criteria", "--report", str(report)]) == 2
+        rc = cli.main([command, str(inputs), "--method", "criteria", "--report", str(report), *options])
     err = capsys.readouterr().err
-    assert f"pid {writer.pid}" in err and "--report" in err and not report.exists()
+    assert rc == 2 and f"pid {writer.pid}" in err and "--report" in err
+    assert not report.exists() or not any(report.iterdir())
 
 
 def _report_state(report: Path, old: dict) -> str:
