@@ -54,19 +54,24 @@ def _stop(process) -> None:
 
 
 # ------------------------------------------------------------------------------- a lost Dask scheduler
-# the run's classify_file, defined in __main__, goes to the Dask worker by value: files named slow_* never end
+# the run's classify_file, defined in __main__, goes to the Dask worker by value: files named slow_* never end;
+# the client marks each file whose rows it gathered
 _DASK_RUN = """
 import sys, time
 from pathlib import Path
-from spikeinterface_sero import cli, pipeline
+from spikeinterface_sero import batch, cli, pipeline
 real = pipeline.classify_file
-def classify_file(path, marker={marker!r}, **kwargs):
+def classify_file(path, **kwargs):
     if Path(path).name.startswith("slow"):
         time.sleep(300)
-    rows = real(path, **kwargs)
-    Path(marker, "done_" + Path(path).stem).write_text("")
-    return rows
+    return real(path, **kwargs)
 pipeline.classify_file = classify_file
+gather = batch._dask_rows
+def gathered(future, path):  # the client holds the file's rows: said with a file
+    rows = gather(future, path)
+    Path({marker!r}, "gathered_" + Path(path).stem).write_text("")
+    return rows
+batch._dask_rows = gathered
 sys.exit(cli.main(sys.argv[1:]))
 """
 
@@ -104,7 +109,8 @@ def cluster(tmp_path):
 
 
 def _dask_run(recording, tmp_path, address) -> tuple[subprocess.Popen, Path, Path]:
-    """``sero classify --scheduler`` on a fast file and two that never end, started once the fast one is done."""
+    """``sero classify --scheduler`` on a fast file and two that never end, running, the fast file's rows
+    gathered by the client."""
     inputs = tmp_path / "in"
     inputs.mkdir()
     for name in ("fast.abf", "slow_1.abf", "slow_2.abf"):
@@ -114,11 +120,10 @@ def _dask_run(recording, tmp_path, address) -> tuple[subprocess.Popen, Path, Pat
     command += ["--method", "criteria", "--scheduler", address, "--out", str(out), "--quiet"]
     run = subprocess.Popen(command, env=_environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        _wait_for((tmp_path / "done_fast").exists, 120, run)
+        _wait_for((tmp_path / "gathered_fast").exists, 120, run)
     except BaseException:
         _stop(run)
         raise
-    time.sleep(1.0)  # the finished file's rows reach the client
     return run, inputs, out
 
 
