@@ -17,7 +17,7 @@ with the session). The recordings are a pool of ``--pool`` distinct simulated ce
 watcher classifies every file anew; simulating 200 cells would only slow the benchmark).
 
     python benchmarks/bench_live_session.py                 # 200 cells, 4 hours compressed 60 times
-    python benchmarks/bench_live_session.py --quick         # a smoke run: 20 cells in 0.4 hours, a sample every 5
+    python benchmarks/bench_live_session.py --quick         # a smoke run (20 cells, still warming up)
     python benchmarks/bench_live_session.py --json out.json
 """
 
