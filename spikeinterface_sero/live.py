@@ -10,6 +10,7 @@ file's rows so that it travels with them (``docs/live.md``).
 from __future__ import annotations
 
 import json
+import logging
 import math
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -20,11 +21,13 @@ import pandas as pd
 
 from .arguments import check_integer
 from .constants import SNIPPET_LENGTH
-from .errors import ParameterError
+from .errors import ParameterError, SeroError
 from .report.reader import read_run
 from .report.words import call_headline, call_of, reasons_text
 
 __all__ = ["LiveBoard", "LiveServer", "LOCAL_HOSTS", "MEAN_CURRENTS", "mean_currents", "with_mean_currents"]
+
+log = logging.getLogger(__name__)
 
 #: the addresses the page may be served on: this computer only
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
@@ -93,10 +96,13 @@ def with_mean_currents(rows: pd.DataFrame, analyzer) -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        ``rows`` itself.
+        ``rows`` itself (without currents when the extension holds no snippets: a warning says why).
     """
     if analyzer is not None and analyzer.has_extension("serotonergic"):
-        rows.attrs[MEAN_CURRENTS] = mean_currents(analyzer)
+        try:
+            rows.attrs[MEAN_CURRENTS] = mean_currents(analyzer)
+        except SeroError as error:  # an extension without its snippets: the rows stand, without drawings
+            log.warning("no mean action currents for the live page: %s", error)
     return rows
 
 

@@ -73,6 +73,21 @@ def test_the_mean_current_is_the_mean_of_the_stored_snippets_and_travels_with_th
     assert board.state()["rows"][0]["mean_current"] is None
 
 
+def test_rows_whose_extension_kept_no_snippets_stand_without_a_drawing(tmp_path, caplog):
+    from spikeinterface_sero.datasets import write_abf
+    from spikeinterface_sero.pipeline import classify_file
+    from spikeinterface_sero.testing import synthetic_trace
+
+    trace = synthetic_trace(duration_s=2.0, spike_times_s=np.arange(0.2, 1.8, 0.1), seed=3)
+    rows, analyzer = classify_file(write_abf(tmp_path / "old.abf", trace, 40_000.0), return_analyzer=True)
+    del analyzer.get_extension("serotonergic").data["spike_waveforms"]  # as an earlier version stored it
+    assert MEAN_CURRENTS not in with_mean_currents(rows, analyzer).attrs and "compute it again" in caplog.text
+    board = LiveBoard()
+    board.update(rows)
+    (row,) = board.state()["rows"]
+    assert row["mean_current"] is None and row["n_spikes"] == rows["n_spikes"].iloc[0] > 0 and not row["error"]
+
+
 def test_a_failed_file_has_no_mean_current_and_the_board_keeps_one_row_per_cell():
     board = LiveBoard()
     board.update(_row("bad.abf", **FAILED), {"0": np.zeros(160)})
