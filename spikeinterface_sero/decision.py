@@ -66,6 +66,7 @@ __all__ = [
     "spike_probability",
     "spike_votes_ser",
     "cell_decisions",
+    "running_cell_probability",
     "calibrate",
     "uncalibrate",
     "fit_temperature",
@@ -346,6 +347,30 @@ def cell_decisions(
     table["n_spikes"] = table["n_spikes"].astype("int64")
     table["sero_reliable"] = table["sero_reliable"].astype(bool)
     return table
+
+
+def running_cell_probability(consensus, calibration: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The cell rule's value after each spike of one cell: what :func:`cell_decisions` would give the cell's
+    first 1, 2, ... n spikes (in the order given).
+
+    Parameters
+    ----------
+    consensus : np.ndarray
+        (n, 2) consensus of the cell's spikes (:func:`consensus_of`), in the order they were recorded.
+    calibration : dict or None, default: None
+        The model's calibration (:func:`calibrate`).
+
+    Returns
+    -------
+    raw : np.ndarray
+        (n,) P(SER) of the running mean consensus, the ensemble's own scale (above 0.5: the call is SER).
+    calibrated : np.ndarray
+        (n,) the same on the calibrated cell scale (``sero_probability``'s).
+    """
+    c, _ = _check_consensus(consensus, np.zeros(len(np.asarray(consensus))))
+    running = np.cumsum(c, axis=0) / np.arange(1, c.shape[0] + 1)[:, None]
+    raw = spike_probability(running)
+    return raw, calibrate(raw, calibration)
 
 
 def _shape_checks(waveforms: np.ndarray) -> tuple[list[str], dict]:

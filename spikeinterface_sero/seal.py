@@ -21,6 +21,7 @@ __all__ = ["SEAL_EVENTS", "SealReport", "watch_seal", "watch_units", "separate_t
 SEAL_EVENTS = ("break_in", "second_cell", "seal_loss", "drift")
 _BASELINE = slice(0, 30)  # the first 0.75 ms of the window: before the spike
 _TROUGH = slice(NBEFORE - 5, NBEFORE + 40)  # the inward peak follows the trigger within 1 ms
+_ALIGNED = (30, 80)  # shapes are compared from 0.75 ms before each spike's own inward peak to 2 ms after it
 _WINDOWS = 12  # the recording is cut into about this many windows ...
 _MIN_SPIKES_PER_WINDOW = 12  # ... of this many spikes on average (a window with fewer than _MEASURED is not
 _MEASURED = 5  # measured: its flags are unknown)
@@ -31,12 +32,16 @@ _AMPLITUDE_CHANGED = np.log(1.6)  # |log amplitude ratio| beyond this: a spike u
 _SUBSET = 0.05  # a second cell: more than this share of a window's spikes unlike the reference, beyond the
 # share the reference windows have themselves (at least twice theirs)
 _ALL = 0.9  # a break-in or a seal loss: (nearly) every spike of the window changed
-_NEW_SHAPE = 0.75  # window shape correlation below this, with the holding current moved: a break-in
+_NEW_SHAPE = 0.75  # window shape correlation below this (aligned on the peak), or ...
+_BREAK_IN_LARGER = 1.6  # ... every spike this much larger, or ...
+_BREAK_IN_MORE = 2.0  # ... this many times the events, with the holding current moved: a break-in
 _SEAL_LOSS_RATIO = 0.6  # every spike's amplitude below 60 % of the reference's (holding current kept), or ...
 _SEAL_LOSS_RATE = (0.35, 0.8)  # ... the rate below 35 % with the amplitude below 80 % (spikes fall under -50 pA)
 _SILENCE_ISIS = 10.0  # no spike for this many reference intervals (and _SILENCE_MIN_S) before the end: lost
 _SILENCE_MIN_S = 10.0
 _DRIFT_NOISE_SD = 8.0  # baseline moved by more than this many noise SDs (and at least _DRIFT_MIN_PA)
+_CUSUM_ALLOWANCE = 0.5  # a seal loss's CUSUM grows by departures beyond this many spreads
+_HINGE_GRID_S = 0.1  # a drift's onset is placed on this grid
 _DRIFT_MIN_PA = 80.0  # a healthy seal's baseline wanders by tens of pA (docs/simulator.md: drift_pa 5-60)
 
 
@@ -73,10 +78,14 @@ def _measures(waveforms: np.ndarray):
     x = waveforms.astype(np.float64)
     baseline = np.median(x[:, _BASELINE], axis=1)
     x = x - baseline[:, None]
-    amplitude = np.maximum(-x[:, _TROUGH].min(axis=1), 1e-9)
+    trough = _TROUGH.start + np.argmin(x[:, _TROUGH], axis=1)
+    amplitude = np.maximum(-x[np.arange(x.shape[0]), trough], 1e-9)
     deviation = x[:, _BASELINE] - np.median(x[:, _BASELINE], axis=1, keepdims=True)
     noise = 1.4826 * np.median(np.abs(deviation), axis=1)
-    shapes = x / amplitude[:, None]
+    # aligned on each spike's own inward peak: where the -50 pA crossing falls on a slow rising phase moves
+    # the trigger by up to 0.5 ms between spikes of one cell (membrane simulator), which is not a new shape
+    columns = trough[:, None] + np.arange(-_ALIGNED[0], _ALIGNED[1])
+    shapes = np.take_along_axis(x, np.clip(columns, 0, x.shape[1] - 1), axis=1) / amplitude[:, None]
     return baseline, amplitude, noise, shapes
 
 
@@ -119,6 +128,7 @@ def _window_table(times, baseline, amplitude, noise, shapes, windows, edges):
 
 
 def _events(table: dict) -> list:
+    """``(kind, first window)`` of each lasting change the window table shows."""
     reference = slice(0, _REFERENCE_WINDOWS)
     amplitude = table["amplitude_pa"] / np.nanmedian(table["amplitude_pa"][reference])
     noise = max(float(np.nanmedian(table["noise_pa"][reference])), 1e-9)
@@ -128,7 +138,9 @@ def _events(table: dict) -> list:
     # the share of spikes unlike the reference that the reference windows themselves have (noisy shapes)
     natural = float(np.nanmean(table["unlike"][reference]))
     subset = max(_SUBSET + natural, 2.0 * natural)
-    break_in = (table["unlike"] > _ALL) & (table["shape"] < _NEW_SHAPE) & (moved > drift_limit)
+    # every event new: slower, larger, or many more of them (the opened patch's noise crossing the threshold)
+    new_spike = (table["shape"] < _NEW_SHAPE) | (amplitude > _BREAK_IN_LARGER) | (rate > _BREAK_IN_MORE)
+    break_in = (table["unlike"] > _ALL) & new_spike & (moved > drift_limit)
     tests = dict(
         break_in=break_in,
         second_cell=(table["unlike"] > subset) & ~break_in,
@@ -151,10 +163,78 @@ def _events(table: dict) -> list:
             first += _REFERENCE_WINDOWS
             while kind == "drift" and first > _REFERENCE_WINDOWS and moved[first - 1] > drift_limit / 2:
                 first -= 1  # the baseline had started to move before it moved far
-            found.append((kind, float(table["start_s"][first])))
+            found.append((kind, first))
     if any(kind == "seal_loss" for kind, _ in found):  # a smaller spike is also "unlike": not a second cell
-        found = [(kind, start) for kind, start in found if kind not in ("second_cell", "break_in")]
-    return sorted(found, key=lambda event: event[1])
+        found = [(kind, first) for kind, first in found if kind not in ("second_cell", "break_in")]
+    return found
+
+
+def _step(values: np.ndarray, candidates: np.ndarray) -> int:
+    """The split (index into ``values``) among ``candidates`` that best fits one level before and one after."""
+    total, total_square, n = np.cumsum(values), np.cumsum(values**2), values.size
+    k = candidates.astype(np.int64)  # the first value after the step; 1 <= k <= n - 1
+    before, after = total[k - 1], total[-1] - total[k - 1]
+    cost = total_square[-1] - before**2 / k - after**2 / (n - k)
+    return int(k[np.argmin(cost)])
+
+
+def _cusum(values: np.ndarray, n_before: int, n_flagged: int) -> int:
+    """Page's CUSUM onset: the index of the spike after the sum last stood at zero.
+
+    The level and spread are the first ``n_before`` values' (the stretch just before the search, median and
+    MAD); the direction is the last ``n_flagged`` values' (the window flagged); the sum grows by the values'
+    departure in that direction beyond ``_CUSUM_ALLOWANCE`` spreads (Page 1954; Basseville & Nikiforov 1993,
+    section 2.2)."""
+    before = values[:n_before]
+    level = float(np.median(before))
+    spread = max(1.4826 * float(np.median(np.abs(before - level))), 1e-9)
+    direction = np.sign(float(np.median(values[-n_flagged:])) - level) or 1.0
+    total, onset = 0.0, n_before
+    for index in range(n_before, values.size):
+        total = max(0.0, total + direction * (values[index] - level) / spread - _CUSUM_ALLOWANCE)
+        if total == 0.0:
+            onset = index + 1
+    return min(onset, values.size - 1)
+
+
+def _hinge(times: np.ndarray, values: np.ndarray, candidates: np.ndarray) -> float:
+    """The time among ``candidates`` that best fits a level, then a straight change from that time on."""
+    slope = np.clip(times[None, :] - candidates[:, None], 0.0, None)  # (n_candidates, n)
+    centred_values = values - values.mean()
+    centred_slope = slope - slope.mean(axis=1, keepdims=True)
+    explained = (centred_slope @ centred_values) ** 2 / np.maximum((centred_slope**2).sum(axis=1), 1e-12)
+    return float(candidates[np.argmax(explained)])
+
+
+def _onset(kind: str, first: int, windows: list, times: np.ndarray, measures: dict) -> float:
+    """The time within window ``first`` and the one or two before at which the change began, from the spikes.
+
+    What changes at once (the holding current at a break-in, the share of spikes unlike the first cell's when
+    a second cell joins) is a step; the baseline of a drift is a level, then a straight change (its window was
+    already moved back to where the baseline had moved half way): least squares over the flagged window and
+    the one before, with a window on each side, the change placed at a spike (a step) or on a 0.1 s grid. A
+    seal being lost is flagged only once its spikes have shrunk far, and shrinks fastest at first (no straight
+    line): a CUSUM of the log amplitude from two windows before the flagged one (its level from the window
+    before those) to the flagged window's end."""
+    if kind == "seal_loss":
+        start = max(first - 2, 1)
+        before, searched = windows[start - 1], windows[start : first + 1]
+        if len(before) < _MEASURED or not len(searched[-1]):
+            return np.nan
+        spikes = np.concatenate([before, *searched])
+        return float(times[spikes[_cusum(measures[kind][spikes], len(before), len(searched[-1]))]])
+    around = [w for w in windows[max(first - 2, 0) : first + 2] if len(w)]
+    searched = [w for w in windows[max(first - 1, 0) : first + 1] if len(w)]
+    if not searched or sum(len(w) for w in around) < 4:
+        return np.nan
+    spikes = np.concatenate(around)
+    t, values = times[spikes], measures[kind][spikes]
+    low, high = float(times[searched[0]].min()), float(times[searched[-1]].max())
+    if kind == "drift":
+        return _hinge(t, values, np.arange(low, high, _HINGE_GRID_S))
+    inside = np.flatnonzero((t >= low) & (t <= high))
+    inside = inside[(inside >= 1) & (inside <= t.size - 1)]
+    return float(t[_step(values, inside)]) if inside.size else np.nan
 
 
 def _silence(times: np.ndarray, end_s: float | None) -> list:
@@ -203,8 +283,13 @@ def watch_seal(waveforms, times_s, end_s: float | None = None) -> SealReport:
         return report  # the first stretch is too sparse to stand as the reference
     baseline, amplitude, noise, shapes = _measures(waveforms)
     edges = list(zip(boundaries[:-1], boundaries[1:]))
-    report.windows, _ = _window_table(times, baseline, amplitude, noise, shapes, windows, edges)
-    report.events = _events(report.windows)
+    report.windows, unlike = _window_table(times, baseline, amplitude, noise, shapes, windows, edges)
+    measures = dict(break_in=baseline, second_cell=unlike.astype(np.float64), seal_loss=np.log(amplitude))
+    measures["drift"] = baseline
+    for kind, first in _events(report.windows):
+        onset = _onset(kind, first, windows, times, measures)
+        report.events.append((kind, onset if np.isfinite(onset) else float(report.windows["start_s"][first])))
+    report.events.sort(key=lambda event: event[1])
     if not any(kind == "seal_loss" for kind, _ in report.events):
         report.events = sorted(report.events + _silence(times, end_s), key=lambda event: event[1])
     if report.events:

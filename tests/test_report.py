@@ -625,3 +625,46 @@ def test_population_view_fills_only_reliable_calls():
         len(groups["SER (reliable)"].get_facecolors()) == 1 and len(groups["unsure, leans SER"].get_facecolors()) == 0
     )
     assert fig._suptitle.get_text().startswith(DEMO_BANNER) and _gid(fig, "guarantee") == ["Guarantee: none here"]
+
+
+def _running_panel(fig):
+    (ax,) = [ax for ax in fig.axes if ax.get_title(loc="left").startswith("Running P(SER)")]
+    return ax
+
+
+@pytest.mark.parametrize("duration_s", [20.0, 4.0])
+def test_the_cell_page_draws_the_running_p_ser_and_marks_the_safe_moment(duration_s, tmp_path):
+    """20 s of a SER cell: the call becomes safe, marked where the extension says; 4 s (4 spikes): never safe
+    (the sequential rule needs at least 10 spikes), and the page says so."""
+    from spikeinterface_sero.datasets import simulate_drn_recording
+    from spikeinterface_sero.report import plot_cell, read_run, write_cell_reports
+    from spikeinterface_sero.report.words import CELL_SCALE
+    from spikeinterface_sero.snippets import recording_to_analyzer
+
+    spike_times = np.arange(0.3, duration_s - 0.1, 1.0 if duration_s < 10 else 0.33)
+    simulated = simulate_drn_recording("serotonergic", duration_s, seed=5, firing_rate_hz=3.0)
+    trace = simulated.traces if duration_s > 10 else synthetic_trace(duration_s=duration_s, spike_times_s=spike_times)
+    analyzer = recording_to_analyzer(numpy_recording(trace))
+    analyzer.compute("serotonergic")
+    run, (cell,) = read_run(analyzer)
+    row = cell.row
+    ax = _running_panel(plot_cell(cell, run))
+    (running,) = [line for line in ax.get_lines() if line.get_gid() == "running"]
+    # one step per classified spike, at the spike's time; it ends on the cell's stored calibrated P(SER)
+    x, y = running.get_xdata(), running.get_ydata()
+    assert len(x) == row["n_spikes"] and np.all(np.diff(x) >= 0)
+    assert y[-1] == pytest.approx(row["sero_probability"], abs=1e-9)
+    assert running.get_label() == CELL_SCALE and ax.get_ylabel() == "P(SER) so far"
+    markers = [line for line in ax.get_lines() if line.get_gid() == "safe_moment"]
+    never = [text for text in ax.texts if text.get_gid() == "never_safe"]
+    if duration_s > 10:
+        (marker,) = markers
+        n, when = int(row["sero_safe_after_spikes"]), row["sero_safe_after_s"]
+        assert marker.get_xdata()[0] == pytest.approx(when) == pytest.approx(x[n - 1])
+        assert marker.get_ydata()[0] == pytest.approx(y[n - 1])
+        assert marker.get_label() == f"call safe after {n} spikes ({when:.1f} s)"
+        assert not never and n < row["n_spikes"]
+    else:
+        assert np.isnan(row["sero_safe_after_s"]) and not markers and len(never) == 1
+    pngs = write_cell_reports(analyzer, tmp_path, detection=False)
+    assert len(pngs) == 1 and pngs[0].stat().st_size > 10_000

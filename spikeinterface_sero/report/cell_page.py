@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..decision import uncalibrate
+from ..decision import running_cell_probability, uncalibrate
 from ..features import trough_and_peak_indices
 from .figures import THUMBNAIL_INCHES, fit_text, literal, new_figure, no_data, stamp, wrap
 from .reader import CellView, RunView
@@ -28,6 +28,7 @@ __all__ = ["plot_cell", "cell_thumbnail"]
 
 MAX_DRAWN = 200
 _NICE_BINS_S = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0)
+_SAFE_COLOUR = "#1b7f3b"
 _INFO_WIDTH = 58  # characters per line of the info box (monospace): longer lines wrap, nothing is cut
 
 
@@ -121,17 +122,81 @@ def _rate_bin(total_s: float, mean_rate: float) -> float:
     return _NICE_BINS_S[-1]
 
 
-def _mark_seal_and_safe_moment(ax, row, total: float) -> None:
-    """The stretches the seal watch left out (shaded, with what happened) and the moment the call was safe."""
+def _shade_left_out(ax, row, total: float) -> None:
+    """The stretches the seal watch left out, shaded, with what happened (``sero_seal``)."""
     start, end = _float(row.get("sero_stable_start_s")), _float(row.get("sero_stable_end_s"))
     seal = str(row.get("sero_seal", ""))
     if seal not in ("", "stable", "not_watched") and end == end:
-        ax.axvspan(end, total, color="#B00020", alpha=0.12, lw=0, label=f"left out: {seal.replace('+', ', ')}")
+        label = f"left out: {seal.replace('+', ', ')}"
+        ax.axvspan(end, max(total, end), color="#B00020", alpha=0.12, lw=0, label=label, gid="left_out")
         if start == start and start > 0:
-            ax.axvspan(0, start, color="#B00020", alpha=0.12, lw=0)
+            ax.axvspan(0, start, color="#B00020", alpha=0.12, lw=0, gid="left_out")
+
+
+def _safe_words(row) -> str | None:
     safe_s, safe_n = _float(row.get("sero_safe_after_s")), _float(row.get("sero_safe_after_spikes"))
-    if safe_s == safe_s:
-        ax.axvline(safe_s, color="#1b7f3b", lw=1.4, label=f"call safe after {safe_n:.0f} spikes ({safe_s:.1f} s)")
+    return f"call safe after {safe_n:.0f} spikes ({safe_s:.1f} s)" if safe_s == safe_s else None
+
+
+def _mark_seal_and_safe_moment(ax, row, total: float) -> None:
+    """The stretches the seal watch left out (shaded, with what happened) and the moment the call was safe."""
+    _shade_left_out(ax, row, total)
+    if _safe_words(row):
+        ax.axvline(_float(row.get("sero_safe_after_s")), color=_SAFE_COLOUR, lw=1.4, label=_safe_words(row))
+
+
+def _classified_spikes(cell: CellView) -> np.ndarray:
+    """Indices of the spikes the call was made on (the stable stretch), in the order they were recorded."""
+    t = cell.spike_times_s
+    start, end = _float(cell.row.get("sero_stable_start_s")), _float(cell.row.get("sero_stable_end_s"))
+    keep = np.isfinite(t) & (t >= (start if start == start else -np.inf)) & (t <= (end if end == end else np.inf))
+    index = np.flatnonzero(keep)
+    return index[np.argsort(t[index], kind="stable")]
+
+
+def _panel_running(ax, cell: CellView, run: RunView, total: float) -> None:
+    """The cell rule's running value spike by spike (``decision.running_cell_probability``) over the stretch
+    classified, on the ensemble's scale and the calibrated cell scale, with the moment the call was safe."""
+    ax.set_title(
+        "Running P(SER) of the cell, spike by spike, and the moment the call was safe", fontsize=10, loc="left"
+    )
+    index = _classified_spikes(cell)
+    if run.method != "cnn" or index.size == 0 or cell.consensus.shape[0] != cell.spike_times_s.size:
+        no_data(ax, "no CNN output to follow" if run.method != "cnn" else "no spikes classified")
+        return
+    t = cell.spike_times_s[index]
+    raw, calibrated = running_cell_probability(cell.consensus[index], run.calibration)
+    ax.axhline(0.5, color="k", lw=0.8, ls="--")
+    if run.calibration:  # the ensemble's own scale beside the calibrated one (the same without a calibration)
+        style = dict(color="#555555", lw=1.0, label="raw cell mean (ensemble scale)", gid="running_raw")
+        ax.step(t, raw, where="post", **style)
+    label = CELL_SCALE if run.calibration else "cell P(SER) (no calibration: the ensemble's scale)"
+    ax.step(t, calibrated, where="post", color=COLOURS[call_of(cell.row)], lw=1.8, label=label, gid="running")
+    _shade_left_out(ax, cell.row, total)
+    words = _safe_words(cell.row)
+    n_safe = int(_float(cell.row.get("sero_safe_after_spikes"))) if words else 0
+    if words and 1 <= n_safe <= index.size:
+        when, value = float(t[n_safe - 1]), float(calibrated[n_safe - 1])
+        ax.axvline(when, color=_SAFE_COLOUR, lw=1.4)
+        ax.plot([when], [value], "o", ms=7, color=_SAFE_COLOUR, label=words, gid="safe_moment", zorder=5)
+        below = value > 0.75  # the words go where the curve is not
+        offset = (6, -16 if below else 10)
+        ax.annotate(words, (when, value), xytext=offset, textcoords="offset points", fontsize=8, color=_SAFE_COLOUR)
+    else:
+        ax.text(
+            0.01,
+            0.04,
+            "the call never became safe in this stretch",
+            transform=ax.transAxes,
+            fontsize=8,
+            color="#555555",
+            gid="never_safe",
+        )
+    ax.set_xlim(0, max(total, float(t[-1])))
+    ax.set_ylim(-0.03, 1.03)
+    ax.set_xlabel(f"time from the start of the recording (s); {index.size} spikes classified")
+    ax.set_ylabel("P(SER) so far")
+    ax.legend(fontsize=7, frameon=False, loc="lower right")
 
 
 def _panel_rate(ax, times, durations, offsets, row=None):
@@ -242,17 +307,18 @@ def plot_cell(cell: CellView, run: RunView, *, dpi: int = 100):
     row = cell.row
     key = call_of(row)
     colour = COLOURS[key]
-    fig = new_figure((14, 8.4), dpi=dpi)
+    fig = new_figure((14, 11.6), dpi=dpi)
     gs = fig.add_gridspec(
-        2, 3, left=0.06, right=0.985, bottom=0.08, top=0.86, hspace=0.42, wspace=0.28, width_ratios=[1, 1, 1.25]
+        3, 3, left=0.06, right=0.985, bottom=0.06, top=0.89, hspace=0.45, wspace=0.28, width_ratios=[1, 1, 1.25]
     )
     title = f"{literal(cell.cell_id)}:  {call_headline(row)}" + (" (no spikes)" if cell.times.size == 0 else "")
-    fig.suptitle(title, x=0.06, y=0.935, ha="left", fontsize=15, fontweight="bold", color=colour)
+    fig.suptitle(title, x=0.06, y=0.95, ha="left", fontsize=15, fontweight="bold", color=colour)
     _panel_waveforms(fig.add_subplot(gs[0, :2]), cell.waveforms, colour, _float(row.get("udi_ms")))
     _info_box(fig.add_subplot(gs[0, 2]), cell, run, key)
     _panel_spike_outputs(fig.add_subplot(gs[1, 0]), cell, run, colour)
-    _panel_rate(fig.add_subplot(gs[1, 1]), cell.times, cell.durations, cell.offsets, row)
-    _panel_isi(fig.add_subplot(gs[1, 2]), cell.isi, _float(row.get("cv_isi")))
+    _panel_rate(fig.add_subplot(gs[1, 1:]), cell.times, cell.durations, cell.offsets, row)
+    _panel_isi(fig.add_subplot(gs[2, 0]), cell.isi, _float(row.get("cv_isi")))
+    _panel_running(fig.add_subplot(gs[2, 1:]), cell, run, float(sum(cell.durations)))
     if run.demo:  # also at the top, where the eye starts
         fig.text(0.5, 0.995, DEMO_BANNER, ha="center", va="top", fontsize=13, fontweight="bold", color="white")
         fig.texts[-1].set(bbox=dict(boxstyle="round,pad=0.35", fc=COLOURS["error"], ec="none"), gid="demo")

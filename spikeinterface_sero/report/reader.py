@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ..decision import describe_rule
+from ..decision import consensus_of, describe_rule
 from ..extension import get_serotonergic_extension
 from ..features import DEFAULT_MAX_CV, DEFAULT_MAX_RATE_HZ, DEFAULT_MIN_UDI_MS
 from .words import NO_GUARANTEE, plain
@@ -47,6 +47,10 @@ class CellView:
     durations: list
     offsets: np.ndarray
     n_dropped: int | None
+    # the classified spikes' consensus (n, 2), rows aligned with p_ser, and their times from the start of the
+    # recording (s, the time base of sero_safe_after_s and the stable stretch)
+    consensus: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
+    spike_times_s: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
 
 def _criteria(params: dict) -> dict:
@@ -81,6 +85,12 @@ def _model_waveforms(ext, unit_ids) -> dict:
     units = ext.get_data(outputs="spikes")["unit_id"].astype(str).to_numpy()
     waveforms = np.asarray(ext.get_data(outputs="waveforms"), dtype=np.float32)
     return {str(u): waveforms[units == str(u)] for u in unit_ids}
+
+
+def _time_origin(ext) -> float:
+    """The recording's first segment start, from which the unit table's times are counted."""
+    segments = ext.get_data(outputs="segments")
+    return float(segments["t_start_s"].iloc[0]) if len(segments) else 0.0
 
 
 def _segment_layout(analyzer):
@@ -124,6 +134,9 @@ def read_run(analyzer, file=None) -> tuple[RunView, list[CellView]]:
     units = ext.get_data()
     spikes = ext.get_data(outputs="spikes")
     spike_units = spikes["unit_id"].astype(str).to_numpy()
+    spike_times = spikes["time_s"].to_numpy(dtype=float) - _time_origin(ext)
+    members = np.asarray(ext.get_data(outputs="members"), dtype=np.float64)
+    consensus = consensus_of(members) if members.ndim == 3 and members.shape[1] else np.zeros((len(spikes), 2))
     waveforms = _model_waveforms(ext, analyzer.unit_ids)
     sorting = analyzer.sorting
     cell_property = sorting.get_property("cell_id")
@@ -146,6 +159,8 @@ def read_run(analyzer, file=None) -> tuple[RunView, list[CellView]]:
                 durations=durations,
                 offsets=offsets,
                 n_dropped=int(dropped[i]) if dropped is not None else None,
+                consensus=consensus[spike_units == str(unit)],
+                spike_times_s=spike_times[spike_units == str(unit)],
             )
         )
     return run, cells
