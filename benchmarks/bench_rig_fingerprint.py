@@ -49,15 +49,15 @@ def _more_seeds(duration: float) -> dict:
 
 def _held_out(duration: float) -> dict:
     """Sets that no choice of the fingerprint or of the demo's rig validation looked at (docs/validate.md)."""
-    sets = {"held out: default settings, seeds 97000-97059": _default_settings(range(97_000, 97_060), duration)}
-    for seed in (2034, 2035):
+    sets = {"held out: default settings, seeds 98000-98059": _default_settings(range(98_000, 98_060), duration)}
+    for seed in (2036, 2037):
         sets[f"held out: demo simulator, seed {seed}"] = simulate_dataset(
             COUNTS, duration, seed=seed, n_groups=4, day_ranges=VARIED_DAYS, day_prefix="fresh"
         )
-    sets["held out: stand-in rig, seed 2027"] = simulate_dataset(
-        COUNTS, duration, seed=2027, n_groups=2, day_ranges=STAND_IN, day_prefix="rigB"
+    sets["held out: stand-in rig, seed 2028"] = simulate_dataset(
+        COUNTS, duration, seed=2028, n_groups=2, day_ranges=STAND_IN, day_prefix="rigB"
     )
-    for seed in (15, 16):
+    for seed in (17, 18):
         sets[f"held out: membrane rig, seed {seed}"] = simulate_membrane_dataset(
             MEMBRANE, duration, seed=seed, n_days=3
         )
