@@ -97,7 +97,15 @@ def test_the_final_mode_is_the_one_the_inner_cross_validations_chose_most_often(
 
 
 def test_auto_chooses_by_nested_cross_validation_and_writes_a_card_with_its_choice(other_rig, unlabelled, tmp_path):
-    report = adapt_model(None, other_rig, tmp_path / "adapted", n_folds=4, unlabelled=[unlabelled], masks_per_file=10)
+    report = adapt_model(
+        None,
+        other_rig,
+        tmp_path / "adapted",
+        n_folds=4,
+        unlabelled=[unlabelled],
+        masks_per_file=10,
+        max_spikes_per_cell=30,
+    )
     assert report["written"], report["message"]
     assert len(report["choices"]) == 4
     for choice in report["choices"]:  # each outer fold's choice is its inner cross-validation's lowest log-loss
