@@ -46,6 +46,7 @@ _ROW_FIELDS = (
     "sero_safe_after_spikes",
     "sero_safe_after_s",
     "sero_safe_label",
+    "acquisition",
     "model",
     "error",
 )
