@@ -250,8 +250,6 @@ class FolderWatcher:
         self.lock = threading.Lock()
         self.results: _ResultsCsv | None = None
         self.failures: dict[str, str] = {}  # file -> error of its latest rows
-        self.updates: dict[str, tuple] = {}  # file -> (row key, classification of its part written so far)
-        self.update_pool = None  # the thread that classifies growing parts
 
     # ------------------------------------------------------------------ listing and events
     def listing(self) -> dict[str, tuple]:
@@ -353,10 +351,6 @@ class FolderWatcher:
         """(row key, rows) of ``path``: a finished single file as ``sero classify`` does it; a cell's files,
         or the part of a file written so far, read and classified the same way (``partial``: no plots)."""
         key, paths = self.cell_of(path)
-        return key, self._classify_cell(path, key, paths, progress, partial)
-
-    def _classify_cell(self, path: str, key: str, paths: list[str], progress, partial: bool) -> pd.DataFrame:
-        """The rows of :meth:`classify` (also run in the update thread: it reads no watcher state)."""
         try:
             if key == path and not _growing(progress):
                 rows, analyzer = classify_file(
@@ -377,41 +371,28 @@ class FolderWatcher:
                     return_analyzer=True,
                     **rest,
                 )
-            return with_mean_currents(rows, analyzer)  # each cell's mean action current, for the live page
+            return key, with_mean_currents(rows, analyzer)  # each cell's mean action current, for the live page
         except Exception as e:  # a bug must not end a live session: record it like a failed file
             log.exception("classifying %s failed", path)
-            return error_row(key, f"unexpected error while classifying ({type(e).__name__}: {e}); please report it")
+            return key, error_row(
+                key, f"unexpected error while classifying ({type(e).__name__}: {e}); please report it"
+            )
 
     def grow(self, path: str, progress: dict | None) -> None:
         """While the acquisition program writes ``path``: the part written so far classified every
-        ``update_s`` seconds in the update thread (so that the final call never waits for it), its rows
-        marked ``recording`` (:meth:`take_updates`)."""
+        ``update_s`` seconds, its rows marked ``recording`` (a failure waits for the finished file)."""
         update_s = self.options["update_s"]
         pending = self.pending[path]
         if update_s is None or not _growing(progress) or progress["written"] <= pending.partial_written:
             return
         now = time.monotonic()
-        if now - pending.partial_at < update_s or path in self.updates:
+        if now - pending.partial_at < update_s:
             return
         pending.partial_at, pending.partial_written = now, progress["written"]
-        if self.update_pool is None:
-            from concurrent.futures import ThreadPoolExecutor
-
-            self.update_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sero-watch-update")
-        key, paths = self.cell_of(path)
-        self.updates[path] = (key, self.update_pool.submit(self._classify_cell, path, key, paths, progress, True))
-
-    def take_updates(self) -> None:
-        """The rows of the growing parts classified since the last look, for files still being written (an
-        update that finishes after its file's final call is dropped; a failure waits for the finished file)."""
-        for path, (key, future) in list(self.updates.items()):
-            if not future.done():
-                continue
-            del self.updates[path]
-            rows = future.result()
-            if path in self.pending and len(rows) and not str(rows["error"].iloc[0]):
-                rows["acquisition"] = RECORDING
-                self.record(key, rows)
+        key, rows = self.classify(path, progress, partial=True)
+        if len(rows) and not str(rows["error"].iloc[0]):
+            rows["acquisition"] = RECORDING
+            self.record(key, rows)
 
     def finished(self, path: str, progress: dict | None) -> tuple | None:
         """(sig, None) as soon as the header says the file is complete (it declares its samples, and they are
@@ -424,7 +405,6 @@ class FolderWatcher:
     def step(self) -> None:
         """Classify every pending file that is complete or has settled; the part written so far of those
         still being written."""
-        self.take_updates()
         for path in list(self.pending):
             progress = _progress(Path(path))
             if not (progress is not None and progress["complete"]):
@@ -527,8 +507,6 @@ class FolderWatcher:
         finally:
             observer.stop()
             observer.join(timeout=10)
-            if self.update_pool is not None:  # an update still running is of no use now
-                self.update_pool.shutdown(wait=True, cancel_futures=True)
         return pd.concat(self.session, ignore_index=True) if self.session else pd.DataFrame(columns=RESULT_COLUMNS)
 
     def _observer(self):
