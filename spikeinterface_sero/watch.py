@@ -69,11 +69,11 @@ def check_group(group, name: str = "group"):
         pattern = group if isinstance(group, re.Pattern) else re.compile(str(group))
     except re.error as e:
         raise ParameterError(
-            f"{name} {group!r} is not a regular expression ({e}); e.g. '(?P<cell>.+)_\\d+\\.abf'."
+            f"{name} '{group}' is not a regular expression ({e}); e.g. '(?P<cell>.+)_\\d+\\.abf'."
         ) from None
     if "cell" not in pattern.groupindex:
         raise ParameterError(
-            f"{name} {pattern.pattern!r} has no named group 'cell' (what files of one cell share); "
+            f"{name} '{pattern.pattern}' has no named group 'cell' (what files of one cell share); "
             "e.g. '(?P<cell>.+)_\\d+\\.abf' makes A1_001.abf and A1_002.abf the cell A1."
         )
     return pattern
@@ -98,15 +98,13 @@ def _read_cell(paths: list[str], cell_file: Path, read_options: dict):
     from spikeinterface.core import append_recordings
 
     recordings = [read_abf(p, growing=True, **read_options) for p in paths]
-    if len(recordings) == 1:
-        return recordings[0]
     recordings.sort(key=lambda r: (r.get_annotation("abf_datetime") or "", Path(r.get_annotation("abf_path")).name))
     gains = {tuple(r.get_channel_gains()) + tuple(r.get_channel_offsets()) for r in recordings}
     if len(gains) > 1:  # SpikeInterface keeps the first file's scaling: each file in pA first
         import spikeinterface.preprocessing as spre
 
         recordings = [spre.scale_to_uV(r) for r in recordings]
-    cell = append_recordings(recordings)
+    cell = append_recordings(recordings) if len(recordings) > 1 else recordings[0]
     cell.annotate(abf_path=str(cell_file), abf_files=[r.get_annotation("abf_path") for r in recordings])
     return cell
 

@@ -199,3 +199,15 @@ def test_a_bad_group_is_one_error_before_work(tmp_path, capsys, group):
     assert cli.main(["watch", str(tmp_path), "--method", "criteria", "--timeout", "0.1", "--group", group]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--group" in err[0] and "cell" in err[0] and "Traceback" not in err[0]
+
+
+def test_sero_watch_group_gives_one_cell_on_the_command_line(tmp_path, capsys):
+    for i in range(2):
+        write_abf(tmp_path / f"A1_{i:03d}.abf", _trace(1.5, seed=i), FS)
+    out = tmp_path / "results.csv"
+    args = ["watch", str(tmp_path), "--existing", "--method", "criteria", "--timeout", "3", "--settle", "0.2"]
+    assert cli.main([*args, "--group", r"(?P<cell>.+)_\d+\.abf", "--out", str(out)]) == 0
+    assert "stopped: 1 cell(s) classified, 0 file(s) failed" in capsys.readouterr().out
+    table = pd.read_csv(out, keep_default_na=False)
+    assert set(table["file"]) == {str(tmp_path.resolve() / "A1")} and set(table["cell_id"]) == {"A1"}
+    assert table["n_spikes"].iloc[-1] == 12
