@@ -124,7 +124,11 @@ def _is_abf(path) -> bool:
 def _incomplete_reason(path: Path) -> str | None:
     """None when the file opens as a complete ABF file; otherwise the reader's message. Only the header and
     the data layout are checked (cheap); other problems (no current channel ...) are left to classify_file,
-    which records them."""
+    which records them. A header that counts no samples while samples follow it is a file still being
+    written (docs/live.md)."""
+    progress = _progress(path)
+    if progress is not None and progress["declared"] == 0 and progress["written"] > 0:
+        return f"{path.name}: its header does not count its samples yet: the acquisition program has not finished it"
     try:
         read_abf(path, allow_low_rate=True, allow_any_unit=True, validate=False)
     except AbfError as e:
@@ -407,6 +411,7 @@ class FolderWatcher:
             progress = _progress(Path(path))
             if not (progress is not None and progress["complete"]):
                 self.grow(path, progress)
+                progress = _progress(Path(path))  # it may have been finished while the part was classified
             ready = self.finished(path, progress) if path in self.pending else None
             if ready is None:
                 continue

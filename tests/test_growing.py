@@ -211,3 +211,22 @@ def test_sero_watch_group_gives_one_cell_on_the_command_line(tmp_path, capsys):
     table = pd.read_csv(out, keep_default_na=False)
     assert set(table["file"]) == {str(tmp_path.resolve() / "A1")} and set(table["cell_id"]) == {"A1"}
     assert table["n_spikes"].iloc[-1] == 12
+
+
+def test_an_episodic_file_being_written_waits_for_its_finished_header(tmp_path):
+    folder = tmp_path / "acq"
+    folder.mkdir()
+    sweeps = np.stack([_trace(1.0, seed=30 + i) for i in range(3)])[:, :, None]
+    rows = _Rows()
+    stop, thread, box = _watch(folder, rows, settle_s=0.2, incomplete_s=LONG_SETTLE, **FAST)
+    try:
+        writer = AbfInPieces(folder / "episodes.abf", sweeps, FS, mode="episodic")
+        writer.append(int(1.5 * FS))  # a sweep and a half: no synch array yet, nothing to read while it grows
+        time.sleep(1.5)
+        assert rows.blocks == []
+        writer.finish()
+        final = rows.wait(lambda r: True)
+    finally:
+        _stop(stop, thread, box)
+    expected = classify_file(folder / "episodes.abf", method="criteria")
+    pd.testing.assert_frame_equal(final.reset_index(drop=True), expected.reset_index(drop=True))
