@@ -24,7 +24,7 @@ from .detection import DetectionParams
 from .errors import DemoModelWarning, SeroError
 from .export import RESULT_COLUMNS, error_row, export_to_phy, output_path, results_table, tidy, write_nwb
 from .extension import analyzer_from_snippets, load_sorting_analyzer
-from .files import atomic_folder, check_output_folder
+from .files import atomic_folder, check_output_folder, whole_folder
 from .model import load_model
 from .report import write_cell_reports, write_summary_html
 from .second_cells import split_second_cells
@@ -555,6 +555,7 @@ def make_report(
     trust_model: bool = False,
     title: str = "Serotonergic classification",
     dpi: int = 100,
+    overwrite: bool = False,
     **classify_kwargs,
 ) -> Path:
     """Plots and ``index.html`` for SortingAnalyzers, saved analyzer folders or .abf files (or folders of
@@ -563,36 +564,38 @@ def make_report(
     An analyzer without the ``serotonergic`` extension is classified first (``model_folder``, ``method``,
     ``trust_model``); .abf files go through :func:`spikeinterface_sero.pipeline.classify_file` with those and
     ``classify_kwargs`` (detection options), and a file that fails appears as a red row.
+
+    The report is written by one writer at a time, into a temporary sibling folder that takes the place of
+    ``out_dir`` at the end (:func:`~spikeinterface_sero.files.whole_folder`): a kill leaves the old report or
+    the new one, never half. An ``out_dir`` that exists and is not empty is replaced only with
+    ``overwrite=True`` (which also lets the .abf files' exports replace theirs).
+
+    Raises
+    ------
+    SeroError
+        ``out_dir`` cannot be written, another process is writing it, or it is not empty and ``overwrite`` is
+        False.
     """
     items = analyzers_or_paths
     if isinstance(items, (str, os.PathLike)) or hasattr(items, "unit_ids"):
         items = [items]
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    parts = []
-    for i, item in enumerate(items):
-        if isinstance(item, (str, os.PathLike)):
-            p = Path(item)
-            if _is_analyzer_folder(p):
-                item = load_sorting_analyzer(p)
-            else:
-                for f in expand_inputs(p):
+    options = dict(model_folder=model_folder, method=method, trust_model=trust_model)
+    out_dir = Path(out_dir).expanduser().absolute()
+    with whole_folder(out_dir, overwrite=overwrite, what="report folder", flag="out_dir") as temporary:
+        parts = []
+        for i, item in enumerate(items):
+            if isinstance(item, (str, os.PathLike)) and not _is_analyzer_folder(Path(item)):
+                for f in expand_inputs(item):
                     parts.append(
-                        classify_file(
-                            f,
-                            model_folder=model_folder,
-                            method=method,
-                            trust_model=trust_model,
-                            report_dir=out_dir,
-                            **classify_kwargs,
-                        )
+                        classify_file(f, report_dir=temporary, overwrite=overwrite, **options, **classify_kwargs)
                     )
                 continue
-        analyzer = item
-        if not analyzer.has_extension("serotonergic"):
-            analyzer.compute("serotonergic", model_folder=model_folder, method=method, trust_model=trust_model)
-        file = _analyzer_file(analyzer, i)
-        parts.append(results_table(analyzer, file=file))
-        write_cell_reports(analyzer, out_dir, file=file, dpi=dpi)
-    table = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=RESULT_COLUMNS)
-    return write_summary_html(table, out_dir, title=title)
+            analyzer = load_sorting_analyzer(item) if isinstance(item, (str, os.PathLike)) else item
+            if not analyzer.has_extension("serotonergic"):
+                analyzer.compute("serotonergic", **options)
+            file = _analyzer_file(analyzer, i)
+            parts.append(results_table(analyzer, file=file))
+            write_cell_reports(analyzer, temporary, file=file, dpi=dpi)
+        table = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=RESULT_COLUMNS)
+        write_summary_html(table, temporary, title=title)
+    return out_dir / "index.html"

@@ -33,13 +33,15 @@ _SUBSET = 0.05  # a second cell: more than this share of a window's spikes unlik
 # share the reference windows have themselves (at least twice theirs)
 _ALL = 0.9  # a break-in or a seal loss: (nearly) every spike of the window changed
 _NEW_SHAPE = 0.75  # window shape correlation below this (aligned on the peak), or ...
-_BREAK_IN_LARGER = 1.6  # ... every spike this much larger, with the holding current moved: a break-in
+_BREAK_IN_LARGER = 1.6  # ... every spike this much larger, or ...
+_BREAK_IN_MORE = 2.0  # ... this many times the events, with the holding current moved: a break-in
 _SEAL_LOSS_RATIO = 0.6  # every spike's amplitude below 60 % of the reference's (holding current kept), or ...
 _SEAL_LOSS_RATE = (0.35, 0.8)  # ... the rate below 35 % with the amplitude below 80 % (spikes fall under -50 pA)
 _SILENCE_ISIS = 10.0  # no spike for this many reference intervals (and _SILENCE_MIN_S) before the end: lost
 _SILENCE_MIN_S = 10.0
 _DRIFT_NOISE_SD = 8.0  # baseline moved by more than this many noise SDs (and at least _DRIFT_MIN_PA)
-_HINGE_GRID_S = 0.1  # a gradual change's onset is placed on this grid
+_CUSUM_ALLOWANCE = 0.5  # a seal loss's CUSUM grows by departures beyond this many spreads
+_HINGE_GRID_S = 0.1  # a drift's onset is placed on this grid
 _DRIFT_MIN_PA = 80.0  # a healthy seal's baseline wanders by tens of pA (docs/simulator.md: drift_pa 5-60)
 
 
@@ -136,7 +138,8 @@ def _events(table: dict) -> list:
     # the share of spikes unlike the reference that the reference windows themselves have (noisy shapes)
     natural = float(np.nanmean(table["unlike"][reference]))
     subset = max(_SUBSET + natural, 2.0 * natural)
-    new_spike = (table["shape"] < _NEW_SHAPE) | (amplitude > _BREAK_IN_LARGER)  # slower or larger, all of them
+    # every event new: slower, larger, or many more of them (the opened patch's noise crossing the threshold)
+    new_spike = (table["shape"] < _NEW_SHAPE) | (amplitude > _BREAK_IN_LARGER) | (rate > _BREAK_IN_MORE)
     break_in = (table["unlike"] > _ALL) & new_spike & (moved > drift_limit)
     tests = dict(
         break_in=break_in,
@@ -175,6 +178,25 @@ def _step(values: np.ndarray, candidates: np.ndarray) -> int:
     return int(k[np.argmin(cost)])
 
 
+def _cusum(values: np.ndarray, n_before: int, n_flagged: int) -> int:
+    """Page's CUSUM onset: the index of the spike after the sum last stood at zero.
+
+    The level and spread are the first ``n_before`` values' (the stretch just before the search, median and
+    MAD); the direction is the last ``n_flagged`` values' (the window flagged); the sum grows by the values'
+    departure in that direction beyond ``_CUSUM_ALLOWANCE`` spreads (Page 1954; Basseville & Nikiforov 1993,
+    section 2.2)."""
+    before = values[:n_before]
+    level = float(np.median(before))
+    spread = max(1.4826 * float(np.median(np.abs(before - level))), 1e-9)
+    direction = np.sign(float(np.median(values[-n_flagged:])) - level) or 1.0
+    total, onset = 0.0, n_before
+    for index in range(n_before, values.size):
+        total = max(0.0, total + direction * (values[index] - level) / spread - _CUSUM_ALLOWANCE)
+        if total == 0.0:
+            onset = index + 1
+    return min(onset, values.size - 1)
+
+
 def _hinge(times: np.ndarray, values: np.ndarray, candidates: np.ndarray) -> float:
     """The time among ``candidates`` that best fits a level, then a straight change from that time on."""
     slope = np.clip(times[None, :] - candidates[:, None], 0.0, None)  # (n_candidates, n)
@@ -185,24 +207,34 @@ def _hinge(times: np.ndarray, values: np.ndarray, candidates: np.ndarray) -> flo
 
 
 def _onset(kind: str, first: int, windows: list, times: np.ndarray, measures: dict) -> float:
-    """The time within window ``first`` and the one before at which the change began, from the spikes.
+    """The time within window ``first`` and the one or two before at which the change began, from the spikes.
 
-    A step for what changes at once (the holding current at a break-in, the share of spikes unlike the first
-    cell's when a second cell joins), a level then a straight change for what grows (the log amplitude of a
-    seal being lost, the baseline of a drift): least squares over the spikes of the two windows before to the
-    one after, the change placed at a spike (a step) or on a 0.1 s grid (a hinge)."""
+    What changes at once (the holding current at a break-in, the share of spikes unlike the first cell's when
+    a second cell joins) is a step; the baseline of a drift is a level, then a straight change (its window was
+    already moved back to where the baseline had moved half way): least squares over the flagged window and
+    the one before, with a window on each side, the change placed at a spike (a step) or on a 0.1 s grid. A
+    seal being lost is flagged only once its spikes have shrunk far, and shrinks fastest at first (no straight
+    line): a CUSUM of the log amplitude from two windows before the flagged one (its level from the window
+    before those) to the flagged window's end."""
+    if kind == "seal_loss":
+        start = max(first - 2, 1)
+        before, searched = windows[start - 1], windows[start : first + 1]
+        if len(before) < _MEASURED or not len(searched[-1]):
+            return np.nan
+        spikes = np.concatenate([before, *searched])
+        return float(times[spikes[_cusum(measures[kind][spikes], len(before), len(searched[-1]))]])
     around = [w for w in windows[max(first - 2, 0) : first + 2] if len(w)]
     searched = [w for w in windows[max(first - 1, 0) : first + 1] if len(w)]
-    spikes = np.concatenate(around) if around else np.zeros(0, np.int64)
-    if not searched or spikes.size < 4:
+    if not searched or sum(len(w) for w in around) < 4:
         return np.nan
-    low, high = float(times[searched[0]].min()), float(times[searched[-1]].max())
+    spikes = np.concatenate(around)
     t, values = times[spikes], measures[kind][spikes]
-    if kind in ("break_in", "second_cell"):
-        inside = np.flatnonzero((t >= low) & (t <= high))
-        inside = inside[(inside >= 1) & (inside <= t.size - 1)]
-        return float(t[_step(values, inside)]) if inside.size else np.nan
-    return _hinge(t, values, np.arange(low, high, _HINGE_GRID_S))
+    low, high = float(times[searched[0]].min()), float(times[searched[-1]].max())
+    if kind == "drift":
+        return _hinge(t, values, np.arange(low, high, _HINGE_GRID_S))
+    inside = np.flatnonzero((t >= low) & (t <= high))
+    inside = inside[(inside >= 1) & (inside <= t.size - 1)]
+    return float(t[_step(values, inside)]) if inside.size else np.nan
 
 
 def _silence(times: np.ndarray, end_s: float | None) -> list:

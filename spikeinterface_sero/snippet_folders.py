@@ -20,11 +20,17 @@ from .constants import LABELS
 from .errors import SnippetError
 from .files import _PART as PART_FOLDER  # the suffix of files.atomic_folder's temporary folders
 from .files import atomic_folder, check_output_folder
-from .snippet_formats import CSV_NAME, Snippets, load_npz, read_snippet_csv_folder, write_snippet_csv_folder
+from .snippet_formats import (
+    CSV_NAME,
+    SKIP_HINT,
+    Snippets,
+    load_npz,
+    read_snippet_csv_folder,
+    write_snippet_csv_folder,
+)
 
 __all__ = [
     "SNIPPET_MANIFEST",
-    "PART_FOLDER",
     "is_snippet_folder",
     "write_snippet_folder",
     "check_snippet_folder",
@@ -137,8 +143,9 @@ def read_snippet_folder(folder) -> Snippets:
         with warnings.catch_warnings():  # an empty file: the error below says it, numpy's warning adds nothing
             warnings.filterwarnings("ignore", message="loadtxt: input contained no data")
             waveforms, cell_ids, trigger_samples = read_snippet_csv_folder(folder)
-    except SnippetError as e:
-        raise SnippetError(str(e) if str(e).startswith(str(folder)) else f"{folder}: {e}") from None
+    except SnippetError as e:  # named with its folder, without read_snippet_csv_folder's on_bad (not ours)
+        message = str(e).replace(SKIP_HINT, "")
+        raise SnippetError(message if message.startswith(str(folder)) else f"{folder}: {message}") from None
     _check_manifest(Path(folder), cell_ids)
     return Snippets(
         waveforms=waveforms,
@@ -169,6 +176,15 @@ def read_snippet_input(path) -> Snippets:
 def snippet_folders_below(folder) -> list[Path]:
     """Every folder at or below ``folder`` that holds per-spike CSV files, sorted.
 
+    Parameters
+    ----------
+    folder : str or Path
+        Where to look.
+
+    Returns
+    -------
+    list of Path
+
     Raises
     ------
     SnippetError
@@ -188,16 +204,29 @@ _CLASS_NAMES = {"ser": LABELS[0], "serotonergic": LABELS[0]} | {
     name: LABELS[1] for name in ("nser", "non_serotonergic", "nonserotonergic")
 }
 _TYPES = ("typical", "atypical")
-#: the class folder names accepted, in words (for the messages and the docs)
-CLASS_FOLDER_WORDS = (
+# the class folder names accepted, in words (for the messages)
+_CLASS_FOLDER_WORDS = (
     "SER or serotonergic, NSER or non_serotonergic (any case; '-' or ' ' for '_'), and SER_atypical or "
     "SER_typical for the type of serotonergic cells"
 )
 
 
 def folder_class(name: str) -> tuple[str, str] | None:
-    """The label and type a class folder's name gives (``("serotonergic", "atypical")`` for
-    ``SER_atypical``; type "" when the name does not say it), None for any other name."""
+    """The label and type a class folder's name gives.
+
+    Parameters
+    ----------
+    name : str
+        The folder's name: ``SER`` or ``serotonergic``, ``NSER``, ``non_serotonergic`` or ``nonserotonergic``
+        (any case, ``-`` or a space for ``_``), a serotonergic name with ``_atypical`` or ``_typical`` after it
+        or ``atypical_`` / ``typical_`` before it.
+
+    Returns
+    -------
+    tuple of (str, str) or None
+        The label (``"serotonergic"`` or ``"non_serotonergic"``) and the type (``"atypical"``, ``"typical"``,
+        or "" when the name does not say it); None for any other name.
+    """
     key = re.sub(r"[\s\-]+", "_", str(name).strip().lower())
     if key in _CLASS_NAMES:
         return _CLASS_NAMES[key], ""
@@ -211,9 +240,13 @@ def folder_class(name: str) -> tuple[str, str] | None:
 def class_folders(root) -> list[tuple[Path, str, str]]:
     """The folders of per-spike CSV files of a folder laid out by class, with their label and type.
 
-    ``root`` holds one folder per class (:func:`folder_class`: ``SER``, ``NSER``, ``SER_atypical`` ...);
-    every folder at or below a class folder that holds per-spike files is that class's (its cells are told
-    apart by the files' name prefix: one folder per cell, per day, or all cells in the class folder).
+    Parameters
+    ----------
+    root : str or Path
+        A folder holding one folder per class (:func:`folder_class`: ``SER``, ``NSER``, ``SER_atypical``
+        ...); every folder at or below a class folder that holds per-spike files is that class's (its cells
+        are told apart by the files' name prefix: one folder per cell, per day, or all cells in the class
+        folder). Folders without per-spike files and other files are ignored.
 
     Returns
     -------
@@ -233,7 +266,7 @@ def class_folders(root) -> list[tuple[Path, str, str]]:
     if is_snippet_folder(root):
         raise SnippetError(
             f"{root} holds per-spike files outside a class folder; put each class's cells in a folder of its own "
-            f"({CLASS_FOLDER_WORDS})."
+            f"({_CLASS_FOLDER_WORDS})."
         )
     found = []
     for sub in sorted(p for p in root.iterdir() if p.is_dir()):
@@ -244,13 +277,13 @@ def class_folders(root) -> list[tuple[Path, str, str]]:
         if kind is None and folders:
             raise SnippetError(
                 f"{sub} holds per-spike files, but {sub.name!r} is not a class name: name the class folders "
-                f"{CLASS_FOLDER_WORDS}."
+                f"{_CLASS_FOLDER_WORDS}."
             )
         if kind is not None and not folders:
             raise SnippetError(f"the class folder {sub} holds no <cell>_trigger_<sample>.csv files.")
         found.extend((folder, *kind) for folder in folders if kind is not None)
     if not found:
-        raise SnippetError(f"{root} holds no class folders of per-spike CSV files; name them {CLASS_FOLDER_WORDS}.")
+        raise SnippetError(f"{root} holds no class folders of per-spike CSV files; name them {_CLASS_FOLDER_WORDS}.")
     return found
 
 
@@ -258,8 +291,20 @@ _CELL_DATE = re.compile(r"^[A-Za-z]{0,3}(\d{2})(\d{2})(\d{2})(?!\d)")
 
 
 def cell_day(cell_id) -> str:
-    """The recording day a cell's name gives, ISO (``A140313#073`` -> ``2014-03-13``: the authors' ids are a
-    letter, yymmdd, ``#`` and the file number); "" when the name holds no valid date there."""
+    """The recording day a cell's name gives.
+
+    Parameters
+    ----------
+    cell_id : str
+        The cell's id; the authors' are a letter, the date as yymmdd, ``#`` and the file number
+        (``A140313#073``). At most three letters, then six digits that make a valid date (read as 20yy) and
+        no seventh digit.
+
+    Returns
+    -------
+    str
+        The day, ISO (``"2014-03-13"``); "" when the name holds no such date.
+    """
     match = _CELL_DATE.match(str(cell_id))
     if match is None:
         return ""

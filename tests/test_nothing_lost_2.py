@@ -5,6 +5,7 @@ text escaped and unsure calls shown as UNSURE."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -119,8 +120,8 @@ def test_a_write_that_fails_at_the_end_goes_to_a_named_fallback(folder, tmp_path
     rc = cli.main(["classify", *_abf(folder), "--method", "criteria", "--out", str(out), "--quiet"])
     err = capsys.readouterr().err
     assert rc == 1 and "No space left" in err and "Traceback" not in err
-    fallback = tries[-1]
-    assert fallback != out and str(fallback) in err and fallback.parent == tmp_path
+    (fallback,) = tmp_path.glob("results-saved-*.csv")
+    assert tries == [out] and str(fallback) in err
     assert len(pd.read_csv(fallback)) == 3 and not out.exists()
 
 
@@ -196,12 +197,26 @@ def test_a_snippet_folder_short_of_its_manifest_is_refused(folder, tmp_path, cap
 
 
 # ------------------------------------------------------------------------------- one writer per output
+@contextlib.contextmanager
+def locked_by_another_process(path):
+    """The lock of ``path`` as a run in another process that is writing it leaves it: its pid, alive."""
+    writer = subprocess.Popen(["sleep", "600"])
+    lock = Path(path).absolute().with_name(f".{Path(path).name}.lock")
+    lock.write_text(f"{writer.pid}\n")
+    try:
+        yield writer.pid
+    finally:
+        writer.kill()
+        writer.wait()
+        lock.unlink(missing_ok=True)
+
+
 def test_a_second_writer_of_one_out_is_refused_and_a_dead_ones_lock_taken_over(folder, tmp_path, capsys):
     out = tmp_path / "results.csv"
     args = ["classify", *_abf(folder), "--method", "criteria", "--out", str(out), "--quiet"]
-    with files.output_lock(out):  # as a run that is writing it
+    with locked_by_another_process(out) as writer:
         assert cli.main(args) == 2
-        assert f"pid {os.getpid()}" in capsys.readouterr().err and not out.exists()
+        assert f"pid {writer}" in capsys.readouterr().err and not out.exists()
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     (tmp_path / ".results.csv.lock").write_text(dead.stdout)
     assert cli.main(args) == 0 and len(pd.read_csv(out)) == 3 and not (tmp_path / ".results.csv.lock").exists()
@@ -438,7 +453,7 @@ def test_watch_existing_counts_a_failure_once_and_keeps_channels_as_text(folder,
 def test_one_watcher_per_table(folder, tmp_path, capsys):
     acquisition = _acquisition(folder, tmp_path)
     out = tmp_path / "live.csv"
-    with files.output_lock(out):
+    with locked_by_another_process(out):
         rc = cli.main(["watch", str(acquisition), "--method", "criteria", "--timeout", "1", "--out", str(out)])
     assert rc == 2 and "another sero process" in capsys.readouterr().err
 
@@ -486,6 +501,38 @@ def test_a_real_full_disk_at_the_end_sends_the_table_to_the_fallback(folder, tmp
         (fallback,) = tmp_path.glob("results-saved-*.csv")
         assert len(pd.read_csv(fallback)) == 3 and str(fallback) in err
     finally:
+        _mount([str(disk)], command="umount")
+
+
+def test_a_full_disk_that_is_also_the_current_folder_sends_the_table_home(folder, tmp_path, monkeypatch, capsys):
+    """The current folder on the full disk too: the fallback is the next place that takes it (the home)."""
+    disk, home = tmp_path / "small_disk", tmp_path / "home"
+    disk.mkdir()
+    home.mkdir()
+    if os.geteuid() != 0 or not _mount(["-t", "tmpfs", "-o", "size=64k", "tmpfs", str(disk)]):
+        pytest.skip("a small tmpfs needs root and mount rights, which this machine does not give")
+    real = cli.classify.classify_files
+
+    def fill_the_disk_then_classify(*args, **kwargs):
+        with pytest.raises(OSError), open(disk / "filler", "wb") as filler:
+            while True:
+                filler.write(b"x" * 4096)
+                filler.flush()
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(cli.classify, "classify_files", fill_the_disk_then_classify)
+    monkeypatch.setenv("HOME", str(home))
+    try:
+        monkeypatch.chdir(disk)
+        rc = cli.main(
+            ["classify", *_abf(folder), "--method", "criteria", "--out", str(disk / "results.csv"), "--quiet"]
+        )
+        err = capsys.readouterr().err
+        assert rc == 1 and "Traceback" not in err and "the results are in" in err
+        (fallback,) = home.glob("results-saved-*.csv")
+        assert len(pd.read_csv(fallback)) == 3 and str(fallback) in err
+    finally:
+        monkeypatch.chdir(tmp_path)
         _mount([str(disk)], command="umount")
 
 
