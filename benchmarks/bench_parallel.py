@@ -90,12 +90,12 @@ def main(argv=None) -> int:
     if not sero.is_file():
         raise SystemExit(f"the console script {sero} is not installed (pip install -e .)")
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    from spikeinterface_sero.pipeline import _thread_environment, worker_threads
+    from spikeinterface_sero.batch import thread_environment, worker_threads
 
     threads = worker_threads(args.jobs)  # what each worker of the parallel run gets
     runs = {  # name: (n_jobs, environment)
         "loop": (1, env),
-        "loop, worker threads": (1, dict(env, **_thread_environment(threads))),
+        "loop, worker threads": (1, dict(env, **thread_environment(threads))),
         "parallel": (args.jobs, env),
     }
     times: dict[str, list[float]] = {name: [] for name in runs}

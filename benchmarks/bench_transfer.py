@@ -3,6 +3,7 @@
     python benchmarks/bench_transfer.py                 # day A: 20 labelled cells, day B: 60 cells
     python benchmarks/bench_transfer.py --quick         # day B: 30 cells of 20 s
     python benchmarks/bench_transfer.py --modes temperature,head --json results.json
+    python benchmarks/bench_transfer.py --unlabelled 10      # + 10 unlabelled recordings of day D: noise masks
 
 Day A (10 SER of which 3 atypical, 10 NSER) is what a lab labels; day B (21 typical SER, 9 atypical SER, 30
 NSER) is a later day of the same rig, with its own temperature, filter, noise and gain; day C (20 more
@@ -63,7 +64,11 @@ def figures(table: pd.DataFrame, truth: pd.DataFrame) -> dict:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="day B: 30 cells of 20 s")
-    parser.add_argument("--modes", default=",".join(DEFAULT_ADAPT_MODES), help="the adaptation's candidate modes")
+    parser.add_argument("--mode", default="auto", help="the adaptation's mode (auto: nested cross-validation)")
+    parser.add_argument("--modes", default=",".join(DEFAULT_ADAPT_MODES), help="the candidates of --mode auto")
+    parser.add_argument(
+        "--unlabelled", type=int, default=0, help="unlabelled recordings of another day (D) for the noise masks"
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the days (day A: 1000 + seed, day B: 2000 + seed)")
     parser.add_argument("--json", default=None, help="write the results here")
     parser.add_argument("--no-validate", action="store_true", help="skip validating the demo model on day A")
@@ -85,11 +90,25 @@ def main(argv=None) -> int:
             validate(None, root / "A" / "labels.csv", report_dir=root / "validation", out=root / "demo_validated")
             validated = classify_files(files, model_folder=root / "demo_validated")
             results["validated_demo_on_day_b"] = figures(validated, truth)
+        unlabelled = None
+        if args.unlabelled:
+            counts = {"serotonergic": args.unlabelled // 2, "non_serotonergic": args.unlabelled - args.unlabelled // 2}
+            simulate_membrane_dataset(counts, duration, seed=4000 + args.seed, out_dir=root / "D", day_prefix="rigD")
+            (root / "D" / "labels.csv").unlink()  # unlabelled: only the recordings
+            unlabelled = [root / "D"]
         start = time.perf_counter()
-        report = adapt_model(None, root / "A" / "labels.csv", root / "adapted", modes=args.modes.split(","))
+        report = adapt_model(
+            None,
+            root / "A" / "labels.csv",
+            root / "adapted",
+            mode=args.mode,
+            modes=args.modes.split(","),
+            unlabelled=unlabelled,
+        )
         results["adapt_seconds"] = round(time.perf_counter() - start, 1)
         results["load_average_after_adapt"] = os.getloadavg()
-        results["adapt"] = {k: report[k] for k in ("mode", "written", "message", "before", "candidates", "test")}
+        keys = ("mode", "written", "message", "choices", "final_mode", "before", "after", "candidates", "test")
+        results["adapt"] = {k: report[k] for k in (*keys, "noise_masks")}
         if report["written"]:
             results["adapted_on_day_b"] = figures(classify_files(files, model_folder=root / "adapted"), truth)
             if not args.no_validate:

@@ -11,6 +11,7 @@ import glob
 import os
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -24,6 +25,7 @@ __all__ = [
     "atomic_path",
     "atomic_folder",
     "output_lock",
+    "whole_folder",
     "fallback_path",
     "append_line",
     "file_mode",
@@ -292,15 +294,69 @@ def pid_alive(pid: int) -> bool:
 @contextlib.contextmanager
 def output_lock(path, *, what: str = "output", flag: str = "the output") -> Iterator[Path]:
     """One writer per output: a lock file ``.<name>.lock`` beside ``path``, made with O_EXCL and holding the
-    writer's pid, removed at the end. A lock whose process is gone (killed) is taken over.
+    writer's pid, removed at the end. A lock whose process is gone (killed) is taken over. The thread that
+    holds the lock may take it again (the CLI holds its table's lock for the run, and the table writer takes
+    it too); another thread of the same process is refused like another process.
+
+    Parameters
+    ----------
+    path : str or Path
+        The output file or folder.
+    what : str, default: "output"
+        What the output is, for the messages.
+    flag : str, default: "the output"
+        The argument or flag that named ``path`` in the caller's interface (``--out``, ``path``).
 
     Raises
     ------
     SeroError
-        Another running process holds the lock; the message names it and ``flag``.
+        Another running process, or another thread of this one, holds the lock; the message names ``flag``.
     """
     path = Path(path).absolute()
     lock = path.with_name(f".{path.name}.lock")
+    if not _claim(lock, path, flag):
+        try:
+            _take_lock(lock, path, what, flag)
+        except BaseException:
+            _release(lock)
+            raise
+    try:
+        yield lock
+    finally:
+        if _release(lock) and _lock_holder(lock) == os.getpid():
+            with contextlib.suppress(OSError):
+                lock.unlink()
+
+
+_HELD: dict[Path, list[int]] = {}  # lock file -> [thread holding it, times taken], in this process
+_HELD_GUARD = threading.Lock()
+
+
+def _claim(lock: Path, path: Path, flag: str) -> bool:
+    """Note that this thread takes ``lock``; True when it held it already (taken again, nothing to do)."""
+    with _HELD_GUARD:
+        held = _HELD.get(lock)
+        if held is None:
+            _HELD[lock] = [threading.get_ident(), 1]
+            return False
+        if held[0] != threading.get_ident():
+            raise SeroError(f"{path} is being written by another thread of this process; choose another {flag}.")
+        held[1] += 1
+        return True
+
+
+def _release(lock: Path) -> bool:
+    """This thread gives ``lock`` back once; True when it no longer holds it at all."""
+    with _HELD_GUARD:
+        held = _HELD[lock]
+        held[1] -= 1
+        if held[1] == 0:
+            del _HELD[lock]
+        return held[1] == 0
+
+
+def _take_lock(lock: Path, path: Path, what: str, flag: str) -> None:
+    """Make the lock file with this process's pid; a dead writer's lock is taken over."""
     for _ in range(3):
         try:
             descriptor = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, file_mode())
@@ -322,15 +378,53 @@ def output_lock(path, *, what: str = "output", flag: str = "the output") -> Iter
             raise SeroError(
                 f"cannot write the lock file {lock} ({e.strerror or e}): free some space, or choose another {flag}."
             ) from None
-        break
-    else:
-        raise SeroError(f"cannot take the lock {lock} of the {what}; remove it if no sero process is running.")
-    try:
-        yield lock
-    finally:
-        if _lock_holder(lock) == os.getpid():
-            with contextlib.suppress(OSError):
-                lock.unlink()
+        return
+    raise SeroError(f"cannot take the lock {lock} of the {what}; remove it if no sero process is running.")
+
+
+@contextlib.contextmanager
+def whole_folder(
+    path,
+    *,
+    overwrite: bool = False,
+    what: str = "output folder",
+    flag: str = "the output folder",
+    overwrite_hint: str = "overwrite=True",
+) -> Iterator[Path]:
+    """One writer, written whole: a folder output (a report) checked (:func:`check_output_folder`), locked
+    (:func:`output_lock`), refused when it exists and is not empty unless ``overwrite``, and written into a
+    temporary sibling that takes its place at the end (:func:`atomic_folder`): a kill leaves the old folder
+    or the new one, never half.
+
+    Parameters
+    ----------
+    path : str or Path
+        The folder.
+    overwrite : bool, default: False
+        Replace an existing, non-empty folder.
+    what, flag, overwrite_hint : str
+        What the folder is, the argument or flag that named it, and how the caller asks for an overwrite, in
+        the words of the caller's interface (``--report``, ``--overwrite``).
+
+    Yields
+    ------
+    Path
+        The temporary folder to write into.
+
+    Raises
+    ------
+    SeroError
+        ``path`` cannot be written, another writer holds it, or it is not empty and ``overwrite`` is False.
+    """
+    path = check_output_folder(path, what=what)
+    with output_lock(path, what=what, flag=flag):
+        if path.is_dir() and any(path.iterdir()) and not overwrite:
+            raise SeroError(
+                f"{path} is not empty (an earlier {what}?); pass {overwrite_hint} to replace it, or choose another "
+                f"{flag}."
+            )
+        with atomic_folder(path, overwrite=True) as temporary:
+            yield temporary
 
 
 def _lock_holder(lock: Path) -> int | None:

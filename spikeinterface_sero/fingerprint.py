@@ -14,6 +14,7 @@ import pandas as pd
 
 from .constants import (
     LAYER_NORM_EPSILON,
+    MIN_FINGERPRINT_DAYS,
     NBEFORE,
     RIG_DENSITY_LEVEL,
     RIG_FINGERPRINT_MARGIN,
@@ -90,13 +91,38 @@ def mean_normalised_shapes(waveforms, spike_unit_index, n_units: int) -> np.ndar
     return np.where(counts[:, None] > 0, sums / np.maximum(counts, 1)[:, None], np.nan)
 
 
-def nearest_distances(shapes: np.ndarray, reference: np.ndarray, *, leave_one_out: bool = False) -> np.ndarray:
+def nearest_distances(
+    shapes: np.ndarray, reference: np.ndarray, *, leave_one_out: bool = False, groups=None
+) -> np.ndarray:
     """Root-mean-square distance of each shape to its nearest reference shape (with ``leave_one_out``, the
-    reference is ``shapes`` itself and a shape is not its own neighbour)."""
+    reference is ``shapes`` itself and a shape is not its own neighbour, nor, with ``groups``, any shape of
+    its own group: its recording day)."""
     squared = (shapes**2).sum(1)[:, None] + (reference**2).sum(1)[None, :] - 2.0 * shapes @ reference.T
     if leave_one_out:
-        np.fill_diagonal(squared, np.inf)
+        squared[_own(len(shapes), groups)] = np.inf
     return np.sqrt(np.maximum(squared, 0.0).min(axis=1) / shapes.shape[1])
+
+
+def _own(n: int, groups=None) -> np.ndarray:
+    """(n, n) which reference cells a cell may not be compared with: itself, and its own day's cells."""
+    if groups is None:
+        return np.eye(n, dtype=bool)
+    groups = np.asarray(groups, dtype=object)
+    return groups[:, None] == groups[None, :]
+
+
+def _days(measures: pd.DataFrame, groups) -> np.ndarray | None:
+    """The cells' recording days when at least :data:`MIN_FINGERPRINT_DAYS` are named (``groups``, else the
+    measures' ``group`` column); None: leave one cell out instead."""
+    if groups is None and "group" in measures:
+        groups = measures["group"]
+    if groups is None:
+        return None
+    groups = np.asarray(groups, dtype=object)
+    named = np.array([isinstance(g, str) and g != "" for g in groups])
+    if len(groups) != len(measures) or not named.all() or len(set(groups)) < MIN_FINGERPRINT_DAYS:
+        return None
+    return groups
 
 
 def _band_power(power: np.ndarray, frequency: np.ndarray, low: float, high: float) -> float:
@@ -193,13 +219,14 @@ def _matrix(measures: pd.DataFrame, names) -> np.ndarray:
     )
 
 
-def _nearest(points: np.ndarray, reference: np.ndarray, *, leave_one_out: bool = False) -> np.ndarray:
-    """RMS over the measures both have of the standardised difference to the nearest reference cell."""
+def _nearest(points: np.ndarray, reference: np.ndarray, *, leave_one_out: bool = False, groups=None) -> np.ndarray:
+    """RMS over the measures both have of the standardised difference to the nearest reference cell (not
+    itself nor its day's cells with ``leave_one_out``: see :func:`nearest_distances`)."""
     difference = points[:, None, :] - reference[None, :, :]
     counted = np.isfinite(difference).sum(axis=2)
     squared = np.where(counted > 0, np.nansum(difference**2, axis=2) / np.maximum(counted, 1), np.inf)
     if leave_one_out:
-        np.fill_diagonal(squared, np.inf)
+        squared[_own(len(points), groups)] = np.inf
     return np.sqrt(squared.min(axis=1))
 
 
@@ -233,17 +260,40 @@ def _density_distance(measures: pd.DataFrame, density: dict) -> np.ndarray:
     return np.sqrt(np.maximum(squared, 0.0))
 
 
-def fit_fingerprint(measures: pd.DataFrame, shapes=None, *, margin: float = RIG_FINGERPRINT_MARGIN) -> dict:
+def fit_fingerprint(
+    measures: pd.DataFrame, shapes=None, *, margin: float = RIG_FINGERPRINT_MARGIN, groups=None
+) -> dict:
     """A rig's fingerprint from its validated cells' :func:`cell_fingerprints` (JSON values).
 
     Two checks: per measure the range of the rig's cells (log10 for the positive ones), which a cell may
     pass by ``margin`` times the range's span; and the rig's cells themselves (standardised by each
     measure's SD), of which a cell must lie near one: within ``1 + margin`` times the 95th percentile of the
-    cells' own leave-one-out nearest-neighbour distances. The firing rate enters the ranges only (it is a
-    cell's, not the rig's). With enough cells, a third: the Gaussian density of the noise spectrum (roll-off,
-    low and mid band, roll-off), whose :data:`RIG_DENSITY_LEVEL` prediction region a cell must lie in."""
+    cells' own nearest-neighbour distances, each cell to the cells of the other days when the cells come from
+    at least :data:`MIN_FINGERPRINT_DAYS` days (a new day is judged as the rig's own days were), else to the
+    other cells. The firing rate enters the ranges only (it is a cell's, not the rig's). With enough cells, a
+    third: the Gaussian density of the noise spectrum (low and mid band, roll-off), whose
+    :data:`RIG_DENSITY_LEVEL` prediction region a cell must lie in. With ``shapes``, a fourth: the cells'
+    mean normalised shapes, their limit the :data:`RIG_SHAPE_QUANTILE` quantile of the same own distances.
+
+    Parameters
+    ----------
+    measures : pandas.DataFrame
+        The cells' :func:`cell_fingerprints` (other columns are ignored but ``group``).
+    shapes : np.ndarray or None, default: None
+        (n_cells, 160) the cells' :func:`mean_normalised_shapes`.
+    margin : float, default: RIG_FINGERPRINT_MARGIN
+        How far past the rig's own spread a cell may lie (ranges and neighbours).
+    groups : sequence of str or None, default: None
+        Each cell's recording day; None: the measures' ``group`` column where it has one.
+
+    Returns
+    -------
+    dict
+        The fingerprint (JSON values), ``own_distances`` saying how its limits were learnt.
+    """
     if len(measures) < 3:
         raise DataError("a rig's fingerprint needs the measures of at least three cells.")
+    days = _days(measures, groups)
     features = {}
     for name, logarithmic in FINGERPRINT_FEATURES.items():
         v = _scaled(measures[name], logarithmic) if name in measures else np.array([np.nan])
@@ -254,11 +304,12 @@ def fit_fingerprint(measures: pd.DataFrame, shapes=None, *, margin: float = RIG_
     points = _matrix(measures, names)
     scale = np.maximum(np.nanstd(points, axis=0), [_FLOOR[FINGERPRINT_FEATURES[n]] for n in names])
     points = points / scale
-    own = _nearest(points, points, leave_one_out=True)
+    own = _nearest(points, points, leave_one_out=True, groups=days)
     limit = (1.0 + margin) * float(np.quantile(own[np.isfinite(own)], 0.95))
     out = {
         "n_cells": int(len(measures)),
         "margin": float(margin),
+        "own_distances": "leave one day out" if days is not None else "leave one cell out",
         "features": features,
         "neighbours": {
             "features": names,
@@ -272,8 +323,9 @@ def fit_fingerprint(measures: pd.DataFrame, shapes=None, *, margin: float = RIG_
         out["density"] = density
     if shapes is not None:
         shapes = np.asarray(shapes, dtype=np.float64)
-        shapes = shapes[np.isfinite(shapes).all(axis=1)]
-        own_shape = nearest_distances(shapes, shapes, leave_one_out=True)
+        has = np.isfinite(shapes).all(axis=1)
+        shapes = shapes[has]
+        own_shape = nearest_distances(shapes, shapes, leave_one_out=True, groups=None if days is None else days[has])
         limit = float(np.quantile(own_shape, RIG_SHAPE_QUANTILE))
         out["shapes"] = {"cells": np.round(shapes, 4).tolist(), "limit": limit, "quantile": RIG_SHAPE_QUANTILE}
     return out

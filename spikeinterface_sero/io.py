@@ -16,6 +16,7 @@ from .constants import MIN_SAMPLING_FREQUENCY, SAMPLING_FREQUENCY, SAMPLING_FREQ
 from .errors import AbfError, ChannelError, DataError, ParameterError, SamplingRateError
 from .units import current_to_pa, is_current_unit
 from .upstream import (
+    abf_data_count,
     axon_header,
     lenient_abf_dates,
     long_gap_free_abf,
@@ -26,6 +27,7 @@ from .upstream import (
 
 __all__ = [
     "read_abf",
+    "abf_progress",
     "abf_channels",
     "abf_info",
     "validate_recording",
@@ -214,18 +216,108 @@ def _check_layout(recording, path: Path) -> None:
         )
 
 
-def _open_axon(path: Path):
-    """read_axon with every reader failure turned into one AbfError."""
+def abf_progress(path) -> dict:
+    """How much of an .abf file is written, from its header and its size: whether the acquisition program has
+    finished it (the header declares the samples the file holds), or is still writing it (the header's
+    provisional count is 0, or lower than what the file holds: docs/live.md, "Growing files").
+
+    Parameters
+    ----------
+    path : str or Path
+        The file.
+
+    Returns
+    -------
+    dict
+        ``complete`` (bool: the header is finalised: it declares samples, and they, its tags and its synch
+        array are all in the file),
+        ``declared`` and ``written`` (samples of all channels: in the header; whole samples in the file after
+        the data start), ``n_channels``, ``gap_free`` (bool).
+    """
+    import struct
+
+    path = check_path(path, "path")
+    version = _check_signature(path)
+    size = path.stat().st_size
+    with open(path, "rb") as handle:
+        head = handle.read(512)
+        if version == 2 and len(head) >= 76 + 18 * 16:
+            (n_channels,) = struct.unpack_from("<q", head, 76 + 16 + 8)  # ADCSection entries
+            data_block, _, declared = struct.unpack_from("<IIq", head, 76 + 10 * 16)  # DataSection
+            (data_format,) = struct.unpack_from("<H", head, 30)
+            (protocol_block,) = struct.unpack_from("<I", head, 76)
+            handle.seek(protocol_block * 512)
+            mode_bytes = handle.read(2)
+            mode = struct.unpack("<h", mode_bytes)[0] if len(mode_bytes) == 2 else 0
+            data_start = data_block * 512
+            # the sections written when the recording ends: data, tags, synch array
+            ends = [
+                block * 512 + entry * count
+                for block, entry, count in (struct.unpack_from("<IIq", head, 76 + i * 16) for i in (10, 11, 15))
+                if count > 0
+            ]
+        elif version == 1 and len(head) >= 122:
+            mode, declared, ignored = struct.unpack_from("<hih", head, 8)
+            data_block, tag_block, tag_count = struct.unpack_from("<iii", head, 40)
+            synch_block, synch_count = struct.unpack_from("<ii", head, 92)
+            (data_format,) = struct.unpack_from("<h", head, 100)
+            (n_channels,) = struct.unpack_from("<h", head, 120)
+            data_start = data_block * 512 + ignored * (2 if data_format == 0 else 4)
+            ends = [data_start + declared * (2 if data_format == 0 else 4)]
+            ends += [tag_block * 512 + 64 * tag_count] if tag_count > 0 else []
+            ends += [synch_block * 512 + 8 * synch_count] if synch_count > 0 else []
+        else:
+            raise AbfError(
+                f"{path.name}: only {size} bytes, shorter than the ABF{version} header; the file is truncated "
+                "or still being created."
+            )
+    n_channels = max(1, int(n_channels))
+    frame = n_channels * (2 if data_format == 0 else 4)
+    written = max(0, size - data_start) // frame * n_channels if data_start > 0 else 0
+    return dict(
+        complete=bool(0 < declared <= written and max(ends, default=0) <= size),
+        declared=int(declared),
+        written=int(written),
+        n_channels=n_channels,
+        gap_free=mode == 3,
+    )
+
+
+def _growing_count(path: Path) -> int | None:
+    """The samples (all channels) written so far of a gap-free file still being written; None when the file
+    is finished (its header is then read as it is)."""
+    progress = abf_progress(path)
+    if progress["complete"]:
+        return None
+    if not progress["gap_free"]:
+        raise AbfError(
+            f"{path.name} is still being written (its header does not yet count its samples); only gap-free "
+            "recordings can be read while they grow. Wait until the acquisition ends."
+        )
+    if progress["written"] == 0:
+        raise DataError(f"{path.name} is still being written and holds no samples yet; read it again later.")
+    return progress["written"]
+
+
+def _open_axon(path: Path, growing: bool = False):
+    """read_axon with every reader failure turned into one AbfError; with ``growing``, the samples written so
+    far of a file still being written (:func:`abf_progress`)."""
     from spikeinterface.extractors import read_axon
 
     version = _check_signature(path)
     if version == 2:
         _check_abf2_sections(path)
+    count = _growing_count(path) if growing else None
     neo_logger = logging.getLogger("neo")
     old_level = neo_logger.level
     try:
         neo_logger.setLevel(logging.ERROR)  # header quirks Neo works around are not the user's problem
-        with warnings.catch_warnings(), lenient_abf_dates(), long_gap_free_abf():
+        with (
+            warnings.catch_warnings(),
+            lenient_abf_dates(),
+            long_gap_free_abf(),
+            abf_data_count(count),
+        ):
             warnings.simplefilter("ignore")
             recording = read_axon(str(path))
     except MemoryError:
@@ -512,7 +604,15 @@ def validate_recording(recording, name: str = "recording", chunk_size: int = _VA
         )
 
 
-def read_abf(path, channel=None, *, allow_low_rate: bool = False, allow_any_unit: bool = False, validate: bool = True):
+def read_abf(
+    path,
+    channel=None,
+    *,
+    allow_low_rate: bool = False,
+    allow_any_unit: bool = False,
+    validate: bool = True,
+    growing: bool = False,
+):
     """Read an Axon .abf file as a SpikeInterface recording of cell-attached current in pA at 40 kHz.
 
     Parameters
@@ -530,6 +630,10 @@ def read_abf(path, channel=None, *, allow_low_rate: bool = False, allow_any_unit
         used as they are and labelled pA.
     validate : bool
         Scan the data once for empty, constant or NaN/inf channels (raises DataError).
+    growing : bool, default: False
+        The file may still be written by the acquisition program: read the samples written so far (their
+        number from the file's size, never from the header's provisional count; gap-free recordings only).
+        A finished file is read as it is. See :func:`abf_progress`.
 
     Returns
     -------
@@ -542,7 +646,8 @@ def read_abf(path, channel=None, *, allow_low_rate: bool = False, allow_any_unit
     allow_low_rate = check_flag(allow_low_rate, "allow_low_rate")
     allow_any_unit = check_flag(allow_any_unit, "allow_any_unit")
     validate = check_flag(validate, "validate")
-    recording = _open_axon(path)
+    growing = check_flag(growing, "growing")
+    recording = _open_axon(path, growing=growing)
     info = axon_header(recording)
     version = float(info.get("fFileVersionNumber", 0.0))
     chosen = _select_channels(recording, channel, path)

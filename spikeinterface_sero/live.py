@@ -1,8 +1,10 @@
 """The live page of a watch session: every cell as a row that updates itself, served on the rig computer.
 
-A :class:`LiveBoard` holds the session's rows (one per cell; a failed file once, with its reason);
-:class:`LiveServer` serves the page (one self-contained HTML file, no outside scripts), the state as JSON
-(``/state``) and its changes as server-sent events (``/events``), on a local address only.
+A :class:`LiveBoard` holds the session's rows (one per cell, each with its mean action current; a failed file
+once, with its reason); :class:`LiveServer` serves the page (one self-contained HTML file, no outside
+scripts), the state as JSON (``/state``) and its changes as server-sent events (``/events``), on a local
+address only. :func:`with_mean_currents` puts each cell's mean action current, read from the extension, on a
+file's rows so that it travels with them (``docs/live.md``).
 """
 
 from __future__ import annotations
@@ -13,13 +15,16 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 
+import numpy as np
 import pandas as pd
 
 from .arguments import check_integer
+from .constants import SNIPPET_LENGTH
 from .errors import ParameterError
+from .report.reader import read_run
 from .report.words import call_headline, call_of, reasons_text
 
-__all__ = ["LiveBoard", "LiveServer", "LOCAL_HOSTS"]
+__all__ = ["LiveBoard", "LiveServer", "LOCAL_HOSTS", "MEAN_CURRENTS", "mean_currents", "with_mean_currents"]
 
 #: the addresses the page may be served on: this computer only
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
@@ -41,10 +46,58 @@ _ROW_FIELDS = (
     "sero_safe_after_spikes",
     "sero_safe_after_s",
     "sero_safe_label",
+    "acquisition",
     "model",
     "error",
 )
 _EVENT_WAIT_S = 15.0  # a comment line this often keeps the event stream open through proxies
+#: the key of ``rows.attrs`` under which a file's rows carry their cells' mean action currents
+MEAN_CURRENTS = "sero_mean_currents"
+_CURRENT_DECIMALS = 3  # pA: 1 fA, far below the recording's noise; keeps the page's state small
+
+
+def mean_currents(analyzer) -> dict[str, list[float]]:
+    """Each cell's mean action current: the mean of the snippets the model saw (``ext.get_data("waveforms")``
+    rows of the unit, pA, after the polarity flip and the adaptation), never recomputed from the recording.
+
+    Parameters
+    ----------
+    analyzer : SortingAnalyzer
+        With the ``serotonergic`` extension.
+
+    Returns
+    -------
+    dict
+        Unit id as text (the results table's ``channel``) -> its 160 values in pA, rounded to 0.001 pA; a
+        unit without classified spikes is left out.
+    """
+    _, cells = read_run(analyzer)
+    return {
+        cell.channel: np.round(cell.waveforms.mean(axis=0).astype(np.float64), _CURRENT_DECIMALS).tolist()
+        for cell in cells
+        if len(cell.waveforms)
+    }
+
+
+def with_mean_currents(rows: pd.DataFrame, analyzer) -> pd.DataFrame:
+    """``rows`` with its cells' mean action currents in ``rows.attrs[MEAN_CURRENTS]`` (:func:`mean_currents`),
+    so that they travel with the rows (a worker process's pickled rows included) to :meth:`LiveBoard.update`.
+
+    Parameters
+    ----------
+    rows : pandas.DataFrame
+        The results rows of one file (``pipeline.classify_file``).
+    analyzer : SortingAnalyzer or None
+        The file's classified analyzer (``classify_file(..., return_analyzer=True)``); None for a failed file.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``rows`` itself.
+    """
+    if analyzer is not None and analyzer.has_extension("serotonergic"):
+        rows.attrs[MEAN_CURRENTS] = mean_currents(analyzer)
+    return rows
 
 
 def _json_value(value):
@@ -55,16 +108,33 @@ def _json_value(value):
     return value if isinstance(value, (bool, int, float, str)) or value is None else str(value)
 
 
-def _record(row: dict) -> dict:
-    """One row as the page shows it: the columns, and the headline and reasons in the report's words."""
+def _current_values(current) -> list[float] | None:
+    """A mean current as the page draws it: SNIPPET_LENGTH finite numbers, else None (nothing drawn)."""
+    if current is None:
+        return None
+    values = np.round(np.asarray(current, dtype=np.float64).ravel(), _CURRENT_DECIMALS)
+    if values.shape != (SNIPPET_LENGTH,) or not np.isfinite(values).all():
+        return None
+    return values.tolist()
+
+
+def _record(row: dict, currents: dict) -> dict:
+    """One row as the page shows it: the columns, the headline and reasons in the report's words, and the
+    cell's mean action current (None when unknown)."""
     record = {k: _json_value(row.get(k)) for k in _ROW_FIELDS}
+    record["mean_current"] = None
     if not record["error"]:
         record.update(headline=call_headline(row), call_class=call_of(row), reasons=reasons_text(row))
+        record["mean_current"] = _current_values(currents.get(str(row.get("channel"))))
     return record
 
 
 class LiveBoard:
     """The state of a watch session, as the live page shows it.
+
+    Per cell the board keeps one row of fixed size (the columns the page shows and its 160-point mean action
+    current), per file its latest rows only: its memory grows with the number of cells, by a few kB each, and
+    with nothing else (``docs/live.md``, ``benchmarks/bench_live_session.py``).
 
     Parameters
     ----------
@@ -79,9 +149,9 @@ class LiveBoard:
         self._title = str(title)
         self._notes = [str(n) for n in notes]
         self._rows: dict[str, list[dict]] = {}  # file -> its rows (a file classified again replaces its rows)
-        self._currents: dict[str, list[float]] = {}
         self._current_file = ""
         self._version = 0
+        self._text = (-1, b"")  # (version, the state as JSON): made once per change, whatever the readers
         self._changed = threading.Condition()
 
     def update(self, rows: pd.DataFrame, mean_currents: dict | None = None) -> None:
@@ -92,20 +162,23 @@ class LiveBoard:
         rows : pandas.DataFrame
             Rows of the results table (``schema.RESULT_COLUMNS``).
         mean_currents : dict or None, default: None
-            Cell id -> the cell's mean action current (pA, the 160 samples the model saw).
+            The row's ``channel`` -> the cell's mean action current (pA, the 160 samples the model saw); None:
+            the currents the rows carry (``rows.attrs[MEAN_CURRENTS]``, :func:`with_mean_currents`), if any.
+            The keys are the channels of one file: give the rows of each file in its own call.
         """
-        records = [_record(r) for r in rows.to_dict("records")]
+        currents = rows.attrs.get(MEAN_CURRENTS, {}) if mean_currents is None else mean_currents
+        currents = {str(channel): current for channel, current in currents.items()}
+        records = [_record(r, currents) for r in rows.to_dict("records")]
         with self._changed:
             for file in dict.fromkeys(r["file"] for r in records):
                 self._rows[str(file)] = [r for r in records if r["file"] == file]
                 self._current_file = str(file)
-            for cell, current in (mean_currents or {}).items():
-                self._currents[str(cell)] = [round(float(v), 2) for v in current]
             self._version += 1
             self._changed.notify_all()
 
     def state(self) -> dict:
-        """What the page shows: title, notes, the current file's rows first, then every row, and a version."""
+        """What the page shows: title, notes, the current file's rows first, then every row (each with its
+        ``mean_current``: 160 values in pA, or None), and a version."""
         with self._changed:
             every = [row for rows in self._rows.values() for row in rows]
             return dict(
@@ -114,8 +187,14 @@ class LiveBoard:
                 notes=list(self._notes),
                 current=list(self._rows.get(self._current_file, [])),
                 rows=every,
-                mean_currents={c: v for c, v in self._currents.items()},
             )
+
+    def state_json(self) -> bytes:
+        """:meth:`state` as JSON (UTF-8), made once per version however many pages read it."""
+        with self._changed:
+            if self._text[0] != self._version:
+                self._text = (self._version, json.dumps(self.state(), allow_nan=False).encode())
+            return self._text[1]
 
     def wait_for_change(self, version: int, timeout_s: float) -> int:
         """Block until the state is newer than ``version`` (or ``timeout_s``); the version now."""
@@ -145,7 +224,7 @@ def _handler(board: LiveBoard, stopping: threading.Event):
             if self.path in ("/", "/index.html"):
                 self._send(_page(), "text/html; charset=utf-8")
             elif self.path == "/state":
-                self._send(json.dumps(board.state()).encode(), "application/json")
+                self._send(board.state_json(), "application/json")
             elif self.path == "/events":
                 self._stream()
             else:
@@ -164,7 +243,7 @@ def _handler(board: LiveBoard, stopping: threading.Event):
                         self.wfile.write(b": still here\n\n")
                     else:
                         version = now
-                        self.wfile.write(b"data: " + json.dumps(board.state()).encode() + b"\n\n")
+                        self.wfile.write(b"data: " + board.state_json() + b"\n\n")
                     self.wfile.flush()
             except (BrokenPipeError, ConnectionResetError):
                 return

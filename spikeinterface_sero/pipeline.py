@@ -11,60 +11,46 @@ own batch runner uses: ``"loop"``, ``"joblib"`` (``n_jobs`` processes on this ma
 
 from __future__ import annotations
 
-import contextlib
-import gc
-import json
-import multiprocessing
 import os
-import signal
-import sys
 import warnings
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
-from .analyzers import abf_to_analyzer
+from .analyzers import abf_to_analyzer, recording_to_analyzer
+from .batch import BatchInterrupted, check_batch_options, run_files
 from .constants import DEFAULT_DEAD_TIME_MS, DEFAULT_THRESHOLD_PA
 from .detection import DetectionParams
-from .errors import DemoModelWarning, SeroError, SnippetError
+from .errors import DemoModelWarning, SeroError
 from .export import RESULT_COLUMNS, error_row, export_to_phy, output_path, results_table, tidy, write_nwb
 from .extension import analyzer_from_snippets, load_sorting_analyzer
-from .files import atomic_folder, check_output_folder
+from .files import atomic_folder, check_output_folder, whole_folder
 from .model import load_model
-from .model.numpy_engine import default_threads
 from .report import write_cell_reports, write_summary_html
 from .second_cells import split_second_cells
+from .snippet_folders import PART_FOLDER as _PART_FOLDER
+from .snippet_folders import (  # noqa: F401  (their home was here: older code imports them from pipeline)
+    SNIPPET_MANIFEST,
+    check_snippet_folder,
+    is_snippet_folder,
+    is_snippet_input,
+    read_snippet_folder,
+    read_snippet_input,
+    write_snippet_folder,
+)
 from .snippet_formats import CSV_NAME as _CSV_NAME
-from .snippet_formats import Snippets, load_npz, read_snippet_csv_folder, write_snippet_csv_folder
+from .snippet_formats import Snippets
 
 __all__ = [
     "classify_file",
+    "classify_recording",
     "classify_files",
     "classify_snippets",
     "make_report",
     "expand_inputs",
-    "is_snippet_folder",
-    "read_snippet_folder",
-    "is_snippet_input",
-    "read_snippet_input",
-    "write_snippet_folder",
-    "check_snippet_folder",
-    "SNIPPET_MANIFEST",
     "BatchInterrupted",
     "RESULT_COLUMNS",
 ]
-
-
-class BatchInterrupted(SeroError):
-    """The run was interrupted (Ctrl-C); ``table`` holds the rows of the files finished so far."""
-
-    def __init__(self, table: pd.DataFrame):
-        super().__init__(f"interrupted: {int((table['error'] == '').sum())} rows of finished files kept")
-        self.table = table
 
 
 def expand_inputs(items) -> list[Path]:
@@ -100,120 +86,6 @@ def expand_inputs(items) -> list[Path]:
         else:
             out.append(p)
     return out
-
-
-def is_snippet_folder(path) -> bool:
-    """True for a folder that holds the authors' per-spike CSV files (``<cell>_trigger_<sample>.csv``)."""
-    path = Path(path)
-    return path.is_dir() and any(_CSV_NAME.match(q.name) for q in path.iterdir())
-
-
-#: the manifest ``sero snippets`` writes last into a CSV snippet folder: the files it holds, per cell
-SNIPPET_MANIFEST = "sero_snippets.json"
-_PART_FOLDER = ".part"  # the suffix of files.atomic_folder's temporary folders
-
-
-def write_snippet_folder(parts: list[Snippets], folder, *, overwrite: bool = False) -> int:
-    """Write snippets as one folder of the authors' per-spike CSV files, whole: into a temporary sibling
-    folder, with :data:`SNIPPET_MANIFEST` (the number of files per cell) last, then renamed into place, so a
-    kill leaves the old folder or the new one. Returns the number of files written.
-
-    Raises
-    ------
-    SeroError
-        ``folder`` is a file, holds files other than per-spike CSV files, or exists without ``overwrite``.
-    """
-    folder = check_snippet_folder(folder, overwrite=overwrite)
-    with atomic_folder(folder, overwrite=True) as temporary:
-        written = sum(write_snippet_csv_folder(part, temporary) for part in parts)
-        counts: dict[str, int] = {}
-        for part in parts:
-            for cell in part.cell_ids.tolist():
-                counts[str(cell)] = counts.get(str(cell), 0) + 1
-        (temporary / SNIPPET_MANIFEST).write_text(json.dumps({"files": written, "cells": counts}, indent=1) + "\n")
-    return written
-
-
-def check_snippet_folder(folder, *, overwrite: bool = False, overwrite_hint: str = "overwrite=True") -> Path:
-    """Before any work: ``folder`` can take CSV snippets (a new folder, an empty one, or, with ``overwrite``,
-    one that holds only per-spike CSV files, which are replaced).
-
-    Raises
-    ------
-    SeroError
-        ``folder`` is a file, holds other files, or holds snippet files and ``overwrite`` is False.
-    """
-    folder = check_output_folder(folder, what="snippet folder")
-    if folder.exists():
-        names = [q.name for q in folder.iterdir()]
-        others = [name for name in names if not (_CSV_NAME.match(name) or name == SNIPPET_MANIFEST)]
-        if others:
-            raise SeroError(
-                f"{folder} holds other files than per-spike CSV files ({others[0]} ...); choose another folder."
-            )
-        if names and not overwrite:
-            raise SeroError(
-                f"{folder} holds CSV snippet files; pass {overwrite_hint} to replace them, or choose another folder."
-            )
-    return folder
-
-
-def _check_manifest(folder: Path, cell_ids: np.ndarray) -> None:
-    """A folder ``sero snippets`` wrote holds every file its manifest lists; a folder without a manifest
-    (the authors' own) is read as it is."""
-    manifest = folder / SNIPPET_MANIFEST
-    if not manifest.is_file():
-        return
-    try:
-        counts = json.loads(manifest.read_text())["cells"]
-    except (OSError, ValueError, KeyError, TypeError):
-        raise SnippetError(f"{manifest} is not a readable snippet manifest; write the folder again.") from None
-    found = {str(c): int((cell_ids == c).sum()) for c in dict.fromkeys(cell_ids.tolist())}
-    if found != {str(k): int(v) for k, v in counts.items()}:
-        raise SnippetError(
-            f"{folder} holds {len(cell_ids)} per-spike files, but its manifest lists {sum(counts.values())}: the "
-            "folder is incomplete or was changed; write it again (sero snippets --overwrite)."
-        )
-
-
-def read_snippet_folder(folder) -> Snippets:
-    """A folder of per-spike CSV files as :class:`~spikeinterface_sero.snippets.Snippets`: one segment with
-    the trigger samples of the file names (sweeps laid end to end, ``docs/csv-format.md``), no segment
-    duration (the files do not say how long the recording was), ``source`` the folder.
-
-    Raises SnippetError (from :func:`~spikeinterface_sero.snippets.read_snippet_csv_folder`) for a folder
-    without snippet files or with a malformed one, the folder named."""
-    if Path(folder).name.startswith(".") and Path(folder).name.endswith(_PART_FOLDER):
-        raise SnippetError(f"{folder} is a folder still being written (or left by a writer that was killed).")
-    try:
-        with warnings.catch_warnings():  # an empty file: the error below says it, numpy's warning adds nothing
-            warnings.filterwarnings("ignore", message="loadtxt: input contained no data")
-            waveforms, cell_ids, trigger_samples = read_snippet_csv_folder(folder)
-    except SnippetError as e:
-        raise SnippetError(str(e) if str(e).startswith(str(folder)) else f"{folder}: {e}") from None
-    _check_manifest(Path(folder), cell_ids)
-    return Snippets(
-        waveforms=waveforms,
-        trigger_samples=trigger_samples,
-        segment_index=np.zeros(len(waveforms), np.int64),
-        unit_ids=cell_ids,
-        cell_ids=cell_ids,
-        source=str(folder),
-        n_detected={str(c): int((cell_ids == c).sum()) for c in dict.fromkeys(cell_ids.tolist())},
-    )
-
-
-def is_snippet_input(path) -> bool:
-    """True for snippets without their recording: a folder of per-spike CSV files or an ``.npz`` file."""
-    path = Path(path)
-    return path.is_dir() or path.suffix.lower() == ".npz"
-
-
-def read_snippet_input(path) -> Snippets:
-    """A folder of per-spike CSV files (:func:`read_snippet_folder`) or an ``.npz`` snippet file
-    (:func:`~spikeinterface_sero.snippets.load_npz`, which keeps the sweep durations, so the rate is known)."""
-    path = Path(path)
-    return read_snippet_folder(path) if path.is_dir() else load_npz(path)
 
 
 def classify_file(
@@ -287,6 +159,57 @@ def classify_file(
                 seed=seed,
                 **_detection_options(threshold, mad_multiplier, polarity, dead_time_ms),
             ),
+            path,
+            **options,
+        ),
+        return_analyzer,
+    )
+
+
+def classify_recording(
+    read,
+    file,
+    *,
+    model_folder=None,
+    threshold: float = DEFAULT_THRESHOLD_PA,
+    mad_multiplier: float | None = None,
+    polarity: str = "negative",
+    dead_time_ms: float = DEFAULT_DEAD_TIME_MS,
+    max_spikes_per_cell: int | None = None,
+    seed: int = 0,
+    method: str = "cnn",
+    trust_model: bool = False,
+    report_dir=None,
+    return_analyzer: bool = False,
+):
+    """Classify the cells of a recording as :func:`classify_file` classifies a file's (the same detection,
+    extension and rows): for the part of a file written so far, or the sweeps of several files that are one
+    cell (``sero watch``). Returns the results rows; a failure (of ``read`` too) is the one error row of
+    ``file``.
+
+    Parameters
+    ----------
+    read : callable
+        Returns the recording (e.g. ``lambda: read_abf(path, growing=True)``); called inside the guard.
+    file : str or Path
+        What the rows' ``file`` column says.
+    model_folder, threshold, mad_multiplier, polarity, dead_time_ms, max_spikes_per_cell, seed, method, trust_model, report_dir, return_analyzer
+        As :func:`classify_file`.
+
+    Returns
+    -------
+    pandas.DataFrame, or (pandas.DataFrame, SortingAnalyzer or None) with ``return_analyzer``
+    """
+    path = Path(file)
+    options = dict(model_folder=model_folder, method=method, trust_model=trust_model, seed=seed, report_dir=report_dir)
+    detection = {
+        "threshold": DEFAULT_THRESHOLD_PA,
+        **_detection_options(threshold, mad_multiplier, polarity, dead_time_ms),
+    }
+    return _guarded(
+        path,
+        lambda: _classify_analyzer(
+            recording_to_analyzer(read(), max_spikes_per_cell=max_spikes_per_cell, seed=seed, **detection),
             path,
             **options,
         ),
@@ -537,21 +460,7 @@ def classify_files(
         On Ctrl-C; its ``table`` holds the rows of the files finished so far.
     """
     files = expand_inputs(paths)
-    if isinstance(n_jobs, bool) or not isinstance(n_jobs, (int, np.integer)) or n_jobs == 0:
-        raise SeroError(f"n_jobs must be a non-zero integer (1 = one process, -1 = every core), not {n_jobs!r}.")
-    if max_threads_per_worker is not None and (
-        isinstance(max_threads_per_worker, bool)
-        or not isinstance(max_threads_per_worker, (int, np.integer))
-        or max_threads_per_worker < 1
-    ):
-        raise SeroError(
-            f"max_threads_per_worker must be a positive integer or None (the cores shared evenly between the "
-            f"workers), not {max_threads_per_worker!r}."
-        )
-    if engine is None:
-        engine = "dask" if scheduler is not None else ("joblib" if n_jobs != 1 else "loop")
-    if engine not in ("loop", "joblib", "dask"):
-        raise SeroError(f"engine must be 'loop', 'joblib' or 'dask', not {engine!r}.")
+    engine = check_batch_options(n_jobs, max_threads_per_worker, engine, scheduler)
     if not files:
         raise SeroError("No input files.")
     _detection_params(kwargs)  # every option is checked before the first file is read
@@ -561,45 +470,29 @@ def classify_files(
     if kwargs.get("method", "cnn") == "cnn":
         # a model that does not load is one error for the run, not one error row per file
         load_model(kwargs.get("model_folder"), trust=kwargs.get("trust_model", False))
-    if engine == "dask" and scheduler is None:
-        raise SeroError(
-            "engine='dask' needs scheduler=<address of a dask.distributed scheduler> (CLI: --scheduler tcp://host:8786)."
-        )
     folders = [index for index, path in enumerate(files) if is_snippet_input(path)]
     snippets = {index: read_snippet_input(files[index]) for index in folders}  # a bad file stops the run now
     done: dict[int, pd.DataFrame] = {}
+    others = [index for index in range(len(files)) if index not in snippets]
+    done_others: dict[int, pd.DataFrame] = {}
     try:
-        if engine == "loop":
-            for index, path in enumerate(
-                tqdm(files, desc="classify", unit="file", disable=not progress or len(files) < 2)
-            ):
-                done[index] = (
-                    _classify_read_folder(path, snippets.pop(index), kwargs)
-                    if index in snippets
-                    else classify_file(path, **kwargs)
-                )
-        else:
-            for index in folders:
-                done[index] = _classify_read_folder(files[index], snippets.pop(index), kwargs)
-            others = [index for index in range(len(files)) if index not in done]
-            done_others: dict[int, pd.DataFrame] = {}
-            try:
-                if others and engine == "joblib":
-                    with tqdm(total=len(others), desc="classify", unit="file", disable=not progress) as bar:
-                        _run_in_processes(
-                            [files[index] for index in others],
-                            n_jobs,
-                            kwargs,
-                            done_others,
-                            bar=bar,
-                            max_threads_per_worker=max_threads_per_worker,
-                        )
-                elif others:
-                    _run_on_dask([files[index] for index in others], scheduler, kwargs, done_others)
-            finally:
-                done.update({others[position]: rows for position, rows in done_others.items()})
+        for index in folders:  # CSV folders already read: classified in this process
+            done[index] = _classify_read_folder(files[index], snippets.pop(index), kwargs)
+        run_files(
+            classify_file,  # looked up now: a caller's replacement of pipeline.classify_file reaches the workers
+            [files[index] for index in others],
+            kwargs,
+            done_others,
+            engine=engine,
+            n_jobs=n_jobs,
+            max_threads_per_worker=max_threads_per_worker,
+            scheduler=scheduler,
+            progress=progress,
+        )
     except KeyboardInterrupt:
+        done.update({others[position]: rows for position, rows in done_others.items()})
         raise BatchInterrupted(_assemble(files, done, "interrupted before this file was finished")) from None
+    done.update({others[position]: rows for position, rows in done_others.items()})
     return _assemble(files, done, "not classified")
 
 
@@ -633,158 +526,6 @@ def _assemble(files, done: dict, missing: str) -> pd.DataFrame:
     return tidy(pd.concat(parts, ignore_index=True))
 
 
-def _run_in_processes(
-    files, n_jobs: int, kwargs: dict, done: dict, function=None, bar=None, max_threads_per_worker: int | None = None
-) -> None:
-    """Worker processes (forked, or loky as joblib); a worker that dies (killed, out of memory) costs only its
-    file."""
-    function = classify_file if function is None else function
-    workers = max(1, min(os.cpu_count() if n_jobs < 0 else n_jobs, len(files)))
-    threads = worker_threads(workers, max_threads_per_worker)
-    # first all files in parallel; a dead worker breaks the whole pool, so the files it took with it are
-    # then run one at a time, each in a fresh worker, and only a file that kills its own worker is lost
-    broken = _submit_all(function, files, range(len(files)), kwargs, done, workers, threads, bar)
-    for index in broken:
-        if _submit_all(function, files, [index], kwargs, done, 1, threads, bar):
-            done[index] = error_row(
-                files[index],
-                "the worker process died on this file (killed, or out of memory); try --n-jobs 1 or more memory",
-            )
-            if bar is not None:
-                bar.update(1)
-
-
-def _submit_all(function, files, indices, kwargs: dict, done: dict, workers: int, threads: int, bar=None) -> list[int]:
-    """Run ``function`` on the files in worker processes of ``threads`` threads each (``bar``, a tqdm bar,
-    advances per finished file); the indices whose worker died."""
-    from joblib.externals.loky import get_reusable_executor
-    from joblib.externals.loky.process_executor import TerminatedWorkerError
-
-    # the largest files first, so that no worker is left with a long file at the end (LPT scheduling)
-    indices = sorted(indices, key=lambda i: -_size(files[i]))
-    workers = max(1, min(workers, len(indices)))
-    if "tensorflow" not in sys.modules and "fork" in multiprocessing.get_all_start_methods():
-        # warm workers: forked from this process, they start with its imports and its loaded model (no
-        # import and no model load per worker); forking is safe here because TensorFlow is not loaded.
-        # gc.freeze(): the collector no longer visits (and so writes to) the inherited objects, whose
-        # pages then stay shared instead of being copied into every worker
-        gc.freeze()
-        executor = ProcessPoolExecutor(
-            workers, mp_context=multiprocessing.get_context("fork"), initializer=_limit_threads, initargs=(threads,)
-        )
-    else:  # TensorFlow's threads do not survive a fork: fresh loky workers, ``threads`` inference threads each
-        executor = get_reusable_executor(
-            max_workers=workers, env=_thread_environment(threads), initializer=_ignore_interrupts
-        )
-    futures = {executor.submit(function, files[i], **kwargs): i for i in indices}
-    broken = []
-    try:
-        for future in as_completed(futures):
-            try:
-                done[futures[future]] = future.result()
-                if bar is not None:
-                    bar.update(1)
-            except (TerminatedWorkerError, BrokenProcessPool):
-                broken.append(futures[future])
-    except BaseException:  # Ctrl-C, SIGTERM: the workers stop with this process, not after their files
-        _stop_workers(executor)
-        raise
-    finally:
-        if isinstance(executor, ProcessPoolExecutor):
-            executor.shutdown(wait=not broken, cancel_futures=True)
-            gc.unfreeze()
-    return sorted(broken)
-
-
-def _stop_workers(executor) -> None:
-    """End the worker processes of ``executor`` now (their unfinished files are lost, the finished kept)."""
-    if isinstance(executor, ProcessPoolExecutor):
-        for process in list((getattr(executor, "_processes", None) or {}).values()):
-            process.terminate()
-        executor.shutdown(wait=False, cancel_futures=True)
-    else:  # loky
-        executor.shutdown(wait=False, kill_workers=True)
-
-
-def _size(path) -> int:
-    try:
-        return os.stat(path).st_size
-    except OSError:  # classify_file reports it
-        return 0
-
-
-def worker_threads(workers: int, max_threads_per_worker: int | None = None) -> int:
-    """Inference and BLAS threads of each of ``workers`` worker processes: ``max_threads_per_worker``, else
-    the cores this process may use (:func:`~spikeinterface_sero.model.numpy_engine.default_threads`) shared
-    evenly, at least one each; the workers are the parallelism, their threads use the cores left over."""
-    if max_threads_per_worker is not None:
-        return int(max_threads_per_worker)
-    return max(1, default_threads() // max(1, int(workers)))
-
-
-def _thread_environment(threads: int) -> dict:
-    """The environment that gives a fresh process ``threads`` inference and BLAS threads."""
-    value = str(int(threads))
-    return {name: value for name in ("SERO_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
-
-
-def _ignore_interrupts() -> None:
-    """Workers leave Ctrl-C to the parent (which stops them) and end at SIGTERM without a traceback."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-
-
-def _limit_threads(threads: int) -> None:
-    """Initializer of a forked worker: its BLAS pools already exist, so they are limited through threadpoolctl."""
-    _ignore_interrupts()
-    os.environ.update(_thread_environment(threads))
-    try:
-        from threadpoolctl import threadpool_limits
-
-        threadpool_limits(threads)
-    except ImportError:  # without threadpoolctl the numpy engine still runs ``threads`` threads (SERO_NUM_THREADS)
-        pass
-
-
-def _run_on_dask(files, scheduler, kwargs: dict, done: dict) -> None:
-    from dask.distributed import Client
-    from dask.distributed import as_completed as dask_completed
-
-    client = scheduler if isinstance(scheduler, Client) else _connect(scheduler)
-    try:
-        futures = client.map(classify_file, [str(f) for f in files], pure=False, **kwargs)
-        position = {future.key: index for index, future in enumerate(futures)}
-        try:
-            # gathered as they finish, so a lost scheduler costs only the files not finished by then
-            for future in dask_completed(futures):
-                index = position[future.key]
-                try:
-                    done[index] = future.result()
-                except Exception as e:  # the worker died or the scheduler lost it: this file only
-                    done[index] = error_row(
-                        files[index], f"the Dask worker failed on this file ({type(e).__name__}: {e})"
-                    )
-        except BaseException:  # Ctrl-C, SIGTERM: the cluster stops working for this run
-            with contextlib.suppress(Exception):  # a lost scheduler cannot cancel: nothing runs then
-                client.cancel(futures)
-            raise
-    finally:
-        if client is not scheduler:
-            client.close()
-
-
-def _connect(scheduler):
-    from dask.distributed import Client
-
-    try:
-        return Client(scheduler, timeout="10s")
-    except (OSError, TimeoutError, ValueError) as e:
-        raise SeroError(
-            f"cannot reach the Dask scheduler at {scheduler!r} ({type(e).__name__}: {e}); check the address "
-            "(CLI: --scheduler tcp://host:8786) and that the scheduler is running."
-        ) from None
-
-
 def _analyzer_file(analyzer, i: int) -> str:
     for obj in (getattr(analyzer, "recording", None) if analyzer.has_recording() else None, analyzer.sorting):
         if obj is None:
@@ -814,6 +555,7 @@ def make_report(
     trust_model: bool = False,
     title: str = "Serotonergic classification",
     dpi: int = 100,
+    overwrite: bool = False,
     **classify_kwargs,
 ) -> Path:
     """Plots and ``index.html`` for SortingAnalyzers, saved analyzer folders or .abf files (or folders of
@@ -822,36 +564,38 @@ def make_report(
     An analyzer without the ``serotonergic`` extension is classified first (``model_folder``, ``method``,
     ``trust_model``); .abf files go through :func:`spikeinterface_sero.pipeline.classify_file` with those and
     ``classify_kwargs`` (detection options), and a file that fails appears as a red row.
+
+    The report is written by one writer at a time, into a temporary sibling folder that takes the place of
+    ``out_dir`` at the end (:func:`~spikeinterface_sero.files.whole_folder`): a kill leaves the old report or
+    the new one, never half. An ``out_dir`` that exists and is not empty is replaced only with
+    ``overwrite=True`` (which also lets the .abf files' exports replace theirs).
+
+    Raises
+    ------
+    SeroError
+        ``out_dir`` cannot be written, another process is writing it, or it is not empty and ``overwrite`` is
+        False.
     """
     items = analyzers_or_paths
     if isinstance(items, (str, os.PathLike)) or hasattr(items, "unit_ids"):
         items = [items]
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    parts = []
-    for i, item in enumerate(items):
-        if isinstance(item, (str, os.PathLike)):
-            p = Path(item)
-            if _is_analyzer_folder(p):
-                item = load_sorting_analyzer(p)
-            else:
-                for f in expand_inputs(p):
+    options = dict(model_folder=model_folder, method=method, trust_model=trust_model)
+    out_dir = Path(out_dir).expanduser().absolute()
+    with whole_folder(out_dir, overwrite=overwrite, what="report folder", flag="out_dir") as temporary:
+        parts = []
+        for i, item in enumerate(items):
+            if isinstance(item, (str, os.PathLike)) and not _is_analyzer_folder(Path(item)):
+                for f in expand_inputs(item):
                     parts.append(
-                        classify_file(
-                            f,
-                            model_folder=model_folder,
-                            method=method,
-                            trust_model=trust_model,
-                            report_dir=out_dir,
-                            **classify_kwargs,
-                        )
+                        classify_file(f, report_dir=temporary, overwrite=overwrite, **options, **classify_kwargs)
                     )
                 continue
-        analyzer = item
-        if not analyzer.has_extension("serotonergic"):
-            analyzer.compute("serotonergic", model_folder=model_folder, method=method, trust_model=trust_model)
-        file = _analyzer_file(analyzer, i)
-        parts.append(results_table(analyzer, file=file))
-        write_cell_reports(analyzer, out_dir, file=file, dpi=dpi)
-    table = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=RESULT_COLUMNS)
-    return write_summary_html(table, out_dir, title=title)
+            analyzer = load_sorting_analyzer(item) if isinstance(item, (str, os.PathLike)) else item
+            if not analyzer.has_extension("serotonergic"):
+                analyzer.compute("serotonergic", **options)
+            file = _analyzer_file(analyzer, i)
+            parts.append(results_table(analyzer, file=file))
+            write_cell_reports(analyzer, temporary, file=file, dpi=dpi)
+        table = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=RESULT_COLUMNS)
+        write_summary_html(table, temporary, title=title)
+    return out_dir / "index.html"

@@ -170,6 +170,12 @@ RESULT_SCHEMA = _columns(
         TEXT,
         "empty, or the exports (NWB, Phy, report) that failed for this file and why; the classification itself stands",
     ),
+    (
+        "acquisition",
+        TEXT,
+        "'recording' when the row covers only the part of the file written so far (sero watch, while the "
+        "acquisition program still writes it; the row is replaced when the file is complete); empty otherwise",
+    ),
     ("error", TEXT, "empty, or why the file could not be classified"),
 )
 #: the results table's column names, in order
@@ -204,18 +210,19 @@ def cast_table(table: pd.DataFrame, schema: dict[str, Column] = UNIT_SCHEMA) -> 
     pandas.DataFrame
         A new table; missing schema columns are added empty.
     """
-    out = table.copy()
+    columns = {}  # built apart and joined once: one DataFrame assignment per column costs ~1 ms
     for name, column in schema.items():
-        values = out[name] if name in out.columns else pd.Series([None] * len(out), index=out.index)
+        values = table[name] if name in table.columns else pd.Series([None] * len(table), index=table.index)
         if column.kind == TEXT:
-            out[name] = _text(values)
+            columns[name] = _text(values)
         elif column.kind == BOOLEAN:
-            out[name] = _boolean(values)
+            columns[name] = _boolean(values)
         elif column.kind == INTEGER:
-            out[name] = pd.to_numeric(values, errors="coerce").fillna(0).astype("int64").to_numpy()
+            columns[name] = pd.to_numeric(values, errors="coerce").fillna(0).astype("int64").to_numpy()
         else:
-            out[name] = pd.to_numeric(values, errors="coerce").astype("float64").to_numpy()
-    return out[list(schema) + [c for c in out.columns if c not in schema]]
+            columns[name] = pd.to_numeric(values, errors="coerce").astype("float64").to_numpy()
+    extra = {c: table[c].to_numpy(copy=True) for c in table.columns if c not in schema}
+    return pd.DataFrame({**columns, **extra}, index=table.index.copy())
 
 
 def property_values(table: pd.DataFrame, name: str, schema: dict[str, Column] = UNIT_SCHEMA) -> np.ndarray:

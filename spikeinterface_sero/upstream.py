@@ -20,6 +20,7 @@ __all__ = [
     "main_channel_indices",
     "lenient_abf_dates",
     "long_gap_free_abf",
+    "abf_data_count",
     "keep_trailing_empty_segments",
     "set_sorting_property",
 ]
@@ -165,6 +166,38 @@ def long_gap_free_abf():
         yield
     finally:
         axonrawio.np = original
+
+
+@contextlib.contextmanager
+def abf_data_count(count: int | None):
+    """Read an ABF file with ``count`` samples (all channels) in its data section, whatever the header says.
+
+    An acquisition program writes the header when a recording starts, with no samples counted yet, and fills
+    the count in when it ends (docs/live.md, "Growing files"); Neo's ``axonrawio`` takes the count from the
+    header (``lActualAcqLength``, ABF 2's DataSection entries) and so reads nothing of a file being written.
+    With this context Neo's parsed header carries ``count`` instead (the caller derives it from the file's
+    size); None leaves the header as it is.
+    """
+    from neo.rawio import axonrawio
+
+    if count is None:
+        yield
+        return
+    original = axonrawio.parse_axon_soup
+
+    def parse_with_count(filename):
+        info = original(filename)
+        if "sections" in info:
+            info["sections"]["DataSection"]["llNumEntries"] = int(count)
+        else:
+            info["lActualAcqLength"] = int(count)
+        return info
+
+    axonrawio.parse_axon_soup = parse_with_count
+    try:
+        yield
+    finally:
+        axonrawio.parse_axon_soup = original
 
 
 def keep_trailing_empty_segments(sorting, num_segments: int):

@@ -1,6 +1,7 @@
-"""Classify recordings while the experiment runs (``sero watch``): each .abf file once it is completely
-written, rows appended whole to a results table. When a file counts as finished: ``docs/tutorial.md``
-("Watching a folder").
+"""Classify recordings while the experiment runs (``sero watch``): the part of a file written so far while
+the acquisition program writes it, each .abf file once it is completely written, per-sweep files grouped into
+one cell; rows appended whole to a results table. When a file counts as finished: ``docs/tutorial.md``
+("Watching a folder"); growing files and grouping: ``docs/live.md``.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import contextlib
 import csv
 import logging
 import os
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -16,27 +18,97 @@ from pathlib import Path
 
 import pandas as pd
 
-from .errors import AbfError, SeroError
+from .errors import AbfError, ParameterError, SeroError
 from .export import RESULT_COLUMNS, error_row, tidy
 from .files import append_line, check_output_folder, check_output_path, check_writable, output_lock
-from .io import read_abf
+from .io import abf_progress, read_abf
+from .live import with_mean_currents
 from .model import load_model
-from .pipeline import classify_file
+from .pipeline import classify_file, classify_recording
 from .report import REPORT_TABLE, write_summary_html
 from .schema import RESULT_SCHEMA, TEXT
 
-__all__ = ["watch_folder", "FolderWatcher"]
+__all__ = ["watch_folder", "FolderWatcher", "check_group"]
 
 log = logging.getLogger(__name__)
 
 #: watchdog event types that mean "someone wrote to this path" (not our own opens and reads)
 _WRITE_EVENTS = {"created", "modified", "moved", "closed"}
+#: the options of classify_file that say how a file is read (the others say how it is classified)
+_READ_OPTIONS = ("channel", "allow_low_rate", "allow_any_unit")
+#: the ``acquisition`` word of a row that covers only the part of a file written so far
+RECORDING = "recording"
 
 
 @dataclass
 class _Pending:
     sig: tuple | None = None  # (size, mtime_ns) at the last look
     last_change: float = field(default_factory=time.monotonic)
+    partial_at: float = float("-inf")  # when the part written so far was last classified
+    partial_written: int = 0  # the samples it held
+
+
+def check_group(group, name: str = "group"):
+    r"""``group`` as a compiled regular expression with a named group ``cell``, or None; ParameterError naming
+    ``name`` when it is not one.
+
+    Parameters
+    ----------
+    group : str, re.Pattern or None
+        E.g. ``r"(?P<cell>.+)_\d+\.abf"``: files whose names match it (whole) with the same ``cell`` are one cell.
+    name : str, default: "group"
+        Its name in the caller's interface (``--group`` from the command line).
+
+    Returns
+    -------
+    re.Pattern or None
+    """
+    if group is None:
+        return None
+    try:
+        pattern = group if isinstance(group, re.Pattern) else re.compile(str(group))
+    except re.error as e:
+        raise ParameterError(
+            f"{name} {group!r} is not a regular expression ({e}); e.g. '(?P<cell>.+)_\\d+\\.abf'."
+        ) from None
+    if "cell" not in pattern.groupindex:
+        raise ParameterError(
+            f"{name} {pattern.pattern!r} has no named group 'cell' (what files of one cell share); "
+            "e.g. '(?P<cell>.+)_\\d+\\.abf' makes A1_001.abf and A1_002.abf the cell A1."
+        )
+    return pattern
+
+
+def _progress(path: Path) -> dict | None:
+    """:func:`~.io.abf_progress`, or None while the file cannot be looked at (too short, gone)."""
+    try:
+        return abf_progress(path)
+    except (SeroError, OSError):
+        return None
+
+
+def _growing(progress: dict | None) -> bool:
+    """The acquisition program is writing the file: its header does not count samples yet, some are written."""
+    return progress is not None and progress["gap_free"] and progress["declared"] == 0 and progress["written"] > 0
+
+
+def _read_cell(paths: list[str], cell_file: Path, read_options: dict):
+    """The files of one cell as one recording: their sweeps the segments, in the order they were recorded
+    (the header's start, then the name); each file read as far as it is written."""
+    from spikeinterface.core import append_recordings
+
+    recordings = [read_abf(p, growing=True, **read_options) for p in paths]
+    if len(recordings) == 1:
+        return recordings[0]
+    recordings.sort(key=lambda r: (r.get_annotation("abf_datetime") or "", Path(r.get_annotation("abf_path")).name))
+    gains = {tuple(r.get_channel_gains()) + tuple(r.get_channel_offsets()) for r in recordings}
+    if len(gains) > 1:  # SpikeInterface keeps the first file's scaling: each file in pA first
+        import spikeinterface.preprocessing as spre
+
+        recordings = [spre.scale_to_uV(r) for r in recordings]
+    cell = append_recordings(recordings)
+    cell.annotate(abf_path=str(cell_file), abf_files=[r.get_annotation("abf_path") for r in recordings])
+    return cell
 
 
 def _sig(path: Path):
@@ -178,6 +250,8 @@ class FolderWatcher:
         self.lock = threading.Lock()
         self.results: _ResultsCsv | None = None
         self.failures: dict[str, str] = {}  # file -> error of its latest rows
+        self.updates: dict[str, tuple] = {}  # file -> (row key, classification of its part written so far)
+        self.update_pool = None  # the thread that classifies growing parts
 
     # ------------------------------------------------------------------ listing and events
     def listing(self) -> dict[str, tuple]:
@@ -260,33 +334,115 @@ class FolderWatcher:
             return None
         return sig, reason
 
-    def classify(self, path: str) -> pd.DataFrame:
+    def cell_of(self, path: str) -> tuple[str, list[str]]:
+        """The row key of ``path`` (the file, or its cell's name beside it with ``group``) and the files to
+        classify together (the cell's finished files and ``path``)."""
+        pattern = self.options["group"]
+        match = pattern.fullmatch(Path(path).name) if pattern is not None else None
+        if match is None:
+            return path, [path]
+        cell = str(Path(path).parent / match.group("cell"))
+        members = [p for p in self.done if p != path and self.cell_of_name(p) == cell]
+        return cell, [*members, path]
+
+    def cell_of_name(self, path: str) -> str:
+        match = self.options["group"].fullmatch(Path(path).name)
+        return str(Path(path).parent / match.group("cell")) if match else path
+
+    def classify(self, path: str, progress: dict | None = None, partial: bool = False) -> tuple[str, pd.DataFrame]:
+        """(row key, rows) of ``path``: a finished single file as ``sero classify`` does it; a cell's files,
+        or the part of a file written so far, read and classified the same way (``partial``: no plots)."""
+        key, paths = self.cell_of(path)
+        return key, self._classify_cell(path, key, paths, progress, partial)
+
+    def _classify_cell(self, path: str, key: str, paths: list[str], progress, partial: bool) -> pd.DataFrame:
+        """The rows of :meth:`classify` (also run in the update thread: it reads no watcher state)."""
         try:
-            return classify_file(
-                path,
-                model_folder=self.options["model_folder"],
-                report_dir=self.options["report_dir"],
-                **self.classify_kwargs,
-            )
+            if key == path and not _growing(progress):
+                rows, analyzer = classify_file(
+                    path,
+                    model_folder=self.options["model_folder"],
+                    report_dir=self.options["report_dir"],
+                    return_analyzer=True,
+                    **self.classify_kwargs,
+                )
+            else:
+                read_options = {k: self.classify_kwargs[k] for k in _READ_OPTIONS if k in self.classify_kwargs}
+                rest = {k: v for k, v in self.classify_kwargs.items() if k not in _READ_OPTIONS}
+                rows, analyzer = classify_recording(
+                    lambda: _read_cell(paths, Path(key), read_options),
+                    key,
+                    model_folder=self.options["model_folder"],
+                    report_dir=None if partial else self.options["report_dir"],
+                    return_analyzer=True,
+                    **rest,
+                )
+            return with_mean_currents(rows, analyzer)  # each cell's mean action current, for the live page
         except Exception as e:  # a bug must not end a live session: record it like a failed file
             log.exception("classifying %s failed", path)
-            return error_row(path, f"unexpected error while classifying ({type(e).__name__}: {e}); please report it")
+            return error_row(key, f"unexpected error while classifying ({type(e).__name__}: {e}); please report it")
+
+    def grow(self, path: str, progress: dict | None) -> None:
+        """While the acquisition program writes ``path``: the part written so far classified every
+        ``update_s`` seconds in the update thread (so that the final call never waits for it), its rows
+        marked ``recording`` (:meth:`take_updates`)."""
+        update_s = self.options["update_s"]
+        pending = self.pending[path]
+        if update_s is None or not _growing(progress) or progress["written"] <= pending.partial_written:
+            return
+        now = time.monotonic()
+        if now - pending.partial_at < update_s or path in self.updates:
+            return
+        pending.partial_at, pending.partial_written = now, progress["written"]
+        if self.update_pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self.update_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sero-watch-update")
+        key, paths = self.cell_of(path)
+        self.updates[path] = (key, self.update_pool.submit(self._classify_cell, path, key, paths, progress, True))
+
+    def take_updates(self) -> None:
+        """The rows of the growing parts classified since the last look, for files still being written (an
+        update that finishes after its file's final call is dropped; a failure waits for the finished file)."""
+        for path, (key, future) in list(self.updates.items()):
+            if not future.done():
+                continue
+            del self.updates[path]
+            rows = future.result()
+            if path in self.pending and len(rows) and not str(rows["error"].iloc[0]):
+                rows["acquisition"] = RECORDING
+                self.record(key, rows)
+
+    def finished(self, path: str, progress: dict | None) -> tuple | None:
+        """(sig, None) as soon as the header says the file is complete (it declares its samples, and they are
+        all there: no settle wait); else the settle timer's answer (:meth:`settled`)."""
+        if progress is not None and progress["complete"]:
+            sig = _sig(Path(path))
+            return None if sig is None else (sig, None)
+        return self.settled(path)
 
     def step(self) -> None:
-        """Classify every pending file that has settled."""
+        """Classify every pending file that is complete or has settled; the part written so far of those
+        still being written."""
+        self.take_updates()
         for path in list(self.pending):
-            ready = self.settled(path)
+            progress = _progress(Path(path))
+            if not (progress is not None and progress["complete"]):
+                self.grow(path, progress)
+            ready = self.finished(path, progress) if path in self.pending else None
             if ready is None:
                 continue
             sig, reason = ready
-            rows = self.classify(path)
+            if _growing(progress):
+                log.warning("%s stopped growing but its header was never finalised; classifying what was written", path)
+            key, rows = self.classify(path, progress)
             if _sig(Path(path)) != sig:  # written to while we read it: not finished after all
                 self.pending[path].sig, self.pending[path].last_change = _sig(Path(path)), time.monotonic()
                 log.info("%s changed while it was being classified; waiting for it to settle", path)
                 continue
             self.pending.pop(path)
             self.done[path] = (sig, reason is not None)
-            self.record(path, rows)
+            self.record(key, rows)
 
     def record(self, path: str, rows: pd.DataFrame) -> None:
         """A file's rows: to the session, the table (a failure repeated word for word is not appended
@@ -371,6 +527,8 @@ class FolderWatcher:
         finally:
             observer.stop()
             observer.join(timeout=10)
+            if self.update_pool is not None:  # an update still running is of no use now
+                self.update_pool.shutdown(wait=True, cancel_futures=True)
         return pd.concat(self.session, ignore_index=True) if self.session else pd.DataFrame(columns=RESULT_COLUMNS)
 
     def _observer(self):
@@ -404,9 +562,11 @@ def watch_folder(
     use_polling: bool = False,
     rescan_s: float = 5.0,
     on_unwritten=None,
+    update_s: float | None = 5.0,
+    group=None,
     **classify_kwargs,
 ) -> pd.DataFrame:
-    """Watch ``folder`` and classify each .abf file once it is completely written; block until
+    r"""Watch ``folder`` and classify each .abf file once it is completely written; block until
     ``stop_event`` is set or ``timeout_s`` has passed (Ctrl-C in a terminal).
 
     Parameters
@@ -421,7 +581,8 @@ def watch_folder(
     model_folder : str, Path or None, default: None
         The model (None: the bundled demonstration model), loaded before watching starts.
     settle_s : float, default: 2.0
-        Seconds without any change before a file counts as finished.
+        Seconds without any change before a file counts as finished, when its header does not say so (a
+        file whose header counts all the samples it holds is finished at once: docs/live.md).
     process_existing : bool, default: False
         Also classify the .abf files already in the folder (default: only new ones, and existing ones that
         change).
@@ -451,6 +612,14 @@ def watch_folder(
     on_unwritten : callable or None, default: None
         Called at the end with the rows the table could not take (a full disk), when there are any; without
         it they are only in the returned rows.
+    update_s : float or None, default: 5.0
+        While the acquisition program writes a (gap-free) file, the part written so far is classified this
+        often, its rows marked ``acquisition="recording"`` and replaced by the final rows when the file is
+        complete (None: only finished files).
+    group : str, re.Pattern or None, default: None
+        A regular expression with a named group ``cell`` (e.g. ``r"(?P<cell>.+)_\d+\.abf"``): files whose
+        names match it with the same ``cell`` are one cell, their sweeps the segments of one recording in the
+        order they were recorded; the cell's row (file: the folder / cell) is updated as each file arrives.
     **classify_kwargs
         Detection and model options of :func:`spikeinterface_sero.pipeline.classify_file`.
 
@@ -462,6 +631,9 @@ def watch_folder(
     folder = Path(folder).expanduser()
     if not folder.is_dir():
         raise SeroError(f"{folder} is not a folder; pass the folder the acquisition software saves .abf files into.")
+    group = check_group(group)
+    if update_s is not None and not (0 < float(update_s) < float("inf")):
+        raise ParameterError(f"update_s must be a number of seconds > 0 or None, not {update_s!r}.")
     settle_s, poll_s = float(settle_s), float(poll_s)
     if not (0 <= settle_s < float("inf")) or not (0 < poll_s < float("inf")):
         raise SeroError(f"settle_s must be a number >= 0 and poll_s > 0 (seconds), not {settle_s!r} and {poll_s!r}.")
@@ -493,6 +665,8 @@ def watch_folder(
         rescan_s=float(rescan_s),
         on_result=on_result,
         own_table=own_table,
+        update_s=None if update_s is None else float(update_s),
+        group=group,
     )
     watcher = FolderWatcher(folder.resolve(), options, classify_kwargs)
     with output_lock(out, what="results table", flag="--out") if out is not None else contextlib.nullcontext():

@@ -152,13 +152,13 @@ def _report_threads(path, **kwargs) -> pd.DataFrame:
 def test_workers_share_the_cores_between_their_threads(batch, monkeypatch, cores, asked, expected):
     """--n-jobs 2 on N cores: each worker runs N // 2 inference and BLAS threads (one each on 2 cores), or
     --threads-per-worker; never N threads each (oversubscribed) nor one each on a bigger machine (idle cores)."""
-    from spikeinterface_sero import pipeline
+    from spikeinterface_sero.batch import run_in_processes
 
     folder, model, root = batch
     monkeypatch.setenv("SERO_NUM_THREADS", str(cores))  # the cores this process may use, as default_threads reads
     files = sorted(folder.glob("*.abf"))[:4]
     done = {}
-    pipeline._run_in_processes(files, 2, {}, done, function=_report_threads, max_threads_per_worker=asked)
+    run_in_processes(_report_threads, files, 2, {}, done, max_threads_per_worker=asked)
     table = pd.concat(done.values())
     assert len(table) == 4
     assert table["engine"].tolist() == [expected] * 4

@@ -97,6 +97,7 @@ def test_example_runs(name, runs):
 API_MODULES = [
     "io",
     "snippet_formats",
+    "snippet_folders",
     "detection",
     "analyzers",
     "features",

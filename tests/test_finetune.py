@@ -10,9 +10,13 @@ import pandas as pd
 import pytest
 
 from spikeinterface_sero.cli import main
+from spikeinterface_sero.constants import SNIPPET_LENGTH
 from spikeinterface_sero.datasets import simulate_membrane_dataset
+from spikeinterface_sero.errors import ParameterError, TrainingError
 from spikeinterface_sero.model import demo_model_folder, load_model
-from spikeinterface_sero.training.finetune import _decide, adapt_model
+from spikeinterface_sero.training.adapt_selection import figures, final_mode, paired_test
+from spikeinterface_sero.training.finetune import adapt_model
+from spikeinterface_sero.training.noise_files import noise_masks_from_files, unlabelled_files
 
 COUNTS = {"serotonergic": 6, "atypical_serotonergic": 2, "non_serotonergic": 8}
 
@@ -26,6 +30,15 @@ def other_rig(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def unlabelled(tmp_path_factory):
+    """A folder of 3 recordings of the same rig on another day, with no label table of their own."""
+    root = tmp_path_factory.mktemp("unlabelled")
+    simulate_membrane_dataset({"serotonergic": 1, "non_serotonergic": 2}, duration_s=6.0, seed=77, out_dir=root)
+    (root / "labels.csv").unlink()
+    return root
+
+
+@pytest.fixture(scope="module")
 def shuffled(other_rig):
     table = pd.read_csv(other_rig)
     table["label"] = np.random.default_rng(3).permutation(table["label"].to_numpy())
@@ -35,39 +48,66 @@ def shuffled(other_rig):
 
 
 def test_an_adaptation_that_does_not_help_is_refused(shuffled, tmp_path):
-    report = adapt_model(None, shuffled, tmp_path / "adapted", modes=("temperature",), n_folds=3)
+    report = adapt_model(None, shuffled, tmp_path / "adapted", mode="temperature", n_folds=3)
     assert not report["written"] and report["folder"] is None and report["mode"] is None
     assert not (tmp_path / "adapted").exists()
     assert "not adapted" in report["message"] and "keep the starting model" in report["message"]
-    assert not all(report["test"]["checks"].values())
-    assert report["before"]["n_cells"] == report["candidates"]["temperature"]["n_cells"] == 16
+    assert not report["test"]["passed"] and not all(report["test"]["checks"].values())
+    assert report["before"]["n_cells"] == report["after"]["n_cells"] == 16
+    assert report["choices"] == [] and report["final_mode"] == "temperature"  # a mode named: no choice
 
 
-def test_the_choice_needs_a_paired_gain_and_a_model_that_tells_the_classes_apart():
-    def figures(losses, balanced, low):
-        return {"cell_log_loss": np.asarray(losses), "log_loss": float(np.mean(losses)),
-                "balanced_accuracy": balanced, "balanced_accuracy_interval": [low, 1.0]}  # fmt: skip
+def test_the_paired_test_needs_a_gain_on_the_same_cells_and_a_model_that_tells_the_classes_apart():
+    is_ser = np.array([True, False] * 6)
 
-    start = figures([0.7] * 12, 0.6, 0.4)
-    better = {"start": start, "head": figures([0.2] * 12, 0.9, 0.6)}
-    assert _decide(better, ("head",), 0.05)[0] == "head"
-    noisy = {"start": start, "head": figures([0.2, 1.2] * 6, 0.9, 0.6)}  # lower mean, no paired gain
-    assert _decide(noisy, ("head",), 0.05)[0] is None
-    flat = {"start": start, "temperature": figures([0.69] * 12, 0.6, 0.4)}  # calibrated, but cannot tell apart
-    chosen, test = _decide(flat, ("temperature",), 0.05)
-    assert chosen is None and not test["checks"]["balanced accuracy interval above 0.5 (it tells the classes apart)"]
-    worse_calls = {"start": figures([0.7] * 12, 0.95, 0.7), "head": figures([0.3] * 12, 0.9, 0.6)}
-    assert _decide(worse_calls, ("head",), 0.05)[0] is None
+    def probabilities(right, wrong):  # P(SER) of each cell: ``right`` on its side of 0.5, or ``wrong``
+        return np.where(is_ser, right, 1 - right) if wrong is None else np.where(is_ser, wrong, 1 - wrong)
+
+    start = figures(is_ser, np.where(np.arange(12) < 9, probabilities(0.6, None), probabilities(0, 0.4)))
+    better = figures(is_ser, probabilities(0.95, None))
+    assert paired_test(start, better, 0.05)["passed"]
+    flat = figures(is_ser, np.full(12, 0.5))  # calibrated, but it cannot tell the classes apart
+    test = paired_test(figures(is_ser, probabilities(0.3, 0.3)), flat, 0.05)
+    assert (
+        not test["passed"] and not test["checks"]["balanced accuracy interval above 0.5 (it tells the classes apart)"]
+    )
+    same_calls = figures(is_ser, np.where(np.arange(12) < 6, probabilities(0.62, None), probabilities(0.58, None)))
+    test = paired_test(figures(is_ser, probabilities(0.6, None)), same_calls, 0.05)  # no gain on the same cells
+    assert not test["passed"] and [passed for passed in test["checks"].values()] == [False, True, True]
 
 
-def test_an_adaptation_that_helps_writes_a_card_with_its_parent_and_figures(other_rig, tmp_path):
-    report = adapt_model(None, other_rig, tmp_path / "adapted", modes=("temperature", "head"), n_folds=4)
+def test_the_final_mode_is_the_one_the_inner_cross_validations_chose_most_often():
+    def choices(*chosen):
+        return [{"chosen": mode} for mode in chosen]
+
+    losses = {"nothing": 1.0, "temperature": 0.7, "head": 0.3}
+    assert final_mode(choices("head", "temperature", "head", "nothing"), losses) == "head"
+    assert final_mode(choices("nothing", "nothing", "head"), losses) == "nothing"
+    assert final_mode(choices("temperature", "head"), losses) == "head"  # a tie: the lower log-loss over all cells
+    assert final_mode(choices("temperature", "head"), dict(losses, temperature=0.2)) == "temperature"
+
+
+def test_auto_chooses_by_nested_cross_validation_and_writes_a_card_with_its_choice(other_rig, unlabelled, tmp_path):
+    report = adapt_model(None, other_rig, tmp_path / "adapted", n_folds=4, unlabelled=[unlabelled], masks_per_file=10)
     assert report["written"], report["message"]
+    assert len(report["choices"]) == 4
+    for choice in report["choices"]:  # each outer fold's choice is its inner cross-validation's lowest log-loss
+        assert set(choice["inner_log_loss"]) == {"nothing", "temperature", "head"}
+        assert choice["chosen"] == min(choice["inner_log_loss"], key=choice["inner_log_loss"].get)
+    assert report["final_mode"] == report["mode"] == final_mode(
+        report["choices"], {"nothing": report["before"]["log_loss"]} | {m: f["log_loss"] for m, f in report["candidates"].items()}
+    )  # fmt: skip
     assert report["after"]["balanced_accuracy"] > report["before"]["balanced_accuracy"]
+    assert report["test"]["passed"] and report["test"]["p_value"] < 0.05
+    masks = report["noise_masks"]
+    assert masks["unlabelled_files"] == 3 and masks["unlabelled_masks"] == 30 and masks["labelled_pool"] > 0
     info = json.loads((tmp_path / "adapted" / "model_info.json").read_text())
+    training = info["training"]
     parent_sha = hashlib.sha256((demo_model_folder() / "model_info.json").read_bytes()).hexdigest()
-    assert info["training"]["parent_sha256"] == parent_sha
-    assert len(info["training"]["cells"]) == 16 and info["training"]["days"] == ["rigT01"]
+    assert training["parent_sha256"] == parent_sha and training["mode"] == report["mode"]
+    assert training["selection"]["chosen_per_fold"] == [c["chosen"] for c in report["choices"]]
+    assert training["noise_masks"]["unlabelled_masks"] == 30 and training["paired_test"]["passed"]
+    assert len(training["cells"]) == 16 and training["days"] == ["rigT01"]
     assert set(info["metrics"]) == {"before (starting model, the same cells)", "after (adapted, out of fold)"}
     assert info["calibration"]["method"] == "temperature" and info["training_data"]
     assert "rig_validation" not in info  # the parent's rigs do not vouch for new members: validate again
@@ -77,14 +117,57 @@ def test_an_adaptation_that_helps_writes_a_card_with_its_parent_and_figures(othe
     assert adapted.kernels == load_model().kernels
 
 
+def test_unlabelled_noise_masks_come_from_spike_free_stretches_with_a_cap_per_file(unlabelled):
+    files = unlabelled_files([unlabelled])
+    assert len(files) == 3 and all(f.suffix == ".abf" for f in files)
+    masks, per_file = noise_masks_from_files(files, masks_per_file=12, seed=1)
+    assert masks.shape == (36, SNIPPET_LENGTH) and list(per_file.values()) == [12, 12, 12]
+    assert np.allclose(masks.mean(axis=1), 0, atol=1e-3)  # mean-subtracted, as the labelled cells' masks
+    assert masks.min() > -50  # no action current crosses -50 pA inside a spike-free stretch
+    more, _ = noise_masks_from_files(files[:1], masks_per_file=10_000)
+    assert 12 < len(more) < 10_000  # without a binding cap: every spike-free window of a 6 s recording
+
+
+def test_bad_unlabelled_paths_give_one_clear_error_before_any_work(other_rig, unlabelled, tmp_path, capsys):
+    text = tmp_path / "notes.txt"
+    text.write_text("x")
+    (tmp_path / "empty").mkdir()
+    for bad, words in [(tmp_path / "missing.abf", "does not exist"), (text, "not an .abf file"),
+                       (tmp_path / "empty", "holds no .abf files")]:  # fmt: skip
+        with pytest.raises(ParameterError, match=f"unlabelled: .*{words}"):
+            adapt_model(None, other_rig, tmp_path / "new", unlabelled=[unlabelled, bad])
+        assert main(["adapt", "demo", "--table", str(other_rig), "--out", str(tmp_path / "new"),
+                     "--unlabelled", str(unlabelled), str(bad)]) == 2  # fmt: skip
+        error = capsys.readouterr().err
+        assert error.count("\n") == 1 and "--unlabelled" in error and words in error
+        assert not (tmp_path / "new").exists()
+
+
+def test_arguments_are_checked_before_any_work(other_rig, tmp_path):
+    with pytest.raises(ParameterError, match="mode must be one of"):
+        adapt_model(None, other_rig, mode="everything")
+    with pytest.raises(ParameterError, match="modes must be one of"):
+        adapt_model(None, other_rig, modes=("head", "bogus"))
+    with pytest.raises(ParameterError, match="masks_per_file"):
+        adapt_model(None, other_rig, masks_per_file=0)
+    table = pd.read_csv(other_rig)
+    ser = table[table["label"] == "serotonergic"]
+    few = pd.concat([table[table["label"] == "non_serotonergic"].head(6), ser.head(2)])
+    few["file"] = [str(other_rig.parent / f) for f in few["file"]]
+    with pytest.raises(TrainingError, match="at least 3 labelled cells of each class"):
+        adapt_model(None, few)
+
+
 def test_sero_adapt_refuses_and_says_why(shuffled, tmp_path, capsys):
     assert main(["adapt", "demo", "--table", str(shuffled), "--out", str(tmp_path / "new"), "--modes", "temperature",
                  "--folds", "3", "--quiet"]) == 0  # fmt: skip
     printed = capsys.readouterr().out
     assert "not adapted" in printed and "starting model" in printed and "p = " in printed
+    assert printed.count("the inner cross-validation chose") == 3 and "auto (" in printed
     assert not (tmp_path / "new").exists()
     (tmp_path / "taken").mkdir()
     (tmp_path / "taken" / "x").write_text("x")
     assert main(["adapt", "demo", "--table", str(shuffled), "--out", str(tmp_path / "taken")]) == 2
     assert "--overwrite" in capsys.readouterr().err
     assert main(["adapt", "demo", "--table", str(shuffled), "--out", str(tmp_path / "n2"), "--modes", "bogus"]) == 2
+    assert "--modes must be one of" in capsys.readouterr().err

@@ -1,6 +1,8 @@
 """The live page of a watch session (live.py): its state, its server and what a real browser shows."""
 
 import json
+import pickle
+import re
 import shutil
 import urllib.request
 
@@ -9,7 +11,7 @@ import pandas as pd
 import pytest
 
 from spikeinterface_sero.errors import ParameterError
-from spikeinterface_sero.live import LiveBoard, LiveServer
+from spikeinterface_sero.live import MEAN_CURRENTS, LiveBoard, LiveServer, with_mean_currents
 
 
 def _row(file, **values):
@@ -34,6 +36,52 @@ def _row(file, **values):
 
 UNSURE = dict(sero_call="unsure", sero_reliable=False, sero_probability=0.7, sero_unsure_reasons="not_validated_on_rig")
 FAILED = dict(sero_label="error", sero_call="", sero_reliable=False, error="not an ABF file", n_spikes=np.nan)
+
+
+@pytest.fixture(scope="module")
+def classified(tmp_path_factory):
+    """Two files classified as sero watch classifies them: (rows with their mean currents, the stored means)."""
+    from spikeinterface_sero.datasets import write_abf
+    from spikeinterface_sero.pipeline import classify_file
+    from spikeinterface_sero.testing import synthetic_trace
+
+    folder = tmp_path_factory.mktemp("live")
+    out = []
+    for i, amplitude in enumerate((200.0, 120.0)):
+        trace = synthetic_trace(duration_s=3.0, spike_times_s=np.arange(0.2, 2.8, 0.1), amplitude_pa=amplitude, seed=i)
+        path = write_abf(folder / f"cell{i + 1}.abf", trace, 40_000.0, data_format="float32")
+        rows, analyzer = classify_file(path, return_analyzer=True)
+        ext = analyzer.get_extension("serotonergic")
+        units = ext.get_data("spikes")["unit_id"].astype(str).to_numpy()
+        stored = ext.get_data("waveforms")[units == str(analyzer.unit_ids[0])].mean(axis=0)
+        out.append((with_mean_currents(rows, analyzer), stored))
+    return out
+
+
+def test_the_mean_current_is_the_mean_of_the_stored_snippets_and_travels_with_the_rows(classified):
+    rows, stored = classified[0]
+    (channel,) = rows["channel"]
+    carried = pickle.loads(pickle.dumps(rows)).attrs[MEAN_CURRENTS]  # as a worker process hands the rows back
+    assert list(carried) == [channel] and len(carried[channel]) == 160
+    np.testing.assert_allclose(carried[channel], stored, atol=5e-4)  # 0.001 pA steps
+    assert min(carried[channel]) < -100  # the snippets the model saw: a negative-going action current in pA
+    board = LiveBoard()
+    board.update(rows)
+    (row,) = json.loads(board.state_json())["rows"]
+    np.testing.assert_allclose(row["mean_current"], stored, atol=5e-4)
+    board.update(rows, mean_currents={channel: [0.0] * 159})  # not 160 finite values: nothing drawn
+    assert board.state()["rows"][0]["mean_current"] is None
+
+
+def test_a_failed_file_has_no_mean_current_and_the_board_keeps_one_row_per_cell():
+    board = LiveBoard()
+    board.update(_row("bad.abf", **FAILED), {"0": np.zeros(160)})
+    for i in range(50):  # a growing file classified again and again: still one row, one current
+        board.update(_row("a.abf", n_spikes=i + 1), {"0": np.full(160, -float(i))})
+    state = board.state()
+    assert [r["file"] for r in state["rows"]] == ["bad.abf", "a.abf"]
+    assert state["rows"][0]["mean_current"] is None and state["rows"][1]["mean_current"] == [-49.0] * 160
+    assert state["version"] == 51 and board.state_json() is board.state_json()  # one JSON text per version
 
 
 def test_a_file_classified_again_replaces_its_rows_and_the_state_is_valid_json():
@@ -99,7 +147,7 @@ def test_a_real_browser_shows_each_file_as_it_arrives_unsure_calls_never_as_labe
     browser = _browser()
     try:
         browser.get(server.url)
-        board.update(_row("cell1.abf", **UNSURE), {"cell1": np.sin(np.arange(160) / 10.0)})
+        board.update(_row("cell1.abf", **UNSURE), {"0": np.sin(np.arange(160) / 10.0)})
         current, rows, notes = _wait_for_version(browser, 1)
         assert "UNSURE (leans SER, P(SER) 0.70)" in current and "SEROTONERGIC" not in current.replace("UNSURE", "")
         assert "not yet stable" not in current  # the moment is known for this cell: 31 spikes
@@ -116,6 +164,39 @@ def test_a_real_browser_shows_each_file_as_it_arrives_unsure_calls_never_as_labe
         current, rows, _ = _wait_for_version(browser, 4)
         assert "FAILED" in current and "reason: not an ABF file" in current
         assert rows.count("bad.abf") == 1 and rows.count("cell1.abf") == 1 and rows.count("cell2.abf") == 1
+    finally:
+        browser.quit()
+        server.stop()
+
+
+def _drawn(browser, selector):
+    """The (x, y) points of each mean-current drawing the page shows under ``selector``."""
+    from selenium.webdriver.common.by import By
+
+    paths = browser.find_elements(By.CSS_SELECTOR, selector + " svg.mean-current path")
+    return [np.array(re.findall(r"[ML](-?[\d.]+),(-?[\d.e-]+)", p.get_attribute("d")), dtype=float) for p in paths]
+
+
+def test_a_real_browser_draws_each_cells_stored_mean_current_and_the_current_cell_large_at_the_top(classified):
+    board = LiveBoard()
+    server = LiveServer(board)
+    browser = _browser()
+    try:
+        browser.get(server.url)
+        for version, (rows, _) in enumerate(classified, start=1):
+            board.update(rows)
+            current, _, _ = _wait_for_version(browser, version)
+        assert "cell2.abf" in current and "cell1.abf" not in current and "pA at its trough" in current
+        (top,) = _drawn(browser, "#current")
+        listed = _drawn(browser, "#rows")  # newest first
+        assert len(listed) == 2 and all(points.shape == (160, 2) for points in [top, *listed])
+        for points, (_, stored) in zip([top, listed[1], listed[0]], [classified[1], *classified]):
+            assert np.array_equal(points[:, 0], np.arange(160))  # x: the sample
+            np.testing.assert_allclose(-points[:, 1], stored, atol=5e-4)  # y: -current (pA), drawn downwards
+        from selenium.webdriver.common.by import By
+
+        sizes = [e.size["width"] for e in browser.find_elements(By.CSS_SELECTOR, "svg.mean-current")]
+        assert sizes[0] > 2 * max(sizes[1:])  # the current cell's drawing is the large one
     finally:
         browser.quit()
         server.stop()
@@ -152,6 +233,12 @@ def test_sero_watch_serves_the_live_page_and_each_finished_file_reaches_it(tmp_p
             state = json.loads(urllib.request.urlopen(url + "state", timeout=10).read())
         (row,) = state["rows"]
         assert row["file"].endswith("cell.abf") and row["n_spikes"] > 0 and not row["error"]
+        # the mean current the watch process read from its extension: the same as classifying the file here
+        from spikeinterface_sero.pipeline import classify_file
+
+        _, analyzer = classify_file(folder / "cell.abf", return_analyzer=True)
+        stored = analyzer.get_extension("serotonergic").get_data("waveforms").mean(axis=0)
+        np.testing.assert_allclose(row["mean_current"], stored, atol=5e-4)
         assert row["sero_call"] in ("unsure", "serotonergic", "non_serotonergic")
         assert any("DEMONSTRATION" in note.upper() or "demo" in note.lower() for note in state["notes"])
     finally:

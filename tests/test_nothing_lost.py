@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from spikeinterface_sero import cli, files, pipeline, watch
+from spikeinterface_sero import batch, cli, files, pipeline, watch
 from spikeinterface_sero.datasets import simulate_drn_recording, write_abf
 from spikeinterface_sero.errors import SeroError
 from spikeinterface_sero.export import RESULT_COLUMNS, write_table
@@ -60,7 +60,7 @@ def _die_on_cell_1(path, **kwargs):
 def test_a_killed_worker_costs_only_its_file(folder):
     files = _files(folder)
     done = {}
-    pipeline._run_in_processes(files, 2, dict(method="criteria"), done, function=_die_on_cell_1)
+    batch.run_in_processes(_die_on_cell_1, files, 2, dict(method="criteria"), done)
     assert sorted(done) == [0, 1, 2]
     assert done[0]["error"].iloc[0] == "" and done[2]["error"].iloc[0] == ""
     assert "worker process died" in done[1]["error"].iloc[0]

@@ -5,6 +5,7 @@ text escaped and unsure calls shown as UNSURE."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -196,12 +197,26 @@ def test_a_snippet_folder_short_of_its_manifest_is_refused(folder, tmp_path, cap
 
 
 # ------------------------------------------------------------------------------- one writer per output
+@contextlib.contextmanager
+def locked_by_another_process(path):
+    """The lock of ``path`` as a run in another process that is writing it leaves it: its pid, alive."""
+    writer = subprocess.Popen(["sleep", "600"])
+    lock = Path(path).absolute().with_name(f".{Path(path).name}.lock")
+    lock.write_text(f"{writer.pid}\n")
+    try:
+        yield writer.pid
+    finally:
+        writer.kill()
+        writer.wait()
+        lock.unlink(missing_ok=True)
+
+
 def test_a_second_writer_of_one_out_is_refused_and_a_dead_ones_lock_taken_over(folder, tmp_path, capsys):
     out = tmp_path / "results.csv"
     args = ["classify", *_abf(folder), "--method", "criteria", "--out", str(out), "--quiet"]
-    with files.output_lock(out):  # as a run that is writing it
+    with locked_by_another_process(out) as writer:
         assert cli.main(args) == 2
-        assert f"pid {os.getpid()}" in capsys.readouterr().err and not out.exists()
+        assert f"pid {writer}" in capsys.readouterr().err and not out.exists()
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     (tmp_path / ".results.csv.lock").write_text(dead.stdout)
     assert cli.main(args) == 0 and len(pd.read_csv(out)) == 3 and not (tmp_path / ".results.csv.lock").exists()
@@ -438,7 +453,7 @@ def test_watch_existing_counts_a_failure_once_and_keeps_channels_as_text(folder,
 def test_one_watcher_per_table(folder, tmp_path, capsys):
     acquisition = _acquisition(folder, tmp_path)
     out = tmp_path / "live.csv"
-    with files.output_lock(out):
+    with locked_by_another_process(out):
         rc = cli.main(["watch", str(acquisition), "--method", "criteria", "--timeout", "1", "--out", str(out)])
     assert rc == 2 and "another sero process" in capsys.readouterr().err
 

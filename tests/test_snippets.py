@@ -274,3 +274,131 @@ def test_a_silent_last_sweep_still_counts(tmp_path, format):
     units = analyzer.get_extension("serotonergic").get_data("units")
     n_spikes = analyzer.sorting.count_num_spikes_per_unit()[analyzer.unit_ids[0]]
     assert units["firing_rate_hz"].iloc[0] == pytest.approx(n_spikes / 40.0, rel=1e-3)
+
+
+# ---------------------------------------------------------------------- folders of per-spike CSV files
+def _cell_snippets(cells: dict[str, int], seed: int = 0):
+    """Snippets of the named cells (name: number of spikes), spike-like enough for the folder functions."""
+    from spikeinterface_sero.snippet_formats import Snippets
+
+    rng = np.random.default_rng(seed)
+    ids = np.concatenate([np.full(n, cell) for cell, n in cells.items()])
+    waveforms = (rng.normal(0.0, 3.0, (ids.size, 160)) - 80.0 * (np.arange(160) == 45)).astype(np.float32)
+    triggers = np.concatenate([np.arange(n, dtype=np.int64) * 4000 + 100 for n in cells.values()])
+    zeros = np.zeros(ids.size, np.int64)
+    return Snippets(waveforms, triggers, zeros, ids, ids)
+
+
+def test_the_snippet_folder_functions_live_in_their_layer_and_pipeline_reads_them():
+    from spikeinterface_sero import pipeline, snippet_folders
+
+    for name in ("read_snippet_folder", "write_snippet_folder", "check_snippet_folder", "read_snippet_input"):
+        assert getattr(pipeline, name) is getattr(snippet_folders, name)  # one reader, imported above
+    source = (snippet_folders.__file__, pipeline.__file__)
+    assert "from .pipeline" not in open(source[0]).read() and "def read_snippet_folder" not in open(source[1]).read()
+
+
+def test_a_written_folder_reads_back_and_a_partial_one_is_refused(tmp_path):
+    from spikeinterface_sero.snippet_folders import SNIPPET_MANIFEST, read_snippet_folder, write_snippet_folder
+
+    snippets = _cell_snippets({"A140313#073": 5, "A140313#074": 3})
+    assert write_snippet_folder([snippets], tmp_path / "cells") == 8
+    back = read_snippet_folder(tmp_path / "cells")
+    assert back.cells == ["A140313#073", "A140313#074"] and len(back) == 8
+    np.testing.assert_array_equal(back.waveforms[back.cell_ids == "A140313#074"], snippets.waveforms[5:])
+    assert (tmp_path / "cells" / SNIPPET_MANIFEST).is_file()
+    next((tmp_path / "cells").glob("A140313#074_*.csv")).unlink()  # a file lost after the write
+    with pytest.raises(SnippetError, match="holds 7 per-spike files, but its manifest lists 8"):
+        read_snippet_folder(tmp_path / "cells")
+    partial = tmp_path / ".cells.123-abc.part"
+    write_snippet_csv_folder(snippets, partial)
+    with pytest.raises(SnippetError, match="still being written"):
+        read_snippet_folder(partial)
+
+
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("SER", ("serotonergic", "")),
+        ("serotonergic", ("serotonergic", "")),
+        ("Non-Serotonergic", ("non_serotonergic", "")),
+        ("nser", ("non_serotonergic", "")),
+        ("SER_atypical", ("serotonergic", "atypical")),
+        ("atypical SER", ("serotonergic", "atypical")),
+        ("Serotonergic-typical", ("serotonergic", "typical")),
+        ("NSER_atypical", None),  # atypical is a kind of serotonergic cell
+        ("plots", None),
+        ("SERT", None),
+    ],
+)
+def test_class_folder_names(name, expected):
+    from spikeinterface_sero.snippet_folders import folder_class
+
+    assert folder_class(name) == expected
+
+
+@pytest.mark.parametrize(
+    "cell, day",
+    [
+        ("A140313#073", "2014-03-13"),  # the authors' ids: a letter, yymmdd, #, the file number
+        ("F160324#002", "2016-03-24"),
+        ("A131024#140", "2013-10-24"),
+        ("A140313#073_ch1", "2014-03-13"),
+        ("A141332#001", ""),  # no 32nd day
+        ("labday01_c000", ""),
+        ("20140313", ""),  # 8 digits: not yymmdd
+    ],
+)
+def test_the_day_of_a_cell_from_its_name(cell, day):
+    from spikeinterface_sero.snippet_folders import cell_day
+
+    assert cell_day(cell) == day
+
+
+def test_class_folders_of_a_lab_layout(tmp_path):
+    """SER/ with every cell's files side by side, NSER/ with a folder per cell, SER_atypical/ per day."""
+    from spikeinterface_sero.snippet_folders import class_folders
+
+    write_snippet_csv_folder(_cell_snippets({"A140313#001": 3, "A140313#002": 2}), tmp_path / "SER")
+    write_snippet_csv_folder(_cell_snippets({"A140313#003": 2}), tmp_path / "NSER" / "A140313#003")
+    write_snippet_csv_folder(_cell_snippets({"A140314#004": 2}), tmp_path / "NSER" / "A140314#004")
+    write_snippet_csv_folder(_cell_snippets({"A140314#005": 2}), tmp_path / "SER_atypical" / "140314")
+    (tmp_path / "README.txt").write_text("the lab's notes")
+    (tmp_path / "plots").mkdir()  # no snippet files: not a class, not an error
+    found = [(str(folder.relative_to(tmp_path)), label, kind) for folder, label, kind in class_folders(tmp_path)]
+    assert found == [
+        ("NSER/A140313#003", "non_serotonergic", ""),
+        ("NSER/A140314#004", "non_serotonergic", ""),
+        ("SER", "serotonergic", ""),
+        ("SER_atypical/140314", "serotonergic", "atypical"),
+    ]
+
+
+def test_bad_class_layouts_are_one_error_each(tmp_path):
+    from spikeinterface_sero.snippet_folders import class_folders
+
+    one = _cell_snippets({"A140313#001": 2})
+    write_snippet_csv_folder(one, tmp_path / "flat")
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "a.txt").write_text("")
+    with pytest.raises(SnippetError, match="holds no class folders of per-spike CSV files; name them SER"):
+        class_folders(tmp_path / "notes")
+    with pytest.raises(SnippetError, match="holds per-spike files outside a class folder"):
+        class_folders(tmp_path / "flat")
+    with pytest.raises(SnippetError, match="is not a folder"):
+        class_folders(tmp_path / "missing")
+    unknown = tmp_path / "unknown"
+    write_snippet_csv_folder(one, unknown / "SER")
+    write_snippet_csv_folder(one, unknown / "NSER_atypical")
+    with pytest.raises(SnippetError, match="'NSER_atypical' is not a class name"):
+        class_folders(unknown)
+    empty = tmp_path / "empty"
+    write_snippet_csv_folder(one, empty / "SER")
+    (empty / "NSER").mkdir()
+    with pytest.raises(SnippetError, match="the class folder .*NSER holds no"):
+        class_folders(empty)
+    killed = tmp_path / "killed"
+    write_snippet_csv_folder(one, killed / "SER")
+    write_snippet_csv_folder(one, killed / "NSER" / ".A140313#009.77-x.part")
+    with pytest.raises(SnippetError, match="still being written"):
+        class_folders(killed)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -14,7 +16,7 @@ from spikeinterface_sero.cli import main
 from spikeinterface_sero.curation import MANUAL_LABEL_OPTIONS
 from spikeinterface_sero.datasets import simulate_dataset
 from spikeinterface_sero.datasets.membrane import simulate_membrane_dataset
-from spikeinterface_sero.errors import ParameterError
+from spikeinterface_sero.errors import DataError, ParameterError, SeroError
 from spikeinterface_sero.fingerprint import (
     cell_fingerprints,
     fingerprint_distance,
@@ -166,3 +168,154 @@ def test_the_demo_models_stored_rig_flags_a_membrane_rig_cell_and_not_another_da
     other_day = simulate_dataset(one_each, 20.0, seed=42, n_groups=1, day_ranges=VARIED_DAYS)
     assert _demo_rig_status(membrane) == ["unlike_validated_rigs"] * 2
     assert _demo_rig_status(other_day) == ["validated"] * 2
+
+
+# ------------------------------------------------------------------ the authors' per-spike CSV folders
+@pytest.fixture(scope="module")
+def csv_lab(tmp_path_factory):
+    """A simulated lab: 20 cells of 3 days as .abf files named as the authors' (``A2401dd#nnn``) with a label
+    table, and the same cells as per-spike CSV folders written by ``sero snippets --format csv``, laid out by
+    class: SER/ (every typical cell's files side by side), ser_Atypical/, NSER/<cell>/ (a folder per cell)."""
+    root = tmp_path_factory.mktemp("csv_lab")
+    counts = {"serotonergic": 7, "atypical_serotonergic": 3, "non_serotonergic": 10}
+    recordings = simulate_dataset(counts, 20.0, seed=11, out_dir=root / "abf", n_groups=3, day_prefix="A2401")
+    files = []
+    for number, recording in enumerate(recordings):
+        files.append(recording.file.rename(recording.file.with_name(f"{recording.group}#{number:03d}.abf")))
+    table = pd.DataFrame(  # no day column: the day is the date in the file name, as for the CSV cells
+        {
+            "file": [f.name for f in files],
+            "label": [r.label for r in recordings],
+            "type": ["atypical" if r.cell_type == "atypical_serotonergic" else "" for r in recordings],
+        }
+    )
+    table.to_csv(root / "abf" / "labels.csv", index=False)
+    lab = root / "lab"
+    (lab / "NSER").mkdir(parents=True)
+    kinds = [r.cell_type for r in recordings]
+    for kind, folder in (("serotonergic", "SER"), ("atypical_serotonergic", "ser_Atypical")):
+        cells = [str(f) for f, k in zip(files, kinds) if k == kind]
+        assert main(["snippets", *cells, "--out", str(lab / folder), "--format", "csv", "--quiet"]) == 0
+    for f in [f for f, k in zip(files, kinds) if k == "non_serotonergic"]:
+        assert main(["snippets", str(f), "--out", str(lab / "NSER" / f.stem), "--format", "csv", "--quiet"]) == 0
+    return root / "abf" / "labels.csv", lab
+
+
+def _leaves(value, path=""):
+    """(path, leaf) of a JSON value, for comparing two of them."""
+    if isinstance(value, dict):
+        return [leaf for key in sorted(value) for leaf in _leaves(value[key], f"{path}/{key}")]
+    if isinstance(value, list):
+        return [leaf for i, item in enumerate(value) for leaf in _leaves(item, f"{path}/{i}")]
+    return [(path, value)]
+
+
+CALLS = ["label", "type", "group", "sero_label", "sero_probability", "n_spikes", "sero_quality", "sero_domain"]
+
+
+@pytest.mark.filterwarnings("ignore")
+def test_validate_on_csv_folders_by_class_gives_the_calls_and_figures_of_their_abf_files(csv_lab, tmp_path):
+    table, lab = csv_lab
+    from_abf = validate(None, table, report_dir=tmp_path / "abf_report", out=tmp_path / "abf_model")
+    from_csv = validate(None, lab, report_dir=tmp_path / "csv_report", out=tmp_path / "csv_model")
+    abf = from_abf.cells.set_index(from_abf.cells["file"].map(lambda name: name.removesuffix(".abf")).rename("cell"))
+    csv = from_csv.cells.set_index(from_csv.cells["channel"].rename("cell"))  # a CSV cell's id: the files' prefix
+    assert sorted(csv.index) == sorted(abf.index) and len(csv) == 20
+    assert csv.loc["A240101#003", "file"] == "SER" and csv.loc["A240101#001", "file"] == "NSER/A240101#001"
+    assert sorted(set(csv["group"])) == ["2024-01-01", "2024-01-02", "2024-01-03"]  # A2401dd -> 2024-01-dd
+    assert (csv["type"] == "atypical").sum() == 3
+    columns = CALLS + ["oof_set", "oof_rig", "oof_reliable", "usable"]
+    pd.testing.assert_frame_equal(csv.loc[abf.index, columns], abf[columns], check_exact=False, rtol=1e-9)
+    assert from_csv.figures["days"] == from_abf.figures["days"]
+    assert from_csv.figures["per_class"]["atypical serotonergic"]["n"] == 3
+    mine, theirs = _leaves(from_csv.figures), _leaves(from_abf.figures)
+    assert [path for path, _ in mine] == [path for path, _ in theirs]
+    for (path, value), (_, expected) in zip(mine, theirs):
+        assert value == (pytest.approx(expected, rel=1e-9) if isinstance(expected, float) else expected), path
+    rig, abf_rig = (load_model(tmp_path / m).info["rig_validation"]["rigs"][-1] for m in ("csv_model", "abf_model"))
+    assert rig["conformal"] == abf_rig["conformal"] and rig["cross_fitting"] == abf_rig["cross_fitting"]
+    assert rig["days"] == abf_rig["days"] == ["2024-01-01", "2024-01-02", "2024-01-03"]
+
+
+@pytest.mark.filterwarnings("ignore")
+def test_sero_validate_reads_a_table_of_csv_folders(csv_lab, tmp_path, capsys):
+    """`sero validate MODEL LABELS`: LABELS a table whose files are CSV folders (all cells of a folder take its
+    row's label; channel picks one cell of a folder), the calls those of the class layout."""
+    table, lab = csv_lab
+    folders = pd.DataFrame(
+        {
+            "file": ["../lab/SER", "../lab/ser_Atypical"] + [f"../lab/NSER/{p.name}" for p in (lab / "NSER").iterdir()],
+            "label": ["SER", "SER"] + ["NSER"] * 10,
+            "type": ["", "atypical"] + [""] * 10,
+        }
+    )
+    folders.to_csv(table.parent / "folders.csv", index=False)
+    report = tmp_path / "report"
+    command = ["validate", "demo", str(table.parent / "folders.csv"), "--report", str(report)]
+    assert main(command + ["--out", str(tmp_path / "model"), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "guarantee: on cells of the rig" in out and "atypical serotonergic: " in out
+    cells = pd.read_csv(report / "cells.csv", keep_default_na=False).set_index("channel")
+    assert len(cells) == 20 and sorted(set(cells["group"])) == ["2024-01-01", "2024-01-02", "2024-01-03"]
+    by_class = validate(None, lab, report_dir=tmp_path / "by_class", out=tmp_path / "by_class_model").cells
+    by_class = by_class.set_index("channel").loc[cells.index]
+    assert (cells["sero_label"] == by_class["sero_label"]).all()
+    np.testing.assert_allclose(cells["sero_probability"], by_class["sero_probability"], rtol=1e-6)
+    # one cell of a folder by its id, the day given by the table
+    one = pd.DataFrame({"file": [str(lab / "SER")], "label": ["SER"], "channel": ["A240102#012"], "day": ["d2"]})
+    from spikeinterface_sero.validation import read_labelled_cells
+
+    with pytest.raises(DataError, match="both classes"):
+        read_labelled_cells(one)
+    picked = read_labelled_cells(pd.concat([one, folders.iloc[2:3].assign(file=str(lab / "NSER" / "A240101#001"))]))
+    assert picked["channel"].tolist() == ["A240102#012", "A240101#001"] and picked["group"].tolist()[0] == "d2"
+    assert len(picked["snippets"].iloc[0]) == by_class.loc["A240102#012", "n_spikes"]
+
+
+def _spoil(lab, how: str):
+    """A copy of the lab's class layout with one thing wrong."""
+    if how == "no class folders":
+        (lab / "README.txt").write_text("cells to come")
+        for folder in ("SER", "ser_Atypical", "NSER"):
+            shutil.rmtree(lab / folder)
+    elif how == "159 rows":
+        spike = sorted((lab / "SER").glob("*.csv"))[3]
+        spike.write_text("\n".join(spike.read_text().splitlines()[:-1]) + "\n")
+    elif how == "unknown class":
+        (lab / "ser_Atypical").rename(lab / "unsure")
+    elif how == "a file missing":
+        next((lab / "NSER" / "A240101#001").glob("*.csv")).unlink()
+    elif how == "a killed writer":
+        shutil.copytree(lab / "NSER" / "A240101#001", lab / "NSER" / ".A240101#001.4242-q1.part")
+    elif how == "one class":
+        shutil.rmtree(lab / "NSER")
+    elif how == "a cell in two classes":  # the same files also in a folder below SER/
+        shutil.copytree(lab / "NSER" / "A240101#001", lab / "SER" / "more")
+
+
+BAD_LAYOUTS = {
+    "no class folders": "holds no class folders of per-spike CSV files; name them SER or serotonergic, NSER",
+    "159 rows": "is not a 160-row, 2-column (time, current) snippet file",
+    "unknown class": "'unsure' is not a class name: name the class folders SER or serotonergic",
+    "a file missing": "NSER/A240101#001 holds 82 per-spike files, but its manifest lists 83",
+    "a killed writer": "is a folder still being written",
+    "one class": "validating needs labelled cells of both classes",
+    "a cell in two classes": "the cell A240101#001 has per-spike files in",
+}
+
+
+@pytest.mark.parametrize("how", sorted(BAD_LAYOUTS))
+def test_a_bad_csv_layout_is_one_error_before_any_work(csv_lab, tmp_path, capsys, how):
+    _, lab = csv_lab
+    bad = tmp_path / "lab"
+    shutil.copytree(lab, bad)
+    _spoil(bad, how)
+    with pytest.raises(SeroError, match=re.escape(BAD_LAYOUTS[how])):
+        validate(None, bad, report_dir=tmp_path / "report", out=tmp_path / "model")
+    assert not any((tmp_path / "report").iterdir()) and not (tmp_path / "model").exists()
+    command = ["validate", "demo", str(bad), "--report", str(tmp_path / "cli"), "--out", str(tmp_path / "m")]
+    assert main(command) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "Traceback" not in err and BAD_LAYOUTS[how] in err
+    assert "on_bad" not in err  # a Python argument the command line does not have
+    assert not (tmp_path / "m").exists()

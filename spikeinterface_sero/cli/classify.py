@@ -7,9 +7,8 @@ import sys
 from pathlib import Path
 
 from ..constants import DEFAULT_MIN_SPIKES
-from ..errors import SeroError
 from ..export import TABLE_SUFFIXES, write_table
-from ..files import atomic_folder, check_output_folder, check_output_path, fallback_path, output_lock
+from ..files import check_output_folder, check_output_path, fallback_path, output_lock, whole_folder
 from ..pipeline import BatchInterrupted, classify_files
 from ..report import write_summary_html
 from .common import (
@@ -114,16 +113,21 @@ def _check_outputs(args) -> None:
             what="--out table",
             overwrite_hint="--overwrite",
         )
-    if args.report:
-        report = check_output_folder(args.report, what="--report folder")
-        if report.is_dir() and any(report.iterdir()) and not args.overwrite:
-            raise SeroError(
-                f"{args.report} is not empty (an earlier report?); pass --overwrite to replace it, or choose another "
-                "--report folder."
-            )
-    for flag, folder in (("--nwb", args.nwb), ("--phy", args.phy)):
+    for flag, folder in (("--report", args.report), ("--nwb", args.nwb), ("--phy", args.phy)):
         if folder:
             check_output_folder(folder, what=f"{flag} folder")
+
+
+def _report_folder(args):
+    """The --report folder: one writer, written into a temporary sibling that takes its place at the end; an
+    earlier report is replaced only with --overwrite."""
+    return whole_folder(
+        args.report,
+        overwrite=args.overwrite,
+        what="report folder",
+        flag="--report folder",
+        overwrite_hint="--overwrite",
+    )
 
 
 def run(args) -> int:
@@ -136,7 +140,7 @@ def run(args) -> int:
             if args.out:  # one writer per table: a second run into the same --out is refused now
                 stack.enter_context(output_lock(args.out, what="--out table", flag="--out"))
             stop_on_terminate(stack)
-            report = stack.enter_context(atomic_folder(args.report, overwrite=True)) if args.report else None
+            report = stack.enter_context(_report_folder(args)) if args.report else None
             table, interrupted = _classify(files, args, report)
             saved = _save_table(table, args.out) if args.out else None
             if report is not None:

@@ -10,7 +10,7 @@ import numpy as np
 from ..detection import abf_to_snippets
 from ..errors import SeroError
 from ..files import check_output_path
-from ..pipeline import check_snippet_folder, read_snippet_input, write_snippet_folder
+from ..snippet_folders import check_snippet_folder, read_snippet_input, write_snippet_folder
 from ..snippet_formats import Snippets, save_npz
 from .common import (
     PARSER_STYLE,

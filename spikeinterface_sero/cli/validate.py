@@ -20,11 +20,15 @@ def add_parser(subparsers) -> None:
     )
     p.add_argument("model", metavar="MODEL", help="the model folder ('demo' for the bundled demonstration model)")
     p.add_argument(
-        "--table",
+        "labels",
+        nargs="?",
         default=None,
-        metavar="CSV",
-        help="labelled cells: columns file,label and optional channel, group (or day), type (typical/atypical)",
+        metavar="LABELS",
+        help="the labelled cells: a table (CSV: file,label and optional channel, group or day, type), whose files "
+        "are .abf files or folders of per-spike CSV files; or a folder of per-spike CSV files laid out by class "
+        "(SER/, NSER/, SER_atypical/ ...)",
     )
+    p.add_argument("--table", default=None, metavar="CSV", help="the labelled cells' table (as LABELS)")
     p.add_argument(
         "--analyzer", default=None, metavar="DIR", help="a saved SortingAnalyzer whose units --curation labels"
     )
@@ -58,11 +62,15 @@ def _progress(done: int, total: int) -> None:
 
 
 def _labels(args):
-    """(labels, analyzer) from --table, or from --analyzer with --curation."""
-    if (args.table is None) == (args.curation is None) or (args.curation is None) != (args.analyzer is None):
-        raise ParameterError("give the labelled cells as --table CSV, or as --analyzer DIR with --curation JSON.")
-    if args.table is not None:
-        return args.table, None
+    """(labels, analyzer) from LABELS or --table, or from --analyzer with --curation."""
+    given = [name for name in ("labels", "table", "curation") if getattr(args, name) is not None]
+    if len(given) != 1 or (args.curation is None) != (args.analyzer is None):
+        raise ParameterError(
+            "give the labelled cells once: as LABELS (a table, or a folder of per-spike CSV files laid out by "
+            "class), as --table CSV, or as --analyzer DIR with --curation JSON."
+        )
+    if args.curation is None:
+        return args.labels or args.table, None
     return args.curation, load_sorting_analyzer(args.analyzer)
 
 

@@ -1,4 +1,5 @@
-"""``sero watch``: each new .abf file of a folder classified as soon as it is completely written."""
+"""``sero watch``: each new .abf file of a folder classified while it is written and as soon as it is
+complete; per-sweep files grouped into one cell with ``--group``."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from ..arguments import check_integer, check_number
 from ..export import write_table
 from ..files import fallback_path
 from ..model import load_model
-from ..watch import watch_folder
+from ..watch import check_group, watch_folder
 from .common import (
     DEMO_NOTE,
     PARSER_STYLE,
@@ -41,7 +42,27 @@ def add_parser(subparsers) -> None:
         help="per-cell plots and a live HTML summary here; without --out the rows also go to DIR/results.csv, "
         "so a later session adds to the same summary",
     )
-    p.add_argument("--settle", type=float, default=2.0, help="seconds a file must stay unchanged (default 2)")
+    p.add_argument(
+        "--settle",
+        type=float,
+        default=2.0,
+        help="seconds a file must stay unchanged when its header does not say it is complete (default 2)",
+    )
+    p.add_argument(
+        "--update",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="while a file is being written, classify the part written so far this often (default 5; 0: only "
+        "finished files)",
+    )
+    p.add_argument(
+        "--group",
+        default=None,
+        metavar="REGEX",
+        help="files whose names match REGEX with the same named group 'cell' are one cell, e.g. "
+        "'(?P<cell>.+)_\\d+\\.abf' (one file per sweep or trial; docs/live.md)",
+    )
     p.add_argument(
         "--existing",
         action="store_true",
@@ -142,6 +163,8 @@ def run(args) -> int:
     if args.timeout is not None:
         check_number(args.timeout, "--timeout", minimum=0)
     check_number(args.settle, "--settle", minimum=0)
+    check_number(args.update, "--update", minimum=0)
+    group = check_group(args.group, "--group")
     kwargs = classify_kwargs(args)
     model = kwargs.pop("model_folder")
     printer = _Printer(args.quiet)
@@ -175,6 +198,8 @@ def run(args) -> int:
                 report_dir=args.report,
                 use_polling=args.polling,
                 on_unwritten=_save_unwritten(args.out),
+                update_s=args.update or None,
+                group=group,
                 **kwargs,
             )
         except KeyboardInterrupt:

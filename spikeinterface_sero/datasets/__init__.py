@@ -4,7 +4,7 @@ Imports only the package's stage-0 modules (``constants``, ``errors``) so that t
 stage can use it.
 """
 
-from .abf_writer import AbfWriteError, abf_sampling_rate, int16_scaling, write_abf
+from .abf_writer import AbfInPieces, AbfWriteError, abf_sampling_rate, int16_scaling, write_abf, write_abf_in_pieces
 from .artefacts import ARTEFACT_KINDS, simulate_artefact
 from .membrane import (
     MEMBRANE_DAYS,
@@ -35,7 +35,9 @@ __all__ = [
     "simulate_membrane_dataset",
     "simulate_membrane_recording",
     "simulate_stimulus_train",
+    "AbfInPieces",
     "AbfWriteError",
+    "write_abf_in_pieces",
     "abf_sampling_rate",
     "int16_scaling",
     "write_abf",

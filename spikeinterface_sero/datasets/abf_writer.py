@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import AbfError
 
-__all__ = ["AbfWriteError", "write_abf", "int16_scaling", "abf_sampling_rate"]
+__all__ = ["AbfWriteError", "write_abf", "int16_scaling", "abf_sampling_rate", "AbfInPieces", "write_abf_in_pieces"]
 
 BLOCKSIZE = 512
 _ADC_RANGE = 10.0  # V, the usual Digidata input range
@@ -233,6 +233,7 @@ def write_abf(
     clip: bool = False,
     rec_datetime: _dt.datetime | None = None,
     protocol_path: str = "",
+    _blob_only: bool = False,
 ) -> Path:
     """Write ``data`` to ``path`` as a real Axon Binary Format file and return the path.
 
@@ -325,6 +326,8 @@ def write_abf(
     blob = _abf2_bytes(**common) if version == 2 else _abf1_bytes(**common)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    if _blob_only:
+        return blob
     path.write_bytes(blob)
     return path
 
@@ -655,3 +658,124 @@ def _abf2_bytes(
     if synch is not None:
         blob += _pad(synch.tobytes())
     return bytes(blob)
+
+
+# --------------------------------------------------------------------------------------------------
+# a file written while it records, the way Axon's ABF file library does it (docs/live.md, "Growing files")
+# --------------------------------------------------------------------------------------------------
+_ABF2_DATA_ENTRY = 76 + 16 * ABF2_SECTIONS.index("DataSection")
+_ABF2_SYNCH_ENTRY = 76 + 16 * ABF2_SECTIONS.index("SynchArraySection")
+
+
+def _data_extent(blob: bytes) -> tuple[int, int]:
+    """(first byte, number of bytes) of the data section of a finished file made by :func:`write_abf`."""
+    if blob[:4] == b"ABF2":
+        block, item, count = struct.unpack_from("<IIq", blob, _ABF2_DATA_ENTRY)
+        return block * BLOCKSIZE, item * count
+    (count,) = struct.unpack_from("<i", blob, 10)  # lActualAcqLength
+    (block,) = struct.unpack_from("<i", blob, 40)  # lDataSectionPtr
+    (data_format,) = struct.unpack_from("<h", blob, 100)
+    return block * BLOCKSIZE, count * (2 if data_format == 0 else 4)
+
+
+def _provisional_header(header: bytes) -> bytes:
+    """The header as it stands while recording: no samples, no sweeps and no synch array yet (the fields
+    ``ABF_WriteOpen`` zeroes; ``ABF_UpdateHeader`` fills them in at the end)."""
+    h = bytearray(header)
+    if h[:4] == b"ABF2":
+        struct.pack_into("<I", h, 12, 0)  # lActualEpisodes
+        struct.pack_into("<q", h, _ABF2_DATA_ENTRY + 8, 0)  # DataSection entries
+        struct.pack_into("<IIq", h, _ABF2_SYNCH_ENTRY, 0, 0, 0)  # SynchArraySection
+    else:
+        struct.pack_into("<i", h, 10, 0)  # lActualAcqLength
+        struct.pack_into("<i", h, 16, 0)  # lActualEpisodes
+        struct.pack_into("<ii", h, 92, 0, 0)  # lSynchArrayPtr, lSynchArraySize
+    return bytes(h)
+
+
+class AbfInPieces:
+    """An .abf file written while it records: the header with provisional counts first, the samples appended
+    in pieces, then (at :meth:`finish`) the synch array and the finished header, as Axon's ABF file library
+    does (``ABF_WriteOpen``, data writes, ``ABF_UpdateHeader``; docs/live.md). The finished file is byte for
+    byte the one :func:`write_abf` writes.
+
+    Parameters
+    ----------
+    path : str or Path
+        The file to write.
+    data, sampling_frequency, **options
+        As :func:`write_abf`.
+    """
+
+    def __init__(self, path, data, sampling_frequency: float, **options):
+        self.path = Path(path)
+        self.final = write_abf(self.path, data, sampling_frequency, _blob_only=True, **options)
+        self.data_start, n_bytes = _data_extent(self.final)
+        self.data_end = self.data_start + n_bytes
+        sweeps = _as_sweeps(data, options.get("mode", "gap-free"))
+        item = 4 if options.get("data_format", "int16") == "float32" else 2
+        self.frame_bytes = item * sweeps[0].shape[1]  # one sample of every channel
+        self.n_samples = n_bytes // self.frame_bytes
+        self.written = 0  # samples per channel on disk
+        self._handle = None
+
+    def begin(self) -> None:
+        """Create the file with its provisional header (no data yet)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._handle = open(self.path, "wb")  # noqa: SIM115 - open until finish()
+        self._handle.write(_provisional_header(self.final[: self.data_start]))
+        self._handle.flush()
+
+    def append(self, n_samples: int) -> int:
+        """Append the next ``n_samples`` samples (all channels; fewer at the end); returns how many are on disk."""
+        if self._handle is None:
+            self.begin()
+        stop = min(self.n_samples, self.written + max(0, int(n_samples)))
+        first = self.data_start + self.written * self.frame_bytes
+        self._handle.write(self.final[first : self.data_start + stop * self.frame_bytes])
+        self._handle.flush()
+        self.written = stop
+        return stop
+
+    def finish(self) -> None:
+        """The rest of the samples, the synch array, and the finished header (its counts filled in)."""
+        self.append(self.n_samples)
+        self._handle.write(self.final[self.data_end :])
+        self._handle.seek(0)
+        self._handle.write(self.final[: self.data_start])
+        self._handle.close()
+        self._handle = None
+
+
+def write_abf_in_pieces(
+    path, data, sampling_frequency: float, *, piece_s: float = 1.0, speed: float = 1.0, **options
+) -> float:
+    """Write an .abf file the way an acquisition program does while it records (:class:`AbfInPieces`): one
+    piece of ``piece_s`` seconds of recording every ``piece_s / speed`` seconds; returns the
+    ``time.monotonic()`` of the last byte (the finished header).
+
+    Parameters
+    ----------
+    path : str or Path
+        The file to write.
+    data, sampling_frequency, **options
+        As :func:`write_abf`.
+    piece_s : float, default: 1.0
+        Seconds of recording per piece.
+    speed : float, default: 1.0
+        Times acquisition speed (1: as fast as the recording runs; ``inf``: no pauses).
+
+    Returns
+    -------
+    float
+    """
+    import time
+
+    writer = AbfInPieces(path, data, sampling_frequency, **options)
+    step = max(1, int(round(piece_s * sampling_frequency)))
+    writer.begin()
+    while writer.written < writer.n_samples:
+        time.sleep(piece_s / speed)
+        writer.append(step)
+    writer.finish()
+    return time.monotonic()

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from ..extension import get_serotonergic_extension
-from ..files import atomic_path, check_output_path
+from ..files import atomic_path, check_output_path, output_lock
 from ..schema import RESULT_COLUMNS, RESULT_SCHEMA, TEXT, cast_table
 from ..text import spreadsheet_safe
 
@@ -103,15 +103,28 @@ def write_table(table: pd.DataFrame, path, *, overwrite: bool = False) -> Path:
     -------
     Path
         The file written.
+
+    Raises
+    ------
+    SeroError
+        ``path`` cannot take the table (see :func:`~spikeinterface_sero.files.check_output_path`), or another
+        process is writing it (one writer per table: :func:`~spikeinterface_sero.files.output_lock`, the lock
+        ``sero classify --out`` holds for its whole run).
     """
     path = check_output_path(path, overwrite=overwrite, suffixes=TABLE_SUFFIXES, what="table")
+    with output_lock(path, what="table", flag="path"):
+        check_output_path(path, overwrite=overwrite, what="table")  # again under the lock: a writer just ended
+        _write_locked(table, path)
+    return path
+
+
+def _write_locked(table: pd.DataFrame, path: Path) -> None:
     with atomic_path(path) as temporary:
         if path.suffix.lower() == ".json":
             records = json.loads(table.to_json(orient="records", double_precision=15))
             temporary.write_text(json.dumps(records, indent=1) + "\n")
         else:
             safe_table(table).to_csv(temporary, index=False, sep="\t" if path.suffix.lower() == ".tsv" else ",")
-    return path
 
 
 def safe_table(table: pd.DataFrame) -> pd.DataFrame:

@@ -17,6 +17,7 @@ from ..constants import DEFAULT_THRESHOLD_PA, LABELS, NAFTER, NBEFORE, SAMPLING_
 from ..detection import recording_to_snippets
 from ..errors import TrainingError
 from ..io import read_abf
+from ..snippet_folders import folder_class
 from ..snippet_formats import read_snippet_csv_folder
 
 #: The class indices of the targets: 0 = serotonergic (output unit 0), 1 = non-serotonergic.
@@ -421,10 +422,11 @@ def noise_masks_from_traces(
 
 
 # -------------------------------------------------------------------------------------------- from a table
-def read_label_table(table) -> pd.DataFrame:
+def read_label_table(table, *, folders: bool = False) -> pd.DataFrame:
     """Read and check a label table (CSV path or DataFrame) with columns ``file, label`` and optional
     ``channel, group``. Returns a DataFrame with absolute ``path``, parsed ``y``, and ``channel``/``group``
-    (None where absent). Relative paths are relative to the table's folder."""
+    (None where absent). Relative paths are relative to the table's folder. ``folders=True`` also accepts
+    folders (of per-spike CSV files, as ``sero validate`` reads them) as ``file`` entries."""
     if isinstance(table, pd.DataFrame):
         frame, base = table.copy(), Path.cwd()
         where = "table"
@@ -470,7 +472,7 @@ def read_label_table(table) -> pd.DataFrame:
             }
         )
     out = pd.DataFrame(rows)
-    missing = [str(p) for p in out["path"] if not Path(p).is_file()]
+    missing = [str(p) for p in out["path"] if not (Path(p).is_file() or (folders and Path(p).is_dir()))]
     if missing:
         raise TrainingError(f"{len(missing)} file(s) of the label table not found, e.g. {missing[0]}")
     return out
@@ -627,9 +629,11 @@ def dataset_from_table(
 
 
 # -------------------------------------------------------------------------------- the authors' CSV folders
-def _find_sub(root: Path, names) -> Path | None:
-    for p in root.iterdir():
-        if p.is_dir() and p.name.lower() in names:
+def _find_sub(root: Path, label: str) -> Path | None:
+    """The class folder of ``label`` below ``root`` (the names of :func:`~spikeinterface_sero.snippet_folders.
+    folder_class`, without a type)."""
+    for p in sorted(root.iterdir()):
+        if p.is_dir() and folder_class(p.name) == (label, ""):
             return p
     return None
 
@@ -648,8 +652,8 @@ def dataset_from_csv_folders(
         root = Path(root)
         if not root.is_dir():
             raise TrainingError(f"{root} is not a folder")
-        ser = ser or _find_sub(root, {"ser", "serotonergic"})
-        nser = nser or _find_sub(root, {"nser", "non_serotonergic", "nonserotonergic", "non-serotonergic"})
+        ser = ser or _find_sub(root, LABELS[SER])
+        nser = nser or _find_sub(root, LABELS[NSER])
     if ser is None or nser is None:
         raise TrainingError(f"need a SER and an NSER folder of per-spike CSV files (found SER={ser}, NSER={nser})")
     parts = []

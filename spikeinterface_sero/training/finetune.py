@@ -1,9 +1,9 @@
 """Adapting a model to a lab's rig from a few labelled cells (``sero adapt``; docs/adapt.md).
 
-Every member starts from the existing model's weights; the candidates (a new temperature only, the members'
-Dense layers on their fixed convolution features, every layer) are compared by cross-validation by cell or
-day on the lab's cells, and the adapted folder is written only when its out-of-fold figures beat the
-starting model's on the same cells.
+Every member starts from the existing model's weights; a nested cross-validation by cell or day
+(``training/adapt_selection.py``) chooses among keeping it, a new temperature, the members' Dense layers on
+their fixed convolution features and every layer, and the adapted folder is written only when the whole
+procedure's out-of-fold figures beat the starting model's on the same cells.
 """
 
 from __future__ import annotations
@@ -14,25 +14,18 @@ from pathlib import Path
 
 import numpy as np
 
+from ..arguments import check_choice, check_flag, check_integer, check_path
 from ..constants import LABELS
-from ..decision import (
-    DecisionParams,
-    calibrate,
-    cell_decisions,
-    consensus_of,
-    describe_training_snippets,
-    fit_temperature,
-)
-from ..errors import DataError, TrainingError
+from ..decision import describe_training_snippets, fit_temperature
+from ..errors import DataError, ParameterError, TrainingError
 from ..model import Ensemble, load_model, to_member_input
 from ..model.folder import save_model
 from ..model.info import INFO_FILE
 from ..model.weights import MemberWeights
+from .adapt_selection import KEEP, Context, cross_validate_modes, figures, final_mode, paired_test
 from .data import SpikeDataset, dataset_from_table
-from .evaluate import calibration as calibration_figures
-from .evaluate import cell_intervals
+from .noise_files import DEFAULT_MASKS_PER_FILE, noise_masks_from_files, unlabelled_files
 from .splits import cell_kfold
-from .synthetic import SyntheticGenerator
 from .train import branch_name, compile_fused, get_recipe
 
 __all__ = ["ADAPT_MODES", "DEFAULT_ADAPT_MODES", "adapt_model"]
@@ -42,7 +35,6 @@ ADAPT_MODES = ("temperature", "head", "all")
 #: the candidates compared by default ("all" costs about as much again and did worse at 2 epochs: docs/adapt.md)
 DEFAULT_ADAPT_MODES = ("temperature", "head")
 _FIELDS = ("gamma", "beta", "conv1_kernel", "conv1_bias", "conv2_kernel", "conv2_bias", "dense_kernel", "dense_bias")
-_DECISION = DecisionParams(n_boot=50)  # cell probabilities only: the interval is not used here
 
 
 # ------------------------------------------------------------------------------------------ the members
@@ -87,6 +79,14 @@ class _Tuner:
     def outputs(self, arrays, X) -> np.ndarray:
         """(n, members, 2) outputs of the members ``arrays`` (numpy engine)."""
         return _ensemble(self.kernels, arrays, self.epsilon).predict_members(X)
+
+    def head_outputs(self, arrays, features) -> np.ndarray:
+        """(n, members, 2) outputs of members that differ from the starting ones in their Dense layer only, from
+        their fixed ``features`` (:meth:`features`): the sigmoid of the Dense layer, as the member computes it."""
+        return np.stack(
+            [1.0 / (1.0 + np.exp(-(f @ member[6] + member[7]))) for f, member in zip(features, arrays, strict=True)],
+            axis=1,
+        )
 
     def features(self, X) -> list[np.ndarray]:
         """Per member, the flattened features its Dense layer reads (starting weights), (n, n_pool * 64)."""
@@ -168,90 +168,6 @@ def _head_loss(theta, features, target, start, penalty):
     return value + 0.5 * penalty * float(np.sum((theta - start) ** 2)), gradient + penalty * (theta - start)
 
 
-# ------------------------------------------------------------------------------------------ figures
-def _cell_probability(outputs, cells, calibration=None):
-    table = cell_decisions(consensus_of(outputs), cells, _DECISION, calibration)
-    return table["sero_probability"].to_numpy(dtype=np.float64), table.index.astype(str).to_numpy()
-
-
-def _figures(is_ser: np.ndarray, probability: np.ndarray) -> dict:
-    """Cell figures of probabilities ``probability`` against the truth ``is_ser``, and per-cell log-loss."""
-    p = np.clip(probability, 1e-6, 1 - 1e-6)
-    called_ser = probability > 0.5
-    ser_recall = float(called_ser[is_ser].mean()) if is_ser.any() else float("nan")
-    nser_recall = float((~called_ser[~is_ser]).mean()) if (~is_ser).any() else float("nan")
-    intervals = cell_intervals(np.where(is_ser, 0, 1), np.where(called_ser, 0, 1))
-    return {
-        "n_cells": int(len(p)),
-        "balanced_accuracy": 0.5 * (ser_recall + nser_recall),
-        "balanced_accuracy_interval": intervals.get("balanced_accuracy_interval"),
-        "ser_recall": ser_recall,
-        "nser_recall": nser_recall,
-        "log_loss": float(np.mean(-np.where(is_ser, np.log(p), np.log(1 - p)))),
-        "ece": calibration_figures(is_ser, p)["ece"],
-        "cell_log_loss": -np.where(is_ser, np.log(p), np.log(1 - p)),
-    }
-
-
-# ------------------------------------------------------------------------------------------ the procedure
-def _candidates_out_of_fold(tuner, dataset, folds, modes, recipe, parent_calibration, n_masks, progress):
-    """Out-of-fold cell probabilities of every mode (and of the starting model), cell ids in one order."""
-    cells = dataset.cells.index.astype(str).to_numpy()
-    position = {c: i for i, c in enumerate(cells)}
-    start_outputs = tuner.outputs(tuner.start, dataset.X)
-    start_uncalibrated, order = _cell_probability(start_outputs, dataset.cell)
-    start_uncalibrated = start_uncalibrated[np.argsort([position[c] for c in order])]
-    out = {"start": calibrate(start_uncalibrated, parent_calibration)}
-    out.update({mode: np.full(len(cells), np.nan) for mode in modes})
-    is_ser = dataset.cells["y"].to_numpy() == 0
-    real_features = tuner.features(dataset.X) if "head" in modes else None
-    for number, split in enumerate(folds):
-        train, _, test = split.apply(dataset)
-        held = np.array([position[c] for c in test.cells.index.astype(str)])
-        trained = np.array([position[c] for c in train.cells.index.astype(str)])
-        if "temperature" in modes:
-            temperature = fit_temperature(start_uncalibrated[trained], is_ser[trained])
-            out["temperature"][held] = calibrate(start_uncalibrated[held], temperature)
-        generator = SyntheticGenerator.from_dataset(
-            train, n_masks=n_masks, seed=tuner.seed + number, augmentation=recipe.augmentation
-        )
-        synthetic_X, synthetic_y = generator.generate(len(train), seed=tuner.seed + number)
-        for mode in ("head", "all"):
-            if mode not in modes:
-                continue
-            if mode == "head":
-                synthetic_features = tuner.features(synthetic_X)
-                features = [np.concatenate([r[split.train], f]) for r, f in zip(real_features, synthetic_features)]
-                arrays = tuner.fit_head(features, np.concatenate([train.y, synthetic_y]))
-            else:
-                arrays = tuner.fit_all(train, generator)
-            probability, order = _cell_probability(tuner.outputs(arrays, test.X), test.cell)
-            out[mode][[position[c] for c in order]] = probability
-        if progress:
-            print(f"fold {number + 1} of {len(folds)} done", flush=True)
-    return out, is_ser, cells
-
-
-def _decide(figures: dict, modes, alpha: float) -> tuple[str | None, dict]:
-    """The mode with the lowest out-of-fold log-loss, and whether it beats the starting model (paired)."""
-    from scipy.stats import wilcoxon
-
-    best = min(modes, key=lambda m: figures[m]["log_loss"])
-    start, chosen = figures["start"], figures[best]
-    difference = start["cell_log_loss"] - chosen["cell_log_loss"]
-    p_value = float(wilcoxon(difference, alternative="greater").pvalue) if np.any(difference != 0) else 1.0
-    low = (chosen["balanced_accuracy_interval"] or [0.0])[0]
-    checks = {
-        "lower out-of-fold log-loss than the starting model (paired Wilcoxon, Bonferroni over the modes)": (
-            p_value * len(modes) < alpha
-        ),
-        "balanced accuracy at least the starting model's": chosen["balanced_accuracy"] >= start["balanced_accuracy"],
-        "balanced accuracy interval above 0.5 (it tells the classes apart)": low is not None and low > 0.5,
-    }
-    test = {"mode": best, "p_value": p_value, "alpha": alpha, "n_modes": len(modes), "checks": checks}
-    return (best if all(checks.values()) else None), test
-
-
 def _public(figures: dict) -> dict:
     return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in figures.items() if k != "cell_log_loss"}
 
@@ -261,9 +177,13 @@ def adapt_model(
     table,
     out=None,
     *,
+    mode: str = "auto",
     modes=DEFAULT_ADAPT_MODES,
+    unlabelled=None,
+    masks_per_file: int = DEFAULT_MASKS_PER_FILE,
     by: str = "auto",
     n_folds: int = 4,
+    inner_folds: int = 3,
     epochs: int = 2,
     learning_rate: float = 3e-4,
     penalty: float = 1e-3,
@@ -285,14 +205,25 @@ def adapt_model(
         ``sero train``), or a dataset read from it.
     out : str, Path or None, default: None
         Where to write the adapted model folder; None: measure only.
+    mode : {"auto", "temperature", "head", "all"}, default: "auto"
+        ``"auto"``: a nested cross-validation chooses among keeping the starting model and ``modes`` (an
+        inner cross-validation inside each outer fold); the outer folds assess the whole procedure, choice
+        included. A mode named: that mode, assessed by the cross-validation.
     modes : sequence of str, default: ("temperature", "head")
-        Candidates: ``"temperature"`` (a new temperature on the cell probability, members unchanged),
-        ``"head"`` (each member's Dense layer refitted on its fixed convolution features), ``"all"``
-        (every layer fine-tuned from the starting weights).
+        The candidates of ``mode="auto"``: ``"temperature"`` (a new temperature on the cell probability,
+        members unchanged), ``"head"`` (each member's Dense layer refitted on its fixed convolution
+        features), ``"all"`` (every layer fine-tuned from the starting weights; slow, docs/adapt.md).
+    unlabelled : str, Path, sequence of them, or None, default: None
+        Unlabelled .abf files or folders of them: their spike-free stretches join the noise masks of the
+        synthetic spikes.
+    masks_per_file : int, default: 64
+        The cap on the noise masks cut from one unlabelled file.
     by : {"auto", "cell", "group"}, default: "auto"
-        Cross-validation by cell or by group (day); "auto": by group when the table has enough groups.
+        Outer folds by cell or by group (day); "auto": by group when the table has at least 3 groups.
     n_folds : int, default: 4
-        Folds of the cross-validation.
+        Outer folds (fewer when a class has fewer cells).
+    inner_folds : int, default: 3
+        Folds of the inner cross-validation of ``mode="auto"``.
     epochs : int, default: 2
         Epochs of the "all" mode (real spikes plus as many synthetic ones per epoch).
     learning_rate : float, default: 3e-4
@@ -302,7 +233,7 @@ def adapt_model(
     max_spikes_per_cell : int, default: 60
         Spikes kept per cell (seeded).
     n_masks : int, default: 200
-        Noise masks of the synthetic spikes, cut from the lab's own spike-free stretches.
+        Noise masks of the labelled cells' recordings per fit (the unlabelled files' masks come on top).
     alpha : float, default: 0.05
         Level of the paired test against the starting model.
     seed : int, default: 0
@@ -315,90 +246,195 @@ def adapt_model(
     Returns
     -------
     dict
-        ``written`` (bool), ``folder``, ``mode`` (chosen, or None), ``before`` / ``after`` (out-of-fold
-        figures of the starting and the chosen model on the same cells), ``candidates`` (every mode's),
-        ``test`` (the paired test and the checks), ``cells``, ``days``, ``parent``, ``seconds``, ``message``.
+        ``written`` (bool), ``folder``, ``mode`` (the adaptation written or worth writing, or None),
+        ``final_mode`` (what the procedure refits on every cell; ``"nothing"``: keep the starting model),
+        ``choices`` (per outer fold, the inner cross-validation's choice and its log-losses), ``before`` /
+        ``after`` (out-of-fold figures of the starting model and of the procedure on the same cells),
+        ``candidates`` (every mode's out-of-fold figures), ``test`` (the paired test and its checks),
+        ``noise_masks``, ``cells``, ``days``, ``parent``, ``seconds``, ``message``.
     """
     started = time.perf_counter()
-    modes = tuple(modes)
-    unknown = sorted(set(modes) - set(ADAPT_MODES))
-    if unknown or not modes:
-        raise TrainingError(f"modes must be some of {', '.join(ADAPT_MODES)}, got {list(modes)}")
+    options = _checked(locals())
+    files = unlabelled_files(unlabelled, "unlabelled")
     parent = load_model(model)
-    folder = Path(parent.info.get("folder", "")) if parent.info.get("folder") else None
-    parent_record = {
-        "name": parent.info.get("name"),
-        "folder": str(folder) if folder else None,
-        "sha256": hashlib.sha256((folder / INFO_FILE).read_bytes()).hexdigest() if folder else None,
-        "sha256_of": INFO_FILE + " (it lists every member file's sha256)",
-    }
+    extra_masks, per_file = noise_masks_from_files(files, masks_per_file=options["masks_per_file"], seed=seed)
     dataset = dataset_from_table(table, max_per_cell=max_spikes_per_cell, seed=seed)
-    if len(np.unique(dataset.cells["y"])) < 2:
-        raise TrainingError("the label table needs cells of both classes to adapt a model")
-    if by == "auto":
-        by = "group" if dataset.has_groups and len(set(dataset.cells["group"])) >= n_folds else "cell"
-    folds = cell_kfold(dataset, n_splits=min(n_folds, _smallest_class(dataset)), by=by, seed=seed)
-    recipe = get_recipe("default")
+    folds, outer_by = _outer_folds(dataset, options, need=3 if options["mode"] == "auto" else 2)
     tuner = _Tuner(parent, epochs=epochs, learning_rate=learning_rate, penalty=penalty, seed=seed)
-    probabilities, is_ser, cells = _candidates_out_of_fold(
-        tuner, dataset, folds, modes, recipe, parent.info.get("calibration"), n_masks, progress
+    context = Context(
+        tuner=tuner,
+        dataset=dataset,
+        modes=options["modes"] if options["mode"] == "auto" else (options["mode"],),
+        parent_calibration=parent.info.get("calibration"),
+        augmentation=get_recipe("default").augmentation,
+        n_masks=n_masks,
+        extra_masks=extra_masks if len(extra_masks) else None,
+        seed=seed,
     )
-    figures = {name: _figures(is_ser, p) for name, p in probabilities.items()}
-    chosen, test = _decide(figures, modes, alpha)
+    nested = options["mode"] == "auto"
+    per_mode, procedure, choices = cross_validate_modes(
+        context, folds, nested=nested, n_inner=options["inner_folds"], progress=progress
+    )
+    before = figures(context.is_ser, context.start)
+    candidates = {m: figures(context.is_ser, p) for m, p in per_mode.items() if m != KEEP}
+    losses = {KEEP: before["log_loss"], **{m: f["log_loss"] for m, f in candidates.items()}}
+    chosen = final_mode(choices, losses) if nested else options["mode"]
+    after = figures(context.is_ser, procedure) if nested else candidates[chosen]
+    test = paired_test(before, after, alpha)
     report = {
-        "parent": parent_record,
-        "cells": [str(c) for c in cells],
+        "parent": _parent_record(parent),
+        "cells": [str(c) for c in context.ids],
         "days": sorted(set(dataset.cells["group"].astype(str))) if dataset.has_groups else [],
-        "cross_validation": f"{len(folds)} folds by {'day' if folds and folds[0].by == 'group' else 'cell'}",
-        "before": _public(figures["start"]),
-        "candidates": {m: _public(figures[m]) for m in modes},
+        "cross_validation": f"{len(folds)} folds by {outer_by}",
+        "selection": _selection(nested, options, choices, chosen),
+        "choices": choices,
+        "final_mode": chosen,
+        "before": _public(before),
+        "after": _public(after),
+        "candidates": {m: _public(f) for m, f in candidates.items()},
         "test": test,
-        "mode": chosen,
-        "after": _public(figures[chosen]) if chosen else None,
+        "noise_masks": _noise_record(dataset, n_masks, per_file, options["masks_per_file"]),
+        "mode": None,
         "written": False,
         "folder": None,
     }
-    if chosen is None:
-        report["message"] = (
-            f"not adapted: the best candidate ({test['mode']}) does not beat the starting model on the same "
-            "cells out of fold; keep the starting model"
-        )
+    if chosen == KEEP or not test["passed"]:
+        report["message"] = _refusal(chosen, test, choices)
     elif out is not None:
-        adapted = _final_model(tuner, dataset, chosen, probabilities[chosen], is_ser, parent, recipe, n_masks)
+        report["mode"] = chosen
+        adapted = _final_model(context, chosen, per_mode.get(chosen), parent)
         report["folder"] = str(_save(adapted, out, report, parent, dataset, overwrite))
         report["written"] = True
         report["message"] = f"adapted ({chosen}) and written to {report['folder']}"
     else:
+        report["mode"] = chosen
         report["message"] = f"{chosen} beats the starting model; pass out to write the adapted model"
     report["seconds"] = round(time.perf_counter() - started, 1)
     return report
 
 
-def _smallest_class(dataset: SpikeDataset) -> int:
-    return int(np.bincount(dataset.cells["y"].to_numpy(dtype=np.int64), minlength=2).min())
+def _checked(arguments: dict) -> dict:
+    """The options of :func:`adapt_model`, checked before any work."""
+    mode = check_choice(arguments["mode"], "mode", ("auto", *ADAPT_MODES))
+    modes = (arguments["modes"],) if isinstance(arguments["modes"], str) else tuple(arguments["modes"])
+    for name in modes:
+        check_choice(name, "modes", ADAPT_MODES)
+    if not modes:
+        raise ParameterError(f"modes must name at least one of {', '.join(ADAPT_MODES)}.")
+    out = arguments["out"]
+    if out is not None and not check_flag(arguments["overwrite"], "overwrite"):
+        out = check_path(out, "out")
+        if out.exists() and (not out.is_dir() or any(out.iterdir())):
+            raise ParameterError(f"out: {out} exists and is not an empty folder; pass overwrite=True or another out.")
+    return {
+        "mode": mode,
+        "modes": tuple(m for m in ADAPT_MODES if m in modes),
+        "by": check_choice(arguments["by"], "by", ("auto", "cell", "group")),
+        "n_folds": check_integer(arguments["n_folds"], "n_folds", minimum=2),
+        "inner_folds": check_integer(arguments["inner_folds"], "inner_folds", minimum=2),
+        "masks_per_file": check_integer(arguments["masks_per_file"], "masks_per_file", minimum=1),
+        "seed": check_integer(arguments["seed"], "seed", minimum=0),
+    }
 
 
-def _final_model(tuner, dataset, mode, out_of_fold, is_ser, parent, recipe, n_masks) -> Ensemble:
-    """The chosen mode fitted on every labelled cell; its temperature from the out-of-fold probabilities."""
+def _outer_folds(dataset: SpikeDataset, options: dict, need: int):
+    """The outer folds: by day when asked or ("auto") when the table has at least 3 days and every fold then
+    trains on both classes, else by cell, stratified; and the word for what they hold out."""
+    counts = np.bincount(dataset.cells["y"].to_numpy(dtype=np.int64), minlength=2)
+    if counts.min() < need:
+        raise TrainingError(
+            f"adapting needs at least {need} labelled cells of each class"
+            + (" (an inner cross-validation runs inside each outer fold)" if need == 3 else "")
+            + f"; the table has {counts[0]} serotonergic and {counts[1]} non-serotonergic"
+        )
+    n_groups = len(set(dataset.cells["group"])) if dataset.has_groups else 0
+    by = options["by"]
+    if by == "group" and n_groups < 2:
+        raise TrainingError("by='group' needs a table with a group (day) column of at least 2 groups")
+    if by in ("auto", "group") and n_groups >= (3 if by == "auto" else 2):
+        folds = cell_kfold(dataset, n_splits=min(options["n_folds"], n_groups), by="group", seed=options["seed"])
+        if all(len(np.unique(dataset.y[f.train])) == 2 for f in folds):
+            return folds, "day"
+        if by == "group":
+            raise TrainingError("by day, a fold would train on one class only: use by='cell'")
+    return cell_kfold(
+        dataset, n_splits=min(options["n_folds"], int(counts.min())), by="cell", seed=options["seed"]
+    ), "cell"
+
+
+def _parent_record(parent: Ensemble) -> dict:
+    folder = Path(parent.info.get("folder", "")) if parent.info.get("folder") else None
+    return {
+        "name": parent.info.get("name"),
+        "folder": str(folder) if folder else None,
+        "sha256": hashlib.sha256((folder / INFO_FILE).read_bytes()).hexdigest() if folder else None,
+        "sha256_of": INFO_FILE + " (it lists every member file's sha256)",
+    }
+
+
+def _selection(nested: bool, options: dict, choices: list, chosen: str) -> dict:
+    if not nested:
+        return {"method": f"the mode asked for ({options['mode']}), assessed by the outer cross-validation"}
+    counts = {mode: sum(c["chosen"] == mode for c in choices) for mode in (KEEP, *options["modes"])}
+    return {
+        "method": "nested cross-validation: in each outer fold an inner cross-validation (by day with at least 3 "
+        "days, else by cell, stratified) chooses the candidate with the lowest out-of-fold log-loss; the outer "
+        "folds assess the whole procedure, choice included",
+        "candidates": [KEEP, *options["modes"]],
+        "inner_folds": options["inner_folds"],
+        "chosen_per_fold": [c["chosen"] for c in choices],
+        "times_chosen": counts,
+        "final_mode": chosen,
+        "final_mode_rule": "the mode chosen most often; a tie goes to the lowest out-of-fold log-loss over every cell",
+    }
+
+
+def _noise_record(dataset: SpikeDataset, n_masks: int, per_file: dict, masks_per_file: int) -> dict:
+    return {
+        "labelled_pool": 0 if dataset.noise is None else int(len(dataset.noise)),
+        "labelled_per_fit": int(n_masks),
+        "unlabelled_files": len(per_file),
+        "unlabelled_masks": int(sum(per_file.values())),
+        "masks_per_file": int(masks_per_file),
+        "per_file": {Path(f).name: n for f, n in per_file.items()},
+    }
+
+
+def _refusal(chosen: str, test: dict, choices: list) -> str:
+    if chosen == KEEP:
+        times = sum(c["chosen"] == KEEP for c in choices)
+        return (
+            f"not adapted: the inner cross-validations kept the starting model in {times} of {len(choices)} "
+            "folds; keep the starting model (sero validate gives it the rig's calibration)"
+        )
+    failed = [check for check, passed in test["checks"].items() if not passed]
+    return (
+        f"not adapted: {chosen} does not beat the starting model on the same cells out of fold ({failed[0]}: "
+        f"no, p = {test['p_value']:.3g}); keep the starting model (sero validate gives it the rig's calibration)"
+    )
+
+
+def _final_model(context: Context, mode: str, out_of_fold, parent: Ensemble) -> Ensemble:
+    """``mode`` fitted on every labelled cell; the refitted modes' temperature from their out-of-fold
+    probabilities."""
+    tuner, dataset = context.tuner, context.dataset
     info = {"description": "", "demo": parent.is_demo, "input": parent.info.get("input") or {}}
     if mode == "temperature":
-        uncalibrated, order = _cell_probability(tuner.outputs(tuner.start, dataset.X), dataset.cell)
-        truth = dataset.cells["y"].reindex(order).to_numpy() == 0
-        info["calibration"] = _calibration(fit_temperature(uncalibrated, truth), "every labelled cell")
+        info["calibration"] = _calibration(fit_temperature(context.start_raw, context.is_ser), "every labelled cell")
         if parent.info.get("training_data"):
             info["training_data"] = parent.info["training_data"]
         return _ensemble(tuner.kernels, tuner.start, tuner.epsilon, info)
-    generator = SyntheticGenerator.from_dataset(
-        dataset, n_masks=n_masks, seed=tuner.seed, augmentation=recipe.augmentation
-    )
+    every = np.arange(len(context.ids))
+    synthetic = context.synthetic(every, tuner.seed)
     if mode == "head":
-        synthetic_X, synthetic_y = generator.generate(len(dataset), seed=tuner.seed)
-        features = [np.concatenate(pair) for pair in zip(tuner.features(dataset.X), tuner.features(synthetic_X))]
-        arrays = tuner.fit_head(features, np.concatenate([dataset.y, synthetic_y]))
+        features = [np.concatenate(pair) for pair in zip(context.real_features, synthetic["features"], strict=True)]
+        arrays = tuner.fit_head(features, np.concatenate([dataset.y, synthetic["y"]]))
     else:
-        arrays = tuner.fit_all(dataset, generator)
+        arrays = tuner.fit_all(dataset, synthetic["generator"])
     try:
-        info["calibration"] = _calibration(fit_temperature(out_of_fold, is_ser), "out-of-fold cells of the adaptation")
+        info["calibration"] = _calibration(
+            fit_temperature(out_of_fold, context.is_ser), "out-of-fold cells of the adaptation"
+        )
     except DataError:
         pass
     info["training_data"] = describe_training_snippets(dataset.X, dataset.cell, seed=tuner.seed)
@@ -428,7 +464,10 @@ def _save(adapted: Ensemble, out, report: dict, parent: Ensemble, dataset: Spike
         "days": report["days"],
         "n_spikes": int(len(dataset)),
         "cross_validation": report["cross_validation"],
-        "paired_test": {k: v for k, v in report["test"].items() if k != "checks"},
+        "selection": report["selection"],
+        "choices": report["choices"],
+        "paired_test": report["test"],
+        "noise_masks": report["noise_masks"],
     }
     metrics = {
         "before (starting model, the same cells)": report["before"],
