@@ -36,7 +36,8 @@ _SECOND_CELL_P = 0.01  # ... how unlikely a window's count must be under that sh
 _ALL = 0.9  # a break-in or a seal loss: (nearly) every spike of the window changed
 _NEW_SHAPE = 0.75  # window shape correlation below this (aligned on the peak), or ...
 _BREAK_IN_LARGER = 1.6  # ... every spike this much larger, or ...
-_BREAK_IN_MORE = 2.0  # ... this many times the events, with the holding current moved: a break-in
+_BREAK_IN_MORE = 2.0  # ... this many times the events, or ...
+_BREAK_IN_NOISIER = 1.5  # ... this many times the noise, with the holding current moved: a break-in
 _SEAL_LOSS_RATIO = 0.6  # every spike's amplitude below 60 % of the reference's (holding current kept), or ...
 _SEAL_LOSS_RATE = (0.35, 0.8)  # ... the rate below 35 % with the amplitude below 80 % (spikes fall under -50 pA)
 _SILENCE_ISIS = 10.0  # no spike for this many reference intervals (and _SILENCE_MIN_S) before the end: lost
@@ -151,8 +152,10 @@ def _events(table: dict) -> list:
     natural = float(np.nanmean(table["unlike"][reference]))
     subset = max(_SUBSET + natural, 2.0 * natural)
     beyond_chance = _beyond_chance(table["unlike"], table["n_spikes"], natural)
-    # every event new: slower, larger, or many more of them (the opened patch's noise crossing the threshold)
-    new_spike = (table["shape"] < _NEW_SHAPE) | (amplitude > _BREAK_IN_LARGER) | (rate > _BREAK_IN_MORE)
+    # every event new: slower, larger, or many more of them, or noisier (the opened patch's noise crossing the
+    # threshold)
+    noisier = table["noise_pa"] > _BREAK_IN_NOISIER * noise
+    new_spike = (table["shape"] < _NEW_SHAPE) | (amplitude > _BREAK_IN_LARGER) | (rate > _BREAK_IN_MORE) | noisier
     break_in = (table["unlike"] > _ALL) & new_spike & (moved > drift_limit)
     tests = dict(
         break_in=break_in,
