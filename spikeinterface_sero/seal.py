@@ -45,7 +45,8 @@ _SILENCE_MIN_S = 10.0
 _DRIFT_NOISE_SD = 8.0  # baseline moved by more than this many noise SDs (and at least _DRIFT_MIN_PA)
 _CUSUM_ALLOWANCE = 1.0  # a seal loss's CUSUM grows by departures beyond this many spreads
 _HINGE_GRID_S = 0.1  # a drift's onset is placed on this grid
-_DRIFT_MIN_PA = 80.0  # a healthy seal's baseline wanders by tens of pA (docs/simulator.md: drift_pa 5-60)
+_DRIFT_MIN_PA = 150.0  # a healthy seal's baseline wanders by up to about 2.5 drift_pa (docs/simulator.md:
+# drift_pa 5-60 on widened days; 100-150 pA over 30 s measured), which is not a drift
 
 
 @dataclass
@@ -141,7 +142,8 @@ def _beyond_chance(share: np.ndarray, n_spikes: np.ndarray, natural: float) -> n
 
 
 def _events(table: dict) -> list:
-    """``(kind, first window)`` of each lasting change the window table shows."""
+    """``(kind, first window, window flagged)`` of each lasting change the window table shows (the first window
+    of a drift is where the baseline had moved a quarter of the way; of the others, the window flagged)."""
     reference = slice(0, _REFERENCE_WINDOWS)
     amplitude = table["amplitude_pa"] / np.nanmedian(table["amplitude_pa"][reference])
     noise = max(float(np.nanmedian(table["noise_pa"][reference])), 1e-9)
@@ -176,12 +178,12 @@ def _events(table: dict) -> list:
         mask[reference] = False
         first = _lasting(flags[_REFERENCE_WINDOWS:], mask[_REFERENCE_WINDOWS:])
         if first is not None:
-            first += _REFERENCE_WINDOWS
-            while kind == "drift" and first > _REFERENCE_WINDOWS and moved[first - 1] > drift_limit / 2:
+            flagged = first = first + _REFERENCE_WINDOWS
+            while kind == "drift" and first > _REFERENCE_WINDOWS and moved[first - 1] > drift_limit / 4:
                 first -= 1  # the baseline had started to move before it moved far
-            found.append((kind, first))
-    if any(kind == "seal_loss" for kind, _ in found):  # a smaller spike is also "unlike": not a second cell
-        found = [(kind, first) for kind, first in found if kind not in ("second_cell", "break_in")]
+            found.append((kind, first, flagged))
+    if any(kind == "seal_loss" for kind, *_ in found):  # a smaller spike is also "unlike": not a second cell
+        found = [event for event in found if event[0] not in ("second_cell", "break_in")]
     return found
 
 
@@ -221,16 +223,17 @@ def _hinge(times: np.ndarray, values: np.ndarray, candidates: np.ndarray) -> flo
     return float(candidates[np.argmax(explained)])
 
 
-def _onset(kind: str, first: int, windows: list, times: np.ndarray, measures: dict) -> float:
-    """The time within window ``first`` and the one or two before at which the change began, from the spikes.
+def _onset(kind: str, span: tuple, windows: list, times: np.ndarray, measures: dict) -> float:
+    """When the change began, from the spikes of the windows ``span`` = (first, flagged) and those before.
 
     What changes at once (the holding current at a break-in, the share of spikes unlike the first cell's when
-    a second cell joins) is a step; the baseline of a drift is a level, then a straight change (its window was
-    already moved back to where the baseline had moved half way): least squares over the flagged window and
-    the one before, with a window on each side, the change placed at a spike (a step) or on a 0.1 s grid. A
-    seal being lost is flagged only once its spikes have shrunk far, and shrinks fastest at first (no straight
-    line): a CUSUM of the log amplitude from two windows before the flagged one (its level and spread from
-    every spike before those) to the flagged window's end."""
+    a second cell joins) is a step; the baseline of a drift is a level, then a straight change: least squares
+    over the window before ``first`` to the flagged one (a drift's first window is where its baseline had
+    moved a quarter of the way), with a window on each side, the change placed at a spike (a step) or on a
+    0.1 s grid. A seal being lost is flagged only once its spikes have shrunk far, and shrinks fastest at first
+    (no straight line): a CUSUM of the log amplitude from two windows before the flagged one (its level and
+    spread from every spike before those) to the flagged window's end."""
+    first, flagged = span
     if kind == "seal_loss":
         start = max(first - 2, 1)
         before = np.concatenate(windows[:start])
@@ -239,8 +242,8 @@ def _onset(kind: str, first: int, windows: list, times: np.ndarray, measures: di
             return np.nan
         spikes = np.concatenate([before, *searched])
         return float(times[spikes[_cusum(measures[kind][spikes], len(before), len(searched[-1]))]])
-    around = [w for w in windows[max(first - 2, 0) : first + 2] if len(w)]
-    searched = [w for w in windows[max(first - 1, 0) : first + 1] if len(w)]
+    around = [w for w in windows[max(first - 2, 0) : flagged + 2] if len(w)]
+    searched = [w for w in windows[max(first - 1, 0) : flagged + 1] if len(w)]
     if not searched or sum(len(w) for w in around) < 4:
         return np.nan
     spikes = np.concatenate(around)
@@ -302,8 +305,8 @@ def watch_seal(waveforms, times_s, end_s: float | None = None) -> SealReport:
     report.windows, unlike = _window_table(times, baseline, amplitude, noise, shapes, windows, edges)
     measures = dict(break_in=baseline, second_cell=unlike.astype(np.float64), seal_loss=np.log(amplitude))
     measures["drift"] = baseline
-    for kind, first in _events(report.windows):
-        onset = _onset(kind, first, windows, times, measures)
+    for kind, first, flagged in _events(report.windows):
+        onset = _onset(kind, (first, flagged), windows, times, measures)
         report.events.append((kind, onset if np.isfinite(onset) else float(report.windows["start_s"][first])))
     report.events.sort(key=lambda event: event[1])
     if not any(kind == "seal_loss" for kind, _ in report.events):
