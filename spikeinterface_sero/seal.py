@@ -38,6 +38,7 @@ _NEW_SHAPE = 0.75  # window shape correlation below this (aligned on the peak), 
 _BREAK_IN_LARGER = 1.6  # ... every spike this much larger, or ...
 _BREAK_IN_MORE = 2.0  # ... this many times the events, or ...
 _BREAK_IN_NOISIER = 1.5  # ... this many times the noise, with the holding current moved: a break-in
+_BREAK_IN_MOVED_PA = 80.0  # the holding current moved by more than this (and _DRIFT_NOISE_SD noise SDs)
 _SEAL_LOSS_RATIO = 0.6  # every spike's amplitude below 60 % of the reference's (holding current kept), or ...
 _SEAL_LOSS_RATE = (0.35, 0.8)  # ... the rate below 35 % with the amplitude below 80 % (spikes fall under -50 pA)
 _SILENCE_ISIS = 10.0  # no spike for this many reference intervals (and _SILENCE_MIN_S) before the end: lost
@@ -158,7 +159,8 @@ def _events(table: dict) -> list:
     # threshold)
     noisier = table["noise_pa"] > _BREAK_IN_NOISIER * noise
     new_spike = (table["shape"] < _NEW_SHAPE) | (amplitude > _BREAK_IN_LARGER) | (rate > _BREAK_IN_MORE) | noisier
-    break_in = (table["unlike"] > _ALL) & new_spike & (moved > drift_limit)
+    jumped = moved > max(_DRIFT_NOISE_SD * noise, _BREAK_IN_MOVED_PA)
+    break_in = (table["unlike"] > _ALL) & new_spike & jumped
     tests = dict(
         break_in=break_in,
         second_cell=(table["unlike"] > subset) & beyond_chance & ~break_in,
