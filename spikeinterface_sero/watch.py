@@ -669,7 +669,11 @@ def watch_folder(
         group=group,
     )
     watcher = FolderWatcher(folder.resolve(), options, classify_kwargs)
-    with output_lock(out, what="results table", flag="--out") if out is not None else contextlib.nullcontext():
+    with (
+        output_lock(out, what="results table", flag="--out") if out is not None else contextlib.nullcontext(),
+        # one writer per report folder, as sero classify --report and make_report
+        output_lock(report_dir, what="report folder", flag="--report") if report_dir else contextlib.nullcontext(),
+    ):
         watcher.results = _ResultsCsv(Path(out), RESULT_COLUMNS) if out is not None else None
         try:
             return watcher.run(stop_event, timeout_s, on_start)

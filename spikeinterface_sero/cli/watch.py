@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 from ..arguments import check_integer, check_number
-from ..export import write_table
-from ..files import fallback_path
+from ..errors import SeroError
+from ..export import write_fallback
 from ..model import load_model
 from ..watch import check_group, watch_folder
 from .common import (
@@ -124,10 +124,9 @@ def _save_unwritten(out):
     """The rows the table could not take by the end (a full disk): to a fallback file, said on stderr."""
 
     def save(rows) -> None:
-        fallback = fallback_path(out or "watch_results.csv")
         try:
-            write_table(rows, fallback)
-        except OSError as e:
+            fallback = write_fallback(rows, out or "watch_results.csv")
+        except SeroError as e:
             print(f"sero watch: {len(rows)} row(s) could not be written anywhere ({e}); they are lost", file=sys.stderr)
             return
         print(f"sero watch: {len(rows)} row(s) could not be written to {out}; they are in {fallback}", file=sys.stderr)
