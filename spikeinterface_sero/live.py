@@ -108,6 +108,10 @@ def _json_value(value):
     return value if isinstance(value, (bool, int, float, str)) or value is None else str(value)
 
 
+def _encode(value: dict) -> bytes:
+    return json.dumps(value, allow_nan=False, separators=(",", ":")).encode()
+
+
 def _current_values(current) -> list[float] | None:
     """A mean current as the page draws it: SNIPPET_LENGTH finite numbers, else None (nothing drawn)."""
     if current is None:
@@ -148,7 +152,7 @@ class LiveBoard:
     def __init__(self, title: str = "Serotonergic classification (live)", notes=()):
         self._title = str(title)
         self._notes = [str(n) for n in notes]
-        self._rows: dict[str, list[dict]] = {}  # file -> its rows (a file classified again replaces its rows)
+        self._rows: dict[str, list[bytes]] = {}  # file -> its rows (a file classified again replaces its rows)
         self._current_file = ""
         self._version = 0
         self._text = (-1, b"")  # (version, the state as JSON): made once per change, whatever the readers
@@ -168,10 +172,12 @@ class LiveBoard:
         """
         currents = rows.attrs.get(MEAN_CURRENTS, {}) if mean_currents is None else mean_currents
         currents = {str(channel): current for channel, current in currents.items()}
-        records = [_record(r, currents) for r in rows.to_dict("records")]
+        # read from a copy: pandas' copy-on-write would otherwise tie a reference per column to the caller's rows
+        records = [_record(r, currents) for r in rows.copy().to_dict("records")]
         with self._changed:
             for file in dict.fromkeys(r["file"] for r in records):
-                self._rows[str(file)] = [r for r in records if r["file"] == file]
+                # kept as JSON text: a fixed-size row per cell (about 2 kB with its mean current)
+                self._rows[str(file)] = [_encode(r) for r in records if r["file"] == file]
                 self._current_file = str(file)
             self._version += 1
             self._changed.notify_all()
@@ -179,21 +185,17 @@ class LiveBoard:
     def state(self) -> dict:
         """What the page shows: title, notes, the current file's rows first, then every row (each with its
         ``mean_current``: 160 values in pA, or None), and a version."""
-        with self._changed:
-            every = [row for rows in self._rows.values() for row in rows]
-            return dict(
-                version=self._version,
-                title=self._title,
-                notes=list(self._notes),
-                current=list(self._rows.get(self._current_file, [])),
-                rows=every,
-            )
+        return json.loads(self.state_json())
 
     def state_json(self) -> bytes:
         """:meth:`state` as JSON (UTF-8), made once per version however many pages read it."""
         with self._changed:
             if self._text[0] != self._version:
-                self._text = (self._version, json.dumps(self.state(), allow_nan=False).encode())
+                head = dict(version=self._version, title=self._title, notes=self._notes)
+                current = b",".join(self._rows.get(self._current_file, []))
+                every = b",".join(row for rows in self._rows.values() for row in rows)
+                text = _encode(head)[:-1] + b',"current":[' + current + b'],"rows":[' + every + b"]}"
+                self._text = (self._version, text)
             return self._text[1]
 
     def wait_for_change(self, version: int, timeout_s: float) -> int:

@@ -34,6 +34,9 @@ log = logging.getLogger(__name__)
 
 #: watchdog event types that mean "someone wrote to this path" (not our own opens and reads)
 _WRITE_EVENTS = {"created", "modified", "moved", "closed"}
+#: the session's rows are joined into one table when they hold more frames than this: a one-row frame of the
+#: results table takes about 40 kB, under 1 kB as a row of one table (benchmarks/bench_live_session.py)
+_SESSION_FRAMES = 32
 #: the options of classify_file that say how a file is read (the others say how it is classified)
 _READ_OPTIONS = ("channel", "allow_low_rate", "allow_any_unit")
 #: the ``acquisition`` word of a row that covers only the part of a file written so far
@@ -439,6 +442,8 @@ class FolderWatcher:
         else:
             self.failures.pop(path, None)
         self.session.append(rows)
+        if len(self.session) > _SESSION_FRAMES:  # one table, not a frame per file: memory flat (docs/live.md)
+            self.session = [pd.concat(self.session, ignore_index=True)]
         if self.results is not None and not repeated:
             self.unwritten.append(rows)
             self.flush()

@@ -244,3 +244,19 @@ def test_sero_watch_serves_the_live_page_and_each_finished_file_reaches_it(tmp_p
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def test_a_long_watch_session_keeps_its_rows_as_one_table_and_hands_each_file_with_its_currents(classified):
+    from spikeinterface_sero.watch import FolderWatcher
+
+    handed = []
+    watcher = FolderWatcher(None, dict(report_dir=None, on_result=handed.append), {})
+    rows, _ = classified[0]
+    for i in range(100):  # a session of 100 files
+        one = rows.copy()
+        one["file"] = f"cell{i:03d}.abf"
+        watcher.record(f"cell{i:03d}.abf", one)
+    assert len(watcher.session) <= 33  # joined into one table as it goes, not a frame per file
+    session = pd.concat(watcher.session, ignore_index=True)
+    assert session["file"].tolist() == [f"cell{i:03d}.abf" for i in range(100)]
+    assert all(MEAN_CURRENTS in r.attrs for r in handed)  # the page still gets each file's currents

@@ -290,3 +290,16 @@ def test_a_killed_report_run_leaves_the_old_report_or_the_new_one_never_half(rec
         assert subprocess.run(command, env=_environment(), cwd=tmp_path).returncode == 0
         assert _report_state(report, old) == "new"
         assert sorted(p.name for p in tmp_path.iterdir()) == ["cell.abf", "report"]
+
+
+def test_the_demo_report_is_one_writer_checked_before_the_simulation(tmp_path, monkeypatch):
+    """run_demo's report folder: another writer holding it stops the demo before anything is simulated."""
+    from spikeinterface_sero import demo
+
+    monkeypatch.setattr(demo, "simulate_dataset", lambda *a, **k: pytest.fail("simulated before the check"))
+    out = tmp_path / "demo"
+    out.mkdir()
+    with locked_by_another_process(out / "report") as writer:
+        with pytest.raises(SeroError, match=rf"pid {writer.pid}.*out_dir"):
+            demo.run_demo(out, duration_s=5.0)
+    assert not (out / "recordings").exists() and not (out / "results.csv").exists()
