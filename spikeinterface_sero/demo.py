@@ -7,6 +7,7 @@ simulated recordings: the demo shows the workflow, it says nothing about real ne
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import pandas as pd
@@ -15,7 +16,7 @@ from .arguments import check_integer, check_number
 from .datasets import simulate_dataset
 from .errors import ParameterError
 from .export import write_table
-from .files import check_output_path
+from .files import check_output_path, whole_folder
 from .pipeline import classify_files
 from .report import write_summary_html
 
@@ -65,20 +66,20 @@ def run_demo(
         if out.is_dir()
         else out / "results.csv"
     )
-    rec_dir = out / "recordings"
-    recs = simulate_dataset(counts, duration_s=duration_s, seed=seed, out_dir=rec_dir, n_groups=2)
-    files = [r.file for r in recs]
-    report_dir = out / "report" if report else None
-    table = classify_files(files, model_folder=model_folder, report_dir=report_dir, n_jobs=n_jobs)
-    truth = {str(Path(r.file).resolve()): r for r in recs}
-    table["true_label"] = [
-        truth[str(Path(f).resolve())].label if str(Path(f).resolve()) in truth else "" for f in table["file"]
-    ]
-    table["true_cell_type"] = [
-        truth[str(Path(f).resolve())].cell_type if str(Path(f).resolve()) in truth else "" for f in table["file"]
-    ]
-    table["correct"] = table["sero_label"] == table["true_label"]
-    write_table(table, results, overwrite=overwrite)
-    if report_dir is not None:
-        write_summary_html(table, report_dir)
+    with contextlib.ExitStack() as stack:
+        report_dir = None
+        if report:  # one writer, written whole; an earlier report replaced only with overwrite (checked now)
+            report_dir = stack.enter_context(
+                whole_folder(out / "report", overwrite=overwrite, what="demo report", flag="out_dir")
+            )
+        recs = simulate_dataset(counts, duration_s=duration_s, seed=seed, out_dir=out / "recordings", n_groups=2)
+        table = classify_files([r.file for r in recs], model_folder=model_folder, report_dir=report_dir, n_jobs=n_jobs)
+        truth = {str(Path(r.file).resolve()): r for r in recs}
+        known = [truth.get(str(Path(f).resolve())) for f in table["file"]]
+        table["true_label"] = [r.label if r is not None else "" for r in known]
+        table["true_cell_type"] = [r.cell_type if r is not None else "" for r in known]
+        table["correct"] = table["sero_label"] == table["true_label"]
+        write_table(table, results, overwrite=overwrite)
+        if report_dir is not None:
+            write_summary_html(table, report_dir)
     return table

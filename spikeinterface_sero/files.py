@@ -26,7 +26,7 @@ __all__ = [
     "atomic_folder",
     "output_lock",
     "whole_folder",
-    "fallback_path",
+    "fallback_paths",
     "append_line",
     "file_mode",
 ]
@@ -147,20 +147,18 @@ def _umask() -> int:
     return mask
 
 
-def fallback_path(name: str) -> Path:
-    """Where a table goes when its own path cannot be written at the end of a run: a new time-stamped file
-    in the current folder when it can be written, else in the temporary folder."""
+def fallback_paths(name: str) -> list[Path]:
+    """Where a table goes when its own path cannot be written at the end of a run (a full disk): new
+    time-stamped files in the current folder, the home folder and the temporary folder, to be tried in that
+    order (they may lie on other disks)."""
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     stem, suffix = os.path.splitext(Path(name).name)
-    for folder in (Path.cwd(), Path(tempfile.gettempdir())):
-        try:
-            check_writable(folder)
-        except SeroError:
-            continue
+    candidates = []
+    for folder in (Path.cwd(), Path.home(), Path(tempfile.gettempdir())):
         candidate = folder / f"{stem}-saved-{stamp}-{os.getpid()}{suffix}"
-        if not candidate.exists():
-            return candidate
-    return Path(tempfile.gettempdir()) / f"{stem}-saved-{stamp}-{os.getpid()}{suffix}"
+        if candidate not in candidates and not candidate.exists():
+            candidates.append(candidate)
+    return candidates
 
 
 @contextlib.contextmanager

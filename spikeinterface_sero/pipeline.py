@@ -193,8 +193,8 @@ def classify_recording(
         Returns the recording (e.g. ``lambda: read_abf(path, growing=True)``); called inside the guard.
     file : str or Path
         What the rows' ``file`` column says.
-    model_folder, threshold, mad_multiplier, polarity, dead_time_ms, max_spikes_per_cell, seed, method, trust_model, report_dir, return_analyzer
-        As :func:`classify_file`.
+    model_folder, threshold, mad_multiplier, polarity, dead_time_ms, max_spikes_per_cell, seed, method, trust_model, report_dir, return_analyzer : as in :func:`classify_file`
+        The same meaning and defaults as there.
 
     Returns
     -------

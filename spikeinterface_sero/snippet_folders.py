@@ -20,7 +20,14 @@ from .constants import LABELS
 from .errors import SnippetError
 from .files import _PART as PART_FOLDER  # the suffix of files.atomic_folder's temporary folders
 from .files import atomic_folder, check_output_folder
-from .snippet_formats import CSV_NAME, Snippets, load_npz, read_snippet_csv_folder, write_snippet_csv_folder
+from .snippet_formats import (
+    CSV_NAME,
+    SKIP_HINT,
+    Snippets,
+    load_npz,
+    read_snippet_csv_folder,
+    write_snippet_csv_folder,
+)
 
 __all__ = [
     "SNIPPET_MANIFEST",
@@ -136,8 +143,9 @@ def read_snippet_folder(folder) -> Snippets:
         with warnings.catch_warnings():  # an empty file: the error below says it, numpy's warning adds nothing
             warnings.filterwarnings("ignore", message="loadtxt: input contained no data")
             waveforms, cell_ids, trigger_samples = read_snippet_csv_folder(folder)
-    except SnippetError as e:
-        raise SnippetError(str(e) if str(e).startswith(str(folder)) else f"{folder}: {e}") from None
+    except SnippetError as e:  # named with its folder, without read_snippet_csv_folder's on_bad (not ours)
+        message = str(e).replace(SKIP_HINT, "")
+        raise SnippetError(message if message.startswith(str(folder)) else f"{folder}: {message}") from None
     _check_manifest(Path(folder), cell_ids)
     return Snippets(
         waveforms=waveforms,

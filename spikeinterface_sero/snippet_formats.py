@@ -217,6 +217,8 @@ def check_cap(max_spikes_per_cell) -> int | None:
 #: the name of one spike's file in the authors' per-spike CSV folders: ``<cell>_trigger_<sample>.csv``
 CSV_NAME = re.compile(r"^(?P<cell>.+)_trigger_(?P<sample>\d+)\.csv$")
 _CSV_HEADER = "Time (s),Current (pA)"
+#: the end of the message about a malformed file: the argument that skips such files instead
+SKIP_HINT = ", or pass on_bad='skip' to leave such files out"
 
 
 def write_snippet_csv_folder(snippets: Snippets, folder, *, overwrite: bool = False) -> int:
@@ -278,8 +280,7 @@ def read_snippet_csv_folder(folder, *, on_bad: str = "raise"):
         if not ok:
             if on_bad == "raise":
                 raise SnippetError(
-                    f"{p.name} is not a 160-row, 2-column (time, current) snippet file. Fix or "
-                    "remove it, or pass on_bad='skip' to leave such files out."
+                    f"{p.name} is not a 160-row, 2-column (time, current) snippet file. Fix or remove it{SKIP_HINT}."
                 )
             bad.append(p.name)
             continue

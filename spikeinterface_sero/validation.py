@@ -245,7 +245,8 @@ def _cell_analyzer(row, seed: int):
     snippets = row.get("snippets")
     if not isinstance(snippets, Snippets) and Path(row["path"]).is_dir():  # cells listed without their snippets
         snippets = read_snippet_folder(row["path"])
-        snippets = snippets.select(np.asarray(snippets.cell_ids) == channel)
+        if channel is not None:  # else every cell of the folder, refused below unless it is one
+            snippets = snippets.select(np.asarray(snippets.cell_ids) == channel)
     if isinstance(snippets, Snippets):
         return analyzer_from_snippets(snippets, seed=seed)
     return abf_to_analyzer(row["path"], channel=channel, seed=seed)

@@ -76,6 +76,15 @@ def test_the_paired_test_needs_a_gain_on_the_same_cells_and_a_model_that_tells_t
     assert not test["passed"] and [passed for passed in test["checks"].values()] == [False, True, True]
 
 
+def test_auto_holds_out_days_outside_and_inside_when_there_are_enough(tmp_path):
+    counts = {"serotonergic": 8, "non_serotonergic": 8}  # over 4 days
+    simulate_membrane_dataset(counts, duration_s=8.0, seed=5, out_dir=tmp_path, n_days=4, day_prefix="rigM")
+    report = adapt_model(None, tmp_path / "labels.csv", modes=("temperature",), n_folds=4)
+    assert report["cross_validation"] == "4 folds by day" and len(report["days"]) == 4
+    assert [c["inner_cross_validation"] for c in report["choices"]] == ["3 folds by day"] * 4
+    assert all(c["held_out_cells"] == 4 for c in report["choices"])  # one day of 4 cells per outer fold
+
+
 def test_the_final_mode_is_the_one_the_inner_cross_validations_chose_most_often():
     def choices(*chosen):
         return [{"chosen": mode} for mode in chosen]
@@ -88,7 +97,15 @@ def test_the_final_mode_is_the_one_the_inner_cross_validations_chose_most_often(
 
 
 def test_auto_chooses_by_nested_cross_validation_and_writes_a_card_with_its_choice(other_rig, unlabelled, tmp_path):
-    report = adapt_model(None, other_rig, tmp_path / "adapted", n_folds=4, unlabelled=[unlabelled], masks_per_file=10)
+    report = adapt_model(
+        None,
+        other_rig,
+        tmp_path / "adapted",
+        n_folds=4,
+        unlabelled=[unlabelled],
+        masks_per_file=10,
+        max_spikes_per_cell=30,
+    )
     assert report["written"], report["message"]
     assert len(report["choices"]) == 4
     for choice in report["choices"]:  # each outer fold's choice is its inner cross-validation's lowest log-loss
@@ -163,7 +180,7 @@ def test_sero_adapt_refuses_and_says_why(shuffled, tmp_path, capsys):
                  "--folds", "3", "--quiet"]) == 0  # fmt: skip
     printed = capsys.readouterr().out
     assert "not adapted" in printed and "starting model" in printed and "p = " in printed
-    assert printed.count("the inner cross-validation chose") == 3 and "auto (" in printed
+    assert printed.count("the inner cross-validation (3 folds by cell) chose") == 3 and "auto (" in printed
     assert not (tmp_path / "new").exists()
     (tmp_path / "taken").mkdir()
     (tmp_path / "taken" / "x").write_text("x")

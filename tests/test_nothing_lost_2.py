@@ -120,8 +120,8 @@ def test_a_write_that_fails_at_the_end_goes_to_a_named_fallback(folder, tmp_path
     rc = cli.main(["classify", *_abf(folder), "--method", "criteria", "--out", str(out), "--quiet"])
     err = capsys.readouterr().err
     assert rc == 1 and "No space left" in err and "Traceback" not in err
-    fallback = tries[-1]
-    assert fallback != out and str(fallback) in err and fallback.parent == tmp_path
+    (fallback,) = tmp_path.glob("results-saved-*.csv")
+    assert tries == [out] and str(fallback) in err
     assert len(pd.read_csv(fallback)) == 3 and not out.exists()
 
 
@@ -501,6 +501,38 @@ def test_a_real_full_disk_at_the_end_sends_the_table_to_the_fallback(folder, tmp
         (fallback,) = tmp_path.glob("results-saved-*.csv")
         assert len(pd.read_csv(fallback)) == 3 and str(fallback) in err
     finally:
+        _mount([str(disk)], command="umount")
+
+
+def test_a_full_disk_that_is_also_the_current_folder_sends_the_table_home(folder, tmp_path, monkeypatch, capsys):
+    """The current folder on the full disk too: the fallback is the next place that takes it (the home)."""
+    disk, home = tmp_path / "small_disk", tmp_path / "home"
+    disk.mkdir()
+    home.mkdir()
+    if os.geteuid() != 0 or not _mount(["-t", "tmpfs", "-o", "size=64k", "tmpfs", str(disk)]):
+        pytest.skip("a small tmpfs needs root and mount rights, which this machine does not give")
+    real = cli.classify.classify_files
+
+    def fill_the_disk_then_classify(*args, **kwargs):
+        with pytest.raises(OSError), open(disk / "filler", "wb") as filler:
+            while True:
+                filler.write(b"x" * 4096)
+                filler.flush()
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(cli.classify, "classify_files", fill_the_disk_then_classify)
+    monkeypatch.setenv("HOME", str(home))
+    try:
+        monkeypatch.chdir(disk)
+        rc = cli.main(
+            ["classify", *_abf(folder), "--method", "criteria", "--out", str(disk / "results.csv"), "--quiet"]
+        )
+        err = capsys.readouterr().err
+        assert rc == 1 and "Traceback" not in err and "the results are in" in err
+        (fallback,) = home.glob("results-saved-*.csv")
+        assert len(pd.read_csv(fallback)) == 3 and str(fallback) in err
+    finally:
+        monkeypatch.chdir(tmp_path)
         _mount([str(disk)], command="umount")
 
 

@@ -1,5 +1,5 @@
-"""Nothing lost, third part: a lost Dask scheduler costs only the unfinished files, which are reported; one
-writer per table from the Python API as from the CLI; the report folder written whole by one writer at a time
+"""Nothing lost, third part: a lost Dask scheduler costs only the unfinished files, which are reported, and
+SIGTERM stops a Dask run keeping the finished rows; one writer per table from the Python API as from the CLI; the report folder written whole by one writer at a time
 (kill tests: old or new, never half)."""
 
 from __future__ import annotations
@@ -54,19 +54,24 @@ def _stop(process) -> None:
 
 
 # ------------------------------------------------------------------------------- a lost Dask scheduler
-# the run's classify_file, defined in __main__, goes to the Dask worker by value: files named slow_* never end
+# the run's classify_file, defined in __main__, goes to the Dask worker by value: files named slow_* never end;
+# the client marks each file whose rows it gathered
 _DASK_RUN = """
 import sys, time
 from pathlib import Path
-from spikeinterface_sero import cli, pipeline
+from spikeinterface_sero import batch, cli, pipeline
 real = pipeline.classify_file
-def classify_file(path, marker={marker!r}, **kwargs):
+def classify_file(path, **kwargs):
     if Path(path).name.startswith("slow"):
         time.sleep(300)
-    rows = real(path, **kwargs)
-    Path(marker, "done_" + Path(path).stem).write_text("")
-    return rows
+    return real(path, **kwargs)
 pipeline.classify_file = classify_file
+gather = batch._dask_rows
+def gathered(future, path):  # the client holds the file's rows: said with a file
+    rows = gather(future, path)
+    Path({marker!r}, "gathered_" + Path(path).stem).write_text("")
+    return rows
+batch._dask_rows = gathered
 sys.exit(cli.main(sys.argv[1:]))
 """
 
@@ -103,8 +108,9 @@ def cluster(tmp_path):
                 _stop(process)
 
 
-def test_a_lost_dask_scheduler_costs_only_the_unfinished_files_which_are_reported(recording, tmp_path, cluster):
-    scheduler, address = cluster
+def _dask_run(recording, tmp_path, address) -> tuple[subprocess.Popen, Path, Path]:
+    """``sero classify --scheduler`` on a fast file and two that never end, running, the fast file's rows
+    gathered by the client."""
     inputs = tmp_path / "in"
     inputs.mkdir()
     for name in ("fast.abf", "slow_1.abf", "slow_2.abf"):
@@ -114,23 +120,53 @@ def test_a_lost_dask_scheduler_costs_only_the_unfinished_files_which_are_reporte
     command += ["--method", "criteria", "--scheduler", address, "--out", str(out), "--quiet"]
     run = subprocess.Popen(command, env=_environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        _wait_for((tmp_path / "done_fast").exists, 120, run)
-        time.sleep(1.0)  # the finished file's rows reach the client
-        scheduler.send_signal(signal.SIGKILL)
-        lost = time.monotonic()
-        printed, err = run.communicate(timeout=60)  # bounded: the client learns of the loss when the comm closes
+        _wait_for((tmp_path / "gathered_fast").exists, 120, run)
+    except BaseException:
+        _stop(run)
+        raise
+    return run, inputs, out
+
+
+def _finish(run) -> tuple[str, str, float]:
+    """The run's output, and how long it took to end."""
+    start = time.monotonic()
+    try:
+        printed, err = run.communicate(timeout=60)
     finally:
         _stop(run)
-    assert time.monotonic() - lost < 30
-    assert run.returncode == 1 and "Traceback" not in err
+    return printed, err, time.monotonic() - start
+
+
+def _rows(out: Path) -> pd.DataFrame:
     table = pd.read_csv(out, keep_default_na=False)
     table.index = [Path(f).stem for f in table["file"]]
     assert table.loc["fast", "error"] == "" and table.loc["fast", "sero_call"] != ""
+    return table
+
+
+def test_a_lost_dask_scheduler_costs_only_the_unfinished_files_which_are_reported(recording, tmp_path, cluster):
+    scheduler, address = cluster
+    run, inputs, out = _dask_run(recording, tmp_path, address)
+    scheduler.send_signal(signal.SIGKILL)
+    printed, err, seconds = _finish(run)  # bounded: the client learns of the loss when its comm closes
+    assert seconds < 30 and run.returncode == 1 and "Traceback" not in err
+    table = _rows(out)
     for name in ("slow_1", "slow_2"):
         assert table.loc[name, "error"] == batch.SCHEDULER_LOST
         assert f"FAILED {inputs / name}.abf: the Dask scheduler was lost" in err
     assert "rerun these files" in err and "1 cell(s) from 3 file(s); 2 file(s) failed" in printed
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".results.csv")]  # no lock, no temporary left
+
+
+def test_sigterm_stops_a_dask_run_and_keeps_the_finished_rows(recording, tmp_path, cluster):
+    scheduler, address = cluster
+    run, inputs, out = _dask_run(recording, tmp_path, address)
+    run.send_signal(signal.SIGTERM)
+    printed, err, seconds = _finish(run)
+    assert seconds < 30 and run.returncode == 130 and "Traceback" not in err
+    table = _rows(out)
+    assert "interrupted" in table.loc["slow_1", "error"] and "interrupted" in table.loc["slow_2", "error"]
+    assert scheduler.poll() is None  # the user's cluster is left running
 
 
 # ------------------------------------------------------------------------------- one writer per table (Python API)
@@ -191,12 +227,18 @@ def test_make_report_is_one_writer_and_refuses_an_earlier_report_without_overwri
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report"]  # no temporary folder, no lock left
 
 
-def test_a_second_report_writer_is_refused_in_the_words_of_the_cli(recording, tmp_path, capsys):
+@pytest.mark.parametrize("command", ["classify", "watch"])
+def test_a_second_report_writer_is_refused_in_the_words_of_the_cli(recording, tmp_path, command, capsys):
+    """A report folder another run is writing (sero classify --report, make_report, a watch session's live
+    page): a classify run into it, or a watch session, is refused before any work."""
     report = tmp_path / "report"
+    inputs = recording if command == "classify" else recording.parent
+    options = ["--timeout", "1"] if command == "watch" else []
     with locked_by_another_process(report) as writer:
-        assert cli.main(["classify", str(recording), "--method", "criteria", "--report", str(report)]) == 2
+        rc = cli.main([command, str(inputs), "--method", "criteria", "--report", str(report), *options])
     err = capsys.readouterr().err
-    assert f"pid {writer.pid}" in err and "--report" in err and not report.exists()
+    assert rc == 2 and f"pid {writer.pid}" in err and "--report" in err
+    assert not report.exists() or not any(report.iterdir())
 
 
 def _report_state(report: Path, old: dict) -> str:
@@ -248,3 +290,16 @@ def test_a_killed_report_run_leaves_the_old_report_or_the_new_one_never_half(rec
         assert subprocess.run(command, env=_environment(), cwd=tmp_path).returncode == 0
         assert _report_state(report, old) == "new"
         assert sorted(p.name for p in tmp_path.iterdir()) == ["cell.abf", "report"]
+
+
+def test_the_demo_report_is_one_writer_checked_before_the_simulation(tmp_path, monkeypatch):
+    """run_demo's report folder: another writer holding it stops the demo before anything is simulated."""
+    from spikeinterface_sero import demo
+
+    monkeypatch.setattr(demo, "simulate_dataset", lambda *a, **k: pytest.fail("simulated before the check"))
+    out = tmp_path / "demo"
+    out.mkdir()
+    with locked_by_another_process(out / "report") as writer:
+        with pytest.raises(SeroError, match=rf"pid {writer.pid}.*out_dir"):
+            demo.run_demo(out, duration_s=5.0)
+    assert not (out / "recordings").exists() and not (out / "results.csv").exists()

@@ -173,11 +173,11 @@ def test_the_demo_models_stored_rig_flags_a_membrane_rig_cell_and_not_another_da
 # ------------------------------------------------------------------ the authors' per-spike CSV folders
 @pytest.fixture(scope="module")
 def csv_lab(tmp_path_factory):
-    """A simulated lab: 20 cells of 3 days as .abf files named as the authors' (``A2401dd#nnn``) with a label
+    """A simulated lab: 9 cells of 3 days as .abf files named as the authors' (``A2401dd#nnn``) with a label
     table, and the same cells as per-spike CSV folders written by ``sero snippets --format csv``, laid out by
     class: SER/ (every typical cell's files side by side), ser_Atypical/, NSER/<cell>/ (a folder per cell)."""
     root = tmp_path_factory.mktemp("csv_lab")
-    counts = {"serotonergic": 7, "atypical_serotonergic": 3, "non_serotonergic": 10}
+    counts = {"serotonergic": 3, "atypical_serotonergic": 2, "non_serotonergic": 4}
     recordings = simulate_dataset(counts, 20.0, seed=11, out_dir=root / "abf", n_groups=3, day_prefix="A2401")
     files = []
     for number, recording in enumerate(recordings):
@@ -201,6 +201,9 @@ def csv_lab(tmp_path_factory):
     return root / "abf" / "labels.csv", lab
 
 
+NSER_CELL = "A240101#002"  # a non-serotonergic cell of the simulated lab, in a folder of its own
+
+
 def _leaves(value, path=""):
     """(path, leaf) of a JSON value, for comparing two of them."""
     if isinstance(value, dict):
@@ -220,14 +223,14 @@ def test_validate_on_csv_folders_by_class_gives_the_calls_and_figures_of_their_a
     from_csv = validate(None, lab, report_dir=tmp_path / "csv_report", out=tmp_path / "csv_model")
     abf = from_abf.cells.set_index(from_abf.cells["file"].map(lambda name: name.removesuffix(".abf")).rename("cell"))
     csv = from_csv.cells.set_index(from_csv.cells["channel"].rename("cell"))  # a CSV cell's id: the files' prefix
-    assert sorted(csv.index) == sorted(abf.index) and len(csv) == 20
-    assert csv.loc["A240101#003", "file"] == "SER" and csv.loc["A240101#001", "file"] == "NSER/A240101#001"
+    assert sorted(csv.index) == sorted(abf.index) and len(csv) == 9
+    assert csv.loc["A240101#001", "file"] == "SER" and csv.loc[NSER_CELL, "file"] == f"NSER/{NSER_CELL}"
     assert sorted(set(csv["group"])) == ["2024-01-01", "2024-01-02", "2024-01-03"]  # A2401dd -> 2024-01-dd
-    assert (csv["type"] == "atypical").sum() == 3
+    assert (csv["type"] == "atypical").sum() == 2
     columns = CALLS + ["oof_set", "oof_rig", "oof_reliable", "usable"]
     pd.testing.assert_frame_equal(csv.loc[abf.index, columns], abf[columns], check_exact=False, rtol=1e-9)
     assert from_csv.figures["days"] == from_abf.figures["days"]
-    assert from_csv.figures["per_class"]["atypical serotonergic"]["n"] == 3
+    assert from_csv.figures["per_class"]["atypical serotonergic"]["n"] == 2
     mine, theirs = _leaves(from_csv.figures), _leaves(from_abf.figures)
     assert [path for path, _ in mine] == [path for path, _ in theirs]
     for (path, value), (_, expected) in zip(mine, theirs):
@@ -242,11 +245,12 @@ def test_sero_validate_reads_a_table_of_csv_folders(csv_lab, tmp_path, capsys):
     """`sero validate MODEL LABELS`: LABELS a table whose files are CSV folders (all cells of a folder take its
     row's label; channel picks one cell of a folder), the calls those of the class layout."""
     table, lab = csv_lab
+    nser = [f"../lab/NSER/{p.name}" for p in (lab / "NSER").iterdir()]
     folders = pd.DataFrame(
         {
-            "file": ["../lab/SER", "../lab/ser_Atypical"] + [f"../lab/NSER/{p.name}" for p in (lab / "NSER").iterdir()],
-            "label": ["SER", "SER"] + ["NSER"] * 10,
-            "type": ["", "atypical"] + [""] * 10,
+            "file": ["../lab/SER", "../lab/ser_Atypical", *nser],
+            "label": ["SER", "SER"] + ["NSER"] * len(nser),
+            "type": ["", "atypical"] + [""] * len(nser),
         }
     )
     folders.to_csv(table.parent / "folders.csv", index=False)
@@ -256,20 +260,25 @@ def test_sero_validate_reads_a_table_of_csv_folders(csv_lab, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "guarantee: on cells of the rig" in out and "atypical serotonergic: " in out
     cells = pd.read_csv(report / "cells.csv", keep_default_na=False).set_index("channel")
-    assert len(cells) == 20 and sorted(set(cells["group"])) == ["2024-01-01", "2024-01-02", "2024-01-03"]
+    assert len(cells) == 9 and sorted(set(cells["group"])) == ["2024-01-01", "2024-01-02", "2024-01-03"]
     by_class = validate(None, lab, report_dir=tmp_path / "by_class", out=tmp_path / "by_class_model").cells
     by_class = by_class.set_index("channel").loc[cells.index]
     assert (cells["sero_label"] == by_class["sero_label"]).all()
     np.testing.assert_allclose(cells["sero_probability"], by_class["sero_probability"], rtol=1e-6)
     # one cell of a folder by its id, the day given by the table
-    one = pd.DataFrame({"file": [str(lab / "SER")], "label": ["SER"], "channel": ["A240102#012"], "day": ["d2"]})
-    from spikeinterface_sero.validation import read_labelled_cells
+    one = pd.DataFrame({"file": [str(lab / "SER")], "label": ["SER"], "channel": ["A240102#003"], "day": ["d2"]})
+    from spikeinterface_sero.validation import classify_labelled_cells, read_labelled_cells
 
     with pytest.raises(DataError, match="both classes"):
         read_labelled_cells(one)
-    picked = read_labelled_cells(pd.concat([one, folders.iloc[2:3].assign(file=str(lab / "NSER" / "A240101#001"))]))
-    assert picked["channel"].tolist() == ["A240102#012", "A240101#001"] and picked["group"].tolist()[0] == "d2"
-    assert len(picked["snippets"].iloc[0]) == by_class.loc["A240102#012", "n_spikes"]
+    with pytest.raises(DataError, match="holds no cell 'A240102#099' .*the channel column names one of its cells"):
+        read_labelled_cells(one.assign(channel="A240102#099"))
+    picked = read_labelled_cells(pd.concat([one, folders.iloc[2:3].assign(file=str(lab / "NSER" / NSER_CELL))]))
+    assert picked["channel"].tolist() == ["A240102#003", NSER_CELL] and picked["group"].tolist()[0] == "d2"
+    assert len(picked["snippets"].iloc[0]) == by_class.loc["A240102#003", "n_spikes"]
+    # cells listed without their snippets (a table of cells made elsewhere) are read from their folder
+    again = classify_labelled_cells(picked.drop(columns="snippets")).set_index("channel")
+    np.testing.assert_array_equal(again["sero_probability"], by_class.loc[again.index, "sero_probability"])
 
 
 def _spoil(lab, how: str):
@@ -284,23 +293,23 @@ def _spoil(lab, how: str):
     elif how == "unknown class":
         (lab / "ser_Atypical").rename(lab / "unsure")
     elif how == "a file missing":
-        next((lab / "NSER" / "A240101#001").glob("*.csv")).unlink()
+        next((lab / "NSER" / NSER_CELL).glob("*.csv")).unlink()
     elif how == "a killed writer":
-        shutil.copytree(lab / "NSER" / "A240101#001", lab / "NSER" / ".A240101#001.4242-q1.part")
+        shutil.copytree(lab / "NSER" / NSER_CELL, lab / "NSER" / f".{NSER_CELL}.4242-q1.part")
     elif how == "one class":
         shutil.rmtree(lab / "NSER")
     elif how == "a cell in two classes":  # the same files also in a folder below SER/
-        shutil.copytree(lab / "NSER" / "A240101#001", lab / "SER" / "more")
+        shutil.copytree(lab / "NSER" / NSER_CELL, lab / "SER" / "more")
 
 
 BAD_LAYOUTS = {
     "no class folders": "holds no class folders of per-spike CSV files; name them SER or serotonergic, NSER",
     "159 rows": "is not a 160-row, 2-column (time, current) snippet file",
     "unknown class": "'unsure' is not a class name: name the class folders SER or serotonergic",
-    "a file missing": "NSER/A240101#001 holds 82 per-spike files, but its manifest lists 83",
+    "a file missing": "per-spike files, but its manifest lists",
     "a killed writer": "is a folder still being written",
     "one class": "validating needs labelled cells of both classes",
-    "a cell in two classes": "the cell A240101#001 has per-spike files in",
+    "a cell in two classes": f"the cell {NSER_CELL} has per-spike files in",
 }
 
 
@@ -310,8 +319,9 @@ def test_a_bad_csv_layout_is_one_error_before_any_work(csv_lab, tmp_path, capsys
     bad = tmp_path / "lab"
     shutil.copytree(lab, bad)
     _spoil(bad, how)
-    with pytest.raises(SeroError, match=re.escape(BAD_LAYOUTS[how])):
+    with pytest.raises(SeroError, match=re.escape(BAD_LAYOUTS[how])) as refused:
         validate(None, bad, report_dir=tmp_path / "report", out=tmp_path / "model")
+    assert "on_bad" not in str(refused.value)  # an argument of read_snippet_csv_folder, not of validate
     assert not any((tmp_path / "report").iterdir()) and not (tmp_path / "model").exists()
     command = ["validate", "demo", str(bad), "--report", str(tmp_path / "cli"), "--out", str(tmp_path / "m")]
     assert main(command) == 2
@@ -319,3 +329,15 @@ def test_a_bad_csv_layout_is_one_error_before_any_work(csv_lab, tmp_path, capsys
     assert err.count("\n") == 0 and "Traceback" not in err and BAD_LAYOUTS[how] in err
     assert "on_bad" not in err  # a Python argument the command line does not have
     assert not (tmp_path / "m").exists()
+
+
+def test_sero_validate_takes_the_labelled_cells_once(csv_lab, tmp_path, capsys):
+    table, lab = csv_lab
+    report = ["--report", str(tmp_path / "report"), "--out", str(tmp_path / "model")]
+    for given in ([str(lab), "--table", str(table)], [], [str(lab), "--curation", str(table)]):
+        assert main(["validate", "demo", *given, *report]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and "give the labelled cells once: as LABELS (a table, or a folder" in err
+    assert main(["validate", "demo", str(tmp_path / "nowhere"), *report]) == 2
+    assert "do not exist: give a label table (CSV) or a folder laid out by class" in capsys.readouterr().err
+    assert not (tmp_path / "model").exists()

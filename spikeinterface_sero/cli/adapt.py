@@ -104,7 +104,10 @@ def _print(report: dict) -> None:
     )
     for choice in report["choices"]:
         losses = ", ".join(f"{mode} {number(value)}" for mode, value in choice["inner_log_loss"].items())
-        print(f"  fold {choice['fold'] + 1}: the inner cross-validation chose {choice['chosen']} (log-loss {losses})")
+        print(
+            f"  fold {choice['fold'] + 1}: the inner cross-validation ({choice['inner_cross_validation']}) chose "
+            f"{choice['chosen']} (log-loss {losses})"
+        )
     print("out of fold, on the same cells:")
     rows = [("starting model", report["before"]), *report["candidates"].items()]
     if report["choices"]:

@@ -7,8 +7,9 @@ import sys
 from pathlib import Path
 
 from ..constants import DEFAULT_MIN_SPIKES
-from ..export import TABLE_SUFFIXES, write_table
-from ..files import check_output_folder, check_output_path, fallback_path, output_lock, whole_folder
+from ..errors import SeroError
+from ..export import TABLE_SUFFIXES, write_fallback, write_table
+from ..files import check_output_folder, check_output_path, output_lock, whole_folder
 from ..pipeline import BatchInterrupted, classify_files
 from ..report import write_summary_html
 from .common import (
@@ -191,11 +192,10 @@ def _save_table(table, out) -> Path:
     """The table at --out; when that fails at the end (a full disk), at a fallback path, said on stderr."""
     try:
         return write_table(table, out, overwrite=True)
-    except OSError as e:
-        fallback = fallback_path(out)
-        write_table(table, fallback, overwrite=False)
+    except (OSError, SeroError) as e:
+        fallback = write_fallback(table, out)
         print(
-            f"sero classify: could not write {out} ({e.strerror or e}); the results are in {fallback}",
+            f"sero classify: could not write {out} ({getattr(e, 'strerror', None) or e}); the results are in {fallback}",
             file=sys.stderr,
         )
         return fallback

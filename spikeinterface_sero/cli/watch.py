@@ -9,10 +9,10 @@ import sys
 from pathlib import Path
 
 from ..arguments import check_integer, check_number
-from ..export import write_table
-from ..files import fallback_path
+from ..errors import SeroError
+from ..export import write_fallback
 from ..model import load_model
-from ..watch import check_group, watch_folder
+from ..watch import RECORDING, check_group, watch_folder
 from .common import (
     DEMO_NOTE,
     PARSER_STYLE,
@@ -88,13 +88,17 @@ def add_parser(subparsers) -> None:
 
 
 class _Printer:
-    """Prints each classified cell as it comes, and counts cells and failed files (a file failed again
-    counts once)."""
+    """Prints each classified cell as it comes (the part of a file being recorded marked so), and counts
+    cells and failed files (a cell updated, or a file failed again, counts once)."""
 
     def __init__(self, quiet: bool):
         self.quiet = quiet
-        self.cells = 0
+        self.classified: set[tuple] = set()
         self.failed: set[str] = set()
+
+    @property
+    def cells(self) -> int:
+        return len(self.classified)
 
     def __call__(self, rows) -> None:
         stamp = datetime.datetime.now().strftime("%H:%M:%S")
@@ -105,9 +109,11 @@ class _Printer:
                 print(f"{stamp}  FAILED {name}: {printable(in_cli_words(r['error']))}", flush=True)
                 continue
             self.failed.discard(str(r["file"]))
-            self.cells += 1
+            recording = r.get("acquisition") == RECORDING
+            if not recording:
+                self.classified.add((str(r["file"]), str(r["cell_id"])))
             if not self.quiet:
-                print(f"{stamp}  {_cell_line(r)}", flush=True)
+                print(f"{stamp}  {'recording: ' if recording else ''}{_cell_line(r)}", flush=True)
 
 
 def _cell_line(r) -> str:
@@ -124,10 +130,9 @@ def _save_unwritten(out):
     """The rows the table could not take by the end (a full disk): to a fallback file, said on stderr."""
 
     def save(rows) -> None:
-        fallback = fallback_path(out or "watch_results.csv")
         try:
-            write_table(rows, fallback)
-        except OSError as e:
+            fallback = write_fallback(rows, out or "watch_results.csv")
+        except SeroError as e:
             print(f"sero watch: {len(rows)} row(s) could not be written anywhere ({e}); they are lost", file=sys.stderr)
             return
         print(f"sero watch: {len(rows)} row(s) could not be written to {out}; they are in {fallback}", file=sys.stderr)

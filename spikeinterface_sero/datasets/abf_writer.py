@@ -703,8 +703,12 @@ class AbfInPieces:
     ----------
     path : str or Path
         The file to write.
-    data, sampling_frequency, **options
-        As :func:`write_abf`.
+    data : numpy.ndarray
+        The samples, as :func:`write_abf` takes them.
+    sampling_frequency : float
+        Samples per second per channel.
+    **options
+        The other keywords of :func:`write_abf`.
     """
 
     def __init__(self, path, data, sampling_frequency: float, **options):
@@ -758,8 +762,12 @@ def write_abf_in_pieces(
     ----------
     path : str or Path
         The file to write.
-    data, sampling_frequency, **options
-        As :func:`write_abf`.
+    data : numpy.ndarray
+        The samples, as :func:`write_abf` takes them.
+    sampling_frequency : float
+        Samples per second per channel.
+    **options
+        The other keywords of :func:`write_abf`.
     piece_s : float, default: 1.0
         Seconds of recording per piece.
     speed : float, default: 1.0

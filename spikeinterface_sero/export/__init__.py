@@ -24,6 +24,7 @@ from .tables import (
     safe_table,
     source_file,
     tidy,
+    write_fallback,
     write_table,
 )
 from .times import segment_table, sorting_spike_probabilities, spike_times
@@ -36,6 +37,7 @@ __all__ = [
     "error_row",
     "tidy",
     "write_table",
+    "write_fallback",
     "safe_table",
     "source_file",
     "write_nwb",

@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..errors import SeroError
 from ..extension import get_serotonergic_extension
-from ..files import atomic_path, check_output_path, output_lock
+from ..files import atomic_path, check_output_path, fallback_paths, output_lock
 from ..schema import RESULT_COLUMNS, RESULT_SCHEMA, TEXT, cast_table
 from ..text import spreadsheet_safe
 
@@ -21,6 +22,7 @@ __all__ = [
     "error_row",
     "tidy",
     "write_table",
+    "write_fallback",
     "safe_table",
     "source_file",
 ]
@@ -116,6 +118,36 @@ def write_table(table: pd.DataFrame, path, *, overwrite: bool = False) -> Path:
         check_output_path(path, overwrite=overwrite, what="table")  # again under the lock: a writer just ended
         _write_locked(table, path)
     return path
+
+
+def write_fallback(table: pd.DataFrame, name) -> Path:
+    """Write ``table`` where it can go when its own path could not take it (a full or read-only disk): the
+    first of :func:`~spikeinterface_sero.files.fallback_paths` that takes it.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        The table.
+    name : str or Path
+        The path that failed; its name and suffix name the fallback file.
+
+    Returns
+    -------
+    Path
+        The file written.
+
+    Raises
+    ------
+    SeroError
+        No fallback place could take the table (the message names the places tried).
+    """
+    tried = []
+    for candidate in fallback_paths(str(name)):
+        try:
+            return write_table(table, candidate)
+        except (OSError, SeroError) as e:
+            tried.append(f"{candidate} ({getattr(e, 'strerror', None) or e})")
+    raise SeroError("no place could take the table: " + "; ".join(tried))
 
 
 def _write_locked(table: pd.DataFrame, path: Path) -> None:

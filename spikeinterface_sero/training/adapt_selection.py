@@ -198,9 +198,9 @@ def _with_temperature(probability, fitted_on, is_ser) -> np.ndarray:
         return np.asarray(probability, dtype=np.float64)
 
 
-def _inner_folds(context: Context, cells: np.ndarray, n_folds: int, seed: int) -> list[tuple]:
+def _inner_folds(context: Context, cells: np.ndarray, n_folds: int, seed: int) -> tuple[list[tuple], str]:
     """(train cells, test cells) of a cross-validation of ``cells``: by day when they span at least 3 days and
-    every fold trains on both classes, else by cell, stratified."""
+    every fold trains on both classes, else by cell, stratified; and what its folds hold out."""
     dataset = context.dataset.subset(context.spikes_of(cells))
     n_groups = len(set(dataset.cells["group"])) if dataset.has_groups else 0
     smallest = int(np.bincount(dataset.cells["y"].to_numpy(dtype=np.int64), minlength=2).min())
@@ -213,22 +213,23 @@ def _inner_folds(context: Context, cells: np.ndarray, n_folds: int, seed: int) -
             for f in folds
         ]
         if all(len(np.unique(context.is_ser[train])) == 2 for train, _ in pairs):
-            return pairs
+            return pairs, f"{len(pairs)} folds by {'day' if by == 'group' else 'cell'}"
     raise TrainingError(
         f"the inner cross-validation needs at least 2 cells of each class in every outer fold's training cells, "
         f"got {smallest}: label more cells of each class, or choose a mode (mode='head')"
     )
 
 
-def _choose(context: Context, candidates, cells, n_inner: int, seed: int, synthetic) -> tuple[str, dict, dict]:
+def _choose(context: Context, candidates, cells, n_inner: int, seed: int, synthetic) -> tuple:
     """The candidate with the lowest out-of-fold log-loss of an inner cross-validation on ``cells``, every
-    candidate's mean log-loss there, and the inner out-of-fold probabilities."""
+    candidate's mean log-loss there, the inner out-of-fold probabilities and what the inner folds held out."""
     inner = {mode: np.full(len(context.ids), np.nan) for mode in candidates}
-    for train, test in _inner_folds(context, cells, n_inner, seed):
+    folds, held_out = _inner_folds(context, cells, n_inner, seed)
+    for train, test in folds:
         for mode in candidates:
             inner[mode][test] = _fit_predict(context, mode, train, test, synthetic)
     losses = {mode: float(np.mean(cell_log_loss(context.is_ser[cells], inner[mode][cells]))) for mode in candidates}
-    return min(candidates, key=losses.get), losses, inner
+    return min(candidates, key=losses.get), losses, inner, held_out
 
 
 def cross_validate_modes(context: Context, folds: list[Split], *, nested: bool, n_inner: int = 3, progress=False):
@@ -242,7 +243,8 @@ def cross_validate_modes(context: Context, folds: list[Split], *, nested: bool, 
     procedure : numpy.ndarray or None
         (n_cells,) out-of-fold probabilities of the procedure; None unless ``nested``.
     choices : list of dict
-        Per outer fold: ``fold``, ``held_out_cells``, ``chosen`` and the candidates' ``inner_log_loss``.
+        Per outer fold: ``fold``, ``held_out_cells``, ``inner_cross_validation`` (its folds), ``chosen`` and
+        the candidates' ``inner_log_loss``.
     """
     candidates = ((KEEP,) if nested else ()) + tuple(context.modes)
     per_mode = {mode: np.full(len(context.ids), np.nan) for mode in candidates}
@@ -254,13 +256,21 @@ def cross_validate_modes(context: Context, folds: list[Split], *, nested: bool, 
         for mode in candidates:
             per_mode[mode][test] = _fit_predict(context, mode, train, test, synthetic)
         if nested:
-            chosen, losses, inner = _choose(context, candidates, train, n_inner, context.seed + 100 + number, synthetic)
+            chosen, losses, inner, held_out = _choose(
+                context, candidates, train, n_inner, context.seed + 100 + number, synthetic
+            )
             procedure[test] = per_mode[chosen][test]
             if chosen in REFITTED:
                 procedure[test] = _with_temperature(procedure[test], inner[chosen][train], context.is_ser[train])
             losses = {mode: round(value, 4) for mode, value in losses.items()}
             choices.append(
-                {"fold": number, "held_out_cells": int(len(test)), "chosen": chosen, "inner_log_loss": losses}
+                {
+                    "fold": number,
+                    "held_out_cells": int(len(test)),
+                    "inner_cross_validation": held_out,
+                    "chosen": chosen,
+                    "inner_log_loss": losses,
+                }
             )
         if progress:
             said = f": the inner cross-validation chose {choices[-1]['chosen']}" if nested else ""
