@@ -1,9 +1,9 @@
 """A watch on the seal: what happened to a loose-seal recording over time, and its stable stretch.
 
 The cell's spikes (the snippets the model saw, with their pre-trigger baseline, in recording order) are cut
-into windows of equal spike counts; each window's amplitude, noise, baseline, shape and rate are compared
-with the first windows (a fresh seal). What each failure looks like, its thresholds and sources:
-docs/quality.md ("A watch on the seal").
+into windows of equal length; each window's amplitude, noise, baseline, shape and rate are compared with the
+first windows (a fresh seal); an event's onset is then resolved from the spikes. What each failure looks like,
+its thresholds, how its onset is found and the sources: docs/seal.md.
 """
 
 from __future__ import annotations
