@@ -1,9 +1,9 @@
 """A watch on the seal: what happened to a loose-seal recording over time, and its stable stretch.
 
 The cell's spikes (the snippets the model saw, with their pre-trigger baseline, in recording order) are cut
-into windows of equal spike counts; each window's amplitude, noise, baseline, shape and rate are compared
-with the first windows (a fresh seal). What each failure looks like, its thresholds and sources:
-docs/quality.md ("A watch on the seal").
+into windows of equal length; each window's amplitude, noise, baseline, shape and rate are compared with the
+first windows (a fresh seal); an event's onset is then resolved from the spikes. What each failure looks like,
+its thresholds, how its onset is found and the sources: docs/seal.md.
 """
 
 from __future__ import annotations
@@ -154,7 +154,7 @@ def _events(table: dict) -> list:
     # the share of spikes unlike the reference that the reference windows themselves have (noisy shapes)
     natural = float(np.nanmean(table["unlike"][reference]))
     subset = max(_SUBSET + natural, 2.0 * natural)
-    beyond_chance = _beyond_chance(table["unlike"], table["n_spikes"], natural)
+    others = (table["unlike"] > subset) & _beyond_chance(table["unlike"], table["n_spikes"], natural)
     # every event new: slower, larger, or many more of them, or noisier (the opened patch's noise crossing the
     # threshold)
     noisier = table["noise_pa"] > _BREAK_IN_NOISIER * noise
@@ -163,10 +163,10 @@ def _events(table: dict) -> list:
     break_in = (table["unlike"] > _ALL) & new_spike & jumped
     tests = dict(
         break_in=break_in,
-        second_cell=(table["unlike"] > subset) & beyond_chance & ~break_in,
+        second_cell=others & ~break_in,
         seal_loss=((amplitude < _SEAL_LOSS_RATIO) & (table["unlike"] > _ALL) & ~break_in)
         | ((rate < _SEAL_LOSS_RATE[0]) & (amplitude < _SEAL_LOSS_RATE[1])),
-        drift=(moved > drift_limit) & (table["unlike"] <= subset),
+        drift=(moved > drift_limit) & ~others,
     )
     measured = np.isfinite(table["amplitude_pa"])
     known = dict(seal_loss=measured | (rate < _SEAL_LOSS_RATE[0]))  # a silent window is known: lost
