@@ -114,10 +114,15 @@ def test_grouped_files_are_one_cell_whose_spikes_are_each_files(sweeps):
         np.testing.assert_allclose(mine["time_s"], own["time_s"] + 10.0 * segment)
 
 
-def test_joblib_workers_give_the_loop_table(sweeps):
+def test_joblib_workers_and_a_dask_cluster_give_the_loop_table(sweeps):
+    from dask.distributed import LocalCluster
+
     loop = classify_files([sweeps], group=GROUP_EXAMPLE, method="criteria")
     workers = classify_files([sweeps], group=GROUP_EXAMPLE, method="criteria", engine="joblib", n_jobs=2)
     pd.testing.assert_frame_equal(workers, loop)
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+        on_dask = classify_files([sweeps], group=GROUP_EXAMPLE, method="criteria", scheduler=cluster.scheduler_address)
+    pd.testing.assert_frame_equal(on_dask, loop)
 
 
 def _nwb_spike_times(path) -> np.ndarray:
