@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import tempfile
@@ -121,6 +122,7 @@ def main(argv=None) -> None:
         f"  (per file: {', '.join(f'{d:.2f}' for d in finals)})"
     )
     print(f"rows shown while the files grew ('recording'): {statistics.mean(updates):.1f} per file")
+    print(f"load average (1 min) at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print(f"peak RSS after the first cell {rss[0]:.0f} MB, after the last {rss[-1]:.0f} MB")
 
 

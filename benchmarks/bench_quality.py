@@ -102,6 +102,7 @@ def run(n_artefact_seeds: int, n_cells: int, model_folder=None, duration_s: floa
     gen["truth"] = gen["file"].map(truth)
     calibration_result = _calibration(gen, model_folder, plots)
     reliable = gen[gen["sero_reliable"].fillna(False).astype(bool)]
+    unsure = gen[~gen["sero_reliable"].fillna(False).astype(bool)]
     art_cells = art[art["error"] == ""]
     reasons = art_cells["sero_quality"].str.split("+").explode().value_counts().to_dict()
     return {
@@ -115,6 +116,19 @@ def run(n_artefact_seeds: int, n_cells: int, model_folder=None, duration_s: floa
         if len(reliable)
         else None,
         "accuracy_all_genuine": float((gen["sero_label"] == gen["truth"]).mean()),
+        "genuine_unsure_reasons": unsure["sero_unsure_reasons"].str.split("+").explode().value_counts().to_dict(),
+        "genuine_unsure_cells": [
+            {
+                "file": Path(row["file"]).name,
+                "truth": row["truth"],
+                "label": row["sero_label"],
+                "probability": round(float(row["sero_probability"]), 3),
+                "set": row["sero_set"],
+                "rig": row["sero_rig"],
+                "reasons": row["sero_unsure_reasons"],
+            }
+            for _, row in unsure.iterrows()
+        ],
         "artefact_reasons": reasons,
         **calibration_result,
         "seconds": seconds,
@@ -164,6 +178,12 @@ def main(argv=None) -> int:
         + ("-" if among is None else f"{100 * among:.0f} %")
         + f", accuracy over all {100 * result['accuracy_all_genuine']:.0f} %"
     )
+    print(
+        "  why the other genuine cells are unsure: "
+        + (", ".join(f"{k} {v}" for k, v in result["genuine_unsure_reasons"].items()) or "-")
+    )
+    for cell in result["genuine_unsure_cells"]:
+        print("    " + "  ".join(f"{k} {v}" for k, v in cell.items()))
     print(pd.DataFrame(summary_rows(result), columns=["what", "measured", "goal"]).to_string(index=False))
     return 0
 

@@ -4,7 +4,8 @@ stand-in other rig (a 0.9-1.3 kHz filter, 15-25 pA flat noise) and on the membra
 
     python benchmarks/bench_rig_fingerprint.py                # 14 + 6 + 14 + 20 cells of 60 s (~4 min on 2 cores)
     python benchmarks/bench_rig_fingerprint.py --quick --json out.json    # 20 s cells, fewer of them
-    python benchmarks/bench_rig_fingerprint.py --more-seeds   # also seeds 2030 (demo) and 11 (membrane), 30 s cells
+    python benchmarks/bench_rig_fingerprint.py --more-seeds   # also seeds 2030 (demo), 300-307 (default), 11 (membrane)
+    python benchmarks/bench_rig_fingerprint.py --held-out     # only the sets no choice looked at (30 s cells)
 
 The numbers are in docs/validate.md ("Measured").
 """
@@ -25,16 +26,42 @@ from spikeinterface_sero.snippets import recording_to_analyzer
 STAND_IN = dict(VARIED_DAYS, electrode_filter_hz=(900.0, 1300.0), noise_sd_pa=(15.0, 25.0), noise_exponent=(0.0, 0.2))
 
 
+KINDS = ("serotonergic", "atypical_serotonergic", "non_serotonergic")
+COUNTS = {"serotonergic": 4, "atypical_serotonergic": 3, "non_serotonergic": 7}
+MEMBRANE = {"serotonergic": 7, "atypical_serotonergic": 3, "non_serotonergic": 10}
+
+
+def _default_settings(seeds, duration: float) -> list:
+    """Cells of the demo simulator's default settings (``simulate_drn_recording``), the kinds in turn."""
+    return [simulate_drn_recording(KINDS[i % 3], duration_s=duration, seed=seed) for i, seed in enumerate(seeds)]
+
+
 def _more_seeds(duration: float) -> dict:
     """Other seeds of both families than the sets above."""
-    counts = {"serotonergic": 4, "atypical_serotonergic": 3, "non_serotonergic": 7}
-    membrane = {"serotonergic": 7, "atypical_serotonergic": 3, "non_serotonergic": 10}
     return {
         "more seeds: demo simulator, seed 2030": simulate_dataset(
-            counts, duration, seed=2030, n_groups=4, day_ranges=VARIED_DAYS, day_prefix="fresh"
+            COUNTS, duration, seed=2030, n_groups=4, day_ranges=VARIED_DAYS, day_prefix="fresh"
         ),
-        "more seeds: membrane rig, seed 11": simulate_membrane_dataset(membrane, duration, seed=11, n_days=3),
+        "more seeds: default settings, seeds 300-307": _default_settings(range(300, 308), duration),
+        "more seeds: membrane rig, seed 11": simulate_membrane_dataset(MEMBRANE, duration, seed=11, n_days=3),
     }
+
+
+def _held_out(duration: float) -> dict:
+    """Sets that no choice of the fingerprint or of the demo's rig validation looked at (docs/validate.md)."""
+    sets = {"held out: default settings, seeds 98000-98059": _default_settings(range(98_000, 98_060), duration)}
+    for seed in (2036, 2037):
+        sets[f"held out: demo simulator, seed {seed}"] = simulate_dataset(
+            COUNTS, duration, seed=seed, n_groups=4, day_ranges=VARIED_DAYS, day_prefix="fresh"
+        )
+    sets["held out: stand-in rig, seed 2028"] = simulate_dataset(
+        COUNTS, duration, seed=2028, n_groups=2, day_ranges=STAND_IN, day_prefix="rigB"
+    )
+    for seed in (17, 18):
+        sets[f"held out: membrane rig, seed {seed}"] = simulate_membrane_dataset(
+            MEMBRANE, duration, seed=seed, n_days=3
+        )
+    return sets
 
 
 def _sets(quick: bool) -> dict:
@@ -82,10 +109,11 @@ def main(argv=None) -> dict:
     parser.add_argument("--quick", action="store_true", help="fewer, shorter cells")
     parser.add_argument("--json", default=None, help="write the figures here")
     parser.add_argument("--more-seeds", action="store_true", help="also other seeds of both families (30 s cells)")
+    parser.add_argument("--held-out", action="store_true", help="only the held-out sets (30 s cells)")
     args = parser.parse_args(argv)
     warnings.simplefilter("ignore")
     start = time.perf_counter()
-    sets = _sets(args.quick) | (_more_seeds(30.0) if args.more_seeds else {})
+    sets = _held_out(30.0) if args.held_out else _sets(args.quick) | (_more_seeds(30.0) if args.more_seeds else {})
     table = pd.DataFrame([_row(name, r) for name, recordings in sets.items() for r in recordings])
     figures = {}
     for name, group in table.groupby("set", sort=False):
@@ -97,7 +125,22 @@ def main(argv=None) -> dict:
             reliable_right=int((reliable["call"] == reliable["label"]).sum()),
         )
         print(f"{name}: {figures[name]}")
-    result = {"figures": figures, "seconds": time.perf_counter() - start, "quick": args.quick}
+    own = table[~table["set"].str.contains("stand-in|membrane")]
+    other = table[table["set"].str.contains("stand-in|membrane")]
+    other_reliable = other[other["reliable"]]
+    summary = dict(
+        own_rig_cells=len(own),
+        own_rig_flagged=int((own["rig"] != "validated").sum()),
+        other_rig_cells=len(other),
+        other_rig_reliable=len(other_reliable),
+        other_rig_reliable_wrong=int((other_reliable["call"] != other_reliable["label"]).sum()),
+    )
+    print(
+        f"the demo simulator's own cells flagged: {summary['own_rig_flagged']} of {len(own)} (goal <= 5 %); "
+        f"other rigs: {summary['other_rig_reliable']} reliable calls of {len(other)} cells, "
+        f"{summary['other_rig_reliable_wrong']} wrong (goal: right >= 95 %)"
+    )
+    result = {"figures": figures, "summary": summary, "seconds": time.perf_counter() - start, "quick": args.quick}
     if args.json:
         with open(args.json, "w") as handle:
             json.dump(result, handle, indent=1)

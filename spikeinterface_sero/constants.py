@@ -65,4 +65,6 @@ MAX_STIMULUS_AMPLITUDE_SPREAD = 0.01  # robust SD of the inward peak depths over
 MIN_ACTION_CURRENT_ONSET_MS = 0.03  # 10-90 % leading edge of the mean event: faster is a digital edge
 RIG_DENSITY_LEVEL = 0.999  # a cell's noise spectrum is unlike a rig's outside this Gaussian prediction region
 MIN_FINGERPRINT_DAYS = 3  # with cells of this many days, a rig's limits come from each cell's distance to other days
-RIG_SHAPE_QUANTILE = 0.95  # a cell's shape is unlike a rig's beyond this quantile of its cells' own neighbour distances
+RIG_SHAPE_QUANTILE = (
+    0.99  # a cell's shape is unlike a rig's beyond this quantile of its cells' own (other-day) nearest distances
+)

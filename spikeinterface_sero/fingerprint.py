@@ -2,8 +2,9 @@
 
 Each cell is measured (baseline noise level and its spectrum shape, the steepness of the downstroke as a
 proxy of the filter corner, the noise's roll-off above the filter corner, amplitude, shape and rate); a rig's
-fingerprint is the range of its validated cells' measures, the cells themselves and the Gaussian density of
-their noise spectrum. A cell unlike every stored rig is ``unlike_validated_rigs``.
+fingerprint is the range of its validated cells' measures, the cells themselves (in the measures, in their
+noise spectrum and in their shapes) and the Gaussian density of their noise spectrum, with limits learnt from
+each cell's distance to the rig's other days. A cell unlike every stored rig is ``unlike_validated_rigs``.
 What each measure catches and the numbers on a second rig: ``docs/validate.md``.
 """
 
@@ -260,6 +261,24 @@ def _density_distance(measures: pd.DataFrame, density: dict) -> np.ndarray:
     return np.sqrt(np.maximum(squared, 0.0))
 
 
+def _fit_neighbours(measures: pd.DataFrame, names: list, days, margin: float) -> dict | None:
+    """The rig's cells in the measures ``names`` (each standardised by its SD) and the limit a cell's distance
+    to the nearest of them must keep: ``1 + margin`` times the 95th percentile of the cells' own distances
+    (to other days' cells with ``days``); None without any such distance."""
+    points = _matrix(measures, names)
+    scale = np.maximum(np.nanstd(points, axis=0), [_FLOOR[FINGERPRINT_FEATURES[n]] for n in names])
+    points = points / scale
+    own = _nearest(points, points, leave_one_out=True, groups=days)
+    if not names or not np.isfinite(own).any():
+        return None
+    return {
+        "features": names,
+        "scale": [float(v) for v in scale],
+        "cells": np.round(points, 4).tolist(),
+        "limit": (1.0 + margin) * float(np.quantile(own[np.isfinite(own)], 0.95)),
+    }
+
+
 def fit_fingerprint(
     measures: pd.DataFrame, shapes=None, *, margin: float = RIG_FINGERPRINT_MARGIN, groups=None
 ) -> dict:
@@ -270,10 +289,12 @@ def fit_fingerprint(
     measure's SD), of which a cell must lie near one: within ``1 + margin`` times the 95th percentile of the
     cells' own nearest-neighbour distances, each cell to the cells of the other days when the cells come from
     at least :data:`MIN_FINGERPRINT_DAYS` days (a new day is judged as the rig's own days were), else to the
-    other cells. The firing rate enters the ranges only (it is a cell's, not the rig's). With enough cells, a
-    third: the Gaussian density of the noise spectrum (low and mid band, roll-off), whose
-    :data:`RIG_DENSITY_LEVEL` prediction region a cell must lie in. With ``shapes``, a fourth: the cells'
-    mean normalised shapes, their limit the :data:`RIG_SHAPE_QUANTILE` quantile of the same own distances.
+    other cells. The firing rate enters the ranges only (it is a cell's, not the rig's). The same neighbour
+    check on the noise spectrum alone (low and mid band, roll-off: ``spectrum``), which a rig of several
+    kinds of days keeps as tight as each kind; with enough cells, the Gaussian density of the same three
+    measures, whose :data:`RIG_DENSITY_LEVEL` prediction region a cell must lie in. With ``shapes``, the
+    cells' mean normalised shapes, their limit the :data:`RIG_SHAPE_QUANTILE` quantile of the same own
+    distances.
 
     Parameters
     ----------
@@ -300,24 +321,16 @@ def fit_fingerprint(
         v = v[np.isfinite(v)]
         if v.size >= 2:
             features[name] = {"low": float(v.min()), "high": float(v.max()), "log10": logarithmic}
-    names = [n for n in _NEIGHBOUR_FEATURES if n in features]
-    points = _matrix(measures, names)
-    scale = np.maximum(np.nanstd(points, axis=0), [_FLOOR[FINGERPRINT_FEATURES[n]] for n in names])
-    points = points / scale
-    own = _nearest(points, points, leave_one_out=True, groups=days)
-    limit = (1.0 + margin) * float(np.quantile(own[np.isfinite(own)], 0.95))
     out = {
         "n_cells": int(len(measures)),
         "margin": float(margin),
         "own_distances": "leave one day out" if days is not None else "leave one cell out",
         "features": features,
-        "neighbours": {
-            "features": names,
-            "scale": [float(v) for v in scale],
-            "cells": np.round(points, 4).tolist(),
-            "limit": limit,
-        },
+        "neighbours": _fit_neighbours(measures, [n for n in _NEIGHBOUR_FEATURES if n in features], days, margin),
     }
+    spectrum = _fit_neighbours(measures, [n for n in _DENSITY_FEATURES if n in features], days, margin)
+    if spectrum is not None:
+        out["spectrum"] = spectrum
     density = _fit_density(measures)
     if density is not None:
         out["density"] = density
@@ -333,8 +346,10 @@ def fit_fingerprint(
 
 def fingerprint_distance(measures: pd.DataFrame, fingerprint: dict, shapes=None) -> np.ndarray:
     """(n_cells,) how unlike the rig each cell is: the largest of (a) how far outside the rig's ranges it
-    lies, in spans of each range, over ``margin``, (b) its nearest-neighbour distance over the limit, minus 1,
-    and (c) its noise spectrum's Mahalanobis distance over the density's limit, minus 1. At most 0: like the rig; NaN when nothing could be compared."""
+    lies, in spans of each range, over ``margin``, (b) its nearest-neighbour distances (measures, noise
+    spectrum) over their limits, minus 1, (c) its noise spectrum's Mahalanobis distance over the density's
+    limit, minus 1, and (d) its shape's nearest distance over the shape limit, minus 1. At most 0: like the
+    rig; NaN when nothing could be compared."""
     distance = np.full(len(measures), np.nan)
     for name, bounds in fingerprint["features"].items():
         if name not in measures or name not in _RANGE_FEATURES:
@@ -343,11 +358,12 @@ def fingerprint_distance(measures: pd.DataFrame, fingerprint: dict, shapes=None)
         span = max(bounds["high"] - bounds["low"], _FLOOR[bool(bounds["log10"])])
         outside = np.maximum(0.0, np.maximum(bounds["low"] - v, v - bounds["high"])) / span
         distance = np.where(np.isfinite(outside), np.fmax(distance, outside / fingerprint["margin"] - 1.0), distance)
-    neighbours = fingerprint.get("neighbours")
-    if neighbours and len(measures):
-        points = _matrix(measures, neighbours["features"]) / np.asarray(neighbours["scale"])
-        nearest = _nearest(points, np.asarray(neighbours["cells"], dtype=np.float64))
-        distance = np.where(np.isfinite(nearest), np.fmax(distance, nearest / neighbours["limit"] - 1.0), distance)
+    for key in ("neighbours", "spectrum"):
+        neighbours = fingerprint.get(key)
+        if neighbours and len(measures):
+            points = _matrix(measures, neighbours["features"]) / np.asarray(neighbours["scale"])
+            nearest = _nearest(points, np.asarray(neighbours["cells"], dtype=np.float64))
+            distance = np.where(np.isfinite(nearest), np.fmax(distance, nearest / neighbours["limit"] - 1.0), distance)
     density = fingerprint.get("density")
     if density and len(measures):
         far = _density_distance(measures, density) / density["limit"] - 1.0

@@ -10,6 +10,7 @@ file's rows so that it travels with them (``docs/live.md``).
 from __future__ import annotations
 
 import json
+import logging
 import math
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -20,11 +21,13 @@ import pandas as pd
 
 from .arguments import check_integer
 from .constants import SNIPPET_LENGTH
-from .errors import ParameterError
+from .errors import ParameterError, SeroError
 from .report.reader import read_run
 from .report.words import call_headline, call_of, reasons_text
 
 __all__ = ["LiveBoard", "LiveServer", "LOCAL_HOSTS", "MEAN_CURRENTS", "mean_currents", "with_mean_currents"]
+
+log = logging.getLogger(__name__)
 
 #: the addresses the page may be served on: this computer only
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
@@ -93,10 +96,13 @@ def with_mean_currents(rows: pd.DataFrame, analyzer) -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        ``rows`` itself.
+        ``rows`` itself (without currents when the extension holds no snippets: a warning says why).
     """
     if analyzer is not None and analyzer.has_extension("serotonergic"):
-        rows.attrs[MEAN_CURRENTS] = mean_currents(analyzer)
+        try:
+            rows.attrs[MEAN_CURRENTS] = mean_currents(analyzer)
+        except SeroError as error:  # an extension without its snippets: the rows stand, without drawings
+            log.warning("no mean action currents for the live page: %s", error)
     return rows
 
 
@@ -106,6 +112,10 @@ def _json_value(value):
     if hasattr(value, "item"):
         return _json_value(value.item())
     return value if isinstance(value, (bool, int, float, str)) or value is None else str(value)
+
+
+def _encode(value: dict) -> bytes:
+    return json.dumps(value, allow_nan=False, separators=(",", ":")).encode()
 
 
 def _current_values(current) -> list[float] | None:
@@ -148,7 +158,7 @@ class LiveBoard:
     def __init__(self, title: str = "Serotonergic classification (live)", notes=()):
         self._title = str(title)
         self._notes = [str(n) for n in notes]
-        self._rows: dict[str, list[dict]] = {}  # file -> its rows (a file classified again replaces its rows)
+        self._rows: dict[str, list[bytes]] = {}  # file -> its rows (a file classified again replaces its rows)
         self._current_file = ""
         self._version = 0
         self._text = (-1, b"")  # (version, the state as JSON): made once per change, whatever the readers
@@ -168,10 +178,12 @@ class LiveBoard:
         """
         currents = rows.attrs.get(MEAN_CURRENTS, {}) if mean_currents is None else mean_currents
         currents = {str(channel): current for channel, current in currents.items()}
-        records = [_record(r, currents) for r in rows.to_dict("records")]
+        # read from a copy: pandas' copy-on-write would otherwise tie a reference per column to the caller's rows
+        records = [_record(r, currents) for r in rows.copy().to_dict("records")]
         with self._changed:
             for file in dict.fromkeys(r["file"] for r in records):
-                self._rows[str(file)] = [r for r in records if r["file"] == file]
+                # kept as JSON text: a fixed-size row per cell (about 2 kB with its mean current)
+                self._rows[str(file)] = [_encode(r) for r in records if r["file"] == file]
                 self._current_file = str(file)
             self._version += 1
             self._changed.notify_all()
@@ -179,21 +191,17 @@ class LiveBoard:
     def state(self) -> dict:
         """What the page shows: title, notes, the current file's rows first, then every row (each with its
         ``mean_current``: 160 values in pA, or None), and a version."""
-        with self._changed:
-            every = [row for rows in self._rows.values() for row in rows]
-            return dict(
-                version=self._version,
-                title=self._title,
-                notes=list(self._notes),
-                current=list(self._rows.get(self._current_file, [])),
-                rows=every,
-            )
+        return json.loads(self.state_json())
 
     def state_json(self) -> bytes:
         """:meth:`state` as JSON (UTF-8), made once per version however many pages read it."""
         with self._changed:
             if self._text[0] != self._version:
-                self._text = (self._version, json.dumps(self.state(), allow_nan=False).encode())
+                head = dict(version=self._version, title=self._title, notes=self._notes)
+                current = b",".join(self._rows.get(self._current_file, []))
+                every = b",".join(row for rows in self._rows.values() for row in rows)
+                text = _encode(head)[:-1] + b',"current":[' + current + b'],"rows":[' + every + b"]}"
+                self._text = (self._version, text)
             return self._text[1]
 
     def wait_for_change(self, version: int, timeout_s: float) -> int:

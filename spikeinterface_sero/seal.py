@@ -1,9 +1,9 @@
 """A watch on the seal: what happened to a loose-seal recording over time, and its stable stretch.
 
 The cell's spikes (the snippets the model saw, with their pre-trigger baseline, in recording order) are cut
-into windows of equal spike counts; each window's amplitude, noise, baseline, shape and rate are compared
-with the first windows (a fresh seal). What each failure looks like, its thresholds and sources:
-docs/quality.md ("A watch on the seal").
+into windows of equal length; each window's amplitude, noise, baseline, shape and rate are compared with the
+first windows (a fresh seal); an event's onset is then resolved from the spikes. What each failure looks like,
+its thresholds, how its onset is found and the sources: docs/seal.md.
 """
 
 from __future__ import annotations
@@ -31,18 +31,23 @@ _SHAPE_CHANGED = 0.85  # correlation of a spike's normalised shape with the refe
 _AMPLITUDE_CHANGED = np.log(1.6)  # |log amplitude ratio| beyond this: a spike unlike the reference
 _SUBSET = 0.05  # a second cell: more than this share of a window's spikes unlike the reference, beyond the
 # share the reference windows have themselves (at least twice theirs)
+_NATURAL_FLOOR = 0.02  # the share of unlike spikes a healthy cell is assumed to have at least, and ...
+_SECOND_CELL_P = 0.01  # ... how unlikely a window's count must be under that share to be a second cell
 _ALL = 0.9  # a break-in or a seal loss: (nearly) every spike of the window changed
 _NEW_SHAPE = 0.75  # window shape correlation below this (aligned on the peak), or ...
 _BREAK_IN_LARGER = 1.6  # ... every spike this much larger, or ...
-_BREAK_IN_MORE = 2.0  # ... this many times the events, with the holding current moved: a break-in
+_BREAK_IN_MORE = 2.0  # ... this many times the events, or ...
+_BREAK_IN_NOISIER = 1.5  # ... this many times the noise, with the holding current moved: a break-in
+_BREAK_IN_MOVED_PA = 80.0  # the holding current moved by more than this (and _DRIFT_NOISE_SD noise SDs)
 _SEAL_LOSS_RATIO = 0.6  # every spike's amplitude below 60 % of the reference's (holding current kept), or ...
 _SEAL_LOSS_RATE = (0.35, 0.8)  # ... the rate below 35 % with the amplitude below 80 % (spikes fall under -50 pA)
 _SILENCE_ISIS = 10.0  # no spike for this many reference intervals (and _SILENCE_MIN_S) before the end: lost
 _SILENCE_MIN_S = 10.0
 _DRIFT_NOISE_SD = 8.0  # baseline moved by more than this many noise SDs (and at least _DRIFT_MIN_PA)
-_CUSUM_ALLOWANCE = 0.5  # a seal loss's CUSUM grows by departures beyond this many spreads
+_CUSUM_ALLOWANCE = 1.0  # a seal loss's CUSUM grows by departures beyond this many spreads
 _HINGE_GRID_S = 0.1  # a drift's onset is placed on this grid
-_DRIFT_MIN_PA = 80.0  # a healthy seal's baseline wanders by tens of pA (docs/simulator.md: drift_pa 5-60)
+_DRIFT_MIN_PA = 150.0  # a healthy seal's baseline wanders by up to about 2.5 drift_pa (docs/simulator.md:
+# drift_pa 5-60 on widened days; 100-150 pA over 30 s measured), which is not a drift
 
 
 @dataclass
@@ -112,6 +117,7 @@ def _window_table(times, baseline, amplitude, noise, shapes, windows, edges):
     unlike = (spike_corr < _SHAPE_CHANGED) | (np.abs(np.log(amplitude / reference_amplitude)) > _AMPLITUDE_CHANGED)
     table = {name: np.zeros(len(windows)) for name in ("start_s", "end_s", "amplitude_pa", "noise_pa")}
     table.update({name: np.zeros(len(windows)) for name in ("baseline_pa", "shape", "unlike", "rate_hz")})
+    table["n_spikes"] = np.array([len(spikes) for spikes in windows], dtype=np.float64)
     for i, (spikes, (start, end)) in enumerate(zip(windows, edges)):
         table["start_s"][i], table["end_s"][i] = start, end
         table["rate_hz"][i] = len(spikes) / max(end - start, 1e-9)
@@ -127,8 +133,18 @@ def _window_table(times, baseline, amplitude, noise, shapes, windows, edges):
     return table, unlike
 
 
+def _beyond_chance(share: np.ndarray, n_spikes: np.ndarray, natural: float) -> np.ndarray:
+    """Per window: more spikes unlike the reference than the reference's own share makes likely (binomial
+    tail below ``_SECOND_CELL_P``; 1 or 2 of 15 spikes is chance, not a second cell)."""
+    from scipy.stats import binom  # scipy.stats takes a second to import: only when a recording is watched
+
+    count = np.round(np.nan_to_num(share) * n_spikes)
+    return binom.sf(count - 1, n_spikes, max(natural, _NATURAL_FLOOR)) < _SECOND_CELL_P
+
+
 def _events(table: dict) -> list:
-    """``(kind, first window)`` of each lasting change the window table shows."""
+    """``(kind, first window, window flagged)`` of each lasting change the window table shows (the first window
+    of a drift is where the baseline had moved a quarter of the way; of the others, the window flagged)."""
     reference = slice(0, _REFERENCE_WINDOWS)
     amplitude = table["amplitude_pa"] / np.nanmedian(table["amplitude_pa"][reference])
     noise = max(float(np.nanmedian(table["noise_pa"][reference])), 1e-9)
@@ -138,15 +154,19 @@ def _events(table: dict) -> list:
     # the share of spikes unlike the reference that the reference windows themselves have (noisy shapes)
     natural = float(np.nanmean(table["unlike"][reference]))
     subset = max(_SUBSET + natural, 2.0 * natural)
-    # every event new: slower, larger, or many more of them (the opened patch's noise crossing the threshold)
-    new_spike = (table["shape"] < _NEW_SHAPE) | (amplitude > _BREAK_IN_LARGER) | (rate > _BREAK_IN_MORE)
-    break_in = (table["unlike"] > _ALL) & new_spike & (moved > drift_limit)
+    others = (table["unlike"] > subset) & _beyond_chance(table["unlike"], table["n_spikes"], natural)
+    # every event new: slower, larger, or many more of them, or noisier (the opened patch's noise crossing the
+    # threshold)
+    noisier = table["noise_pa"] > _BREAK_IN_NOISIER * noise
+    new_spike = (table["shape"] < _NEW_SHAPE) | (amplitude > _BREAK_IN_LARGER) | (rate > _BREAK_IN_MORE) | noisier
+    jumped = moved > max(_DRIFT_NOISE_SD * noise, _BREAK_IN_MOVED_PA)
+    break_in = (table["unlike"] > _ALL) & new_spike & jumped
     tests = dict(
         break_in=break_in,
-        second_cell=(table["unlike"] > subset) & ~break_in,
+        second_cell=others & ~break_in,
         seal_loss=((amplitude < _SEAL_LOSS_RATIO) & (table["unlike"] > _ALL) & ~break_in)
         | ((rate < _SEAL_LOSS_RATE[0]) & (amplitude < _SEAL_LOSS_RATE[1])),
-        drift=(moved > drift_limit) & (table["unlike"] <= subset),
+        drift=(moved > drift_limit) & ~others,
     )
     measured = np.isfinite(table["amplitude_pa"])
     known = dict(seal_loss=measured | (rate < _SEAL_LOSS_RATE[0]))  # a silent window is known: lost
@@ -160,12 +180,12 @@ def _events(table: dict) -> list:
         mask[reference] = False
         first = _lasting(flags[_REFERENCE_WINDOWS:], mask[_REFERENCE_WINDOWS:])
         if first is not None:
-            first += _REFERENCE_WINDOWS
-            while kind == "drift" and first > _REFERENCE_WINDOWS and moved[first - 1] > drift_limit / 2:
+            flagged = first = first + _REFERENCE_WINDOWS
+            while kind == "drift" and first > _REFERENCE_WINDOWS and moved[first - 1] > drift_limit / 4:
                 first -= 1  # the baseline had started to move before it moved far
-            found.append((kind, first))
-    if any(kind == "seal_loss" for kind, _ in found):  # a smaller spike is also "unlike": not a second cell
-        found = [(kind, first) for kind, first in found if kind not in ("second_cell", "break_in")]
+            found.append((kind, first, flagged))
+    if any(kind == "seal_loss" for kind, *_ in found):  # a smaller spike is also "unlike": not a second cell
+        found = [event for event in found if event[0] not in ("second_cell", "break_in")]
     return found
 
 
@@ -181,8 +201,7 @@ def _step(values: np.ndarray, candidates: np.ndarray) -> int:
 def _cusum(values: np.ndarray, n_before: int, n_flagged: int) -> int:
     """Page's CUSUM onset: the index of the spike after the sum last stood at zero.
 
-    The level and spread are the first ``n_before`` values' (the stretch just before the search, median and
-    MAD); the direction is the last ``n_flagged`` values' (the window flagged); the sum grows by the values'
+    The level and spread are the first ``n_before`` values' (the stretch before the search, median and MAD); the direction is the last ``n_flagged`` values' (the window flagged); the sum grows by the values'
     departure in that direction beyond ``_CUSUM_ALLOWANCE`` spreads (Page 1954; Basseville & Nikiforov 1993,
     section 2.2)."""
     before = values[:n_before]
@@ -206,25 +225,27 @@ def _hinge(times: np.ndarray, values: np.ndarray, candidates: np.ndarray) -> flo
     return float(candidates[np.argmax(explained)])
 
 
-def _onset(kind: str, first: int, windows: list, times: np.ndarray, measures: dict) -> float:
-    """The time within window ``first`` and the one or two before at which the change began, from the spikes.
+def _onset(kind: str, span: tuple, windows: list, times: np.ndarray, measures: dict) -> float:
+    """When the change began, from the spikes of the windows ``span`` = (first, flagged) and those before.
 
     What changes at once (the holding current at a break-in, the share of spikes unlike the first cell's when
-    a second cell joins) is a step; the baseline of a drift is a level, then a straight change (its window was
-    already moved back to where the baseline had moved half way): least squares over the flagged window and
-    the one before, with a window on each side, the change placed at a spike (a step) or on a 0.1 s grid. A
-    seal being lost is flagged only once its spikes have shrunk far, and shrinks fastest at first (no straight
-    line): a CUSUM of the log amplitude from two windows before the flagged one (its level from the window
-    before those) to the flagged window's end."""
+    a second cell joins) is a step; the baseline of a drift is a level, then a straight change: least squares
+    over the window before ``first`` to the flagged one (a drift's first window is where its baseline had
+    moved a quarter of the way), with a window on each side, the change placed at a spike (a step) or on a
+    0.1 s grid. A seal being lost is flagged only once its spikes have shrunk far, and shrinks fastest at first
+    (no straight line): a CUSUM of the log amplitude from two windows before the flagged one (its level and
+    spread from every spike before those) to the flagged window's end."""
+    first, flagged = span
     if kind == "seal_loss":
         start = max(first - 2, 1)
-        before, searched = windows[start - 1], windows[start : first + 1]
-        if len(before) < _MEASURED or not len(searched[-1]):
+        before = np.concatenate(windows[:start])
+        searched = [w for w in windows[start : first + 1] if len(w)]  # a lost seal's last windows may be silent
+        if len(before) < _MEASURED or not searched:
             return np.nan
         spikes = np.concatenate([before, *searched])
         return float(times[spikes[_cusum(measures[kind][spikes], len(before), len(searched[-1]))]])
-    around = [w for w in windows[max(first - 2, 0) : first + 2] if len(w)]
-    searched = [w for w in windows[max(first - 1, 0) : first + 1] if len(w)]
+    around = [w for w in windows[max(first - 2, 0) : flagged + 2] if len(w)]
+    searched = [w for w in windows[max(first - 1, 0) : flagged + 1] if len(w)]
     if not searched or sum(len(w) for w in around) < 4:
         return np.nan
     spikes = np.concatenate(around)
@@ -286,8 +307,8 @@ def watch_seal(waveforms, times_s, end_s: float | None = None) -> SealReport:
     report.windows, unlike = _window_table(times, baseline, amplitude, noise, shapes, windows, edges)
     measures = dict(break_in=baseline, second_cell=unlike.astype(np.float64), seal_loss=np.log(amplitude))
     measures["drift"] = baseline
-    for kind, first in _events(report.windows):
-        onset = _onset(kind, first, windows, times, measures)
+    for kind, first, flagged in _events(report.windows):
+        onset = _onset(kind, (first, flagged), windows, times, measures)
         report.events.append((kind, onset if np.isfinite(onset) else float(report.windows["start_s"][first])))
     report.events.sort(key=lambda event: event[1])
     if not any(kind == "seal_loss" for kind, _ in report.events):

@@ -34,6 +34,9 @@ log = logging.getLogger(__name__)
 
 #: watchdog event types that mean "someone wrote to this path" (not our own opens and reads)
 _WRITE_EVENTS = {"created", "modified", "moved", "closed"}
+#: the session's rows are joined into one table when they hold more frames than this: a one-row frame of the
+#: results table takes about 40 kB, under 1 kB as a row of one table (benchmarks/bench_live_session.py)
+_SESSION_FRAMES = 32
 #: the options of classify_file that say how a file is read (the others say how it is classified)
 _READ_OPTIONS = ("channel", "allow_low_rate", "allow_any_unit")
 #: the ``acquisition`` word of a row that covers only the part of a file written so far
@@ -69,11 +72,11 @@ def check_group(group, name: str = "group"):
         pattern = group if isinstance(group, re.Pattern) else re.compile(str(group))
     except re.error as e:
         raise ParameterError(
-            f"{name} {group!r} is not a regular expression ({e}); e.g. '(?P<cell>.+)_\\d+\\.abf'."
+            f"{name} '{group}' is not a regular expression ({e}); e.g. '(?P<cell>.+)_\\d+\\.abf'."
         ) from None
     if "cell" not in pattern.groupindex:
         raise ParameterError(
-            f"{name} {pattern.pattern!r} has no named group 'cell' (what files of one cell share); "
+            f"{name} '{pattern.pattern}' has no named group 'cell' (what files of one cell share); "
             "e.g. '(?P<cell>.+)_\\d+\\.abf' makes A1_001.abf and A1_002.abf the cell A1."
         )
     return pattern
@@ -98,15 +101,13 @@ def _read_cell(paths: list[str], cell_file: Path, read_options: dict):
     from spikeinterface.core import append_recordings
 
     recordings = [read_abf(p, growing=True, **read_options) for p in paths]
-    if len(recordings) == 1:
-        return recordings[0]
     recordings.sort(key=lambda r: (r.get_annotation("abf_datetime") or "", Path(r.get_annotation("abf_path")).name))
     gains = {tuple(r.get_channel_gains()) + tuple(r.get_channel_offsets()) for r in recordings}
     if len(gains) > 1:  # SpikeInterface keeps the first file's scaling: each file in pA first
         import spikeinterface.preprocessing as spre
 
         recordings = [spre.scale_to_uV(r) for r in recordings]
-    cell = append_recordings(recordings)
+    cell = append_recordings(recordings) if len(recordings) > 1 else recordings[0]
     cell.annotate(abf_path=str(cell_file), abf_files=[r.get_annotation("abf_path") for r in recordings])
     return cell
 
@@ -126,7 +127,11 @@ def _is_abf(path) -> bool:
 def _incomplete_reason(path: Path) -> str | None:
     """None when the file opens as a complete ABF file; otherwise the reader's message. Only the header and
     the data layout are checked (cheap); other problems (no current channel ...) are left to classify_file,
-    which records them."""
+    which records them. A header that counts no samples while samples follow it is a file still being
+    written (docs/live.md)."""
+    progress = _progress(path)
+    if progress is not None and progress["declared"] == 0 and progress["written"] > 0:
+        return f"{path.name}: its header does not count its samples yet: the acquisition program has not finished it"
     try:
         read_abf(path, allow_low_rate=True, allow_any_unit=True, validate=False)
     except AbfError as e:
@@ -250,8 +255,6 @@ class FolderWatcher:
         self.lock = threading.Lock()
         self.results: _ResultsCsv | None = None
         self.failures: dict[str, str] = {}  # file -> error of its latest rows
-        self.updates: dict[str, tuple] = {}  # file -> (row key, classification of its part written so far)
-        self.update_pool = None  # the thread that classifies growing parts
 
     # ------------------------------------------------------------------ listing and events
     def listing(self) -> dict[str, tuple]:
@@ -353,10 +356,6 @@ class FolderWatcher:
         """(row key, rows) of ``path``: a finished single file as ``sero classify`` does it; a cell's files,
         or the part of a file written so far, read and classified the same way (``partial``: no plots)."""
         key, paths = self.cell_of(path)
-        return key, self._classify_cell(path, key, paths, progress, partial)
-
-    def _classify_cell(self, path: str, key: str, paths: list[str], progress, partial: bool) -> pd.DataFrame:
-        """The rows of :meth:`classify` (also run in the update thread: it reads no watcher state)."""
         try:
             if key == path and not _growing(progress):
                 rows, analyzer = classify_file(
@@ -377,41 +376,28 @@ class FolderWatcher:
                     return_analyzer=True,
                     **rest,
                 )
-            return with_mean_currents(rows, analyzer)  # each cell's mean action current, for the live page
+            return key, with_mean_currents(rows, analyzer)  # each cell's mean action current, for the live page
         except Exception as e:  # a bug must not end a live session: record it like a failed file
             log.exception("classifying %s failed", path)
-            return error_row(key, f"unexpected error while classifying ({type(e).__name__}: {e}); please report it")
+            return key, error_row(
+                key, f"unexpected error while classifying ({type(e).__name__}: {e}); please report it"
+            )
 
     def grow(self, path: str, progress: dict | None) -> None:
         """While the acquisition program writes ``path``: the part written so far classified every
-        ``update_s`` seconds in the update thread (so that the final call never waits for it), its rows
-        marked ``recording`` (:meth:`take_updates`)."""
+        ``update_s`` seconds, its rows marked ``recording`` (a failure waits for the finished file)."""
         update_s = self.options["update_s"]
         pending = self.pending[path]
         if update_s is None or not _growing(progress) or progress["written"] <= pending.partial_written:
             return
         now = time.monotonic()
-        if now - pending.partial_at < update_s or path in self.updates:
+        if now - pending.partial_at < update_s:
             return
         pending.partial_at, pending.partial_written = now, progress["written"]
-        if self.update_pool is None:
-            from concurrent.futures import ThreadPoolExecutor
-
-            self.update_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sero-watch-update")
-        key, paths = self.cell_of(path)
-        self.updates[path] = (key, self.update_pool.submit(self._classify_cell, path, key, paths, progress, True))
-
-    def take_updates(self) -> None:
-        """The rows of the growing parts classified since the last look, for files still being written (an
-        update that finishes after its file's final call is dropped; a failure waits for the finished file)."""
-        for path, (key, future) in list(self.updates.items()):
-            if not future.done():
-                continue
-            del self.updates[path]
-            rows = future.result()
-            if path in self.pending and len(rows) and not str(rows["error"].iloc[0]):
-                rows["acquisition"] = RECORDING
-                self.record(key, rows)
+        key, rows = self.classify(path, progress, partial=True)
+        if len(rows) and not str(rows["error"].iloc[0]):
+            rows["acquisition"] = RECORDING
+            self.record(key, rows)
 
     def finished(self, path: str, progress: dict | None) -> tuple | None:
         """(sig, None) as soon as the header says the file is complete (it declares its samples, and they are
@@ -421,14 +407,15 @@ class FolderWatcher:
             return None if sig is None else (sig, None)
         return self.settled(path)
 
-    def step(self) -> None:
+    def step(self) -> bool:
         """Classify every pending file that is complete or has settled; the part written so far of those
-        still being written."""
-        self.take_updates()
+        still being written. True when rows came (the time it took may have settled other files)."""
+        rows_before = len(self.session)
         for path in list(self.pending):
             progress = _progress(Path(path))
             if not (progress is not None and progress["complete"]):
                 self.grow(path, progress)
+                progress = _progress(Path(path))  # it may have been finished while the part was classified
             ready = self.finished(path, progress) if path in self.pending else None
             if ready is None:
                 continue
@@ -443,6 +430,7 @@ class FolderWatcher:
             self.pending.pop(path)
             self.done[path] = (sig, reason is not None)
             self.record(key, rows)
+        return len(self.session) > rows_before
 
     def record(self, path: str, rows: pd.DataFrame) -> None:
         """A file's rows: to the session, the table (a failure repeated word for word is not appended
@@ -454,6 +442,8 @@ class FolderWatcher:
         else:
             self.failures.pop(path, None)
         self.session.append(rows)
+        if len(self.session) > _SESSION_FRAMES:  # one table, not a frame per file: memory flat (docs/live.md)
+            self.session = [pd.concat(self.session, ignore_index=True)]
         if self.results is not None and not repeated:
             self.unwritten.append(rows)
             self.flush()
@@ -520,15 +510,14 @@ class FolderWatcher:
                 if timeout_s is not None and now - start >= timeout_s:
                     break
                 last_scan = self.take_events(now, last_scan)
-                self.step()
+                worked = self.step()
                 if self.unwritten:
                     self.flush()
-                (stop_event.wait if stop_event is not None else time.sleep)(self.options["poll_s"])
+                if not worked:  # after work, look again at once: other files may have settled meanwhile
+                    (stop_event.wait if stop_event is not None else time.sleep)(self.options["poll_s"])
         finally:
             observer.stop()
             observer.join(timeout=10)
-            if self.update_pool is not None:  # an update still running is of no use now
-                self.update_pool.shutdown(wait=True, cancel_futures=True)
         return pd.concat(self.session, ignore_index=True) if self.session else pd.DataFrame(columns=RESULT_COLUMNS)
 
     def _observer(self):

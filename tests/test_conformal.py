@@ -201,6 +201,32 @@ def test_a_rigs_limits_are_learnt_from_other_days_so_a_new_day_of_the_rig_is_not
     assert fit_fingerprint(rig, groups=["one"] * len(rig))["own_distances"] == "leave one cell out"  # one day
 
 
+def _unfiltered(measures: pd.DataFrame, share: float = 1.0) -> pd.DataFrame:
+    """The same cells with noise less filtered (a gentler roll-off, more low-band power), by ``share``."""
+    out = measures.copy()
+    out["noise_roll_off"] += 1.5 * share
+    out["noise_low_band"] += 0.5 * share
+    return out
+
+
+def test_a_rig_of_two_kinds_of_days_judges_a_noise_spectrum_by_the_nearest_kind():
+    """Days of two kinds (filtered and unfiltered noise): the Gaussian density of the noise spectrum stretches
+    between the kinds and takes a cell whose spectrum lies halfway, unlike any of the rig's days; the spectrum's
+    nearest-neighbour check, its limit learnt from other days, flags it and keeps a new day of either kind."""
+    from spikeinterface_sero.fingerprint import fingerprint_distance, fit_fingerprint
+
+    rng = np.random.default_rng(7)
+    unfiltered = _unfiltered(_day_measures(rng, [0.0] * 3)).assign(group=lambda t: t["group"] + "u")
+    fingerprint = fit_fingerprint(pd.concat([_day_measures(rng, [0.0] * 3), unfiltered], ignore_index=True))
+    assert "spectrum" in fingerprint and "density" in fingerprint
+    new_day = _day_measures(rng, [0.0]).drop(columns="group")
+    for share, like in ((0.0, True), (1.0, True), (0.5, False)):
+        distance = fingerprint_distance(_unfiltered(new_day, share), fingerprint)
+        assert ((distance <= 0) == like).all(), share
+    without_spectrum = {key: value for key, value in fingerprint.items() if key != "spectrum"}
+    assert (fingerprint_distance(_unfiltered(new_day, 0.5), without_spectrum) <= 0).all()  # the density takes it
+
+
 @pytest.mark.filterwarnings("ignore")
 def test_the_demos_stored_rig_holds_other_days_of_its_simulator_and_flags_the_membrane_rig():
     """The bundled demo's rig validation (varied and classic days of its simulator, limits learnt leaving one

@@ -199,3 +199,34 @@ def test_a_bad_group_is_one_error_before_work(tmp_path, capsys, group):
     assert cli.main(["watch", str(tmp_path), "--method", "criteria", "--timeout", "0.1", "--group", group]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--group" in err[0] and "cell" in err[0] and "Traceback" not in err[0]
+
+
+def test_sero_watch_group_gives_one_cell_on_the_command_line(tmp_path, capsys):
+    for i in range(2):
+        write_abf(tmp_path / f"A1_{i:03d}.abf", _trace(1.5, seed=i), FS)
+    out = tmp_path / "results.csv"
+    args = ["watch", str(tmp_path), "--existing", "--method", "criteria", "--timeout", "3", "--settle", "0.2"]
+    assert cli.main([*args, "--group", r"(?P<cell>.+)_\d+\.abf", "--out", str(out)]) == 0
+    assert "stopped: 1 cell(s) classified, 0 file(s) failed" in capsys.readouterr().out
+    table = pd.read_csv(out, keep_default_na=False)
+    assert set(table["file"]) == {str(tmp_path.resolve() / "A1")} and set(table["cell_id"]) == {"A1"}
+    assert table["n_spikes"].iloc[-1] == 12
+
+
+def test_an_episodic_file_being_written_waits_for_its_finished_header(tmp_path):
+    folder = tmp_path / "acq"
+    folder.mkdir()
+    sweeps = np.stack([_trace(1.0, seed=30 + i) for i in range(3)])[:, :, None]
+    rows = _Rows()
+    stop, thread, box = _watch(folder, rows, settle_s=0.2, incomplete_s=LONG_SETTLE, **FAST)
+    try:
+        writer = AbfInPieces(folder / "episodes.abf", sweeps, FS, mode="episodic")
+        writer.append(int(1.5 * FS))  # a sweep and a half: no synch array yet, nothing to read while it grows
+        time.sleep(1.5)
+        assert rows.blocks == []
+        writer.finish()
+        final = rows.wait(lambda r: True)
+    finally:
+        _stop(stop, thread, box)
+    expected = classify_file(folder / "episodes.abf", method="criteria")
+    pd.testing.assert_frame_equal(final.reset_index(drop=True), expected.reset_index(drop=True))

@@ -73,6 +73,21 @@ def test_the_mean_current_is_the_mean_of_the_stored_snippets_and_travels_with_th
     assert board.state()["rows"][0]["mean_current"] is None
 
 
+def test_rows_whose_extension_kept_no_snippets_stand_without_a_drawing(tmp_path, caplog):
+    from spikeinterface_sero.datasets import write_abf
+    from spikeinterface_sero.pipeline import classify_file
+    from spikeinterface_sero.testing import synthetic_trace
+
+    trace = synthetic_trace(duration_s=2.0, spike_times_s=np.arange(0.2, 1.8, 0.1), seed=3)
+    rows, analyzer = classify_file(write_abf(tmp_path / "old.abf", trace, 40_000.0), return_analyzer=True)
+    del analyzer.get_extension("serotonergic").data["spike_waveforms"]  # as an earlier version stored it
+    assert MEAN_CURRENTS not in with_mean_currents(rows, analyzer).attrs and "compute it again" in caplog.text
+    board = LiveBoard()
+    board.update(rows)
+    (row,) = board.state()["rows"]
+    assert row["mean_current"] is None and row["n_spikes"] == rows["n_spikes"].iloc[0] > 0 and not row["error"]
+
+
 def test_a_failed_file_has_no_mean_current_and_the_board_keeps_one_row_per_cell():
     board = LiveBoard()
     board.update(_row("bad.abf", **FAILED), {"0": np.zeros(160)})
@@ -244,3 +259,19 @@ def test_sero_watch_serves_the_live_page_and_each_finished_file_reaches_it(tmp_p
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def test_a_long_watch_session_keeps_its_rows_as_one_table_and_hands_each_file_with_its_currents(classified):
+    from spikeinterface_sero.watch import FolderWatcher
+
+    handed = []
+    watcher = FolderWatcher(None, dict(report_dir=None, on_result=handed.append), {})
+    rows, _ = classified[0]
+    for i in range(100):  # a session of 100 files
+        one = rows.copy()
+        one["file"] = f"cell{i:03d}.abf"
+        watcher.record(f"cell{i:03d}.abf", one)
+    assert len(watcher.session) <= 33  # joined into one table as it goes, not a frame per file
+    session = pd.concat(watcher.session, ignore_index=True)
+    assert session["file"].tolist() == [f"cell{i:03d}.abf" for i in range(100)]
+    assert all(MEAN_CURRENTS in r.attrs for r in handed)  # the page still gets each file's currents

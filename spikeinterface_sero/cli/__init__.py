@@ -14,12 +14,11 @@ os.environ.setdefault(
 
 import argparse  # noqa: E402
 import sys  # noqa: E402
-import warnings  # noqa: E402
 
 from .._version import __version__  # noqa: E402
 from ..errors import SeroError  # noqa: E402
 from . import adapt, classify, demo, evaluate, import_models, info, snippets, train, validate, watch  # noqa: E402
-from .common import in_cli_words  # noqa: E402
+from .common import command_warnings, in_cli_words  # noqa: E402
 
 __all__ = ["main", "build_parser", "COMMANDS"]
 
@@ -72,8 +71,12 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "run", None):
         parser.print_help()
         return 2
-    # warnings in one line, in the command's name, without the source line of the library
-    warnings.formatwarning = lambda message, category, *rest, **kw: f"sero {args.command}: warning: {message}\n"
+    with command_warnings(args.command):  # put back when the command returns
+        return _run_command(args)
+
+
+def _run_command(args) -> int:
+    """The command's run, its errors in one line on stderr and its exit status."""
     if args.command in _NEEDS_TF:
         if not getattr(args, "quiet", False) and "tensorflow" not in sys.modules:
             print(f"sero {args.command}: loading TensorFlow ...", file=sys.stderr, flush=True)  # seconds of silence

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import re
 import signal
 import sys
 import threading
+import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -27,6 +29,19 @@ DEMO_NOTE = (
 MAX_MAD = 1000.0
 #: the smallest --mad: below one noise MAD the noise itself crosses the threshold
 MIN_MAD = 1.0
+
+
+@contextlib.contextmanager
+def command_warnings(command: str):
+    """While a command runs, its warnings in one line, in the command's name (``sero COMMAND: warning: ...``),
+    without the library's source line; the process's own format is put back when the command returns, so
+    ``cli.main`` called from Python leaves later warnings as they were."""
+    saved = warnings.formatwarning
+    warnings.formatwarning = lambda message, category, *rest, **kw: f"sero {command}: warning: {message}\n"
+    try:
+        yield
+    finally:
+        warnings.formatwarning = saved
 
 
 def expand_files(items: list[str]) -> list[Path]:

@@ -12,7 +12,7 @@ from ..arguments import check_integer, check_number
 from ..errors import SeroError
 from ..export import write_fallback
 from ..model import load_model
-from ..watch import check_group, watch_folder
+from ..watch import RECORDING, check_group, watch_folder
 from .common import (
     DEMO_NOTE,
     PARSER_STYLE,
@@ -88,13 +88,17 @@ def add_parser(subparsers) -> None:
 
 
 class _Printer:
-    """Prints each classified cell as it comes, and counts cells and failed files (a file failed again
-    counts once)."""
+    """Prints each classified cell as it comes (the part of a file being recorded marked so), and counts
+    cells and failed files (a cell updated, or a file failed again, counts once)."""
 
     def __init__(self, quiet: bool):
         self.quiet = quiet
-        self.cells = 0
+        self.classified: set[tuple] = set()
         self.failed: set[str] = set()
+
+    @property
+    def cells(self) -> int:
+        return len(self.classified)
 
     def __call__(self, rows) -> None:
         stamp = datetime.datetime.now().strftime("%H:%M:%S")
@@ -105,9 +109,11 @@ class _Printer:
                 print(f"{stamp}  FAILED {name}: {printable(in_cli_words(r['error']))}", flush=True)
                 continue
             self.failed.discard(str(r["file"]))
-            self.cells += 1
+            recording = r.get("acquisition") == RECORDING
+            if not recording:
+                self.classified.add((str(r["file"]), str(r["cell_id"])))
             if not self.quiet:
-                print(f"{stamp}  {_cell_line(r)}", flush=True)
+                print(f"{stamp}  {'recording: ' if recording else ''}{_cell_line(r)}", flush=True)
 
 
 def _cell_line(r) -> str:
