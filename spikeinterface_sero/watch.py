@@ -407,9 +407,10 @@ class FolderWatcher:
             return None if sig is None else (sig, None)
         return self.settled(path)
 
-    def step(self) -> None:
+    def step(self) -> bool:
         """Classify every pending file that is complete or has settled; the part written so far of those
-        still being written."""
+        still being written. True when rows came (the time it took may have settled other files)."""
+        rows_before = len(self.session)
         for path in list(self.pending):
             progress = _progress(Path(path))
             if not (progress is not None and progress["complete"]):
@@ -429,6 +430,7 @@ class FolderWatcher:
             self.pending.pop(path)
             self.done[path] = (sig, reason is not None)
             self.record(key, rows)
+        return len(self.session) > rows_before
 
     def record(self, path: str, rows: pd.DataFrame) -> None:
         """A file's rows: to the session, the table (a failure repeated word for word is not appended
@@ -508,10 +510,11 @@ class FolderWatcher:
                 if timeout_s is not None and now - start >= timeout_s:
                     break
                 last_scan = self.take_events(now, last_scan)
-                self.step()
+                worked = self.step()
                 if self.unwritten:
                     self.flush()
-                (stop_event.wait if stop_event is not None else time.sleep)(self.options["poll_s"])
+                if not worked:  # after work, look again at once: other files may have settled meanwhile
+                    (stop_event.wait if stop_event is not None else time.sleep)(self.options["poll_s"])
         finally:
             observer.stop()
             observer.join(timeout=10)

@@ -183,7 +183,9 @@ def test_failures_name_flags_not_python_arguments(tmp_path, capsys):
 
 
 def _watch(folder, *extra):
-    return ["watch", str(folder), "--existing", "--settle", "0.1", "--timeout", "2", *extra]
+    # 4 s: a finished file is classified at the first look, a broken one after settle + incomplete time (0.4 s)
+    # counted from then, so both rows need the first classification (seconds on a loaded machine) and a bit more
+    return ["watch", str(folder), "--existing", "--settle", "0.1", "--timeout", "4", *extra]
 
 
 @pytest.fixture
