@@ -59,3 +59,19 @@ def test_per_unit_moments_follow_the_spike_times_not_the_array_order():
 def test_the_error_rate_is_checked(alpha):
     with pytest.raises(ParameterError, match="alpha"):
         safe_moment([0.5, 0.5], alpha=alpha)
+
+
+def test_the_running_cell_value_is_the_cell_rule_on_the_spikes_so_far():
+    """decision.running_cell_probability (drawn on the cell page): after k spikes, what cell_decisions gives
+    the first k spikes, on the calibrated scale; its side of 0.5 is the cell rule's label."""
+    from spikeinterface_sero.decision import cell_decisions, running_cell_probability
+
+    rng = np.random.default_rng(5)
+    consensus = rng.uniform(0.0, 1.0, (40, 2))  # sigmoid members: the two outputs need not sum to 1
+    calibration = {"method": "temperature", "temperature": 2.0}
+    raw, calibrated = running_cell_probability(consensus, calibration)
+    for k in (1, 7, 40):
+        cell = cell_decisions(consensus[:k], np.zeros(k, int), calibration=calibration).iloc[0]
+        assert calibrated[k - 1] == pytest.approx(cell["sero_probability"])
+        assert (raw[k - 1] > 0.5) == (cell["sero_label"] == "serotonergic")
+    assert np.array_equal(running_cell_probability(consensus)[1], running_cell_probability(consensus)[0])
