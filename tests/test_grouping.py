@@ -175,3 +175,11 @@ def test_sero_classify_group_on_the_command_line(sweeps, tmp_path, capsys):
     assert "2 cell(s) from 4 file(s)" in capsys.readouterr().out
     table = pd.read_csv(out, keep_default_na=False)
     assert table["cell_id"].tolist() == ["A1", "B7"] and table["n_spikes"].tolist() == [18, 6]
+
+
+def test_files_of_one_cell_with_other_channels_are_an_error_that_names_them(sweeps):
+    two_channels = np.stack([_trace(1.5, seed=7), _trace(1.5, seed=8)], axis=1)
+    write_abf(sweeps / "A1_009.abf", two_channels, FS, rec_datetime=START + datetime.timedelta(seconds=40))
+    table = classify_files([sweeps], group=GROUP_EXAMPLE, method="criteria")
+    error = table[table["file"] == str(sweeps / "A1")]["error"].tolist()
+    assert len(error) == 1 and "A1_009.abf" in error[0] and "same channels" in error[0]
