@@ -260,7 +260,7 @@ def classify_cell(
     return classify_recording(lambda: read_cell(cell.files, Path(cell.key), read_options), cell.key, **kwargs)
 
 
-def classify_item(item, **kwargs):
+def _classify_item(item, **kwargs):
     """A batch's work item: :func:`classify_cell` of a :class:`~spikeinterface_sero.grouping.CellFiles`,
     else :func:`classify_file` of a path."""
     return classify_cell(item, **kwargs) if isinstance(item, CellFiles) else classify_file(item, **kwargs)
@@ -545,7 +545,7 @@ def classify_files(
             done[index] = _classify_read_folder(items[index], snippets.pop(index), kwargs)
         run_files(
             # looked up now: a caller's replacement of pipeline.classify_file reaches the workers
-            classify_item if grouped else classify_file,
+            _classify_item if grouped else classify_file,
             [items[index] for index in others],
             kwargs,
             done_others,
