@@ -457,10 +457,25 @@ def check_exports(files, *, nwb_dir=None, phy_dir=None, overwrite: bool = False,
         if folder is None:
             continue
         folder = check_output_folder(folder, what="export folder")
+        _refuse_shared_outputs(files, folder, output)
         existing = [str(output(folder, f)) for f in files if output(folder, f).exists()]
         if existing and not overwrite:
             raise SeroError(f"{existing[0]} exists; pass {overwrite_hint} to replace it, or choose another folder.")
         folder.mkdir(exist_ok=True)
+
+
+def _refuse_shared_outputs(files, folder: Path, output) -> None:
+    """Two inputs (files of the same name in two folders, a file and a grouped cell of the same name) that
+    would export to one path: refused before any work, as the second would replace or fail on the first's."""
+    seen = {}
+    for f in files:
+        target = output(folder, f)
+        if target in seen:
+            raise SeroError(
+                f"{seen[target]} and {f} would both export to {target}; rename one, or export them in separate "
+                "runs into separate folders."
+            )
+        seen[target] = f
 
 
 def classify_files(

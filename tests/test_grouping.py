@@ -13,7 +13,7 @@ import pytest
 from spikeinterface_sero import cli
 from spikeinterface_sero.constants import SAMPLING_FREQUENCY as FS
 from spikeinterface_sero.datasets import write_abf
-from spikeinterface_sero.errors import ParameterError
+from spikeinterface_sero.errors import ParameterError, SeroError
 from spikeinterface_sero.extension import get_serotonergic_extension
 from spikeinterface_sero.grouping import GROUP_EXAMPLE, CellFiles, group_files, read_cell
 from spikeinterface_sero.io import read_abf
@@ -183,3 +183,19 @@ def test_files_of_one_cell_with_other_channels_are_an_error_that_names_them(swee
     table = classify_files([sweeps], group=GROUP_EXAMPLE, method="criteria")
     error = table[table["file"] == str(sweeps / "A1")]["error"].tolist()
     assert len(error) == 1 and "A1_009.abf" in error[0] and "same channels" in error[0]
+
+
+def test_two_inputs_that_would_export_to_one_file_are_refused_before_work(sweeps, tmp_path, capsys):
+    """A grouped cell A1 and a file A1.abf beside it, or files of one name in two folders: one NWB path."""
+    write_abf(sweeps / "A1.abf", _trace(1.5, seed=5), FS)
+    nwb = tmp_path / "nwb"
+    with pytest.raises(SeroError, match="would both export to .*A1.nwb"):
+        classify_files([sweeps], group=GROUP_EXAMPLE, method="criteria", nwb_dir=nwb)
+    other = tmp_path / "other"
+    write_abf(other / "B7.abf", _trace(1.5, seed=6), FS)
+    rc = cli.main(
+        ["classify", str(sweeps / "B7.abf"), str(other / "B7.abf"), "--method", "criteria", "--nwb", str(nwb)]
+    )
+    err = capsys.readouterr().err
+    assert rc == 2 and "would both export to" in err and "B7.nwb" in err and "Traceback" not in err
+    assert not list(nwb.glob("*.nwb"))
