@@ -90,6 +90,20 @@ def expand_inputs(items) -> list[Path]:
     return out
 
 
+#: the arguments of classify_file / classify_recording that reach _classify_analyzer (model, outputs) unchanged
+_ANALYZER_OPTIONS = (
+    "model_folder",
+    "method",
+    "trust_model",
+    "seed",
+    "report_dir",
+    "nwb_dir",
+    "phy_dir",
+    "nwb_metadata",
+    "overwrite",
+)
+
+
 def classify_file(
     path,
     *,
@@ -125,17 +139,7 @@ def classify_file(
     ``mad_multiplier``, ``dead_time_ms``, ``allow_low_rate``, ``allow_any_unit``) do not apply to it;
     ``polarity`` says which way its spikes go."""
     path = Path(path)
-    options = dict(
-        model_folder=model_folder,
-        method=method,
-        trust_model=trust_model,
-        seed=seed,
-        report_dir=report_dir,
-        nwb_dir=nwb_dir,
-        phy_dir=phy_dir,
-        nwb_metadata=nwb_metadata,
-        overwrite=overwrite,
-    )
+    options = {name: value for name, value in locals().items() if name in _ANALYZER_OPTIONS}
     if is_snippet_input(path):
         return _guarded(
             path,
@@ -209,17 +213,7 @@ def classify_recording(
     pandas.DataFrame, or (pandas.DataFrame, SortingAnalyzer or None) with ``return_analyzer``
     """
     path = Path(file)
-    options = dict(
-        model_folder=model_folder,
-        method=method,
-        trust_model=trust_model,
-        seed=seed,
-        report_dir=report_dir,
-        nwb_dir=nwb_dir,
-        phy_dir=phy_dir,
-        nwb_metadata=nwb_metadata,
-        overwrite=overwrite,
-    )
+    options = {name: value for name, value in locals().items() if name in _ANALYZER_OPTIONS}
     detection = {
         "threshold": DEFAULT_THRESHOLD_PA,
         **_detection_options(threshold, mad_multiplier, polarity, dead_time_ms),

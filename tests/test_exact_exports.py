@@ -283,7 +283,7 @@ def test_capped_cells_export_every_spike_and_mark_the_unclassified(one_cell, tmp
 
 def test_phy_refuses_an_episodic_file_in_one_clear_error(episodic, tmp_path):
     _, analyzer = episodic
-    with pytest.raises(sero.SeroError, match="3 sweeps.*NWB"):
+    with pytest.raises(sero.SeroError, match="3 segments.*NWB"):
         export_to_phy(analyzer, tmp_path / "phy")
     assert not (tmp_path / "phy").exists()
 

@@ -101,8 +101,8 @@ def test_phy_with_an_episodic_file_exports_the_others(tmp_path, capsys):
     args = ["classify", str(path), str(continuous), "--out", str(out), "--phy", str(tmp_path / "phy"), "--quiet"]
     assert main([*args, "--method", "criteria"]) == 1
     err = capsys.readouterr().err
-    assert "3 sweeps" in err and "--nwb" in err and "Traceback" not in err
+    assert "3 segments" in err and "--nwb" in err and "Traceback" not in err
     table = pd.read_csv(out, keep_default_na=False).set_index("cell_id")
     assert (table["error"] == "").all() and set(table["sero_label"]) <= {"serotonergic", "non_serotonergic"}
-    assert "3 sweeps" in table.loc["episodic", "export_error"] and table.loc["continuous", "export_error"] == ""
+    assert "3 segments" in table.loc["episodic", "export_error"] and table.loc["continuous", "export_error"] == ""
     assert (tmp_path / "phy" / "continuous" / "params.py").is_file() and not (tmp_path / "phy" / "episodic").exists()
