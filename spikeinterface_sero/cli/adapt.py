@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..arguments import check_choice, check_integer
-from ..errors import SeroError
+from ..errors import ParameterError, SeroError
 from ..training.finetune import ADAPT_MODES, DEFAULT_ADAPT_MODES
 from ..training.noise_files import DEFAULT_MASKS_PER_FILE, unlabelled_files
 from .common import PARSER_STYLE
@@ -24,7 +24,16 @@ def add_parser(subparsers) -> None:
         "model out of fold on the same cells",
     )
     p.add_argument("model", metavar="MODEL", help="the starting model folder, or 'demo' for the bundled demo model")
-    p.add_argument("--table", required=True, metavar="CSV", help="your labelled recordings: file,label[,channel,group]")
+    p.add_argument(
+        "labels",
+        nargs="?",
+        default=None,
+        metavar="LABELS",
+        help="your labelled cells, as sero validate reads them: a table (CSV: file,label and optional channel, "
+        "group or day, type), whose files are .abf files or folders of per-spike CSV files; or a folder of "
+        "per-spike CSV files laid out by class (SER/, NSER/, SER_atypical/ ...)",
+    )
+    p.add_argument("--table", default=None, metavar="CSV", help="the labelled cells' table (as LABELS)")
     p.add_argument("--out", required=True, metavar="DIR", help="the adapted model folder to write")
     p.add_argument(
         "--mode",
@@ -63,9 +72,20 @@ def add_parser(subparsers) -> None:
     p.set_defaults(run=run)
 
 
+def _labels(args):
+    """LABELS or --table, given once."""
+    if (args.labels is None) == (args.table is None):
+        raise ParameterError(
+            "give the labelled cells once: as LABELS (a table, or a folder of per-spike CSV files laid out by "
+            "class) or as --table CSV."
+        )
+    return args.labels if args.labels is not None else args.table
+
+
 def run(args) -> int:
     from ..training.finetune import adapt_model
 
+    labels = _labels(args)
     out = Path(args.out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not args.overwrite:
         raise SeroError(
@@ -76,7 +96,7 @@ def run(args) -> int:
         check_choice(name, "--modes", ADAPT_MODES)
     report = adapt_model(
         None if args.model == "demo" else args.model,
-        args.table,
+        labels,
         out,
         mode=args.mode,
         modes=modes,
