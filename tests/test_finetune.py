@@ -302,3 +302,47 @@ def test_bad_labelled_cells_are_one_error_before_any_work(csv_rig, tmp_path, cap
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "Traceback" not in err and BAD_LABELS[how] in err
     assert not (tmp_path / "model").exists() and not (tmp_path / "cli").exists()
+
+
+def test_sero_adapt_reads_a_curation_of_an_analyzers_units(tmp_path, capsys):
+    """A person's labels in a SpikeInterface curation file, on the units of one 6-channel analyzer: each unit's
+    spikes are the snippets its serotonergic extension gave the model."""
+    from spikeinterface_sero.curation import MANUAL_LABEL_OPTIONS, read_curation
+    from spikeinterface_sero.extension import load_sorting_analyzer
+    from spikeinterface_sero.snippets import recording_to_analyzer
+    from spikeinterface_sero.testing import numpy_recording
+    from spikeinterface_sero.training.labelled_cells import cells_of_analyzer, dataset_from_labels
+
+    recordings = simulate_membrane_dataset({"serotonergic": 3, "non_serotonergic": 3}, duration_s=6.0, seed=5)
+    analyzer = recording_to_analyzer(numpy_recording(np.column_stack([r.traces for r in recordings])))
+    analyzer.compute("serotonergic", progress_bar=False)
+    analyzer = analyzer.save_as(format="binary_folder", folder=tmp_path / "analyzer")
+    manual = [
+        {
+            "unit_id": str(u),
+            "labels": {
+                "sero_manual_label": [
+                    r.label.replace("serotonergic", "serotonergic_typical", r.label == "serotonergic")
+                ]
+            },
+        }
+        for u, r in zip(analyzer.unit_ids, recordings)
+    ]
+    definition = {"name": "sero_manual_label", "exclusive": True, "label_options": list(MANUAL_LABEL_OPTIONS)}
+    curation = {"format_version": "2", "unit_ids": [str(u) for u in analyzer.unit_ids],
+                "label_definitions": {"sero_manual_label": definition}, "manual_labels": manual}  # fmt: skip
+    (tmp_path / "curation.json").write_text(json.dumps(curation))
+    dataset = dataset_from_labels(cells_of_analyzer(analyzer, read_curation(tmp_path / "curation.json")))
+    loaded = load_sorting_analyzer(tmp_path / "analyzer")  # held: an extension keeps only a weak reference
+    extension = loaded.get_extension("serotonergic")
+    waveforms, spikes = extension.get_data("waveforms"), extension.get_data("spikes")
+    assert dataset.cells.index.tolist() == sorted(str(u) for u in analyzer.unit_ids)
+    for unit, recording in zip(analyzer.unit_ids, recordings):
+        mine = spikes["unit_id"].astype(str).to_numpy() == str(unit)
+        np.testing.assert_array_equal(dataset.X[dataset.cell == str(unit)], waveforms[mine])
+        assert dataset.cells.loc[str(unit), "label"] == recording.label
+    command = ["adapt", "demo", "--analyzer", str(tmp_path / "analyzer"), "--curation", str(tmp_path / "curation.json")]
+    assert main([*command, "--out", str(tmp_path / "new"), "--mode", "temperature", "--folds", "3", "--quiet"]) == 0
+    assert capsys.readouterr().out.startswith("6 cells, 3 folds by cell; noise masks: 0 from the labelled recordings")
+    assert main(command[:4] + ["--out", str(tmp_path / "other")]) == 2  # --analyzer without --curation
+    assert "give the labelled cells once" in capsys.readouterr().err

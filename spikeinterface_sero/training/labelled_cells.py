@@ -18,9 +18,10 @@ from ..arguments import check_path
 from ..constants import LABELS
 from ..errors import DataError
 from ..snippet_folders import cell_day, class_folders, read_snippet_folder
+from ..snippet_formats import Snippets
 from .data import SpikeDataset, cap_per_cell, concat_datasets, dataset_from_arrays, dataset_from_table, read_label_table
 
-__all__ = ["dataset_from_labelled_cells", "dataset_from_labels", "read_labelled_cells"]
+__all__ = ["cells_of_analyzer", "dataset_from_labelled_cells", "dataset_from_labels", "read_labelled_cells"]
 
 
 # ------------------------------------------------------------------------------------------ the labelled cells
@@ -34,7 +35,8 @@ def read_labelled_cells(labels, *, purpose: str = "validating") -> pd.DataFrame:
         (or ``day``) and ``type`` (typical / atypical); a ``file`` is an .abf file or a folder of per-spike
         CSV files, whose cells all take the row's label (``channel`` then names one of them by its id). Or a
         folder laid out by class (:func:`~spikeinterface_sero.snippet_folders.class_folders`: ``SER/``,
-        ``NSER/``, ``SER_atypical/`` ...), whose folder names give the labels and types.
+        ``NSER/``, ``SER_atypical/`` ...), whose folder names give the labels and types. Or cells already read
+        (a DataFrame with a ``snippets`` column: this function's or :func:`cells_of_analyzer`'s).
     purpose : str, default: "validating"
         What the cells are for, in the message when they hold one class only (``"adapting"`` for ``sero adapt``).
 
@@ -46,7 +48,9 @@ def read_labelled_cells(labels, *, purpose: str = "validating") -> pd.DataFrame:
         (:func:`~spikeinterface_sero.snippet_folders.cell_day`), else ""; ``snippets`` a CSV cell's
         :class:`~spikeinterface_sero.snippet_formats.Snippets` (None for a cell of an .abf file).
     """
-    if isinstance(labels, pd.DataFrame):
+    if isinstance(labels, pd.DataFrame) and "snippets" in labels.columns:  # cells already read
+        out = labels.reset_index(drop=True)
+    elif isinstance(labels, pd.DataFrame):
         out = _table_cells(labels.copy(), Path.cwd())
     else:
         path = check_path(labels, "labels")
@@ -132,6 +136,53 @@ def _cells_by_class(root: Path) -> pd.DataFrame:
                 )
             seen[row["channel"]] = folder
             rows.append(row | {"label": label, "type": kind})
+    return pd.DataFrame(rows)
+
+
+def cells_of_analyzer(analyzer, labels: pd.DataFrame) -> pd.DataFrame:
+    """The labelled units of one SortingAnalyzer as labelled cells: each with the snippets its ``serotonergic``
+    extension gave the model (its ``"waveforms"`` output: on the unit's channel, in the paper's format).
+
+    Parameters
+    ----------
+    analyzer : SortingAnalyzer
+        With the ``serotonergic`` extension computed (``compute_serotonergic``).
+    labels : pandas.DataFrame
+        ``unit_id, label`` and optional ``type``: a person's labels
+        (:func:`~spikeinterface_sero.curation.read_curation` of a SpikeInterface curation file).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The rows of :func:`read_labelled_cells`, one per labelled unit (``channel`` its unit id, no day: one
+        analyzer is one recording).
+    """
+    extension = analyzer.get_extension("serotonergic") if analyzer.has_extension("serotonergic") else None
+    if extension is None:
+        raise DataError(
+            "the analyzer has no serotonergic extension: compute it first (compute_serotonergic), so its units' "
+            "snippets are the ones the model reads."
+        )
+    waveforms, spikes = np.asarray(extension.get_data("waveforms")), extension.get_data("spikes")
+    by_text = {str(u): u for u in analyzer.unit_ids}
+    missing = sorted(str(u) for u in labels["unit_id"] if str(u) not in by_text)
+    if missing:
+        raise DataError(f"the curation labels units {missing[:5]} that the analyzer does not hold.")
+    rows, unit_text = [], spikes["unit_id"].astype(str).to_numpy()
+    for unit, label, kind in zip(
+        labels["unit_id"].astype(str), labels["label"], labels.get("type", pd.Series([""] * len(labels))), strict=True
+    ):
+        mine = unit_text == unit
+        snippets = Snippets(
+            waveforms=waveforms[mine],
+            trigger_samples=spikes["sample_index"].to_numpy(dtype=np.int64)[mine],
+            segment_index=spikes["segment_index"].to_numpy(dtype=np.int64)[mine],
+            unit_ids=np.full(int(mine.sum()), unit),
+            cell_ids=np.full(int(mine.sum()), unit),
+            source="analyzer",
+        )
+        row = dict(path="", file=f"unit {unit}", channel=unit, group="", label=label, type=kind or "")
+        rows.append(row | {"snippets": snippets})
     return pd.DataFrame(rows)
 
 
