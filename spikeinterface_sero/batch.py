@@ -100,9 +100,10 @@ def run_files(
     scheduler=None,
     progress: bool = False,
 ) -> None:
-    """``done[i] = function(files[i], **kwargs)`` for every file, with ``engine`` (checked by
-    :func:`check_batch_options`); ``done`` fills as files finish, so a caller that catches an interruption
-    still holds every finished file's rows."""
+    """``done[i] = function(files[i], **kwargs)`` for every work item, with ``engine`` (checked by
+    :func:`check_batch_options`); ``done`` fills as items finish, so a caller that catches an interruption
+    still holds every finished item's rows. A work item is a path, or any picklable object whose ``str`` names
+    it in an error row and whose ``files`` (optional) are the paths it reads (to start the largest first)."""
     if engine == "loop":
         for index, path in enumerate(tqdm(files, desc="classify", unit="file", disable=not progress or len(files) < 2)):
             done[index] = function(path, **kwargs)
@@ -187,11 +188,15 @@ def _stop_workers(executor) -> None:
         executor.shutdown(wait=False, kill_workers=True)
 
 
-def _size(path) -> int:
-    try:
-        return os.stat(path).st_size
-    except OSError:  # the function reports it
-        return 0
+def _size(item) -> int:
+    """The bytes a work item reads: a path's, or the sum of its ``files``' (a cell of several files)."""
+    total = 0
+    for path in getattr(item, "files", (item,)):
+        try:
+            total += os.stat(path).st_size
+        except OSError:  # the function reports it
+            pass
+    return total
 
 
 def worker_threads(workers: int, max_threads_per_worker: int | None = None) -> int:
@@ -239,7 +244,8 @@ def run_on_dask(function, files, scheduler, kwargs: dict, done: dict) -> None:
 
     client = scheduler if isinstance(scheduler, Client) else _connect(scheduler)
     try:
-        futures = client.map(function, [str(f) for f in files], pure=False, **kwargs)
+        items = [os.fspath(f) if isinstance(f, os.PathLike) else f for f in files]
+        futures = client.map(function, items, pure=False, **kwargs)
         position = {future.key: index for index, future in enumerate(futures)}
         try:
             for future in dask_completed(futures):

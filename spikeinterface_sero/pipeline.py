@@ -25,6 +25,7 @@ from .errors import DemoModelWarning, SeroError
 from .export import RESULT_COLUMNS, error_row, export_to_phy, output_path, results_table, tidy, write_nwb
 from .extension import analyzer_from_snippets, load_sorting_analyzer
 from .files import atomic_folder, check_output_folder, whole_folder
+from .grouping import CellFiles, check_group, group_files, read_cell
 from .model import load_model
 from .report import write_cell_reports, write_summary_html
 from .second_cells import split_second_cells
@@ -44,6 +45,7 @@ from .snippet_formats import Snippets
 __all__ = [
     "classify_file",
     "classify_recording",
+    "classify_cell",
     "classify_files",
     "classify_snippets",
     "make_report",
@@ -180,12 +182,16 @@ def classify_recording(
     method: str = "cnn",
     trust_model: bool = False,
     report_dir=None,
+    nwb_dir=None,
+    phy_dir=None,
+    nwb_metadata: dict | None = None,
+    overwrite: bool = False,
     return_analyzer: bool = False,
 ):
     """Classify the cells of a recording as :func:`classify_file` classifies a file's (the same detection,
     extension and rows): for the part of a file written so far, or the sweeps of several files that are one
-    cell (``sero watch``). Returns the results rows; a failure (of ``read`` too) is the one error row of
-    ``file``.
+    cell (``sero watch``, :func:`classify_cell`). Returns the results rows; a failure (of ``read`` too) is the
+    one error row of ``file``; the exports are named after ``file``.
 
     Parameters
     ----------
@@ -193,7 +199,9 @@ def classify_recording(
         Returns the recording (e.g. ``lambda: read_abf(path, growing=True)``); called inside the guard.
     file : str or Path
         What the rows' ``file`` column says.
-    model_folder, threshold, mad_multiplier, polarity, dead_time_ms, max_spikes_per_cell, seed, method, trust_model, report_dir, return_analyzer : as in :func:`classify_file`
+    model_folder, threshold, mad_multiplier, polarity, dead_time_ms, max_spikes_per_cell, seed, method, trust_model : as in :func:`classify_file`
+        The same meaning and defaults as there.
+    report_dir, nwb_dir, phy_dir, nwb_metadata, overwrite, return_analyzer : as in :func:`classify_file`
         The same meaning and defaults as there.
 
     Returns
@@ -201,7 +209,17 @@ def classify_recording(
     pandas.DataFrame, or (pandas.DataFrame, SortingAnalyzer or None) with ``return_analyzer``
     """
     path = Path(file)
-    options = dict(model_folder=model_folder, method=method, trust_model=trust_model, seed=seed, report_dir=report_dir)
+    options = dict(
+        model_folder=model_folder,
+        method=method,
+        trust_model=trust_model,
+        seed=seed,
+        report_dir=report_dir,
+        nwb_dir=nwb_dir,
+        phy_dir=phy_dir,
+        nwb_metadata=nwb_metadata,
+        overwrite=overwrite,
+    )
     detection = {
         "threshold": DEFAULT_THRESHOLD_PA,
         **_detection_options(threshold, mad_multiplier, polarity, dead_time_ms),
@@ -215,6 +233,37 @@ def classify_recording(
         ),
         return_analyzer,
     )
+
+
+def classify_cell(
+    cell: CellFiles, *, channel=None, allow_low_rate: bool = False, allow_any_unit: bool = False, **kwargs
+):
+    """Classify the files of one cell (:func:`~spikeinterface_sero.grouping.group_files`) as one recording
+    (:func:`~spikeinterface_sero.grouping.read_cell`: their sweeps the segments, in recording order) through
+    :func:`classify_recording`; its rows and exports are named after ``cell.key``. A file that cannot be read
+    makes the cell's one error row, which names it.
+
+    Parameters
+    ----------
+    cell : CellFiles
+        The cell's key (folder / cell name) and files.
+    channel, allow_low_rate, allow_any_unit : as in :func:`classify_file`
+        How each file is read.
+    **kwargs
+        The other options of :func:`classify_file`.
+
+    Returns
+    -------
+    pandas.DataFrame, or (pandas.DataFrame, SortingAnalyzer or None) with ``return_analyzer=True``
+    """
+    read_options = dict(channel=channel, allow_low_rate=allow_low_rate, allow_any_unit=allow_any_unit)
+    return classify_recording(lambda: read_cell(cell.files, Path(cell.key), read_options), cell.key, **kwargs)
+
+
+def _classify_item(item, **kwargs):
+    """A batch's work item: :func:`classify_cell` of a :class:`~spikeinterface_sero.grouping.CellFiles`,
+    else :func:`classify_file` of a path."""
+    return classify_cell(item, **kwargs) if isinstance(item, CellFiles) else classify_file(item, **kwargs)
 
 
 def _detection_options(threshold, mad_multiplier, polarity, dead_time_ms) -> dict:
@@ -408,15 +457,31 @@ def check_exports(files, *, nwb_dir=None, phy_dir=None, overwrite: bool = False,
         if folder is None:
             continue
         folder = check_output_folder(folder, what="export folder")
+        _refuse_shared_outputs(files, folder, output)
         existing = [str(output(folder, f)) for f in files if output(folder, f).exists()]
         if existing and not overwrite:
             raise SeroError(f"{existing[0]} exists; pass {overwrite_hint} to replace it, or choose another folder.")
         folder.mkdir(exist_ok=True)
 
 
+def _refuse_shared_outputs(files, folder: Path, output) -> None:
+    """Two inputs (files of the same name in two folders, a file and a grouped cell of the same name) that
+    would export to one path: refused before any work, as the second would replace or fail on the first's."""
+    seen = {}
+    for f in files:
+        target = output(folder, f)
+        if target in seen:
+            raise SeroError(
+                f"{seen[target]} and {f} would both export to {target}; rename one, or export them in separate "
+                "runs into separate folders."
+            )
+        seen[target] = f
+
+
 def classify_files(
     paths,
     *,
+    group=None,
     n_jobs: int = 1,
     max_threads_per_worker: int | None = None,
     engine: str | None = None,
@@ -424,7 +489,8 @@ def classify_files(
     progress: bool = False,
     **kwargs,
 ) -> pd.DataFrame:
-    """Classify every cell of many .abf files: :func:`classify_file` per file, one table.
+    r"""Classify every cell of many .abf files: :func:`classify_file` per file (or :func:`classify_cell` per
+    group of files), one table.
 
     Parameters
     ----------
@@ -432,6 +498,12 @@ def classify_files(
         Files, or folders (their .abf files and their folders of per-spike CSV files, recursively: see
         :func:`expand_inputs`). Every CSV folder is read before the first file is classified, so a malformed
         one stops the run at once (SnippetError); CSV folders are classified in this process.
+    group : str, re.Pattern or None, default: None
+        A regular expression with a named group ``cell`` (e.g. ``r"(?P<cell>.+)_\d+\.abf"``): .abf files
+        whose names match it with the same ``cell`` (in the same folder) are one cell, classified as one
+        recording (:func:`classify_cell`: their sweeps the segments, in recording order), one row per unit
+        whose ``file`` is the folder / cell; their exports are named after the cell. Files that do not match
+        are classified alone.
     n_jobs : int, default: 1
         Worker processes for ``engine="joblib"`` (-1: every core).
     max_threads_per_worker : int or None, default: None
@@ -451,36 +523,45 @@ def classify_files(
     Returns
     -------
     pandas.DataFrame
-        :data:`RESULT_COLUMNS`, rows in the order of the files; a file that failed has one row whose
-        ``error`` says why (a killed worker costs only its own file).
+        :data:`RESULT_COLUMNS`, rows in the order of the files (a cell at its first file); a file (or cell)
+        that failed has one row whose ``error`` says why (a killed worker costs only its own file or cell).
 
     Raises
     ------
     BatchInterrupted
         On Ctrl-C; its ``table`` holds the rows of the files finished so far.
+    ParameterError
+        ``group`` is not a regular expression with a named group ``cell``.
     """
+    group = check_group(group)
     files = expand_inputs(paths)
     engine = check_batch_options(n_jobs, max_threads_per_worker, engine, scheduler)
     if not files:
         raise SeroError("No input files.")
     _detection_params(kwargs)  # every option is checked before the first file is read
+    items = _work_items(files, group)
     check_exports(
-        files, nwb_dir=kwargs.get("nwb_dir"), phy_dir=kwargs.get("phy_dir"), overwrite=kwargs.get("overwrite", False)
+        [Path(str(item)) for item in items],
+        nwb_dir=kwargs.get("nwb_dir"),
+        phy_dir=kwargs.get("phy_dir"),
+        overwrite=kwargs.get("overwrite", False),
     )
     if kwargs.get("method", "cnn") == "cnn":
         # a model that does not load is one error for the run, not one error row per file
         load_model(kwargs.get("model_folder"), trust=kwargs.get("trust_model", False))
-    folders = [index for index, path in enumerate(files) if is_snippet_input(path)]
-    snippets = {index: read_snippet_input(files[index]) for index in folders}  # a bad file stops the run now
+    folders = [index for index, item in enumerate(items) if not isinstance(item, CellFiles) and is_snippet_input(item)]
+    snippets = {index: read_snippet_input(items[index]) for index in folders}  # a bad file stops the run now
     done: dict[int, pd.DataFrame] = {}
-    others = [index for index in range(len(files)) if index not in snippets]
+    others = [index for index in range(len(items)) if index not in snippets]
     done_others: dict[int, pd.DataFrame] = {}
+    grouped = any(isinstance(item, CellFiles) for item in items)
     try:
         for index in folders:  # CSV folders already read: classified in this process
-            done[index] = _classify_read_folder(files[index], snippets.pop(index), kwargs)
+            done[index] = _classify_read_folder(items[index], snippets.pop(index), kwargs)
         run_files(
-            classify_file,  # looked up now: a caller's replacement of pipeline.classify_file reaches the workers
-            [files[index] for index in others],
+            # looked up now: a caller's replacement of pipeline.classify_file reaches the workers
+            _classify_item if grouped else classify_file,
+            [items[index] for index in others],
             kwargs,
             done_others,
             engine=engine,
@@ -491,9 +572,28 @@ def classify_files(
         )
     except KeyboardInterrupt:
         done.update({others[position]: rows for position, rows in done_others.items()})
-        raise BatchInterrupted(_assemble(files, done, "interrupted before this file was finished")) from None
+        raise BatchInterrupted(_assemble(items, done, "interrupted before this file was finished")) from None
     done.update({others[position]: rows for position, rows in done_others.items()})
-    return _assemble(files, done, "not classified")
+    return _assemble(items, done, "not classified")
+
+
+def _work_items(files: list[Path], group) -> list:
+    """The batch's work items: each input, or with ``group`` the .abf files of one cell as one
+    :class:`~spikeinterface_sero.grouping.CellFiles` at the place of its first file."""
+    if group is None:
+        return list(files)
+    abf_files = [path for path in files if not is_snippet_input(path)]
+    cells = group_files(abf_files, group)
+    key_of = {member: key for key, members in cells.items() for member in members if key != str(member)}
+    items, placed = [], set()
+    for path in files:
+        key = key_of.get(path)
+        if key is None:
+            items.append(path)
+        elif key not in placed:
+            placed.add(key)
+            items.append(CellFiles(key, tuple(str(member) for member in cells[key])))
+    return items
 
 
 def _classify_read_folder(folder: Path, snippets: Snippets, kwargs: dict) -> pd.DataFrame:

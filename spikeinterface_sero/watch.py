@@ -10,7 +10,6 @@ import contextlib
 import csv
 import logging
 import os
-import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ import pandas as pd
 from .errors import AbfError, ParameterError, SeroError
 from .export import RESULT_COLUMNS, error_row, tidy
 from .files import append_line, check_output_folder, check_output_path, check_writable, output_lock
+from .grouping import cell_key, check_group, read_cell
 from .io import abf_progress, read_abf
 from .live import with_mean_currents
 from .model import load_model
@@ -51,37 +51,6 @@ class _Pending:
     partial_written: int = 0  # the samples it held
 
 
-def check_group(group, name: str = "group"):
-    r"""``group`` as a compiled regular expression with a named group ``cell``, or None; ParameterError naming
-    ``name`` when it is not one.
-
-    Parameters
-    ----------
-    group : str, re.Pattern or None
-        E.g. ``r"(?P<cell>.+)_\d+\.abf"``: files whose names match it (whole) with the same ``cell`` are one cell.
-    name : str, default: "group"
-        Its name in the caller's interface (``--group`` from the command line).
-
-    Returns
-    -------
-    re.Pattern or None
-    """
-    if group is None:
-        return None
-    try:
-        pattern = group if isinstance(group, re.Pattern) else re.compile(str(group))
-    except re.error as e:
-        raise ParameterError(
-            f"{name} '{group}' is not a regular expression ({e}); e.g. '(?P<cell>.+)_\\d+\\.abf'."
-        ) from None
-    if "cell" not in pattern.groupindex:
-        raise ParameterError(
-            f"{name} '{pattern.pattern}' has no named group 'cell' (what files of one cell share); "
-            "e.g. '(?P<cell>.+)_\\d+\\.abf' makes A1_001.abf and A1_002.abf the cell A1."
-        )
-    return pattern
-
-
 def _progress(path: Path) -> dict | None:
     """:func:`~.io.abf_progress`, or None while the file cannot be looked at (too short, gone)."""
     try:
@@ -93,23 +62,6 @@ def _progress(path: Path) -> dict | None:
 def _growing(progress: dict | None) -> bool:
     """The acquisition program is writing the file: its header does not count samples yet, some are written."""
     return progress is not None and progress["gap_free"] and progress["declared"] == 0 and progress["written"] > 0
-
-
-def _read_cell(paths: list[str], cell_file: Path, read_options: dict):
-    """The files of one cell as one recording: their sweeps the segments, in the order they were recorded
-    (the header's start, then the name); each file read as far as it is written."""
-    from spikeinterface.core import append_recordings
-
-    recordings = [read_abf(p, growing=True, **read_options) for p in paths]
-    recordings.sort(key=lambda r: (r.get_annotation("abf_datetime") or "", Path(r.get_annotation("abf_path")).name))
-    gains = {tuple(r.get_channel_gains()) + tuple(r.get_channel_offsets()) for r in recordings}
-    if len(gains) > 1:  # SpikeInterface keeps the first file's scaling: each file in pA first
-        import spikeinterface.preprocessing as spre
-
-        recordings = [spre.scale_to_uV(r) for r in recordings]
-    cell = append_recordings(recordings) if len(recordings) > 1 else recordings[0]
-    cell.annotate(abf_path=str(cell_file), abf_files=[r.get_annotation("abf_path") for r in recordings])
-    return cell
 
 
 def _sig(path: Path):
@@ -340,17 +292,14 @@ class FolderWatcher:
     def cell_of(self, path: str) -> tuple[str, list[str]]:
         """The row key of ``path`` (the file, or its cell's name beside it with ``group``) and the files to
         classify together (the cell's finished files and ``path``)."""
-        pattern = self.options["group"]
-        match = pattern.fullmatch(Path(path).name) if pattern is not None else None
-        if match is None:
+        cell = cell_key(path, self.options["group"])
+        if cell is None:
             return path, [path]
-        cell = str(Path(path).parent / match.group("cell"))
         members = [p for p in self.done if p != path and self.cell_of_name(p) == cell]
         return cell, [*members, path]
 
     def cell_of_name(self, path: str) -> str:
-        match = self.options["group"].fullmatch(Path(path).name)
-        return str(Path(path).parent / match.group("cell")) if match else path
+        return cell_key(path, self.options["group"]) or path
 
     def classify(self, path: str, progress: dict | None = None, partial: bool = False) -> tuple[str, pd.DataFrame]:
         """(row key, rows) of ``path``: a finished single file as ``sero classify`` does it; a cell's files,
@@ -369,7 +318,7 @@ class FolderWatcher:
                 read_options = {k: self.classify_kwargs[k] for k in _READ_OPTIONS if k in self.classify_kwargs}
                 rest = {k: v for k, v in self.classify_kwargs.items() if k not in _READ_OPTIONS}
                 rows, analyzer = classify_recording(
-                    lambda: _read_cell(paths, Path(key), read_options),
+                    lambda: read_cell(paths, Path(key), read_options, growing=True),
                     key,
                     model_folder=self.options["model_folder"],
                     report_dir=None if partial else self.options["report_dir"],

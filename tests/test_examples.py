@@ -96,6 +96,7 @@ def test_example_runs(name, runs):
 #: the modules docs/api.rst documents, each with every name of its ``__all__``
 API_MODULES = [
     "io",
+    "grouping",
     "snippet_formats",
     "snippet_folders",
     "detection",

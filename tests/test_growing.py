@@ -175,23 +175,6 @@ def test_files_of_one_cell_are_one_unit_with_their_sweeps_in_recording_order(tmp
     assert other["n_spikes"].tolist() == [6] and set(table["file"]) == {str(folder.resolve() / n) for n in ("A1", "B7")}
 
 
-def test_the_cell_recording_is_the_files_appended_in_time_order(tmp_path):
-    from spikeinterface_sero.watch import _read_cell
-
-    start = datetime.datetime(2024, 3, 1, 10, 0, 0)
-    paths = []
-    for i, seconds in enumerate((20, 0, 10)):  # names and recording times in different orders
-        p = write_abf(
-            tmp_path / f"c_{i}.abf", _trace(1.0, seed=i), FS, rec_datetime=start + datetime.timedelta(seconds=seconds)
-        )
-        paths.append(str(p))
-    cell = _read_cell(paths, tmp_path / "c", {})
-    assert cell.get_num_segments() == 3
-    for segment, i in enumerate((1, 2, 0)):
-        expected = read_abf(paths[i]).get_traces(return_in_uV=True)
-        np.testing.assert_allclose(cell.get_traces(segment_index=segment, return_in_uV=True), expected, atol=1e-3)
-
-
 @pytest.mark.parametrize("group", ["(", r"(?P<sweep>\d+)\.abf"])
 def test_a_bad_group_is_one_error_before_work(tmp_path, capsys, group):
     with pytest.raises(ParameterError, match="group"):

@@ -16,9 +16,11 @@ from .common import (
     DEMO_NOTE,
     PARSER_STYLE,
     add_detection_args,
+    add_group_arg,
     add_model_args,
     call_text,
     check_detection_flags,
+    check_group_flag,
     classify_kwargs,
     expand_files,
     in_cli_words,
@@ -50,6 +52,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--report", default=None, metavar="DIR", help="write per-cell plots and an HTML summary here")
     p.add_argument("--nwb", default=None, metavar="DIR", help="write one NWB file per recording here (<stem>.nwb)")
     p.add_argument("--phy", default=None, metavar="DIR", help="write one Phy folder per recording here (<stem>/)")
+    add_group_arg(p, "one row per cell, file = the folder / cell; --nwb, --phy and --report named after the cell")
     _add_nwb_metadata_args(p)
     _add_batch_args(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -133,6 +136,7 @@ def _report_folder(args):
 
 def run(args) -> int:
     check_detection_flags(args)
+    group = check_group_flag(args)
     files = expand_files(args.files)
     _check_outputs(args)
     table, interrupted, saved, report_failed = None, False, None, False
@@ -142,7 +146,7 @@ def run(args) -> int:
                 stack.enter_context(output_lock(args.out, what="--out table", flag="--out"))
             stop_on_terminate(stack)
             report = stack.enter_context(_report_folder(args)) if args.report else None
-            table, interrupted = _classify(files, args, report)
+            table, interrupted = _classify(files, args, report, group)
             saved = _save_table(table, args.out) if args.out else None
             if report is not None:
                 write_summary_html(table, report)
@@ -166,7 +170,7 @@ def run(args) -> int:
     return 1 if n_err or n_export or report_failed or (args.out and saved != Path(args.out)) else 0
 
 
-def _classify(files: list[Path], args, report) -> tuple:
+def _classify(files: list[Path], args, report, group) -> tuple:
     """(table, interrupted): every file's rows, or those finished when Ctrl-C or SIGTERM came."""
     kwargs = classify_kwargs(args)
     if report is not None:
@@ -176,6 +180,7 @@ def _classify(files: list[Path], args, report) -> tuple:
     try:
         table = classify_files(
             files,
+            group=group,
             n_jobs=args.n_jobs,
             max_threads_per_worker=args.threads_per_worker,
             engine=args.engine,

@@ -16,6 +16,7 @@ import pandas as pd
 from ..arguments import check_integer, check_number
 from ..constants import DEFAULT_DEAD_TIME_MS, DEFAULT_THRESHOLD_PA
 from ..errors import ParameterError
+from ..grouping import check_group
 from ..pipeline import expand_inputs
 from ..text import printable
 
@@ -105,6 +106,24 @@ def add_detection_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--seed", type=int, default=0, help="seed for the spike cap (0 to 2**32 - 1)")
     g.add_argument("--allow-low-rate", action="store_true", help="accept recordings below 20 kHz (approximate)")
     g.add_argument("--any-unit", action="store_true", help="accept a named channel whose unit is not a current")
+
+
+def add_group_arg(p: argparse.ArgumentParser, what: str) -> None:
+    """``--group REGEX`` (``sero classify``, ``sero watch``): per-sweep files grouped into one cell; ``what`` says
+    what the cell's row is."""
+    p.add_argument(
+        "--group",
+        default=None,
+        metavar="REGEX",
+        help="files whose names match REGEX with the same named group 'cell' are one cell, e.g. "
+        f"'(?P<cell>.+)_\\d+\\.abf' (one file per sweep or trial; their sweeps the segments of one recording in "
+        f"recording order; {what}; docs/live.md)",
+    )
+
+
+def check_group_flag(args):
+    """``--group`` as a compiled pattern (or None); one error in --group words before any work."""
+    return check_group(args.group, "--group")
 
 
 def check_detection_flags(args) -> None:

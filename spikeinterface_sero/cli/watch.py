@@ -12,14 +12,16 @@ from ..arguments import check_integer, check_number
 from ..errors import SeroError
 from ..export import write_fallback
 from ..model import load_model
-from ..watch import RECORDING, check_group, watch_folder
+from ..watch import RECORDING, watch_folder
 from .common import (
     DEMO_NOTE,
     PARSER_STYLE,
     add_detection_args,
+    add_group_arg,
     add_model_args,
     call_text,
     check_detection_flags,
+    check_group_flag,
     classify_kwargs,
     in_cli_words,
     printable,
@@ -56,13 +58,7 @@ def add_parser(subparsers) -> None:
         help="while a file is being written, classify the part written so far this often (default 5; 0: only "
         "finished files)",
     )
-    p.add_argument(
-        "--group",
-        default=None,
-        metavar="REGEX",
-        help="files whose names match REGEX with the same named group 'cell' are one cell, e.g. "
-        "'(?P<cell>.+)_\\d+\\.abf' (one file per sweep or trial; docs/live.md)",
-    )
+    add_group_arg(p, "the cell's row is updated as each file arrives")
     p.add_argument(
         "--existing",
         action="store_true",
@@ -169,7 +165,7 @@ def run(args) -> int:
         check_number(args.timeout, "--timeout", minimum=0)
     check_number(args.settle, "--settle", minimum=0)
     check_number(args.update, "--update", minimum=0)
-    group = check_group(args.group, "--group")
+    group = check_group_flag(args)
     kwargs = classify_kwargs(args)
     model = kwargs.pop("model_folder")
     printer = _Printer(args.quiet)

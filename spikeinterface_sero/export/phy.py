@@ -77,15 +77,17 @@ def export_to_phy(
     Raises
     ------
     SeroError
-        For a recording of several segments (an episodic file) and for one without any spike.
+        For a recording of several segments (an episodic file, or the files of one cell grouped) and for one
+        without any spike.
     """
     from spikeinterface.exporters import export_to_phy as _export
 
     get_serotonergic_extension(analyzer)
     if analyzer.get_num_segments() > 1:
         raise SeroError(
-            f"Phy takes one continuous recording, and this one has {analyzer.get_num_segments()} sweeps (an "
-            "episodic file): export it to NWB instead (write_nwb), which keeps every sweep and its start time."
+            f"Phy takes one continuous recording, and this one has {analyzer.get_num_segments()} segments (the "
+            "sweeps of an episodic file, or the files of a grouped cell): export it to NWB instead (write_nwb), "
+            "which keeps every segment and its start time."
         )
     if not any(analyzer.sorting.count_num_spikes_per_unit().values()):
         raise SeroError("no cell of this recording has spikes: Phy needs at least one; nothing was exported.")
