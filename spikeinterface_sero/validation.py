@@ -19,7 +19,6 @@ import pandas as pd
 
 from .adapt import is_paper_format
 from .analyzers import abf_to_analyzer, main_channel_waveforms
-from .arguments import check_path
 from .conformal import RIG_VALIDATION_FORMAT, fit_conformal, guarantee, minimum_cells, prediction_sets
 from .constants import DEFAULT_CONFORMAL_LEVEL, DEFAULT_MIN_SPIKES, LABELS
 from .curation import read_curation
@@ -29,11 +28,11 @@ from .extension import analyzer_from_snippets
 from .files import atomic_path, check_output_path
 from .fingerprint import VALIDATED, cell_fingerprints, fingerprint_distance, fit_fingerprint, mean_normalised_shapes
 from .model import demo_model_folder
-from .snippet_folders import cell_day, class_folders, read_snippet_folder
+from .snippet_folders import read_snippet_folder
 from .snippet_formats import Snippets
-from .training.data import read_label_table
 from .training.evaluate import calibration as calibration_figures
 from .training.evaluate import cell_intervals
+from .training.labelled_cells import read_labelled_cells
 from .validation_page import page_html, write_reliability_png
 
 __all__ = [
@@ -80,116 +79,6 @@ class ValidationResult:
     def rig_text(self) -> str:
         """The guarantee of the recorded rig, in words."""
         return guarantee(self.rig)
-
-
-# ------------------------------------------------------------------------------------------ the labelled cells
-def read_labelled_cells(labels) -> pd.DataFrame:
-    """The labelled cells of a rig, one row per cell, read and checked before any work.
-
-    Parameters
-    ----------
-    labels : str, pathlib.Path or pandas.DataFrame
-        A table (a CSV file or a DataFrame) with columns ``file, label`` and optional ``channel``, ``group``
-        (or ``day``) and ``type`` (typical / atypical); a ``file`` is an .abf file or a folder of per-spike
-        CSV files, whose cells all take the row's label (``channel`` then names one of them by its id). Or a
-        folder laid out by class (:func:`~spikeinterface_sero.snippet_folders.class_folders`: ``SER/``,
-        ``NSER/``, ``SER_atypical/`` ...), whose folder names give the labels and types.
-
-    Returns
-    -------
-    pandas.DataFrame
-        ``path, file, channel, group, label, type, snippets``: ``channel`` is the cell id of a CSV cell;
-        ``group`` the table's, else the recording day the cell's name gives
-        (:func:`~spikeinterface_sero.snippet_folders.cell_day`), else ""; ``snippets`` a CSV cell's
-        :class:`~spikeinterface_sero.snippet_formats.Snippets` (None for a cell of an .abf file).
-    """
-    if isinstance(labels, pd.DataFrame):
-        out = _table_cells(labels.copy(), Path.cwd())
-    else:
-        path = check_path(labels, "labels")
-        if path.is_dir():
-            out = _cells_by_class(path)
-        elif path.is_file():
-            out = _table_cells(pd.read_csv(path, dtype=str), path.resolve().parent)
-        else:
-            raise DataError(
-                f"the labelled cells {path} do not exist: give a label table (CSV) or a folder laid out by class "
-                "(SER/, NSER/ ... of per-spike CSV files)."
-            )
-    if out["label"].nunique() < 2:
-        raise DataError("validating needs labelled cells of both classes (serotonergic and non_serotonergic).")
-    return out
-
-
-def _table_cells(frame: pd.DataFrame, base: Path) -> pd.DataFrame:
-    """The cells of a label table (files relative to ``base``): one row per .abf file, one per cell of a folder."""
-    frame.columns = [str(c).strip().lower() for c in frame.columns]
-    if "group" not in frame.columns and "day" in frame.columns:
-        frame = frame.rename(columns={"day": "group"})
-    names = frame["file"].astype(str).tolist() if "file" in frame else []
-    if "file" in frame:  # relative to the table's folder
-        frame["file"] = [str(base / Path(name).expanduser()) for name in names]
-    checked = read_label_table(frame, folders=True)
-    types = (
-        frame["type"].fillna("").astype(str).str.strip().str.lower()
-        if "type" in frame
-        else pd.Series([""] * len(frame))
-    )
-    bad = sorted(set(types) - {"", "typical", "atypical", "nan"})
-    if bad:
-        raise DataError(f"the label table's 'type' column holds {bad}; use typical or atypical (or leave it empty).")
-    rows, folders = [], {}
-    for (_, row), name, kind in zip(checked.iterrows(), names, types):
-        cell = {
-            "path": str(row["path"]),
-            "file": name,
-            "channel": None if pd.isna(row["channel"]) else str(row["channel"]),
-            "group": "" if pd.isna(row["group"]) else str(row["group"]),
-            "label": LABELS[int(row["y"])],
-            "type": kind if kind in ("typical", "atypical") else "",
-        }
-        if not Path(row["path"]).is_dir():
-            rows.append(cell | {"group": cell["group"] or cell_day(Path(name).stem), "snippets": None})
-            continue
-        if row["path"] not in folders:
-            folders[row["path"]] = read_snippet_folder(row["path"])
-        rows.extend(_folder_cells(folders[row["path"]], cell))
-    return pd.DataFrame(rows)
-
-
-def _folder_cells(snippets, row: dict) -> list[dict]:
-    """The cells of one folder's snippets, each with ``row``'s label, type and group (else the day of its
-    name); ``row["channel"]`` picks one cell by its id."""
-    cells, ids = snippets.cells, np.asarray(snippets.cell_ids)
-    if row["channel"] is not None:
-        if row["channel"] not in cells:
-            raise DataError(
-                f"{snippets.source} holds no cell {row['channel']!r} (it holds {', '.join(cells[:5])}"
-                f"{' ...' if len(cells) > 5 else ''}); for a folder, the channel column names one of its cells."
-            )
-        cells = [row["channel"]]
-    return [
-        row | {"channel": cell, "group": row["group"] or cell_day(cell), "snippets": snippets.select(ids == cell)}
-        for cell in cells
-    ]
-
-
-def _cells_by_class(root: Path) -> pd.DataFrame:
-    """The cells of a folder laid out by class, labelled by their class folder's name."""
-    rows, seen = [], {}
-    for folder, label, kind in class_folders(root):
-        snippets = read_snippet_folder(folder)
-        for row in _folder_cells(
-            snippets, dict(path=str(folder), file=str(folder.relative_to(root)), channel=None, group="")
-        ):
-            if row["channel"] in seen:
-                raise DataError(
-                    f"the cell {row['channel']} has per-spike files in {seen[row['channel']]} and in {folder}: "
-                    "keep each cell's files in one folder (of one class)."
-                )
-            seen[row["channel"]] = folder
-            rows.append(row | {"label": label, "type": kind})
-    return pd.DataFrame(rows)
 
 
 def _model_waveforms(analyzer, ext) -> tuple[np.ndarray, np.ndarray]:

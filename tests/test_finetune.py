@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -12,7 +14,7 @@ import pytest
 from spikeinterface_sero.cli import main
 from spikeinterface_sero.constants import SNIPPET_LENGTH
 from spikeinterface_sero.datasets import simulate_membrane_dataset
-from spikeinterface_sero.errors import ParameterError, TrainingError
+from spikeinterface_sero.errors import ParameterError, SeroError, TrainingError
 from spikeinterface_sero.model import demo_model_folder, load_model
 from spikeinterface_sero.training.adapt_selection import figures, final_mode, paired_test
 from spikeinterface_sero.training.finetune import adapt_model
@@ -188,3 +190,159 @@ def test_sero_adapt_refuses_and_says_why(shuffled, tmp_path, capsys):
     assert "--overwrite" in capsys.readouterr().err
     assert main(["adapt", "demo", "--table", str(shuffled), "--out", str(tmp_path / "n2"), "--modes", "bogus"]) == 2
     assert "--modes must be one of" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ the labelled cells in every form sero validate takes
+@pytest.fixture(scope="module")
+def csv_rig(tmp_path_factory):
+    """6 cells over 3 days named by date (A140301_c001 ...): their .abf table (no day column: the names give the
+    days), the same cells as per-spike CSV folders laid out by class (written by ``sero snippets``), and a table of
+    those folders with a day column."""
+    root = tmp_path_factory.mktemp("csv_rig")
+    simulate_membrane_dataset(
+        {"serotonergic": 3, "non_serotonergic": 3}, duration_s=6.0, seed=5, out_dir=root, n_days=3, day_prefix="A1403"
+    )
+    table = pd.read_csv(root / "labels.csv").drop(columns=["group"])
+    table.to_csv(root / "abf.csv", index=False)
+    lab = root / "lab"
+    lab.mkdir()
+    for label, name in (("serotonergic", "SER"), ("non_serotonergic", "NSER")):
+        files = [str(root / f) for f in table["file"][table["label"] == label]]
+        assert main(["snippets", *files, "--out", str(lab / name), "--format", "csv", "--quiet"]) == 0
+    folders = pd.DataFrame({"file": ["lab/SER", "lab/NSER"], "label": ["SER", "NSER"], "day": ["d1", "d2"]})
+    folders.to_csv(root / "folders.csv", index=False)
+    return root
+
+
+def _per_cell(dataset):
+    return {c: (dataset.X[dataset.cell == c], dataset.trigger[dataset.cell == c]) for c in dataset.cells.index}
+
+
+def test_csv_folders_give_the_dataset_of_their_abf_files(csv_rig):
+    from spikeinterface_sero.training.labelled_cells import dataset_from_labels
+
+    from_abf = dataset_from_labels(csv_rig / "abf.csv", max_per_cell=8, seed=2)
+    from_folders = dataset_from_labels(csv_rig / "lab", max_per_cell=8, seed=2)
+    assert from_abf.noise is not None and from_folders.noise is None  # the CSV files hold snippets only
+    assert from_abf.cells.index.tolist() == from_folders.cells.index.tolist() == sorted(from_abf.cells.index)
+    for column in ("y", "group", "n_spikes"):
+        assert from_abf.cells[column].tolist() == from_folders.cells[column].tolist()
+    assert from_abf.has_groups and sorted(set(from_abf.group)) == ["2014-03-01", "2014-03-02", "2014-03-03"]
+    assert (from_abf.cells["n_detected"] > 8).all() and (from_abf.cells["n_spikes"] == 8).all()  # the cap bites
+    abf_spikes, folder_spikes = _per_cell(from_abf), _per_cell(from_folders)
+    for cell, (waveforms, triggers) in abf_spikes.items():  # the same capped spikes, sample for sample
+        np.testing.assert_array_equal(triggers, folder_spikes[cell][1])
+        np.testing.assert_allclose(waveforms, folder_spikes[cell][0], atol=1e-4)
+    by_table = dataset_from_labels(csv_rig / "folders.csv")  # a table of CSV folders: its day column wins
+    assert by_table.cells["group"].tolist() == ["d2", "d1", "d1", "d2", "d2", "d1"]  # NSER d2, SER d1, by cell id
+    assert by_table.cells["y"].tolist() == from_abf.cells["y"].tolist()
+
+
+def test_adapt_from_csv_folders_measures_what_adapt_from_the_abf_files_measures(csv_rig):
+    reports = [
+        adapt_model(None, csv_rig / labels, mode="temperature", n_folds=3, max_spikes_per_cell=20)
+        for labels in ("abf.csv", "lab")
+    ]
+    for key in ("cells", "days", "cross_validation", "before"):
+        assert reports[0][key] == reports[1][key], key
+    assert reports[0]["cross_validation"] == "3 folds by day" and len(reports[0]["cells"]) == 6
+
+
+def test_sero_adapt_reads_a_class_layout_and_takes_the_labels_once(csv_rig, tmp_path, capsys):
+    command = ["adapt", "demo", str(csv_rig / "lab"), "--out", str(tmp_path / "new"), "--mode", "temperature"]
+    assert main([*command, "--folds", "3", "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith("6 cells, 3 folds by day; noise masks: 0 from the labelled recordings")
+    assert (tmp_path / "new").exists() == ("adapted (temperature) and written to" in printed)
+    for given in ([str(csv_rig / "lab"), "--table", str(csv_rig / "abf.csv")], []):
+        assert main(["adapt", "demo", *given, "--out", str(tmp_path / "other")]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and "give the labelled cells once: as LABELS (a table, or a folder" in err
+    assert not (tmp_path / "other").exists()
+
+
+def _spoiled(root, how: str):
+    """Labelled cells with one thing wrong (a copy of the lab's class layout, or a table)."""
+    lab = root / "spoiled"
+    shutil.copytree(root / "lab", lab)
+    if how == "unknown class":
+        (lab / "NSER").rename(lab / "unsure")
+    elif how == "one class":
+        shutil.rmtree(lab / "NSER")
+    elif how == "a cell in two classes":
+        shutil.copytree(lab / "NSER", lab / "SER" / "more")
+    elif how == "a cell labelled twice":
+        cell = sorted((lab / "SER").glob("*.csv"))[0].name.split("_trigger_")[0]
+        rows = {"file": ["spoiled/SER", "spoiled/SER", "spoiled/NSER"], "label": ["SER", "NSER", "NSER"]}
+        pd.DataFrame(rows | {"channel": ["", cell, ""]}).to_csv(root / "twice.csv", index=False)
+        return root / "twice.csv"
+    elif how == "a missing file":
+        pd.DataFrame({"file": ["spoiled/SER", "gone.abf"], "label": ["SER", "NSER"]}).to_csv(root / "gone.csv")
+        return root / "gone.csv"
+    return lab
+
+
+BAD_LABELS = {
+    "unknown class": "'unsure' is not a class name: name the class folders SER or serotonergic",
+    "one class": "adapting needs labelled cells of both classes",
+    "a cell in two classes": "has per-spike files in",
+    "a cell labelled twice": "is labelled twice (from spoiled/SER and spoiled/SER)",
+    "a missing file": "file(s) of the label table not found",
+}
+
+
+@pytest.mark.parametrize("how", sorted(BAD_LABELS))
+def test_bad_labelled_cells_are_one_error_before_any_work(csv_rig, tmp_path, capsys, how):
+    root = tmp_path / "rig"
+    shutil.copytree(csv_rig, root)
+    bad = _spoiled(root, how)
+    with pytest.raises(SeroError, match=re.escape(BAD_LABELS[how])):
+        adapt_model(None, bad, tmp_path / "model")
+    assert main(["adapt", "demo", str(bad), "--out", str(tmp_path / "cli"), "--mode", "temperature"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "Traceback" not in err and BAD_LABELS[how] in err
+    assert not (tmp_path / "model").exists() and not (tmp_path / "cli").exists()
+
+
+def test_sero_adapt_reads_a_curation_of_an_analyzers_units(tmp_path, capsys):
+    """A person's labels in a SpikeInterface curation file, on the units of one 6-channel analyzer: each unit's
+    spikes are the snippets its serotonergic extension gave the model."""
+    from spikeinterface_sero.curation import MANUAL_LABEL_OPTIONS, read_curation
+    from spikeinterface_sero.extension import load_sorting_analyzer
+    from spikeinterface_sero.snippets import recording_to_analyzer
+    from spikeinterface_sero.testing import numpy_recording
+    from spikeinterface_sero.training.labelled_cells import cells_of_analyzer, dataset_from_labels
+
+    recordings = simulate_membrane_dataset({"serotonergic": 3, "non_serotonergic": 3}, duration_s=6.0, seed=5)
+    analyzer = recording_to_analyzer(numpy_recording(np.column_stack([r.traces for r in recordings])))
+    analyzer.compute("serotonergic", progress_bar=False)
+    analyzer = analyzer.save_as(format="binary_folder", folder=tmp_path / "analyzer")
+    manual = [
+        {
+            "unit_id": str(u),
+            "labels": {
+                "sero_manual_label": [
+                    r.label.replace("serotonergic", "serotonergic_typical", r.label == "serotonergic")
+                ]
+            },
+        }
+        for u, r in zip(analyzer.unit_ids, recordings)
+    ]
+    definition = {"name": "sero_manual_label", "exclusive": True, "label_options": list(MANUAL_LABEL_OPTIONS)}
+    curation = {"format_version": "2", "unit_ids": [str(u) for u in analyzer.unit_ids],
+                "label_definitions": {"sero_manual_label": definition}, "manual_labels": manual}  # fmt: skip
+    (tmp_path / "curation.json").write_text(json.dumps(curation))
+    dataset = dataset_from_labels(cells_of_analyzer(analyzer, read_curation(tmp_path / "curation.json")))
+    loaded = load_sorting_analyzer(tmp_path / "analyzer")  # held: an extension keeps only a weak reference
+    extension = loaded.get_extension("serotonergic")
+    waveforms, spikes = extension.get_data("waveforms"), extension.get_data("spikes")
+    assert dataset.cells.index.tolist() == sorted(str(u) for u in analyzer.unit_ids)
+    for unit, recording in zip(analyzer.unit_ids, recordings):
+        mine = spikes["unit_id"].astype(str).to_numpy() == str(unit)
+        np.testing.assert_array_equal(dataset.X[dataset.cell == str(unit)], waveforms[mine])
+        assert dataset.cells.loc[str(unit), "label"] == recording.label
+    command = ["adapt", "demo", "--analyzer", str(tmp_path / "analyzer"), "--curation", str(tmp_path / "curation.json")]
+    assert main([*command, "--out", str(tmp_path / "new"), "--mode", "temperature", "--folds", "3", "--quiet"]) == 0
+    assert capsys.readouterr().out.startswith("6 cells, 3 folds by cell; noise masks: 0 from the labelled recordings")
+    assert main(command[:4] + ["--out", str(tmp_path / "other")]) == 2  # --analyzer without --curation
+    assert "give the labelled cells once" in capsys.readouterr().err

@@ -23,7 +23,8 @@ from ..model.folder import save_model
 from ..model.info import INFO_FILE
 from ..model.weights import MemberWeights
 from .adapt_selection import KEEP, Context, cross_validate_modes, figures, final_mode, paired_test
-from .data import SpikeDataset, dataset_from_table
+from .data import SpikeDataset
+from .labelled_cells import dataset_from_labels
 from .noise_files import DEFAULT_MASKS_PER_FILE, noise_masks_from_files, unlabelled_files
 from .splits import cell_kfold
 from .train import branch_name, compile_fused, get_recipe
@@ -174,7 +175,7 @@ def _public(figures: dict) -> dict:
 
 def adapt_model(
     model,
-    table,
+    labels,
     out=None,
     *,
     mode: str = "auto",
@@ -200,9 +201,13 @@ def adapt_model(
     ----------
     model : str, Path or None
         The starting model folder (published, imported, a lab's own); None: the bundled demo model.
-    table : str, Path or SpikeDataset
-        The label table of the lab's recordings (``file, label``, optional ``channel, group``; as
-        ``sero train``), or a dataset read from it.
+    labels : str, Path, pandas.DataFrame or SpikeDataset
+        The lab's labelled cells, in every form ``sero validate`` reads
+        (:func:`~spikeinterface_sero.training.labelled_cells.read_labelled_cells`): a table ``file, label``
+        (optional ``channel``, ``group`` or ``day``, ``type``) whose files are .abf files or folders of
+        per-spike CSV files, or a folder of per-spike CSV files laid out by class (``SER/``, ``NSER/``,
+        ``SER_atypical/`` ...); or a dataset already read. The cells of CSV folders give their spikes as they
+        are; a cell's day (the table's, else the date in its name) makes the folds by day.
     out : str, Path or None, default: None
         Where to write the adapted model folder; None: measure only.
     mode : {"auto", "temperature", "head", "all"}, default: "auto"
@@ -219,7 +224,7 @@ def adapt_model(
     masks_per_file : int, default: 64
         The cap on the noise masks cut from one unlabelled file.
     by : {"auto", "cell", "group"}, default: "auto"
-        Outer folds by cell or by group (day); "auto": by group when the table has at least 3 groups.
+        Outer folds by cell or by group (day); "auto": by group when the cells have at least 3 days.
     n_folds : int, default: 4
         Outer folds (fewer when a class has fewer cells).
     inner_folds : int, default: 3
@@ -256,9 +261,9 @@ def adapt_model(
     started = time.perf_counter()
     options = _checked(locals())
     files = unlabelled_files(unlabelled, "unlabelled")
+    dataset = dataset_from_labels(labels, max_per_cell=max_spikes_per_cell, seed=seed)
     parent = load_model(model)
     extra_masks, per_file = noise_masks_from_files(files, masks_per_file=options["masks_per_file"], seed=seed)
-    dataset = dataset_from_table(table, max_per_cell=max_spikes_per_cell, seed=seed)
     folds, outer_by = _outer_folds(dataset, options, need=3 if options["mode"] == "auto" else 2)
     tuner = _Tuner(parent, epochs=epochs, learning_rate=learning_rate, penalty=penalty, seed=seed)
     context = Context(
@@ -345,12 +350,14 @@ def _outer_folds(dataset: SpikeDataset, options: dict, need: int):
         raise TrainingError(
             f"adapting needs at least {need} labelled cells of each class"
             + (" (an inner cross-validation runs inside each outer fold)" if need == 3 else "")
-            + f"; the table has {counts[0]} serotonergic and {counts[1]} non-serotonergic"
+            + f"; the labelled cells hold {counts[0]} serotonergic and {counts[1]} non-serotonergic"
         )
     n_groups = len(set(dataset.cells["group"])) if dataset.has_groups else 0
     by = options["by"]
     if by == "group" and n_groups < 2:
-        raise TrainingError("by='group' needs a table with a group (day) column of at least 2 groups")
+        raise TrainingError(
+            "by='group' needs labelled cells of at least 2 days (a group or day column, or dates in the cells' names)"
+        )
     if by in ("auto", "group") and n_groups >= (3 if by == "auto" else 2):
         folds = cell_kfold(dataset, n_splits=min(options["n_folds"], n_groups), by="group", seed=options["seed"])
         if all(len(np.unique(dataset.y[f.train])) == 2 for f in folds):
