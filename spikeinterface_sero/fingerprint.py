@@ -271,12 +271,14 @@ def _fit_neighbours(measures: pd.DataFrame, names: list, days, margin: float) ->
     own = _nearest(points, points, leave_one_out=True, groups=days)
     if not names or not np.isfinite(own).any():
         return None
-    return {
+    fitted = {
         "features": names,
         "scale": [float(v) for v in scale],
         "cells": np.round(points, 4).tolist(),
         "limit": (1.0 + margin) * float(np.quantile(own[np.isfinite(own)], 0.95)),
     }
+    fitted["own_ratios"] = own / fitted["limit"]
+    return fitted
 
 
 def fit_fingerprint(
@@ -328,8 +330,12 @@ def fit_fingerprint(
         "features": features,
         "neighbours": _fit_neighbours(measures, [n for n in _NEIGHBOUR_FEATURES if n in features], days, margin),
     }
+    own_ratios = {}
+    if out["neighbours"] is not None:
+        own_ratios["neighbours"] = out["neighbours"].pop("own_ratios")
     spectrum = _fit_neighbours(measures, [n for n in _DENSITY_FEATURES if n in features], days, margin)
     if spectrum is not None:
+        own_ratios["spectrum"] = spectrum.pop("own_ratios")
         out["spectrum"] = spectrum
     density = _fit_density(measures)
     if density is not None:
@@ -337,19 +343,46 @@ def fit_fingerprint(
     if shapes is not None:
         shapes = np.asarray(shapes, dtype=np.float64)
         has = np.isfinite(shapes).all(axis=1)
-        shapes = shapes[has]
-        own_shape = nearest_distances(shapes, shapes, leave_one_out=True, groups=None if days is None else days[has])
-        limit = float(np.quantile(own_shape, RIG_SHAPE_QUANTILE))
-        out["shapes"] = {"cells": np.round(shapes, 4).tolist(), "limit": limit, "quantile": RIG_SHAPE_QUANTILE}
+        own_shape = np.full(len(shapes), np.nan)
+        own_shape[has] = nearest_distances(
+            shapes[has], shapes[has], leave_one_out=True, groups=None if days is None else days[has]
+        )
+        limit = float(np.nanquantile(own_shape, RIG_SHAPE_QUANTILE))
+        out["shapes"] = {"cells": np.round(shapes[has], 4).tolist(), "limit": limit, "quantile": RIG_SHAPE_QUANTILE}
+        own_ratios["shapes"] = own_shape / limit
+    joint = _fit_joint(own_ratios)
+    if joint is not None:
+        out["joint"] = joint
     return out
+
+
+def _joint_ratio(ratios: dict) -> np.ndarray:
+    """(n_cells,) root mean square of a cell's distance-to-limit ratios over the checks it has."""
+    stacked = np.vstack(list(ratios.values()))
+    counted = np.isfinite(stacked).sum(axis=0)
+    with np.errstate(invalid="ignore"):
+        return np.where(counted > 0, np.sqrt(np.nansum(stacked**2, axis=0) / np.maximum(counted, 1)), np.nan)
+
+
+def _fit_joint(own_ratios: dict) -> dict | None:
+    """The joint check: a cell of the rig may lie near the limit of one check, seldom of all at once. Its
+    limit: the :data:`RIG_SHAPE_QUANTILE` quantile of the rig's own cells' RMS ratio over the neighbour,
+    noise-spectrum and shape checks (each cell to the other days' cells, as for those checks)."""
+    if len(own_ratios) < 2:
+        return None
+    own = _joint_ratio(own_ratios)
+    if not np.isfinite(own).sum() >= 3:
+        return None
+    return {"checks": sorted(own_ratios), "limit": float(np.nanquantile(own, RIG_SHAPE_QUANTILE))}
 
 
 def fingerprint_distance(measures: pd.DataFrame, fingerprint: dict, shapes=None) -> np.ndarray:
     """(n_cells,) how unlike the rig each cell is: the largest of (a) how far outside the rig's ranges it
     lies, in spans of each range, over ``margin``, (b) its nearest-neighbour distances (measures, noise
     spectrum) over their limits, minus 1, (c) its noise spectrum's Mahalanobis distance over the density's
-    limit, minus 1, and (d) its shape's nearest distance over the shape limit, minus 1. At most 0: like the
-    rig; NaN when nothing could be compared."""
+    limit, minus 1, (d) its shape's nearest distance over the shape limit, minus 1, and (e) the root mean
+    square of the ratios of (b) and (d) over the joint limit, minus 1. At most 0: like the rig; NaN when nothing
+    could be compared."""
     distance = np.full(len(measures), np.nan)
     for name, bounds in fingerprint["features"].items():
         if name not in measures or name not in _RANGE_FEATURES:
@@ -358,12 +391,13 @@ def fingerprint_distance(measures: pd.DataFrame, fingerprint: dict, shapes=None)
         span = max(bounds["high"] - bounds["low"], _FLOOR[bool(bounds["log10"])])
         outside = np.maximum(0.0, np.maximum(bounds["low"] - v, v - bounds["high"])) / span
         distance = np.where(np.isfinite(outside), np.fmax(distance, outside / fingerprint["margin"] - 1.0), distance)
+    ratios = {}
     for key in ("neighbours", "spectrum"):
         neighbours = fingerprint.get(key)
         if neighbours and len(measures):
             points = _matrix(measures, neighbours["features"]) / np.asarray(neighbours["scale"])
-            nearest = _nearest(points, np.asarray(neighbours["cells"], dtype=np.float64))
-            distance = np.where(np.isfinite(nearest), np.fmax(distance, nearest / neighbours["limit"] - 1.0), distance)
+            ratios[key] = _nearest(points, np.asarray(neighbours["cells"], dtype=np.float64)) / neighbours["limit"]
+            distance = np.where(np.isfinite(ratios[key]), np.fmax(distance, ratios[key] - 1.0), distance)
     density = fingerprint.get("density")
     if density and len(measures):
         far = _density_distance(measures, density) / density["limit"] - 1.0
@@ -375,7 +409,12 @@ def fingerprint_distance(measures: pd.DataFrame, fingerprint: dict, shapes=None)
         nearest = np.full(len(shapes), np.nan)
         if has.any():
             nearest[has] = nearest_distances(shapes[has], np.asarray(reference["cells"], dtype=np.float64))
-        distance = np.where(np.isfinite(nearest), np.fmax(distance, nearest / reference["limit"] - 1.0), distance)
+        ratios["shapes"] = nearest / reference["limit"]
+        distance = np.where(np.isfinite(nearest), np.fmax(distance, ratios["shapes"] - 1.0), distance)
+    joint = fingerprint.get("joint")
+    if joint and all(check in ratios for check in joint["checks"]) and len(measures):
+        far = _joint_ratio({check: ratios[check] for check in joint["checks"]}) / joint["limit"] - 1.0
+        distance = np.where(np.isfinite(far), np.fmax(distance, far), distance)
     return distance
 
 

@@ -252,3 +252,39 @@ def test_the_demos_stored_rig_holds_other_days_of_its_simulator_and_flags_the_me
     own = rig_status(default + varied)
     assert own.count("validated") >= len(own) - 1  # at most 1 of 10 (the goal: <= 5 % of many)
     assert rig_status(membrane) == ["unlike_validated_rigs"] * 3
+
+
+def test_the_joint_limit_lies_between_a_cell_near_every_limit_and_one_near_a_single_limit():
+    """Fitted on a rig's cells of 4 days: a cell at 0.9 of the neighbour, spectrum and shape limits at once
+    is beyond the joint limit, though each check alone passes it; a cell near one limit only is within it."""
+    from spikeinterface_sero.fingerprint import _joint_ratio, cell_fingerprints, fingerprint_distance, fit_fingerprint
+
+    rng = np.random.default_rng(0)
+    n = 40
+    measures = pd.DataFrame(
+        {
+            "noise_pa": rng.normal(10, 1, n),
+            "noise_high_frequency": rng.uniform(0.2, 0.3, n),
+            "downstroke_slope": rng.uniform(0.1, 0.2, n),
+            "amplitude_pa": rng.uniform(100, 300, n),
+            "half_width_ms": rng.uniform(0.3, 0.5, n),
+            "outward_ratio": rng.uniform(0.2, 0.4, n),
+            "firing_rate_hz": rng.uniform(1, 3, n),
+            "noise_low_band": rng.normal(0, 0.1, n),
+            "noise_mid_band": rng.normal(-1, 0.1, n),
+            "noise_roll_off": rng.normal(-2, 0.1, n),
+        }
+    )
+    assert list(measures.columns) == list(cell_fingerprints(np.zeros((0, 160)), np.zeros(0), 0).columns)
+    shapes = rng.normal(0, 1, (n, 160))
+    fingerprint = fit_fingerprint(measures, shapes, groups=[f"day{i % 4}" for i in range(n)])
+    assert fingerprint["joint"]["checks"] == ["neighbours", "shapes", "spectrum"]
+    own = {"a": np.array([0.2, 0.3]), "b": np.array([0.4, np.nan])}
+    assert np.allclose(_joint_ratio(own), [np.sqrt((0.04 + 0.16) / 2), 0.3])
+    limit = fingerprint["joint"]["limit"]
+    assert 0.3 < limit < 1.0
+    every = _joint_ratio({k: np.array([0.9]) for k in ("neighbours", "spectrum", "shapes")})[0]
+    single = _joint_ratio({"neighbours": np.array([0.9]), "spectrum": np.array([0.2]), "shapes": np.array([0.2])})[0]
+    assert every > limit > single
+    # a cell of the rig itself is judged like it
+    assert fingerprint_distance(measures.iloc[:5], fingerprint, shapes[:5]).max() <= 0.0
