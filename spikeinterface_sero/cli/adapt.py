@@ -7,12 +7,12 @@ from pathlib import Path
 
 from ..arguments import check_choice, check_integer
 from ..curation import read_curation
-from ..errors import ParameterError, SeroError
+from ..errors import SeroError
 from ..extension import load_sorting_analyzer
 from ..training.finetune import ADAPT_MODES, DEFAULT_ADAPT_MODES
 from ..training.labelled_cells import cells_of_analyzer
 from ..training.noise_files import DEFAULT_MASKS_PER_FILE, unlabelled_files
-from .common import PARSER_STYLE
+from .common import PARSER_STYLE, add_labelled_cells_args, labelled_cells_given
 from .labelled import number
 
 NAME = "adapt"
@@ -27,28 +27,7 @@ def add_parser(subparsers) -> None:
         "model out of fold on the same cells",
     )
     p.add_argument("model", metavar="MODEL", help="the starting model folder, or 'demo' for the bundled demo model")
-    p.add_argument(
-        "labels",
-        nargs="?",
-        default=None,
-        metavar="LABELS",
-        help="your labelled cells, as sero validate reads them: a table (CSV: file,label and optional channel, "
-        "group or day, type), whose files are .abf files or folders of per-spike CSV files; or a folder of "
-        "per-spike CSV files laid out by class (SER/, NSER/, SER_atypical/ ...)",
-    )
-    p.add_argument("--table", default=None, metavar="CSV", help="the labelled cells' table (as LABELS)")
-    p.add_argument(
-        "--analyzer",
-        default=None,
-        metavar="DIR",
-        help="a saved SortingAnalyzer with the serotonergic extension, whose units --curation labels",
-    )
-    p.add_argument(
-        "--curation",
-        default=None,
-        metavar="JSON",
-        help="a SpikeInterface curation file labelling --analyzer's units (sero_manual_label)",
-    )
+    add_labelled_cells_args(p)
     p.add_argument("--out", required=True, metavar="DIR", help="the adapted model folder to write")
     p.add_argument(
         "--mode",
@@ -89,14 +68,9 @@ def add_parser(subparsers) -> None:
 
 def _labels(args):
     """The labelled cells from LABELS or --table, or from --analyzer with --curation, given once."""
-    given = [name for name in ("labels", "table", "curation") if getattr(args, name) is not None]
-    if len(given) != 1 or (args.curation is None) != (args.analyzer is None):
-        raise ParameterError(
-            "give the labelled cells once: as LABELS (a table, or a folder of per-spike CSV files laid out by "
-            "class), as --table CSV, or as --analyzer DIR with --curation JSON."
-        )
+    labels = labelled_cells_given(args)
     if args.curation is None:
-        return args.labels if args.labels is not None else args.table
+        return labels
     return cells_of_analyzer(load_sorting_analyzer(args.analyzer), read_curation(args.curation))
 
 

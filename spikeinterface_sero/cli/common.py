@@ -274,3 +274,42 @@ def stop_on_terminate(stack) -> None:
         return
     previous = signal.signal(signal.SIGTERM, _terminate)
     stack.callback(signal.signal, signal.SIGTERM, previous)
+
+
+def add_labelled_cells_args(p) -> None:
+    """The labelled cells of ``sero validate`` and ``sero adapt``: LABELS (or --table), or --analyzer with
+    --curation."""
+    p.add_argument(
+        "labels",
+        nargs="?",
+        default=None,
+        metavar="LABELS",
+        help="the labelled cells: a table (CSV: file,label and optional channel, group or day, type), whose files "
+        "are .abf files or folders of per-spike CSV files; or a folder of per-spike CSV files laid out by class "
+        "(SER/, NSER/, SER_atypical/ ...)",
+    )
+    p.add_argument("--table", default=None, metavar="CSV", help="the labelled cells' table (as LABELS)")
+    p.add_argument(
+        "--analyzer",
+        default=None,
+        metavar="DIR",
+        help="a saved SortingAnalyzer whose units --curation labels",
+    )
+    p.add_argument(
+        "--curation",
+        default=None,
+        metavar="JSON",
+        help="a SpikeInterface curation file labelling --analyzer's units (sero_manual_label)",
+    )
+
+
+def labelled_cells_given(args):
+    """LABELS or --table (a path), or None when the cells are --analyzer's units labelled by --curation;
+    ParameterError unless the labelled cells are given exactly once."""
+    given = [name for name in ("labels", "table", "curation") if getattr(args, name) is not None]
+    if len(given) != 1 or (args.curation is None) != (args.analyzer is None):
+        raise ParameterError(
+            "give the labelled cells once: as LABELS (a table, or a folder of per-spike CSV files laid out by "
+            "class), as --table CSV, or as --analyzer DIR with --curation JSON."
+        )
+    return args.labels if args.labels is not None else args.table

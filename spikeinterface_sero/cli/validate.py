@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from ..constants import DEFAULT_CONFORMAL_LEVEL, DEFAULT_MIN_SPIKES
-from ..errors import ParameterError
 from ..extension import load_sorting_analyzer
 from ..validation import validate
-from .common import PARSER_STYLE
+from .common import PARSER_STYLE, add_labelled_cells_args, labelled_cells_given
 
 NAME = "validate"
 
@@ -19,25 +18,7 @@ def add_parser(subparsers) -> None:
         "and a conformal guarantee recorded in the model folder",
     )
     p.add_argument("model", metavar="MODEL", help="the model folder ('demo' for the bundled demonstration model)")
-    p.add_argument(
-        "labels",
-        nargs="?",
-        default=None,
-        metavar="LABELS",
-        help="the labelled cells: a table (CSV: file,label and optional channel, group or day, type), whose files "
-        "are .abf files or folders of per-spike CSV files; or a folder of per-spike CSV files laid out by class "
-        "(SER/, NSER/, SER_atypical/ ...)",
-    )
-    p.add_argument("--table", default=None, metavar="CSV", help="the labelled cells' table (as LABELS)")
-    p.add_argument(
-        "--analyzer", default=None, metavar="DIR", help="a saved SortingAnalyzer whose units --curation labels"
-    )
-    p.add_argument(
-        "--curation",
-        default=None,
-        metavar="JSON",
-        help="a SpikeInterface curation file labelling --analyzer's units (sero_manual_label)",
-    )
+    add_labelled_cells_args(p)
     p.add_argument("--report", required=True, metavar="DIR", help="folder of the page (HTML + PNG + JSON + cells.csv)")
     p.add_argument(
         "--out",
@@ -63,14 +44,9 @@ def _progress(done: int, total: int) -> None:
 
 def _labels(args):
     """(labels, analyzer) from LABELS or --table, or from --analyzer with --curation."""
-    given = [name for name in ("labels", "table", "curation") if getattr(args, name) is not None]
-    if len(given) != 1 or (args.curation is None) != (args.analyzer is None):
-        raise ParameterError(
-            "give the labelled cells once: as LABELS (a table, or a folder of per-spike CSV files laid out by "
-            "class), as --table CSV, or as --analyzer DIR with --curation JSON."
-        )
+    labels = labelled_cells_given(args)
     if args.curation is None:
-        return args.labels or args.table, None
+        return labels, None
     return args.curation, load_sorting_analyzer(args.analyzer)
 
 
