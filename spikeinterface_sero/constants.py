@@ -68,3 +68,4 @@ MIN_FINGERPRINT_DAYS = 3  # with cells of this many days, a rig's limits come fr
 RIG_SHAPE_QUANTILE = (
     0.99  # a cell's shape is unlike a rig's beyond this quantile of its cells' own (other-day) nearest distances
 )
+RIG_JOINT_QUANTILE = 0.99  # a cell near the limits of all rig checks at once: beyond this quantile of the rig's own

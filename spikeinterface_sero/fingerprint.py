@@ -19,6 +19,7 @@ from .constants import (
     NBEFORE,
     RIG_DENSITY_LEVEL,
     RIG_FINGERPRINT_MARGIN,
+    RIG_JOINT_QUANTILE,
     RIG_SHAPE_QUANTILE,
     SAMPLING_FREQUENCY,
     SNIPPET_LENGTH,
@@ -366,14 +367,14 @@ def _joint_ratio(ratios: dict) -> np.ndarray:
 
 def _fit_joint(own_ratios: dict) -> dict | None:
     """The joint check: a cell of the rig may lie near the limit of one check, seldom of all at once. Its
-    limit: the :data:`RIG_SHAPE_QUANTILE` quantile of the rig's own cells' RMS ratio over the neighbour,
+    limit: the :data:`RIG_JOINT_QUANTILE` quantile of the rig's own cells' RMS ratio over the neighbour,
     noise-spectrum and shape checks (each cell to the other days' cells, as for those checks)."""
     if len(own_ratios) < 2:
         return None
     own = _joint_ratio(own_ratios)
     if not np.isfinite(own).sum() >= 3:
         return None
-    return {"checks": sorted(own_ratios), "limit": float(np.nanquantile(own, RIG_SHAPE_QUANTILE))}
+    return {"checks": sorted(own_ratios), "limit": float(np.nanquantile(own, RIG_JOINT_QUANTILE))}
 
 
 def fingerprint_distance(measures: pd.DataFrame, fingerprint: dict, shapes=None) -> np.ndarray:
