@@ -69,3 +69,5 @@ RIG_SHAPE_QUANTILE = (
     0.99  # a cell's shape is unlike a rig's beyond this quantile of its cells' own (other-day) nearest distances
 )
 RIG_JOINT_QUANTILE = 0.99  # a cell near the limits of all rig checks at once: beyond this quantile of the rig's own
+# Is a session (a day's cells) like the rig? (docs/validate.md, "Sessions")
+MIN_SESSION_CELLS = 5  # fewer cells of one session: no session judgement, each cell is judged alone

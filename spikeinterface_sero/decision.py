@@ -52,6 +52,7 @@ from .fingerprint import (
 )
 from .schema import UNIT_COLUMN_DESCRIPTIONS, UNIT_COLUMNS
 from .sequential import safe_moments
+from .sessions import SESSION_UNLIKE, check_rig_session
 from .stimulus import stimulus_reasons
 
 __all__ = [
@@ -634,6 +635,7 @@ def decide_units(
     rig_validation: dict | None = None,
     spike_times_s=None,
     seal: pd.DataFrame | None = None,
+    rig_session: dict | None = None,
 ) -> tuple[pd.DataFrame, np.ndarray]:
     """The whole decision for a set of units: the per-unit table and P(SER) per spike.
 
@@ -674,6 +676,10 @@ def decide_units(
     seal : pandas.DataFrame or None, default: None
         :func:`spikeinterface_sero.seal.watch_units` of the units (``sero_seal``, ``sero_stable_start_s``,
         ``sero_stable_end_s``), when the spikes given are those of each unit's stable stretch. None: not watched.
+    rig_session : dict or None, default: None
+        The session check of the session these units were recorded in
+        (:func:`spikeinterface_sero.sessions.judge_session`): when the session is unlike every validated rig,
+        cells like a validated rig alone are ``session_unlike_validated_rigs`` and not reliable. None: not judged.
 
     Returns
     -------
@@ -735,7 +741,7 @@ def decide_units(
         table[column] = quality[column].to_numpy() if column in quality.columns else np.nan
     table["sero_quality"] = table["sero_quality"].fillna("not_checked").astype(object)
     table["sero_method"] = method
-    _add_rig_columns(table, quality, rig_validation)
+    _add_rig_columns(table, quality, rig_validation, check_rig_session(rig_session))
     like_training = table["sero_domain"].map(reliable_domain).astype(bool) & (table["sero_quality"] == QUALITY_OK)
     enough = table["n_spikes"].to_numpy() >= params.min_spikes
     one_label = (table["sero_set"] == table["sero_label"]).to_numpy(dtype=bool)
@@ -771,8 +777,11 @@ def _add_moment_columns(table, outputs, spike_unit_index, spike_times_s, seal) -
         table[column] = seal[column].to_numpy(dtype=float) if column in seal else np.nan
 
 
-def _add_rig_columns(table: pd.DataFrame, quality: pd.DataFrame, rig_validation: dict | None) -> None:
-    """``sero_rig`` (from the quality's fingerprint match) and ``sero_set`` (the conformal set at that rig)."""
+def _add_rig_columns(
+    table: pd.DataFrame, quality: pd.DataFrame, rig_validation: dict | None, rig_session: dict | None
+) -> None:
+    """``sero_rig`` (from the quality's fingerprint match and the session check), ``sero_rig_distance`` and
+    ``sero_set`` (the conformal set at that rig)."""
     n = len(table)
     status = quality["sero_rig"].fillna(NOT_VALIDATED).to_numpy(object) if "sero_rig" in quality else None
     rig = quality["rig_index"].fillna(-1).to_numpy(np.int64) if "rig_index" in quality else np.full(n, -1)
@@ -785,7 +794,10 @@ def _add_rig_columns(table: pd.DataFrame, quality: pd.DataFrame, rig_validation:
         here = (rig == number) & (status == VALIDATED)
         if here.any() and table["sero_method"].iloc[0] == "cnn":
             sets[here] = prediction_sets(p[here], entry["conformal"])
-    table["sero_rig"], table["sero_set"] = status, sets
+    if rig_session is not None and not rig_session["like"]:
+        status = np.where(status == VALIDATED, SESSION_UNLIKE, status).astype(object)
+    distance = quality["rig_distance"].to_numpy(dtype=np.float64) if "rig_distance" in quality else np.full(n, np.nan)
+    table["sero_rig"], table["sero_rig_distance"], table["sero_set"] = status, distance, sets
 
 
 def reliable_domain(domain) -> bool:

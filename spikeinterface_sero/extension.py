@@ -25,6 +25,7 @@ from .decision import DecisionParams
 from .errors import DemoModelWarning, SeroError
 from .features import check_criterion
 from .schema import property_values
+from .sessions import check_rig_session
 from .snippet_analyzer import analyzer_from_snippets
 from .unit_decisions import (
     SEGMENT_STARTS,
@@ -106,6 +107,11 @@ class ComputeSerotonergic(AnalyzerExtension):
         (SpikeInterface's default 1 ms + 2 ms, for instance) and that have their recording: recompute
         ``waveforms`` with the window needed first (SpikeInterface then deletes the extensions that depend on
         ``waveforms``, with a warning). False: such an analyzer is refused with the call that fixes it.
+    rig_session : dict or None, default: None
+        The session check of the session the recording belongs to
+        (:func:`spikeinterface_sero.sessions.judge_session` on the session's cells' ``sero_rig_distance``;
+        ``classify_files`` and ``sero classify`` judge it): a session unlike every validated rig makes its cells
+        ``session_unlike_validated_rigs``, not reliable. None: the cells are judged alone.
     """
 
     extension_name = "serotonergic"
@@ -130,6 +136,7 @@ class ComputeSerotonergic(AnalyzerExtension):
         polarity: str | None = None,
         flip_positive: bool = False,
         reextract: bool = False,
+        rig_session: dict | None = None,
     ):
         if method not in ("cnn", "criteria"):
             raise SeroError(f"method must be 'cnn' or 'criteria', not {method!r}.")
@@ -147,6 +154,7 @@ class ComputeSerotonergic(AnalyzerExtension):
             polarity=polarity,
             flip_positive=check_flag(flip_positive, "flip_positive"),
             reextract=check_flag(reextract, "reextract"),
+            rig_session=check_rig_session(rig_session),
         )
 
     def _run(self, verbose=False, **job_kwargs):

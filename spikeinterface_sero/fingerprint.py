@@ -16,6 +16,7 @@ import pandas as pd
 from .constants import (
     LAYER_NORM_EPSILON,
     MIN_FINGERPRINT_DAYS,
+    MIN_SESSION_CELLS,
     NBEFORE,
     RIG_DENSITY_LEVEL,
     RIG_FINGERPRINT_MARGIN,
@@ -354,7 +355,45 @@ def fit_fingerprint(
     joint = _fit_joint(own_ratios)
     if joint is not None:
         out["joint"] = joint
+        own_ratios["joint"] = _joint_ratio({k: own_ratios[k] for k in joint["checks"]}) / joint["limit"]
+    session = _fit_session(own_ratios, days)
+    if session is not None:
+        out["session"] = session
     return out
+
+
+def _fit_session(own_ratios: dict, days) -> dict | None:
+    """The session check (a day's cells judged together): a session is unlike the rig when its median cell's
+    distance (:func:`fingerprint_distance`, here from the neighbour, noise-spectrum, shape and joint checks) is
+    past the limit, halfway between the rig's worst own day (each cell to the other days' cells) and 0, where
+    most of a session's cells are unlike the rig by themselves. None without :data:`MIN_FINGERPRINT_DAYS`
+    named days of at least :data:`MIN_SESSION_CELLS` cells each."""
+    if days is None or not own_ratios:
+        return None
+    stacked = np.vstack(list(own_ratios.values()))
+    with np.errstate(invalid="ignore"):
+        distance = (
+            np.where(
+                np.isfinite(stacked).any(axis=0),
+                np.nanmax(np.where(np.isfinite(stacked), stacked, -np.inf), axis=0),
+                np.nan,
+            )
+            - 1.0
+        )
+    medians = {}
+    for day in pd.unique(days):
+        values = distance[(days == day) & np.isfinite(distance)]
+        if len(values) >= MIN_SESSION_CELLS:
+            medians[str(day)] = float(np.median(values))
+    if len(medians) < MIN_FINGERPRINT_DAYS:
+        return None
+    worst = max(medians.values())
+    return {
+        "statistic": "median cell distance",
+        "min_cells": MIN_SESSION_CELLS,
+        "own_day_medians": medians,
+        "limit": worst / 2.0 if worst < 0 else worst,
+    }
 
 
 def _joint_ratio(ratios: dict) -> np.ndarray:

@@ -25,10 +25,12 @@ from .errors import DemoModelWarning, SeroError
 from .export import RESULT_COLUMNS, error_row, export_to_phy, output_path, results_table, tidy, write_nwb
 from .extension import analyzer_from_snippets, load_sorting_analyzer
 from .files import atomic_folder, check_output_folder, whole_folder
+from .fingerprint import VALIDATED
 from .grouping import CellFiles, check_group, group_files, read_cell
 from .model import load_model
 from .report import write_cell_reports, write_summary_html
 from .second_cells import split_second_cells
+from .session_runs import check_sessions, session_of, unlike_sessions
 from .snippet_folders import PART_FOLDER as _PART_FOLDER
 from .snippet_folders import (  # noqa: F401  (their home was here: older code imports them from pipeline)
     SNIPPET_MANIFEST,
@@ -101,6 +103,7 @@ _ANALYZER_OPTIONS = (
     "phy_dir",
     "nwb_metadata",
     "overwrite",
+    "rig_session",
 )
 
 
@@ -124,6 +127,7 @@ def classify_file(
     phy_dir=None,
     nwb_metadata: dict | None = None,
     overwrite: bool = False,
+    rig_session: dict | None = None,
     return_analyzer: bool = False,
 ):
     """Classify every cell of one .abf file, or of one folder of per-spike CSV files. Returns the results
@@ -134,6 +138,9 @@ def classify_file(
     ``report_dir``, ``nwb_dir`` and ``phy_dir`` (folders) also get the file's per-cell plots, its NWB file
     ``<stem>.nwb`` (with ``nwb_metadata``: subject, experimenter ... of :func:`~spikeinterface_sero.export.
     write_nwb`) and its Phy folder ``<stem>/``; ``overwrite`` lets those replace existing ones.
+    ``rig_session``: the session check of the session the file belongs to
+    (:func:`~spikeinterface_sero.sessions.judge_session`; the ``serotonergic`` extension's parameter), which
+    :func:`classify_files` judges; None: the file's cells are judged alone.
 
     A CSV folder goes through :func:`classify_snippets`: the detection options (``channel``, ``threshold``,
     ``mad_multiplier``, ``dead_time_ms``, ``allow_low_rate``, ``allow_any_unit``) do not apply to it;
@@ -190,6 +197,7 @@ def classify_recording(
     phy_dir=None,
     nwb_metadata: dict | None = None,
     overwrite: bool = False,
+    rig_session: dict | None = None,
     return_analyzer: bool = False,
 ):
     """Classify the cells of a recording as :func:`classify_file` classifies a file's (the same detection,
@@ -205,7 +213,7 @@ def classify_recording(
         What the rows' ``file`` column says.
     model_folder, threshold, mad_multiplier, polarity, dead_time_ms, max_spikes_per_cell, seed, method, trust_model : as in :func:`classify_file`
         The same meaning and defaults as there.
-    report_dir, nwb_dir, phy_dir, nwb_metadata, overwrite, return_analyzer : as in :func:`classify_file`
+    report_dir, nwb_dir, phy_dir, nwb_metadata, overwrite, rig_session, return_analyzer : as in :func:`classify_file`
         The same meaning and defaults as there.
 
     Returns
@@ -297,6 +305,7 @@ def classify_snippets(
     phy_dir=None,
     nwb_metadata: dict | None = None,
     overwrite: bool = False,
+    rig_session: dict | None = None,
     return_analyzer: bool = False,
 ):
     """Classify every cell of snippets that come without their recording (the authors' per-spike CSV
@@ -333,6 +342,8 @@ def classify_snippets(
         As :func:`classify_file`.
     overwrite : bool, default: False
         As :func:`classify_file`.
+    rig_session : dict or None, default: None
+        As :func:`classify_file`.
     return_analyzer : bool, default: False
         Return ``(rows, analyzer)``.
 
@@ -355,6 +366,7 @@ def classify_snippets(
         phy_dir=phy_dir,
         nwb_metadata=nwb_metadata,
         overwrite=overwrite,
+        rig_session=rig_session,
     )
     return (table, analyzer) if return_analyzer else table
 
@@ -372,6 +384,7 @@ def _classify_analyzer(
     phy_dir=None,
     nwb_metadata: dict | None = None,
     overwrite: bool = False,
+    rig_session: dict | None = None,
 ):
     """The ``serotonergic`` extension on an analyzer, its results rows and exports: (rows, analyzer)."""
     with warnings.catch_warnings():
@@ -383,6 +396,7 @@ def _classify_analyzer(
             method=method,
             trust_model=trust_model,
             seed=seed,
+            rig_session=rig_session,
             progress_bar=False,  # one bar per file is the batch runner's job
         )
         analyzer = split_second_cells(analyzer)  # two cells under one pipette: each its own unit (docs/seal.md)
@@ -481,6 +495,7 @@ def classify_files(
     engine: str | None = None,
     scheduler=None,
     progress: bool = False,
+    sessions: str = "day",
     **kwargs,
 ) -> pd.DataFrame:
     r"""Classify every cell of many .abf files: :func:`classify_file` per file (or :func:`classify_cell` per
@@ -511,6 +526,12 @@ def classify_files(
         The Dask scheduler (e.g. ``"tcp://10.0.0.5:8786"``) for ``engine="dask"``.
     progress : bool, default: False
         A progress bar over files (loop engine).
+    sessions : "day" | "none", default: "day"
+        The session check (``docs/validate.md``): "day" judges the inputs of one folder recorded on one date
+        (the .abf header's) together, and when most of such a session's cells are unlike every rig the model
+        was validated on (its median cell past the rig's session limit, with at least 5 cells), classifies the
+        session's inputs again with that verdict: their cells are ``session_unlike_validated_rigs`` and not
+        reliable, in the rows and in every export. "none": each cell is judged alone.
     **kwargs
         Options of :func:`classify_file` (detection, model, exports).
 
@@ -528,6 +549,7 @@ def classify_files(
         ``group`` is not a regular expression with a named group ``cell``.
     """
     group = check_group(group)
+    sessions = check_sessions(sessions)
     files = expand_inputs(paths)
     engine = check_batch_options(n_jobs, max_threads_per_worker, engine, scheduler)
     if not files:
@@ -540,9 +562,12 @@ def classify_files(
         phy_dir=kwargs.get("phy_dir"),
         overwrite=kwargs.get("overwrite", False),
     )
+    rig_validation = None
     if kwargs.get("method", "cnn") == "cnn":
         # a model that does not load is one error for the run, not one error row per file
-        load_model(kwargs.get("model_folder"), trust=kwargs.get("trust_model", False))
+        rig_validation = load_model(kwargs.get("model_folder"), trust=kwargs.get("trust_model", False)).info.get(
+            "rig_validation"
+        )
     folders = [index for index, item in enumerate(items) if not isinstance(item, CellFiles) and is_snippet_input(item)]
     snippets = {index: read_snippet_input(items[index]) for index in folders}  # a bad file stops the run now
     done: dict[int, pd.DataFrame] = {}
@@ -568,7 +593,35 @@ def classify_files(
         done.update({others[position]: rows for position, rows in done_others.items()})
         raise BatchInterrupted(_assemble(items, done, "interrupted before this file was finished")) from None
     done.update({others[position]: rows for position, rows in done_others.items()})
+    if sessions == "day" and rig_validation:
+        engines = dict(engine=engine, n_jobs=n_jobs, max_threads_per_worker=max_threads_per_worker, scheduler=scheduler)
+        try:
+            _apply_sessions(items, done, kwargs, rig_validation, engines)
+        except KeyboardInterrupt:
+            raise BatchInterrupted(_assemble(items, done, "interrupted before this file was finished")) from None
     return _assemble(items, done, "not classified")
+
+
+def _apply_sessions(items: list, done: dict, kwargs: dict, rig_validation: dict, engines: dict) -> None:
+    """Classify the inputs of each session unlike every validated rig again, with its verdict (the extension's
+    ``rig_session``), replacing their rows and the exports this run wrote for them. Until an input is done
+    again its row is an error row, so that an interrupted run never shows a call its session disowns."""
+    session = [session_of(item) for item in items]
+    for name, verdict in unlike_sessions(session, done, rig_validation).items():
+        # inputs none of whose cells is like a validated rig alone keep their rows: the verdict changes none
+        indices = [i for i, s in enumerate(session) if s == name and (done[i]["sero_rig"] == VALIDATED).any()]
+        for i in indices:
+            done[i] = error_row(items[i], "interrupted before its session check was applied; rerun this file")
+        options = {**kwargs, "rig_session": verdict, "overwrite": True}  # the exports replaced are this run's own
+        folders = [i for i in indices if not isinstance(items[i], CellFiles) and is_snippet_input(items[i])]
+        for i in folders:
+            done[i] = _classify_read_folder(items[i], read_snippet_input(items[i]), options)
+        others = [i for i in indices if i not in folders]
+        redone: dict[int, pd.DataFrame] = {}
+        try:
+            run_files(_classify_item, [items[i] for i in others], options, redone, **engines)
+        finally:
+            done.update({others[position]: rows for position, rows in redone.items()})
 
 
 def _work_items(files: list[Path], group) -> list:
@@ -607,6 +660,7 @@ def _classify_read_folder(folder: Path, snippets: Snippets, kwargs: dict) -> pd.
             "nwb_metadata",
             "phy_dir",
             "overwrite",
+            "rig_session",
         )
         if key in kwargs
     }

@@ -95,8 +95,15 @@ UNIT_SCHEMA = _columns(
     (
         "sero_rig",
         TEXT,
-        "validated (like a rig the model was validated on), unlike_validated_rigs, or "
-        "not_validated (the model has no rig validation)",
+        "validated (like a rig the model was validated on), unlike_validated_rigs, "
+        "session_unlike_validated_rigs (like it alone, but its session's cells are unlike every validated rig; "
+        "docs/validate.md), or not_validated (the model has no rig validation)",
+    ),
+    (
+        "sero_rig_distance",
+        FLOAT,
+        "how unlike the nearest validated rig the cell is: its largest fingerprint check's distance over that "
+        "check's limit, minus 1 (at most 0: like the rig); empty when the model has no rig validation",
     ),
     (
         "sero_safe_after_spikes",

@@ -39,6 +39,7 @@ from .model import load_model
 from .model.numpy_engine import default_threads
 from .schema import UNIT_SCHEMA, cast_table
 from .seal import watch_units
+from .sessions import describe_session
 from .snippet_analyzer import LENGTH_UNKNOWN
 from .upstream import keep_trailing_empty_segments
 
@@ -282,10 +283,12 @@ def compute_unit_decisions(
         rig_validation=rig_validation,
         spike_times_s=times[stable],
         seal=seal,
+        rig_session=params.get("rig_session"),
     )
     spike_p = spike_probability(consensus_of(outputs)).astype(np.float32) if outputs.shape[1] else None
     spike_p = np.full(len(spike_unit), np.nan, np.float32) if spike_p is None else spike_p
     provenance["guarantee"] = rig_guarantee(rig_validation)
+    provenance["session"] = describe_session(params.get("rig_session"))
     analyzer_position = np.array([list(analyzer.unit_ids).index(u) for u in unit_ids], dtype=np.int64)
     return dict(
         **stored_table(normalise_units_table(units, unit_ids)),  # the dtypes a reload gives, by construction

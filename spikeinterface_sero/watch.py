@@ -27,6 +27,8 @@ from .model import load_model
 from .pipeline import classify_file, classify_recording
 from .report import REPORT_TABLE, write_summary_html
 from .schema import RESULT_SCHEMA, TEXT
+from .session_runs import SessionBook, check_sessions
+from .sessions import describe_session
 
 __all__ = ["watch_folder", "FolderWatcher", "check_group"]
 
@@ -207,6 +209,7 @@ class FolderWatcher:
         self.lock = threading.Lock()
         self.results: _ResultsCsv | None = None
         self.failures: dict[str, str] = {}  # file -> error of its latest rows
+        self.recording_sessions: SessionBook | None = options.get("recording_sessions")
 
     # ------------------------------------------------------------------ listing and events
     def listing(self) -> dict[str, tuple]:
@@ -305,12 +308,15 @@ class FolderWatcher:
         """(row key, rows) of ``path``: a finished single file as ``sero classify`` does it; a cell's files,
         or the part of a file written so far, read and classified the same way (``partial``: no plots)."""
         key, paths = self.cell_of(path)
+        book = self.recording_sessions
+        rig_session = None if book is None else book.verdict(path)
         try:
             if key == path and not _growing(progress):
                 rows, analyzer = classify_file(
                     path,
                     model_folder=self.options["model_folder"],
                     report_dir=self.options["report_dir"],
+                    rig_session=rig_session,
                     return_analyzer=True,
                     **self.classify_kwargs,
                 )
@@ -322,6 +328,7 @@ class FolderWatcher:
                     key,
                     model_folder=self.options["model_folder"],
                     report_dir=None if partial else self.options["report_dir"],
+                    rig_session=rig_session,
                     return_analyzer=True,
                     **rest,
                 )
@@ -379,7 +386,21 @@ class FolderWatcher:
             self.pending.pop(path)
             self.done[path] = (sig, reason is not None)
             self.record(key, rows)
+            self.judge_session(key, path)
         return len(self.session) > rows_before
+
+    def judge_session(self, key: str, path: str) -> None:
+        """The session check once a file is finished (``docs/validate.md``, "Sessions"): when its recording
+        session has just been found unlike every validated rig, its finished cells are classified again with
+        that verdict, their new rows superseding the earlier ones."""
+        if self.recording_sessions is None or not len(rows := pd.concat(self.session, ignore_index=True)):
+            return
+        latest = latest_rows(rows[rows["acquisition"].astype(str) != RECORDING])
+        again = self.recording_sessions.judge(key, path, latest)
+        if again:
+            log.warning("%s", describe_session(self.recording_sessions.verdict(path)))
+        for made_by in again.values():
+            self.record(*self.classify(made_by))
 
     def record(self, path: str, rows: pd.DataFrame) -> None:
         """A file's rows: to the session, the table (a failure repeated word for word is not appended
@@ -502,6 +523,7 @@ def watch_folder(
     on_unwritten=None,
     update_s: float | None = 5.0,
     group=None,
+    sessions: str = "day",
     **classify_kwargs,
 ) -> pd.DataFrame:
     r"""Watch ``folder`` and classify each .abf file once it is completely written; block until
@@ -558,6 +580,11 @@ def watch_folder(
         A regular expression with a named group ``cell`` (e.g. ``r"(?P<cell>.+)_\d+\.abf"``): files whose
         names match it with the same ``cell`` are one cell, their sweeps the segments of one recording in the
         order they were recorded; the cell's row (file: the folder / cell) is updated as each file arrives.
+    sessions : "day" | "none", default: "day"
+        The session check, as in :func:`~spikeinterface_sero.pipeline.classify_files`: once the finished cells of
+        a folder recorded on one date are mostly unlike every rig the model was validated on, they and every
+        later cell of that session are classified again with that verdict (``session_unlike_validated_rigs``,
+        not reliable), their new rows superseding the earlier ones. "none": each cell judged alone.
     **classify_kwargs
         Detection and model options of :func:`spikeinterface_sero.pipeline.classify_file`.
 
@@ -570,6 +597,7 @@ def watch_folder(
     if not folder.is_dir():
         raise SeroError(f"{folder} is not a folder; pass the folder the acquisition software saves .abf files into.")
     group = check_group(group)
+    sessions = check_sessions(sessions)
     if update_s is not None and not (0 < float(update_s) < float("inf")):
         raise ParameterError(f"update_s must be a number of seconds > 0 or None, not {update_s!r}.")
     settle_s, poll_s = float(settle_s), float(poll_s)
@@ -589,8 +617,12 @@ def watch_folder(
         check_output_path(out, suffixes=(".csv",), what="results table")
     for bad in ("report_dir", "return_analyzer"):
         classify_kwargs.pop(bad, None)
-    if classify_kwargs.get("method", "cnn") == "cnn":
-        load_model(model_folder, trust=classify_kwargs.get("trust_model", False))  # fail fast, warm cache
+    rig_validation = None
+    if classify_kwargs.get("method", "cnn") == "cnn":  # fail fast, warm cache
+        rig_validation = load_model(model_folder, trust=classify_kwargs.get("trust_model", False)).info.get(
+            "rig_validation"
+        )
+    classify_kwargs.pop("rig_session", None)  # the watch judges the sessions
     options = dict(
         model_folder=model_folder,
         settle_s=settle_s,
@@ -605,6 +637,7 @@ def watch_folder(
         own_table=own_table,
         update_s=None if update_s is None else float(update_s),
         group=group,
+        recording_sessions=SessionBook(rig_validation) if sessions == "day" and rig_validation else None,
     )
     watcher = FolderWatcher(folder.resolve(), options, classify_kwargs)
     with (

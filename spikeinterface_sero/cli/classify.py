@@ -18,6 +18,7 @@ from .common import (
     add_detection_args,
     add_group_arg,
     add_model_args,
+    add_sessions_arg,
     call_text,
     check_detection_flags,
     check_group_flag,
@@ -53,6 +54,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--nwb", default=None, metavar="DIR", help="write one NWB file per recording here (<stem>.nwb)")
     p.add_argument("--phy", default=None, metavar="DIR", help="write one Phy folder per recording here (<stem>/)")
     add_group_arg(p, "one row per cell, file = the folder / cell; --nwb, --phy and --report named after the cell")
+    add_sessions_arg(p)
     _add_nwb_metadata_args(p)
     _add_batch_args(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -181,6 +183,7 @@ def _classify(files: list[Path], args, report, group) -> tuple:
         table = classify_files(
             files,
             group=group,
+            sessions=args.sessions,
             n_jobs=args.n_jobs,
             max_threads_per_worker=args.threads_per_worker,
             engine=args.engine,

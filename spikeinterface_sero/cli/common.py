@@ -18,6 +18,7 @@ from ..constants import DEFAULT_DEAD_TIME_MS, DEFAULT_THRESHOLD_PA
 from ..errors import ParameterError
 from ..grouping import check_group
 from ..pipeline import expand_inputs
+from ..session_runs import SESSION_RULES
 from ..text import printable
 
 DEMO_NOTE = (
@@ -118,6 +119,18 @@ def add_group_arg(p: argparse.ArgumentParser, what: str) -> None:
         help="files whose names match REGEX with the same named group 'cell' are one cell, e.g. "
         f"'(?P<cell>.+)_\\d+\\.abf' (one file per sweep or trial; their sweeps the segments of one recording in "
         f"recording order; {what}; docs/live.md)",
+    )
+
+
+def add_sessions_arg(p: argparse.ArgumentParser) -> None:
+    """``--sessions {day,none}`` (``sero classify``, ``sero watch``): the session check (docs/validate.md)."""
+    p.add_argument(
+        "--sessions",
+        choices=SESSION_RULES,
+        default="day",
+        help="the session check: 'day' (default) judges the cells of one folder recorded on one date together; "
+        "when most are unlike every rig the model was validated on, none of them is reliable "
+        "(session_unlike_validated_rigs; docs/validate.md); 'none' judges each cell alone",
     )
 
 

@@ -19,6 +19,7 @@ from .common import (
     add_detection_args,
     add_group_arg,
     add_model_args,
+    add_sessions_arg,
     call_text,
     check_detection_flags,
     check_group_flag,
@@ -59,6 +60,7 @@ def add_parser(subparsers) -> None:
         "finished files)",
     )
     add_group_arg(p, "the cell's row is updated as each file arrives")
+    add_sessions_arg(p)
     p.add_argument(
         "--existing",
         action="store_true",
@@ -201,6 +203,7 @@ def run(args) -> int:
                 on_unwritten=_save_unwritten(args.out),
                 update_s=args.update or None,
                 group=group,
+                sessions=args.sessions,
                 **kwargs,
             )
         except KeyboardInterrupt:
