@@ -175,13 +175,15 @@ def rig_guarantee(value: dict | None) -> str:
 
 def _figures_text(figures: dict | None) -> str:
     """The validation's figures in one sentence (cross-fitted where the page says so)."""
-    names = {
-        "balanced_accuracy": "balanced accuracy",
-        "reliable_share": "reliable share",
-        "reliable_precision": "reliable calls right",
-        "ece": "ECE",
+    names = {  # shares in per cent (a share of 1 reads "100%", not "1"); the ECE as a probability
+        "balanced_accuracy": ("balanced accuracy", True),
+        "reliable_share": ("reliable share", True),
+        "reliable_precision": ("reliable calls right", True),
+        "ece": ("ECE", False),
     }
     parts = [
-        f"{words} {float(figures[key]):.3g}" for key, words in names.items() if (figures or {}).get(key) is not None
+        f"{words} {100 * float(figures[key]):.3g}%" if share else f"{words} {float(figures[key]):.3g}"
+        for key, (words, share) in names.items()
+        if (figures or {}).get(key) is not None
     ]
     return f" Figures: {', '.join(parts)}." if parts else ""

@@ -28,6 +28,7 @@ from .extension import analyzer_from_snippets
 from .files import atomic_path, check_output_path
 from .fingerprint import VALIDATED, cell_fingerprints, fingerprint_distance, fit_fingerprint, mean_normalised_shapes
 from .model import demo_model_folder
+from .sessions import SESSION_UNLIKE, judge_session
 from .snippet_folders import read_snippet_folder
 from .snippet_formats import Snippets
 from .training.evaluate import calibration as calibration_figures
@@ -224,6 +225,7 @@ def cross_fit(cells: pd.DataFrame, *, level: float, min_spikes: int) -> tuple[pd
     usable = _usable(cells, min_spikes)
     out = cells.copy()
     out["usable"], out["oof_set"], out["oof_rig"], out["oof_rig_distance"] = usable, "not_calibrated", "", np.nan
+    out["oof_session"] = ""
     folds, how = _folds(out, level)
     for fold in folds:
         train = np.setdiff1d(np.flatnonzero(usable), fold)
@@ -232,9 +234,16 @@ def cross_fit(cells: pd.DataFrame, *, level: float, min_spikes: int) -> tuple[pd
         fit = fit_conformal(out["sero_probability"].iloc[train], out["label"].iloc[train], level=level)
         fingerprint = fit_fingerprint(out.iloc[train], _shapes(out.iloc[train]))
         distance = fingerprint_distance(out.iloc[fold], fingerprint, _shapes(out.iloc[fold]))
-        like = distance <= 0.0
+        status = np.where(distance <= 0.0, VALIDATED, "unlike_validated_rigs").astype(object)
+        if how.startswith("leave one day out"):  # a held-out day is a session: judged as classify judges one
+            session = judge_session(distance[usable[fold]], {"rigs": [{"fingerprint": fingerprint}]})
+            out.loc[out.index[fold], "oof_session"] = (
+                "" if session is None else ("like" if session["like"] else "unlike")
+            )
+            if session is not None and not session["like"]:
+                status = np.where(status == VALIDATED, SESSION_UNLIKE, status).astype(object)
         out.loc[out.index[fold], "oof_rig_distance"] = distance
-        out.loc[out.index[fold], "oof_rig"] = np.where(like, VALIDATED, "unlike_validated_rigs")
+        out.loc[out.index[fold], "oof_rig"] = status
         out.loc[out.index[fold], "oof_set"] = prediction_sets(out["sero_probability"].iloc[fold], fit)
     out["oof_reliable"] = (
         usable & (out["oof_rig"] == VALIDATED).to_numpy() & (out["oof_set"] == out["sero_label"]).to_numpy()
@@ -315,8 +324,23 @@ def compute_figures(cells: pd.DataFrame) -> dict:
         "reliable_precision_interval": _exact(right_reliable, int(reliable.sum())),
         "set_coverage": covered,
         "same_rig_flagged_unlike": _share(cells["oof_rig"][usable] == "unlike_validated_rigs"),
+        "same_rig_sessions_unlike": _sessions_unlike(cells),
         "member_spread_right": _nanmean(spread[right]),
         "member_spread_wrong": _nanmean(spread[~right]),
+    }
+
+
+def _sessions_unlike(cells: pd.DataFrame) -> dict:
+    """How many of the rig's own days, each held out as a session, the session check judged unlike the rig
+    fitted on the other days (``judged``: days with enough cells and days to judge)."""
+    if "oof_session" not in cells:
+        return {"judged": 0, "unlike": 0, "days": []}
+    days = cells.groupby("group")["oof_session"].first()
+    judged = days[days != ""]
+    return {
+        "judged": int(len(judged)),
+        "unlike": int((judged == "unlike").sum()),
+        "days": sorted(judged.index[judged == "unlike"]),
     }
 
 

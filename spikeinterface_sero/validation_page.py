@@ -59,7 +59,9 @@ def page_html(figures: dict, rig: dict, cells: pd.DataFrame, how: str, model_fol
         f"right: {'-' if precision is None else f'{precision:.0%}'} "
         f"({_interval_text(figures['reliable_precision_interval'])}). Set coverage: "
         + ", ".join(f"{k} {'-' if v is None else f'{v:.0%}'}" for k, v in figures["set_coverage"].items())
-        + f". Cells of this rig flagged unlike it when left out: {(figures['same_rig_flagged_unlike'] or 0):.0%}.</p>",
+        + f". Cells of this rig flagged unlike it when left out: {(figures['same_rig_flagged_unlike'] or 0):.0%}. "
+        + _sessions_text(figures.get("same_rig_sessions_unlike"))
+        + "</p>",
         "<h2>Calibration</h2><img src='reliability.png' alt='reliability diagram'>",
         f"<p>Member disagreement (SD of members' P(SER)): {figures['member_spread_right'] or 0:.3f} on right calls, "
         f"{figures['member_spread_wrong'] or 0:.3f} on wrong ones.</p>",
@@ -83,3 +85,14 @@ _CELL_COLUMNS = [
     "oof_rig",
     "oof_reliable",
 ]
+
+
+def _sessions_text(sessions: dict | None) -> str:
+    """The session check on the rig's own days, each held out as a session (docs/validate.md, "Sessions")."""
+    if not sessions or not sessions["judged"]:
+        return "No day could be judged as a session (it needs 3 other days and 5 cells of the day)."
+    unlike = f" ({html.escape(', '.join(sessions['days']))})" if sessions["days"] else ""
+    return (
+        f"Days of this rig judged unlike it as a session when left out: {sessions['unlike']} of "
+        f"{sessions['judged']}{unlike}; their cells are not reliable above."
+    )

@@ -167,3 +167,38 @@ def test_the_watch_withdraws_trust_from_a_session_found_unlike(one_day, tmp_path
     assert (latest["sero_rig"] == SESSION_UNLIKE).sum() >= 3
     # the cells classified before the verdict were reliable, and were superseded, not forgotten
     assert box["table"]["sero_reliable"].any() and len(box["table"]) > len(files)
+
+
+def test_validation_holds_each_day_out_as_a_session():
+    from spikeinterface_sero.fingerprint import mean_normalised_shapes
+    from spikeinterface_sero.validation import compute_figures, cross_fit
+
+    rng = np.random.default_rng(11)
+    rows = []
+    for day, width in (("a", 20), ("b", 20), ("c", 20), ("d", 44)):  # day d: another electrode, wider spikes
+        for cell in range(6):
+            x = rng.normal(0, 4, (60, 160))
+            x[:, 40 : 40 + width] -= rng.uniform(120, 180) * np.hanning(width)
+            label = "serotonergic" if cell % 2 else "non_serotonergic"
+            p = rng.uniform(0.8, 0.99) if cell % 2 else rng.uniform(0.01, 0.2)
+            measures = cell_fingerprints(x, np.zeros(60, int), 1).iloc[0].to_dict()
+            shape = mean_normalised_shapes(x, np.zeros(60, int), 1)[0]
+            rows.append(
+                dict(
+                    measures,
+                    group=day,
+                    label=label,
+                    type="",
+                    sero_label=label,
+                    sero_probability=p,
+                    n_spikes=60,
+                    sero_quality="ok",
+                    sero_domain="in_domain",
+                    member_spread=0.01,
+                    shape=shape,
+                )
+            )
+    cells, how = cross_fit(pd.DataFrame(rows), level=0.9, min_spikes=20)
+    assert how.startswith("leave one day out")
+    assert compute_figures(cells)["same_rig_sessions_unlike"] == {"judged": 4, "unlike": 1, "days": ["d"]}
+    assert not cells.loc[cells["group"] == "d", "oof_reliable"].any()

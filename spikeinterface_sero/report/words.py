@@ -50,6 +50,7 @@ _REASONS = {
     "interval_includes_0.5": "interval includes 0.5",
     "not_validated_on_rig": "model not validated on this rig",
     "unlike_validated_rigs": "recording unlike the rigs the model was validated on",
+    "session_unlike_validated_rigs": "its recording session is unlike the rigs the model was validated on",
     "set_both": "prediction set holds both labels",
     "set_empty": "prediction set is empty",
     "set_disagrees": "prediction set disagrees with the label",
