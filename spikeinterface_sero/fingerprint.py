@@ -294,8 +294,8 @@ def fit_fingerprint(
     cells' own nearest-neighbour distances, each cell to the cells of the other days when the cells come from
     at least :data:`MIN_FINGERPRINT_DAYS` days (a new day is judged as the rig's own days were), else to the
     other cells. The firing rate enters the ranges only (it is a cell's, not the rig's). The same neighbour
-    check on the noise spectrum alone (low and mid band, roll-off: ``spectrum``), which a rig of several
-    kinds of days keeps as tight as each kind; with enough cells, the Gaussian density of the same three
+    check on the noise spectrum alone (low and mid band, roll-off: ``spectrum``, only with the cells' days),
+    which a rig of several kinds of days keeps as tight as each kind; with enough cells, the Gaussian density of the same three
     measures, whose :data:`RIG_DENSITY_LEVEL` prediction region a cell must lie in. With ``shapes``, the
     cells' mean normalised shapes, their limit the :data:`RIG_SHAPE_QUANTILE` quantile of the same own
     distances.
@@ -335,7 +335,12 @@ def fit_fingerprint(
     own_ratios = {}
     if out["neighbours"] is not None:
         own_ratios["neighbours"] = out["neighbours"].pop("own_ratios")
-    spectrum = _fit_neighbours(measures, [n for n in _DENSITY_FEATURES if n in features], days, margin)
+    # the spectrum's own neighbour check judges a rig of several kinds of days by the nearest kind; learnt from
+    # one day's cells (leave one cell out) it would flag a new day's filter and noise as another rig, and one
+    # kind of day is what the density judges
+    spectrum = None
+    if days is not None:
+        spectrum = _fit_neighbours(measures, [n for n in _DENSITY_FEATURES if n in features], days, margin)
     if spectrum is not None:
         own_ratios["spectrum"] = spectrum.pop("own_ratios")
         out["spectrum"] = spectrum

@@ -13,19 +13,23 @@ from .arguments import check_flag, check_integer, check_number
 from .constants import MIN_SESSION_CELLS
 from .errors import ParameterError
 
-__all__ = ["SESSION_UNLIKE", "judge_session", "check_rig_session", "describe_session"]
+__all__ = ["SESSION_UNLIKE", "DEFAULT_SESSION_LIMIT", "judge_session", "check_rig_session", "describe_session"]
 
 #: ``sero_rig`` of a cell like a validated rig alone whose session is unlike every validated rig
 SESSION_UNLIKE = "session_unlike_validated_rigs"
 _KEYS = ("session", "cells", "median_rig_distance", "limit", "like")
 
 
+#: the session limit of a rig validated on too few days to learn one: most of the session's cells unlike it alone
+DEFAULT_SESSION_LIMIT = 0.0
+
+
 def _session_limit(rig_validation: dict | None) -> float | None:
-    """The most lenient session limit over the validated rigs (None: no rig has one)."""
+    """The most lenient session limit over the validated rigs, :data:`DEFAULT_SESSION_LIMIT` for a rig that has
+    none (None: no validated rig)."""
     limits = [
-        float(rig["fingerprint"]["session"]["limit"])
+        float(((rig.get("fingerprint") or {}).get("session") or {}).get("limit", DEFAULT_SESSION_LIMIT))
         for rig in (rig_validation or {}).get("rigs") or []
-        if (rig.get("fingerprint") or {}).get("session")
     ]
     return max(limits) if limits else None
 
@@ -46,8 +50,10 @@ def judge_session(rig_distances, rig_validation: dict | None, *, session: str = 
     -------
     dict or None
         ``session``, ``cells`` (cells measured), ``median_rig_distance``, ``limit`` and ``like`` (JSON values;
-        the ``rig_session`` parameter of the ``serotonergic`` extension), or None when no validated rig has a
-        session limit or fewer than :data:`MIN_SESSION_CELLS` cells were measured: no session judgement.
+        the ``rig_session`` parameter of the ``serotonergic`` extension), or None when the model has no
+        validated rig or fewer than :data:`MIN_SESSION_CELLS` cells were measured: no session judgement. The
+        limit is the most lenient of the rigs' (a rig validated on too few days to learn one: 0, where most of
+        the session's cells are unlike it alone).
     """
     limit = _session_limit(rig_validation)
     distances = np.asarray(rig_distances, dtype=np.float64).ravel()

@@ -199,6 +199,8 @@ def test_a_rigs_limits_are_learnt_from_other_days_so_a_new_day_of_the_rig_is_not
     assert (fingerprint_distance(new_day, by_cell) > 0).all()
     assert (fingerprint_distance(far, by_day) > 0).all()
     assert fit_fingerprint(rig, groups=["one"] * len(rig))["own_distances"] == "leave one cell out"  # one day
+    # the spectrum's neighbour check needs days of the rig to learn from; one day's spectrum is the density's
+    assert "spectrum" in by_day and "spectrum" not in by_cell and "density" in by_cell
 
 
 def _unfiltered(measures: pd.DataFrame, share: float = 1.0) -> pd.DataFrame:

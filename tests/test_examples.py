@@ -108,6 +108,7 @@ API_MODULES = [
     "schema",
     "conformal",
     "fingerprint",
+    "sessions",
     "stimulus",
     "model",
     "adapt",

@@ -111,7 +111,7 @@ def test_auto_chooses_by_nested_cross_validation_and_writes_a_card_with_its_choi
     assert report["written"], report["message"]
     assert len(report["choices"]) == 4
     for choice in report["choices"]:  # each outer fold's choice is its inner cross-validation's lowest log-loss
-        assert set(choice["inner_log_loss"]) == {"nothing", "temperature", "head"}
+        assert set(choice["inner_log_loss"]) == {"nothing", "temperature", "head", "all"}
         assert choice["chosen"] == min(choice["inner_log_loss"], key=choice["inner_log_loss"].get)
     assert report["final_mode"] == report["mode"] == final_mode(
         report["choices"], {"nothing": report["before"]["log_loss"]} | {m: f["log_loss"] for m, f in report["candidates"].items()}

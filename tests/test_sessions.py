@@ -31,7 +31,9 @@ def test_judge_session_is_the_median_cell_against_the_limit():
     unlike = judge_session([-0.5, -0.4, 0.0, 0.2, 0.9], _RIGS)
     assert unlike["like"] is False and unlike["median_rig_distance"] == 0.0
     assert judge_session([0.5] * (MIN_SESSION_CELLS - 1), _RIGS) is None  # too few cells: no judgement
-    assert judge_session([0.5] * 9, {"rigs": [{"fingerprint": {}}]}) is None  # no session limit stored
+    # a rig validated on too few days to learn a limit: most cells unlike it alone
+    assert judge_session([-0.5] * 4 + [0.5] * 5, {"rigs": [{"fingerprint": {}}]})["like"] is False
+    assert judge_session([-0.5] * 5 + [0.5] * 4, {"rigs": [{"fingerprint": {}}]})["like"] is True
     assert judge_session([0.5] * 9, None) is None
     # with several rigs, the most lenient limit
     two = {"rigs": [{"fingerprint": {"session": {"limit": -0.3}}}, {"fingerprint": {"session": {"limit": 0.1}}}]}

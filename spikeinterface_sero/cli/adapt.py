@@ -39,7 +39,7 @@ def add_parser(subparsers) -> None:
         "--modes",
         default=",".join(DEFAULT_ADAPT_MODES),
         help="the candidates of --mode auto: temperature (recalibration only), head (the members' Dense layers), "
-        "all (every layer: slower)",
+        "all (every layer: the slowest; 'temperature,head' is 4 times faster)",
     )
     p.add_argument(
         "--unlabelled",

@@ -33,8 +33,8 @@ __all__ = ["ADAPT_MODES", "DEFAULT_ADAPT_MODES", "adapt_model"]
 
 #: what an adaptation may change, from least to most
 ADAPT_MODES = ("temperature", "head", "all")
-#: the candidates compared by default ("all" costs about as much again and did worse at 2 epochs: docs/adapt.md)
-DEFAULT_ADAPT_MODES = ("temperature", "head")
+#: the candidates compared by default: every mode (with "all", 126 s for 20 cells on 2 idle cores: docs/adapt.md)
+DEFAULT_ADAPT_MODES = ADAPT_MODES
 _FIELDS = ("gamma", "beta", "conv1_kernel", "conv1_bias", "conv2_kernel", "conv2_bias", "dense_kernel", "dense_bias")
 
 
@@ -214,10 +214,10 @@ def adapt_model(
         ``"auto"``: a nested cross-validation chooses among keeping the starting model and ``modes`` (an
         inner cross-validation inside each outer fold); the outer folds assess the whole procedure, choice
         included. A mode named: that mode, assessed by the cross-validation.
-    modes : sequence of str, default: ("temperature", "head")
+    modes : sequence of str, default: ("temperature", "head", "all")
         The candidates of ``mode="auto"``: ``"temperature"`` (a new temperature on the cell probability,
         members unchanged), ``"head"`` (each member's Dense layer refitted on its fixed convolution
-        features), ``"all"`` (every layer fine-tuned from the starting weights; slow, docs/adapt.md).
+        features), ``"all"`` (every layer fine-tuned from the starting weights; the slowest, docs/adapt.md).
     unlabelled : str, Path, sequence of them, or None, default: None
         Unlabelled .abf files or folders of them: their spike-free stretches join the noise masks of the
         synthetic spikes.
