@@ -357,7 +357,7 @@ def fit_fingerprint(
         limit = float(np.nanquantile(own_shape, RIG_SHAPE_QUANTILE))
         out["shapes"] = {"cells": np.round(shapes[has], 4).tolist(), "limit": limit, "quantile": RIG_SHAPE_QUANTILE}
         own_ratios["shapes"] = own_shape / limit
-    joint = _fit_joint(own_ratios)
+    joint = _fit_joint(own_ratios) if days is not None else None  # its quantile has no margin: a day's own cells
     if joint is not None:
         out["joint"] = joint
         own_ratios["joint"] = _joint_ratio({k: own_ratios[k] for k in joint["checks"]}) / joint["limit"]
@@ -412,7 +412,8 @@ def _joint_ratio(ratios: dict) -> np.ndarray:
 def _fit_joint(own_ratios: dict) -> dict | None:
     """The joint check: a cell of the rig may lie near the limit of one check, seldom of all at once. Its
     limit: the :data:`RIG_JOINT_QUANTILE` quantile of the rig's own cells' RMS ratio over the neighbour,
-    noise-spectrum and shape checks (each cell to the other days' cells, as for those checks)."""
+    noise-spectrum and shape checks (each cell to the other days' cells, as for those checks). Fitted only with
+    the cells' days: a quantile of one day's own ratios, without a margin, flags a new day of the rig."""
     if len(own_ratios) < 2:
         return None
     own = _joint_ratio(own_ratios)
