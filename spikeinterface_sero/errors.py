@@ -51,3 +51,8 @@ class ParameterError(SeroError, ValueError):
 class DemoModelWarning(UserWarning):
     """The labels come from the bundled demonstration model (trained on simulated recordings): not for
     scientific conclusions. Callers that say so another way (a ``model`` column, a CLI note) filter it."""
+
+
+class SessionUnlikeRigWarning(UserWarning):
+    """A recording session (a folder's cells of one date) is unlike every rig the model was validated on: none
+    of its cells is reliable (``session_unlike_validated_rigs``, docs/validate.md, "Sessions")."""

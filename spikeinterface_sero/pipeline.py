@@ -21,7 +21,7 @@ from .analyzers import abf_to_analyzer, recording_to_analyzer
 from .batch import BatchInterrupted, check_batch_options, run_files
 from .constants import DEFAULT_DEAD_TIME_MS, DEFAULT_THRESHOLD_PA
 from .detection import DetectionParams
-from .errors import DemoModelWarning, SeroError
+from .errors import DemoModelWarning, SeroError, SessionUnlikeRigWarning
 from .export import RESULT_COLUMNS, error_row, export_to_phy, output_path, results_table, tidy, write_nwb
 from .extension import analyzer_from_snippets, load_sorting_analyzer
 from .files import atomic_folder, check_output_folder, whole_folder
@@ -31,6 +31,7 @@ from .model import load_model
 from .report import write_cell_reports, write_summary_html
 from .second_cells import split_second_cells
 from .session_runs import check_sessions, session_of, unlike_sessions
+from .sessions import describe_session
 from .snippet_folders import PART_FOLDER as _PART_FOLDER
 from .snippet_folders import (  # noqa: F401  (their home was here: older code imports them from pipeline)
     SNIPPET_MANIFEST,
@@ -608,6 +609,7 @@ def _apply_sessions(items: list, done: dict, kwargs: dict, rig_validation: dict,
     again its row is an error row, so that an interrupted run never shows a call its session disowns."""
     session = [session_of(item) for item in items]
     for name, verdict in unlike_sessions(session, done, rig_validation).items():
+        warnings.warn(f"{describe_session(verdict)}: none of its cells is reliable", SessionUnlikeRigWarning, 2)
         # inputs none of whose cells is like a validated rig alone keep their rows: the verdict changes none
         indices = [i for i, s in enumerate(session) if s == name and (done[i]["sero_rig"] == VALIDATED).any()]
         for i in indices:

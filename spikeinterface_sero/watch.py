@@ -398,7 +398,7 @@ class FolderWatcher:
         latest = latest_rows(rows[rows["acquisition"].astype(str) != RECORDING])
         again = self.recording_sessions.judge(key, path, latest)
         if again:
-            log.warning("%s", describe_session(self.recording_sessions.verdict(path)))
+            log.warning("%s: none of its cells is reliable", describe_session(self.recording_sessions.verdict(path)))
         for made_by in again.values():
             self.record(*self.classify(made_by))
 

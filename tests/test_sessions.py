@@ -4,6 +4,7 @@ of its cells reliable, in the rows and every export, whichever way they were cla
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import threading
 import time
@@ -15,7 +16,7 @@ import pytest
 from spikeinterface_sero import watch
 from spikeinterface_sero.constants import MIN_SESSION_CELLS
 from spikeinterface_sero.datasets.simulator import simulate_dataset
-from spikeinterface_sero.errors import ParameterError
+from spikeinterface_sero.errors import ParameterError, SessionUnlikeRigWarning
 from spikeinterface_sero.fingerprint import VALIDATED, cell_fingerprints, fit_fingerprint
 from spikeinterface_sero.model import demo_model_folder
 from spikeinterface_sero.pipeline import classify_file, classify_files
@@ -99,7 +100,8 @@ def test_a_session_unlike_the_rig_leaves_no_cell_reliable_in_any_output(one_day,
     files, strict = one_day
     alone = classify_files(files, model_folder=strict, sessions="none")
     assert alone["sero_reliable"].sum() >= 3  # alone, these cells are like the rig and reliable
-    judged = classify_files(files, model_folder=strict, nwb_dir=tmp_path / "nwb", report_dir=tmp_path / "report")
+    with pytest.warns(SessionUnlikeRigWarning, match="unlike every validated rig .* none of its cells is reliable"):
+        judged = classify_files(files, model_folder=strict, nwb_dir=tmp_path / "nwb", report_dir=tmp_path / "report")
     was_validated = (alone["sero_rig"] == VALIDATED).to_numpy()
     assert (judged["sero_rig"][was_validated] == SESSION_UNLIKE).all()
     assert not judged["sero_reliable"].any() and set(judged["sero_call"]) <= {"unsure", "undetermined"}
@@ -204,3 +206,17 @@ def test_validation_holds_each_day_out_as_a_session():
     assert how.startswith("leave one day out")
     assert compute_figures(cells)["same_rig_sessions_unlike"] == {"judged": 4, "unlike": 1, "days": ["d"]}
     assert not cells.loc[cells["group"] == "d", "oof_reliable"].any()
+
+
+def test_sero_classify_says_which_session_is_unlike_the_rig(one_day, tmp_path):
+    from spikeinterface_sero.cli import main
+
+    files, strict = one_day
+    said = f"session {re.escape(str(files[0].parent))} 20.*unlike every validated rig.*none of its cells is reliable"
+    command = ["classify", *map(str, files), "--model", str(strict), "--quiet"]
+    with pytest.warns(SessionUnlikeRigWarning, match=said):  # printed as 'sero classify: warning: session ...'
+        assert main([*command, "--out", str(tmp_path / "t.csv")]) == 0
+    table = pd.read_csv(tmp_path / "t.csv")
+    assert not table["sero_reliable"].any() and (table["sero_rig"] == SESSION_UNLIKE).sum() >= 3
+    assert main([*command, "--out", str(tmp_path / "u.csv"), "--sessions", "none"]) == 0
+    assert pd.read_csv(tmp_path / "u.csv")["sero_reliable"].sum() >= 3

@@ -217,7 +217,8 @@ def _print_notes(table, files: list[Path]) -> tuple[int, int]:
         print(
             "UNSURE: not a reliable call (it leans to the label named, with its P(SER)): the quality column names the "
             f"checks an action current failed; otherwise fewer than {DEFAULT_MIN_SPIKES} spikes, input unlike the "
-            "training data, or an interval that includes 0.5"
+            "training data, a cell or session unlike the rigs the model was validated on, or a conformal set that "
+            "does not hold the label alone (sero_unsure_reasons in the table says which)"
         )
     if any(path.is_dir() for path in files):
         print(
