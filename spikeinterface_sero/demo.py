@@ -14,7 +14,7 @@ import pandas as pd
 
 from .arguments import check_integer, check_number
 from .datasets import simulate_dataset
-from .errors import ParameterError
+from .errors import ParameterError, SeroError
 from .export import write_table
 from .files import check_output_path, whole_folder
 from .pipeline import classify_files
@@ -61,11 +61,13 @@ def run_demo(
     counts = dict(DEFAULT_CELLS if n_cells_per_type is None else n_cells_per_type)
     check_demo_size(counts, duration_s, cells_name="n_cells_per_type", duration_name="duration_s")
     out = Path(out_dir)
-    results = (
-        check_output_path(out / "results.csv", overwrite=overwrite, suffixes=(".csv",), what="demo results")
-        if out.is_dir()
-        else out / "results.csv"
-    )
+    if out.exists() and not out.is_dir():
+        raise SeroError(f"{out} is a file; out_dir must be a folder (CLI: --out).")
+    try:
+        out.mkdir(parents=True, exist_ok=True)  # the demo's own folder, as on a first run
+    except OSError as e:
+        raise SeroError(f"cannot create {out} ({e.strerror or e}); choose another out_dir (CLI: --out).") from None
+    results = check_output_path(out / "results.csv", overwrite=overwrite, suffixes=(".csv",), what="demo results")
     with contextlib.ExitStack() as stack:
         report_dir = None
         if report:  # one writer, written whole; an earlier report replaced only with overwrite (checked now)

@@ -124,6 +124,18 @@ def test_demo_refuses_to_replace_its_results_before_any_work(tmp_path, capsys, m
     assert (out / "results.csv").read_text() == "earlier\n" and not (out / "recordings").exists()
 
 
+def test_demo_runs_on_a_first_run_where_nothing_exists_yet(tmp_path, capsys, monkeypatch):
+    """The README's main job: ``sero demo`` in a folder where its output folder does not exist yet."""
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["demo", "--cells", "1", "--duration", "5"]) == 0
+    out = tmp_path / "sero_demo_output"
+    assert (out / "report" / "index.html").is_file() and len(pd.read_csv(out / "results.csv")) == 3
+    assert "report: sero_demo_output/report/index.html" in capsys.readouterr().out
+    (tmp_path / "a_file").write_text("")
+    assert cli.main(["demo", "--out", str(tmp_path / "a_file"), "--cells", "1", "--duration", "2"]) == 2
+    assert "--out must be a folder" in capsys.readouterr().err
+
+
 def test_snippets_refuses_to_replace_csv_snippet_files(abf, tmp_path, capsys):
     args = ["snippets", str(abf), "--out", str(tmp_path / "csv"), "--quiet"]
     assert cli.main(args) == 0

@@ -262,6 +262,7 @@ _FLAGS = {
     "write_nwb": "--nwb",
     "channel=": "--channel ",
     "out=": "--out ",
+    "out_dir": "--out",
     "scheduler=": "--scheduler ",
 }
 
