@@ -52,7 +52,7 @@ from .fingerprint import (
 )
 from .schema import UNIT_COLUMN_DESCRIPTIONS, UNIT_COLUMNS
 from .sequential import safe_moments
-from .sessions import SESSION_UNLIKE, check_rig_session
+from .sessions import check_rig_session, session_status
 from .stimulus import stimulus_reasons
 
 __all__ = [
@@ -794,8 +794,7 @@ def _add_rig_columns(
         here = (rig == number) & (status == VALIDATED)
         if here.any() and table["sero_method"].iloc[0] == "cnn":
             sets[here] = prediction_sets(p[here], entry["conformal"])
-    if rig_session is not None and not rig_session["like"]:
-        status = np.where(status == VALIDATED, SESSION_UNLIKE, status).astype(object)
+    status = session_status(status, rig_session)
     distance = quality["rig_distance"].to_numpy(dtype=np.float64) if "rig_distance" in quality else np.full(n, np.nan)
     table["sero_rig"], table["sero_rig_distance"], table["sero_set"] = status, distance, sets
 

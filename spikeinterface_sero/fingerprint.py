@@ -375,16 +375,7 @@ def _fit_session(own_ratios: dict, days) -> dict | None:
     named days of at least :data:`MIN_SESSION_CELLS` cells each."""
     if days is None or not own_ratios:
         return None
-    stacked = np.vstack(list(own_ratios.values()))
-    with np.errstate(invalid="ignore"):
-        distance = (
-            np.where(
-                np.isfinite(stacked).any(axis=0),
-                np.nanmax(np.where(np.isfinite(stacked), stacked, -np.inf), axis=0),
-                np.nan,
-            )
-            - 1.0
-        )
+    distance = pd.DataFrame(own_ratios).max(axis=1).to_numpy(dtype=np.float64) - 1.0  # NaN: no check measured
     medians = {}
     for day in pd.unique(days):
         values = distance[(days == day) & np.isfinite(distance)]

@@ -25,13 +25,12 @@ from .errors import DemoModelWarning, SeroError, SessionUnlikeRigWarning
 from .export import RESULT_COLUMNS, error_row, export_to_phy, output_path, results_table, tidy, write_nwb
 from .extension import analyzer_from_snippets, load_sorting_analyzer
 from .files import atomic_folder, check_output_folder, whole_folder
-from .fingerprint import VALIDATED
 from .grouping import CellFiles, check_group, group_files, read_cell
 from .model import load_model
 from .report import write_cell_reports, write_summary_html
 from .second_cells import split_second_cells
-from .session_runs import check_sessions, session_of, unlike_sessions
-from .sessions import describe_session
+from .session_runs import changed_by_verdict, check_sessions, sessions_of_rows, unlike_sessions
+from .sessions import unlike_message
 from .snippet_folders import PART_FOLDER as _PART_FOLDER
 from .snippet_folders import (  # noqa: F401  (their home was here: older code imports them from pipeline)
     SNIPPET_MANIFEST,
@@ -607,11 +606,10 @@ def _apply_sessions(items: list, done: dict, kwargs: dict, rig_validation: dict,
     """Classify the inputs of each session unlike every validated rig again, with its verdict (the extension's
     ``rig_session``), replacing their rows and the exports this run wrote for them. Until an input is done
     again its row is an error row, so that an interrupted run never shows a call its session disowns."""
-    session = [session_of(item) for item in items]
+    session = sessions_of_rows(items, done)
     for name, verdict in unlike_sessions(session, done, rig_validation).items():
-        warnings.warn(f"{describe_session(verdict)}: none of its cells is reliable", SessionUnlikeRigWarning, 2)
-        # inputs none of whose cells is like a validated rig alone keep their rows: the verdict changes none
-        indices = [i for i, s in enumerate(session) if s == name and (done[i]["sero_rig"] == VALIDATED).any()]
+        warnings.warn(unlike_message(verdict), SessionUnlikeRigWarning, 2)
+        indices = [i for i, s in enumerate(session) if s == name and changed_by_verdict(done[i])]
         for i in indices:
             done[i] = error_row(items[i], "interrupted before its session check was applied; rerun this file")
         options = {**kwargs, "rig_session": verdict, "overwrite": True}  # the exports replaced are this run's own

@@ -169,6 +169,12 @@ RESULT_SCHEMA = _columns(
     ("file", TEXT, "the recording file"),
     ("channel", TEXT, "the channel the cell was recorded on"),
     ("cell_id", TEXT, "the cell: the file stem, with _ch<channel> when the file holds several"),
+    (
+        "recorded",
+        TEXT,
+        "the recording's start from the .abf header (ISO date-time); empty when the header has none or the "
+        "snippets came without their recording",
+    ),
     *((c.name, c.kind, c.description) for c in UNIT_SCHEMA.values()),
     ("n_dropped_edge", INTEGER, "spikes too close to a sweep edge for a full window"),
     ("model", TEXT, "the model folder, or 'demo' for the bundled demonstration model"),

@@ -17,7 +17,15 @@ from .grouping import CellFiles
 from .io import abf_info
 from .sessions import judge_session
 
-__all__ = ["SESSION_RULES", "SessionBook", "check_sessions", "session_of", "unlike_sessions"]
+__all__ = [
+    "SESSION_RULES",
+    "SessionBook",
+    "changed_by_verdict",
+    "check_sessions",
+    "session_of",
+    "sessions_of_rows",
+    "unlike_sessions",
+]
 
 #: how ``classify_files(sessions=...)`` groups its inputs: by folder and recording date, or not at all
 SESSION_RULES = ("day", "none")
@@ -28,23 +36,39 @@ def check_sessions(value) -> str:
     return check_choice(value, "sessions", SESSION_RULES)
 
 
-def _recording_date(path: Path) -> str:
-    """The .abf header's recording date (YYYY-MM-DD), "" when the file has none or cannot be read (its own
-    row then says why)."""
+def _header_date(path: Path) -> str:
+    """The .abf header's recording date, "" when the file has none or cannot be read (its own row then says
+    why): for a file not classified yet (``sero watch``)."""
     if path.suffix.lower() != ".abf":
         return ""
     try:
-        return str(abf_info(path)["recorded"])[:10]
+        return str(abf_info(path)["recorded"])
     except Exception:  # the file's classification reports what is wrong with it
         return ""
 
 
-def session_of(item) -> str:
+def session_of(item, recorded: str | None = None) -> str:
     """The session of a batch input (a path or :class:`~spikeinterface_sero.grouping.CellFiles`): its folder,
-    and its recording date where the header has one (``"<folder> <date>"``)."""
+    and its recording date where the header has one (``"<folder> <date>"``). ``recorded``: the recording's
+    start as its rows say it (the results column ``recorded``); None: read from the file's header."""
     path = Path(item.files[0]) if isinstance(item, CellFiles) else Path(str(item))
-    date = _recording_date(path)
+    date = (_header_date(path) if recorded is None else str(recorded))[:10]
     return f"{path.parent}{' ' + date if date else ''}"
+
+
+def sessions_of_rows(items: list, rows: dict[int, pd.DataFrame]) -> list[str]:
+    """The session of each batch input from its rows' ``recorded`` column (no file read again)."""
+    return [session_of(item, _first_text(rows[i]["recorded"]) if i in rows else "") for i, item in enumerate(items)]
+
+
+def _first_text(values) -> str:
+    return next((str(v) for v in values if isinstance(v, str) and v), "")
+
+
+def changed_by_verdict(rows: pd.DataFrame) -> bool:
+    """Whether an unlike session's verdict changes these rows: some cell of theirs is like a validated rig
+    alone (the others are unlike it already, and their rows stand)."""
+    return bool((rows["sero_rig"] == VALIDATED).any())
 
 
 def unlike_sessions(sessions: list[str], rows: dict[int, pd.DataFrame], rig_validation: dict | None) -> dict:
@@ -108,5 +132,4 @@ class SessionBook:
         if name not in found:
             return {}
         self.unlike[name] = found[name]
-        trusted = set(rows.loc[rows["sero_rig"] == VALIDATED, "file"].astype(str))  # the verdict changes only these
-        return {k: v for k, v in keys.items() if k in trusted}
+        return {k: v for k, v in keys.items() if changed_by_verdict(rows[rows["file"].astype(str) == k])}

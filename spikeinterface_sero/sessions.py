@@ -12,8 +12,17 @@ import numpy as np
 from .arguments import check_flag, check_integer, check_number
 from .constants import MIN_SESSION_CELLS
 from .errors import ParameterError
+from .fingerprint import VALIDATED
 
-__all__ = ["SESSION_UNLIKE", "DEFAULT_SESSION_LIMIT", "judge_session", "check_rig_session", "describe_session"]
+__all__ = [
+    "SESSION_UNLIKE",
+    "DEFAULT_SESSION_LIMIT",
+    "judge_session",
+    "check_rig_session",
+    "describe_session",
+    "unlike_message",
+    "session_status",
+]
 
 #: ``sero_rig`` of a cell like a validated rig alone whose session is unlike every validated rig
 SESSION_UNLIKE = "session_unlike_validated_rigs"
@@ -103,3 +112,17 @@ def describe_session(rig_session: dict | None) -> str:
         f"{where}{verdict} (median cell distance {median:.2f} over {rig_session['cells']} cells, "
         f"limit {rig_session['limit']:.2f})"
     )
+
+
+def unlike_message(rig_session: dict) -> str:
+    """What a user is told of a session judged unlike every validated rig (a warning, a log line)."""
+    return f"{describe_session(rig_session)}: none of its cells is reliable"
+
+
+def session_status(status, rig_session: dict | None) -> np.ndarray:
+    """Each cell's ``sero_rig`` once its session is judged: a cell like a validated rig alone becomes
+    :data:`SESSION_UNLIKE` in a session unlike every validated rig; otherwise unchanged."""
+    status = np.asarray(status, dtype=object)
+    if rig_session is None or rig_session["like"]:
+        return status
+    return np.where(status == VALIDATED, SESSION_UNLIKE, status).astype(object)

@@ -28,7 +28,7 @@ from .extension import analyzer_from_snippets
 from .files import atomic_path, check_output_path
 from .fingerprint import VALIDATED, cell_fingerprints, fingerprint_distance, fit_fingerprint, mean_normalised_shapes
 from .model import demo_model_folder
-from .sessions import SESSION_UNLIKE, judge_session
+from .sessions import judge_session, session_status
 from .snippet_folders import read_snippet_folder
 from .snippet_formats import Snippets
 from .training.evaluate import calibration as calibration_figures
@@ -240,8 +240,7 @@ def cross_fit(cells: pd.DataFrame, *, level: float, min_spikes: int) -> tuple[pd
             out.loc[out.index[fold], "oof_session"] = (
                 "" if session is None else ("like" if session["like"] else "unlike")
             )
-            if session is not None and not session["like"]:
-                status = np.where(status == VALIDATED, SESSION_UNLIKE, status).astype(object)
+            status = session_status(status, session)
         out.loc[out.index[fold], "oof_rig_distance"] = distance
         out.loc[out.index[fold], "oof_rig"] = status
         out.loc[out.index[fold], "oof_set"] = prediction_sets(out["sero_probability"].iloc[fold], fit)

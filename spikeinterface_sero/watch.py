@@ -28,7 +28,7 @@ from .pipeline import classify_file, classify_recording
 from .report import REPORT_TABLE, write_summary_html
 from .schema import RESULT_SCHEMA, TEXT
 from .session_runs import SessionBook, check_sessions
-from .sessions import describe_session
+from .sessions import unlike_message
 
 __all__ = ["watch_folder", "FolderWatcher", "check_group"]
 
@@ -398,7 +398,7 @@ class FolderWatcher:
         latest = latest_rows(rows[rows["acquisition"].astype(str) != RECORDING])
         again = self.recording_sessions.judge(key, path, latest)
         if again:
-            log.warning("%s: none of its cells is reliable", describe_session(self.recording_sessions.verdict(path)))
+            log.warning("%s", unlike_message(self.recording_sessions.verdict(path)))
         for made_by in again.values():
             self.record(*self.classify(made_by))
 

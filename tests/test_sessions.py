@@ -132,6 +132,12 @@ def test_sessions_are_a_folder_and_a_recording_date(one_day, tmp_path):
     files, _ = one_day
     assert len({session_of(f) for f in files}) == 1
     assert session_of(files[0]).startswith(str(files[0].parent) + " 20")  # the header's date
+    # the batch reads the date from the rows, which say what the header says
+    from spikeinterface_sero.io import abf_info
+
+    rows = classify_files(files[:2], sessions="none")
+    assert rows["recorded"].tolist() == [abf_info(f)["recorded"] for f in files[:2]] and rows["recorded"].iloc[0]
+    assert session_of(files[0], rows["recorded"].iloc[0]) == session_of(files[0])
     with pytest.raises(ParameterError, match="sessions"):
         classify_files(files, sessions="folder")
 

@@ -14,7 +14,7 @@ from ..files import atomic_path, check_output_path
 from ..schema import UNIT_COLUMN_DESCRIPTIONS
 from ..text import clean_text
 from ..upstream import main_channel_indices
-from .tables import results_table, source_file
+from .tables import recording_start, results_table, source_file
 from .times import segment_table, spike_times
 
 __all__ = ["write_nwb", "NWB_UNIT_COLUMNS"]
@@ -115,7 +115,7 @@ def _nwb_file(analyzer, *, session_start_time, identifier, experimenter, keyword
 
     annotations = _recording_annotations(analyzer)
     if session_start_time is None:
-        recorded = _text(annotations.get("abf_datetime")) or ""
+        recorded = _text(recording_start(analyzer)) or ""
         try:
             session_start_time = datetime.datetime.fromisoformat(recorded).astimezone()
         except ValueError:  # no date (or not one) in the header

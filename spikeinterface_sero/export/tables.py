@@ -58,9 +58,18 @@ def results_table(analyzer, *, file: str | None = None) -> pd.DataFrame:
     out["file"] = "" if file is None else str(file)
     out["channel"] = [str(u) for u in unit_ids]
     out["cell_id"] = [str(c) for c in cells] if cells is not None else [str(u) for u in unit_ids]
+    out["recorded"] = recording_start(analyzer)
     out["n_dropped_edge"] = dropped if dropped is not None else 0
     out["model"] = model_name(extension.params, extension.get_data("provenance"))
     return tidy(out)[RESULT_COLUMNS]
+
+
+def recording_start(analyzer) -> str:
+    """The recording's start as its .abf header gives it (ISO date-time, ``io.read_abf``'s ``abf_datetime``
+    annotation), "" when unknown or without a recording."""
+    if not analyzer.has_recording():
+        return ""
+    return str(analyzer.recording.get_annotation("abf_datetime") or "")
 
 
 def model_name(params: dict, provenance: dict) -> str:
